@@ -1,0 +1,43 @@
+# Thin wrappers; the work is in image/build.sh, the Go code and qemu-tests/.
+SHELL := /bin/bash
+GO ?= go
+APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio xz-utils zstd postgresql-15 curl ca-certificates
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+
+.PHONY: help deps image run test unit qemu-test bench lint soak clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+deps: ## install the Debian packages the build and tests need (as root; skips what is there)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f '$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || \
+	  { echo "deps: apt-get install $$missing failed" >&2; exit 1; }; \
+	fi
+
+image: deps ## build the firmware image into build/ (incremental)
+	@image/build.sh
+
+run: image ## boot a demo unit in QEMU with 3 virtual disks and print the web UI address and setup code
+	@$(GO) run ./qemu-tests/cmd/demo
+
+unit: ## unprivileged unit tests
+	$(GO) test ./...
+
+qemu-test: image ## boot the real image in QEMU and run the scenario tests
+	QEMU_TESTS=1 $(GO) test -count=1 -timeout 40m -v ./qemu-tests/ 2>&1 | tee build/qemu-test.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)'; exit $${PIPESTATUS[0]}
+
+test: unit qemu-test ## unit tests, then the QEMU suite
+
+bench: image ## image size and boot time beside a bare Go init on the same kernel
+	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench . -benchtime 3x -timeout 20m ./qemu-tests/
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean: ## remove build outputs (keeps the downloaded .debs)
+	rm -rf build/kernel build/initramfs.cpio.zst build/appliance build/image.json build/mdadm

@@ -1,0 +1,293 @@
+// Package auth implements appliance.Auth: the first-boot setup code, argon2id password hashes, sessions kept
+// in the state store, and login rate limiting. It does not speak HTTP; webui does.
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/state"
+)
+
+// MinPasswordLen is the shortest password accepted.
+const MinPasswordLen = 12
+
+// Argon2id parameters (RFC 9106's second recommendation, scaled to a small appliance): 19 MiB, 2 passes.
+const (
+	argonTime    = 2
+	argonMemKiB  = 19 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+)
+
+// Limits for sessions and login attempts.
+const (
+	SessionTTL     = 8 * time.Hour    // absolute lifetime of a session
+	SessionIdle    = 30 * time.Minute // a session unused this long ends
+	maxFailures    = 5                // failed logins per client within failWindow before 429
+	failWindow     = time.Minute
+	maxSetupTries  = 10 // wrong setup codes per boot before the code is replaced
+	adminKey       = "admin"
+	setupCodeBytes = 10 // 80 bits, printed as 16 base32 characters
+)
+
+type user struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+	Hash string `json:"hash"` // PHC string: $argon2id$v=19$m=..,t=..,p=..$salt$hash
+}
+
+type session struct {
+	User     string    `json:"user"`
+	Role     string    `json:"role"`
+	Expires  time.Time `json:"expires"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// Auth is the appliance's authentication. It is safe for concurrent use.
+type Auth struct {
+	store *state.Store
+	log   *slog.Logger
+	now   func() time.Time
+
+	// Announce, if set, is called with every new setup code (the daemon prints it on the console).
+	Announce func(code string)
+
+	mu         sync.Mutex // guards the fields below
+	setupCode  string
+	setupTries int
+	failures   map[string][]time.Time // remote -> times of recent failed logins
+}
+
+var _ appliance.Auth = (*Auth)(nil)
+
+// New returns the Auth backed by store. now is the clock (time.Now outside tests).
+func New(store *state.Store, log *slog.Logger, now func() time.Time) *Auth {
+	return &Auth{store: store, log: log, now: now, failures: map[string][]time.Time{}}
+}
+
+// SetupCode returns the one-time code that Setup wants, making one if needed, or "" once set up.
+// The caller prints it on the console, which only someone with the box in hand can read.
+func (a *Auth) SetupCode() string {
+	if !a.NeedsSetup() {
+		return ""
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.setupCode == "" {
+		a.setupCode = newSetupCode()
+		if a.Announce != nil {
+			a.Announce(a.setupCode)
+		}
+	}
+	return a.setupCode
+}
+
+func newSetupCode() string {
+	b := make([]byte, setupCodeBytes)
+	rand.Read(b)
+	s := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
+	return s[0:4] + "-" + s[4:8] + "-" + s[8:12] + "-" + s[12:16]
+}
+
+// NeedsSetup reports whether no admin password is set.
+func (a *Auth) NeedsSetup() bool {
+	_, err := a.store.Get(state.BucketAuth, adminKey)
+	return errors.Is(err, state.ErrNotFound)
+}
+
+// Setup sets the admin password if code matches the console's setup code.
+func (a *Auth) Setup(code, password string) error {
+	if !a.NeedsSetup() {
+		return appliance.ErrAlreadySetUp
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	want := normalizeCode(a.setupCode)
+	if want == "" || subtle.ConstantTimeCompare([]byte(normalizeCode(code)), []byte(want)) != 1 {
+		a.setupTries++
+		if a.setupTries >= maxSetupTries {
+			a.setupCode = newSetupCode()
+			a.setupTries = 0
+			a.log.Warn("too many wrong setup codes; new code issued")
+			if a.Announce != nil {
+				a.Announce(a.setupCode)
+			}
+		}
+		return appliance.ErrBadSetupCode
+	}
+	if err := CheckPassword(password); err != nil {
+		return err
+	}
+	hash, err := hashPassword(password)
+	if err != nil {
+		return err
+	}
+	if err := a.store.PutJSON(state.BucketAuth, adminKey, user{Name: "admin", Role: appliance.RoleAdmin, Hash: hash}); err != nil {
+		return fmt.Errorf("save admin password: %w", err)
+	}
+	a.setupCode = ""
+	a.log.Info("first-boot setup done: admin password set")
+	return nil
+}
+
+func normalizeCode(c string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "", " ", "").Replace(c))
+}
+
+// CheckPassword says why a password is refused, or nil.
+func CheckPassword(pw string) error {
+	if n := utf8.RuneCountInString(pw); n < MinPasswordLen {
+		return fmt.Errorf("%w: it has %d characters, at least %d are needed", appliance.ErrWeakPassword, n, MinPasswordLen)
+	}
+	if len(pw) > 1024 {
+		return fmt.Errorf("%w: longer than 1024 bytes", appliance.ErrWeakPassword)
+	}
+	return nil
+}
+
+func hashPassword(pw string) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("salt: %w", err)
+	}
+	key := argon2.IDKey([]byte(pw), salt, argonTime, argonMemKiB, argonThreads, argonKeyLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemKiB, argonTime, argonThreads,
+		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// verifyPassword checks pw against a PHC argon2id string, using the parameters stored in it.
+func verifyPassword(phc, pw string) (bool, error) {
+	parts := strings.Split(phc, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false, errors.New("not an argon2id hash")
+	}
+	var m, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
+		return false, fmt.Errorf("argon2id parameters: %w", err)
+	}
+	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
+	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
+	if err := errors.Join(err1, err2); err != nil {
+		return false, fmt.Errorf("argon2id encoding: %w", err)
+	}
+	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// Login checks the password and opens a session. After maxFailures failures from one remote within a
+// minute it answers a *appliance.RateLimitError without checking.
+func (a *Auth) Login(name, password, remote string) (appliance.Session, error) {
+	if wait := a.limited(remote); wait > 0 {
+		return appliance.Session{}, &appliance.RateLimitError{RetryAfter: wait}
+	}
+	var u user
+	err := a.store.GetJSON(state.BucketAuth, name, &u)
+	if errors.Is(err, state.ErrNotFound) {
+		// Same work as a real check, so timing does not tell which user names exist.
+		_, _ = verifyPassword("$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
+		a.fail(remote)
+		return appliance.Session{}, appliance.ErrBadCredentials
+	}
+	if err != nil {
+		return appliance.Session{}, fmt.Errorf("login %s: %w", name, err)
+	}
+	ok, err := verifyPassword(u.Hash, password)
+	if err != nil {
+		return appliance.Session{}, fmt.Errorf("login %s: %w", name, err)
+	}
+	if !ok {
+		a.fail(remote)
+		return appliance.Session{}, appliance.ErrBadCredentials
+	}
+	a.mu.Lock()
+	delete(a.failures, remote)
+	a.mu.Unlock()
+
+	tok := make([]byte, 32)
+	rand.Read(tok)
+	token := base64.RawURLEncoding.EncodeToString(tok)
+	now := a.now()
+	s := session{User: u.Name, Role: u.Role, Expires: now.Add(SessionTTL), LastSeen: now}
+	if err := a.store.PutJSON(state.BucketSessions, tokenKey(token), s); err != nil {
+		return appliance.Session{}, fmt.Errorf("save session: %w", err)
+	}
+	a.log.Info("login", "user", u.Name, "remote", remote)
+	return appliance.Session{Token: token, User: s.User, Role: s.Role, Expires: s.Expires}, nil
+}
+
+// limited returns how long remote must wait, or 0.
+func (a *Auth) limited(remote string) time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	recent := a.failures[remote][:0]
+	for _, t := range a.failures[remote] {
+		if now.Sub(t) < failWindow {
+			recent = append(recent, t)
+		}
+	}
+	a.failures[remote] = recent
+	if len(recent) < maxFailures {
+		return 0
+	}
+	return failWindow - now.Sub(recent[0])
+}
+
+func (a *Auth) fail(remote string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.failures[remote] = append(a.failures[remote], a.now())
+	a.log.Warn("failed login", "remote", remote)
+}
+
+func tokenKey(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// Authenticate returns the session of token and refreshes its idle timer.
+func (a *Auth) Authenticate(token string) (appliance.Session, error) {
+	if token == "" {
+		return appliance.Session{}, appliance.ErrUnauthenticated
+	}
+	key := tokenKey(token)
+	var s session
+	if err := a.store.GetJSON(state.BucketSessions, key, &s); err != nil {
+		return appliance.Session{}, appliance.ErrUnauthenticated
+	}
+	now := a.now()
+	if now.After(s.Expires) || now.Sub(s.LastSeen) > SessionIdle {
+		_ = a.store.Delete(state.BucketSessions, key)
+		return appliance.Session{}, appliance.ErrUnauthenticated
+	}
+	if now.Sub(s.LastSeen) > time.Minute { // do not write on every request
+		s.LastSeen = now
+		_ = a.store.PutJSON(state.BucketSessions, key, s)
+	}
+	return appliance.Session{User: s.User, Role: s.Role, Expires: s.Expires}, nil
+}
+
+// Logout ends the session of token.
+func (a *Auth) Logout(token string) error {
+	if err := a.store.Delete(state.BucketSessions, tokenKey(token)); err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+package auth
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/state"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newAuth(t *testing.T) (*Auth, *clock) {
+	t.Helper()
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c := &clock{time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	return New(st, slog.New(slog.NewTextHandler(io.Discard, nil)), c.now), c
+}
+
+const goodPW = "correct horse battery"
+
+func TestSetup(t *testing.T) {
+	a, _ := newAuth(t)
+	if !a.NeedsSetup() {
+		t.Fatal("NeedsSetup() = false on a new store")
+	}
+	code := a.SetupCode()
+	if len(code) != 19 {
+		t.Fatalf("SetupCode() = %q, want XXXX-XXXX-XXXX-XXXX", code)
+	}
+	if err := a.Setup("AAAA-BBBB-CCCC-DDDD", goodPW); !errors.Is(err, appliance.ErrBadSetupCode) {
+		t.Errorf("Setup(wrong code) = %v, want ErrBadSetupCode", err)
+	}
+	if err := a.Setup(code, "short"); !errors.Is(err, appliance.ErrWeakPassword) {
+		t.Errorf("Setup(short password) = %v, want ErrWeakPassword", err)
+	}
+	// Case and dashes do not matter: people copy codes from a screen.
+	if err := a.Setup(" "+normalizeCode(code)+" ", goodPW); err != nil {
+		t.Fatalf("Setup(right code) = %v", err)
+	}
+	if a.NeedsSetup() || a.SetupCode() != "" {
+		t.Error("still needs setup after Setup")
+	}
+	if err := a.Setup(code, goodPW); !errors.Is(err, appliance.ErrAlreadySetUp) {
+		t.Errorf("second Setup = %v, want ErrAlreadySetUp", err)
+	}
+}
+
+func TestSetupCodeReplacedAfterTooManyTries(t *testing.T) {
+	a, _ := newAuth(t)
+	code := a.SetupCode()
+	for range maxSetupTries {
+		_ = a.Setup("WRONG", goodPW)
+	}
+	if err := a.Setup(code, goodPW); !errors.Is(err, appliance.ErrBadSetupCode) {
+		t.Errorf("old code after %d wrong tries = %v, want ErrBadSetupCode", maxSetupTries, err)
+	}
+}
+
+func setUp(t *testing.T) (*Auth, *clock) {
+	a, c := newAuth(t)
+	if err := a.Setup(a.SetupCode(), goodPW); err != nil {
+		t.Fatal(err)
+	}
+	return a, c
+}
+
+func TestLoginSessionExpiry(t *testing.T) {
+	a, c := setUp(t)
+	if _, err := a.Login("admin", "wrong password!", "192.0.2.9"); !errors.Is(err, appliance.ErrBadCredentials) {
+		t.Errorf("Login(wrong) = %v, want ErrBadCredentials", err)
+	}
+	if _, err := a.Login("nobody", goodPW, "192.0.2.9"); !errors.Is(err, appliance.ErrBadCredentials) {
+		t.Errorf("Login(unknown user) = %v, want ErrBadCredentials", err)
+	}
+	s, err := a.Login("admin", goodPW, "192.0.2.9")
+	if err != nil || s.Token == "" || s.Role != appliance.RoleAdmin {
+		t.Fatalf("Login = %+v, %v", s, err)
+	}
+	if got, err := a.Authenticate(s.Token); err != nil || got.User != "admin" {
+		t.Errorf("Authenticate = %+v, %v", got, err)
+	}
+	if _, err := a.Authenticate(s.Token + "x"); !errors.Is(err, appliance.ErrUnauthenticated) {
+		t.Errorf("Authenticate(bad token) = %v", err)
+	}
+	// Idle timeout.
+	c.t = c.t.Add(SessionIdle + time.Second)
+	if _, err := a.Authenticate(s.Token); !errors.Is(err, appliance.ErrUnauthenticated) {
+		t.Errorf("Authenticate after idle = %v, want ErrUnauthenticated", err)
+	}
+	// Absolute timeout, even when used every few minutes.
+	s, _ = a.Login("admin", goodPW, "192.0.2.9")
+	for i := time.Duration(0); i < SessionTTL; i += 20 * time.Minute {
+		c.t = c.t.Add(20 * time.Minute)
+		_, _ = a.Authenticate(s.Token)
+	}
+	c.t = c.t.Add(time.Minute)
+	if _, err := a.Authenticate(s.Token); !errors.Is(err, appliance.ErrUnauthenticated) {
+		t.Errorf("Authenticate after %v = %v, want ErrUnauthenticated", SessionTTL, err)
+	}
+	// Logout.
+	s, _ = a.Login("admin", goodPW, "192.0.2.9")
+	if err := a.Logout(s.Token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(s.Token); !errors.Is(err, appliance.ErrUnauthenticated) {
+		t.Errorf("Authenticate after Logout = %v", err)
+	}
+}
+
+func TestLoginRateLimit(t *testing.T) {
+	a, c := setUp(t)
+	for range maxFailures {
+		_, _ = a.Login("admin", "wrong password!", "198.51.100.7")
+	}
+	_, err := a.Login("admin", goodPW, "198.51.100.7")
+	var rl *appliance.RateLimitError
+	if !errors.As(err, &rl) || !errors.Is(err, appliance.ErrRateLimited) || rl.RetryAfter <= 0 {
+		t.Fatalf("Login after %d failures = %v, want a RateLimitError", maxFailures, err)
+	}
+	// Another client is not punished.
+	if _, err := a.Login("admin", goodPW, "198.51.100.8"); err != nil {
+		t.Errorf("Login from another client = %v", err)
+	}
+	c.t = c.t.Add(failWindow)
+	if _, err := a.Login("admin", goodPW, "198.51.100.7"); err != nil {
+		t.Errorf("Login after the window = %v", err)
+	}
+}
+
+func TestVerifyPasswordRejectsGarbage(t *testing.T) {
+	if _, err := verifyPassword("$2y$10$bcrypt", "x"); err == nil {
+		t.Error("verifyPassword(bcrypt string) = nil error")
+	}
+}

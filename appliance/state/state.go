@@ -1,0 +1,176 @@
+// Package state is the appliance's persistent memory: a bbolt database with a schema version and ordered
+// migrations. Every service keeps its configuration and history here. It does not decide where the file
+// lives: until the storage service gives it a mirrored home, cmd/appliance puts it in RAM.
+package state
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the schema this build writes. A database with a newer schema is refused, not downgraded.
+const SchemaVersion = 1
+
+// Buckets every service may use.
+const (
+	BucketMeta     = "meta"
+	BucketConfig   = "config"
+	BucketAuth     = "auth"
+	BucketSessions = "sessions"
+	BucketEvents   = "events"
+)
+
+// ErrNotFound is returned for a key that is not there.
+var ErrNotFound = errors.New("not found")
+
+// ErrNewerSchema means the database was written by a newer firmware.
+var ErrNewerSchema = errors.New("database schema is newer than this firmware")
+
+// migrations[i] moves the schema from version i to i+1.
+var migrations = []func(tx *bolt.Tx) error{
+	func(tx *bolt.Tx) error { // 0 -> 1: the first buckets
+		for _, b := range []string{BucketConfig, BucketAuth, BucketSessions, BucketEvents} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return nil
+	},
+}
+
+// Store is the open database.
+type Store struct {
+	db *bolt.DB
+}
+
+// Open opens or creates the database at path and migrates it to SchemaVersion.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	s := &Store{db: db}
+	if err := s.migrate(SchemaVersion); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(target int) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists([]byte(BucketMeta))
+		if err != nil {
+			return fmt.Errorf("create bucket %s: %w", BucketMeta, err)
+		}
+		v := 0
+		if b := meta.Get([]byte("schema")); len(b) == 8 {
+			v = int(binary.BigEndian.Uint64(b))
+		}
+		if v > target {
+			return fmt.Errorf("%w: schema %d, firmware knows %d", ErrNewerSchema, v, target)
+		}
+		for ; v < target; v++ {
+			if err := migrations[v](tx); err != nil {
+				return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
+			}
+		}
+		return meta.Put([]byte("schema"), binary.BigEndian.AppendUint64(nil, uint64(v)))
+	})
+}
+
+// Schema returns the database's schema version.
+func (s *Store) Schema() (int, error) {
+	var v int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(BucketMeta)).Get([]byte("schema"))
+		if len(b) != 8 {
+			return fmt.Errorf("read schema: %w", ErrNotFound)
+		}
+		v = int(binary.BigEndian.Uint64(b))
+		return nil
+	})
+	return v, err
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Get returns a copy of the value at bucket/key, or ErrNotFound.
+func (s *Store) Get(bucket, key string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		if b == nil {
+			return fmt.Errorf("get %s/%s: no bucket: %w", bucket, key, ErrNotFound)
+		}
+		v := b.Get([]byte(key))
+		if v == nil {
+			return fmt.Errorf("get %s/%s: %w", bucket, key, ErrNotFound)
+		}
+		out = append([]byte(nil), v...)
+		return nil
+	})
+	return out, err
+}
+
+// Put stores value at bucket/key, creating the bucket if needed.
+func (s *Store) Put(bucket, key string, value []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
+		if err != nil {
+			return fmt.Errorf("put %s/%s: %w", bucket, key, err)
+		}
+		if err := b.Put([]byte(key), value); err != nil {
+			return fmt.Errorf("put %s/%s: %w", bucket, key, err)
+		}
+		return nil
+	})
+}
+
+// Delete removes bucket/key; a missing key is not an error.
+func (s *Store) Delete(bucket, key string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(bucket)); b != nil {
+			return b.Delete([]byte(key))
+		}
+		return nil
+	})
+}
+
+// ForEach calls f for every key of bucket in key order. f must not keep v.
+func (s *Store) ForEach(bucket string, f func(k string, v []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error { return f(string(k), v) })
+	})
+}
+
+// GetJSON decodes the JSON value at bucket/key into v.
+func (s *Store) GetJSON(bucket, key string, v any) error {
+	b, err := s.Get(bucket, key)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// PutJSON stores v as JSON at bucket/key.
+func (s *Store) PutJSON(bucket, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
+	}
+	return s.Put(bucket, key, b)
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/lawbox/appliance/appliance/auth"
+	"github.com/lawbox/appliance/appliance/certs"
+	"github.com/lawbox/appliance/appliance/control"
+	"github.com/lawbox/appliance/appliance/state"
+	"github.com/lawbox/appliance/appliance/unit"
+	"github.com/lawbox/appliance/webui"
+)
+
+func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("daemon", flag.ContinueOnError)
+	statePath := fs.String("state", "/var/lib/appliance/state.db", "state database")
+	listen := fs.String("listen", ":443", "HTTPS listen address")
+	ctlSock := fs.String("control", control.DefaultSocket, "PID 1's control socket")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(*statePath), 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	st, err := state.Open(*statePath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	host, _ := os.Hostname()
+	cert, err := certs.LoadOrCreate(st, host, localIPs(), time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("TLS certificate SHA-256 fingerprint: %s\n", certs.Fingerprint(cert))
+
+	a := auth.New(st, log, time.Now)
+	a.Announce = func(code string) { fmt.Printf("setup code: %s\n", code) }
+	a.SetupCode() // prints the code when the unit is not set up yet
+
+	ui, err := webui.New(a, &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: control.NewClient(*ctlSock)}, log)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           ui.Handler(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", *listen, err)
+	}
+	urls := []string{webURL(host, *listen)}
+	for _, ip := range localIPs() {
+		urls = append(urls, webURL(ip.String(), *listen))
+	}
+	fmt.Printf("web UI ready on %s (%s)\n", *listen, strings.Join(urls, " "))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve web UI: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("stop web UI: %w", err)
+	}
+	return nil
+}
+
+// webURL is the address a browser uses to reach host on the listen address.
+func webURL(host, listen string) string {
+	_, p, err := net.SplitHostPort(listen)
+	if err != nil || p == "443" {
+		return "https://" + host + "/"
+	}
+	return "https://" + net.JoinHostPort(host, p) + "/"
+}
+
+// localIPs lists the unit's global unicast IPv4 addresses.
+func localIPs() []net.IP {
+	addrs, _ := net.InterfaceAddrs()
+	var out []net.IP
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+			out = append(out, n.IP)
+		}
+	}
+	return out
+}

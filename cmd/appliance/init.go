@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lawbox/appliance/appliance/control"
+	"github.com/lawbox/appliance/appliance/supervise"
+	"github.com/lawbox/appliance/hw/kmod"
+	"github.com/lawbox/appliance/hw/sysinit"
+)
+
+// moduleList is the image's list of kernel modules (image/modules.txt), loaded in order at boot.
+const moduleList = "/etc/modules.txt"
+
+// The environment every service gets. PID 1 gets none from the kernel.
+var serviceEnv = []string{
+	"PATH=/bin:/sbin:/usr/bin:/usr/sbin:/usr/lib/postgresql/15/bin",
+	"HOME=/root",
+	"TZ=UTC",
+}
+
+// phase is one named step of boot. A failed phase is logged and boot goes on: a unit with no network or
+// a missing module must still come up far enough to say so.
+type phase struct {
+	name string
+	run  func() error
+}
+
+// runInit is PID 1. It never returns: if it did, the kernel would panic.
+func runInit() {
+	console := os.Stdout
+	log := slog.New(slog.NewTextHandler(console, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	defer func() {
+		r := recover()
+		log.Error("PID 1 failed; the unit needs a restart", "panic", r, "stack", string(debug.Stack()))
+		for {
+			time.Sleep(time.Hour)
+		}
+	}()
+	for _, kv := range serviceEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
+	fmt.Fprintf(console, "appliance %s booting\n", version)
+
+	var cmdline map[string]string
+	phases := []phase{
+		{"mount", func() error { return sysinit.MountAll("", sysinit.BaseMounts) }},
+		{"cmdline", func() (err error) { cmdline, err = sysinit.ReadCmdline("/proc"); return err }},
+		{"modules", loadModules},
+		{"hostname", func() error { return sysinit.SetHostname(hostname(cmdline)) }},
+		{"dirs", func() error {
+			for _, d := range []string{"/run/appliance", "/var/lib/appliance", "/var/log", "/root"} {
+				if err := os.MkdirAll(d, 0o700); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+	}
+	for _, p := range phases {
+		start := time.Now()
+		if err := p.run(); err != nil {
+			log.Error("boot phase failed", "phase", p.name, "err", err)
+			continue
+		}
+		log.Info("boot phase done", "phase", p.name, "took", time.Since(start).Round(time.Millisecond))
+	}
+	// Ctrl-Alt-Del becomes SIGINT to PID 1 instead of an immediate reboot.
+	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
+
+	reaper := supervise.NewReaper(log)
+	go reaper.Run(context.Background())
+
+	self, err := os.Executable()
+	if err != nil {
+		self = "/bin/appliance"
+	}
+	env := append(serviceEnv, "HOSTNAME="+hostname(cmdline))
+	sup := supervise.New(log, reaper, console, []supervise.Service{
+		{Name: "netd", Argv: []string{self, "netd"}, Env: env},
+		{Name: "daemon", Argv: []string{self, "daemon"}, Env: env},
+	})
+
+	halt := make(chan sysinit.Action, 1)
+	request := func(a sysinit.Action) {
+		select {
+		case halt <- a:
+		default: // a shutdown is already under way
+		}
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGUSR2, unix.SIGPWR)
+	go func() {
+		for s := range sigs {
+			if s == unix.SIGUSR2 || s == unix.SIGPWR {
+				request(sysinit.PowerOff)
+			} else {
+				request(sysinit.Reboot)
+			}
+		}
+	}()
+	if err := serveControl(log, sup, request); err != nil {
+		log.Error("control socket", "err", err)
+	}
+	if _, ok := cmdline["appliance.debug"]; ok {
+		go debugConsole(os.Stdin, console, sup, request)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	supDone := make(chan struct{})
+	go func() {
+		sup.Run(ctx)
+		close(supDone)
+	}()
+
+	act := <-halt
+	fmt.Fprintf(console, "stopping services to %s\n", act)
+	cancel()
+	select {
+	case <-supDone:
+	case <-time.After(30 * time.Second):
+		log.Error("services did not stop in 30 s; going on")
+	}
+	unix.Sync()
+	fmt.Fprintf(console, "services stopped; %s now\n", act)
+	if err := sysinit.Halt(act); err != nil {
+		log.Error("halt", "err", err)
+	}
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+func loadModules() error {
+	f, err := os.Open(moduleList)
+	if err != nil {
+		return fmt.Errorf("open module list: %w", err)
+	}
+	defer f.Close()
+	names, err := kmod.ParseList(f)
+	if err != nil {
+		return err
+	}
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return fmt.Errorf("uname: %w", err)
+	}
+	return kmod.Load("/", unix.ByteSliceToString(u.Release[:]), names)
+}
+
+// hostname is appliance.hostname= from the kernel command line, or "appliance-" and the end of the first
+// wired port's MAC address, so two units on one LAN get different names.
+func hostname(cmdline map[string]string) string {
+	if h := cmdline["appliance.hostname"]; h != "" {
+		return h
+	}
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if len(i.HardwareAddr) == 6 && i.Flags&net.FlagLoopback == 0 {
+			return "appliance-" + hex.EncodeToString(i.HardwareAddr[3:])
+		}
+	}
+	return "appliance"
+}
+
+// serveControl serves PID 1's control API on a root-only unix socket.
+func serveControl(log *slog.Logger, sup *supervise.Supervisor, request func(sysinit.Action)) error {
+	path := control.DefaultSocket
+	_ = os.Remove(path)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("chmod %s: %w", path, err)
+	}
+	h := control.Handler(sup.Status, func(reboot bool) {
+		if reboot {
+			request(sysinit.Reboot)
+		} else {
+			request(sysinit.PowerOff)
+		}
+	})
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil {
+			log.Error("control socket stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// debugConsole reads commands from the serial console when the kernel command line has appliance.debug.
+// It is how the QEMU tests inject a service crash; whoever can edit the kernel command line owns the box.
+//
+//	services               list services
+//	signal NAME SIGNAL     send a signal (e.g. SEGV, KILL) to a service
+//	poweroff | reboot
+func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, request func(sysinit.Action)) {
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		switch {
+		case f[0] == "services":
+			for _, s := range sup.Status() {
+				fmt.Fprintf(out, "debug: service %s %s pid=%d restarts=%d\n", s.Name, s.State, s.PID, s.Restarts)
+			}
+		case f[0] == "signal" && len(f) == 3:
+			sig := unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(f[2]), "SIG"))
+			if sig == 0 {
+				fmt.Fprintf(out, "debug: unknown signal %s\n", f[2])
+				continue
+			}
+			if err := sup.Signal(f[1], sig); err != nil {
+				fmt.Fprintf(out, "debug: %v\n", err)
+				continue
+			}
+			fmt.Fprintf(out, "debug: sent %s to %s\n", unix.SignalName(sig), f[1])
+		case f[0] == "poweroff":
+			request(sysinit.PowerOff)
+		case f[0] == "reboot":
+			request(sysinit.Reboot)
+		default:
+			fmt.Fprintf(out, "debug: unknown command %q\n", sc.Text())
+		}
+	}
+}

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Builds the firmware image into build/: vmlinux (PVH-bootable ELF), initramfs.cpio.zst, image.json.
+# Incremental: the kernel .deb is fetched and unpacked only when versions.env changes; the Go init is rebuilt
+# by go's cache; the initramfs is repacked when any input is newer than it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+. image/versions.env
+out=$top/build
+kdir=$out/kernel
+mkdir -p "$out" "$kdir"
+
+die() { echo "image: $*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null || die "missing tool '$1' (run 'make deps' as root on Debian 12)"; }
+for t in apt-get dpkg-deb depmod xz zstd go; do need "$t"; done
+[ -x /usr/lib/postgresql/$PG_MAJOR/bin/postgres ] || die "PostgreSQL $PG_MAJOR server missing on the build host (apt-get install postgresql-$PG_MAJOR)"
+
+# fetch DEB VERSION SHA256: download a pinned .deb into build/debs and check its digest.
+fetch() {
+  local pkg=$1 ver=$2 sum=$3 f
+  mkdir -p "$out/debs"
+  f=$(ls "$out/debs/${pkg}_${ver//:/%3a}_"*.deb 2>/dev/null | head -n1 || true)
+  if [ -z "$f" ]; then
+    (cd "$out/debs" && apt-get download -q "$pkg=$ver" >/dev/null 2>&1) ||
+      die "cannot download $pkg=$ver with apt-get (is the Debian mirror reachable, 'apt-get update' run, and the version still in the archive?)"
+    f=$(ls "$out/debs/${pkg}_${ver//:/%3a}_"*.deb | head -n1)
+  fi
+  echo "$sum  $f" | sha256sum -c --quiet - >/dev/null 2>&1 || { rm -f "$f"; die "$pkg $ver: sha256 mismatch, refusing it"; }
+  echo "$f"
+}
+
+# 1. Kernel: only when the pin changed.
+stamp=$kdir/.stamp-$KERNEL_RELEASE-$KERNEL_DEB_VERSION
+if [ ! -f "$stamp" ] || [ image/modules.txt -nt "$stamp" ]; then
+  deb=$(fetch "$KERNEL_PKG" "$KERNEL_DEB_VERSION" "$KERNEL_SHA256")
+  rm -rf "$kdir" && mkdir -p "$kdir"
+  dpkg-deb -x "$deb" "$kdir/full"
+  bz=$kdir/full/boot/vmlinuz-$KERNEL_RELEASE
+  cp "$bz" "$kdir/bzImage"
+  # The bzImage carries an xz-compressed ELF: find the xz magic and decompress it (as scripts/extract-vmlinux).
+  off=$(grep -abo $'\xfd7zXZ\x00' "$bz" | head -n1 | cut -d: -f1)
+  [ -n "$off" ] || die "no xz payload in $bz"
+  tail -c +$((off + 1)) "$bz" | xz -dcq --single-stream > "$kdir/vmlinux" 2>/dev/null || true
+  head -c 4 "$kdir/vmlinux" | grep -q $'\x7fELF' || die "could not extract vmlinux from $bz"
+  # Stage the listed modules plus their dependencies, then depmod the staged tree.
+  depmod -b "$kdir/full" "$KERNEL_RELEASE"
+  mroot=$kdir/full/lib/modules/$KERNEL_RELEASE
+  stage=$kdir/modules/lib/modules/$KERNEL_RELEASE
+  mkdir -p "$stage"
+  cp "$mroot"/modules.builtin "$mroot"/modules.builtin.modinfo "$mroot"/modules.order "$stage"/
+  grep -v '^#' image/modules.txt | while read -r m; do
+    [ -n "$m" ] || continue
+    line=$(grep -E "/${m//[-_]/[-_]}\.ko(\.xz)?:" "$mroot/modules.dep") || die "module $m not in $KERNEL_PKG"
+    for rel in ${line/:/}; do mkdir -p "$stage/$(dirname "$rel")"; cp -n "$mroot/$rel" "$stage/$rel"; done
+  done
+  depmod -b "$kdir/modules" "$KERNEL_RELEASE"
+  rm -rf "$kdir/full"
+  touch "$stamp"
+fi
+
+# 2. mdadm, pinned.
+if [ ! -x "$out/mdadm/sbin/mdadm" ]; then
+  deb=$(fetch mdadm "$MDADM_DEB_VERSION" "$MDADM_SHA256")
+  rm -rf "$out/mdadm" && dpkg-deb -x "$deb" "$out/mdadm"
+fi
+
+# 3. The Go init (one multi-call binary: PID 1 and the appliance daemons).
+version=$(git describe --always --dirty 2>/dev/null || echo dev)
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$out/appliance" ./cmd/appliance
+
+# 4. The initramfs, packed by u-root (no Go commands of its own: it only packs files and their libraries).
+pgbin=/usr/lib/postgresql/$PG_MAJOR/bin
+pglib=/usr/lib/postgresql/$PG_MAJOR/lib
+pgshare=/usr/share/postgresql/$PG_MAJOR
+files=(
+  -files "$out/appliance:bin/appliance"
+  -files "$out/mdadm/sbin/mdadm:sbin/mdadm"
+  -files "/bin/dash:bin/sh"
+  -files "$kdir/modules/lib/modules:lib/modules"
+  -files "$top/image/rootfs/etc/passwd:etc/passwd"
+  -files "$top/image/rootfs/etc/group:etc/group"
+  -files "$top/image/rootfs/etc/hosts:etc/hosts"
+  -files "$top/image/modules.txt:etc/modules.txt"
+  -files "/usr/share/zoneinfo/UTC:usr/share/zoneinfo/UTC"
+  -files "/usr/share/zoneinfo/Etc/UTC:usr/share/zoneinfo/Etc/UTC"
+)
+for b in postgres initdb pg_ctl pg_basebackup pg_rewind pg_dump pg_dumpall pg_restore pg_controldata \
+         pg_isready pg_resetwal pg_waldump pg_archivecleanup pg_receivewal pg_verifybackup psql; do
+  files+=(-files "$pgbin/$b:usr/lib/postgresql/$PG_MAJOR/bin/$b")
+done
+for so in "$pglib"/*.so; do
+  case $(basename "$so") in llvmjit.so) continue ;; esac
+  files+=(-files "$so:${so#/}")
+done
+for d in "$pgshare"/*; do
+  case $(basename "$d") in man) continue ;; esac
+  files+=(-files "$d:${d#/}")
+done
+cpio=$out/initramfs.cpio
+GOOS=linux GOARCH=amd64 go tool u-root -nocmd -defaultsh= -initcmd=/bin/appliance \
+  -o "$cpio.tmp" "${files[@]}" 2> "$out/u-root.log" || { cat "$out/u-root.log" >&2; die "u-root failed"; }
+zstd -q -f -T0 -10 --rm "$cpio.tmp" -o "$out/initramfs.cpio.zst.tmp"
+mv "$out/initramfs.cpio.zst.tmp" "$out/initramfs.cpio.zst"
+
+# 5. The manifest any QEMU harness boots from.
+pgver=$(dpkg-query -W -f '${Version}' "postgresql-$PG_MAJOR")
+cat > "$out/image.json.tmp" <<JSON
+{
+  "version": "$version",
+  "kernel": "build/kernel/vmlinux",
+  "kernel_bzimage": "build/kernel/bzImage",
+  "initramfs": "build/initramfs.cpio.zst",
+  "cmdline": "console=ttyS0,115200 panic=-1 loglevel=4",
+  "memory_mib": 1024,
+  "inputs": {
+    "kernel": "$KERNEL_PKG $KERNEL_DEB_VERSION sha256:$KERNEL_SHA256",
+    "mdadm": "mdadm $MDADM_DEB_VERSION sha256:$MDADM_SHA256",
+    "postgresql": "postgresql-$PG_MAJOR $pgver"
+  }
+}
+JSON
+mv "$out/image.json.tmp" "$out/image.json"
+ls -l "$kdir/vmlinux" "$out/initramfs.cpio.zst" | awk '{print "image: " $NF " " $5 " bytes"}'

@@ -1,0 +1,83 @@
+package webui
+
+import (
+	"net/http"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+type credentials struct {
+	Code     string `json:"code"`
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+func (s *Server) apiSetup(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	var c credentials
+	if err := decode(r, &c); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.auth.Setup(c.Code, c.Password); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) apiLogin(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	var c credentials
+	if err := decode(r, &c); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sess, err := s.auth.Login(c.User, c.Password, remote(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	setCookie(w, sess)
+	writeJSON(w, http.StatusOK, map[string]any{"token": sess.Token, "expires": sess.Expires, "role": sess.Role})
+}
+
+func (s *Server) apiLogout(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	if err := s.auth.Logout(token(r)); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	clearCookie(w)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	st, err := s.sys.Status(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) apiPower(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	reboot, ok := powerAction(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown action: use poweroff or reboot")
+		return
+	}
+	s.log.Warn("shutdown requested", "user", sess.User, "remote", remote(r), "reboot", reboot)
+	if err := s.sys.Shutdown(r.Context(), reboot); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func powerAction(r *http.Request) (reboot, ok bool) {
+	switch r.PathValue("action") {
+	case "poweroff":
+		return false, true
+	case "reboot":
+		return true, true
+	}
+	return false, false
+}

@@ -1,0 +1,124 @@
+package webui
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+type pageData struct {
+	Error   string
+	Notice  string
+	Session appliance.Session
+	Status  appliance.Status
+}
+
+// render executes a page into a buffer first, so a template error never sends half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page string, d pageData) {
+	var buf bytes.Buffer
+	if err := s.pages[page].ExecuteTemplate(&buf, "layout", d); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = buf.WriteTo(w)
+}
+
+func (s *Server) pageIndex(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	if s.auth.NeedsSetup() {
+		http.Redirect(w, r, "/setup", http.StatusSeeOther)
+		return
+	}
+	sess, err := s.auth.Authenticate(token(r))
+	if err != nil {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	st, err := s.sys.Status(r.Context())
+	d := pageData{Session: sess, Status: st}
+	if err != nil {
+		_, d.Error = statusOf(err)
+	}
+	s.render(w, r, http.StatusOK, "status", d)
+}
+
+func (s *Server) pageSetup(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	if !s.auth.NeedsSetup() {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	}
+	s.render(w, r, http.StatusOK, "setup", pageData{})
+}
+
+func (s *Server) formSetup(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	if err := r.ParseForm(); err != nil {
+		s.render(w, r, http.StatusBadRequest, "setup", pageData{Error: "The form could not be read."})
+		return
+	}
+	pw := r.PostForm.Get("password")
+	if pw != r.PostForm.Get("confirm") {
+		s.render(w, r, http.StatusBadRequest, "setup", pageData{Error: "The two passwords differ."})
+		return
+	}
+	if err := s.auth.Setup(r.PostForm.Get("code"), pw); err != nil {
+		if errors.Is(err, appliance.ErrAlreadySetUp) {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		code, msg := statusOf(err)
+		s.render(w, r, code, "setup", pageData{Error: msg})
+		return
+	}
+	s.render(w, r, http.StatusOK, "login", pageData{Notice: "The admin password is set. Log in with user admin."})
+}
+
+func (s *Server) pageLogin(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	if s.auth.NeedsSetup() {
+		http.Redirect(w, r, "/setup", http.StatusSeeOther)
+		return
+	}
+	s.render(w, r, http.StatusOK, "login", pageData{})
+}
+
+func (s *Server) formLogin(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	if err := r.ParseForm(); err != nil {
+		s.render(w, r, http.StatusBadRequest, "login", pageData{Error: "The form could not be read."})
+		return
+	}
+	sess, err := s.auth.Login(r.PostForm.Get("user"), r.PostForm.Get("password"), remote(r))
+	if err != nil {
+		code, msg := statusOf(err)
+		s.render(w, r, code, "login", pageData{Error: msg})
+		return
+	}
+	setCookie(w, sess)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (s *Server) formLogout(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	_ = s.auth.Logout(token(r))
+	clearCookie(w)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func (s *Server) formPower(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	reboot, ok := powerAction(r)
+	if !ok || r.PostFormValue("confirm") != "yes" {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	s.log.Warn("shutdown requested", "user", sess.User, "remote", remote(r), "reboot", reboot)
+	err := s.sys.Shutdown(r.Context(), reboot)
+	d := pageData{Session: sess, Notice: "The unit is shutting down."}
+	if reboot {
+		d.Notice = "The unit is restarting. Reload this page in a minute."
+	}
+	if err != nil {
+		_, d.Error = statusOf(err)
+		d.Notice = ""
+	}
+	s.render(w, r, http.StatusOK, "status", d)
+}

@@ -1,0 +1,255 @@
+// Package webui serves the appliance's web interface and JSON API over HTTPS. It sees the appliance only
+// through the interfaces of package appliance; it holds no state of its own beyond the request.
+package webui
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// MaxBodyBytes is the largest request body accepted; larger ones get 413.
+const MaxBodyBytes = 64 << 10
+
+// CookieName is the browser session cookie.
+const CookieName = "session"
+
+// Access says who may call a route.
+type Access int
+
+// Access levels, from least to most privileged.
+const (
+	Public Access = iota // setup, login, static files
+	Viewer               // any logged-in user
+	Admin                // admins only
+)
+
+// Route is one entry of the route table. Every handler is reached through it, so access is checked in one place.
+type Route struct {
+	Pattern string // http.ServeMux pattern with method, e.g. "GET /api/v1/status"
+	Access  Access
+	Handler func(w http.ResponseWriter, r *http.Request, s appliance.Session)
+}
+
+// Server is the web UI.
+type Server struct {
+	auth  appliance.Auth
+	sys   appliance.System
+	log   *slog.Logger
+	pages map[string]*template.Template
+}
+
+// New returns the web UI for auth and sys.
+func New(auth appliance.Auth, sys appliance.System, log *slog.Logger) (*Server, error) {
+	s := &Server{auth: auth, sys: sys, log: log, pages: map[string]*template.Template{}}
+	funcs := template.FuncMap{"bytes": humanBytes, "duration": func(sec int64) string { return (time.Duration(sec) * time.Second).String() }}
+	for _, p := range []string{"setup", "login", "status"} {
+		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", p, err)
+		}
+		s.pages[p] = t
+	}
+	return s, nil
+}
+
+// Routes is the route table.
+func (s *Server) Routes() []Route {
+	return []Route{
+		{"GET /{$}", Public, s.pageIndex}, // redirects to setup or login when needed
+		{"GET /setup", Public, s.pageSetup},
+		{"POST /setup", Public, s.formSetup},
+		{"GET /login", Public, s.pageLogin},
+		{"POST /login", Public, s.formLogin},
+		{"POST /logout", Viewer, s.formLogout},
+		{"POST /system/{action}", Admin, s.formPower},
+
+		{"POST /api/v1/setup", Public, s.apiSetup},
+		{"POST /api/v1/login", Public, s.apiLogin},
+		{"POST /api/v1/logout", Viewer, s.apiLogout},
+		{"GET /api/v1/status", Viewer, s.apiStatus},
+		{"POST /api/v1/system/{action}", Admin, s.apiPower},
+	}
+}
+
+// Handler returns the whole UI: routes, static files, security headers, size limits and cross-origin
+// (CSRF) protection.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range s.Routes() {
+		mux.Handle(rt.Pattern, s.guard(rt))
+	}
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusForbidden, "cross-origin request refused")
+	}))
+	return headers(cop.Handler(mux))
+}
+
+func headers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+		h.Set("Cache-Control", "no-store")
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// guard checks the route's access level before calling it.
+func (s *Server) guard(rt Route) http.Handler {
+	api := strings.HasPrefix(rt.Pattern, "GET /api/") || strings.Contains(rt.Pattern, " /api/")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var sess appliance.Session
+		if rt.Access != Public {
+			var err error
+			sess, err = s.auth.Authenticate(token(r))
+			if err != nil {
+				if api {
+					writeError(w, http.StatusUnauthorized, appliance.ErrUnauthenticated.Error())
+				} else {
+					http.Redirect(w, r, "/login", http.StatusSeeOther)
+				}
+				return
+			}
+			if rt.Access == Admin && sess.Role != appliance.RoleAdmin {
+				s.fail(w, r, appliance.ErrForbidden)
+				return
+			}
+		}
+		rt.Handler(w, r, sess)
+	})
+}
+
+// token returns the bearer token, or the session cookie's value.
+func token(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(t)
+		}
+		return ""
+	}
+	if c, err := r.Cookie(CookieName); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+func remote(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// statusOf maps an appliance error to an HTTP status and the message a client may see.
+func statusOf(err error) (int, string) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes)
+	case errors.Is(err, errBadRequest), errors.Is(err, appliance.ErrWeakPassword):
+		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, appliance.ErrAlreadySetUp):
+		return http.StatusConflict, err.Error()
+	case errors.Is(err, appliance.ErrBadSetupCode), errors.Is(err, appliance.ErrForbidden):
+		return http.StatusForbidden, err.Error()
+	case errors.Is(err, appliance.ErrBadCredentials), errors.Is(err, appliance.ErrUnauthenticated):
+		return http.StatusUnauthorized, err.Error()
+	case errors.Is(err, appliance.ErrRateLimited):
+		return http.StatusTooManyRequests, err.Error()
+	case errors.Is(err, appliance.ErrUnavailable):
+		return http.StatusServiceUnavailable, err.Error()
+	}
+	return http.StatusInternalServerError, "internal error (details are in the unit's log)"
+}
+
+var errBadRequest = errors.New("malformed request")
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg := statusOf(err)
+	if code == http.StatusInternalServerError {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	var rl *appliance.RateLimitError
+	if errors.As(err, &rl) {
+		w.Header().Set("Retry-After", fmt.Sprint(int(rl.RetryAfter.Seconds()+0.999)))
+	}
+	writeError(w, code, msg)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decode reads a JSON body into v: unknown fields, trailing data and oversized bodies are errors.
+func decode(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return fmt.Errorf("%w: Content-Type must be application/json", errBadRequest)
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: data after the JSON object", errBadRequest)
+	}
+	return nil
+}
+
+func setCookie(w http.ResponseWriter, s appliance.Session) {
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: s.Token, Path: "/", Expires: s.Expires,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+func clearCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+func humanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}

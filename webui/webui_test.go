@@ -1,0 +1,205 @@
+package webui
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/auth"
+	"github.com/lawbox/appliance/appliance/state"
+)
+
+// fakeSystem stands in for the unit's hardware; auth is the real one on a temporary store.
+type fakeSystem struct{ shutdowns []bool }
+
+func (f *fakeSystem) Status(context.Context) (appliance.Status, error) {
+	return appliance.Status{Version: "test", Hostname: "unit-a", UptimeS: 42,
+		Disks: []appliance.Disk{{Name: "vda", Serial: "SN-A", SizeBytes: 1 << 30}}}, nil
+}
+
+func (f *fakeSystem) Shutdown(_ context.Context, reboot bool) error {
+	f.shutdowns = append(f.shutdowns, reboot)
+	return nil
+}
+
+type env struct {
+	srv  *Server
+	h    http.Handler
+	auth *auth.Auth
+	sys  *fakeSystem
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a := auth.New(st, log, time.Now)
+	sys := &fakeSystem{}
+	srv, err := New(a, sys, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys}
+}
+
+type req struct {
+	method, path, body string
+	hdr                map[string]string
+}
+
+func (e *env) do(r req) *httptest.ResponseRecorder {
+	hr := httptest.NewRequest(r.method, "https://unit.test"+r.path, strings.NewReader(r.body))
+	if r.body != "" && strings.HasPrefix(r.path, "/api/") {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range r.hdr {
+		hr.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, hr)
+	return w
+}
+
+const pw = "a long enough password"
+
+func (e *env) setUpAndLogin(t *testing.T) string {
+	t.Helper()
+	if w := e.do(req{method: "POST", path: "/api/v1/setup", body: `{"code":"` + e.auth.SetupCode() + `","password":"` + pw + `"}`}); w.Code != 204 {
+		t.Fatalf("setup = %d %s", w.Code, w.Body)
+	}
+	w := e.do(req{method: "POST", path: "/api/v1/login", body: `{"user":"admin","password":"` + pw + `"}`})
+	var out struct{ Token string }
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &out) != nil || out.Token == "" {
+		t.Fatalf("login = %d %s", w.Code, w.Body)
+	}
+	return out.Token
+}
+
+func TestSetupAPI(t *testing.T) {
+	e := newEnv(t)
+	code := e.auth.SetupCode()
+	for _, tc := range []struct {
+		body string
+		want int
+		msg  string
+	}{
+		{`{"code":"WRONG","password":"` + pw + `"}`, 403, "wrong setup code"},
+		{`{"code":"` + code + `","password":"short"}`, 400, "at least 12"},
+		{`{"code":"` + code + `","password":`, 400, "malformed request"},
+		{`{"code":"` + code + `","password":"` + pw + `","admin":true}`, 400, "unknown field"},
+		{`{"code":"` + code + `","password":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, 413, "larger than"},
+		{`{"code":"` + code + `","password":"` + pw + `"}`, 204, ""},
+		{`{"code":"` + code + `","password":"` + pw + `"}`, 409, "already set up"},
+	} {
+		w := e.do(req{method: "POST", path: "/api/v1/setup", body: tc.body})
+		if w.Code != tc.want || !strings.Contains(w.Body.String(), tc.msg) {
+			t.Errorf("setup %.40q = %d %q, want %d with %q", tc.body, w.Code, w.Body, tc.want, tc.msg)
+		}
+	}
+}
+
+func TestLoginAndStatus(t *testing.T) {
+	e := newEnv(t)
+	if w := e.do(req{method: "GET", path: "/api/v1/status"}); w.Code != 401 {
+		t.Errorf("status without auth = %d, want 401", w.Code)
+	}
+	tok := e.setUpAndLogin(t)
+	w := e.do(req{method: "POST", path: "/api/v1/login", body: `{"user":"admin","password":"` + pw + `"}`})
+	c := w.Result().Cookies()
+	if len(c) != 1 || !c[0].Secure || !c[0].HttpOnly || c[0].SameSite != http.SameSiteStrictMode {
+		t.Errorf("login cookie = %+v, want one Secure HttpOnly SameSite=Strict cookie", c)
+	}
+	w = e.do(req{method: "GET", path: "/api/v1/status", hdr: map[string]string{"Authorization": "Bearer " + tok}})
+	var st appliance.Status
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &st) != nil || st.Hostname != "unit-a" || len(st.Disks) != 1 || st.Disks[0].Serial != "SN-A" {
+		t.Errorf("status = %d %s", w.Code, w.Body)
+	}
+	// The cookie works as well as the bearer token, and the page shows the disk.
+	w = e.do(req{method: "GET", path: "/", hdr: map[string]string{"Cookie": CookieName + "=" + c[0].Value}})
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "SN-A") {
+		t.Errorf("status page = %d, want 200 with the disk serial", w.Code)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/login", body: `{"user":"admin","password":"nope nope nope"}`}); w.Code != 401 {
+		t.Errorf("wrong password = %d, want 401", w.Code)
+	}
+}
+
+func TestLoginRateLimited(t *testing.T) {
+	e := newEnv(t)
+	e.setUpAndLogin(t)
+	var w *httptest.ResponseRecorder
+	for range 6 {
+		w = e.do(req{method: "POST", path: "/api/v1/login", body: `{"user":"admin","password":"nope nope nope"}`})
+	}
+	if w.Code != 429 || w.Header().Get("Retry-After") == "" {
+		t.Errorf("6th wrong login = %d (Retry-After %q), want 429 with Retry-After", w.Code, w.Header().Get("Retry-After"))
+	}
+}
+
+// Every route that is not on the public list refuses an anonymous caller. The list is read from the route
+// table, so a new route cannot be forgotten.
+func TestEveryRouteNeedsAuth(t *testing.T) {
+	e := newEnv(t)
+	e.setUpAndLogin(t)
+	public := map[string]bool{"GET /{$}": true, "GET /setup": true, "POST /setup": true, "GET /login": true,
+		"POST /login": true, "POST /api/v1/setup": true, "POST /api/v1/login": true}
+	param := regexp.MustCompile(`\{[a-z$]*\}`)
+	for _, rt := range e.srv.Routes() {
+		if (rt.Access == Public) != public[rt.Pattern] {
+			t.Errorf("route %s: access %d, public list says %v", rt.Pattern, rt.Access, public[rt.Pattern])
+			continue
+		}
+		if rt.Access == Public {
+			continue
+		}
+		method, path, _ := strings.Cut(rt.Pattern, " ")
+		path = param.ReplaceAllString(path, "reboot")
+		w := e.do(req{method: method, path: path, body: "{}"})
+		if w.Code != 401 && !(w.Code == 303 && w.Header().Get("Location") == "/login") {
+			t.Errorf("%s %s without auth = %d, want 401 or a redirect to /login", method, path, w.Code)
+		}
+	}
+	if len(e.sys.shutdowns) != 0 {
+		t.Errorf("an anonymous request shut the unit down: %v", e.sys.shutdowns)
+	}
+}
+
+func TestCrossOriginRefused(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	w := e.do(req{method: "POST", path: "/system/poweroff", body: "confirm=yes", hdr: map[string]string{
+		"Cookie": CookieName + "=" + tok, "Sec-Fetch-Site": "cross-site", "Content-Type": "application/x-www-form-urlencoded"}})
+	if w.Code != 403 || len(e.sys.shutdowns) != 0 {
+		t.Errorf("cross-site form POST = %d, shutdowns %v; want 403 and none", w.Code, e.sys.shutdowns)
+	}
+	w = e.do(req{method: "POST", path: "/api/v1/system/reboot", hdr: map[string]string{"Authorization": "Bearer " + tok}})
+	if w.Code != 202 || len(e.sys.shutdowns) != 1 || !e.sys.shutdowns[0] {
+		t.Errorf("reboot with bearer = %d, shutdowns %v; want 202 and one reboot", w.Code, e.sys.shutdowns)
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	e := newEnv(t)
+	w := e.do(req{method: "GET", path: "/setup"})
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "setup code") {
+		t.Fatalf("setup page = %d", w.Code)
+	}
+	for _, h := range []string{"Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options"} {
+		if w.Header().Get(h) == "" {
+			t.Errorf("header %s missing", h)
+		}
+	}
+}
