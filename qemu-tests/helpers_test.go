@@ -1,0 +1,187 @@
+package qemutests
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	reReady       = regexp.MustCompile(`web UI ready on :443`)
+	reSetupCode   = regexp.MustCompile(`setup code: ([A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4})`)
+	reFingerprint = regexp.MustCompile(`TLS certificate SHA-256 fingerprint: ([0-9A-F:]{95})`)
+)
+
+func image(t testing.TB) Image {
+	t.Helper()
+	if os.Getenv("QEMU_TESTS") == "" {
+		t.Skip("QEMU tests run with QEMU_TESTS=1 (make qemu-test)")
+	}
+	im, err := LoadImage("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im
+}
+
+// unit is a booted appliance with its web UI client.
+type unit struct {
+	*VM
+	t           testing.TB
+	code        string
+	fingerprint string
+	http        *http.Client
+}
+
+// boot starts a VM with the debug console on and waits for the web UI. Its console log is kept in
+// build/qemu-test-artifacts/<test>/ when the test fails.
+func boot(t testing.TB, cfg Config) *unit {
+	t.Helper()
+	im := image(t)
+	cfg.Dir = t.TempDir()
+	cfg.Cmdline = append(cfg.Cmdline, "appliance.debug=1")
+	vm, err := Start(im, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		vm.Close()
+		if t.Failed() {
+			dst := filepath.Join("..", "build", "qemu-test-artifacts", strings.ReplaceAll(t.Name(), "/", "_"))
+			os.MkdirAll(dst, 0o755)
+			os.WriteFile(filepath.Join(dst, "console.log"), []byte(vm.Console()), 0o644)
+			t.Logf("console log kept in %s", dst)
+		}
+	})
+	u := &unit{VM: vm, t: t}
+	if cfg.NoMgmtNet {
+		return u
+	}
+	m, err := vm.Expect(reFingerprint, 3*time.Minute)
+	if err != nil {
+		t.Fatalf("%v\nconsole:\n%s", err, tail(vm.Console()))
+	}
+	u.fingerprint = m[1]
+	if m, err = vm.Expect(reSetupCode, time.Minute); err != nil {
+		t.Fatalf("%v\nconsole:\n%s", err, tail(vm.Console()))
+	}
+	u.code = m[1]
+	if _, err := vm.Expect(reReady, time.Minute); err != nil {
+		t.Fatalf("%v\nconsole:\n%s", err, tail(vm.Console()))
+	}
+	u.http = vm.HTTPClient(u.fingerprint)
+	return u
+}
+
+func tail(s string) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// call sends a request to the web UI and returns the status and body. token may be "".
+func (u *unit) call(method, path, token, body string) (int, string) {
+	u.t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u.URL(path), r)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := u.http.Do(req)
+	if err != nil {
+		u.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+const adminPW = "correct horse battery staple"
+
+func (u *unit) setupAndLogin() string {
+	u.t.Helper()
+	if code, body := u.call("POST", "/api/v1/setup", "", fmt.Sprintf(`{"code":%q,"password":%q}`, u.code, adminPW)); code != 204 {
+		u.t.Fatalf("setup = %d %s", code, body)
+	}
+	return u.login()
+}
+
+func (u *unit) login() string {
+	u.t.Helper()
+	code, body := u.call("POST", "/api/v1/login", "", fmt.Sprintf(`{"user":"admin","password":%q}`, adminPW))
+	var out struct{ Token string }
+	if code != 200 || json.Unmarshal([]byte(body), &out) != nil || out.Token == "" {
+		u.t.Fatalf("login = %d %s", code, body)
+	}
+	return out.Token
+}
+
+type status struct {
+	Hostname string `json:"hostname"`
+	Version  string `json:"version"`
+	UptimeS  int64  `json:"uptime_s"`
+	Disks    []struct {
+		Name      string `json:"name"`
+		Serial    string `json:"serial"`
+		Model     string `json:"model"`
+		SizeBytes int64  `json:"size_bytes"`
+	} `json:"disks"`
+	Services []struct {
+		Name     string `json:"name"`
+		State    string `json:"state"`
+		Restarts int    `json:"restarts"`
+		LastExit string `json:"last_exit"`
+	} `json:"services"`
+}
+
+func (u *unit) status(token string) status {
+	u.t.Helper()
+	code, body := u.call("GET", "/api/v1/status", token, "")
+	var st status
+	if code != 200 || json.Unmarshal([]byte(body), &st) != nil {
+		u.t.Fatalf("status = %d %s", code, body)
+	}
+	return st
+}
+
+func serials(st status) map[string]int64 {
+	out := map[string]int64{}
+	for _, d := range st.Disks {
+		out[d.Serial] = d.SizeBytes
+	}
+	return out
+}
+
+// eventually retries f until it returns nil or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -1,0 +1,363 @@
+// Package qemutests boots the appliance image (build/image.json) under QEMU/TCG with virtual disks and
+// networks, and injects faults: disk pull and insert, I/O errors, link cuts, NVMe SMART warnings, kill -9.
+// The scenario tests in this directory use it; so does cmd/demo (make run).
+package qemutests
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Image is build/image.json.
+type Image struct {
+	Version   string `json:"version"`
+	Kernel    string `json:"kernel"`
+	Initramfs string `json:"initramfs"`
+	Cmdline   string `json:"cmdline"`
+	MemoryMiB int    `json:"memory_mib"`
+	root      string
+}
+
+// LoadImage reads the manifest under the repository root; its paths are relative to that root.
+func LoadImage(root string) (Image, error) {
+	var im Image
+	b, err := os.ReadFile(filepath.Join(root, "build/image.json"))
+	if err != nil {
+		return im, fmt.Errorf("read image manifest (run 'make image'): %w", err)
+	}
+	if err := json.Unmarshal(b, &im); err != nil {
+		return im, fmt.Errorf("decode build/image.json: %w", err)
+	}
+	im.root = root
+	for _, p := range []string{im.Kernel, im.Initramfs} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			return im, fmt.Errorf("image file: %w", err)
+		}
+	}
+	return im, nil
+}
+
+// DiskKind is how a disk is attached.
+type DiskKind string
+
+// Disk kinds.
+const (
+	Virtio DiskKind = "virtio" // virtio-blk on a PCIe root port: hot-pluggable
+	NVMe   DiskKind = "nvme"   // NVMe on a PCIe root port: hot-pluggable, SMART settable over QMP
+	AHCI   DiskKind = "ahci"   // SATA on the q35 AHCI controller: static SMART
+)
+
+// Disk is a virtual disk. ID names the QEMU device; Path is created (sparse) if it does not exist.
+type Disk struct {
+	ID      string
+	Kind    DiskKind
+	Serial  string
+	SizeMiB int
+	Path    string
+	Faulty  bool // route I/O through blkdebug so InjectIOError can fail it
+}
+
+// Config describes one VM.
+type Config struct {
+	Dir       string // working directory: console log, sockets, disk images
+	Disks     []Disk
+	MemoryMiB int      // 0: the image's
+	Cmdline   []string // appended to the image's command line
+	Hub       *Hub     // if set, a second NIC joins this hub
+	NoMgmtNet bool     // no user-networking NIC (and so no web UI from the host)
+}
+
+// VM is a running QEMU.
+type VM struct {
+	Dir      string
+	HTTPS    string // "127.0.0.1:PORT" forwarded to the guest's port 443
+	HubPort  int
+	QMP      *QMP
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	console  string
+	exited   chan struct{}
+	exitErr  error
+	freePort int // next free root port for hot-plugged disks
+
+	mu  sync.Mutex // guards pos
+	pos int        // console offset consumed by Expect
+}
+
+const rootPorts = 8
+
+// Start boots the image. Close the VM when done.
+func Start(im Image, cfg Config) (*VM, error) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return nil, fmt.Errorf("qemu-system-x86_64 not found (apt-get install qemu-system-x86): %w", err)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	mem := cfg.MemoryMiB
+	if mem == 0 {
+		mem = im.MemoryMiB
+	}
+	vm := &VM{Dir: cfg.Dir, console: filepath.Join(cfg.Dir, "console.log"), exited: make(chan struct{})}
+	qmpSock := filepath.Join(cfg.Dir, "qmp.sock")
+	os.Remove(qmpSock)
+	args := []string{
+		"-machine", "q35", "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "1", "-m", fmt.Sprint(mem),
+		"-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
+		"-kernel", filepath.Join(im.root, im.Kernel), "-initrd", filepath.Join(im.root, im.Initramfs),
+		"-append", strings.Join(append([]string{im.Cmdline}, cfg.Cmdline...), " "),
+		"-qmp", "unix:" + qmpSock + ",server=on,wait=off",
+		"-device", "virtio-rng-pci",
+	}
+	for i := range rootPorts {
+		args = append(args, "-device", fmt.Sprintf("pcie-root-port,id=rp%d,bus=pcie.0,chassis=%d,slot=%d", i, i+1, i+1))
+	}
+	ahci := 0
+	for _, d := range cfg.Disks {
+		a, err := vm.diskArgs(d, &ahci)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, a...)
+	}
+	if !cfg.NoMgmtNet {
+		port, err := freeTCPPort()
+		if err != nil {
+			return nil, err
+		}
+		vm.HTTPS = fmt.Sprintf("127.0.0.1:%d", port)
+		args = append(args,
+			"-netdev", fmt.Sprintf("user,id=mgmt,net=198.18.0.0/24,restrict=on,hostfwd=tcp:%s-:443", vm.HTTPS),
+			"-device", "virtio-net-pci,netdev=mgmt,id=mgmt")
+	}
+	if cfg.Hub != nil {
+		n, vmPath, hubPath, err := cfg.Hub.AddPort()
+		if err != nil {
+			return nil, err
+		}
+		vm.HubPort = n
+		args = append(args,
+			"-netdev", fmt.Sprintf("dgram,id=lan,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s", vmPath, hubPath),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=lan,id=lan,mac=52:54:00:00:01:%02x", n))
+	}
+	out, err := os.Create(vm.console)
+	if err != nil {
+		return nil, err
+	}
+	vm.cmd = exec.Command("qemu-system-x86_64", args...)
+	vm.cmd.Stdout, vm.cmd.Stderr = out, out
+	if vm.stdin, err = vm.cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	os.WriteFile(filepath.Join(cfg.Dir, "qemu.args"), []byte(strings.Join(vm.cmd.Args, "\n")), 0o644)
+	if err := vm.cmd.Start(); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("start qemu: %w", err)
+	}
+	go func() {
+		vm.exitErr = vm.cmd.Wait()
+		out.Close()
+		close(vm.exited)
+	}()
+	if vm.QMP, err = DialQMP(qmpSock, 10*time.Second); err != nil {
+		vm.Close()
+		return nil, fmt.Errorf("%w (console: %s)", err, vm.Console())
+	}
+	return vm, nil
+}
+
+// diskArgs returns the -blockdev/-device arguments of d, creating its image file.
+func (vm *VM) diskArgs(d Disk, ahci *int) ([]string, error) {
+	if err := vm.createDisk(&d); err != nil {
+		return nil, err
+	}
+	blk, _ := json.Marshal(blockdev(d))
+	var dev string
+	switch d.Kind {
+	case Virtio, "":
+		dev = fmt.Sprintf("virtio-blk-pci,drive=%s,id=%s,serial=%s,bus=rp%d", d.ID, d.ID, d.Serial, vm.freePort)
+		vm.freePort++
+	case NVMe:
+		dev = fmt.Sprintf("nvme,drive=%s,id=%s,serial=%s,bus=rp%d", d.ID, d.ID, d.Serial, vm.freePort)
+		vm.freePort++
+	case AHCI:
+		dev = fmt.Sprintf("ide-hd,drive=%s,id=%s,serial=%s,bus=ide.%d", d.ID, d.ID, d.Serial, *ahci)
+		*ahci++
+	default:
+		return nil, fmt.Errorf("disk %s: unknown kind %q", d.ID, d.Kind)
+	}
+	if vm.freePort > rootPorts {
+		return nil, fmt.Errorf("disk %s: more than %d PCIe disks", d.ID, rootPorts)
+	}
+	return []string{"-blockdev", string(blk), "-device", dev}, nil
+}
+
+func (vm *VM) createDisk(d *Disk) error {
+	if d.Path == "" {
+		d.Path = filepath.Join(vm.Dir, d.ID+".img")
+	}
+	if _, err := os.Stat(d.Path); err == nil {
+		return nil
+	}
+	f, err := os.Create(d.Path)
+	if err != nil {
+		return fmt.Errorf("create disk %s: %w", d.ID, err)
+	}
+	defer f.Close()
+	return f.Truncate(int64(d.SizeMiB) << 20)
+}
+
+// blockdev is the QMP/-blockdev node of a disk: raw over file, with blkdebug between them when Faulty.
+// blkdebug starts in state 1; a write-zeroes request (InjectIOError) moves it to state 2, where every
+// read, write and flush fails with EIO.
+func blockdev(d Disk) map[string]any {
+	file := map[string]any{"driver": "file", "filename": d.Path, "node-name": d.ID + "-file"}
+	if d.Faulty {
+		var inject []map[string]any
+		for _, ev := range []string{"read_aio", "write_aio", "flush_to_disk"} {
+			inject = append(inject, map[string]any{"event": ev, "state": 2, "errno": 5})
+		}
+		file = map[string]any{"driver": "blkdebug", "node-name": d.ID + "-dbg", "image": file,
+			"inject-error": inject,
+			"set-state":    []map[string]any{{"event": "pwritev_zero", "state": 1, "new_state": 2}}}
+	}
+	return map[string]any{"driver": "raw", "node-name": d.ID, "file": file}
+}
+
+func freeTCPPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Console returns everything the guest printed so far.
+func (vm *VM) Console() string {
+	b, _ := os.ReadFile(vm.console)
+	return string(b)
+}
+
+// ErrExited means QEMU stopped while something was awaited.
+var ErrExited = errors.New("qemu exited")
+
+// Expect waits until the console, past what earlier Expects consumed, matches re, and returns the
+// submatches. It fails when QEMU exits first or timeout passes.
+func (vm *VM) Expect(re *regexp.Regexp, timeout time.Duration) ([]string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		vm.mu.Lock()
+		out := vm.Console()
+		if vm.pos > len(out) {
+			vm.pos = len(out)
+		}
+		loc := re.FindStringSubmatchIndex(out[vm.pos:])
+		if loc != nil {
+			m := make([]string, len(loc)/2)
+			for i := range m {
+				if loc[2*i] >= 0 {
+					m[i] = out[vm.pos+loc[2*i] : vm.pos+loc[2*i+1]]
+				}
+			}
+			vm.pos += loc[1]
+			vm.mu.Unlock()
+			return m, nil
+		}
+		vm.mu.Unlock()
+		select {
+		case <-vm.exited:
+			if !re.MatchString(vm.Console()[vm.pos:]) {
+				return nil, fmt.Errorf("waiting for %q: %w (%v)", re, ErrExited, vm.exitErr)
+			}
+			continue
+		default:
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("waiting for %q: timed out after %v", re, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Send types a line on the serial console (the debug console reads it when appliance.debug is set).
+func (vm *VM) Send(line string) error {
+	_, err := io.WriteString(vm.stdin, line+"\n")
+	return err
+}
+
+// Wait waits for QEMU to exit, up to timeout.
+func (vm *VM) Wait(timeout time.Duration) error {
+	select {
+	case <-vm.exited:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("qemu still running after %v", timeout)
+	}
+}
+
+// Exited reports whether QEMU has stopped.
+func (vm *VM) Exited() bool {
+	select {
+	case <-vm.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Kill9 kills QEMU with SIGKILL: the unit loses power.
+func (vm *VM) Kill9() error {
+	if err := vm.cmd.Process.Kill(); err != nil && !vm.Exited() {
+		return err
+	}
+	return vm.Wait(10 * time.Second)
+}
+
+// Close stops QEMU and releases its resources. It is safe to call twice.
+func (vm *VM) Close() {
+	if vm.QMP != nil {
+		vm.QMP.Close()
+	}
+	if vm.cmd != nil && vm.cmd.Process != nil && !vm.Exited() {
+		_ = vm.Kill9()
+	}
+}
+
+// HTTPClient returns a client for the guest's web UI that accepts only the certificate whose SHA-256
+// fingerprint the console printed ("AB:CD:..."), as a careful user would check it.
+func (vm *VM) HTTPClient(fingerprint string) *http.Client {
+	want := strings.ReplaceAll(strings.ToUpper(fingerprint), ":", "")
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			InsecureSkipVerify: true, // self-signed: verified by fingerprint below
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) == 0 {
+					return errors.New("no certificate")
+				}
+				got := fmt.Sprintf("%X", sha256.Sum256(cs.PeerCertificates[0].Raw))
+				if got != want {
+					return fmt.Errorf("certificate fingerprint %s, console said %s", got, want)
+				}
+				return nil
+			},
+		}},
+	}
+}
+
+// URL returns the host-side address of path on the guest's web UI.
+func (vm *VM) URL(path string) string { return "https://" + vm.HTTPS + path }
