@@ -27,7 +27,7 @@ unit: ## unprivileged unit tests
 	$(GO) test ./...
 
 qemu-test: image ## boot the real image in QEMU and run the scenario tests
-	QEMU_TESTS=1 $(GO) test -count=1 -timeout 40m -v ./qemu-tests/ 2>&1 | tee build/qemu-test.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)'; exit $${PIPESTATUS[0]}
+	QEMU_TESTS=1 $(GO) test -count=1 -timeout 40m -v -parallel 3 ./qemu-tests/ 2>&1 | tee build/qemu-test.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)'; exit $${PIPESTATUS[0]}
 
 test: unit qemu-test ## unit tests, then the QEMU suite
 

@@ -1,0 +1,74 @@
+package qemutests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+)
+
+// BenchmarkBoot measures QEMU start to "web UI ready" with three disks, beside QEMU start to the first line
+// of a bare Go init on the same kernel and command line in the same run. The ratio is the figure to watch.
+func BenchmarkBoot(b *testing.B) {
+	im := image(b)
+	bare := bareImage(b, im)
+	disks := []Disk{{ID: "d1", Serial: "B1", SizeMiB: 64}, {ID: "d2", Kind: NVMe, Serial: "B2", SizeMiB: 64}, {ID: "d3", Kind: AHCI, Serial: "B3", SizeMiB: 64}}
+	var ui, base time.Duration
+	for range b.N {
+		ui += timeTo(b, im, Config{Disks: disks}, reReady)
+		base += timeTo(b, bare, Config{Disks: disks}, regexp.MustCompile(`bare init up`))
+	}
+	b.ReportMetric(ui.Seconds()/float64(b.N), "s/ui-ready")
+	b.ReportMetric(base.Seconds()/float64(b.N), "s/bare-init")
+	b.ReportMetric(float64(ui)/float64(base), "ratio")
+	size := func(p string) float64 {
+		st, err := os.Stat(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return float64(st.Size()) / (1 << 20)
+	}
+	bz, initrd := size(filepath.Join(im.root, "build/kernel/bzImage")), size(filepath.Join(im.root, im.Initramfs))
+	b.ReportMetric(bz, "MiB/bzImage")
+	b.ReportMetric(initrd, "MiB/initramfs.zst")
+	b.ReportMetric(size(bare.Initramfs), "MiB/bare-initramfs")
+	b.Logf("image (compressed): bzImage %.1f MiB + initramfs %.1f MiB = %.1f MiB", bz, initrd, bz+initrd)
+}
+
+func timeTo(b *testing.B, im Image, cfg Config, re *regexp.Regexp) time.Duration {
+	cfg.Dir = b.TempDir()
+	start := time.Now()
+	vm, err := Start(im, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer vm.Close()
+	if _, err := vm.Expect(re, 3*time.Minute); err != nil {
+		b.Fatalf("%v\n%s", err, tail(vm.Console()))
+	}
+	return time.Since(start)
+}
+
+// bareImage builds a bare Go init into an initramfs beside the real one, with the same kernel.
+func bareImage(b *testing.B, im Image) Image {
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "bareinit")
+	for _, c := range [][]string{
+		{"go", "build", "-o", bin, "./testdata/bareinit"},
+		{"go", "tool", "u-root", "-nocmd", "-defaultsh=", "-initcmd=/bin/bareinit", "-files", bin + ":bin/bareinit", "-o", filepath.Join(dir, "bare.cpio")},
+		{"zstd", "-q", "--rm", filepath.Join(dir, "bare.cpio"), "-o", filepath.Join(dir, "bare.cpio.zst")},
+	} {
+		cmd := exec.Command(c[0], c[1:]...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	bare := im
+	bare.Initramfs = filepath.Join(dir, "bare.cpio.zst")
+	bare.root = ""
+	bare.Kernel = filepath.Join(im.root, im.Kernel)
+	return bare
+}
