@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio xz-utils zstd postgresql-15 curl ca-certificates
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help deps image run test unit qemu-test bench lint soak clean
 
