@@ -78,6 +78,7 @@ type Config struct {
 	Cmdline   []string // appended to the image's command line
 	Hub       *Hub     // if set, a second NIC joins this hub
 	NoMgmtNet bool     // no user-networking NIC (and so no web UI from the host)
+	HostPort  int      // host port forwarded to the guest's 443 on 127.0.0.1; 0 picks a free one
 }
 
 // VM is a running QEMU.
@@ -134,9 +135,12 @@ func Start(im Image, cfg Config) (*VM, error) {
 		args = append(args, a...)
 	}
 	if !cfg.NoMgmtNet {
-		port, err := freeTCPPort()
-		if err != nil {
-			return nil, err
+		port := cfg.HostPort
+		if port == 0 {
+			var err error
+			if port, err = freeTCPPort(); err != nil {
+				return nil, err
+			}
 		}
 		vm.HTTPS = fmt.Sprintf("127.0.0.1:%d", port)
 		args = append(args,

@@ -120,7 +120,7 @@ func headers(next http.Handler) http.Handler {
 
 // guard checks the route's access level before calling it.
 func (s *Server) guard(rt Route) http.Handler {
-	api := strings.HasPrefix(rt.Pattern, "GET /api/") || strings.Contains(rt.Pattern, " /api/")
+	api := strings.Contains(rt.Pattern, " /api/")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var sess appliance.Session
 		if rt.Access != Public {

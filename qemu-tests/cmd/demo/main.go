@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -28,7 +29,13 @@ func run() error {
 		return err
 	}
 	dir, _ := filepath.Abs("build/demo")
-	vm, err := qemutests.Start(im, qemutests.Config{Dir: dir, Disks: []qemutests.Disk{
+	port := 8443 // a stable address for the office's bookmark, unless something else holds it
+	if l, err := net.Listen("tcp", "127.0.0.1:8443"); err != nil {
+		port = 0
+	} else {
+		l.Close()
+	}
+	vm, err := qemutests.Start(im, qemutests.Config{Dir: dir, HostPort: port, Disks: []qemutests.Disk{
 		{ID: "disk1", Kind: qemutests.Virtio, Serial: "DEMO-DISK-1", SizeMiB: 1024},
 		{ID: "disk2", Kind: qemutests.Virtio, Serial: "DEMO-DISK-2", SizeMiB: 1024},
 		{ID: "disk3", Kind: qemutests.NVMe, Serial: "DEMO-NVME-3", SizeMiB: 1024},
