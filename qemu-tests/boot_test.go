@@ -99,15 +99,22 @@ func TestCrashedServiceRestarts(t *testing.T) {
 	}
 }
 
-// Power off from the API: services stop, the kernel powers off, QEMU exits.
-func TestPowerOff(t *testing.T) {
+// Power off and reboot from the API: services stop, then the kernel powers off or restarts (QEMU runs with
+// -no-reboot, so both end the process).
+func TestPowerOffAndReboot(t *testing.T) {
 	t.Parallel()
+	for action, line := range map[string]string{"poweroff": "power off", "reboot": "reboot"} {
+		t.Run(action, func(t *testing.T) { powerAction(t, action, line) })
+	}
+}
+
+func powerAction(t *testing.T, action, line string) {
 	u := boot(t, Config{Disks: []Disk{{ID: "d1", Serial: "P1", SizeMiB: 32}}})
 	tok := u.setupAndLogin()
-	if code, body := u.call("POST", "/api/v1/system/poweroff", tok, ""); code != 202 {
-		t.Fatalf("poweroff = %d %s", code, body)
+	if code, body := u.call("POST", "/api/v1/system/"+action, tok, ""); code != 202 {
+		t.Fatalf("%s = %d %s", action, code, body)
 	}
-	if _, err := u.Expect(regexp.MustCompile(`services stopped; power off now`), time.Minute); err != nil {
+	if _, err := u.Expect(regexp.MustCompile(`stopping services to `+line+`(?s:.*)service stopped" service=daemon how="exit status 0"(?s:.*)services stopped; `+line+` now`), time.Minute); err != nil {
 		t.Fatalf("%v\n%s", err, tail(u.Console()))
 	}
 	if err := u.Wait(time.Minute); err != nil {

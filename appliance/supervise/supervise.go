@@ -95,6 +95,7 @@ func (s *Supervisor) loop(ctx context.Context, p *proc) {
 		started := time.Now()
 		err := s.runOnce(ctx, p)
 		if ctx.Err() != nil {
+			s.log.Info("service stopped", "service", p.svc.Name, "how", err)
 			s.set(p, func(st *Status) { st.State = "stopped"; st.PID = 0 })
 			return
 		}
