@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/u-root/u-root/pkg/kmodule"
 )
@@ -29,18 +30,29 @@ func ParseList(r io.Reader) ([]string, error) {
 	return names, nil
 }
 
-// Load loads names in order, each after its dependencies, from root/lib/modules/release. A module that is
-// built in or already loaded is not an error. Every failure is reported; loading goes on past one.
+// Load loads names from root/lib/modules/release, each after its dependencies. The first name is loaded
+// alone, first (the list puts soft dependencies such as crc32c_generic there, which module loaders ignore);
+// the rest load concurrently, so drivers that wait on their hardware overlap. A module that is built in or
+// already loaded is not an error. Every failure is reported; loading goes on past one.
 func Load(root, release string, names []string) error {
 	p, err := kmodule.NewProber(kmodule.ProbeOpts{RootDir: root, KVer: release})
 	if err != nil {
 		return fmt.Errorf("read modules.dep of %s: %w", release, err)
 	}
-	var errs []error
-	for _, n := range names {
-		if err := p.Probe(n, ""); err != nil && !errors.Is(err, os.ErrExist) {
-			errs = append(errs, fmt.Errorf("load module %s: %w", n, err))
+	if len(names) == 0 {
+		return nil
+	}
+	errs := make([]error, len(names))
+	probe := func(i int) {
+		if err := p.Probe(names[i], ""); err != nil && !errors.Is(err, os.ErrExist) {
+			errs[i] = fmt.Errorf("load module %s: %w", names[i], err)
 		}
 	}
+	probe(0)
+	var wg sync.WaitGroup
+	for i := 1; i < len(names); i++ {
+		wg.Go(func() { probe(i) })
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
