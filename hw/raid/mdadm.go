@@ -1,0 +1,190 @@
+// Package raid drives Linux md RAID: mdadm for what changes superblocks (create, assemble, add, fail,
+// remove), and md's sysfs tree for what the kernel reports and for starting checks. Like Talos'
+// internal/pkg/md it only runs commands with argv, never a shell, and decides nothing: the policy lives in
+// appliance/storage.
+package raid
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// Runner runs argv and returns its combined output. Tests swap it for a recording fake.
+type Runner func(ctx context.Context, argv ...string) ([]byte, error)
+
+// Exec is the real Runner.
+func Exec(ctx context.Context, argv ...string) ([]byte, error) {
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, bytes.TrimSpace(out))
+	}
+	return out, nil
+}
+
+// MDADM runs mdadm.
+type MDADM struct {
+	Path string // "mdadm" when empty
+	Run  Runner // Exec when nil
+}
+
+func (m *MDADM) run(ctx context.Context, args ...string) ([]byte, error) {
+	path, run := m.Path, m.Run
+	if path == "" {
+		path = "mdadm"
+	}
+	if run == nil {
+		run = Exec
+	}
+	return run(ctx, append([]string{path}, args...)...)
+}
+
+// Missing stands for an absent member in Create: the array starts degraded.
+const Missing = "missing"
+
+// CreateOptions describe a new array.
+type CreateOptions struct {
+	Level    int      // 1 or 5
+	Name     string   // array name stored in the superblock, e.g. "data"
+	Homehost string   // stored with the name ("homehost:name"); identifies arrays this firmware made
+	Devices  []string // member devices in slot order; Missing leaves a slot empty
+}
+
+// Create makes an array with metadata 1.2 and an internal write-intent bitmap and starts it. It never
+// passes --force: for RAID 5 that would turn the initial parity build into a full resync.
+func (m *MDADM) Create(ctx context.Context, md string, o CreateOptions) error {
+	if o.Level != 1 && o.Level != 5 {
+		return fmt.Errorf("create %s: level %d is not supported", md, o.Level)
+	}
+	args := []string{"--create", md, "--run", "--metadata=1.2", "--level=" + strconv.Itoa(o.Level),
+		"--raid-devices=" + strconv.Itoa(len(o.Devices)), "--bitmap=internal", "--name=" + o.Name}
+	if o.Homehost != "" {
+		args = append(args, "--homehost="+o.Homehost)
+	}
+	if _, err := m.run(ctx, append(args, o.Devices...)...); err != nil {
+		return fmt.Errorf("create %s: %w", md, err)
+	}
+	return nil
+}
+
+// Assemble starts the array uuid from the given members, degraded if some are missing (--run).
+func (m *MDADM) Assemble(ctx context.Context, md, uuid string, members []string) error {
+	args := append([]string{"--assemble", md, "--run", "--uuid=" + uuid}, members...)
+	if _, err := m.run(ctx, args...); err != nil {
+		return fmt.Errorf("assemble %s: %w", md, err)
+	}
+	return nil
+}
+
+// Stop stops an array.
+func (m *MDADM) Stop(ctx context.Context, md string) error {
+	if _, err := m.run(ctx, "--stop", md); err != nil {
+		return fmt.Errorf("stop %s: %w", md, err)
+	}
+	return nil
+}
+
+// Add adds a member (a spare, or the target of a rebuild).
+func (m *MDADM) Add(ctx context.Context, md, dev string) error {
+	if _, err := m.run(ctx, md, "--add", dev); err != nil {
+		return fmt.Errorf("add %s to %s: %w", dev, md, err)
+	}
+	return nil
+}
+
+// ReAdd puts back a member that left the array recently; with the bitmap only what changed is copied.
+func (m *MDADM) ReAdd(ctx context.Context, md, dev string) error {
+	if _, err := m.run(ctx, md, "--re-add", dev); err != nil {
+		return fmt.Errorf("re-add %s to %s: %w", dev, md, err)
+	}
+	return nil
+}
+
+// FailRemove marks a member faulty and removes it from the array.
+func (m *MDADM) FailRemove(ctx context.Context, md, dev string) error {
+	if _, err := m.run(ctx, md, "--fail", dev, "--remove", dev); err != nil {
+		return fmt.Errorf("fail and remove %s from %s: %w", dev, md, err)
+	}
+	return nil
+}
+
+// RemoveDetached fails and removes every member whose device node is gone (a pulled disk): md does not
+// notice those until it next does I/O to them.
+func (m *MDADM) RemoveDetached(ctx context.Context, md string) error {
+	if _, err := m.run(ctx, md, "--fail", "detached", "--remove", "detached"); err != nil {
+		return fmt.Errorf("remove detached members of %s: %w", md, err)
+	}
+	return nil
+}
+
+// RemoveFailed removes members md already marked faulty.
+func (m *MDADM) RemoveFailed(ctx context.Context, md string) error {
+	if _, err := m.run(ctx, md, "--remove", "failed"); err != nil {
+		return fmt.Errorf("remove failed members of %s: %w", md, err)
+	}
+	return nil
+}
+
+// Superblock is what a member's md superblock says (mdadm --examine --export).
+type Superblock struct {
+	Level   string // "raid1", "raid5"
+	Devices int    // raid disks
+	Name    string // "homehost:name"
+	UUID    string // array UUID, mdadm's colon form
+	DevUUID string // this member's UUID
+	Events  uint64
+}
+
+// ErrNoSuperblock means a device holds no md superblock.
+var ErrNoSuperblock = errors.New("no md superblock")
+
+// Examine reads dev's md superblock.
+func (m *MDADM) Examine(ctx context.Context, dev string) (Superblock, error) {
+	out, err := m.run(ctx, "--examine", "--export", dev)
+	if err != nil {
+		if bytes.Contains(out, []byte("No md superblock")) {
+			return Superblock{}, fmt.Errorf("examine %s: %w", dev, ErrNoSuperblock)
+		}
+		return Superblock{}, fmt.Errorf("examine %s: %w", dev, err)
+	}
+	sb, err := ParseExamine(out)
+	if err != nil {
+		return Superblock{}, fmt.Errorf("examine %s: %w", dev, err)
+	}
+	return sb, nil
+}
+
+// ParseExamine parses the KEY=VALUE lines of mdadm --examine --export.
+func ParseExamine(out []byte) (Superblock, error) {
+	var sb Superblock
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "MD_LEVEL":
+			sb.Level = v
+		case "MD_DEVICES":
+			sb.Devices, _ = strconv.Atoi(v)
+		case "MD_NAME":
+			sb.Name = v
+		case "MD_UUID":
+			sb.UUID = v
+		case "MD_DEV_UUID":
+			sb.DevUUID = v
+		case "MD_EVENTS":
+			sb.Events, _ = strconv.ParseUint(v, 10, 64)
+		}
+	}
+	if sb.UUID == "" || sb.Level == "" {
+		return sb, fmt.Errorf("%w: no MD_UUID or MD_LEVEL in %q", ErrNoSuperblock, out)
+	}
+	return sb, nil
+}
