@@ -84,3 +84,84 @@ type System interface {
 	// Shutdown asks PID 1 to stop every service and power off (reboot false) or reboot.
 	Shutdown(ctx context.Context, reboot bool) error
 }
+
+// Array states, member states and disk roles the storage reports.
+const (
+	ArrayClean      = "clean"
+	ArrayDegraded   = "degraded"
+	ArrayRebuilding = "rebuilding"
+	ArrayResyncing  = "resyncing"
+	ArrayChecking   = "checking"
+	ArrayFailed     = "failed"
+
+	MemberInSync     = "in_sync"
+	MemberFaulty     = "faulty"
+	MemberRebuilding = "rebuilding"
+	MemberSpare      = "spare"
+	MemberRemoved    = "removed"
+)
+
+// ErrNotFound means the thing named in a request (a disk, an array) does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict means the request does not fit the current state (e.g. a scrub while rebuilding).
+var ErrConflict = errors.New("not possible now")
+
+// StorageStatus is the disks and arrays (GET /api/v1/storage).
+type StorageStatus struct {
+	Arrays    []Array       `json:"arrays"`
+	Disks     []StorageDisk `json:"disks"`
+	AutoAdd   bool          `json:"auto_add"`   // a new blank disk is used without asking
+	Persisted bool          `json:"persistent"` // settings live on the system array, not in RAM
+	LastScrub time.Time     `json:"last_scrub,omitzero"`
+	NextScrub time.Time     `json:"next_scrub,omitzero"`
+	Alerts    []Alert       `json:"alerts"`
+}
+
+// Array is one md array.
+type Array struct {
+	Name            string   `json:"name"`  // "system" or "data"
+	Level           string   `json:"level"` // "raid1", "raid5"
+	State           string   `json:"state"` // ArrayClean, ...
+	SizeBytes       int64    `json:"size_bytes"`
+	RebuildProgress *float64 `json:"rebuild_progress"` // 0..1 while rebuilding, resyncing or checking
+	ETASeconds      *int64   `json:"eta_s,omitempty"`
+	MismatchSectors int64    `json:"mismatch_sectors"` // found by the last scrub
+	Members         []Member `json:"members"`
+}
+
+// Member is a disk's place in an array.
+type Member struct {
+	Serial string `json:"serial"`
+	Device string `json:"device,omitempty"`
+	State  string `json:"state"` // MemberInSync, ...
+}
+
+// StorageDisk is a disk as the storage sees it.
+type StorageDisk struct {
+	Serial    string `json:"serial"`
+	Model     string `json:"model"`
+	SizeBytes int64  `json:"size_bytes"`
+	Slot      string `json:"slot"`   // hardware path
+	Device    string `json:"device"` // kernel name
+	Role      string `json:"role"`   // "member", "spare", "unused"
+	State     string `json:"state"`  // "ok", "faulty", "rebuilding", "blank", "needs_adopt", "refused"
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Alert is something an admin should look at.
+type Alert struct {
+	Level   string `json:"level"` // "warning" or "critical"
+	Message string `json:"message"`
+}
+
+// Storage is the RAID storage.
+type Storage interface {
+	Storage(ctx context.Context) (StorageStatus, error)
+	// Scrub starts a check of every array now.
+	Scrub(ctx context.Context) error
+	// Adopt confirms that a disk holding data may be erased and used.
+	Adopt(ctx context.Context, serial string) error
+	// SetAutoAdd switches between using new blank disks at once and waiting for Adopt.
+	SetAutoAdd(ctx context.Context, on bool) error
+}

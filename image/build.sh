@@ -76,6 +76,9 @@ files=(
   -files "$out/appliance:bin/appliance"
   -files "$out/mdadm/sbin/mdadm:sbin/mdadm"
   -files "/bin/dash:bin/sh"
+  -files "/sbin/mke2fs:sbin/mkfs.ext4"
+  -files "/sbin/e2fsck:sbin/e2fsck"
+  -files "/etc/mke2fs.conf:etc/mke2fs.conf"
   -files "$kdir/modules/lib/modules:lib/modules"
   -files "$top/image/rootfs/etc/passwd:etc/passwd"
   -files "$top/image/rootfs/etc/group:etc/group"
@@ -104,6 +107,7 @@ mv "$out/initramfs.cpio.zst.tmp" "$out/initramfs.cpio.zst"
 
 # 5. The manifest any QEMU harness boots from.
 pgver=$(dpkg-query -W -f '${Version}' "postgresql-$PG_MAJOR")
+e2ver=$(dpkg-query -W -f '${Version}' e2fsprogs)
 cat > "$out/image.json.tmp" <<JSON
 {
   "version": "$version",
@@ -115,7 +119,8 @@ cat > "$out/image.json.tmp" <<JSON
   "inputs": {
     "kernel": "$KERNEL_PKG $KERNEL_DEB_VERSION sha256:$KERNEL_SHA256",
     "mdadm": "mdadm $MDADM_DEB_VERSION sha256:$MDADM_SHA256",
-    "postgresql": "postgresql-$PG_MAJOR $pgver"
+    "postgresql": "postgresql-$PG_MAJOR $pgver",
+    "e2fsprogs": "e2fsprogs $e2ver"
   }
 }
 JSON

@@ -42,7 +42,7 @@ func (vm *VM) InsertDisk(d Disk) error {
 
 // InjectIOError makes every later read, write and flush of a Faulty virtio disk fail with EIO.
 func (vm *VM) InjectIOError(id string) error {
-	cmd := fmt.Sprintf("qemu-io -d /machine/peripheral/%s/virtio-backend \"write -z 0 4k\"", id)
+	cmd := fmt.Sprintf("qemu-io -d /machine/peripheral/%s/virtio-backend \"write -z 1M 4k\"", id)
 	out, err := vm.QMP.Execute("human-monitor-command", map[string]any{"command-line": cmd})
 	if err != nil {
 		return fmt.Errorf("inject I/O error on %s: %w", id, err)

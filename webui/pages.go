@@ -13,6 +13,7 @@ type pageData struct {
 	Notice  string
 	Session appliance.Session
 	Status  appliance.Status
+	Storage appliance.StorageStatus
 }
 
 // render executes a page into a buffer first, so a template error never sends half a page.

@@ -51,15 +51,21 @@ type Route struct {
 type Server struct {
 	auth  appliance.Auth
 	sys   appliance.System
+	disks appliance.Storage
 	log   *slog.Logger
 	pages map[string]*template.Template
 }
 
-// New returns the web UI for auth and sys.
-func New(auth appliance.Auth, sys appliance.System, log *slog.Logger) (*Server, error) {
-	s := &Server{auth: auth, sys: sys, log: log, pages: map[string]*template.Template{}}
-	funcs := template.FuncMap{"bytes": humanBytes, "duration": func(sec int64) string { return (time.Duration(sec) * time.Second).String() }}
-	for _, p := range []string{"setup", "login", "status"} {
+// New returns the web UI for auth, sys and storage.
+func New(auth appliance.Auth, sys appliance.System, storage appliance.Storage, log *slog.Logger) (*Server, error) {
+	s := &Server{auth: auth, sys: sys, disks: storage, log: log, pages: map[string]*template.Template{}}
+	funcs := template.FuncMap{
+		"bytes":    humanBytes,
+		"duration": func(sec int64) string { return (time.Duration(sec) * time.Second).String() },
+		"percent":  func(p *float64) string { return fmt.Sprintf("%.1f", *p*100) },
+		"deref":    func(p *int64) int64 { return *p },
+	}
+	for _, p := range []string{"setup", "login", "status", "storage"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", p, err)
@@ -85,6 +91,14 @@ func (s *Server) Routes() []Route {
 		{"POST /api/v1/logout", Viewer, s.apiLogout},
 		{"GET /api/v1/status", Viewer, s.apiStatus},
 		{"POST /api/v1/system/{action}", Admin, s.apiPower},
+		{"GET /storage", Viewer, s.pageStorage},
+		{"POST /storage/scrub", Admin, s.formScrub},
+		{"POST /storage/disks/{serial}/adopt", Admin, s.formAdopt},
+		{"POST /storage/auto-add", Admin, s.formAutoAdd},
+		{"GET /api/v1/storage", Viewer, s.apiStorage},
+		{"POST /api/v1/storage/scrub", Admin, s.apiScrub},
+		{"POST /api/v1/storage/disks/{serial}/adopt", Admin, s.apiAdopt},
+		{"PUT /api/v1/storage/policy", Admin, s.apiStoragePolicy},
 	}
 }
 
@@ -173,7 +187,9 @@ func statusOf(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes)
 	case errors.Is(err, errBadRequest), errors.Is(err, appliance.ErrWeakPassword):
 		return http.StatusBadRequest, err.Error()
-	case errors.Is(err, appliance.ErrAlreadySetUp):
+	case errors.Is(err, appliance.ErrNotFound):
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, appliance.ErrAlreadySetUp), errors.Is(err, appliance.ErrConflict):
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, appliance.ErrBadSetupCode), errors.Is(err, appliance.ErrForbidden):
 		return http.StatusForbidden, err.Error()

@@ -3,6 +3,7 @@ package webui
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -31,11 +32,45 @@ func (f *fakeSystem) Shutdown(_ context.Context, reboot bool) error {
 	return nil
 }
 
+// fakeStorage records the storage actions the UI asks for.
+type fakeStorage struct {
+	st       appliance.StorageStatus
+	scrubs   int
+	adopted  []string
+	scrubErr error
+}
+
+func (f *fakeStorage) Storage(context.Context) (appliance.StorageStatus, error) { return f.st, nil }
+
+func (f *fakeStorage) Scrub(context.Context) error {
+	if f.scrubErr != nil {
+		return f.scrubErr
+	}
+	f.scrubs++
+	return nil
+}
+
+func (f *fakeStorage) Adopt(_ context.Context, serial string) error {
+	for _, d := range f.st.Disks {
+		if d.Serial == serial {
+			f.adopted = append(f.adopted, serial)
+			return nil
+		}
+	}
+	return fmt.Errorf("adopt %s: %w", serial, appliance.ErrNotFound)
+}
+
+func (f *fakeStorage) SetAutoAdd(_ context.Context, on bool) error {
+	f.st.AutoAdd = on
+	return nil
+}
+
 type env struct {
-	srv  *Server
-	h    http.Handler
-	auth *auth.Auth
-	sys  *fakeSystem
+	srv     *Server
+	h       http.Handler
+	auth    *auth.Auth
+	sys     *fakeSystem
+	storage *fakeStorage
 }
 
 func newEnv(t *testing.T) *env {
@@ -48,11 +83,20 @@ func newEnv(t *testing.T) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a := auth.New(st, log, time.Now)
 	sys := &fakeSystem{}
-	srv, err := New(a, sys, log)
+	p := 0.375
+	eta := int64(90)
+	sto := &fakeStorage{st: appliance.StorageStatus{
+		Arrays: []appliance.Array{{Name: "data", Level: "raid1", State: appliance.ArrayRebuilding, RebuildProgress: &p, ETASeconds: &eta,
+			Members: []appliance.Member{{Serial: "SN-A", State: "in_sync"}, {Serial: "SN-B", State: "rebuilding"}}}},
+		Disks: []appliance.StorageDisk{{Serial: "SN-A", Role: "member", State: "ok"}, {Serial: "SN-B", Role: "member", State: "rebuilding"},
+			{Serial: "SN-OLD", Role: "unused", State: "needs_adopt", Reason: "holds an ext2/3/4 filesystem"}},
+		Alerts: []appliance.Alert{{Level: "warning", Message: "the data array is rebuilding"}},
+	}}
+	srv, err := New(a, sys, sto, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys}
+	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto}
 }
 
 type req struct {
@@ -201,5 +245,61 @@ func TestSecurityHeaders(t *testing.T) {
 		if w.Header().Get(h) == "" {
 			t.Errorf("header %s missing", h)
 		}
+	}
+}
+
+func TestStorageAPIAndPage(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	w := e.do(req{method: "GET", path: "/api/v1/storage", hdr: bearer})
+	var st struct {
+		Arrays []struct {
+			Name, Level, State string
+			RebuildProgress    *float64 `json:"rebuild_progress"`
+			Members            []struct{ Serial, State string }
+		}
+		Disks []struct{ Serial, Role, State string }
+	}
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &st) != nil || len(st.Arrays) != 1 || st.Arrays[0].State != "rebuilding" ||
+		st.Arrays[0].RebuildProgress == nil || *st.Arrays[0].RebuildProgress != 0.375 || st.Arrays[0].Members[1].State != "rebuilding" || len(st.Disks) != 3 {
+		t.Fatalf("storage = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/storage/scrub", hdr: bearer}); w.Code != 202 || e.storage.scrubs != 1 {
+		t.Errorf("scrub = %d (%d scrubs)", w.Code, e.storage.scrubs)
+	}
+	e.storage.scrubErr = fmt.Errorf("scrub the data array: it is rebuilding: %w", appliance.ErrConflict)
+	if w := e.do(req{method: "POST", path: "/api/v1/storage/scrub", hdr: bearer}); w.Code != 409 || !strings.Contains(w.Body.String(), "rebuilding") {
+		t.Errorf("scrub while rebuilding = %d %s, want 409", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/storage/disks/NOPE/adopt", hdr: bearer}); w.Code != 404 {
+		t.Errorf("adopt an unknown disk = %d, want 404", w.Code)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/storage/disks/SN-OLD/adopt", hdr: bearer}); w.Code != 202 || len(e.storage.adopted) != 1 {
+		t.Errorf("adopt = %d, adopted %v", w.Code, e.storage.adopted)
+	}
+	for _, body := range []string{`{}`, `{"auto_add":"yes"}`, `{"auto_add":false,"x":1}`} {
+		if w := e.do(req{method: "PUT", path: "/api/v1/storage/policy", hdr: bearer, body: body}); w.Code != 400 {
+			t.Errorf("policy %s = %d, want 400", body, w.Code)
+		}
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/storage/policy", hdr: bearer, body: `{"auto_add":false}`}); w.Code != 204 || e.storage.st.AutoAdd {
+		t.Errorf("policy = %d, auto add %v", w.Code, e.storage.st.AutoAdd)
+	}
+	// The page: a progress bar, the reason a disk is not used, and an adopt form that demands confirmation.
+	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
+	w = e.do(req{method: "GET", path: "/storage", hdr: cookie})
+	body := w.Body.String()
+	for _, want := range []string{`<progress max="100" value="37.5">`, "holds an ext2/3/4 filesystem", `action="/storage/disks/SN-OLD/adopt"`, `http-equiv="refresh"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("storage page lacks %q", want)
+		}
+	}
+	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	if w := e.do(req{method: "POST", path: "/storage/disks/SN-OLD/adopt", hdr: form, body: "confirm=no"}); len(e.storage.adopted) != 1 || !strings.Contains(w.Body.String(), "malformed") {
+		t.Errorf("adopt without confirmation went through: %v", e.storage.adopted)
+	}
+	if e.do(req{method: "POST", path: "/storage/disks/SN-OLD/adopt", hdr: form, body: "confirm=erase"}); len(e.storage.adopted) != 2 {
+		t.Errorf("confirmed adopt: %v", e.storage.adopted)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -45,7 +47,27 @@ var migrations = []func(tx *bolt.Tx) error{
 
 // Store is the open database.
 type Store struct {
+	mu sync.RWMutex // guards db, which Relocate swaps
 	db *bolt.DB
+}
+
+func (s *Store) handle() *bolt.DB {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db
+}
+
+// view and update hold the read lock for the whole transaction, so Relocate never closes a database in use.
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db.View(fn)
+}
+
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db.Update(fn)
 }
 
 // Open opens or creates the database at path and migrates it to SchemaVersion.
@@ -63,7 +85,7 @@ func Open(path string) (*Store, error) {
 }
 
 func (s *Store) migrate(target int) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists([]byte(BucketMeta))
 		if err != nil {
 			return fmt.Errorf("create bucket %s: %w", BucketMeta, err)
@@ -87,7 +109,7 @@ func (s *Store) migrate(target int) error {
 // Schema returns the database's schema version.
 func (s *Store) Schema() (int, error) {
 	var v int
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(BucketMeta)).Get([]byte("schema"))
 		if len(b) != 8 {
 			return fmt.Errorf("read schema: %w", ErrNotFound)
@@ -99,12 +121,12 @@ func (s *Store) Schema() (int, error) {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return s.handle().Close() }
 
 // Get returns a copy of the value at bucket/key, or ErrNotFound.
 func (s *Store) Get(bucket, key string) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucket))
 		if b == nil {
 			return fmt.Errorf("get %s/%s: no bucket: %w", bucket, key, ErrNotFound)
@@ -121,7 +143,7 @@ func (s *Store) Get(bucket, key string) ([]byte, error) {
 
 // Put stores value at bucket/key, creating the bucket if needed.
 func (s *Store) Put(bucket, key string, value []byte) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
 		if err != nil {
 			return fmt.Errorf("put %s/%s: %w", bucket, key, err)
@@ -135,7 +157,7 @@ func (s *Store) Put(bucket, key string, value []byte) error {
 
 // Delete removes bucket/key; a missing key is not an error.
 func (s *Store) Delete(bucket, key string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if b := tx.Bucket([]byte(bucket)); b != nil {
 			return b.Delete([]byte(key))
 		}
@@ -145,7 +167,7 @@ func (s *Store) Delete(bucket, key string) error {
 
 // ForEach calls f for every key of bucket in key order. f must not keep v.
 func (s *Store) ForEach(bucket string, f func(k string, v []byte) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(bucket))
 		if b == nil {
 			return nil
@@ -174,3 +196,66 @@ func (s *Store) PutJSON(bucket, key string, v any) error {
 	}
 	return s.Put(bucket, key, b)
 }
+
+// Event is one line of the unit's history: what happened, from which part, how serious.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Source  string    `json:"source"` // "storage", ...
+	Level   string    `json:"level"`  // "info", "warning", "critical"
+	Message string    `json:"message"`
+}
+
+// AddEvent appends e to the events bucket (keyed by time, so the history reads in order).
+func (s *Store) AddEvent(e Event) error {
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(BucketEvents))
+		seq, _ := b.NextSequence()
+		key := binary.BigEndian.AppendUint64(nil, uint64(e.Time.UnixNano()))
+		key = binary.BigEndian.AppendUint64(key, seq)
+		v, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode event: %w", err)
+		}
+		return b.Put(key, v)
+	})
+}
+
+// Events returns the last n events of source ("" for all), oldest first.
+func (s *Store) Events(source string, n int) ([]Event, error) {
+	var out []Event
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte(BucketEvents)).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("decode event: %w", err)
+			}
+			if source == "" || e.Source == source {
+				out = append(out, e)
+			}
+		}
+		return nil
+	})
+	slices.Reverse(out)
+	return out, err
+}
+
+// Relocate copies the database to path (a consistent snapshot) and goes on from there: how the state
+// moves from RAM to the system array once it exists.
+func (s *Store) Relocate(path string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.db.View(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) }); err != nil {
+		return fmt.Errorf("copy state to %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return fmt.Errorf("open state %s: %w", path, err)
+	}
+	old := s.db
+	s.db = db
+	return old.Close()
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.handle().Path() }

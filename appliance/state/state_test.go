@@ -2,8 +2,10 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestOpenMigratesAndPersists(t *testing.T) {
@@ -56,5 +58,49 @@ func TestRefusesNewerSchema(t *testing.T) {
 	s.Close()
 	if _, err := Open(path); !errors.Is(err, ErrNewerSchema) {
 		t.Errorf("Open(newer) error = %v, want ErrNewerSchema", err)
+	}
+}
+
+func TestEventsAndRelocate(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "ram.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	for i, src := range []string{"storage", "auth", "storage", "storage"} {
+		if err := s.AddEvent(Event{Time: t0.Add(time.Duration(i) * time.Second), Source: src, Level: "info", Message: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Put(BucketConfig, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	moved := filepath.Join(dir, "disk.db")
+	if err := s.Relocate(moved); err != nil {
+		t.Fatal(err)
+	}
+	if s.Path() != moved {
+		t.Errorf("path %s", s.Path())
+	}
+	ev, err := s.Events("storage", 2)
+	if err != nil || len(ev) != 2 || ev[0].Message != "2" || ev[1].Message != "3" {
+		t.Fatalf("events after relocation: %+v %v", ev, err)
+	}
+	if v, err := s.Get(BucketConfig, "k"); err != nil || string(v) != "v" {
+		t.Fatalf("config after relocation: %q %v", v, err)
+	}
+	if err := s.Put(BucketConfig, "k2", []byte("w")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := Open(moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if v, err := s2.Get(BucketConfig, "k2"); err != nil || string(v) != "w" {
+		t.Fatalf("a write after relocation did not land in the new file: %q %v", v, err)
 	}
 }

@@ -18,17 +18,33 @@ import (
 	"github.com/lawbox/appliance/appliance/certs"
 	"github.com/lawbox/appliance/appliance/control"
 	"github.com/lawbox/appliance/appliance/state"
+	"github.com/lawbox/appliance/appliance/storage"
 	"github.com/lawbox/appliance/appliance/unit"
+	"github.com/lawbox/appliance/hw/raid"
 	"github.com/lawbox/appliance/webui"
 )
 
 func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	fs := flag.NewFlagSet("daemon", flag.ContinueOnError)
-	statePath := fs.String("state", "/var/lib/appliance/state.db", "state database")
+	statePath := fs.String("state", "", "state database (default: on the system array, or in RAM without one)")
 	listen := fs.String("listen", ":443", "HTTPS listen address")
 	ctlSock := fs.String("control", control.DefaultSocket, "PID 1's control socket")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	// Storage first: the state store lives on the system array when there is one.
+	disks := &storage.Manager{Log: log.With("part", "storage"), MD: &raid.MDADM{Path: "/sbin/mdadm"}, SysRoot: "/sys", DevRoot: "/dev"}
+	persistent, err := disks.Prepare(ctx)
+	if err != nil {
+		log.Error("storage", "err", err)
+	}
+	if *statePath == "" {
+		*statePath = "/run/appliance/state.db"
+		if persistent {
+			*statePath = filepath.Join(storage.System.Mount(), "state.db")
+		} else {
+			log.Warn("no system array: settings are kept in RAM until storage is set up")
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(*statePath), 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
@@ -37,7 +53,25 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	fmt.Printf("state store: %s\n", *statePath)
+	disks.Attach(st)
+	disks.OnPersistent = func(dir string) error {
+		path := filepath.Join(dir, "state.db")
+		if err := st.Relocate(path); err != nil {
+			return err
+		}
+		fmt.Printf("state store: %s\n", path)
+		return nil
+	}
+	sctx, stopStorage := context.WithCancel(context.Background())
+	storageDone := make(chan error, 1)
+	go func() { storageDone <- disks.Run(sctx) }()
+	defer func() {
+		stopStorage()
+		<-storageDone
+		st.Close()
+		disks.Shutdown(context.Background())
+	}()
 
 	host, _ := os.Hostname()
 	cert, err := certs.LoadOrCreate(st, host, localIPs(), time.Now())
@@ -50,7 +84,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	a.Announce = func(code string) { fmt.Printf("setup code: %s\n", code) }
 	a.SetupCode() // prints the code when the unit is not set up yet
 
-	ui, err := webui.New(a, &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: control.NewClient(*ctlSock)}, log)
+	ui, err := webui.New(a, &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: control.NewClient(*ctlSock)}, disks, log)
 	if err != nil {
 		return err
 	}
@@ -80,9 +114,9 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		return fmt.Errorf("serve web UI: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	shctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := srv.Shutdown(shctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("stop web UI: %w", err)
 	}
 	return nil

@@ -3,16 +3,19 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -215,6 +218,10 @@ func serveControl(log *slog.Logger, sup *supervise.Supervisor, request func(sysi
 //	services               list services
 //	signal NAME SIGNAL     send a signal (e.g. SEGV, KILL) to a service
 //	read DISK              read its first 4 KiB past the page cache (prints <nil> or the error)
+//	fill FILE MIB SEED     write MIB MiB of pseudo-random data, fsync, print its SHA-256
+//	sum FILE               print a file's SHA-256 (read past the page cache)
+//	rawwrite DISK MIB      write MIB MiB to a whole disk with O_DIRECT, print the MB/s (destroys its data)
+//	mdstat                 print /proc/mdstat
 //	poweroff | reboot
 func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, request func(sysinit.Action)) {
 	sc := bufio.NewScanner(in)
@@ -241,6 +248,21 @@ func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, reques
 			fmt.Fprintf(out, "debug: sent %s to %s\n", unix.SignalName(sig), f[1])
 		case f[0] == "read" && len(f) == 2:
 			fmt.Fprintf(out, "debug: read /dev/%s: %v\n", f[1], readDirect("/dev/"+filepath.Base(f[1])))
+		case f[0] == "fill" && len(f) == 4:
+			mib, _ := strconv.Atoi(f[2])
+			seed, _ := strconv.ParseUint(f[3], 10, 64)
+			sum, err := debugFill(f[1], mib, seed)
+			fmt.Fprintf(out, "debug: fill %s: %s %v\n", f[1], sum, err)
+		case f[0] == "sum" && len(f) == 2:
+			sum, err := debugSum(f[1])
+			fmt.Fprintf(out, "debug: sum %s: %s %v\n", f[1], sum, err)
+		case f[0] == "rawwrite" && len(f) == 3:
+			mib, _ := strconv.Atoi(f[2])
+			mbs, err := rawWrite("/dev/"+filepath.Base(f[1]), mib)
+			fmt.Fprintf(out, "debug: rawwrite %s: %.1f MB/s %v\n", f[1], mbs, err)
+		case f[0] == "mdstat":
+			b, _ := os.ReadFile("/proc/mdstat")
+			fmt.Fprintf(out, "debug: mdstat\n%s\ndebug: end\n", b)
 		case f[0] == "poweroff":
 			request(sysinit.PowerOff)
 		case f[0] == "reboot":
@@ -265,4 +287,70 @@ func readDirect(path string) error {
 	defer unix.Munmap(buf)
 	_, err = unix.Pread(fd, buf, 0)
 	return err
+}
+
+// debugFill writes mib MiB of data drawn from seed to path and returns its SHA-256.
+func debugFill(path string, mib int, seed uint64) (string, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	rng := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), byte(seed >> 24)})
+	buf := make([]byte, 1<<20)
+	for range mib {
+		_, _ = rng.Read(buf)
+		h.Write(buf)
+		if _, err := f.Write(buf); err != nil {
+			return "", err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// debugSum hashes a file, dropping the page cache first so the disks answer.
+func debugSum(path string) (string, error) {
+	unix.Sync()
+	_ = os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o200)
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// rawWrite writes mib MiB to a block device with O_DIRECT and returns the rate in MB/s.
+func rawWrite(path string, mib int) (float64, error) {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_DIRECT|unix.O_EXCL, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	buf, err := unix.Mmap(-1, 0, 1<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Munmap(buf)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	start := time.Now()
+	for i := range mib {
+		if _, err := unix.Pwrite(fd, buf, int64(i)<<20); err != nil {
+			return 0, err
+		}
+	}
+	if err := unix.Fsync(fd); err != nil {
+		return 0, err
+	}
+	return float64(mib) * (1 << 20) / 1e6 / time.Since(start).Seconds(), nil
 }

@@ -1,0 +1,89 @@
+package storage
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ext4, not XFS: e2fsck has a preen mode (-p) that fixes only what is safe and stops on anything else,
+// which is the filesystem-check policy below; ext4 can also shrink, and mke2fs/e2fsck are small.
+const fsType = "ext4"
+
+// mkfs makes an ext4 filesystem labelled label on dev.
+func mkfs(ctx context.Context, dev, label string) error {
+	out, err := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-L", label, "-m", "1", dev).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("mkfs.ext4 %s: %w: %s", dev, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// checkResult is what the boot-time check allows.
+type checkResult int
+
+const (
+	checkOK       checkResult = iota // clean, or only safe fixes were made
+	checkReadOnly                    // errors preen mode would not fix: mount read-only, tell the admin
+)
+
+// fsck runs e2fsck in preen mode: it repairs only what needs no decision and exits with 4 on anything else.
+// It never answers yes to a question that could throw data away; that is left to a person.
+func fsck(ctx context.Context, dev string) (checkResult, string, error) {
+	out, err := exec.CommandContext(ctx, "e2fsck", "-p", dev).CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return checkOK, "", nil
+	case errors.As(err, &ee) && ee.ExitCode() < 4: // 1: errors corrected, 2: corrected, reboot advised
+		return checkOK, strings.TrimSpace(string(out)), nil
+	case errors.As(err, &ee) && ee.ExitCode()&4 != 0:
+		return checkReadOnly, strings.TrimSpace(string(out)), nil
+	}
+	return checkReadOnly, "", fmt.Errorf("e2fsck %s: %w: %s", dev, err, strings.TrimSpace(string(out)))
+}
+
+// mount mounts dev at dir; errors=remount-ro makes the kernel stop writing on the first metadata error.
+func mount(dev, dir string, readOnly bool) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("mount %s: %w", dir, err)
+	}
+	var flags uintptr = unix.MS_NOATIME | unix.MS_NODEV | unix.MS_NOSUID
+	if readOnly {
+		flags |= unix.MS_RDONLY
+	}
+	if err := unix.Mount(dev, dir, fsType, flags, "errors=remount-ro"); err != nil {
+		return fmt.Errorf("mount %s on %s: %w", dev, dir, err)
+	}
+	return nil
+}
+
+// mountedAt reports the device mounted at dir ("" if none), from /proc/self/mounts.
+func mountedAt(dir string) string {
+	f, err := os.Open("/proc/self/mounts")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	dev := ""
+	for sc.Scan() {
+		if fs := strings.Fields(sc.Text()); len(fs) > 2 && fs[1] == dir {
+			dev = fs[0]
+		}
+	}
+	return dev
+}
+
+func unmount(dir string) error {
+	if err := unix.Unmount(dir, 0); err != nil {
+		return fmt.Errorf("unmount %s: %w", dir, err)
+	}
+	return nil
+}

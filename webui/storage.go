@@ -1,0 +1,94 @@
+package webui
+
+import (
+	"net/http"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+func (s *Server) apiStorage(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	st, err := s.disks.Storage(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) apiScrub(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Info("scrub requested", "user", sess.User, "remote", remote(r))
+	if err := s.disks.Scrub(r.Context()); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) apiAdopt(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	serial := r.PathValue("serial")
+	s.log.Warn("disk adoption requested", "serial", serial, "user", sess.User, "remote", remote(r))
+	if err := s.disks.Adopt(r.Context(), serial); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) apiStoragePolicy(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var p struct {
+		AutoAdd *bool `json:"auto_add"`
+	}
+	if err := decode(r, &p); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if p.AutoAdd == nil {
+		writeError(w, http.StatusBadRequest, "auto_add (true or false) is required")
+		return
+	}
+	s.log.Info("storage policy changed", "auto_add", *p.AutoAdd, "user", sess.User, "remote", remote(r))
+	if err := s.disks.SetAutoAdd(r.Context(), *p.AutoAdd); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) pageStorage(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.renderStorage(w, r, sess, "", nil)
+}
+
+// renderStorage shows the storage page with a notice or the error of an action.
+func (s *Server) renderStorage(w http.ResponseWriter, r *http.Request, sess appliance.Session, notice string, actionErr error) {
+	st, err := s.disks.Storage(r.Context())
+	d := pageData{Session: sess, Storage: st, Notice: notice}
+	if err == nil {
+		err = actionErr
+	}
+	if err != nil {
+		_, d.Error = statusOf(err)
+		d.Notice = ""
+	}
+	s.render(w, r, http.StatusOK, "storage", d)
+}
+
+func (s *Server) formScrub(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Info("scrub requested", "user", sess.User, "remote", remote(r))
+	s.renderStorage(w, r, sess, "The scrub has started. It reads every disk in the background.", s.disks.Scrub(r.Context()))
+}
+
+func (s *Server) formAdopt(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	serial := r.PathValue("serial")
+	if r.PostFormValue("confirm") != "erase" {
+		s.renderStorage(w, r, sess, "", errBadRequest)
+		return
+	}
+	s.log.Warn("disk adoption requested", "serial", serial, "user", sess.User, "remote", remote(r))
+	s.renderStorage(w, r, sess, "Disk "+serial+" is being erased and added.", s.disks.Adopt(r.Context(), serial))
+}
+
+func (s *Server) formAutoAdd(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	on := r.PostFormValue("auto_add") == "on"
+	s.log.Info("storage policy changed", "auto_add", on, "user", sess.User, "remote", remote(r))
+	s.renderStorage(w, r, sess, "Setting saved.", s.disks.SetAutoAdd(r.Context(), on))
+}
