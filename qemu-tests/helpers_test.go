@@ -56,8 +56,15 @@ func boot(t testing.TB, cfg Config) *unit {
 		if t.Failed() {
 			dst := filepath.Join("..", "build", "qemu-test-artifacts", strings.ReplaceAll(t.Name(), "/", "_"))
 			os.MkdirAll(dst, 0o755)
-			os.WriteFile(filepath.Join(dst, "console.log"), []byte(vm.Console()), 0o644)
-			t.Logf("console log kept in %s", dst)
+			name := filepath.Join(dst, "console.log")
+			for i := 2; ; i++ { // one log per boot of the test
+				if _, err := os.Stat(name); err != nil {
+					break
+				}
+				name = filepath.Join(dst, fmt.Sprintf("console-%d.log", i))
+			}
+			os.WriteFile(name, []byte(vm.Console()), 0o644)
+			t.Logf("console log kept in %s", name)
 		}
 	})
 	u := &unit{VM: vm, t: t}
@@ -69,12 +76,11 @@ func boot(t testing.TB, cfg Config) *unit {
 		t.Fatalf("%v\nconsole:\n%s", err, tail(vm.Console()))
 	}
 	u.fingerprint = m[1]
-	if m, err = vm.Expect(reSetupCode, time.Minute); err != nil {
-		t.Fatalf("%v\nconsole:\n%s", err, tail(vm.Console()))
-	}
-	u.code = m[1]
 	if _, err := vm.Expect(reReady, time.Minute); err != nil {
 		t.Fatalf("%v\nconsole:\n%s", err, tail(vm.Console()))
+	}
+	if m := reSetupCode.FindStringSubmatch(vm.Console()); m != nil { // none when the unit is set up already
+		u.code = m[1]
 	}
 	u.http = vm.HTTPClient(u.fingerprint)
 	return u

@@ -118,9 +118,15 @@ func (m *Manager) Attach(st *state.Store) {
 	defer m.mu.Unlock()
 	m.store = st
 	var c config
-	if err := st.GetJSON(state.BucketConfig, configKey, &c); err == nil {
+	err := st.GetJSON(state.BucketConfig, configKey, &c)
+	switch {
+	case err == nil:
 		m.cfg = c
-	} else if !errors.Is(err, state.ErrNotFound) {
+	case errors.Is(err, state.ErrNotFound): // first boot: keep what Prepare set (the creation counts as a scrub)
+		if err := st.PutJSON(state.BucketConfig, configKey, m.cfg); err != nil {
+			m.Log.Error("save storage settings", "err", err)
+		}
+	default:
 		m.Log.Error("storage settings unreadable; using defaults", "err", err)
 	}
 	for _, e := range m.pending {
@@ -722,7 +728,7 @@ func alertsFor(a appliance.Array, ra raid.Array, readOnly string) []appliance.Al
 		out = append(out, appliance.Alert{Level: "critical", Message: fmt.Sprintf("the %s array has FAILED: too many disks are missing", a.Name)})
 	case appliance.ArrayDegraded:
 		if ra.RaidDisks-ra.Degraded == 1 {
-			out = append(out, appliance.Alert{Level: "critical", Message: fmt.Sprintf("the %s array has NO REDUNDANCY: a single disk holds it; add a disk", a.Name)})
+			out = append(out, appliance.Alert{Level: "critical", Message: fmt.Sprintf("the %s array is degraded and has NO REDUNDANCY: a single disk holds it; add or replace a disk", a.Name)})
 			break
 		}
 		out = append(out, appliance.Alert{Level: "critical", Message: fmt.Sprintf("the %s array is degraded (%d disk missing): replace the disk", a.Name, ra.Degraded)})
