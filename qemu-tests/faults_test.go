@@ -104,7 +104,7 @@ func TestFaultHelpers(t *testing.T) {
 	}
 }
 
-func diskName(t *testing.T, u *unit, tok, serial string) string {
+func diskName(t testing.TB, u *unit, tok, serial string) string {
 	t.Helper()
 	for _, d := range u.status(tok).Disks {
 		if d.Serial == serial {

@@ -124,3 +124,15 @@ func attr(dir, name string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// SetSpeedLimits sets md's resync/rebuild speed floor and ceiling in KiB/s (/proc/sys/dev/raid). md runs
+// at the ceiling while the disks are otherwise idle and drops to the floor under other I/O.
+func SetSpeedLimits(procRoot string, minKB, maxKB int) error {
+	for file, v := range map[string]int{"speed_limit_max": maxKB, "speed_limit_min": minKB} {
+		p := filepath.Join(procRoot, "sys/dev/raid", file)
+		if err := os.WriteFile(p, []byte(strconv.Itoa(v)), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+	}
+	return nil
+}
