@@ -16,6 +16,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -65,20 +66,22 @@ type Manager struct {
 
 	work sync.Mutex // one reconcile (or admin action) at a time
 
-	mu        sync.Mutex
-	store     *state.Store
-	cfg       config
-	pending   []state.Event // before the store is attached
-	uuids     map[string]string
-	adopt     map[string]bool            // serials an admin confirmed
-	failed    map[string]bool            // serials md failed: never taken back automatically
-	members   map[string]map[string]bool // array -> serials that were members this boot
-	devSerial map[string]string          // kernel disk name -> serial, as last seen
-	readOnly  map[string]string          // array -> why it is mounted read-only
-	status    appliance.StorageStatus
-	lastState map[string]string
-	diskNote  map[string]string // serial -> last state+reason, to record changes once
-	persisted bool
+	mu           sync.Mutex
+	store        *state.Store
+	cfg          config
+	pending      []state.Event // before the store is attached
+	uuids        map[string]string
+	adopt        map[string]bool            // serials an admin confirmed
+	failed       map[string]bool            // serials md failed: never taken back automatically
+	members      map[string]map[string]bool // array -> serials that were members this boot
+	devSerial    map[string]string          // kernel disk name -> serial, as last seen
+	memberSerial map[string]string          // member device ("vdb3") -> serial of its disk, as last seen
+	readOnly     map[string]string          // array -> why it is mounted read-only
+	status       appliance.StorageStatus
+	lastDisks    []appliance.StorageDisk // the last pass's classification, before roles from the arrays
+	lastState    map[string]string
+	diskNote     map[string]string // serial -> last state+reason, to record changes once
+	persisted    bool
 }
 
 func (m *Manager) init() {
@@ -91,7 +94,7 @@ func (m *Manager) init() {
 	if m.uuids == nil {
 		m.uuids, m.adopt, m.failed = map[string]string{}, map[string]bool{}, map[string]bool{}
 		m.members, m.devSerial, m.readOnly = map[string]map[string]bool{}, map[string]string{}, map[string]string{}
-		m.lastState, m.diskNote = map[string]string{}, map[string]string{}
+		m.lastState, m.diskNote, m.memberSerial = map[string]string{}, map[string]string{}, map[string]string{}
 		m.cfg.AutoAdd = true
 	}
 }
@@ -377,18 +380,21 @@ func (m *Manager) reconcile(ctx context.Context) {
 		detached := false
 		for _, mb := range ra.Members {
 			dn := disk.DiskOf(m.SysRoot, mb.Dev)
-			if dn == "" {
-				detached = true
+			if dn != "" {
+				inUse[dn] = true
 				continue
 			}
-			inUse[dn] = true
+			detached = true
+			m.mu.Lock()
+			serial := m.memberSerial[mb.Dev]
+			m.mu.Unlock()
+			if err := raid.FailRemove(m.SysRoot, a.md, mb.Dev); err != nil {
+				m.event("critical", "could not remove pulled disk %s (%s) from the %s array: %v", serial, mb.Dev, a.name, err)
+			} else {
+				m.event("warning", "disk %s (%s) was pulled; removed it from the %s array", serial, mb.Dev, a.name)
+			}
 		}
 		if detached {
-			if err := m.MD.RemoveDetached(ctx, m.dev(a.md)); err != nil {
-				m.Log.Error("remove pulled disk", "array", a.name, "err", err)
-			} else {
-				m.event("warning", "a disk of the %s array was pulled; removed it from the array", a.name)
-			}
 			running[a.name], _ = raid.ReadArray(m.SysRoot, a.md)
 		}
 	}
@@ -439,7 +445,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 			m.addDisk(ctx, d, running)
 		}
 	}
-	m.refresh(ctx, disks, sdisks)
+	m.refresh(sdisks)
 }
 
 // classify says what to do with a disk that is in no running array: "blank" (use it), "needs_adopt",
@@ -644,9 +650,10 @@ func (m *Manager) addDisk(ctx context.Context, d disk.Disk, running map[string]r
 }
 
 // refresh rebuilds the status the API reports and records state changes as events.
-func (m *Manager) refresh(ctx context.Context, disks []disk.Disk, sdisks []appliance.StorageDisk) {
+func (m *Manager) refresh(sdisks []appliance.StorageDisk) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.lastDisks = slices.Clone(sdisks)
 	st := appliance.StorageStatus{Disks: sdisks, AutoAdd: m.cfg.AutoAdd, Persisted: m.persisted, LastScrub: m.cfg.LastScrub}
 	st.NextScrub = NextScrub(m.cfg.LastScrub, m.Now())
 	roles := map[string]string{} // disk name -> role from the arrays
@@ -669,6 +676,11 @@ func (m *Manager) refresh(ctx context.Context, disks []disk.Disk, sdisks []appli
 			if ms == appliance.MemberFaulty && serial != "" && !m.failed[serial] {
 				m.failed[serial] = true
 				m.logEventLocked("critical", "disk %s FAILED in the %s array; the array runs without it: replace the disk", serial, a.name)
+			}
+			if serial != "" {
+				m.memberSerial[mb.Dev] = serial
+			} else {
+				serial = m.memberSerial[mb.Dev]
 			}
 			out.Members = append(out.Members, appliance.Member{Serial: serial, Device: mb.Dev, State: ms})
 			present[serial] = true
@@ -776,8 +788,13 @@ func (m *Manager) logEventLocked(level, format string, args ...any) {
 	m.event(level, format, args...)
 }
 
-// Storage returns the last status (refreshed at least every Interval).
+// Storage returns the status: the arrays as md reports them now, the disks as the last pass classified
+// them (at most Interval ago, or since the last disk event).
 func (m *Manager) Storage(context.Context) (appliance.StorageStatus, error) {
+	m.mu.Lock()
+	disks := slices.Clone(m.lastDisks)
+	m.mu.Unlock()
+	m.refresh(disks)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.status, nil

@@ -220,7 +220,7 @@ func serveControl(log *slog.Logger, sup *supervise.Supervisor, request func(sysi
 //	read DISK              read its first 4 KiB past the page cache (prints <nil> or the error)
 //	fill FILE MIB SEED     write MIB MiB of pseudo-random data, fsync, print its SHA-256
 //	sum FILE               print a file's SHA-256 (read past the page cache)
-//	rawwrite DISK MIB      write MIB MiB to a whole disk with O_DIRECT, print the MB/s (destroys its data)
+//	rawwrite DISK MIB [AT] write MIB MiB at AT MiB of a disk with O_DIRECT, print the MB/s (destroys its data)
 //	mdstat                 print /proc/mdstat
 //	poweroff | reboot
 func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, request func(sysinit.Action)) {
@@ -256,9 +256,13 @@ func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, reques
 		case f[0] == "sum" && len(f) == 2:
 			sum, err := debugSum(f[1])
 			fmt.Fprintf(out, "debug: sum %s: %s %v\n", f[1], sum, err)
-		case f[0] == "rawwrite" && len(f) == 3:
+		case f[0] == "rawwrite" && (len(f) == 3 || len(f) == 4):
 			mib, _ := strconv.Atoi(f[2])
-			mbs, err := rawWrite("/dev/"+filepath.Base(f[1]), mib)
+			off := 0
+			if len(f) == 4 {
+				off, _ = strconv.Atoi(f[3])
+			}
+			mbs, err := rawWrite("/dev/"+filepath.Base(f[1]), mib, off)
 			fmt.Fprintf(out, "debug: rawwrite %s: %.1f MB/s %v\n", f[1], mbs, err)
 		case f[0] == "mdstat":
 			b, _ := os.ReadFile("/proc/mdstat")
@@ -328,8 +332,8 @@ func debugSum(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// rawWrite writes mib MiB to a block device with O_DIRECT and returns the rate in MB/s.
-func rawWrite(path string, mib int) (float64, error) {
+// rawWrite writes mib MiB at offset at MiB of a block device with O_DIRECT and returns the rate in MB/s.
+func rawWrite(path string, mib, at int) (float64, error) {
 	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_DIRECT|unix.O_EXCL, 0)
 	if err != nil {
 		return 0, err
@@ -345,7 +349,7 @@ func rawWrite(path string, mib int) (float64, error) {
 	}
 	start := time.Now()
 	for i := range mib {
-		if _, err := unix.Pwrite(fd, buf, int64(i)<<20); err != nil {
+		if _, err := unix.Pwrite(fd, buf, int64(at+i)<<20); err != nil {
 			return 0, err
 		}
 	}

@@ -105,31 +105,6 @@ func (m *MDADM) ReAdd(ctx context.Context, md, dev string) error {
 	return nil
 }
 
-// FailRemove marks a member faulty and removes it from the array.
-func (m *MDADM) FailRemove(ctx context.Context, md, dev string) error {
-	if _, err := m.run(ctx, md, "--fail", dev, "--remove", dev); err != nil {
-		return fmt.Errorf("fail and remove %s from %s: %w", dev, md, err)
-	}
-	return nil
-}
-
-// RemoveDetached fails and removes every member whose device node is gone (a pulled disk): md does not
-// notice those until it next does I/O to them.
-func (m *MDADM) RemoveDetached(ctx context.Context, md string) error {
-	if _, err := m.run(ctx, md, "--fail", "detached", "--remove", "detached"); err != nil {
-		return fmt.Errorf("remove detached members of %s: %w", md, err)
-	}
-	return nil
-}
-
-// RemoveFailed removes members md already marked faulty.
-func (m *MDADM) RemoveFailed(ctx context.Context, md string) error {
-	if _, err := m.run(ctx, md, "--remove", "failed"); err != nil {
-		return fmt.Errorf("remove failed members of %s: %w", md, err)
-	}
-	return nil
-}
-
 // Superblock is what a member's md superblock says (mdadm --examine --export).
 type Superblock struct {
 	Level   string // "raid1", "raid5"

@@ -138,3 +138,17 @@ func TestReadArrayRebuilding(t *testing.T) {
 		t.Error("none")
 	}
 }
+
+func TestFailRemoveWritesState(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"block/md1/md/dev-vdb3/state": "in_sync"})
+	if err := FailRemove(root, "md1", "vdb3"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "block/md1/md/dev-vdb3/state")); string(b) != "remove" {
+		t.Errorf("state file holds %q, want the last write to be remove", b)
+	}
+	if err := FailRemove(root, "md1", "vdz3"); err != nil {
+		t.Errorf("a member already gone: %v", err)
+	}
+}

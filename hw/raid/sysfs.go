@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Array is what md's sysfs tree says about one array (/sys/block/mdN/md).
@@ -135,4 +136,25 @@ func SetSpeedLimits(procRoot string, minKB, maxKB int) error {
 		}
 	}
 	return nil
+}
+
+// FailRemove marks member dev ("vdb3") of array name faulty and removes it, through md's sysfs: unlike
+// mdadm's "detached" it needs no device node, so it works for a disk that is already gone. Removal waits
+// for md to finish the I/O in flight to the member (up to five seconds).
+func FailRemove(sysRoot, name, dev string) error {
+	p := filepath.Join(sysRoot, "block", name, "md", "dev-"+dev, "state")
+	if err := os.WriteFile(p, []byte("faulty"), 0o644); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // gone already
+		}
+		return fmt.Errorf("fail %s in %s: %w", dev, name, err)
+	}
+	var err error
+	for range 50 {
+		if err = os.WriteFile(p, []byte("remove"), 0o644); err == nil || errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("remove %s from %s: %w", dev, name, err)
 }
