@@ -31,7 +31,7 @@ qemu-test: image ## boot the real image in QEMU and run the scenario tests
 
 test: unit qemu-test ## unit tests, then the QEMU suite
 
-bench: image ## image size and boot time beside a bare Go init on the same kernel
+bench: image ## boot time and image size beside a bare Go init; rebuild MB/s beside raw write MB/s; pull-to-degraded
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench . -benchtime 3x -timeout 20m ./qemu-tests/
 
 lint: ## gofmt, go vet, staticcheck

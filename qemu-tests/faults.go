@@ -40,7 +40,8 @@ func (vm *VM) InsertDisk(d Disk) error {
 	return nil
 }
 
-// InjectIOError makes every later read, write and flush of a Faulty virtio disk fail with EIO.
+// InjectIOError makes every later read, write and flush of a Faulty virtio disk fail with EIO. The trigger
+// is a 4 KiB write of zeros at 1 MiB, inside the appliance's (unused) boot partition.
 func (vm *VM) InjectIOError(id string) error {
 	cmd := fmt.Sprintf("qemu-io -d /machine/peripheral/%s/virtio-backend \"write -z 1M 4k\"", id)
 	out, err := vm.QMP.Execute("human-monitor-command", map[string]any{"command-line": cmd})
