@@ -331,10 +331,12 @@ func TestRAID5RefuseAdoptSpareCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	// md starts rebuilding onto the spare; kill QEMU when the data array is part-way through.
+	var killedAt float64
 	eventually(t, 2*time.Minute, "rebuild onto the spare under way", func() error {
 		st = u.storage(tok)
 		for _, a := range st.Arrays {
 			if a.Name == "data" && a.State == "rebuilding" && a.RebuildProgress != nil && *a.RebuildProgress > 0.05 {
+				killedAt = *a.RebuildProgress
 				return nil
 			}
 		}
@@ -343,10 +345,22 @@ func TestRAID5RefuseAdoptSpareCrash(t *testing.T) {
 	if err := u.Kill9(); err != nil {
 		t.Fatal(err)
 	}
-	old.Path = filepath.Join(dir, "old.img")
 	u = boot(t, Config{Disks: []Disk{disks[0], disks[1], old}})
 	tok = u.login()
-	u.waitStates(tok, "system=clean data=clean", 5*time.Minute)
+	resumedAt := -1.0
+	eventually(t, 5*time.Minute, "clean after the restart", func() error {
+		st = u.storage(tok)
+		for _, a := range st.Arrays {
+			if a.Name == "data" && a.RebuildProgress != nil && resumedAt < 0 {
+				resumedAt = *a.RebuildProgress
+			}
+		}
+		if got := st.arrayStates(); got != "system=clean data=clean" {
+			return fmt.Errorf("arrays %q", got)
+		}
+		return nil
+	})
+	t.Logf("data rebuild killed at %.0f %%, first seen after the restart at %.0f %% (md's checkpoint)", killedAt*100, resumedAt*100)
 	if st := u.storage(tok); st.member("data", "OLD-FS") != "in_sync" {
 		t.Errorf("OLD-FS after the rebuild: %s", st.member("data", "OLD-FS"))
 	}
@@ -410,4 +424,59 @@ func TestSingleDiskThenSecond(t *testing.T) {
 		t.Errorf("after the second disk: %+v", st)
 	}
 	u.checkData(sets)
+}
+
+// First boot with a blank disk and a disk holding an old filesystem: nothing is created (and the old disk
+// not touched) until an admin adopts it; the settings made meanwhile live in RAM, move to the new system
+// array, and survive a reboot.
+func TestFirstBootWaitsForAdopt(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	blank := Disk{ID: "a", Kind: Virtio, Serial: "NEW-A", SizeMiB: 1024, Path: filepath.Join(dir, "a.img")}
+	old := Disk{ID: "b", Kind: NVMe, Serial: "OLD-B", SizeMiB: 1024, Path: filepath.Join(dir, "b.img")}
+	if err := os.WriteFile(old.Path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(old.Path, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", old.Path).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4 on the host: %v %s", err, out)
+	}
+	oldSum := fileSum(t, old.Path)
+	u := boot(t, Config{Disks: []Disk{blank, old}})
+	tok := u.setupAndLogin()
+	var st storageStatus
+	eventually(t, time.Minute, "waiting for a decision", func() error {
+		st = u.storage(tok)
+		if _, s, _ := st.disk("OLD-B"); s != "needs_adopt" || len(st.Arrays) != 0 || st.Persistent {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	time.Sleep(6 * time.Second)
+	if st = u.storage(tok); len(st.Arrays) != 0 || fileSum(t, old.Path) != oldSum {
+		t.Fatalf("something was created or written before the adopt: %+v", st)
+	}
+	if code, body := u.call("POST", "/api/v1/storage/disks/OLD-B/adopt", tok, ""); code != 202 {
+		t.Fatalf("adopt = %d %s", code, body)
+	}
+	st = u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
+	if !st.Persistent || st.member("data", "OLD-B") != "in_sync" || st.member("data", "NEW-A") != "in_sync" {
+		t.Fatalf("after the adopt: %+v", st)
+	}
+	if _, err := u.Expect(regexp.MustCompile(`state store: /var/lib/appliance/state.db`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := u.call("POST", "/api/v1/system/reboot", tok, ""); code != 202 {
+		t.Fatalf("reboot = %d", code)
+	}
+	if err := u.Wait(2 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	u = boot(t, Config{Disks: []Disk{blank, old}})
+	if u.code != "" {
+		t.Fatal("the unit asks for setup again: the settings made before the arrays existed were lost")
+	}
+	u.waitStates(u.login(), "system=clean data=clean", time.Minute)
 }
