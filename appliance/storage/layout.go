@@ -1,0 +1,274 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lawbox/appliance/hw/disk"
+	"github.com/lawbox/appliance/hw/gpt"
+	"github.com/lawbox/appliance/hw/raid"
+)
+
+// superblocks examines every partition of every disk: partition name -> superblock.
+func (m *Manager) superblocks(ctx context.Context, disks []disk.Disk) map[string]raid.Superblock {
+	out := map[string]raid.Superblock{}
+	for _, d := range disks {
+		for _, p := range disk.Partitions(m.SysRoot, d.Name) {
+			sb, err := m.MD.Examine(ctx, m.dev(p))
+			if err == nil && strings.HasPrefix(sb.Name, Homehost+":") {
+				out[p] = sb
+			}
+		}
+	}
+	return out
+}
+
+// assemble starts the arrays that are on the disks but not running. When disks carry more than one
+// array of a name (disks moved from another unit), the one with the most members present wins, then the
+// most recent; the others are left untouched.
+func (m *Manager) assemble(ctx context.Context) error {
+	disks, err := disk.List(m.SysRoot)
+	if err != nil {
+		return err
+	}
+	sbs := m.superblocks(ctx, disks)
+	var errs []error
+	for _, a := range arrays {
+		type cand struct {
+			parts  []string
+			events uint64
+		}
+		cands := map[string]*cand{}
+		for p, sb := range sbs {
+			if sb.Name != Homehost+":"+a.name {
+				continue
+			}
+			c := cands[sb.UUID]
+			if c == nil {
+				c = &cand{}
+				cands[sb.UUID] = c
+			}
+			c.parts = append(c.parts, m.dev(p))
+			c.events = max(c.events, sb.Events)
+		}
+		best := ""
+		for u, c := range cands {
+			if b := cands[best]; best == "" || len(c.parts) > len(b.parts) || (len(c.parts) == len(b.parts) && c.events > b.events) {
+				best = u
+			}
+		}
+		if best == "" {
+			continue
+		}
+		m.mu.Lock()
+		m.uuids[a.name] = best
+		m.mu.Unlock()
+		if _, err := raid.ReadArray(m.SysRoot, a.md); err == nil {
+			continue // already running (the daemon restarted)
+		}
+		sort.Strings(cands[best].parts)
+		if err := m.MD.Assemble(ctx, m.dev(a.md), best, cands[best].parts); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ra, _ := raid.ReadArray(m.SysRoot, a.md)
+		if ra.Degraded > 0 {
+			m.event("critical", "the %s array started DEGRADED: %d of %d disks missing; replace the missing disk", a.name, ra.Degraded, ra.RaidDisks)
+		} else {
+			m.event("info", "the %s array started with all %d disks", a.name, ra.RaidDisks)
+		}
+	}
+	for _, a := range arrays {
+		if err := m.mountArray(ctx, a); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// mountArray checks and mounts an array's filesystem unless it is mounted already.
+func (m *Manager) mountArray(ctx context.Context, a array) error {
+	if _, err := raid.ReadArray(m.SysRoot, a.md); err != nil {
+		return nil
+	}
+	if mountedAt(a.mount) == "" {
+		res, out, err := fsck(ctx, m.dev(a.md))
+		if err != nil {
+			return err
+		}
+		ro := res == checkReadOnly
+		if ro {
+			m.mu.Lock()
+			m.readOnly[a.name] = "the filesystem check found errors it may not repair on its own"
+			m.mu.Unlock()
+			m.event("critical", "the %s filesystem has errors the automatic check did not repair; it is mounted READ-ONLY until a technician checks it: %s", a.name, out)
+		}
+		if err := mount(m.dev(a.md), a.mount, ro); err != nil {
+			return err
+		}
+	}
+	if a.name == System.name {
+		m.mu.Lock()
+		m.persisted = true
+		m.mu.Unlock()
+	}
+	return nil
+}
+
+// readd puts a returning member back: --re-add copies only what the bitmap says changed; when md refuses
+// (too old), the partition is wiped and added for a full rebuild.
+func (m *Manager) readd(ctx context.Context, a array, part string) error {
+	md := m.dev(a.md)
+	if err := m.MD.ReAdd(ctx, md, m.dev(part)); err == nil {
+		m.event("info", "disk partition %s re-added to the %s array; only changed blocks are copied", part, a.name)
+		return nil
+	}
+	if err := disk.Wipe(m.dev(part)); err != nil {
+		return err
+	}
+	if err := m.MD.Add(ctx, md, m.dev(part)); err != nil {
+		return err
+	}
+	m.event("info", "disk partition %s added back to the %s array; full rebuild", part, a.name)
+	return nil
+}
+
+// partition gives a disk the member layout and clears old signatures inside the new partitions.
+func (m *Manager) partition(d disk.Disk) error {
+	if err := m.writeTable(d); err != nil {
+		return fmt.Errorf("partition %s: %w", d.Name, err)
+	}
+	for n := partBoot; n <= partData; n++ {
+		p := m.dev(disk.PartitionName(d.Name, n))
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, err := os.Stat(p); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("partition %s: %s did not appear", d.Name, p)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := disk.Wipe(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeTable writes the GPT through an exclusive open (it fails on a disk in use) and has the kernel
+// read it back.
+func (m *Manager) writeTable(d disk.Disk) error {
+	f, err := os.OpenFile(m.dev(d.Name), os.O_RDWR|os.O_EXCL, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := gpt.Write(f, d.SizeBytes, Layout(d.SizeBytes, disk.SectorSize(m.SysRoot, d.Name))); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return disk.RereadPartitions(f)
+}
+
+// create sets up both arrays on blank disks at first boot.
+func (m *Manager) create(ctx context.Context, disks []disk.Disk) {
+	var serials []string
+	m.mu.Lock()
+	for _, d := range disks {
+		m.adopt[d.Serial] = true // they were blank: if this fails half-way, the next pass may try again
+	}
+	m.mu.Unlock()
+	for _, d := range disks {
+		if err := disk.Wipe(m.dev(d.Name)); err != nil {
+			m.event("critical", "preparing disk %s failed: %v", d.Serial, err)
+			return
+		}
+		if err := m.partition(d); err != nil {
+			m.event("critical", "partitioning disk %s failed: %v", d.Serial, err)
+			return
+		}
+		serials = append(serials, d.Serial)
+	}
+	for _, a := range arrays {
+		level := 1
+		if a.name == Data.name {
+			level = DataLevel(len(disks))
+		}
+		var devs []string
+		for _, d := range disks {
+			devs = append(devs, m.dev(disk.PartitionName(d.Name, a.part)))
+		}
+		if len(devs) == 1 {
+			devs = append(devs, raid.Missing)
+		}
+		md := m.dev(a.md)
+		if err := m.MD.Create(ctx, md, raid.CreateOptions{Level: level, Name: a.name, Homehost: Homehost, Devices: devs}); err != nil {
+			m.event("critical", "creating the %s array failed: %v", a.name, err)
+			return
+		}
+		if sb, err := m.MD.Examine(ctx, devs[0]); err == nil {
+			m.mu.Lock()
+			m.uuids[a.name] = sb.UUID
+			m.mu.Unlock()
+		}
+		if err := mkfs(ctx, md, a.name); err != nil {
+			m.event("critical", "making the %s filesystem failed: %v", a.name, err)
+			return
+		}
+		if err := m.mountArray(ctx, a); err != nil {
+			m.event("critical", "mounting the %s array failed: %v", a.name, err)
+			return
+		}
+		m.event("info", "created the %s array: RAID %d on %d disks (%s)", a.name, level, len(disks), strings.Join(serials, ", "))
+	}
+	m.mu.Lock()
+	for _, d := range disks {
+		delete(m.adopt, d.Serial)
+	}
+	m.cfg.LastScrub = m.Now() // a new array has just been synced in full
+	m.mu.Unlock()
+	m.saveConfig()
+	if len(disks) == 1 {
+		m.event("warning", "only one disk: the arrays have NO REDUNDANCY until a second disk is added")
+	}
+	if m.OnPersistent != nil {
+		if err := m.OnPersistent(System.mount); err != nil {
+			m.event("critical", "moving the settings to the system array failed: %v", err)
+		}
+	}
+}
+
+// addDisk partitions a blank disk and adds it to every array: it replaces a missing member (rebuild) or
+// waits as a hot spare.
+func (m *Manager) addDisk(ctx context.Context, d disk.Disk, running map[string]raid.Array) {
+	if err := disk.Wipe(m.dev(d.Name)); err != nil {
+		m.event("critical", "preparing new disk %s failed: %v", d.Serial, err)
+		return
+	}
+	if err := m.partition(d); err != nil {
+		m.event("critical", "partitioning new disk %s failed: %v", d.Serial, err)
+		return
+	}
+	for _, a := range arrays {
+		if _, ok := running[a.name]; !ok {
+			continue
+		}
+		if err := m.MD.Add(ctx, m.dev(a.md), m.dev(disk.PartitionName(d.Name, a.part))); err != nil {
+			m.event("critical", "adding disk %s to the %s array failed: %v", d.Serial, a.name, err)
+			return
+		}
+	}
+	m.mu.Lock()
+	delete(m.adopt, d.Serial)
+	m.mu.Unlock()
+	m.event("info", "disk %s (%s) added to the arrays", d.Serial, human(d.SizeBytes))
+}

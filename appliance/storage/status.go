@@ -1,0 +1,164 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/hw/disk"
+	"github.com/lawbox/appliance/hw/raid"
+)
+
+// refresh rebuilds the status the API reports and records state changes as events.
+func (m *Manager) refresh(sdisks []appliance.StorageDisk) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastDisks = slices.Clone(sdisks)
+	st := appliance.StorageStatus{Disks: sdisks, AutoAdd: m.cfg.AutoAdd, Persisted: m.persisted, LastScrub: m.cfg.LastScrub}
+	st.NextScrub = NextScrub(m.cfg.LastScrub, m.Now())
+	roles := map[string]string{} // disk name -> role from the arrays
+	states := map[string]string{}
+	for _, a := range arrays {
+		ra, err := raid.ReadArray(m.SysRoot, a.md)
+		if err != nil {
+			continue
+		}
+		out := appliance.Array{Name: a.name, Level: ra.Level, State: ArrayState(ra), SizeBytes: ra.SizeBytes, MismatchSectors: ra.MismatchCnt}
+		out.RebuildProgress, out.ETASeconds = Progress(ra)
+		if m.members[a.name] == nil {
+			m.members[a.name] = map[string]bool{}
+		}
+		present := map[string]bool{}
+		for _, mb := range ra.Members {
+			dn := disk.DiskOf(m.SysRoot, mb.Dev)
+			serial := m.devSerial[dn]
+			ms := MemberState(mb)
+			if ms == appliance.MemberFaulty && serial != "" && !m.failed[serial] {
+				m.failed[serial] = true
+				m.logEventLocked("critical", "disk %s FAILED in the %s array; the array runs without it: replace the disk", serial, a.name)
+			}
+			if serial != "" {
+				m.memberSerial[mb.Dev] = serial
+			} else {
+				serial = m.memberSerial[mb.Dev]
+			}
+			out.Members = append(out.Members, appliance.Member{Serial: serial, Device: mb.Dev, State: ms})
+			present[serial] = true
+			m.members[a.name][serial] = true
+			if roles[dn] == "" || ms != appliance.MemberInSync {
+				roles[dn], states[dn] = ms, ms
+			}
+		}
+		for serial := range m.members[a.name] {
+			if !present[serial] {
+				out.Members = append(out.Members, appliance.Member{Serial: serial, State: appliance.MemberRemoved})
+			}
+		}
+		sort.Slice(out.Members, func(i, j int) bool { return out.Members[i].Serial < out.Members[j].Serial })
+		if prev := m.lastState[a.name]; prev != out.State {
+			m.transition(a.name, prev, out.State, ra)
+			m.lastState[a.name] = out.State
+		}
+		st.Arrays = append(st.Arrays, out)
+		st.Alerts = append(st.Alerts, alertsFor(out, ra, m.readOnly[a.name])...)
+	}
+	for i := range st.Disks {
+		sd := &st.Disks[i]
+		if r, ok := roles[sd.Device]; ok {
+			sd.Role, sd.State, sd.Reason = "member", "ok", ""
+			switch r {
+			case appliance.MemberSpare:
+				sd.Role = "spare"
+			case appliance.MemberFaulty, appliance.MemberRebuilding:
+				sd.State = r
+			}
+		}
+		if note := sd.State + sd.Reason; m.diskNote[sd.Serial] != note {
+			m.diskNote[sd.Serial] = note
+			if sd.State == "refused" || sd.State == "needs_adopt" {
+				m.logEventLocked("warning", "disk %s (%s) is not used: %s", sd.Serial, sd.Device, sd.Reason)
+			}
+		}
+		if sd.State == "refused" || sd.State == "needs_adopt" {
+			st.Alerts = append(st.Alerts, appliance.Alert{Level: "warning", Message: fmt.Sprintf("disk %s is not used: %s", sd.Serial, sd.Reason)})
+		}
+	}
+	if len(st.Arrays) == 0 {
+		st.Alerts = append(st.Alerts, appliance.Alert{Level: "critical", Message: "no storage is set up: settings are kept in memory only until disks are set up"})
+	}
+	if st.Alerts == nil {
+		st.Alerts = []appliance.Alert{}
+	}
+	if st.Arrays == nil {
+		st.Arrays = []appliance.Array{}
+	}
+	if st.Disks == nil {
+		st.Disks = []appliance.StorageDisk{}
+	}
+	m.status = st
+}
+
+func alertsFor(a appliance.Array, ra raid.Array, readOnly string) []appliance.Alert {
+	var out []appliance.Alert
+	switch a.State {
+	case appliance.ArrayFailed:
+		out = append(out, appliance.Alert{Level: "critical", Message: fmt.Sprintf("the %s array has FAILED: too many disks are missing", a.Name)})
+	case appliance.ArrayDegraded:
+		if ra.RaidDisks-ra.Degraded == 1 {
+			out = append(out, appliance.Alert{Level: "critical", Message: fmt.Sprintf("the %s array is degraded and has NO REDUNDANCY: a single disk holds it; add or replace a disk", a.Name)})
+			break
+		}
+		out = append(out, appliance.Alert{Level: "critical", Message: fmt.Sprintf("the %s array is degraded (%d disk missing): replace the disk", a.Name, ra.Degraded)})
+	case appliance.ArrayRebuilding:
+		out = append(out, appliance.Alert{Level: "warning", Message: fmt.Sprintf("the %s array is rebuilding", a.Name)})
+	}
+	if a.MismatchSectors > 0 && ra.SyncAction == "idle" {
+		out = append(out, appliance.Alert{Level: "warning", Message: fmt.Sprintf("the last scrub of the %s array found %d mismatched sectors", a.Name, a.MismatchSectors)})
+	}
+	if readOnly != "" {
+		out = append(out, appliance.Alert{Level: "critical", Message: fmt.Sprintf("the %s filesystem is read-only: %s", a.Name, readOnly)})
+	}
+	return out
+}
+
+// transition records an array's state change. m.mu is held.
+func (m *Manager) transition(name, from, to string, ra raid.Array) {
+	switch {
+	case from == "":
+		m.Log.Info("array state", "array", name, "state", to)
+	case from == appliance.ArrayChecking && to == appliance.ArrayClean:
+		lvl := "info"
+		if ra.MismatchCnt > 0 {
+			lvl = "warning"
+		}
+		m.logEventLocked(lvl, "scrub of the %s array finished: %d mismatched sectors", name, ra.MismatchCnt)
+	case to == appliance.ArrayClean:
+		m.logEventLocked("info", "the %s array is clean again (was %s)", name, from)
+	case to == appliance.ArrayDegraded || to == appliance.ArrayFailed:
+		m.logEventLocked("critical", "the %s array is %s (was %s)", name, strings.ToUpper(to), from)
+	default:
+		m.logEventLocked("info", "the %s array is %s (was %s)", name, to, from)
+	}
+}
+
+// logEventLocked is event with m.mu held.
+func (m *Manager) logEventLocked(level, format string, args ...any) {
+	m.mu.Unlock()
+	defer m.mu.Lock()
+	m.event(level, format, args...)
+}
+
+// Storage returns the status: the arrays as md reports them now, the disks as the last pass classified
+// them (at most Interval ago, or since the last disk event).
+func (m *Manager) Storage(context.Context) (appliance.StorageStatus, error) {
+	m.mu.Lock()
+	disks := slices.Clone(m.lastDisks)
+	m.mu.Unlock()
+	m.refresh(disks)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.status, nil
+}
