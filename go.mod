@@ -13,6 +13,7 @@ require (
 )
 
 require (
+	github.com/anatol/smart.go v0.0.0-20241007162712-be6d7524480a // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/hugelgupf/go-shlex v0.0.0-20200702092117-c80c9d0918fa // indirect
 	github.com/hugelgupf/vmtest v0.0.0-20240307030256-5d9f3d34a58d // indirect

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lawbox/appliance/appliance/supervise"
 	"github.com/lawbox/appliance/hw/disk"
+	"github.com/lawbox/appliance/hw/smart"
 )
 
 // Errors the web UI turns into answers. Implementations wrap them; callers match with errors.Is.
@@ -104,6 +105,9 @@ const (
 // ErrNotFound means the thing named in a request (a disk, an array) does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrBadInput means a request names something in a way that cannot work (an unknown self-test kind, ...).
+var ErrBadInput = errors.New("bad request")
+
 // ErrConflict means the request does not fit the current state (e.g. a scrub while rebuilding).
 var ErrConflict = errors.New("not possible now")
 
@@ -164,4 +168,55 @@ type Storage interface {
 	Adopt(ctx context.Context, serial string) error
 	// SetAutoAdd switches between using new blank disks at once and waiting for Adopt.
 	SetAutoAdd(ctx context.Context, on bool) error
+}
+
+// Finding is one thing SMART says about a disk. Key is stable across polls; Value is what it was judged on,
+// so an acknowledgement holds until the value changes.
+type Finding struct {
+	Key          string `json:"key"`
+	Level        string `json:"level"` // "watch", "replace", "failed", or "cable" (the link, not the disk)
+	Message      string `json:"message"`
+	Value        uint64 `json:"value"`
+	Acknowledged bool   `json:"acknowledged"`
+}
+
+// SMARTStatus is a disk's health as last polled.
+type SMARTStatus struct {
+	Supported    bool                 `json:"supported"`
+	Reason       string               `json:"reason,omitempty"` // why it is unsupported, or the last poll's error
+	Health       string               `json:"health"`           // "ok", "watch", "replace", "failed"; "" if unsupported
+	TemperatureC int                  `json:"temperature_c"`
+	PowerOnHours uint64               `json:"power_on_hours"`
+	Attributes   []smart.Attribute    `json:"attributes"`
+	NVMe         *smart.NVMeHealth    `json:"nvme,omitempty"`
+	Findings     []Finding            `json:"findings"`
+	LastPoll     time.Time            `json:"last_poll,omitzero"`
+	PollMS       float64              `json:"poll_ms"`     // wall time of the last poll
+	PollCPUMS    float64              `json:"poll_cpu_ms"` // CPU time of the daemon during it
+	SelfTest     smart.SelfTestResult `json:"self_test"`
+}
+
+// DiskHealth is a disk and its SMART status (GET /api/v1/disks).
+type DiskHealth struct {
+	Serial    string      `json:"serial"`
+	Model     string      `json:"model"`
+	SizeBytes int64       `json:"size_bytes"`
+	Device    string      `json:"device"`
+	SMART     SMARTStatus `json:"smart"`
+}
+
+// HistoryPoint is one sample of a disk's history.
+type HistoryPoint struct {
+	Time         time.Time         `json:"t"`
+	TemperatureC int               `json:"temp_c"`
+	Counters     map[string]uint64 `json:"counters,omitempty"` // "ata-5", "nvme-media", ...
+}
+
+// Health is SMART monitoring.
+type Health interface {
+	Disks(ctx context.Context) ([]DiskHealth, error)
+	Refresh(ctx context.Context, serial string) error
+	SelfTest(ctx context.Context, serial, kind string) error
+	Acknowledge(ctx context.Context, serial, key string) error
+	History(ctx context.Context, serial string) ([]HistoryPoint, error)
 }

@@ -78,6 +78,7 @@ files=(
   -files "/bin/dash:bin/sh"
   -files "/sbin/mke2fs:sbin/mkfs.ext4"
   -files "/sbin/e2fsck:sbin/e2fsck"
+  -files "/usr/sbin/smartctl:sbin/smartctl"
   -files "/etc/mke2fs.conf:etc/mke2fs.conf"
   -files "$kdir/modules/lib/modules:lib/modules"
   -files "$top/image/rootfs/etc/passwd:etc/passwd"
@@ -108,6 +109,7 @@ mv "$out/initramfs.cpio.zst.tmp" "$out/initramfs.cpio.zst"
 # 5. The manifest any QEMU harness boots from.
 pgver=$(dpkg-query -W -f '${Version}' "postgresql-$PG_MAJOR")
 e2ver=$(dpkg-query -W -f '${Version}' e2fsprogs)
+smver=$(dpkg-query -W -f '${Version}' smartmontools)
 cat > "$out/image.json.tmp" <<JSON
 {
   "version": "$version",
@@ -120,7 +122,8 @@ cat > "$out/image.json.tmp" <<JSON
     "kernel": "$KERNEL_PKG $KERNEL_DEB_VERSION sha256:$KERNEL_SHA256",
     "mdadm": "mdadm $MDADM_DEB_VERSION sha256:$MDADM_SHA256",
     "postgresql": "postgresql-$PG_MAJOR $pgver",
-    "e2fsprogs": "e2fsprogs $e2ver"
+    "e2fsprogs": "e2fsprogs $e2ver",
+    "smartmontools": "smartmontools $smver (smartctl: the QEMU tests' outside oracle for SMART)"
   }
 }
 JSON

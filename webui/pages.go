@@ -14,6 +14,8 @@ type pageData struct {
 	Session appliance.Session
 	Status  appliance.Status
 	Storage appliance.StorageStatus
+	Health  map[string]string // disk serial -> SMART health, for the storage page
+	Disk    diskPage
 }
 
 // render executes a page into a buffer first, so a template error never sends half a page.

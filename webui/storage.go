@@ -61,7 +61,12 @@ func (s *Server) pageStorage(w http.ResponseWriter, r *http.Request, sess applia
 // renderStorage shows the storage page with a notice or the error of an action.
 func (s *Server) renderStorage(w http.ResponseWriter, r *http.Request, sess appliance.Session, notice string, actionErr error) {
 	st, err := s.disks.Storage(r.Context())
-	d := pageData{Session: sess, Storage: st, Notice: notice}
+	d := pageData{Session: sess, Storage: st, Notice: notice, Health: map[string]string{}}
+	if hs, err := s.health.Disks(r.Context()); err == nil {
+		for _, h := range hs {
+			d.Health[h.Serial] = h.SMART.Health
+		}
+	}
 	if err == nil {
 		err = actionErr
 	}

@@ -51,21 +51,22 @@ type Route struct {
 type Server struct {
 	auth  appliance.Auth
 	sys   appliance.System
-	disks appliance.Storage
-	log   *slog.Logger
+	disks  appliance.Storage
+	health appliance.Health
+	log    *slog.Logger
 	pages map[string]*template.Template
 }
 
-// New returns the web UI for auth, sys and storage.
-func New(auth appliance.Auth, sys appliance.System, storage appliance.Storage, log *slog.Logger) (*Server, error) {
-	s := &Server{auth: auth, sys: sys, disks: storage, log: log, pages: map[string]*template.Template{}}
+// New returns the web UI for auth, sys, storage and disk health.
+func New(auth appliance.Auth, sys appliance.System, storage appliance.Storage, health appliance.Health, log *slog.Logger) (*Server, error) {
+	s := &Server{auth: auth, sys: sys, disks: storage, health: health, log: log, pages: map[string]*template.Template{}}
 	funcs := template.FuncMap{
 		"bytes":    humanBytes,
 		"duration": func(sec int64) string { return (time.Duration(sec) * time.Second).String() },
 		"percent":  func(p *float64) string { return fmt.Sprintf("%.1f", *p*100) },
 		"deref":    func(p *int64) int64 { return *p },
 	}
-	for _, p := range []string{"setup", "login", "status", "storage"} {
+	for _, p := range []string{"setup", "login", "status", "storage", "disk"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", p, err)
@@ -99,6 +100,15 @@ func (s *Server) Routes() []Route {
 		{"POST /api/v1/storage/scrub", Admin, s.apiScrub},
 		{"POST /api/v1/storage/disks/{serial}/adopt", Admin, s.apiAdopt},
 		{"PUT /api/v1/storage/policy", Admin, s.apiStoragePolicy},
+		{"GET /disks/{serial}", Viewer, s.pageDisk},
+		{"POST /disks/{serial}/refresh", Viewer, s.formRefresh},
+		{"POST /disks/{serial}/selftest", Admin, s.formSelfTest},
+		{"POST /disks/{serial}/alerts/{key}/ack", Admin, s.formAck},
+		{"GET /api/v1/disks", Viewer, s.apiDisks},
+		{"GET /api/v1/disks/{serial}/history", Viewer, s.apiHistory},
+		{"POST /api/v1/disks/{serial}/smart/refresh", Viewer, s.apiRefresh},
+		{"POST /api/v1/disks/{serial}/smart/selftest", Admin, s.apiSelfTest},
+		{"POST /api/v1/disks/{serial}/alerts/{key}/ack", Admin, s.apiAck},
 	}
 }
 
@@ -185,7 +195,7 @@ func statusOf(err error) (int, string) {
 	switch {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes)
-	case errors.Is(err, errBadRequest), errors.Is(err, appliance.ErrWeakPassword):
+	case errors.Is(err, errBadRequest), errors.Is(err, appliance.ErrWeakPassword), errors.Is(err, appliance.ErrBadInput):
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, appliance.ErrNotFound):
 		return http.StatusNotFound, err.Error()

@@ -65,7 +65,52 @@ func (f *fakeStorage) SetAutoAdd(_ context.Context, on bool) error {
 	return nil
 }
 
+// fakeHealth holds one NVMe disk with a warning.
+type fakeHealth struct {
+	disks []appliance.DiskHealth
+	acked []string
+	tests []string
+}
+
+func (f *fakeHealth) Disks(context.Context) ([]appliance.DiskHealth, error) { return f.disks, nil }
+
+func (f *fakeHealth) find(serial string) error {
+	for _, d := range f.disks {
+		if d.Serial == serial {
+			return nil
+		}
+	}
+	return fmt.Errorf("disk %s: %w", serial, appliance.ErrNotFound)
+}
+
+func (f *fakeHealth) Refresh(_ context.Context, serial string) error { return f.find(serial) }
+
+func (f *fakeHealth) SelfTest(_ context.Context, serial, kind string) error {
+	if err := f.find(serial); err != nil {
+		return err
+	}
+	if kind != "short" && kind != "long" {
+		return fmt.Errorf("kind %q: %w", kind, appliance.ErrBadInput)
+	}
+	f.tests = append(f.tests, kind)
+	return nil
+}
+
+func (f *fakeHealth) Acknowledge(_ context.Context, serial, key string) error {
+	if err := f.find(serial); err != nil {
+		return err
+	}
+	f.acked = append(f.acked, key)
+	return nil
+}
+
+func (f *fakeHealth) History(context.Context, string) ([]appliance.HistoryPoint, error) {
+	t0 := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	return []appliance.HistoryPoint{{Time: t0, TemperatureC: 38}, {Time: t0.Add(time.Hour), TemperatureC: 44}}, nil
+}
+
 type env struct {
+	health  *fakeHealth
 	srv     *Server
 	h       http.Handler
 	auth    *auth.Auth
@@ -92,11 +137,14 @@ func newEnv(t *testing.T) *env {
 			{Serial: "SN-OLD", Role: "unused", State: "needs_adopt", Reason: "holds an ext2/3/4 filesystem"}},
 		Alerts: []appliance.Alert{{Level: "warning", Message: "the data array is rebuilding"}},
 	}}
-	srv, err := New(a, sys, sto, log)
+	hl := &fakeHealth{disks: []appliance.DiskHealth{{Serial: "SN-A", Model: "QEMU NVMe Ctrl", Device: "nvme0n1", SMART: appliance.SMARTStatus{
+		Supported: true, Health: "replace", TemperatureC: 44,
+		Findings: []appliance.Finding{{Key: "nvme-warning-4", Level: "replace", Message: "NVMe critical warning: degraded reliability", Value: 5}}}}}}
+	srv, err := New(a, sys, sto, hl, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto}
+	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl}
 }
 
 type req struct {
@@ -301,5 +349,55 @@ func TestStorageAPIAndPage(t *testing.T) {
 	}
 	if e.do(req{method: "POST", path: "/storage/disks/SN-OLD/adopt", hdr: form, body: "confirm=erase"}); len(e.storage.adopted) != 2 {
 		t.Errorf("confirmed adopt: %v", e.storage.adopted)
+	}
+}
+
+func TestDisksAPIAndPage(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	w := e.do(req{method: "GET", path: "/api/v1/disks", hdr: bearer})
+	var ds []struct {
+		Serial string
+		SMART  struct {
+			Supported bool
+			Health    string
+			Findings  []struct{ Key string }
+		}
+	}
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &ds) != nil || len(ds) != 1 || ds[0].SMART.Health != "replace" || ds[0].SMART.Findings[0].Key != "nvme-warning-4" {
+		t.Fatalf("disks = %d %s", w.Code, w.Body)
+	}
+	for _, c := range []struct {
+		path, body string
+		want       int
+	}{
+		{"/api/v1/disks/SN-A/smart/refresh", "", 204},
+		{"/api/v1/disks/NOPE/smart/refresh", "", 404},
+		{"/api/v1/disks/SN-A/smart/selftest", `{"kind":"short"}`, 202},
+		{"/api/v1/disks/SN-A/smart/selftest", `{"kind":"forever"}`, 400},
+		{"/api/v1/disks/SN-A/smart/selftest", `{"kind":"short","x":1}`, 400},
+		{"/api/v1/disks/SN-A/alerts/nvme-warning-4/ack", "", 204},
+		{"/api/v1/disks/NOPE/alerts/nvme-warning-4/ack", "", 404},
+	} {
+		if w := e.do(req{method: "POST", path: c.path, body: c.body, hdr: bearer}); w.Code != c.want {
+			t.Errorf("POST %s %s = %d %s, want %d", c.path, c.body, w.Code, w.Body, c.want)
+		}
+	}
+	if len(e.health.tests) != 1 || len(e.health.acked) != 1 {
+		t.Errorf("self-tests %v, acknowledgements %v", e.health.tests, e.health.acked)
+	}
+	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
+	body := e.do(req{method: "GET", path: "/disks/SN-A", hdr: cookie}).Body.String()
+	for _, want := range []string{"<svg", "<polyline", "44 °C", "degraded reliability", `action="/disks/SN-A/alerts/nvme-warning-4/ack"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("disk page lacks %q", want)
+		}
+	}
+	if w := e.do(req{method: "GET", path: "/disks/NOPE", hdr: cookie}); w.Code != 404 {
+		t.Errorf("page of an unknown disk = %d", w.Code)
+	}
+	if body := e.do(req{method: "GET", path: "/storage", hdr: cookie}).Body.String(); !strings.Contains(body, "replace this disk") {
+		t.Error("the storage page does not flag the disk to replace")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/lawbox/appliance/appliance/auth"
 	"github.com/lawbox/appliance/appliance/certs"
 	"github.com/lawbox/appliance/appliance/control"
+	"github.com/lawbox/appliance/appliance/health"
 	"github.com/lawbox/appliance/appliance/state"
 	"github.com/lawbox/appliance/appliance/storage"
 	"github.com/lawbox/appliance/appliance/unit"
@@ -63,11 +64,14 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		fmt.Printf("state store: %s\n", path)
 		return nil
 	}
+	monitor := &health.Monitor{Log: log.With("part", "smart"), Store: st, SysRoot: "/sys", DevRoot: "/dev"}
 	sctx, stopStorage := context.WithCancel(context.Background())
-	storageDone := make(chan error, 1)
+	storageDone := make(chan error, 2)
 	go func() { storageDone <- disks.Run(sctx) }()
+	go func() { storageDone <- monitor.Run(sctx) }()
 	defer func() {
 		stopStorage()
+		<-storageDone
 		<-storageDone
 		st.Close()
 		disks.Shutdown(context.Background())
@@ -84,7 +88,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	a.Announce = func(code string) { fmt.Printf("setup code: %s\n", code) }
 	a.SetupCode() // prints the code when the unit is not set up yet
 
-	ui, err := webui.New(a, &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: control.NewClient(*ctlSock)}, disks, log)
+	ui, err := webui.New(a, &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: control.NewClient(*ctlSock)}, disks, monitor, log)
 	if err != nil {
 		return err
 	}

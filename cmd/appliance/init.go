@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
@@ -222,6 +224,7 @@ func serveControl(log *slog.Logger, sup *supervise.Supervisor, request func(sysi
 //	sum FILE               print a file's SHA-256 (read past the page cache)
 //	rawwrite DISK MIB [AT] write MIB MiB at AT MiB of a disk with O_DIRECT, print the MB/s (destroys its data)
 //	mdstat                 print /proc/mdstat
+//	smartctl DISK          print how long smartctl -a took and its JSON on one line (the tests' outside oracle)
 //	poweroff | reboot
 func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, request func(sysinit.Action)) {
 	sc := bufio.NewScanner(in)
@@ -264,6 +267,10 @@ func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, reques
 			}
 			mbs, err := rawWrite("/dev/"+filepath.Base(f[1]), mib, off)
 			fmt.Fprintf(out, "debug: rawwrite %s: %.1f MB/s %v\n", f[1], mbs, err)
+		case f[0] == "smartctl" && len(f) == 2:
+			start := time.Now()
+			js, _ := exec.Command("/sbin/smartctl", "--json=c", "-a", "/dev/"+filepath.Base(f[1])).Output() // exit bits carry health
+			fmt.Fprintf(out, "debug: smartctl %s %.1fms %s\n", f[1], float64(time.Since(start).Microseconds())/1000, bytes.TrimSpace(js))
 		case f[0] == "mdstat":
 			b, _ := os.ReadFile("/proc/mdstat")
 			fmt.Fprintf(out, "debug: mdstat\n%s\ndebug: end\n", b)

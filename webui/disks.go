@@ -1,0 +1,142 @@
+package webui
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+func (s *Server) apiDisks(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	ds, err := s.health.Disks(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ds)
+}
+
+func (s *Server) apiRefresh(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	if err := s.health.Refresh(r.Context(), r.PathValue("serial")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) apiSelfTest(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var body struct {
+		Kind string `json:"kind"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("self-test requested", "disk", r.PathValue("serial"), "kind", body.Kind, "user", sess.User, "remote", remote(r))
+	if err := s.health.SelfTest(r.Context(), r.PathValue("serial"), body.Kind); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) apiAck(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Info("alert acknowledged", "disk", r.PathValue("serial"), "key", r.PathValue("key"), "user", sess.User, "remote", remote(r))
+	if err := s.health.Acknowledge(r.Context(), r.PathValue("serial"), r.PathValue("key")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	h, err := s.health.History(r.Context(), r.PathValue("serial"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+// diskPage is what the disk page shows.
+type diskPage struct {
+	Disk  appliance.DiskHealth
+	Graph template.HTML // SVG of the temperature history
+}
+
+func (s *Server) pageDisk(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.renderDisk(w, r, sess, "", nil)
+}
+
+func (s *Server) renderDisk(w http.ResponseWriter, r *http.Request, sess appliance.Session, notice string, actionErr error) {
+	serial := r.PathValue("serial")
+	ds, err := s.health.Disks(r.Context())
+	d := pageData{Session: sess, Notice: notice}
+	if err == nil {
+		err = fmt.Errorf("disk %s: %w", serial, appliance.ErrNotFound)
+		for _, x := range ds {
+			if x.Serial == serial {
+				d.Disk.Disk, err = x, actionErr
+			}
+		}
+	}
+	if err != nil {
+		code, msg := statusOf(err)
+		d.Error, d.Notice = msg, ""
+		if errors.Is(err, appliance.ErrNotFound) {
+			s.render(w, r, code, "disk", d)
+			return
+		}
+	}
+	if h, err := s.health.History(r.Context(), serial); err == nil {
+		d.Disk.Graph = temperatureSVG(h)
+	}
+	s.render(w, r, http.StatusOK, "disk", d)
+}
+
+func (s *Server) formRefresh(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.renderDisk(w, r, sess, "SMART data read again.", s.health.Refresh(r.Context(), r.PathValue("serial")))
+}
+
+func (s *Server) formSelfTest(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	kind := r.PostFormValue("kind")
+	s.log.Info("self-test requested", "disk", r.PathValue("serial"), "kind", kind, "user", sess.User, "remote", remote(r))
+	s.renderDisk(w, r, sess, "The "+kind+" self-test has started; its result appears here when the disk is done.",
+		s.health.SelfTest(r.Context(), r.PathValue("serial"), kind))
+}
+
+func (s *Server) formAck(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Info("alert acknowledged", "disk", r.PathValue("serial"), "key", r.PathValue("key"), "user", sess.User, "remote", remote(r))
+	s.renderDisk(w, r, sess, "Alert acknowledged: it comes back if the value changes.",
+		s.health.Acknowledge(r.Context(), r.PathValue("serial"), r.PathValue("key")))
+}
+
+// temperatureSVG draws the temperature history as an inline SVG line (no script, no external asset).
+func temperatureSVG(h []appliance.HistoryPoint) template.HTML {
+	if len(h) < 2 {
+		return ""
+	}
+	const W, H, pad = 600.0, 160.0, 24.0
+	t0, t1 := h[0].Time, h[len(h)-1].Time
+	span := t1.Sub(t0).Seconds()
+	lo, hi := h[0].TemperatureC, h[0].TemperatureC
+	for _, p := range h {
+		lo, hi = min(lo, p.TemperatureC), max(hi, p.TemperatureC)
+	}
+	lo, hi = lo-2, hi+2
+	var pts strings.Builder
+	for _, p := range h {
+		x := pad + (W-2*pad)*p.Time.Sub(t0).Seconds()/max(span, 1)
+		y := H - pad - (H-2*pad)*float64(p.TemperatureC-lo)/float64(hi-lo)
+		fmt.Fprintf(&pts, "%.1f,%.1f ", x, y)
+	}
+	svg := fmt.Sprintf(`<svg class="graph" viewBox="0 0 %.0f %.0f" role="img" aria-label="temperature history">`+
+		`<text x="2" y="14">%d °C</text><text x="2" y="%.0f">%d °C</text>`+
+		`<text x="%.0f" y="%.0f">%s</text><text x="%.0f" y="%.0f" text-anchor="end">%s</text>`+
+		`<polyline fill="none" stroke="#1565c0" stroke-width="2" points="%s"/></svg>`,
+		W, H, hi, H-pad+4, lo, pad, H-4, t0.Format("2006-01-02 15:04"), W-pad, H-4, t1.Format("2006-01-02 15:04"), pts.String())
+	return template.HTML(svg) // built only from numbers and fixed text
+}
