@@ -167,3 +167,37 @@ func BenchmarkRebuild(b *testing.B) {
 	b.ReportMetric(rebuildMBs/rawMBs, "ratio")
 	b.ReportMetric(float64(pull.Milliseconds())/n, "ms-pull-to-degraded")
 }
+
+// BenchmarkSMARTPoll measures one native SMART poll of an ATA and an NVMe disk (wall and CPU time in the
+// daemon) beside one run of smartctl -a on the same disk in the same VM.
+func BenchmarkSMARTPoll(b *testing.B) {
+	u := boot(b, Config{Disks: []Disk{
+		{ID: "s1", Kind: AHCI, Serial: "B-SATA", SizeMiB: 64},
+		{ID: "n1", Kind: NVMe, Serial: "B-NVME", SizeMiB: 64},
+	}})
+	tok := u.setupAndLogin()
+	eventually(b, time.Minute, "disks listed", func() error {
+		if len(u.disks(tok)) < 2 {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	for _, c := range []struct{ serial, name string }{{"B-SATA", "ata"}, {"B-NVME", "nvme"}} {
+		var wall, cpu, ctl float64
+		for range b.N {
+			if code, body := u.call("POST", "/api/v1/disks/"+c.serial+"/smart/refresh", tok, ""); code != 204 {
+				b.Fatalf("refresh = %d %s", code, body)
+			}
+			d := u.disks(tok)[c.serial]
+			wall += d.SMART.PollMS
+			cpu += d.SMART.PollCPUMS
+			var v map[string]any
+			ctl += u.smartctl(d.Device, &v)
+		}
+		n := float64(b.N)
+		b.ReportMetric(wall/n, "ms-poll-"+c.name)
+		b.ReportMetric(cpu/n, "ms-cpu-poll-"+c.name)
+		b.ReportMetric(ctl/n, "ms-smartctl-"+c.name)
+		b.ReportMetric(wall/ctl, "ratio-"+c.name)
+	}
+}

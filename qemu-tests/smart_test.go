@@ -40,9 +40,10 @@ type diskHealth struct {
 			Message      string `json:"message"`
 			Acknowledged bool   `json:"acknowledged"`
 		} `json:"findings"`
-		LastPoll time.Time `json:"last_poll"`
-		PollMS   float64   `json:"poll_ms"`
-		SelfTest struct {
+		LastPoll  time.Time `json:"last_poll"`
+		PollMS    float64   `json:"poll_ms"`
+		PollCPUMS float64   `json:"poll_cpu_ms"`
+		SelfTest  struct {
 			Status  string `json:"status"`
 			Running bool   `json:"running"`
 		} `json:"self_test"`

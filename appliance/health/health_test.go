@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -86,7 +87,7 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
-func newMonitor(t *testing.T, read func(string, string) (smart.Reading, error), now *time.Time) *Monitor {
+func newMonitor(t testing.TB, read func(string, string) (smart.Reading, error), now *time.Time) *Monitor {
 	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -179,5 +180,32 @@ func TestHistoryBoundedOverAYear(t *testing.T) {
 		if !h[i].Time.After(h[i-1].Time) {
 			t.Fatalf("history out of order at %d", i)
 		}
+	}
+}
+
+// BenchmarkHistoryYear reports the bytes a disk's history takes after a year of 30-minute polls, beside what
+// keeping every sample would take.
+func BenchmarkHistoryYear(b *testing.B) {
+	for range b.N {
+		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		m := newMonitor(b, func(string, string) (smart.Reading, error) {
+			return smart.Reading{Supported: true, Protocol: "ata", TemperatureC: 30 + now.Hour()%10, Attributes: qemuATA.Attributes}, nil
+		}, &now)
+		var all int
+		end := now.AddDate(1, 0, 0)
+		for ; now.Before(end); now = now.Add(30 * time.Minute) {
+			if err := m.Refresh(context.Background(), "SN1"); err != nil {
+				b.Fatal(err)
+			}
+			r, _ := m.Read("", "")
+			p := appliance.HistoryPoint{Time: now, TemperatureC: r.TemperatureC, Counters: counters(r)}
+			v, _ := json.Marshal(p)
+			all += len(historyKey("SN1", now)) + len(v)
+		}
+		var kept int
+		_ = m.Store.ForEach(bucketHistory, func(k string, v []byte) error { kept += len(k) + len(v); return nil })
+		b.ReportMetric(float64(kept), "B/disk-year")
+		b.ReportMetric(float64(all), "B/disk-year-unthinned")
+		b.ReportMetric(float64(kept)/float64(all), "ratio")
 	}
 }
