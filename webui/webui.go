@@ -49,12 +49,12 @@ type Route struct {
 
 // Server is the web UI.
 type Server struct {
-	auth  appliance.Auth
-	sys   appliance.System
+	auth   appliance.Auth
+	sys    appliance.System
 	disks  appliance.Storage
 	health appliance.Health
 	log    *slog.Logger
-	pages map[string]*template.Template
+	pages  map[string]*template.Template
 }
 
 // New returns the web UI for auth, sys, storage and disk health.
