@@ -15,9 +15,9 @@ import (
 // Reading is one poll of a disk.
 type Reading struct {
 	Supported    bool        `json:"supported"`
-	Reason       string      `json:"reason,omitempty"` // why not supported
+	Reason       string      `json:"reason,omitempty"`   // why not supported
 	Protocol     string      `json:"protocol,omitempty"` // "ata" or "nvme"
-	Model        string      `json:"model,omitempty"` // ATA identify data (NVMe: see hw/disk)
+	Model        string      `json:"model,omitempty"`    // ATA identify data (NVMe: see hw/disk)
 	Serial       string      `json:"serial,omitempty"`
 	Firmware     string      `json:"firmware,omitempty"`
 	TemperatureC int         `json:"temperature_c"`
