@@ -176,8 +176,11 @@ func TestSMART(t *testing.T) {
 	if !nv.SMART.Findings[0].Acknowledged || nv.SMART.Findings[1].Acknowledged || nv.SMART.Health != "replace" {
 		t.Errorf("after acknowledging %s: %+v", key, nv.SMART.Findings)
 	}
-	if code, body := u.call("GET", "/storage", tok, ""); code != 200 {
-		t.Errorf("storage page = %d %s", code, body)
+	if code, body := u.call("GET", "/storage", tok, ""); code != 200 || !strings.Contains(body, "replace this disk") {
+		t.Errorf("storage page = %d, without the disk to replace:\n%s", code, body)
+	}
+	if code, body := u.call("GET", "/disks/NVME-ONE", tok, ""); code != 200 || !strings.Contains(body, "degraded reliability") || !strings.Contains(body, "(acknowledged)") {
+		t.Errorf("disk page = %d, without the alert and its acknowledgement:\n%s", code, body)
 	}
 	if _, err := u.Expect(regexpQuote("disk NVME-ONE health: replace (was ok)"), 10*time.Second); err != nil {
 		t.Errorf("no event: %v", err)
