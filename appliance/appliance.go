@@ -113,13 +113,25 @@ var ErrConflict = errors.New("not possible now")
 
 // StorageStatus is the disks and arrays (GET /api/v1/storage).
 type StorageStatus struct {
-	Arrays    []Array       `json:"arrays"`
-	Disks     []StorageDisk `json:"disks"`
-	AutoAdd   bool          `json:"auto_add"`   // a new blank disk is used without asking
-	Persisted bool          `json:"persistent"` // settings live on the system array, not in RAM
-	LastScrub time.Time     `json:"last_scrub,omitzero"`
-	NextScrub time.Time     `json:"next_scrub,omitzero"`
-	Alerts    []Alert       `json:"alerts"`
+	Arrays []Array       `json:"arrays"`
+	Disks  []StorageDisk `json:"disks"`
+	StoragePolicy
+	Persisted bool      `json:"persistent"` // settings live on the system array, not in RAM
+	LastScrub time.Time `json:"last_scrub,omitzero"`
+	NextScrub time.Time `json:"next_scrub,omitzero"`
+	Alerts    []Alert   `json:"alerts"`
+}
+
+// StoragePolicy is what an admin decides about new and failing disks.
+type StoragePolicy struct {
+	AutoAdd          bool `json:"auto_add"`          // a new blank disk is used without asking
+	ProactiveReplace bool `json:"proactive_replace"` // a disk SMART says to replace is copied onto a spare first
+}
+
+// StoragePolicyChange sets the fields that are not nil.
+type StoragePolicyChange struct {
+	AutoAdd          *bool `json:"auto_add"`
+	ProactiveReplace *bool `json:"proactive_replace"`
 }
 
 // Array is one md array.
@@ -166,8 +178,8 @@ type Storage interface {
 	Scrub(ctx context.Context) error
 	// Adopt confirms that a disk holding data may be erased and used.
 	Adopt(ctx context.Context, serial string) error
-	// SetAutoAdd switches between using new blank disks at once and waiting for Adopt.
-	SetAutoAdd(ctx context.Context, on bool) error
+	// SetPolicy changes the fields of p that are set.
+	SetPolicy(ctx context.Context, p StoragePolicyChange) error
 }
 
 // Finding is one thing SMART says about a disk. Key is stable across polls; Value is what it was judged on,
@@ -219,4 +231,6 @@ type Health interface {
 	SelfTest(ctx context.Context, serial, kind string) error
 	Acknowledge(ctx context.Context, serial, key string) error
 	History(ctx context.Context, serial string) ([]HistoryPoint, error)
+	// SetPollMinutes sets how often disks are polled (1..1440).
+	SetPollMinutes(ctx context.Context, minutes int) error
 }

@@ -206,3 +206,44 @@ func TestSMART(t *testing.T) {
 }
 
 func regexpQuote(s string) *regexp.Regexp { return regexp.MustCompile(regexp.QuoteMeta(s)) }
+
+// An NVMe member turns "replace" (critical warning) while a spare waits: the storage copies it onto the
+// spare before it fails (md's want_replacement), takes it out, and the data reads back intact.
+func TestProactiveReplace(t *testing.T) {
+	t.Parallel()
+	u := boot(t, Config{Disks: []Disk{
+		{ID: "n1", Kind: NVMe, Serial: "WEARING", SizeMiB: 1024},
+		{ID: "v1", Kind: Virtio, Serial: "STEADY", SizeMiB: 1024},
+	}})
+	tok := u.setupAndLogin()
+	u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
+	sets := map[string]string{"docs": u.fill("docs", 48, 7)}
+	if err := u.InsertDisk(Disk{ID: "v2", Kind: Virtio, Serial: "SPARE", SizeMiB: 1024}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "SPARE a hot spare", func() error {
+		if st := u.storage(tok); st.member("data", "SPARE") != "spare" || st.member("system", "SPARE") != "spare" {
+			return fmt.Errorf("SPARE: data %s system %s", st.member("data", "SPARE"), st.member("system", "SPARE"))
+		}
+		return nil
+	})
+	if err := u.SetNVMeCriticalWarning("n1", 4); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := u.call("POST", "/api/v1/disks/WEARING/smart/refresh", tok, ""); code != 204 {
+		t.Fatalf("refresh = %d %s", code, body)
+	}
+	if _, err := u.Expect(regexpQuote("disk WEARING is failing (SMART: replace): copying"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Minute, "WEARING replaced by SPARE", func() error {
+		st := u.storage(tok)
+		for _, a := range []string{"system", "data"} {
+			if st.member(a, "SPARE") != "in_sync" || st.member(a, "WEARING") != "faulty" {
+				return fmt.Errorf("%s: SPARE %s, WEARING %s (%s)", a, st.member(a, "SPARE"), st.member(a, "WEARING"), st.arrayStates())
+			}
+		}
+		return nil
+	})
+	u.checkData(sets)
+}

@@ -52,6 +52,22 @@ func (s *Server) apiAck(w http.ResponseWriter, r *http.Request, sess appliance.S
 	w.WriteHeader(http.StatusNoContent)
 }
 
+func (s *Server) apiHealthPolicy(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var p struct {
+		PollMinutes int `json:"poll_minutes"`
+	}
+	if err := decode(r, &p); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("SMART policy changed", "poll_minutes", p.PollMinutes, "user", sess.User, "remote", remote(r))
+	if err := s.health.SetPollMinutes(r.Context(), p.PollMinutes); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
 	h, err := s.health.History(r.Context(), r.PathValue("serial"))
 	if err != nil {

@@ -35,19 +35,17 @@ func (s *Server) apiAdopt(w http.ResponseWriter, r *http.Request, sess appliance
 }
 
 func (s *Server) apiStoragePolicy(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	var p struct {
-		AutoAdd *bool `json:"auto_add"`
-	}
+	var p appliance.StoragePolicyChange
 	if err := decode(r, &p); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if p.AutoAdd == nil {
-		writeError(w, http.StatusBadRequest, "auto_add (true or false) is required")
+	if p.AutoAdd == nil && p.ProactiveReplace == nil {
+		writeError(w, http.StatusBadRequest, "auto_add or proactive_replace (true or false) is required")
 		return
 	}
-	s.log.Info("storage policy changed", "auto_add", *p.AutoAdd, "user", sess.User, "remote", remote(r))
-	if err := s.disks.SetAutoAdd(r.Context(), *p.AutoAdd); err != nil {
+	s.log.Info("storage policy changed", "user", sess.User, "remote", remote(r))
+	if err := s.disks.SetPolicy(r.Context(), p); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -92,8 +90,8 @@ func (s *Server) formAdopt(w http.ResponseWriter, r *http.Request, sess applianc
 	s.renderStorage(w, r, sess, "Disk "+serial+" is being erased and added.", s.disks.Adopt(r.Context(), serial))
 }
 
-func (s *Server) formAutoAdd(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	on := r.PostFormValue("auto_add") == "on"
-	s.log.Info("storage policy changed", "auto_add", on, "user", sess.User, "remote", remote(r))
-	s.renderStorage(w, r, sess, "Setting saved.", s.disks.SetAutoAdd(r.Context(), on))
+func (s *Server) formPolicy(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	add, pro := r.PostFormValue("auto_add") == "on", r.PostFormValue("proactive_replace") == "on"
+	s.log.Info("storage policy changed", "auto_add", add, "proactive_replace", pro, "user", sess.User, "remote", remote(r))
+	s.renderStorage(w, r, sess, "Settings saved.", s.disks.SetPolicy(r.Context(), appliance.StoragePolicyChange{AutoAdd: &add, ProactiveReplace: &pro}))
 }

@@ -60,8 +60,13 @@ func (f *fakeStorage) Adopt(_ context.Context, serial string) error {
 	return fmt.Errorf("adopt %s: %w", serial, appliance.ErrNotFound)
 }
 
-func (f *fakeStorage) SetAutoAdd(_ context.Context, on bool) error {
-	f.st.AutoAdd = on
+func (f *fakeStorage) SetPolicy(_ context.Context, p appliance.StoragePolicyChange) error {
+	if p.AutoAdd != nil {
+		f.st.AutoAdd = *p.AutoAdd
+	}
+	if p.ProactiveReplace != nil {
+		f.st.ProactiveReplace = *p.ProactiveReplace
+	}
 	return nil
 }
 
@@ -70,6 +75,7 @@ type fakeHealth struct {
 	disks []appliance.DiskHealth
 	acked []string
 	tests []string
+	poll  int
 }
 
 func (f *fakeHealth) Disks(context.Context) ([]appliance.DiskHealth, error) { return f.disks, nil }
@@ -101,6 +107,14 @@ func (f *fakeHealth) Acknowledge(_ context.Context, serial, key string) error {
 		return err
 	}
 	f.acked = append(f.acked, key)
+	return nil
+}
+
+func (f *fakeHealth) SetPollMinutes(_ context.Context, n int) error {
+	if n < 1 {
+		return fmt.Errorf("%d: %w", n, appliance.ErrBadInput)
+	}
+	f.poll = n
 	return nil
 }
 
@@ -326,13 +340,14 @@ func TestStorageAPIAndPage(t *testing.T) {
 	if w := e.do(req{method: "POST", path: "/api/v1/storage/disks/SN-OLD/adopt", hdr: bearer}); w.Code != 202 || len(e.storage.adopted) != 1 {
 		t.Errorf("adopt = %d, adopted %v", w.Code, e.storage.adopted)
 	}
-	for _, body := range []string{`{}`, `{"auto_add":"yes"}`, `{"auto_add":false,"x":1}`} {
+	for _, body := range []string{`{}`, `{"auto_add":"yes"}`, `{"auto_add":false,"x":1}`, `{"proactive_replace":1}`} {
 		if w := e.do(req{method: "PUT", path: "/api/v1/storage/policy", hdr: bearer, body: body}); w.Code != 400 {
 			t.Errorf("policy %s = %d, want 400", body, w.Code)
 		}
 	}
-	if w := e.do(req{method: "PUT", path: "/api/v1/storage/policy", hdr: bearer, body: `{"auto_add":false}`}); w.Code != 204 || e.storage.st.AutoAdd {
-		t.Errorf("policy = %d, auto add %v", w.Code, e.storage.st.AutoAdd)
+	e.storage.st.ProactiveReplace = true
+	if w := e.do(req{method: "PUT", path: "/api/v1/storage/policy", hdr: bearer, body: `{"auto_add":false}`}); w.Code != 204 || e.storage.st.AutoAdd || !e.storage.st.ProactiveReplace {
+		t.Errorf("policy = %d, %+v", w.Code, e.storage.st.StoragePolicy)
 	}
 	// The page: a progress bar, the reason a disk is not used, and an adopt form that demands confirmation.
 	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
@@ -383,6 +398,12 @@ func TestDisksAPIAndPage(t *testing.T) {
 		if w := e.do(req{method: "POST", path: c.path, body: c.body, hdr: bearer}); w.Code != c.want {
 			t.Errorf("POST %s %s = %d %s, want %d", c.path, c.body, w.Code, w.Body, c.want)
 		}
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/disks/policy", body: `{"poll_minutes":0}`, hdr: bearer}); w.Code != 400 {
+		t.Errorf("poll every 0 minutes = %d", w.Code)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/disks/policy", body: `{"poll_minutes":10}`, hdr: bearer}); w.Code != 204 || e.health.poll != 10 {
+		t.Errorf("poll every 10 minutes = %d (%d)", w.Code, e.health.poll)
 	}
 	if len(e.health.tests) != 1 || len(e.health.acked) != 1 {
 		t.Errorf("self-tests %v, acknowledgements %v", e.health.tests, e.health.acked)

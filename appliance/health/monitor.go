@@ -376,3 +376,30 @@ func (m *Monitor) scheduledSelfTests(now time.Time) {
 		}
 	}
 }
+
+// Level is a disk's health as last polled ("" when unknown or unsupported).
+func (m *Monitor) Level(serial string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e := m.disks[serial]; e != nil {
+		return e.status.Health
+	}
+	return ""
+}
+
+// SetPollMinutes sets the regular poll interval; it applies from each disk's next poll.
+func (m *Monitor) SetPollMinutes(_ context.Context, minutes int) error {
+	if minutes < 1 || minutes > 1440 {
+		return fmt.Errorf("poll interval %d minutes: use 1 to 1440: %w", minutes, appliance.ErrBadInput)
+	}
+	m.mu.Lock()
+	m.init()
+	m.cfg.PollMinutes = minutes
+	cfg := m.cfg
+	m.mu.Unlock()
+	if err := m.Store.PutJSON(state.BucketConfig, configKey, cfg); err != nil {
+		return err
+	}
+	m.event("info", "SMART poll interval set to %d minutes", minutes)
+	return nil
+}

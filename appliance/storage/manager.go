@@ -44,6 +44,7 @@ const configKey = "storage"
 // config is what the storage keeps in the state store.
 type config struct {
 	AutoAdd     bool             `json:"auto_add"`
+	NoProactive bool             `json:"no_proactive_replace"` // do not copy a failing disk onto a spare
 	LastScrub   time.Time        `json:"last_scrub"`
 	ScrubResume map[string]int64 `json:"scrub_resume,omitempty"` // array -> sector to resume from
 }
@@ -72,6 +73,8 @@ type Manager struct {
 	devSerial    map[string]string          // kernel disk name -> serial, as last seen
 	memberSerial map[string]string          // member device ("vdb3") -> serial of its disk, as last seen
 	readOnly     map[string]string          // array -> why it is mounted read-only
+	replacing    map[string]bool            // serials being copied onto a spare before they fail
+	health       func(serial string) string // a disk's SMART health ("ok", "watch", "replace", "failed")
 	status       appliance.StorageStatus
 	lastDisks    []appliance.StorageDisk // the last pass's classification, before roles from the arrays
 	lastState    map[string]string
@@ -90,6 +93,7 @@ func (m *Manager) init() {
 		m.uuids, m.adopt, m.failed = map[string]string{}, map[string]bool{}, map[string]bool{}
 		m.members, m.devSerial, m.readOnly = map[string]map[string]bool{}, map[string]string{}, map[string]string{}
 		m.lastState, m.diskNote, m.memberSerial = map[string]string{}, map[string]string{}, map[string]string{}
+		m.replacing = map[string]bool{}
 		m.cfg.AutoAdd = true
 	}
 }
@@ -293,6 +297,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 		m.devSerial[n] = d.Serial
 	}
 	m.mu.Unlock()
+	m.replaceFailing(running)
 
 	var unused []disk.Disk
 	for _, d := range disks {
@@ -412,14 +417,21 @@ func (m *Manager) Adopt(ctx context.Context, serial string) error {
 	return nil
 }
 
-// SetAutoAdd switches automatic use of new blank disks.
-func (m *Manager) SetAutoAdd(ctx context.Context, on bool) error {
+// SetPolicy changes what happens to new blank disks and to disks SMART says are failing.
+func (m *Manager) SetPolicy(ctx context.Context, p appliance.StoragePolicyChange) error {
 	m.mu.Lock()
-	m.cfg.AutoAdd = on
-	m.status.AutoAdd = on
+	if p.AutoAdd != nil {
+		m.cfg.AutoAdd = *p.AutoAdd
+		m.status.AutoAdd = *p.AutoAdd
+	}
+	if p.ProactiveReplace != nil {
+		m.cfg.NoProactive = !*p.ProactiveReplace
+		m.status.ProactiveReplace = *p.ProactiveReplace
+	}
+	pol := m.status.StoragePolicy
 	m.mu.Unlock()
 	m.saveConfig()
-	m.event("info", "automatic use of new blank disks: %v", on)
+	m.event("info", "storage policy: use new blank disks automatically %v, copy failing disks onto a spare %v", pol.AutoAdd, pol.ProactiveReplace)
 	return nil
 }
 
@@ -435,3 +447,62 @@ func human(b int64) string {
 
 // Mount is where the array's filesystem is mounted.
 func (a array) Mount() string { return a.mount }
+
+// replaceFailing starts a proactive replacement (md's want_replacement, as mdadm --replace) of an in-sync
+// member whose disk SMART says to replace, when the array is otherwise idle and has a spare: the data is
+// copied off the failing disk while it still reads, instead of rebuilt after it dies.
+func (m *Manager) replaceFailing(running map[string]raid.Array) {
+	m.mu.Lock()
+	off, health := m.cfg.NoProactive, m.health
+	m.mu.Unlock()
+	if off || health == nil {
+		return
+	}
+	for _, a := range arrays {
+		ra, ok := running[a.name]
+		if !ok || ra.SyncAction != "idle" || ra.Degraded > 0 {
+			continue
+		}
+		spare := ""
+		for _, mb := range ra.Members {
+			if MemberState(mb) == appliance.MemberSpare {
+				spare = mb.Dev
+			}
+		}
+		if spare == "" {
+			continue
+		}
+		for _, mb := range ra.Members {
+			serial := m.serialOf(mb.Dev)
+			if h := health(serial); MemberState(mb) != appliance.MemberInSync || mb.Has("want_replacement") || (h != "replace" && h != "failed") {
+				continue
+			}
+			if err := raid.SetMemberState(m.SysRoot, a.md, mb.Dev, "want_replacement"); err != nil {
+				m.event("critical", "could not start copying failing disk %s onto the spare: %v", serial, err)
+				continue
+			}
+			m.mu.Lock()
+			m.replacing[serial] = true
+			m.mu.Unlock()
+			m.event("warning", "disk %s is failing (SMART: %s): copying its part of the %s array onto spare disk %s before it fails", serial, health(serial), a.name, m.serialOf(spare))
+			break // one replacement per array at a time
+		}
+	}
+}
+
+// serialOf is the serial of the disk a member partition is on.
+func (m *Manager) serialOf(dev string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.devSerial[disk.DiskOf(m.SysRoot, dev)]; s != "" {
+		return s
+	}
+	return m.memberSerial[dev]
+}
+
+// SetHealth connects the SMART verdicts that drive proactive replacement.
+func (m *Manager) SetHealth(f func(serial string) string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.health = f
+}

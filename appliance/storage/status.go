@@ -17,8 +17,9 @@ func (m *Manager) refresh(sdisks []appliance.StorageDisk) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lastDisks = slices.Clone(sdisks)
-	st := appliance.StorageStatus{Disks: sdisks, AutoAdd: m.cfg.AutoAdd, Persisted: m.persisted, LastScrub: m.cfg.LastScrub}
+	st := appliance.StorageStatus{Disks: sdisks, Persisted: m.persisted, LastScrub: m.cfg.LastScrub}
 	st.NextScrub = NextScrub(m.cfg.LastScrub, m.Now())
+	st.StoragePolicy = appliance.StoragePolicy{AutoAdd: m.cfg.AutoAdd, ProactiveReplace: !m.cfg.NoProactive}
 	roles := map[string]string{} // disk name -> role from the arrays
 	states := map[string]string{}
 	for _, a := range arrays {
@@ -38,7 +39,11 @@ func (m *Manager) refresh(sdisks []appliance.StorageDisk) {
 			ms := MemberState(mb)
 			if ms == appliance.MemberFaulty && serial != "" && !m.failed[serial] {
 				m.failed[serial] = true
-				m.logEventLocked("critical", "disk %s FAILED in the %s array; the array runs without it: replace the disk", serial, a.name)
+				if m.replacing[serial] {
+					m.logEventLocked("warning", "failing disk %s has been copied onto the spare and taken out of the %s array; pull it out", serial, a.name)
+				} else {
+					m.logEventLocked("critical", "disk %s FAILED in the %s array; the array runs without it: replace the disk", serial, a.name)
+				}
 			}
 			if serial != "" {
 				m.memberSerial[mb.Dev] = serial

@@ -65,6 +65,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		return nil
 	}
 	monitor := &health.Monitor{Log: log.With("part", "smart"), Store: st, SysRoot: "/sys", DevRoot: "/dev"}
+	disks.SetHealth(monitor.Level)
 	sctx, stopStorage := context.WithCancel(context.Background())
 	storageDone := make(chan error, 2)
 	go func() { storageDone <- disks.Run(sctx) }()

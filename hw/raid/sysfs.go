@@ -138,6 +138,16 @@ func SetSpeedLimits(procRoot string, minKB, maxKB int) error {
 	return nil
 }
 
+// SetMemberState writes a member's state: "want_replacement" has md copy it onto a spare and fail it when
+// the copy is done (what mdadm --replace does).
+func SetMemberState(sysRoot, name, dev, value string) error {
+	p := filepath.Join(sysRoot, "block", name, "md", "dev-"+dev, "state")
+	if err := os.WriteFile(p, []byte(value), 0o644); err != nil {
+		return fmt.Errorf("set %s of %s in %s: %w", value, dev, name, err)
+	}
+	return nil
+}
+
 // FailRemove marks member dev ("vdb3") of array name faulty and removes it, through md's sysfs: unlike
 // mdadm's "detached" it needs no device node, so it works for a disk that is already gone. Removal waits
 // for md to finish the I/O in flight to the member (up to five seconds).
