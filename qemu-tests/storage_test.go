@@ -480,3 +480,50 @@ func TestFirstBootWaitsForAdopt(t *testing.T) {
 	}
 	u.waitStates(u.login(), "system=clean data=clean", time.Minute)
 }
+
+// A scrub interrupted by a restart is paused with its position saved and resumes after the boot, then
+// reports its result.
+func TestScrubResumesAfterReboot(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	disks := []Disk{
+		{ID: "a", Kind: Virtio, Serial: "SC-A", SizeMiB: 2048, Path: filepath.Join(dir, "a.img")},
+		{ID: "b", Kind: Virtio, Serial: "SC-B", SizeMiB: 2048, Path: filepath.Join(dir, "b.img")},
+	}
+	u := boot(t, Config{Disks: disks})
+	tok := u.setupAndLogin()
+	u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
+	if code, body := u.call("POST", "/api/v1/storage/scrub", tok, ""); code != 202 {
+		t.Fatalf("scrub = %d %s", code, body)
+	}
+	eventually(t, 2*time.Minute, "the data array's check a part of the way", func() error {
+		for _, a := range u.storage(tok).Arrays {
+			if a.Name == "data" && a.State == "checking" && a.RebuildProgress != nil && *a.RebuildProgress > 0.1 && *a.RebuildProgress < 0.6 {
+				return nil
+			}
+		}
+		return fmt.Errorf("not yet")
+	})
+	if code, _ := u.call("POST", "/api/v1/system/reboot", tok, ""); code != 202 {
+		t.Fatalf("reboot = %d", code)
+	}
+	if _, err := u.Expect(regexpQuote("scrub paused for shutdown; it resumes at the next start"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Wait(2 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	u = boot(t, Config{Disks: disks})
+	tok = u.login()
+	resumed := regexp.MustCompile(`scrub resumed on .* where it stopped \(sectors map\[data:[1-9]`)
+	eventually(t, time.Minute, "scrub resumed past the start of the data array", func() error {
+		if !resumed.MatchString(u.Console()) { // it may come before "web UI ready"
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	if _, err := u.Expect(regexp.MustCompile(`scrub of the data array finished: 0 mismatched sectors`), 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	u.waitStates(tok, "system=clean data=clean", time.Minute)
+}

@@ -48,7 +48,11 @@ func (m *Manager) scrub(ctx context.Context, resume map[string]int64) error {
 	m.cfg.ScrubResume = nil
 	m.mu.Unlock()
 	m.saveConfig()
-	m.event("info", "scrub started on %s", strings.Join(started, " and "))
+	if len(resume) > 0 {
+		m.event("info", "scrub resumed on %s where it stopped (sectors %v)", strings.Join(started, " and "), resume)
+	} else {
+		m.event("info", "scrub started on %s", strings.Join(started, " and "))
+	}
 	m.reconcile(ctx)
 	return nil
 }
@@ -76,7 +80,7 @@ func (m *Manager) pauseScrub() {
 		if err != nil || ra.SyncAction != "check" {
 			continue
 		}
-		resume[a.name] = ra.SyncDone
+		resume[a.name] = ra.SyncDone - ra.SyncDone%8192 // RAID 5 wants whole chunks (up to 4 MiB)
 		_ = raid.SetSyncAction(m.SysRoot, a.md, "idle")
 	}
 	if len(resume) == 0 {
