@@ -234,3 +234,37 @@ type Health interface {
 	// SetPollMinutes sets how often disks are polled (1..1440).
 	SetPollMinutes(ctx context.Context, minutes int) error
 }
+
+// DatabaseStatus is the PostgreSQL server (GET /api/v1/database).
+type DatabaseStatus struct {
+	Role        string         `json:"role"`  // "production", "mirror" or "none"
+	State       string         `json:"state"` // "waiting for storage", "initialising", "starting", "running", ...
+	Version     string         `json:"version,omitempty"`
+	Upstream    string         `json:"upstream,omitempty"`
+	Sync        string         `json:"sync,omitempty"`
+	LagBytes    *int64         `json:"lag_bytes"`
+	LagSeconds  *float64       `json:"lag_seconds"`
+	Connections int            `json:"connections"`
+	Databases   []DatabaseInfo `json:"databases"`
+}
+
+// DatabaseInfo is one of the office's databases.
+type DatabaseInfo struct {
+	Name      string `json:"name"`
+	Owner     string `json:"owner"`
+	SizeBytes int64  `json:"size_bytes"`
+}
+
+// NewDatabase is a created database; Password is shown this once.
+type NewDatabase struct {
+	Name     string `json:"name"`
+	Owner    string `json:"owner"`
+	Password string `json:"password"`
+	URL      string `json:"url"`
+}
+
+// Database is the office's PostgreSQL.
+type Database interface {
+	Database(ctx context.Context) (DatabaseStatus, error)
+	CreateDatabase(ctx context.Context, name, owner string) (NewDatabase, error)
+}

@@ -85,6 +85,7 @@ type Config struct {
 type VM struct {
 	Dir      string
 	HTTPS    string // "127.0.0.1:PORT" forwarded to the guest's port 443
+	Postgres string // "127.0.0.1:PORT" forwarded to the guest's port 5432
 	HubPort  int
 	QMP      *QMP
 	cmd      *exec.Cmd
@@ -143,8 +144,13 @@ func Start(im Image, cfg Config) (*VM, error) {
 			}
 		}
 		vm.HTTPS = fmt.Sprintf("127.0.0.1:%d", port)
+		pg, err := freeTCPPort()
+		if err != nil {
+			return nil, err
+		}
+		vm.Postgres = fmt.Sprintf("127.0.0.1:%d", pg)
 		args = append(args,
-			"-netdev", fmt.Sprintf("user,id=mgmt,net=198.18.0.0/24,restrict=on,hostfwd=tcp:%s-:443", vm.HTTPS),
+			"-netdev", fmt.Sprintf("user,id=mgmt,net=198.18.0.0/24,restrict=on,hostfwd=tcp:%s-:443,hostfwd=tcp:%s-:5432", vm.HTTPS, vm.Postgres),
 			"-device", "virtio-net-pci,netdev=mgmt,id=mgmt")
 	}
 	if cfg.Hub != nil {

@@ -16,6 +16,7 @@ type pageData struct {
 	Storage appliance.StorageStatus
 	Health  map[string]string // disk serial -> SMART health, for the storage page
 	Disk    diskPage
+	DB      databasePage
 }
 
 // render executes a page into a buffer first, so a template error never sends half a page.

@@ -53,20 +53,30 @@ type Server struct {
 	sys    appliance.System
 	disks  appliance.Storage
 	health appliance.Health
+	db     appliance.Database
 	log    *slog.Logger
 	pages  map[string]*template.Template
 }
 
-// New returns the web UI for auth, sys, storage and disk health.
-func New(auth appliance.Auth, sys appliance.System, storage appliance.Storage, health appliance.Health, log *slog.Logger) (*Server, error) {
-	s := &Server{auth: auth, sys: sys, disks: storage, health: health, log: log, pages: map[string]*template.Template{}}
+// Parts are what the web UI shows and acts on.
+type Parts struct {
+	Auth     appliance.Auth
+	System   appliance.System
+	Storage  appliance.Storage
+	Health   appliance.Health
+	Database appliance.Database
+}
+
+// New returns the web UI over the appliance's parts.
+func New(p Parts, log *slog.Logger) (*Server, error) {
+	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, log: log, pages: map[string]*template.Template{}}
 	funcs := template.FuncMap{
 		"bytes":    humanBytes,
 		"duration": func(sec int64) string { return (time.Duration(sec) * time.Second).String() },
 		"percent":  func(p *float64) string { return fmt.Sprintf("%.1f", *p*100) },
 		"deref":    func(p *int64) int64 { return *p },
 	}
-	for _, p := range []string{"setup", "login", "status", "storage", "disk"} {
+	for _, p := range []string{"setup", "login", "status", "storage", "disk", "database"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", p, err)
@@ -104,6 +114,10 @@ func (s *Server) Routes() []Route {
 		{"POST /disks/{serial}/refresh", Viewer, s.formRefresh},
 		{"POST /disks/{serial}/selftest", Admin, s.formSelfTest},
 		{"POST /disks/{serial}/alerts/{key}/ack", Admin, s.formAck},
+		{"GET /database", Viewer, s.pageDatabase},
+		{"POST /database/databases", Admin, s.formCreateDatabase},
+		{"GET /api/v1/database", Viewer, s.apiDatabase},
+		{"POST /api/v1/database/databases", Admin, s.apiCreateDatabase},
 		{"GET /api/v1/disks", Viewer, s.apiDisks},
 		{"PUT /api/v1/disks/policy", Admin, s.apiHealthPolicy},
 		{"GET /api/v1/disks/{serial}/history", Viewer, s.apiHistory},

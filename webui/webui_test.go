@@ -154,7 +154,7 @@ func newEnv(t *testing.T) *env {
 	hl := &fakeHealth{disks: []appliance.DiskHealth{{Serial: "SN-A", Model: "QEMU NVMe Ctrl", Device: "nvme0n1", SMART: appliance.SMARTStatus{
 		Supported: true, Health: "replace", TemperatureC: 44,
 		Findings: []appliance.Finding{{Key: "nvme-warning-4", Level: "replace", Message: "NVMe critical warning: degraded reliability", Value: 5}}}}}}
-	srv, err := New(a, sys, sto, hl, log)
+	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: &fakeDB{}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,5 +420,41 @@ func TestDisksAPIAndPage(t *testing.T) {
 	}
 	if body := e.do(req{method: "GET", path: "/storage", hdr: cookie}).Body.String(); !strings.Contains(body, "replace this disk") {
 		t.Error("the storage page does not flag the disk to replace")
+	}
+}
+
+// fakeDB is a running server with one database.
+type fakeDB struct{ created []string }
+
+func (f *fakeDB) Database(context.Context) (appliance.DatabaseStatus, error) {
+	return appliance.DatabaseStatus{Role: "production", State: "running", Version: "15.14",
+		Databases: []appliance.DatabaseInfo{{Name: "practice", Owner: "practice_app", SizeBytes: 8 << 20}}}, nil
+}
+
+func (f *fakeDB) CreateDatabase(_ context.Context, name, owner string) (appliance.NewDatabase, error) {
+	if name == "" || strings.ContainsAny(name+owner, "'\\ ;") {
+		return appliance.NewDatabase{}, fmt.Errorf("name %q: %w", name, appliance.ErrBadInput)
+	}
+	f.created = append(f.created, name)
+	return appliance.NewDatabase{Name: name, Owner: owner, Password: "pw", URL: "postgresql://" + owner + ":pw@unit:5432/" + name}, nil
+}
+
+func TestDatabaseAPI(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	if w := e.do(req{method: "GET", path: "/api/v1/database", hdr: bearer}); w.Code != 200 || !strings.Contains(w.Body.String(), `"role":"production"`) {
+		t.Errorf("database = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/database/databases", hdr: bearer, body: `{"name":"x'; DROP","owner":"a"}`}); w.Code != 400 {
+		t.Errorf("bad name = %d %s", w.Code, w.Body)
+	}
+	w := e.do(req{method: "POST", path: "/api/v1/database/databases", hdr: bearer, body: `{"name":"billing","owner":"billing_app"}`})
+	if w.Code != 201 || !strings.Contains(w.Body.String(), "postgresql://billing_app:pw@") {
+		t.Errorf("create = %d %s", w.Code, w.Body)
+	}
+	body := e.do(req{method: "GET", path: "/database", hdr: map[string]string{"Cookie": CookieName + "=" + tok}}).Body.String()
+	if !strings.Contains(body, "practice_app") || !strings.Contains(body, `action="/database/databases"`) {
+		t.Error("database page lacks the database list or the create form")
 	}
 }

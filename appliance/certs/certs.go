@@ -91,3 +91,14 @@ func Fingerprint(c tls.Certificate) string {
 	}
 	return strings.Join(parts, ":")
 }
+
+// PEM returns the stored certificate and key, for servers that read files (PostgreSQL).
+func PEM(st *state.Store) (certPEM, keyPEM []byte, err error) {
+	if certPEM, err = st.Get(state.BucketConfig, certKey); err != nil {
+		return nil, nil, err
+	}
+	if keyPEM, err = st.Get(state.BucketConfig, keyKey); err != nil {
+		return nil, nil, err
+	}
+	return certPEM, keyPEM, nil
+}

@@ -506,3 +506,12 @@ func (m *Manager) SetHealth(f func(serial string) string) {
 	defer m.mu.Unlock()
 	m.health = f
 }
+
+// DataReady reports whether /data is mounted writable on the data array and the settings are persistent:
+// what a service that keeps data there waits for.
+func (m *Manager) DataReady() bool {
+	m.mu.Lock()
+	ok := m.persisted && m.readOnly[Data.name] == ""
+	m.mu.Unlock()
+	return ok && mountedAt(Data.mount) != ""
+}

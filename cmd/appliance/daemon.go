@@ -17,6 +17,7 @@ import (
 	"github.com/lawbox/appliance/appliance/auth"
 	"github.com/lawbox/appliance/appliance/certs"
 	"github.com/lawbox/appliance/appliance/control"
+	"github.com/lawbox/appliance/appliance/database"
 	"github.com/lawbox/appliance/appliance/health"
 	"github.com/lawbox/appliance/appliance/state"
 	"github.com/lawbox/appliance/appliance/storage"
@@ -66,14 +67,27 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	monitor := &health.Monitor{Log: log.With("part", "smart"), Store: st, SysRoot: "/sys", DevRoot: "/dev"}
 	disks.SetHealth(monitor.Level)
-	sctx, stopStorage := context.WithCancel(context.Background())
-	storageDone := make(chan error, 2)
-	go func() { storageDone <- disks.Run(sctx) }()
-	go func() { storageDone <- monitor.Run(sctx) }()
+	db := &database.Manager{Log: log.With("part", "database"), BinDir: "/usr/lib/postgresql/15/bin", DataDir: "/data/postgresql/15/main",
+		Socket: "/run/postgresql", Port: 5432, Ready: disks.DataReady, TLS: func() ([]byte, []byte, error) { return certs.PEM(st) },
+		Host: func() string {
+			if ips := localIPs(); len(ips) > 0 {
+				return ips[0].String()
+			}
+			h, _ := os.Hostname()
+			return h
+		}}
+	// Long-running parts stop before the store closes and the arrays are unmounted.
+	sctx, stopParts := context.WithCancel(context.Background())
+	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run}
+	partsDone := make(chan error, len(parts))
+	for _, run := range parts {
+		go func() { partsDone <- run(sctx) }()
+	}
 	defer func() {
-		stopStorage()
-		<-storageDone
-		<-storageDone
+		stopParts()
+		for range parts {
+			<-partsDone
+		}
 		st.Close()
 		disks.Shutdown(context.Background())
 	}()
@@ -89,7 +103,8 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	a.Announce = func(code string) { fmt.Printf("setup code: %s\n", code) }
 	a.SetupCode() // prints the code when the unit is not set up yet
 
-	ui, err := webui.New(a, &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: control.NewClient(*ctlSock)}, disks, monitor, log)
+	ui, err := webui.New(webui.Parts{Auth: a, System: &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: control.NewClient(*ctlSock)},
+		Storage: disks, Health: monitor, Database: db}, log)
 	if err != nil {
 		return err
 	}

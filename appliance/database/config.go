@@ -1,0 +1,67 @@
+// Package database runs the office's PostgreSQL 15 on the data array: it initialises the cluster, owns its
+// configuration (conf.d and pg_hba.conf are written by the appliance, never hand-edited), supervises the
+// server as the unprivileged postgres user, and creates databases with their owners.
+package database
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// managedConf is conf.d/appliance.conf. scram-sha-256 only; TLS on with the unit's certificate; checksums
+// are set at initdb. fsync and full_page_writes stay on: a committed transaction must survive a power cut.
+func managedConf(port int) string {
+	return strings.Join([]string{
+		"# Written by the appliance at every start; changes here are overwritten.",
+		"listen_addresses = '*'",
+		fmt.Sprintf("port = %d", port),
+		"unix_socket_directories = '/run/postgresql'",
+		"password_encryption = 'scram-sha-256'",
+		"ssl = on",
+		"ssl_cert_file = 'server.crt'",
+		"ssl_key_file = 'server.key'",
+		"ssl_min_protocol_version = 'TLSv1.2'",
+		"fsync = on",
+		"synchronous_commit = on",
+		"full_page_writes = on",
+		"wal_level = replica",
+		"max_wal_senders = 5",
+		"max_replication_slots = 5",
+		"shared_buffers = '64MB'",
+		"max_connections = 50",
+		"logging_collector = off",
+		"log_destination = 'stderr'",
+		"log_connections = on",
+		"",
+	}, "\n")
+}
+
+// managedHBA is pg_hba.conf: the local superuser only through the root-only socket directory, everyone else
+// over the network with scram-sha-256 (TLS available and preferred by clients that ask for it).
+const managedHBA = `# Written by the appliance at every start; changes here are overwritten.
+local   all   postgres                 peer map=appliance
+hostssl all   all        0.0.0.0/0     scram-sha-256
+hostssl all   all        ::/0          scram-sha-256
+host    all   all        0.0.0.0/0     scram-sha-256
+host    all   all        ::/0          scram-sha-256
+`
+
+// managedIdent maps the appliance (root) and postgres OS users onto the postgres database user.
+const managedIdent = `# Written by the appliance.
+appliance  root      postgres
+appliance  postgres  postgres
+`
+
+var nameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// reserved names an office database or owner may not take.
+var reserved = map[string]bool{"postgres": true, "template0": true, "template1": true, "root": true}
+
+// checkName validates a database or role name: lower-case letters, digits and _, so it never needs quoting.
+func checkName(kind, n string) error {
+	if !nameRE.MatchString(n) || reserved[n] || strings.HasPrefix(n, "pg_") {
+		return fmt.Errorf("%s name %q: use 1-63 lower-case letters, digits and _, starting with a letter (not postgres, template*, pg_*)", kind, n)
+	}
+	return nil
+}

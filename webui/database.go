@@ -1,0 +1,71 @@
+package webui
+
+import (
+	"net/http"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+type databasePage struct {
+	Status  appliance.DatabaseStatus
+	Created *appliance.NewDatabase
+}
+
+type newDatabase struct {
+	Name  string `json:"name"`
+	Owner string `json:"owner"`
+}
+
+func (s *Server) apiDatabase(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	st, err := s.db.Database(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) apiCreateDatabase(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var n newDatabase
+	if err := decode(r, &n); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("database creation requested", "name", n.Name, "owner", n.Owner, "user", sess.User, "remote", remote(r))
+	created, err := s.db.CreateDatabase(r.Context(), n.Name, n.Owner)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, created)
+}
+
+func (s *Server) pageDatabase(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.renderDatabase(w, r, sess, nil, nil)
+}
+
+func (s *Server) renderDatabase(w http.ResponseWriter, r *http.Request, sess appliance.Session, created *appliance.NewDatabase, actionErr error) {
+	st, err := s.db.Database(r.Context())
+	d := pageData{Session: sess, DB: databasePage{Status: st, Created: created}}
+	if err == nil {
+		err = actionErr
+	}
+	if err != nil {
+		_, d.Error = statusOf(err)
+	}
+	if created != nil {
+		d.Notice = "Database " + created.Name + " created. Copy the connection string now: its password is not shown again."
+	}
+	s.render(w, r, http.StatusOK, "database", d)
+}
+
+func (s *Server) formCreateDatabase(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	name, owner := r.PostFormValue("name"), r.PostFormValue("owner")
+	s.log.Info("database creation requested", "name", name, "owner", owner, "user", sess.User, "remote", remote(r))
+	created, err := s.db.CreateDatabase(r.Context(), name, owner)
+	if err != nil {
+		s.renderDatabase(w, r, sess, nil, err)
+		return
+	}
+	s.renderDatabase(w, r, sess, &created, nil)
+}
