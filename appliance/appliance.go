@@ -267,4 +267,25 @@ type NewDatabase struct {
 type Database interface {
 	Database(ctx context.Context) (DatabaseStatus, error)
 	CreateDatabase(ctx context.Context, name, owner string) (NewDatabase, error)
+	Mirroring
+}
+
+// Upstream is the PostgreSQL server a mirror follows (PUT /api/v1/database/upstream).
+type Upstream struct {
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	User     string `json:"user"`     // a role with REPLICATION
+	Password string `json:"password"` // kept in the state store; never shown again
+	Confirm  string `json:"confirm"`  // "erase" when the unit holds databases: they are moved aside
+}
+
+// Promotion is a finished promotion of the mirror.
+type Promotion struct {
+	Seconds float64 `json:"seconds"`
+}
+
+// Mirroring turns the unit into a mirror of an upstream server and promotes it.
+type Mirroring interface {
+	SetUpstream(ctx context.Context, u Upstream) error
+	Promote(ctx context.Context) (Promotion, error)
 }

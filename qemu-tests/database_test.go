@@ -111,3 +111,113 @@ func TestDatabaseProduction(t *testing.T) {
 		t.Errorf("database = %d %s", code, body)
 	}
 }
+
+// The unit mirrors the office's own PostgreSQL 15 (a real server on the host, reached through guestfwd):
+// it copies it, streams new commits, refuses writes, and after the upstream dies a promotion makes it the
+// production server with every committed row.
+func TestDatabaseMirrorOfExternal(t *testing.T) {
+	t.Parallel()
+	pg := startHostPG(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	up, err := pg.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"CREATE ROLE repl REPLICATION LOGIN PASSWORD 'replication-pw'",
+		"CREATE DATABASE practice",
+	} {
+		if _, err := up.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up.Close(ctx)
+	app, err := pg.Connect(ctx, "practice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(ctx)
+	if _, err := app.Exec(ctx, "CREATE TABLE matters (id int PRIMARY KEY); INSERT INTO matters SELECT generate_series(1, 100)"); err != nil {
+		t.Fatal(err)
+	}
+
+	u := boot(t, Config{
+		Disks:    []Disk{{ID: "a", Kind: Virtio, Serial: "MR-A", SizeMiB: 1024}, {ID: "b", Kind: Virtio, Serial: "MR-B", SizeMiB: 1024}},
+		GuestFwd: []string{fmt.Sprintf("tcp:198.18.0.100:5432-cmd:socat - TCP:127.0.0.1:%d", pg.Port)}, // a process per connection
+	})
+	tok := u.setupAndLogin()
+	dbStatus := func() (string, string) {
+		code, body := u.call("GET", "/api/v1/database", tok, "")
+		return fmt.Sprint(code), body
+	}
+	eventually(t, 3*time.Minute, "local database running", func() error {
+		if code, body := dbStatus(); code != "200" || !strings.Contains(body, `"state":"running"`) {
+			return fmt.Errorf("%s %s", code, body)
+		}
+		return nil
+	})
+	if code, body := u.call("PUT", "/api/v1/database/upstream", tok, `{"host":"198.18.0.100","port":5432,"user":"repl","password":"replication-pw"}`); code != 202 {
+		t.Fatalf("upstream = %d %s", code, body)
+	}
+	eventually(t, 3*time.Minute, "mirror running with the upstream's database", func() error {
+		if _, body := dbStatus(); !strings.Contains(body, `"role":"mirror"`) || !strings.Contains(body, `"state":"running"`) || !strings.Contains(body, `"name":"practice"`) {
+			return fmt.Errorf("%s", body)
+		}
+		return nil
+	})
+	if _, err := app.Exec(ctx, "INSERT INTO matters SELECT generate_series(101, 150)"); err != nil {
+		t.Fatal(err)
+	}
+	mirrorURL := fmt.Sprintf("postgres://postgres:%s@%s/practice?sslmode=require", pg.Password, u.Postgres)
+	count := func() (int, error) {
+		c, err := pgx.Connect(ctx, mirrorURL)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close(ctx)
+		var n int
+		err = c.QueryRow(ctx, "SELECT count(*) FROM matters").Scan(&n)
+		return n, err
+	}
+	eventually(t, time.Minute, "the new rows streamed to the mirror", func() error {
+		if n, err := count(); err != nil || n != 150 {
+			return fmt.Errorf("%d rows (%v)", n, err)
+		}
+		return nil
+	})
+	if c, err := pgx.Connect(ctx, mirrorURL); err != nil {
+		t.Fatal(err)
+	} else {
+		if _, err := c.Exec(ctx, "INSERT INTO matters VALUES (999)"); err == nil || !strings.Contains(err.Error(), "read-only") {
+			t.Errorf("a write on the mirror: %v", err)
+		}
+		c.Close(ctx)
+	}
+	if code, body := u.call("POST", "/api/v1/database/databases", tok, `{"name":"other","owner":"other_app"}`); code != 409 {
+		t.Errorf("create a database on the mirror = %d %s", code, body)
+	}
+
+	// The office's server dies; the mirror is promoted and takes writes with every committed row.
+	app.Close(ctx)
+	pg.Stop()
+	code, body := u.call("POST", "/api/v1/database/promote", tok, "")
+	if code != 200 {
+		t.Fatalf("promote = %d %s", code, body)
+	}
+	t.Logf("promotion: %s", body)
+	c, err := pgx.Connect(ctx, mirrorURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "INSERT INTO matters VALUES (151)"); err != nil {
+		t.Errorf("write after the promotion: %v", err)
+	}
+	if n, err := count(); err != nil || n != 151 {
+		t.Errorf("%d rows after the promotion (%v), want 151", n, err)
+	}
+	if _, body := dbStatus(); !strings.Contains(body, `"role":"production"`) {
+		t.Errorf("after the promotion: %s", body)
+	}
+}

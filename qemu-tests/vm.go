@@ -79,6 +79,7 @@ type Config struct {
 	Hub       *Hub     // if set, a second NIC joins this hub
 	NoMgmtNet bool     // no user-networking NIC (and so no web UI from the host)
 	HostPort  int      // host port forwarded to the guest's 443 on 127.0.0.1; 0 picks a free one
+	GuestFwd  []string // user-networking guestfwd rules, e.g. "tcp:198.18.0.100:5432-cmd:socat - TCP:127.0.0.1:PORT"
 }
 
 // VM is a running QEMU.
@@ -149,8 +150,12 @@ func Start(im Image, cfg Config) (*VM, error) {
 			return nil, err
 		}
 		vm.Postgres = fmt.Sprintf("127.0.0.1:%d", pg)
+		netdev := fmt.Sprintf("user,id=mgmt,net=198.18.0.0/24,restrict=on,hostfwd=tcp:%s-:443,hostfwd=tcp:%s-:5432", vm.HTTPS, vm.Postgres)
+		for _, g := range cfg.GuestFwd {
+			netdev += ",guestfwd=" + g
+		}
 		args = append(args,
-			"-netdev", fmt.Sprintf("user,id=mgmt,net=198.18.0.0/24,restrict=on,hostfwd=tcp:%s-:443,hostfwd=tcp:%s-:5432", vm.HTTPS, vm.Postgres),
+			"-netdev", netdev,
 			"-device", "virtio-net-pci,netdev=mgmt,id=mgmt")
 	}
 	if cfg.Hub != nil {

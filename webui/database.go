@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/lawbox/appliance/appliance"
@@ -44,7 +45,7 @@ func (s *Server) pageDatabase(w http.ResponseWriter, r *http.Request, sess appli
 	s.renderDatabase(w, r, sess, nil, nil)
 }
 
-func (s *Server) renderDatabase(w http.ResponseWriter, r *http.Request, sess appliance.Session, created *appliance.NewDatabase, actionErr error) {
+func (s *Server) renderDatabase(w http.ResponseWriter, r *http.Request, sess appliance.Session, created *appliance.NewDatabase, actionErr error, notice ...string) {
 	st, err := s.db.Database(r.Context())
 	d := pageData{Session: sess, DB: databasePage{Status: st, Created: created}}
 	if err == nil {
@@ -55,6 +56,9 @@ func (s *Server) renderDatabase(w http.ResponseWriter, r *http.Request, sess app
 	}
 	if created != nil {
 		d.Notice = "Database " + created.Name + " created. Copy the connection string now: its password is not shown again."
+	}
+	if len(notice) > 0 && d.Error == "" {
+		d.Notice = notice[0]
 	}
 	s.render(w, r, http.StatusOK, "database", d)
 }
@@ -68,4 +72,42 @@ func (s *Server) formCreateDatabase(w http.ResponseWriter, r *http.Request, sess
 		return
 	}
 	s.renderDatabase(w, r, sess, &created, nil)
+}
+
+func (s *Server) apiSetUpstream(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var u appliance.Upstream
+	if err := decode(r, &u); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Warn("database mirror of an upstream requested", "host", u.Host, "port", u.Port, "user", sess.User, "remote", remote(r))
+	if err := s.db.SetUpstream(r.Context(), u); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) apiPromote(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Warn("database promotion requested", "user", sess.User, "remote", remote(r))
+	p, err := s.db.Promote(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) formPromote(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	if r.PostFormValue("confirm") != "promote" {
+		s.renderDatabase(w, r, sess, nil, errBadRequest)
+		return
+	}
+	s.log.Warn("database promotion requested", "user", sess.User, "remote", remote(r))
+	p, err := s.db.Promote(r.Context())
+	if err == nil {
+		s.renderDatabase(w, r, sess, nil, nil, fmt.Sprintf("This unit is now the production database (promoted in %.1f s). Point the applications at it.", p.Seconds))
+		return
+	}
+	s.renderDatabase(w, r, sess, nil, err)
 }

@@ -124,6 +124,7 @@ func (f *fakeHealth) History(context.Context, string) ([]appliance.HistoryPoint,
 }
 
 type env struct {
+	db      *fakeDB
 	health  *fakeHealth
 	srv     *Server
 	h       http.Handler
@@ -154,11 +155,12 @@ func newEnv(t *testing.T) *env {
 	hl := &fakeHealth{disks: []appliance.DiskHealth{{Serial: "SN-A", Model: "QEMU NVMe Ctrl", Device: "nvme0n1", SMART: appliance.SMARTStatus{
 		Supported: true, Health: "replace", TemperatureC: 44,
 		Findings: []appliance.Finding{{Key: "nvme-warning-4", Level: "replace", Message: "NVMe critical warning: degraded reliability", Value: 5}}}}}}
-	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: &fakeDB{}}, log)
+	db := &fakeDB{}
+	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl}
+	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl, db: db}
 }
 
 type req struct {
@@ -424,7 +426,11 @@ func TestDisksAPIAndPage(t *testing.T) {
 }
 
 // fakeDB is a running server with one database.
-type fakeDB struct{ created []string }
+type fakeDB struct {
+	created  []string
+	upstream string
+	promoted int
+}
 
 func (f *fakeDB) Database(context.Context) (appliance.DatabaseStatus, error) {
 	return appliance.DatabaseStatus{Role: "production", State: "running", Version: "15.14",
@@ -437,6 +443,19 @@ func (f *fakeDB) CreateDatabase(_ context.Context, name, owner string) (applianc
 	}
 	f.created = append(f.created, name)
 	return appliance.NewDatabase{Name: name, Owner: owner, Password: "pw", URL: "postgresql://" + owner + ":pw@unit:5432/" + name}, nil
+}
+
+func (f *fakeDB) SetUpstream(_ context.Context, u appliance.Upstream) error {
+	if u.Host == "" {
+		return fmt.Errorf("upstream: %w", appliance.ErrBadInput)
+	}
+	f.upstream = u.Host
+	return nil
+}
+
+func (f *fakeDB) Promote(context.Context) (appliance.Promotion, error) {
+	f.promoted++
+	return appliance.Promotion{Seconds: 1.5}, nil
 }
 
 func TestDatabaseAPI(t *testing.T) {
@@ -452,6 +471,19 @@ func TestDatabaseAPI(t *testing.T) {
 	w := e.do(req{method: "POST", path: "/api/v1/database/databases", hdr: bearer, body: `{"name":"billing","owner":"billing_app"}`})
 	if w.Code != 201 || !strings.Contains(w.Body.String(), "postgresql://billing_app:pw@") {
 		t.Errorf("create = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/database/upstream", hdr: bearer, body: `{"host":"","port":5432}`}); w.Code != 400 {
+		t.Errorf("upstream without a host = %d", w.Code)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/database/upstream", hdr: bearer, body: `{"host":"192.0.2.10","port":5432,"user":"repl","password":"x"}`}); w.Code != 202 {
+		t.Errorf("upstream = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/database/promote", hdr: bearer}); w.Code != 200 || !strings.Contains(w.Body.String(), `"seconds":1.5`) {
+		t.Errorf("promote = %d %s", w.Code, w.Body)
+	}
+	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	if e.do(req{method: "POST", path: "/database/promote", hdr: form, body: "confirm=no"}); e.db.promoted != 1 {
+		t.Error("promoted without the confirmation")
 	}
 	body := e.do(req{method: "GET", path: "/database", hdr: map[string]string{"Cookie": CookieName + "=" + tok}}).Body.String()
 	if !strings.Contains(body, "practice_app") || !strings.Contains(body, `action="/database/databases"`) {

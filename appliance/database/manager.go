@@ -15,6 +15,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/state"
 )
 
 // Manager runs PostgreSQL. Long-running: Run(ctx).
@@ -34,7 +36,9 @@ type Manager struct {
 	Ready   func() bool // storage is mounted and persistent
 	TLS     func() (cert, key []byte, err error)
 	Host    func() string // the address clients use, for connection strings
+	Store   *state.Store  // the role (production or mirror) and the upstream
 
+	restart chan struct{}
 	mu      sync.Mutex
 	state   string // what the server is doing, for the status
 	version string
@@ -53,6 +57,11 @@ func (m *Manager) setState(s string) {
 // with backoff) until ctx ends, then shuts it down fast (SIGINT: no new transactions, committed ones kept).
 func (m *Manager) Run(ctx context.Context) error {
 	m.setState("waiting for storage")
+	m.mu.Lock()
+	if m.restart == nil {
+		m.restart = make(chan struct{}, 1)
+	}
+	m.mu.Unlock()
 	for !m.Ready() {
 		select {
 		case <-ctx.Done():
@@ -76,6 +85,9 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.setState("stopped")
 			return nil
 		}
+		if errors.Is(err, errRestart) {
+			continue
+		}
 		m.setState(fmt.Sprintf("failed: %v; restarting", err))
 		m.Log.Error("postgres exited", "err", err)
 		if time.Since(start) > time.Minute {
@@ -89,6 +101,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		backoff = min(2*backoff, 30*time.Second)
 	}
 }
+
+// errRestart ends runOnce when the role changed.
+var errRestart = errors.New("restart with the new role")
 
 // runOnce prepares the cluster and runs postgres until it exits or ctx ends.
 func (m *Manager) runOnce(ctx context.Context, cred *syscall.Credential) error {
@@ -111,10 +126,7 @@ func (m *Manager) runOnce(ctx context.Context, cred *syscall.Credential) error {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	go m.waitReady(ctx, done)
-	select {
-	case err := <-done:
-		return fmt.Errorf("postgres: %w", err)
-	case <-ctx.Done():
+	stop := func() {
 		m.setState("stopping")
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		select {
@@ -123,6 +135,15 @@ func (m *Manager) runOnce(ctx context.Context, cred *syscall.Credential) error {
 			_ = cmd.Process.Kill()
 			<-done
 		}
+	}
+	select {
+	case err := <-done:
+		return fmt.Errorf("postgres: %w", err)
+	case <-m.restart:
+		stop()
+		return errRestart
+	case <-ctx.Done():
+		stop()
 		return ctx.Err()
 	}
 }
@@ -166,6 +187,12 @@ func (m *Manager) prepare(ctx context.Context, cred *syscall.Credential) error {
 			return err
 		}
 	}
+	role := m.roleConfig()
+	if _, err := os.Stat(filepath.Join(m.DataDir, "standby.signal")); role.Role == "mirror" && errors.Is(err, os.ErrNotExist) {
+		if err := m.clone(ctx, cred, role.Upstream); err != nil {
+			return err
+		}
+	}
 	if _, err := os.Stat(filepath.Join(m.DataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
 		m.setState("initialising")
 		cmd := exec.CommandContext(ctx, filepath.Join(m.BinDir, "initdb"), "-D", m.DataDir, "-U", "postgres",
@@ -175,8 +202,13 @@ func (m *Manager) prepare(ctx context.Context, cred *syscall.Credential) error {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("initdb: %w: %s", err, out)
 		}
-		conf := filepath.Join(m.DataDir, "postgresql.conf")
-		f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+		m.Log.Info("database cluster initialised", "dir", m.DataDir)
+	}
+	// initdb's postgresql.conf, or none at all in a copy of a Debian cluster (Debian keeps it in /etc):
+	// either way it must include conf.d.
+	conf := filepath.Join(m.DataDir, "postgresql.conf")
+	if b, err := os.ReadFile(conf); err != nil || !strings.Contains(string(b), "\ninclude_dir = 'conf.d'") {
+		f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
 		if err != nil {
 			return err
 		}
@@ -185,7 +217,14 @@ func (m *Manager) prepare(ctx context.Context, cred *syscall.Credential) error {
 		if err != nil {
 			return err
 		}
-		m.Log.Info("database cluster initialised", "dir", m.DataDir)
+	}
+	repl := ""
+	if role.Role == "mirror" {
+		out, err := exec.CommandContext(ctx, filepath.Join(m.BinDir, "pg_controldata"), "-D", m.DataDir).Output()
+		if err != nil {
+			return fmt.Errorf("pg_controldata: %w", err)
+		}
+		repl = replicationConf(role.Upstream, controlLimits(string(out)))
 	}
 	cert, key, err := m.TLS()
 	if err != nil {
@@ -200,6 +239,7 @@ func (m *Manager) prepare(ctx context.Context, cred *syscall.Credential) error {
 		{"pg_ident.conf", []byte(managedIdent)},
 		{"server.crt", cert},
 		{"server.key", key},
+		{"conf.d/replication.conf", []byte(repl)},
 	}
 	for _, f := range files {
 		p := filepath.Join(m.DataDir, f.name)
@@ -213,7 +253,7 @@ func (m *Manager) prepare(ctx context.Context, cred *syscall.Credential) error {
 			return fmt.Errorf("chown %s: %w", p, err)
 		}
 	}
-	return nil
+	return os.Chown(conf, int(cred.Uid), int(cred.Gid))
 }
 
 // connect opens a superuser session over the root-only unix socket.
@@ -236,9 +276,13 @@ func (m *Manager) running() error {
 
 // Database reports the server and its databases.
 func (m *Manager) Database(ctx context.Context) (appliance.DatabaseStatus, error) {
+	role := m.roleConfig()
 	m.mu.Lock()
-	st := appliance.DatabaseStatus{Role: "production", State: m.state, Version: m.version, Databases: []appliance.DatabaseInfo{}}
+	st := appliance.DatabaseStatus{Role: role.Role, State: m.state, Version: m.version, Databases: []appliance.DatabaseInfo{}}
 	m.mu.Unlock()
+	if u := role.Upstream; role.Role == "mirror" && u != nil {
+		st.Upstream, st.Sync = net.JoinHostPort(u.Host, strconv.Itoa(u.Port)), "async"
+	}
 	if m.running() != nil {
 		st.Role = "none"
 		return st, nil
@@ -264,6 +308,19 @@ func (m *Manager) Database(ctx context.Context) (appliance.DatabaseStatus, error
 		return st, fmt.Errorf("list databases: %w", err)
 	}
 	_ = c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").Scan(&st.Connections)
+	if role.Role == "mirror" {
+		// Bytes the upstream reported as written but not yet replayed here, and the age of the last replayed
+		// transaction when something is still to replay.
+		var lag int64
+		var secs float64
+		err := c.QueryRow(ctx, `SELECT coalesce((SELECT pg_wal_lsn_diff(latest_end_lsn, pg_last_wal_replay_lsn()) FROM pg_stat_wal_receiver), 0)::bigint,
+			CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+			     ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8`).Scan(&lag, &secs)
+		if err == nil {
+			lag = max(lag, 0)
+			st.LagBytes, st.LagSeconds = &lag, &secs
+		}
+	}
 	return st, nil
 }
 
@@ -275,6 +332,9 @@ func (m *Manager) CreateDatabase(ctx context.Context, name, owner string) (appli
 	}
 	if err := m.running(); err != nil {
 		return appliance.NewDatabase{}, err
+	}
+	if m.roleConfig().Role == "mirror" {
+		return appliance.NewDatabase{}, fmt.Errorf("create database %s: this unit is a read-only mirror; promote it first: %w", name, appliance.ErrConflict)
 	}
 	c, err := m.connect(ctx, "postgres")
 	if err != nil {

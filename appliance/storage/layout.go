@@ -72,7 +72,7 @@ func (m *Manager) assemble(ctx context.Context) error {
 			continue // already running (the daemon restarted)
 		}
 		sort.Strings(cands[best].parts)
-		if err := m.MD.Assemble(ctx, m.dev(a.md), best, cands[best].parts); err != nil {
+		if err := m.assembleArray(ctx, a, best, cands[best].parts); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -271,4 +271,27 @@ func (m *Manager) addDisk(ctx context.Context, d disk.Disk, running map[string]r
 	delete(m.adopt, d.Serial)
 	m.mu.Unlock()
 	m.event("info", "disk %s (%s) added to the arrays", d.Serial, human(d.SizeBytes))
+}
+
+// assembleArray starts one array. A RAID 5 that lost power while degraded (or rebuilding) is "dirty
+// degraded": stripes being written at that moment may have parity that no longer matches, and md refuses to
+// start it. Leaving the office without its data is worse than that risk, so the array is started anyway
+// (md's start_dirty_degraded, for this one assembly; never --force, which would also take stale members)
+// and the admin is told plainly.
+func (m *Manager) assembleArray(ctx context.Context, a array, uuid string, parts []string) error {
+	err := m.MD.Assemble(ctx, m.dev(a.md), uuid, parts)
+	if err == nil || !strings.Contains(err.Error(), "not clean") {
+		return err
+	}
+	_ = m.MD.Stop(ctx, m.dev(a.md)) // the refused array stays half-assembled (inactive)
+	if err := raid.SetStartDirtyDegraded(m.SysRoot, true); err != nil {
+		return err
+	}
+	defer raid.SetStartDirtyDegraded(m.SysRoot, false)
+	if err := m.MD.Assemble(ctx, m.dev(a.md), uuid, parts); err != nil {
+		return err
+	}
+	m.event("critical", "the %s array lost power while it was degraded or rebuilding; it was started anyway so the office can work. "+
+		"Files being written at that moment may be damaged: check the most recent work, and restore from backup if anything looks wrong", a.name)
+	return nil
 }

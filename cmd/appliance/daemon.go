@@ -68,7 +68,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	monitor := &health.Monitor{Log: log.With("part", "smart"), Store: st, SysRoot: "/sys", DevRoot: "/dev"}
 	disks.SetHealth(monitor.Level)
 	db := &database.Manager{Log: log.With("part", "database"), BinDir: "/usr/lib/postgresql/15/bin", DataDir: "/data/postgresql/15/main",
-		Socket: "/run/postgresql", Port: 5432, Ready: disks.DataReady, TLS: func() ([]byte, []byte, error) { return certs.PEM(st) },
+		Socket: "/run/postgresql", Port: 5432, Ready: disks.DataReady, Store: st, TLS: func() ([]byte, []byte, error) { return certs.PEM(st) },
 		Host: func() string {
 			if ips := localIPs(); len(ips) > 0 {
 				return ips[0].String()

@@ -168,3 +168,17 @@ func FailRemove(sysRoot, name, dev string) error {
 	}
 	return fmt.Errorf("remove %s from %s: %w", dev, name, err)
 }
+
+// SetStartDirtyDegraded switches md's start_dirty_degraded module parameter: whether a RAID 4/5/6 array
+// that is both degraded and not clean may start (sysRoot/module/md_mod/parameters).
+func SetStartDirtyDegraded(sysRoot string, on bool) error {
+	v := "0"
+	if on {
+		v = "1"
+	}
+	p := filepath.Join(sysRoot, "module/md_mod/parameters/start_dirty_degraded")
+	if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
