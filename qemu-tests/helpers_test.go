@@ -158,13 +158,19 @@ type status struct {
 	} `json:"services"`
 }
 
+// get decodes the JSON answer of GET path into v; anything but 200 fails the test.
+func (u *unit) get(path, token string, v any) {
+	u.t.Helper()
+	code, body := u.call("GET", path, token, "")
+	if code != 200 || json.Unmarshal([]byte(body), v) != nil {
+		u.t.Fatalf("GET %s = %d %s", path, code, body)
+	}
+}
+
 func (u *unit) status(token string) status {
 	u.t.Helper()
-	code, body := u.call("GET", "/api/v1/status", token, "")
 	var st status
-	if code != 200 || json.Unmarshal([]byte(body), &st) != nil {
-		u.t.Fatalf("status = %d %s", code, body)
-	}
+	u.get("/api/v1/status", token, &st)
 	return st
 }
 

@@ -52,11 +52,8 @@ type diskHealth struct {
 
 func (u *unit) disks(tok string) map[string]diskHealth {
 	u.t.Helper()
-	code, body := u.call("GET", "/api/v1/disks", tok, "")
 	var ds []diskHealth
-	if code != 200 || json.Unmarshal([]byte(body), &ds) != nil {
-		u.t.Fatalf("disks = %d %s", code, body)
-	}
+	u.get("/api/v1/disks", tok, &ds)
 	out := map[string]diskHealth{}
 	for _, d := range ds {
 		out[d.Serial] = d

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -44,11 +43,8 @@ type storageStatus struct {
 
 func (u *unit) storage(tok string) storageStatus {
 	u.t.Helper()
-	code, body := u.call("GET", "/api/v1/storage", tok, "")
 	var st storageStatus
-	if code != 200 || json.Unmarshal([]byte(body), &st) != nil {
-		u.t.Fatalf("storage = %d %s", code, body)
-	}
+	u.get("/api/v1/storage", tok, &st)
 	return st
 }
 

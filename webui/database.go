@@ -3,6 +3,7 @@ package webui
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -110,4 +111,16 @@ func (s *Server) formPromote(w http.ResponseWriter, r *http.Request, sess applia
 		return
 	}
 	s.renderDatabase(w, r, sess, nil, err)
+}
+
+func (s *Server) formSetUpstream(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	port, _ := strconv.Atoi(r.PostFormValue("port"))
+	u := appliance.Upstream{Host: r.PostFormValue("host"), Port: port, User: r.PostFormValue("user"),
+		Password: r.PostFormValue("password"), Confirm: r.PostFormValue("confirm")}
+	s.log.Warn("database mirror of an upstream requested", "host", u.Host, "port", u.Port, "user", sess.User, "remote", remote(r))
+	if err := s.db.SetUpstream(r.Context(), u); err != nil {
+		s.renderDatabase(w, r, sess, nil, err)
+		return
+	}
+	s.renderDatabase(w, r, sess, nil, nil, "This unit now copies "+u.Host+" and then follows it. The copy can take a while; this page shows its progress.")
 }

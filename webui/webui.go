@@ -121,6 +121,7 @@ func (s *Server) Routes() []Route {
 		{"PUT /api/v1/database/upstream", Admin, s.apiSetUpstream},
 		{"POST /api/v1/database/promote", Admin, s.apiPromote},
 		{"POST /database/promote", Admin, s.formPromote},
+		{"POST /database/upstream", Admin, s.formSetUpstream},
 		{"GET /api/v1/disks", Viewer, s.apiDisks},
 		{"PUT /api/v1/disks/policy", Admin, s.apiHealthPolicy},
 		{"GET /api/v1/disks/{serial}/history", Viewer, s.apiHistory},

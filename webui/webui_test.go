@@ -486,7 +486,11 @@ func TestDatabaseAPI(t *testing.T) {
 		t.Error("promoted without the confirmation")
 	}
 	body := e.do(req{method: "GET", path: "/database", hdr: map[string]string{"Cookie": CookieName + "=" + tok}}).Body.String()
-	if !strings.Contains(body, "practice_app") || !strings.Contains(body, `action="/database/databases"`) {
+	form2 := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	if w := e.do(req{method: "POST", path: "/database/upstream", hdr: form2, body: "host=192.0.2.20&port=5432&user=repl&password=pw&confirm=erase"}); e.db.upstream != "192.0.2.20" || !strings.Contains(w.Body.String(), "now copies") {
+		t.Errorf("upstream form: %q", e.db.upstream)
+	}
+	if !strings.Contains(body, "practice_app") || !strings.Contains(body, `action="/database/databases"`) || !strings.Contains(body, `action="/database/upstream"`) {
 		t.Error("database page lacks the database list or the create form")
 	}
 }
