@@ -1,0 +1,121 @@
+// Package pair decides which of two units is active: the one that holds the service address and the
+// writable database. Two units cannot tell "peer dead" from "link cut", so in automatic mode a unit is
+// active only while it holds a lease from a third party, the witness (cmd/witness, a small program for any
+// office PC). The witness grants the lease to one unit at a time; a unit's own idea of when its lease ends is
+// always earlier than the witness's (it counts from when it asked, the witness from when it answered), so
+// the two never overlap. An active unit that loses the witness stays active only while its peer confirms it
+// hears it (the peer then never takes over); one that loses both fences itself. Failback is never automatic.
+//
+// Timing: a unit announces "I hear you" only while it heard the peer within PeerTimeout/2; an active unit
+// trusts that for PeerTimeout; a standby takes over only after 2×PeerTimeout of silence. So the active unit's
+// last confirmation runs out at least PeerTimeout/2 before the standby may start.
+//
+// This file is the role state machine, pure and clock-free: the network and the witness feed it Inputs.
+package pair
+
+import "time"
+
+// Roles.
+const (
+	Single  = "single"  // not paired
+	Active  = "active"  // holds the service address
+	Standby = "standby" // follows; takes over only with the witness's lease
+	Fenced  = "fenced"  // was active, lost the lease: holds nothing until it gets the lease back
+)
+
+// Modes.
+const (
+	Auto   = "auto"   // failover by itself, with the witness
+	Manual = "manual" // an admin decides; no witness
+)
+
+// Inputs is what a unit knows at one instant.
+type Inputs struct {
+	Now         time.Time
+	PeerSeen    time.Time // last authenticated heartbeat from the peer, over any path
+	PeerRole    string    // the role it announced then
+	PeerHearsUs bool      // that heartbeat said the peer heard us within PeerTimeout/2
+	LeaseUntil  time.Time // end of the witness lease this unit holds, by its own (conservative) clock
+}
+
+// HearsPeer is what a unit puts in its heartbeats: whether it heard the peer recently enough to vouch.
+func (m *Machine) HearsPeer(now, peerSeen time.Time) bool {
+	return !peerSeen.IsZero() && now.Sub(peerSeen) < m.PeerTimeout/2
+}
+
+// Machine is one unit's role.
+type Machine struct {
+	Mode        string
+	PeerTimeout time.Duration // heartbeats missed for this long: the peer is gone
+	Preferred   bool          // when neither unit is active (both just started), this one asks first
+
+	role string
+}
+
+// NewMachine starts as standby (or keeps what it was: a unit that restarts never assumes it is active).
+func NewMachine(mode string, peerTimeout time.Duration, preferred bool) *Machine {
+	return &Machine{Mode: mode, PeerTimeout: peerTimeout, Preferred: preferred, role: Standby}
+}
+
+// Role is the current role.
+func (m *Machine) Role() string { return m.role }
+
+// Step takes the inputs and returns the new role and whether the unit should ask the witness for the lease
+// (or renew it).
+func (m *Machine) Step(in Inputs) (role string, wantLease bool) {
+	silence := in.Now.Sub(in.PeerSeen)
+	peerAlive := !in.PeerSeen.IsZero() && silence < m.PeerTimeout
+	peerGone := in.PeerSeen.IsZero() || silence >= 2*m.PeerTimeout
+	peerActive := peerAlive && in.PeerRole == Active
+	leased := in.Now.Before(in.LeaseUntil)
+
+	if m.Mode == Manual {
+		// Only an admin changes roles (Activate / StepDown); an active unit never stands down by itself,
+		// and a standby never takes over by itself.
+		return m.role, false
+	}
+	switch m.role {
+	case Active:
+		vouched := peerAlive && in.PeerHearsUs && in.PeerRole != Active
+		if !leased && !vouched {
+			m.role = Fenced // lost the witness and the peer: stop serving before anyone else may start
+		}
+		return m.role, true
+	case Fenced, Standby:
+		mayAsk := false
+		switch {
+		case peerActive:
+			m.role = Standby // never compete with a live active peer (and never fail back)
+			return m.role, false
+		case peerGone:
+			mayAsk = true // silent for 2×PeerTimeout: the peer is down or cut off
+		case !peerAlive:
+			mayAsk = false // silent, but not long enough yet
+		default:
+			// Both alive, neither active (first start, or both fenced): the preferred or the fenced one asks.
+			mayAsk = m.Preferred || m.role == Fenced
+		}
+		if mayAsk && leased {
+			m.role = Active
+		}
+		return m.role, mayAsk
+	}
+	return m.role, false
+}
+
+// Activate is the manual "make this unit active". It refuses while the peer is alive and active; when the
+// peer is unreachable, force must be set (the admin has been warned that the peer may still be serving).
+func (m *Machine) Activate(in Inputs, force bool) error {
+	peerAlive := !in.PeerSeen.IsZero() && in.Now.Sub(in.PeerSeen) < m.PeerTimeout
+	if peerAlive && in.PeerRole == Active {
+		return ErrPeerActive
+	}
+	if !peerAlive && !force {
+		return ErrPeerUnknown
+	}
+	m.role = Active
+	return nil
+}
+
+// StepDown makes an active unit standby (a manual switchover's first half).
+func (m *Machine) StepDown() { m.role = Standby }

@@ -1,0 +1,239 @@
+package pair
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// sim runs two units and a witness on one fake clock, with links that can be cut. Every tick each running
+// unit sends heartbeats over the paths that are up, steps its machine, and asks the witness for the lease
+// when it wants it and can reach it. check fails the test the instant both units are active.
+type sim struct {
+	t       *testing.T
+	now     time.Time
+	w       Witness
+	units   [2]*simUnit
+	lan     bool // A-B over the office LAN
+	cable   bool // A-B over the direct cable
+	witness [2]bool
+	lease   time.Duration
+	margin  time.Duration
+}
+
+type simUnit struct {
+	name        string
+	m           *Machine
+	down        bool
+	peerSeen    time.Time
+	peerRole    string
+	peerHearsUs bool
+	leaseUntil  time.Time
+}
+
+const (
+	tick    = 100 * time.Millisecond
+	timeout = 300 * time.Millisecond
+)
+
+func newSim(t *testing.T, mode string) *sim {
+	s := &sim{t: t, now: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), lan: true, cable: true, witness: [2]bool{true, true},
+		lease: time.Second, margin: 200 * time.Millisecond}
+	s.units[0] = &simUnit{name: "A", m: NewMachine(mode, timeout, true)}
+	s.units[1] = &simUnit{name: "B", m: NewMachine(mode, timeout, false)}
+	return s
+}
+
+func (s *sim) run(d time.Duration) {
+	s.t.Helper()
+	for end := s.now.Add(d); s.now.Before(end); s.now = s.now.Add(tick) {
+		// Heartbeats first (they carry the role of the previous step).
+		if s.lan || s.cable {
+			for i, u := range s.units {
+				p := s.units[1-i]
+				if u.down || p.down {
+					continue
+				}
+				p.peerSeen, p.peerRole = s.now, u.m.Role()
+				p.peerHearsUs = u.m.HearsPeer(s.now, u.peerSeen)
+			}
+		}
+		for i, u := range s.units {
+			if u.down {
+				continue
+			}
+			_, want := u.m.Step(Inputs{Now: s.now, PeerSeen: u.peerSeen, PeerRole: u.peerRole, PeerHearsUs: u.peerHearsUs, LeaseUntil: u.leaseUntil})
+			if want && s.witness[i] {
+				if ok, _ := s.w.Request(u.name, s.now, s.lease); ok {
+					u.leaseUntil = s.now.Add(s.lease - s.margin) // the unit's view ends before the witness's
+				}
+			}
+		}
+		if a, b := s.units[0], s.units[1]; !a.down && !b.down && a.m.Role() == Active && b.m.Role() == Active {
+			s.t.Fatalf("at %s both units are active", s.now.Format("15:04:05.000"))
+		}
+	}
+}
+
+func (s *sim) roles() string {
+	var out string
+	for _, u := range s.units {
+		r := u.m.Role()
+		if u.down {
+			r = "down"
+		}
+		out += fmt.Sprintf("%s=%s ", u.name, r)
+	}
+	return out[:len(out)-1]
+}
+
+func (s *sim) want(roles string) {
+	s.t.Helper()
+	if got := s.roles(); got != roles {
+		s.t.Fatalf("at %s: %s, want %s", s.now.Format("15:04:05.000"), got, roles)
+	}
+}
+
+// restart brings a unit back as a fresh process: standby, no lease, no memory of its peer.
+func (s *sim) restart(i int) {
+	u := s.units[i]
+	*u = simUnit{name: u.name, m: NewMachine(u.m.Mode, timeout, u.m.Preferred)}
+}
+
+func TestStartFailoverNoFailback(t *testing.T) {
+	s := newSim(t, Auto)
+	s.run(time.Second)
+	s.want("A=active B=standby")
+
+	s.units[0].down = true // kill -9 of the active unit
+	start := s.now
+	for s.units[1].m.Role() != Active {
+		s.run(tick)
+		if s.now.Sub(start) > 5*time.Second {
+			t.Fatalf("no failover in 5 s: %s", s.roles())
+		}
+	}
+	t.Logf("failover took %v (heartbeat timeout %v, lease %v)", s.now.Sub(start), timeout, s.lease)
+
+	s.restart(0) // A comes back: it must not take the role back
+	s.units[0].down = false
+	s.run(3 * time.Second)
+	s.want("A=standby B=active")
+}
+
+func TestCableCutOnly(t *testing.T) {
+	s := newSim(t, Auto)
+	s.run(time.Second)
+	s.cable = false // the LAN still carries heartbeats
+	s.run(5 * time.Second)
+	s.want("A=active B=standby")
+}
+
+func TestActiveIsolatedFromPeerAndWitness(t *testing.T) {
+	s := newSim(t, Auto)
+	s.run(time.Second)
+	s.lan, s.cable, s.witness[0] = false, false, false // A alone on its side
+	s.run(5 * time.Second)
+	s.want("A=fenced B=active")
+	s.lan, s.cable, s.witness[0] = true, true, true // the network heals: A stays out
+	s.run(3 * time.Second)
+	s.want("A=standby B=active")
+}
+
+func TestWitnessGoneWhilePeerAlive(t *testing.T) {
+	s := newSim(t, Auto)
+	s.run(time.Second)
+	s.witness = [2]bool{false, false} // the office PC is switched off for the night
+	s.run(10 * time.Second)
+	s.want("A=active B=standby") // the peer vouches: service goes on
+}
+
+func TestPartitionWithWitnessUnreachable(t *testing.T) {
+	s := newSim(t, Auto)
+	s.run(time.Second)
+	s.witness = [2]bool{false, false}
+	s.lan, s.cable = false, false // and then the units lose each other too
+	s.run(10 * time.Second)
+	s.want("A=fenced B=standby") // nobody serves rather than two
+	s.witness = [2]bool{true, true}
+	s.run(3 * time.Second)
+	if r := s.roles(); r != "A=fenced B=active" && r != "A=active B=standby" {
+		t.Errorf("after the witness returned: %s, want exactly one active", r)
+	}
+}
+
+func TestAsymmetricLink(t *testing.T) {
+	// B stops hearing A while A still hears B (a one-way fault): B must not start while A still believes B
+	// vouches for it.
+	s := newSim(t, Auto)
+	s.run(time.Second)
+	s.witness[0] = false // A cannot renew: after a while only B's confirmation keeps it active
+	s.run(3 * time.Second)
+	s.want("A=active B=standby")
+	for range 30 {
+		// Deliver B->A only.
+		s.now = s.now.Add(tick)
+		a, b := s.units[0], s.units[1]
+		a.peerSeen, a.peerRole, a.peerHearsUs = s.now, b.m.Role(), b.m.HearsPeer(s.now, b.peerSeen)
+		for i, u := range s.units {
+			_, want := u.m.Step(Inputs{Now: s.now, PeerSeen: u.peerSeen, PeerRole: u.peerRole, PeerHearsUs: u.peerHearsUs, LeaseUntil: u.leaseUntil})
+			if want && s.witness[i] {
+				if ok, _ := s.w.Request(u.name, s.now, s.lease); ok {
+					u.leaseUntil = s.now.Add(s.lease - s.margin)
+				}
+			}
+		}
+		if a.m.Role() == Active && b.m.Role() == Active {
+			t.Fatalf("both active at %s", s.now.Format("15:04:05.000"))
+		}
+	}
+	if s.units[1].m.Role() != Active || s.units[0].m.Role() == Active {
+		t.Errorf("after a one-way fault: %s, want B active and A not", s.roles())
+	}
+}
+
+func TestManualMode(t *testing.T) {
+	s := newSim(t, Manual)
+	s.run(time.Second)
+	s.want("A=standby B=standby") // nothing happens by itself
+	in := Inputs{Now: s.now, PeerSeen: s.units[0].peerSeen, PeerRole: s.units[0].peerRole}
+	if err := s.units[0].m.Activate(in, false); err != nil {
+		t.Fatal(err)
+	}
+	s.run(time.Second)
+	in = Inputs{Now: s.now, PeerSeen: s.units[1].peerSeen, PeerRole: s.units[1].peerRole}
+	if err := s.units[1].m.Activate(in, false); err != ErrPeerActive {
+		t.Errorf("activating B while A is active: %v", err)
+	}
+	s.units[0].down = true
+	s.run(2 * time.Second)
+	s.want("A=down B=standby") // no automatic failover in manual mode
+	in = Inputs{Now: s.now, PeerSeen: s.units[1].peerSeen, PeerRole: s.units[1].peerRole}
+	if err := s.units[1].m.Activate(in, false); err != ErrPeerUnknown {
+		t.Errorf("activating B with A unreachable, unforced: %v", err)
+	}
+	if err := s.units[1].m.Activate(in, true); err != nil {
+		t.Errorf("forced: %v", err)
+	}
+	s.want("A=down B=active")
+}
+
+func TestWitnessLease(t *testing.T) {
+	var w Witness
+	t0 := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	if ok, _ := w.Request("A", t0, time.Second); !ok {
+		t.Fatal("first request refused")
+	}
+	if ok, h := w.Request("B", t0.Add(900*time.Millisecond), time.Second); ok || h != "A" {
+		t.Errorf("B got A's live lease (%v, %s)", ok, h)
+	}
+	if ok, _ := w.Request("A", t0.Add(900*time.Millisecond), time.Second); !ok {
+		t.Error("renewal refused")
+	}
+	if ok, _ := w.Request("B", t0.Add(1850*time.Millisecond), time.Second); ok {
+		t.Error("B got the lease before A's renewal ran out")
+	}
+	if ok, _ := w.Request("B", t0.Add(1900*time.Millisecond), time.Second); !ok {
+		t.Error("B refused after A's lease expired")
+	}
+}
