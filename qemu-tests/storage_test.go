@@ -523,3 +523,87 @@ func TestScrubResumesAfterReboot(t *testing.T) {
 	}
 	u.waitStates(tok, "system=clean data=clean", time.Minute)
 }
+
+// corruptRootInode zeroes the root directory's inode of the ext4 filesystem on the data array, in a member
+// disk image (the unit must be off): a fault e2fsck's preen mode refuses to repair on its own.
+func corruptRootInode(t *testing.T, image string) {
+	t.Helper()
+	f, err := os.OpenFile(image, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	le := func(off int64, n int) uint64 {
+		b := make([]byte, n)
+		if _, err := f.ReadAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+		var v uint64
+		for i := n - 1; i >= 0; i-- {
+			v = v<<8 | uint64(b[i])
+		}
+		return v
+	}
+	part := int64(1+128+256) << 20      // the data partition (storage.Layout)
+	if le(part+4096, 4) != 0xa92b4efc { // md superblock 1.2
+		t.Fatalf("no md superblock at the data partition of %s", image)
+	}
+	fs := part + int64(le(part+4096+128, 8))*512 // data_offset, in sectors
+	sb := fs + 1024
+	if le(sb+56, 2) != 0xef53 {
+		t.Fatalf("no ext4 superblock at %d in %s", sb, image)
+	}
+	bs := int64(1024) << le(sb+24, 4)
+	inodeSize := int64(le(sb+88, 2))
+	gdt := fs + bs // block 1 with 4 KiB blocks (2 with 1 KiB blocks, which mkfs does not pick here)
+	if bs == 1024 {
+		gdt = fs + 2*bs
+	}
+	table := int64(le(gdt+8, 4))
+	if le(sb+0xfe, 2)&0x80 != 0 { // 64-bit feature: descriptors hold the high half too
+		table |= int64(le(gdt+0x28, 4)) << 32
+	}
+	if _, err := f.WriteAt(make([]byte, inodeSize), fs+table*bs+inodeSize); err != nil { // inode 2
+		t.Fatal(err)
+	}
+}
+
+// A data filesystem with damage is never "repaired" by answering yes to everything: here the kernel refuses
+// the mount (a metadata checksum fails) and the unit says so, changes nothing, and keeps the database off it.
+func TestDamagedFilesystemIsLeftAlone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	disks := []Disk{
+		{ID: "a", Kind: Virtio, Serial: "FS-A", SizeMiB: 1024, Path: filepath.Join(dir, "a.img")},
+		{ID: "b", Kind: Virtio, Serial: "FS-B", SizeMiB: 1024, Path: filepath.Join(dir, "b.img")},
+	}
+	u := boot(t, Config{Disks: disks})
+	tok := u.setupAndLogin()
+	u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
+	if code, _ := u.call("POST", "/api/v1/system/poweroff", tok, ""); code != 202 {
+		t.Fatalf("power off = %d", code)
+	}
+	if err := u.Wait(2 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	before := fileSum(t, disks[0].Path)
+	for _, d := range disks { // both halves of the mirror
+		corruptRootInode(t, d.Path)
+	}
+	if fileSum(t, disks[0].Path) == before {
+		t.Fatal("the corruption changed nothing")
+	}
+	u = boot(t, Config{Disks: disks})
+	tok = u.login()
+	var st storageStatus
+	eventually(t, time.Minute, "filesystem alert", func() error {
+		st = u.storage(tok)
+		if !st.alert("the data filesystem could not be mounted") {
+			return fmt.Errorf("alerts %+v", st.Alerts)
+		}
+		return nil
+	})
+	if code, body := u.call("GET", "/api/v1/database", tok, ""); code != 200 || !strings.Contains(body, "waiting for storage") {
+		t.Errorf("the database started on a damaged filesystem: %d %s", code, body)
+	}
+}

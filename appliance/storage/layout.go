@@ -103,13 +103,19 @@ func (m *Manager) mountArray(ctx context.Context, a array) error {
 		}
 		ro := res == checkReadOnly
 		if ro {
-			m.mu.Lock()
-			m.readOnly[a.name] = "the filesystem check found errors it may not repair on its own"
-			m.mu.Unlock()
+			m.fsProblem(a, "is read-only: the filesystem check found errors it may not repair on its own")
 			m.event("critical", "the %s filesystem has errors the automatic check did not repair; it is mounted READ-ONLY until a technician checks it: %s", a.name, out)
 		}
 		if err := mount(m.dev(a.md), a.mount, ro); err != nil {
-			return err
+			// The kernel refused it (ext4 checks its metadata checksums as it mounts): try read-only, so
+			// the files can at least be copied off; change nothing either way.
+			if ro || mount(m.dev(a.md), a.mount, true) != nil {
+				m.fsProblem(a, fmt.Sprintf("could not be mounted (%v): nothing was changed on it; a technician must check it", err))
+				m.event("critical", "the %s filesystem could not be mounted (%v); nothing was changed on it", a.name, err)
+				return err
+			}
+			m.fsProblem(a, fmt.Sprintf("is read-only: it could not be mounted for writing (%v)", err))
+			m.event("critical", "the %s filesystem could not be mounted for writing (%v); it is mounted READ-ONLY until a technician checks it", a.name, err)
 		}
 	}
 	if a.name == System.name {
@@ -294,4 +300,11 @@ func (m *Manager) assembleArray(ctx context.Context, a array, uuid string, parts
 	m.event("critical", "the %s array lost power while it was degraded or rebuilding; it was started anyway so the office can work. "+
 		"Files being written at that moment may be damaged: check the most recent work, and restore from backup if anything looks wrong", a.name)
 	return nil
+}
+
+// fsProblem records why an array's filesystem is not writable, for the alerts and DataReady.
+func (m *Manager) fsProblem(a array, what string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.readOnly[a.name] = what
 }

@@ -72,7 +72,7 @@ type Manager struct {
 	members      map[string]map[string]bool // array -> serials that were members this boot
 	devSerial    map[string]string          // kernel disk name -> serial, as last seen
 	memberSerial map[string]string          // member device ("vdb3") -> serial of its disk, as last seen
-	readOnly     map[string]string          // array -> why it is mounted read-only
+	readOnly     map[string]string          // array -> why its filesystem is not writable ("is read-only: ...")
 	replacing    map[string]bool            // serials being copied onto a spare before they fail
 	health       func(serial string) string // a disk's SMART health ("ok", "watch", "replace", "failed")
 	status       appliance.StorageStatus

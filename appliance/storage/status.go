@@ -124,7 +124,7 @@ func alertsFor(a appliance.Array, ra raid.Array, readOnly string) []appliance.Al
 		out = append(out, appliance.Alert{Level: "warning", Message: fmt.Sprintf("the last scrub of the %s array found %d mismatched sectors", a.Name, a.MismatchSectors)})
 	}
 	if readOnly != "" {
-		out = append(out, appliance.Alert{Level: "critical", Message: fmt.Sprintf("the %s filesystem is read-only: %s", a.Name, readOnly)})
+		out = append(out, appliance.Alert{Level: "critical", Message: fmt.Sprintf("the %s filesystem %s", a.Name, readOnly)})
 	}
 	return out
 }
