@@ -17,6 +17,7 @@ type pageData struct {
 	Health  map[string]string // disk serial -> SMART health, for the storage page
 	Disk    diskPage
 	DB      databasePage
+	Summary summary
 }
 
 // render executes a page into a buffer first, so a template error never sends half a page.
@@ -42,7 +43,7 @@ func (s *Server) pageIndex(w http.ResponseWriter, r *http.Request, _ appliance.S
 		return
 	}
 	st, err := s.sys.Status(r.Context())
-	d := pageData{Session: sess, Status: st}
+	d := pageData{Session: sess, Status: st, Summary: s.summarize(r.Context())}
 	if err != nil {
 		_, d.Error = statusOf(err)
 	}

@@ -240,6 +240,10 @@ func TestLoginAndStatus(t *testing.T) {
 	if w.Code != 200 || !strings.Contains(w.Body.String(), "SN-A") {
 		t.Errorf("status page = %d, want 200 with the disk serial", w.Code)
 	}
+	// The fakes hold a rebuilding array and a disk SMART rates "replace": the dashboard says so in red.
+	if b := w.Body.String(); !strings.Contains(b, "summary-red") || !strings.Contains(b, "disk SN-A: NVMe critical warning") {
+		t.Errorf("dashboard summary missing or wrong:\n%s", b)
+	}
 	if w := e.do(req{method: "POST", path: "/api/v1/login", body: `{"user":"admin","password":"nope nope nope"}`}); w.Code != 401 {
 		t.Errorf("wrong password = %d, want 401", w.Code)
 	}
@@ -492,5 +496,21 @@ func TestDatabaseAPI(t *testing.T) {
 	}
 	if !strings.Contains(body, "practice_app") || !strings.Contains(body, `action="/database/databases"`) || !strings.Contains(body, `action="/database/upstream"`) {
 		t.Error("database page lacks the database list or the create form")
+	}
+}
+
+func TestSummaryLevels(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if s := e.srv.summarize(ctx); s.Level != "red" {
+		t.Errorf("with a disk to replace: %+v", s)
+	}
+	e.health.disks[0].SMART.Findings[0].Acknowledged = true
+	if s := e.srv.summarize(ctx); s.Level != "amber" || len(s.Alerts) != 1 {
+		t.Errorf("acknowledged, array rebuilding: %+v", s)
+	}
+	e.storage.st.Alerts = nil
+	if s := e.srv.summarize(ctx); s.Level != "green" || !strings.Contains(s.Sentence, "Everything is working") {
+		t.Errorf("all well: %+v", s)
 	}
 }
