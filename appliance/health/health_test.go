@@ -94,7 +94,9 @@ func newMonitor(t testing.TB, read func(string, string) (smart.Reading, error), 
 	}
 	t.Cleanup(func() { st.Close() })
 	m := &Monitor{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, DevRoot: "/nonexistent", Read: read,
-		Now: func() time.Time { return *now }}
+		Now: func() time.Time { return *now }, LastSelfTest: func(string) (smart.SelfTestResult, error) {
+			return smart.SelfTestResult{Status: "passed", Passed: true}, nil
+		}}
 	m.mu.Lock()
 	m.init()
 	m.disks["SN1"] = &entry{disk: disk.Disk{Name: "nvme0n1", Serial: "SN1", Transport: "nvme"}}
@@ -207,5 +209,21 @@ func BenchmarkHistoryYear(b *testing.B) {
 		b.ReportMetric(float64(kept), "B/disk-year")
 		b.ReportMetric(float64(all), "B/disk-year-unthinned")
 		b.ReportMetric(float64(kept)/float64(all), "ratio")
+	}
+}
+
+// A failed self-test rates the disk "replace", even when its counters look fine.
+func TestFailedSelfTest(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	m := newMonitor(t, func(string, string) (smart.Reading, error) { return qemuATA, nil }, &now)
+	m.LastSelfTest = func(string) (smart.SelfTestResult, error) {
+		return smart.SelfTestResult{Status: "failed: read element"}, nil
+	}
+	if err := m.Refresh(context.Background(), "SN1"); err != nil {
+		t.Fatal(err)
+	}
+	ds, _ := m.Disks(context.Background())
+	if h := ds[0].SMART; h.Health != Replace || len(h.Findings) != 1 || h.Findings[0].Key != "self-test" {
+		t.Errorf("after a failed self-test: %+v", h)
 	}
 }

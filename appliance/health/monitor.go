@@ -65,7 +65,8 @@ type Monitor struct {
 	DevRoot string // "/dev"
 	Now     func() time.Time
 	// Read and the self-test functions are hw/smart's; tests may swap them.
-	Read func(path, transport string) (smart.Reading, error)
+	Read         func(path, transport string) (smart.Reading, error)
+	LastSelfTest func(path string) (smart.SelfTestResult, error)
 
 	mu    sync.Mutex
 	cfg   Config
@@ -85,6 +86,9 @@ func (m *Monitor) init() {
 	}
 	if m.Read == nil {
 		m.Read = smart.Read
+	}
+	if m.LastSelfTest == nil {
+		m.LastSelfTest = smart.LastSelfTest
 	}
 	if m.disks == nil {
 		m.disks = map[string]*entry{}
@@ -173,6 +177,18 @@ func (m *Monitor) poll(serial string) error {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	level, findings := Evaluate(r)
 	now := m.Now()
+	var selfTest smart.SelfTestResult
+	if r.Supported {
+		var err error
+		if selfTest, err = m.LastSelfTest(filepath.Join(m.DevRoot, d.Name)); err != nil {
+			selfTest = smart.SelfTestResult{Status: "not available"}
+		}
+		if strings.HasPrefix(selfTest.Status, "failed") { // the disk tested itself and found damage
+			findings = append(findings, appliance.Finding{Key: "self-test", Level: Replace, Value: 1,
+				Message: "the disk's last self-test " + selfTest.Status})
+			level = Worse(level, Replace)
+		}
+	}
 
 	st := appliance.SMARTStatus{Supported: r.Supported, Reason: r.Reason, Health: level, TemperatureC: r.TemperatureC,
 		PowerOnHours: r.PowerOnHours, Attributes: r.Attributes, NVMe: r.NVMe, Findings: findings, LastPoll: now,
@@ -189,13 +205,7 @@ func (m *Monitor) poll(serial string) error {
 	if st.Findings == nil {
 		st.Findings = []appliance.Finding{}
 	}
-	if r.Supported {
-		tr, err := smart.LastSelfTest(filepath.Join(m.DevRoot, d.Name))
-		if err != nil {
-			tr = smart.SelfTestResult{Status: "not available"}
-		}
-		st.SelfTest = tr
-	}
+	st.SelfTest = selfTest
 
 	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 	st.PollCPUMS = float64(cpu.Microseconds()) / 1000
