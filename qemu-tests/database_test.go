@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,11 +32,7 @@ func (u *unit) connect(ctx context.Context, connURL string) (*pgx.Conn, error) {
 // wrong password is refused; after a power-off and a new boot every committed row is there.
 func TestDatabaseProduction(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	disks := []Disk{
-		{ID: "a", Kind: Virtio, Serial: "PG-A", SizeMiB: 1024, Path: filepath.Join(dir, "a.img")},
-		{ID: "b", Kind: Virtio, Serial: "PG-B", SizeMiB: 1024, Path: filepath.Join(dir, "b.img")},
-	}
+	disks := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "PG-A", SizeMiB: 1024}, Disk{ID: "b", Kind: Virtio, Serial: "PG-B", SizeMiB: 1024})
 	u := boot(t, Config{Disks: disks})
 	tok := u.setupAndLogin()
 	eventually(t, 3*time.Minute, "database running", func() error {
@@ -87,12 +82,7 @@ func TestDatabaseProduction(t *testing.T) {
 		t.Errorf("a wrong password: %v", err)
 	}
 
-	if code, _ := u.call("POST", "/api/v1/system/poweroff", tok, ""); code != 202 {
-		t.Fatalf("power off = %d", code)
-	}
-	if err := u.Wait(2 * time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	u.shutdown(tok, "poweroff")
 	u = boot(t, Config{Disks: disks})
 	tok = u.login()
 	var n int

@@ -197,3 +197,26 @@ func eventually(t testing.TB, timeout time.Duration, what string, f func() error
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// keep gives each disk an image file that outlives one boot (in the test's directory), so a test can boot
+// the unit again on the same disks.
+func keep(t testing.TB, disks ...Disk) []Disk {
+	dir := t.TempDir()
+	for i := range disks {
+		if disks[i].Path == "" {
+			disks[i].Path = filepath.Join(dir, disks[i].ID+".img")
+		}
+	}
+	return disks
+}
+
+// shutdown asks the unit to power off or reboot and waits for QEMU to end (it runs with -no-reboot).
+func (u *unit) shutdown(token, action string) {
+	u.t.Helper()
+	if code, body := u.call("POST", "/api/v1/system/"+action, token, ""); code != 202 {
+		u.t.Fatalf("%s = %d %s", action, code, body)
+	}
+	if err := u.Wait(2 * time.Minute); err != nil {
+		u.t.Fatal(err)
+	}
+}

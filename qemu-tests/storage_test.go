@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -171,6 +170,24 @@ func (u *unit) waitRebuild(tok string, timeout time.Duration) {
 	}
 }
 
+// failDuringWrites makes member disk id fail with I/O errors while a data set is written, waits until md
+// has failed it (data array degraded, an alert), and checks that every data set still reads back intact.
+func (u *unit) failDuringWrites(tok, id, serial string, sets map[string]string) {
+	u.t.Helper()
+	if err := u.InjectIOError(id); err != nil {
+		u.t.Fatal(err)
+	}
+	sets["during"] = u.fill("during", 32, 2)
+	eventually(u.t, time.Minute, serial+" faulty in the data array", func() error {
+		st := u.storage(tok)
+		if st.member("data", serial) != "faulty" || !strings.Contains(st.arrayStates(), "data=degraded") || !st.alert("data array is degraded") {
+			return fmt.Errorf("%s, %s %s, alerts %+v", st.arrayStates(), serial, st.member("data", serial), st.Alerts)
+		}
+		return nil
+	})
+	u.checkData(sets)
+}
+
 // scrubClean runs a scrub and checks that it finds no mismatch.
 func (u *unit) scrubClean(tok string) {
 	u.t.Helper()
@@ -193,9 +210,8 @@ func (u *unit) scrubClean(tok string) {
 // degraded system array.
 func TestRAID1FailPullRebootReplace(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	a := Disk{ID: "a", Kind: Virtio, Serial: "R1-A", SizeMiB: 1024, Path: filepath.Join(dir, "a.img")}
-	b := Disk{ID: "b", Kind: Virtio, Serial: "R1-B", SizeMiB: 1024, Path: filepath.Join(dir, "b.img"), Faulty: true}
+	ds := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "R1-A", SizeMiB: 1024}, Disk{ID: "b", Kind: Virtio, Serial: "R1-B", SizeMiB: 1024, Faulty: true})
+	a, b := ds[0], ds[1]
 	u := boot(t, Config{Disks: []Disk{a, b}})
 	tok := u.setupAndLogin()
 	st := u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
@@ -203,19 +219,7 @@ func TestRAID1FailPullRebootReplace(t *testing.T) {
 		t.Fatalf("after first boot: %+v", st)
 	}
 	sets := map[string]string{"before": u.fill("before", 64, 1)}
-
-	if err := u.InjectIOError("b"); err != nil {
-		t.Fatal(err)
-	}
-	sets["during"] = u.fill("during", 32, 2)
-	eventually(t, time.Minute, "R1-B faulty in the data array", func() error {
-		st = u.storage(tok)
-		if st.member("data", "R1-B") != "faulty" || !strings.Contains(st.arrayStates(), "data=degraded") || !st.alert("data array is") {
-			return fmt.Errorf("%s, R1-B %s, alerts %+v", st.arrayStates(), st.member("data", "R1-B"), st.Alerts)
-		}
-		return nil
-	})
-	u.checkData(sets)
+	u.failDuringWrites(tok, "b", "R1-B", sets)
 
 	if err := u.PullDisk("b"); err != nil {
 		t.Fatal(err)
@@ -229,12 +233,7 @@ func TestRAID1FailPullRebootReplace(t *testing.T) {
 	})
 
 	// Reboot while degraded: QEMU runs with -no-reboot, so the reboot ends it; boot again with disk A only.
-	if code, _ := u.call("POST", "/api/v1/system/reboot", tok, ""); code != 202 {
-		t.Fatalf("reboot = %d", code)
-	}
-	if err := u.Wait(2 * time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	u.shutdown(tok, "reboot")
 	u = boot(t, Config{Disks: []Disk{a}})
 	if u.code != "" {
 		t.Fatal("the unit asks for setup again: its settings did not survive on the degraded system array")
@@ -264,13 +263,13 @@ func TestRAID1FailPullRebootReplace(t *testing.T) {
 // the restart, with the data intact.
 func TestRAID5RefuseAdoptSpareCrash(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	var disks []Disk
-	for i, s := range []string{"R5-A", "R5-B", "R5-C"} {
-		disks = append(disks, Disk{ID: fmt.Sprintf("d%d", i), Kind: Virtio, Serial: s, SizeMiB: 1024, Path: filepath.Join(dir, s+".img")})
-	}
-	small := Disk{ID: "small", Kind: Virtio, Serial: "SMALL", SizeMiB: 512, Path: filepath.Join(dir, "small.img")}
-	old := Disk{ID: "old", Kind: Virtio, Serial: "OLD-FS", SizeMiB: 1024, Path: filepath.Join(dir, "old.img")}
+	all := keep(t,
+		Disk{ID: "d0", Kind: Virtio, Serial: "R5-A", SizeMiB: 1024},
+		Disk{ID: "d1", Kind: Virtio, Serial: "R5-B", SizeMiB: 1024},
+		Disk{ID: "d2", Kind: Virtio, Serial: "R5-C", SizeMiB: 1024},
+		Disk{ID: "small", Kind: Virtio, Serial: "SMALL", SizeMiB: 512},
+		Disk{ID: "old", Kind: Virtio, Serial: "OLD-FS", SizeMiB: 1024})
+	disks, small, old := all[:3], all[3], all[4]
 	if err := os.WriteFile(old.Path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -377,18 +376,7 @@ func TestRAID5FourDisksFailReplace(t *testing.T) {
 		t.Fatalf("after first boot: %+v", st.Arrays)
 	}
 	sets := map[string]string{"before": u.fill("before", 64, 4)}
-	if err := u.InjectIOError("q2"); err != nil {
-		t.Fatal(err)
-	}
-	sets["during"] = u.fill("during", 32, 5)
-	eventually(t, time.Minute, "Q-C faulty", func() error {
-		st = u.storage(tok)
-		if st.member("data", "Q-C") != "faulty" || !strings.Contains(st.arrayStates(), "data=degraded") || !st.alert("data array is degraded") {
-			return fmt.Errorf("%s, Q-C %s, alerts %+v", st.arrayStates(), st.member("data", "Q-C"), st.Alerts)
-		}
-		return nil
-	})
-	u.checkData(sets)
+	u.failDuringWrites(tok, "q2", "Q-C", sets)
 	if err := u.PullDisk("q2"); err != nil {
 		t.Fatal(err)
 	}
@@ -427,9 +415,8 @@ func TestSingleDiskThenSecond(t *testing.T) {
 // array, and survive a reboot.
 func TestFirstBootWaitsForAdopt(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	blank := Disk{ID: "a", Kind: Virtio, Serial: "NEW-A", SizeMiB: 1024, Path: filepath.Join(dir, "a.img")}
-	old := Disk{ID: "b", Kind: NVMe, Serial: "OLD-B", SizeMiB: 1024, Path: filepath.Join(dir, "b.img")}
+	ds := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "NEW-A", SizeMiB: 1024}, Disk{ID: "b", Kind: NVMe, Serial: "OLD-B", SizeMiB: 1024})
+	blank, old := ds[0], ds[1]
 	if err := os.WriteFile(old.Path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -464,12 +451,7 @@ func TestFirstBootWaitsForAdopt(t *testing.T) {
 	if _, err := u.Expect(regexp.MustCompile(`state store: /var/lib/appliance/state.db`), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := u.call("POST", "/api/v1/system/reboot", tok, ""); code != 202 {
-		t.Fatalf("reboot = %d", code)
-	}
-	if err := u.Wait(2 * time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	u.shutdown(tok, "reboot")
 	u = boot(t, Config{Disks: []Disk{blank, old}})
 	if u.code != "" {
 		t.Fatal("the unit asks for setup again: the settings made before the arrays existed were lost")
@@ -481,11 +463,7 @@ func TestFirstBootWaitsForAdopt(t *testing.T) {
 // reports its result.
 func TestScrubResumesAfterReboot(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	disks := []Disk{
-		{ID: "a", Kind: Virtio, Serial: "SC-A", SizeMiB: 2048, Path: filepath.Join(dir, "a.img")},
-		{ID: "b", Kind: Virtio, Serial: "SC-B", SizeMiB: 2048, Path: filepath.Join(dir, "b.img")},
-	}
+	disks := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "SC-A", SizeMiB: 2048}, Disk{ID: "b", Kind: Virtio, Serial: "SC-B", SizeMiB: 2048})
 	u := boot(t, Config{Disks: disks})
 	tok := u.setupAndLogin()
 	u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
@@ -500,13 +478,8 @@ func TestScrubResumesAfterReboot(t *testing.T) {
 		}
 		return fmt.Errorf("not yet")
 	})
-	if code, _ := u.call("POST", "/api/v1/system/reboot", tok, ""); code != 202 {
-		t.Fatalf("reboot = %d", code)
-	}
+	u.shutdown(tok, "reboot")
 	if _, err := u.Expect(regexpQuote("scrub paused for shutdown; it resumes at the next start"), time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if err := u.Wait(2 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	u = boot(t, Config{Disks: disks})
@@ -572,20 +545,11 @@ func corruptRootInode(t *testing.T, image string) {
 // the mount (a metadata checksum fails) and the unit says so, changes nothing, and keeps the database off it.
 func TestDamagedFilesystemIsLeftAlone(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	disks := []Disk{
-		{ID: "a", Kind: Virtio, Serial: "FS-A", SizeMiB: 1024, Path: filepath.Join(dir, "a.img")},
-		{ID: "b", Kind: Virtio, Serial: "FS-B", SizeMiB: 1024, Path: filepath.Join(dir, "b.img")},
-	}
+	disks := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "FS-A", SizeMiB: 1024}, Disk{ID: "b", Kind: Virtio, Serial: "FS-B", SizeMiB: 1024})
 	u := boot(t, Config{Disks: disks})
 	tok := u.setupAndLogin()
 	u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
-	if code, _ := u.call("POST", "/api/v1/system/poweroff", tok, ""); code != 202 {
-		t.Fatalf("power off = %d", code)
-	}
-	if err := u.Wait(2 * time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	u.shutdown(tok, "poweroff")
 	before := fileSum(t, disks[0].Path)
 	for _, d := range disks { // both halves of the mirror
 		corruptRootInode(t, d.Path)
