@@ -35,6 +35,8 @@ type Inputs struct {
 	PeerSeen    time.Time // last authenticated heartbeat from the peer, over any path
 	PeerRole    string    // the role it announced then
 	PeerHearsUs bool      // that heartbeat said the peer heard us within PeerTimeout/2
+	PeerYields  bool      // that heartbeat said the peer stood down for us (a switchover)
+	PeerClaims  bool      // that heartbeat said an admin asked the peer to become active
 	LeaseUntil  time.Time // end of the witness lease this unit holds, by its own (conservative) clock
 }
 
@@ -49,8 +51,19 @@ type Machine struct {
 	PeerTimeout time.Duration // heartbeats missed for this long: the peer is gone
 	Preferred   bool          // when neither unit is active (both just started), this one asks first
 
-	role string
+	role       string
+	yieldSince time.Time // set while this unit stands aside for its peer (a switchover), zero otherwise
+	claimSince time.Time // set while an admin's "make this unit active" is pending
 }
+
+// yieldFor bounds a switchover: if the peer has not taken over by then, this unit may be active again.
+const yieldFor = 10 * time.Second
+
+// Yielding is what a unit puts in its heartbeats: it stepped down so the peer may take over.
+func (m *Machine) Yielding() bool { return !m.yieldSince.IsZero() }
+
+// Claiming is what a unit puts in its heartbeats: an admin asked for it to become active.
+func (m *Machine) Claiming() bool { return !m.claimSince.IsZero() }
 
 // NewMachine starts as standby (or keeps what it was: a unit that restarts never assumes it is active).
 func NewMachine(mode string, peerTimeout time.Duration, preferred bool) *Machine {
@@ -69,6 +82,12 @@ func (m *Machine) Step(in Inputs) (role string, wantLease bool) {
 	peerActive := peerAlive && in.PeerRole == Active
 	leased := in.Now.Before(in.LeaseUntil)
 
+	if m.Yielding() && (peerActive || in.Now.Sub(m.yieldSince) > yieldFor) {
+		m.yieldSince = time.Time{}
+	}
+	if m.role == Active || in.Now.Sub(m.claimSince) > yieldFor {
+		m.claimSince = time.Time{}
+	}
 	if m.Mode == Manual {
 		// Only an admin changes roles (Activate / StepDown); an active unit never stands down by itself,
 		// and a standby never takes over by itself.
@@ -77,6 +96,10 @@ func (m *Machine) Step(in Inputs) (role string, wantLease bool) {
 	switch m.role {
 	case Active:
 		vouched := peerAlive && in.PeerHearsUs && in.PeerRole != Active
+		if peerAlive && in.PeerClaims {
+			m.role, m.yieldSince = Standby, in.Now // a switchover asked from the other unit
+			return m.role, false
+		}
 		if !leased && !vouched {
 			m.role = Fenced // lost the witness and the peer: stop serving before anyone else may start
 		}
@@ -92,8 +115,9 @@ func (m *Machine) Step(in Inputs) (role string, wantLease bool) {
 		case !peerAlive:
 			mayAsk = false // silent, but not long enough yet
 		default:
-			// Both alive, neither active (first start, or both fenced): the preferred or the fenced one asks.
-			mayAsk = m.Preferred || m.role == Fenced
+			// Both alive, neither active (first start, both fenced, or a switchover): the preferred, the
+			// fenced or the claiming one asks, or the one its peer stood down for; never one that yields.
+			mayAsk = !m.Yielding() && (m.Preferred || m.role == Fenced || m.Claiming() || in.PeerYields)
 		}
 		if mayAsk && leased {
 			m.role = Active
@@ -103,10 +127,17 @@ func (m *Machine) Step(in Inputs) (role string, wantLease bool) {
 	return m.role, false
 }
 
-// Activate is the manual "make this unit active". It refuses while the peer is alive and active; when the
-// peer is unreachable, force must be set (the admin has been warned that the peer may still be serving).
+// Activate is "make this unit active". In automatic mode it asks the active peer to hand over (the
+// witness still decides). In manual mode it refuses while the peer is alive and active; when the peer is
+// unreachable, force must be set (the admin has been warned that the peer may still be serving).
 func (m *Machine) Activate(in Inputs, force bool) error {
 	peerAlive := !in.PeerSeen.IsZero() && in.Now.Sub(in.PeerSeen) < m.PeerTimeout
+	if m.Mode == Auto {
+		if m.role != Active {
+			m.claimSince, m.yieldSince = in.Now, time.Time{}
+		}
+		return nil
+	}
 	if peerAlive && in.PeerRole == Active {
 		return ErrPeerActive
 	}
@@ -117,5 +148,11 @@ func (m *Machine) Activate(in Inputs, force bool) error {
 	return nil
 }
 
-// StepDown makes an active unit standby (a manual switchover's first half).
-func (m *Machine) StepDown() { m.role = Standby }
+// StepDown makes an active unit standby: in manual mode the first half of a switchover, in automatic
+// mode a hand-over (the peer takes over, this unit does not ask again for a while).
+func (m *Machine) StepDown(now time.Time) {
+	if m.role == Active {
+		m.role, m.yieldSince = Standby, now
+	}
+	m.claimSince = time.Time{}
+}

@@ -28,6 +28,8 @@ type simUnit struct {
 	peerSeen    time.Time
 	peerRole    string
 	peerHearsUs bool
+	peerYields  bool
+	peerClaims  bool
 	leaseUntil  time.Time
 }
 
@@ -56,13 +58,18 @@ func (s *sim) run(d time.Duration) {
 				}
 				p.peerSeen, p.peerRole = s.now, u.m.Role()
 				p.peerHearsUs = u.m.HearsPeer(s.now, u.peerSeen)
+				p.peerYields, p.peerClaims = u.m.Yielding(), u.m.Claiming()
 			}
 		}
 		for i, u := range s.units {
 			if u.down {
 				continue
 			}
-			_, want := u.m.Step(Inputs{Now: s.now, PeerSeen: u.peerSeen, PeerRole: u.peerRole, PeerHearsUs: u.peerHearsUs, LeaseUntil: u.leaseUntil})
+			was := u.m.Role()
+			_, want := u.m.Step(u.inputs(s.now))
+			if was == Active && u.m.Role() != Active && s.witness[i] {
+				s.w.Release(u.name) // as the node does when it stands down
+			}
 			if want && s.witness[i] {
 				if ok, _ := s.w.Request(u.name, s.now, s.lease); ok {
 					u.leaseUntil = s.now.Add(s.lease - s.margin) // the unit's view ends before the witness's
@@ -73,6 +80,11 @@ func (s *sim) run(d time.Duration) {
 			s.t.Fatalf("at %s both units are active", s.now.Format("15:04:05.000"))
 		}
 	}
+}
+
+func (u *simUnit) inputs(now time.Time) Inputs {
+	return Inputs{Now: now, PeerSeen: u.peerSeen, PeerRole: u.peerRole, PeerHearsUs: u.peerHearsUs,
+		PeerYields: u.peerYields, PeerClaims: u.peerClaims, LeaseUntil: u.leaseUntil}
 }
 
 func (s *sim) roles() string {
@@ -216,6 +228,24 @@ func TestManualMode(t *testing.T) {
 		t.Errorf("forced: %v", err)
 	}
 	s.want("A=down B=active")
+}
+
+// In automatic mode a switchover can be asked from either unit: "make this unit active" on the standby, or
+// "stand down" on the active one. The witness still decides, and the units are never both active.
+func TestAutoSwitchoverBothWays(t *testing.T) {
+	s := newSim(t, Auto)
+	s.run(time.Second)
+	s.want("A=active B=standby")
+	if err := s.units[1].m.Activate(s.units[1].inputs(s.now), false); err != nil {
+		t.Fatal(err)
+	}
+	s.run(2 * time.Second)
+	s.want("A=standby B=active")
+	s.units[1].m.StepDown(s.now) // and back, from the active side
+	s.run(2 * time.Second)
+	s.want("A=active B=standby")
+	s.run(15 * time.Second) // B's yield runs out; nothing changes while A is active
+	s.want("A=active B=standby")
 }
 
 func TestWitnessLease(t *testing.T) {

@@ -14,12 +14,15 @@ import (
 // pair's key. Seq rises with every message from a sender (it starts from the clock, so a restarted sender
 // still rises) and a receiver drops anything not newer than what it has seen: no replay.
 type Message struct {
-	Kind      string    `json:"kind"` // "heartbeat", "lease" (a request), "grant" (the witness's answer)
+	Kind      string    `json:"kind"` // "heartbeat", "lease" (a request), "release", "grant" (the witness's answer)
 	From      string    `json:"from"`
 	Seq       uint64    `json:"seq"`
 	Time      time.Time `json:"time"`
 	Role      string    `json:"role,omitempty"`       // heartbeat: the sender's role
 	HearsPeer bool      `json:"hears_peer,omitempty"` // heartbeat: the sender heard the receiver recently
+	Yield     bool      `json:"yield,omitempty"`      // heartbeat: the sender stood down for the receiver
+	Claim     bool      `json:"claim,omitempty"`      // heartbeat: an admin asked the sender to become active
+	Addrs     []string  `json:"addrs,omitempty"`      // heartbeat: the sender's addresses (every path)
 	LeaseMS   int64     `json:"lease_ms,omitempty"`   // lease: for how long
 	Echo      uint64    `json:"echo,omitempty"`       // grant: the Seq of the request it answers
 	Granted   bool      `json:"granted,omitempty"`    // grant
@@ -95,4 +98,12 @@ func (r *Replay) Check(m Message) error {
 	}
 	r.last[m.From] = m.Seq
 	return nil
+}
+
+// WitnessKey is the key shared with the witness, derived from the pair key: the witness PC can grant
+// leases but cannot forge heartbeats.
+func WitnessKey(pairKey []byte) []byte {
+	mac := hmac.New(sha256.New, pairKey)
+	mac.Write([]byte("lawbox witness key v1"))
+	return mac.Sum(nil)
 }

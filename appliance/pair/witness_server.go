@@ -31,7 +31,7 @@ func (s *WitnessServer) Handle(b []byte) []byte {
 	if err == nil {
 		err = s.replay.Check(m)
 	}
-	if err == nil && (m.Kind != "lease" || m.LeaseMS <= 0 || time.Duration(m.LeaseMS)*time.Millisecond > MaxLease) {
+	if err == nil && m.Kind != "release" && m.Kind != "ping" && (m.Kind != "lease" || m.LeaseMS <= 0 || time.Duration(m.LeaseMS)*time.Millisecond > MaxLease) {
 		err = errors.New("not a valid lease request")
 	}
 	if err != nil {
@@ -40,7 +40,20 @@ func (s *WitnessServer) Handle(b []byte) []byte {
 	}
 	now := s.Now()
 	s.mu.Lock()
-	granted, holder := s.w.Request(m.From, now, time.Duration(m.LeaseMS)*time.Millisecond)
+	var granted bool
+	var holder string
+	switch m.Kind {
+	case "release":
+		s.w.Release(m.From)
+		holder = s.w.holder
+	case "ping": // a standby asking who holds it
+		holder = s.w.holder
+		if !now.Before(s.w.expires) {
+			holder = ""
+		}
+	default:
+		granted, holder = s.w.Request(m.From, now, time.Duration(m.LeaseMS)*time.Millisecond)
+	}
 	s.mu.Unlock()
 	out, err := Seal(s.Key, Message{Kind: "grant", From: s.Name, Seq: s.seq.Next(now), Time: now, Echo: m.Seq, Granted: granted, Holder: holder})
 	if err != nil {

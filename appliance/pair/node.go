@@ -1,0 +1,725 @@
+package pair
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/state"
+)
+
+// Port is the UDP port of pair traffic (heartbeats, pairing); the witness answers on WitnessPort.
+const (
+	Port        = 7946
+	WitnessPort = 7947
+	configKey   = "pair"
+)
+
+// Defaults: detection within 2×Timeout (0.8 s).
+const (
+	DefaultHeartbeat = 100 * time.Millisecond
+	DefaultTimeout   = 400 * time.Millisecond
+)
+
+// Config is the pair's persistent settings.
+type Config struct {
+	Name        string   `json:"name"`
+	Peer        string   `json:"peer"`
+	PeerAddrs   []string `json:"peer_addrs"`
+	Key         []byte   `json:"key"`
+	Witness     string   `json:"witness,omitempty"`
+	Mode        string   `json:"mode"`
+	VIP         string   `json:"vip"`
+	Preferred   bool     `json:"preferred"`
+	HeartbeatMS int      `json:"heartbeat_ms"`
+	TimeoutMS   int      `json:"timeout_ms"`
+}
+
+func (c *Config) heartbeat() time.Duration { return time.Duration(c.HeartbeatMS) * time.Millisecond }
+func (c *Config) timeout() time.Duration   { return time.Duration(c.TimeoutMS) * time.Millisecond }
+
+// lease is how long a grant lasts: long enough to ride out a few lost renewals, short enough that a
+// standby may take over soon after 2×Timeout of silence.
+func (c *Config) lease() time.Duration { return max(2*c.timeout(), 500*time.Millisecond) }
+
+// VIP is the service address (netcfg/vip).
+type VIP interface {
+	Hold() error
+	Announce() error
+	Drop() error
+}
+
+// Node runs this unit's side of the pair: heartbeats on every path, the witness lease, the role machine and
+// the service address. It implements appliance.Pair.
+type Node struct {
+	Log     *slog.Logger
+	Store   *state.Store
+	Name    string                         // this unit's name (its hostname)
+	Addrs   func() []netip.Addr            // this unit's addresses, told to the peer
+	NewVIP  func(netip.Prefix) VIP         // the service address's holder
+	OnRole  func(role string)              // called on every role change (the database follows)
+	Now     func() time.Time               // time.Now
+	Listen  func() (net.PacketConn, error) // the pair socket; nil: UDP Port on every address
+	UDPPort int                            // the peer's pair port; 0: Port
+
+	mu        sync.Mutex // guards everything below
+	cfg       *Config
+	m         *Machine
+	vip       VIP
+	vipHeld   bool
+	announce  []int // ticks after taking over at which to announce the address again
+	ticks     int
+	peer      peerState
+	witness   witnessState
+	seq       Sequence
+	replay    Replay
+	rejected  map[string]int
+	invite    *invite
+	joining   *joining
+	conn      net.PacketConn
+	lastEvent string
+}
+
+type peerState struct {
+	seen                   time.Time
+	role                   string
+	hearsUs, yields, claim bool
+	paths                  map[string]time.Time
+}
+
+type witnessState struct {
+	seen       time.Time
+	holder     string
+	leaseUntil time.Time
+	pending    map[uint64]time.Time // lease requests in flight: seq -> sent
+}
+
+type invite struct {
+	code     []byte // derived key
+	key      []byte // the pair key it hands out
+	settings appliance.PairSettings
+	expires  time.Time
+	peer     string // who used it
+}
+
+type joining struct {
+	key   []byte
+	nonce []byte
+	got   chan welcome
+}
+
+var _ appliance.Pair = (*Node)(nil)
+
+// Load reads the configuration; call before Run.
+func (n *Node) Load() error {
+	if n.Now == nil {
+		n.Now = time.Now
+	}
+	var c Config
+	err := n.Store.GetJSON(state.BucketConfig, configKey, &c)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load pair config: %w", err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.setConfig(&c)
+	return nil
+}
+
+// setConfig starts the role machine afresh (standby: a unit that starts never assumes it is active).
+func (n *Node) setConfig(c *Config) {
+	n.cfg = c
+	n.m, n.vip = nil, nil
+	n.peer, n.witness = peerState{}, witnessState{}
+	if c == nil {
+		return
+	}
+	n.m = NewMachine(c.Mode, c.timeout(), c.Preferred)
+	if p, err := netip.ParsePrefix(c.VIP); err == nil && n.NewVIP != nil {
+		n.vip = n.NewVIP(p)
+	}
+}
+
+// Run sends heartbeats, listens, and steps the role until ctx ends. The service address is dropped at
+// start (a restarted unit holds nothing) and at the end.
+func (n *Node) Run(ctx context.Context) error {
+	listen := n.Listen
+	if listen == nil {
+		listen = func() (net.PacketConn, error) { return net.ListenPacket("udp", ":"+strconv.Itoa(Port)) }
+	}
+	conn, err := listen()
+	if err != nil {
+		return fmt.Errorf("pair socket: %w", err)
+	}
+	n.mu.Lock()
+	n.conn = conn
+	if n.vip != nil {
+		if err := n.vip.Drop(); err != nil {
+			n.Log.Warn("drop service address at start", "err", err)
+		}
+	}
+	n.mu.Unlock()
+	go n.receive(conn)
+	defer func() {
+		conn.Close()
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.releaseVIP()
+	}()
+	for {
+		n.mu.Lock()
+		every := DefaultHeartbeat
+		if n.cfg != nil {
+			every = n.cfg.heartbeat()
+		}
+		n.tick()
+		n.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
+}
+
+// tick is one heartbeat interval: step the machine, act on the role, tell the peer and the witness.
+func (n *Node) tick() {
+	if n.cfg == nil {
+		return
+	}
+	now := n.Now()
+	was := n.m.Role()
+	role, wantLease := n.m.Step(n.inputs(now))
+	if role != was {
+		n.roleChanged(was, role)
+	}
+	n.ticks++
+	switch {
+	case role == Active && !n.vipHeld && n.vip != nil:
+		if err := n.vip.Hold(); err != nil {
+			n.event("critical", "could not take the service address: "+err.Error())
+		} else {
+			n.vipHeld, n.announce = true, []int{n.ticks + 2, n.ticks + 5, n.ticks + 10, n.ticks + 20}
+		}
+	case role == Active && len(n.announce) > 0 && n.ticks >= n.announce[0]:
+		n.announce = n.announce[1:]
+		if err := n.vip.Announce(); err != nil {
+			n.Log.Warn("announce service address", "err", err)
+		}
+	case role != Active:
+		n.releaseVIP()
+	}
+	c := n.cfg
+	hb := Message{Kind: "heartbeat", From: c.Name, Time: now, Role: role, HearsPeer: n.m.HearsPeer(now, n.peer.seen),
+		Yield: n.m.Yielding(), Claim: n.m.Claiming(), Addrs: n.ownAddrs()}
+	for _, a := range c.PeerAddrs {
+		hb.Seq = n.seq.Next(now)
+		n.send(c.Key, hb, net.JoinHostPort(a, strconv.Itoa(n.port())))
+	}
+	if c.Witness == "" || c.Mode != Auto {
+		return
+	}
+	if was == Active && role != Active {
+		n.send(WitnessKey(c.Key), Message{Kind: "release", From: c.Name, Seq: n.seq.Next(now), Time: now}, c.Witness)
+		n.witness.leaseUntil = time.Time{}
+	}
+	if wantLease {
+		seq := n.seq.Next(now)
+		if n.witness.pending == nil || len(n.witness.pending) > 100 {
+			n.witness.pending = map[uint64]time.Time{}
+		}
+		n.witness.pending[seq] = now
+		n.send(WitnessKey(c.Key), Message{Kind: "lease", From: c.Name, Seq: seq, Time: now, LeaseMS: c.lease().Milliseconds()}, c.Witness)
+	} else if n.ticks%5 == 0 { // a standby still wants to know the witness is there
+		n.send(WitnessKey(c.Key), Message{Kind: "ping", From: c.Name, Seq: n.seq.Next(now), Time: now}, c.Witness)
+	}
+}
+
+func (n *Node) port() int {
+	if n.UDPPort != 0 {
+		return n.UDPPort
+	}
+	return Port
+}
+
+func (n *Node) inputs(now time.Time) Inputs {
+	return Inputs{Now: now, PeerSeen: n.peer.seen, PeerRole: n.peer.role, PeerHearsUs: n.peer.hearsUs,
+		PeerYields: n.peer.yields, PeerClaims: n.peer.claim, LeaseUntil: n.witness.leaseUntil}
+}
+
+func (n *Node) releaseVIP() {
+	if !n.vipHeld || n.vip == nil {
+		return
+	}
+	if err := n.vip.Drop(); err != nil {
+		n.event("critical", "could not drop the service address: "+err.Error())
+		return
+	}
+	n.vipHeld, n.announce = false, nil
+}
+
+func (n *Node) roleChanged(was, role string) {
+	level := "info"
+	msg := fmt.Sprintf("role %s -> %s", was, role)
+	switch {
+	case role == Fenced:
+		level, msg = "critical", msg+": lost the witness and the other unit; stopped serving"
+	case role == Active:
+		msg += ": this unit now serves the service address"
+	}
+	n.event(level, msg)
+	if n.OnRole != nil {
+		go n.OnRole(role)
+	}
+}
+
+func (n *Node) event(level, msg string) {
+	n.Log.Info("pair: "+msg, "level", level)
+	if msg == n.lastEvent {
+		return // a retried failure is one event
+	}
+	n.lastEvent = msg
+	if err := n.Store.AddEvent(state.Event{Time: n.Now(), Source: "pair", Level: level, Message: msg}); err != nil {
+		n.Log.Error("record pair event", "err", err)
+	}
+}
+
+func (n *Node) send(key []byte, m Message, to string) {
+	b, err := Seal(key, m)
+	if err != nil {
+		return
+	}
+	addr, err := net.ResolveUDPAddr("udp", to)
+	if err != nil {
+		return
+	}
+	_, _ = n.conn.WriteTo(b, addr) // a path that is down just loses the datagram
+}
+
+// ownAddrs lists this unit's addresses minus the service address.
+func (n *Node) ownAddrs() []string {
+	var out []string
+	if n.Addrs == nil {
+		return nil
+	}
+	vip, _ := netip.ParsePrefix(n.cfg.VIP)
+	for _, a := range n.Addrs() {
+		if a != vip.Addr() {
+			out = append(out, a.String())
+		}
+	}
+	return out
+}
+
+func (n *Node) receive(conn net.PacketConn) {
+	buf := make([]byte, 8192)
+	for {
+		sz, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		b := bytes.Clone(buf[:sz])
+		n.mu.Lock()
+		n.handle(b, from)
+		n.mu.Unlock()
+	}
+}
+
+func (n *Node) reject(why string) {
+	if n.rejected == nil {
+		n.rejected = map[string]int{}
+	}
+	n.rejected[why]++
+}
+
+func (n *Node) handle(b []byte, from net.Addr) {
+	if len(b) == 0 {
+		return
+	}
+	switch b[0] {
+	case kindJoin:
+		n.handleJoin(b, from)
+		return
+	case kindWelcome:
+		if j := n.joining; j != nil {
+			var w welcome
+			if openJoin(j.key, b, &w) == nil && bytes.Equal(w.Nonce, j.nonce) {
+				select {
+				case j.got <- w:
+				default:
+				}
+				return
+			}
+		}
+		n.reject("join")
+		return
+	}
+	c := n.cfg
+	if c == nil {
+		n.reject("unknown_sender")
+		return
+	}
+	m, err := Open(c.Key, b)
+	key := "pair"
+	if errors.Is(err, ErrBadTag) {
+		m, err = Open(WitnessKey(c.Key), b)
+		key = "witness"
+	}
+	if err != nil {
+		n.reject("bad_tag")
+		return
+	}
+	if (key == "pair" && (m.Kind != "heartbeat" || m.From != c.Peer)) || (key == "witness" && m.Kind != "grant") {
+		n.reject("unknown_sender")
+		return
+	}
+	if err := n.replay.Check(m); err != nil {
+		n.reject("replay")
+		return
+	}
+	now := n.Now()
+	if key == "witness" {
+		n.witness.seen, n.witness.holder = now, m.Holder
+		sent, ok := n.witness.pending[m.Echo]
+		delete(n.witness.pending, m.Echo)
+		if ok && m.Granted && m.Holder == c.Name {
+			if until := sent.Add(c.lease()); until.After(n.witness.leaseUntil) {
+				n.witness.leaseUntil = until
+			}
+		}
+		return
+	}
+	n.peer.seen, n.peer.role = now, m.Role
+	n.peer.hearsUs, n.peer.yields, n.peer.claim = m.HearsPeer, m.Yield, m.Claim
+	if n.peer.paths == nil {
+		n.peer.paths = map[string]time.Time{}
+	}
+	if ua, ok := from.(*net.UDPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ua.IP); ok {
+			n.peer.paths[ip.Unmap().String()] = now
+		}
+	}
+	if addrs := n.foreign(m.Addrs); len(addrs) > 0 && !slices.Equal(addrs, c.PeerAddrs) {
+		c.PeerAddrs = addrs // the peer's addresses changed (DHCP, a new cable): follow them
+		n.save()
+	}
+}
+
+// foreign drops this unit's own addresses from a peer's list (both units may share a management address).
+func (n *Node) foreign(addrs []string) []string {
+	own := map[string]bool{}
+	if n.Addrs != nil {
+		for _, a := range n.Addrs() {
+			own[a.String()] = true
+		}
+	}
+	var out []string
+	for _, a := range addrs {
+		if ip, err := netip.ParseAddr(a); err == nil && !own[a] && !ip.IsLinkLocalUnicast() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (n *Node) save() {
+	if err := n.Store.PutJSON(state.BucketConfig, configKey, n.cfg); err != nil {
+		n.Log.Error("save pair config", "err", err)
+	}
+}
+
+// handleJoin answers a join request sealed with the current invite's code.
+func (n *Node) handleJoin(b []byte, from net.Addr) {
+	inv := n.invite
+	if inv == nil || n.Now().After(inv.expires) {
+		n.reject("join")
+		return
+	}
+	var req joinRequest
+	if err := openJoin(inv.code, b, &req); err != nil || req.Name == "" || len(req.Nonce) < 16 {
+		n.reject("join")
+		return
+	}
+	if d := n.Now().Sub(req.Time); d > time.Minute || d < -time.Minute {
+		n.reject("join")
+		return
+	}
+	if inv.peer != "" && inv.peer != req.Name || req.Name == n.Name {
+		n.reject("join")
+		return
+	}
+	if n.cfg == nil || n.cfg.Peer != req.Name {
+		addrs := req.Addrs
+		if ua, ok := from.(*net.UDPAddr); ok {
+			if ip, ok := netip.AddrFromSlice(ua.IP); ok {
+				addrs = append([]string{ip.Unmap().String()}, addrs...)
+			}
+		}
+		s := inv.settings
+		c := &Config{Name: n.Name, Peer: req.Name, PeerAddrs: slices.Compact(n.foreign(addrs)), Key: inv.key, Witness: s.Witness,
+			Mode: s.Mode, VIP: s.VIP, Preferred: true, HeartbeatMS: s.HeartbeatMS, TimeoutMS: s.TimeoutMS}
+		n.setConfig(c)
+		n.save()
+		inv.peer = req.Name
+		n.event("info", "paired with "+req.Name)
+	}
+	s := inv.settings
+	out, err := sealJoin(inv.code, kindWelcome, welcome{Name: n.Name, Addrs: n.ownAddrs(), Key: inv.key, Nonce: req.Nonce,
+		Witness: s.Witness, Mode: s.Mode, VIP: s.VIP, Heartbeat: s.HeartbeatMS, Timeout: s.TimeoutMS})
+	if err == nil {
+		_, _ = n.conn.WriteTo(out, from)
+	}
+}
+
+// Invite implements appliance.Pair.
+func (n *Node) Invite(_ context.Context, s appliance.PairSettings) (string, error) {
+	if err := checkSettings(&s); err != nil {
+		return "", err
+	}
+	code := NewCode()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	derived := codeKey(code)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg != nil {
+		return "", fmt.Errorf("%w: this unit is already paired with %s; unpair first", appliance.ErrConflict, n.cfg.Peer)
+	}
+	n.invite = &invite{code: derived, key: key, settings: s, expires: n.Now().Add(inviteFor)}
+	return code, nil
+}
+
+func checkSettings(s *appliance.PairSettings) error {
+	bad := func(f string, a ...any) error {
+		return fmt.Errorf("%w: %s", appliance.ErrBadInput, fmt.Sprintf(f, a...))
+	}
+	p, err := netip.ParsePrefix(s.VIP)
+	if err != nil || p.Addr().IsUnspecified() || p.Addr().IsLoopback() || p.Addr().IsMulticast() {
+		return bad("service address %q: give an address and prefix length, e.g. 192.0.2.100/24", s.VIP)
+	}
+	switch s.Mode {
+	case "":
+		s.Mode = Auto
+	case Auto, Manual:
+	default:
+		return bad("mode %q: auto or manual", s.Mode)
+	}
+	if s.Mode == Auto && s.Witness == "" {
+		return bad("automatic failover needs a witness (host:port of the witness program)")
+	}
+	if s.Witness != "" {
+		if _, _, err := net.SplitHostPort(s.Witness); err != nil {
+			s.Witness = net.JoinHostPort(s.Witness, strconv.Itoa(WitnessPort))
+		}
+		if _, err := net.ResolveUDPAddr("udp", s.Witness); err != nil {
+			return bad("witness %q: %v", s.Witness, err)
+		}
+	}
+	if s.HeartbeatMS == 0 {
+		s.HeartbeatMS = int(DefaultHeartbeat.Milliseconds())
+	}
+	if s.TimeoutMS == 0 {
+		s.TimeoutMS = int(DefaultTimeout.Milliseconds())
+	}
+	if s.HeartbeatMS < 20 || s.HeartbeatMS > 2000 {
+		return bad("heartbeat_ms %d: between 20 and 2000", s.HeartbeatMS)
+	}
+	if s.TimeoutMS < 3*s.HeartbeatMS || s.TimeoutMS > 10000 {
+		return bad("timeout_ms %d: at least 3 heartbeats and at most 10000", s.TimeoutMS)
+	}
+	return nil
+}
+
+// Join implements appliance.Pair.
+func (n *Node) Join(ctx context.Context, peer, code string) error {
+	addr := peer
+	if _, _, err := net.SplitHostPort(peer); err != nil {
+		addr = net.JoinHostPort(peer, strconv.Itoa(n.port()))
+	}
+	to, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return fmt.Errorf("%w: peer %q: %v", appliance.ErrBadInput, peer, err)
+	}
+	j := &joining{key: codeKey(code), nonce: make([]byte, 16), got: make(chan welcome, 1)}
+	_, _ = rand.Read(j.nonce)
+	n.mu.Lock()
+	if n.cfg != nil {
+		n.mu.Unlock()
+		return fmt.Errorf("%w: this unit is already paired with %s; unpair first", appliance.ErrConflict, n.cfg.Peer)
+	}
+	if n.conn == nil {
+		n.mu.Unlock()
+		return fmt.Errorf("%w: the pair service is not running", appliance.ErrUnavailable)
+	}
+	n.joining = j
+	req, err := sealJoin(j.key, kindJoin, joinRequest{Name: n.Name, Addrs: n.ownAddrsNoCfg(), Nonce: j.nonce, Time: n.Now()})
+	conn := n.conn
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		n.joining = nil
+		n.mu.Unlock()
+	}()
+	if err != nil {
+		return err
+	}
+	var w welcome
+	for try := 0; ; try++ {
+		if try == 5 {
+			return fmt.Errorf("%w: no answer from %s: check the address and the code (it is valid for 15 minutes)", appliance.ErrUnavailable, to)
+		}
+		if _, err := conn.WriteTo(req, to); err != nil {
+			return fmt.Errorf("join %s: %w", to, err)
+		}
+		select {
+		case w = <-j.got:
+		case <-time.After(time.Second):
+			continue
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		break
+	}
+	if w.Name == n.Name {
+		return fmt.Errorf("%w: both units are called %s; rename one", appliance.ErrConflict, w.Name)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	addrs := n.foreign(append([]string{to.IP.String()}, w.Addrs...))
+	c := &Config{Name: n.Name, Peer: w.Name, PeerAddrs: slices.Compact(addrs), Key: w.Key, Witness: w.Witness, Mode: w.Mode,
+		VIP: w.VIP, HeartbeatMS: w.Heartbeat, TimeoutMS: w.Timeout}
+	n.setConfig(c)
+	n.save()
+	n.event("info", "paired with "+w.Name)
+	return nil
+}
+
+func (n *Node) ownAddrsNoCfg() []string {
+	var out []string
+	if n.Addrs != nil {
+		for _, a := range n.Addrs() {
+			out = append(out, a.String())
+		}
+	}
+	return out
+}
+
+// Unpair implements appliance.Pair.
+func (n *Node) Unpair(context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return fmt.Errorf("%w: not paired", appliance.ErrConflict)
+	}
+	peer := n.cfg.Peer
+	n.releaseVIP()
+	if err := n.Store.Delete(state.BucketConfig, configKey); err != nil {
+		return fmt.Errorf("forget pair: %w", err)
+	}
+	n.setConfig(nil)
+	n.invite = nil
+	n.event("warning", "unpaired from "+peer)
+	if n.OnRole != nil {
+		go n.OnRole(Single)
+	}
+	return nil
+}
+
+// SetRole implements appliance.Pair.
+func (n *Node) SetRole(_ context.Context, role string, force bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return fmt.Errorf("%w: not paired", appliance.ErrConflict)
+	}
+	switch role {
+	case Active:
+		if err := n.m.Activate(n.inputs(n.Now()), force); err != nil {
+			return fmt.Errorf("%w: %v", appliance.ErrConflict, err)
+		}
+		n.event("warning", "an admin asked for this unit to become active")
+	case Standby:
+		n.m.StepDown(n.Now())
+		n.event("warning", "an admin asked this unit to stand down")
+	default:
+		return fmt.Errorf("%w: role %q: active or standby", appliance.ErrBadInput, role)
+	}
+	n.tick() // act now, not at the next heartbeat
+	return nil
+}
+
+// WitnessKey implements appliance.Pair.
+func (n *Node) WitnessKey() (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return "", fmt.Errorf("%w: not paired", appliance.ErrConflict)
+	}
+	return hex.EncodeToString(WitnessKey(n.cfg.Key)), nil
+}
+
+// Role is the current role (single when unpaired).
+func (n *Node) Role() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return Single
+	}
+	return n.m.Role()
+}
+
+// Pair implements appliance.Pair.
+func (n *Node) Pair() appliance.PairStatus {
+	events, _ := n.Store.Events("pair", 50)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := appliance.PairStatus{Name: n.Name, Role: Single, Rejected: map[string]int{}}
+	for k, v := range n.rejected {
+		st.Rejected[k] = v
+	}
+	for _, e := range events {
+		st.Events = append(st.Events, appliance.Event{Time: e.Time, Level: e.Level, Message: e.Message})
+	}
+	c := n.cfg
+	if c == nil {
+		return st
+	}
+	now := n.Now()
+	st.Paired, st.Role, st.Mode, st.VIP, st.VIPHeld = true, n.m.Role(), c.Mode, c.VIP, n.vipHeld
+	st.HeartbeatMS, st.TimeoutMS = c.HeartbeatMS, c.TimeoutMS
+	alive := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < c.timeout() }
+	p := &appliance.PairPeer{Name: c.Peer, Reachable: alive(n.peer.seen), LastSeen: n.peer.seen, Role: n.peer.role}
+	if len(c.PeerAddrs) > 0 {
+		p.Address = c.PeerAddrs[0]
+	}
+	for _, a := range c.PeerAddrs {
+		seen := n.peer.paths[a]
+		p.Paths = append(p.Paths, appliance.PairPath{Address: a, Reachable: alive(seen), LastSeen: seen})
+	}
+	if !p.Reachable {
+		p.Role = ""
+	}
+	st.Peer = p
+	if c.Witness != "" {
+		st.Witness = &appliance.PairWitness{Address: c.Witness, Reachable: !n.witness.seen.IsZero() && now.Sub(n.witness.seen) < c.lease()+10*c.heartbeat(),
+			LastSeen: n.witness.seen, Holder: n.witness.holder, LeaseUntil: n.witness.leaseUntil}
+	}
+	return st
+}

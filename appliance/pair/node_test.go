@@ -1,0 +1,184 @@
+package pair
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/state"
+)
+
+type fakeVIP struct {
+	mu        sync.Mutex
+	held      bool
+	announced int
+}
+
+func (v *fakeVIP) Hold() error     { v.mu.Lock(); defer v.mu.Unlock(); v.held = true; return nil }
+func (v *fakeVIP) Drop() error     { v.mu.Lock(); defer v.mu.Unlock(); v.held = false; return nil }
+func (v *fakeVIP) Announce() error { v.mu.Lock(); defer v.mu.Unlock(); v.announced++; return nil }
+func (v *fakeVIP) Held() bool      { v.mu.Lock(); defer v.mu.Unlock(); return v.held }
+
+type testNode struct {
+	*Node
+	vip    *fakeVIP
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startNode runs a node on ip:port (loopback addresses 127.0.0.x stand in for units).
+func startNode(t *testing.T, name, ip string, port int) *testNode {
+	t.Helper()
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	tn := &testNode{vip: &fakeVIP{}, done: make(chan error, 1)}
+	tn.Node = &Node{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, Name: name, UDPPort: port,
+		Addrs:  func() []netip.Addr { return []netip.Addr{netip.MustParseAddr(ip)} },
+		NewVIP: func(netip.Prefix) VIP { return tn.vip },
+		Listen: func() (net.PacketConn, error) { return net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port))) }}
+	if err := tn.Load(); err != nil {
+		t.Fatal(err)
+	}
+	var ctx context.Context
+	ctx, tn.cancel = context.WithCancel(context.Background())
+	go func() { tn.done <- tn.Run(ctx) }()
+	t.Cleanup(tn.stop)
+	return tn
+}
+
+func (tn *testNode) stop() {
+	if tn.cancel != nil {
+		tn.cancel()
+		<-tn.done
+		tn.cancel = nil
+	}
+}
+
+func waitRoles(t *testing.T, what string, a, b *testNode, ra, rb string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if a.Role() == ra && b.Role() == rb {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: roles %s/%s, want %s/%s", what, a.Role(), b.Role(), ra, rb)
+}
+
+// Two nodes and a witness over real UDP on loopback addresses: pairing, the service address, forged and
+// replayed heartbeats, failover, and the returning unit staying standby.
+func TestNodesPairAndFailOver(t *testing.T) {
+	port := freeUDPPort(t)
+	wconn, err := net.ListenPacket("udp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startNode(t, "unit-a", "127.0.0.1", port)
+	b := startNode(t, "unit-b", "127.0.0.2", port)
+
+	if _, err := a.Invite(context.Background(), appliance.PairSettings{VIP: "192.0.2.100/24", Mode: Auto}); err == nil {
+		t.Error("automatic mode without a witness was accepted")
+	}
+	code, err := a.Invite(context.Background(), appliance.PairSettings{VIP: "192.0.2.100/24", Mode: Auto, Witness: wconn.LocalAddr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Join(context.Background(), "127.0.0.1", "AAAA-BBBB-CCCC-DDDD"); err == nil {
+		t.Fatal("joined with a wrong code")
+	}
+	if err := b.Join(context.Background(), "127.0.0.1", code); err != nil {
+		t.Fatal(err)
+	}
+	key, err := a.WitnessKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bk, _ := b.WitnessKey(); bk != key {
+		t.Fatal("the units derived different witness keys")
+	}
+	ws := &WitnessServer{Key: WitnessKey(a.cfg.Key), Log: a.Log, Now: time.Now, Name: "witness"}
+	wctx, wstop := context.WithCancel(context.Background())
+	defer wstop()
+	go ws.Serve(wctx, wconn)
+
+	waitRoles(t, "after pairing", a, b, Active, Standby)
+	if !a.vip.Held() || b.vip.Held() {
+		t.Fatalf("service address held: a=%v b=%v", a.vip.Held(), b.vip.Held())
+	}
+	time.Sleep(time.Second) // a standby pings the witness every 5 heartbeats
+	st := b.Pair()
+	if !st.Paired || st.Peer == nil || st.Peer.Name != "unit-a" || !st.Peer.Reachable || st.Witness == nil || !st.Witness.Reachable {
+		t.Fatalf("B's status = %+v peer %+v witness %+v", st, st.Peer, st.Witness)
+	}
+
+	// A forged heartbeat (wrong key) claiming A stood down, and a replayed genuine one, change nothing.
+	conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.2:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := Seal([]byte("not the pair key, not at all....."), Message{Kind: "heartbeat", From: "unit-a", Seq: 1 << 62, Time: time.Now(), Role: Standby, Yield: true})
+	old, _ := Seal(a.cfg.Key, Message{Kind: "heartbeat", From: "unit-a", Seq: 1, Time: time.Now(), Role: Standby, Yield: true})
+	conn.Write(forged)
+	conn.Write(old)
+	time.Sleep(300 * time.Millisecond)
+	st = b.Pair()
+	if st.Rejected["bad_tag"] < 1 || st.Rejected["replay"] < 1 {
+		t.Errorf("rejected = %v, want a bad_tag and a replay", st.Rejected)
+	}
+	waitRoles(t, "after forged heartbeats", a, b, Active, Standby)
+
+	// Switchover asked from the standby, and back from the active one.
+	if err := b.SetRole(context.Background(), Active, false); err != nil {
+		t.Fatal(err)
+	}
+	waitRoles(t, "switchover to B", a, b, Standby, Active)
+	if err := b.SetRole(context.Background(), Standby, false); err != nil {
+		t.Fatal(err)
+	}
+	waitRoles(t, "switchover back to A", a, b, Active, Standby)
+
+	a.stop() // A dies
+	start := time.Now()
+	for b.Role() != Active {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("B did not take over: %+v", b.Pair())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("failover in %v", time.Since(start))
+	if a.vip.Held() || !b.vip.Held() {
+		t.Errorf("service address after failover: a=%v b=%v", a.vip.Held(), b.vip.Held())
+	}
+
+	// A comes back (same stored config): standby, and it does not take the address back.
+	a2 := startNode(t, "unit-a", "127.0.0.1", port)
+	a2.Store = a.Store
+	time.Sleep(2 * time.Second)
+	if a2.Role() == Active {
+		t.Fatal("returning unit became active")
+	}
+	if err := a2.Unpair(context.Background()); err == nil {
+		t.Log("a2 had no config: it was started on a fresh store")
+	}
+}
+
+func freeUDPPort(t *testing.T) int {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}

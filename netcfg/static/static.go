@@ -1,0 +1,208 @@
+// Package static gives network ports fixed addresses: the desired state is a list of ports with their
+// prefixes, Diff compares it with what the kernel has, and Apply is the only code that changes it (through
+// netlink). A port listed here is not touched by DHCP (netd skips the ports named in the marker file).
+package static
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Port is one port's desired configuration.
+type Port struct {
+	Name      string         `json:"name"`
+	Addresses []netip.Prefix `json:"addresses"`
+	Gateway   netip.Addr     `json:"gateway,omitzero"`
+}
+
+// Change is one step of Apply.
+type Change struct {
+	Op     string // "up", "add", "del", "route"
+	Port   string
+	Prefix netip.Prefix
+	Via    netip.Addr
+}
+
+func (c Change) String() string {
+	switch c.Op {
+	case "up":
+		return "bring up " + c.Port
+	case "route":
+		return fmt.Sprintf("default route via %s on %s", c.Via, c.Port)
+	}
+	return fmt.Sprintf("%s %s on %s", c.Op, c.Prefix, c.Port)
+}
+
+// Current is what the kernel has on one port.
+type Current struct {
+	Up        bool
+	Addresses []netip.Prefix
+	Gateway   netip.Addr // default route through this port, if any
+}
+
+// Diff lists the changes that make current match desired. Addresses in keep (the service address, which
+// the pair part owns) are never removed; link-local addresses are left alone.
+func Diff(current map[string]Current, desired []Port, keep []netip.Prefix) []Change {
+	var out []Change
+	for _, p := range desired {
+		cur := current[p.Name]
+		if !cur.Up {
+			out = append(out, Change{Op: "up", Port: p.Name})
+		}
+		for _, a := range p.Addresses {
+			if !slices.Contains(cur.Addresses, a) {
+				out = append(out, Change{Op: "add", Port: p.Name, Prefix: a})
+			}
+		}
+		for _, a := range cur.Addresses {
+			if a.Addr().IsLinkLocalUnicast() || slices.Contains(p.Addresses, a) || slices.Contains(keep, a) {
+				continue
+			}
+			out = append(out, Change{Op: "del", Port: p.Name, Prefix: a})
+		}
+		if p.Gateway.IsValid() && cur.Gateway != p.Gateway {
+			out = append(out, Change{Op: "route", Port: p.Name, Via: p.Gateway})
+		}
+	}
+	return out
+}
+
+// Validate checks a desired configuration before anything is applied.
+func Validate(ports []Port) error {
+	seen := map[string]bool{}
+	for _, p := range ports {
+		if p.Name == "" || strings.ContainsAny(p.Name, "/ ") || len(p.Name) > unix.IFNAMSIZ-1 {
+			return fmt.Errorf("port name %q is not valid", p.Name)
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("port %s is listed twice", p.Name)
+		}
+		seen[p.Name] = true
+		if len(p.Addresses) == 0 {
+			return fmt.Errorf("port %s: no address", p.Name)
+		}
+		for _, a := range p.Addresses {
+			if !a.IsValid() || a.Addr().IsUnspecified() || a.Addr().IsMulticast() || a.Addr().IsLoopback() {
+				return fmt.Errorf("port %s: %s is not a host address", p.Name, a)
+			}
+		}
+		if p.Gateway.IsValid() && !slices.ContainsFunc(p.Addresses, func(a netip.Prefix) bool { return a.Masked().Contains(p.Gateway) }) {
+			return fmt.Errorf("port %s: gateway %s is not on any of its networks", p.Name, p.Gateway)
+		}
+	}
+	return nil
+}
+
+// Read returns the kernel's view of the named ports.
+func Read(names []string) (map[string]Current, error) {
+	out := map[string]Current{}
+	for _, n := range names {
+		l, err := netlink.LinkByName(n)
+		if err != nil {
+			return nil, fmt.Errorf("port %s: %w", n, err)
+		}
+		c := Current{Up: l.Attrs().Flags&unix.IFF_UP != 0}
+		addrs, err := netlink.AddrList(l, unix.AF_UNSPEC)
+		if err != nil {
+			return nil, fmt.Errorf("addresses of %s: %w", n, err)
+		}
+		for _, a := range addrs {
+			if p, ok := Prefix(a.IPNet.IP, a.IPNet.Mask); ok {
+				c.Addresses = append(c.Addresses, p)
+			}
+		}
+		routes, err := netlink.RouteList(l, unix.AF_INET)
+		if err != nil {
+			return nil, fmt.Errorf("routes of %s: %w", n, err)
+		}
+		for _, r := range routes {
+			if r.Dst == nil && r.Gw != nil {
+				c.Gateway, _ = netip.AddrFromSlice(r.Gw.To4())
+			}
+		}
+		out[n] = c
+	}
+	return out, nil
+}
+
+// Prefix converts a kernel address.
+func Prefix(ip []byte, mask []byte) (netip.Prefix, bool) {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	a = a.Unmap()
+	ones := 0
+	for _, b := range mask {
+		for ; b&0x80 != 0; b <<= 1 {
+			ones++
+		}
+	}
+	return netip.PrefixFrom(a, ones), true
+}
+
+// Apply makes the changes. It stops at the first failure.
+func Apply(changes []Change) error {
+	for _, c := range changes {
+		l, err := netlink.LinkByName(c.Port)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c, err)
+		}
+		switch c.Op {
+		case "up":
+			err = netlink.LinkSetUp(l)
+		case "add":
+			err = netlink.AddrAdd(l, Addr(c.Prefix))
+			if errors.Is(err, unix.EEXIST) {
+				err = nil
+			}
+		case "del":
+			err = netlink.AddrDel(l, Addr(c.Prefix))
+		case "route":
+			err = netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: c.Via.AsSlice()})
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", c, err)
+		}
+	}
+	return nil
+}
+
+// Addr is the netlink form of p.
+func Addr(p netip.Prefix) *netlink.Addr {
+	a, _ := netlink.ParseAddr(p.String())
+	return a
+}
+
+// MarkerFile lists the statically configured ports for netd (one name per line).
+const MarkerFile = "/run/appliance/static-ports"
+
+// WriteMarker records which ports are static.
+func WriteMarker(path string, ports []Port) error {
+	var b strings.Builder
+	for _, p := range ports {
+		b.WriteString(p.Name + "\n")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// ReadMarker returns the static ports (none when the file is absent).
+func ReadMarker(path string) map[string]bool {
+	b, _ := os.ReadFile(path)
+	out := map[string]bool{}
+	for _, n := range strings.Fields(string(b)) {
+		out[n] = true
+	}
+	return out
+}

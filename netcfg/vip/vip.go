@@ -1,0 +1,128 @@
+// Package vip holds and releases the service address: the one address the office's clients use, which
+// always leads to the active unit. Holding it adds it to the port on its network and announces it
+// (gratuitous ARP for IPv4; for IPv6 the kernel sends unsolicited neighbour advertisements when ndisc_notify
+// is set), so clients and switches forget the old holder at once.
+package vip
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/mdlayher/arp"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/lawbox/appliance/netcfg/static"
+)
+
+// Address is one service address.
+type Address struct {
+	Prefix  netip.Prefix
+	ProcSys string // "/proc/sys"
+}
+
+// Port returns the port that has another address on the service address's network.
+func (a *Address) Port() (netlink.Link, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list ports: %w", err)
+	}
+	for _, l := range links {
+		addrs, err := netlink.AddrList(l, unix.AF_UNSPEC)
+		if err != nil {
+			continue
+		}
+		for _, ad := range addrs {
+			p, ok := static.Prefix(ad.IPNet.IP, ad.IPNet.Mask)
+			if ok && p.Addr() != a.Prefix.Addr() && p.Masked().Contains(a.Prefix.Addr()) {
+				return l, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no port has an address on %s: configure the LAN port first", a.Prefix.Masked())
+}
+
+// Held reports whether a port carries the address.
+func (a *Address) Held() bool {
+	addrs, err := netlink.AddrList(nil, unix.AF_UNSPEC)
+	if err != nil {
+		return false
+	}
+	for _, ad := range addrs {
+		if ip, ok := netip.AddrFromSlice(ad.IPNet.IP); ok && ip.Unmap() == a.Prefix.Addr() {
+			return true
+		}
+	}
+	return false
+}
+
+// Hold adds the address (if missing) and announces it.
+func (a *Address) Hold() error {
+	l, err := a.Port()
+	if err != nil {
+		return err
+	}
+	ad := static.Addr(a.Prefix)
+	if a.Prefix.Addr().Is6() {
+		ad.Flags |= unix.IFA_F_NODAD // the witness lease, not DAD, says it is ours
+		path := filepath.Join(a.ProcSys, "net/ipv6/conf", l.Attrs().Name, "ndisc_notify")
+		if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("enable neighbour announcements on %s: %w", l.Attrs().Name, err)
+		}
+	}
+	if err := netlink.AddrAdd(l, ad); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add service address %s to %s: %w", a.Prefix, l.Attrs().Name, err)
+	}
+	return a.Announce()
+}
+
+// Announce tells the LAN the address is here (IPv4: a gratuitous ARP request and reply).
+func (a *Address) Announce() error {
+	if !a.Prefix.Addr().Is4() {
+		return nil // the kernel announced it when it was added (ndisc_notify)
+	}
+	l, err := a.Port()
+	if err != nil {
+		return err
+	}
+	ifi, err := net.InterfaceByIndex(l.Attrs().Index)
+	if err != nil {
+		return fmt.Errorf("announce %s: %w", a.Prefix.Addr(), err)
+	}
+	c, err := arp.Dial(ifi)
+	if err != nil {
+		return fmt.Errorf("announce %s on %s: %w", a.Prefix.Addr(), ifi.Name, err)
+	}
+	defer c.Close()
+	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	ip := a.Prefix.Addr()
+	for _, op := range []arp.Operation{arp.OperationRequest, arp.OperationReply} {
+		p, err := arp.NewPacket(op, ifi.HardwareAddr, ip, bcast, ip)
+		if err != nil {
+			return err
+		}
+		if err := c.WriteTo(p, bcast); err != nil {
+			return fmt.Errorf("announce %s on %s: %w", ip, ifi.Name, err)
+		}
+	}
+	return nil
+}
+
+// Drop removes the address from every port.
+func (a *Address) Drop() error {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return fmt.Errorf("list ports: %w", err)
+	}
+	for _, l := range links {
+		err := netlink.AddrDel(l, static.Addr(a.Prefix))
+		if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("drop service address %s from %s: %w", a.Prefix, l.Attrs().Name, err)
+		}
+	}
+	return nil
+}
