@@ -89,6 +89,7 @@ type Node struct {
 	joining   *joining
 	conn      net.PacketConn
 	lastEvent string
+	lastRole  string // the role acted on at the last tick
 }
 
 type peerState struct {
@@ -149,6 +150,7 @@ func (n *Node) setConfig(c *Config) {
 		return
 	}
 	n.m = NewMachine(c.Mode, c.timeout(), c.Preferred)
+	n.lastRole = n.m.Role()
 	if p, err := netip.ParsePrefix(c.VIP); err == nil && n.NewVIP != nil {
 		n.vip = n.NewVIP(p)
 	}
@@ -202,8 +204,9 @@ func (n *Node) tick() {
 		return
 	}
 	now := n.Now()
-	was := n.m.Role()
+	was := n.lastRole
 	role, wantLease := n.m.Step(n.inputs(now))
+	n.lastRole = role
 	if role != was {
 		n.roleChanged(was, role)
 	}

@@ -54,6 +54,8 @@ type Machine struct {
 	role       string
 	yieldSince time.Time // set while this unit stands aside for its peer (a switchover), zero otherwise
 	claimSince time.Time // set while an admin's "make this unit active" is pending
+	// when this unit first saw the peer's current yield
+	peerYieldSeen time.Time
 }
 
 // yieldFor bounds a switchover: if the peer has not taken over by then, this unit may be active again.
@@ -82,7 +84,16 @@ func (m *Machine) Step(in Inputs) (role string, wantLease bool) {
 	peerActive := peerAlive && in.PeerRole == Active
 	leased := in.Now.Before(in.LeaseUntil)
 
-	if m.Yielding() && (peerActive || in.Now.Sub(m.yieldSince) > yieldFor) {
+	// A yield ends when the peer took over, when the peer yielded back after this unit did (the latest
+	// stand-down wins), or after yieldFor.
+	if peerAlive && in.PeerYields {
+		if m.peerYieldSeen.IsZero() {
+			m.peerYieldSeen = in.Now
+		}
+	} else {
+		m.peerYieldSeen = time.Time{}
+	}
+	if m.Yielding() && (peerActive || m.peerYieldSeen.After(m.yieldSince) || in.Now.Sub(m.yieldSince) > yieldFor) {
 		m.yieldSince = time.Time{}
 	}
 	if m.role == Active || in.Now.Sub(m.claimSince) > yieldFor {
