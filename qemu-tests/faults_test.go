@@ -15,7 +15,7 @@ func TestFaultHelpers(t *testing.T) {
 	t.Parallel()
 	hub := NewHub(t.TempDir())
 	t.Cleanup(hub.Close)
-	u := boot(t, Config{Hub: hub, Disks: []Disk{
+	u := boot(t, Config{Hubs: []*Hub{hub}, Disks: []Disk{
 		{ID: "v1", Kind: Virtio, Serial: "PULL-ME", SizeMiB: 32},
 		{ID: "v2", Kind: Virtio, Serial: "FAULTY", SizeMiB: 32, Faulty: true},
 		{ID: "n1", Kind: NVMe, Serial: "NVME-W", SizeMiB: 32},
@@ -81,14 +81,14 @@ func TestFaultHelpers(t *testing.T) {
 
 	// The hub: the guest's DHCP client sends on its LAN port; a cut port drops what it sends.
 	eventually(t, time.Minute, "frames from the guest on the hub", func() error {
-		if n, _ := hub.Counters(u.HubPort); n == 0 {
+		if n, _ := hub.Counters(u.HubPorts[0]); n == 0 {
 			return fmt.Errorf("no frames")
 		}
 		return nil
 	})
-	hub.SetCut(u.HubPort, true)
+	hub.SetCut(u.HubPorts[0], true)
 	eventually(t, 2*time.Minute, "frames dropped on the cut port", func() error {
-		if _, d := hub.Counters(u.HubPort); d == 0 {
+		if _, d := hub.Counters(u.HubPorts[0]); d == 0 {
 			return fmt.Errorf("nothing dropped")
 		}
 		return nil

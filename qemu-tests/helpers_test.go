@@ -44,6 +44,28 @@ type unit struct {
 // build/qemu-test-artifacts/<test>/ when the test fails.
 func boot(t testing.TB, cfg Config) *unit {
 	t.Helper()
+	u := start(t, cfg)
+	if !cfg.NoMgmtNet {
+		u.ready()
+	}
+	return u
+}
+
+// bootAll starts the VMs together (they boot in parallel), then waits for each web UI.
+func bootAll(t testing.TB, cfgs ...Config) []*unit {
+	t.Helper()
+	var us []*unit
+	for _, c := range cfgs {
+		us = append(us, start(t, c))
+	}
+	for _, u := range us {
+		u.ready()
+	}
+	return us
+}
+
+func start(t testing.TB, cfg Config) *unit {
+	t.Helper()
 	im := image(t)
 	cfg.Dir = t.TempDir()
 	cfg.Cmdline = append(cfg.Cmdline, "appliance.debug=1")
@@ -67,23 +89,24 @@ func boot(t testing.TB, cfg Config) *unit {
 			t.Logf("console log kept in %s", name)
 		}
 	})
-	u := &unit{VM: vm, t: t}
-	if cfg.NoMgmtNet {
-		return u
-	}
-	m, err := vm.Expect(reFingerprint, 3*time.Minute)
+	return &unit{VM: vm, t: t}
+}
+
+// ready waits for the web UI and reads the fingerprint and setup code from the console.
+func (u *unit) ready() {
+	u.t.Helper()
+	m, err := u.Expect(reFingerprint, 3*time.Minute)
 	if err != nil {
-		t.Fatalf("%v\nconsole:\n%s", err, tail(vm.Console()))
+		u.t.Fatalf("%v\nconsole:\n%s", err, tail(u.Console()))
 	}
 	u.fingerprint = m[1]
-	if _, err := vm.Expect(reReady, time.Minute); err != nil {
-		t.Fatalf("%v\nconsole:\n%s", err, tail(vm.Console()))
+	if _, err := u.Expect(reReady, time.Minute); err != nil {
+		u.t.Fatalf("%v\nconsole:\n%s", err, tail(u.Console()))
 	}
-	if m := reSetupCode.FindStringSubmatch(vm.Console()); m != nil { // none when the unit is set up already
+	if m := reSetupCode.FindStringSubmatch(u.Console()); m != nil { // none when the unit is set up already
 		u.code = m[1]
 	}
-	u.http = vm.HTTPClient(u.fingerprint)
-	return u
+	u.http = u.HTTPClient(u.fingerprint)
 }
 
 func tail(s string) string {

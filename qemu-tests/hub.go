@@ -14,8 +14,9 @@ import (
 type Hub struct {
 	dir string
 
-	mu    sync.Mutex // guards ports
+	mu    sync.Mutex // guards ports and tap
 	ports []*hubPort
+	tap   func(port int, frame []byte)
 }
 
 type hubPort struct {
@@ -62,6 +63,9 @@ func (h *Hub) forward(n int, from *hubPort) {
 		}
 		h.mu.Lock()
 		from.received++
+		if h.tap != nil {
+			h.tap(n, append([]byte(nil), buf[:m]...))
+		}
 		if from.cut {
 			from.dropped++
 			h.mu.Unlock()
@@ -79,6 +83,23 @@ func (h *Hub) forward(n int, from *hubPort) {
 		}
 		h.mu.Unlock()
 	}
+}
+
+// SetTap makes f see a copy of every frame a port sends (nil: none). f runs with the hub locked: it must
+// not call the hub.
+func (h *Hub) SetTap(f func(port int, frame []byte)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.tap = f
+}
+
+// Inject delivers frame to port n as if another port had sent it (a forged or replayed frame).
+func (h *Hub) Inject(n int, frame []byte) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.ports[n]
+	_, err := p.conn.WriteToUnix(frame, p.peer)
+	return err
 }
 
 // SetCut cuts (true) or restores (false) port n.

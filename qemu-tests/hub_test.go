@@ -1,6 +1,7 @@
 package qemutests
 
 import (
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -44,9 +45,21 @@ func TestHubForwardsAndCuts(t *testing.T) {
 		t.Errorf("dropped on port 1 = %d, want 1", dropped)
 	}
 	h.SetCut(1, false)
+	tapped := make(chan string, 1)
+	h.SetTap(func(port int, frame []byte) { tapped <- fmt.Sprint(port, string(frame)) })
 	a.WriteToUnix([]byte("frame-3"), aHub)
 	b.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, _, err := b.ReadFromUnix(buf); err != nil || string(buf[:n]) != "frame-3" {
 		t.Errorf("after restore b got %q, %v", buf[:n], err)
+	}
+	if got := <-tapped; got != "0frame-3" {
+		t.Errorf("tap saw %q, want port 0 frame-3", got)
+	}
+	h.SetTap(nil)
+	if err := h.Inject(1, []byte("forged")); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := b.ReadFromUnix(buf); err != nil || string(buf[:n]) != "forged" {
+		t.Errorf("injected frame: b got %q, %v", buf[:n], err)
 	}
 }

@@ -76,7 +76,7 @@ type Config struct {
 	Disks     []Disk
 	MemoryMiB int      // 0: the image's
 	Cmdline   []string // appended to the image's command line
-	Hub       *Hub     // if set, a second NIC joins this hub
+	Hubs      []*Hub   // one more NIC per hub (eth1, eth2, ... in the guest)
 	NoMgmtNet bool     // no user-networking NIC (and so no web UI from the host)
 	HostPort  int      // host port forwarded to the guest's 443 on 127.0.0.1; 0 picks a free one
 	GuestFwd  []string // user-networking guestfwd rules, e.g. "tcp:198.18.0.100:5432-cmd:socat - TCP:127.0.0.1:PORT"
@@ -87,7 +87,7 @@ type VM struct {
 	Dir      string
 	HTTPS    string // "127.0.0.1:PORT" forwarded to the guest's port 443
 	Postgres string // "127.0.0.1:PORT" forwarded to the guest's port 5432
-	HubPort  int
+	HubPorts []int // this VM's port on each of Config.Hubs
 	QMP      *QMP
 	cmd      *exec.Cmd
 	stdin    io.WriteCloser
@@ -158,15 +158,15 @@ func Start(im Image, cfg Config) (*VM, error) {
 			"-netdev", netdev,
 			"-device", "virtio-net-pci,netdev=mgmt,id=mgmt")
 	}
-	if cfg.Hub != nil {
-		n, vmPath, hubPath, err := cfg.Hub.AddPort()
+	for i, h := range cfg.Hubs {
+		n, vmPath, hubPath, err := h.AddPort()
 		if err != nil {
 			return nil, err
 		}
-		vm.HubPort = n
+		vm.HubPorts = append(vm.HubPorts, n)
 		args = append(args,
-			"-netdev", fmt.Sprintf("dgram,id=lan,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s", vmPath, hubPath),
-			"-device", fmt.Sprintf("virtio-net-pci,netdev=lan,id=lan,mac=52:54:00:00:01:%02x", n))
+			"-netdev", fmt.Sprintf("dgram,id=lan%d,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s", i, vmPath, hubPath),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=lan%d,id=lan%d,mac=%s", i, i, nextMAC()))
 	}
 	out, err := os.Create(vm.console)
 	if err != nil {
@@ -250,6 +250,19 @@ func blockdev(d Disk) map[string]any {
 			"set-state":    []map[string]any{{"event": "pwritev_zero", "state": 1, "new_state": 2}}}
 	}
 	return map[string]any{"driver": "raw", "node-name": d.ID, "file": file}
+}
+
+var (
+	macMu   sync.Mutex
+	macNext int
+)
+
+// nextMAC returns a MAC address no other VM of this test process has.
+func nextMAC() string {
+	macMu.Lock()
+	defer macMu.Unlock()
+	macNext++
+	return fmt.Sprintf("52:54:00:01:%02x:%02x", macNext>>8, macNext&0xff)
 }
 
 func freeTCPPort() (int, error) {

@@ -17,6 +17,7 @@ type pageData struct {
 	Health  map[string]string // disk serial -> SMART health, for the storage page
 	Disk    diskPage
 	DB      databasePage
+	Pair    pairPage
 	Summary summary
 }
 

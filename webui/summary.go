@@ -37,6 +37,9 @@ func (s *Server) summarize(ctx context.Context) summary {
 	if db, err := s.db.Database(ctx); err == nil && db.State != "running" {
 		alerts = append(alerts, appliance.Alert{Level: "warning", Message: "the database is " + db.State})
 	}
+	if s.pair != nil {
+		alerts = append(alerts, pairAlerts(s.pair.Pair())...)
+	}
 	sum := summary{Level: "green", Sentence: "Everything is working: the disks are mirrored and healthy.", Alerts: alerts}
 	for _, a := range alerts {
 		if a.Level == "critical" {
@@ -46,4 +49,28 @@ func (s *Server) summarize(ctx context.Context) summary {
 		sum.Level, sum.Sentence = "amber", "Working, with something to look at below."
 	}
 	return sum
+}
+
+// pairAlerts are the pair's problems as the dashboard states them.
+func pairAlerts(p appliance.PairStatus) []appliance.Alert {
+	var out []appliance.Alert
+	if !p.Paired {
+		return nil
+	}
+	if p.Role == "fenced" {
+		out = append(out, appliance.Alert{Level: "critical", Message: "this unit lost the other unit and the witness while active and stopped serving"})
+	}
+	if p.Peer != nil && !p.Peer.Reachable {
+		out = append(out, appliance.Alert{Level: "critical", Message: "the other unit (" + p.Peer.Name + ") cannot be reached: no failover is possible"})
+	} else if p.Peer != nil {
+		for _, path := range p.Peer.Paths {
+			if !path.Reachable {
+				out = append(out, appliance.Alert{Level: "warning", Message: "no heartbeats from the other unit over " + path.Address})
+			}
+		}
+	}
+	if p.Witness != nil && !p.Witness.Reachable {
+		out = append(out, appliance.Alert{Level: "warning", Message: "the witness at " + p.Witness.Address + " does not answer: automatic failover is off until it does"})
+	}
+	return out
 }

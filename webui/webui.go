@@ -54,6 +54,8 @@ type Server struct {
 	disks  appliance.Storage
 	health appliance.Health
 	db     appliance.Database
+	pair   appliance.Pair
+	net    appliance.Network
 	log    *slog.Logger
 	pages  map[string]*template.Template
 }
@@ -65,18 +67,21 @@ type Parts struct {
 	Storage  appliance.Storage
 	Health   appliance.Health
 	Database appliance.Database
+	Pair     appliance.Pair
+	Network  appliance.Network
 }
 
 // New returns the web UI over the appliance's parts.
 func New(p Parts, log *slog.Logger) (*Server, error) {
-	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, log: log, pages: map[string]*template.Template{}}
+	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, log: log, pages: map[string]*template.Template{}}
 	funcs := template.FuncMap{
 		"bytes":    humanBytes,
 		"duration": func(sec int64) string { return (time.Duration(sec) * time.Second).String() },
 		"percent":  func(p *float64) string { return fmt.Sprintf("%.1f", *p*100) },
 		"deref":    func(p *int64) int64 { return *p },
+		"ms":       ms,
 	}
-	for _, p := range []string{"setup", "login", "status", "storage", "disk", "database"} {
+	for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", p, err)
@@ -122,6 +127,20 @@ func (s *Server) Routes() []Route {
 		{"POST /api/v1/database/promote", Admin, s.apiPromote},
 		{"POST /database/promote", Admin, s.formPromote},
 		{"POST /database/upstream", Admin, s.formSetUpstream},
+		{"GET /pair", Viewer, s.pagePair},
+		{"POST /pair/invite", Admin, s.formInvite},
+		{"POST /pair/join", Admin, s.formJoin},
+		{"POST /pair/unpair", Admin, s.formUnpair},
+		{"POST /pair/role", Admin, s.formPairRole},
+		{"POST /pair/network", Admin, s.formNetwork},
+		{"GET /api/v1/pair", Viewer, s.apiPair},
+		{"POST /api/v1/pair/invite", Admin, s.apiInvite},
+		{"POST /api/v1/pair/join", Admin, s.apiJoin},
+		{"DELETE /api/v1/pair", Admin, s.apiUnpair},
+		{"POST /api/v1/pair/role", Admin, s.apiPairRole},
+		{"GET /api/v1/pair/witness-key", Admin, s.apiWitnessKey},
+		{"GET /api/v1/network", Viewer, s.apiNetwork},
+		{"PUT /api/v1/network", Admin, s.apiSetNetwork},
 		{"GET /api/v1/disks", Viewer, s.apiDisks},
 		{"PUT /api/v1/disks/policy", Admin, s.apiHealthPolicy},
 		{"GET /api/v1/disks/{serial}/history", Viewer, s.apiHistory},

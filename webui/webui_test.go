@@ -131,6 +131,8 @@ type env struct {
 	auth    *auth.Auth
 	sys     *fakeSystem
 	storage *fakeStorage
+	pair    *fakePair
+	net     *fakeNetwork
 }
 
 func newEnv(t *testing.T) *env {
@@ -156,11 +158,13 @@ func newEnv(t *testing.T) *env {
 		Supported: true, Health: "replace", TemperatureC: 44,
 		Findings: []appliance.Finding{{Key: "nvme-warning-4", Level: "replace", Message: "NVMe critical warning: degraded reliability", Value: 5}}}}}}
 	db := &fakeDB{}
-	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db}, log)
+	pr := &fakePair{st: appliance.PairStatus{Name: "unit-a", Role: "single", Rejected: map[string]int{}}}
+	nw := &fakeNetwork{}
+	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db, Pair: pr, Network: nw}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl, db: db}
+	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl, db: db, pair: pr, net: nw}
 }
 
 type req struct {
@@ -512,5 +516,99 @@ func TestSummaryLevels(t *testing.T) {
 	e.storage.st.Alerts = nil
 	if s := e.srv.summarize(ctx); s.Level != "green" || !strings.Contains(s.Sentence, "Everything is working") {
 		t.Errorf("all well: %+v", s)
+	}
+}
+
+type fakePair struct {
+	st       appliance.PairStatus
+	settings appliance.PairSettings
+	roles    []string
+}
+
+func (f *fakePair) Pair() appliance.PairStatus { return f.st }
+func (f *fakePair) Invite(_ context.Context, s appliance.PairSettings) (string, error) {
+	if s.VIP == "" {
+		return "", fmt.Errorf("%w: no service address", appliance.ErrBadInput)
+	}
+	f.settings = s
+	return "ABCD-EFGH-IJKL-MNOP", nil
+}
+func (f *fakePair) Join(_ context.Context, peer, code string) error {
+	if code != "ABCD-EFGH-IJKL-MNOP" {
+		return fmt.Errorf("%w: no answer from %s", appliance.ErrUnavailable, peer)
+	}
+	f.st.Paired, f.st.Role, f.st.Peer = true, "standby", &appliance.PairPeer{Name: "unit-b", Address: peer}
+	return nil
+}
+func (f *fakePair) Unpair(context.Context) error {
+	f.st = appliance.PairStatus{Role: "single"}
+	return nil
+}
+func (f *fakePair) SetRole(_ context.Context, role string, force bool) error {
+	if role != "active" && role != "standby" {
+		return fmt.Errorf("%w: role %q", appliance.ErrBadInput, role)
+	}
+	f.roles = append(f.roles, fmt.Sprint(role, force))
+	return nil
+}
+func (f *fakePair) WitnessKey() (string, error) { return "00ff", nil }
+
+type fakeNetwork struct{ ports []appliance.NetworkPort }
+
+func (f *fakeNetwork) Ports() []appliance.NetworkPort { return f.ports }
+func (f *fakeNetwork) SetPorts(_ context.Context, p []appliance.NetworkPort) error {
+	for _, port := range p {
+		if len(port.Addresses) == 0 {
+			return fmt.Errorf("%w: port %s: no address", appliance.ErrBadInput, port.Name)
+		}
+	}
+	f.ports = p
+	return nil
+}
+
+func TestPairAPIAndPage(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	if w := e.do(req{method: "GET", path: "/api/v1/pair", hdr: bearer}); w.Code != 200 || !strings.Contains(w.Body.String(), `"role":"single"`) {
+		t.Errorf("pair = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/pair/invite", hdr: bearer, body: `{"mode":"auto"}`}); w.Code != 400 {
+		t.Errorf("invite without a service address = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/pair/invite", hdr: bearer, body: `{"vip":"192.0.2.100/24","mode":"auto","witness":"192.0.2.30:7947"}`}); w.Code != 201 || !strings.Contains(w.Body.String(), `"code":"ABCD-`) {
+		t.Errorf("invite = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/pair/join", hdr: bearer, body: `{"peer":"192.0.2.11","code":"WRONG"}`}); w.Code != 503 {
+		t.Errorf("join with a wrong code = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/pair/join", hdr: bearer, body: `{"peer":"192.0.2.11","code":"ABCD-EFGH-IJKL-MNOP"}`}); w.Code != 200 || !strings.Contains(w.Body.String(), `"paired":true`) {
+		t.Errorf("join = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/pair/role", hdr: bearer, body: `{"role":"boss"}`}); w.Code != 400 {
+		t.Errorf("bad role = %d", w.Code)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/pair/role", hdr: bearer, body: `{"role":"active","force":true}`}); w.Code != 202 || len(e.pair.roles) != 1 {
+		t.Errorf("role = %d %v", w.Code, e.pair.roles)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/network", hdr: bearer, body: `{"ports":[{"name":"eth1","addresses":["192.0.2.11/24"]}]}`}); w.Code != 200 || len(e.net.ports) != 1 {
+		t.Errorf("network = %d %s", w.Code, w.Body)
+	}
+	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
+	body := e.do(req{method: "GET", path: "/pair", hdr: cookie}).Body.String()
+	for _, want := range []string{"unit-b", "192.0.2.11/24", `action="/pair/role"`, `action="/pair/unpair"`, "witness -key-file"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("pair page lacks %q", want)
+		}
+	}
+	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	if e.do(req{method: "POST", path: "/pair/unpair", hdr: form, body: "confirm=no"}); !e.pair.st.Paired {
+		t.Error("unpaired without the confirmation")
+	}
+	if w := e.do(req{method: "DELETE", path: "/api/v1/pair", hdr: bearer}); w.Code != 204 || e.pair.st.Paired {
+		t.Errorf("unpair = %d", w.Code)
+	}
+	if w := e.do(req{method: "POST", path: "/pair/invite", hdr: form, body: "vip=192.0.2.100%2F24&mode=manual"}); !strings.Contains(w.Body.String(), "ABCD-EFGH-IJKL-MNOP") || e.pair.settings.Mode != "manual" {
+		t.Errorf("invite form did not show the code")
 	}
 }

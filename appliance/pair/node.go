@@ -726,3 +726,18 @@ func (n *Node) Pair() appliance.PairStatus {
 	}
 	return st
 }
+
+// ServiceAddress is the service address this unit may hold (none when unpaired): the network part must not
+// remove it.
+func (n *Node) ServiceAddress() []netip.Prefix {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return nil
+	}
+	p, err := netip.ParsePrefix(n.cfg.VIP)
+	if err != nil {
+		return nil
+	}
+	return []netip.Prefix{p}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,10 +20,14 @@ import (
 	"github.com/lawbox/appliance/appliance/control"
 	"github.com/lawbox/appliance/appliance/database"
 	"github.com/lawbox/appliance/appliance/health"
+	"github.com/lawbox/appliance/appliance/network"
+	"github.com/lawbox/appliance/appliance/pair"
 	"github.com/lawbox/appliance/appliance/state"
 	"github.com/lawbox/appliance/appliance/storage"
 	"github.com/lawbox/appliance/appliance/unit"
 	"github.com/lawbox/appliance/hw/raid"
+	"github.com/lawbox/appliance/netcfg/static"
+	"github.com/lawbox/appliance/netcfg/vip"
 	"github.com/lawbox/appliance/webui"
 )
 
@@ -76,9 +81,17 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 			h, _ := os.Hostname()
 			return h
 		}}
+	host, _ := os.Hostname()
+	node := &pair.Node{Log: log.With("part", "pair"), Store: st, Name: host, Addrs: localAddrs,
+		NewVIP: func(p netip.Prefix) pair.VIP { return &vip.Address{Prefix: p, ProcSys: "/proc/sys"} }}
+	if err := node.Load(); err != nil {
+		log.Error("pair", "err", err)
+	}
+	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
+		Keep: node.ServiceAddress}
 	// Long-running parts stop before the store closes and the arrays are unmounted.
 	sctx, stopParts := context.WithCancel(context.Background())
-	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run}
+	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run, ports.Run, node.Run}
 	partsDone := make(chan error, len(parts))
 	for _, run := range parts {
 		go func() { partsDone <- run(sctx) }()
@@ -92,7 +105,6 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		disks.Shutdown(context.Background())
 	}()
 
-	host, _ := os.Hostname()
 	cert, err := certs.LoadOrCreate(st, host, localIPs(), time.Now())
 	if err != nil {
 		return err
@@ -104,7 +116,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	a.SetupCode() // prints the code when the unit is not set up yet
 
 	ui, err := webui.New(webui.Parts{Auth: a, System: &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: control.NewClient(*ctlSock)},
-		Storage: disks, Health: monitor, Database: db}, log)
+		Storage: disks, Health: monitor, Database: db, Pair: node, Network: ports}, log)
 	if err != nil {
 		return err
 	}
@@ -149,6 +161,20 @@ func webURL(host, listen string) string {
 		return "https://" + host + "/"
 	}
 	return "https://" + net.JoinHostPort(host, p) + "/"
+}
+
+// localAddrs lists the unit's global unicast addresses (IPv4 and IPv6).
+func localAddrs() []netip.Addr {
+	addrs, _ := net.InterfaceAddrs()
+	var out []netip.Addr
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
 }
 
 // localIPs lists the unit's global unicast IPv4 addresses.

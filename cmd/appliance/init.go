@@ -226,11 +226,14 @@ func serveControl(log *slog.Logger, sup *supervise.Supervisor, request func(sysi
 //	mdstat                 print /proc/mdstat
 //	smartctl DISK          print how long smartctl -a took and its JSON on one line (the tests' outside oracle)
 //	poweroff | reboot
+//
+// and the network commands of netDebug.
 func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, request func(sysinit.Action)) {
 	sc := bufio.NewScanner(in)
+	var nd netDebug
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
+		if len(f) == 0 || nd.command(f, out) {
 			continue
 		}
 		switch {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/netcfg/dhcp"
+	"github.com/lawbox/appliance/netcfg/static"
 )
 
 func runNetd(ctx context.Context, log *slog.Logger, args []string) error {
@@ -18,5 +19,6 @@ func runNetd(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	stdlog.SetOutput(io.Discard) // u-root's DHCP client dumps every packet; our own log says what matters
-	return (&dhcp.Client{Log: log, SysRoot: *sys, Retry: 30 * time.Second}).Run(ctx)
+	skip := func() map[string]bool { return static.ReadMarker(static.MarkerFile) }
+	return (&dhcp.Client{Log: log, SysRoot: *sys, Retry: 30 * time.Second, Skip: skip}).Run(ctx)
 }

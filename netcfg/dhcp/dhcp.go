@@ -47,6 +47,8 @@ type Client struct {
 	SysRoot string
 	// Retry is the wait before asking again on a port that got no answer.
 	Retry time.Duration
+	// Skip names the ports configured statically (read at every round); nil: none.
+	Skip func() map[string]bool
 }
 
 // Run brings up loopback, then keeps a lease on every wired port until ctx is done.
@@ -74,14 +76,24 @@ func (c *Client) round(ctx context.Context) time.Duration {
 		c.Log.Warn("no wired network port", "err", err)
 		return c.Retry
 	}
+	var skip map[string]bool
+	if c.Skip != nil {
+		skip = c.Skip()
+	}
 	var links []netlink.Link
 	for _, p := range ports {
+		if skip[p] {
+			continue
+		}
 		l, err := netlink.LinkByName(p)
 		if err != nil {
 			c.Log.Warn("network port vanished", "port", p, "err", err)
 			continue
 		}
 		links = append(links, l)
+	}
+	if len(links) == 0 {
+		return c.Retry
 	}
 	next := time.Hour
 	got := map[string]bool{}

@@ -1,0 +1,133 @@
+// Package network keeps the unit's static port configuration: stored in the state store, applied at start
+// and on every change through netcfg/static, and re-applied periodically (a port that was replaced or reset
+// gets its addresses back). Ports not listed stay on DHCP (netd).
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/state"
+	"github.com/lawbox/appliance/netcfg/static"
+)
+
+const configKey = "network"
+
+// Manager implements appliance.Network.
+type Manager struct {
+	Log    *slog.Logger
+	Store  *state.Store
+	Marker string                // static.MarkerFile
+	Keep   func() []netip.Prefix // addresses another part owns (the service address)
+	Apply  func([]static.Port, []netip.Prefix) error
+}
+
+var _ appliance.Network = (*Manager)(nil)
+
+// ApplyKernel is the real Apply: read, diff, apply.
+func ApplyKernel(ports []static.Port, keep []netip.Prefix) error {
+	var names []string
+	for _, p := range ports {
+		names = append(names, p.Name)
+	}
+	cur, err := static.Read(names)
+	if err != nil {
+		return err
+	}
+	return static.Apply(static.Diff(cur, ports, keep))
+}
+
+func (m *Manager) load() ([]static.Port, error) {
+	var ports []static.Port
+	err := m.Store.GetJSON(state.BucketConfig, configKey, &ports)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil
+	}
+	return ports, err
+}
+
+func (m *Manager) apply(ports []static.Port) error {
+	if err := static.WriteMarker(m.Marker, ports); err != nil {
+		return fmt.Errorf("tell netd the static ports: %w", err)
+	}
+	var keep []netip.Prefix
+	if m.Keep != nil {
+		keep = m.Keep()
+	}
+	return m.Apply(ports, keep)
+}
+
+// Run applies the configuration now and every 30 s until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	for {
+		ports, err := m.load()
+		if err == nil {
+			err = m.apply(ports)
+		}
+		if err != nil {
+			m.Log.Error("network configuration", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(30 * time.Second):
+		}
+	}
+}
+
+// Ports implements appliance.Network.
+func (m *Manager) Ports() []appliance.NetworkPort {
+	ports, _ := m.load()
+	out := []appliance.NetworkPort{}
+	for _, p := range ports {
+		np := appliance.NetworkPort{Name: p.Name}
+		for _, a := range p.Addresses {
+			np.Addresses = append(np.Addresses, a.String())
+		}
+		if p.Gateway.IsValid() {
+			np.Gateway = p.Gateway.String()
+		}
+		out = append(out, np)
+	}
+	return out
+}
+
+// SetPorts implements appliance.Network: validate, apply, then store (a configuration the kernel refused
+// is not kept).
+func (m *Manager) SetPorts(_ context.Context, in []appliance.NetworkPort) error {
+	var ports []static.Port
+	for _, np := range in {
+		p := static.Port{Name: np.Name}
+		for _, a := range np.Addresses {
+			pr, err := netip.ParsePrefix(a)
+			if err != nil {
+				return fmt.Errorf("%w: port %s: address %q: give it with its prefix length, e.g. 192.0.2.11/24", appliance.ErrBadInput, np.Name, a)
+			}
+			p.Addresses = append(p.Addresses, pr)
+		}
+		if np.Gateway != "" {
+			gw, err := netip.ParseAddr(np.Gateway)
+			if err != nil {
+				return fmt.Errorf("%w: port %s: gateway %q is not an address", appliance.ErrBadInput, np.Name, np.Gateway)
+			}
+			p.Gateway = gw
+		}
+		ports = append(ports, p)
+	}
+	if err := static.Validate(ports); err != nil {
+		return fmt.Errorf("%w: %v", appliance.ErrBadInput, err)
+	}
+	if err := m.apply(ports); err != nil {
+		return fmt.Errorf("%w: %v", appliance.ErrBadInput, err)
+	}
+	if err := m.Store.PutJSON(state.BucketConfig, configKey, ports); err != nil {
+		return fmt.Errorf("save network configuration: %w", err)
+	}
+	m.Log.Info("network configuration applied", "ports", len(ports))
+	return nil
+}

@@ -1,0 +1,433 @@
+package qemutests
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+type pairStatus struct {
+	Paired  bool   `json:"paired"`
+	Name    string `json:"name"`
+	Role    string `json:"role"`
+	VIPHeld bool   `json:"vip_held"`
+	Peer    *struct {
+		Name      string `json:"name"`
+		Reachable bool   `json:"reachable"`
+		Paths     []struct {
+			Address   string `json:"address"`
+			Reachable bool   `json:"reachable"`
+		} `json:"paths"`
+	} `json:"peer"`
+	Witness *struct {
+		Reachable bool   `json:"reachable"`
+		Holder    string `json:"holder"`
+	} `json:"witness"`
+	Rejected map[string]int `json:"rejected"`
+}
+
+// pairUnit is a unit of the pair with its admin token and a short-timeout client for polling.
+type pairUnit struct {
+	*unit
+	tok  string
+	poll *http.Client
+}
+
+func (p *pairUnit) pair() (pairStatus, error) {
+	req, _ := http.NewRequest("GET", p.URL("/api/v1/pair"), nil)
+	req.Header.Set("Authorization", "Bearer "+p.tok)
+	resp, err := p.poll.Do(req)
+	if err != nil {
+		return pairStatus{}, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var st pairStatus
+	if resp.StatusCode != 200 {
+		return st, fmt.Errorf("GET /api/v1/pair = %d %s", resp.StatusCode, b)
+	}
+	return st, json.Unmarshal(b, &st)
+}
+
+func (p *pairUnit) mustPair() pairStatus {
+	p.t.Helper()
+	st, err := p.pair()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return st
+}
+
+func (p *pairUnit) console(cmd string, want *regexp.Regexp) []string {
+	p.t.Helper()
+	if err := p.Send(cmd); err != nil {
+		p.t.Fatal(err)
+	}
+	m, err := p.Expect(want, time.Minute)
+	if err != nil {
+		p.t.Fatalf("%s: %v", cmd, err)
+	}
+	return m
+}
+
+func newPairUnit(u *unit, tok string) *pairUnit {
+	return &pairUnit{unit: u, tok: tok, poll: &http.Client{Timeout: 2 * time.Second, Transport: u.http.Transport}}
+}
+
+// overlapChecker polls both units' roles every 100 ms for the whole test and fails on two active units.
+// A round counts only when both answers came within 150 ms of each other's start (the design keeps at
+// least PeerTimeout/2 between one unit's stop and the other's start, so a conclusive round with both active
+// is a real overlap).
+type overlapChecker struct {
+	t          testing.TB
+	mu         sync.Mutex
+	units      [2]*pairUnit
+	rounds     int
+	conclusive int
+	overlaps   []string
+	stop       chan struct{}
+	done       chan struct{}
+}
+
+func startChecker(t testing.TB, a, b *pairUnit) *overlapChecker {
+	c := &overlapChecker{t: t, units: [2]*pairUnit{a, b}, stop: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+func (c *overlapChecker) set(i int, u *pairUnit) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.units[i] = u
+}
+
+func (c *overlapChecker) run() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		c.mu.Lock()
+		units := c.units
+		c.mu.Unlock()
+		var wg sync.WaitGroup
+		var roles [2]string
+		var ends [2]time.Time
+		start := time.Now()
+		for i, u := range units {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if st, err := u.pair(); err == nil {
+					roles[i] = st.Role
+				}
+				ends[i] = time.Now()
+			}()
+		}
+		wg.Wait()
+		c.mu.Lock()
+		c.rounds++
+		if ends[0].Sub(start) < 150*time.Millisecond && ends[1].Sub(start) < 150*time.Millisecond {
+			c.conclusive++
+			if roles[0] == "active" && roles[1] == "active" {
+				c.overlaps = append(c.overlaps, start.Format("15:04:05.000"))
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// finish stops polling and fails the test if both units were ever seen active at once.
+func (c *overlapChecker) finish() {
+	close(c.stop)
+	<-c.done
+	c.t.Logf("role checker: %d rounds, %d conclusive", c.rounds, c.conclusive)
+	if len(c.overlaps) > 0 {
+		c.t.Errorf("both units active at %v", c.overlaps)
+	}
+	if c.conclusive < c.rounds/4 {
+		c.t.Errorf("only %d of %d checker rounds were conclusive", c.conclusive, c.rounds)
+	}
+}
+
+func waitRoles(t testing.TB, what string, timeout time.Duration, a, b *pairUnit, ra, rb string) {
+	t.Helper()
+	eventually(t, timeout, what, func() error {
+		sa, err := a.pair()
+		if err != nil {
+			return err
+		}
+		sb, err := b.pair()
+		if err != nil {
+			return err
+		}
+		if sa.Role != ra || sb.Role != rb {
+			return fmt.Errorf("roles %s=%s %s=%s, want %s/%s", sa.Name, sa.Role, sb.Name, sb.Role, ra, rb)
+		}
+		return nil
+	})
+}
+
+// heartbeat reports whether frame is a pair datagram (UDP 7946) from src to dst, and where its UDP header is.
+func heartbeat(frame []byte, src, dst [4]byte) (udp int, ok bool) {
+	if len(frame) < 14+20+8 || binary.BigEndian.Uint16(frame[12:14]) != 0x0800 || frame[14+9] != 17 {
+		return 0, false
+	}
+	ihl := int(frame[14]&0x0f) * 4
+	udp = 14 + ihl
+	if len(frame) < udp+8 || !bytes.Equal(frame[14+12:14+16], src[:]) || !bytes.Equal(frame[14+16:14+20], dst[:]) ||
+		binary.BigEndian.Uint16(frame[udp+2:udp+4]) != 7946 || frame[udp+8] != '{' {
+		return 0, false
+	}
+	return udp, true
+}
+
+var (
+	reProbe  = regexp.MustCompile(`debug: probe (\d+) (\S+)`)
+	reMark   = regexp.MustCompile(`debug: mark (\d+)`)
+	reAddrOK = regexp.MustCompile(`debug: addr \S+ \S+: <nil>`)
+)
+
+// pairLab is two units (LAN + direct cable) and an office PC running the witness and the client probe.
+type pairLab struct {
+	lan, cable *Hub
+	a, b       *pairUnit
+	pc         *pairUnit
+	aDisk      []Disk
+	bDisk      []Disk
+}
+
+func unitConfig(name string, disks []Disk, hubs ...*Hub) Config {
+	return Config{Hubs: hubs, Disks: disks, Cmdline: []string{"appliance.hostname=" + name}}
+}
+
+// newPairLab boots the three VMs, gives the ports fixed addresses, pairs the units (timeoutMS: 0 for the
+// default), starts the witness on the PC and waits for A active and B standby.
+func newPairLab(t testing.TB, timeoutMS int) *pairLab {
+	l := &pairLab{lan: NewHub(t.TempDir()), cable: NewHub(t.TempDir())}
+	t.Cleanup(l.lan.Close)
+	t.Cleanup(l.cable.Close)
+	l.aDisk = keep(t, Disk{ID: "a1", Kind: Virtio, Serial: "UNIT-A-1", SizeMiB: 1200})
+	l.bDisk = keep(t, Disk{ID: "b1", Kind: Virtio, Serial: "UNIT-B-1", SizeMiB: 1200})
+	us := bootAll(t, unitConfig("unit-a", l.aDisk, l.lan, l.cable), unitConfig("unit-b", l.bDisk, l.lan, l.cable),
+		unitConfig("office-pc", nil, l.lan))
+	l.a, l.b = newPairUnit(us[0], us[0].setupAndLogin()), newPairUnit(us[1], us[1].setupAndLogin())
+	l.pc = newPairUnit(us[2], "")
+	for _, c := range []struct {
+		u    *pairUnit
+		body string
+	}{
+		{l.a, `{"ports":[{"name":"eth1","addresses":["192.0.2.11/24"]},{"name":"eth2","addresses":["198.51.100.1/24"]}]}`},
+		{l.b, `{"ports":[{"name":"eth1","addresses":["192.0.2.12/24"]},{"name":"eth2","addresses":["198.51.100.2/24"]}]}`},
+	} {
+		if code, body := c.u.call("PUT", "/api/v1/network", c.u.tok, c.body); code != 200 {
+			t.Fatalf("network on %s = %d %s", c.u.Name(), code, body)
+		}
+	}
+	l.pc.console("addr eth1 192.0.2.30/24", reAddrOK)
+
+	if code, body := l.a.call("POST", "/api/v1/pair/invite", l.a.tok, `{"vip":"192.0.2.100/24","mode":"auto"}`); code != 400 {
+		t.Errorf("automatic mode without a witness = %d %s", code, body)
+	}
+	settings := `{"vip":"192.0.2.100/24","mode":"auto","witness":"192.0.2.30:7947"`
+	if timeoutMS > 0 {
+		settings += `,"timeout_ms":` + strconv.Itoa(timeoutMS)
+	}
+	code, body := l.a.call("POST", "/api/v1/pair/invite", l.a.tok, settings+"}")
+	var inv struct{ Code string }
+	if code != 201 || json.Unmarshal([]byte(body), &inv) != nil {
+		t.Fatalf("invite = %d %s", code, body)
+	}
+	if code, body := l.b.call("POST", "/api/v1/pair/join", l.b.tok, `{"peer":"192.0.2.11","code":"AAAA-BBBB-CCCC-DDDD"}`); code != 503 {
+		t.Errorf("join with a wrong code = %d %s", code, body)
+	}
+	if code, body := l.b.call("POST", "/api/v1/pair/join", l.b.tok, `{"peer":"192.0.2.11","code":"`+inv.Code+`"}`); code != 200 {
+		t.Fatalf("join = %d %s", code, body)
+	}
+	var wk struct{ Key string }
+	l.a.get("/api/v1/pair/witness-key", l.a.tok, &wk)
+	l.pc.console("witness "+wk.Key, regexp.MustCompile(`debug: witness: <nil>`))
+	waitRoles(t, "roles after pairing", time.Minute, l.a, l.b, "active", "standby")
+	eventually(t, 30*time.Second, "both paths and the witness seen", func() error {
+		for _, u := range []*pairUnit{l.a, l.b} {
+			st := u.mustPair()
+			if st.Peer == nil || len(st.Peer.Paths) != 2 || !st.Peer.Paths[0].Reachable || !st.Peer.Paths[1].Reachable ||
+				st.Witness == nil || !st.Witness.Reachable {
+				return fmt.Errorf("%s: %+v peer %+v witness %+v", u.Name(), st, st.Peer, st.Witness)
+			}
+		}
+		return nil
+	})
+	return l
+}
+
+// Name is the unit's host name.
+func (p *pairUnit) Name() string {
+	st, err := p.pair()
+	if err != nil {
+		return "?"
+	}
+	return st.Name
+}
+
+// killAndMeasure kill -9s the unit u and returns how long the PC's probe took to get its first answer from
+// survivor on the service address.
+func (l *pairLab) killAndMeasure(t testing.TB, u *pairUnit, survivor string) time.Duration {
+	t.Helper()
+	if err := u.Kill9(); err != nil {
+		t.Fatal(err)
+	}
+	mark, _ := strconv.Atoi(l.pc.console("mark", reMark)[1])
+	for {
+		m, err := l.pc.Expect(reProbe, time.Minute)
+		if err != nil {
+			t.Fatalf("no answer from %s on the service address: %v", survivor, err)
+		}
+		if m[2] == survivor {
+			at, _ := strconv.Atoi(m[1])
+			return time.Duration(at-mark) * time.Millisecond
+		}
+	}
+}
+
+// restart boots a killed unit again on its disks and hubs.
+func (l *pairLab) restart(t testing.TB, name string, disks []Disk) *pairUnit {
+	t.Helper()
+	u := boot(t, unitConfig(name, disks, l.lan, l.cable))
+	return newPairUnit(u, u.login())
+}
+
+// Two units and an office PC (witness and client) on one virtual LAN, the units also joined by a direct
+// cable. A role checker polls both units throughout and fails on two active units.
+func TestPairFailover(t *testing.T) {
+	t.Parallel()
+	l := newPairLab(t, 800) // a longer timeout than the default: other QEMU tests share the CPUs
+	chk := startChecker(t, l.a, l.b)
+	defer chk.finish()
+	l.pc.console("probe 192.0.2.100:443", regexp.MustCompile(`debug: probe \d+ unit-a`))
+
+	// A forged heartbeat and a replayed one, injected into B's LAN port, are dropped.
+	var mu sync.Mutex
+	var captured []byte
+	l.lan.SetTap(func(port int, frame []byte) {
+		if _, ok := heartbeat(frame, [4]byte{192, 0, 2, 11}, [4]byte{192, 0, 2, 12}); ok {
+			mu.Lock()
+			captured = frame
+			mu.Unlock()
+		}
+	})
+	time.Sleep(time.Second)
+	l.lan.SetTap(nil)
+	mu.Lock()
+	frame := captured
+	mu.Unlock()
+	if frame == nil {
+		t.Fatal("no heartbeat from A to B seen on the LAN")
+	}
+	before := l.b.mustPair().Rejected
+	forged := bytes.Clone(frame)
+	udp, _ := heartbeat(forged, [4]byte{192, 0, 2, 11}, [4]byte{192, 0, 2, 12})
+	forged[len(forged)-1] ^= 0xff       // the tag no longer matches
+	forged[udp+6], forged[udp+7] = 0, 0 // no UDP checksum (allowed on IPv4), so the kernel delivers it
+	lanB := l.b.HubPorts[0]
+	for _, f := range [][]byte{forged, frame} {
+		if err := l.lan.Inject(lanB, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "forged and replayed heartbeats refused", func() error {
+		r := l.b.mustPair().Rejected
+		if r["bad_tag"] <= before["bad_tag"] || r["replay"] <= before["replay"] {
+			return fmt.Errorf("rejected %v (before %v)", r, before)
+		}
+		return nil
+	})
+	waitRoles(t, "roles after the forged heartbeats", 5*time.Second, l.a, l.b, "active", "standby")
+
+	// Only the direct cable is cut: heartbeats go on over the LAN, nobody changes role.
+	l.cable.SetCut(l.a.HubPorts[1], true)
+	time.Sleep(5 * time.Second)
+	waitRoles(t, "roles with the cable cut", time.Second, l.a, l.b, "active", "standby")
+	eventually(t, 10*time.Second, "cable path reported missing", func() error {
+		for _, p := range l.b.mustPair().Peer.Paths {
+			if p.Address == "198.51.100.1" && !p.Reachable {
+				return nil
+			}
+		}
+		return fmt.Errorf("%+v", l.b.mustPair().Peer)
+	})
+	l.cable.SetCut(l.a.HubPorts[1], false)
+
+	// Switchover from the standby's page, and back from the active one.
+	if code, body := l.b.call("POST", "/api/v1/pair/role", l.b.tok, `{"role":"active"}`); code != 202 {
+		t.Fatalf("switchover to B = %d %s", code, body)
+	}
+	waitRoles(t, "after switchover to B", 30*time.Second, l.a, l.b, "standby", "active")
+	if _, err := l.pc.Expect(regexp.MustCompile(`debug: probe \d+ unit-b`), 30*time.Second); err != nil {
+		t.Fatalf("the service address did not follow B: %v", err)
+	}
+	if code, body := l.b.call("POST", "/api/v1/pair/role", l.b.tok, `{"role":"standby"}`); code != 202 {
+		t.Fatalf("switchover back = %d %s", code, body)
+	}
+	waitRoles(t, "after switchover back to A", 30*time.Second, l.a, l.b, "active", "standby")
+	if _, err := l.pc.Expect(regexp.MustCompile(`debug: probe \d+ unit-a`), 30*time.Second); err != nil {
+		t.Fatalf("the service address did not follow A: %v", err)
+	}
+
+	// kill -9 of the active unit: the PC reaches B on the service address.
+	took := l.killAndMeasure(t, l.a, "unit-b")
+	t.Logf("failover: the client got its first answer from unit-b %v after kill -9 of unit-a", took)
+	if st := l.b.mustPair(); st.Role != "active" || !st.VIPHeld {
+		t.Fatalf("B after failover: %+v", st)
+	}
+
+	// A comes back: standby, and it stays so.
+	l.a = l.restart(t, "unit-a", l.aDisk)
+	chk.set(0, l.a)
+	eventually(t, time.Minute, "A back and paired", func() error {
+		st := l.a.mustPair()
+		if st.Peer == nil || !st.Peer.Reachable {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	time.Sleep(5 * time.Second)
+	waitRoles(t, "after A returned", time.Second, l.a, l.b, "standby", "active")
+
+	// The active unit (B) is cut off from A and the witness: B fences itself, A takes over.
+	l.lan.SetCut(l.b.HubPorts[0], true)
+	l.cable.SetCut(l.b.HubPorts[1], true)
+	waitRoles(t, "B isolated", 30*time.Second, l.a, l.b, "active", "fenced")
+	l.lan.SetCut(l.b.HubPorts[0], false)
+	l.cable.SetCut(l.b.HubPorts[1], false)
+	waitRoles(t, "B back on the network", 30*time.Second, l.a, l.b, "active", "standby")
+
+	// The witness is unreachable and the units lose each other: nobody is active rather than two.
+	l.lan.SetCut(l.pc.HubPorts[0], true)
+	l.lan.SetCut(l.b.HubPorts[0], true)
+	l.cable.SetCut(l.b.HubPorts[1], true)
+	waitRoles(t, "partition without the witness", 30*time.Second, l.a, l.b, "fenced", "standby")
+	time.Sleep(5 * time.Second)
+	waitRoles(t, "still nobody active", time.Second, l.a, l.b, "fenced", "standby")
+	for _, n := range []int{l.pc.HubPorts[0], l.b.HubPorts[0]} {
+		l.lan.SetCut(n, false)
+	}
+	l.cable.SetCut(l.b.HubPorts[1], false)
+	eventually(t, 30*time.Second, "exactly one active after healing", func() error {
+		sa, sb := l.a.mustPair(), l.b.mustPair()
+		if (sa.Role == "active") == (sb.Role == "active") {
+			return fmt.Errorf("A=%s B=%s", sa.Role, sb.Role)
+		}
+		return nil
+	})
+}
