@@ -31,8 +31,9 @@ qemu-test: image ## boot the real image in QEMU and run the scenario tests
 
 test: unit qemu-test ## unit tests, then the QEMU suite
 
-bench: image ## boot time and image size beside a bare Go init; rebuild MB/s beside raw write MB/s; pull-to-degraded; SMART poll beside smartctl; history bytes
-	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench . -benchtime 3x -timeout 20m ./qemu-tests/
+bench: image ## boot time and image size beside a bare Go init; rebuild MB/s beside raw write MB/s; pull-to-degraded; SMART poll beside smartctl; failover beside its detection budget; history bytes
+	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'Boot|Rebuild|SMARTPoll' -benchtime 3x -timeout 20m ./qemu-tests/
+	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench Failover -benchtime 1x -timeout 30m ./qemu-tests/
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./appliance/health/
 
 lint: ## gofmt, go vet, staticcheck

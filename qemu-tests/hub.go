@@ -11,15 +11,20 @@ import (
 
 // Hub is a userspace Ethernet hub joining VMs through QEMU "-netdev dgram" unix sockets. Every frame a
 // port sends goes to every other connected port; a test can cut a port (both directions) and restore it.
+// Each port has its own send queue: a VM that does not read (still booting: QEMU reads its socket only
+// once the guest's NIC is up, and the kernel queues just 10 datagrams) must not stall the others. A full
+// queue drops frames, as a switch port does.
 type Hub struct {
 	dir string
 
 	mu    sync.Mutex // guards ports and tap
-	ports []*hubPort
-	tap   func(port int, frame []byte)
+	ports  []*hubPort
+	tap    func(port int, frame []byte)
+	closed bool
 }
 
 type hubPort struct {
+	out      chan []byte
 	conn     *net.UnixConn
 	peer     *net.UnixAddr // the VM's end
 	cut      bool
@@ -43,7 +48,12 @@ func (h *Hub) AddPort() (n int, vmPath, hubPath string, err error) {
 	if err != nil {
 		return 0, "", "", fmt.Errorf("hub port %d: %w", n, err)
 	}
-	p := &hubPort{conn: conn, peer: &net.UnixAddr{Name: vmPath, Net: "unixgram"}}
+	p := &hubPort{conn: conn, peer: &net.UnixAddr{Name: vmPath, Net: "unixgram"}, out: make(chan []byte, 512)}
+	go func() {
+		for f := range p.out {
+			_, _ = p.conn.WriteToUnix(f, p.peer) // a VM that is not up yet just misses the frame
+		}
+	}()
 	h.mu.Lock()
 	h.ports = append(h.ports, p)
 	h.mu.Unlock()
@@ -62,6 +72,10 @@ func (h *Hub) forward(n int, from *hubPort) {
 			continue
 		}
 		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return
+		}
 		from.received++
 		if h.tap != nil {
 			h.tap(n, append([]byte(nil), buf[:m]...))
@@ -79,7 +93,11 @@ func (h *Hub) forward(n int, from *hubPort) {
 				to.dropped++
 				continue
 			}
-			_, _ = to.conn.WriteToUnix(buf[:m], to.peer) // a VM that is not up yet just misses the frame
+			select {
+			case to.out <- append([]byte(nil), buf[:m]...):
+			default:
+				to.dropped++
+			}
 		}
 		h.mu.Unlock()
 	}
@@ -97,9 +115,15 @@ func (h *Hub) SetTap(f func(port int, frame []byte)) {
 func (h *Hub) Inject(n int, frame []byte) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	p := h.ports[n]
-	_, err := p.conn.WriteToUnix(frame, p.peer)
-	return err
+	if h.closed {
+		return errors.New("hub closed")
+	}
+	select {
+	case h.ports[n].out <- frame:
+		return nil
+	default:
+		return fmt.Errorf("hub port %d: send queue full", n)
+	}
 }
 
 // SetCut cuts (true) or restores (false) port n.
@@ -121,7 +145,12 @@ func (h *Hub) Counters(n int) (received, dropped int) {
 func (h *Hub) Close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.closed = true
 	for _, p := range h.ports {
 		p.conn.Close()
+		close(p.out)
 	}
 }

@@ -193,7 +193,7 @@ func heartbeat(frame []byte, src, dst [4]byte) (udp int, ok bool) {
 }
 
 var (
-	reProbe  = regexp.MustCompile(`debug: probe (\d+) (\S+)`)
+	reProbe  = regexp.MustCompile(`debug: probe (\d+) ([0-9a-f:]{17})`)
 	reMark   = regexp.MustCompile(`debug: mark (\d+)`)
 	reAddrOK = regexp.MustCompile(`debug: addr \S+ \S+: <nil>`)
 )
@@ -223,18 +223,15 @@ func newPairLab(t testing.TB, timeoutMS int) *pairLab {
 		unitConfig("office-pc", nil, l.lan))
 	l.a, l.b = newPairUnit(us[0], us[0].setupAndLogin()), newPairUnit(us[1], us[1].setupAndLogin())
 	l.pc = newPairUnit(us[2], "")
-	for _, c := range []struct {
-		u    *pairUnit
-		body string
-	}{
-		{l.a, `{"ports":[{"name":"eth1","addresses":["192.0.2.11/24"]},{"name":"eth2","addresses":["198.51.100.1/24"]}]}`},
-		{l.b, `{"ports":[{"name":"eth1","addresses":["192.0.2.12/24"]},{"name":"eth2","addresses":["198.51.100.2/24"]}]}`},
-	} {
-		if code, body := c.u.call("PUT", "/api/v1/network", c.u.tok, c.body); code != 200 {
-			t.Fatalf("network on %s = %d %s", c.u.Name(), code, body)
+	// Ports are named by MAC address: the kernel does not number virtio NICs in the same order every boot.
+	for i, u := range []*pairUnit{l.a, l.b} {
+		body := fmt.Sprintf(`{"ports":[{"name":%q,"addresses":["192.0.2.%d/24"]},{"name":%q,"addresses":["198.51.100.%d/24"]}]}`,
+			u.MACs[0], 11+i, u.MACs[1], 1+i)
+		if code, body := u.call("PUT", "/api/v1/network", u.tok, body); code != 200 {
+			t.Fatalf("network on %s = %d %s", u.Name(), code, body)
 		}
 	}
-	l.pc.console("addr eth1 192.0.2.30/24", reAddrOK)
+	l.pc.console("addr "+l.pc.MACs[0]+" 192.0.2.30/24", reAddrOK)
 
 	if code, body := l.a.call("POST", "/api/v1/pair/invite", l.a.tok, `{"vip":"192.0.2.100/24","mode":"auto"}`); code != 400 {
 		t.Errorf("automatic mode without a witness = %d %s", code, body)
@@ -282,28 +279,38 @@ func (p *pairUnit) Name() string {
 
 // killAndMeasure kill -9s the unit u and returns how long the PC's probe took to get its first answer from
 // survivor on the service address.
-func (l *pairLab) killAndMeasure(t testing.TB, u *pairUnit, survivor string) time.Duration {
+func (l *pairLab) killAndMeasure(t testing.TB, u, survivor *pairUnit) time.Duration {
 	t.Helper()
 	if err := u.Kill9(); err != nil {
 		t.Fatal(err)
 	}
 	mark, _ := strconv.Atoi(l.pc.console("mark", reMark)[1])
+	m := l.expectAnswer(t, survivor, time.Minute)
+	at, _ := strconv.Atoi(m[1])
+	return time.Duration(at-mark) * time.Millisecond
+}
+
+// expectAnswer waits for the PC's probe to report an answer on the service address from u's LAN port.
+func (l *pairLab) expectAnswer(t testing.TB, u *pairUnit, timeout time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
-		m, err := l.pc.Expect(reProbe, time.Minute)
+		m, err := l.pc.Expect(reProbe, time.Until(deadline))
 		if err != nil {
-			t.Fatalf("no answer from %s on the service address: %v", survivor, err)
+			t.Fatalf("no answer from %s (%s) on the service address: %v", u.Name(), u.MACs[0], err)
 		}
-		if m[2] == survivor {
-			at, _ := strconv.Atoi(m[1])
-			return time.Duration(at-mark) * time.Millisecond
+		if m[2] == u.MACs[0] {
+			return m
 		}
 	}
 }
 
-// restart boots a killed unit again on its disks and hubs.
-func (l *pairLab) restart(t testing.TB, name string, disks []Disk) *pairUnit {
+// restart boots a killed unit again on its disks and hubs, with its MAC addresses.
+func (l *pairLab) restart(t testing.TB, old *pairUnit, name string, disks []Disk) *pairUnit {
 	t.Helper()
-	u := boot(t, unitConfig(name, disks, l.lan, l.cable))
+	cfg := unitConfig(name, disks, l.lan, l.cable)
+	cfg.MACs = old.MACs
+	u := boot(t, cfg)
 	return newPairUnit(u, u.login())
 }
 
@@ -314,7 +321,8 @@ func TestPairFailover(t *testing.T) {
 	l := newPairLab(t, 800) // a longer timeout than the default: other QEMU tests share the CPUs
 	chk := startChecker(t, l.a, l.b)
 	defer chk.finish()
-	l.pc.console("probe 192.0.2.100:443", regexp.MustCompile(`debug: probe \d+ unit-a`))
+	l.pc.console("probe 192.0.2.100:443", regexp.MustCompile(`debug: probing`))
+	l.expectAnswer(t, l.a, time.Minute)
 
 	// A forged heartbeat and a replayed one, injected into B's LAN port, are dropped.
 	var mu sync.Mutex
@@ -373,26 +381,22 @@ func TestPairFailover(t *testing.T) {
 		t.Fatalf("switchover to B = %d %s", code, body)
 	}
 	waitRoles(t, "after switchover to B", 30*time.Second, l.a, l.b, "standby", "active")
-	if _, err := l.pc.Expect(regexp.MustCompile(`debug: probe \d+ unit-b`), 30*time.Second); err != nil {
-		t.Fatalf("the service address did not follow B: %v", err)
-	}
+	l.expectAnswer(t, l.b, 30*time.Second)
 	if code, body := l.b.call("POST", "/api/v1/pair/role", l.b.tok, `{"role":"standby"}`); code != 202 {
 		t.Fatalf("switchover back = %d %s", code, body)
 	}
 	waitRoles(t, "after switchover back to A", 30*time.Second, l.a, l.b, "active", "standby")
-	if _, err := l.pc.Expect(regexp.MustCompile(`debug: probe \d+ unit-a`), 30*time.Second); err != nil {
-		t.Fatalf("the service address did not follow A: %v", err)
-	}
+	l.expectAnswer(t, l.a, 30*time.Second)
 
 	// kill -9 of the active unit: the PC reaches B on the service address.
-	took := l.killAndMeasure(t, l.a, "unit-b")
+	took := l.killAndMeasure(t, l.a, l.b)
 	t.Logf("failover: the client got its first answer from unit-b %v after kill -9 of unit-a", took)
 	if st := l.b.mustPair(); st.Role != "active" || !st.VIPHeld {
 		t.Fatalf("B after failover: %+v", st)
 	}
 
 	// A comes back: standby, and it stays so.
-	l.a = l.restart(t, "unit-a", l.aDisk)
+	l.a = l.restart(t, l.a, "unit-a", l.aDisk)
 	chk.set(0, l.a)
 	eventually(t, time.Minute, "A back and paired", func() error {
 		st := l.a.mustPair()

@@ -77,6 +77,7 @@ type Config struct {
 	MemoryMiB int      // 0: the image's
 	Cmdline   []string // appended to the image's command line
 	Hubs      []*Hub   // one more NIC per hub (eth1, eth2, ... in the guest)
+	MACs      []string // their MAC addresses (a unit booted again keeps its own); default: new ones
 	NoMgmtNet bool     // no user-networking NIC (and so no web UI from the host)
 	HostPort  int      // host port forwarded to the guest's 443 on 127.0.0.1; 0 picks a free one
 	GuestFwd  []string // user-networking guestfwd rules, e.g. "tcp:198.18.0.100:5432-cmd:socat - TCP:127.0.0.1:PORT"
@@ -85,9 +86,10 @@ type Config struct {
 // VM is a running QEMU.
 type VM struct {
 	Dir      string
-	HTTPS    string // "127.0.0.1:PORT" forwarded to the guest's port 443
-	Postgres string // "127.0.0.1:PORT" forwarded to the guest's port 5432
-	HubPorts []int // this VM's port on each of Config.Hubs
+	HTTPS    string   // "127.0.0.1:PORT" forwarded to the guest's port 443
+	Postgres string   // "127.0.0.1:PORT" forwarded to the guest's port 5432
+	HubPorts []int    // this VM's port on each of Config.Hubs
+	MACs     []string // the MAC address of its NIC on each of Config.Hubs
 	QMP      *QMP
 	cmd      *exec.Cmd
 	stdin    io.WriteCloser
@@ -163,10 +165,14 @@ func Start(im Image, cfg Config) (*VM, error) {
 		if err != nil {
 			return nil, err
 		}
-		vm.HubPorts = append(vm.HubPorts, n)
+		mac := nextMAC()
+		if i < len(cfg.MACs) {
+			mac = cfg.MACs[i]
+		}
+		vm.HubPorts, vm.MACs = append(vm.HubPorts, n), append(vm.MACs, mac)
 		args = append(args,
 			"-netdev", fmt.Sprintf("dgram,id=lan%d,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s", i, vmPath, hubPath),
-			"-device", fmt.Sprintf("virtio-net-pci,netdev=lan%d,id=lan%d,mac=%s", i, i, nextMAC()))
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=lan%d,id=lan%d,mac=%s", i, i, mac))
 	}
 	out, err := os.Create(vm.console)
 	if err != nil {

@@ -195,12 +195,27 @@ func (m *Manager) prepare(ctx context.Context, cred *syscall.Credential) error {
 	}
 	if _, err := os.Stat(filepath.Join(m.DataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
 		m.setState("initialising")
-		cmd := exec.CommandContext(ctx, filepath.Join(m.BinDir, "initdb"), "-D", m.DataDir, "-U", "postgres",
+		// initdb into a side directory, renamed into place when complete: a unit that loses power during
+		// initdb starts over instead of finding half a cluster.
+		tmp := m.DataDir + ".init"
+		if err := os.RemoveAll(tmp); err != nil {
+			return fmt.Errorf("remove unfinished initdb: %w", err)
+		}
+		if err := os.Remove(m.DataDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("data directory %s is not empty and holds no cluster: %w", m.DataDir, err)
+		}
+		cmd := exec.CommandContext(ctx, filepath.Join(m.BinDir, "initdb"), "-D", tmp, "-U", "postgres",
 			"--auth-local=peer", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C", "--data-checksums")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		cmd.Env = []string{"PATH=" + m.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("initdb: %w: %s", err, out)
+		}
+		if err := os.Rename(tmp, m.DataDir); err != nil {
+			return fmt.Errorf("move the new cluster into place: %w", err)
+		}
+		if err := syncDir(filepath.Dir(m.DataDir)); err != nil {
+			return err
 		}
 		m.Log.Info("database cluster initialised", "dir", m.DataDir)
 	}
@@ -208,13 +223,7 @@ func (m *Manager) prepare(ctx context.Context, cred *syscall.Credential) error {
 	// either way it must include conf.d.
 	conf := filepath.Join(m.DataDir, "postgresql.conf")
 	if b, err := os.ReadFile(conf); err != nil || !strings.Contains(string(b), "\ninclude_dir = 'conf.d'") {
-		f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
-		if err != nil {
-			return err
-		}
-		_, err = f.WriteString("\ninclude_dir = 'conf.d'\n")
-		f.Close()
-		if err != nil {
+		if err := writeAtomic(conf, append(b, "\ninclude_dir = 'conf.d'\n"...), cred); err != nil {
 			return err
 		}
 	}
@@ -246,14 +255,55 @@ func (m *Manager) prepare(ctx context.Context, cred *syscall.Credential) error {
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			return err
 		}
-		if err := os.WriteFile(p, f.data, 0o600); err != nil {
-			return fmt.Errorf("write %s: %w", p, err)
+		if err := os.Chown(filepath.Dir(p), int(cred.Uid), int(cred.Gid)); err != nil {
+			return fmt.Errorf("chown %s: %w", filepath.Dir(p), err)
 		}
-		if err := errors.Join(os.Chown(filepath.Dir(p), int(cred.Uid), int(cred.Gid)), os.Chown(p, int(cred.Uid), int(cred.Gid))); err != nil {
-			return fmt.Errorf("chown %s: %w", p, err)
+		if err := writeAtomic(p, f.data, cred); err != nil {
+			return err
 		}
 	}
-	return os.Chown(conf, int(cred.Uid), int(cred.Gid))
+	return nil
+}
+
+// writeAtomic replaces path with data owned by cred (mode 0600): a temporary file, fsync, rename, fsync of
+// the directory. A power cut leaves the old file or the new one, never a torn one (a torn
+// postgresql.conf stops PostgreSQL from starting).
+func writeAtomic(path string, data []byte, cred *syscall.Credential) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chown(int(cred.Uid), int(cred.Gid))
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // connect opens a superuser session over the root-only unix socket.

@@ -90,6 +90,9 @@ type Node struct {
 	conn      net.PacketConn
 	lastEvent string
 	lastRole  string // the role acted on at the last tick
+	// writes carries state-store writes out of the heartbeat path: a commit can wait on the disks for a
+	// second, far longer than a lease.
+	writes chan func()
 }
 
 type peerState struct {
@@ -169,6 +172,13 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.mu.Lock()
 	n.conn = conn
+	writes := make(chan func(), 256)
+	n.writes = writes
+	go func() {
+		for w := range writes {
+			w()
+		}
+	}()
 	if n.vip != nil {
 		if err := n.vip.Drop(); err != nil {
 			n.Log.Warn("drop service address at start", "err", err)
@@ -181,6 +191,8 @@ func (n *Node) Run(ctx context.Context) error {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		n.releaseVIP()
+		close(n.writes)
+		n.writes = nil
 	}()
 	for {
 		n.mu.Lock()
@@ -281,6 +293,8 @@ func (n *Node) roleChanged(was, role string) {
 	switch {
 	case role == Fenced:
 		level, msg = "critical", msg+": lost the witness and the other unit; stopped serving"
+		n.Log.Warn("fenced", "witness_last_answer", n.Now().Sub(n.witness.seen), "lease_until", n.witness.leaseUntil,
+			"unanswered", len(n.witness.pending), "peer_last_heard", n.Now().Sub(n.peer.seen), "holder", n.witness.holder)
 	case role == Active:
 		msg += ": this unit now serves the service address"
 	}
@@ -296,8 +310,24 @@ func (n *Node) event(level, msg string) {
 		return // a retried failure is one event
 	}
 	n.lastEvent = msg
-	if err := n.Store.AddEvent(state.Event{Time: n.Now(), Source: "pair", Level: level, Message: msg}); err != nil {
-		n.Log.Error("record pair event", "err", err)
+	e := state.Event{Time: n.Now(), Source: "pair", Level: level, Message: msg}
+	n.write(func() {
+		if err := n.Store.AddEvent(e); err != nil {
+			n.Log.Error("record pair event", "err", err)
+		}
+	})
+}
+
+// write runs w on the writer goroutine (or now, when the node is not running).
+func (n *Node) write(w func()) {
+	if n.writes == nil {
+		w()
+		return
+	}
+	select {
+	case n.writes <- w:
+	default:
+		n.Log.Error("pair: state writes are backed up; one was dropped")
 	}
 }
 
@@ -443,9 +473,13 @@ func (n *Node) foreign(addrs []string) []string {
 }
 
 func (n *Node) save() {
-	if err := n.Store.PutJSON(state.BucketConfig, configKey, n.cfg); err != nil {
-		n.Log.Error("save pair config", "err", err)
-	}
+	c := *n.cfg
+	c.PeerAddrs = slices.Clone(c.PeerAddrs)
+	n.write(func() {
+		if err := n.Store.PutJSON(state.BucketConfig, configKey, &c); err != nil {
+			n.Log.Error("save pair config", "err", err)
+		}
+	})
 }
 
 // handleJoin answers a join request sealed with the current invite's code.
@@ -633,9 +667,11 @@ func (n *Node) Unpair(context.Context) error {
 	}
 	peer := n.cfg.Peer
 	n.releaseVIP()
-	if err := n.Store.Delete(state.BucketConfig, configKey); err != nil {
-		return fmt.Errorf("forget pair: %w", err)
-	}
+	n.write(func() { // after any queued save of the old configuration
+		if err := n.Store.Delete(state.BucketConfig, configKey); err != nil {
+			n.Log.Error("forget pair", "err", err)
+		}
+	})
 	n.setConfig(nil)
 	n.invite = nil
 	n.event("warning", "unpaired from "+peer)

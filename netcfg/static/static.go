@@ -6,6 +6,7 @@ package static
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -18,7 +19,7 @@ import (
 
 // Port is one port's desired configuration.
 type Port struct {
-	Name      string         `json:"name"`
+	Name      string         `json:"name"` // an interface name (eth1) or the port's MAC address (stable across boots)
 	Addresses []netip.Prefix `json:"addresses"`
 	Gateway   netip.Addr     `json:"gateway,omitzero"`
 }
@@ -79,7 +80,9 @@ func Diff(current map[string]Current, desired []Port, keep []netip.Prefix) []Cha
 func Validate(ports []Port) error {
 	seen := map[string]bool{}
 	for _, p := range ports {
-		if p.Name == "" || strings.ContainsAny(p.Name, "/ ") || len(p.Name) > unix.IFNAMSIZ-1 {
+		if _, err := net.ParseMAC(p.Name); err == nil {
+			// a MAC address
+		} else if p.Name == "" || strings.ContainsAny(p.Name, "/: ") || len(p.Name) > unix.IFNAMSIZ-1 {
 			return fmt.Errorf("port name %q is not valid", p.Name)
 		}
 		if seen[p.Name] {
@@ -101,11 +104,29 @@ func Validate(ports []Port) error {
 	return nil
 }
 
+// Link finds a port by name or MAC address.
+func Link(name string) (netlink.Link, error) {
+	mac, err := net.ParseMAC(name)
+	if err != nil {
+		return netlink.LinkByName(name)
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range links {
+		if l.Attrs().HardwareAddr.String() == mac.String() && l.Type() == "device" {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("no port has MAC address %s", mac)
+}
+
 // Read returns the kernel's view of the named ports.
 func Read(names []string) (map[string]Current, error) {
 	out := map[string]Current{}
 	for _, n := range names {
-		l, err := netlink.LinkByName(n)
+		l, err := Link(n)
 		if err != nil {
 			return nil, fmt.Errorf("port %s: %w", n, err)
 		}
@@ -152,7 +173,7 @@ func Prefix(ip []byte, mask []byte) (netip.Prefix, bool) {
 // Apply makes the changes. It stops at the first failure.
 func Apply(changes []Change) error {
 	for _, c := range changes {
-		l, err := netlink.LinkByName(c.Port)
+		l, err := Link(c.Port)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c, err)
 		}
@@ -189,7 +210,9 @@ const MarkerFile = "/run/appliance/static-ports"
 func WriteMarker(path string, ports []Port) error {
 	var b strings.Builder
 	for _, p := range ports {
-		b.WriteString(p.Name + "\n")
+		if l, err := Link(p.Name); err == nil {
+			b.WriteString(l.Attrs().Name + "\n")
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err

@@ -43,6 +43,8 @@ func TestValidate(t *testing.T) {
 	}{
 		{[]Port{{Name: "eth1", Addresses: []netip.Prefix{p("192.0.2.11/24")}}}, true},
 		{[]Port{{Name: "eth1"}}, false},
+		{[]Port{{Name: "52:54:00:01:00:03", Addresses: []netip.Prefix{p("192.0.2.11/24")}}}, true},
+		{[]Port{{Name: "52:54:00", Addresses: []netip.Prefix{p("192.0.2.11/24")}}}, false},
 		{[]Port{{Name: "eth1", Addresses: []netip.Prefix{p("0.0.0.0/0")}}}, false},
 		{[]Port{{Name: "../x", Addresses: []netip.Prefix{p("192.0.2.11/24")}}}, false},
 		{[]Port{{Name: "eth1", Addresses: []netip.Prefix{p("192.0.2.11/24")}, Gateway: netip.MustParseAddr("198.51.100.1")}}, false},
