@@ -17,7 +17,7 @@ import (
 type Hub struct {
 	dir string
 
-	mu    sync.Mutex // guards ports and tap
+	mu     sync.Mutex // guards ports and tap
 	ports  []*hubPort
 	tap    func(port int, frame []byte)
 	closed bool
