@@ -327,21 +327,29 @@ func TestPairFailover(t *testing.T) {
 	// A forged heartbeat and a replayed one, injected into B's LAN port, are dropped.
 	var mu sync.Mutex
 	var captured []byte
+	seen := map[string]int{}
 	l.lan.SetTap(func(port int, frame []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(frame) >= 34 && binary.BigEndian.Uint16(frame[12:14]) == 0x0800 {
+			seen[fmt.Sprintf("%d.%d.%d.%d->%d.%d.%d.%d", frame[26], frame[27], frame[28], frame[29], frame[30], frame[31], frame[32], frame[33])]++
+		}
 		if _, ok := heartbeat(frame, [4]byte{192, 0, 2, 11}, [4]byte{192, 0, 2, 12}); ok {
-			mu.Lock()
 			captured = frame
-			mu.Unlock()
 		}
 	})
-	time.Sleep(time.Second)
+	eventually(t, 10*time.Second, "a heartbeat from A to B on the LAN", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if captured == nil {
+			return fmt.Errorf("IPv4 frames seen: %v", seen)
+		}
+		return nil
+	})
 	l.lan.SetTap(nil)
 	mu.Lock()
 	frame := captured
 	mu.Unlock()
-	if frame == nil {
-		t.Fatal("no heartbeat from A to B seen on the LAN")
-	}
 	before := l.b.mustPair().Rejected
 	forged := bytes.Clone(frame)
 	udp, _ := heartbeat(forged, [4]byte{192, 0, 2, 11}, [4]byte{192, 0, 2, 12})
