@@ -134,7 +134,7 @@ func (h *Hub) SetCut(n int, cut bool) {
 }
 
 // Counters returns how many frames port n sent to the hub, and how many of those or of frames for it
-// were dropped because it was cut.
+// were dropped (the port was cut, or its send queue was full).
 func (h *Hub) Counters(n int) (received, dropped int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -3,8 +3,6 @@ package pair
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -343,13 +341,16 @@ func (n *Node) send(key []byte, m Message, to string) {
 	_, _ = n.conn.WriteTo(b, addr) // a path that is down just loses the datagram
 }
 
-// ownAddrs lists this unit's addresses minus the service address.
+// ownAddrs lists this unit's addresses minus the service address (when paired).
 func (n *Node) ownAddrs() []string {
 	var out []string
 	if n.Addrs == nil {
 		return nil
 	}
-	vip, _ := netip.ParsePrefix(n.cfg.VIP)
+	var vip netip.Prefix
+	if n.cfg != nil {
+		vip, _ = netip.ParsePrefix(n.cfg.VIP)
+	}
 	for _, a := range n.Addrs() {
 		if a != vip.Addr() {
 			out = append(out, a.String())
@@ -455,18 +456,20 @@ func (n *Node) handle(b []byte, from net.Addr) {
 	}
 }
 
-// foreign drops this unit's own addresses from a peer's list (both units may share a management address).
+// foreign drops this unit's own addresses (both units may share a management address), link-local ones and
+// repeats from a peer's list.
 func (n *Node) foreign(addrs []string) []string {
-	own := map[string]bool{}
+	skip := map[string]bool{}
 	if n.Addrs != nil {
 		for _, a := range n.Addrs() {
-			own[a.String()] = true
+			skip[a.String()] = true
 		}
 	}
 	var out []string
 	for _, a := range addrs {
-		if ip, err := netip.ParseAddr(a); err == nil && !own[a] && !ip.IsLinkLocalUnicast() {
+		if ip, err := netip.ParseAddr(a); err == nil && !skip[a] && !ip.IsLinkLocalUnicast() {
 			out = append(out, a)
+			skip[a] = true
 		}
 	}
 	return out
@@ -480,300 +483,4 @@ func (n *Node) save() {
 			n.Log.Error("save pair config", "err", err)
 		}
 	})
-}
-
-// handleJoin answers a join request sealed with the current invite's code.
-func (n *Node) handleJoin(b []byte, from net.Addr) {
-	inv := n.invite
-	if inv == nil || n.Now().After(inv.expires) {
-		n.reject("join")
-		return
-	}
-	var req joinRequest
-	if err := openJoin(inv.code, b, &req); err != nil || req.Name == "" || len(req.Nonce) < 16 {
-		n.reject("join")
-		return
-	}
-	if d := n.Now().Sub(req.Time); d > time.Minute || d < -time.Minute {
-		n.reject("join")
-		return
-	}
-	if inv.peer != "" && inv.peer != req.Name || req.Name == n.Name {
-		n.reject("join")
-		return
-	}
-	if n.cfg == nil || n.cfg.Peer != req.Name {
-		addrs := req.Addrs
-		if ua, ok := from.(*net.UDPAddr); ok {
-			if ip, ok := netip.AddrFromSlice(ua.IP); ok {
-				addrs = append([]string{ip.Unmap().String()}, addrs...)
-			}
-		}
-		s := inv.settings
-		c := &Config{Name: n.Name, Peer: req.Name, PeerAddrs: slices.Compact(n.foreign(addrs)), Key: inv.key, Witness: s.Witness,
-			Mode: s.Mode, VIP: s.VIP, Preferred: true, HeartbeatMS: s.HeartbeatMS, TimeoutMS: s.TimeoutMS}
-		n.setConfig(c)
-		n.save()
-		inv.peer = req.Name
-		n.event("info", "paired with "+req.Name)
-	}
-	s := inv.settings
-	out, err := sealJoin(inv.code, kindWelcome, welcome{Name: n.Name, Addrs: n.ownAddrs(), Key: inv.key, Nonce: req.Nonce,
-		Witness: s.Witness, Mode: s.Mode, VIP: s.VIP, Heartbeat: s.HeartbeatMS, Timeout: s.TimeoutMS})
-	if err == nil {
-		_, _ = n.conn.WriteTo(out, from)
-	}
-}
-
-// Invite implements appliance.Pair.
-func (n *Node) Invite(_ context.Context, s appliance.PairSettings) (string, error) {
-	if err := checkSettings(&s); err != nil {
-		return "", err
-	}
-	code := NewCode()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	derived := codeKey(code)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cfg != nil {
-		return "", fmt.Errorf("%w: this unit is already paired with %s; unpair first", appliance.ErrConflict, n.cfg.Peer)
-	}
-	n.invite = &invite{code: derived, key: key, settings: s, expires: n.Now().Add(inviteFor)}
-	return code, nil
-}
-
-func checkSettings(s *appliance.PairSettings) error {
-	bad := func(f string, a ...any) error {
-		return fmt.Errorf("%w: %s", appliance.ErrBadInput, fmt.Sprintf(f, a...))
-	}
-	p, err := netip.ParsePrefix(s.VIP)
-	if err != nil || p.Addr().IsUnspecified() || p.Addr().IsLoopback() || p.Addr().IsMulticast() {
-		return bad("service address %q: give an address and prefix length, e.g. 192.0.2.100/24", s.VIP)
-	}
-	switch s.Mode {
-	case "":
-		s.Mode = Auto
-	case Auto, Manual:
-	default:
-		return bad("mode %q: auto or manual", s.Mode)
-	}
-	if s.Mode == Auto && s.Witness == "" {
-		return bad("automatic failover needs a witness (host:port of the witness program)")
-	}
-	if s.Witness != "" {
-		if _, _, err := net.SplitHostPort(s.Witness); err != nil {
-			s.Witness = net.JoinHostPort(s.Witness, strconv.Itoa(WitnessPort))
-		}
-		if _, err := net.ResolveUDPAddr("udp", s.Witness); err != nil {
-			return bad("witness %q: %v", s.Witness, err)
-		}
-	}
-	if s.HeartbeatMS == 0 {
-		s.HeartbeatMS = int(DefaultHeartbeat.Milliseconds())
-	}
-	if s.TimeoutMS == 0 {
-		s.TimeoutMS = int(DefaultTimeout.Milliseconds())
-	}
-	if s.HeartbeatMS < 20 || s.HeartbeatMS > 2000 {
-		return bad("heartbeat_ms %d: between 20 and 2000", s.HeartbeatMS)
-	}
-	if s.TimeoutMS < 3*s.HeartbeatMS || s.TimeoutMS > 10000 {
-		return bad("timeout_ms %d: at least 3 heartbeats and at most 10000", s.TimeoutMS)
-	}
-	return nil
-}
-
-// Join implements appliance.Pair.
-func (n *Node) Join(ctx context.Context, peer, code string) error {
-	addr := peer
-	if _, _, err := net.SplitHostPort(peer); err != nil {
-		addr = net.JoinHostPort(peer, strconv.Itoa(n.port()))
-	}
-	to, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return fmt.Errorf("%w: peer %q: %v", appliance.ErrBadInput, peer, err)
-	}
-	j := &joining{key: codeKey(code), nonce: make([]byte, 16), got: make(chan welcome, 1)}
-	_, _ = rand.Read(j.nonce)
-	n.mu.Lock()
-	if n.cfg != nil {
-		n.mu.Unlock()
-		return fmt.Errorf("%w: this unit is already paired with %s; unpair first", appliance.ErrConflict, n.cfg.Peer)
-	}
-	if n.conn == nil {
-		n.mu.Unlock()
-		return fmt.Errorf("%w: the pair service is not running", appliance.ErrUnavailable)
-	}
-	n.joining = j
-	req, err := sealJoin(j.key, kindJoin, joinRequest{Name: n.Name, Addrs: n.ownAddrsNoCfg(), Nonce: j.nonce, Time: n.Now()})
-	conn := n.conn
-	n.mu.Unlock()
-	defer func() {
-		n.mu.Lock()
-		n.joining = nil
-		n.mu.Unlock()
-	}()
-	if err != nil {
-		return err
-	}
-	var w welcome
-	for try := 0; ; try++ {
-		if try == 5 {
-			return fmt.Errorf("%w: no answer from %s: check the address and the code (it is valid for 15 minutes)", appliance.ErrUnavailable, to)
-		}
-		if _, err := conn.WriteTo(req, to); err != nil {
-			return fmt.Errorf("join %s: %w", to, err)
-		}
-		select {
-		case w = <-j.got:
-		case <-time.After(time.Second):
-			continue
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		break
-	}
-	if w.Name == n.Name {
-		return fmt.Errorf("%w: both units are called %s; rename one", appliance.ErrConflict, w.Name)
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	addrs := n.foreign(append([]string{to.IP.String()}, w.Addrs...))
-	c := &Config{Name: n.Name, Peer: w.Name, PeerAddrs: slices.Compact(addrs), Key: w.Key, Witness: w.Witness, Mode: w.Mode,
-		VIP: w.VIP, HeartbeatMS: w.Heartbeat, TimeoutMS: w.Timeout}
-	n.setConfig(c)
-	n.save()
-	n.event("info", "paired with "+w.Name)
-	return nil
-}
-
-func (n *Node) ownAddrsNoCfg() []string {
-	var out []string
-	if n.Addrs != nil {
-		for _, a := range n.Addrs() {
-			out = append(out, a.String())
-		}
-	}
-	return out
-}
-
-// Unpair implements appliance.Pair.
-func (n *Node) Unpair(context.Context) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cfg == nil {
-		return fmt.Errorf("%w: not paired", appliance.ErrConflict)
-	}
-	peer := n.cfg.Peer
-	n.releaseVIP()
-	n.write(func() { // after any queued save of the old configuration
-		if err := n.Store.Delete(state.BucketConfig, configKey); err != nil {
-			n.Log.Error("forget pair", "err", err)
-		}
-	})
-	n.setConfig(nil)
-	n.invite = nil
-	n.event("warning", "unpaired from "+peer)
-	if n.OnRole != nil {
-		go n.OnRole(Single)
-	}
-	return nil
-}
-
-// SetRole implements appliance.Pair.
-func (n *Node) SetRole(_ context.Context, role string, force bool) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cfg == nil {
-		return fmt.Errorf("%w: not paired", appliance.ErrConflict)
-	}
-	switch role {
-	case Active:
-		if err := n.m.Activate(n.inputs(n.Now()), force); err != nil {
-			return fmt.Errorf("%w: %v", appliance.ErrConflict, err)
-		}
-		n.event("warning", "an admin asked for this unit to become active")
-	case Standby:
-		n.m.StepDown(n.Now())
-		n.event("warning", "an admin asked this unit to stand down")
-	default:
-		return fmt.Errorf("%w: role %q: active or standby", appliance.ErrBadInput, role)
-	}
-	n.tick() // act now, not at the next heartbeat
-	return nil
-}
-
-// WitnessKey implements appliance.Pair.
-func (n *Node) WitnessKey() (string, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cfg == nil {
-		return "", fmt.Errorf("%w: not paired", appliance.ErrConflict)
-	}
-	return hex.EncodeToString(WitnessKey(n.cfg.Key)), nil
-}
-
-// Role is the current role (single when unpaired).
-func (n *Node) Role() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cfg == nil {
-		return Single
-	}
-	return n.m.Role()
-}
-
-// Pair implements appliance.Pair.
-func (n *Node) Pair() appliance.PairStatus {
-	events, _ := n.Store.Events("pair", 50)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	st := appliance.PairStatus{Name: n.Name, Role: Single, Rejected: map[string]int{}}
-	for k, v := range n.rejected {
-		st.Rejected[k] = v
-	}
-	for _, e := range events {
-		st.Events = append(st.Events, appliance.Event{Time: e.Time, Level: e.Level, Message: e.Message})
-	}
-	c := n.cfg
-	if c == nil {
-		return st
-	}
-	now := n.Now()
-	st.Paired, st.Role, st.Mode, st.VIP, st.VIPHeld = true, n.m.Role(), c.Mode, c.VIP, n.vipHeld
-	st.HeartbeatMS, st.TimeoutMS = c.HeartbeatMS, c.TimeoutMS
-	alive := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < c.timeout() }
-	p := &appliance.PairPeer{Name: c.Peer, Reachable: alive(n.peer.seen), LastSeen: n.peer.seen, Role: n.peer.role}
-	if len(c.PeerAddrs) > 0 {
-		p.Address = c.PeerAddrs[0]
-	}
-	for _, a := range c.PeerAddrs {
-		seen := n.peer.paths[a]
-		p.Paths = append(p.Paths, appliance.PairPath{Address: a, Reachable: alive(seen), LastSeen: seen})
-	}
-	if !p.Reachable {
-		p.Role = ""
-	}
-	st.Peer = p
-	if c.Witness != "" {
-		st.Witness = &appliance.PairWitness{Address: c.Witness, Reachable: !n.witness.seen.IsZero() && now.Sub(n.witness.seen) < c.lease()+10*c.heartbeat(),
-			LastSeen: n.witness.seen, Holder: n.witness.holder, LeaseUntil: n.witness.leaseUntil}
-	}
-	return st
-}
-
-// ServiceAddress is the service address this unit may hold (none when unpaired): the network part must not
-// remove it.
-func (n *Node) ServiceAddress() []netip.Prefix {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cfg == nil {
-		return nil
-	}
-	p, err := netip.ParsePrefix(n.cfg.VIP)
-	if err != nil {
-		return nil
-	}
-	return []netip.Prefix{p}
 }

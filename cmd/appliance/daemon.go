@@ -179,11 +179,10 @@ func localAddrs() []netip.Addr {
 
 // localIPs lists the unit's global unicast IPv4 addresses.
 func localIPs() []net.IP {
-	addrs, _ := net.InterfaceAddrs()
 	var out []net.IP
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
-			out = append(out, n.IP)
+	for _, a := range localAddrs() {
+		if a.Is4() {
+			out = append(out, a.AsSlice())
 		}
 	}
 	return out

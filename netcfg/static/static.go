@@ -155,19 +155,13 @@ func Read(names []string) (map[string]Current, error) {
 }
 
 // Prefix converts a kernel address.
-func Prefix(ip []byte, mask []byte) (netip.Prefix, bool) {
+func Prefix(ip net.IP, mask net.IPMask) (netip.Prefix, bool) {
 	a, ok := netip.AddrFromSlice(ip)
 	if !ok {
 		return netip.Prefix{}, false
 	}
-	a = a.Unmap()
-	ones := 0
-	for _, b := range mask {
-		for ; b&0x80 != 0; b <<= 1 {
-			ones++
-		}
-	}
-	return netip.PrefixFrom(a, ones), true
+	ones, _ := mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones), true
 }
 
 // Apply makes the changes. It stops at the first failure.

@@ -46,20 +46,6 @@ func (a *Address) Port() (netlink.Link, error) {
 	return nil, fmt.Errorf("no port has an address on %s: configure the LAN port first", a.Prefix.Masked())
 }
 
-// Held reports whether a port carries the address.
-func (a *Address) Held() bool {
-	addrs, err := netlink.AddrList(nil, unix.AF_UNSPEC)
-	if err != nil {
-		return false
-	}
-	for _, ad := range addrs {
-		if ip, ok := netip.AddrFromSlice(ad.IPNet.IP); ok && ip.Unmap() == a.Prefix.Addr() {
-			return true
-		}
-	}
-	return false
-}
-
 // Hold adds the address (if missing) and announces it.
 func (a *Address) Hold() error {
 	l, err := a.Port()

@@ -1,0 +1,134 @@
+package pair
+
+// The admin's side of the node: appliance.Pair's status, switchover and unpairing.
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/state"
+)
+
+// Unpair implements appliance.Pair.
+func (n *Node) Unpair(context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return fmt.Errorf("%w: not paired", appliance.ErrConflict)
+	}
+	peer := n.cfg.Peer
+	n.releaseVIP()
+	n.write(func() { // after any queued save of the old configuration
+		if err := n.Store.Delete(state.BucketConfig, configKey); err != nil {
+			n.Log.Error("forget pair", "err", err)
+		}
+	})
+	n.setConfig(nil)
+	n.invite = nil
+	n.event("warning", "unpaired from "+peer)
+	if n.OnRole != nil {
+		go n.OnRole(Single)
+	}
+	return nil
+}
+
+// SetRole implements appliance.Pair.
+func (n *Node) SetRole(_ context.Context, role string, force bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return fmt.Errorf("%w: not paired", appliance.ErrConflict)
+	}
+	switch role {
+	case Active:
+		if err := n.m.Activate(n.inputs(n.Now()), force); err != nil {
+			return fmt.Errorf("%w: %v", appliance.ErrConflict, err)
+		}
+		n.event("warning", "an admin asked for this unit to become active")
+	case Standby:
+		n.m.StepDown(n.Now())
+		n.event("warning", "an admin asked this unit to stand down")
+	default:
+		return fmt.Errorf("%w: role %q: active or standby", appliance.ErrBadInput, role)
+	}
+	n.tick() // act now, not at the next heartbeat
+	return nil
+}
+
+// WitnessKey implements appliance.Pair.
+func (n *Node) WitnessKey() (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return "", fmt.Errorf("%w: not paired", appliance.ErrConflict)
+	}
+	return hex.EncodeToString(WitnessKey(n.cfg.Key)), nil
+}
+
+// Role is the current role (single when unpaired).
+func (n *Node) Role() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return Single
+	}
+	return n.m.Role()
+}
+
+// Pair implements appliance.Pair.
+func (n *Node) Pair() appliance.PairStatus {
+	events, _ := n.Store.Events("pair", 50)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := appliance.PairStatus{Name: n.Name, Role: Single, Rejected: map[string]int{}}
+	for k, v := range n.rejected {
+		st.Rejected[k] = v
+	}
+	for _, e := range events {
+		st.Events = append(st.Events, appliance.Event{Time: e.Time, Level: e.Level, Message: e.Message})
+	}
+	c := n.cfg
+	if c == nil {
+		return st
+	}
+	now := n.Now()
+	st.Paired, st.Role, st.Mode, st.VIP, st.VIPHeld = true, n.m.Role(), c.Mode, c.VIP, n.vipHeld
+	st.HeartbeatMS, st.TimeoutMS = c.HeartbeatMS, c.TimeoutMS
+	alive := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < c.timeout() }
+	p := &appliance.PairPeer{Name: c.Peer, Reachable: alive(n.peer.seen), LastSeen: n.peer.seen, Role: n.peer.role}
+	if len(c.PeerAddrs) > 0 {
+		p.Address = c.PeerAddrs[0]
+	}
+	for _, a := range c.PeerAddrs {
+		seen := n.peer.paths[a]
+		p.Paths = append(p.Paths, appliance.PairPath{Address: a, Reachable: alive(seen), LastSeen: seen})
+	}
+	if !p.Reachable {
+		p.Role = ""
+	}
+	st.Peer = p
+	if c.Witness != "" {
+		st.Witness = &appliance.PairWitness{Address: c.Witness, Reachable: !n.witness.seen.IsZero() && now.Sub(n.witness.seen) < c.lease()+10*c.heartbeat(),
+			LastSeen: n.witness.seen, Holder: n.witness.holder, LeaseUntil: n.witness.leaseUntil}
+	}
+	return st
+}
+
+// ServiceAddress is the service address this unit may hold (none when unpaired): the network part must not
+// remove it.
+func (n *Node) ServiceAddress() []netip.Prefix {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return nil
+	}
+	p, err := netip.ParsePrefix(n.cfg.VIP)
+	if err != nil {
+		return nil
+	}
+	return []netip.Prefix{p}
+}
