@@ -241,7 +241,11 @@ type DatabaseStatus struct {
 	State       string         `json:"state"` // "waiting for storage", "initialising", "starting", "running", ...
 	Version     string         `json:"version,omitempty"`
 	Upstream    string         `json:"upstream,omitempty"`
-	Sync        string         `json:"sync,omitempty"`
+	Sync        string         `json:"sync,omitempty"` // "sync", "async", or "degraded" (sync chosen, mirror missing)
+	Policy      DatabasePolicy `json:"policy"`
+	Mirror      string         `json:"mirror,omitempty"` // production: its mirror's connection, "streaming from 192.0.2.12"
+	// LastPromotionS is how long this unit's last promotion took, 0 when it never was promoted since boot.
+	LastPromotionS float64 `json:"last_promotion_s,omitempty"`
 	LagBytes    *int64         `json:"lag_bytes"`
 	LagSeconds  *float64       `json:"lag_seconds"`
 	Connections int            `json:"connections"`
@@ -284,10 +288,19 @@ type Promotion struct {
 	Seconds float64 `json:"seconds"`
 }
 
+// DatabasePolicy is how commits wait for the mirror (PUT /api/v1/database/policy, production only).
+type DatabasePolicy struct {
+	Sync bool `json:"sync"` // a commit returns once the mirror has applied it (remote_apply)
+	// With Sync, how long commits wait for a missing mirror before production carries on alone (an alert
+	// says so); 0: they wait however long it takes.
+	DegradeAfterS int `json:"degrade_after_s"`
+}
+
 // Mirroring turns the unit into a mirror of an upstream server and promotes it.
 type Mirroring interface {
 	SetUpstream(ctx context.Context, u Upstream) error
 	Promote(ctx context.Context) (Promotion, error)
+	SetPolicy(ctx context.Context, p DatabasePolicy) error
 }
 
 // PairSettings are chosen on the unit that issues the pairing code and carried to the one that joins.

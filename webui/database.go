@@ -124,3 +124,32 @@ func (s *Server) formSetUpstream(w http.ResponseWriter, r *http.Request, sess ap
 	}
 	s.renderDatabase(w, r, sess, nil, nil, "This unit now copies "+u.Host+" and then follows it. The copy can take a while; this page shows its progress.")
 }
+
+func (s *Server) apiSetPolicy(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var p appliance.DatabasePolicy
+	if err := decode(r, &p); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Warn("database replication policy requested", "sync", p.Sync, "degrade_after_s", p.DegradeAfterS, "user", sess.User, "remote", remote(r))
+	if err := s.db.SetPolicy(r.Context(), p); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) formSetPolicy(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	secs, err := strconv.Atoi(r.PostFormValue("degrade_after_s"))
+	if err != nil {
+		s.renderDatabase(w, r, sess, nil, errBadRequest)
+		return
+	}
+	p := appliance.DatabasePolicy{Sync: r.PostFormValue("sync") == "sync", DegradeAfterS: secs}
+	s.log.Warn("database replication policy requested", "sync", p.Sync, "degrade_after_s", p.DegradeAfterS, "user", sess.User, "remote", remote(r))
+	if err := s.db.SetPolicy(r.Context(), p); err != nil {
+		s.renderDatabase(w, r, sess, nil, err)
+		return
+	}
+	s.renderDatabase(w, r, sess, nil, nil, "Replication policy saved.")
+}

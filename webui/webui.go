@@ -125,6 +125,8 @@ func (s *Server) Routes() []Route {
 		{"POST /api/v1/database/databases", Admin, s.apiCreateDatabase},
 		{"PUT /api/v1/database/upstream", Admin, s.apiSetUpstream},
 		{"POST /api/v1/database/promote", Admin, s.apiPromote},
+		{"PUT /api/v1/database/policy", Admin, s.apiSetPolicy},
+		{"POST /database/policy", Admin, s.formSetPolicy},
 		{"POST /database/promote", Admin, s.formPromote},
 		{"POST /database/upstream", Admin, s.formSetUpstream},
 		{"GET /pair", Viewer, s.pagePair},

@@ -438,6 +438,7 @@ type fakeDB struct {
 	created  []string
 	upstream string
 	promoted int
+	policy   appliance.DatabasePolicy
 }
 
 func (f *fakeDB) Database(context.Context) (appliance.DatabaseStatus, error) {
@@ -466,6 +467,14 @@ func (f *fakeDB) Promote(context.Context) (appliance.Promotion, error) {
 	return appliance.Promotion{Seconds: 1.5}, nil
 }
 
+func (f *fakeDB) SetPolicy(_ context.Context, p appliance.DatabasePolicy) error {
+	if p.DegradeAfterS < 0 {
+		return fmt.Errorf("degrade: %w", appliance.ErrBadInput)
+	}
+	f.policy = p
+	return nil
+}
+
 func TestDatabaseAPI(t *testing.T) {
 	e := newEnv(t)
 	tok := e.setUpAndLogin(t)
@@ -489,7 +498,16 @@ func TestDatabaseAPI(t *testing.T) {
 	if w := e.do(req{method: "POST", path: "/api/v1/database/promote", hdr: bearer}); w.Code != 200 || !strings.Contains(w.Body.String(), `"seconds":1.5`) {
 		t.Errorf("promote = %d %s", w.Code, w.Body)
 	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/database/policy", hdr: bearer, body: `{"sync":true,"degrade_after_s":-1}`}); w.Code != 400 {
+		t.Errorf("negative degrade timeout = %d", w.Code)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/database/policy", hdr: bearer, body: `{"sync":true,"degrade_after_s":30}`}); w.Code != 204 || e.db.policy != (appliance.DatabasePolicy{Sync: true, DegradeAfterS: 30}) {
+		t.Errorf("policy = %d %+v", w.Code, e.db.policy)
+	}
 	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	if w := e.do(req{method: "POST", path: "/database/policy", hdr: form, body: "sync=async&degrade_after_s=5"}); !strings.Contains(w.Body.String(), "policy saved") || e.db.policy.Sync {
+		t.Errorf("policy form: %+v", e.db.policy)
+	}
 	if e.do(req{method: "POST", path: "/database/promote", hdr: form, body: "confirm=no"}); e.db.promoted != 1 {
 		t.Error("promoted without the confirmation")
 	}

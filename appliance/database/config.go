@@ -11,12 +11,12 @@ import (
 
 // managedConf is conf.d/appliance.conf. scram-sha-256 only; TLS on with the unit's certificate; checksums
 // are set at initdb. fsync and full_page_writes stay on: a committed transaction must survive a power cut.
-func managedConf(port int) string {
+func managedConf(port int, socket string, slotKeepMB int64) string {
 	return strings.Join([]string{
 		"# Written by the appliance at every start; changes here are overwritten.",
 		"listen_addresses = '*'",
 		fmt.Sprintf("port = %d", port),
-		"unix_socket_directories = '/run/postgresql'",
+		fmt.Sprintf("unix_socket_directories = '%s'", socket),
 		"password_encryption = 'scram-sha-256'",
 		"ssl = on",
 		"ssl_cert_file = 'server.crt'",
@@ -28,6 +28,8 @@ func managedConf(port int) string {
 		"wal_level = replica",
 		"max_wal_senders = 5",
 		"max_replication_slots = 5",
+		fmt.Sprintf("max_slot_wal_keep_size = '%dMB'", slotKeepMB),
+		"wal_keep_size = '64MB'",
 		"shared_buffers = '64MB'",
 		"max_connections = 50",
 		"logging_collector = off",
@@ -38,9 +40,12 @@ func managedConf(port int) string {
 }
 
 // managedHBA is pg_hba.conf: the local superuser only through the root-only socket directory, everyone else
-// over the network with scram-sha-256 (TLS available and preferred by clients that ask for it).
+// over the network with scram-sha-256 (TLS available and preferred by clients that ask for it). Streaming
+// replication only for the partner unit's role, only over TLS.
 const managedHBA = `# Written by the appliance at every start; changes here are overwritten.
 local   all   postgres                 peer map=appliance
+hostssl replication lawbox_replica 0.0.0.0/0 scram-sha-256
+hostssl replication lawbox_replica ::/0      scram-sha-256
 hostssl all   all        0.0.0.0/0     scram-sha-256
 hostssl all   all        ::/0          scram-sha-256
 host    all   all        0.0.0.0/0     scram-sha-256

@@ -31,7 +31,7 @@ track_commit_timestamp setting:       off
 
 func TestReplicationConfTakesUpstreamLimits(t *testing.T) {
 	conf := replicationConf(&upstream{Host: "192.0.2.10", Port: 5432, User: "repl", Password: "pw", Slot: "lawbox_a"}, controlLimits(controlData))
-	for _, want := range []string{"host=192.0.2.10 port=5432 user=repl password=pw", "primary_slot_name = 'lawbox_a'",
+	for _, want := range []string{"host=192.0.2.10 port=5432 user=repl", "password=pw", "primary_slot_name = 'lawbox_a'",
 		"max_connections = 200", "max_wal_senders = 10", "max_prepared_transactions = 0", "max_locks_per_transaction = 64"} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("replication.conf lacks %q:\n%s", want, conf)

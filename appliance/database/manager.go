@@ -28,20 +28,28 @@ import (
 
 // Manager runs PostgreSQL. Long-running: Run(ctx).
 type Manager struct {
-	Log     *slog.Logger
-	BinDir  string      // "/usr/lib/postgresql/15/bin"
-	DataDir string      // "/data/postgresql/15/main"
-	Socket  string      // "/run/postgresql"
-	Port    int         // 5432
-	Ready   func() bool // storage is mounted and persistent
-	TLS     func() (cert, key []byte, err error)
-	Host    func() string // the address clients use, for connection strings
-	Store   *state.Store  // the role (production or mirror) and the upstream
+	Log      *slog.Logger
+	BinDir   string      // "/usr/lib/postgresql/15/bin"
+	DataDir  string      // "/data/postgresql/15/main"
+	Socket   string      // "/run/postgresql"
+	Port     int         // 5432
+	PeerPort int         // the partner unit's port; 0: Port
+	Ready    func() bool // storage is mounted and persistent
+	TLS      func() (cert, key []byte, err error)
+	Host     func() string // the address clients use, for connection strings
+	Store    *state.Store  // the role (production or mirror) and the upstream, when unpaired
+	Pair     Pair          // nil: never paired; otherwise the pair's role decides the server's
 
 	restart chan struct{}
+	cred    *syscall.Credential // the postgres user
 	mu      sync.Mutex
 	state   string // what the server is doing, for the status
 	version string
+	cur     mode      // what the running server is
+	sync    syncState // production: the mirror and synchronous mode
+	// the replication role's password last set (production, paired)
+	replicaPassword string
+	lastPromotion   float64 // seconds the last promotion took
 }
 
 func (m *Manager) setState(s string) {
@@ -53,8 +61,36 @@ func (m *Manager) setState(s string) {
 	m.state = s
 }
 
-// Run waits for the data array, initialises the cluster the first time, and keeps postgres running (restart
-// with backoff) until ctx ends, then shuts it down fast (SIGINT: no new transactions, committed ones kept).
+func (m *Manager) current() mode {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cur
+}
+
+// Kick makes the server follow a role change now rather than at its next check (within a second).
+func (m *Manager) Kick() { m.kick() }
+
+func (m *Manager) kick() {
+	m.mu.Lock()
+	r := m.restart
+	m.mu.Unlock()
+	if r == nil {
+		return
+	}
+	select {
+	case r <- struct{}{}:
+	default:
+	}
+}
+
+// waiting is an error that only means "not yet": the server is retried in 2 s (or at the next role change).
+type waiting struct{ why string }
+
+func (w waiting) Error() string { return w.why }
+
+// Run waits for the data array, initialises the cluster the first time, and keeps postgres running in the
+// mode the pair (or the unit's settings) asks for, until ctx ends; then shuts it down fast (SIGINT: no new
+// transactions, committed ones kept).
 func (m *Manager) Run(ctx context.Context) error {
 	m.setState("waiting for storage")
 	m.mu.Lock()
@@ -76,11 +112,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	uid, _ := strconv.Atoi(pg.Uid)
 	gid, _ := strconv.Atoi(pg.Gid)
-	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	m.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	backoff := time.Second
 	for {
 		start := time.Now()
-		err := m.runOnce(ctx, cred)
+		err := m.runOnce(ctx)
 		if ctx.Err() != nil {
 			m.setState("stopped")
 			return nil
@@ -88,30 +124,41 @@ func (m *Manager) Run(ctx context.Context) error {
 		if errors.Is(err, errRestart) {
 			continue
 		}
-		m.setState(fmt.Sprintf("failed: %v; restarting", err))
-		m.Log.Error("postgres exited", "err", err)
-		if time.Since(start) > time.Minute {
-			backoff = time.Second
+		wait := 2 * time.Second
+		var w waiting
+		if errors.As(err, &w) {
+			m.setState(w.why)
+		} else {
+			m.setState(fmt.Sprintf("failed: %v; restarting", err))
+			m.Log.Error("postgres exited", "err", err)
+			if time.Since(start) > time.Minute {
+				backoff = time.Second
+			}
+			wait, backoff = backoff, min(2*backoff, 30*time.Second)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(backoff):
+		case <-m.restart:
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, 30*time.Second)
 	}
 }
 
 // errRestart ends runOnce when the role changed.
 var errRestart = errors.New("restart with the new role")
 
-// runOnce prepares the cluster and runs postgres until it exits or ctx ends.
-func (m *Manager) runOnce(ctx context.Context, cred *syscall.Credential) error {
-	if err := m.prepare(ctx, cred); err != nil {
+// runOnce prepares the cluster for the mode wanted now, runs postgres, and follows changes of mode until
+// postgres exits, a change needs a restart, or ctx ends. A mirror (or read-only server) asked to be
+// production is promoted in place; production asked to be anything else stops at once (fencing) and
+// restarts in its new mode.
+func (m *Manager) runOnce(ctx context.Context) error {
+	cur, err := m.prepare(ctx, m.desired())
+	if err != nil {
 		return err
 	}
 	cmd := exec.Command(filepath.Join(m.BinDir, "postgres"), "-D", m.DataDir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.cred, Setpgid: true}
 	cmd.Env = []string{"PATH=" + m.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
 	out, err := cmd.StderrPipe()
 	if err != nil {
@@ -122,6 +169,10 @@ func (m *Manager) runOnce(ctx context.Context, cred *syscall.Credential) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
+	m.mu.Lock()
+	m.cur, m.sync = cur, syncState{}
+	m.mu.Unlock()
+	m.Log.Info("postgres started", "mode", cur.Kind)
 	go m.logLines(out)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -136,15 +187,44 @@ func (m *Manager) runOnce(ctx context.Context, cred *syscall.Credential) error {
 			<-done
 		}
 	}
-	select {
-	case err := <-done:
-		return fmt.Errorf("postgres: %w", err)
-	case <-m.restart:
-		stop()
-		return errRestart
-	case <-ctx.Done():
-		stop()
-		return ctx.Err()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return fmt.Errorf("postgres: %w", err)
+		case <-ctx.Done():
+			stop()
+			return ctx.Err()
+		case <-m.restart:
+		case <-tick.C:
+		}
+		next := m.desired()
+		ready := m.running() == nil
+		switch {
+		case !next.same(cur) && next.Kind == production:
+			if !ready {
+				continue // promoted once it answers
+			}
+			if err := m.promote(ctx); err != nil {
+				m.Log.Error("promotion failed; restarting", "err", err)
+				stop()
+				return err
+			}
+			cur = next
+			m.mu.Lock()
+			m.cur = cur
+			m.mu.Unlock()
+			m.kick() // prepare the mirror's side at once
+		case !next.same(cur):
+			m.Log.Warn("database leaves its mode", "was", cur.Kind, "now", next.Kind)
+			stop()
+			return errRestart
+		case cur.Kind == production && ready:
+			if err := m.maintain(ctx); err != nil {
+				m.Log.Warn("production upkeep", "err", err)
+			}
+		}
 	}
 }
 
@@ -167,83 +247,85 @@ func (m *Manager) waitReady(ctx context.Context, done <-chan error) {
 			m.version = v
 			m.mu.Unlock()
 			m.setState("running")
+			m.kick()
 			return
 		}
 		select {
 		case <-ctx.Done():
+			return
+		case <-done:
 			return
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
 
-// prepare runs initdb the first time, then writes the managed configuration and TLS files.
-func (m *Manager) prepare(ctx context.Context, cred *syscall.Credential) error {
+// prepare readies the data directory for want and returns the mode the server starts in: a copy that was a
+// standby starts read-only and is promoted once it runs (a new timeline, so its history can never be
+// mistaken for the old production's).
+func (m *Manager) prepare(ctx context.Context, want mode) (mode, error) {
+	cred := m.cred
 	for _, d := range []string{filepath.Dir(filepath.Dir(m.DataDir)), filepath.Dir(m.DataDir), m.Socket} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
+			return want, err
 		}
 		if err := os.Chown(d, int(cred.Uid), int(cred.Gid)); err != nil {
-			return err
+			return want, err
 		}
 	}
-	role := m.roleConfig()
-	if _, err := os.Stat(filepath.Join(m.DataDir, "standby.signal")); role.Role == "mirror" && errors.Is(err, os.ErrNotExist) {
-		if err := m.clone(ctx, cred, role.Upstream); err != nil {
-			return err
+	start := want
+	switch want.Kind {
+	case mirror:
+		if err := m.follow(ctx, want.Up); err != nil {
+			return want, err
 		}
-	}
-	if _, err := os.Stat(filepath.Join(m.DataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
-		m.setState("initialising")
-		// initdb into a side directory, renamed into place when complete: a unit that loses power during
-		// initdb starts over instead of finding half a cluster.
-		tmp := m.DataDir + ".init"
-		if err := os.RemoveAll(tmp); err != nil {
-			return fmt.Errorf("remove unfinished initdb: %w", err)
+	case readOnly:
+		if !m.hasFile("PG_VERSION") {
+			return want, waiting{"no copy of the database on this unit yet: waiting for the production unit"}
 		}
-		if err := os.Remove(m.DataDir); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("data directory %s is not empty and holds no cluster: %w", m.DataDir, err)
+		if err := writeAtomic(filepath.Join(m.DataDir, "standby.signal"), nil, cred); err != nil {
+			return want, err
 		}
-		cmd := exec.CommandContext(ctx, filepath.Join(m.BinDir, "initdb"), "-D", tmp, "-U", "postgres",
-			"--auth-local=peer", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C", "--data-checksums")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		cmd.Env = []string{"PATH=" + m.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("initdb: %w: %s", err, out)
+	case production:
+		if !m.hasFile("PG_VERSION") {
+			if m.paired() && m.copiedPartner() {
+				// Its copy of the partner's database never completed: a new empty cluster here would
+				// become "the" database of the office while the real one waits on the partner's disks.
+				return want, waiting{"this unit holds no complete copy of the partner's database: it cannot be production until the partner is back"}
+			}
+			if err := m.initdb(ctx); err != nil {
+				return want, err
+			}
 		}
-		if err := os.Rename(tmp, m.DataDir); err != nil {
-			return fmt.Errorf("move the new cluster into place: %w", err)
+		if m.hasFile("standby.signal") {
+			start = mode{Kind: readOnly}
 		}
-		if err := syncDir(filepath.Dir(m.DataDir)); err != nil {
-			return err
-		}
-		m.Log.Info("database cluster initialised", "dir", m.DataDir)
 	}
 	// initdb's postgresql.conf, or none at all in a copy of a Debian cluster (Debian keeps it in /etc):
 	// either way it must include conf.d.
 	conf := filepath.Join(m.DataDir, "postgresql.conf")
 	if b, err := os.ReadFile(conf); err != nil || !strings.Contains(string(b), "\ninclude_dir = 'conf.d'") {
 		if err := writeAtomic(conf, append(b, "\ninclude_dir = 'conf.d'\n"...), cred); err != nil {
-			return err
+			return want, err
 		}
 	}
+	out, err := exec.CommandContext(ctx, filepath.Join(m.BinDir, "pg_controldata"), "-D", m.DataDir).Output()
+	if err != nil {
+		return want, fmt.Errorf("pg_controldata: %w", err)
+	}
 	repl := ""
-	if role.Role == "mirror" {
-		out, err := exec.CommandContext(ctx, filepath.Join(m.BinDir, "pg_controldata"), "-D", m.DataDir).Output()
-		if err != nil {
-			return fmt.Errorf("pg_controldata: %w", err)
-		}
-		repl = replicationConf(role.Upstream, controlLimits(string(out)))
+	if start.Kind != production {
+		repl = replicationConf(start.Up, controlLimits(string(out)))
 	}
 	cert, key, err := m.TLS()
 	if err != nil {
-		return fmt.Errorf("TLS certificate: %w", err)
+		return want, fmt.Errorf("TLS certificate: %w", err)
 	}
 	files := []struct {
 		name string
 		data []byte
 	}{
-		{"conf.d/appliance.conf", []byte(managedConf(m.Port))},
+		{"conf.d/appliance.conf", []byte(managedConf(m.Port, m.Socket, m.slotKeep()))},
 		{"pg_hba.conf", []byte(managedHBA)},
 		{"pg_ident.conf", []byte(managedIdent)},
 		{"server.crt", cert},
@@ -253,16 +335,56 @@ func (m *Manager) prepare(ctx context.Context, cred *syscall.Credential) error {
 	for _, f := range files {
 		p := filepath.Join(m.DataDir, f.name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return err
+			return want, err
 		}
 		if err := os.Chown(filepath.Dir(p), int(cred.Uid), int(cred.Gid)); err != nil {
-			return fmt.Errorf("chown %s: %w", filepath.Dir(p), err)
+			return want, fmt.Errorf("chown %s: %w", filepath.Dir(p), err)
 		}
 		if err := writeAtomic(p, f.data, cred); err != nil {
-			return err
+			return want, err
 		}
 	}
+	// Synchronous mode starts off: production turns it on once its mirror streams (maintain).
+	return start, m.writeSyncConf(false)
+}
+
+// initdb creates the cluster in a side directory renamed into place when complete: a unit that loses power
+// during initdb starts over instead of finding half a cluster.
+func (m *Manager) initdb(ctx context.Context) error {
+	m.setState("initialising")
+	tmp := m.DataDir + ".init"
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("remove unfinished initdb: %w", err)
+	}
+	if err := os.Remove(m.DataDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("data directory %s is not empty and holds no cluster: %w", m.DataDir, err)
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(m.BinDir, "initdb"), "-D", tmp, "-U", "postgres",
+		"--auth-local=peer", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C", "--data-checksums")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.cred}
+	cmd.Env = []string{"PATH=" + m.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb: %w: %s", err, out)
+	}
+	if err := os.Rename(tmp, m.DataDir); err != nil {
+		return fmt.Errorf("move the new cluster into place: %w", err)
+	}
+	if err := syncDir(filepath.Dir(m.DataDir)); err != nil {
+		return err
+	}
+	m.Log.Info("database cluster initialised", "dir", m.DataDir)
 	return nil
+}
+
+// slotKeep is max_slot_wal_keep_size: a fifth of the data file system (at most 20 GB), so a mirror that
+// is gone for days cannot fill the array; past it, the mirror re-clones.
+func (m *Manager) slotKeep() int64 {
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Dir(m.DataDir), &fs); err != nil {
+		return 1024
+	}
+	mb := int64(fs.Blocks) * int64(fs.Bsize) / 5 >> 20
+	return max(64, min(mb, 20<<10))
 }
 
 // writeAtomic replaces path with data owned by cred (mode 0600): a temporary file, fsync, rename, fsync of
@@ -326,22 +448,29 @@ func (m *Manager) running() error {
 
 // Database reports the server and its databases.
 func (m *Manager) Database(ctx context.Context) (appliance.DatabaseStatus, error) {
-	role := m.roleConfig()
 	m.mu.Lock()
-	st := appliance.DatabaseStatus{Role: role.Role, State: m.state, Version: m.version, Databases: []appliance.DatabaseInfo{}}
+	cur, sy := m.cur, m.sync
+	st := appliance.DatabaseStatus{Role: cur.Kind, State: m.state, Version: m.version, Databases: []appliance.DatabaseInfo{},
+		LastPromotionS: m.lastPromotion, Policy: DefaultPolicy}
 	m.mu.Unlock()
-	if u := role.Upstream; role.Role == "mirror" && u != nil {
-		st.Upstream, st.Sync = net.JoinHostPort(u.Host, strconv.Itoa(u.Port)), "async"
-	}
 	if m.running() != nil {
 		st.Role = "none"
 		return st, nil
+	}
+	switch {
+	case cur.Kind == readOnly:
+		st.Role, st.State = mirror, "running read-only, following nobody"
+	case cur.Up != nil && cur.Up.Partner:
+		st.Upstream = "partner unit (" + cur.Up.Host + ")"
+	case cur.Up != nil:
+		st.Upstream = net.JoinHostPort(cur.Up.Host, strconv.Itoa(cur.Up.Port))
 	}
 	c, err := m.connect(ctx, "postgres")
 	if err != nil {
 		return st, fmt.Errorf("database status: %w", err)
 	}
 	defer c.Close(ctx)
+	st.Policy = readPolicy(ctx, c)
 	rows, err := c.Query(ctx, `SELECT d.datname, r.rolname, pg_database_size(d.oid) FROM pg_database d
 		JOIN pg_roles r ON r.oid = d.datdba WHERE NOT d.datistemplate AND d.datname <> 'postgres' ORDER BY 1`)
 	if err != nil {
@@ -358,18 +487,30 @@ func (m *Manager) Database(ctx context.Context) (appliance.DatabaseStatus, error
 		return st, fmt.Errorf("list databases: %w", err)
 	}
 	_ = c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").Scan(&st.Connections)
-	if role.Role == "mirror" {
-		// Bytes the upstream reported as written but not yet replayed here, and the age of the last replayed
-		// transaction when something is still to replay.
-		var lag int64
-		var secs float64
-		err := c.QueryRow(ctx, `SELECT coalesce((SELECT pg_wal_lsn_diff(latest_end_lsn, pg_last_wal_replay_lsn()) FROM pg_stat_wal_receiver), 0)::bigint,
-			CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-			     ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8`).Scan(&lag, &secs)
-		if err == nil {
-			lag = max(lag, 0)
-			st.LagBytes, st.LagSeconds = &lag, &secs
+	if cur.Kind == production {
+		st.Mirror, st.LagBytes, st.LagSeconds = sy.mirror, sy.lagBytes, sy.lagSecs
+		st.Sync = "async"
+		if sy.on {
+			st.Sync = "sync"
+		} else if st.Policy.Sync && m.paired() {
+			st.Sync = "degraded"
 		}
+		return st, nil
+	}
+	st.Sync = "async"
+	if st.Policy.Sync {
+		st.Sync = "sync"
+	}
+	// Bytes the upstream reported as written but not yet replayed here, and the age of the last replayed
+	// transaction when something is still to replay.
+	var lag int64
+	var secs float64
+	err = c.QueryRow(ctx, `SELECT coalesce((SELECT pg_wal_lsn_diff(latest_end_lsn, pg_last_wal_replay_lsn()) FROM pg_stat_wal_receiver), 0)::bigint,
+		CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+		     ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8`).Scan(&lag, &secs)
+	if err == nil {
+		lag = max(lag, 0)
+		st.LagBytes, st.LagSeconds = &lag, &secs
 	}
 	return st, nil
 }
@@ -383,7 +524,7 @@ func (m *Manager) CreateDatabase(ctx context.Context, name, owner string) (appli
 	if err := m.running(); err != nil {
 		return appliance.NewDatabase{}, err
 	}
-	if m.roleConfig().Role == "mirror" {
+	if m.current().Kind != production {
 		return appliance.NewDatabase{}, fmt.Errorf("create database %s: this unit is a read-only mirror; promote it first: %w", name, appliance.ErrConflict)
 	}
 	c, err := m.connect(ctx, "postgres")

@@ -1,6 +1,7 @@
 package database
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +18,16 @@ import (
 	"github.com/lawbox/appliance/appliance/state"
 )
 
-const configKey = "database"
+const (
+	configKey      = "database"
+	partnerCopyKey = "database.partner-copy" // set once this unit started copying its partner's database
+)
+
+// copiedPartner reports whether this unit ever started copying its partner's database.
+func (m *Manager) copiedPartner() bool {
+	_, err := m.Store.Get(state.BucketConfig, partnerCopyKey)
+	return err == nil
+}
 
 // roleConfig is the database's role, kept in the state store.
 type roleConfig struct {
@@ -32,6 +42,7 @@ type upstream struct {
 	User     string `json:"user"`
 	Password string `json:"password"`
 	Slot     string `json:"slot"`
+	Partner  bool   `json:"partner,omitempty"` // the other unit of the pair
 }
 
 func (m *Manager) roleConfig() roleConfig {
@@ -56,6 +67,9 @@ func (m *Manager) SetUpstream(ctx context.Context, u appliance.Upstream) error {
 		strings.ContainsAny(u.Password, "'\\\n") {
 		return fmt.Errorf("upstream: host, port 1-65535, user (lower-case letters, digits, _) and a password without quotes or backslashes are required: %w", appliance.ErrBadInput)
 	}
+	if m.paired() {
+		return fmt.Errorf("upstream: this unit is paired and mirrors its partner; unpair it first: %w", appliance.ErrConflict)
+	}
 	if st, err := m.Database(ctx); err == nil && len(st.Databases) > 0 && u.Confirm != "erase" {
 		var names []string
 		for _, d := range st.Databases {
@@ -75,75 +89,224 @@ func (m *Manager) SetUpstream(ctx context.Context, u appliance.Upstream) error {
 	return nil
 }
 
-// Promote makes the mirror a production server: it replays what it has received, then takes writes.
+// Promote makes this unit the production server. Paired, it is a switchover: the pair makes this unit
+// active (the old production stands down and stops taking writes if it can be reached), and the database
+// follows: the mirror replays everything it received, then takes writes. Unpaired, the mirror of an external
+// server is promoted and stops following it.
 func (m *Manager) Promote(ctx context.Context) (appliance.Promotion, error) {
-	c := m.roleConfig()
-	if c.Role != "mirror" {
+	if m.current().Kind == production && m.running() == nil {
 		return appliance.Promotion{}, fmt.Errorf("promote: this unit is already the production server: %w", appliance.ErrConflict)
 	}
-	if err := m.running(); err != nil {
-		return appliance.Promotion{}, err
-	}
 	start := time.Now()
-	conn, err := m.connect(ctx, "postgres")
-	if err != nil {
-		return appliance.Promotion{}, fmt.Errorf("promote: %w", err)
-	}
-	defer conn.Close(ctx)
-	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_promote(true, 60)").Scan(&ok); err != nil || !ok {
-		return appliance.Promotion{}, fmt.Errorf("promote: not finished within 60 s (%v)", err)
-	}
-	c.Role, c.Since = "production", time.Now()
-	if err := m.Store.PutJSON(state.BucketConfig, configKey, c); err != nil {
-		return appliance.Promotion{}, err
+	if m.paired() {
+		if !m.hasFile("PG_VERSION") {
+			return appliance.Promotion{}, fmt.Errorf("promote: this unit holds no copy of the database yet: %w", appliance.ErrConflict)
+		}
+		if err := m.Pair.SetRole(ctx, "active", false); err != nil {
+			return appliance.Promotion{}, fmt.Errorf("promote: %w", err)
+		}
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		for m.current().Kind != production || m.running() != nil {
+			select {
+			case <-ctx.Done():
+				return appliance.Promotion{}, fmt.Errorf("promote: the database did not become production within 2 minutes (%s): %w", m.stateNow(), appliance.ErrUnavailable)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	} else {
+		c := m.roleConfig()
+		if c.Role != mirror {
+			return appliance.Promotion{}, fmt.Errorf("promote: this unit is not a mirror: %w", appliance.ErrConflict)
+		}
+		if err := m.running(); err != nil {
+			return appliance.Promotion{}, err
+		}
+		if err := m.promote(ctx); err != nil {
+			return appliance.Promotion{}, err
+		}
+		c.Role, c.Since = production, time.Now()
+		if err := m.Store.PutJSON(state.BucketConfig, configKey, c); err != nil {
+			return appliance.Promotion{}, err
+		}
+		m.kick()
 	}
 	p := appliance.Promotion{Seconds: time.Since(start).Seconds()}
 	m.Log.Warn("database promoted to production", "took", time.Since(start))
 	return p, nil
 }
 
-// kick makes Run restart the server with the current role.
-func (m *Manager) kick() {
-	select {
-	case m.restart <- struct{}{}:
-	default:
+func (m *Manager) stateNow() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state
+}
+
+// promote ends recovery on the running server: it replays all WAL it has, starts a new timeline and takes
+// writes. A server not in recovery is left alone.
+func (m *Manager) promote(ctx context.Context) error {
+	start := time.Now()
+	c, err := m.connect(ctx, "postgres")
+	if err != nil {
+		return fmt.Errorf("promote: %w", err)
 	}
+	defer c.Close(ctx)
+	var recovery bool
+	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&recovery); err != nil {
+		return fmt.Errorf("promote: %w", err)
+	}
+	if recovery && m.paired() {
+		// A switchover: the old production is shutting down and sends its last WAL as it does. Promote once
+		// that stream ended (every commit it acknowledged is here), or at once when the partner is gone.
+		waitStart := time.Now()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			var streaming bool
+			if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')").Scan(&streaming); err != nil {
+				return fmt.Errorf("promote: %w", err)
+			}
+			if p := m.Pair.Pair(); !streaming || p.Peer == nil || !p.Peer.Reachable {
+				break
+			}
+		}
+		m.Log.Info("the old production's stream ended", "waited", time.Since(waitStart))
+	}
+	if recovery {
+		var ok bool
+		if err := c.QueryRow(ctx, "SELECT pg_promote(true, 60)").Scan(&ok); err != nil || !ok {
+			return fmt.Errorf("promote: not finished within 60 s (%v)", err)
+		}
+	}
+	// The next start is as production: no upstream.
+	if err := writeAtomic(filepath.Join(m.DataDir, "conf.d", "replication.conf"), nil, m.cred); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.lastPromotion = time.Since(start).Seconds()
+	m.mu.Unlock()
+	m.Log.Warn("database promoted", "took", time.Since(start))
+	return nil
+}
+
+// follow readies the data directory to mirror u. The partner unit's copy is brought in line with pg_rewind
+// (a former production unit's diverging history is wound back: this is the rejoin), or copied again when
+// rewind cannot work or the cluster is not a copy of the partner's; an external upstream is copied once.
+func (m *Manager) follow(ctx context.Context, u *upstream) error {
+	if !u.Partner {
+		if !m.hasFile("standby.signal") {
+			if err := m.clone(ctx, u); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	id, err := m.upstreamSystem(ctx, u)
+	if errors.Is(err, appliance.ErrBadInput) {
+		return err
+	}
+	if err != nil {
+		return waiting{fmt.Sprintf("waiting for the production database on the partner unit (%v)", err)}
+	}
+	if m.hasFile("PG_VERSION") && m.systemID(ctx) == id {
+		err := m.rewind(ctx, u)
+		if err == nil {
+			return writeAtomic(filepath.Join(m.DataDir, "standby.signal"), nil, m.cred)
+		}
+		m.Log.Warn("rewind failed: copying the partner's database again", "err", err)
+	}
+	return m.clone(ctx, u)
+}
+
+// systemID is the local cluster's system identifier ("" when unreadable).
+func (m *Manager) systemID(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, filepath.Join(m.BinDir, "pg_controldata"), "-D", m.DataDir).Output()
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "Database system identifier" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// pgEnv is the environment of the PostgreSQL client programs.
+func (m *Manager) pgEnv(u *upstream) []string {
+	return []string{"PATH=" + m.BinDir + ":/bin", "TZ=UTC", "LANG=C", "PGPASSWORD=" + u.Password, "PGCONNECT_TIMEOUT=10"}
+}
+
+// rewind winds the local cluster back to where it left the upstream's history (nothing when it never left
+// it). pg_rewind recovers a cluster that was not shut down cleanly first.
+func (m *Manager) rewind(ctx context.Context, u *upstream) error {
+	m.setState("rejoining: winding back to the production unit's history (pg_rewind)")
+	cmd := exec.CommandContext(ctx, filepath.Join(m.BinDir, "pg_rewind"), "--target-pgdata="+m.DataDir, "--source-server="+u.conninfo("postgres"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.cred}
+	cmd.Env = m.pgEnv(u)
+	cmd.Dir = m.DataDir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_rewind: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	m.Log.Info("rewind done", "output", strings.TrimSpace(string(out)))
+	return nil
 }
 
 // clone copies the upstream cluster with pg_basebackup into a new directory, then swaps it in; the old
-// cluster is renamed, not deleted.
-func (m *Manager) clone(ctx context.Context, cred *syscall.Credential, u *upstream) error {
-	m.setState(fmt.Sprintf("copying from %s", net.JoinHostPort(u.Host, fmt.Sprint(u.Port))))
+// cluster is renamed, not deleted. The state shows pg_basebackup's progress.
+func (m *Manager) clone(ctx context.Context, u *upstream) error {
+	from := u.Host
+	if u.Partner {
+		from = "the partner unit"
+	}
+	m.setState("copying from " + from)
+	if u.Partner {
+		if err := m.Store.Put(state.BucketConfig, partnerCopyKey, []byte("1")); err != nil {
+			return err
+		}
+	}
 	tmp := m.DataDir + ".clone"
 	if err := os.RemoveAll(tmp); err != nil {
 		return err
 	}
-	run := func(createSlot bool) ([]byte, error) {
-		args := []string{"-h", u.Host, "-p", fmt.Sprint(u.Port), "-U", u.User, "-D", tmp, "-X", "stream", "-c", "fast", "-S", u.Slot, "-w"}
+	run := func(createSlot bool) (string, error) {
+		args := []string{"-d", u.conninfo("postgres"), "-D", tmp, "-X", "stream", "-c", "fast", "-S", u.Slot, "-w", "-P"}
 		if createSlot {
 			args = append(args, "-C")
 		}
 		cmd := exec.CommandContext(ctx, filepath.Join(m.BinDir, "pg_basebackup"), args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		cmd.Env = []string{"PATH=" + m.BinDir + ":/bin", "TZ=UTC", "LANG=C", "PGPASSWORD=" + u.Password, "PGCONNECT_TIMEOUT=10", "PGAPPNAME=lawbox mirror"}
-		return cmd.CombinedOutput()
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.cred}
+		cmd.Env = m.pgEnv(u)
+		r, err := cmd.StderrPipe()
+		if err != nil {
+			return "", err
+		}
+		if err := cmd.Start(); err != nil {
+			return "", err
+		}
+		var tail []string
+		sc := bufio.NewScanner(r)
+		sc.Split(scanLinesOrReturns)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if pct := progressRE.FindStringSubmatch(line); pct != nil {
+				m.setState(fmt.Sprintf("copying from %s: %s %%", from, pct[1]))
+			} else if line != "" {
+				tail = append(tail, line)
+			}
+		}
+		return strings.Join(tail, "; "), cmd.Wait()
 	}
-	out, err := run(true)
-	if err != nil && strings.Contains(string(out), "already exists") { // our slot from an earlier copy
+	out, err := run(!u.Partner)                                // the partner's slot is made by its production side
+	if err != nil && strings.Contains(out, "already exists") { // our slot from an earlier copy
 		_ = os.RemoveAll(tmp)
 		out, err = run(false)
 	}
 	if err != nil {
 		_ = os.RemoveAll(tmp)
-		return fmt.Errorf("copy from %s: %w: %s", u.Host, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("copy from %s: %w: %s", u.Host, err, out)
 	}
 	// standby.signal makes the copy start as a standby (until a promotion removes it), not as a second primary.
-	sig := filepath.Join(tmp, "standby.signal")
-	if err := os.WriteFile(sig, nil, 0o600); err != nil {
-		return err
-	}
-	if err := os.Chown(sig, int(cred.Uid), int(cred.Gid)); err != nil {
+	if err := writeAtomic(filepath.Join(tmp, "standby.signal"), nil, m.cred); err != nil {
 		return err
 	}
 	if _, err := os.Stat(m.DataDir); err == nil {
@@ -153,7 +316,26 @@ func (m *Manager) clone(ctx context.Context, cred *syscall.Credential, u *upstre
 		}
 		m.Log.Warn("the previous database cluster was moved aside", "dir", old)
 	}
-	return os.Rename(tmp, m.DataDir)
+	if err := os.Rename(tmp, m.DataDir); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(m.DataDir))
+}
+
+// progressRE finds the percentage in pg_basebackup -P's "1234/5678 kB (21%), 0/1 tablespace".
+var progressRE = regexp.MustCompile(`\(([0-9]+)%\)`)
+
+// scanLinesOrReturns splits at \n or \r (progress lines end in \r).
+func scanLinesOrReturns(data []byte, atEOF bool) (int, []byte, error) {
+	for i, b := range data {
+		if b == '\n' || b == '\r' {
+			return i + 1, data[:i], nil
+		}
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
 }
 
 // replicationConf is conf.d/replication.conf for a mirror. A hot standby must allow at least as many
@@ -161,8 +343,12 @@ func (m *Manager) clone(ctx context.Context, cred *syscall.Credential, u *upstre
 // pg_control); limits are the upstream's.
 func replicationConf(u *upstream, limits map[string]string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Written by the appliance.\nprimary_conninfo = 'host=%s port=%d user=%s password=%s application_name=lawbox_mirror'\nprimary_slot_name = '%s'\nhot_standby = on\n",
-		u.Host, u.Port, u.User, u.Password, u.Slot)
+	// wal_retrieve_retry_interval: how soon a mirror retries its upstream, and notices a promotion request
+	// while it waits for WAL.
+	b.WriteString("# Written by the appliance.\nhot_standby = on\nrecovery_target_timeline = 'latest'\nwal_retrieve_retry_interval = '250ms'\n")
+	if u != nil {
+		fmt.Fprintf(&b, "primary_conninfo = '%s password=%s'\nprimary_slot_name = '%s'\n", u.conninfo("postgres"), u.Password, u.Slot)
+	}
 	for _, k := range []string{"max_connections", "max_worker_processes", "max_wal_senders", "max_prepared_transactions", "max_locks_per_transaction"} {
 		if v, ok := limits[k]; ok {
 			fmt.Fprintf(&b, "%s = %s\n", k, v)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
@@ -67,6 +68,27 @@ func (n *Node) WitnessKey() (string, error) {
 		return "", fmt.Errorf("%w: not paired", appliance.ErrConflict)
 	}
 	return hex.EncodeToString(WitnessKey(n.cfg.Key)), nil
+}
+
+// Secret is a key both units derive from the pair key for one purpose (the database's replication
+// password); nil when unpaired.
+func (n *Node) Secret(label string) []byte {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return nil
+	}
+	return derive(n.cfg.Key, "lawbox secret v1: "+label)
+}
+
+// PeerAddrs are the peer's addresses as it last announced them (none when unpaired).
+func (n *Node) PeerAddrs() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return nil
+	}
+	return slices.Clone(n.cfg.PeerAddrs)
 }
 
 // Role is the current role (single when unpaired).

@@ -102,8 +102,11 @@ func (r *Replay) Check(m Message) error {
 
 // WitnessKey is the key shared with the witness, derived from the pair key: the witness PC can grant
 // leases but cannot forge heartbeats.
-func WitnessKey(pairKey []byte) []byte {
+func WitnessKey(pairKey []byte) []byte { return derive(pairKey, "lawbox witness key v1") }
+
+// derive is a key for one purpose, from the pair key.
+func derive(pairKey []byte, label string) []byte {
 	mac := hmac.New(sha256.New, pairKey)
-	mac.Write([]byte("lawbox witness key v1"))
+	mac.Write([]byte(label))
 	return mac.Sum(nil)
 }

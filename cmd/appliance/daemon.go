@@ -87,6 +87,9 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := node.Load(); err != nil {
 		log.Error("pair", "err", err)
 	}
+	// The database follows the pair: active = production, standby = mirror of the partner, fenced = read-only.
+	db.Pair = node
+	node.OnRole = func(string) { db.Kick() }
 	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
 		Keep: node.ServiceAddress}
 	// Long-running parts stop before the store closes and the arrays are unmounted.

@@ -1,0 +1,338 @@
+package database
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/certs"
+	"github.com/lawbox/appliance/appliance/state"
+)
+
+// fakePair is the pair as the test decides it.
+type fakePair struct {
+	mu    sync.Mutex
+	role  string
+	alone bool // the peer cannot be reached
+}
+
+func (p *fakePair) Role() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.role
+}
+func (p *fakePair) set(r string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.role = r
+}
+func (p *fakePair) PeerAddrs() []string        { return []string{"127.0.0.1"} }
+func (p *fakePair) Secret(label string) []byte { return []byte("0123456789abcdef0123456789abcdef" + label)[:32] }
+func (p *fakePair) Pair() appliance.PairStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return appliance.PairStatus{Paired: true, Role: p.role, Peer: &appliance.PairPeer{Reachable: !p.alone}}
+}
+func (p *fakePair) SetRole(_ context.Context, role string, _ bool) error {
+	p.set(role)
+	return nil
+}
+
+func TestDesiredFollowsThePair(t *testing.T) {
+	p := &fakePair{}
+	m := &Manager{Pair: p, Port: 5432, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for role, want := range map[string]string{"active": production, "standby": mirror, "fenced": readOnly, "single": production} {
+		p.set(role)
+		if got := m.desired(); got.Kind != want {
+			t.Errorf("pair %s: database %s, want %s", role, got.Kind, want)
+		}
+	}
+	p.set("standby")
+	up := m.desired().Up
+	if up == nil || !up.Partner || up.User != replicaUser || up.Slot != replicaSlot || len(up.Password) != 48 {
+		t.Fatalf("partner upstream %+v", up)
+	}
+	conf := replicationConf(up, nil)
+	for _, want := range []string{"host=127.0.0.1 port=5432", "sslmode=require channel_binding=require", "target_session_attrs=read-write",
+		"primary_slot_name = 'lawbox_mirror'", "recovery_target_timeline = 'latest'"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("replication.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	if conf := replicationConf(nil, nil); strings.Contains(conf, "primary_conninfo") {
+		t.Errorf("a read-only server follows someone:\n%s", conf)
+	}
+}
+
+// hostUnit is a Manager on this machine: its own data directory, socket and port, PostgreSQL 15 from
+// Debian, run as the postgres user like on the appliance.
+type hostUnit struct {
+	*Manager
+	pair *fakePair
+	stop context.CancelFunc
+	done chan error
+}
+
+func startHostUnit(t *testing.T, name string, port, peerPort int, role string) *hostUnit {
+	t.Helper()
+	dir := filepath.Join(hostDir(t), name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Open(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := certs.LoadOrCreate(st, name, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	p := &fakePair{role: role}
+	u := &hostUnit{pair: p, done: make(chan error, 1), Manager: &Manager{
+		Log:    slog.New(slog.NewTextHandler(&testWriter{t: t, name: name}, nil)),
+		BinDir: "/usr/lib/postgresql/15/bin", DataDir: filepath.Join(dir, "15", "main"), Socket: filepath.Join(dir, "run"),
+		Port: port, PeerPort: peerPort, Ready: func() bool { return true }, Host: func() string { return "127.0.0.1" },
+		TLS: func() ([]byte, []byte, error) { return certs.PEM(st) }, Store: st, Pair: p,
+	}}
+	u.run(t)
+	return u
+}
+
+func (u *hostUnit) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	u.stop, u.done = cancel, make(chan error, 1)
+	go func() { u.done <- u.Run(ctx) }()
+	t.Cleanup(u.halt)
+}
+
+// halt stops the server (fast shutdown) and waits for it.
+func (u *hostUnit) halt() {
+	u.stop()
+	<-u.done
+	u.done <- nil // a second halt returns at once
+}
+
+// hostDir is a directory the postgres user can reach.
+func hostDir(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("runs PostgreSQL as the postgres user: needs root")
+	}
+	if _, err := os.Stat("/usr/lib/postgresql/15/bin/postgres"); err != nil {
+		t.Skip("PostgreSQL 15 is not installed")
+	}
+	dir, err := os.MkdirTemp("", "pgunit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+type testWriter struct {
+	t    *testing.T
+	name string
+}
+
+func (w *testWriter) Write(b []byte) (int, error) {
+	w.t.Log(w.name + ": " + strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (u *hostUnit) waitStatus(t *testing.T, what string, ok func(appliance.DatabaseStatus) bool) appliance.DatabaseStatus {
+	t.Helper()
+	var st appliance.DatabaseStatus
+	waitFor(t, 2*time.Minute, what, func() error {
+		var err error
+		st, err = u.Database(context.Background())
+		if err == nil && ok(st) {
+			return nil
+		}
+		return fmt.Errorf("%+v (%v)", st, err)
+	})
+	return st
+}
+
+// at is the connection string for the same database on another unit.
+func at(connURL string, port int) string {
+	p, _ := url.Parse(connURL)
+	p.Host = fmt.Sprintf("127.0.0.1:%d", port)
+	return p.String()
+}
+
+func count(ctx context.Context, connURL string) (int, error) {
+	c, err := pgx.Connect(ctx, connURL)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close(ctx)
+	var n int
+	err = c.QueryRow(ctx, "SELECT count(*) FROM matters").Scan(&n)
+	return n, err
+}
+
+// Two units on this machine with real PostgreSQL, the pair's role decided by the test: the standby copies the
+// active unit over TLS with the pair's replication role and streams; synchronous mode makes a commit visible
+// on the mirror when it returns and degrades when the mirror is gone; a switchover promotes the mirror and
+// the old production follows it; a unit that wrote on its own (forced split brain) is wound back by
+// pg_rewind when it rejoins.
+func TestPartnerMirrorOnHost(t *testing.T) {
+	portA, portB := freePort(t), freePort(t)
+	a := startHostUnit(t, "a", portA, portB, "active")
+	b := startHostUnit(t, "b", portB, portA, "standby")
+	ctx := context.Background()
+
+	a.waitStatus(t, "a production", func(s appliance.DatabaseStatus) bool { return s.Role == production })
+	nd, err := a.CreateDatabase(ctx, "practice", "practice_app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pgx.Connect(ctx, nd.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "CREATE TABLE matters (id int PRIMARY KEY); INSERT INTO matters SELECT generate_series(1, 100)"); err != nil {
+		t.Fatal(err)
+	}
+	st := b.waitStatus(t, "b mirrors a", func(s appliance.DatabaseStatus) bool {
+		return s.Role == mirror && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
+	})
+	t.Logf("mirror: %+v", st)
+	waitFor(t, time.Minute, "rows on the mirror", func() error {
+		if n, err := count(ctx, at(nd.URL, portB)); err != nil || n != 100 {
+			return fmt.Errorf("%d rows (%v)", n, err)
+		}
+		return nil
+	})
+	if _, err := b.CreateDatabase(ctx, "other", "other_app"); err == nil {
+		t.Error("a database was created on the mirror")
+	}
+	if err := b.SetPolicy(ctx, appliance.DatabasePolicy{Sync: true}); err == nil {
+		t.Error("the policy was set on the mirror")
+	}
+
+	// Synchronous mode: once on, a commit that returned is already applied on the mirror.
+	if err := a.SetPolicy(ctx, appliance.DatabasePolicy{Sync: true, DegradeAfterS: 2}); err != nil {
+		t.Fatal(err)
+	}
+	a.waitStatus(t, "sync on", func(s appliance.DatabaseStatus) bool {
+		return s.Sync == "sync" && strings.HasPrefix(s.Mirror, "streaming from")
+	})
+	for i := 101; i <= 110; i++ {
+		if _, err := c.Exec(ctx, "INSERT INTO matters VALUES ($1)", i); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := count(ctx, at(nd.URL, portB)); err != nil || n != i {
+			t.Fatalf("after commit %d the mirror has %d rows (%v)", i, n, err)
+		}
+	}
+	b.waitStatus(t, "the mirror reports the policy", func(s appliance.DatabaseStatus) bool { return s.Sync == "sync" })
+
+	// The mirror goes away: commits wait at most the degrade timeout, then go on; the status says so.
+	b.halt()
+	start := time.Now()
+	if _, err := c.Exec(ctx, "INSERT INTO matters VALUES (111)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("commit with the mirror gone returned after %v (degrade after 2 s)", time.Since(start))
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("a commit waited %v for a missing mirror with degrade_after_s 2", d)
+	}
+	a.waitStatus(t, "degraded", func(s appliance.DatabaseStatus) bool { return s.Sync == "degraded" })
+	b.run(t)
+	a.waitStatus(t, "sync again once the mirror is back", func(s appliance.DatabaseStatus) bool { return s.Sync == "sync" })
+	c.Close(ctx)
+
+	// Switchover: b becomes production, a follows it.
+	a.pair.set("standby")
+	b.pair.set("active")
+	a.Kick()
+	b.Kick()
+	st = b.waitStatus(t, "b promoted", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
+	if st.LastPromotionS <= 0 {
+		t.Errorf("promotion time not reported: %+v", st)
+	}
+	a.waitStatus(t, "a follows b", func(s appliance.DatabaseStatus) bool { return s.Role == mirror && s.State == "running" && s.Upstream != "" })
+	cb, err := pgx.Connect(ctx, at(nd.URL, portB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close(ctx)
+	if _, err := cb.Exec(ctx, "INSERT INTO matters VALUES (112)"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "b's commit on a", func() error {
+		if n, err := count(ctx, at(nd.URL, portA)); err != nil || n != 112 {
+			return fmt.Errorf("%d rows (%v)", n, err)
+		}
+		return nil
+	})
+
+	// Forced split brain: a is made production too and takes a write b never sees; then a stands down and
+	// rejoins: its own write is wound back, it follows b again.
+	a.pair.mu.Lock()
+	a.pair.role, a.pair.alone = "active", true
+	a.pair.mu.Unlock()
+	a.Kick()
+	a.waitStatus(t, "a production on its own", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
+	ca, err := pgx.Connect(ctx, at(nd.URL, portA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.Exec(ctx, "INSERT INTO matters SELECT generate_series(1000, 1999)"); err != nil {
+		t.Fatal(err)
+	}
+	ca.Close(ctx)
+	if _, err := cb.Exec(ctx, "INSERT INTO matters VALUES (113)"); err != nil {
+		t.Fatal(err)
+	}
+	a.pair.set("standby")
+	a.Kick()
+	a.waitStatus(t, "a rejoined", func(s appliance.DatabaseStatus) bool { return s.Role == mirror && s.State == "running" && s.Upstream != "" })
+	waitFor(t, time.Minute, "a has b's history", func() error {
+		if n, err := count(ctx, at(nd.URL, portA)); err != nil || n != 113 {
+			return fmt.Errorf("%d rows (%v)", n, err)
+		}
+		return nil
+	})
+}
