@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/lawbox/appliance/appliance/pair"
 	"github.com/lawbox/appliance/netcfg/static"
 )
@@ -25,9 +27,12 @@ import (
 //	                       answered (the neighbour entry of IP) whenever that changes. TCP only: a TLS
 //	                       handshake 50 times a second would load the unit being measured.
 //	mark                   print the probe clock now (the tests send it right after a kill -9)
+//	pgload URL             commit one row after another through URL (see pgLoad)
+//	pgload stop            stop it and print the ids whose commits were acknowledged
 type netDebug struct {
-	mu    sync.Mutex // guards start
+	mu    sync.Mutex // guards start and load
 	start time.Time  // the probe clock's zero
+	load  *pgLoad
 }
 
 func (d *netDebug) command(f []string, out io.Writer) bool {
@@ -61,6 +66,29 @@ func (d *netDebug) command(f []string, out io.Writer) bool {
 		fmt.Fprintf(out, "debug: probing %s\n", f[1])
 	case f[0] == "mark":
 		fmt.Fprintf(out, "debug: mark %d\n", d.elapsed())
+	case f[0] == "pgload" && len(f) == 2 && f[1] == "stop":
+		d.mu.Lock()
+		l := d.load
+		d.load = nil
+		d.mu.Unlock()
+		if l == nil {
+			fmt.Fprintln(out, "debug: pgload: not running")
+			break
+		}
+		fmt.Fprintf(out, "debug: pgload acked %s\n", l.stop())
+	case f[0] == "pgload" && len(f) == 2:
+		d.mu.Lock()
+		if d.start.IsZero() {
+			d.start = time.Now()
+		}
+		l := &pgLoad{url: f[1], out: out, clock: d.elapsed, done: make(chan struct{})}
+		if d.load == nil {
+			d.load = l
+			l.ctx, l.cancel = context.WithCancel(context.Background())
+			go l.run()
+		}
+		d.mu.Unlock()
+		fmt.Fprintln(out, "debug: pgload started")
 	default:
 		return false
 	}
@@ -71,6 +99,85 @@ func (d *netDebug) elapsed() int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return time.Since(d.start).Milliseconds()
+}
+
+// pgLoad is the office application in the database tests: it commits INSERT INTO load VALUES (n), one after
+// another with a new n each time (a commit whose answer was lost is never retried with the same n), and
+// reconnects on any error. It prints the probe clock at the first failure and at the first commit after
+// one, and a count every 100 commits; stop returns the acknowledged ids as ranges ("1-530,532-900").
+type pgLoad struct {
+	url    string
+	out    io.Writer
+	clock  func() int64
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	acked  []int64
+}
+
+func (l *pgLoad) run() {
+	defer close(l.done)
+	var c *pgx.Conn
+	failing := false
+	for n := int64(1); l.ctx.Err() == nil; n++ {
+		err := func() error {
+			ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
+			defer cancel()
+			if c == nil {
+				var err error
+				if c, err = pgx.Connect(ctx, l.url); err != nil {
+					return err
+				}
+			}
+			_, err := c.Exec(ctx, "INSERT INTO load (id) VALUES ($1)", n)
+			if err != nil {
+				c.Close(context.Background())
+				c = nil
+			}
+			return err
+		}()
+		switch {
+		case err != nil && l.ctx.Err() == nil:
+			if !failing {
+				fmt.Fprintf(l.out, "debug: pgload failing at %d: %v\n", l.clock(), err)
+			}
+			failing = true
+			time.Sleep(50 * time.Millisecond)
+		case err == nil:
+			if failing {
+				fmt.Fprintf(l.out, "debug: pgload resumed at %d\n", l.clock())
+			}
+			failing = false
+			l.acked = append(l.acked, n)
+			if len(l.acked)%100 == 0 {
+				fmt.Fprintf(l.out, "debug: pgload commits %d\n", len(l.acked))
+			}
+		}
+	}
+	if c != nil {
+		c.Close(context.Background())
+	}
+}
+
+func (l *pgLoad) stop() string {
+	l.cancel()
+	<-l.done
+	var b strings.Builder
+	for i := 0; i < len(l.acked); {
+		j := i
+		for j+1 < len(l.acked) && l.acked[j+1] == l.acked[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%d-%d", l.acked[i], l.acked[j])
+		i = j + 1
+	}
+	if b.Len() == 0 {
+		return "none"
+	}
+	return b.String()
 }
 
 // probe opens a TCP connection every 20 ms (each may take up to 2 s, so a dead holder does not delay the

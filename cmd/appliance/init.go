@@ -70,6 +70,11 @@ func runInit() {
 		{"modules", loadModules},
 		{"hostname", func() error { return sysinit.SetHostname(hostname(cmdline)) }},
 		{"dirs", func() error {
+			// /var/lib must stay traversable: libpq looks for client certificates under the postgres
+			// user's home (/var/lib/postgresql) and fails on "permission denied" rather than "not there".
+			if err := os.MkdirAll("/var/lib", 0o755); err != nil {
+				return err
+			}
 			for _, d := range []string{"/run/appliance", "/var/lib/appliance", "/var/log", "/root"} {
 				if err := os.MkdirAll(d, 0o700); err != nil {
 					return err

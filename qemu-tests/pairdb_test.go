@@ -1,0 +1,245 @@
+package qemutests
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+type dbStatus struct {
+	Role           string   `json:"role"`
+	State          string   `json:"state"`
+	Upstream       string   `json:"upstream"`
+	Sync           string   `json:"sync"`
+	Mirror         string   `json:"mirror"`
+	LagBytes       *int64   `json:"lag_bytes"`
+	LagSeconds     *float64 `json:"lag_seconds"`
+	LastPromotionS float64  `json:"last_promotion_s"`
+}
+
+func (p *pairUnit) db() (dbStatus, error) {
+	var st dbStatus
+	code, body := p.call("GET", "/api/v1/database", p.tok, "")
+	if code != 200 {
+		return st, fmt.Errorf("GET /api/v1/database = %d %s", code, body)
+	}
+	return st, json.Unmarshal([]byte(body), &st)
+}
+
+func (p *pairUnit) waitDB(t testing.TB, what string, timeout time.Duration, ok func(dbStatus) bool) dbStatus {
+	t.Helper()
+	var st dbStatus
+	eventually(t, timeout, what, func() error {
+		var err error
+		if st, err = p.db(); err != nil {
+			return err
+		}
+		if !ok(st) {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	return st
+}
+
+var (
+	reLoadCommits = regexp.MustCompile(`debug: pgload commits (\d+)`)
+	reLoadResumed = regexp.MustCompile(`debug: pgload resumed at (\d+)`)
+	reLoadAcked   = regexp.MustCompile(`debug: pgload acked (\S+)`)
+)
+
+// parseRanges reads "1-530,532-900".
+func parseRanges(s string) ([]int64, error) {
+	var ids []int64
+	if s == "none" {
+		return nil, nil
+	}
+	for _, r := range strings.Split(s, ",") {
+		lo, hi, ok := strings.Cut(r, "-")
+		a, err1 := strconv.ParseInt(lo, 10, 64)
+		b, err2 := strconv.ParseInt(hi, 10, 64)
+		if !ok || err1 != nil || err2 != nil || b < a {
+			return nil, fmt.Errorf("range %q", r)
+		}
+		for i := a; i <= b; i++ {
+			ids = append(ids, i)
+		}
+	}
+	return ids, nil
+}
+
+// dbLab is a pair lab whose production database (on A) holds the table the office PC's load writes to
+// through the service address.
+type dbLab struct {
+	*pairLab
+	conn string // the application's connection string (credentials; the host is replaced)
+}
+
+func newDBLab(t testing.TB, sync bool) *dbLab {
+	l := &dbLab{pairLab: newPairLab(t, 800)}
+	l.a.waitDB(t, "production on A", 3*time.Minute, func(s dbStatus) bool { return s.Role == "production" && s.State == "running" })
+	code, body := l.a.call("POST", "/api/v1/database/databases", l.a.tok, `{"name":"practice","owner":"practice_app"}`)
+	var nd newDatabase
+	if code != 201 || json.Unmarshal([]byte(body), &nd) != nil {
+		t.Fatalf("create = %d %s", code, body)
+	}
+	l.conn = nd.URL
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := l.a.connect(ctx, nd.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "CREATE TABLE load (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close(ctx)
+	if code, body := l.a.call("PUT", "/api/v1/database/policy", l.a.tok, fmt.Sprintf(`{"sync":%v,"degrade_after_s":10}`, sync)); code != 204 {
+		t.Fatalf("policy = %d %s", code, body)
+	}
+	l.b.waitDB(t, "B mirrors A", 5*time.Minute, func(s dbStatus) bool {
+		return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
+	})
+	want := map[bool]string{true: "sync", false: "async"}[sync]
+	l.a.waitDB(t, "A streams to B", 2*time.Minute, func(s dbStatus) bool {
+		return s.Sync == want && strings.HasPrefix(s.Mirror, "streaming from")
+	})
+	return l
+}
+
+// serviceURL is the application's connection string through the service address.
+func (l *dbLab) serviceURL() string {
+	p, _ := url.Parse(l.conn)
+	p.Host = "192.0.2.100:5432"
+	q := p.Query()
+	q.Set("connect_timeout", "2")
+	p.RawQuery = q.Encode()
+	return p.String()
+}
+
+// rows returns the ids in the load table on u.
+func (l *dbLab) rows(t testing.TB, u *pairUnit) map[int64]bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := u.connect(ctx, l.conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	rs, err := c.Query(ctx, "SELECT id FROM load")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[int64]bool{}
+	for rs.Next() {
+		var id int64
+		if err := rs.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids[id] = true
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// failover runs the office PC's load through the service address, kill -9s the production unit A after
+// 200 commits, waits until the load commits on B again, and returns the client's outage (kill to first
+// commit on B) and the commits acknowledged to the client that B does not have.
+func (l *dbLab) failover(t testing.TB) (outage time.Duration, acked, lost int) {
+	t.Helper()
+	l.pc.console("pgload "+l.serviceURL(), regexp.MustCompile(`debug: pgload started`))
+	for {
+		m, err := l.pc.Expect(reLoadCommits, 2*time.Minute)
+		if err != nil {
+			t.Fatalf("the load does not commit: %v", err)
+		}
+		if n, _ := strconv.Atoi(m[1]); n >= 200 {
+			break
+		}
+	}
+	if err := l.a.Kill9(); err != nil {
+		t.Fatal(err)
+	}
+	mark, _ := strconv.Atoi(l.pc.console("mark", reMark)[1])
+	m, err := l.pc.Expect(reLoadResumed, 3*time.Minute)
+	if err != nil {
+		t.Fatalf("the load never committed again after the kill: %v", err)
+	}
+	resumed, _ := strconv.Atoi(m[1])
+	outage = time.Duration(resumed-mark) * time.Millisecond
+	if _, err := l.pc.Expect(reLoadCommits, 2*time.Minute); err != nil {
+		t.Fatalf("the load stalled on B: %v", err)
+	}
+	ids, err := parseRanges(l.pc.console("pgload stop", reLoadAcked)[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := l.rows(t, l.b)
+	for _, id := range ids {
+		if !have[id] {
+			lost++
+		}
+	}
+	return outage, len(ids), lost
+}
+
+// The database follows the pair. Synchronous mode, the office PC committing through the service address:
+// kill -9 of the production unit, B takes over and is promoted by itself (automatic mode), the load goes
+// on, and every commit the client saw acknowledged is on B. A comes back, rewinds and mirrors B; then a
+// promotion from A's API (the planned switchover) makes A production again and B its mirror.
+func TestPairDatabase(t *testing.T) {
+	t.Parallel()
+	l := newDBLab(t, true)
+	chk := startChecker(t, l.a, l.b)
+	defer chk.finish()
+
+	outage, acked, lost := l.failover(t)
+	t.Logf("failover under load (synchronous): client outage %v, %d commits acknowledged, %d lost", outage, acked, lost)
+	if lost != 0 {
+		t.Errorf("%d acknowledged commits lost in synchronous mode", lost)
+	}
+	st := l.b.waitDB(t, "B production", time.Minute, func(s dbStatus) bool { return s.Role == "production" && s.State == "running" })
+	if st.LastPromotionS <= 0 {
+		t.Errorf("B does not report its promotion: %+v", st)
+	}
+
+	// A returns: standby, and its database rewinds and mirrors B.
+	l.a = l.restart(t, l.a, "unit-a", l.aDisk)
+	chk.set(0, l.a)
+	l.a.waitDB(t, "A mirrors B", 5*time.Minute, func(s dbStatus) bool {
+		return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
+	})
+	want := l.rows(t, l.b)
+	eventually(t, time.Minute, "A has B's rows", func() error {
+		if got := l.rows(t, l.a); len(got) != len(want) {
+			return fmt.Errorf("%d rows on A, %d on B", len(got), len(want))
+		}
+		return nil
+	})
+	if code, body := l.a.call("POST", "/api/v1/database/databases", l.a.tok, `{"name":"other","owner":"other_app"}`); code != 409 {
+		t.Errorf("create a database on the mirror = %d %s", code, body)
+	}
+
+	// Planned switchover from A's database page: A production, B mirror, nothing lost.
+	code, body := l.a.call("POST", "/api/v1/database/promote", l.a.tok, "")
+	if code != 200 {
+		t.Fatalf("promote A = %d %s", code, body)
+	}
+	t.Logf("switchover to A: %s", body)
+	waitRoles(t, "after the promotion of A", 30*time.Second, l.a, l.b, "active", "standby")
+	l.b.waitDB(t, "B mirrors A", 5*time.Minute, func(s dbStatus) bool {
+		return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
+	})
+	if got := l.rows(t, l.a); len(got) != len(want) {
+		t.Errorf("%d rows on A after the switchover, want %d", len(got), len(want))
+	}
+}
