@@ -38,8 +38,10 @@ func (p *fakePair) set(r string) {
 	defer p.mu.Unlock()
 	p.role = r
 }
-func (p *fakePair) PeerAddrs() []string        { return []string{"127.0.0.1"} }
-func (p *fakePair) Secret(label string) []byte { return []byte("0123456789abcdef0123456789abcdef" + label)[:32] }
+func (p *fakePair) PeerAddrs() []string { return []string{"127.0.0.1"} }
+func (p *fakePair) Secret(label string) []byte {
+	return []byte("0123456789abcdef0123456789abcdef" + label)[:32]
+}
 func (p *fakePair) Pair() appliance.PairStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -292,7 +294,9 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 	if st.LastPromotionS <= 0 {
 		t.Errorf("promotion time not reported: %+v", st)
 	}
-	a.waitStatus(t, "a follows b", func(s appliance.DatabaseStatus) bool { return s.Role == mirror && s.State == "running" && s.Upstream != "" })
+	a.waitStatus(t, "a follows b", func(s appliance.DatabaseStatus) bool {
+		return s.Role == mirror && s.State == "running" && s.Upstream != ""
+	})
 	cb, err := pgx.Connect(ctx, at(nd.URL, portB))
 	if err != nil {
 		t.Fatal(err)
@@ -328,7 +332,9 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 	}
 	a.pair.set("standby")
 	a.Kick()
-	a.waitStatus(t, "a rejoined", func(s appliance.DatabaseStatus) bool { return s.Role == mirror && s.State == "running" && s.Upstream != "" })
+	a.waitStatus(t, "a rejoined", func(s appliance.DatabaseStatus) bool {
+		return s.Role == mirror && s.State == "running" && s.Upstream != ""
+	})
 	waitFor(t, time.Minute, "a has b's history", func() error {
 		if n, err := count(ctx, at(nd.URL, portA)); err != nil || n != 113 {
 			return fmt.Errorf("%d rows (%v)", n, err)
