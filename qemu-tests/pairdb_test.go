@@ -151,45 +151,65 @@ func (l *dbLab) rows(t testing.TB, u *pairUnit) map[int64]bool {
 	return ids
 }
 
-// failover runs the office PC's load through the service address, kill -9s the production unit A after
-// 200 commits, waits until the load commits on B again, and returns the client's outage (kill to first
-// commit on B) and the commits acknowledged to the client that B does not have.
-func (l *dbLab) failover(t testing.TB) (outage time.Duration, acked, lost int) {
+// startLoad starts the office PC's load through the service address and waits for its first 100 commits.
+func (l *dbLab) startLoad(t testing.TB) {
 	t.Helper()
 	l.pc.console("pgload "+l.serviceURL(), regexp.MustCompile(`debug: pgload started`))
+	l.waitCommits(t, 100)
+}
+
+// waitCommits waits until the load has committed at least n rows since it started.
+func (l *dbLab) waitCommits(t testing.TB, n int) {
+	t.Helper()
 	for {
 		m, err := l.pc.Expect(reLoadCommits, 2*time.Minute)
 		if err != nil {
 			t.Fatalf("the load does not commit: %v", err)
 		}
-		if n, _ := strconv.Atoi(m[1]); n >= 200 {
-			break
+		if got, _ := strconv.Atoi(m[1]); got >= n {
+			return
 		}
 	}
-	if err := l.a.Kill9(); err != nil {
-		t.Fatal(err)
-	}
-	mark, _ := strconv.Atoi(l.pc.console("mark", reMark)[1])
+}
+
+// resumed waits for the load's first commit after a failure and returns it on the PC's clock since mark.
+func (l *dbLab) resumed(t testing.TB, mark int) time.Duration {
+	t.Helper()
 	m, err := l.pc.Expect(reLoadResumed, 3*time.Minute)
 	if err != nil {
-		t.Fatalf("the load never committed again after the kill: %v", err)
+		t.Fatalf("the load never committed again: %v", err)
 	}
-	resumed, _ := strconv.Atoi(m[1])
-	outage = time.Duration(resumed-mark) * time.Millisecond
-	if _, err := l.pc.Expect(reLoadCommits, 2*time.Minute); err != nil {
-		t.Fatalf("the load stalled on B: %v", err)
-	}
+	at, _ := strconv.Atoi(m[1])
+	return time.Duration(at-mark) * time.Millisecond
+}
+
+// stopLoad stops the load and counts the commits acknowledged to it that u does not have.
+func (l *dbLab) stopLoad(t testing.TB, u *pairUnit) (acked, lost int) {
+	t.Helper()
 	ids, err := parseRanges(l.pc.console("pgload stop", reLoadAcked)[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	have := l.rows(t, l.b)
+	have := l.rows(t, u)
 	for _, id := range ids {
 		if !have[id] {
 			lost++
 		}
 	}
-	return outage, len(ids), lost
+	return len(ids), lost
+}
+
+// failover kill -9s the production unit under the load and returns the client's outage (kill to its
+// first commit on the survivor).
+func (l *dbLab) failover(t testing.TB, production *pairUnit) time.Duration {
+	t.Helper()
+	if err := production.Kill9(); err != nil {
+		t.Fatal(err)
+	}
+	mark, _ := strconv.Atoi(l.pc.console("mark", reMark)[1])
+	outage := l.resumed(t, mark)
+	l.waitCommits(t, 0) // and it goes on
+	return outage
 }
 
 // The database follows the pair. Synchronous mode, the office PC committing through the service address:
@@ -202,7 +222,10 @@ func TestPairDatabase(t *testing.T) {
 	chk := startChecker(t, l.a, l.b)
 	defer chk.finish()
 
-	outage, acked, lost := l.failover(t)
+	l.startLoad(t)
+	l.waitCommits(t, 200)
+	outage := l.failover(t, l.a)
+	acked, lost := l.stopLoad(t, l.b)
 	t.Logf("failover under load (synchronous): client outage %v, %d commits acknowledged, %d lost", outage, acked, lost)
 	if lost != 0 {
 		t.Errorf("%d acknowledged commits lost in synchronous mode", lost)

@@ -34,11 +34,13 @@ func (s *Server) summarize(ctx context.Context) summary {
 			}
 		}
 	}
-	if db, err := s.db.Database(ctx); err == nil && db.State != "running" {
-		alerts = append(alerts, appliance.Alert{Level: "warning", Message: "the database is " + db.State})
-	}
+	var pair appliance.PairStatus
 	if s.pair != nil {
-		alerts = append(alerts, pairAlerts(s.pair.Pair())...)
+		pair = s.pair.Pair()
+		alerts = append(alerts, pairAlerts(pair)...)
+	}
+	if db, err := s.db.Database(ctx); err == nil {
+		alerts = append(alerts, dbAlerts(db, pair.Paired)...)
 	}
 	sum := summary{Level: "green", Sentence: "Everything is working: the disks are mirrored and healthy.", Alerts: alerts}
 	for _, a := range alerts {
@@ -71,6 +73,27 @@ func pairAlerts(p appliance.PairStatus) []appliance.Alert {
 	}
 	if p.Witness != nil && !p.Witness.Reachable {
 		out = append(out, appliance.Alert{Level: "warning", Message: "the witness at " + p.Witness.Address + " does not answer: automatic failover is off until it does"})
+	}
+	return out
+}
+
+// lagAlert is how far behind a mirror may fall before the dashboard says so.
+const lagAlert = 60 // seconds
+
+// dbAlerts are the database's problems as the dashboard states them.
+func dbAlerts(db appliance.DatabaseStatus, paired bool) []appliance.Alert {
+	if db.Role == "none" {
+		return []appliance.Alert{{Level: "warning", Message: "the database is " + db.State}}
+	}
+	var out []appliance.Alert
+	if db.Role == "production" && paired && db.Mirror == "" {
+		out = append(out, appliance.Alert{Level: "warning", Message: "the other unit is not mirroring the database: a failure of this unit now would stop the office's application"})
+	}
+	if db.Sync == "degraded" && db.Role == "production" {
+		out = append(out, appliance.Alert{Level: "warning", Message: "synchronous mode is suspended while the mirror is missing: recent commits exist on this unit only"})
+	}
+	if db.LagSeconds != nil && *db.LagSeconds > lagAlert {
+		out = append(out, appliance.Alert{Level: "warning", Message: fmt.Sprintf("the database mirror is %.0f s behind", *db.LagSeconds)})
 	}
 	return out
 }

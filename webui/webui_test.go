@@ -630,3 +630,24 @@ func TestPairAPIAndPage(t *testing.T) {
 		t.Errorf("invite form did not show the code")
 	}
 }
+
+func TestDatabaseAlerts(t *testing.T) {
+	lag := 90.0
+	for _, c := range []struct {
+		db     appliance.DatabaseStatus
+		paired bool
+		want   string
+	}{
+		{appliance.DatabaseStatus{Role: "none", State: "copying from the partner unit: 40 %"}, true, "copying from the partner unit: 40 %"},
+		{appliance.DatabaseStatus{Role: "production", State: "running"}, true, "not mirroring"},
+		{appliance.DatabaseStatus{Role: "production", State: "running", Mirror: "streaming from 192.0.2.12", Sync: "degraded"}, true, "synchronous mode is suspended"},
+		{appliance.DatabaseStatus{Role: "mirror", State: "running", LagSeconds: &lag}, true, "90 s behind"},
+		{appliance.DatabaseStatus{Role: "production", State: "running"}, false, ""},
+		{appliance.DatabaseStatus{Role: "production", State: "running", Mirror: "streaming from 192.0.2.12", Sync: "sync"}, true, ""},
+	} {
+		got := dbAlerts(c.db, c.paired)
+		if c.want == "" && len(got) != 0 || c.want != "" && (len(got) != 1 || !strings.Contains(got[0].Message, c.want)) {
+			t.Errorf("%+v paired=%v: %+v, want %q", c.db, c.paired, got, c.want)
+		}
+	}
+}
