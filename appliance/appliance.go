@@ -245,11 +245,20 @@ type DatabaseStatus struct {
 	Policy   DatabasePolicy `json:"policy"`
 	Mirror   string         `json:"mirror,omitempty"` // production: its mirror's connection, "streaming from 192.0.2.12"
 	// LastPromotionS is how long this unit's last promotion took, 0 when it never was promoted since boot.
-	LastPromotionS float64        `json:"last_promotion_s,omitempty"`
-	LagBytes       *int64         `json:"lag_bytes"`
-	LagSeconds     *float64       `json:"lag_seconds"`
-	Connections    int            `json:"connections"`
-	Databases      []DatabaseInfo `json:"databases"`
+	LastPromotionS float64  `json:"last_promotion_s,omitempty"`
+	LagBytes       *int64   `json:"lag_bytes"`
+	LagSeconds     *float64 `json:"lag_seconds"`
+	// LagHistory is the mirror's lag every 10 s for the last hour (since the unit started), oldest first.
+	LagHistory  []LagPoint     `json:"lag_history"`
+	Connections int            `json:"connections"`
+	Databases   []DatabaseInfo `json:"databases"`
+}
+
+// LagPoint is one sample of the mirror's lag.
+type LagPoint struct {
+	Time    time.Time `json:"time"`
+	Seconds float64   `json:"seconds"`
+	Bytes   int64     `json:"bytes"`
 }
 
 // DatabaseInfo is one of the office's databases.

@@ -2,8 +2,10 @@ package webui
 
 import (
 	"fmt"
+	"html/template"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -11,6 +13,16 @@ import (
 type databasePage struct {
 	Status  appliance.DatabaseStatus
 	Created *appliance.NewDatabase
+	LagSVG  template.HTML
+}
+
+// lagSVG draws the mirror's lag in seconds over the last hour.
+func lagSVG(h []appliance.LagPoint) template.HTML {
+	ts, vs := make([]time.Time, len(h)), make([]float64, len(h))
+	for i, p := range h {
+		ts[i], vs[i] = p.Time, p.Seconds
+	}
+	return lineSVG("mirror lag", "%.1f s", 0.5, ts, vs)
 }
 
 type newDatabase struct {
@@ -48,7 +60,7 @@ func (s *Server) pageDatabase(w http.ResponseWriter, r *http.Request, sess appli
 
 func (s *Server) renderDatabase(w http.ResponseWriter, r *http.Request, sess appliance.Session, created *appliance.NewDatabase, actionErr error, notice ...string) {
 	st, err := s.db.Database(r.Context())
-	d := pageData{Session: sess, DB: databasePage{Status: st, Created: created}}
+	d := pageData{Session: sess, DB: databasePage{Status: st, Created: created, LagSVG: lagSVG(st.LagHistory)}}
 	if err == nil {
 		err = actionErr
 	}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -130,29 +132,38 @@ func (s *Server) formAck(w http.ResponseWriter, r *http.Request, sess appliance.
 		s.health.Acknowledge(r.Context(), r.PathValue("serial"), r.PathValue("key")))
 }
 
-// temperatureSVG draws the temperature history as an inline SVG line (no script, no external asset).
+// temperatureSVG draws the temperature history.
 func temperatureSVG(h []appliance.HistoryPoint) template.HTML {
-	if len(h) < 2 {
+	ts, vs := make([]time.Time, len(h)), make([]float64, len(h))
+	for i, p := range h {
+		ts[i], vs[i] = p.Time, float64(p.TemperatureC)
+	}
+	return lineSVG("temperature history", "%.0f °C", 2, ts, vs)
+}
+
+// lineSVG draws values over time as an inline SVG line (no script, no external asset), the value axis
+// labelled with format and padded by margin.
+func lineSVG(label, format string, margin float64, ts []time.Time, vs []float64) template.HTML {
+	if len(ts) < 2 {
 		return ""
 	}
 	const W, H, pad = 600.0, 160.0, 24.0
-	t0, t1 := h[0].Time, h[len(h)-1].Time
+	t0, t1 := ts[0], ts[len(ts)-1]
 	span := t1.Sub(t0).Seconds()
-	lo, hi := h[0].TemperatureC, h[0].TemperatureC
-	for _, p := range h {
-		lo, hi = min(lo, p.TemperatureC), max(hi, p.TemperatureC)
+	lo, hi := slices.Min(vs)-margin, slices.Max(vs)+margin
+	if lo < 0 && slices.Min(vs) >= 0 {
+		lo = 0
 	}
-	lo, hi = lo-2, hi+2
 	var pts strings.Builder
-	for _, p := range h {
-		x := pad + (W-2*pad)*p.Time.Sub(t0).Seconds()/max(span, 1)
-		y := H - pad - (H-2*pad)*float64(p.TemperatureC-lo)/float64(hi-lo)
+	for i, v := range vs {
+		x := pad + (W-2*pad)*ts[i].Sub(t0).Seconds()/max(span, 1)
+		y := H - pad - (H-2*pad)*(v-lo)/max(hi-lo, 1e-9)
 		fmt.Fprintf(&pts, "%.1f,%.1f ", x, y)
 	}
-	svg := fmt.Sprintf(`<svg class="graph" viewBox="0 0 %.0f %.0f" role="img" aria-label="temperature history">`+
-		`<text x="2" y="14">%d °C</text><text x="2" y="%.0f">%d °C</text>`+
+	svg := fmt.Sprintf(`<svg class="graph" viewBox="0 0 %.0f %.0f" role="img" aria-label="%s">`+
+		`<text x="2" y="14">`+format+`</text><text x="2" y="%.0f">`+format+`</text>`+
 		`<text x="%.0f" y="%.0f">%s</text><text x="%.0f" y="%.0f" text-anchor="end">%s</text>`+
 		`<polyline fill="none" stroke="#1565c0" stroke-width="2" points="%s"/></svg>`,
-		W, H, hi, H-pad+4, lo, pad, H-4, t0.Format("2006-01-02 15:04"), W-pad, H-4, t1.Format("2006-01-02 15:04"), pts.String())
+		W, H, label, hi, H-pad+4, lo, pad, H-4, t0.Format("2006-01-02 15:04"), W-pad, H-4, t1.Format("2006-01-02 15:04"), pts.String())
 	return template.HTML(svg) // built only from numbers and fixed text
 }

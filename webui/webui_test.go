@@ -442,8 +442,10 @@ type fakeDB struct {
 }
 
 func (f *fakeDB) Database(context.Context) (appliance.DatabaseStatus, error) {
-	return appliance.DatabaseStatus{Role: "production", State: "running", Version: "15.14",
-		Databases: []appliance.DatabaseInfo{{Name: "practice", Owner: "practice_app", SizeBytes: 8 << 20}}}, nil
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	return appliance.DatabaseStatus{Role: "production", State: "running", Version: "15.14", Mirror: "streaming from 192.0.2.12",
+		LagHistory: []appliance.LagPoint{{Time: t0, Seconds: 0.2}, {Time: t0.Add(10 * time.Second), Seconds: 1.5}},
+		Databases:  []appliance.DatabaseInfo{{Name: "practice", Owner: "practice_app", SizeBytes: 8 << 20}}}, nil
 }
 
 func (f *fakeDB) CreateDatabase(_ context.Context, name, owner string) (appliance.NewDatabase, error) {
@@ -515,6 +517,9 @@ func TestDatabaseAPI(t *testing.T) {
 	form2 := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
 	if w := e.do(req{method: "POST", path: "/database/upstream", hdr: form2, body: "host=192.0.2.20&port=5432&user=repl&password=pw&confirm=erase"}); e.db.upstream != "192.0.2.20" || !strings.Contains(w.Body.String(), "now copies") {
 		t.Errorf("upstream form: %q", e.db.upstream)
+	}
+	if !strings.Contains(body, "Mirror lag") || !strings.Contains(body, "<polyline") || !strings.Contains(body, "2.0 s") {
+		t.Error("database page lacks the lag graph")
 	}
 	if !strings.Contains(body, "practice_app") || !strings.Contains(body, `action="/database/databases"`) || !strings.Contains(body, `action="/database/upstream"`) {
 		t.Error("database page lacks the database list or the create form")

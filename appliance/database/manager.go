@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,31 @@ type Manager struct {
 	// the replication role's password last set (production, paired)
 	replicaPassword string
 	lastPromotion   float64 // seconds the last promotion took
+	lagHistory      []appliance.LagPoint
+}
+
+// Lag history: a sample every lagEvery, an hour kept.
+const (
+	lagEvery = 10 * time.Second
+	lagKeep  = 360
+)
+
+// recordLag samples the mirror's lag: the production's view of its mirror, or the mirror's own.
+func (m *Manager) recordLag(ctx context.Context) {
+	st, err := m.Database(ctx)
+	if err != nil || st.LagBytes == nil {
+		return
+	}
+	p := appliance.LagPoint{Time: time.Now(), Bytes: *st.LagBytes}
+	if st.LagSeconds != nil {
+		p.Seconds = *st.LagSeconds
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lagHistory = append(m.lagHistory, p)
+	if len(m.lagHistory) > lagKeep {
+		m.lagHistory = slices.Delete(m.lagHistory, 0, len(m.lagHistory)-lagKeep)
+	}
 }
 
 func (m *Manager) setState(s string) {
@@ -189,6 +215,7 @@ func (m *Manager) runOnce(ctx context.Context) error {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	lastSample := time.Now()
 	for {
 		select {
 		case err := <-done:
@@ -224,6 +251,10 @@ func (m *Manager) runOnce(ctx context.Context) error {
 			if err := m.maintain(ctx); err != nil {
 				m.Log.Warn("production upkeep", "err", err)
 			}
+		}
+		if ready && time.Since(lastSample) >= lagEvery {
+			lastSample = time.Now()
+			m.recordLag(ctx)
 		}
 	}
 }
@@ -451,7 +482,7 @@ func (m *Manager) Database(ctx context.Context) (appliance.DatabaseStatus, error
 	m.mu.Lock()
 	cur, sy := m.cur, m.sync
 	st := appliance.DatabaseStatus{Role: cur.Kind, State: m.state, Version: m.version, Databases: []appliance.DatabaseInfo{},
-		LastPromotionS: m.lastPromotion, Policy: DefaultPolicy}
+		LastPromotionS: m.lastPromotion, Policy: DefaultPolicy, LagHistory: slices.Clone(m.lagHistory)}
 	m.mu.Unlock()
 	if m.running() != nil {
 		st.Role = "none"

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -80,7 +81,15 @@ func (m *Manager) SetUpstream(ctx context.Context, u appliance.Upstream) error {
 	}
 	host, _ := os.Hostname()
 	slot := "lawbox_" + regexp.MustCompile(`[^a-z0-9_]`).ReplaceAllString(strings.ToLower(host), "_")
-	c := roleConfig{Role: "mirror", Since: time.Now(), Upstream: &upstream{Host: u.Host, Port: u.Port, User: u.User, Password: u.Password, Slot: slot}}
+	up := &upstream{Host: u.Host, Port: u.Port, User: u.User, Password: u.Password, Slot: slot}
+	// Try it now: a wrong password or version is the admin's to fix, and better said here than in a state.
+	if _, err := m.upstreamSystem(ctx, up); err != nil {
+		if errors.Is(err, appliance.ErrBadInput) {
+			return fmt.Errorf("upstream: %w", err)
+		}
+		return fmt.Errorf("upstream %s: %v: %w", net.JoinHostPort(u.Host, strconv.Itoa(u.Port)), err, appliance.ErrUnavailable)
+	}
+	c := roleConfig{Role: "mirror", Since: time.Now(), Upstream: up}
 	if err := m.Store.PutJSON(state.BucketConfig, configKey, c); err != nil {
 		return err
 	}

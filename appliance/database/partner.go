@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -102,37 +103,60 @@ func (u *upstream) conninfo(db string) string {
 	return s
 }
 
-// upstreamSystem connects to the upstream as its replication role and returns its cluster's system
-// identifier; it fails unless the upstream is a writable production server.
+// upstreamSystem opens a replication connection to the upstream (what the mirror will use) and returns its
+// cluster's system identifier. It fails with appliance.ErrBadInput on what an admin must fix (a refused
+// password, no pg_hba.conf entry, another major version) and with a plain error when the upstream is down
+// or is a mirror itself.
 func (m *Manager) upstreamSystem(ctx context.Context, u *upstream) (string, error) {
-	cfg, err := pgx.ParseConfig(u.conninfo("postgres"))
+	cfg, err := pgconn.ParseConfig(u.conninfo("postgres"))
 	if err != nil {
 		return "", err
 	}
 	cfg.Password = u.Password
+	cfg.RuntimeParams["replication"] = "true"
+	cfg.ValidateConnect = nil // target_session_attrs: checked below from what the server reports
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c, err := pgx.ConnectConfig(ctx, cfg)
+	c, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && (pe.Code == "28P01" || pe.Code == "28000") {
+			return "", fmt.Errorf("%s:%d refused user %s: %s: %w", u.Host, u.Port, u.User, pe.Message, appliance.ErrBadInput)
+		}
 		return "", err
 	}
-	defer c.Close(ctx)
-	var id string
-	var recovery bool
-	var version int
-	if err := c.QueryRow(ctx, "SELECT system_identifier::text, pg_is_in_recovery(), current_setting('server_version_num')::int FROM pg_control_system()").Scan(&id, &recovery, &version); err != nil {
-		return "", err
+	defer c.Close(context.Background())
+	v := c.ParameterStatus("server_version")
+	if major, _, _ := strings.Cut(v, "."); major != "15" {
+		return "", fmt.Errorf("%s:%d runs PostgreSQL %s; a mirror needs the same major version, 15: %w", u.Host, u.Port, v, appliance.ErrBadInput)
 	}
-	if version/10000 != 15 {
-		return "", fmt.Errorf("the upstream runs PostgreSQL %d.%d; a mirror needs the same major version (15): %w", version/10000, version%10000, appliance.ErrBadInput)
-	}
-	if recovery {
+	if c.ParameterStatus("in_hot_standby") == "on" {
 		return "", errors.New("it is a mirror itself, not production")
 	}
-	// A promotion writes the new timeline into pg_control only at its next checkpoint, and pg_rewind reads
-	// pg_control: without this, a rewind right after a switchover finds "the same timeline" and does nothing.
-	if _, err := c.Exec(ctx, "CHECKPOINT"); err != nil {
-		return "", fmt.Errorf("checkpoint on the upstream: %w", err)
+	res, err := c.Exec(ctx, "IDENTIFY_SYSTEM").ReadAll()
+	if err != nil {
+		return "", fmt.Errorf("identify the upstream: %w", err)
+	}
+	if len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) < 1 {
+		return "", errors.New("identify the upstream: unexpected answer")
+	}
+	id := string(res[0].Rows[0][0])
+	if u.Partner {
+		// A promotion writes the new timeline into pg_control only at its next checkpoint, and pg_rewind
+		// reads pg_control: without this, a rewind right after a switchover finds "the same timeline".
+		pc, err := pgx.ParseConfig(u.conninfo("postgres"))
+		if err != nil {
+			return "", err
+		}
+		pc.Password = u.Password
+		conn, err := pgx.ConnectConfig(ctx, pc)
+		if err != nil {
+			return "", err
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+			return "", fmt.Errorf("checkpoint on the upstream: %w", err)
+		}
 	}
 	return id, nil
 }

@@ -2,6 +2,7 @@ package database
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,10 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/certs"
@@ -88,10 +91,25 @@ type hostUnit struct {
 }
 
 func startHostUnit(t *testing.T, name string, port, peerPort int, role string) *hostUnit {
+	return startHostUnitOn(t, name, port, peerPort, role, "")
+}
+
+// startHostUnitOn is startHostUnit with the data directory on a tmpfs of that size ("" for none).
+func startHostUnitOn(t *testing.T, name string, port, peerPort int, role, tmpfs string) *hostUnit {
 	t.Helper()
 	dir := filepath.Join(hostDir(t), name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	if tmpfs != "" {
+		data := filepath.Join(dir, "15")
+		if err := os.Mkdir(data, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mount("tmpfs", data, "tmpfs", 0, "size="+tmpfs); err != nil {
+			t.Skipf("mount a tmpfs: %v", err)
+		}
+		t.Cleanup(func() { syscall.Unmount(data, syscall.MNT_DETACH) })
 	}
 	st, err := state.Open(filepath.Join(dir, "state.db"))
 	if err != nil {
@@ -341,4 +359,89 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// fakeServer answers every connection as a PostgreSQL server of the given version that accepts anyone.
+func fakeServer(t *testing.T, version string) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				be := pgproto3.NewBackend(c, c)
+				msg, err := be.ReceiveStartupMessage()
+				if _, ok := msg.(*pgproto3.SSLRequest); ok && err == nil {
+					c.Write([]byte("N"))
+					msg, err = be.ReceiveStartupMessage()
+				}
+				if err != nil {
+					return
+				}
+				be.Send(&pgproto3.AuthenticationOk{})
+				be.Send(&pgproto3.ParameterStatus{Name: "server_version", Value: version})
+				be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+				be.Flush()
+				be.Receive()
+			}()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// An external upstream that cannot be mirrored is refused at once with what is wrong (a refused password,
+// another major version), and a copy that does not fit on the array fails with "no space" and leaves the
+// unit's own cluster as it was.
+func TestExternalUpstreamBadInput(t *testing.T) {
+	portA, portB := freePort(t), freePort(t)
+	a := startHostUnit(t, "a", portA, 0, "single")
+	b := startHostUnitOn(t, "b", portB, 0, "single", "96m")
+	ctx := context.Background()
+	a.waitStatus(t, "a production", func(s appliance.DatabaseStatus) bool { return s.Role == production })
+	b.waitStatus(t, "b production", func(s appliance.DatabaseStatus) bool { return s.Role == production })
+	c, err := a.connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"CREATE ROLE lawbox_replica REPLICATION LOGIN PASSWORD 'right-password'",
+		"CREATE TABLE big AS SELECT g, repeat(md5(g::text), 30) AS filler FROM generate_series(1, 150000) g",
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close(ctx)
+
+	err = b.SetUpstream(ctx, appliance.Upstream{Host: "127.0.0.1", Port: portA, User: replicaUser, Password: "wrong-password"})
+	if !errors.Is(err, appliance.ErrBadInput) || !strings.Contains(err.Error(), "refused user lawbox_replica") {
+		t.Errorf("wrong password: %v", err)
+	}
+	err = b.SetUpstream(ctx, appliance.Upstream{Host: "127.0.0.1", Port: fakeServer(t, "16.4"), User: replicaUser, Password: "x"})
+	if !errors.Is(err, appliance.ErrBadInput) || !strings.Contains(err.Error(), "runs PostgreSQL 16.4") {
+		t.Errorf("PostgreSQL 16 upstream: %v", err)
+	}
+	if st, _ := b.Database(ctx); st.Role != production {
+		t.Fatalf("a refused upstream changed the unit: %+v", st)
+	}
+
+	if err := b.SetUpstream(ctx, appliance.Upstream{Host: "127.0.0.1", Port: portA, User: replicaUser, Password: "right-password"}); err != nil {
+		t.Fatal(err)
+	}
+	b.waitStatus(t, "the copy fails for lack of space", func(s appliance.DatabaseStatus) bool {
+		return strings.Contains(s.State, "No space left on device")
+	})
+	if _, err := os.Stat(filepath.Join(b.DataDir, "PG_VERSION")); err != nil {
+		t.Errorf("the unit's own cluster is gone: %v", err)
+	}
+	if _, err := os.Stat(b.DataDir + ".clone"); !os.IsNotExist(err) {
+		t.Errorf("the failed copy was left behind (%v)", err)
+	}
 }
