@@ -119,7 +119,8 @@ func (l *pgLoad) run() {
 	defer close(l.done)
 	var c *pgx.Conn
 	failing := false
-	for n := int64(1); l.ctx.Err() == nil; n++ {
+	// ids continue from the clock, so a second load never collides with the rows of a first one
+	for n := time.Now().UnixMicro(); l.ctx.Err() == nil; n++ {
 		err := func() error {
 			ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
 			defer cancel()
