@@ -1,0 +1,380 @@
+// Package backup takes the office's database backups on the mirror (or on a single unit): a logical dump of
+// every database (pg_dump custom format) and of the roles, compressed with zstd and encrypted with age for
+// the unit's recovery identity before anything is written, kept on the unit's own array and copied to the
+// offsite targets; verified by restoring it into a scratch PostgreSQL and comparing row counts with the
+// ones taken in the dump's own snapshot.
+package backup
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/lawbox/appliance/appliance/state"
+)
+
+// Kinds of backup.
+const (
+	KindDump      = "dump"      // the nightly one; the last 30 are kept
+	KindIncrement = "increment" // every 15 minutes when something changed; kept 48 hours
+)
+
+// Manifest describes one backup. It is written last (a backup without one is unfinished) and encrypted
+// like everything else: table names are the office's data too.
+type Manifest struct {
+	ID        string     `json:"id"`
+	Kind      string     `json:"kind"`
+	Created   time.Time  `json:"created"`
+	Firmware  string     `json:"firmware"`
+	LSN       string     `json:"lsn"` // the WAL position the server had replayed when the dump started
+	Objects   []Object   `json:"objects"`
+	Databases []DumpedDB `json:"databases"`
+}
+
+// Object is one stored file: its SHA-256 is over the encrypted bytes, so a target's copy is checked before
+// anything is decrypted.
+type Object struct {
+	Key    string `json:"key"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// DumpedDB is one database in a backup, with the row count of every table in the dump's snapshot.
+type DumpedDB struct {
+	Name   string           `json:"name"`
+	Object string           `json:"object"`
+	Rows   map[string]int64 `json:"rows"` // "schema.table"
+}
+
+// SizeBytes is the backup's stored size.
+func (m *Manifest) SizeBytes() int64 {
+	var n int64
+	for _, o := range m.Objects {
+		n += o.Size
+	}
+	return n
+}
+
+// Engine takes, verifies and prunes backups. Jobs run one at a time.
+type Engine struct {
+	Log      *slog.Logger
+	BinDir   string // PostgreSQL's programs
+	Socket   string // the local server's socket directory
+	Port     int
+	Scratch  string // where verification restores (on the array, not in RAM)
+	Local    Target // the unit's own array
+	Identity func() (*age.X25519Identity, error)
+	Store    *state.Store
+	Firmware string
+	Now      func() time.Time
+
+	mu sync.Mutex
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// connect opens a superuser session over the local socket.
+func (e *Engine) connect(ctx context.Context, db string) (*pgx.Conn, error) {
+	return pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable connect_timeout=5", e.Socket, e.Port, db))
+}
+
+// Position is the WAL position the local server has (replayed, on a mirror): a backup is due only when it
+// moved since the last one.
+func (e *Engine) Position(ctx context.Context) (string, error) {
+	c, err := e.connect(ctx, "postgres")
+	if err != nil {
+		return "", err
+	}
+	defer c.Close(ctx)
+	var lsn string
+	err = c.QueryRow(ctx, "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text").Scan(&lsn)
+	return lsn, err
+}
+
+// Backup dumps every database and the roles into a new backup on the unit's array.
+func (e *Engine) Backup(ctx context.Context, kind string) (*Manifest, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	id, err := e.Identity()
+	if err != nil {
+		return nil, fmt.Errorf("backup: recovery identity: %w", err)
+	}
+	start := e.now().UTC()
+	m := &Manifest{ID: start.Format("20060102T150405Z") + "-" + kind, Kind: kind, Created: start, Firmware: e.Firmware}
+	c, err := e.connect(ctx, "postgres")
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	var dbs []string
+	rows, err := c.Query(ctx, "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn AND datname <> 'postgres' ORDER BY 1")
+	if err == nil {
+		dbs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	c.Close(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backup: list databases: %w", err)
+	}
+	if m.LSN, err = e.Position(ctx); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	obj, err := e.dumpTo(ctx, id.Recipient(), m.ID+"/globals.sql.zst.age",
+		"pg_dumpall", "--globals-only", "-h", e.Socket, "-p", fmt.Sprint(e.Port), "-U", "postgres")
+	if err != nil {
+		return nil, fmt.Errorf("backup: roles: %w", err)
+	}
+	m.Objects = append(m.Objects, obj)
+	for _, db := range dbs {
+		d, obj, err := e.dumpDatabase(ctx, id.Recipient(), m.ID, db)
+		if err != nil {
+			return nil, fmt.Errorf("backup: database %s: %w", db, err)
+		}
+		m.Objects = append(m.Objects, obj)
+		m.Databases = append(m.Databases, d)
+	}
+	if err := e.putManifest(ctx, e.Local, id.Recipient(), m); err != nil {
+		return nil, err
+	}
+	e.Log.Info("backup taken", "id", m.ID, "databases", len(dbs), "bytes", m.SizeBytes(), "took", time.Since(start))
+	return m, nil
+}
+
+// dumpDatabase dumps db in an exported snapshot, with every table's row count in that same snapshot.
+func (e *Engine) dumpDatabase(ctx context.Context, to age.Recipient, id, db string) (DumpedDB, Object, error) {
+	d := DumpedDB{Name: db, Object: id + "/" + db + ".dump.zst.age", Rows: map[string]int64{}}
+	c, err := e.connect(ctx, db)
+	if err != nil {
+		return d, Object{}, err
+	}
+	defer c.Close(ctx)
+	tx, err := c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return d, Object{}, err
+	}
+	defer tx.Rollback(ctx)
+	var snap string
+	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snap); err != nil {
+		return d, Object{}, fmt.Errorf("export snapshot: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2`)
+	if err != nil {
+		return d, Object{}, err
+	}
+	var tables [][2]string
+	for rows.Next() {
+		var t [2]string
+		if err := rows.Scan(&t[0], &t[1]); err != nil {
+			return d, Object{}, err
+		}
+		tables = append(tables, t)
+	}
+	if err := rows.Err(); err != nil {
+		return d, Object{}, err
+	}
+	for _, t := range tables {
+		var n int64
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{t[0], t[1]}.Sanitize()).Scan(&n); err != nil {
+			return d, Object{}, fmt.Errorf("count %s.%s: %w", t[0], t[1], err)
+		}
+		d.Rows[t[0]+"."+t[1]] = n
+	}
+	obj, err := e.dumpTo(ctx, to, d.Object, "pg_dump", "--format=custom", "--compress=0", "--snapshot="+snap,
+		"-h", e.Socket, "-p", fmt.Sprint(e.Port), "-U", "postgres", "-d", db)
+	return d, obj, err
+}
+
+// dumpTo runs a PostgreSQL program and stores its output, compressed and encrypted, under key.
+func (e *Engine) dumpTo(ctx context.Context, to age.Recipient, key string, prog string, args ...string) (Object, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, prog), args...)
+	cmd.Env = []string{"PATH=" + e.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return Object{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return Object{}, fmt.Errorf("%s: %w", prog, err)
+	}
+	obj, serr := seal(ctx, e.Local, key, out, to)
+	werr := cmd.Wait()
+	if werr != nil {
+		return obj, fmt.Errorf("%s: %w: %s", prog, werr, strings.TrimSpace(stderr.String()))
+	}
+	return obj, serr
+}
+
+// seal compresses src with zstd, encrypts it for to and stores it under key in t.
+func seal(ctx context.Context, t Target, key string, src io.Reader, to age.Recipient) (Object, error) {
+	pr, pw := io.Pipe()
+	h := sha256.New()
+	var n countWriter
+	go func() {
+		err := func() error {
+			aw, err := age.Encrypt(io.MultiWriter(pw, h, &n), to)
+			if err != nil {
+				return err
+			}
+			zw, err := zstd.NewWriter(aw, zstd.WithEncoderConcurrency(1))
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(zw, src); err != nil {
+				zw.Close()
+				return err
+			}
+			if err := zw.Close(); err != nil {
+				return err
+			}
+			return aw.Close()
+		}()
+		pw.CloseWithError(err)
+	}()
+	if err := t.Put(ctx, key, pr, -1); err != nil {
+		pr.CloseWithError(err)
+		return Object{}, err
+	}
+	return Object{Key: key, Size: int64(n), SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(b []byte) (int, error) { *c += countWriter(len(b)); return len(b), nil }
+
+// open returns the decrypted, decompressed content of a stored object, checking its SHA-256 as it is read:
+// the returned reader fails at the end when the stored bytes are not the ones written.
+func open(ctx context.Context, t Target, o Object, id age.Identity) (io.ReadCloser, error) {
+	r, err := t.Get(ctx, o.Key)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	hr := &hashCheck{r: io.TeeReader(r, h), h: h, want: o.SHA256, key: o.Key}
+	ar, err := age.Decrypt(hr, id)
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("%s: %w", o.Key, decryptErr(err))
+	}
+	zr, err := zstd.NewReader(ar, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return readCloser{Reader: zr.IOReadCloser(), close: func() error { zr.Close(); return r.Close() }}, nil
+}
+
+// decryptErr says what a failed decryption means to an admin.
+func decryptErr(err error) error {
+	var nm *age.NoIdentityMatchError
+	if errors.As(err, &nm) {
+		return fmt.Errorf("this backup was not made for this recovery identity: %w", err)
+	}
+	return fmt.Errorf("decrypt (damaged or truncated): %w", err)
+}
+
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r readCloser) Close() error { return r.close() }
+
+// hashCheck fails at EOF when the bytes read do not have the expected SHA-256.
+type hashCheck struct {
+	r    io.Reader
+	h    interface{ Sum([]byte) []byte }
+	want string
+	key  string
+}
+
+func (c *hashCheck) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if err == io.EOF && hex.EncodeToString(c.h.Sum(nil)) != c.want {
+		return n, fmt.Errorf("%s: SHA-256 does not match the manifest: the stored object is damaged", c.key)
+	}
+	return n, err
+}
+
+const manifestName = "manifest.age"
+
+func (e *Engine) putManifest(ctx context.Context, t Target, to age.Recipient, m *Manifest) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		aw, err := age.Encrypt(pw, to)
+		if err == nil {
+			_, err = aw.Write(b)
+		}
+		if err == nil {
+			err = aw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	if err := t.Put(ctx, m.ID+"/"+manifestName, pr, -1); err != nil {
+		pr.CloseWithError(err)
+		return fmt.Errorf("backup %s: manifest: %w", m.ID, err)
+	}
+	return nil
+}
+
+// Manifests reads every finished backup's manifest on t, oldest first. Unreadable ones are reported in
+// errs, not skipped silently.
+func Manifests(ctx context.Context, t Target, id age.Identity) (ms []*Manifest, errs []error, err error) {
+	keys, err := t.List(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, k := range keys {
+		if !strings.HasSuffix(k, "/"+manifestName) {
+			continue
+		}
+		m, err := readManifest(ctx, t, k, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ms = append(ms, m)
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Created.Before(ms[j].Created) })
+	return ms, errs, nil
+}
+
+func readManifest(ctx context.Context, t Target, key string, id age.Identity) (*Manifest, error) {
+	r, err := t.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	ar, err := age.Decrypt(r, id)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, decryptErr(err))
+	}
+	var m Manifest
+	if err := json.NewDecoder(ar).Decode(&m); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return &m, nil
+}
