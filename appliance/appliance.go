@@ -398,3 +398,63 @@ type Network interface {
 	Ports() []NetworkPort
 	SetPorts(ctx context.Context, ports []NetworkPort) error
 }
+
+// BackupVerification is the outcome of restoring a backup into a scratch server.
+type BackupVerification struct {
+	ID      string    `json:"id"`
+	Target  string    `json:"target"`
+	Time    time.Time `json:"time"`
+	OK      bool      `json:"ok"`
+	Detail  string    `json:"detail"`
+	Seconds float64   `json:"seconds"`
+}
+
+// Backup is one backup (GET /api/v1/backups).
+type Backup struct {
+	ID        string              `json:"id"`
+	Kind      string              `json:"kind"` // dump | increment
+	Created   time.Time           `json:"created"`
+	SizeBytes int64               `json:"size_bytes"`
+	Targets   []string            `json:"targets"` // where it is: "this unit", "s3://..."
+	Verified  *BackupVerification `json:"verified"`
+}
+
+// BackupTarget is an offsite store (PUT /api/v1/backups/targets). The secret key is never shown again.
+type BackupTarget struct {
+	Kind      string `json:"kind"` // "s3"
+	Endpoint  string `json:"endpoint"`
+	Bucket    string `json:"bucket"`
+	Prefix    string `json:"prefix,omitempty"`
+	Region    string `json:"region,omitempty"`
+	AccessKey string `json:"access_key"`
+	SecretKey string `json:"secret_key"`
+	Insecure  bool   `json:"insecure,omitempty"` // plain HTTP: only for a store on the office LAN
+}
+
+// BackupTargetStatus is how the last copy to a target went.
+type BackupTargetStatus struct {
+	Name  string `json:"name"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// BackupStatus is GET /api/v1/backups.
+type BackupStatus struct {
+	SetUp        bool                 `json:"set_up"`    // a recovery identity exists
+	Recipient    string               `json:"recipient"` // its public half
+	Running      string               `json:"running,omitempty"`
+	LastError    string               `json:"last_error,omitempty"`
+	LastVerified *BackupVerification  `json:"last_verified"`
+	Targets      []BackupTargetStatus `json:"targets"`
+	Backups      []Backup             `json:"backups"`
+}
+
+// Backups are the database backups, taken on the mirror.
+type Backups interface {
+	Backups(ctx context.Context) (BackupStatus, error)
+	// CreateIdentity makes the recovery identity and returns it, the only time it is shown.
+	CreateIdentity(ctx context.Context) (string, error)
+	SetTargets(ctx context.Context, ts []BackupTarget) error
+	RunBackup(ctx context.Context, kind string) (Backup, error)
+	VerifyBackup(ctx context.Context, id string) (BackupVerification, error)
+}

@@ -18,6 +18,7 @@ type pageData struct {
 	Disk    diskPage
 	DB      databasePage
 	Pair    pairPage
+	Backups backupsPage
 	Summary summary
 }
 

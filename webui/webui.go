@@ -49,15 +49,16 @@ type Route struct {
 
 // Server is the web UI.
 type Server struct {
-	auth   appliance.Auth
-	sys    appliance.System
-	disks  appliance.Storage
-	health appliance.Health
-	db     appliance.Database
-	pair   appliance.Pair
-	net    appliance.Network
-	log    *slog.Logger
-	pages  map[string]*template.Template
+	auth    appliance.Auth
+	sys     appliance.System
+	disks   appliance.Storage
+	health  appliance.Health
+	db      appliance.Database
+	pair    appliance.Pair
+	net     appliance.Network
+	backups appliance.Backups
+	log     *slog.Logger
+	pages   map[string]*template.Template
 }
 
 // Parts are what the web UI shows and acts on.
@@ -69,11 +70,12 @@ type Parts struct {
 	Database appliance.Database
 	Pair     appliance.Pair
 	Network  appliance.Network
+	Backups  appliance.Backups
 }
 
 // New returns the web UI over the appliance's parts.
 func New(p Parts, log *slog.Logger) (*Server, error) {
-	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, log: log, pages: map[string]*template.Template{}}
+	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, log: log, pages: map[string]*template.Template{}}
 	funcs := template.FuncMap{
 		"bytes":    humanBytes,
 		"duration": func(sec int64) string { return (time.Duration(sec) * time.Second).String() },
@@ -81,7 +83,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		"deref":    func(p *int64) int64 { return *p },
 		"ms":       ms,
 	}
-	for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair"} {
+	for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", p, err)
@@ -129,6 +131,15 @@ func (s *Server) Routes() []Route {
 		{"POST /database/policy", Admin, s.formSetPolicy},
 		{"POST /database/promote", Admin, s.formPromote},
 		{"POST /database/upstream", Admin, s.formSetUpstream},
+		{"GET /backups", Viewer, s.pageBackups},
+		{"POST /backups/identity", Admin, s.formBackupIdentity},
+		{"POST /backups/run", Admin, s.formRunBackup},
+		{"POST /backups/{id}/verify", Admin, s.formVerifyBackup},
+		{"GET /api/v1/backups", Viewer, s.apiBackups},
+		{"POST /api/v1/backups/identity", Admin, s.apiBackupIdentity},
+		{"PUT /api/v1/backups/targets", Admin, s.apiBackupTargets},
+		{"POST /api/v1/backups/run", Admin, s.apiRunBackup},
+		{"POST /api/v1/backups/{id}/verify", Admin, s.apiVerifyBackup},
 		{"GET /pair", Viewer, s.pagePair},
 		{"POST /pair/invite", Admin, s.formInvite},
 		{"POST /pair/join", Admin, s.formJoin},

@@ -133,6 +133,7 @@ type env struct {
 	storage *fakeStorage
 	pair    *fakePair
 	net     *fakeNetwork
+	backups *fakeBackups
 }
 
 func newEnv(t *testing.T) *env {
@@ -160,11 +161,12 @@ func newEnv(t *testing.T) *env {
 	db := &fakeDB{}
 	pr := &fakePair{st: appliance.PairStatus{Name: "unit-a", Role: "single", Rejected: map[string]int{}}}
 	nw := &fakeNetwork{}
-	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db, Pair: pr, Network: nw}, log)
+	bk := &fakeBackups{}
+	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db, Pair: pr, Network: nw, Backups: bk}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl, db: db, pair: pr, net: nw}
+	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl, db: db, pair: pr, net: nw, backups: bk}
 }
 
 type req struct {
@@ -654,5 +656,88 @@ func TestDatabaseAlerts(t *testing.T) {
 		if c.want == "" && len(got) != 0 || c.want != "" && (len(got) != 1 || !strings.Contains(got[0].Message, c.want)) {
 			t.Errorf("%+v paired=%v: %+v, want %q", c.db, c.paired, got, c.want)
 		}
+	}
+}
+
+// fakeBackups has one verified backup once set up.
+type fakeBackups struct {
+	identity string
+	targets  []appliance.BackupTarget
+	runs     int
+}
+
+func (f *fakeBackups) Backups(context.Context) (appliance.BackupStatus, error) {
+	st := appliance.BackupStatus{SetUp: f.identity != "", Backups: []appliance.Backup{}}
+	if st.SetUp {
+		v := &appliance.BackupVerification{ID: "20261123T020000Z-dump", Target: "s3://x/y/", OK: true, Time: time.Date(2026, 11, 23, 2, 5, 0, 0, time.UTC)}
+		st.Backups = append(st.Backups, appliance.Backup{ID: v.ID, Kind: "dump", SizeBytes: 1 << 20, Targets: []string{"this unit", v.Target}, Verified: v})
+		st.LastVerified = v
+	}
+	return st, nil
+}
+
+func (f *fakeBackups) CreateIdentity(context.Context) (string, error) {
+	if f.identity != "" {
+		return "", fmt.Errorf("exists: %w", appliance.ErrConflict)
+	}
+	f.identity = "AGE-SECRET-KEY-1TEST"
+	return f.identity, nil
+}
+
+func (f *fakeBackups) SetTargets(_ context.Context, ts []appliance.BackupTarget) error {
+	for _, t := range ts {
+		if t.Bucket == "" {
+			return fmt.Errorf("bucket: %w", appliance.ErrBadInput)
+		}
+	}
+	f.targets = ts
+	return nil
+}
+
+func (f *fakeBackups) RunBackup(_ context.Context, kind string) (appliance.Backup, error) {
+	f.runs++
+	return appliance.Backup{ID: "20261123T101500Z-" + kind, Kind: kind}, nil
+}
+
+func (f *fakeBackups) VerifyBackup(_ context.Context, id string) (appliance.BackupVerification, error) {
+	if id != "20261123T020000Z-dump" {
+		return appliance.BackupVerification{}, fmt.Errorf("backup %s: %w", id, appliance.ErrNotFound)
+	}
+	return appliance.BackupVerification{ID: id, OK: true, Detail: "restored"}, nil
+}
+
+func TestBackupsAPIAndPage(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
+	if body := e.do(req{method: "GET", path: "/backups", hdr: cookie}).Body.String(); !strings.Contains(body, `action="/backups/identity"`) {
+		t.Error("the backups page does not offer to set backups up")
+	}
+	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	if body := e.do(req{method: "POST", path: "/backups/identity", hdr: form}).Body.String(); !strings.Contains(body, "AGE-SECRET-KEY-1TEST") || !strings.Contains(body, "shown only this once") {
+		t.Error("the recovery identity is not shown when created")
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/backups/identity", hdr: bearer}); w.Code != 409 {
+		t.Errorf("second identity = %d", w.Code)
+	}
+	body := e.do(req{method: "GET", path: "/backups", hdr: cookie}).Body.String()
+	if strings.Contains(body, "AGE-SECRET-KEY") || !strings.Contains(body, "Last verified restore") {
+		t.Error("the backups page shows the identity again or lacks the last verified restore")
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/backups/targets", hdr: bearer, body: `[{"kind":"s3","endpoint":"127.0.0.1:7070"}]`}); w.Code != 400 {
+		t.Errorf("target without a bucket = %d", w.Code)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/backups/targets", hdr: bearer, body: `[{"kind":"s3","endpoint":"127.0.0.1:7070","bucket":"office"}]`}); w.Code != 204 || len(e.backups.targets) != 1 {
+		t.Errorf("targets = %d", w.Code)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/backups/run", hdr: bearer, body: `{"kind":"increment"}`}); w.Code != 201 || !strings.Contains(w.Body.String(), "increment") {
+		t.Errorf("run = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/backups/nope/verify", hdr: bearer}); w.Code != 404 {
+		t.Errorf("verify unknown = %d", w.Code)
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/backups", hdr: bearer}); w.Code != 200 || !strings.Contains(w.Body.String(), `"verified":{`) {
+		t.Errorf("list = %d %s", w.Code, w.Body)
 	}
 }

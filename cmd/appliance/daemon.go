@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance/auth"
+	"github.com/lawbox/appliance/appliance/backup"
 	"github.com/lawbox/appliance/appliance/certs"
 	"github.com/lawbox/appliance/appliance/control"
 	"github.com/lawbox/appliance/appliance/database"
@@ -90,11 +91,18 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	// The database follows the pair: active = production, standby = mirror of the partner, fenced = read-only.
 	db.Pair = node
 	node.OnRole = func(string) { db.Kick() }
+	// Backups are taken by the mirror, or by a unit that is not paired.
+	backups := backup.NewService(&backup.Engine{Log: log.With("part", "backup"), BinDir: "/usr/lib/postgresql/15/bin", Socket: "/run/postgresql",
+		Port: 5432, Scratch: "/data/backup-scratch", Local: backup.Dir{Path: "/data/backups"}, Store: st, Firmware: version},
+		func(ctx context.Context) bool {
+			d, err := db.Database(ctx)
+			return err == nil && d.State == "running" && (d.Role == "mirror" || d.Role == "production" && node.Role() == pair.Single)
+		}, 30)
 	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
 		Keep: node.ServiceAddress}
 	// Long-running parts stop before the store closes and the arrays are unmounted.
 	sctx, stopParts := context.WithCancel(context.Background())
-	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run, ports.Run, node.Run}
+	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run, ports.Run, node.Run, backups.Run}
 	partsDone := make(chan error, len(parts))
 	for _, run := range parts {
 		go func() { partsDone <- run(sctx) }()
@@ -119,7 +127,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	a.SetupCode() // prints the code when the unit is not set up yet
 
 	ui, err := webui.New(webui.Parts{Auth: a, System: &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: control.NewClient(*ctlSock)},
-		Storage: disks, Health: monitor, Database: db, Pair: node, Network: ports}, log)
+		Storage: disks, Health: monitor, Database: db, Pair: node, Network: ports, Backups: backups}, log)
 	if err != nil {
 		return err
 	}

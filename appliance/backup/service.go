@@ -1,0 +1,395 @@
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/state"
+)
+
+// Service schedules the Engine and answers the API. The recovery identity and the offsite targets live in
+// the database cluster (database postgres, schema lawbox), so the mirror, which takes the backups, has them
+// by replication and keeps them across a switchover: one recovery sheet for the pair.
+type Service struct {
+	*Engine
+	// ShouldRun says whether this unit takes the backups: the mirror, or a unit that is not paired.
+	ShouldRun func(ctx context.Context) bool
+	Keep      int // nightly dumps kept (30)
+
+	mu       sync.Mutex
+	running  string
+	lastErr  string
+	targets  map[string]string // target name -> last error ("" when fine)
+	identity *age.X25519Identity
+}
+
+// NewService wires the engine to the recovery identity kept in the cluster.
+func NewService(e *Engine, shouldRun func(context.Context) bool, keep int) *Service {
+	s := &Service{Engine: e, ShouldRun: shouldRun, Keep: keep}
+	e.Identity = s.loadIdentity
+	return s
+}
+
+var _ appliance.Backups = (*Service)(nil)
+
+const schema = `CREATE SCHEMA IF NOT EXISTS lawbox;
+CREATE TABLE IF NOT EXISTS lawbox.backup (id int PRIMARY KEY CHECK (id = 1), identity text NOT NULL, targets jsonb NOT NULL DEFAULT '[]')`
+
+const (
+	verifiedKey = "backup.verified" // state: map id -> Verification
+	lastKey     = "backup.last"     // state: the last backup's id, kind and LSN
+)
+
+type last struct {
+	ID      string    `json:"id"`
+	LSN     string    `json:"lsn"`
+	Created time.Time `json:"created"`
+	Dump    time.Time `json:"dump"` // the last nightly dump
+}
+
+// loadIdentity reads the recovery identity from the cluster.
+func (s *Service) loadIdentity() (*age.X25519Identity, error) {
+	s.mu.Lock()
+	id := s.identity
+	s.mu.Unlock()
+	if id != nil {
+		return id, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := s.connect(ctx, "postgres")
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(ctx)
+	var text string
+	if err := c.QueryRow(ctx, "SELECT identity FROM lawbox.backup WHERE id = 1").Scan(&text); err != nil {
+		return nil, fmt.Errorf("backups are not set up yet (no recovery identity): %w", appliance.ErrConflict)
+	}
+	if id, err = age.ParseX25519Identity(text); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.identity = id
+	s.mu.Unlock()
+	return id, nil
+}
+
+// CreateIdentity makes the recovery identity (once; on the production server) and returns it: the only time
+// it is shown. Whoever holds it can read every backup; without it none can be restored.
+func (s *Service) CreateIdentity(ctx context.Context) (string, error) {
+	c, err := s.connect(ctx, "postgres")
+	if err != nil {
+		return "", fmt.Errorf("recovery identity: %w", err)
+	}
+	defer c.Close(ctx)
+	var ro bool
+	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&ro); err != nil || ro {
+		return "", fmt.Errorf("set backups up on the production unit (the mirror receives it): %w", appliance.ErrConflict)
+	}
+	if _, err := c.Exec(ctx, schema); err != nil {
+		return "", err
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return "", err
+	}
+	tag, err := c.Exec(ctx, "INSERT INTO lawbox.backup (id, identity) VALUES (1, $1) ON CONFLICT DO NOTHING", id.String())
+	if err != nil {
+		return "", err
+	}
+	if tag.RowsAffected() == 0 {
+		return "", fmt.Errorf("the recovery identity exists already and is never shown twice: %w", appliance.ErrConflict)
+	}
+	s.Log.Warn("backup recovery identity created", "recipient", id.Recipient().String())
+	return id.String(), nil
+}
+
+var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// SetTargets stores the offsite targets (production only). Each is tried (list) before it is accepted.
+func (s *Service) SetTargets(ctx context.Context, ts []appliance.BackupTarget) error {
+	for i, t := range ts {
+		host, _, err := net.SplitHostPort(t.Endpoint)
+		if t.Kind != "s3" || t.Endpoint == "" || (err != nil && t.Endpoint == host) || !bucketRE.MatchString(t.Bucket) || t.AccessKey == "" || t.SecretKey == "" {
+			return fmt.Errorf("target %d: kind \"s3\", endpoint, bucket (3-63 lower-case letters, digits, . and -), access and secret keys: %w", i+1, appliance.ErrBadInput)
+		}
+		if _, err := toTarget(t).List(ctx); err != nil {
+			return fmt.Errorf("target %d (%s): %v: %w", i+1, t.Endpoint, err, appliance.ErrBadInput)
+		}
+	}
+	b, err := json.Marshal(ts)
+	if err != nil {
+		return err
+	}
+	c, err := s.connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	tag, err := c.Exec(ctx, "UPDATE lawbox.backup SET targets = $1 WHERE id = 1", b)
+	if err != nil {
+		if _, rerr := c.Exec(ctx, "SELECT 1 FROM lawbox.backup"); rerr != nil {
+			return fmt.Errorf("set up backups first (recovery identity): %w", appliance.ErrConflict)
+		}
+		return fmt.Errorf("set targets on the production unit: %v: %w", err, appliance.ErrConflict)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("set up backups first (recovery identity): %w", appliance.ErrConflict)
+	}
+	return nil
+}
+
+func toTarget(t appliance.BackupTarget) Target {
+	return &S3{Endpoint: t.Endpoint, Bucket: t.Bucket, Prefix: t.Prefix, AccessKey: t.AccessKey, SecretKey: t.SecretKey, Insecure: t.Insecure, Region: t.Region}
+}
+
+// offsite reads the configured targets from the cluster.
+func (s *Service) offsite(ctx context.Context) ([]Target, error) {
+	c, err := s.connect(ctx, "postgres")
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(ctx)
+	var ts []appliance.BackupTarget
+	if err := c.QueryRow(ctx, "SELECT targets FROM lawbox.backup WHERE id = 1").Scan(&ts); err != nil {
+		return nil, nil
+	}
+	out := make([]Target, len(ts))
+	for i, t := range ts {
+		out[i] = toTarget(t)
+	}
+	return out, nil
+}
+
+func (s *Service) verified() map[string]Verification {
+	v := map[string]Verification{}
+	if err := s.Store.GetJSON(state.BucketConfig, verifiedKey, &v); err != nil && !errors.Is(err, state.ErrNotFound) {
+		s.Log.Error("backup verifications unreadable", "err", err)
+	}
+	return v
+}
+
+func (s *Service) setRunning(what string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running = what
+}
+
+// RunBackup takes a backup now, copies it offsite and prunes.
+func (s *Service) RunBackup(ctx context.Context, kind string) (appliance.Backup, error) {
+	if kind != KindDump && kind != KindIncrement {
+		return appliance.Backup{}, fmt.Errorf("kind %q: dump or increment: %w", kind, appliance.ErrBadInput)
+	}
+	if _, err := s.loadIdentity(); err != nil {
+		return appliance.Backup{}, err
+	}
+	s.setRunning("taking a " + kind)
+	defer s.setRunning("")
+	m, err := s.Backup(ctx, kind)
+	s.mu.Lock()
+	s.lastErr = ""
+	if err != nil {
+		s.lastErr = err.Error()
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return appliance.Backup{}, err
+	}
+	l := last{ID: m.ID, LSN: m.LSN, Created: m.Created}
+	var prev last
+	_ = s.Store.GetJSON(state.BucketConfig, lastKey, &prev)
+	l.Dump = prev.Dump
+	if kind == KindDump {
+		l.Dump = m.Created
+	}
+	if err := s.Store.PutJSON(state.BucketConfig, lastKey, l); err != nil {
+		return appliance.Backup{}, err
+	}
+	s.sync(ctx)
+	return s.describe(m, s.verified()), nil
+}
+
+// sync copies every local backup the targets lack, then prunes everywhere. A target that fails is
+// remembered and tried again at the next round; the local copies stay until they are pruned by age.
+func (s *Service) sync(ctx context.Context) {
+	id, err := s.loadIdentity()
+	if err != nil {
+		return
+	}
+	local, _, err := Manifests(ctx, s.Local, id)
+	if err != nil {
+		return
+	}
+	verified := map[string]bool{}
+	for k, v := range s.verified() {
+		verified[k] = v.OK
+	}
+	targets, _ := s.offsite(ctx)
+	errs := map[string]string{}
+	for _, t := range targets {
+		errs[t.Name()] = ""
+		have := map[string]bool{}
+		remote, _, err := Manifests(ctx, t, id)
+		if err != nil {
+			errs[t.Name()] = err.Error()
+			continue
+		}
+		for _, m := range remote {
+			have[m.ID] = true
+		}
+		for _, m := range local {
+			if have[m.ID] {
+				continue
+			}
+			s.setRunning("copying " + m.ID + " to " + t.Name())
+			if err := s.Copy(ctx, m, t); err != nil {
+				errs[t.Name()] = err.Error()
+				s.Log.Warn("offsite copy failed; retried later", "target", t.Name(), "id", m.ID, "err", err)
+				break
+			}
+		}
+		if errs[t.Name()] == "" {
+			if _, err := s.Prune(ctx, t, s.Keep, verified); err != nil {
+				errs[t.Name()] = err.Error()
+			}
+		}
+	}
+	if _, err := s.Prune(ctx, s.Local, s.Keep, verified); err != nil {
+		s.Log.Warn("prune local backups", "err", err)
+	}
+	s.mu.Lock()
+	s.targets = errs
+	s.mu.Unlock()
+	s.setRunning("")
+}
+
+// VerifyBackup restores backup id from the first offsite target that has it (or from the unit's array).
+func (s *Service) VerifyBackup(ctx context.Context, backupID string) (appliance.BackupVerification, error) {
+	id, err := s.loadIdentity()
+	if err != nil {
+		return appliance.BackupVerification{}, err
+	}
+	targets, _ := s.offsite(ctx)
+	t := Target(s.Local)
+	for _, o := range targets {
+		if _, err := readManifest(ctx, o, backupID+"/"+manifestName, id); err == nil {
+			t = o
+			break
+		}
+	}
+	if _, err := readManifest(ctx, t, backupID+"/"+manifestName, id); err != nil {
+		return appliance.BackupVerification{}, fmt.Errorf("backup %s: %v: %w", backupID, err, appliance.ErrNotFound)
+	}
+	s.setRunning("verifying " + backupID)
+	defer s.setRunning("")
+	v, verr := s.Verify(ctx, t, backupID)
+	all := s.verified()
+	all[backupID] = v
+	if err := s.Store.PutJSON(state.BucketConfig, verifiedKey, all); err != nil {
+		return appliance.BackupVerification{}, err
+	}
+	_ = verr // the verification itself records the failure
+	return appliance.BackupVerification(v), nil
+}
+
+func (s *Service) describe(m *Manifest, verified map[string]Verification) appliance.Backup {
+	b := appliance.Backup{ID: m.ID, Kind: m.Kind, Created: m.Created, SizeBytes: m.SizeBytes(), Targets: []string{s.Local.Name()}}
+	if v, ok := verified[m.ID]; ok {
+		av := appliance.BackupVerification(v)
+		b.Verified = &av
+	}
+	return b
+}
+
+// Backups lists the backups on the unit's array and where else they are.
+func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
+	st := appliance.BackupStatus{Backups: []appliance.Backup{}}
+	s.mu.Lock()
+	st.Running, st.LastError = s.running, s.lastErr
+	for name, e := range s.targets {
+		st.Targets = append(st.Targets, appliance.BackupTargetStatus{Name: name, OK: e == "", Error: e})
+	}
+	s.mu.Unlock()
+	id, err := s.loadIdentity()
+	if err != nil {
+		return st, nil // not set up
+	}
+	st.SetUp = true
+	st.Recipient = id.Recipient().String()
+	ms, _, err := Manifests(ctx, s.Local, id)
+	if err != nil {
+		return st, err
+	}
+	verified := s.verified()
+	remote := map[string][]string{}
+	if targets, _ := s.offsite(ctx); len(targets) > 0 {
+		for _, t := range targets {
+			rs, _, err := Manifests(ctx, t, id)
+			if err != nil {
+				continue
+			}
+			for _, m := range rs {
+				remote[m.ID] = append(remote[m.ID], t.Name())
+			}
+		}
+	}
+	for _, m := range ms {
+		b := s.describe(m, verified)
+		b.Targets = append(b.Targets, remote[m.ID]...)
+		st.Backups = append(st.Backups, b)
+		if b.Verified != nil && b.Verified.OK {
+			st.LastVerified = b.Verified
+		}
+	}
+	return st, nil
+}
+
+// Run takes the nightly dump after 02:00 (UTC), a backup every 15 minutes when the database changed, keeps
+// trying failed offsite copies, and verifies each nightly dump by restoring it.
+func (s *Service) Run(ctx context.Context) error {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	lastSync := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if !s.ShouldRun(ctx) {
+			continue
+		}
+		if _, err := s.loadIdentity(); err != nil {
+			continue
+		}
+		var l last
+		_ = s.Store.GetJSON(state.BucketConfig, lastKey, &l)
+		now := s.now().UTC()
+		switch {
+		case now.Hour() >= 2 && now.Format("2006-01-02") != l.Dump.UTC().Format("2006-01-02"):
+			if b, err := s.RunBackup(ctx, KindDump); err == nil {
+				_, _ = s.VerifyBackup(ctx, b.ID)
+			}
+			lastSync = time.Now()
+		case now.Sub(l.Created) >= 15*time.Minute:
+			if lsn, err := s.Position(ctx); err == nil && lsn != l.LSN {
+				_, _ = s.RunBackup(ctx, KindIncrement)
+				lastSync = time.Now()
+			}
+		}
+		if time.Since(lastSync) > 5*time.Minute {
+			s.sync(ctx)
+			lastSync = time.Now()
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package webui
+
+import (
+	"net/http"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+type backupsPage struct {
+	Status   appliance.BackupStatus
+	Identity string // the recovery identity, on the one page that creates it
+}
+
+func (s *Server) apiBackups(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	st, err := s.backups.Backups(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) apiBackupIdentity(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Warn("backup recovery identity requested", "user", sess.User, "remote", remote(r))
+	id, err := s.backups.CreateIdentity(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"identity": id})
+}
+
+func (s *Server) apiBackupTargets(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var ts []appliance.BackupTarget
+	if err := decode(r, &ts); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Warn("backup targets set", "count", len(ts), "user", sess.User, "remote", remote(r))
+	if err := s.backups.SetTargets(r.Context(), ts); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type runBackup struct {
+	Kind string `json:"kind"`
+}
+
+func (s *Server) apiRunBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	req := runBackup{Kind: "dump"}
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	s.log.Info("backup requested", "kind", req.Kind, "user", sess.User, "remote", remote(r))
+	b, err := s.backups.RunBackup(r.Context(), req.Kind)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, b)
+}
+
+func (s *Server) apiVerifyBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Info("backup verification requested", "id", r.PathValue("id"), "user", sess.User, "remote", remote(r))
+	v, err := s.backups.VerifyBackup(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) pageBackups(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.renderBackups(w, r, sess, backupsPage{}, nil, "")
+}
+
+func (s *Server) renderBackups(w http.ResponseWriter, r *http.Request, sess appliance.Session, p backupsPage, actionErr error, notice string) {
+	st, err := s.backups.Backups(r.Context())
+	p.Status = st
+	d := pageData{Session: sess, Backups: p, Notice: notice}
+	if err == nil {
+		err = actionErr
+	}
+	if err != nil {
+		_, d.Error = statusOf(err)
+		d.Notice = ""
+	}
+	s.render(w, r, http.StatusOK, "backups", d)
+}
+
+func (s *Server) formBackupIdentity(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Warn("backup recovery identity requested", "user", sess.User, "remote", remote(r))
+	id, err := s.backups.CreateIdentity(r.Context())
+	s.renderBackups(w, r, sess, backupsPage{Identity: id}, err, "")
+}
+
+func (s *Server) formRunBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Info("backup requested", "kind", "dump", "user", sess.User, "remote", remote(r))
+	b, err := s.backups.RunBackup(r.Context(), "dump")
+	s.renderBackups(w, r, sess, backupsPage{}, err, "Backup "+b.ID+" taken.")
+}
+
+func (s *Server) formVerifyBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Info("backup verification requested", "id", r.PathValue("id"), "user", sess.User, "remote", remote(r))
+	v, err := s.backups.VerifyBackup(r.Context(), r.PathValue("id"))
+	msg := "Backup " + v.ID + " restored and checked: " + v.Detail
+	if err == nil && !v.OK {
+		msg = "Backup " + v.ID + " FAILED verification: " + v.Detail
+	}
+	s.renderBackups(w, r, sess, backupsPage{}, err, msg)
+}
