@@ -3,6 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio xz-utils zstd postgresql-15 fdisk e2fsprogs smartmontools socat curl ca-certificates
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 .PHONY: help deps image run test unit qemu-test bench lint soak clean
 
@@ -16,6 +17,7 @@ deps: ## install the Debian packages the build and tests need (as root; skips wh
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || \
 	  { echo "deps: apt-get install $$missing failed" >&2; exit 1; }; \
 	fi
+	@[ -x "$$($(GO) env GOPATH)/bin/versitygw" ] || { echo "installing versitygw (the S3 server of the backup tests)"; $(GO) install $(VERSITYGW); }
 
 image: deps ## build the firmware image into build/ (incremental)
 	@image/build.sh
@@ -23,7 +25,7 @@ image: deps ## build the firmware image into build/ (incremental)
 run: image ## boot a demo unit in QEMU with 3 virtual disks and print the web UI address and setup code
 	@$(GO) run ./qemu-tests/cmd/demo
 
-unit: ## unprivileged unit tests
+unit: deps ## unit tests (real PostgreSQL and S3 servers on this machine where they are needed)
 	$(GO) test ./...
 
 qemu-test: image ## boot the real image in QEMU and run the scenario tests

@@ -275,7 +275,7 @@ func open(ctx context.Context, t Target, o Object, id age.Identity) (io.ReadClos
 		r.Close()
 		return nil, fmt.Errorf("%s: %w", o.Key, decryptErr(err))
 	}
-	zr, err := zstd.NewReader(ar, zstd.WithDecoderConcurrency(1))
+	zr, err := zstd.NewReader(damaged{r: ar, key: o.Key}, zstd.WithDecoderConcurrency(1))
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -290,6 +290,20 @@ func decryptErr(err error) error {
 		return fmt.Errorf("this backup was not made for this recovery identity: %w", err)
 	}
 	return fmt.Errorf("decrypt (damaged or truncated): %w", err)
+}
+
+// damaged names what a failed read of decrypted content means.
+type damaged struct {
+	r   io.Reader
+	key string
+}
+
+func (d damaged) Read(b []byte) (int, error) {
+	n, err := d.r.Read(b)
+	if err != nil && err != io.EOF && !strings.Contains(err.Error(), "damaged") {
+		err = fmt.Errorf("%s: damaged or truncated: %w", d.key, err)
+	}
+	return n, err
 }
 
 type readCloser struct {

@@ -1,0 +1,204 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/state"
+)
+
+// versitygw is a real S3 server on 127.0.0.1 (github.com/versity/versitygw, installed by `make deps`),
+// storing in dir.
+type versitygw struct {
+	dir, addr string
+	cmd       *exec.Cmd
+}
+
+func startS3(t *testing.T, dir string) *versitygw {
+	t.Helper()
+	bin, err := exec.LookPath("versitygw")
+	if err != nil {
+		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+		bin = filepath.Join(strings.TrimSpace(string(gopath)), "bin", "versitygw")
+		if _, err := os.Stat(bin); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("versitygw is not installed (make deps installs it)")
+			}
+			t.Skip("versitygw is not installed (make deps installs it)")
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	g := &versitygw{dir: dir, addr: addr}
+	g.cmd = exec.Command(bin, "--port", addr, "posix", dir)
+	g.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY=office-key", "ROOT_SECRET_KEY=office-secret-key")
+	g.start(t)
+	return g
+}
+
+func (g *versitygw) start(t *testing.T) {
+	t.Helper()
+	g.cmd = exec.Command(g.cmd.Path, g.cmd.Args[1:]...)
+	g.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY=office-key", "ROOT_SECRET_KEY=office-secret-key")
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.stop)
+	for i := 0; ; i++ {
+		if c, err := net.Dial("tcp", g.addr); err == nil {
+			c.Close()
+			return
+		}
+		if i > 100 {
+			t.Fatal("versitygw does not listen")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (g *versitygw) stop() {
+	if g.cmd.Process != nil && g.cmd.ProcessState == nil {
+		g.cmd.Process.Kill()
+		g.cmd.Wait()
+	}
+}
+
+func (g *versitygw) target(bucket string) appliance.BackupTarget {
+	return appliance.BackupTarget{Kind: "s3", Endpoint: g.addr, Bucket: bucket, AccessKey: "office-key", SecretKey: "office-secret-key", Insecure: true, Region: "us-east-1"}
+}
+
+// The service with a real S3 server: nothing before the recovery identity exists, the identity shown once,
+// a target with a wrong key refused, a nightly dump copied offsite and verified from there; the target down
+// for a while (the backup is kept locally, the failure reported, the copy made once it is back); a
+// damaged object at the target found by verification; a full target reported.
+func TestServiceWithS3(t *testing.T) {
+	s := startServer(t)
+	s.exec(t, "postgres", "CREATE DATABASE practice")
+	s.exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY, client text)", "INSERT INTO matters SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e := newEngine(t, s, Dir{Path: t.TempDir()})
+	e.Store, e.Log = st, slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := NewService(e, func(context.Context) bool { return true }, 30)
+	ctx := context.Background()
+
+	if b, _ := svc.Backups(ctx); b.SetUp {
+		t.Fatal("set up before any identity")
+	}
+	if _, err := svc.RunBackup(ctx, KindDump); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("backup without an identity: %v", err)
+	}
+	ident, err := svc.CreateIdentity(ctx)
+	if err != nil || !strings.HasPrefix(ident, "AGE-SECRET-KEY-") {
+		t.Fatalf("identity %q %v", ident, err)
+	}
+	if _, err := svc.CreateIdentity(ctx); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("second identity: %v", err)
+	}
+
+	gw := startS3(t, t.TempDir())
+	os.Mkdir(filepath.Join(gw.dir, "office"), 0o755) // the bucket
+	bad := gw.target("office")
+	bad.SecretKey = "wrong"
+	if err := svc.SetTargets(ctx, []appliance.BackupTarget{bad}); !errors.Is(err, appliance.ErrBadInput) {
+		t.Errorf("a wrong secret key: %v", err)
+	}
+	if err := svc.SetTargets(ctx, []appliance.BackupTarget{gw.target("office")}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := svc.RunBackup(ctx, KindDump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	where := func(id string) []string {
+		st, err := svc.Backups(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range st.Backups {
+			if x.ID == id {
+				return x.Targets
+			}
+		}
+		return nil
+	}
+	if got := where(b.ID); len(got) != 2 || !strings.HasPrefix(got[1], "s3://") {
+		t.Fatalf("backup %s is on %v", b.ID, got)
+	}
+	v, err := svc.VerifyBackup(ctx, b.ID)
+	if err != nil || !v.OK || !strings.HasPrefix(v.Target, "s3://") {
+		t.Fatalf("verify from S3: %+v %v", v, err)
+	}
+	if st, _ := svc.Backups(ctx); st.LastVerified == nil || st.LastVerified.ID != b.ID {
+		t.Errorf("last verified: %+v", st.LastVerified)
+	}
+
+	// The target is down: the backup is taken and kept locally, the failure reported; copied once back.
+	gw.stop()
+	time.Sleep(time.Second) // a second later: a new backup id
+	inc, err := svc.RunBackup(ctx, KindIncrement)
+	if err != nil {
+		t.Fatalf("a backup with the target down: %v", err)
+	}
+	if st, _ := svc.Backups(ctx); len(st.Targets) != 1 || st.Targets[0].OK || st.Targets[0].Error == "" {
+		t.Errorf("target status with the target down: %+v", st.Targets)
+	}
+	gw.start(t)
+	svc.sync(ctx)
+	if got := where(inc.ID); len(got) != 2 {
+		t.Errorf("after the target came back, the increment is on %v", got)
+	}
+	if st, _ := svc.Backups(ctx); !st.Targets[0].OK {
+		t.Errorf("target status once back: %+v", st.Targets)
+	}
+
+	// An object damaged at the target: verification says so.
+	obj := filepath.Join(gw.dir, "office", b.ID, "practice.dump.zst.age")
+	data, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/3] ^= 1
+	if err := os.WriteFile(obj, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := svc.VerifyBackup(ctx, b.ID); v.OK || !strings.Contains(v.Detail, "damaged") {
+		t.Errorf("verify a damaged object: %+v", v)
+	}
+
+	// A full target (a 64 KiB file system behind the S3 server).
+	full := t.TempDir()
+	if err := syscall.Mount("tmpfs", full, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("tmpfs: %v", err)
+	}
+	defer syscall.Unmount(full, syscall.MNT_DETACH)
+	os.Mkdir(filepath.Join(full, "small"), 0o755)
+	gw2 := startS3(t, full)
+	if err := svc.SetTargets(ctx, []appliance.BackupTarget{gw2.target("small")}); err != nil {
+		t.Fatal(err)
+	}
+	svc.sync(ctx)
+	st2, _ := svc.Backups(ctx)
+	if len(st2.Targets) != 1 || st2.Targets[0].OK {
+		t.Fatalf("a full target reported as %+v", st2.Targets)
+	}
+	t.Logf("full target: %s", st2.Targets[0].Error)
+}
