@@ -3,6 +3,7 @@ package webui
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -41,6 +42,11 @@ func (s *Server) summarize(ctx context.Context) summary {
 	}
 	if db, err := s.db.Database(ctx); err == nil {
 		alerts = append(alerts, dbAlerts(db, pair.Paired)...)
+	}
+	if s.backups != nil {
+		if b, err := s.backups.Backups(ctx); err == nil {
+			alerts = append(alerts, backupAlerts(b, time.Now())...)
+		}
 	}
 	sum := summary{Level: "green", Sentence: "Everything is working: the disks are mirrored and healthy.", Alerts: alerts}
 	for _, a := range alerts {
@@ -94,6 +100,23 @@ func dbAlerts(db appliance.DatabaseStatus, paired bool) []appliance.Alert {
 	}
 	if db.LagSeconds != nil && *db.LagSeconds > lagAlert {
 		out = append(out, appliance.Alert{Level: "warning", Message: fmt.Sprintf("the database mirror is %.0f s behind", *db.LagSeconds)})
+	}
+	return out
+}
+
+// backupAlerts: no backups set up, an offsite copy failing, no restore verified in two days.
+func backupAlerts(b appliance.BackupStatus, now time.Time) []appliance.Alert {
+	if !b.SetUp {
+		return []appliance.Alert{{Level: "warning", Message: "backups are not set up: nothing is kept away from this office"}}
+	}
+	var out []appliance.Alert
+	for _, t := range b.Targets {
+		if !t.OK {
+			out = append(out, appliance.Alert{Level: "warning", Message: "copying backups to " + t.Name + " fails (retried every 5 minutes): " + t.Error})
+		}
+	}
+	if b.LastVerified == nil || now.Sub(b.LastVerified.Time) > 48*time.Hour {
+		out = append(out, appliance.Alert{Level: "warning", Message: "no backup has been restored successfully in the last two days"})
 	}
 	return out
 }

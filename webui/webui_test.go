@@ -535,10 +535,14 @@ func TestSummaryLevels(t *testing.T) {
 		t.Errorf("with a disk to replace: %+v", s)
 	}
 	e.health.disks[0].SMART.Findings[0].Acknowledged = true
-	if s := e.srv.summarize(ctx); s.Level != "amber" || len(s.Alerts) != 1 {
-		t.Errorf("acknowledged, array rebuilding: %+v", s)
+	if s := e.srv.summarize(ctx); s.Level != "amber" || len(s.Alerts) != 2 {
+		t.Errorf("acknowledged, array rebuilding, no backups: %+v", s)
 	}
 	e.storage.st.Alerts = nil
+	if s := e.srv.summarize(ctx); s.Level != "amber" || len(s.Alerts) != 1 || !strings.Contains(s.Alerts[0].Message, "backups are not set up") {
+		t.Errorf("without backups: %+v", s)
+	}
+	e.backups.identity = "AGE-SECRET-KEY-1TEST"
 	if s := e.srv.summarize(ctx); s.Level != "green" || !strings.Contains(s.Sentence, "Everything is working") {
 		t.Errorf("all well: %+v", s)
 	}
@@ -669,7 +673,7 @@ type fakeBackups struct {
 func (f *fakeBackups) Backups(context.Context) (appliance.BackupStatus, error) {
 	st := appliance.BackupStatus{SetUp: f.identity != "", Backups: []appliance.Backup{}}
 	if st.SetUp {
-		v := &appliance.BackupVerification{ID: "20261123T020000Z-dump", Target: "s3://x/y/", OK: true, Time: time.Date(2026, 11, 23, 2, 5, 0, 0, time.UTC)}
+		v := &appliance.BackupVerification{ID: "20261123T020000Z-dump", Target: "s3://x/y/", OK: true, Time: time.Now().Add(-time.Hour)}
 		st.Backups = append(st.Backups, appliance.Backup{ID: v.ID, Kind: "dump", SizeBytes: 1 << 20, Targets: []string{"this unit", v.Target}, Verified: v})
 		st.LastVerified = v
 	}
