@@ -207,6 +207,9 @@ type pairLab struct {
 	bDisk      []Disk
 }
 
+// labs serialises the pair labs.
+var labs = make(chan struct{}, 1)
+
 func unitConfig(name string, disks []Disk, hubs ...*Hub) Config {
 	return Config{Hubs: hubs, Disks: disks, Cmdline: []string{"appliance.hostname=" + name}}
 }
@@ -214,6 +217,9 @@ func unitConfig(name string, disks []Disk, hubs ...*Hub) Config {
 // newPairLab boots the three VMs, gives the ports fixed addresses, pairs the units (timeoutMS: 0 for the
 // default), starts the witness on the PC and waits for A active and B standby.
 func newPairLab(t testing.TB, timeoutMS int) *pairLab {
+	// One lab at a time: two labs (six VMs, two PostgreSQL copies) on two cores starve the heartbeats.
+	labs <- struct{}{}
+	t.Cleanup(func() { <-labs })
 	l := &pairLab{lan: NewHub(t.TempDir()), cable: NewHub(t.TempDir())}
 	t.Cleanup(l.lan.Close)
 	t.Cleanup(l.cable.Close)

@@ -236,10 +236,10 @@ func (m *Manager) follow(ctx context.Context, u *upstream) error {
 		return nil
 	}
 	id, err := m.upstreamSystem(ctx, u)
-	if errors.Is(err, appliance.ErrBadInput) {
+	if errors.Is(err, errVersion) {
 		return err
 	}
-	if err != nil {
+	if err != nil { // down, not production yet, or its replication role not made yet: all pass
 		return waiting{fmt.Sprintf("waiting for the production database on the partner unit (%v)", err)}
 	}
 	if m.hasFile("PG_VERSION") && m.systemID(ctx) == id {

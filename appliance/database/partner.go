@@ -103,6 +103,9 @@ func (u *upstream) conninfo(db string) string {
 	return s
 }
 
+// errVersion is an upstream of another major version: nothing to wait for.
+var errVersion = fmt.Errorf("wrong major version: %w", appliance.ErrBadInput)
+
 // upstreamSystem opens a replication connection to the upstream (what the mirror will use) and returns its
 // cluster's system identifier. It fails with appliance.ErrBadInput on what an admin must fix (a refused
 // password, no pg_hba.conf entry, another major version) and with a plain error when the upstream is down
@@ -128,7 +131,7 @@ func (m *Manager) upstreamSystem(ctx context.Context, u *upstream) (string, erro
 	defer c.Close(context.Background())
 	v := c.ParameterStatus("server_version")
 	if major, _, _ := strings.Cut(v, "."); major != "15" {
-		return "", fmt.Errorf("%s:%d runs PostgreSQL %s; a mirror needs the same major version, 15: %w", u.Host, u.Port, v, appliance.ErrBadInput)
+		return "", fmt.Errorf("%s:%d runs PostgreSQL %s; a mirror needs the same major version, 15: %w", u.Host, u.Port, v, errVersion)
 	}
 	if c.ParameterStatus("in_hot_standby") == "on" {
 		return "", errors.New("it is a mirror itself, not production")
