@@ -2,6 +2,7 @@ package webui
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -49,6 +50,7 @@ type runBackup struct {
 }
 
 func (s *Server) apiRunBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	longRequest(w)
 	req := runBackup{Kind: "dump"}
 	if r.ContentLength != 0 {
 		if err := decode(r, &req); err != nil {
@@ -66,6 +68,7 @@ func (s *Server) apiRunBackup(w http.ResponseWriter, r *http.Request, sess appli
 }
 
 func (s *Server) apiVerifyBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	longRequest(w)
 	s.log.Info("backup verification requested", "id", r.PathValue("id"), "user", sess.User, "remote", remote(r))
 	v, err := s.backups.VerifyBackup(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -100,12 +103,14 @@ func (s *Server) formBackupIdentity(w http.ResponseWriter, r *http.Request, sess
 }
 
 func (s *Server) formRunBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	longRequest(w)
 	s.log.Info("backup requested", "kind", "dump", "user", sess.User, "remote", remote(r))
 	b, err := s.backups.RunBackup(r.Context(), "dump")
 	s.renderBackups(w, r, sess, backupsPage{}, err, "Backup "+b.ID+" taken.")
 }
 
 func (s *Server) formVerifyBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	longRequest(w)
 	s.log.Info("backup verification requested", "id", r.PathValue("id"), "user", sess.User, "remote", remote(r))
 	v, err := s.backups.VerifyBackup(r.Context(), r.PathValue("id"))
 	msg := "Backup " + v.ID + " restored and checked: " + v.Detail
@@ -113,4 +118,10 @@ func (s *Server) formVerifyBackup(w http.ResponseWriter, r *http.Request, sess a
 		msg = "Backup " + v.ID + " FAILED verification: " + v.Detail
 	}
 	s.renderBackups(w, r, sess, backupsPage{}, err, msg)
+}
+
+// longRequest lets a handler that waits for a backup or a restore answer after the server's usual write
+// timeout (a verification restores the whole database).
+func longRequest(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(30 * time.Minute))
 }

@@ -102,6 +102,7 @@ func (s *Server) apiSetUpstream(w http.ResponseWriter, r *http.Request, sess app
 }
 
 func (s *Server) apiPromote(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	longRequest(w)
 	s.log.Warn("database promotion requested", "user", sess.User, "remote", remote(r))
 	p, err := s.db.Promote(r.Context())
 	if err != nil {
@@ -112,6 +113,7 @@ func (s *Server) apiPromote(w http.ResponseWriter, r *http.Request, sess applian
 }
 
 func (s *Server) formPromote(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	longRequest(w)
 	if r.PostFormValue("confirm") != "promote" {
 		s.renderDatabase(w, r, sess, nil, errBadRequest)
 		return
