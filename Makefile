@@ -1,7 +1,7 @@
 # Thin wrappers; the work is in image/build.sh, the Go code and qemu-tests/.
 SHELL := /bin/bash
 GO ?= go
-APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio xz-utils zstd postgresql-15 fdisk e2fsprogs smartmontools socat curl ca-certificates
+APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio xz-utils zstd postgresql-15 fdisk e2fsprogs smartmontools socat curl ca-certificates age openssh-server
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
@@ -16,6 +16,7 @@ deps: ## install the Debian packages the build and tests need (as root; skips wh
 	  echo "installing: $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || \
 	  { echo "deps: apt-get install $$missing failed" >&2; exit 1; }; \
+	  case " $$missing " in *" openssh-server "*) systemctl disable --now ssh >/dev/null 2>&1 || true;; esac; \
 	fi
 	@[ -x "$$($(GO) env GOPATH)/bin/versitygw" ] || { echo "installing versitygw (the S3 server of the backup tests)"; $(GO) install $(VERSITYGW); }
 
@@ -33,9 +34,10 @@ qemu-test: image ## boot the real image in QEMU and run the scenario tests
 
 test: unit qemu-test ## unit tests, then the QEMU suite
 
-bench: image ## boot time and image size beside a bare Go init; rebuild MB/s beside raw write MB/s; pull-to-degraded; SMART poll beside smartctl; failover beside its detection budget; history bytes
+bench: image ## boot time and image size beside a bare Go init; rebuild MB/s beside raw write MB/s; pull-to-degraded; SMART poll beside smartctl; failover beside its detection budget; database switchover, lag and loss beside their goals; backup MB/s beside pg_dump|zstd|age; history bytes
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'Boot|Rebuild|SMARTPoll' -benchtime 3x -timeout 20m ./qemu-tests/
-	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench Failover -benchtime 1x -timeout 30m ./qemu-tests/
+	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench Failover -benchtime 1x -timeout 60m ./qemu-tests/
+	$(GO) test -count=1 -run '^$$' -bench Backup -benchtime 1x -timeout 20m ./appliance/backup/
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./appliance/health/
 
 lint: ## gofmt, go vet, staticcheck

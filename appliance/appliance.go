@@ -356,6 +356,7 @@ type PairStatus struct {
 	Peer        *PairPeer      `json:"peer,omitempty"`
 	VIP         string         `json:"vip,omitempty"`
 	VIPHeld     bool           `json:"vip_held"`
+	Maintenance bool           `json:"maintenance"` // a standby serving read-only on the service address
 	Witness     *PairWitness   `json:"witness,omitempty"`
 	HeartbeatMS int            `json:"heartbeat_ms,omitempty"`
 	TimeoutMS   int            `json:"timeout_ms,omitempty"`
@@ -382,6 +383,9 @@ type Pair interface {
 	// SetRole is the admin's switchover: "active" (force: the peer cannot be reached and may still serve)
 	// or "standby".
 	SetRole(ctx context.Context, role string, force bool) error
+	// SetMaintenance makes a standby whose peer is unreachable answer on the service address with its
+	// read-only mirror (maintenance mode), or ends it.
+	SetMaintenance(ctx context.Context, on bool) error
 	// WitnessKey is the key the witness program needs (hex), derived from the pair key.
 	WitnessKey() (string, error)
 }
@@ -419,11 +423,19 @@ type Backup struct {
 	Verified  *BackupVerification `json:"verified"`
 }
 
-// BackupTarget is an offsite store (PUT /api/v1/backups/targets). The secret key is never shown again.
+// BackupTarget is an offsite store (PUT /api/v1/backups/targets). Secrets are never shown again.
 type BackupTarget struct {
-	Kind      string `json:"kind"` // "s3"
-	Endpoint  string `json:"endpoint"`
-	Bucket    string `json:"bucket"`
+	Kind     string `json:"kind"`     // "s3" or "sftp"
+	Endpoint string `json:"endpoint"` // "host:port"
+	// sftp: the account, its password or private key (OpenSSH PEM), the server's pinned host key
+	// ("SHA256:...") and the directory.
+	User       string `json:"user,omitempty"`
+	Password   string `json:"password,omitempty"`
+	PrivateKey string `json:"private_key,omitempty"`
+	HostKey    string `json:"host_key,omitempty"`
+	Path       string `json:"path,omitempty"`
+	// s3
+	Bucket    string `json:"bucket,omitempty"`
 	Prefix    string `json:"prefix,omitempty"`
 	Region    string `json:"region,omitempty"`
 	AccessKey string `json:"access_key"`

@@ -125,3 +125,14 @@ func (s *Server) formVerifyBackup(w http.ResponseWriter, r *http.Request, sess a
 func longRequest(w http.ResponseWriter) {
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(30 * time.Minute))
 }
+
+// formBackupTarget sets the one offsite target the form describes (the API takes several).
+func (s *Server) formBackupTarget(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	f := r.PostFormValue
+	t := appliance.BackupTarget{Kind: f("kind"), Endpoint: f("endpoint"), Bucket: f("bucket"), Prefix: f("prefix"), Region: f("region"),
+		AccessKey: f("access_key"), SecretKey: f("secret_key"), Insecure: f("insecure") == "on",
+		User: f("user"), Password: f("password"), HostKey: f("host_key"), Path: f("path")}
+	s.log.Warn("backup targets set", "count", 1, "kind", t.Kind, "endpoint", t.Endpoint, "user", sess.User, "remote", remote(r))
+	err := s.backups.SetTargets(r.Context(), []appliance.BackupTarget{t})
+	s.renderBackups(w, r, sess, backupsPage{}, err, "Offsite target saved: backups are copied there from now on.")
+}

@@ -84,6 +84,34 @@ func (s *Server) apiPairRole(w http.ResponseWriter, r *http.Request, sess applia
 	writeJSON(w, http.StatusAccepted, s.pair.Pair())
 }
 
+type maintenanceRequest struct {
+	On bool `json:"on"`
+}
+
+func (s *Server) apiMaintenance(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var mr maintenanceRequest
+	if err := decode(r, &mr); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Warn("maintenance mode requested", "on", mr.On, "user", sess.User, "remote", remote(r))
+	if err := s.pair.SetMaintenance(r.Context(), mr.On); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, s.pair.Pair())
+}
+
+func (s *Server) formMaintenance(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	on := r.PostFormValue("on") == "yes"
+	s.log.Warn("maintenance mode requested", "on", on, "user", sess.User, "remote", remote(r))
+	msg := "Maintenance mode ended."
+	if on {
+		msg = "Maintenance mode: this unit answers on the service address, read-only, until the other unit is back."
+	}
+	s.renderPair(w, r, sess, "", s.pair.SetMaintenance(r.Context(), on), msg)
+}
+
 func (s *Server) apiWitnessKey(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
 	k, err := s.pair.WitnessKey()
 	if err != nil {

@@ -65,6 +65,9 @@ func pairAlerts(p appliance.PairStatus) []appliance.Alert {
 	if !p.Paired {
 		return nil
 	}
+	if p.Maintenance {
+		out = append(out, appliance.Alert{Level: "critical", Message: "maintenance mode: the office's applications can only read; promote this unit or bring the other one back"})
+	}
 	if p.Role == "fenced" {
 		out = append(out, appliance.Alert{Level: "critical", Message: "this unit lost the other unit and the witness while active and stopped serving"})
 	}

@@ -573,6 +573,14 @@ func (f *fakePair) Unpair(context.Context) error {
 	f.st = appliance.PairStatus{Role: "single"}
 	return nil
 }
+func (f *fakePair) SetMaintenance(_ context.Context, on bool) error {
+	if on && f.st.Role != "standby" {
+		return fmt.Errorf("%w: not a standby", appliance.ErrConflict)
+	}
+	f.st.Maintenance = on
+	return nil
+}
+
 func (f *fakePair) SetRole(_ context.Context, role string, force bool) error {
 	if role != "active" && role != "standby" {
 		return fmt.Errorf("%w: role %q", appliance.ErrBadInput, role)
@@ -690,7 +698,7 @@ func (f *fakeBackups) CreateIdentity(context.Context) (string, error) {
 
 func (f *fakeBackups) SetTargets(_ context.Context, ts []appliance.BackupTarget) error {
 	for _, t := range ts {
-		if t.Bucket == "" {
+		if t.Kind == "s3" && t.Bucket == "" {
 			return fmt.Errorf("bucket: %w", appliance.ErrBadInput)
 		}
 	}
@@ -734,6 +742,9 @@ func TestBackupsAPIAndPage(t *testing.T) {
 	}
 	if w := e.do(req{method: "PUT", path: "/api/v1/backups/targets", hdr: bearer, body: `[{"kind":"s3","endpoint":"127.0.0.1:7070","bucket":"office"}]`}); w.Code != 204 || len(e.backups.targets) != 1 {
 		t.Errorf("targets = %d", w.Code)
+	}
+	if w := e.do(req{method: "POST", path: "/backups/targets", hdr: form, body: "kind=sftp&endpoint=nas.example:22&user=office&password=pw&host_key=SHA256:x&path=backups"}); !strings.Contains(w.Body.String(), "target saved") || e.backups.targets[0].Kind != "sftp" || e.backups.targets[0].User != "office" {
+		t.Errorf("target form: %+v", e.backups.targets)
 	}
 	if w := e.do(req{method: "POST", path: "/api/v1/backups/run", hdr: bearer, body: `{"kind":"increment"}`}); w.Code != 201 || !strings.Contains(w.Body.String(), "increment") {
 		t.Errorf("run = %d %s", w.Code, w.Body)

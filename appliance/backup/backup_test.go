@@ -28,7 +28,7 @@ type hostServer struct {
 	port int
 }
 
-func startServer(t *testing.T) *hostServer {
+func startServer(t testing.TB) *hostServer {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("runs PostgreSQL as the postgres user: needs root")
@@ -81,7 +81,7 @@ func (s *hostServer) connect(db string) (*pgx.Conn, error) {
 	return pgx.Connect(context.Background(), fmt.Sprintf("host=%s port=%d user=postgres dbname=%s", s.dir, s.port, db))
 }
 
-func (s *hostServer) exec(t *testing.T, db string, qs ...string) {
+func (s *hostServer) exec(t testing.TB, db string, qs ...string) {
 	t.Helper()
 	c, err := s.connect(db)
 	if err != nil {
@@ -95,7 +95,7 @@ func (s *hostServer) exec(t *testing.T, db string, qs ...string) {
 	}
 }
 
-func newEngine(t *testing.T, s *hostServer, local Target) *Engine {
+func newEngine(t testing.TB, s *hostServer, local Target) *Engine {
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)

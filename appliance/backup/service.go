@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,14 +115,11 @@ func (s *Service) CreateIdentity(ctx context.Context) (string, error) {
 	return id.String(), nil
 }
 
-var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-
-// SetTargets stores the offsite targets (production only). Each is tried (list) before it is accepted.
+// SetTargets stores the offsite targets (production only). Each is tried (listed) before it is accepted.
 func (s *Service) SetTargets(ctx context.Context, ts []appliance.BackupTarget) error {
 	for i, t := range ts {
-		host, _, err := net.SplitHostPort(t.Endpoint)
-		if t.Kind != "s3" || t.Endpoint == "" || (err != nil && t.Endpoint == host) || !bucketRE.MatchString(t.Bucket) || t.AccessKey == "" || t.SecretKey == "" {
-			return fmt.Errorf("target %d: kind \"s3\", endpoint, bucket (3-63 lower-case letters, digits, . and -), access and secret keys: %w", i+1, appliance.ErrBadInput)
+		if err := checkTarget(t); err != nil {
+			return fmt.Errorf("target %d: %v: %w", i+1, err, appliance.ErrBadInput)
 		}
 		if _, err := toTarget(t).List(ctx); err != nil {
 			return fmt.Errorf("target %d (%s): %v: %w", i+1, t.Endpoint, err, appliance.ErrBadInput)
@@ -149,7 +147,34 @@ func (s *Service) SetTargets(ctx context.Context, ts []appliance.BackupTarget) e
 	return nil
 }
 
+var (
+	bucketRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	hostKeyRE = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
+)
+
+func checkTarget(t appliance.BackupTarget) error {
+	if _, _, err := net.SplitHostPort(t.Endpoint); err != nil {
+		return errors.New(`endpoint "host:port" is required`)
+	}
+	switch t.Kind {
+	case "s3":
+		if !bucketRE.MatchString(t.Bucket) || t.AccessKey == "" || t.SecretKey == "" {
+			return errors.New("bucket (3-63 lower-case letters, digits, . and -), access and secret keys are required")
+		}
+	case "sftp":
+		if t.User == "" || t.Password == "" && t.PrivateKey == "" || !hostKeyRE.MatchString(t.HostKey) || t.Path == "" || strings.Contains(t.Path, "..") {
+			return errors.New(`user, a password or private key, the server's host key ("SHA256:...", as ssh-keygen -lf shows it) and a directory are required`)
+		}
+	default:
+		return fmt.Errorf("kind %q: s3 or sftp", t.Kind)
+	}
+	return nil
+}
+
 func toTarget(t appliance.BackupTarget) Target {
+	if t.Kind == "sftp" {
+		return &SFTP{Addr: t.Endpoint, User: t.User, Password: t.Password, Key: t.PrivateKey, HostKey: t.HostKey, Dir: t.Path}
+	}
 	return &S3{Endpoint: t.Endpoint, Bucket: t.Bucket, Prefix: t.Prefix, AccessKey: t.AccessKey, SecretKey: t.SecretKey, Insecure: t.Insecure, Region: t.Region}
 }
 

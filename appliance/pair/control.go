@@ -60,6 +60,31 @@ func (n *Node) SetRole(_ context.Context, role string, force bool) error {
 	return nil
 }
 
+// SetMaintenance implements appliance.Pair: a standby whose peer cannot be reached answers on the service
+// address with its read-only mirror until the peer is back, this unit changes role, or an admin ends it.
+func (n *Node) SetMaintenance(_ context.Context, on bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return fmt.Errorf("%w: not paired", appliance.ErrConflict)
+	}
+	if on {
+		now := n.Now()
+		if n.m.Role() != Standby {
+			return fmt.Errorf("%w: maintenance mode is for a standby unit (this one is %s)", appliance.ErrConflict, n.m.Role())
+		}
+		if !n.peer.seen.IsZero() && now.Sub(n.peer.seen) < n.cfg.timeout() {
+			return fmt.Errorf("%w: the other unit answers: switch over instead", appliance.ErrConflict)
+		}
+		n.event("warning", "maintenance mode: this standby answers on the service address, read-only, until the other unit is back")
+	} else if n.maintenance {
+		n.event("info", "maintenance mode ended by an admin")
+	}
+	n.maintenance = on
+	n.tick()
+	return nil
+}
+
 // WitnessKey implements appliance.Pair.
 func (n *Node) WitnessKey() (string, error) {
 	n.mu.Lock()
@@ -118,7 +143,7 @@ func (n *Node) Pair() appliance.PairStatus {
 		return st
 	}
 	now := n.Now()
-	st.Paired, st.Role, st.Mode, st.VIP, st.VIPHeld = true, n.m.Role(), c.Mode, c.VIP, n.vipHeld
+	st.Paired, st.Role, st.Mode, st.VIP, st.VIPHeld, st.Maintenance = true, n.m.Role(), c.Mode, c.VIP, n.vipHeld, n.maintenance
 	st.HeartbeatMS, st.TimeoutMS = c.HeartbeatMS, c.TimeoutMS
 	alive := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < c.timeout() }
 	p := &appliance.PairPeer{Name: c.Peer, Reachable: alive(n.peer.seen), LastSeen: n.peer.seen, Role: n.peer.role}

@@ -88,6 +88,9 @@ type Node struct {
 	conn      net.PacketConn
 	lastEvent string
 	lastRole  string // the role acted on at the last tick
+	// maintenance: an admin asked this standby to answer on the service address, read-only, while the
+	// other unit cannot be reached (nobody promoted it yet)
+	maintenance bool
 	// writes carries state-store writes out of the heartbeat path: a commit can wait on the disks for a
 	// second, far longer than a lease.
 	writes chan func()
@@ -221,19 +224,25 @@ func (n *Node) tick() {
 		n.roleChanged(was, role)
 	}
 	n.ticks++
+	peerGone := n.peer.seen.IsZero() || now.Sub(n.peer.seen) >= n.cfg.timeout()
+	if n.maintenance && (role != Standby || !peerGone) {
+		n.maintenance = false
+		n.event("warning", "maintenance mode ended: the other unit answers again, or this unit changed role")
+	}
+	serve := role == Active || n.maintenance
 	switch {
-	case role == Active && !n.vipHeld && n.vip != nil:
+	case serve && !n.vipHeld && n.vip != nil:
 		if err := n.vip.Hold(); err != nil {
 			n.event("critical", "could not take the service address: "+err.Error())
 		} else {
 			n.vipHeld, n.announce = true, []int{n.ticks + 2, n.ticks + 5, n.ticks + 10, n.ticks + 20}
 		}
-	case role == Active && len(n.announce) > 0 && n.ticks >= n.announce[0]:
+	case serve && len(n.announce) > 0 && n.ticks >= n.announce[0]:
 		n.announce = n.announce[1:]
 		if err := n.vip.Announce(); err != nil {
 			n.Log.Warn("announce service address", "err", err)
 		}
-	case role != Active:
+	case !serve:
 		n.releaseVIP()
 	}
 	c := n.cfg

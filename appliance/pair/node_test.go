@@ -2,6 +2,7 @@ package pair
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -181,4 +182,54 @@ func freeUDPPort(t *testing.T) int {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// Manual mode, the active unit dies: the standby stays standby until an admin decides; maintenance mode
+// makes it answer on the service address (read-only) meanwhile, and ends by itself when the other unit is
+// back. It is refused while the other unit answers.
+func TestMaintenanceMode(t *testing.T) {
+	port := freeUDPPort(t)
+	a := startNode(t, "unit-a", "127.0.0.1", port, nil)
+	b := startNode(t, "unit-b", "127.0.0.2", port, nil)
+	ctx := context.Background()
+	code, err := a.Invite(ctx, appliance.PairSettings{VIP: "192.0.2.100/24", Mode: Manual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Join(ctx, "127.0.0.1", code); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if a.Role() != Active {
+		if err := a.SetRole(ctx, Active, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitRoles(t, "paired", a, b, Active, Standby)
+	if err := b.SetMaintenance(ctx, true); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("maintenance with the other unit answering: %v", err)
+	}
+	a.stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Pair().Peer.Reachable && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	if b.Role() != Standby || b.vip.Held() {
+		t.Fatalf("manual mode: B took over by itself: %s, address held %v", b.Role(), b.vip.Held())
+	}
+	if err := b.SetMaintenance(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Pair(); !b.vip.Held() || st.Role != Standby || !st.Maintenance {
+		t.Fatalf("maintenance: %+v, address held %v", st, b.vip.Held())
+	}
+	startNode(t, "unit-a", "127.0.0.1", port, a.Store)
+	deadline = time.Now().Add(10 * time.Second)
+	for (b.vip.Held() || b.Pair().Maintenance) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if b.vip.Held() || b.Pair().Maintenance {
+		t.Errorf("maintenance did not end when the other unit came back: %+v", b.Pair())
+	}
 }

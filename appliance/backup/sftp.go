@@ -1,0 +1,176 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// SFTP is a directory on an SSH server (a NAS at a partner's office, a hosting account). The server's host
+// key is pinned: a server that presents another key is refused, whatever it says.
+type SFTP struct {
+	Addr     string // "host:22"
+	User     string
+	Password string
+	Key      string // a private key (OpenSSH PEM), instead of or besides the password
+	HostKey  string // "SHA256:..." as ssh-keygen -lf prints it
+	Dir      string // on the server, e.g. "backups/office"
+}
+
+func (s *SFTP) Name() string { return "sftp://" + s.User + "@" + s.Addr + "/" + s.Dir }
+
+// ErrHostKey is a server whose host key is not the pinned one; the message gives the key it presented.
+var ErrHostKey = errors.New("the server's host key is not the one pinned")
+
+// session opens an SFTP session and returns it with a function that closes it.
+func (s *SFTP) session(ctx context.Context) (*sftp.Client, func(), error) {
+	var auth []ssh.AuthMethod
+	if s.Key != "" {
+		signer, err := ssh.ParsePrivateKey([]byte(s.Key))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: private key: %w", s.Name(), err)
+		}
+		auth = append(auth, ssh.PublicKeys(signer))
+	}
+	if s.Password != "" {
+		auth = append(auth, ssh.Password(s.Password))
+	}
+	cfg := &ssh.ClientConfig{
+		User: s.User,
+		Auth: auth,
+		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
+			if got := ssh.FingerprintSHA256(key); got != s.HostKey {
+				return fmt.Errorf("%w: it presented %s", ErrHostKey, got)
+			}
+			return nil
+		},
+		Timeout: 15 * time.Second,
+	}
+	d := net.Dialer{Timeout: 15 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", s.Addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", s.Name(), err)
+	}
+	c, chans, reqs, err := ssh.NewClientConn(conn, s.Addr, cfg)
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("%s: %w", s.Name(), err)
+	}
+	sc := ssh.NewClient(c, chans, reqs)
+	cl, err := sftp.NewClient(sc)
+	if err != nil {
+		sc.Close()
+		return nil, nil, fmt.Errorf("%s: %w", s.Name(), err)
+	}
+	return cl, func() { cl.Close(); sc.Close() }, nil
+}
+
+func (s *SFTP) remote(key string) (string, error) {
+	if strings.Contains(s.Dir, "..") {
+		return "", fmt.Errorf("directory %q", s.Dir)
+	}
+	if !validKey(key) {
+		return "", fmt.Errorf("backup key %q", key)
+	}
+	return path.Join(s.Dir, key), nil
+}
+
+// Put writes key.partial and renames it: the server never shows a torn object under its name.
+func (s *SFTP) Put(ctx context.Context, key string, r io.Reader, _ int64) error {
+	p, err := s.remote(key)
+	if err != nil {
+		return err
+	}
+	cl, done, err := s.session(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := cl.MkdirAll(path.Dir(p)); err != nil {
+		return fmt.Errorf("upload %s to %s: %w", key, s.Name(), err)
+	}
+	f, err := cl.Create(p + ".partial")
+	if err != nil {
+		return fmt.Errorf("upload %s to %s: %w", key, s.Name(), err)
+	}
+	_, err = f.ReadFrom(r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		_ = cl.Remove(p)
+		err = cl.Rename(p+".partial", p)
+	}
+	if err != nil {
+		_ = cl.Remove(p + ".partial")
+		return fmt.Errorf("upload %s to %s: %w", key, s.Name(), err)
+	}
+	return nil
+}
+
+func (s *SFTP) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	p, err := s.remote(key)
+	if err != nil {
+		return nil, err
+	}
+	cl, done, err := s.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f, err := cl.Open(p)
+	if err != nil {
+		done()
+		return nil, fmt.Errorf("download %s from %s: %w", key, s.Name(), err)
+	}
+	return readCloser{Reader: f, close: func() error { err := f.Close(); done(); return err }}, nil
+}
+
+func (s *SFTP) List(ctx context.Context) ([]string, error) {
+	cl, done, err := s.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var keys []string
+	w := cl.Walk(s.Dir)
+	for w.Step() {
+		if err := w.Err(); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, fmt.Errorf("list %s: %w", s.Name(), err)
+		}
+		if w.Stat().Mode().IsRegular() && !strings.HasSuffix(w.Path(), ".partial") {
+			keys = append(keys, strings.TrimPrefix(strings.TrimPrefix(w.Path(), s.Dir), "/"))
+		}
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+func (s *SFTP) Delete(ctx context.Context, key string) error {
+	p, err := s.remote(key)
+	if err != nil {
+		return err
+	}
+	cl, done, err := s.session(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := cl.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s from %s: %w", key, s.Name(), err)
+	}
+	_ = cl.RemoveDirectory(path.Dir(p)) // once empty
+	return nil
+}
