@@ -301,6 +301,7 @@ func BenchmarkDatabaseFailover(b *testing.B) {
 			b.ReportMetric(switchover.Seconds(), "s/switchover-"+mode)
 			b.ReportMetric(outages[len(outages)-1].Seconds(), "s/failover-max-"+mode)
 			b.ReportMetric(float64(lost), "lost-"+mode)
+			l.close()
 			b.Logf("%s: replay lag under load p50 %.3f s, p99 %.3f s (goal 1 s, %d samples); switchover %v (goal 5 s); failovers %v (kill -9 to the client's first commit on the survivor); %d of %d acknowledged commits lost (goal in sync mode: 0)",
 				mode, p50, p99, len(lags), switchover, outages, lost, acked)
 		}

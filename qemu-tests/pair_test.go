@@ -205,6 +205,17 @@ type pairLab struct {
 	pc         *pairUnit
 	aDisk      []Disk
 	bDisk      []Disk
+	release    func() // gives the lab slot back (once)
+}
+
+// close stops the lab's VMs and hubs and gives its slot to the next lab (a benchmark runs several).
+func (l *pairLab) close() {
+	for _, u := range []*pairUnit{l.a, l.b, l.pc} {
+		u.Close()
+	}
+	l.lan.Close()
+	l.cable.Close()
+	l.release()
 }
 
 // labs serialises the pair labs.
@@ -219,8 +230,9 @@ func unitConfig(name string, disks []Disk, hubs ...*Hub) Config {
 func newPairLab(t testing.TB, timeoutMS int) *pairLab {
 	// One lab at a time: two labs (six VMs, two PostgreSQL copies) on two cores starve the heartbeats.
 	labs <- struct{}{}
-	t.Cleanup(func() { <-labs })
-	l := &pairLab{lan: NewHub(t.TempDir()), cable: NewHub(t.TempDir())}
+	release := sync.OnceFunc(func() { <-labs })
+	t.Cleanup(release)
+	l := &pairLab{lan: NewHub(t.TempDir()), cable: NewHub(t.TempDir()), release: release}
 	t.Cleanup(l.lan.Close)
 	t.Cleanup(l.cable.Close)
 	l.aDisk = keep(t, Disk{ID: "a1", Kind: Virtio, Serial: "UNIT-A-1", SizeMiB: 1200})
