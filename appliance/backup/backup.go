@@ -175,32 +175,48 @@ func (e *Engine) dumpDatabase(ctx context.Context, to age.Recipient, id, db stri
 	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snap); err != nil {
 		return d, Object{}, fmt.Errorf("export snapshot: %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	// The dump runs in its own process on the exported snapshot while this transaction counts the rows in
+	// the same snapshot.
+	type result struct {
+		obj Object
+		err error
+	}
+	dumped := make(chan result, 1)
+	go func() {
+		obj, err := e.dumpTo(ctx, to, d.Object, "pg_dump", "--format=custom", "--compress=0", "--snapshot="+snap,
+			"-h", e.Socket, "-p", fmt.Sprint(e.Port), "-U", "postgres", "-d", db)
+		dumped <- result{obj, err}
+	}()
+	cerr := e.countRows(ctx, tx, d.Rows)
+	r := <-dumped
+	if r.err != nil {
+		return d, r.obj, r.err
+	}
+	return d, r.obj, cerr
+}
+
+// countRows counts every table's rows in tx's snapshot.
+func (e *Engine) countRows(ctx context.Context, tx pgx.Tx, rows map[string]int64) error {
+	rs, err := tx.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2`)
 	if err != nil {
-		return d, Object{}, err
+		return err
 	}
-	var tables [][2]string
-	for rows.Next() {
+	tables, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) ([2]string, error) {
 		var t [2]string
-		if err := rows.Scan(&t[0], &t[1]); err != nil {
-			return d, Object{}, err
-		}
-		tables = append(tables, t)
-	}
-	if err := rows.Err(); err != nil {
-		return d, Object{}, err
+		return t, r.Scan(&t[0], &t[1])
+	})
+	if err != nil {
+		return err
 	}
 	for _, t := range tables {
 		var n int64
 		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{t[0], t[1]}.Sanitize()).Scan(&n); err != nil {
-			return d, Object{}, fmt.Errorf("count %s.%s: %w", t[0], t[1], err)
+			return fmt.Errorf("count %s.%s: %w", t[0], t[1], err)
 		}
-		d.Rows[t[0]+"."+t[1]] = n
+		rows[t[0]+"."+t[1]] = n
 	}
-	obj, err := e.dumpTo(ctx, to, d.Object, "pg_dump", "--format=custom", "--compress=0", "--snapshot="+snap,
-		"-h", e.Socket, "-p", fmt.Sprint(e.Port), "-U", "postgres", "-d", db)
-	return d, obj, err
+	return nil
 }
 
 // dumpTo runs a PostgreSQL program and stores its output, compressed and encrypted, under key.
