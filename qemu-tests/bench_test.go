@@ -268,6 +268,7 @@ func BenchmarkDatabaseFailover(b *testing.B) {
 				b.Fatalf("promote = %d %s", code, body)
 			}
 			switchover := l.resumed(b, mark)
+			b.Logf("%s: promotion answered %s", mode, body)
 			l.waitCommits(b, 0)
 			waitRoles(b, "after the switchover", 30*time.Second, l.a, l.b, "standby", "active")
 			l.a.waitDB(b, "A mirrors B", 5*time.Minute, func(s dbStatus) bool { return s.Role == "mirror" && s.State == "running" })
