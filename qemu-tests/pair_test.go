@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -273,6 +274,14 @@ func newPairLab(t testing.TB, timeoutMS int) *pairLab {
 	l.a.get("/api/v1/pair/witness-key", l.a.tok, &wk)
 	l.pc.console("witness "+wk.Key, regexp.MustCompile(`debug: witness: <nil>`))
 	waitRoles(t, "roles after pairing", time.Minute, l.a, l.b, "active", "standby")
+	// B copies A's database right after pairing: a one-time load that the scenarios should not race with.
+	eventually(t, 5*time.Minute, "B's database copy done", func() error {
+		code, body := l.b.call("GET", "/api/v1/database", l.b.tok, "")
+		if code != 200 || !strings.Contains(body, `"role":"mirror"`) || !strings.Contains(body, `"state":"running"`) {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
 	eventually(t, 30*time.Second, "both paths and the witness seen", func() error {
 		for _, u := range []*pairUnit{l.a, l.b} {
 			st := u.mustPair()

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"filippo.io/age"
@@ -232,6 +233,7 @@ func (e *Engine) dumpTo(ctx context.Context, to age.Recipient, key string, prog 
 	if err := cmd.Start(); err != nil {
 		return Object{}, fmt.Errorf("%s: %w", prog, err)
 	}
+	_ = syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, 10) // behind the pair's heartbeats
 	obj, serr := seal(ctx, e.Local, key, out, to)
 	werr := cmd.Wait()
 	if werr != nil {

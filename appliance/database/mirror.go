@@ -319,6 +319,7 @@ func (m *Manager) clone(ctx context.Context, u *upstream) error {
 		if err := cmd.Start(); err != nil {
 			return "", err
 		}
+		background(cmd)
 		var tail []string
 		sc := bufio.NewScanner(r)
 		sc.Split(scanLinesOrReturns)
@@ -356,6 +357,12 @@ func (m *Manager) clone(ctx context.Context, u *upstream) error {
 		return err
 	}
 	return syncDir(filepath.Dir(m.DataDir))
+}
+
+// background lowers a bulk copy's CPU priority (nice 10): the pair's heartbeats on the same unit must not
+// wait behind it.
+func background(cmd *exec.Cmd) {
+	_ = syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, 10)
 }
 
 // progressRE finds the percentage in pg_basebackup -P's "1234/5678 kB (21%), 0/1 tablespace".
