@@ -94,9 +94,7 @@ func (m *Manager) current() mode {
 }
 
 // Kick makes the server follow a role change now rather than at its next check (within a second).
-func (m *Manager) Kick() { m.kick() }
-
-func (m *Manager) kick() {
+func (m *Manager) Kick() {
 	m.mu.Lock()
 	r := m.restart
 	m.mu.Unlock()
@@ -242,7 +240,7 @@ func (m *Manager) runOnce(ctx context.Context) error {
 			m.mu.Lock()
 			m.cur = cur
 			m.mu.Unlock()
-			m.kick() // prepare the mirror's side at once
+			m.Kick() // prepare the mirror's side at once
 		case !next.same(cur):
 			m.Log.Warn("database leaves its mode", "was", cur.Kind, "now", next.Kind)
 			stop()
@@ -278,7 +276,7 @@ func (m *Manager) waitReady(ctx context.Context, done <-chan error) {
 			m.version = v
 			m.mu.Unlock()
 			m.setState("running")
-			m.kick()
+			m.Kick()
 			return
 		}
 		select {

@@ -96,7 +96,7 @@ func (m *Manager) SetUpstream(ctx context.Context, u appliance.Upstream) error {
 		return err
 	}
 	m.Log.Warn("database becomes a mirror", "upstream", net.JoinHostPort(u.Host, fmt.Sprint(u.Port)), "slot", slot)
-	m.kick()
+	m.Kick()
 	return nil
 }
 
@@ -141,7 +141,7 @@ func (m *Manager) Promote(ctx context.Context) (appliance.Promotion, error) {
 		if err := m.Store.PutJSON(state.BucketConfig, configKey, c); err != nil {
 			return appliance.Promotion{}, err
 		}
-		m.kick()
+		m.Kick()
 	}
 	p := appliance.Promotion{Seconds: time.Since(start).Seconds()}
 	m.Log.Warn("database promoted to production", "took", time.Since(start))

@@ -241,7 +241,7 @@ func (m *Manager) SetPolicy(ctx context.Context, p appliance.DatabasePolicy) err
 		return fmt.Errorf("set policy: %w", err)
 	}
 	m.Log.Warn("database replication policy", "sync", p.Sync, "degrade_after_s", p.DegradeAfterS)
-	m.kick()
+	m.Kick()
 	return nil
 }
 

@@ -1,0 +1,78 @@
+package webui
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+func TestDatabaseAPI(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	if w := e.do(req{method: "GET", path: "/api/v1/database", hdr: bearer}); w.Code != 200 || !strings.Contains(w.Body.String(), `"role":"production"`) {
+		t.Errorf("database = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/database/databases", hdr: bearer, body: `{"name":"x'; DROP","owner":"a"}`}); w.Code != 400 {
+		t.Errorf("bad name = %d %s", w.Code, w.Body)
+	}
+	w := e.do(req{method: "POST", path: "/api/v1/database/databases", hdr: bearer, body: `{"name":"billing","owner":"billing_app"}`})
+	if w.Code != 201 || !strings.Contains(w.Body.String(), "postgresql://billing_app:pw@") {
+		t.Errorf("create = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/database/upstream", hdr: bearer, body: `{"host":"","port":5432}`}); w.Code != 400 {
+		t.Errorf("upstream without a host = %d", w.Code)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/database/upstream", hdr: bearer, body: `{"host":"192.0.2.10","port":5432,"user":"repl","password":"x"}`}); w.Code != 202 {
+		t.Errorf("upstream = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/database/promote", hdr: bearer}); w.Code != 200 || !strings.Contains(w.Body.String(), `"seconds":1.5`) {
+		t.Errorf("promote = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/database/policy", hdr: bearer, body: `{"sync":true,"degrade_after_s":-1}`}); w.Code != 400 {
+		t.Errorf("negative degrade timeout = %d", w.Code)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/database/policy", hdr: bearer, body: `{"sync":true,"degrade_after_s":30}`}); w.Code != 204 || e.db.policy != (appliance.DatabasePolicy{Sync: true, DegradeAfterS: 30}) {
+		t.Errorf("policy = %d %+v", w.Code, e.db.policy)
+	}
+	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	if w := e.do(req{method: "POST", path: "/database/policy", hdr: form, body: "sync=async&degrade_after_s=5"}); !strings.Contains(w.Body.String(), "policy saved") || e.db.policy.Sync {
+		t.Errorf("policy form: %+v", e.db.policy)
+	}
+	if e.do(req{method: "POST", path: "/database/promote", hdr: form, body: "confirm=no"}); e.db.promoted != 1 {
+		t.Error("promoted without the confirmation")
+	}
+	body := e.do(req{method: "GET", path: "/database", hdr: map[string]string{"Cookie": CookieName + "=" + tok}}).Body.String()
+	form2 := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	if w := e.do(req{method: "POST", path: "/database/upstream", hdr: form2, body: "host=192.0.2.20&port=5432&user=repl&password=pw&confirm=erase"}); e.db.upstream != "192.0.2.20" || !strings.Contains(w.Body.String(), "now copies") {
+		t.Errorf("upstream form: %q", e.db.upstream)
+	}
+	if !strings.Contains(body, "Mirror lag") || !strings.Contains(body, "<polyline") || !strings.Contains(body, "2.0 s") {
+		t.Error("database page lacks the lag graph")
+	}
+	if !strings.Contains(body, "practice_app") || !strings.Contains(body, `action="/database/databases"`) || !strings.Contains(body, `action="/database/upstream"`) {
+		t.Error("database page lacks the database list or the create form")
+	}
+}
+
+func TestDatabaseAlerts(t *testing.T) {
+	lag := 90.0
+	for _, c := range []struct {
+		db     appliance.DatabaseStatus
+		paired bool
+		want   string
+	}{
+		{appliance.DatabaseStatus{Role: "none", State: "copying from the partner unit: 40 %"}, true, "copying from the partner unit: 40 %"},
+		{appliance.DatabaseStatus{Role: "production", State: "running"}, true, "not mirroring"},
+		{appliance.DatabaseStatus{Role: "production", State: "running", Mirror: "streaming from 192.0.2.12", Sync: "degraded"}, true, "synchronous mode is suspended"},
+		{appliance.DatabaseStatus{Role: "mirror", State: "running", LagSeconds: &lag}, true, "90 s behind"},
+		{appliance.DatabaseStatus{Role: "production", State: "running"}, false, ""},
+		{appliance.DatabaseStatus{Role: "production", State: "running", Mirror: "streaming from 192.0.2.12", Sync: "sync"}, true, ""},
+	} {
+		got := dbAlerts(c.db, c.paired)
+		if c.want == "" && len(got) != 0 || c.want != "" && (len(got) != 1 || !strings.Contains(got[0].Message, c.want)) {
+			t.Errorf("%+v paired=%v: %+v, want %q", c.db, c.paired, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,260 @@
+package webui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+// fakeSystem stands in for the unit's hardware; auth is the real one on a temporary store.
+type fakeSystem struct{ shutdowns []bool }
+
+func (f *fakeSystem) Status(context.Context) (appliance.Status, error) {
+	return appliance.Status{Version: "test", Hostname: "unit-a", UptimeS: 42,
+		Disks: []appliance.Disk{{Name: "vda", Serial: "SN-A", SizeBytes: 1 << 30}}}, nil
+}
+
+func (f *fakeSystem) Shutdown(_ context.Context, reboot bool) error {
+	f.shutdowns = append(f.shutdowns, reboot)
+	return nil
+}
+
+// fakeStorage records the storage actions the UI asks for.
+type fakeStorage struct {
+	st       appliance.StorageStatus
+	scrubs   int
+	adopted  []string
+	scrubErr error
+}
+
+func (f *fakeStorage) Storage(context.Context) (appliance.StorageStatus, error) { return f.st, nil }
+
+func (f *fakeStorage) Scrub(context.Context) error {
+	if f.scrubErr != nil {
+		return f.scrubErr
+	}
+	f.scrubs++
+	return nil
+}
+
+func (f *fakeStorage) Adopt(_ context.Context, serial string) error {
+	for _, d := range f.st.Disks {
+		if d.Serial == serial {
+			f.adopted = append(f.adopted, serial)
+			return nil
+		}
+	}
+	return fmt.Errorf("adopt %s: %w", serial, appliance.ErrNotFound)
+}
+
+func (f *fakeStorage) SetPolicy(_ context.Context, p appliance.StoragePolicyChange) error {
+	if p.AutoAdd != nil {
+		f.st.AutoAdd = *p.AutoAdd
+	}
+	if p.ProactiveReplace != nil {
+		f.st.ProactiveReplace = *p.ProactiveReplace
+	}
+	return nil
+}
+
+// fakeHealth holds one NVMe disk with a warning.
+type fakeHealth struct {
+	disks []appliance.DiskHealth
+	acked []string
+	tests []string
+	poll  int
+}
+
+func (f *fakeHealth) Disks(context.Context) ([]appliance.DiskHealth, error) { return f.disks, nil }
+
+func (f *fakeHealth) find(serial string) error {
+	for _, d := range f.disks {
+		if d.Serial == serial {
+			return nil
+		}
+	}
+	return fmt.Errorf("disk %s: %w", serial, appliance.ErrNotFound)
+}
+
+func (f *fakeHealth) Refresh(_ context.Context, serial string) error { return f.find(serial) }
+
+func (f *fakeHealth) SelfTest(_ context.Context, serial, kind string) error {
+	if err := f.find(serial); err != nil {
+		return err
+	}
+	if kind != "short" && kind != "long" {
+		return fmt.Errorf("kind %q: %w", kind, appliance.ErrBadInput)
+	}
+	f.tests = append(f.tests, kind)
+	return nil
+}
+
+func (f *fakeHealth) Acknowledge(_ context.Context, serial, key string) error {
+	if err := f.find(serial); err != nil {
+		return err
+	}
+	f.acked = append(f.acked, key)
+	return nil
+}
+
+func (f *fakeHealth) SetPollMinutes(_ context.Context, n int) error {
+	if n < 1 {
+		return fmt.Errorf("%d: %w", n, appliance.ErrBadInput)
+	}
+	f.poll = n
+	return nil
+}
+
+func (f *fakeHealth) History(context.Context, string) ([]appliance.HistoryPoint, error) {
+	t0 := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	return []appliance.HistoryPoint{{Time: t0, TemperatureC: 38}, {Time: t0.Add(time.Hour), TemperatureC: 44}}, nil
+}
+
+// fakeDB is a running server with one database.
+type fakeDB struct {
+	created  []string
+	upstream string
+	promoted int
+	policy   appliance.DatabasePolicy
+}
+
+func (f *fakeDB) Database(context.Context) (appliance.DatabaseStatus, error) {
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	return appliance.DatabaseStatus{Role: "production", State: "running", Version: "15.14", Mirror: "streaming from 192.0.2.12",
+		LagHistory: []appliance.LagPoint{{Time: t0, Seconds: 0.2}, {Time: t0.Add(10 * time.Second), Seconds: 1.5}},
+		Databases:  []appliance.DatabaseInfo{{Name: "practice", Owner: "practice_app", SizeBytes: 8 << 20}}}, nil
+}
+
+func (f *fakeDB) CreateDatabase(_ context.Context, name, owner string) (appliance.NewDatabase, error) {
+	if name == "" || strings.ContainsAny(name+owner, "'\\ ;") {
+		return appliance.NewDatabase{}, fmt.Errorf("name %q: %w", name, appliance.ErrBadInput)
+	}
+	f.created = append(f.created, name)
+	return appliance.NewDatabase{Name: name, Owner: owner, Password: "pw", URL: "postgresql://" + owner + ":pw@unit:5432/" + name}, nil
+}
+
+func (f *fakeDB) SetUpstream(_ context.Context, u appliance.Upstream) error {
+	if u.Host == "" {
+		return fmt.Errorf("upstream: %w", appliance.ErrBadInput)
+	}
+	f.upstream = u.Host
+	return nil
+}
+
+func (f *fakeDB) Promote(context.Context) (appliance.Promotion, error) {
+	f.promoted++
+	return appliance.Promotion{Seconds: 1.5}, nil
+}
+
+func (f *fakeDB) SetPolicy(_ context.Context, p appliance.DatabasePolicy) error {
+	if p.DegradeAfterS < 0 {
+		return fmt.Errorf("degrade: %w", appliance.ErrBadInput)
+	}
+	f.policy = p
+	return nil
+}
+
+type fakePair struct {
+	st       appliance.PairStatus
+	settings appliance.PairSettings
+	roles    []string
+}
+
+func (f *fakePair) Pair() appliance.PairStatus { return f.st }
+func (f *fakePair) Invite(_ context.Context, s appliance.PairSettings) (string, error) {
+	if s.VIP == "" {
+		return "", fmt.Errorf("%w: no service address", appliance.ErrBadInput)
+	}
+	f.settings = s
+	return "ABCD-EFGH-IJKL-MNOP", nil
+}
+func (f *fakePair) Join(_ context.Context, peer, code string) error {
+	if code != "ABCD-EFGH-IJKL-MNOP" {
+		return fmt.Errorf("%w: no answer from %s", appliance.ErrUnavailable, peer)
+	}
+	f.st.Paired, f.st.Role, f.st.Peer = true, "standby", &appliance.PairPeer{Name: "unit-b", Address: peer}
+	return nil
+}
+func (f *fakePair) Unpair(context.Context) error {
+	f.st = appliance.PairStatus{Role: "single"}
+	return nil
+}
+func (f *fakePair) SetMaintenance(_ context.Context, on bool) error {
+	if on && f.st.Role != "standby" {
+		return fmt.Errorf("%w: not a standby", appliance.ErrConflict)
+	}
+	f.st.Maintenance = on
+	return nil
+}
+
+func (f *fakePair) SetRole(_ context.Context, role string, force bool) error {
+	if role != "active" && role != "standby" {
+		return fmt.Errorf("%w: role %q", appliance.ErrBadInput, role)
+	}
+	f.roles = append(f.roles, fmt.Sprint(role, force))
+	return nil
+}
+func (f *fakePair) WitnessKey() (string, error) { return "00ff", nil }
+
+type fakeNetwork struct{ ports []appliance.NetworkPort }
+
+func (f *fakeNetwork) Ports() []appliance.NetworkPort { return f.ports }
+func (f *fakeNetwork) SetPorts(_ context.Context, p []appliance.NetworkPort) error {
+	for _, port := range p {
+		if len(port.Addresses) == 0 {
+			return fmt.Errorf("%w: port %s: no address", appliance.ErrBadInput, port.Name)
+		}
+	}
+	f.ports = p
+	return nil
+}
+
+// fakeBackups has one verified backup once set up.
+type fakeBackups struct {
+	identity string
+	targets  []appliance.BackupTarget
+	runs     int
+}
+
+func (f *fakeBackups) Backups(context.Context) (appliance.BackupStatus, error) {
+	st := appliance.BackupStatus{SetUp: f.identity != "", Backups: []appliance.Backup{}}
+	if st.SetUp {
+		v := &appliance.BackupVerification{ID: "20261123T020000Z-dump", Target: "s3://x/y/", OK: true, Time: time.Now().Add(-time.Hour)}
+		st.Backups = append(st.Backups, appliance.Backup{ID: v.ID, Kind: "dump", SizeBytes: 1 << 20, Targets: []string{"this unit", v.Target}, Verified: v})
+		st.LastVerified = v
+	}
+	return st, nil
+}
+
+func (f *fakeBackups) CreateIdentity(context.Context) (string, error) {
+	if f.identity != "" {
+		return "", fmt.Errorf("exists: %w", appliance.ErrConflict)
+	}
+	f.identity = "AGE-SECRET-KEY-1TEST"
+	return f.identity, nil
+}
+
+func (f *fakeBackups) SetTargets(_ context.Context, ts []appliance.BackupTarget) error {
+	for _, t := range ts {
+		if t.Kind == "s3" && t.Bucket == "" {
+			return fmt.Errorf("bucket: %w", appliance.ErrBadInput)
+		}
+	}
+	f.targets = ts
+	return nil
+}
+
+func (f *fakeBackups) RunBackup(_ context.Context, kind string) (appliance.Backup, error) {
+	f.runs++
+	return appliance.Backup{ID: "20261123T101500Z-" + kind, Kind: kind}, nil
+}
+
+func (f *fakeBackups) VerifyBackup(_ context.Context, id string) (appliance.BackupVerification, error) {
+	if id != "20261123T020000Z-dump" {
+		return appliance.BackupVerification{}, fmt.Errorf("backup %s: %w", id, appliance.ErrNotFound)
+	}
+	return appliance.BackupVerification{ID: id, OK: true, Detail: "restored"}, nil
+}

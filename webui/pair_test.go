@@ -1,0 +1,53 @@
+package webui
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPairAPIAndPage(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	if w := e.do(req{method: "GET", path: "/api/v1/pair", hdr: bearer}); w.Code != 200 || !strings.Contains(w.Body.String(), `"role":"single"`) {
+		t.Errorf("pair = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/pair/invite", hdr: bearer, body: `{"mode":"auto"}`}); w.Code != 400 {
+		t.Errorf("invite without a service address = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/pair/invite", hdr: bearer, body: `{"vip":"192.0.2.100/24","mode":"auto","witness":"192.0.2.30:7947"}`}); w.Code != 201 || !strings.Contains(w.Body.String(), `"code":"ABCD-`) {
+		t.Errorf("invite = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/pair/join", hdr: bearer, body: `{"peer":"192.0.2.11","code":"WRONG"}`}); w.Code != 503 {
+		t.Errorf("join with a wrong code = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/pair/join", hdr: bearer, body: `{"peer":"192.0.2.11","code":"ABCD-EFGH-IJKL-MNOP"}`}); w.Code != 200 || !strings.Contains(w.Body.String(), `"paired":true`) {
+		t.Errorf("join = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/pair/role", hdr: bearer, body: `{"role":"boss"}`}); w.Code != 400 {
+		t.Errorf("bad role = %d", w.Code)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/pair/role", hdr: bearer, body: `{"role":"active","force":true}`}); w.Code != 202 || len(e.pair.roles) != 1 {
+		t.Errorf("role = %d %v", w.Code, e.pair.roles)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/network", hdr: bearer, body: `{"ports":[{"name":"eth1","addresses":["192.0.2.11/24"]}]}`}); w.Code != 200 || len(e.net.ports) != 1 {
+		t.Errorf("network = %d %s", w.Code, w.Body)
+	}
+	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
+	body := e.do(req{method: "GET", path: "/pair", hdr: cookie}).Body.String()
+	for _, want := range []string{"unit-b", "192.0.2.11/24", `action="/pair/role"`, `action="/pair/unpair"`, "witness -key-file"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("pair page lacks %q", want)
+		}
+	}
+	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	if e.do(req{method: "POST", path: "/pair/unpair", hdr: form, body: "confirm=no"}); !e.pair.st.Paired {
+		t.Error("unpaired without the confirmation")
+	}
+	if w := e.do(req{method: "DELETE", path: "/api/v1/pair", hdr: bearer}); w.Code != 204 || e.pair.st.Paired {
+		t.Errorf("unpair = %d", w.Code)
+	}
+	if w := e.do(req{method: "POST", path: "/pair/invite", hdr: form, body: "vip=192.0.2.100%2F24&mode=manual"}); !strings.Contains(w.Body.String(), "ABCD-EFGH-IJKL-MNOP") || e.pair.settings.Mode != "manual" {
+		t.Errorf("invite form did not show the code")
+	}
+}

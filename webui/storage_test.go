@@ -1,0 +1,123 @@
+package webui
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+func TestStorageAPIAndPage(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	w := e.do(req{method: "GET", path: "/api/v1/storage", hdr: bearer})
+	var st struct {
+		Arrays []struct {
+			Name, Level, State string
+			RebuildProgress    *float64 `json:"rebuild_progress"`
+			Members            []struct{ Serial, State string }
+		}
+		Disks []struct{ Serial, Role, State string }
+	}
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &st) != nil || len(st.Arrays) != 1 || st.Arrays[0].State != "rebuilding" ||
+		st.Arrays[0].RebuildProgress == nil || *st.Arrays[0].RebuildProgress != 0.375 || st.Arrays[0].Members[1].State != "rebuilding" || len(st.Disks) != 3 {
+		t.Fatalf("storage = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/storage/scrub", hdr: bearer}); w.Code != 202 || e.storage.scrubs != 1 {
+		t.Errorf("scrub = %d (%d scrubs)", w.Code, e.storage.scrubs)
+	}
+	e.storage.scrubErr = fmt.Errorf("scrub the data array: it is rebuilding: %w", appliance.ErrConflict)
+	if w := e.do(req{method: "POST", path: "/api/v1/storage/scrub", hdr: bearer}); w.Code != 409 || !strings.Contains(w.Body.String(), "rebuilding") {
+		t.Errorf("scrub while rebuilding = %d %s, want 409", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/storage/disks/NOPE/adopt", hdr: bearer}); w.Code != 404 {
+		t.Errorf("adopt an unknown disk = %d, want 404", w.Code)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/storage/disks/SN-OLD/adopt", hdr: bearer}); w.Code != 202 || len(e.storage.adopted) != 1 {
+		t.Errorf("adopt = %d, adopted %v", w.Code, e.storage.adopted)
+	}
+	for _, body := range []string{`{}`, `{"auto_add":"yes"}`, `{"auto_add":false,"x":1}`, `{"proactive_replace":1}`} {
+		if w := e.do(req{method: "PUT", path: "/api/v1/storage/policy", hdr: bearer, body: body}); w.Code != 400 {
+			t.Errorf("policy %s = %d, want 400", body, w.Code)
+		}
+	}
+	e.storage.st.ProactiveReplace = true
+	if w := e.do(req{method: "PUT", path: "/api/v1/storage/policy", hdr: bearer, body: `{"auto_add":false}`}); w.Code != 204 || e.storage.st.AutoAdd || !e.storage.st.ProactiveReplace {
+		t.Errorf("policy = %d, %+v", w.Code, e.storage.st.StoragePolicy)
+	}
+	// The page: a progress bar, the reason a disk is not used, and an adopt form that demands confirmation.
+	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
+	w = e.do(req{method: "GET", path: "/storage", hdr: cookie})
+	body := w.Body.String()
+	for _, want := range []string{`<progress max="100" value="37.5">`, "holds an ext2/3/4 filesystem", `action="/storage/disks/SN-OLD/adopt"`, `http-equiv="refresh"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("storage page lacks %q", want)
+		}
+	}
+	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	if w := e.do(req{method: "POST", path: "/storage/disks/SN-OLD/adopt", hdr: form, body: "confirm=no"}); len(e.storage.adopted) != 1 || !strings.Contains(w.Body.String(), "malformed") {
+		t.Errorf("adopt without confirmation went through: %v", e.storage.adopted)
+	}
+	if e.do(req{method: "POST", path: "/storage/disks/SN-OLD/adopt", hdr: form, body: "confirm=erase"}); len(e.storage.adopted) != 2 {
+		t.Errorf("confirmed adopt: %v", e.storage.adopted)
+	}
+}
+
+func TestDisksAPIAndPage(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	w := e.do(req{method: "GET", path: "/api/v1/disks", hdr: bearer})
+	var ds []struct {
+		Serial string
+		SMART  struct {
+			Supported bool
+			Health    string
+			Findings  []struct{ Key string }
+		}
+	}
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &ds) != nil || len(ds) != 1 || ds[0].SMART.Health != "replace" || ds[0].SMART.Findings[0].Key != "nvme-warning-4" {
+		t.Fatalf("disks = %d %s", w.Code, w.Body)
+	}
+	for _, c := range []struct {
+		path, body string
+		want       int
+	}{
+		{"/api/v1/disks/SN-A/smart/refresh", "", 204},
+		{"/api/v1/disks/NOPE/smart/refresh", "", 404},
+		{"/api/v1/disks/SN-A/smart/selftest", `{"kind":"short"}`, 202},
+		{"/api/v1/disks/SN-A/smart/selftest", `{"kind":"forever"}`, 400},
+		{"/api/v1/disks/SN-A/smart/selftest", `{"kind":"short","x":1}`, 400},
+		{"/api/v1/disks/SN-A/alerts/nvme-warning-4/ack", "", 204},
+		{"/api/v1/disks/NOPE/alerts/nvme-warning-4/ack", "", 404},
+	} {
+		if w := e.do(req{method: "POST", path: c.path, body: c.body, hdr: bearer}); w.Code != c.want {
+			t.Errorf("POST %s %s = %d %s, want %d", c.path, c.body, w.Code, w.Body, c.want)
+		}
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/disks/policy", body: `{"poll_minutes":0}`, hdr: bearer}); w.Code != 400 {
+		t.Errorf("poll every 0 minutes = %d", w.Code)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/disks/policy", body: `{"poll_minutes":10}`, hdr: bearer}); w.Code != 204 || e.health.poll != 10 {
+		t.Errorf("poll every 10 minutes = %d (%d)", w.Code, e.health.poll)
+	}
+	if len(e.health.tests) != 1 || len(e.health.acked) != 1 {
+		t.Errorf("self-tests %v, acknowledgements %v", e.health.tests, e.health.acked)
+	}
+	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
+	body := e.do(req{method: "GET", path: "/disks/SN-A", hdr: cookie}).Body.String()
+	for _, want := range []string{"<svg", "<polyline", "44 °C", "degraded reliability", `action="/disks/SN-A/alerts/nvme-warning-4/ack"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("disk page lacks %q", want)
+		}
+	}
+	if w := e.do(req{method: "GET", path: "/disks/NOPE", hdr: cookie}); w.Code != 404 {
+		t.Errorf("page of an unknown disk = %d", w.Code)
+	}
+	if body := e.do(req{method: "GET", path: "/storage", hdr: cookie}).Body.String(); !strings.Contains(body, "replace this disk") {
+		t.Error("the storage page does not flag the disk to replace")
+	}
+}
