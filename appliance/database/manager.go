@@ -198,17 +198,20 @@ func (m *Manager) runOnce(ctx context.Context) error {
 	m.mu.Unlock()
 	m.Log.Info("postgres started", "mode", cur.Kind)
 	go m.logLines(out)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	go m.waitReady(ctx, done)
+	// exited is closed (never sent on) so that every waiter sees the exit: a value taken by waitReady
+	// once left stop() waiting forever for a server that had already gone.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	go m.waitReady(ctx, exited)
 	stop := func() {
 		m.setState("stopping")
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		select {
-		case <-done:
+		case <-exited:
 		case <-time.After(20 * time.Second):
 			_ = cmd.Process.Kill()
-			<-done
+			<-exited
 		}
 	}
 	tick := time.NewTicker(time.Second)
@@ -216,8 +219,8 @@ func (m *Manager) runOnce(ctx context.Context) error {
 	lastSample := time.Now()
 	for {
 		select {
-		case err := <-done:
-			return fmt.Errorf("postgres: %w", err)
+		case <-exited:
+			return fmt.Errorf("postgres: %w", waitErr)
 		case <-ctx.Done():
 			stop()
 			return ctx.Err()
@@ -265,7 +268,7 @@ func (m *Manager) logLines(r io.Reader) {
 }
 
 // waitReady marks the server running once it answers a query.
-func (m *Manager) waitReady(ctx context.Context, done <-chan error) {
+func (m *Manager) waitReady(ctx context.Context, exited <-chan struct{}) {
 	for range 300 {
 		c, err := m.connect(ctx, "postgres")
 		if err == nil {
@@ -282,7 +285,7 @@ func (m *Manager) waitReady(ctx context.Context, done <-chan error) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-done:
+		case <-exited:
 			return
 		case <-time.After(200 * time.Millisecond):
 		}

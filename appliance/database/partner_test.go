@@ -140,7 +140,11 @@ func (u *hostUnit) run(t *testing.T) {
 // halt stops the server (fast shutdown) and waits for it.
 func (u *hostUnit) halt() {
 	u.stop()
-	<-u.done
+	select {
+	case <-u.done:
+	case <-time.After(2 * time.Minute):
+		panic("the database manager did not stop within 2 minutes")
+	}
 	u.done <- nil // a second halt returns at once
 }
 
@@ -444,4 +448,36 @@ func TestExternalUpstreamBadInput(t *testing.T) {
 	if _, err := os.Stat(b.DataDir + ".clone"); !os.IsNotExist(err) {
 		t.Errorf("the failed copy was left behind (%v)", err)
 	}
+}
+
+// TestRoleChangeWhileStarting changes the role while postgres is still starting, the window in which a
+// unit that paired during its first initdb once stayed "stopping" forever.
+func TestRoleChangeWhileStarting(t *testing.T) {
+	u := startHostUnit(t, "a", freePort(t), freePort(t), "active")
+	u.waitStatus(t, "production", func(s appliance.DatabaseStatus) bool { return s.Role == production })
+	state := func() string {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		return u.state
+	}
+	for i := range 6 {
+		u.pair.set("fenced") // restarts read-only
+		u.Kick()
+		waitFor(t, time.Minute, "starting read-only", func() error {
+			if s := state(); s != "starting" {
+				return fmt.Errorf("state %q", s)
+			}
+			return nil
+		})
+		u.pair.set("standby") // ... and must stop again before it answers (a mirror of a partner that is not there)
+		u.Kick()
+		waitFor(t, 40*time.Second, fmt.Sprintf("round %d: stopped", i), func() error {
+			if s := state(); s == "starting" || s == "stopping" || s == "running" {
+				return fmt.Errorf("state %q", s)
+			}
+			return nil
+		})
+	}
+	u.pair.set("active")
+	u.waitStatus(t, "production again", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
 }
