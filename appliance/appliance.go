@@ -345,6 +345,9 @@ type PairWitness struct {
 	LastSeen   time.Time `json:"last_seen,omitzero"`
 	Holder     string    `json:"holder"` // who holds the lease, as the witness last said
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
+	// Stale: the witness refuses this unit the lease because the other unit was active after this unit's
+	// data (an admin may force it).
+	Stale bool `json:"stale,omitempty"`
 }
 
 // PairStatus is GET /api/v1/pair.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -64,8 +65,40 @@ func bootAll(t testing.TB, cfgs ...Config) []*unit {
 	return us
 }
 
+// cpu shares the host's two cores between tests: an ordinary test holds it shared from its first VM to its
+// end; a pair lab holds it alone (exclusiveCPU), since heartbeats and PostgreSQL streams starve when other
+// tests' VMs compete under TCG, and a starved unit fences itself.
+var (
+	cpu     sync.RWMutex
+	holders sync.Map // testing.TB -> struct{}: tests holding cpu
+)
+
+func shareCPU(t testing.TB) {
+	if _, held := holders.LoadOrStore(t, struct{}{}); held {
+		return
+	}
+	cpu.RLock()
+	t.Cleanup(func() {
+		holders.Delete(t)
+		cpu.RUnlock()
+	})
+}
+
+// exclusiveCPU waits until no other test runs VMs and keeps them out until t ends.
+func exclusiveCPU(t testing.TB) {
+	if _, held := holders.LoadOrStore(t, struct{}{}); held {
+		return // a benchmark's next lab
+	}
+	cpu.Lock()
+	t.Cleanup(func() {
+		holders.Delete(t)
+		cpu.Unlock()
+	})
+}
+
 func start(t testing.TB, cfg Config) *unit {
 	t.Helper()
+	shareCPU(t)
 	im := image(t)
 	cfg.Dir = t.TempDir()
 	cfg.Cmdline = append(cfg.Cmdline, "appliance.debug=1")

@@ -206,21 +206,16 @@ type pairLab struct {
 	pc         *pairUnit
 	aDisk      []Disk
 	bDisk      []Disk
-	release    func() // gives the lab slot back (once)
 }
 
-// close stops the lab's VMs and hubs and gives its slot to the next lab (a benchmark runs several).
+// close stops the lab's VMs and hubs (a benchmark runs several labs one after the other).
 func (l *pairLab) close() {
 	for _, u := range []*pairUnit{l.a, l.b, l.pc} {
 		u.Close()
 	}
 	l.lan.Close()
 	l.cable.Close()
-	l.release()
 }
-
-// labs serialises the pair labs.
-var labs = make(chan struct{}, 1)
 
 func unitConfig(name string, disks []Disk, hubs ...*Hub) Config {
 	return Config{Hubs: hubs, Disks: disks, Cmdline: []string{"appliance.hostname=" + name}}
@@ -229,11 +224,8 @@ func unitConfig(name string, disks []Disk, hubs ...*Hub) Config {
 // newPairLab boots the three VMs, gives the ports fixed addresses, pairs the units (timeoutMS: 0 for the
 // default), starts the witness on the PC and waits for A active and B standby.
 func newPairLab(t testing.TB, timeoutMS int) *pairLab {
-	// One lab at a time: two labs (six VMs, two PostgreSQL copies) on two cores starve the heartbeats.
-	labs <- struct{}{}
-	release := sync.OnceFunc(func() { <-labs })
-	t.Cleanup(release)
-	l := &pairLab{lan: NewHub(t.TempDir()), cable: NewHub(t.TempDir()), release: release}
+	exclusiveCPU(t)
+	l := &pairLab{lan: NewHub(t.TempDir()), cable: NewHub(t.TempDir())}
 	t.Cleanup(l.lan.Close)
 	t.Cleanup(l.cable.Close)
 	l.aDisk = keep(t, Disk{ID: "a1", Kind: Virtio, Serial: "UNIT-A-1", SizeMiB: 1200})

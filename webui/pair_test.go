@@ -3,6 +3,8 @@ package webui
 import (
 	"strings"
 	"testing"
+
+	"github.com/lawbox/appliance/appliance"
 )
 
 func TestPairAPIAndPage(t *testing.T) {
@@ -49,5 +51,24 @@ func TestPairAPIAndPage(t *testing.T) {
 	}
 	if w := e.do(req{method: "POST", path: "/pair/invite", hdr: form, body: "vip=192.0.2.100%2F24&mode=manual"}); !strings.Contains(w.Body.String(), "ABCD-EFGH-IJKL-MNOP") || e.pair.settings.Mode != "manual" {
 		t.Errorf("invite form did not show the code")
+	}
+}
+
+// A unit the witness refuses as stale says why on the dashboard and offers the forced activation.
+func TestStaleUnitIsExplained(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	e.pair.st = appliance.PairStatus{Paired: true, Name: "unit-a", Role: "standby", Mode: "auto",
+		Peer:    &appliance.PairPeer{Name: "unit-b"},
+		Witness: &appliance.PairWitness{Address: "192.0.2.30:7947", Reachable: true, Stale: true}}
+	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
+	if body := e.do(req{method: "GET", path: "/", hdr: cookie}).Body.String(); !strings.Contains(body, "older than the other unit") {
+		t.Error("the dashboard does not say the copy is stale")
+	}
+	body := e.do(req{method: "GET", path: "/pair", hdr: cookie}).Body.String()
+	for _, want := range []string{"will not make this unit active", `name="force"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("pair page lacks %q", want)
+		}
 	}
 }

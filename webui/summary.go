@@ -80,6 +80,9 @@ func pairAlerts(p appliance.PairStatus) []appliance.Alert {
 			}
 		}
 	}
+	if p.Witness != nil && p.Witness.Stale {
+		out = append(out, appliance.Alert{Level: "critical", Message: "this unit's copy of the data is older than the other unit's: it will not serve until the other unit is back (or an admin forces it)"})
+	}
 	if p.Witness != nil && !p.Witness.Reachable {
 		out = append(out, appliance.Alert{Level: "warning", Message: "the witness at " + p.Witness.Address + " does not answer: automatic failover is off until it does"})
 	}

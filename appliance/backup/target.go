@@ -13,6 +13,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/lawbox/appliance/appliance/durable"
 )
 
 // Target is where backups are kept: the unit's own array or an offsite store. Keys are slash-separated
@@ -59,31 +61,7 @@ func (d Dir) Put(_ context.Context, key string, r io.Reader, _ int64) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	tmp := p + ".partial"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	dir, err := os.Open(filepath.Dir(p))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return durable.WriteFile(p, r, nil)
 }
 
 func (d Dir) Get(_ context.Context, key string) (io.ReadCloser, error) {
@@ -103,7 +81,7 @@ func (d Dir) List(context.Context) ([]string, error) {
 			}
 			return err
 		}
-		if e.Type().IsRegular() && !strings.HasSuffix(p, ".partial") {
+		if e.Type().IsRegular() && !strings.HasSuffix(p, durable.Partial) {
 			rel, _ := filepath.Rel(d.Path, p)
 			keys = append(keys, filepath.ToSlash(rel))
 		}

@@ -2,6 +2,7 @@ package database
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -24,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/durable"
 	"github.com/lawbox/appliance/appliance/state"
 )
 
@@ -306,6 +308,11 @@ func (m *Manager) prepare(ctx context.Context, want mode) (mode, error) {
 		}
 	}
 	start := want
+	if want.Kind != mirror && !m.Fit() {
+		// A rewind or a copy from the partner was cut short: this cluster never starts again (a
+		// half-rewound cluster does not even hold a valid checkpoint); the next mirror role copies anew.
+		return want, waiting{"this unit's copy of the database is incomplete (its update from the partner unit was interrupted): it cannot serve until the partner is back"}
+	}
 	switch want.Kind {
 	case mirror:
 		if err := m.follow(ctx, want.Up); err != nil {
@@ -401,7 +408,7 @@ func (m *Manager) initdb(ctx context.Context) error {
 	if err := os.Rename(tmp, m.DataDir); err != nil {
 		return fmt.Errorf("move the new cluster into place: %w", err)
 	}
-	if err := syncDir(filepath.Dir(m.DataDir)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(m.DataDir)); err != nil {
 		return err
 	}
 	m.Log.Info("database cluster initialised", "dir", m.DataDir)
@@ -419,45 +426,10 @@ func (m *Manager) slotKeep() int64 {
 	return max(64, min(mb, 20<<10))
 }
 
-// writeAtomic replaces path with data owned by cred (mode 0600): a temporary file, fsync, rename, fsync of
-// the directory. A power cut leaves the old file or the new one, never a torn one (a torn
-// postgresql.conf stops PostgreSQL from starting).
+// writeAtomic replaces path with data owned by cred (mode 0600), durably: a torn postgresql.conf after a
+// power cut stops PostgreSQL from starting.
 func writeAtomic(path string, data []byte, cred *syscall.Credential) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chown(int(cred.Uid), int(cred.Gid))
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return durable.WriteFile(path, bytes.NewReader(data), func(f *os.File) error { return f.Chown(int(cred.Uid), int(cred.Gid)) })
 }
 
 // connect opens a superuser session over the root-only unix socket.

@@ -18,18 +18,37 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/durable"
 	"github.com/lawbox/appliance/appliance/state"
 )
 
 const (
 	configKey      = "database"
 	partnerCopyKey = "database.partner-copy" // set once this unit started copying its partner's database
+	// unfitKey is set while the cluster is being brought in line with the partner's (pg_rewind, or a new
+	// copy): a rewind that stops half-way leaves a cluster that must never start, and a cluster being
+	// replaced is not the office's latest data. Cleared when the rewind or copy completes.
+	unfitKey = "database.unfit"
 )
 
 // copiedPartner reports whether this unit ever started copying its partner's database.
 func (m *Manager) copiedPartner() bool {
 	_, err := m.Store.Get(state.BucketConfig, partnerCopyKey)
 	return err == nil
+}
+
+// Fit reports whether this unit's cluster may serve as production: not while a rewind or a copy from the
+// partner is under way or was cut short. The pair asks for the active role only when it is.
+func (m *Manager) Fit() bool {
+	_, err := m.Store.Get(state.BucketConfig, unfitKey)
+	return err != nil
+}
+
+func (m *Manager) setFit(fit bool, why string) error {
+	if fit {
+		return m.Store.Delete(state.BucketConfig, unfitKey)
+	}
+	return m.Store.Put(state.BucketConfig, unfitKey, []byte(why))
 }
 
 // roleConfig is the database's role, kept in the state store.
@@ -242,10 +261,16 @@ func (m *Manager) follow(ctx context.Context, u *upstream) error {
 	if err != nil { // down, not production yet, or its replication role not made yet: all pass
 		return waiting{fmt.Sprintf("waiting for the production database on the partner unit (%v)", err)}
 	}
-	if m.hasFile("PG_VERSION") && m.systemID(ctx) == id {
+	if m.Fit() && m.hasFile("PG_VERSION") && m.systemID(ctx) == id {
+		if err := m.setFit(false, "rewind"); err != nil {
+			return err
+		}
 		err := m.rewind(ctx, u)
 		if err == nil {
-			return writeAtomic(filepath.Join(m.DataDir, "standby.signal"), nil, m.cred)
+			err = writeAtomic(filepath.Join(m.DataDir, "standby.signal"), nil, m.cred)
+		}
+		if err == nil {
+			return m.setFit(true, "")
 		}
 		m.Log.Warn("rewind failed: copying the partner's database again", "err", err)
 	}
@@ -297,6 +322,9 @@ func (m *Manager) clone(ctx context.Context, u *upstream) error {
 	m.setState("copying from " + from)
 	if u.Partner {
 		if err := m.Store.Put(state.BucketConfig, partnerCopyKey, []byte("1")); err != nil {
+			return err
+		}
+		if err := m.setFit(false, "copy"); err != nil {
 			return err
 		}
 	}
@@ -356,7 +384,10 @@ func (m *Manager) clone(ctx context.Context, u *upstream) error {
 	if err := os.Rename(tmp, m.DataDir); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(m.DataDir))
+	if err := durable.SyncDir(filepath.Dir(m.DataDir)); err != nil {
+		return err
+	}
+	return m.setFit(true, "")
 }
 
 // background lowers a bulk copy's CPU priority (nice 10): the pair's heartbeats on the same unit must not

@@ -481,3 +481,29 @@ func TestRoleChangeWhileStarting(t *testing.T) {
 	u.pair.set("active")
 	u.waitStatus(t, "production again", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
 }
+
+// TestUnfitClusterNeverStarts: a cluster whose rewind or copy from the partner was cut short is not
+// started, neither as production nor read-only; the pair is told (Fit) so it does not make the unit active.
+func TestUnfitClusterNeverStarts(t *testing.T) {
+	u := startHostUnit(t, "a", freePort(t), freePort(t), "active")
+	u.waitStatus(t, "production", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
+	if !u.Fit() {
+		t.Fatal("a fresh production cluster is not fit")
+	}
+	u.halt()
+	if err := u.setFit(false, "rewind"); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{"active", "fenced"} {
+		u.pair.set(role)
+		u.run(t)
+		st := u.waitStatus(t, role+": refused", func(s appliance.DatabaseStatus) bool { return strings.Contains(s.State, "incomplete") })
+		if st.Role != "none" {
+			t.Errorf("%s: an unfit cluster runs: %+v", role, st)
+		}
+		u.halt()
+	}
+	if u.Fit() {
+		t.Error("Fit after an interrupted rewind")
+	}
+}

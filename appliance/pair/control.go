@@ -49,6 +49,7 @@ func (n *Node) SetRole(_ context.Context, role string, force bool) error {
 		if err := n.m.Activate(n.inputs(n.Now()), force); err != nil {
 			return fmt.Errorf("%w: %v", appliance.ErrConflict, err)
 		}
+		n.witness.force = force // lets the witness hand the lease to a stale unit (auto mode)
 		n.event("warning", "an admin asked for this unit to become active")
 	case Standby:
 		n.m.StepDown(n.Now())
@@ -160,7 +161,7 @@ func (n *Node) Pair() appliance.PairStatus {
 	st.Peer = p
 	if c.Witness != "" {
 		st.Witness = &appliance.PairWitness{Address: c.Witness, Reachable: !n.witness.seen.IsZero() && now.Sub(n.witness.seen) < c.lease()+10*c.heartbeat(),
-			LastSeen: n.witness.seen, Holder: n.witness.holder, LeaseUntil: n.witness.leaseUntil}
+			LastSeen: n.witness.seen, Holder: n.witness.holder, LeaseUntil: n.witness.leaseUntil, Stale: n.witness.stale}
 	}
 	return st
 }

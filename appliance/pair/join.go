@@ -274,6 +274,9 @@ func (n *Node) Join(ctx context.Context, peer, code string) error {
 	c := &Config{Name: n.Name, Peer: w.Name, PeerAddrs: addrs, Key: w.Key, Witness: w.Witness, Mode: w.Mode,
 		VIP: w.VIP, HeartbeatMS: w.Heartbeat, TimeoutMS: w.Timeout}
 	n.setConfig(c)
+	// The welcome is word from the peer: this unit does not rush for the lease as a unit alone would
+	// (the inviting, preferred unit asks first).
+	n.peer.seen = n.Now()
 	n.save()
 	n.event("info", "paired with "+w.Name)
 	return nil

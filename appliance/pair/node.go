@@ -42,6 +42,7 @@ type Config struct {
 	Preferred   bool     `json:"preferred"`
 	HeartbeatMS int      `json:"heartbeat_ms"`
 	TimeoutMS   int      `json:"timeout_ms"`
+	Epoch       uint64   `json:"epoch"` // the witness epoch of this unit's data (witness.go)
 }
 
 func (c *Config) heartbeat() time.Duration { return time.Duration(c.HeartbeatMS) * time.Millisecond }
@@ -67,6 +68,7 @@ type Node struct {
 	Addrs   func() []netip.Addr            // this unit's addresses, told to the peer
 	NewVIP  func(netip.Prefix) VIP         // the service address's holder
 	OnRole  func(role string)              // called on every role change (the database follows)
+	Fit     func() bool                    // whether this unit's data may serve (nil: always)
 	Now     func() time.Time               // time.Now
 	Listen  func() (net.PacketConn, error) // the pair socket; nil: UDP Port on every address
 	UDPPort int                            // the peer's pair port; 0: Port
@@ -100,6 +102,7 @@ type peerState struct {
 	seen                   time.Time
 	role                   string
 	hearsUs, yields, claim bool
+	epoch                  uint64
 	paths                  map[string]time.Time
 }
 
@@ -108,6 +111,8 @@ type witnessState struct {
 	holder     string
 	leaseUntil time.Time
 	pending    map[uint64]time.Time // lease requests in flight: seq -> sent
+	stale      bool                 // the witness refuses this unit: the other unit was active after its data
+	force      bool                 // an admin forces this unit active although its data may be stale
 }
 
 type invite struct {
@@ -154,6 +159,7 @@ func (n *Node) setConfig(c *Config) {
 		return
 	}
 	n.m = NewMachine(c.Mode, c.timeout(), c.Preferred)
+	n.m.Epoch = c.Epoch
 	n.lastRole = n.m.Role()
 	if p, err := netip.ParsePrefix(c.VIP); err == nil && n.NewVIP != nil {
 		n.vip = n.NewVIP(p)
@@ -246,8 +252,12 @@ func (n *Node) tick() {
 		n.releaseVIP()
 	}
 	c := n.cfg
+	if n.m.Epoch != c.Epoch {
+		c.Epoch = n.m.Epoch
+		n.save()
+	}
 	hb := Message{Kind: "heartbeat", From: c.Name, Time: now, Role: role, HearsPeer: n.m.HearsPeer(now, n.peer.seen),
-		Yield: n.m.Yielding(), Claim: n.m.Claiming(), Addrs: n.ownAddrs()}
+		Yield: n.m.Yielding(), Claim: n.m.Claiming(), Addrs: n.ownAddrs(), Epoch: c.Epoch}
 	for _, a := range c.PeerAddrs {
 		hb.Seq = n.seq.Next(now)
 		n.send(c.Key, hb, net.JoinHostPort(a, strconv.Itoa(n.port())))
@@ -265,7 +275,9 @@ func (n *Node) tick() {
 			n.witness.pending = map[uint64]time.Time{}
 		}
 		n.witness.pending[seq] = now
-		n.send(WitnessKey(c.Key), Message{Kind: "lease", From: c.Name, Seq: seq, Time: now, LeaseMS: c.lease().Milliseconds()}, c.Witness)
+		n.witness.force = n.witness.force && n.m.Claiming()
+		n.send(WitnessKey(c.Key), Message{Kind: "lease", From: c.Name, Seq: seq, Time: now, LeaseMS: c.lease().Milliseconds(),
+			Epoch: c.Epoch, Force: n.witness.force}, c.Witness)
 	} else if n.ticks%5 == 0 { // a standby still wants to know the witness is there
 		n.send(WitnessKey(c.Key), Message{Kind: "ping", From: c.Name, Seq: n.seq.Next(now), Time: now}, c.Witness)
 	}
@@ -280,7 +292,8 @@ func (n *Node) port() int {
 
 func (n *Node) inputs(now time.Time) Inputs {
 	return Inputs{Now: now, PeerSeen: n.peer.seen, PeerRole: n.peer.role, PeerHearsUs: n.peer.hearsUs,
-		PeerYields: n.peer.yields, PeerClaims: n.peer.claim, LeaseUntil: n.witness.leaseUntil}
+		PeerYields: n.peer.yields, PeerClaims: n.peer.claim, LeaseUntil: n.witness.leaseUntil, PeerEpoch: n.peer.epoch,
+		Unfit: n.Fit != nil && !n.Fit()}
 }
 
 func (n *Node) releaseVIP() {
@@ -446,11 +459,19 @@ func (n *Node) handle(b []byte, from net.Addr) {
 			if until := sent.Add(c.lease()); until.After(n.witness.leaseUntil) {
 				n.witness.leaseUntil = until
 			}
+			n.m.Epoch = max(n.m.Epoch, m.Epoch)
+		}
+		if ok && m.Stale != n.witness.stale {
+			n.witness.stale = m.Stale
+			if m.Stale {
+				n.event("critical", "the witness refuses to make this unit active: the other unit was active after this unit's last copy "+
+					"of the data. This unit waits for it; if it is lost for good, an admin can force this unit active (its newer data would be lost).")
+			}
 		}
 		return
 	}
 	n.peer.seen, n.peer.role = now, m.Role
-	n.peer.hearsUs, n.peer.yields, n.peer.claim = m.HearsPeer, m.Yield, m.Claim
+	n.peer.hearsUs, n.peer.yields, n.peer.claim, n.peer.epoch = m.HearsPeer, m.Yield, m.Claim, m.Epoch
 	if n.peer.paths == nil {
 		n.peer.paths = map[string]time.Time{}
 	}

@@ -38,6 +38,8 @@ type Inputs struct {
 	PeerYields  bool      // that heartbeat said the peer stood down for us (a switchover)
 	PeerClaims  bool      // that heartbeat said an admin asked the peer to become active
 	LeaseUntil  time.Time // end of the witness lease this unit holds, by its own (conservative) clock
+	PeerEpoch   uint64    // the witness epoch the peer announced (witness.go)
+	Unfit       bool      // this unit's data cannot serve (its database copy is incomplete): never ask
 }
 
 // HearsPeer is what a unit puts in its heartbeats: whether it heard the peer recently enough to vouch.
@@ -50,6 +52,9 @@ type Machine struct {
 	Mode        string
 	PeerTimeout time.Duration // heartbeats missed for this long: the peer is gone
 	Preferred   bool          // when neither unit is active (both just started), this one asks first
+	// Epoch is the witness epoch this unit's data is from (witness.go): learnt from the witness while
+	// active, from the active peer while following it. The node keeps it across restarts.
+	Epoch uint64
 
 	role       string
 	yieldSince time.Time // set while this unit stands aside for its peer (a switchover), zero otherwise
@@ -83,6 +88,11 @@ func (m *Machine) Step(in Inputs) (role string, wantLease bool) {
 	peerGone := in.PeerSeen.IsZero() || silence >= 2*m.PeerTimeout
 	peerActive := peerAlive && in.PeerRole == Active
 	leased := in.Now.Before(in.LeaseUntil)
+	if (peerActive || peerAlive && in.PeerYields) && in.PeerEpoch > m.Epoch {
+		// Following the active unit, or taken over from it in a switchover (the database waits for
+		// the last of its stream): this unit's copy becomes its.
+		m.Epoch = in.PeerEpoch
+	}
 
 	// A yield ends when the peer took over, when the peer yielded back after this unit did (the latest
 	// stand-down wins), or after yieldFor.
@@ -126,9 +136,17 @@ func (m *Machine) Step(in Inputs) (role string, wantLease bool) {
 		case !peerAlive:
 			mayAsk = false // silent, but not long enough yet
 		default:
-			// Both alive, neither active (first start, both fenced, or a switchover): the preferred, the
-			// fenced or the claiming one asks, or the one its peer stood down for; never one that yields.
-			mayAsk = !m.Yielding() && (m.Preferred || m.role == Fenced || m.Claiming() || in.PeerYields)
+			// Both alive, neither active (first start, both fenced, or a switchover): the one with the newer
+			// data asks (the witness would refuse the other); at equal epochs the preferred, the fenced or
+			// the claiming one, or the one its peer stood down for; never one that yields.
+			if m.Epoch != in.PeerEpoch {
+				mayAsk = !m.Yielding() && m.Epoch > in.PeerEpoch
+			} else {
+				mayAsk = !m.Yielding() && (m.Preferred || m.role == Fenced || m.Claiming() || in.PeerYields)
+			}
+		}
+		if in.Unfit && !m.Claiming() {
+			mayAsk = false
 		}
 		if mayAsk && leased {
 			m.role = Active

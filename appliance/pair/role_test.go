@@ -30,6 +30,7 @@ type simUnit struct {
 	peerHearsUs bool
 	peerYields  bool
 	peerClaims  bool
+	peerEpoch   uint64
 	leaseUntil  time.Time
 }
 
@@ -58,7 +59,7 @@ func (s *sim) run(d time.Duration) {
 				}
 				p.peerSeen, p.peerRole = s.now, u.m.Role()
 				p.peerHearsUs = u.m.HearsPeer(s.now, u.peerSeen)
-				p.peerYields, p.peerClaims = u.m.Yielding(), u.m.Claiming()
+				p.peerYields, p.peerClaims, p.peerEpoch = u.m.Yielding(), u.m.Claiming(), u.m.Epoch
 			}
 		}
 		for i, u := range s.units {
@@ -71,9 +72,7 @@ func (s *sim) run(d time.Duration) {
 				s.w.Release(u.name) // as the node does when it stands down
 			}
 			if want && s.witness[i] {
-				if ok, _ := s.w.Request(u.name, s.now, s.lease); ok {
-					u.leaseUntil = s.now.Add(s.lease - s.margin) // the unit's view ends before the witness's
-				}
+				s.ask(u, false)
 			}
 		}
 		if a, b := s.units[0], s.units[1]; !a.down && !b.down && a.m.Role() == Active && b.m.Role() == Active {
@@ -82,9 +81,19 @@ func (s *sim) run(d time.Duration) {
 	}
 }
 
+// ask requests the lease as the node does.
+func (s *sim) ask(u *simUnit, force bool) Grant {
+	g := s.w.Request(u.name, u.m.Epoch, force, s.now, s.lease)
+	if g.Granted {
+		u.leaseUntil = s.now.Add(s.lease - s.margin) // the unit's view ends before the witness's
+		u.m.Epoch = max(u.m.Epoch, s.w.State.Epoch)
+	}
+	return g
+}
+
 func (u *simUnit) inputs(now time.Time) Inputs {
 	return Inputs{Now: now, PeerSeen: u.peerSeen, PeerRole: u.peerRole, PeerHearsUs: u.peerHearsUs,
-		PeerYields: u.peerYields, PeerClaims: u.peerClaims, LeaseUntil: u.leaseUntil}
+		PeerYields: u.peerYields, PeerClaims: u.peerClaims, LeaseUntil: u.leaseUntil, PeerEpoch: u.peerEpoch}
 }
 
 func (s *sim) roles() string {
@@ -106,10 +115,13 @@ func (s *sim) want(roles string) {
 	}
 }
 
-// restart brings a unit back as a fresh process: standby, no lease, no memory of its peer.
+// restart brings a unit back as a fresh process: standby, no lease, no memory of its peer; only its
+// epoch is kept (the node saves it).
 func (s *sim) restart(i int) {
 	u := s.units[i]
+	epoch := u.m.Epoch
 	*u = simUnit{name: u.name, m: NewMachine(u.m.Mode, timeout, u.m.Preferred)}
+	u.m.Epoch = epoch
 }
 
 func TestStartFailoverNoFailback(t *testing.T) {
@@ -190,9 +202,7 @@ func TestAsymmetricLink(t *testing.T) {
 		for i, u := range s.units {
 			_, want := u.m.Step(Inputs{Now: s.now, PeerSeen: u.peerSeen, PeerRole: u.peerRole, PeerHearsUs: u.peerHearsUs, LeaseUntil: u.leaseUntil})
 			if want && s.witness[i] {
-				if ok, _ := s.w.Request(u.name, s.now, s.lease); ok {
-					u.leaseUntil = s.now.Add(s.lease - s.margin)
-				}
+				s.ask(u, false)
 			}
 		}
 		if a.m.Role() == Active && b.m.Role() == Active {
@@ -251,19 +261,112 @@ func TestAutoSwitchoverBothWays(t *testing.T) {
 func TestWitnessLease(t *testing.T) {
 	var w Witness
 	t0 := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
-	if ok, _ := w.Request("A", t0, time.Second); !ok {
-		t.Fatal("first request refused")
+	if g := w.Request("A", 0, false, t0, time.Second); !g.Granted || !g.Changed || w.State.Epoch != 1 {
+		t.Fatalf("first request: %+v, epoch %d", g, w.State.Epoch)
 	}
-	if ok, h := w.Request("B", t0.Add(900*time.Millisecond), time.Second); ok || h != "A" {
-		t.Errorf("B got A's live lease (%v, %s)", ok, h)
+	if g := w.Request("B", 1, false, t0.Add(900*time.Millisecond), time.Second); g.Granted || g.Holder != "A" {
+		t.Errorf("B got A's live lease (%+v)", g)
 	}
-	if ok, _ := w.Request("A", t0.Add(900*time.Millisecond), time.Second); !ok {
-		t.Error("renewal refused")
+	if g := w.Request("A", 1, false, t0.Add(900*time.Millisecond), time.Second); !g.Granted || g.Changed {
+		t.Errorf("renewal: %+v", g)
 	}
-	if ok, _ := w.Request("B", t0.Add(1850*time.Millisecond), time.Second); ok {
+	if g := w.Request("B", 1, false, t0.Add(1850*time.Millisecond), time.Second); g.Granted {
 		t.Error("B got the lease before A's renewal ran out")
 	}
-	if ok, _ := w.Request("B", t0.Add(1900*time.Millisecond), time.Second); !ok {
-		t.Error("B refused after A's lease expired")
+	if g := w.Request("B", 1, false, t0.Add(1900*time.Millisecond), time.Second); !g.Granted || w.State != (WitnessState{Epoch: 2, Last: "B"}) {
+		t.Errorf("B after A's lease expired: %+v, state %+v", g, w.State)
+	}
+	// A was not there while B was active: its data is older. Refused, unless forced.
+	w.Release("B")
+	if g := w.Request("A", 1, false, t0.Add(5*time.Second), time.Second); g.Granted || !g.Stale {
+		t.Errorf("stale A: %+v", g)
+	}
+	if g := w.Request("A", 1, true, t0.Add(5*time.Second), time.Second); !g.Granted || w.State != (WitnessState{Epoch: 3, Last: "A"}) {
+		t.Errorf("forced A: %+v, state %+v", g, w.State)
+	}
+	// A witness that lost its memory adopts the epoch of the first unit it grants.
+	w = Witness{}
+	if g := w.Request("B", 7, false, t0, time.Second); !g.Granted || w.State.Epoch != 8 {
+		t.Errorf("new witness: %+v, state %+v", g, w.State)
+	}
+}
+
+// TestStaleUnitStaysOut is the rejoin that used to lose data: A active, B follows; A dies, B takes over and
+// writes; B dies; A comes back alone. A must not become active (its copy misses B's writes, and B's later
+// rejoin would rewind them away). When B returns, B (the newer) becomes active and A follows it.
+func TestStaleUnitStaysOut(t *testing.T) {
+	s := newSim(t, Auto)
+	s.run(time.Second)
+	s.want("A=active B=standby")
+	s.units[0].down = true
+	s.run(2 * time.Second)
+	s.want("A=down B=active")
+	s.units[1].down = true
+	s.restart(0)
+	s.units[0].down = false
+	s.run(10 * time.Second)
+	s.want("A=standby B=down")
+	if g := s.ask(s.units[0], false); !g.Stale {
+		t.Fatalf("the witness did not say why: %+v", g)
+	}
+	s.restart(1)
+	s.units[1].down = false
+	s.run(2 * time.Second)
+	s.want("A=standby B=active") // B is not preferred, but it has the newer data
+	if a, b := s.units[0].m.Epoch, s.units[1].m.Epoch; a != b {
+		t.Fatalf("A follows B but its epoch is %d, B's %d", a, b)
+	}
+	// Now A is current again: B dies, A takes over.
+	s.units[1].down = true
+	s.run(2 * time.Second)
+	s.want("A=active B=down")
+}
+
+// TestForceStaleUnit: B is lost for good; an admin forces A active anyway.
+func TestForceStaleUnit(t *testing.T) {
+	s := newSim(t, Auto)
+	s.run(time.Second)
+	s.units[0].down = true
+	s.run(2 * time.Second)
+	s.units[1].down = true
+	s.restart(0)
+	s.units[0].down = false
+	s.run(3 * time.Second)
+	s.want("A=standby B=down")
+	a := s.units[0]
+	if err := a.m.Activate(a.inputs(s.now), true); err != nil {
+		t.Fatal(err)
+	}
+	if g := s.ask(a, true); !g.Granted {
+		t.Fatalf("forced request: %+v", g)
+	}
+	s.run(time.Second)
+	s.want("A=active B=down")
+}
+
+// TestUnfitUnitNeverAsks: a standby whose database copy is incomplete (a rewind cut short) does not take
+// over when the active unit dies; it does when an admin claims the role.
+func TestUnfitUnitNeverAsks(t *testing.T) {
+	s := newSim(t, Auto)
+	s.run(time.Second)
+	s.want("A=active B=standby")
+	s.units[0].down = true
+	b := s.units[1]
+	for range 30 {
+		s.now = s.now.Add(tick)
+		in := b.inputs(s.now)
+		in.Unfit = true
+		if _, want := b.m.Step(in); want {
+			t.Fatal("an unfit unit asked for the lease")
+		}
+	}
+	s.want("A=down B=standby")
+	if err := b.m.Activate(b.inputs(s.now), false); err != nil {
+		t.Fatal(err)
+	}
+	in := b.inputs(s.now)
+	in.Unfit = true
+	if _, want := b.m.Step(in); !want {
+		t.Fatal("an admin's claim did not ask for the lease")
 	}
 }

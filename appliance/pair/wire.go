@@ -27,6 +27,9 @@ type Message struct {
 	Echo      uint64    `json:"echo,omitempty"`       // grant: the Seq of the request it answers
 	Granted   bool      `json:"granted,omitempty"`    // grant
 	Holder    string    `json:"holder,omitempty"`     // grant: who holds the lease
+	Epoch     uint64    `json:"epoch,omitempty"`      // heartbeat, lease: the sender's epoch; grant: the witness's (witness.go)
+	Force     bool      `json:"force,omitempty"`      // lease: an admin forces a stale unit active
+	Stale     bool      `json:"stale,omitempty"`      // grant: refused, the requester's epoch is older than the last holder's
 }
 
 const tagLen = sha256.Size

@@ -6,6 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -88,5 +91,50 @@ func TestWitnessServerOverUDP(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	if _, err := c.Read(make([]byte, 100)); err == nil {
 		t.Error("a replayed request got an answer")
+	}
+}
+
+// TestWitnessRemembersAcrossRestart: the last holder and the epoch survive a restart of the witness, so a
+// unit with older data is still refused afterwards.
+func TestWitnessRemembersAcrossRestart(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "witness.state")
+	now := time.Now()
+	start := func() *WitnessServer {
+		s := &WitnessServer{Key: key, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return now }, Name: "witness", StateFile: file}
+		if err := s.Load(); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	var seq Sequence
+	ask := func(s *WitnessServer, from string, epoch uint64) Message {
+		req, _ := Seal(key, Message{Kind: "lease", From: from, Seq: seq.Next(now), Time: now, LeaseMS: 1000, Epoch: epoch})
+		g, err := Open(key, s.Handle(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	s := start()
+	if g := ask(s, "A", 0); !g.Granted || g.Epoch != 1 {
+		t.Fatalf("A: %+v", g)
+	}
+	now = now.Add(2 * time.Second)
+	if g := ask(s, "B", 1); !g.Granted || g.Epoch != 2 {
+		t.Fatalf("B after A's lease ran out: %+v", g)
+	}
+	now = now.Add(2 * time.Second)
+	s = start() // the office PC rebooted
+	if g := ask(s, "A", 1); g.Granted || !g.Stale || g.Epoch != 2 {
+		t.Fatalf("stale A after the witness restarted: %+v", g)
+	}
+	if g := ask(s, "B", 2); !g.Granted {
+		t.Fatalf("B after the witness restarted: %+v", g)
+	}
+	if err := os.WriteFile(file, []byte("{torn"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&WitnessServer{StateFile: file}).Load(); err == nil || !strings.Contains(err.Error(), file) {
+		t.Fatalf("a damaged state file: %v", err)
 	}
 }

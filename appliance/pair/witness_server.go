@@ -1,12 +1,18 @@
 package pair
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
+
+	"github.com/lawbox/appliance/appliance/durable"
 )
 
 // MaxLease bounds what a unit may ask for.
@@ -14,15 +20,47 @@ const MaxLease = 10 * time.Second
 
 // WitnessServer answers lease requests over UDP (cmd/witness).
 type WitnessServer struct {
-	Key  []byte
-	Log  *slog.Logger
-	Now  func() time.Time
-	Name string // "witness"
+	Key       []byte
+	Log       *slog.Logger
+	Now       func() time.Time
+	Name      string // "witness"
+	StateFile string // where the epoch and the last holder survive a restart ("" keeps them in memory)
 
 	mu     sync.Mutex
 	w      Witness
 	replay Replay
 	seq    Sequence
+}
+
+// Load reads the state file, if there is one.
+func (s *WitnessServer) Load() error {
+	if s.StateFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(s.StateFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &s.w.State)
+	}
+	if err != nil {
+		return fmt.Errorf("witness state %s: %w", s.StateFile, err)
+	}
+	return nil
+}
+
+// save writes the state file durably (temp, fsync, rename): a witness that forgot the epoch after a power
+// cut would let a stale unit become active.
+func (s *WitnessServer) save() error {
+	if s.StateFile == "" {
+		return nil
+	}
+	b, err := json.Marshal(s.w.State)
+	if err != nil {
+		return err
+	}
+	return durable.WriteFile(s.StateFile, bytes.NewReader(b), nil)
 }
 
 // Handle answers one datagram; nil means drop it (forged, replayed, malformed).
@@ -40,22 +78,33 @@ func (s *WitnessServer) Handle(b []byte) []byte {
 	}
 	now := s.Now()
 	s.mu.Lock()
-	var granted bool
-	var holder string
+	defer s.mu.Unlock()
+	var g Grant
 	switch m.Kind {
 	case "release":
 		s.w.Release(m.From)
-		holder = s.w.holder
+		g.Holder = s.w.Holder(now)
 	case "ping": // a standby asking who holds it
-		holder = s.w.holder
-		if !now.Before(s.w.expires) {
-			holder = ""
-		}
+		g.Holder = s.w.Holder(now)
 	default:
-		granted, holder = s.w.Request(m.From, now, time.Duration(m.LeaseMS)*time.Millisecond)
+		was := s.w.State
+		g = s.w.Request(m.From, m.Epoch, m.Force, now, time.Duration(m.LeaseMS)*time.Millisecond)
+		if g.Changed {
+			if err := s.save(); err != nil {
+				// Not granted unless it is remembered.
+				s.Log.Error("lease not granted: cannot save the witness state", "err", err)
+				s.w = Witness{State: was}
+				return nil
+			}
+			s.Log.Info("lease holder changed", "holder", m.From, "epoch", s.w.State.Epoch, "forced", m.Force)
+		}
+		if g.Stale {
+			s.Log.Warn("lease refused: the unit's copy is older than the last holder's", "unit", m.From,
+				"unit_epoch", m.Epoch, "epoch", s.w.State.Epoch, "last", s.w.State.Last)
+		}
 	}
-	s.mu.Unlock()
-	out, err := Seal(s.Key, Message{Kind: "grant", From: s.Name, Seq: s.seq.Next(now), Time: now, Echo: m.Seq, Granted: granted, Holder: holder})
+	out, err := Seal(s.Key, Message{Kind: "grant", From: s.Name, Seq: s.seq.Next(now), Time: now, Echo: m.Seq,
+		Granted: g.Granted, Holder: g.Holder, Stale: g.Stale, Epoch: s.w.State.Epoch})
 	if err != nil {
 		return nil
 	}

@@ -2,10 +2,11 @@
 // short lease to one unit at a time; a unit may be active only while it holds the lease (or its peer vouches
 // for it), so the two units can never both be active, whatever the network does.
 //
-//	witness -key-file /etc/lawbox-witness.key [-listen :7947]
+//	witness -key-file /etc/lawbox-witness.key [-listen :7947] [-state FILE]
 //
 // The key file holds the pair key shown on the pair page (hex). Every message is authenticated with it and
-// replays are dropped.
+// replays are dropped. The state file (by default the key file's name + ".state") remembers which unit
+// was active last, so that a unit with older data is never made active after a restart of the witness.
 package main
 
 import (
@@ -27,7 +28,11 @@ import (
 func main() {
 	listen := flag.String("listen", ":7947", "UDP address to answer on")
 	keyFile := flag.String("key-file", "", "file holding the pair key (hex)")
+	stateFile := flag.String("state", "", "file remembering the last active unit (default: the key file + .state)")
 	flag.Parse()
+	if *stateFile == "" {
+		*stateFile = *keyFile + ".state"
+	}
 	raw, err := os.ReadFile(*keyFile)
 	if err != nil {
 		log.Fatalf("witness: read key: %v", err)
@@ -44,7 +49,10 @@ func main() {
 	defer stop()
 	lg := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	lg.Info("witness answering", "listen", conn.LocalAddr().String())
-	s := &pair.WitnessServer{Key: key, Log: lg, Now: time.Now, Name: "witness"}
+	s := &pair.WitnessServer{Key: key, Log: lg, Now: time.Now, Name: "witness", StateFile: *stateFile}
+	if err := s.Load(); err != nil {
+		log.Fatalf("witness: %v", err)
+	}
 	if err := s.Serve(ctx, conn); err != nil {
 		log.Fatalf("witness: %v", err)
 	}
