@@ -31,6 +31,7 @@ type pairStatus struct {
 	Witness *struct {
 		Reachable bool   `json:"reachable"`
 		Holder    string `json:"holder"`
+		Stale     bool   `json:"stale"`
 	} `json:"witness"`
 	Rejected map[string]int `json:"rejected"`
 }

@@ -215,7 +215,8 @@ func (l *dbLab) failover(t testing.TB, production *pairUnit) time.Duration {
 // The database follows the pair. Synchronous mode, the office PC committing through the service address:
 // kill -9 of the production unit, B takes over and is promoted by itself (automatic mode), the load goes
 // on, and every commit the client saw acknowledged is on B. A comes back, rewinds and mirrors B; then a
-// promotion from A's API (the planned switchover) makes A production again and B its mirror.
+// promotion from A's API (the planned switchover) makes A production again and B its mirror. Last, the unit
+// with the older copy, back alone, is refused the active role.
 func TestPairDatabase(t *testing.T) {
 	t.Parallel()
 	l := newDBLab(t, true)
@@ -265,4 +266,61 @@ func TestPairDatabase(t *testing.T) {
 	if got := l.rows(t, l.a); len(got) != len(want) {
 		t.Errorf("%d rows on A after the switchover, want %d", len(got), len(want))
 	}
+
+	// The older copy never serves. B (the mirror) dies; A goes on alone and writes; A dies; B comes back
+	// alone: it must not become production with a copy that lacks A's last rows (A's return would then
+	// rewind them away). When A returns, A is production with every row and B mirrors it.
+	if err := l.b.Kill9(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "A sees B gone", func() error {
+		if st := l.a.mustPair(); st.Peer == nil || st.Peer.Reachable {
+			return fmt.Errorf("peer %+v", st.Peer)
+		}
+		return nil
+	})
+	l.a.waitDB(t, "A commits without its mirror", time.Minute, func(s dbStatus) bool { return s.Sync != "sync" })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := l.a.connect(ctx, l.conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "INSERT INTO load (id) SELECT generate_series(-100, -1)"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close(ctx)
+	time.Sleep(3 * time.Second) // A's lease renewals carry the news to the witness (within 2 x 800 ms)
+	if err := l.a.Kill9(); err != nil {
+		t.Fatal(err)
+	}
+	l.b = l.restart(t, l.b, "unit-b", l.bDisk)
+	chk.set(1, l.b)
+	eventually(t, 2*time.Minute, "the witness refuses B", func() error {
+		if st := l.b.mustPair(); st.Witness == nil || !st.Witness.Stale {
+			return fmt.Errorf("witness %+v, role %s", st.Witness, st.Role)
+		}
+		return nil
+	})
+	time.Sleep(5 * time.Second)
+	if st := l.b.mustPair(); st.Role == "active" {
+		t.Fatalf("B came back alone with an older copy and became active")
+	}
+	if st, err := l.b.db(); err != nil || st.Role == "production" {
+		t.Fatalf("B's database: %+v %v", st, err)
+	}
+	l.a = l.restart(t, l.a, "unit-a", l.aDisk)
+	chk.set(0, l.a)
+	waitRoles(t, "A back: the newer copy is active", 2*time.Minute, l.a, l.b, "active", "standby")
+	l.b.waitDB(t, "B mirrors A again", 5*time.Minute, func(s dbStatus) bool {
+		return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
+	})
+	eventually(t, time.Minute, "A's rows written alone reach B", func() error {
+		for _, u := range []*pairUnit{l.a, l.b} {
+			if got := l.rows(t, u); len(got) != len(want)+100 {
+				return fmt.Errorf("%d rows on %s, want %d", len(got), u.Name(), len(want)+100)
+			}
+		}
+		return nil
+	})
 }

@@ -111,6 +111,7 @@ type witnessState struct {
 	holder     string
 	leaseUntil time.Time
 	pending    map[uint64]time.Time // lease requests in flight: seq -> sent
+	bumps      map[uint64]bool      // those that asked to raise the epoch
 	stale      bool                 // the witness refuses this unit: the other unit was active after its data
 	force      bool                 // an admin forces this unit active although its data may be stale
 }
@@ -275,9 +276,16 @@ func (n *Node) tick() {
 			n.witness.pending = map[uint64]time.Time{}
 		}
 		n.witness.pending[seq] = now
+		bump := n.m.Bump(n.inputs(now))
+		if bump {
+			if n.witness.bumps == nil || len(n.witness.bumps) > 100 {
+				n.witness.bumps = map[uint64]bool{}
+			}
+			n.witness.bumps[seq] = true
+		}
 		n.witness.force = n.witness.force && n.m.Claiming()
 		n.send(WitnessKey(c.Key), Message{Kind: "lease", From: c.Name, Seq: seq, Time: now, LeaseMS: c.lease().Milliseconds(),
-			Epoch: c.Epoch, Force: n.witness.force}, c.Witness)
+			Epoch: c.Epoch, Force: n.witness.force, Bump: bump}, c.Witness)
 	} else if n.ticks%5 == 0 { // a standby still wants to know the witness is there
 		n.send(WitnessKey(c.Key), Message{Kind: "ping", From: c.Name, Seq: n.seq.Next(now), Time: now}, c.Witness)
 	}
@@ -454,12 +462,14 @@ func (n *Node) handle(b []byte, from net.Addr) {
 	if key == "witness" {
 		n.witness.seen, n.witness.holder = now, m.Holder
 		sent, ok := n.witness.pending[m.Echo]
+		bumped := n.witness.bumps[m.Echo]
 		delete(n.witness.pending, m.Echo)
+		delete(n.witness.bumps, m.Echo)
 		if ok && m.Granted && m.Holder == c.Name {
 			if until := sent.Add(c.lease()); until.After(n.witness.leaseUntil) {
 				n.witness.leaseUntil = until
 			}
-			n.m.Epoch = max(n.m.Epoch, m.Epoch)
+			n.m.Granted(m.Epoch, bumped)
 		}
 		if ok && m.Stale != n.witness.stale {
 			n.witness.stale = m.Stale

@@ -57,6 +57,7 @@ type Machine struct {
 	Epoch uint64
 
 	role       string
+	bumped     bool // the witness raised the epoch for this active unit since its peer went away
 	yieldSince time.Time // set while this unit stands aside for its peer (a switchover), zero otherwise
 	claimSince time.Time // set while an admin's "make this unit active" is pending
 	// when this unit first saw the peer's current yield
@@ -88,6 +89,9 @@ func (m *Machine) Step(in Inputs) (role string, wantLease bool) {
 	peerGone := in.PeerSeen.IsZero() || silence >= 2*m.PeerTimeout
 	peerActive := peerAlive && in.PeerRole == Active
 	leased := in.Now.Before(in.LeaseUntil)
+	if peerAlive {
+		m.bumped = false
+	}
 	if (peerActive || peerAlive && in.PeerYields) && in.PeerEpoch > m.Epoch {
 		// Following the active unit, or taken over from it in a switchover (the database waits for
 		// the last of its stream): this unit's copy becomes its.
@@ -154,6 +158,18 @@ func (m *Machine) Step(in Inputs) (role string, wantLease bool) {
 		return m.role, mayAsk
 	}
 	return m.role, false
+}
+
+// Bump is whether this active unit's next lease request must raise the witness epoch: its peer is gone
+// (and may come back alone later with a copy that misses what this unit writes from now on).
+func (m *Machine) Bump(in Inputs) bool {
+	return m.role == Active && !m.bumped && (in.PeerSeen.IsZero() || in.Now.Sub(in.PeerSeen) >= 2*m.PeerTimeout)
+}
+
+// Granted records the witness's grant: its epoch, and that a bump asked for is done.
+func (m *Machine) Granted(epoch uint64, bumped bool) {
+	m.Epoch = max(m.Epoch, epoch)
+	m.bumped = m.bumped || bumped
 }
 
 // Activate is "make this unit active". In automatic mode it asks the active peer to hand over (the

@@ -83,10 +83,11 @@ func (s *sim) run(d time.Duration) {
 
 // ask requests the lease as the node does.
 func (s *sim) ask(u *simUnit, force bool) Grant {
-	g := s.w.Request(u.name, u.m.Epoch, force, s.now, s.lease)
+	bump := u.m.Bump(u.inputs(s.now))
+	g := s.w.Request(u.name, u.m.Epoch, force, bump, s.now, s.lease)
 	if g.Granted {
 		u.leaseUntil = s.now.Add(s.lease - s.margin) // the unit's view ends before the witness's
-		u.m.Epoch = max(u.m.Epoch, s.w.State.Epoch)
+		u.m.Granted(s.w.State.Epoch, bump)
 	}
 	return g
 }
@@ -261,32 +262,32 @@ func TestAutoSwitchoverBothWays(t *testing.T) {
 func TestWitnessLease(t *testing.T) {
 	var w Witness
 	t0 := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
-	if g := w.Request("A", 0, false, t0, time.Second); !g.Granted || !g.Changed || w.State.Epoch != 1 {
+	if g := w.Request("A", 0, false, false, t0, time.Second); !g.Granted || !g.Changed || w.State.Epoch != 1 {
 		t.Fatalf("first request: %+v, epoch %d", g, w.State.Epoch)
 	}
-	if g := w.Request("B", 1, false, t0.Add(900*time.Millisecond), time.Second); g.Granted || g.Holder != "A" {
+	if g := w.Request("B", 1, false, false, t0.Add(900*time.Millisecond), time.Second); g.Granted || g.Holder != "A" {
 		t.Errorf("B got A's live lease (%+v)", g)
 	}
-	if g := w.Request("A", 1, false, t0.Add(900*time.Millisecond), time.Second); !g.Granted || g.Changed {
+	if g := w.Request("A", 1, false, false, t0.Add(900*time.Millisecond), time.Second); !g.Granted || g.Changed {
 		t.Errorf("renewal: %+v", g)
 	}
-	if g := w.Request("B", 1, false, t0.Add(1850*time.Millisecond), time.Second); g.Granted {
+	if g := w.Request("B", 1, false, false, t0.Add(1850*time.Millisecond), time.Second); g.Granted {
 		t.Error("B got the lease before A's renewal ran out")
 	}
-	if g := w.Request("B", 1, false, t0.Add(1900*time.Millisecond), time.Second); !g.Granted || w.State != (WitnessState{Epoch: 2, Last: "B"}) {
+	if g := w.Request("B", 1, false, false, t0.Add(1900*time.Millisecond), time.Second); !g.Granted || w.State != (WitnessState{Epoch: 2, Last: "B"}) {
 		t.Errorf("B after A's lease expired: %+v, state %+v", g, w.State)
 	}
 	// A was not there while B was active: its data is older. Refused, unless forced.
 	w.Release("B")
-	if g := w.Request("A", 1, false, t0.Add(5*time.Second), time.Second); g.Granted || !g.Stale {
+	if g := w.Request("A", 1, false, false, t0.Add(5*time.Second), time.Second); g.Granted || !g.Stale {
 		t.Errorf("stale A: %+v", g)
 	}
-	if g := w.Request("A", 1, true, t0.Add(5*time.Second), time.Second); !g.Granted || w.State != (WitnessState{Epoch: 3, Last: "A"}) {
+	if g := w.Request("A", 1, true, false, t0.Add(5*time.Second), time.Second); !g.Granted || w.State != (WitnessState{Epoch: 3, Last: "A"}) {
 		t.Errorf("forced A: %+v, state %+v", g, w.State)
 	}
 	// A witness that lost its memory adopts the epoch of the first unit it grants.
 	w = Witness{}
-	if g := w.Request("B", 7, false, t0, time.Second); !g.Granted || w.State.Epoch != 8 {
+	if g := w.Request("B", 7, false, false, t0, time.Second); !g.Granted || w.State.Epoch != 8 {
 		t.Errorf("new witness: %+v, state %+v", g, w.State)
 	}
 }
@@ -368,5 +369,38 @@ func TestUnfitUnitNeverAsks(t *testing.T) {
 	in.Unfit = true
 	if _, want := b.m.Step(in); !want {
 		t.Fatal("an admin's claim did not ask for the lease")
+	}
+}
+
+// TestLeftStandbyIsStale: the standby dies, the active unit goes on writing alone, then dies; the standby
+// comes back alone. It followed the active unit's epoch, but the active unit raised it when its peer went
+// away, so the returning standby is refused; when A returns, A (the newer) becomes active and B follows.
+func TestLeftStandbyIsStale(t *testing.T) {
+	s := newSim(t, Auto)
+	s.run(time.Second)
+	s.want("A=active B=standby")
+	s.units[1].down = true
+	s.run(2 * time.Second) // A alone: it raises the epoch
+	s.want("A=active B=down")
+	if a, b := s.units[0].m.Epoch, s.units[1].m.Epoch; a <= b {
+		t.Fatalf("A alone did not raise the epoch: A %d, B %d", a, b)
+	}
+	s.units[0].down = true
+	s.restart(1)
+	s.units[1].down = false
+	s.run(5 * time.Second)
+	s.want("A=down B=standby")
+	s.restart(0)
+	s.units[0].down = false
+	s.run(2 * time.Second)
+	s.want("A=active B=standby")
+	// A blip of the peer raises the epoch once, and the standby takes it up again.
+	s.lan, s.cable = false, false
+	s.run(2 * time.Second)
+	s.lan, s.cable = true, true
+	s.run(time.Second)
+	s.want("A=active B=standby")
+	if a, b := s.units[0].m.Epoch, s.units[1].m.Epoch; a != b {
+		t.Fatalf("after the link came back: A %d, B %d", a, b)
 	}
 }

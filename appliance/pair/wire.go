@@ -29,6 +29,7 @@ type Message struct {
 	Holder    string    `json:"holder,omitempty"`     // grant: who holds the lease
 	Epoch     uint64    `json:"epoch,omitempty"`      // heartbeat, lease: the sender's epoch; grant: the witness's (witness.go)
 	Force     bool      `json:"force,omitempty"`      // lease: an admin forces a stale unit active
+	Bump      bool      `json:"bump,omitempty"`       // lease: the active unit lost its peer; raise the epoch
 	Stale     bool      `json:"stale,omitempty"`      // grant: refused, the requester's epoch is older than the last holder's
 }
 

@@ -32,8 +32,10 @@ type Grant struct {
 }
 
 // Request asks for (or renews) the lease for d from now. It is granted if nobody holds it, the requester
-// holds it, or the holder's lease has expired — and the requester is not stale (or forces).
-func (w *Witness) Request(unit string, epoch uint64, force bool, now time.Time, d time.Duration) Grant {
+// holds it, or the holder's lease has expired — and the requester is not stale (or forces). bump raises
+// the epoch for the holder itself: its peer is gone, so from now on only the holder has the latest data
+// (the peer that left must not come back alone and serve its older copy).
+func (w *Witness) Request(unit string, epoch uint64, force, bump bool, now time.Time, d time.Duration) Grant {
 	if w.holder != "" && w.holder != unit && now.Before(w.expires) {
 		return Grant{Holder: w.holder}
 	}
@@ -41,7 +43,7 @@ func (w *Witness) Request(unit string, epoch uint64, force bool, now time.Time, 
 		return Grant{Stale: true}
 	}
 	g := Grant{Granted: true, Holder: unit}
-	if unit != w.State.Last {
+	if unit != w.State.Last || bump {
 		w.State.Epoch, w.State.Last, g.Changed = max(w.State.Epoch, epoch)+1, unit, true
 	}
 	w.holder, w.expires = unit, now.Add(d)

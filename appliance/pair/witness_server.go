@@ -88,7 +88,7 @@ func (s *WitnessServer) Handle(b []byte) []byte {
 		g.Holder = s.w.Holder(now)
 	default:
 		was := s.w.State
-		g = s.w.Request(m.From, m.Epoch, m.Force, now, time.Duration(m.LeaseMS)*time.Millisecond)
+		g = s.w.Request(m.From, m.Epoch, m.Force, m.Bump, now, time.Duration(m.LeaseMS)*time.Millisecond)
 		if g.Changed {
 			if err := s.save(); err != nil {
 				// Not granted unless it is remembered.
