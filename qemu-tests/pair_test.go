@@ -436,7 +436,11 @@ func TestPairFailover(t *testing.T) {
 	time.Sleep(5 * time.Second)
 	waitRoles(t, "after A returned", time.Second, l.a, l.b, "standby", "active")
 
-	// The active unit (B) is cut off from A and the witness: B fences itself, A takes over.
+	// The active unit (B) is cut off from A and the witness: B fences itself, A takes over. A must hold a
+	// complete copy of B's database first: a unit in the middle of its rejoin (pg_rewind) never asks.
+	l.a.waitDB(t, "A mirrors B", 5*time.Minute, func(s dbStatus) bool {
+		return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
+	})
 	l.lan.SetCut(l.b.HubPorts[0], true)
 	l.cable.SetCut(l.b.HubPorts[1], true)
 	waitRoles(t, "B isolated", 30*time.Second, l.a, l.b, "active", "fenced")
