@@ -239,8 +239,8 @@ func BenchmarkFailover(b *testing.B) {
 
 // BenchmarkDatabaseFailover runs a pair with the office PC committing through the service address, once in
 // synchronous and once in asynchronous mode. For each it measures the mirror's replay lag under the load
-// (p50/p99 of the production's replay_lag, sampled every 250 ms for 20 s), a planned switchover (the
-// promote request on the mirror until the load's first commit on it), and two kill -9 failovers of the
+// (p50/p99 of the production's replay_lag, sampled every 250 ms for 20 s), two planned switchovers (the
+// promote request on the mirror until the load's first commit on it; the max is reported), and two kill -9 failovers of the
 // production unit (kill until the load's first commit on the survivor), counting the commits acknowledged
 // to the client that the survivor does not have. Each figure is printed beside its goal.
 func BenchmarkDatabaseFailover(b *testing.B) {
@@ -262,20 +262,25 @@ func BenchmarkDatabaseFailover(b *testing.B) {
 			slices.Sort(lags)
 			p50, p99 := lags[len(lags)/2], lags[min(len(lags)-1, len(lags)*99/100)]
 
-			mark, _ := strconv.Atoi(l.pc.console("mark", reMark)[1])
-			code, body := l.b.call("POST", "/api/v1/database/promote", l.b.tok, "")
-			if code != 200 {
-				b.Fatalf("promote = %d %s", code, body)
+			// Two planned switchovers under the load: to B and back to A.
+			var switchovers []time.Duration
+			for _, to := range []*pairUnit{l.b, l.a} {
+				from := map[*pairUnit]*pairUnit{l.a: l.b, l.b: l.a}[to]
+				mark, _ := strconv.Atoi(l.pc.console("mark", reMark)[1])
+				code, body := to.call("POST", "/api/v1/database/promote", to.tok, "")
+				if code != 200 {
+					b.Fatalf("promote = %d %s", code, body)
+				}
+				switchovers = append(switchovers, l.resumed(b, mark))
+				b.Logf("%s: switchover to %s: promotion answered %s, client resumed after %v", mode, to.Name(), body, switchovers[len(switchovers)-1])
+				l.waitCommits(b, 0)
+				from.waitDB(b, "the old production mirrors", 5*time.Minute, func(s dbStatus) bool { return s.Role == "mirror" && s.State == "running" })
 			}
-			switchover := l.resumed(b, mark)
-			b.Logf("%s: promotion answered %s", mode, body)
-			l.waitCommits(b, 0)
-			waitRoles(b, "after the switchover", 30*time.Second, l.a, l.b, "standby", "active")
-			l.a.waitDB(b, "A mirrors B", 5*time.Minute, func(s dbStatus) bool { return s.Role == "mirror" && s.State == "running" })
+			switchover := slices.Max(switchovers)
 
 			units := map[string]*pairUnit{"unit-a": l.a, "unit-b": l.b}
 			disks := map[string][]Disk{"unit-a": l.aDisk, "unit-b": l.bDisk}
-			production, mirror := "unit-b", "unit-a"
+			production, mirror := "unit-a", "unit-b"
 			var outages []time.Duration
 			acked, lost := 0, 0
 			for run := range 2 {
@@ -303,8 +308,8 @@ func BenchmarkDatabaseFailover(b *testing.B) {
 			b.ReportMetric(outages[len(outages)-1].Seconds(), "s/failover-max-"+mode)
 			b.ReportMetric(float64(lost), "lost-"+mode)
 			l.close()
-			b.Logf("%s: replay lag under load p50 %.3f s, p99 %.3f s (goal 1 s, %d samples); switchover %v (goal 5 s); failovers %v (kill -9 to the client's first commit on the survivor); %d of %d acknowledged commits lost (goal in sync mode: 0)",
-				mode, p50, p99, len(lags), switchover, outages, lost, acked)
+			b.Logf("%s: replay lag under load p50 %.3f s, p99 %.3f s (goal 1 s, %d samples); switchovers %v (goal 5 s); failovers %v (kill -9 to the client's first commit on the survivor); %d of %d acknowledged commits lost (goal in sync mode: 0)",
+				mode, p50, p99, len(lags), switchovers, outages, lost, acked)
 		}
 	}
 }
