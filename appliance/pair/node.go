@@ -232,6 +232,9 @@ func (n *Node) tick() {
 	}
 	n.ticks++
 	peerGone := n.peer.seen.IsZero() || now.Sub(n.peer.seen) >= n.cfg.timeout()
+	if !peerGone && n.peer.role == Active {
+		n.witness.stale = false // following the newer unit: its data becomes this unit's
+	}
 	if n.maintenance && (role != Standby || !peerGone) {
 		n.maintenance = false
 		n.event("warning", "maintenance mode ended: the other unit answers again, or this unit changed role")
@@ -475,7 +478,7 @@ func (n *Node) handle(b []byte, from net.Addr) {
 			n.witness.stale = m.Stale
 			if m.Stale {
 				n.event("critical", "the witness refuses to make this unit active: the other unit was active after this unit's last copy "+
-					"of the data. This unit waits for it; if it is lost for good, an admin can force this unit active (its newer data would be lost).")
+					"of the data. This unit waits for it; if it is lost for good, an admin can force this unit active (what the other unit saved since would be lost).")
 			}
 		}
 		return
