@@ -252,6 +252,19 @@ type DatabaseStatus struct {
 	LagHistory  []LagPoint     `json:"lag_history"`
 	Connections int            `json:"connections"`
 	Databases   []DatabaseInfo `json:"databases"`
+	// Slots are production's replication slots: the WAL each keeps on this unit for its mirror.
+	Slots []ReplicationSlot `json:"slots,omitempty"`
+}
+
+// ReplicationSlot is WAL kept for a mirror. WALStatus is PostgreSQL's: "reserved", "extended" (within
+// limits), "unreserved" (about to be dropped) or "lost" (the mirror must copy the database again).
+type ReplicationSlot struct {
+	Name          string `json:"name"`
+	Active        bool   `json:"active"`
+	RetainedBytes int64  `json:"retained_bytes"`
+	WALStatus     string `json:"wal_status"`
+	// SafeBytes is how much more WAL may be written before the slot is lost (nil: no limit).
+	SafeBytes *int64 `json:"safe_bytes"`
 }
 
 // LagPoint is one sample of the mirror's lag.

@@ -247,6 +247,9 @@ func BenchmarkDatabaseFailover(b *testing.B) {
 	for range b.N {
 		for _, sync := range []bool{true, false} {
 			mode := map[bool]string{true: "sync", false: "async"}[sync]
+			if only := os.Getenv("DB_BENCH_MODE"); only != "" && only != mode {
+				continue
+			}
 			l := newDBLab(b, sync)
 			l.startLoad(b)
 
@@ -295,6 +298,10 @@ func BenchmarkDatabaseFailover(b *testing.B) {
 				outages = append(outages, l.failover(b, units[production]))
 				a, lo := l.stopLoad(b, units[mirror])
 				acked, lost = acked+a, lost+lo
+				b.Logf("%s: kill -9 of %s: %d of %d acknowledged commits missing on %s", mode, production, lo, a, mirror)
+				if sync && lo > 0 {
+					b.Errorf("%s: %d acknowledged commits lost in synchronous mode", mode, lo)
+				}
 				back := l.restart(b, units[production], production, disks[production])
 				units[production] = back
 				back.waitDB(b, "the killed unit mirrors again", 5*time.Minute, func(s dbStatus) bool { return s.Role == "mirror" && s.State == "running" })

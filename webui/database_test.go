@@ -51,6 +51,9 @@ func TestDatabaseAPI(t *testing.T) {
 	if !strings.Contains(body, "Mirror lag") || !strings.Contains(body, "<polyline") || !strings.Contains(body, "2.0 s") {
 		t.Error("database page lacks the lag graph")
 	}
+	if !strings.Contains(body, "lawbox_mirror") || !strings.Contains(body, "50.3 MB") {
+		t.Error("database page lacks the WAL kept for the mirror")
+	}
 	if !strings.Contains(body, "practice_app") || !strings.Contains(body, `action="/database/databases"`) || !strings.Contains(body, `action="/database/upstream"`) {
 		t.Error("database page lacks the database list or the create form")
 	}
@@ -67,6 +70,8 @@ func TestDatabaseAlerts(t *testing.T) {
 		{appliance.DatabaseStatus{Role: "production", State: "running"}, true, "not mirroring"},
 		{appliance.DatabaseStatus{Role: "production", State: "running", Mirror: "streaming from 192.0.2.12", Sync: "degraded"}, true, "synchronous mode is suspended"},
 		{appliance.DatabaseStatus{Role: "mirror", State: "running", LagSeconds: &lag}, true, "90 s behind"},
+		{appliance.DatabaseStatus{Role: "production", State: "running", Mirror: "streaming from 192.0.2.12", Sync: "async",
+			Slots: []appliance.ReplicationSlot{{Name: "lawbox_mirror", WALStatus: "lost"}}}, true, "WAL kept for the mirror was dropped"},
 		{appliance.DatabaseStatus{Role: "production", State: "running"}, false, ""},
 		{appliance.DatabaseStatus{Role: "production", State: "running", Mirror: "streaming from 192.0.2.12", Sync: "sync"}, true, ""},
 	} {

@@ -104,6 +104,14 @@ func dbAlerts(db appliance.DatabaseStatus, paired bool) []appliance.Alert {
 	if db.Sync == "degraded" && db.Role == "production" {
 		out = append(out, appliance.Alert{Level: "warning", Message: "synchronous mode is suspended while the mirror is missing: recent commits exist on this unit only"})
 	}
+	for _, sl := range db.Slots {
+		switch sl.WALStatus {
+		case "unreserved":
+			out = append(out, appliance.Alert{Level: "warning", Message: "the mirror has been away so long that the WAL kept for it is about to be dropped: it will then copy the whole database again"})
+		case "lost":
+			out = append(out, appliance.Alert{Level: "warning", Message: "the WAL kept for the mirror was dropped (it was away too long, the disk space is capped): it copies the whole database again"})
+		}
+	}
 	if db.LagSeconds != nil && *db.LagSeconds > lagAlert {
 		out = append(out, appliance.Alert{Level: "warning", Message: fmt.Sprintf("the database mirror is %.0f s behind", *db.LagSeconds)})
 	}

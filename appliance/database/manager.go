@@ -450,6 +450,24 @@ func (m *Manager) running() error {
 	return nil
 }
 
+// slots lists the replication slots and the WAL each retains.
+func slots(ctx context.Context, c *pgx.Conn) ([]appliance.ReplicationSlot, error) {
+	rows, err := c.Query(ctx, `SELECT slot_name, active, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint,
+		coalesce(wal_status, 'lost'), safe_wal_size FROM pg_replication_slots ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("replication slots: %w", err)
+	}
+	var out []appliance.ReplicationSlot
+	for rows.Next() {
+		var s appliance.ReplicationSlot
+		if err := rows.Scan(&s.Name, &s.Active, &s.RetainedBytes, &s.WALStatus, &s.SafeBytes); err != nil {
+			return nil, fmt.Errorf("replication slots: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
 // Database reports the server and its databases.
 func (m *Manager) Database(ctx context.Context) (appliance.DatabaseStatus, error) {
 	m.mu.Lock()
@@ -492,6 +510,9 @@ func (m *Manager) Database(ctx context.Context) (appliance.DatabaseStatus, error
 	}
 	_ = c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").Scan(&st.Connections)
 	if cur.Kind == production {
+		if st.Slots, err = slots(ctx, c); err != nil {
+			return st, err
+		}
 		st.Mirror, st.LagBytes, st.LagSeconds = sy.mirror, sy.lagBytes, sy.lagSecs
 		st.Sync = "async"
 		if sy.on {

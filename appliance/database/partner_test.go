@@ -279,9 +279,12 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 	if err := a.SetPolicy(ctx, appliance.DatabasePolicy{Sync: true, DegradeAfterS: 2}); err != nil {
 		t.Fatal(err)
 	}
-	a.waitStatus(t, "sync on", func(s appliance.DatabaseStatus) bool {
+	st = a.waitStatus(t, "sync on", func(s appliance.DatabaseStatus) bool {
 		return s.Sync == "sync" && strings.HasPrefix(s.Mirror, "streaming from")
 	})
+	if len(st.Slots) != 1 || st.Slots[0].Name != replicaSlot || !st.Slots[0].Active || st.Slots[0].WALStatus != "reserved" || st.Slots[0].SafeBytes == nil {
+		t.Errorf("production's slots: %+v", st.Slots)
+	}
 	for i := 101; i <= 110; i++ {
 		if _, err := c.Exec(ctx, "INSERT INTO matters VALUES ($1)", i); err != nil {
 			t.Fatal(err)

@@ -98,8 +98,11 @@ func (a *Address) Announce() error {
 	return nil
 }
 
-// Drop removes the address from every port.
+// Drop removes the address from every port. TCP connections to it are reset first, while the address can
+// still send: once it is gone the kernel cannot answer on them, and a client (the office's application)
+// would wait on a dead connection until its retransmissions reach the new holder, many seconds later.
 func (a *Address) Drop() error {
+	a.resetConnections()
 	links, err := netlink.LinkList()
 	if err != nil {
 		return fmt.Errorf("list ports: %w", err)
@@ -111,4 +114,25 @@ func (a *Address) Drop() error {
 		}
 	}
 	return nil
+}
+
+// resetConnections aborts the TCP connections whose local address is the service address (SOCK_DESTROY:
+// the kernel sends each peer a reset). Best effort: without the tcp_diag module clients just wait longer.
+func (a *Address) resetConnections() {
+	family := uint8(unix.AF_INET)
+	if a.Prefix.Addr().Is6() {
+		family = unix.AF_INET6
+	}
+	socks, err := netlink.SocketDiagTCP(family)
+	if err != nil {
+		return
+	}
+	for _, s := range socks {
+		local, ok := netip.AddrFromSlice(s.ID.Source)
+		if !ok || local.Unmap() != a.Prefix.Addr() || s.ID.Destination == nil || s.ID.Destination.IsUnspecified() {
+			continue // another address, or a listening socket
+		}
+		_ = netlink.SocketDestroy(&net.TCPAddr{IP: s.ID.Source, Port: int(s.ID.SourcePort)},
+			&net.TCPAddr{IP: s.ID.Destination, Port: int(s.ID.DestinationPort)})
+	}
 }
