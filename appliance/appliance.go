@@ -237,13 +237,15 @@ type Health interface {
 
 // DatabaseStatus is the PostgreSQL server (GET /api/v1/database).
 type DatabaseStatus struct {
-	Role     string         `json:"role"`  // "production", "mirror" or "none"
-	State    string         `json:"state"` // "waiting for storage", "initialising", "starting", "running", ...
-	Version  string         `json:"version,omitempty"`
-	Upstream string         `json:"upstream,omitempty"`
-	Sync     string         `json:"sync,omitempty"` // "sync", "async", or "degraded" (sync chosen, mirror missing)
-	Policy   DatabasePolicy `json:"policy"`
-	Mirror   string         `json:"mirror,omitempty"` // production: its mirror's connection, "streaming from 192.0.2.12"
+	Role     string `json:"role"`  // "production", "mirror" or "none"
+	State    string `json:"state"` // "waiting for storage", "initialising", "starting", "running", ...
+	Version  string `json:"version,omitempty"`
+	Upstream string `json:"upstream,omitempty"`
+	// Sync: "sync", "async", "degraded" (sync chosen, mirror missing: commits do not wait) or "catching up"
+	// (sync back on; commits acknowledged while degraded are not all on the mirror yet).
+	Sync   string         `json:"sync,omitempty"`
+	Policy DatabasePolicy `json:"policy"`
+	Mirror string         `json:"mirror,omitempty"` // production: its mirror's connection, "streaming from 192.0.2.12"
 	// LastPromotionS is how long this unit's last promotion took, 0 when it never was promoted since boot.
 	LastPromotionS float64  `json:"last_promotion_s,omitempty"`
 	LagBytes       *int64   `json:"lag_bytes"`

@@ -70,6 +70,7 @@ func TestDatabaseAlerts(t *testing.T) {
 		{appliance.DatabaseStatus{Role: "production", State: "running"}, true, "not mirroring"},
 		{appliance.DatabaseStatus{Role: "production", State: "running", Mirror: "streaming from 192.0.2.12", Sync: "degraded"}, true, "synchronous mode is suspended"},
 		{appliance.DatabaseStatus{Role: "mirror", State: "running", LagSeconds: &lag}, true, "90 s behind"},
+		{appliance.DatabaseStatus{Role: "production", State: "running", Mirror: "streaming from 192.0.2.12", Sync: "catching up"}, true, "catching up"},
 		{appliance.DatabaseStatus{Role: "production", State: "running", Mirror: "streaming from 192.0.2.12", Sync: "async",
 			Slots: []appliance.ReplicationSlot{{Name: "lawbox_mirror", WALStatus: "lost"}}}, true, "WAL kept for the mirror was dropped"},
 		{appliance.DatabaseStatus{Role: "production", State: "running"}, false, ""},

@@ -104,6 +104,9 @@ func dbAlerts(db appliance.DatabaseStatus, paired bool) []appliance.Alert {
 	if db.Sync == "degraded" && db.Role == "production" {
 		out = append(out, appliance.Alert{Level: "warning", Message: "synchronous mode is suspended while the mirror is missing: recent commits exist on this unit only"})
 	}
+	if db.Sync == "catching up" && db.Role == "production" {
+		out = append(out, appliance.Alert{Level: "warning", Message: "the mirror is back and catching up: commits saved while it was away are not all on it yet"})
+	}
 	for _, sl := range db.Slots {
 		switch sl.WALStatus {
 		case "unreserved":

@@ -515,8 +515,10 @@ func (m *Manager) Database(ctx context.Context) (appliance.DatabaseStatus, error
 		}
 		st.Mirror, st.LagBytes, st.LagSeconds = sy.mirror, sy.lagBytes, sy.lagSecs
 		st.Sync = "async"
-		if sy.on {
+		if sy.on && sy.behindFrom == 0 {
 			st.Sync = "sync"
+		} else if sy.on {
+			st.Sync = "catching up" // new commits wait for the mirror; some acknowledged before may not be there yet
 		} else if st.Policy.Sync && m.paired() {
 			st.Sync = "degraded"
 		}

@@ -247,8 +247,12 @@ func (m *Manager) SetPolicy(ctx context.Context, p appliance.DatabasePolicy) err
 
 // syncState is the production server's view of its mirror, refreshed every second.
 type syncState struct {
-	policy     appliance.DatabasePolicy
-	on         bool      // synchronous_standby_names is set
+	policy appliance.DatabasePolicy
+	on     bool // synchronous_standby_names is set
+	// behindFrom is production's WAL position when sync was switched on; until the mirror has replayed up
+	// to it, commits acknowledged before (asynchronously, while it was away) may still be lost: the
+	// status says "catching up", not "sync". 0 once covered.
+	behindFrom uint64
 	lastInSync time.Time // when the mirror was last streaming and caught up
 	mirror     string    // "streaming from 192.0.2.12", "" when none is connected
 	lagBytes   *int64
@@ -271,8 +275,10 @@ func (m *Manager) maintain(ctx context.Context) error {
 	var addr, state string
 	var behind int64
 	var lagSecs *float64
+	var replayed uint64
 	err = c.QueryRow(ctx, `SELECT coalesce(host(client_addr), 'local'), state, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint,
-		extract(epoch FROM replay_lag)::float8 FROM pg_stat_replication WHERE application_name = $1 ORDER BY backend_start DESC LIMIT 1`, replicaSlot).Scan(&addr, &state, &behind, &lagSecs)
+		extract(epoch FROM replay_lag)::float8, coalesce(pg_wal_lsn_diff(replay_lsn, '0/0'), 0)::bigint
+		FROM pg_stat_replication WHERE application_name = $1 ORDER BY backend_start DESC LIMIT 1`, replicaSlot).Scan(&addr, &state, &behind, &lagSecs, &replayed)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return err
 	}
@@ -291,6 +297,9 @@ func (m *Manager) maintain(ctx context.Context) error {
 	want := pol.Sync && (inSync || pol.DegradeAfterS == 0 || (s.on && now.Sub(s.lastInSync) < time.Duration(pol.DegradeAfterS)*time.Second))
 	was := s.on
 	s.on = want
+	if s.behindFrom != 0 && replayed >= s.behindFrom {
+		s.behindFrom = 0
+	}
 	m.sync = s
 	m.mu.Unlock()
 	if want == was {
@@ -301,6 +310,15 @@ func (m *Manager) maintain(ctx context.Context) error {
 	}
 	if _, err := c.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
 		return err
+	}
+	if want {
+		var at uint64
+		if err := c.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").Scan(&at); err != nil {
+			return err
+		}
+		m.mu.Lock()
+		m.sync.behindFrom = at
+		m.mu.Unlock()
 	}
 	switch {
 	case want:

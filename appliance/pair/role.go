@@ -57,7 +57,7 @@ type Machine struct {
 	Epoch uint64
 
 	role       string
-	bumped     bool // the witness raised the epoch for this active unit since its peer went away
+	bumped     bool      // the witness raised the epoch for this active unit since its peer went away
 	yieldSince time.Time // set while this unit stands aside for its peer (a switchover), zero otherwise
 	claimSince time.Time // set while an admin's "make this unit active" is pending
 	// when this unit first saw the peer's current yield
