@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -299,6 +300,9 @@ func (m *Manager) maintain(ctx context.Context) error {
 	s.on = want
 	if s.behindFrom != 0 && replayed >= s.behindFrom {
 		s.behindFrom = 0
+	}
+	if want && !was {
+		s.behindFrom = math.MaxUint64 // until the position is read below
 	}
 	m.sync = s
 	m.mu.Unlock()
