@@ -250,9 +250,9 @@ func (m *Manager) SetPolicy(ctx context.Context, p appliance.DatabasePolicy) err
 type syncState struct {
 	policy appliance.DatabasePolicy
 	on     bool // synchronous_standby_names is set
-	// behindFrom is production's WAL position when sync was switched on; until the mirror has replayed up
-	// to it, commits acknowledged before (asynchronously, while it was away) may still be lost: the
-	// status says "catching up", not "sync". 0 once covered.
+	// behindFrom is production's WAL position once sync took effect; until the mirror has replayed up to
+	// it, commits acknowledged before (asynchronously, while it was away) may still be lost: the status
+	// says "catching up", not "sync". 0 once covered; MaxUint64 until the position is read.
 	behindFrom uint64
 	lastInSync time.Time // when the mirror was last streaming and caught up
 	mirror     string    // "streaming from 192.0.2.12", "" when none is connected
@@ -276,7 +276,10 @@ func (m *Manager) maintain(ctx context.Context) error {
 	var addr, state string
 	var behind int64
 	var lagSecs *float64
-	var replayed uint64
+	var current, replayed uint64
+	if err := c.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").Scan(&current); err != nil {
+		return err
+	}
 	err = c.QueryRow(ctx, `SELECT coalesce(host(client_addr), 'local'), state, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint,
 		extract(epoch FROM replay_lag)::float8, coalesce(pg_wal_lsn_diff(replay_lsn, '0/0'), 0)::bigint
 		FROM pg_stat_replication WHERE application_name = $1 ORDER BY backend_start DESC LIMIT 1`, replicaSlot).Scan(&addr, &state, &behind, &lagSecs, &replayed)
@@ -298,11 +301,13 @@ func (m *Manager) maintain(ctx context.Context) error {
 	want := pol.Sync && (inSync || pol.DegradeAfterS == 0 || (s.on && now.Sub(s.lastInSync) < time.Duration(pol.DegradeAfterS)*time.Second))
 	was := s.on
 	s.on = want
-	if s.behindFrom != 0 && replayed >= s.behindFrom {
+	switch {
+	case want && !was:
+		s.behindFrom = math.MaxUint64 // the position is read at the next round, after the reload
+	case s.behindFrom == math.MaxUint64:
+		s.behindFrom = current // at least every commit acknowledged before sync took effect
+	case s.behindFrom != 0 && replayed >= s.behindFrom:
 		s.behindFrom = 0
-	}
-	if want && !was {
-		s.behindFrom = math.MaxUint64 // until the position is read below
 	}
 	m.sync = s
 	m.mu.Unlock()
@@ -314,15 +319,6 @@ func (m *Manager) maintain(ctx context.Context) error {
 	}
 	if _, err := c.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
 		return err
-	}
-	if want {
-		var at uint64
-		if err := c.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").Scan(&at); err != nil {
-			return err
-		}
-		m.mu.Lock()
-		m.sync.behindFrom = at
-		m.mu.Unlock()
 	}
 	switch {
 	case want:
