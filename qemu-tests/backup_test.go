@@ -69,15 +69,7 @@ func TestBackupToS3(t *testing.T) {
 	if code != 201 || json.Unmarshal([]byte(body), &nd) != nil {
 		t.Fatalf("create = %d %s", code, body)
 	}
-	ctx := t.Context()
-	c, err := u.connect(ctx, nd.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Exec(ctx, "CREATE TABLE matters (id int PRIMARY KEY, client text); INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 3000) g"); err != nil {
-		t.Fatal(err)
-	}
-	c.Close(ctx)
+	u.exec(t, nd.URL, "CREATE TABLE matters (id int PRIMARY KEY, client text); INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 3000) g")
 
 	if code, body := u.call("POST", "/api/v1/backups/run", tok, ""); code != 409 {
 		t.Errorf("backup before set-up = %d %s", code, body)

@@ -27,6 +27,21 @@ func (u *unit) connect(ctx context.Context, connURL string) (*pgx.Conn, error) {
 	return pgx.Connect(ctx, p.String())
 }
 
+// exec runs sql on the database of connURL on u.
+func (u *unit) exec(t testing.TB, connURL, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := u.connect(ctx, connURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, sql); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The production database on one unit: it starts on the data array once storage is up, an admin creates a
 // database and gets a connection string, a client connects over TLS with scram-sha-256 and commits rows; a
 // wrong password is refused; after a power-off and a new boot every committed row is there.

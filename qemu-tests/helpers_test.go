@@ -66,39 +66,33 @@ func bootAll(t testing.TB, cfgs ...Config) []*unit {
 }
 
 // cpu shares the host's two cores between tests: an ordinary test holds it shared from its first VM to its
-// end; a pair lab holds it alone (exclusiveCPU), since heartbeats and PostgreSQL streams starve when other
+// end; a pair lab holds it alone, since heartbeats and PostgreSQL streams starve when other
 // tests' VMs compete under TCG, and a starved unit fences itself.
 var (
 	cpu     sync.RWMutex
 	holders sync.Map // testing.TB -> struct{}: tests holding cpu
 )
 
-func shareCPU(t testing.TB) {
+// holdCPU takes cpu for t until it ends: shared, or alone (exclusive: it waits until no other test runs
+// VMs and keeps them out). A test that holds it already (a reboot, a benchmark's next lab) goes on.
+func holdCPU(t testing.TB, exclusive bool) {
 	if _, held := holders.LoadOrStore(t, struct{}{}); held {
 		return
 	}
-	cpu.RLock()
-	t.Cleanup(func() {
-		holders.Delete(t)
-		cpu.RUnlock()
-	})
-}
-
-// exclusiveCPU waits until no other test runs VMs and keeps them out until t ends.
-func exclusiveCPU(t testing.TB) {
-	if _, held := holders.LoadOrStore(t, struct{}{}); held {
-		return // a benchmark's next lab
+	lock, unlock := cpu.RLock, cpu.RUnlock
+	if exclusive {
+		lock, unlock = cpu.Lock, cpu.Unlock
 	}
-	cpu.Lock()
+	lock()
 	t.Cleanup(func() {
 		holders.Delete(t)
-		cpu.Unlock()
+		unlock()
 	})
 }
 
 func start(t testing.TB, cfg Config) *unit {
 	t.Helper()
-	shareCPU(t)
+	holdCPU(t, false)
 	im := image(t)
 	cfg.Dir = t.TempDir()
 	cfg.Cmdline = append(cfg.Cmdline, "appliance.debug=1")

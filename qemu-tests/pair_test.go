@@ -225,7 +225,7 @@ func unitConfig(name string, disks []Disk, hubs ...*Hub) Config {
 // newPairLab boots the three VMs, gives the ports fixed addresses, pairs the units (timeoutMS: 0 for the
 // default), starts the witness on the PC and waits for A active and B standby.
 func newPairLab(t testing.TB, timeoutMS int) *pairLab {
-	exclusiveCPU(t)
+	holdCPU(t, true)
 	l := &pairLab{lan: NewHub(t.TempDir()), cable: NewHub(t.TempDir())}
 	t.Cleanup(l.lan.Close)
 	t.Cleanup(l.cable.Close)

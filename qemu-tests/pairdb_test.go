@@ -90,16 +90,7 @@ func newDBLab(t testing.TB, sync bool) *dbLab {
 		t.Fatalf("create = %d %s", code, body)
 	}
 	l.conn = nd.URL
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := l.a.connect(ctx, nd.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Exec(ctx, "CREATE TABLE load (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"); err != nil {
-		t.Fatal(err)
-	}
-	c.Close(ctx)
+	l.a.exec(t, nd.URL, "CREATE TABLE load (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())")
 	if code, body := l.a.call("PUT", "/api/v1/database/policy", l.a.tok, fmt.Sprintf(`{"sync":%v,"degrade_after_s":10}`, sync)); code != 204 {
 		t.Fatalf("policy = %d %s", code, body)
 	}
@@ -280,16 +271,7 @@ func TestPairDatabase(t *testing.T) {
 		return nil
 	})
 	l.a.waitDB(t, "A commits without its mirror", time.Minute, func(s dbStatus) bool { return s.Sync != "sync" })
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := l.a.connect(ctx, l.conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Exec(ctx, "INSERT INTO load (id) SELECT generate_series(-100, -1)"); err != nil {
-		t.Fatal(err)
-	}
-	c.Close(ctx)
+	l.a.exec(t, l.conn, "INSERT INTO load (id) SELECT generate_series(-100, -1)")
 	time.Sleep(3 * time.Second) // A's lease renewals carry the news to the witness (within 2 x 800 ms)
 	if err := l.a.Kill9(); err != nil {
 		t.Fatal(err)

@@ -44,11 +44,11 @@ func (m *Manager) Fit() bool {
 	return err != nil
 }
 
-func (m *Manager) setFit(fit bool, why string) error {
+func (m *Manager) setFit(fit bool) error {
 	if fit {
 		return m.Store.Delete(state.BucketConfig, unfitKey)
 	}
-	return m.Store.Put(state.BucketConfig, unfitKey, []byte(why))
+	return m.Store.Put(state.BucketConfig, unfitKey, []byte("1"))
 }
 
 // roleConfig is the database's role, kept in the state store.
@@ -262,7 +262,7 @@ func (m *Manager) follow(ctx context.Context, u *upstream) error {
 		return waiting{fmt.Sprintf("waiting for the production database on the partner unit (%v)", err)}
 	}
 	if m.Fit() && m.hasFile("PG_VERSION") && m.systemID(ctx) == id {
-		if err := m.setFit(false, "rewind"); err != nil {
+		if err := m.setFit(false); err != nil {
 			return err
 		}
 		err := m.rewind(ctx, u)
@@ -270,7 +270,7 @@ func (m *Manager) follow(ctx context.Context, u *upstream) error {
 			err = writeAtomic(filepath.Join(m.DataDir, "standby.signal"), nil, m.cred)
 		}
 		if err == nil {
-			return m.setFit(true, "")
+			return m.setFit(true)
 		}
 		m.Log.Warn("rewind failed: copying the partner's database again", "err", err)
 	}
@@ -324,7 +324,7 @@ func (m *Manager) clone(ctx context.Context, u *upstream) error {
 		if err := m.Store.Put(state.BucketConfig, partnerCopyKey, []byte("1")); err != nil {
 			return err
 		}
-		if err := m.setFit(false, "copy"); err != nil {
+		if err := m.setFit(false); err != nil {
 			return err
 		}
 	}
@@ -387,7 +387,7 @@ func (m *Manager) clone(ctx context.Context, u *upstream) error {
 	if err := durable.SyncDir(filepath.Dir(m.DataDir)); err != nil {
 		return err
 	}
-	return m.setFit(true, "")
+	return m.setFit(true)
 }
 
 // background lowers a bulk copy's CPU priority (nice 10): the pair's heartbeats on the same unit must not

@@ -494,7 +494,7 @@ func TestUnfitClusterNeverStarts(t *testing.T) {
 		t.Fatal("a fresh production cluster is not fit")
 	}
 	u.halt()
-	if err := u.setFit(false, "rewind"); err != nil {
+	if err := u.setFit(false); err != nil {
 		t.Fatal(err)
 	}
 	for _, role := range []string{"active", "fenced"} {

@@ -116,7 +116,7 @@ func (s *sim) want(roles string) {
 	}
 }
 
-// restart brings a unit back as a fresh process: standby, no lease, no memory of its peer; only its
+// restart brings a unit back (up) as a fresh process: standby, no lease, no memory of its peer; only its
 // epoch is kept (the node saves it).
 func (s *sim) restart(i int) {
 	u := s.units[i]
@@ -141,7 +141,6 @@ func TestStartFailoverNoFailback(t *testing.T) {
 	t.Logf("failover took %v (heartbeat timeout %v, lease %v)", s.now.Sub(start), timeout, s.lease)
 
 	s.restart(0) // A comes back: it must not take the role back
-	s.units[0].down = false
 	s.run(3 * time.Second)
 	s.want("A=standby B=active")
 }
@@ -292,10 +291,8 @@ func TestWitnessLease(t *testing.T) {
 	}
 }
 
-// TestStaleUnitStaysOut is the rejoin that used to lose data: A active, B follows; A dies, B takes over and
-// writes; B dies; A comes back alone. A must not become active (its copy misses B's writes, and B's later
-// rejoin would rewind them away). When B returns, B (the newer) becomes active and A follows it.
-func TestStaleUnitStaysOut(t *testing.T) {
+// staleA plays A active, B following; A dies, B takes over; B dies; A comes back alone and waits d.
+func staleA(t *testing.T, d time.Duration) *sim {
 	s := newSim(t, Auto)
 	s.run(time.Second)
 	s.want("A=active B=standby")
@@ -304,14 +301,20 @@ func TestStaleUnitStaysOut(t *testing.T) {
 	s.want("A=down B=active")
 	s.units[1].down = true
 	s.restart(0)
-	s.units[0].down = false
-	s.run(10 * time.Second)
+	s.run(d)
 	s.want("A=standby B=down")
+	return s
+}
+
+// TestStaleUnitStaysOut is the rejoin that used to lose data: A active, B follows; A dies, B takes over and
+// writes; B dies; A comes back alone. A must not become active (its copy misses B's writes, and B's later
+// rejoin would rewind them away). When B returns, B (the newer) becomes active and A follows it.
+func TestStaleUnitStaysOut(t *testing.T) {
+	s := staleA(t, 10*time.Second)
 	if g := s.ask(s.units[0], false); !g.Stale {
 		t.Fatalf("the witness did not say why: %+v", g)
 	}
 	s.restart(1)
-	s.units[1].down = false
 	s.run(2 * time.Second)
 	s.want("A=standby B=active") // B is not preferred, but it has the newer data
 	if a, b := s.units[0].m.Epoch, s.units[1].m.Epoch; a != b {
@@ -325,15 +328,7 @@ func TestStaleUnitStaysOut(t *testing.T) {
 
 // TestForceStaleUnit: B is lost for good; an admin forces A active anyway.
 func TestForceStaleUnit(t *testing.T) {
-	s := newSim(t, Auto)
-	s.run(time.Second)
-	s.units[0].down = true
-	s.run(2 * time.Second)
-	s.units[1].down = true
-	s.restart(0)
-	s.units[0].down = false
-	s.run(3 * time.Second)
-	s.want("A=standby B=down")
+	s := staleA(t, 3*time.Second)
 	a := s.units[0]
 	if err := a.m.Activate(a.inputs(s.now), true); err != nil {
 		t.Fatal(err)
@@ -387,11 +382,9 @@ func TestLeftStandbyIsStale(t *testing.T) {
 	}
 	s.units[0].down = true
 	s.restart(1)
-	s.units[1].down = false
 	s.run(5 * time.Second)
 	s.want("A=down B=standby")
 	s.restart(0)
-	s.units[0].down = false
 	s.run(2 * time.Second)
 	s.want("A=active B=standby")
 	// A blip of the peer raises the epoch once, and the standby takes it up again.
