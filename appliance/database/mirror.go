@@ -132,6 +132,9 @@ func (m *Manager) Promote(ctx context.Context) (appliance.Promotion, error) {
 		if !m.hasFile("PG_VERSION") {
 			return appliance.Promotion{}, fmt.Errorf("promote: this unit holds no copy of the database yet: %w", appliance.ErrConflict)
 		}
+		if err := m.waitStreaming(ctx); err != nil {
+			return appliance.Promotion{}, err
+		}
 		m.checkpointPartner(ctx)
 		if err := m.Pair.SetRole(ctx, "active", false); err != nil {
 			return appliance.Promotion{}, fmt.Errorf("promote: %w", err)
@@ -189,6 +192,35 @@ func (m *Manager) checkpointPartner(ctx context.Context) {
 		c.Close(ctx)
 	}
 	m.Log.Info("checkpoint on the production unit before the switchover", "took", time.Since(start), "err", err)
+}
+
+// waitStreaming holds a planned switchover until this mirror streams from the production unit (up to 30 s):
+// only then does the old production's shutdown hand over its last WAL. A mirror still rejoining (pg_rewind,
+// starting) would be promoted without the commits production made meanwhile, and they would be rewound
+// away when the old production rejoins. Skipped when the partner cannot be reached (a failover).
+func (m *Manager) waitStreaming(ctx context.Context) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if p := m.Pair.Pair(); p.Peer == nil || !p.Peer.Reachable {
+			return nil
+		}
+		var streaming bool
+		if c, err := m.connect(ctx, "postgres"); err == nil {
+			_ = c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')").Scan(&streaming)
+			c.Close(ctx)
+		}
+		if streaming {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("promote: this mirror is not streaming from the production unit (%s): promoting it now would lose the commits it has not received; try again once it streams: %w", m.stateNow(), appliance.ErrConflict)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 func (m *Manager) stateNow() string {
