@@ -54,6 +54,7 @@ type Manager struct {
 	replicaPassword string
 	lastPromotion   float64 // seconds the last promotion took
 	lagHistory      []appliance.LagPoint
+	streamWait      time.Duration // how long a switchover waits for the mirror to stream; 0: 30 s
 }
 
 // Lag history: a sample every lagEvery, an hour kept.

@@ -194,12 +194,17 @@ func (m *Manager) checkpointPartner(ctx context.Context) {
 	m.Log.Info("checkpoint on the production unit before the switchover", "took", time.Since(start), "err", err)
 }
 
-// waitStreaming holds a planned switchover until this mirror streams from the production unit (up to 30 s):
+// waitStreaming holds a planned switchover until this mirror streams from the production unit (up to 30 s,
+// streamWait in tests):
 // only then does the old production's shutdown hand over its last WAL. A mirror still rejoining (pg_rewind,
 // starting) would be promoted without the commits production made meanwhile, and they would be rewound
 // away when the old production rejoins. Skipped when the partner cannot be reached (a failover).
 func (m *Manager) waitStreaming(ctx context.Context) error {
-	deadline := time.Now().Add(30 * time.Second)
+	wait := m.streamWait
+	if wait == 0 {
+		wait = 30 * time.Second
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		if p := m.Pair.Pair(); p.Peer == nil || !p.Peer.Reachable {
 			return nil

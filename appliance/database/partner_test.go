@@ -26,9 +26,10 @@ import (
 
 // fakePair is the pair as the test decides it.
 type fakePair struct {
-	mu    sync.Mutex
-	role  string
-	alone bool // the peer cannot be reached
+	mu       sync.Mutex
+	role     string
+	alone    bool   // the peer cannot be reached
+	onActive func() // SetRole("active") hands over from the peer (a switchover)
 }
 
 func (p *fakePair) Role() string {
@@ -51,6 +52,12 @@ func (p *fakePair) Pair() appliance.PairStatus {
 	return appliance.PairStatus{Paired: true, Role: p.role, Peer: &appliance.PairPeer{Reachable: !p.alone}}
 }
 func (p *fakePair) SetRole(_ context.Context, role string, _ bool) error {
+	p.mu.Lock()
+	hand := p.onActive
+	p.mu.Unlock()
+	if role == "active" && hand != nil {
+		hand()
+	}
 	p.set(role)
 	return nil
 }
@@ -355,7 +362,9 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 	if _, err := cb.Exec(ctx, "INSERT INTO matters VALUES (113)"); err != nil {
 		t.Fatal(err)
 	}
-	a.pair.set("standby")
+	a.pair.mu.Lock()
+	a.pair.role, a.pair.alone = "standby", false
+	a.pair.mu.Unlock()
 	a.Kick()
 	a.waitStatus(t, "a rejoined", func(s appliance.DatabaseStatus) bool {
 		return s.Role == mirror && s.State == "running" && s.Upstream != ""
@@ -366,6 +375,38 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 		}
 		return nil
 	})
+
+	// A planned switchover to a mirror that does not stream (its production restarting) is refused: it
+	// would be promoted without what production committed meanwhile. Once it streams, it goes ahead and
+	// nothing committed on b is missing on a.
+	a.streamWait = 3 * time.Second
+	b.halt()
+	if _, err := a.Promote(ctx); !errors.Is(err, appliance.ErrConflict) || !strings.Contains(err.Error(), "not streaming") {
+		t.Errorf("promote a mirror that does not stream: %v", err)
+	}
+	if r := a.pair.Role(); r != "standby" {
+		t.Errorf("the refused promotion changed the pair role to %s", r)
+	}
+	b.run(t)
+	b.waitStatus(t, "b production again", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
+	cb, err = pgx.Connect(ctx, at(nd.URL, portB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close(ctx)
+	if _, err := cb.Exec(ctx, "INSERT INTO matters SELECT generate_series(2000, 2999)"); err != nil {
+		t.Fatal(err)
+	}
+	a.streamWait = time.Minute
+	a.pair.mu.Lock()
+	a.pair.onActive = func() { b.pair.set("standby"); b.Kick() }
+	a.pair.mu.Unlock()
+	if _, err := a.Promote(ctx); err != nil {
+		t.Fatalf("promote a streaming mirror: %v", err)
+	}
+	if n, err := count(ctx, at(nd.URL, portA)); err != nil || n != 1113 {
+		t.Errorf("after the switchover a has %d rows (%v), want 1113", n, err)
+	}
 }
 
 // fakeServer answers every connection as a PostgreSQL server of the given version that accepts anyone.
