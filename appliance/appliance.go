@@ -62,6 +62,38 @@ type Auth interface {
 	Authenticate(token string) (Session, error)
 	// Logout ends the session a token belongs to.
 	Logout(token string) error
+
+	// Users lists the accounts.
+	Users() ([]User, error)
+	// AddUser creates an account with a role (RoleAdmin or RoleViewer) and a password.
+	AddUser(name, password, role string) error
+	// DeleteUser removes an account and ends its sessions. The last admin cannot be removed.
+	DeleteUser(name string) error
+	// SetPassword replaces an account's password and ends its sessions but the one of keep (a token, or "").
+	SetPassword(name, password, keep string) error
+	// EndSessions ends every session of an account but the one of keep ("log out everywhere else").
+	EndSessions(name, keep string) (int, error)
+
+	// Record adds an entry to the audit log.
+	Record(e AuditEntry) error
+	// Audit returns the last n entries of the audit log, newest first.
+	Audit(n int) ([]AuditEntry, error)
+}
+
+// User is an account of the web UI.
+type User struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// AuditEntry is one action taken through the web UI or the API: who, what, when, from where, and the answer.
+type AuditEntry struct {
+	Time   time.Time `json:"time"`
+	User   string    `json:"user"` // the session's user; for a login, the name tried
+	Remote string    `json:"remote"`
+	Action string    `json:"action"` // the route, e.g. "POST /api/v1/database/promote"
+	Path   string    `json:"path"`
+	Status int       `json:"status"` // the HTTP answer
 }
 
 // Disk is a block disk the unit sees.

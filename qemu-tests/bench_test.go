@@ -265,10 +265,15 @@ func BenchmarkDatabaseFailover(b *testing.B) {
 			slices.Sort(lags)
 			p50, p99 := lags[len(lags)/2], lags[min(len(lags)-1, len(lags)*99/100)]
 
-			// Two planned switchovers under the load: to B and back to A.
+			// Two planned switchovers under the load: to B and back to A, each once the mirror streams in
+			// the mode under test (the promotion would wait for it, and that wait is not the switchover).
+			want := mode
 			var switchovers []time.Duration
 			for _, to := range []*pairUnit{l.b, l.a} {
 				from := map[*pairUnit]*pairUnit{l.a: l.b, l.b: l.a}[to]
+				from.waitDB(b, "production streams to its mirror", 5*time.Minute, func(s dbStatus) bool {
+					return s.Sync == want && strings.HasPrefix(s.Mirror, "streaming")
+				})
 				mark, _ := strconv.Atoi(l.pc.console("mark", reMark)[1])
 				code, body := to.call("POST", "/api/v1/database/promote", to.tok, "")
 				if code != 200 {
@@ -290,7 +295,6 @@ func BenchmarkDatabaseFailover(b *testing.B) {
 				if run > 0 {
 					l.startLoad(b)
 				}
-				want := map[bool]string{true: "sync", false: "async"}[sync]
 				units[production].waitDB(b, "production streams to its mirror", 5*time.Minute, func(s dbStatus) bool {
 					return s.Sync == want && strings.HasPrefix(s.Mirror, "streaming")
 				})

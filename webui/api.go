@@ -18,6 +18,7 @@ func (s *Server) apiSetup(w http.ResponseWriter, r *http.Request, _ appliance.Se
 		s.fail(w, r, err)
 		return
 	}
+	auditUser(r, "admin")
 	if err := s.auth.Setup(c.Code, c.Password); err != nil {
 		s.fail(w, r, err)
 		return
@@ -31,6 +32,7 @@ func (s *Server) apiLogin(w http.ResponseWriter, r *http.Request, _ appliance.Se
 		s.fail(w, r, err)
 		return
 	}
+	auditUser(r, c.User)
 	sess, err := s.auth.Login(c.User, c.Password, remote(r))
 	if err != nil {
 		s.fail(w, r, err)

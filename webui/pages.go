@@ -20,6 +20,8 @@ type pageData struct {
 	Pair    pairPage
 	Backups backupsPage
 	Summary summary
+	Users   []appliance.User
+	Audit   []appliance.AuditEntry
 }
 
 // render executes a page into a buffer first, so a template error never sends half a page.
@@ -44,10 +46,19 @@ func (s *Server) pageIndex(w http.ResponseWriter, r *http.Request, _ appliance.S
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
+	s.renderStatus(w, r, sess, "", nil)
+}
+
+// renderStatus shows the dashboard with the outcome of an action.
+func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, sess appliance.Session, notice string, actionErr error) {
 	st, err := s.sys.Status(r.Context())
-	d := pageData{Session: sess, Status: st, Summary: s.summarize(r.Context())}
+	d := pageData{Session: sess, Status: st, Summary: s.summarize(r.Context()), Notice: notice}
+	if actionErr != nil {
+		err = actionErr
+	}
 	if err != nil {
 		_, d.Error = statusOf(err)
+		d.Notice = ""
 	}
 	s.render(w, r, http.StatusOK, "status", d)
 }
@@ -70,6 +81,7 @@ func (s *Server) formSetup(w http.ResponseWriter, r *http.Request, _ appliance.S
 		s.render(w, r, http.StatusBadRequest, "setup", pageData{Error: "The two passwords differ."})
 		return
 	}
+	auditUser(r, "admin")
 	if err := s.auth.Setup(r.PostForm.Get("code"), pw); err != nil {
 		if errors.Is(err, appliance.ErrAlreadySetUp) {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -95,6 +107,7 @@ func (s *Server) formLogin(w http.ResponseWriter, r *http.Request, _ appliance.S
 		s.render(w, r, http.StatusBadRequest, "login", pageData{Error: "The form could not be read."})
 		return
 	}
+	auditUser(r, r.PostForm.Get("user"))
 	sess, err := s.auth.Login(r.PostForm.Get("user"), r.PostForm.Get("password"), remote(r))
 	if err != nil {
 		code, msg := statusOf(err)

@@ -3,6 +3,7 @@
 package webui
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -83,7 +84,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		"deref":    func(p *int64) int64 { return *p },
 		"ms":       ms,
 	}
-	for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups"} {
+	for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "users", "audit"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", p, err)
@@ -157,6 +158,18 @@ func (s *Server) Routes() []Route {
 		{"GET /api/v1/pair/witness-key", Admin, s.apiWitnessKey},
 		{"GET /api/v1/network", Viewer, s.apiNetwork},
 		{"PUT /api/v1/network", Admin, s.apiSetNetwork},
+		{"GET /users", Admin, s.pageUsers},
+		{"POST /users", Admin, s.formAddUser},
+		{"POST /users/{name}/delete", Admin, s.formDeleteUser},
+		{"POST /users/{name}/password", Viewer, s.formSetPassword},
+		{"POST /sessions/end", Viewer, s.formEndSessions},
+		{"GET /audit", Admin, s.pageAudit},
+		{"GET /api/v1/users", Admin, s.apiUsers},
+		{"POST /api/v1/users", Admin, s.apiAddUser},
+		{"DELETE /api/v1/users/{name}", Admin, s.apiDeleteUser},
+		{"PUT /api/v1/users/{name}/password", Viewer, s.apiSetPassword},
+		{"POST /api/v1/sessions/end", Viewer, s.apiEndSessions},
+		{"GET /api/v1/audit", Admin, s.apiAudit},
 		{"GET /api/v1/disks", Viewer, s.apiDisks},
 		{"PUT /api/v1/disks/policy", Admin, s.apiHealthPolicy},
 		{"GET /api/v1/disks/{serial}/history", Viewer, s.apiHistory},
@@ -196,11 +209,25 @@ func headers(next http.Handler) http.Handler {
 	})
 }
 
-// guard checks the route's access level before calling it.
+// guard checks the route's access level before calling it, and writes the audit log: every request that
+// changes something (any method but GET) and every admin-only read, with who, from where, and the answer.
 func (s *Server) guard(rt Route) http.Handler {
 	api := strings.Contains(rt.Pattern, " /api/")
+	audited := rt.Access == Admin || !strings.HasPrefix(rt.Pattern, "GET ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var sess appliance.Session
+		if audited {
+			rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+			who := new(string)
+			r = r.WithContext(context.WithValue(r.Context(), auditKey{}, who))
+			defer func() {
+				e := appliance.AuditEntry{Time: time.Now().UTC(), User: *who, Remote: remote(r), Action: rt.Pattern, Path: r.URL.Path, Status: rec.status}
+				if err := s.auth.Record(e); err != nil {
+					s.log.Error("audit log", "entry", e, "err", err)
+				}
+			}()
+			w = rec
+		}
 		if rt.Access != Public {
 			var err error
 			sess, err = s.auth.Authenticate(token(r))
@@ -212,6 +239,7 @@ func (s *Server) guard(rt Route) http.Handler {
 				}
 				return
 			}
+			auditUser(r, sess.User)
 			if rt.Access == Admin && sess.Role != appliance.RoleAdmin {
 				s.fail(w, r, appliance.ErrForbidden)
 				return
@@ -220,6 +248,28 @@ func (s *Server) guard(rt Route) http.Handler {
 		rt.Handler(w, r, sess)
 	})
 }
+
+type auditKey struct{}
+
+// auditUser names who a request acts for in the audit log (the session's user; for a login, the name tried).
+func auditUser(r *http.Request, name string) {
+	if p, ok := r.Context().Value(auditKey{}).(*string); ok {
+		*p = name
+	}
+}
+
+// recorder keeps the status a handler answered, for the audit log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // token returns the bearer token, or the session cookie's value.
 func token(r *http.Request) string {

@@ -9,9 +9,12 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,7 +44,9 @@ const (
 	maxFailures    = 5                // failed logins per client within failWindow before 429
 	failWindow     = time.Minute
 	maxSetupTries  = 10 // wrong setup codes per boot before the code is replaced
-	adminKey       = "admin"
+	adminName      = "admin" // the account the first-boot setup creates
+	bucketAudit    = "audit"
+	keepAudit      = 50000 // audit entries kept
 	setupCodeBytes = 10 // 80 bits, printed as 16 base32 characters
 )
 
@@ -104,10 +109,10 @@ func newSetupCode() string {
 	return s[0:4] + "-" + s[4:8] + "-" + s[8:12] + "-" + s[12:16]
 }
 
-// NeedsSetup reports whether no admin password is set.
+// NeedsSetup reports whether no admin account exists.
 func (a *Auth) NeedsSetup() bool {
-	_, err := a.store.Get(state.BucketAuth, adminKey)
-	return errors.Is(err, state.ErrNotFound)
+	users, err := a.Users()
+	return err == nil && !slices.ContainsFunc(users, func(u appliance.User) bool { return u.Role == appliance.RoleAdmin })
 }
 
 // Setup sets the admin password if code matches the console's setup code.
@@ -137,7 +142,7 @@ func (a *Auth) Setup(code, password string) error {
 	if err != nil {
 		return err
 	}
-	if err := a.store.PutJSON(state.BucketAuth, adminKey, user{Name: "admin", Role: appliance.RoleAdmin, Hash: hash}); err != nil {
+	if err := a.store.PutJSON(state.BucketAuth, adminName, user{Name: adminName, Role: appliance.RoleAdmin, Hash: hash}); err != nil {
 		return fmt.Errorf("save admin password: %w", err)
 	}
 	a.setupCode = ""
@@ -290,4 +295,162 @@ func (a *Auth) Logout(token string) error {
 		return fmt.Errorf("logout: %w", err)
 	}
 	return nil
+}
+
+var validName = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,31}$`)
+
+// Users lists the accounts, by name.
+func (a *Auth) Users() ([]appliance.User, error) {
+	var out []appliance.User
+	err := a.store.ForEach(state.BucketAuth, func(_ string, v []byte) error {
+		var u user
+		if err := json.Unmarshal(v, &u); err != nil {
+			return fmt.Errorf("decode user: %w", err)
+		}
+		out = append(out, appliance.User{Name: u.Name, Role: u.Role})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	slices.SortFunc(out, func(x, y appliance.User) int { return strings.Compare(x.Name, y.Name) })
+	return out, nil
+}
+
+// AddUser creates an account.
+func (a *Auth) AddUser(name, password, role string) error {
+	if !validName.MatchString(name) {
+		return fmt.Errorf("%w: a user name is 1-32 lower-case letters, digits, '.', '_' or '-', starting with a letter", appliance.ErrBadInput)
+	}
+	if role != appliance.RoleAdmin && role != appliance.RoleViewer {
+		return fmt.Errorf("%w: role %q: use %q or %q", appliance.ErrBadInput, role, appliance.RoleAdmin, appliance.RoleViewer)
+	}
+	if err := CheckPassword(password); err != nil {
+		return err
+	}
+	hash, err := hashPassword(password)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, err := a.store.Get(state.BucketAuth, name); err == nil {
+		return fmt.Errorf("user %s already exists: %w", name, appliance.ErrConflict)
+	}
+	if err := a.store.PutJSON(state.BucketAuth, name, user{Name: name, Role: role, Hash: hash}); err != nil {
+		return fmt.Errorf("add user %s: %w", name, err)
+	}
+	a.log.Info("user added", "user", name, "role", role)
+	return nil
+}
+
+// DeleteUser removes an account and ends its sessions; the last admin stays.
+func (a *Auth) DeleteUser(name string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	users, err := a.Users()
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(users, func(u appliance.User) bool { return u.Name == name })
+	if i < 0 {
+		return fmt.Errorf("user %s: %w", name, appliance.ErrNotFound)
+	}
+	admins := 0
+	for _, u := range users {
+		if u.Role == appliance.RoleAdmin {
+			admins++
+		}
+	}
+	if users[i].Role == appliance.RoleAdmin && admins == 1 {
+		return fmt.Errorf("user %s is the last admin; add another admin first: %w", name, appliance.ErrConflict)
+	}
+	if err := a.store.Delete(state.BucketAuth, name); err != nil {
+		return fmt.Errorf("delete user %s: %w", name, err)
+	}
+	if _, err := a.endSessions(name, ""); err != nil {
+		return err
+	}
+	a.log.Info("user deleted", "user", name)
+	return nil
+}
+
+// SetPassword replaces an account's password and ends its other sessions.
+func (a *Auth) SetPassword(name, password, keep string) error {
+	if err := CheckPassword(password); err != nil {
+		return err
+	}
+	hash, err := hashPassword(password)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var u user
+	if err := a.store.GetJSON(state.BucketAuth, name, &u); err != nil {
+		if errors.Is(err, state.ErrNotFound) {
+			return fmt.Errorf("user %s: %w", name, appliance.ErrNotFound)
+		}
+		return fmt.Errorf("set password of %s: %w", name, err)
+	}
+	u.Hash = hash
+	if err := a.store.PutJSON(state.BucketAuth, name, u); err != nil {
+		return fmt.Errorf("set password of %s: %w", name, err)
+	}
+	_, err = a.endSessions(name, keep)
+	return err
+}
+
+// EndSessions ends every session of name but keep's.
+func (a *Auth) EndSessions(name, keep string) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.endSessions(name, keep)
+}
+
+func (a *Auth) endSessions(name, keep string) (int, error) {
+	keepKey := ""
+	if keep != "" {
+		keepKey = tokenKey(keep)
+	}
+	var ended []string
+	err := a.store.ForEach(state.BucketSessions, func(k string, v []byte) error {
+		var s session
+		if json.Unmarshal(v, &s) == nil && s.User == name && k != keepKey {
+			ended = append(ended, k)
+		}
+		return nil
+	})
+	for _, k := range ended {
+		err = errors.Join(err, a.store.Delete(state.BucketSessions, k))
+	}
+	if err != nil {
+		return 0, fmt.Errorf("end sessions of %s: %w", name, err)
+	}
+	return len(ended), nil
+}
+
+// Record adds an entry to the audit log.
+func (a *Auth) Record(e appliance.AuditEntry) error {
+	if err := a.store.Append(bucketAudit, e.Time, e, keepAudit); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// Audit returns the last n entries, newest first.
+func (a *Auth) Audit(n int) ([]appliance.AuditEntry, error) {
+	out := []appliance.AuditEntry{}
+	if n <= 0 {
+		return out, nil
+	}
+	err := a.store.Last(bucketAudit, func(v []byte) (bool, error) {
+		var e appliance.AuditEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return false, fmt.Errorf("decode audit entry: %w", err)
+		}
+		out = append(out, e)
+		return len(out) < n, nil
+	})
+	return out, err
 }

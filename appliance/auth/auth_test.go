@@ -143,3 +143,99 @@ func TestVerifyPasswordRejectsGarbage(t *testing.T) {
 		t.Error("verifyPassword(bcrypt string) = nil error")
 	}
 }
+
+// Accounts: an admin adds a viewer and a second admin; bad names, roles, passwords and duplicates are
+// refused; the last admin cannot be removed (else the first-boot setup would open again); removing an
+// account or changing its password ends its sessions, keeping only the caller's own.
+func TestUsers(t *testing.T) {
+	a, _ := setUp(t)
+	for _, bad := range []struct{ name, pw, role string }{
+		{"Clerk", goodPW, appliance.RoleViewer}, {"", goodPW, appliance.RoleViewer}, {"a b", goodPW, appliance.RoleViewer},
+		{"clerk", goodPW, "root"}, {"clerk", "short", appliance.RoleViewer},
+	} {
+		if err := a.AddUser(bad.name, bad.pw, bad.role); err == nil {
+			t.Errorf("AddUser(%q, %q, %q) accepted", bad.name, bad.pw, bad.role)
+		}
+	}
+	if err := a.AddUser("clerk", goodPW, appliance.RoleViewer); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddUser("clerk", goodPW, appliance.RoleAdmin); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("duplicate user: %v", err)
+	}
+	s, err := a.Login("clerk", goodPW, "192.0.2.9")
+	if err != nil || s.Role != appliance.RoleViewer {
+		t.Fatalf("viewer login: %+v %v", s, err)
+	}
+	if err := a.DeleteUser("admin"); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("deleting the last admin: %v", err)
+	}
+	if err := a.AddUser("it-person", goodPW, appliance.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeleteUser("admin"); err != nil {
+		t.Errorf("deleting an admin while another exists: %v", err)
+	}
+	if a.NeedsSetup() {
+		t.Error("the setup reopened after the first admin was removed")
+	}
+	users, _ := a.Users()
+	if len(users) != 2 || users[0] != (appliance.User{Name: "clerk", Role: appliance.RoleViewer}) || users[1].Name != "it-person" {
+		t.Errorf("users %+v", users)
+	}
+
+	// Two sessions of the clerk; a password change from the first ends the second.
+	s2, _ := a.Login("clerk", goodPW, "192.0.2.10")
+	if err := a.SetPassword("clerk", goodPW+"!", s.Token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(s.Token); err != nil {
+		t.Errorf("the caller's own session ended: %v", err)
+	}
+	if _, err := a.Authenticate(s2.Token); err == nil {
+		t.Error("another session survived the password change")
+	}
+	if _, err := a.Login("clerk", goodPW, "192.0.2.10"); !errors.Is(err, appliance.ErrBadCredentials) {
+		t.Errorf("old password: %v", err)
+	}
+	if err := a.DeleteUser("clerk"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(s.Token); err == nil {
+		t.Error("a deleted user's session still works")
+	}
+	if err := a.DeleteUser("clerk"); !errors.Is(err, appliance.ErrNotFound) {
+		t.Errorf("deleting a missing user: %v", err)
+	}
+}
+
+func TestEndSessionsAndAudit(t *testing.T) {
+	a, c := setUp(t)
+	var toks []string
+	for range 3 {
+		s, err := a.Login("admin", goodPW, "192.0.2.9")
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, s.Token)
+	}
+	if n, err := a.EndSessions("admin", toks[0]); err != nil || n != 2 {
+		t.Errorf("EndSessions = %d, %v; want 2", n, err)
+	}
+	for i, tok := range toks {
+		if _, err := a.Authenticate(tok); (err == nil) != (i == 0) {
+			t.Errorf("session %d after logout elsewhere: %v", i, err)
+		}
+	}
+
+	for i := range 5 {
+		c.t = c.t.Add(time.Second)
+		if err := a.Record(appliance.AuditEntry{Time: c.t, User: "admin", Action: "POST /x", Status: 200 + i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := a.Audit(3)
+	if err != nil || len(got) != 3 || got[0].Status != 204 || got[2].Status != 202 || !got[0].Time.Equal(c.t) {
+		t.Errorf("Audit(3) = %+v, %v", got, err)
+	}
+}

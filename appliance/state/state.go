@@ -205,39 +205,83 @@ type Event struct {
 	Message string    `json:"message"`
 }
 
+// KeepEvents is how many events the store keeps; older ones are dropped as new ones come.
+const KeepEvents = 20000
+
 // AddEvent appends e to the events bucket (keyed by time, so the history reads in order).
 func (s *Store) AddEvent(e Event) error {
-	return s.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(BucketEvents))
-		seq, _ := b.NextSequence()
-		key := binary.BigEndian.AppendUint64(nil, uint64(e.Time.UnixNano()))
-		key = binary.BigEndian.AppendUint64(key, seq)
-		v, err := json.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("encode event: %w", err)
-		}
-		return b.Put(key, v)
-	})
+	return s.Append(BucketEvents, e.Time, e, KeepEvents)
 }
 
 // Events returns the last n events of source ("" for all), oldest first.
 func (s *Store) Events(source string, n int) ([]Event, error) {
 	var out []Event
-	err := s.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket([]byte(BucketEvents)).Cursor()
-		for k, v := c.Last(); k != nil && len(out) < n; k, v = c.Prev() {
-			var e Event
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("decode event: %w", err)
+	if n <= 0 {
+		return nil, nil
+	}
+	err := s.Last(BucketEvents, func(v []byte) (bool, error) {
+		var e Event
+		if err := json.Unmarshal(v, &e); err != nil {
+			return false, fmt.Errorf("decode event: %w", err)
+		}
+		if source == "" || e.Source == source {
+			out = append(out, e)
+		}
+		return len(out) < n, nil
+	})
+	slices.Reverse(out)
+	return out, err
+}
+
+// Append adds v (JSON) to a log bucket under its time, and drops the oldest entries beyond keep (0: none).
+func (s *Store) Append(bucket string, t time.Time, v any, keep int) error {
+	val, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s entry: %w", bucket, err)
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
+		if err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucket, err)
+		}
+		seq, _ := b.NextSequence()
+		key := binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano()))
+		key = binary.BigEndian.AppendUint64(key, seq)
+		if err := b.Put(key, val); err != nil {
+			return fmt.Errorf("append to %s: %w", bucket, err)
+		}
+		if keep <= 0 || seq%64 != 0 { // trimming counts the keys: do it now and then
+			return nil
+		}
+		c := b.Cursor()
+		for n, k := b.Stats().KeyN-keep, []byte(nil); n > 0; n-- {
+			if k, _ = c.First(); k == nil {
+				break
 			}
-			if source == "" || e.Source == source {
-				out = append(out, e)
+			if err := c.Delete(); err != nil {
+				return fmt.Errorf("trim %s: %w", bucket, err)
 			}
 		}
 		return nil
 	})
-	slices.Reverse(out)
-	return out, err
+}
+
+// Last calls f with a log bucket's entries, newest first, while f returns true.
+func (s *Store) Last(bucket string, f func(v []byte) (bool, error)) error {
+	return s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			more, err := f(v)
+			if err != nil || !more {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Relocate copies the database to path (a consistent snapshot) and goes on from there: how the state

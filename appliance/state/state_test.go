@@ -104,3 +104,36 @@ func TestEventsAndRelocate(t *testing.T) {
 		t.Fatalf("a write after relocation did not land in the new file: %q %v", v, err)
 	}
 }
+
+// A log bucket keeps its newest entries: appending past keep drops the oldest, in order.
+func TestAppendKeepsTheNewest(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const keep, total = 100, 1000
+	for i := range total {
+		if err := s.Append("log", t0.Add(time.Duration(i)*time.Second), i, keep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []int
+	if err := s.Last("log", func(v []byte) (bool, error) {
+		var i int
+		_, err := fmt.Sscan(string(v), &i)
+		got = append(got, i)
+		return true, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < keep || len(got) > keep+64 {
+		t.Fatalf("%d entries kept, want %d (+ at most 64 before a trim)", len(got), keep)
+	}
+	for j, i := range got {
+		if i != total-1-j {
+			t.Fatalf("entry %d is %d, want %d (newest first, nothing missing)", j, i, total-1-j)
+		}
+	}
+}

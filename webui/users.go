@@ -1,0 +1,194 @@
+package webui
+
+import (
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+// auditPage is how many audit entries the page shows; the export and the API give more.
+const auditPage = 200
+
+type newUser struct {
+	Name     string `json:"name"`
+	Password string `json:"password"`
+	Role     string `json:"role"`
+}
+
+type newPassword struct {
+	Password string `json:"password"`
+}
+
+// mayChangePassword: admins change anyone's password, others only their own.
+func mayChangePassword(sess appliance.Session, name string) error {
+	if sess.Role != appliance.RoleAdmin && sess.User != name {
+		return appliance.ErrForbidden
+	}
+	return nil
+}
+
+func (s *Server) apiUsers(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	users, err := s.auth.Users()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, users)
+}
+
+func (s *Server) apiAddUser(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	var u newUser
+	if err := decode(r, &u); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.auth.AddUser(u.Name, u.Password, u.Role); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, appliance.User{Name: u.Name, Role: u.Role})
+}
+
+func (s *Server) apiDeleteUser(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	if err := s.auth.DeleteUser(r.PathValue("name")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) apiSetPassword(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	name := r.PathValue("name")
+	var p newPassword
+	err := mayChangePassword(sess, name)
+	if err == nil {
+		err = decode(r, &p)
+	}
+	if err == nil {
+		err = s.auth.SetPassword(name, p.Password, token(r))
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) apiEndSessions(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	n, err := s.auth.EndSessions(sess.User, token(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"ended": n})
+}
+
+// apiAudit answers the last n entries (?n=, default 1000), as JSON or, with ?format=csv, as a file to keep.
+func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	n := 1000
+	if v := r.URL.Query().Get("n"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 100000 {
+			s.fail(w, r, fmt.Errorf("%w: n must be a number from 1 to 100000", errBadRequest))
+			return
+		}
+	}
+	entries, err := s.auth.Audit(n)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if r.URL.Query().Get("format") != "csv" {
+		writeJSON(w, http.StatusOK, entries)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="audit.csv"`)
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"time", "user", "remote", "action", "path", "status"})
+	for _, e := range entries {
+		_ = cw.Write([]string{e.Time.UTC().Format("2006-01-02T15:04:05Z"), csvSafe(e.User), e.Remote, e.Action, csvSafe(e.Path), strconv.Itoa(e.Status)})
+	}
+	cw.Flush()
+}
+
+// csvSafe keeps a spreadsheet from reading a user-supplied field as a formula.
+func csvSafe(v string) string {
+	if v != "" && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@') {
+		return "'" + v
+	}
+	return v
+}
+
+func (s *Server) renderUsers(w http.ResponseWriter, r *http.Request, sess appliance.Session, notice string, actionErr error) {
+	users, err := s.auth.Users()
+	d := pageData{Session: sess, Users: users, Notice: notice}
+	if actionErr != nil {
+		err = actionErr
+	}
+	if err != nil {
+		_, d.Error = statusOf(err)
+		d.Notice = ""
+	}
+	s.render(w, r, http.StatusOK, "users", d)
+}
+
+func (s *Server) pageUsers(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.renderUsers(w, r, sess, "", nil)
+}
+
+func (s *Server) formAddUser(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	name, role := r.PostFormValue("name"), r.PostFormValue("role")
+	var err error
+	if pw := r.PostFormValue("password"); pw != r.PostFormValue("confirm") {
+		err = fmt.Errorf("%w: the two passwords differ", appliance.ErrBadInput)
+	} else {
+		err = s.auth.AddUser(name, pw, role)
+	}
+	s.renderUsers(w, r, sess, "User "+name+" added ("+role+").", err)
+}
+
+func (s *Server) formDeleteUser(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	name := r.PathValue("name")
+	var err error
+	if r.PostFormValue("confirm") != name {
+		err = fmt.Errorf("%w: type the user name to confirm", appliance.ErrBadInput)
+	} else {
+		err = s.auth.DeleteUser(name)
+	}
+	s.renderUsers(w, r, sess, "User "+name+" removed; their sessions have ended.", err)
+}
+
+// formSetPassword changes a password; a viewer (who cannot see the users page) returns to the dashboard.
+func (s *Server) formSetPassword(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	name := r.PathValue("name")
+	err := mayChangePassword(sess, name)
+	if pw := r.PostFormValue("password"); err == nil && pw != r.PostFormValue("confirm") {
+		err = fmt.Errorf("%w: the two passwords differ", appliance.ErrBadInput)
+	} else if err == nil {
+		err = s.auth.SetPassword(name, pw, token(r))
+	}
+	notice := "The password of " + name + " is changed; their other sessions have ended."
+	if sess.Role == appliance.RoleAdmin {
+		s.renderUsers(w, r, sess, notice, err)
+		return
+	}
+	s.renderStatus(w, r, sess, notice, err)
+}
+
+func (s *Server) formEndSessions(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	n, err := s.auth.EndSessions(sess.User, token(r))
+	s.renderStatus(w, r, sess, fmt.Sprintf("Logged out everywhere else (%d other sessions ended).", n), err)
+}
+
+func (s *Server) pageAudit(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	entries, err := s.auth.Audit(auditPage)
+	d := pageData{Session: sess, Audit: entries}
+	if err != nil {
+		_, d.Error = statusOf(err)
+	}
+	s.render(w, r, http.StatusOK, "audit", d)
+}

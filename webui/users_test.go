@@ -1,0 +1,171 @@
+package webui
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+func (e *env) login(t *testing.T, user, password string) string {
+	t.Helper()
+	w := e.do(req{method: "POST", path: "/api/v1/login", body: `{"user":"` + user + `","password":"` + password + `"}`})
+	var out struct{ Token string }
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &out) != nil || out.Token == "" {
+		t.Fatalf("login %s = %d %s", user, w.Code, w.Body)
+	}
+	return out.Token
+}
+
+func bearer(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+
+// A viewer is refused every admin route (read from the route table, so a new one cannot be forgotten) and
+// nothing happens; the refusals are in the audit log.
+func TestViewerCannotAct(t *testing.T) {
+	e := newEnv(t)
+	admin := e.setUpAndLogin(t)
+	if w := e.do(req{method: "POST", path: "/api/v1/users", body: `{"name":"clerk","password":"` + pw + `","role":"viewer"}`, hdr: bearer(admin)}); w.Code != 201 {
+		t.Fatalf("add viewer = %d %s", w.Code, w.Body)
+	}
+	viewer := e.login(t, "clerk", pw)
+	param := regexp.MustCompile(`\{[a-z$]*\}`)
+	n := 0
+	for _, rt := range e.srv.Routes() {
+		if rt.Access != Admin {
+			continue
+		}
+		method, path, _ := strings.Cut(rt.Pattern, " ")
+		path = param.ReplaceAllString(path, "reboot")
+		if w := e.do(req{method: method, path: path, body: "{}", hdr: bearer(viewer)}); w.Code != 403 {
+			t.Errorf("viewer %s %s = %d, want 403", method, path, w.Code)
+		}
+		n++
+	}
+	if len(e.sys.shutdowns) != 0 {
+		t.Errorf("a viewer shut the unit down: %v", e.sys.shutdowns)
+	}
+	// Viewers still see: the dashboard and the status API.
+	if w := e.do(req{method: "GET", path: "/api/v1/status", hdr: bearer(viewer)}); w.Code != 200 {
+		t.Errorf("viewer status = %d", w.Code)
+	}
+	log, err := e.auth.Audit(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, a := range log {
+		if a.User == "clerk" && a.Status == 403 {
+			refused++
+		}
+	}
+	if refused != n {
+		t.Errorf("%d refused admin requests by the viewer in the audit log, want %d", refused, n)
+	}
+}
+
+// Users through the API, the audit log of it all, and its CSV export.
+func TestUsersAndAudit(t *testing.T) {
+	e := newEnv(t)
+	admin := e.setUpAndLogin(t)
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{`{"name":"Clerk","password":"` + pw + `","role":"viewer"}`, 400},
+		{`{"name":"clerk","password":"short","role":"viewer"}`, 400},
+		{`{"name":"clerk","password":"` + pw + `","role":"root"}`, 400},
+		{`{"name":"clerk","password":"` + pw + `","role":"viewer","admin":true}`, 400},
+		{`{"name":"clerk","password":"` + pw + `","role":"viewer"}`, 201},
+		{`{"name":"clerk","password":"` + pw + `","role":"viewer"}`, 409},
+	} {
+		if w := e.do(req{method: "POST", path: "/api/v1/users", body: tc.body, hdr: bearer(admin)}); w.Code != tc.want {
+			t.Errorf("add user %s = %d %s, want %d", tc.body, w.Code, w.Body, tc.want)
+		}
+	}
+	var users []appliance.User
+	if w := e.do(req{method: "GET", path: "/api/v1/users", hdr: bearer(admin)}); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &users) != nil || len(users) != 2 {
+		t.Errorf("users = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "GET", path: "/users", hdr: map[string]string{"Cookie": CookieName + "=" + admin}}); w.Code != 200 || !strings.Contains(w.Body.String(), `action="/users/clerk/delete"`) {
+		t.Errorf("users page = %d, want the clerk with a remove form", w.Code)
+	}
+	if w := e.do(req{method: "DELETE", path: "/api/v1/users/admin", hdr: bearer(admin)}); w.Code != 409 {
+		t.Errorf("delete the last admin = %d %s, want 409", w.Code, w.Body)
+	}
+	viewer := e.login(t, "clerk", pw)
+	// A viewer changes their own password, not someone else's.
+	if w := e.do(req{method: "PUT", path: "/api/v1/users/admin/password", body: `{"password":"taken over by the clerk"}`, hdr: bearer(viewer)}); w.Code != 403 {
+		t.Errorf("viewer sets the admin's password = %d", w.Code)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/users/clerk/password", body: `{"password":"the clerk's new password"}`, hdr: bearer(viewer)}); w.Code != 204 {
+		t.Errorf("viewer sets own password = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/login", body: `{"user":"clerk","password":"` + pw + `"}`}); w.Code != 401 {
+		t.Errorf("old password = %d", w.Code)
+	}
+	other := e.login(t, "clerk", "the clerk's new password")
+	if w := e.do(req{method: "POST", path: "/api/v1/sessions/end", hdr: bearer(viewer)}); w.Code != 200 || !strings.Contains(w.Body.String(), `"ended":1`) {
+		t.Errorf("log out everywhere else = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/status", hdr: bearer(other)}); w.Code != 401 {
+		t.Errorf("a session ended elsewhere still works: %d", w.Code)
+	}
+	if w := e.do(req{method: "DELETE", path: "/api/v1/users/clerk", hdr: bearer(admin)}); w.Code != 204 {
+		t.Errorf("delete clerk = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/status", hdr: bearer(viewer)}); w.Code != 401 {
+		t.Errorf("a removed user's session still works: %d", w.Code)
+	}
+
+	// The audit log holds all of it, newest first; reads by viewers are not in it.
+	var log []appliance.AuditEntry
+	if w := e.do(req{method: "GET", path: "/api/v1/audit?n=100", hdr: bearer(admin)}); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &log) != nil {
+		t.Fatalf("audit = %d %s", w.Code, w.Body)
+	}
+	var lines []string
+	for _, a := range log {
+		lines = append(lines, a.User+" "+a.Action+" "+a.Path+" "+strconv.Itoa(a.Status))
+	}
+	got := strings.Join(lines, "\n")
+	for _, want := range []string{
+		"admin DELETE /api/v1/users/{name} /api/v1/users/clerk 204",
+		"clerk POST /api/v1/login /api/v1/login 401",
+		"clerk PUT /api/v1/users/{name}/password /api/v1/users/admin/password 403",
+		"admin POST /api/v1/users /api/v1/users 409",
+		"admin POST /api/v1/setup /api/v1/setup 204",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("audit log lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "GET /api/v1/status") {
+		t.Errorf("viewer reads are in the audit log:\n%s", got)
+	}
+	if log[0].Action != "DELETE /api/v1/users/{name}" || log[0].Remote == "" || log[0].Time.IsZero() {
+		t.Errorf("newest entry %+v, want the deletion with time and remote", log[0])
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/audit?n=0", hdr: bearer(admin)}); w.Code != 400 {
+		t.Errorf("audit n=0 = %d", w.Code)
+	}
+	w := e.do(req{method: "GET", path: "/api/v1/audit?format=csv", hdr: bearer(admin)})
+	rows, err := csv.NewReader(w.Body).ReadAll()
+	if w.Code != 200 || err != nil || len(rows) < len(log) || rows[0][0] != "time" || !strings.Contains(w.Header().Get("Content-Disposition"), "audit.csv") {
+		t.Errorf("csv export = %d, %d rows, %v", w.Code, len(rows), err)
+	}
+	// Admin-only reads are audited too: the reads above are now in it, and the page shows them.
+	if w := e.do(req{method: "GET", path: "/audit", hdr: map[string]string{"Cookie": CookieName + "=" + admin}}); w.Code != 200 || !strings.Contains(w.Body.String(), "/api/v1/users/clerk") || !strings.Contains(w.Body.String(), "GET /api/v1/audit") {
+		t.Errorf("audit page = %d", w.Code)
+	}
+}
+
+func TestCSVSafe(t *testing.T) {
+	for in, want := range map[string]string{"=cmd()": "'=cmd()", "@x": "'@x", "alice": "alice", "": ""} {
+		if got := csvSafe(in); got != want {
+			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
