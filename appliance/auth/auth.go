@@ -43,11 +43,11 @@ const (
 	SessionIdle    = 30 * time.Minute // a session unused this long ends
 	maxFailures    = 5                // failed logins per client within failWindow before 429
 	failWindow     = time.Minute
-	maxSetupTries  = 10 // wrong setup codes per boot before the code is replaced
+	maxSetupTries  = 10      // wrong setup codes per boot before the code is replaced
 	adminName      = "admin" // the account the first-boot setup creates
 	bucketAudit    = "audit"
 	keepAudit      = 50000 // audit entries kept
-	setupCodeBytes = 10 // 80 bits, printed as 16 base32 characters
+	setupCodeBytes = 10    // 80 bits, printed as 16 base32 characters
 )
 
 type user struct {
