@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
@@ -24,13 +25,25 @@ func (f *fakeSystem) Shutdown(_ context.Context, reboot bool) error {
 
 // fakeStorage records the storage actions the UI asks for.
 type fakeStorage struct {
+	mu       sync.Mutex
 	st       appliance.StorageStatus
 	scrubs   int
 	adopted  []string
 	scrubErr error
 }
 
-func (f *fakeStorage) Storage(context.Context) (appliance.StorageStatus, error) { return f.st, nil }
+func (f *fakeStorage) Storage(context.Context) (appliance.StorageStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st, nil
+}
+
+// change edits the status while the server may be reading it.
+func (f *fakeStorage) change(edit func(*appliance.StorageStatus)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	edit(&f.st)
+}
 
 func (f *fakeStorage) Scrub(context.Context) error {
 	if f.scrubErr != nil {

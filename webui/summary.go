@@ -8,21 +8,32 @@ import (
 	"github.com/lawbox/appliance/appliance"
 )
 
-// summary is the dashboard's one sentence: green when nothing needs doing, amber when something should be
-// looked at, red when data is at risk; and the alerts behind it.
+// summary is the dashboard: one sentence, green when nothing needs doing, amber when something should be
+// looked at, red when data is at risk; the alerts behind it; and each part at a glance (nil or empty when it
+// could not be read).
 type summary struct {
-	Level    string // "green", "amber", "red"
-	Sentence string
-	Alerts   []appliance.Alert
+	Level      string // "green", "amber", "red"
+	Sentence   string
+	Alerts     []appliance.Alert
+	Storage    *appliance.StorageStatus
+	Health     map[string]string // disk serial -> SMART health
+	Pair       appliance.PairStatus
+	DB         *appliance.DatabaseStatus
+	Backups    *appliance.BackupStatus
+	LastBackup *appliance.Backup
 }
 
 func (s *Server) summarize(ctx context.Context) summary {
+	var sum summary
 	var alerts []appliance.Alert
 	if st, err := s.disks.Storage(ctx); err == nil {
+		sum.Storage = &st
 		alerts = append(alerts, st.Alerts...)
 	}
 	if ds, err := s.health.Disks(ctx); err == nil {
+		sum.Health = map[string]string{}
 		for _, d := range ds {
+			sum.Health[d.Serial] = d.SMART.Health
 			for _, f := range d.SMART.Findings {
 				if f.Acknowledged {
 					continue
@@ -35,20 +46,26 @@ func (s *Server) summarize(ctx context.Context) summary {
 			}
 		}
 	}
-	var pair appliance.PairStatus
 	if s.pair != nil {
-		pair = s.pair.Pair()
-		alerts = append(alerts, pairAlerts(pair)...)
+		sum.Pair = s.pair.Pair()
+		alerts = append(alerts, pairAlerts(sum.Pair)...)
 	}
 	if db, err := s.db.Database(ctx); err == nil {
-		alerts = append(alerts, dbAlerts(db, pair.Paired)...)
+		sum.DB = &db
+		alerts = append(alerts, dbAlerts(db, sum.Pair.Paired)...)
 	}
 	if s.backups != nil {
 		if b, err := s.backups.Backups(ctx); err == nil {
+			sum.Backups = &b
+			for i := range b.Backups {
+				if sum.LastBackup == nil || b.Backups[i].Created.After(sum.LastBackup.Created) {
+					sum.LastBackup = &b.Backups[i]
+				}
+			}
 			alerts = append(alerts, backupAlerts(b, time.Now())...)
 		}
 	}
-	sum := summary{Level: "green", Sentence: "Everything is working: the disks are mirrored and healthy.", Alerts: alerts}
+	sum.Level, sum.Sentence, sum.Alerts = "green", "Everything is working: the disks are mirrored and healthy.", alerts
 	for _, a := range alerts {
 		if a.Level == "critical" {
 			sum.Level, sum.Sentence = "red", "Attention needed: office data is at risk until the problems below are fixed."

@@ -82,10 +82,11 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		"duration": func(sec int64) string { return (time.Duration(sec) * time.Second).String() },
 		"percent":  func(p *float64) string { return fmt.Sprintf("%.1f", *p*100) },
 		"deref":    func(p *int64) int64 { return *p },
+		"derefF":   func(p *float64) float64 { return *p },
 		"ms":       ms,
 	}
 	for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "users", "audit"} {
-		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
+		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/live.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", p, err)
 		}
@@ -109,6 +110,7 @@ func (s *Server) Routes() []Route {
 		{"POST /api/v1/login", Public, s.apiLogin},
 		{"POST /api/v1/logout", Viewer, s.apiLogout},
 		{"GET /api/v1/status", Viewer, s.apiStatus},
+		{"GET /api/v1/events", Viewer, s.apiEvents},
 		{"POST /api/v1/system/{action}", Admin, s.apiPower},
 		{"GET /storage", Viewer, s.pageStorage},
 		{"POST /storage/scrub", Admin, s.formScrub},

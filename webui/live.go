@@ -1,0 +1,65 @@
+package webui
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+// Live dashboard timing: the dashboard is re-read every liveEvery and sent when it changed; a comment
+// keeps idle connections open through proxies every liveKeepalive.
+const (
+	liveEvery     = 2 * time.Second
+	liveKeepalive = 15 * time.Second
+)
+
+// apiEvents streams the dashboard to the status page (server-sent events): an "live" event carrying the
+// rendered dashboard section (JSON string of HTML, escaped by the templates) whenever it changes, and an
+// "end" event when the session ends, after which the page reloads into the login form.
+func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{}) // the server's write timeout is for ordinary answers
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	tick := time.NewTicker(liveEvery)
+	defer tick.Stop()
+	var last []byte
+	lastWrite := time.Now()
+	for {
+		if _, err := s.auth.Authenticate(token(r)); err != nil {
+			fmt.Fprint(w, "event: end\ndata: {}\n\n")
+			_ = rc.Flush()
+			return
+		}
+		var buf bytes.Buffer
+		if err := s.pages["status"].ExecuteTemplate(&buf, "live", s.summarize(r.Context())); err != nil {
+			s.log.Error("live dashboard", "err", err)
+			return
+		}
+		switch {
+		case !bytes.Equal(buf.Bytes(), last):
+			data, _ := json.Marshal(buf.String())
+			if _, err := fmt.Fprintf(w, "event: live\ndata: %s\n\n", data); err != nil {
+				return
+			}
+			last, lastWrite = buf.Bytes(), time.Now()
+		case time.Since(lastWrite) >= liveKeepalive:
+			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
+				return
+			}
+			lastWrite = time.Now()
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package webui
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+// readEvent reads one server-sent event (skipping keepalive comments): its name and its data.
+func readEvent(t *testing.T, r *bufio.Reader) (string, string) {
+	t.Helper()
+	var name, data string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("event stream: %v (so far %q %q)", err, name, data)
+		}
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case line == "" && name != "":
+			return name, data
+		case strings.HasPrefix(line, "event: "):
+			name = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			data += strings.TrimPrefix(line, "data: ")
+		}
+	}
+}
+
+// The dashboard stream sends the dashboard at once, again when something changes (a rebuild moves on),
+// and "end" when the session is logged out.
+func TestLiveDashboard(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	srv := httptest.NewServer(e.h)
+	defer srv.Close()
+	rq, _ := http.NewRequest("GET", srv.URL+"/api/v1/events", nil)
+	rq.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := srv.Client().Do(rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	r := bufio.NewReader(resp.Body)
+	html := func() string {
+		name, data := readEvent(t, r)
+		var h string
+		if name != "live" || json.Unmarshal([]byte(data), &h) != nil {
+			t.Fatalf("event %q %q, want live with a JSON string", name, data)
+		}
+		return h
+	}
+	first := html()
+	for _, want := range []string{"summary-red", "37.5 %", "SN-OLD", "needs_adopt", "replace"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("first dashboard lacks %q:\n%s", want, first)
+		}
+	}
+	start := time.Now()
+	e.storage.change(func(st *appliance.StorageStatus) {
+		half := 0.5
+		st.Arrays = append([]appliance.Array(nil), st.Arrays...) // the server may still read the old one
+		st.Arrays[0].RebuildProgress = &half
+	})
+	if h := html(); !strings.Contains(h, "50.0 %") {
+		t.Errorf("after the rebuild moved on:\n%s", h)
+	}
+	t.Logf("change seen after %v", time.Since(start))
+	if err := e.auth.Logout(tok); err != nil {
+		t.Fatal(err)
+	}
+	if name, _ := readEvent(t, r); name != "end" {
+		t.Errorf("after logout: event %q, want end", name)
+	}
+}
