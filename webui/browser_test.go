@@ -1,0 +1,213 @@
+package webui
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+// chromium is Debian's browser, which the browser tests drive. Outside CI they are skipped without it;
+// in CI (make deps installs it) its absence is a failure.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is not installed (make deps installs it)")
+	}
+	t.Skip("chromium is not installed")
+	return ""
+}
+
+// Browser is a headless Chromium for one test; Shot saves a screenshot under build/screenshots/.
+type Browser struct {
+	t   *testing.T
+	ctx context.Context
+	dir string
+}
+
+// NewBrowser starts Chromium; the self-signed certificate of a unit is accepted.
+func NewBrowser(t *testing.T) *Browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox,
+		chromedp.Flag("ignore-certificate-errors", true), chromedp.WindowSize(1280, 1000))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(cancel2)
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	dir, _ := filepath.Abs(filepath.Join("..", "build", "screenshots", t.Name()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &Browser{t: t, ctx: ctx, dir: dir}
+}
+
+// Run runs browser actions, failing the test (with a screenshot) when they fail or take over a minute.
+func (b *Browser) Run(what string, actions ...chromedp.Action) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Run(ctx, actions...); err != nil {
+		b.Shot("failed-" + strings.ReplaceAll(what, " ", "-"))
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// Shot saves a full-page screenshot as name.png.
+func (b *Browser) Shot(name string) {
+	var png []byte
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 90)); err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	p := filepath.Join(b.dir, name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+	}
+}
+
+// Text is the visible text of the first element matching sel.
+func (b *Browser) Text(sel string) string {
+	var s string
+	b.Run("read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery))
+	return s
+}
+
+// The office IT person's first visit and daily use, in a real browser against the web UI (appliance parts
+// faked): first-boot setup, login, the dashboard with its alerts and live updates, adding a viewer, the
+// replace-disk and promote confirmations, and a viewer who sees but cannot act.
+func TestBrowser(t *testing.T) {
+	e := newEnv(t)
+	srv := httptest.NewTLSServer(e.h)
+	defer srv.Close()
+	b := NewBrowser(t)
+	u := srv.URL
+
+	b.Run("first visit", chromedp.Navigate(u+"/"), chromedp.WaitVisible(`input[name=code]`, chromedp.ByQuery))
+	b.Shot("01-setup")
+	b.Run("setup with a short password",
+		chromedp.SendKeys(`input[name=code]`, e.auth.SetupCode(), chromedp.ByQuery),
+		chromedp.SetValue(`input[name=password]`, "short", chromedp.ByQuery), // the browser's minlength would stop a typed one
+		chromedp.SetValue(`input[name=confirm]`, "short", chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelector('form').noValidate = true`, nil),
+		chromedp.Click(`button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`p.error`, chromedp.ByQuery))
+	if msg := b.Text(`p.error`); !strings.Contains(msg, "at least 12") {
+		t.Errorf("short password: %q", msg)
+	}
+	b.Run("setup",
+		chromedp.SendKeys(`input[name=code]`, e.auth.SetupCode(), chromedp.ByQuery),
+		chromedp.SendKeys(`input[name=password]`, pw, chromedp.ByQuery),
+		chromedp.SendKeys(`input[name=confirm]`, pw, chromedp.ByQuery),
+		chromedp.Click(`button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`p.notice`, chromedp.ByQuery))
+	b.Shot("02-setup-done")
+	if e.auth.NeedsSetup() {
+		t.Fatal("setup through the browser did not set the password")
+	}
+
+	login := func(user, password string) {
+		b.Run("log in as "+user, chromedp.Navigate(u+"/login"),
+			chromedp.SetValue(`input[name=user]`, user, chromedp.ByQuery),
+			chromedp.SendKeys(`input[name=password]`, password, chromedp.ByQuery),
+			chromedp.Click(`main button`, chromedp.ByQuery),
+			chromedp.WaitVisible(`#live`, chromedp.ByQuery))
+	}
+	login("admin", pw)
+	b.Shot("03-dashboard")
+	dash := b.Text(`#live`)
+	for _, want := range []string{"Attention needed", "disk SN-A: NVMe critical warning", "37.5 %", "SN-OLD", "production, running"} {
+		if !strings.Contains(dash, want) {
+			t.Errorf("dashboard lacks %q:\n%s", want, dash)
+		}
+	}
+	// The rebuild moves on: the page shows it without a reload.
+	e.storage.change(func(st *appliance.StorageStatus) {
+		p := 0.8
+		st.Arrays = append([]appliance.Array(nil), st.Arrays...)
+		st.Arrays[0].RebuildProgress = &p
+	})
+	b.Run("live update", chromedp.Poll(`document.getElementById('live').innerText.includes('80.0 %')`, nil, chromedp.WithPollingTimeout(30*time.Second)))
+	b.Shot("04-dashboard-live")
+
+	// Replace a disk: the adopt button needs the erase box ticked.
+	b.Run("storage page", chromedp.Navigate(u+"/storage"), chromedp.WaitVisible(`form[action="/storage/disks/SN-OLD/adopt"]`, chromedp.ByQuery))
+	b.Run("adopt without the tick", chromedp.Click(`form[action="/storage/disks/SN-OLD/adopt"] button`, chromedp.ByQuery), chromedp.Sleep(500*time.Millisecond))
+	if len(e.storage.adopted) != 0 {
+		t.Errorf("a disk was adopted without the erase confirmation: %v", e.storage.adopted)
+	}
+	b.Run("adopt", chromedp.Click(`form[action="/storage/disks/SN-OLD/adopt"] input[name=confirm]`, chromedp.ByQuery),
+		chromedp.Click(`form[action="/storage/disks/SN-OLD/adopt"] button`, chromedp.ByQuery), chromedp.WaitVisible(`p.notice`, chromedp.ByQuery))
+	b.Shot("05-adopt")
+	if len(e.storage.adopted) != 1 || e.storage.adopted[0] != "SN-OLD" {
+		t.Errorf("adopted %v, want SN-OLD", e.storage.adopted)
+	}
+
+	// Promote: the same, with its warning.
+	b.Run("database page", chromedp.Navigate(u+"/database"), chromedp.WaitVisible(`form[action="/database/promote"]`, chromedp.ByQuery))
+	b.Run("promote without the tick", chromedp.Click(`form[action="/database/promote"] button`, chromedp.ByQuery), chromedp.Sleep(500*time.Millisecond))
+	if e.db.promoted != 0 {
+		t.Error("promoted without the confirmation")
+	}
+	b.Run("promote", chromedp.Click(`form[action="/database/promote"] input[name=confirm]`, chromedp.ByQuery),
+		chromedp.Click(`form[action="/database/promote"] button`, chromedp.ByQuery), chromedp.WaitVisible(`p.notice`, chromedp.ByQuery))
+	b.Shot("06-promoted")
+	if e.db.promoted != 1 {
+		t.Errorf("promoted %d times, want 1", e.db.promoted)
+	}
+
+	// A viewer account, added from the users page; the viewer sees the dashboard but no admin forms.
+	b.Run("add a viewer", chromedp.Navigate(u+"/users"),
+		chromedp.SendKeys(`form[action="/users"] input[name=name]`, "clerk", chromedp.ByQuery),
+		chromedp.SendKeys(`form[action="/users"] input[name=password]`, pw, chromedp.ByQuery),
+		chromedp.SendKeys(`form[action="/users"] input[name=confirm]`, pw, chromedp.ByQuery),
+		chromedp.Click(`form[action="/users"] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`form[action="/users/clerk/delete"]`, chromedp.ByQuery))
+	b.Shot("07-users")
+	b.Run("log out", chromedp.Click(`header form button`, chromedp.ByQuery), chromedp.WaitVisible(`input[name=user]`, chromedp.ByQuery))
+	login("clerk", pw)
+	var forms int
+	b.Run("viewer's pages", chromedp.Navigate(u+"/database"), chromedp.WaitVisible(`h1`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelectorAll('form[action="/database/promote"]').length`, &forms))
+	if forms != 0 {
+		t.Error("the viewer is shown the promote form")
+	}
+	b.Shot("08-viewer")
+
+	// The admin's audit log has it all.
+	entries, _ := e.auth.Audit(100)
+	var seen []string
+	for _, a := range entries {
+		seen = append(seen, a.User+" "+a.Action)
+	}
+	for _, want := range []string{"admin POST /storage/disks/{serial}/adopt", "admin POST /database/promote", "admin POST /users", "clerk POST /login"} {
+		if !strings.Contains(strings.Join(seen, "\n"), want) {
+			t.Errorf("audit log lacks %q", want)
+		}
+	}
+}
+
+// Chromium can be started at all: a clear message rather than a browser test's timeout.
+func TestChromiumStarts(t *testing.T) {
+	out, err := exec.Command(chromium(t), "--headless", "--no-sandbox", "--version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Chromium") {
+		t.Fatalf("chromium --version: %v %s", err, out)
+	}
+}
