@@ -68,12 +68,12 @@ func (b *Browser) Run(what string, actions ...chromedp.Action) {
 	}
 }
 
-// Shot saves a full-page screenshot as name.png.
+// Shot saves a full-page screenshot as name.png (quality 100 is PNG; less would be JPEG).
 func (b *Browser) Shot(name string) {
 	var png []byte
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 90)); err != nil {
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)
 		return
 	}
@@ -95,8 +95,9 @@ func (b *Browser) Text(sel string) string {
 // replace-disk and promote confirmations, and a viewer who sees but cannot act.
 func TestBrowser(t *testing.T) {
 	e := newEnv(t)
+	e.db.role = "mirror" // so that the database page offers the promotion
 	srv := httptest.NewTLSServer(e.h)
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the browser's cleanup: its open event stream would hold Close
 	b := NewBrowser(t)
 	u := srv.URL
 
@@ -133,7 +134,7 @@ func TestBrowser(t *testing.T) {
 	login("admin", pw)
 	b.Shot("03-dashboard")
 	dash := b.Text(`#live`)
-	for _, want := range []string{"Attention needed", "disk SN-A: NVMe critical warning", "37.5 %", "SN-OLD", "production, running"} {
+	for _, want := range []string{"Attention needed", "disk SN-A: NVMe critical warning", "37.5 %", "SN-OLD", "mirror, running"} {
 		if !strings.Contains(dash, want) {
 			t.Errorf("dashboard lacks %q:\n%s", want, dash)
 		}
@@ -190,6 +191,15 @@ func TestBrowser(t *testing.T) {
 		t.Error("the viewer is shown the promote form")
 	}
 	b.Shot("08-viewer")
+
+	// On a phone: the dashboard fits the width (nothing to scroll sideways).
+	var fits bool
+	b.Run("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Navigate(u+"/"), chromedp.WaitVisible(`#live`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.documentElement.scrollWidth <= window.innerWidth`, &fits))
+	b.Shot("09-phone")
+	if !fits {
+		t.Error("the dashboard is wider than a phone screen")
+	}
 
 	// The admin's audit log has it all.
 	entries, _ := e.auth.Audit(100)

@@ -128,6 +128,7 @@ func (f *fakeHealth) History(context.Context, string) ([]appliance.HistoryPoint,
 
 // fakeDB is a running server with one database.
 type fakeDB struct {
+	role     string // "" is production
 	created  []string
 	upstream string
 	promoted int
@@ -136,7 +137,11 @@ type fakeDB struct {
 
 func (f *fakeDB) Database(context.Context) (appliance.DatabaseStatus, error) {
 	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	return appliance.DatabaseStatus{Role: "production", State: "running", Version: "15.14", Mirror: "streaming from 192.0.2.12",
+	role := f.role
+	if role == "" {
+		role = "production"
+	}
+	return appliance.DatabaseStatus{Role: role, State: "running", Version: "15.14", Mirror: "streaming from 192.0.2.12",
 		LagHistory: []appliance.LagPoint{{Time: t0, Seconds: 0.2}, {Time: t0.Add(10 * time.Second), Seconds: 1.5}},
 		Databases:  []appliance.DatabaseInfo{{Name: "practice", Owner: "practice_app", SizeBytes: 8 << 20}},
 		Slots:      []appliance.ReplicationSlot{{Name: "lawbox_mirror", Active: true, RetainedBytes: 48 << 20, WALStatus: "reserved"}}}, nil

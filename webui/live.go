@@ -22,7 +22,9 @@ const (
 // "end" event when the session ends, after which the page reloads into the login form.
 func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // the server's write timeout is for ordinary answers
+	// The server's timeouts are for ordinary answers (its read timeout would end the stream's context).
+	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetReadDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
 	tick := time.NewTicker(liveEvery)

@@ -141,6 +141,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx }, // ends the dashboards' event streams at shutdown
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
