@@ -1,11 +1,8 @@
 package webui
 
 import (
-	"context"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,82 +10,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/webui/browsertest"
 )
-
-// chromium is Debian's browser, which the browser tests drive. Outside CI they are skipped without it;
-// in CI (make deps installs it) its absence is a failure.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed (make deps installs it)")
-	}
-	t.Skip("chromium is not installed")
-	return ""
-}
-
-// Browser is a headless Chromium for one test; Shot saves a screenshot under build/screenshots/.
-type Browser struct {
-	t   *testing.T
-	ctx context.Context
-	dir string
-}
-
-// NewBrowser starts Chromium; the self-signed certificate of a unit is accepted.
-func NewBrowser(t *testing.T) *Browser {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox,
-		chromedp.Flag("ignore-certificate-errors", true), chromedp.WindowSize(1280, 1000))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(cancel2)
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	dir, _ := filepath.Abs(filepath.Join("..", "build", "screenshots", t.Name()))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return &Browser{t: t, ctx: ctx, dir: dir}
-}
-
-// Run runs browser actions, failing the test (with a screenshot) when they fail or take over a minute.
-func (b *Browser) Run(what string, actions ...chromedp.Action) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
-	defer cancel()
-	if err := chromedp.Run(ctx, actions...); err != nil {
-		b.Shot("failed-" + strings.ReplaceAll(what, " ", "-"))
-		b.t.Fatalf("%s: %v", what, err)
-	}
-}
-
-// Shot saves a full-page screenshot as name.png (quality 100 is PNG; less would be JPEG).
-func (b *Browser) Shot(name string) {
-	var png []byte
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
-		b.t.Logf("screenshot %s: %v", name, err)
-		return
-	}
-	p := filepath.Join(b.dir, name+".png")
-	if err := os.WriteFile(p, png, 0o644); err != nil {
-		b.t.Logf("screenshot %s: %v", name, err)
-	}
-}
-
-// Text is the visible text of the first element matching sel.
-func (b *Browser) Text(sel string) string {
-	var s string
-	b.Run("read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery))
-	return s
-}
 
 // The office IT person's first visit and daily use, in a real browser against the web UI (appliance parts
 // faked): first-boot setup, login, the dashboard with its alerts and live updates, adding a viewer, the
@@ -98,7 +21,7 @@ func TestBrowser(t *testing.T) {
 	e.db.role = "mirror" // so that the database page offers the promotion
 	srv := httptest.NewTLSServer(e.h)
 	t.Cleanup(srv.Close) // after the browser's cleanup: its open event stream would hold Close
-	b := NewBrowser(t)
+	b := browsertest.New(t)
 	u := srv.URL
 
 	b.Run("first visit", chromedp.Navigate(u+"/"), chromedp.WaitVisible(`input[name=code]`, chromedp.ByQuery))
@@ -124,16 +47,9 @@ func TestBrowser(t *testing.T) {
 		t.Fatal("setup through the browser did not set the password")
 	}
 
-	login := func(user, password string) {
-		b.Run("log in as "+user, chromedp.Navigate(u+"/login"),
-			chromedp.SetValue(`input[name=user]`, user, chromedp.ByQuery),
-			chromedp.SendKeys(`input[name=password]`, password, chromedp.ByQuery),
-			chromedp.Click(`main button`, chromedp.ByQuery),
-			chromedp.WaitVisible(`#live`, chromedp.ByQuery))
-	}
-	login("admin", pw)
+	b.Login(u, "admin", pw)
+	dash := b.Live()
 	b.Shot("03-dashboard")
-	dash := b.Text(`#live`)
 	for _, want := range []string{"Attention needed", "disk SN-A: NVMe critical warning", "37.5 %", "SN-OLD", "mirror, running"} {
 		if !strings.Contains(dash, want) {
 			t.Errorf("dashboard lacks %q:\n%s", want, dash)
@@ -183,7 +99,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(`form[action="/users/clerk/delete"]`, chromedp.ByQuery))
 	b.Shot("07-users")
 	b.Run("log out", chromedp.Click(`header form button`, chromedp.ByQuery), chromedp.WaitVisible(`input[name=user]`, chromedp.ByQuery))
-	login("clerk", pw)
+	b.Login(u, "clerk", pw)
 	var forms int
 	b.Run("viewer's pages", chromedp.Navigate(u+"/database"), chromedp.WaitVisible(`h1`, chromedp.ByQuery),
 		chromedp.Evaluate(`document.querySelectorAll('form[action="/database/promote"]').length`, &forms))
@@ -216,7 +132,7 @@ func TestBrowser(t *testing.T) {
 
 // Chromium can be started at all: a clear message rather than a browser test's timeout.
 func TestChromiumStarts(t *testing.T) {
-	out, err := exec.Command(chromium(t), "--headless", "--no-sandbox", "--version").CombinedOutput()
+	out, err := exec.Command(browsertest.Chromium(t), "--headless", "--no-sandbox", "--version").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Chromium") {
 		t.Fatalf("chromium --version: %v %s", err, out)
 	}
