@@ -5,7 +5,7 @@ APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio xz-utils zstd postgresql-15
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
-.PHONY: help deps image run test unit qemu-test bench lint soak clean
+.PHONY: help deps image run test unit qemu-test bench fuzz lint soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ bench: image ## boot time and image size beside a bare Go init; rebuild MB/s bes
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench Failover -benchtime 1x -timeout 60m ./qemu-tests/
 	$(GO) test -count=1 -run '^$$' -bench Backup -benchtime 1x -timeout 20m ./appliance/backup/
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./appliance/health/
+
+fuzz: ## fuzz the web UI's request parsers (JSON bodies and forms), 60 s each; the seed corpus runs in make unit
+	$(GO) test -run '^$$' -fuzz FuzzAPIBodies -fuzztime 60s ./webui/
+	$(GO) test -run '^$$' -fuzz FuzzForms -fuzztime 60s ./webui/
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }

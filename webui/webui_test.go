@@ -31,7 +31,7 @@ type env struct {
 	backups *fakeBackups
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
@@ -84,7 +84,7 @@ func (e *env) do(r req) *httptest.ResponseRecorder {
 
 const pw = "a long enough password"
 
-func (e *env) setUpAndLogin(t *testing.T) string {
+func (e *env) setUpAndLogin(t testing.TB) string {
 	t.Helper()
 	if w := e.do(req{method: "POST", path: "/api/v1/setup", body: `{"code":"` + e.auth.SetupCode() + `","password":"` + pw + `"}`}); w.Code != 204 {
 		t.Fatalf("setup = %d %s", w.Code, w.Body)
