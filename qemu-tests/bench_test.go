@@ -2,6 +2,8 @@ package qemutests
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -323,4 +326,118 @@ func BenchmarkDatabaseFailover(b *testing.B) {
 				mode, p50, p99, len(lags), switchovers, outages, lost, acked)
 		}
 	}
+}
+
+// BenchmarkUI loads a unit's web UI at 10, 25 and 50 requests/s for 20 s each (open loop: each request on
+// its own schedule), cycling through the dashboard page, the status API and a static file, and reports their
+// p99 latency side by side (TLS, QEMU's user network and TCG cost the static file the same: the difference
+// is what the UI adds), the dashboard's page weight (HTML + CSS + JS) and the daemon's resident memory after
+// the load. Goal: p99 <= 50 ms at 50 requests/s.
+func BenchmarkUI(b *testing.B) {
+	u := boot(b, Config{Disks: []Disk{{ID: "d1", Serial: "UI-A", SizeMiB: 1024}, {ID: "d2", Kind: NVMe, Serial: "UI-B", SizeMiB: 1024}}})
+	tok := u.setupAndLogin()
+	eventually(b, 3*time.Minute, "database running", func() error { // the first initdb would share the CPU
+		if code, body := u.call("GET", "/api/v1/database", tok, ""); code != 200 || !strings.Contains(body, `"state":"running"`) {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	client := u.HTTPClient(u.fingerprint)
+	client.Transport.(*http.Transport).ForceAttemptHTTP2 = true // one connection, as a browser does
+	get := func(path string) (time.Duration, int, error) {
+		req, _ := http.NewRequest("GET", u.URL(path), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, 0, err
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != 200 {
+			err = fmt.Errorf("GET %s = %d", path, resp.StatusCode)
+		}
+		return time.Since(start), int(n), err
+	}
+	weight := 0
+	for _, p := range []string{"/", "/static/style.css", "/static/live.js"} {
+		_, n, err := get(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		weight += n
+	}
+	paths := []string{"/", "/api/v1/status", "/static/style.css"}
+	for _, p := range paths { // one at a time first: what each costs on an idle unit
+		var ds []time.Duration
+		for range 10 {
+			d, _, err := get(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ds = append(ds, d)
+		}
+		slices.Sort(ds)
+		b.Logf("idle: %s median %v", p, ds[len(ds)/2])
+	}
+	rates := []int{10, 25, 50} // requests/s in all; the goal is for 50, the others show where TCG gives way
+	if v, err := strconv.Atoi(os.Getenv("UI_BENCH_RPS")); err == nil && v > 0 {
+		rates = []int{v}
+	}
+	for range b.N {
+		for _, rate := range rates {
+			dash, api, static := uiLoad(b, get, paths, rate)
+			b.ReportMetric(dash.Seconds()*1000, fmt.Sprintf("ms-p99-dashboard-%drps", rate))
+			b.ReportMetric(api.Seconds()*1000, fmt.Sprintf("ms-p99-status-api-%drps", rate))
+			b.ReportMetric(static.Seconds()*1000, fmt.Sprintf("ms-p99-static-%drps", rate))
+		}
+	}
+	u.Send("services")
+	m, err := u.Expect(regexp.MustCompile(`debug: service daemon \S+ pid=\d+ restarts=\d+ rss_kib=(\d+)`), 30*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rss, _ := strconv.Atoi(m[1])
+	b.ReportMetric(float64(weight)/1024, "KiB-page-weight")
+	b.ReportMetric(float64(rss)/1024, "MiB-daemon-rss")
+	b.Logf("dashboard page weight %.1f KiB (HTML+CSS+JS, no external assets); daemon RSS %.1f MiB after the load", float64(weight)/1024, float64(rss)/1024)
+}
+
+// uiLoad sends rate requests/s for 20 s, cycling through paths, each on its own schedule (open loop), and
+// returns the p99 latency of the first three paths.
+func uiLoad(b *testing.B, get func(string) (time.Duration, int, error), paths []string, rate int) (time.Duration, time.Duration, time.Duration) {
+	var mu sync.Mutex
+	lat := map[string][]time.Duration{}
+	var wg sync.WaitGroup
+	var failed error
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	for i := 0; i < rate*20; i++ {
+		<-tick.C
+		p := paths[i%len(paths)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, _, err := get(p)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed = err
+			}
+			lat[p] = append(lat[p], d)
+		}()
+	}
+	tick.Stop()
+	wg.Wait()
+	if failed != nil {
+		b.Fatal(failed)
+	}
+	p99 := func(p string) time.Duration {
+		ds := lat[p]
+		slices.Sort(ds)
+		return ds[len(ds)*99/100]
+	}
+	med := func(p string) time.Duration { return lat[p][len(lat[p])/2] }
+	b.Logf("at %d requests/s: p99 dashboard %v, status API %v, static file %v (goal 50 ms at 50/s; medians %v %v %v)",
+		rate, p99(paths[0]), p99(paths[1]), p99(paths[2]), med(paths[0]), med(paths[1]), med(paths[2]))
+	return p99(paths[0]), p99(paths[1]), p99(paths[2])
 }

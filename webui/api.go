@@ -52,7 +52,7 @@ func (s *Server) apiLogout(w http.ResponseWriter, r *http.Request, _ appliance.S
 }
 
 func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
-	st, err := s.sys.Status(r.Context())
+	st, err := s.status(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return

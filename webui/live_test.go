@@ -2,6 +2,7 @@ package webui
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -80,5 +81,47 @@ func TestLiveDashboard(t *testing.T) {
 	}
 	if name, _ := readEvent(t, r); name != "end" {
 		t.Errorf("after logout: event %q, want end", name)
+	}
+}
+
+// fresh reads once per second at most, and once it has a value nobody waits for a slow reading.
+func TestFresh(t *testing.T) {
+	var f fresh[int]
+	calls := 0
+	release := make(chan struct{})
+	slow := false
+	compute := func(context.Context) (int, error) {
+		calls++
+		if slow {
+			<-release
+		}
+		return calls, nil
+	}
+	ctx := context.Background()
+	if v, _ := f.get(ctx, compute); v != 1 {
+		t.Fatalf("first = %d", v)
+	}
+	if v, _ := f.get(ctx, compute); v != 1 || calls != 1 {
+		t.Fatalf("within a second: %d (calls %d)", v, calls)
+	}
+	time.Sleep(freshFor + 50*time.Millisecond)
+	slow = true
+	start := time.Now()
+	if v, _ := f.get(ctx, compute); v != 1 || time.Since(start) > 500*time.Millisecond {
+		t.Fatalf("stale read: %d after %v, want the old value at once", v, time.Since(start))
+	}
+	if v, _ := f.get(ctx, compute); v != 1 {
+		t.Fatalf("while reading: %d", v)
+	}
+	close(release)
+	waitUntil(t, func() bool { v, _ := f.get(ctx, compute); return v == 2 })
+}
+
+func waitUntil(t *testing.T, ok func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("timed out")
+		}
 	}
 }

@@ -51,8 +51,8 @@ func (s *Server) pageIndex(w http.ResponseWriter, r *http.Request, _ appliance.S
 
 // renderStatus shows the dashboard with the outcome of an action.
 func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, sess appliance.Session, notice string, actionErr error) {
-	st, err := s.sys.Status(r.Context())
-	d := pageData{Session: sess, Status: st, Summary: s.summarize(r.Context()), Notice: notice}
+	st, err := s.status(r.Context())
+	d := pageData{Session: sess, Status: st, Summary: s.dashboard(r.Context()), Notice: notice}
 	if actionErr != nil {
 		err = actionErr
 	}

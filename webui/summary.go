@@ -3,6 +3,7 @@ package webui
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
@@ -21,6 +22,58 @@ type summary struct {
 	DB         *appliance.DatabaseStatus
 	Backups    *appliance.BackupStatus
 	LastBackup *appliance.Backup
+}
+
+// freshFor is how long the dashboard and the status, once read, are served as they are: every open
+// dashboard's event stream and every page load would otherwise ask each part (the database over a
+// connection of its own, PID 1 over its socket) again. Under load the parts are asked once a second.
+const freshFor = time.Second
+
+// fresh holds a value computed at most once per freshFor, however many ask at once. Once there is a value,
+// callers never wait for the parts: an old one is answered while one caller's goroutine reads it anew.
+type fresh[T any] struct {
+	mu      sync.Mutex
+	v       T
+	err     error
+	at      time.Time // when v was read; zero: never
+	reading bool
+}
+
+func (f *fresh[T]) get(ctx context.Context, compute func(context.Context) (T, error)) (T, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if time.Since(f.at) < freshFor || (f.reading && !f.at.IsZero()) {
+		return f.v, f.err
+	}
+	// Shared by every caller: one that goes away must not leave the others a half-read value.
+	read := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		v, err := compute(ctx)
+		f.mu.Lock()
+		f.v, f.err, f.at, f.reading = v, err, time.Now(), false
+		f.mu.Unlock()
+	}
+	f.reading = true
+	if f.at.IsZero() { // nothing to answer yet: wait for the first reading
+		f.mu.Unlock()
+		read()
+		f.mu.Lock()
+		return f.v, f.err
+	}
+	go read()
+	return f.v, f.err
+}
+
+// dashboard is the summary, at most freshFor old.
+func (s *Server) dashboard(ctx context.Context) summary {
+	sum, _ := s.sum.get(ctx, func(ctx context.Context) (summary, error) { return s.summarize(ctx), nil })
+	return sum
+}
+
+// status is the unit's status, at most freshFor old.
+func (s *Server) status(ctx context.Context) (appliance.Status, error) {
+	return s.stat.get(ctx, s.sys.Status)
 }
 
 func (s *Server) summarize(ctx context.Context) summary {

@@ -60,6 +60,9 @@ type Server struct {
 	backups appliance.Backups
 	log     *slog.Logger
 	pages   map[string]*template.Template
+
+	sum  fresh[summary]
+	stat fresh[appliance.Status]
 }
 
 // Parts are what the web UI shows and acts on.

@@ -222,7 +222,7 @@ func serveControl(log *slog.Logger, sup *supervise.Supervisor, request func(sysi
 // debugConsole reads commands from the serial console when the kernel command line has appliance.debug.
 // It is how the QEMU tests inject a service crash; whoever can edit the kernel command line owns the box.
 //
-//	services               list services
+//	services               list services (with pid and resident memory)
 //	signal NAME SIGNAL     send a signal (e.g. SEGV, KILL) to a service
 //	read DISK              read its first 4 KiB past the page cache (prints <nil> or the error)
 //	fill FILE MIB SEED     write MIB MiB of pseudo-random data, fsync, print its SHA-256
@@ -244,7 +244,7 @@ func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, reques
 		switch {
 		case f[0] == "services":
 			for _, s := range sup.Status() {
-				fmt.Fprintf(out, "debug: service %s %s pid=%d restarts=%d\n", s.Name, s.State, s.PID, s.Restarts)
+				fmt.Fprintf(out, "debug: service %s %s pid=%d restarts=%d rss_kib=%d\n", s.Name, s.State, s.PID, s.Restarts, rssKiB(s.PID))
 			}
 		case f[0] == "signal" && len(f) == 3:
 			sig := unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(f[2]), "SIG"))
@@ -290,6 +290,18 @@ func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, reques
 			fmt.Fprintf(out, "debug: unknown command %q\n", sc.Text())
 		}
 	}
+}
+
+// rssKiB is a process's resident memory (VmRSS), 0 when it cannot be read.
+func rssKiB(pid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
 }
 
 // readDirect reads the first 4 KiB of a block device with O_DIRECT, so the disk itself answers.
