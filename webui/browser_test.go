@@ -31,7 +31,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.SetValue(`input[name=password]`, "short", chromedp.ByQuery), // the browser's minlength would stop a typed one
 		chromedp.SetValue(`input[name=confirm]`, "short", chromedp.ByQuery),
 		chromedp.Evaluate(`document.querySelector('form').noValidate = true`, nil),
-		chromedp.Click(`button`, chromedp.ByQuery),
+		chromedp.Click(`main button`, chromedp.ByQuery),
 		chromedp.WaitVisible(`p.error`, chromedp.ByQuery))
 	if msg := b.Text(`p.error`); !strings.Contains(msg, "at least 12") {
 		t.Errorf("short password: %q", msg)
@@ -40,7 +40,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.SendKeys(`input[name=code]`, e.auth.SetupCode(), chromedp.ByQuery),
 		chromedp.SendKeys(`input[name=password]`, pw, chromedp.ByQuery),
 		chromedp.SendKeys(`input[name=confirm]`, pw, chromedp.ByQuery),
-		chromedp.Click(`button`, chromedp.ByQuery),
+		chromedp.Click(`main button`, chromedp.ByQuery),
 		chromedp.WaitVisible(`p.notice`, chromedp.ByQuery))
 	b.Shot("02-setup-done")
 	if e.auth.NeedsSetup() {
@@ -63,6 +63,14 @@ func TestBrowser(t *testing.T) {
 	})
 	b.Run("live update", chromedp.Poll(`document.getElementById('live').innerText.includes('80.0 %')`, nil, chromedp.WithPollingTimeout(30*time.Second)))
 	b.Shot("04-dashboard-live")
+
+	// Switch to French and back: the page (and the live dashboard) follow.
+	b.Run("français", chromedp.Click(`form.lang button[value=fr]`, chromedp.ByQuery), chromedp.WaitVisible(`html[lang=fr] #live`, chromedp.ByQuery))
+	if fr := b.Live(); !strings.Contains(fr, "Stockage") || !strings.Contains(fr, "en reconstruction") {
+		t.Errorf("French dashboard:\n%s", fr)
+	}
+	b.Shot("04b-francais")
+	b.Run("english", chromedp.Click(`form.lang button[value=en]`, chromedp.ByQuery), chromedp.WaitVisible(`html[lang=en] #live`, chromedp.ByQuery))
 
 	// Replace a disk: the adopt button needs the erase box ticked.
 	b.Run("storage page", chromedp.Navigate(u+"/storage"), chromedp.WaitVisible(`form[action="/storage/disks/SN-OLD/adopt"]`, chromedp.ByQuery))

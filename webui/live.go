@@ -38,7 +38,7 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ appliance.S
 			return
 		}
 		var buf bytes.Buffer
-		if err := s.pages["status"].ExecuteTemplate(&buf, "live", s.dashboard(r.Context())); err != nil {
+		if err := s.pages[lang(r)]["status"].ExecuteTemplate(&buf, "live", s.dashboard(r.Context())); err != nil {
 			s.log.Error("live dashboard", "err", err)
 			return
 		}

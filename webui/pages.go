@@ -20,6 +20,7 @@ type pageData struct {
 	Pair    pairPage
 	Backups backupsPage
 	Summary summary
+	Path    string // the page's path
 	Users   []appliance.User
 	Audit   []appliance.AuditEntry
 }
@@ -27,7 +28,11 @@ type pageData struct {
 // render executes a page into a buffer first, so a template error never sends half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page string, d pageData) {
 	var buf bytes.Buffer
-	if err := s.pages[page].ExecuteTemplate(&buf, "layout", d); err != nil {
+	d.Path = "/"
+	if r.Method == http.MethodGet {
+		d.Path = r.URL.Path // where the language switch returns
+	}
+	if err := s.pages[lang(r)][page].ExecuteTemplate(&buf, "layout", d); err != nil {
 		s.fail(w, r, err)
 		return
 	}

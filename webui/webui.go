@@ -59,7 +59,7 @@ type Server struct {
 	net     appliance.Network
 	backups appliance.Backups
 	log     *slog.Logger
-	pages   map[string]*template.Template
+	pages   map[string]map[string]*template.Template // language -> page
 
 	sum  fresh[summary]
 	stat fresh[appliance.Status]
@@ -79,7 +79,7 @@ type Parts struct {
 
 // New returns the web UI over the appliance's parts.
 func New(p Parts, log *slog.Logger) (*Server, error) {
-	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, log: log, pages: map[string]*template.Template{}}
+	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, log: log, pages: map[string]map[string]*template.Template{}}
 	funcs := template.FuncMap{
 		"bytes":    humanBytes,
 		"duration": func(sec int64) string { return (time.Duration(sec) * time.Second).String() },
@@ -88,12 +88,17 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		"derefF":   func(p *float64) float64 { return *p },
 		"ms":       ms,
 	}
-	for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "users", "audit"} {
-		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/live.html", "templates/"+p+".html")
-		if err != nil {
-			return nil, fmt.Errorf("parse template %s: %w", p, err)
+	for _, l := range languages {
+		s.pages[l] = map[string]*template.Template{}
+		funcs["T"] = translator(l)
+		funcs["lang"] = func() string { return l }
+		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "users", "audit"} {
+			t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/live.html", "templates/"+p+".html")
+			if err != nil {
+				return nil, fmt.Errorf("parse template %s: %w", p, err)
+			}
+			s.pages[l][p] = t
 		}
-		s.pages[p] = t
 	}
 	return s, nil
 }
@@ -107,6 +112,7 @@ func (s *Server) Routes() []Route {
 		{"GET /login", Public, s.pageLogin},
 		{"POST /login", Public, s.formLogin},
 		{"POST /logout", Viewer, s.formLogout},
+		{"POST /lang", Public, s.formLang},
 		{"POST /system/{action}", Admin, s.formPower},
 
 		{"POST /api/v1/setup", Public, s.apiSetup},

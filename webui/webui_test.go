@@ -168,7 +168,7 @@ func TestEveryRouteNeedsAuth(t *testing.T) {
 	e := newEnv(t)
 	e.setUpAndLogin(t)
 	public := map[string]bool{"GET /{$}": true, "GET /setup": true, "POST /setup": true, "GET /login": true,
-		"POST /login": true, "POST /api/v1/setup": true, "POST /api/v1/login": true}
+		"POST /login": true, "POST /lang": true, "POST /api/v1/setup": true, "POST /api/v1/login": true}
 	param := regexp.MustCompile(`\{[a-z$]*\}`)
 	for _, rt := range e.srv.Routes() {
 		if (rt.Access == Public) != public[rt.Pattern] {

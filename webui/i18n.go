@@ -1,0 +1,67 @@
+package webui
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+// Languages of the UI: English, in which the templates are written, and French. The language comes from a
+// cookie the header's switch sets, else from the browser's Accept-Language.
+var languages = []string{"en", "fr"}
+
+// LangCookie remembers the language chosen with the switch.
+const LangCookie = "lang"
+
+// lang is the request's language.
+func lang(r *http.Request) string {
+	if c, err := r.Cookie(LangCookie); err == nil && (c.Value == "en" || c.Value == "fr") {
+		return c.Value
+	}
+	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
+		tag, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		switch base, _, _ := strings.Cut(strings.ToLower(tag), "-"); base {
+		case "fr":
+			return "fr"
+		case "en":
+			return "en"
+		}
+	}
+	return "en"
+}
+
+// translator returns the T function of the templates for a language: T "text %s" args... looks the English
+// text up in the language's catalog and formats it. A text missing from the catalog stays English (a test
+// checks that every text of the templates is in the French catalog).
+func translator(lang string) func(string, ...any) string {
+	return func(text string, args ...any) string {
+		if t, ok := catalogs[lang][text]; ok {
+			text = t
+		}
+		if len(args) == 0 {
+			return text
+		}
+		return fmt.Sprintf(text, args...)
+	}
+}
+
+// formLang sets the language cookie and returns to the page the switch was on.
+func (s *Server) formLang(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	l := r.PostFormValue("lang")
+	if !slices.Contains(languages, l) {
+		writeError(w, http.StatusBadRequest, "unknown language: use en or fr")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: LangCookie, Value: l, Path: "/", MaxAge: 365 * 24 * 3600,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	back := "/"
+	if u, err := url.Parse(r.PostFormValue("back")); err == nil && u.Host == "" && u.Scheme == "" &&
+		strings.HasPrefix(u.Path, "/") && !strings.HasPrefix(u.Path, "//") {
+		back = u.Path // a path on this unit only: never a redirect elsewhere
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}

@@ -1,0 +1,72 @@
+package webui
+
+import (
+	"io/fs"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// Every text the templates translate has its French, and so do the values the parts report that the
+// templates pass through T (states, roles, kinds, the dashboard's sentences).
+func TestFrenchCatalogComplete(t *testing.T) {
+	literal := regexp.MustCompile(`\{\{T "((?:[^"\\]|\\.)*)"`)
+	files, _ := fs.Glob(templateFS, "templates/*.html")
+	n := 0
+	for _, f := range files {
+		b, _ := fs.ReadFile(templateFS, f)
+		for _, m := range literal.FindAllStringSubmatch(string(b), -1) {
+			n++
+			if _, ok := fr[m[1]]; !ok {
+				t.Errorf("%s: %q has no French", f, m[1])
+			}
+		}
+	}
+	if n < 50 {
+		t.Errorf("only %d texts found in the templates: the pattern is wrong", n)
+	}
+	e := newEnv(t)
+	sum := e.srv.summarize(t.Context())
+	for _, v := range []string{sum.Sentence, "Everything is working: the disks are mirrored and healthy.", "Working, with something to look at below.",
+		"clean", "degraded", "rebuilding", "resyncing", "checking", "failed", "member", "spare", "unused", "ok", "faulty", "blank",
+		"needs_adopt", "refused", "watch", "replace", "single", "active", "standby", "fenced", "production", "mirror", "none",
+		"running", "starting", "initialising", "sync", "async", "catching up", "dump", "increment", "admin", "viewer"} {
+		if _, ok := fr[v]; !ok {
+			t.Errorf("value %q has no French", v)
+		}
+	}
+}
+
+// The language comes from the switch's cookie, else the browser; the switch only returns to a path on the unit.
+func TestLanguageChoice(t *testing.T) {
+	e := newEnv(t)
+	e.setUpAndLogin(t)
+	for _, tc := range []struct {
+		hdr  map[string]string
+		want string
+	}{
+		{map[string]string{"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.8"}, `<html lang="fr">`},
+		{map[string]string{"Accept-Language": "de-DE,en;q=0.5"}, `<html lang="en">`},
+		{map[string]string{}, `<html lang="en">`},
+		{map[string]string{"Accept-Language": "fr", "Cookie": LangCookie + "=en"}, `<html lang="en">`},
+		{map[string]string{"Cookie": LangCookie + "=fr"}, `<h1>Connexion</h1>`},
+	} {
+		w := e.do(req{method: "GET", path: "/login", hdr: tc.hdr})
+		if !strings.Contains(w.Body.String(), tc.want) {
+			t.Errorf("%v: login page lacks %s", tc.hdr, tc.want)
+		}
+	}
+	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	for body, want := range map[string]string{"lang=fr&back=/storage": "/storage", "lang=en&back=//evil.example/x": "/",
+		"lang=fr&back=https://evil.example/": "/", "lang=fr": "/"} {
+		w := e.do(req{method: "POST", path: "/lang", body: body, hdr: form})
+		c := w.Result().Cookies()
+		if w.Code != http.StatusSeeOther || w.Header().Get("Location") != want || len(c) != 1 || c[0].Name != LangCookie || !c[0].Secure {
+			t.Errorf("POST /lang %s = %d to %q, cookies %v; want a redirect to %s", body, w.Code, w.Header().Get("Location"), c, want)
+		}
+	}
+	if w := e.do(req{method: "POST", path: "/lang", body: "lang=de", hdr: form}); w.Code != 400 {
+		t.Errorf("unknown language = %d", w.Code)
+	}
+}
