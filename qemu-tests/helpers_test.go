@@ -42,7 +42,7 @@ type unit struct {
 }
 
 // boot starts a VM with the debug console on and waits for the web UI. Its console log is kept in
-// build/qemu-test-artifacts/<test>/ when the test fails.
+// build/qemu-test-artifacts/<test>/ when the test fails (always with KEEP_CONSOLES=1).
 func boot(t testing.TB, cfg Config) *unit {
 	t.Helper()
 	u := start(t, cfg)
@@ -102,7 +102,7 @@ func start(t testing.TB, cfg Config) *unit {
 	}
 	t.Cleanup(func() {
 		vm.Close()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("KEEP_CONSOLES") != "" {
 			dst := filepath.Join("..", "build", "qemu-test-artifacts", strings.ReplaceAll(t.Name(), "/", "_"))
 			os.MkdirAll(dst, 0o755)
 			name := filepath.Join(dst, "console.log")
