@@ -76,7 +76,7 @@ func TestDatabaseAlerts(t *testing.T) {
 		{appliance.DatabaseStatus{Role: "production", State: "running"}, false, ""},
 		{appliance.DatabaseStatus{Role: "production", State: "running", Mirror: "streaming from 192.0.2.12", Sync: "sync"}, true, ""},
 	} {
-		got := dbAlerts(c.db, c.paired)
+		got := appliance.DatabaseAlerts(c.db, c.paired)
 		if c.want == "" && len(got) != 0 || c.want != "" && (len(got) != 1 || !strings.Contains(got[0].Message, c.want)) {
 			t.Errorf("%+v paired=%v: %+v, want %q", c.db, c.paired, got, c.want)
 		}

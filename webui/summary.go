@@ -2,7 +2,6 @@ package webui
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -77,49 +76,23 @@ func (s *Server) status(ctx context.Context) (appliance.Status, error) {
 }
 
 func (s *Server) summarize(ctx context.Context) summary {
-	var sum summary
-	var alerts []appliance.Alert
-	if st, err := s.disks.Storage(ctx); err == nil {
-		sum.Storage = &st
-		alerts = append(alerts, st.Alerts...)
-	}
-	if ds, err := s.health.Disks(ctx); err == nil {
+	snap := appliance.TakeSnapshot(ctx, s.disks, s.health, s.pair, s.db, s.backups)
+	sum := summary{Storage: snap.Storage, Pair: snap.Pair, DB: snap.Database, Backups: snap.Backups, Alerts: snap.Alerts()}
+	if snap.Disks != nil {
 		sum.Health = map[string]string{}
-		for _, d := range ds {
+		for _, d := range snap.Disks {
 			sum.Health[d.Serial] = d.SMART.Health
-			for _, f := range d.SMART.Findings {
-				if f.Acknowledged {
-					continue
-				}
-				level := "warning"
-				if f.Level == "replace" || f.Level == "failed" {
-					level = "critical"
-				}
-				alerts = append(alerts, appliance.Alert{Level: level, Message: fmt.Sprintf("disk %s: %s", d.Serial, f.Message)})
+		}
+	}
+	if b := snap.Backups; b != nil {
+		for i := range b.Backups {
+			if sum.LastBackup == nil || b.Backups[i].Created.After(sum.LastBackup.Created) {
+				sum.LastBackup = &b.Backups[i]
 			}
 		}
 	}
-	if s.pair != nil {
-		sum.Pair = s.pair.Pair()
-		alerts = append(alerts, pairAlerts(sum.Pair)...)
-	}
-	if db, err := s.db.Database(ctx); err == nil {
-		sum.DB = &db
-		alerts = append(alerts, dbAlerts(db, sum.Pair.Paired)...)
-	}
-	if s.backups != nil {
-		if b, err := s.backups.Backups(ctx); err == nil {
-			sum.Backups = &b
-			for i := range b.Backups {
-				if sum.LastBackup == nil || b.Backups[i].Created.After(sum.LastBackup.Created) {
-					sum.LastBackup = &b.Backups[i]
-				}
-			}
-			alerts = append(alerts, backupAlerts(b, time.Now())...)
-		}
-	}
-	sum.Level, sum.Sentence, sum.Alerts = "green", "Everything is working: the disks are mirrored and healthy.", alerts
-	for _, a := range alerts {
+	sum.Level, sum.Sentence = "green", "Everything is working: the disks are mirrored and healthy."
+	for _, a := range sum.Alerts {
 		if a.Level == "critical" {
 			sum.Level, sum.Sentence = "red", "Attention needed: office data is at risk until the problems below are fixed."
 			return sum
@@ -127,83 +100,4 @@ func (s *Server) summarize(ctx context.Context) summary {
 		sum.Level, sum.Sentence = "amber", "Working, with something to look at below."
 	}
 	return sum
-}
-
-// pairAlerts are the pair's problems as the dashboard states them.
-func pairAlerts(p appliance.PairStatus) []appliance.Alert {
-	var out []appliance.Alert
-	if !p.Paired {
-		return nil
-	}
-	if p.Maintenance {
-		out = append(out, appliance.Alert{Level: "critical", Message: "maintenance mode: the office's applications can only read; promote this unit or bring the other one back"})
-	}
-	if p.Role == "fenced" {
-		out = append(out, appliance.Alert{Level: "critical", Message: "this unit lost the other unit and the witness while active and stopped serving"})
-	}
-	if p.Peer != nil && !p.Peer.Reachable {
-		out = append(out, appliance.Alert{Level: "critical", Message: "the other unit (" + p.Peer.Name + ") cannot be reached: no failover is possible"})
-	} else if p.Peer != nil {
-		for _, path := range p.Peer.Paths {
-			if !path.Reachable {
-				out = append(out, appliance.Alert{Level: "warning", Message: "no heartbeats from the other unit over " + path.Address})
-			}
-		}
-	}
-	if p.Witness != nil && p.Witness.Stale {
-		out = append(out, appliance.Alert{Level: "critical", Message: "this unit's copy of the data is older than the other unit's: it will not serve until the other unit is back (or an admin forces it)"})
-	}
-	if p.Witness != nil && !p.Witness.Reachable {
-		out = append(out, appliance.Alert{Level: "warning", Message: "the witness at " + p.Witness.Address + " does not answer: automatic failover is off until it does"})
-	}
-	return out
-}
-
-// lagAlert is how far behind a mirror may fall before the dashboard says so.
-const lagAlert = 60 // seconds
-
-// dbAlerts are the database's problems as the dashboard states them.
-func dbAlerts(db appliance.DatabaseStatus, paired bool) []appliance.Alert {
-	if db.Role == "none" {
-		return []appliance.Alert{{Level: "warning", Message: "the database is " + db.State}}
-	}
-	var out []appliance.Alert
-	if db.Role == "production" && paired && db.Mirror == "" {
-		out = append(out, appliance.Alert{Level: "warning", Message: "the other unit is not mirroring the database: a failure of this unit now would stop the office's application"})
-	}
-	if db.Sync == "degraded" && db.Role == "production" {
-		out = append(out, appliance.Alert{Level: "warning", Message: "synchronous mode is suspended while the mirror is missing: recent commits exist on this unit only"})
-	}
-	if db.Sync == "catching up" && db.Role == "production" {
-		out = append(out, appliance.Alert{Level: "warning", Message: "the mirror is back and catching up: commits saved while it was away are not all on it yet"})
-	}
-	for _, sl := range db.Slots {
-		switch sl.WALStatus {
-		case "unreserved":
-			out = append(out, appliance.Alert{Level: "warning", Message: "the mirror has been away so long that the WAL kept for it is about to be dropped: it will then copy the whole database again"})
-		case "lost":
-			out = append(out, appliance.Alert{Level: "warning", Message: "the WAL kept for the mirror was dropped (it was away too long, the disk space is capped): it copies the whole database again"})
-		}
-	}
-	if db.LagSeconds != nil && *db.LagSeconds > lagAlert {
-		out = append(out, appliance.Alert{Level: "warning", Message: fmt.Sprintf("the database mirror is %.0f s behind", *db.LagSeconds)})
-	}
-	return out
-}
-
-// backupAlerts: no backups set up, an offsite copy failing, no restore verified in two days.
-func backupAlerts(b appliance.BackupStatus, now time.Time) []appliance.Alert {
-	if !b.SetUp {
-		return []appliance.Alert{{Level: "warning", Message: "backups are not set up: nothing is kept away from this office"}}
-	}
-	var out []appliance.Alert
-	for _, t := range b.Targets {
-		if !t.OK {
-			out = append(out, appliance.Alert{Level: "warning", Message: "copying backups to " + t.Name + " fails (retried every 5 minutes): " + t.Error})
-		}
-	}
-	if b.LastVerified == nil || now.Sub(b.LastVerified.Time) > 48*time.Hour {
-		out = append(out, appliance.Alert{Level: "warning", Message: "no backup has been restored successfully in the last two days"})
-	}
-	return out
 }

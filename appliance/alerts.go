@@ -1,0 +1,167 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Snapshot is every part's status read at one moment; a part that could not be read is nil (its error
+// is in Errors).
+type Snapshot struct {
+	Time     time.Time
+	Storage  *StorageStatus
+	Disks    []DiskHealth // nil when the disks' health could not be read
+	Pair     PairStatus
+	Database *DatabaseStatus
+	Backups  *BackupStatus
+	Errors   map[string]error // part -> why it could not be read
+}
+
+// TakeSnapshot reads the parts that are there (nil interfaces are skipped).
+func TakeSnapshot(ctx context.Context, st Storage, h Health, p Pair, db Database, b Backups) Snapshot {
+	snap := Snapshot{Time: time.Now(), Errors: map[string]error{}}
+	if st != nil {
+		if v, err := st.Storage(ctx); err == nil {
+			snap.Storage = &v
+		} else {
+			snap.Errors["storage"] = err
+		}
+	}
+	if h != nil {
+		if v, err := h.Disks(ctx); err == nil {
+			snap.Disks = v
+			if v == nil {
+				snap.Disks = []DiskHealth{}
+			}
+		} else {
+			snap.Errors["disks"] = err
+		}
+	}
+	if p != nil {
+		snap.Pair = p.Pair()
+	}
+	if db != nil {
+		if v, err := db.Database(ctx); err == nil {
+			snap.Database = &v
+		} else {
+			snap.Errors["database"] = err
+		}
+	}
+	if b != nil {
+		if v, err := b.Backups(ctx); err == nil {
+			snap.Backups = &v
+		} else {
+			snap.Errors["backups"] = err
+		}
+	}
+	return snap
+}
+
+// Alerts are the problems an admin should look at, from every part: the dashboard shows them, the
+// notifications send them.
+func (s Snapshot) Alerts() []Alert {
+	var alerts []Alert
+	if s.Storage != nil {
+		alerts = append(alerts, s.Storage.Alerts...)
+	}
+	for _, d := range s.Disks {
+		for _, f := range d.SMART.Findings {
+			if f.Acknowledged {
+				continue
+			}
+			level := "warning"
+			if f.Level == "replace" || f.Level == "failed" {
+				level = "critical"
+			}
+			alerts = append(alerts, Alert{Level: level, Message: fmt.Sprintf("disk %s: %s", d.Serial, f.Message)})
+		}
+	}
+	alerts = append(alerts, PairAlerts(s.Pair)...)
+	if s.Database != nil {
+		alerts = append(alerts, DatabaseAlerts(*s.Database, s.Pair.Paired)...)
+	}
+	if s.Backups != nil {
+		alerts = append(alerts, BackupAlerts(*s.Backups, s.Time)...)
+	}
+	return alerts
+}
+
+// PairAlerts are the pair's problems as the dashboard states them.
+func PairAlerts(p PairStatus) []Alert {
+	var out []Alert
+	if !p.Paired {
+		return nil
+	}
+	if p.Maintenance {
+		out = append(out, Alert{Level: "critical", Message: "maintenance mode: the office's applications can only read; promote this unit or bring the other one back"})
+	}
+	if p.Role == "fenced" {
+		out = append(out, Alert{Level: "critical", Message: "this unit lost the other unit and the witness while active and stopped serving"})
+	}
+	if p.Peer != nil && !p.Peer.Reachable {
+		out = append(out, Alert{Level: "critical", Message: "the other unit (" + p.Peer.Name + ") cannot be reached: no failover is possible"})
+	} else if p.Peer != nil {
+		for _, path := range p.Peer.Paths {
+			if !path.Reachable {
+				out = append(out, Alert{Level: "warning", Message: "no heartbeats from the other unit over " + path.Address})
+			}
+		}
+	}
+	if p.Witness != nil && p.Witness.Stale {
+		out = append(out, Alert{Level: "critical", Message: "this unit's copy of the data is older than the other unit's: it will not serve until the other unit is back (or an admin forces it)"})
+	}
+	if p.Witness != nil && !p.Witness.Reachable {
+		out = append(out, Alert{Level: "warning", Message: "the witness at " + p.Witness.Address + " does not answer: automatic failover is off until it does"})
+	}
+	return out
+}
+
+// LagAlertS is how far behind a mirror may fall before the dashboard says so.
+const LagAlertS = 60 // seconds
+
+// DatabaseAlerts are the database's problems as the dashboard states them.
+func DatabaseAlerts(db DatabaseStatus, paired bool) []Alert {
+	if db.Role == "none" {
+		return []Alert{{Level: "warning", Message: "the database is " + db.State}}
+	}
+	var out []Alert
+	if db.Role == "production" && paired && db.Mirror == "" {
+		out = append(out, Alert{Level: "warning", Message: "the other unit is not mirroring the database: a failure of this unit now would stop the office's application"})
+	}
+	if db.Sync == "degraded" && db.Role == "production" {
+		out = append(out, Alert{Level: "warning", Message: "synchronous mode is suspended while the mirror is missing: recent commits exist on this unit only"})
+	}
+	if db.Sync == "catching up" && db.Role == "production" {
+		out = append(out, Alert{Level: "warning", Message: "the mirror is back and catching up: commits saved while it was away are not all on it yet"})
+	}
+	for _, sl := range db.Slots {
+		switch sl.WALStatus {
+		case "unreserved":
+			out = append(out, Alert{Level: "warning", Message: "the mirror has been away so long that the WAL kept for it is about to be dropped: it will then copy the whole database again"})
+		case "lost":
+			out = append(out, Alert{Level: "warning", Message: "the WAL kept for the mirror was dropped (it was away too long, the disk space is capped): it copies the whole database again"})
+		}
+	}
+	if db.LagSeconds != nil && *db.LagSeconds > LagAlertS {
+		out = append(out, Alert{Level: "warning", Message: fmt.Sprintf("the database mirror is %.0f s behind", *db.LagSeconds)})
+	}
+	return out
+}
+
+// BackupAlerts: no backups set up, an offsite copy failing, no restore verified in two days.
+func BackupAlerts(b BackupStatus, now time.Time) []Alert {
+	if !b.SetUp {
+		return []Alert{{Level: "warning", Message: "backups are not set up: nothing is kept away from this office"}}
+	}
+	var out []Alert
+	for _, t := range b.Targets {
+		if !t.OK {
+			out = append(out, Alert{Level: "warning", Message: "copying backups to " + t.Name + " fails (retried every 5 minutes): " + t.Error})
+		}
+	}
+	if b.LastVerified == nil || now.Sub(b.LastVerified.Time) > 48*time.Hour {
+		out = append(out, Alert{Level: "warning", Message: "no backup has been restored successfully in the last two days"})
+	}
+	return out
+}
