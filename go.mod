@@ -8,6 +8,8 @@ require (
 	filippo.io/age v1.3.2
 	github.com/anatol/smart.go v0.0.0-20241007162712-be6d7524480a
 	github.com/chromedp/chromedp v0.14.2
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
+	github.com/emersion/go-smtp v0.25.1
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/klauspost/compress v1.20.3
 	github.com/mdlayher/arp v0.0.0-20260528070854-93566ba168e9

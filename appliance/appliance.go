@@ -520,3 +520,30 @@ type Backups interface {
 	RunBackup(ctx context.Context, kind string) (Backup, error)
 	VerifyBackup(ctx context.Context, id string) (BackupVerification, error)
 }
+
+// NotifySettings say where alerts are sent (PUT /api/v1/notifications). The SMTP password is never shown again.
+type NotifySettings struct {
+	SMTP      string   `json:"smtp"` // "mail.example.com:587"; "" for no email
+	From      string   `json:"from"`
+	To        []string `json:"to"`
+	User      string   `json:"user,omitempty"`
+	Password  string   `json:"password,omitempty"` // "" keeps the one stored
+	PlainSMTP bool     `json:"plain_smtp"`         // allow a server without STARTTLS (office network only; never with a password)
+	Syslog    string   `json:"syslog"`             // "192.0.2.5:514" (UDP); "" for none
+}
+
+// NotifyStatus is the notification settings (password left out) and how sending went.
+type NotifyStatus struct {
+	Settings    NotifySettings `json:"settings"`
+	PasswordSet bool           `json:"password_set"`
+	LastSent    *time.Time     `json:"last_sent,omitempty"`
+	LastError   string         `json:"last_error,omitempty"`
+}
+
+// Notifications send the alerts by email and to a syslog server.
+type Notifications interface {
+	Notifications(ctx context.Context) (NotifyStatus, error)
+	SetNotifications(ctx context.Context, s NotifySettings) error
+	// TestNotification sends a test message everywhere configured and says what failed.
+	TestNotification(ctx context.Context) error
+}

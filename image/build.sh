@@ -80,6 +80,7 @@ files=(
   -files "/sbin/e2fsck:sbin/e2fsck"
   -files "/usr/sbin/smartctl:sbin/smartctl"
   -files "/etc/mke2fs.conf:etc/mke2fs.conf"
+  -files "/etc/ssl/certs/ca-certificates.crt:etc/ssl/certs/ca-certificates.crt"
   -files "$kdir/modules/lib/modules:lib/modules"
   -files "$top/image/rootfs/etc/passwd:etc/passwd"
   -files "$top/image/rootfs/etc/group:etc/group"

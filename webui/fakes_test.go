@@ -277,3 +277,28 @@ func (f *fakeBackups) VerifyBackup(_ context.Context, id string) (appliance.Back
 	}
 	return appliance.BackupVerification{ID: id, OK: true, Detail: "restored"}, nil
 }
+
+type fakeNotify struct {
+	settings appliance.NotifySettings
+	tests    int
+	testErr  error
+}
+
+func (f *fakeNotify) Notifications(context.Context) (appliance.NotifyStatus, error) {
+	st := appliance.NotifyStatus{Settings: f.settings, PasswordSet: f.settings.Password != ""}
+	st.Settings.Password = ""
+	return st, nil
+}
+
+func (f *fakeNotify) SetNotifications(_ context.Context, s appliance.NotifySettings) error {
+	if s.SMTP != "" && len(s.To) == 0 {
+		return fmt.Errorf("%w: give 1 to 20 recipients", appliance.ErrBadInput)
+	}
+	f.settings = s
+	return nil
+}
+
+func (f *fakeNotify) TestNotification(context.Context) error {
+	f.tests++
+	return f.testErr
+}

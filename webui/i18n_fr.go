@@ -106,6 +106,24 @@ var fr = map[string]string{
 	"Action":                 "Action",
 	"Answer":                 "Réponse",
 
+	// alerts and notifications
+	"Alerts":                   "Alertes",
+	"Nothing needs attention.": "Rien ne demande d'attention.",
+	"Notifications":            "Notifications",
+	"New and resolved alerts are sent by email (at most one message every 5 minutes, at once for a critical alert) and to a syslog server.": "Les alertes nouvelles et résolues sont envoyées par courriel (au plus un message toutes les 5 minutes, tout de suite pour une alerte critique) et à un serveur syslog.",
+	"Last email sent:":           "Dernier courriel envoyé :",
+	"Last email failed:":         "Le dernier courriel a échoué :",
+	"Mail server (host:port)":    "Serveur de courriel (hôte:port)",
+	"To (one or more addresses)": "À (une ou plusieurs adresses)",
+	"Mail user":                  "Utilisateur du courriel",
+	"Mail password":              "Mot de passe du courriel",
+	"(unchanged)":                "(inchangé)",
+	"The server does not offer STARTTLS (office network only; no password is then sent)": "Le serveur ne propose pas STARTTLS (réseau du cabinet seulement ; aucun mot de passe n'est alors envoyé)",
+	"Syslog server (host:port, UDP)": "Serveur syslog (hôte:port, UDP)",
+	"Sender":                         "Expéditeur",
+	"Save":                           "Enregistrer",
+	"Send a test message":            "Envoyer un message d'essai",
+
 	// values shown as they come from the parts (states, roles, kinds)
 	"admin":        "administrateur",
 	"viewer":       "lecteur",

@@ -21,6 +21,7 @@ type pageData struct {
 	Backups backupsPage
 	Summary summary
 	Path    string // the page's path
+	Alerts  alertsPage
 	Users   []appliance.User
 	Audit   []appliance.AuditEntry
 }

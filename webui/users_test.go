@@ -3,6 +3,7 @@ package webui
 import (
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -167,5 +168,34 @@ func TestCSVSafe(t *testing.T) {
 		if got := csvSafe(in); got != want {
 			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// The alerts page lists what the dashboard says; admins set where alerts go and send a test.
+func TestAlertsAndNotifications(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	var alerts []appliance.Alert
+	if w := e.do(req{method: "GET", path: "/api/v1/alerts", hdr: bearer(tok)}); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &alerts) != nil || len(alerts) != 3 {
+		t.Errorf("alerts = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/notifications", body: `{"smtp":"mail.example.com:587","from":"a@b.example","to":[]}`, hdr: bearer(tok)}); w.Code != 400 {
+		t.Errorf("no recipients = %d", w.Code)
+	}
+	body := `{"smtp":"mail.example.com:587","from":"a@b.example","to":["it@office.example"],"user":"u","password":"secret","plain_smtp":false,"syslog":"192.0.2.5:514"}`
+	if w := e.do(req{method: "PUT", path: "/api/v1/notifications", body: body, hdr: bearer(tok)}); w.Code != 204 {
+		t.Errorf("set = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/notifications", hdr: bearer(tok)}); w.Code != 200 || strings.Contains(w.Body.String(), "secret") ||
+		!strings.Contains(w.Body.String(), `"password_set":true`) {
+		t.Errorf("get = %d %s", w.Code, w.Body)
+	}
+	e.notify.testErr = fmt.Errorf("%w: mail server mail.example.com:587 does not offer STARTTLS", appliance.ErrUnavailable)
+	if w := e.do(req{method: "POST", path: "/api/v1/notifications/test", hdr: bearer(tok)}); w.Code != 503 || !strings.Contains(w.Body.String(), "STARTTLS") {
+		t.Errorf("failing test = %d %s", w.Code, w.Body)
+	}
+	w := e.do(req{method: "GET", path: "/alerts", hdr: map[string]string{"Cookie": CookieName + "=" + tok}})
+	if b := w.Body.String(); w.Code != 200 || !strings.Contains(b, "the data array is rebuilding") || !strings.Contains(b, `value="mail.example.com:587"`) || strings.Contains(b, "secret") {
+		t.Errorf("alerts page = %d", w.Code)
 	}
 }

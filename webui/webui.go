@@ -58,6 +58,7 @@ type Server struct {
 	pair    appliance.Pair
 	net     appliance.Network
 	backups appliance.Backups
+	notify  appliance.Notifications
 	log     *slog.Logger
 	pages   map[string]map[string]*template.Template // language -> page
 
@@ -75,11 +76,12 @@ type Parts struct {
 	Pair     appliance.Pair
 	Network  appliance.Network
 	Backups  appliance.Backups
+	Notify   appliance.Notifications
 }
 
 // New returns the web UI over the appliance's parts.
 func New(p Parts, log *slog.Logger) (*Server, error) {
-	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, log: log, pages: map[string]map[string]*template.Template{}}
+	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, notify: p.Notify, log: log, pages: map[string]map[string]*template.Template{}}
 	funcs := template.FuncMap{
 		"bytes":    humanBytes,
 		"duration": func(sec int64) string { return (time.Duration(sec) * time.Second).String() },
@@ -92,7 +94,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		s.pages[l] = map[string]*template.Template{}
 		funcs["T"] = translator(l)
 		funcs["lang"] = func() string { return l }
-		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "users", "audit"} {
+		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "users", "audit", "alerts"} {
 			t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/live.html", "templates/"+p+".html")
 			if err != nil {
 				return nil, fmt.Errorf("parse template %s: %w", p, err)
@@ -181,6 +183,13 @@ func (s *Server) Routes() []Route {
 		{"PUT /api/v1/users/{name}/password", Viewer, s.apiSetPassword},
 		{"POST /api/v1/sessions/end", Viewer, s.apiEndSessions},
 		{"GET /api/v1/audit", Admin, s.apiAudit},
+		{"GET /alerts", Viewer, s.pageAlerts},
+		{"POST /alerts/notifications", Admin, s.formNotifications},
+		{"POST /alerts/test", Admin, s.formTestNotification},
+		{"GET /api/v1/alerts", Viewer, s.apiAlerts},
+		{"GET /api/v1/notifications", Admin, s.apiNotifications},
+		{"PUT /api/v1/notifications", Admin, s.apiSetNotifications},
+		{"POST /api/v1/notifications/test", Admin, s.apiTestNotification},
 		{"GET /api/v1/disks", Viewer, s.apiDisks},
 		{"PUT /api/v1/disks/policy", Admin, s.apiHealthPolicy},
 		{"GET /api/v1/disks/{serial}/history", Viewer, s.apiHistory},

@@ -29,6 +29,7 @@ type env struct {
 	pair    *fakePair
 	net     *fakeNetwork
 	backups *fakeBackups
+	notify  *fakeNotify
 }
 
 func newEnv(t testing.TB) *env {
@@ -57,11 +58,12 @@ func newEnv(t testing.TB) *env {
 	pr := &fakePair{st: appliance.PairStatus{Name: "unit-a", Role: "single", Rejected: map[string]int{}}}
 	nw := &fakeNetwork{}
 	bk := &fakeBackups{}
-	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db, Pair: pr, Network: nw, Backups: bk}, log)
+	nt := &fakeNotify{}
+	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db, Pair: pr, Network: nw, Backups: bk, Notify: nt}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl, db: db, pair: pr, net: nw, backups: bk}
+	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl, db: db, pair: pr, net: nw, backups: bk, notify: nt}
 }
 
 type req struct {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/auth"
 	"github.com/lawbox/appliance/appliance/backup"
 	"github.com/lawbox/appliance/appliance/certs"
@@ -22,6 +23,7 @@ import (
 	"github.com/lawbox/appliance/appliance/database"
 	"github.com/lawbox/appliance/appliance/health"
 	"github.com/lawbox/appliance/appliance/network"
+	"github.com/lawbox/appliance/appliance/notify"
 	"github.com/lawbox/appliance/appliance/pair"
 	"github.com/lawbox/appliance/appliance/state"
 	"github.com/lawbox/appliance/appliance/storage"
@@ -101,9 +103,13 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		}, 30)
 	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
 		Keep: node.ServiceAddress}
+	alerts := &notify.Notifier{Log: log.With("part", "notify"), Store: st, Hostname: host,
+		Alerts: func(ctx context.Context) []appliance.Alert {
+			return appliance.TakeSnapshot(ctx, disks, monitor, node, db, backups).Alerts()
+		}}
 	// Long-running parts stop before the store closes and the arrays are unmounted.
 	sctx, stopParts := context.WithCancel(context.Background())
-	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run, ports.Run, node.Run, backups.Run}
+	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run, ports.Run, node.Run, backups.Run, alerts.Run}
 	partsDone := make(chan error, len(parts))
 	for _, run := range parts {
 		go func() { partsDone <- run(sctx) }()
@@ -128,7 +134,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	a.SetupCode() // prints the code when the unit is not set up yet
 
 	ui, err := webui.New(webui.Parts{Auth: a, System: &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: control.NewClient(*ctlSock)},
-		Storage: disks, Health: monitor, Database: db, Pair: node, Network: ports, Backups: backups}, log)
+		Storage: disks, Health: monitor, Database: db, Pair: node, Network: ports, Backups: backups, Notify: alerts}, log)
 	if err != nil {
 		return err
 	}

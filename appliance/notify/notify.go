@@ -1,0 +1,375 @@
+// Package notify sends the unit's alerts to people: by email (SMTP; STARTTLS required unless the admin
+// allows a plain server on the office network) and to a remote syslog server (UDP). Long-running: Run(ctx).
+package notify
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"log/syslog"
+	"net"
+	"net/mail"
+	"net/smtp"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/state"
+)
+
+const configKey = "notify"
+
+// Notifier watches the alerts and sends what changed. It implements appliance.Notifications.
+type Notifier struct {
+	Log      *slog.Logger
+	Store    *state.Store
+	Alerts   func(ctx context.Context) []appliance.Alert // the unit's alerts now
+	Hostname string
+	Every    time.Duration // how often the alerts are looked at; 0: 30 s
+	// MinGap is the least time between two emails, unless a new critical alert comes; 0: 5 minutes.
+	MinGap time.Duration
+	TLS    *tls.Config // base TLS settings (tests give their CA); nil: the system's roots
+
+	mu       sync.Mutex
+	mailed   map[string]appliance.Alert // by key: the alerts the last email told about
+	logged   map[string]appliance.Alert // the same for syslog
+	lastSent time.Time
+	lastErr  string
+}
+
+var _ appliance.Notifications = (*Notifier)(nil)
+
+// Run looks at the alerts every Every and notifies new and cleared ones.
+func (n *Notifier) Run(ctx context.Context) error {
+	every := n.Every
+	if every == 0 {
+		every = 30 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n.Round(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// numbers are left out of an alert's identity: "the mirror is 61 s behind" and "... 75 s behind" are one alert.
+var numbers = regexp.MustCompile(`[0-9]+(\.[0-9]+)?`)
+
+func key(a appliance.Alert) string { return a.Level + " " + numbers.ReplaceAllString(a.Message, "#") }
+
+// diff returns the alerts of cur not in before and those of before not in cur.
+func diff(before map[string]appliance.Alert, cur []appliance.Alert) (added, cleared []appliance.Alert, now map[string]appliance.Alert) {
+	now = map[string]appliance.Alert{}
+	for _, a := range cur {
+		k := key(a)
+		now[k] = a
+		if _, ok := before[k]; !ok {
+			added = append(added, a)
+		}
+	}
+	for k, a := range before {
+		if _, ok := now[k]; !ok {
+			cleared = append(cleared, a)
+		}
+	}
+	return added, cleared, now
+}
+
+// Round looks at the alerts once and sends what changed since the last message that went out.
+func (n *Notifier) Round(ctx context.Context) {
+	cfg, err := n.settings()
+	if err != nil {
+		n.Log.Error("notifications", "err", err)
+		return
+	}
+	if cfg.SMTP == "" && cfg.Syslog == "" {
+		return
+	}
+	cur := n.Alerts(ctx)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if cfg.Syslog != "" {
+		added, cleared, now := diff(n.logged, cur)
+		if err := n.syslog(cfg.Syslog, added, cleared); err != nil {
+			n.Log.Warn("syslog", "server", cfg.Syslog, "err", err)
+		} else {
+			n.logged = now
+		}
+	}
+	if cfg.SMTP == "" {
+		return
+	}
+	added, cleared, now := diff(n.mailed, cur)
+	if len(added) == 0 && len(cleared) == 0 {
+		return
+	}
+	gap := n.MinGap
+	if gap == 0 {
+		gap = 5 * time.Minute
+	}
+	critical := false
+	for _, a := range added {
+		critical = critical || a.Level == "critical"
+	}
+	if !critical && time.Since(n.lastSent) < gap {
+		return // told at the next round after the gap, with whatever else changed
+	}
+	subject, body := message(n.Hostname, added, cleared, cur)
+	if err := n.mail(ctx, cfg, subject, body); err != nil {
+		n.lastErr = err.Error()
+		n.Log.Warn("alert email not sent; retried at the next round", "err", err)
+		return
+	}
+	n.mailed, n.lastSent, n.lastErr = now, time.Now(), ""
+	n.Log.Info("alert email sent", "to", cfg.To, "new", len(added), "cleared", len(cleared))
+}
+
+// message is the email about what changed, with every current alert below.
+func message(host string, added, cleared, cur []appliance.Alert) (string, string) {
+	var b strings.Builder
+	crit := 0
+	for _, a := range added {
+		if a.Level == "critical" {
+			crit++
+		}
+	}
+	subject := fmt.Sprintf("[%s] %d new alert(s), %d resolved", host, len(added), len(cleared))
+	if crit > 0 {
+		subject = fmt.Sprintf("[%s] CRITICAL: %d new alert(s), %d resolved", host, len(added), len(cleared))
+	}
+	fmt.Fprintf(&b, "The appliance %s reports:\r\n\r\n", host)
+	for _, a := range added {
+		fmt.Fprintf(&b, "NEW %s: %s\r\n", strings.ToUpper(a.Level), a.Message)
+	}
+	for _, a := range cleared {
+		fmt.Fprintf(&b, "RESOLVED: %s\r\n", a.Message)
+	}
+	if len(cur) == 0 {
+		b.WriteString("\r\nNothing is wrong now.\r\n")
+	} else {
+		b.WriteString("\r\nAll current alerts:\r\n")
+		for _, a := range cur {
+			fmt.Fprintf(&b, "- %s: %s\r\n", a.Level, a.Message)
+		}
+	}
+	b.WriteString("\r\nOpen the appliance's web page for details.\r\n")
+	return subject, b.String()
+}
+
+// mail sends one message. The password never travels without TLS.
+func (n *Notifier) mail(ctx context.Context, cfg appliance.NotifySettings, subject, body string) error {
+	host, _, err := net.SplitHostPort(cfg.SMTP)
+	if err != nil {
+		return fmt.Errorf("mail server %q: %w", cfg.SMTP, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", cfg.SMTP)
+	if err != nil {
+		return fmt.Errorf("mail server %s: %w", cfg.SMTP, err)
+	}
+	dl, _ := ctx.Deadline()
+	conn.SetDeadline(dl)
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("mail server %s: %w", cfg.SMTP, err)
+	}
+	defer c.Close()
+	if err := c.Hello(n.Hostname); err != nil {
+		return fmt.Errorf("mail server %s: HELO: %w", cfg.SMTP, err)
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		tc := &tls.Config{}
+		if n.TLS != nil {
+			tc = n.TLS.Clone()
+		}
+		tc.ServerName = host
+		if err := c.StartTLS(tc); err != nil {
+			return fmt.Errorf("mail server %s: STARTTLS: %w", cfg.SMTP, err)
+		}
+	} else if !cfg.PlainSMTP || cfg.User != "" {
+		return fmt.Errorf("mail server %s does not offer STARTTLS: nothing was sent in clear (allow a plain server only on the office network, without a password)", cfg.SMTP)
+	}
+	if cfg.User != "" {
+		if err := c.Auth(smtp.PlainAuth("", cfg.User, cfg.Password, host)); err != nil {
+			return fmt.Errorf("mail server %s: login as %s: %w", cfg.SMTP, cfg.User, err)
+		}
+	}
+	if err := c.Mail(cfg.From); err != nil {
+		return fmt.Errorf("mail server %s: sender %s: %w", cfg.SMTP, cfg.From, err)
+	}
+	for _, to := range cfg.To {
+		if err := c.Rcpt(to); err != nil {
+			return fmt.Errorf("mail server %s: recipient %s: %w", cfg.SMTP, to, err)
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return fmt.Errorf("mail server %s: %w", cfg.SMTP, err)
+	}
+	now := time.Now()
+	fmt.Fprintf(w, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%d.%s@%s>\r\nMIME-Version: 1.0\r\n"+
+		"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n%s",
+		cfg.From, strings.Join(cfg.To, ", "), subject, now.Format(time.RFC1123Z), now.UnixNano(), n.Hostname, n.Hostname, body)
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("mail server %s: message refused: %w", cfg.SMTP, err)
+	}
+	return c.Quit()
+}
+
+// syslog sends a line per new alert (its level) and per cleared one (notice).
+func (n *Notifier) syslog(addr string, added, cleared []appliance.Alert) error {
+	if len(added) == 0 && len(cleared) == 0 {
+		return nil
+	}
+	w, err := syslog.Dial("udp", addr, syslog.LOG_WARNING|syslog.LOG_LOCAL0, "lawbox")
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	for _, a := range added {
+		if a.Level == "critical" {
+			err = errors.Join(err, w.Crit(a.Message))
+		} else {
+			err = errors.Join(err, w.Warning(a.Message))
+		}
+	}
+	for _, a := range cleared {
+		err = errors.Join(err, w.Notice("resolved: "+a.Message))
+	}
+	return err
+}
+
+func (n *Notifier) settings() (appliance.NotifySettings, error) {
+	var cfg appliance.NotifySettings
+	if err := n.Store.GetJSON(state.BucketConfig, configKey, &cfg); err != nil && !errors.Is(err, state.ErrNotFound) {
+		return cfg, fmt.Errorf("notification settings: %w", err)
+	}
+	return cfg, nil
+}
+
+// Notifications returns the settings without the password, and how sending went.
+func (n *Notifier) Notifications(context.Context) (appliance.NotifyStatus, error) {
+	cfg, err := n.settings()
+	if err != nil {
+		return appliance.NotifyStatus{}, err
+	}
+	st := appliance.NotifyStatus{PasswordSet: cfg.Password != ""}
+	cfg.Password = ""
+	if cfg.To == nil {
+		cfg.To = []string{}
+	}
+	st.Settings = cfg
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.lastSent.IsZero() {
+		t := n.lastSent
+		st.LastSent = &t
+	}
+	st.LastError = n.lastErr
+	return st, nil
+}
+
+// SetNotifications checks and stores the settings; an empty password keeps the stored one.
+func (n *Notifier) SetNotifications(_ context.Context, s appliance.NotifySettings) error {
+	if err := Validate(&s); err != nil {
+		return err
+	}
+	if s.Password == "" && s.User != "" {
+		old, err := n.settings()
+		if err != nil {
+			return err
+		}
+		s.Password = old.Password
+	}
+	if err := n.Store.PutJSON(state.BucketConfig, configKey, s); err != nil {
+		return fmt.Errorf("save notification settings: %w", err)
+	}
+	n.Log.Info("notification settings changed", "smtp", s.SMTP, "to", s.To, "syslog", s.Syslog)
+	return nil
+}
+
+// Validate says what is wrong with settings, and tidies them (addresses trimmed).
+func Validate(s *appliance.NotifySettings) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", appliance.ErrBadInput, fmt.Sprintf(format, args...))
+	}
+	hostPort := func(what, v string) error {
+		h, p, err := net.SplitHostPort(v)
+		if err != nil || h == "" || p == "" || strings.ContainsAny(v, " \r\n") {
+			return bad("%s %q: give host:port, e.g. mail.example.com:587", what, v)
+		}
+		return nil
+	}
+	if s.SMTP != "" {
+		if err := hostPort("mail server", s.SMTP); err != nil {
+			return err
+		}
+		addr := func(v string) (string, error) {
+			a, err := mail.ParseAddress(strings.TrimSpace(v))
+			if err != nil || strings.ContainsAny(a.Address, "\r\n") {
+				return "", bad("address %q is not an email address", v)
+			}
+			return a.Address, nil
+		}
+		var err error
+		if s.From, err = addr(s.From); err != nil {
+			return err
+		}
+		if len(s.To) == 0 || len(s.To) > 20 {
+			return bad("give 1 to 20 recipients")
+		}
+		for i := range s.To {
+			if s.To[i], err = addr(s.To[i]); err != nil {
+				return err
+			}
+		}
+		if s.PlainSMTP && s.User != "" {
+			return bad("a password is never sent to a mail server without STARTTLS: clear the user or the plain option")
+		}
+	}
+	if s.Syslog != "" {
+		if err := hostPort("syslog server", s.Syslog); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestNotification sends a test email and a test syslog line now.
+func (n *Notifier) TestNotification(ctx context.Context) error {
+	cfg, err := n.settings()
+	if err != nil {
+		return err
+	}
+	if cfg.SMTP == "" && cfg.Syslog == "" {
+		return fmt.Errorf("notifications: %w: no mail or syslog server is set", appliance.ErrConflict)
+	}
+	var errs []error
+	if cfg.SMTP != "" {
+		if err := n.mail(ctx, cfg, fmt.Sprintf("[%s] test message", n.Hostname),
+			"This is a test message from the appliance "+n.Hostname+". Alerts will arrive like this.\r\n"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if cfg.Syslog != "" {
+		if err := n.syslog(cfg.Syslog, []appliance.Alert{{Level: "warning", Message: "test message from " + n.Hostname}}, nil); err != nil {
+			errs = append(errs, fmt.Errorf("syslog %s: %w", cfg.Syslog, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %v", appliance.ErrUnavailable, err)
+	}
+	return nil
+}

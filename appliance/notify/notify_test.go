@@ -1,0 +1,275 @@
+package notify
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/certs"
+	"github.com/lawbox/appliance/appliance/state"
+)
+
+// mailServer is a real SMTP server (go-smtp) on 127.0.0.1: STARTTLS with its own certificate unless plain,
+// AUTH PLAIN for user "alerts" / "mail password".
+type mailServer struct {
+	addr  string
+	ca    *x509.CertPool
+	mu    sync.Mutex
+	msgs  []string
+	auths []string
+}
+
+type session struct{ s *mailServer }
+
+func (x *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+func (x *session) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		if user != "alerts" || pass != "mail password" {
+			return errors.New("bad credentials")
+		}
+		x.s.mu.Lock()
+		x.s.auths = append(x.s.auths, user)
+		x.s.mu.Unlock()
+		return nil
+	}), nil
+}
+func (x *session) Reset()                                   {}
+func (x *session) Logout() error                            { return nil }
+func (x *session) Mail(string, *smtp.MailOptions) error     { return nil }
+func (x *session) Rcpt(string, *smtp.RcptOptions) error     { return nil }
+func (x *session) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	x.s.mu.Lock()
+	x.s.msgs = append(x.s.msgs, string(b))
+	x.s.mu.Unlock()
+	return err
+}
+
+func startMailServer(t *testing.T, plain bool) *mailServer {
+	t.Helper()
+	st, err := state.Open(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cert, err := certs.LoadOrCreate(st, "mail", []net.IP{net.IPv4(127, 0, 0, 1)}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := &mailServer{ca: x509.NewCertPool()}
+	ms.ca.AddCert(cert.Leaf)
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &session{ms}, nil }))
+	srv.Domain = "127.0.0.1"
+	if !plain {
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms.addr = l.Addr().String()
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return ms
+}
+
+func (m *mailServer) messages() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.msgs...)
+}
+
+// syslogServer collects the datagrams sent to it.
+func syslogServer(t *testing.T) (string, func() []string) {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var mu sync.Mutex
+	var lines []string
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			lines = append(lines, string(buf[:n]))
+			mu.Unlock()
+		}
+	}()
+	return c.LocalAddr().String(), func() []string {
+		time.Sleep(200 * time.Millisecond) // datagrams in flight
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), lines...)
+	}
+}
+
+type alerts struct {
+	mu  sync.Mutex
+	cur []appliance.Alert
+}
+
+func (a *alerts) set(cur ...appliance.Alert) { a.mu.Lock(); a.cur = cur; a.mu.Unlock() }
+func (a *alerts) get(context.Context) []appliance.Alert {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cur
+}
+
+func newNotifier(t *testing.T, ms *mailServer, al *alerts) *Notifier {
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	n := &Notifier{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, Alerts: al.get, Hostname: "appliance-1",
+		MinGap: time.Hour}
+	if ms != nil {
+		n.TLS = &tls.Config{RootCAs: ms.ca}
+	}
+	return n
+}
+
+// New alerts are mailed (over STARTTLS, logged in) and logged to syslog once; a number that changes is
+// the same alert; a warning waits for the gap between emails, a critical alert does not; cleared alerts
+// are said to be resolved.
+func TestAlertsMailedAndLogged(t *testing.T) {
+	ms := startMailServer(t, false)
+	sl, logged := syslogServer(t)
+	al := &alerts{}
+	n := newNotifier(t, ms, al)
+	ctx := context.Background()
+	if err := n.SetNotifications(ctx, appliance.NotifySettings{SMTP: ms.addr, From: "Appliance <box@office.example>",
+		To: []string{"it@office.example"}, User: "alerts", Password: "mail password", Syslog: sl}); err != nil {
+		t.Fatal(err)
+	}
+	al.set(appliance.Alert{Level: "critical", Message: "the data array is DEGRADED"}, appliance.Alert{Level: "warning", Message: "the database mirror is 61 s behind"})
+	n.Round(ctx)
+	msgs := ms.messages()
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "Subject: [appliance-1] CRITICAL: 2 new alert(s), 0 resolved") ||
+		!strings.Contains(msgs[0], "NEW CRITICAL: the data array is DEGRADED") {
+		t.Fatalf("first email: %q", msgs)
+	}
+	if len(ms.auths) != 1 {
+		t.Errorf("logins %v", ms.auths)
+	}
+	al.set(appliance.Alert{Level: "critical", Message: "the data array is DEGRADED"}, appliance.Alert{Level: "warning", Message: "the database mirror is 75 s behind"})
+	n.Round(ctx)
+	if len(ms.messages()) != 1 {
+		t.Errorf("the same alerts were mailed again: %d messages", len(ms.messages()))
+	}
+	// A new warning within the gap waits; a new critical alert goes at once and carries it along.
+	al.set(appliance.Alert{Level: "critical", Message: "the data array is DEGRADED"}, appliance.Alert{Level: "warning", Message: "no heartbeats over 198.51.100.2"})
+	n.Round(ctx)
+	if len(ms.messages()) != 1 {
+		t.Errorf("a warning was mailed within the gap")
+	}
+	al.set(appliance.Alert{Level: "critical", Message: "the data array is DEGRADED"}, appliance.Alert{Level: "warning", Message: "no heartbeats over 198.51.100.2"},
+		appliance.Alert{Level: "critical", Message: "disk SN-B: failed"})
+	n.Round(ctx)
+	msgs = ms.messages()
+	if len(msgs) != 2 || !strings.Contains(msgs[1], "NEW CRITICAL: disk SN-B: failed") || !strings.Contains(msgs[1], "NEW WARNING: no heartbeats") ||
+		!strings.Contains(msgs[1], "RESOLVED: the database mirror is 61 s behind") {
+		t.Errorf("second email: %q", msgs[len(msgs)-1])
+	}
+	lines := strings.Join(logged(), "\n")
+	for _, want := range []string{"the data array is DEGRADED", "disk SN-B: failed", "resolved: the database mirror", "lawbox"} {
+		if !strings.Contains(lines, want) {
+			t.Errorf("syslog lacks %q:\n%s", want, lines)
+		}
+	}
+	if strings.Count(lines, "the data array is DEGRADED") != 1 {
+		t.Errorf("syslog repeated an alert:\n%s", lines)
+	}
+	st, _ := n.Notifications(ctx)
+	if st.Settings.Password != "" || !st.PasswordSet || st.LastSent == nil || st.LastError != "" {
+		t.Errorf("status %+v", st)
+	}
+}
+
+// A server without STARTTLS gets nothing when a password is set (refused at once by the settings, and at
+// sending); allowed as plain without a password, it gets the mail. An unreachable server is retried.
+func TestMailServerProblems(t *testing.T) {
+	plain := startMailServer(t, true)
+	al := &alerts{}
+	n := newNotifier(t, plain, al)
+	ctx := context.Background()
+	set := appliance.NotifySettings{SMTP: plain.addr, From: "box@office.example", To: []string{"it@office.example"}, User: "alerts", Password: "mail password", PlainSMTP: true}
+	if err := n.SetNotifications(ctx, set); !errors.Is(err, appliance.ErrBadInput) {
+		t.Errorf("plain with a password: %v", err)
+	}
+	set.PlainSMTP = false
+	if err := n.SetNotifications(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.TestNotification(ctx); err == nil || !strings.Contains(err.Error(), "does not offer STARTTLS") {
+		t.Errorf("test to a server without STARTTLS: %v", err)
+	}
+	if len(plain.messages()) != 0 || len(plain.auths) != 0 {
+		t.Fatal("something was sent in clear")
+	}
+	set.User, set.Password, set.PlainSMTP = "", "", true
+	if err := n.SetNotifications(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.TestNotification(ctx); err != nil || len(plain.messages()) != 1 || !strings.Contains(plain.messages()[0], "test message") {
+		t.Errorf("plain test: %v %q", err, plain.messages())
+	}
+
+	// Unreachable: the error is kept and the alert goes out once the server answers.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := l.Addr().String()
+	l.Close()
+	set.SMTP = dead
+	if err := n.SetNotifications(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	al.set(appliance.Alert{Level: "critical", Message: "the data array is DEGRADED"})
+	n.Round(ctx)
+	if st, _ := n.Notifications(ctx); !strings.Contains(st.LastError, dead) {
+		t.Errorf("after a failed send: %+v", st)
+	}
+	set.SMTP = plain.addr
+	if err := n.SetNotifications(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	n.Round(ctx)
+	if msgs := plain.messages(); len(msgs) != 2 || !strings.Contains(msgs[1], "DEGRADED") {
+		t.Errorf("the alert was not sent once the server answered: %q", msgs)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, s := range []appliance.NotifySettings{
+		{SMTP: "mail.example.com", From: "a@b.example", To: []string{"c@d.example"}},
+		{SMTP: "mail.example.com:587", From: "not an address", To: []string{"c@d.example"}},
+		{SMTP: "mail.example.com:587", From: "a@b.example"},
+		{SMTP: "mail.example.com:587", From: "a@b.example", To: []string{"c@d.example\r\nBcc: x@y.example"}},
+		{Syslog: "192.0.2.5"},
+	} {
+		if err := Validate(&s); !errors.Is(err, appliance.ErrBadInput) {
+			t.Errorf("%+v: %v", s, err)
+		}
+	}
+	ok := appliance.NotifySettings{SMTP: "mail.example.com:587", From: " Box <a@b.example> ", To: []string{"c@d.example"}, Syslog: "192.0.2.5:514"}
+	if err := Validate(&ok); err != nil || ok.From != "a@b.example" {
+		t.Errorf("valid settings: %v %+v", err, ok)
+	}
+}
