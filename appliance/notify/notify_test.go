@@ -46,10 +46,10 @@ func (x *session) Auth(string) (sasl.Server, error) {
 		return nil
 	}), nil
 }
-func (x *session) Reset()                                   {}
-func (x *session) Logout() error                            { return nil }
-func (x *session) Mail(string, *smtp.MailOptions) error     { return nil }
-func (x *session) Rcpt(string, *smtp.RcptOptions) error     { return nil }
+func (x *session) Reset()                               {}
+func (x *session) Logout() error                        { return nil }
+func (x *session) Mail(string, *smtp.MailOptions) error { return nil }
+func (x *session) Rcpt(string, *smtp.RcptOptions) error { return nil }
 func (x *session) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
 	x.s.mu.Lock()
