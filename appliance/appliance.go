@@ -56,8 +56,9 @@ type Auth interface {
 	NeedsSetup() bool
 	// Setup sets the admin password, given the one-time code printed on the console.
 	Setup(code, password string) error
-	// Login checks a user's password and opens a session. remote identifies the client for rate limiting.
-	Login(user, password, remote string) (Session, error)
+	// Login checks a user's password (and second-factor code, for a user who has one) and opens a
+	// session. remote identifies the client for rate limiting.
+	Login(user, password, code, remote string) (Session, error)
 	// Authenticate returns the session a token belongs to, or ErrUnauthenticated.
 	Authenticate(token string) (Session, error)
 	// Logout ends the session a token belongs to.
@@ -73,6 +74,13 @@ type Auth interface {
 	SetPassword(name, password, keep string) error
 	// EndSessions ends every session of an account but the one of keep ("log out everywhere else").
 	EndSessions(name, keep string) (int, error)
+	// BeginTOTP makes a new second-factor secret for an account, to be confirmed with a code from the
+	// authenticator app; it returns the secret (base32) and its otpauth:// URI.
+	BeginTOTP(name string) (secret, uri string, err error)
+	// ConfirmTOTP turns the second factor on once a code of the new secret is right.
+	ConfirmTOTP(name, code string) error
+	// DisableTOTP turns an account's second factor off.
+	DisableTOTP(name string) error
 
 	// Record adds an entry to the audit log.
 	Record(e AuditEntry) error
@@ -84,6 +92,7 @@ type Auth interface {
 type User struct {
 	Name string `json:"name"`
 	Role string `json:"role"`
+	TOTP bool   `json:"totp"` // a second factor is required at login
 }
 
 // AuditEntry is one action taken through the web UI or the API: who, what, when, from where, and the answer.

@@ -7,7 +7,7 @@ import (
 )
 
 type credentials struct {
-	Code     string `json:"code"`
+	Code     string `json:"code"` // the setup code; at login, the second factor's code
 	User     string `json:"user"`
 	Password string `json:"password"`
 }
@@ -33,7 +33,7 @@ func (s *Server) apiLogin(w http.ResponseWriter, r *http.Request, _ appliance.Se
 		return
 	}
 	auditUser(r, c.User)
-	sess, err := s.auth.Login(c.User, c.Password, remote(r))
+	sess, err := s.auth.Login(c.User, c.Password, c.Code, remote(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return

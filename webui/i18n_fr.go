@@ -106,6 +106,15 @@ var fr = map[string]string{
 	"Action":                 "Action",
 	"Answer":                 "Réponse",
 
+	// second factor
+	"Code from the authenticator app (if set up)":                                        "Code de l'application d'authentification (si configurée)",
+	"Enter this key in an authenticator app (type: time-based), then the code it shows:": "Saisissez cette clé dans une application d'authentification (type : basée sur l'heure), puis le code qu'elle affiche :",
+	"Code":                     "Code",
+	"Turn two-factor login on": "Activer la connexion à deux facteurs",
+	"Two-factor login is on for your account.": "La connexion à deux facteurs est active pour votre compte.",
+	"Turn two-factor login off":                "Désactiver la connexion à deux facteurs",
+	"Set up two-factor login":                  "Configurer la connexion à deux facteurs",
+
 	// alerts and notifications
 	"Alerts":                   "Alertes",
 	"Nothing needs attention.": "Rien ne demande d'attention.",

@@ -21,6 +21,8 @@ type pageData struct {
 	Backups backupsPage
 	Summary summary
 	Path    string // the page's path
+	Account appliance.User // the logged-in user's account (dashboard)
+	TOTP    totpSetup      // a second factor being set up
 	Alerts  alertsPage
 	Users   []appliance.User
 	Audit   []appliance.AuditEntry
@@ -57,8 +59,12 @@ func (s *Server) pageIndex(w http.ResponseWriter, r *http.Request, _ appliance.S
 
 // renderStatus shows the dashboard with the outcome of an action.
 func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, sess appliance.Session, notice string, actionErr error) {
+	s.render(w, r, http.StatusOK, "status", s.statusData(r, sess, notice, actionErr))
+}
+
+func (s *Server) statusData(r *http.Request, sess appliance.Session, notice string, actionErr error) pageData {
 	st, err := s.status(r.Context())
-	d := pageData{Session: sess, Status: st, Summary: s.dashboard(r.Context()), Notice: notice}
+	d := pageData{Session: sess, Status: st, Summary: s.dashboard(r.Context()), Notice: notice, Account: s.account(sess.User)}
 	if actionErr != nil {
 		err = actionErr
 	}
@@ -66,7 +72,7 @@ func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, sess appli
 		_, d.Error = statusOf(err)
 		d.Notice = ""
 	}
-	s.render(w, r, http.StatusOK, "status", d)
+	return d
 }
 
 func (s *Server) pageSetup(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
@@ -114,7 +120,7 @@ func (s *Server) formLogin(w http.ResponseWriter, r *http.Request, _ appliance.S
 		return
 	}
 	auditUser(r, r.PostForm.Get("user"))
-	sess, err := s.auth.Login(r.PostForm.Get("user"), r.PostForm.Get("password"), remote(r))
+	sess, err := s.auth.Login(r.PostForm.Get("user"), r.PostForm.Get("password"), r.PostForm.Get("code"), remote(r))
 	if err != nil {
 		code, msg := statusOf(err)
 		s.render(w, r, code, "login", pageData{Error: msg})

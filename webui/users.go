@@ -192,3 +192,85 @@ func (s *Server) pageAudit(w http.ResponseWriter, r *http.Request, sess applianc
 	}
 	s.render(w, r, http.StatusOK, "audit", d)
 }
+
+// totpSetup is a second factor being set up: shown once, until confirmed with a code.
+type totpSetup struct {
+	Secret string
+	URI    string
+}
+
+type totpCode struct {
+	Code string `json:"code"`
+}
+
+// account is name's account as the user list has it (zero when it cannot be read).
+func (s *Server) account(name string) appliance.User {
+	users, _ := s.auth.Users()
+	for _, u := range users {
+		if u.Name == name {
+			return u
+		}
+	}
+	return appliance.User{}
+}
+
+func (s *Server) apiBeginTOTP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	name := r.PathValue("name")
+	if err := mayChangePassword(sess, name); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	secret, uri, err := s.auth.BeginTOTP(name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"secret": secret, "uri": uri})
+}
+
+func (s *Server) apiConfirmTOTP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	name := r.PathValue("name")
+	var c totpCode
+	err := mayChangePassword(sess, name)
+	if err == nil {
+		err = decode(r, &c)
+	}
+	if err == nil {
+		err = s.auth.ConfirmTOTP(name, c.Code)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) apiDisableTOTP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	name := r.PathValue("name")
+	err := mayChangePassword(sess, name)
+	if err == nil {
+		err = s.auth.DisableTOTP(name)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// formBeginTOTP shows the logged-in user a new secret to enter in an authenticator app.
+func (s *Server) formBeginTOTP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	secret, uri, err := s.auth.BeginTOTP(sess.User)
+	d := s.statusData(r, sess, "", err)
+	d.TOTP = totpSetup{Secret: secret, URI: uri}
+	s.render(w, r, http.StatusOK, "status", d)
+}
+
+func (s *Server) formConfirmTOTP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.renderStatus(w, r, sess, "Two-factor login is on: from now on, log in with a code from the app too.",
+		s.auth.ConfirmTOTP(sess.User, r.PostFormValue("code")))
+}
+
+func (s *Server) formDisableTOTP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.renderStatus(w, r, sess, "Two-factor login is off.", s.auth.DisableTOTP(sess.User))
+}

@@ -3,18 +3,23 @@
 package auth
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,9 +56,11 @@ const (
 )
 
 type user struct {
-	Name string `json:"name"`
-	Role string `json:"role"`
-	Hash string `json:"hash"` // PHC string: $argon2id$v=19$m=..,t=..,p=..$salt$hash
+	Name        string `json:"name"`
+	Role        string `json:"role"`
+	Hash        string `json:"hash"`                   // PHC string: $argon2id$v=19$m=..,t=..,p=..$salt$hash
+	TOTP        string `json:"totp,omitempty"`         // base32 secret of the second factor, once confirmed
+	TOTPPending string `json:"totp_pending,omitempty"` // a new secret waiting for its first code
 }
 
 type session struct {
@@ -76,13 +83,14 @@ type Auth struct {
 	setupCode  string
 	setupTries int
 	failures   map[string][]time.Time // remote -> times of recent failed logins
+	usedStep   map[string]int64       // user -> the last TOTP time step accepted (a code works once)
 }
 
 var _ appliance.Auth = (*Auth)(nil)
 
 // New returns the Auth backed by store. now is the clock (time.Now outside tests).
 func New(store *state.Store, log *slog.Logger, now func() time.Time) *Auth {
-	return &Auth{store: store, log: log, now: now, failures: map[string][]time.Time{}}
+	return &Auth{store: store, log: log, now: now, failures: map[string][]time.Time{}, usedStep: map[string]int64{}}
 }
 
 // SetupCode returns the one-time code that Setup wants, making one if needed, or "" once set up.
@@ -198,7 +206,7 @@ func verifyPassword(phc, pw string) (bool, error) {
 
 // Login checks the password and opens a session. After maxFailures failures from one remote within a
 // minute it answers a *appliance.RateLimitError without checking.
-func (a *Auth) Login(name, password, remote string) (appliance.Session, error) {
+func (a *Auth) Login(name, password, code, remote string) (appliance.Session, error) {
 	if wait := a.limited(remote); wait > 0 {
 		return appliance.Session{}, &appliance.RateLimitError{RetryAfter: wait}
 	}
@@ -222,6 +230,15 @@ func (a *Auth) Login(name, password, remote string) (appliance.Session, error) {
 		return appliance.Session{}, appliance.ErrBadCredentials
 	}
 	a.mu.Lock()
+	if u.TOTP != "" {
+		step, good := totpCheck(u.TOTP, code, a.now())
+		if !good || step <= a.usedStep[u.Name] {
+			a.mu.Unlock()
+			a.fail(remote)
+			return appliance.Session{}, fmt.Errorf("%w: this account also needs the 6-digit code of its authenticator app", appliance.ErrBadCredentials)
+		}
+		a.usedStep[u.Name] = step
+	}
 	delete(a.failures, remote)
 	a.mu.Unlock()
 
@@ -307,7 +324,7 @@ func (a *Auth) Users() ([]appliance.User, error) {
 		if err := json.Unmarshal(v, &u); err != nil {
 			return fmt.Errorf("decode user: %w", err)
 		}
-		out = append(out, appliance.User{Name: u.Name, Role: u.Role})
+		out = append(out, appliance.User{Name: u.Name, Role: u.Role, TOTP: u.TOTP != ""})
 		return nil
 	})
 	if err != nil {
@@ -384,20 +401,10 @@ func (a *Auth) SetPassword(name, password, keep string) error {
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var u user
-	if err := a.store.GetJSON(state.BucketAuth, name, &u); err != nil {
-		if errors.Is(err, state.ErrNotFound) {
-			return fmt.Errorf("user %s: %w", name, appliance.ErrNotFound)
-		}
-		return fmt.Errorf("set password of %s: %w", name, err)
+	if err := a.editUser(name, func(u *user) error { u.Hash = hash; return nil }); err != nil {
+		return err
 	}
-	u.Hash = hash
-	if err := a.store.PutJSON(state.BucketAuth, name, u); err != nil {
-		return fmt.Errorf("set password of %s: %w", name, err)
-	}
-	_, err = a.endSessions(name, keep)
+	_, err = a.EndSessions(name, keep)
 	return err
 }
 
@@ -453,4 +460,108 @@ func (a *Auth) Audit(n int) ([]appliance.AuditEntry, error) {
 		return len(out) < n, nil
 	})
 	return out, err
+}
+
+// TOTP (RFC 6238): HMAC-SHA1, 30-second steps, 6 digits, one step of clock drift either way.
+const (
+	totpStep   = 30
+	totpDigits = 1000000
+	totpIssuer = "Lawbox"
+)
+
+// totpCode is the code of secret for a time step.
+func totpCode(secret []byte, step int64) int {
+	m := hmac.New(sha1.New, secret)
+	binary.Write(m, binary.BigEndian, step)
+	h := m.Sum(nil)
+	off := h[len(h)-1] & 0x0f
+	return int(binary.BigEndian.Uint32(h[off:off+4])&0x7fffffff) % totpDigits
+}
+
+var totpEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// totpCheck says whether code is right for the base32 secret around now, and for which step.
+func totpCheck(secret, code string, now time.Time) (int64, bool) {
+	key, err := totpEncoding.DecodeString(secret)
+	code = strings.ReplaceAll(strings.TrimSpace(code), " ", "")
+	if err != nil || len(code) != 6 {
+		return 0, false
+	}
+	want, err := strconv.Atoi(code)
+	if err != nil {
+		return 0, false
+	}
+	t := now.Unix() / totpStep
+	for _, step := range []int64{t, t - 1, t + 1} {
+		if subtle.ConstantTimeEq(int32(totpCode(key, step)), int32(want)) == 1 {
+			return step, true
+		}
+	}
+	return 0, false
+}
+
+func (a *Auth) editUser(name string, edit func(*user) error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var u user
+	if err := a.store.GetJSON(state.BucketAuth, name, &u); err != nil {
+		if errors.Is(err, state.ErrNotFound) {
+			return fmt.Errorf("user %s: %w", name, appliance.ErrNotFound)
+		}
+		return fmt.Errorf("user %s: %w", name, err)
+	}
+	if err := edit(&u); err != nil {
+		return err
+	}
+	if err := a.store.PutJSON(state.BucketAuth, name, u); err != nil {
+		return fmt.Errorf("save user %s: %w", name, err)
+	}
+	return nil
+}
+
+// BeginTOTP makes a new secret for name, pending until ConfirmTOTP.
+func (a *Auth) BeginTOTP(name string) (string, string, error) {
+	key := make([]byte, 20)
+	rand.Read(key)
+	secret := totpEncoding.EncodeToString(key)
+	err := a.editUser(name, func(u *user) error {
+		u.TOTPPending = secret
+		return nil
+	})
+	if err != nil {
+		return "", "", err
+	}
+	uri := (&url.URL{Scheme: "otpauth", Host: "totp", Path: "/" + totpIssuer + ":" + name,
+		RawQuery: url.Values{"secret": {secret}, "issuer": {totpIssuer}}.Encode()}).String()
+	return secret, uri, nil
+}
+
+// ConfirmTOTP turns the pending secret on when code is right for it.
+func (a *Auth) ConfirmTOTP(name, code string) error {
+	err := a.editUser(name, func(u *user) error {
+		if u.TOTPPending == "" {
+			return fmt.Errorf("second factor of %s: %w: start the setup first", name, appliance.ErrConflict)
+		}
+		if _, ok := totpCheck(u.TOTPPending, code, a.now()); !ok {
+			return fmt.Errorf("%w: the code does not match: check the authenticator app's clock and try the next code", appliance.ErrBadInput)
+		}
+		u.TOTP, u.TOTPPending = u.TOTPPending, ""
+		return nil
+	})
+	if err == nil {
+		a.log.Info("second factor on", "user", name)
+	}
+	return err
+}
+
+// DisableTOTP turns name's second factor off.
+func (a *Auth) DisableTOTP(name string) error {
+	err := a.editUser(name, func(u *user) error {
+		u.TOTP, u.TOTPPending = "", ""
+		return nil
+	})
+	if err == nil {
+		a.log.Warn("second factor off", "user", name)
+	}
+	return err
 }

@@ -2,9 +2,11 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,13 +79,13 @@ func setUp(t *testing.T) (*Auth, *clock) {
 
 func TestLoginSessionExpiry(t *testing.T) {
 	a, c := setUp(t)
-	if _, err := a.Login("admin", "wrong password!", "192.0.2.9"); !errors.Is(err, appliance.ErrBadCredentials) {
+	if _, err := a.Login("admin", "wrong password!", "", "192.0.2.9"); !errors.Is(err, appliance.ErrBadCredentials) {
 		t.Errorf("Login(wrong) = %v, want ErrBadCredentials", err)
 	}
-	if _, err := a.Login("nobody", goodPW, "192.0.2.9"); !errors.Is(err, appliance.ErrBadCredentials) {
+	if _, err := a.Login("nobody", goodPW, "", "192.0.2.9"); !errors.Is(err, appliance.ErrBadCredentials) {
 		t.Errorf("Login(unknown user) = %v, want ErrBadCredentials", err)
 	}
-	s, err := a.Login("admin", goodPW, "192.0.2.9")
+	s, err := a.Login("admin", goodPW, "", "192.0.2.9")
 	if err != nil || s.Token == "" || s.Role != appliance.RoleAdmin {
 		t.Fatalf("Login = %+v, %v", s, err)
 	}
@@ -99,7 +101,7 @@ func TestLoginSessionExpiry(t *testing.T) {
 		t.Errorf("Authenticate after idle = %v, want ErrUnauthenticated", err)
 	}
 	// Absolute timeout, even when used every few minutes.
-	s, _ = a.Login("admin", goodPW, "192.0.2.9")
+	s, _ = a.Login("admin", goodPW, "", "192.0.2.9")
 	for i := time.Duration(0); i < SessionTTL; i += 20 * time.Minute {
 		c.t = c.t.Add(20 * time.Minute)
 		_, _ = a.Authenticate(s.Token)
@@ -109,7 +111,7 @@ func TestLoginSessionExpiry(t *testing.T) {
 		t.Errorf("Authenticate after %v = %v, want ErrUnauthenticated", SessionTTL, err)
 	}
 	// Logout.
-	s, _ = a.Login("admin", goodPW, "192.0.2.9")
+	s, _ = a.Login("admin", goodPW, "", "192.0.2.9")
 	if err := a.Logout(s.Token); err != nil {
 		t.Fatal(err)
 	}
@@ -121,19 +123,19 @@ func TestLoginSessionExpiry(t *testing.T) {
 func TestLoginRateLimit(t *testing.T) {
 	a, c := setUp(t)
 	for range maxFailures {
-		_, _ = a.Login("admin", "wrong password!", "198.51.100.7")
+		_, _ = a.Login("admin", "wrong password!", "", "198.51.100.7")
 	}
-	_, err := a.Login("admin", goodPW, "198.51.100.7")
+	_, err := a.Login("admin", goodPW, "", "198.51.100.7")
 	var rl *appliance.RateLimitError
 	if !errors.As(err, &rl) || !errors.Is(err, appliance.ErrRateLimited) || rl.RetryAfter <= 0 {
 		t.Fatalf("Login after %d failures = %v, want a RateLimitError", maxFailures, err)
 	}
 	// Another client is not punished.
-	if _, err := a.Login("admin", goodPW, "198.51.100.8"); err != nil {
+	if _, err := a.Login("admin", goodPW, "", "198.51.100.8"); err != nil {
 		t.Errorf("Login from another client = %v", err)
 	}
 	c.t = c.t.Add(failWindow)
-	if _, err := a.Login("admin", goodPW, "198.51.100.7"); err != nil {
+	if _, err := a.Login("admin", goodPW, "", "198.51.100.7"); err != nil {
 		t.Errorf("Login after the window = %v", err)
 	}
 }
@@ -163,7 +165,7 @@ func TestUsers(t *testing.T) {
 	if err := a.AddUser("clerk", goodPW, appliance.RoleAdmin); !errors.Is(err, appliance.ErrConflict) {
 		t.Errorf("duplicate user: %v", err)
 	}
-	s, err := a.Login("clerk", goodPW, "192.0.2.9")
+	s, err := a.Login("clerk", goodPW, "", "192.0.2.9")
 	if err != nil || s.Role != appliance.RoleViewer {
 		t.Fatalf("viewer login: %+v %v", s, err)
 	}
@@ -185,7 +187,7 @@ func TestUsers(t *testing.T) {
 	}
 
 	// Two sessions of the clerk; a password change from the first ends the second.
-	s2, _ := a.Login("clerk", goodPW, "192.0.2.10")
+	s2, _ := a.Login("clerk", goodPW, "", "192.0.2.10")
 	if err := a.SetPassword("clerk", goodPW+"!", s.Token); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +197,7 @@ func TestUsers(t *testing.T) {
 	if _, err := a.Authenticate(s2.Token); err == nil {
 		t.Error("another session survived the password change")
 	}
-	if _, err := a.Login("clerk", goodPW, "192.0.2.10"); !errors.Is(err, appliance.ErrBadCredentials) {
+	if _, err := a.Login("clerk", goodPW, "", "192.0.2.10"); !errors.Is(err, appliance.ErrBadCredentials) {
 		t.Errorf("old password: %v", err)
 	}
 	if err := a.DeleteUser("clerk"); err != nil {
@@ -213,7 +215,7 @@ func TestEndSessionsAndAudit(t *testing.T) {
 	a, c := setUp(t)
 	var toks []string
 	for range 3 {
-		s, err := a.Login("admin", goodPW, "192.0.2.9")
+		s, err := a.Login("admin", goodPW, "", "192.0.2.9")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,5 +239,61 @@ func TestEndSessionsAndAudit(t *testing.T) {
 	got, err := a.Audit(3)
 	if err != nil || len(got) != 3 || got[0].Status != 204 || got[2].Status != 202 || !got[0].Time.Equal(c.t) {
 		t.Errorf("Audit(3) = %+v, %v", got, err)
+	}
+}
+
+func TestTOTPVectors(t *testing.T) { // RFC 6238 appendix B, SHA-1, last 6 digits
+	key := []byte("12345678901234567890")
+	for ts, want := range map[int64]int{59: 287082, 1111111109: 81804, 1234567890: 5924, 2000000000: 279037} {
+		if got := totpCode(key, ts/totpStep); got != want {
+			t.Errorf("T=%d: %06d, want %06d", ts, got, want)
+		}
+	}
+}
+
+// A second factor: set up with a first code, then needed at every login; a code works once; turned off,
+// the password alone is enough again.
+func TestTOTPLogin(t *testing.T) {
+	a, c := setUp(t)
+	secret, uri, err := a.BeginTOTP("admin")
+	if err != nil || !strings.HasPrefix(uri, "otpauth://totp/Lawbox:admin?") || !strings.Contains(uri, "secret="+secret) {
+		t.Fatalf("BeginTOTP = %q %q %v", secret, uri, err)
+	}
+	key, _ := totpEncoding.DecodeString(secret)
+	code := func(at time.Time) string { return fmt.Sprintf("%06d", totpCode(key, at.Unix()/totpStep)) }
+	if _, err := a.Login("admin", goodPW, "", "192.0.2.9"); err != nil {
+		t.Errorf("a pending second factor is already required: %v", err)
+	}
+	if err := a.ConfirmTOTP("admin", "000000"); !errors.Is(err, appliance.ErrBadInput) && code(c.t) != "000000" {
+		t.Errorf("confirm with a wrong code: %v", err)
+	}
+	if err := a.ConfirmTOTP("admin", code(c.t)); err != nil {
+		t.Fatal(err)
+	}
+	if users, _ := a.Users(); !users[0].TOTP {
+		t.Errorf("users %+v", users)
+	}
+	c.t = c.t.Add(time.Minute)
+	if _, err := a.Login("admin", goodPW, "", "192.0.2.9"); !errors.Is(err, appliance.ErrBadCredentials) {
+		t.Errorf("login without the code: %v", err)
+	}
+	if _, err := a.Login("admin", goodPW, code(c.t.Add(-5*time.Minute)), "192.0.2.9"); !errors.Is(err, appliance.ErrBadCredentials) {
+		t.Errorf("login with an old code: %v", err)
+	}
+	if _, err := a.Login("admin", goodPW, code(c.t), "192.0.2.10"); err != nil {
+		t.Errorf("login with the code: %v", err)
+	}
+	if _, err := a.Login("admin", goodPW, code(c.t), "192.0.2.11"); !errors.Is(err, appliance.ErrBadCredentials) {
+		t.Errorf("the same code twice: %v", err)
+	}
+	c.t = c.t.Add(totpStep * time.Second)
+	if _, err := a.Login("admin", goodPW, code(c.t), "192.0.2.11"); err != nil {
+		t.Errorf("the next code: %v", err)
+	}
+	if err := a.DisableTOTP("admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Login("admin", goodPW, "", "192.0.2.12"); err != nil {
+		t.Errorf("after turning it off: %v", err)
 	}
 }
