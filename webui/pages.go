@@ -20,7 +20,7 @@ type pageData struct {
 	Pair    pairPage
 	Backups backupsPage
 	Summary summary
-	Path    string // the page's path
+	Path    string         // the page's path
 	Account appliance.User // the logged-in user's account (dashboard)
 	TOTP    totpSetup      // a second factor being set up
 	Alerts  alertsPage
