@@ -59,6 +59,9 @@ type Auth interface {
 	// Login checks a user's password (and second-factor code, for a user who has one) and opens a
 	// session. remote identifies the client for rate limiting.
 	Login(user, password, code, remote string) (Session, error)
+	// Check checks a password (accounts without a second factor) without opening a session: for
+	// monitoring systems that log in on every request. Rate-limited like Login.
+	Check(user, password, remote string) (Session, error)
 	// Authenticate returns the session a token belongs to, or ErrUnauthenticated.
 	Authenticate(token string) (Session, error)
 	// Logout ends the session a token belongs to.

@@ -17,6 +17,7 @@ type summary struct {
 	Alerts     []appliance.Alert
 	Storage    *appliance.StorageStatus
 	Health     map[string]string // disk serial -> SMART health
+	Disks      []appliance.DiskHealth
 	Pair       appliance.PairStatus
 	DB         *appliance.DatabaseStatus
 	Backups    *appliance.BackupStatus
@@ -77,7 +78,7 @@ func (s *Server) status(ctx context.Context) (appliance.Status, error) {
 
 func (s *Server) summarize(ctx context.Context) summary {
 	snap := appliance.TakeSnapshot(ctx, s.disks, s.health, s.pair, s.db, s.backups)
-	sum := summary{Storage: snap.Storage, Pair: snap.Pair, DB: snap.Database, Backups: snap.Backups, Alerts: snap.Alerts()}
+	sum := summary{Storage: snap.Storage, Disks: snap.Disks, Pair: snap.Pair, DB: snap.Database, Backups: snap.Backups, Alerts: snap.Alerts()}
 	if snap.Disks != nil {
 		sum.Health = map[string]string{}
 		for _, d := range snap.Disks {

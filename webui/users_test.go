@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -225,5 +226,41 @@ func TestTOTPAPI(t *testing.T) {
 	w = e.do(req{method: "POST", path: "/account/totp", hdr: map[string]string{"Cookie": CookieName + "=" + viewer, "Content-Type": "application/x-www-form-urlencoded"}})
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `id="totp-secret"`) {
 		t.Errorf("begin form = %d", w.Code)
+	}
+}
+
+// Prometheus reads /metrics with a viewer's password (basic auth, that route only); the figures come from
+// the parts.
+func TestMetrics(t *testing.T) {
+	e := newEnv(t)
+	admin := e.setUpAndLogin(t)
+	if w := e.do(req{method: "POST", path: "/api/v1/users", body: `{"name":"prometheus","password":"` + pw + `","role":"viewer"}`, hdr: bearer(admin)}); w.Code != 201 {
+		t.Fatal(w.Code)
+	}
+	basic := func(user, pass string) map[string]string {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.SetBasicAuth(user, pass)
+		return map[string]string{"Authorization": r.Header.Get("Authorization")}
+	}
+	if w := e.do(req{method: "GET", path: "/metrics", hdr: basic("prometheus", "wrong password!")}); w.Code != 401 {
+		t.Errorf("wrong password = %d", w.Code)
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/status", hdr: basic("prometheus", pw)}); w.Code != 401 {
+		t.Errorf("basic auth on another route = %d", w.Code)
+	}
+	w := e.do(req{method: "GET", path: "/metrics", hdr: basic("prometheus", pw)})
+	body := w.Body.String()
+	for _, want := range []string{`lawbox_alerts{level="critical"} 1`, `lawbox_array_state{array="data",level="raid1",state="rebuilding"} 1`,
+		`lawbox_array_sync_progress{array="data"} 0.375`, `lawbox_disk_health{health="replace",serial="SN-A"} 1`,
+		`lawbox_database_size_bytes{database="practice"} 8.388608e+06`, "# TYPE lawbox_database_connections gauge"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s:\n%s", want, body)
+		}
+	}
+	if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain; version=0.0.4") {
+		t.Errorf("metrics = %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	if w := e.do(req{method: "GET", path: "/metrics", hdr: bearer(admin)}); w.Code != 200 {
+		t.Errorf("metrics with a session = %d", w.Code)
 	}
 }

@@ -189,6 +189,7 @@ func (s *Server) Routes() []Route {
 		{"PUT /api/v1/users/{name}/password", Viewer, s.apiSetPassword},
 		{"POST /api/v1/sessions/end", Viewer, s.apiEndSessions},
 		{"GET /api/v1/audit", Admin, s.apiAudit},
+		{"GET /metrics", Viewer, s.metrics},
 		{"GET /alerts", Viewer, s.pageAlerts},
 		{"POST /alerts/notifications", Admin, s.formNotifications},
 		{"POST /alerts/test", Admin, s.formTestNotification},
@@ -238,7 +239,7 @@ func headers(next http.Handler) http.Handler {
 // guard checks the route's access level before calling it, and writes the audit log: every request that
 // changes something (any method but GET) and every admin-only read, with who, from where, and the answer.
 func (s *Server) guard(rt Route) http.Handler {
-	api := strings.Contains(rt.Pattern, " /api/")
+	api := strings.Contains(rt.Pattern, " /api/") || rt.Pattern == "GET /metrics"
 	audited := rt.Access == Admin || !strings.HasPrefix(rt.Pattern, "GET ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var sess appliance.Session
@@ -256,9 +257,17 @@ func (s *Server) guard(rt Route) http.Handler {
 		}
 		if rt.Access != Public {
 			var err error
-			sess, err = s.auth.Authenticate(token(r))
+			if user, pass, basic := r.BasicAuth(); basic && rt.Pattern == "GET /metrics" {
+				// Prometheus: a viewer account's password on each scrape (rate-limited like a login)
+				sess, err = s.auth.Check(user, pass, remote(r))
+			} else {
+				sess, err = s.auth.Authenticate(token(r))
+			}
 			if err != nil {
 				if api {
+					if rt.Pattern == "GET /metrics" {
+						w.Header().Set("WWW-Authenticate", `Basic realm="lawbox metrics"`)
+					}
 					writeError(w, http.StatusUnauthorized, appliance.ErrUnauthenticated.Error())
 				} else {
 					http.Redirect(w, r, "/login", http.StatusSeeOther)

@@ -207,27 +207,9 @@ func verifyPassword(phc, pw string) (bool, error) {
 // Login checks the password and opens a session. After maxFailures failures from one remote within a
 // minute it answers a *appliance.RateLimitError without checking.
 func (a *Auth) Login(name, password, code, remote string) (appliance.Session, error) {
-	if wait := a.limited(remote); wait > 0 {
-		return appliance.Session{}, &appliance.RateLimitError{RetryAfter: wait}
-	}
-	var u user
-	err := a.store.GetJSON(state.BucketAuth, name, &u)
-	if errors.Is(err, state.ErrNotFound) {
-		// Same work as a real check, so timing does not tell which user names exist.
-		_, _ = verifyPassword("$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
-		a.fail(remote)
-		return appliance.Session{}, appliance.ErrBadCredentials
-	}
+	u, err := a.verify(name, password, remote)
 	if err != nil {
-		return appliance.Session{}, fmt.Errorf("login %s: %w", name, err)
-	}
-	ok, err := verifyPassword(u.Hash, password)
-	if err != nil {
-		return appliance.Session{}, fmt.Errorf("login %s: %w", name, err)
-	}
-	if !ok {
-		a.fail(remote)
-		return appliance.Session{}, appliance.ErrBadCredentials
+		return appliance.Session{}, err
 	}
 	a.mu.Lock()
 	if u.TOTP != "" {
@@ -252,6 +234,49 @@ func (a *Auth) Login(name, password, code, remote string) (appliance.Session, er
 	}
 	a.log.Info("login", "user", u.Name, "remote", remote)
 	return appliance.Session{Token: token, User: s.User, Role: s.Role, Expires: s.Expires}, nil
+}
+
+// verify checks a password, counting failures against remote and answering a *appliance.RateLimitError
+// while remote is limited.
+func (a *Auth) verify(name, password, remote string) (user, error) {
+	if wait := a.limited(remote); wait > 0 {
+		return user{}, &appliance.RateLimitError{RetryAfter: wait}
+	}
+	var u user
+	err := a.store.GetJSON(state.BucketAuth, name, &u)
+	if errors.Is(err, state.ErrNotFound) {
+		// Same work as a real check, so timing does not tell which user names exist.
+		_, _ = verifyPassword("$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
+		a.fail(remote)
+		return user{}, appliance.ErrBadCredentials
+	}
+	if err != nil {
+		return user{}, fmt.Errorf("login %s: %w", name, err)
+	}
+	ok, err := verifyPassword(u.Hash, password)
+	if err != nil {
+		return user{}, fmt.Errorf("login %s: %w", name, err)
+	}
+	if !ok {
+		a.fail(remote)
+		return user{}, appliance.ErrBadCredentials
+	}
+	return u, nil
+}
+
+// Check checks a password without opening a session (monitoring). Accounts with a second factor cannot.
+func (a *Auth) Check(name, password, remote string) (appliance.Session, error) {
+	u, err := a.verify(name, password, remote)
+	if err != nil {
+		return appliance.Session{}, err
+	}
+	if u.TOTP != "" {
+		return appliance.Session{}, fmt.Errorf("%w: an account with a second factor cannot log in without its code", appliance.ErrBadCredentials)
+	}
+	a.mu.Lock()
+	delete(a.failures, remote)
+	a.mu.Unlock()
+	return appliance.Session{User: u.Name, Role: u.Role}, nil
 }
 
 // limited returns how long remote must wait, or 0.
