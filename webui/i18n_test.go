@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -18,8 +19,12 @@ func TestFrenchCatalogComplete(t *testing.T) {
 		b, _ := fs.ReadFile(templateFS, f)
 		for _, m := range literal.FindAllStringSubmatch(string(b), -1) {
 			n++
-			if _, ok := fr[m[1]]; !ok {
-				t.Errorf("%s: %q has no French", f, m[1])
+			text, err := strconv.Unquote(`"` + m[1] + `"`)
+			if err != nil {
+				t.Errorf("%s: %s: %v", f, m[1], err)
+			}
+			if _, ok := fr[text]; !ok {
+				t.Errorf("%s: %q has no French", f, text)
 			}
 		}
 	}
