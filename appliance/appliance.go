@@ -559,3 +559,22 @@ type Notifications interface {
 	// TestNotification sends a test message everywhere configured and says what failed.
 	TestNotification(ctx context.Context) error
 }
+
+// CertInfo describes the HTTPS certificate the unit presents.
+type CertInfo struct {
+	Subject     string    `json:"subject"`
+	Issuer      string    `json:"issuer"`
+	Names       []string  `json:"names"` // DNS names and IP addresses it is valid for
+	NotAfter    time.Time `json:"not_after"`
+	Fingerprint string    `json:"fingerprint"` // SHA-256, AB:CD:...
+	SelfSigned  bool      `json:"self_signed"`
+}
+
+// Certificates is the unit's HTTPS certificate: shown, replaced by the office's own, or made anew.
+type Certificates interface {
+	Certificate(ctx context.Context) (CertInfo, error)
+	// SetCertificate installs a PEM certificate (leaf first, then intermediates) and its PEM private key.
+	SetCertificate(ctx context.Context, certPEM, keyPEM string) error
+	// ResetCertificate goes back to a new self-signed certificate.
+	ResetCertificate(ctx context.Context) error
+}

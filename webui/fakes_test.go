@@ -302,3 +302,24 @@ func (f *fakeNotify) TestNotification(context.Context) error {
 	f.tests++
 	return f.testErr
 }
+
+type fakeCerts struct {
+	info appliance.CertInfo
+	set  int
+}
+
+func (f *fakeCerts) Certificate(context.Context) (appliance.CertInfo, error) { return f.info, nil }
+
+func (f *fakeCerts) SetCertificate(_ context.Context, cert, key string) error {
+	if !strings.Contains(cert, "BEGIN CERTIFICATE") || key == "" {
+		return fmt.Errorf("%w: certificate and key: no PEM data", appliance.ErrBadInput)
+	}
+	f.set++
+	f.info.SelfSigned, f.info.Issuer = false, "CN=Office CA"
+	return nil
+}
+
+func (f *fakeCerts) ResetCertificate(context.Context) error {
+	f.info.SelfSigned = true
+	return nil
+}

@@ -133,6 +133,17 @@ var fr = map[string]string{
 	"Use new empty disks automatically": "Utiliser automatiquement les nouveaux disques vides",
 	"Copy a disk that SMART says is failing onto a spare disk before it fails": "Copier sur un disque de secours un disque que SMART annonce défaillant, avant qu'il ne lâche",
 
+	// certificate
+	"HTTPS certificate": "Certificat HTTPS",
+	"Self-signed: browsers warn until they are told to trust it. Compare its fingerprint with the one on the unit's console.": "Auto-signé : les navigateurs avertissent tant qu'on ne leur a pas dit de s'y fier. Comparez son empreinte avec celle affichée sur la console de l'appareil.",
+	"Issued by %s.":       "Émis par %s.",
+	"Valid until %s for:": "Valable jusqu'au %s pour :",
+	"The office's certificate (PEM, then its intermediates)": "Le certificat du cabinet (PEM, puis ses intermédiaires)",
+	"Its private key (PEM)":                                  "Sa clé privée (PEM)",
+	"Use this certificate":                                   "Utiliser ce certificat",
+	"Browsers will warn again":                               "Les navigateurs avertiront de nouveau",
+	"Go back to a self-signed certificate":                   "Revenir à un certificat auto-signé",
+
 	// second factor
 	"Code from the authenticator app (if set up)":                                        "Code de l'application d'authentification (si configurée)",
 	"Enter this key in an authenticator app (type: time-based), then the code it shows:": "Saisissez cette clé dans une application d'authentification (type : basée sur l'heure), puis le code qu'elle affiche :",

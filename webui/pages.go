@@ -22,7 +22,8 @@ type pageData struct {
 	Summary summary
 	Path    string         // the page's path
 	Account appliance.User // the logged-in user's account (dashboard)
-	TOTP    totpSetup      // a second factor being set up
+	Cert    *appliance.CertInfo
+	TOTP    totpSetup // a second factor being set up
 	Alerts  alertsPage
 	Users   []appliance.User
 	Audit   []appliance.AuditEntry

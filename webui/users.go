@@ -126,6 +126,9 @@ func csvSafe(v string) string {
 func (s *Server) renderUsers(w http.ResponseWriter, r *http.Request, sess appliance.Session, notice string, actionErr error) {
 	users, err := s.auth.Users()
 	d := pageData{Session: sess, Users: users, Notice: notice}
+	if c, cerr := s.certs.Certificate(r.Context()); cerr == nil {
+		d.Cert = &c
+	}
 	if actionErr != nil {
 		err = actionErr
 	}
@@ -273,4 +276,53 @@ func (s *Server) formConfirmTOTP(w http.ResponseWriter, r *http.Request, sess ap
 
 func (s *Server) formDisableTOTP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	s.renderStatus(w, r, sess, "Two-factor login is off.", s.auth.DisableTOTP(sess.User))
+}
+
+type certUpload struct {
+	Cert string `json:"cert"` // PEM: the server's certificate, then its intermediates
+	Key  string `json:"key"`  // PEM private key
+}
+
+func (s *Server) apiCertificate(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	c, err := s.certs.Certificate(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) apiSetCertificate(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	var c certUpload
+	err := decode(r, &c)
+	if err == nil {
+		err = s.certs.SetCertificate(r.Context(), c.Cert, c.Key)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.apiCertificate(w, r, appliance.Session{})
+}
+
+func (s *Server) apiResetCertificate(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	if err := s.certs.ResetCertificate(r.Context()); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.apiCertificate(w, r, appliance.Session{})
+}
+
+func (s *Server) formSetCertificate(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.renderUsers(w, r, sess, "The new certificate is in use from the next connection: reload the page.",
+		s.certs.SetCertificate(r.Context(), r.PostFormValue("cert"), r.PostFormValue("key")))
+}
+
+func (s *Server) formResetCertificate(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	if r.PostFormValue("confirm") != "yes" {
+		s.renderUsers(w, r, sess, "", fmt.Errorf("%w: tick the box to confirm", appliance.ErrBadInput))
+		return
+	}
+	s.renderUsers(w, r, sess, "A new self-signed certificate is in use: browsers will warn once more; compare its fingerprint.",
+		s.certs.ResetCertificate(r.Context()))
 }

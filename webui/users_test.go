@@ -264,3 +264,22 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("metrics with a session = %d", w.Code)
 	}
 }
+
+func TestCertificateUpload(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	if w := e.do(req{method: "PUT", path: "/api/v1/tls", body: `{"cert":"nothing","key":"x"}`, hdr: bearer(tok)}); w.Code != 400 || e.certs.set != 0 {
+		t.Errorf("bad upload = %d %s", w.Code, w.Body)
+	}
+	w := e.do(req{method: "PUT", path: "/api/v1/tls", body: `{"cert":"-----BEGIN CERTIFICATE-----\n...","key":"k"}`, hdr: bearer(tok)})
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"self_signed":false`) {
+		t.Errorf("upload = %d %s", w.Code, w.Body)
+	}
+	page := e.do(req{method: "GET", path: "/users", hdr: map[string]string{"Cookie": CookieName + "=" + tok}}).Body.String()
+	if !strings.Contains(page, "Issued by CN=Office CA") || !strings.Contains(page, `action="/users/tls/reset"`) {
+		t.Errorf("users page lacks the certificate section")
+	}
+	if w := e.do(req{method: "DELETE", path: "/api/v1/tls", hdr: bearer(tok)}); w.Code != 200 || !strings.Contains(w.Body.String(), `"self_signed":true`) {
+		t.Errorf("reset = %d %s", w.Code, w.Body)
+	}
+}

@@ -59,6 +59,7 @@ type Server struct {
 	net     appliance.Network
 	backups appliance.Backups
 	notify  appliance.Notifications
+	certs   appliance.Certificates
 	log     *slog.Logger
 	pages   map[string]map[string]*template.Template // language -> page
 
@@ -77,11 +78,12 @@ type Parts struct {
 	Network  appliance.Network
 	Backups  appliance.Backups
 	Notify   appliance.Notifications
+	Certs    appliance.Certificates
 }
 
 // New returns the web UI over the appliance's parts.
 func New(p Parts, log *slog.Logger) (*Server, error) {
-	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, notify: p.Notify, log: log, pages: map[string]map[string]*template.Template{}}
+	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, notify: p.Notify, certs: p.Certs, log: log, pages: map[string]map[string]*template.Template{}}
 	funcs := template.FuncMap{
 		"bytes":    humanBytes,
 		"duration": func(sec int64) string { return (time.Duration(sec) * time.Second).String() },
@@ -183,6 +185,11 @@ func (s *Server) Routes() []Route {
 		{"PUT /api/v1/users/{name}/totp", Viewer, s.apiConfirmTOTP},
 		{"DELETE /api/v1/users/{name}/totp", Viewer, s.apiDisableTOTP},
 		{"GET /audit", Admin, s.pageAudit},
+		{"POST /users/tls", Admin, s.formSetCertificate},
+		{"POST /users/tls/reset", Admin, s.formResetCertificate},
+		{"GET /api/v1/tls", Viewer, s.apiCertificate},
+		{"PUT /api/v1/tls", Admin, s.apiSetCertificate},
+		{"DELETE /api/v1/tls", Admin, s.apiResetCertificate},
 		{"GET /api/v1/users", Admin, s.apiUsers},
 		{"POST /api/v1/users", Admin, s.apiAddUser},
 		{"DELETE /api/v1/users/{name}", Admin, s.apiDeleteUser},

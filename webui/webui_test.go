@@ -30,6 +30,7 @@ type env struct {
 	net     *fakeNetwork
 	backups *fakeBackups
 	notify  *fakeNotify
+	certs   *fakeCerts
 }
 
 func newEnv(t testing.TB) *env {
@@ -59,11 +60,12 @@ func newEnv(t testing.TB) *env {
 	nw := &fakeNetwork{}
 	bk := &fakeBackups{}
 	nt := &fakeNotify{}
-	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db, Pair: pr, Network: nw, Backups: bk, Notify: nt}, log)
+	ct := &fakeCerts{info: appliance.CertInfo{Subject: "CN=unit-a", Issuer: "CN=unit-a", SelfSigned: true, Names: []string{"unit-a"}, Fingerprint: "AB:CD"}}
+	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db, Pair: pr, Network: nw, Backups: bk, Notify: nt, Certs: ct}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl, db: db, pair: pr, net: nw, backups: bk, notify: nt}
+	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl, db: db, pair: pr, net: nw, backups: bk, notify: nt, certs: ct}
 }
 
 type req struct {

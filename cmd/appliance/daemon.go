@@ -123,24 +123,24 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		disks.Shutdown(context.Background())
 	}()
 
-	cert, err := certs.LoadOrCreate(st, host, localIPs(), time.Now())
+	keeper, err := certs.NewKeeper(st, host, localIPs(), time.Now)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("TLS certificate SHA-256 fingerprint: %s\n", certs.Fingerprint(cert))
+	fmt.Printf("TLS certificate SHA-256 fingerprint: %s\n", certs.Fingerprint(keeper.Current()))
 
 	a := auth.New(st, log, time.Now)
 	a.Announce = func(code string) { fmt.Printf("setup code: %s\n", code) }
 	a.SetupCode() // prints the code when the unit is not set up yet
 
 	ui, err := webui.New(webui.Parts{Auth: a, System: &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: control.NewClient(*ctlSock)},
-		Storage: disks, Health: monitor, Database: db, Pair: node, Network: ports, Backups: backups, Notify: alerts}, log)
+		Storage: disks, Health: monitor, Database: db, Pair: node, Network: ports, Backups: backups, Notify: alerts, Certs: keeper}, log)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
 		Handler:           ui.Handler(),
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         &tls.Config{GetCertificate: keeper.GetCertificate, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
