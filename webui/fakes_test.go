@@ -141,7 +141,8 @@ func (f *fakeDB) Database(context.Context) (appliance.DatabaseStatus, error) {
 	if role == "" {
 		role = "production"
 	}
-	return appliance.DatabaseStatus{Role: role, State: "running", Version: "15.14", Mirror: "streaming from 192.0.2.12",
+	lag := int64(4096)
+	return appliance.DatabaseStatus{Role: role, State: "running", Version: "15.14", Mirror: "streaming from 192.0.2.12", LagBytes: &lag,
 		LagHistory: []appliance.LagPoint{{Time: t0, Seconds: 0.2}, {Time: t0.Add(10 * time.Second), Seconds: 1.5}},
 		Databases:  []appliance.DatabaseInfo{{Name: "practice", Owner: "practice_app", SizeBytes: 8 << 20}},
 		Slots:      []appliance.ReplicationSlot{{Name: "lawbox_mirror", Active: true, RetainedBytes: 48 << 20, WALStatus: "reserved"}}}, nil

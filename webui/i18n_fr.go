@@ -133,6 +133,21 @@ var fr = map[string]string{
 	"Use new empty disks automatically": "Utiliser automatiquement les nouveaux disques vides",
 	"Copy a disk that SMART says is failing onto a spare disk before it fails": "Copier sur un disque de secours un disque que SMART annonce défaillant, avant qu'il ne lâche",
 
+	// database page
+	"role:":                       "rôle :",
+	"%d client connections.":      "%d connexions de clients.",
+	"Connection string for %s:":   "Chaîne de connexion pour %s :",
+	"Last promotion took %.1f s.": "La dernière promotion a pris %.1f s.",
+	"Make this unit the production database. If the production unit can still be reached it stops taking writes first; commits it made that never reached this mirror are lost. Applications keep using the service address.": "Faire de cet appareil la base de production. Si l'appareil de production est joignable, il cesse d'abord d'accepter les écritures ; les validations qui n'ont jamais atteint ce miroir sont perdues. Les applications continuent d'utiliser l'adresse de service.",
+	"This unit mirrors": "Cet appareil est le miroir de",
+	"This unit is read-only and follows nobody (fenced, or waiting for the production unit)": "Cet appareil est en lecture seule et ne suit personne (isolé, ou en attente de l'appareil de production)",
+	", %d bytes behind":            ", %d octets de retard",
+	"Its databases are read-only.": "Ses bases sont en lecture seule.",
+	"none connected":               "aucun connecté",
+	"Commits are":                  "Les validations sont",
+	"(synchronous mode is chosen but the mirror is missing: commits no longer wait for it)": "(le mode synchrone est choisi mais le miroir manque : les validations ne l'attendent plus)",
+	"Promote this mirror": "Promouvoir ce miroir",
+
 	// certificate
 	"HTTPS certificate": "Certificat HTTPS",
 	"Self-signed: browsers warn until they are told to trust it. Compare its fingerprint with the one on the unit's console.": "Auto-signé : les navigateurs avertissent tant qu'on ne leur a pas dit de s'y fier. Comparez son empreinte avec celle affichée sur la console de l'appareil.",

@@ -75,3 +75,15 @@ func TestLanguageChoice(t *testing.T) {
 		t.Errorf("unknown language = %d", w.Code)
 	}
 }
+
+// The database page in French with a lagging mirror: numbers, not pointers, in the translated sentences.
+func TestFrenchDatabasePage(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	e.db.role = "mirror"
+	w := e.do(req{method: "GET", path: "/database", hdr: map[string]string{"Cookie": CookieName + "=" + tok + "; " + LangCookie + "=fr"}})
+	b := w.Body.String()
+	if w.Code != 200 || !strings.Contains(b, "Promouvoir ce miroir") || !strings.Contains(b, "4096 octets de retard") || strings.Contains(b, "0xc") {
+		t.Errorf("French database page = %d:\n%s", w.Code, b)
+	}
+}
