@@ -61,6 +61,8 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ appliance.S
 		select {
 		case <-r.Context().Done():
 			return
+		case <-s.closing:
+			return
 		case <-tick.C:
 		}
 	}

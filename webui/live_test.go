@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -123,5 +124,33 @@ func waitUntil(t *testing.T, ok func() bool) {
 		if time.Now().After(end) {
 			t.Fatal("timed out")
 		}
+	}
+}
+
+// Close ends open event streams, so that the server's shutdown does not wait for them.
+func TestCloseEndsStreams(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	srv := httptest.NewServer(e.h)
+	defer srv.Close()
+	rq, _ := http.NewRequest("GET", srv.URL+"/api/v1/events", nil)
+	rq.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := srv.Client().Do(rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	readEvent(t, r)
+	e.srv.Close()
+	done := make(chan error, 1)
+	go func() { _, err := io.ReadAll(r); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("stream after Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event stream is still open 10 s after Close")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
@@ -65,6 +66,14 @@ type Server struct {
 
 	sum  fresh[summary]
 	stat fresh[appliance.Status]
+
+	closing   chan struct{} // closed by Close: event streams end
+	closeOnce sync.Once
+}
+
+// Close ends the open event streams (the HTTP server's shutdown would wait for them forever).
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
 }
 
 // Parts are what the web UI shows and acts on.
@@ -83,7 +92,7 @@ type Parts struct {
 
 // New returns the web UI over the appliance's parts.
 func New(p Parts, log *slog.Logger) (*Server, error) {
-	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, notify: p.Notify, certs: p.Certs, log: log, pages: map[string]map[string]*template.Template{}}
+	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, notify: p.Notify, certs: p.Certs, log: log, closing: make(chan struct{}), pages: map[string]map[string]*template.Template{}}
 	funcs := template.FuncMap{
 		"bytes":    humanBytes,
 		"duration": func(sec int64) string { return (time.Duration(sec) * time.Second).String() },

@@ -147,7 +147,6 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx }, // ends the dashboards' event streams at shutdown
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -158,6 +157,9 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		urls = append(urls, webURL(ip.String(), *listen))
 	}
 	fmt.Printf("web UI ready on %s (%s)\n", *listen, strings.Join(urls, " "))
+	// Shutdown waits for open requests; the dashboards' event streams never end by themselves. (Requests
+	// keep their own contexts: a power-off request must still get its answer while services stop.)
+	srv.RegisterOnShutdown(ui.Close)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	select {
