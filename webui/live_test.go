@@ -35,24 +35,30 @@ func readEvent(t *testing.T, r *bufio.Reader) (string, string) {
 	}
 }
 
-// The dashboard stream sends the dashboard at once, again when something changes (a rebuild moves on),
-// and "end" when the session is logged out.
-func TestLiveDashboard(t *testing.T) {
-	e := newEnv(t)
-	tok := e.setUpAndLogin(t)
+// openEvents opens the dashboard's event stream with tok, through a real HTTP server.
+func openEvents(t *testing.T, e *env, tok string) *bufio.Reader {
+	t.Helper()
 	srv := httptest.NewServer(e.h)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	rq, _ := http.NewRequest("GET", srv.URL+"/api/v1/events", nil)
 	rq.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := srv.Client().Do(rq)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	t.Cleanup(func() { resp.Body.Close() }) // before the server's Close, which waits for the stream
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("events = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	r := bufio.NewReader(resp.Body)
+	return bufio.NewReader(resp.Body)
+}
+
+// The dashboard stream sends the dashboard at once, again when something changes (a rebuild moves on),
+// and "end" when the session is logged out.
+func TestLiveDashboard(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	r := openEvents(t, e, tok)
 	html := func() string {
 		name, data := readEvent(t, r)
 		var h string
@@ -130,17 +136,7 @@ func waitUntil(t *testing.T, ok func() bool) {
 // Close ends open event streams, so that the server's shutdown does not wait for them.
 func TestCloseEndsStreams(t *testing.T) {
 	e := newEnv(t)
-	tok := e.setUpAndLogin(t)
-	srv := httptest.NewServer(e.h)
-	defer srv.Close()
-	rq, _ := http.NewRequest("GET", srv.URL+"/api/v1/events", nil)
-	rq.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := srv.Client().Do(rq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	r := bufio.NewReader(resp.Body)
+	r := openEvents(t, e, e.setUpAndLogin(t))
 	readEvent(t, r)
 	e.srv.Close()
 	done := make(chan error, 1)

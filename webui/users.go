@@ -22,8 +22,8 @@ type newPassword struct {
 	Password string `json:"password"`
 }
 
-// mayChangePassword: admins change anyone's password, others only their own.
-func mayChangePassword(sess appliance.Session, name string) error {
+// mayEditAccount: admins change anyone's password or second factor, others only their own.
+func mayEditAccount(sess appliance.Session, name string) error {
 	if sess.Role != appliance.RoleAdmin && sess.User != name {
 		return appliance.ErrForbidden
 	}
@@ -63,7 +63,7 @@ func (s *Server) apiDeleteUser(w http.ResponseWriter, r *http.Request, _ applian
 func (s *Server) apiSetPassword(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	name := r.PathValue("name")
 	var p newPassword
-	err := mayChangePassword(sess, name)
+	err := mayEditAccount(sess, name)
 	if err == nil {
 		err = decode(r, &p)
 	}
@@ -168,7 +168,7 @@ func (s *Server) formDeleteUser(w http.ResponseWriter, r *http.Request, sess app
 // formSetPassword changes a password; a viewer (who cannot see the users page) returns to the dashboard.
 func (s *Server) formSetPassword(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	name := r.PathValue("name")
-	err := mayChangePassword(sess, name)
+	err := mayEditAccount(sess, name)
 	if pw := r.PostFormValue("password"); err == nil && pw != r.PostFormValue("confirm") {
 		err = fmt.Errorf("%w: the two passwords differ", appliance.ErrBadInput)
 	} else if err == nil {
@@ -219,7 +219,7 @@ func (s *Server) account(name string) appliance.User {
 
 func (s *Server) apiBeginTOTP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	name := r.PathValue("name")
-	if err := mayChangePassword(sess, name); err != nil {
+	if err := mayEditAccount(sess, name); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -234,7 +234,7 @@ func (s *Server) apiBeginTOTP(w http.ResponseWriter, r *http.Request, sess appli
 func (s *Server) apiConfirmTOTP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	name := r.PathValue("name")
 	var c totpCode
-	err := mayChangePassword(sess, name)
+	err := mayEditAccount(sess, name)
 	if err == nil {
 		err = decode(r, &c)
 	}
@@ -250,7 +250,7 @@ func (s *Server) apiConfirmTOTP(w http.ResponseWriter, r *http.Request, sess app
 
 func (s *Server) apiDisableTOTP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	name := r.PathValue("name")
-	err := mayChangePassword(sess, name)
+	err := mayEditAccount(sess, name)
 	if err == nil {
 		err = s.auth.DisableTOTP(name)
 	}

@@ -42,6 +42,9 @@ const (
 	Admin                // admins only
 )
 
+// metricsRoute is the one route that also takes basic auth.
+const metricsRoute = "GET /metrics"
+
 // Route is one entry of the route table. Every handler is reached through it, so access is checked in one place.
 type Route struct {
 	Pattern string // http.ServeMux pattern with method, e.g. "GET /api/v1/status"
@@ -205,7 +208,7 @@ func (s *Server) Routes() []Route {
 		{"PUT /api/v1/users/{name}/password", Viewer, s.apiSetPassword},
 		{"POST /api/v1/sessions/end", Viewer, s.apiEndSessions},
 		{"GET /api/v1/audit", Admin, s.apiAudit},
-		{"GET /metrics", Viewer, s.metrics},
+		{metricsRoute, Viewer, s.metrics},
 		{"GET /alerts", Viewer, s.pageAlerts},
 		{"POST /alerts/notifications", Admin, s.formNotifications},
 		{"POST /alerts/test", Admin, s.formTestNotification},
@@ -255,7 +258,9 @@ func headers(next http.Handler) http.Handler {
 // guard checks the route's access level before calling it, and writes the audit log: every request that
 // changes something (any method but GET) and every admin-only read, with who, from where, and the answer.
 func (s *Server) guard(rt Route) http.Handler {
-	api := strings.Contains(rt.Pattern, " /api/") || rt.Pattern == "GET /metrics"
+	// /metrics also takes a viewer's password by basic auth (Prometheus), and answers 401 like the API.
+	basic := rt.Pattern == metricsRoute
+	api := strings.Contains(rt.Pattern, " /api/") || basic
 	audited := rt.Access == Admin || !strings.HasPrefix(rt.Pattern, "GET ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var sess appliance.Session
@@ -273,7 +278,7 @@ func (s *Server) guard(rt Route) http.Handler {
 		}
 		if rt.Access != Public {
 			var err error
-			if user, pass, basic := r.BasicAuth(); basic && rt.Pattern == "GET /metrics" {
+			if user, pass, ok := r.BasicAuth(); ok && basic {
 				// Prometheus: a viewer account's password on each scrape (rate-limited like a login)
 				sess, err = s.auth.Check(user, pass, remote(r))
 			} else {
@@ -281,7 +286,7 @@ func (s *Server) guard(rt Route) http.Handler {
 			}
 			if err != nil {
 				if api {
-					if rt.Pattern == "GET /metrics" {
+					if basic {
 						w.Header().Set("WWW-Authenticate", `Basic realm="lawbox metrics"`)
 					}
 					writeError(w, http.StatusUnauthorized, appliance.ErrUnauthenticated.Error())
