@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/lawbox/appliance/appliance/supervise"
@@ -213,6 +214,43 @@ type StorageDisk struct {
 type Alert struct {
 	Level   string `json:"level"` // "warning" or "critical"
 	Message string `json:"message"`
+	// Key names the alert across rounds (its numbers left out: "61 s behind" and "75 s behind" are one
+	// alert); acknowledgements refer to it.
+	Key          string    `json:"key"`
+	Acknowledged *AlertAck `json:"acknowledged,omitempty"`
+}
+
+var alertNumbers = regexp.MustCompile(`[0-9]+(\.[0-9]+)?`)
+
+// AlertKey is a's identity across rounds.
+func AlertKey(a Alert) string { return a.Level + " " + alertNumbers.ReplaceAllString(a.Message, "#") }
+
+// AlertAck is an admin's "seen, being handled": an acknowledged alert is not notified again and an
+// acknowledged warning no longer colours the dashboard (a critical one still does: data is at risk until
+// it is fixed). It lasts until the alert clears, or until Until when the admin muted it for a while.
+type AlertAck struct {
+	By    string     `json:"by"`
+	At    time.Time  `json:"at"`
+	Until *time.Time `json:"until,omitempty"`
+}
+
+// Active says whether the acknowledgement still holds at now.
+func (a AlertAck) Active(now time.Time) bool { return a.Until == nil || now.Before(*a.Until) }
+
+// MaxMute is the longest an alert can be muted: a forgotten mute must not hide a problem for good.
+const MaxMute = 30 * 24 * time.Hour
+
+// MarkAlerts returns alerts with their acknowledgements still in force at now (a copy; alerts is not changed).
+func MarkAlerts(alerts []Alert, acks map[string]AlertAck, now time.Time) []Alert {
+	out := make([]Alert, len(alerts))
+	for i, a := range alerts {
+		a.Acknowledged = nil
+		if ack, ok := acks[a.Key]; ok && ack.Active(now) {
+			a.Acknowledged = &ack
+		}
+		out[i] = a
+	}
+	return out
 }
 
 // Storage is the RAID storage.
@@ -558,6 +596,13 @@ type Notifications interface {
 	SetNotifications(ctx context.Context, s NotifySettings) error
 	// TestNotification sends a test message everywhere configured and says what failed.
 	TestNotification(ctx context.Context) error
+	// AcknowledgeAlert records user's acknowledgement of the current alert key, for mute (0: until the
+	// alert clears; at most MaxMute). An alert that is not there now is ErrNotFound.
+	AcknowledgeAlert(ctx context.Context, key, user string, mute time.Duration) error
+	// UnacknowledgeAlert withdraws it; the alert is notified again at the next round.
+	UnacknowledgeAlert(ctx context.Context, key string) error
+	// AlertAcks returns the acknowledgements by alert key.
+	AlertAcks(ctx context.Context) (map[string]AlertAck, error)
 }
 
 // CertInfo describes the HTTPS certificate the unit presents.

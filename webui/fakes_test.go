@@ -3,6 +3,7 @@ package webui
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -283,6 +284,32 @@ type fakeNotify struct {
 	settings appliance.NotifySettings
 	tests    int
 	testErr  error
+	acks     map[string]appliance.AlertAck
+}
+
+func (f *fakeNotify) AcknowledgeAlert(_ context.Context, key, user string, mute time.Duration) error {
+	if f.acks == nil {
+		f.acks = map[string]appliance.AlertAck{}
+	}
+	ack := appliance.AlertAck{By: user, At: time.Now()}
+	if mute > 0 {
+		until := ack.At.Add(mute)
+		ack.Until = &until
+	}
+	f.acks[key] = ack
+	return nil
+}
+
+func (f *fakeNotify) UnacknowledgeAlert(_ context.Context, key string) error {
+	if _, ok := f.acks[key]; !ok {
+		return fmt.Errorf("alert %q: %w", key, appliance.ErrNotFound)
+	}
+	delete(f.acks, key)
+	return nil
+}
+
+func (f *fakeNotify) AlertAcks(context.Context) (map[string]appliance.AlertAck, error) {
+	return maps.Clone(f.acks), nil
 }
 
 func (f *fakeNotify) Notifications(context.Context) (appliance.NotifyStatus, error) {

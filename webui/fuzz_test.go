@@ -12,9 +12,11 @@ var (
 	jsonRoutes = []string{"PUT /api/v1/storage/policy", "POST /api/v1/database/databases", "PUT /api/v1/database/upstream",
 		"PUT /api/v1/database/policy", "PUT /api/v1/backups/targets", "POST /api/v1/backups/run", "POST /api/v1/pair/invite",
 		"POST /api/v1/pair/join", "POST /api/v1/pair/role", "PUT /api/v1/network", "PUT /api/v1/disks/policy",
-		"POST /api/v1/disks/SN-A/smart/selftest", "POST /api/v1/login", "POST /api/v1/setup"}
+		"POST /api/v1/disks/SN-A/smart/selftest", "POST /api/v1/login", "POST /api/v1/setup", "POST /api/v1/alerts/ack",
+		"POST /api/v1/alerts/unack"}
 	formRoutes = []string{"POST /login", "POST /setup", "POST /storage/policy", "POST /database/databases", "POST /database/upstream",
-		"POST /database/policy", "POST /backups/targets", "POST /pair/join", "POST /pair/role", "POST /pair/network", "POST /users"}
+		"POST /database/policy", "POST /backups/targets", "POST /pair/join", "POST /pair/role", "POST /pair/network", "POST /users",
+		"POST /alerts/ack", "POST /alerts/unack"}
 )
 
 // FuzzAPIBodies sends arbitrary bodies to every JSON route as an admin: the answer is never a 500 or a

@@ -65,9 +65,18 @@ func (f *fresh[T]) get(ctx context.Context, compute func(context.Context) (T, er
 	return f.v, f.err
 }
 
-// dashboard is the summary, at most freshFor old.
+// dashboard is the summary, at most freshFor old, with the acknowledgements as they are now.
 func (s *Server) dashboard(ctx context.Context) summary {
 	sum, _ := s.sum.get(ctx, func(ctx context.Context) (summary, error) { return s.summarize(ctx), nil })
+	if s.notify == nil {
+		return sum
+	}
+	acks, err := s.notify.AlertAcks(ctx)
+	if err != nil {
+		s.log.Warn("alert acknowledgements", "err", err)
+	}
+	sum.Alerts = appliance.MarkAlerts(sum.Alerts, acks, time.Now())
+	sum.grade()
 	return sum
 }
 
@@ -92,13 +101,21 @@ func (s *Server) summarize(ctx context.Context) summary {
 			}
 		}
 	}
+	sum.grade()
+	return sum
+}
+
+// grade sets the level and the sentence from the alerts: an acknowledged warning does not count, a
+// critical alert always does.
+func (sum *summary) grade() {
 	sum.Level, sum.Sentence = "green", "Everything is working: the disks are mirrored and healthy."
 	for _, a := range sum.Alerts {
 		if a.Level == "critical" {
 			sum.Level, sum.Sentence = "red", "Attention needed: office data is at risk until the problems below are fixed."
-			return sum
+			return
 		}
-		sum.Level, sum.Sentence = "amber", "Working, with something to look at below."
+		if a.Acknowledged == nil {
+			sum.Level, sum.Sentence = "amber", "Working, with something to look at below."
+		}
 	}
-	return sum
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -198,6 +200,63 @@ func TestAlertsAndNotifications(t *testing.T) {
 	w := e.do(req{method: "GET", path: "/alerts", hdr: map[string]string{"Cookie": CookieName + "=" + tok}})
 	if b := w.Body.String(); w.Code != 200 || !strings.Contains(b, "the data array is rebuilding") || !strings.Contains(b, `value="mail.example.com:587"`) || strings.Contains(b, "secret") {
 		t.Errorf("alerts page = %d", w.Code)
+	}
+}
+
+// An admin acknowledges an alert (API and form): it is marked with who did it, an acknowledged warning no
+// longer turns the dashboard amber, and withdrawing it brings the amber back.
+func TestAlertAcknowledgement(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	e.health.disks[0].SMART.Findings[0].Acknowledged = true
+	e.storage.st.Alerts = nil
+	var alerts []appliance.Alert
+	if w := e.do(req{method: "GET", path: "/api/v1/alerts", hdr: bearer(tok)}); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &alerts) != nil ||
+		len(alerts) != 1 || alerts[0].Key == "" || alerts[0].Acknowledged != nil {
+		t.Fatalf("alerts = %d %s", w.Code, w.Body)
+	}
+	if s := e.srv.dashboard(t.Context()); s.Level != "amber" {
+		t.Errorf("before: %s", s.Level)
+	}
+	for body, code := range map[string]int{`{"key":""}`: 400, `{"key":"` + alerts[0].Key + `","mute_hours":721}`: 400, `{"key":1}`: 400} {
+		if w := e.do(req{method: "POST", path: "/api/v1/alerts/ack", body: body, hdr: bearer(tok)}); w.Code != code {
+			t.Errorf("ack %s = %d, want %d", body, w.Code, code)
+		}
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/alerts/ack", body: `{"key":"` + alerts[0].Key + `","mute_hours":24}`, hdr: bearer(tok)}); w.Code != 204 {
+		t.Fatalf("ack = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/alerts", hdr: bearer(tok)}); json.Unmarshal(w.Body.Bytes(), &alerts) != nil ||
+		alerts[0].Acknowledged == nil || alerts[0].Acknowledged.By != "admin" || alerts[0].Acknowledged.Until == nil {
+		t.Errorf("after the ack: %s", w.Body)
+	}
+	if s := e.srv.dashboard(t.Context()); s.Level != "green" {
+		t.Errorf("an acknowledged warning: %s", s.Level)
+	}
+	cookie := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	w := e.do(req{method: "GET", path: "/alerts", hdr: cookie})
+	if b := w.Body.String(); !strings.Contains(b, "muted until") || !strings.Contains(b, `action="/alerts/unack"`) {
+		t.Errorf("alerts page after the ack:\n%s", b)
+	}
+	w = e.do(req{method: "POST", path: "/alerts/unack", body: "key=" + url.QueryEscape(alerts[0].Key), hdr: cookie})
+	if b := w.Body.String(); w.Code != 200 || !strings.Contains(b, "The acknowledgement is withdrawn.") || !strings.Contains(b, `action="/alerts/ack"`) {
+		t.Errorf("unack form = %d", w.Code)
+	}
+	if s := e.srv.dashboard(t.Context()); s.Level != "amber" {
+		t.Errorf("withdrawn: %s", s.Level)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/alerts/unack", body: `{"key":"` + alerts[0].Key + `"}`, hdr: bearer(tok)}); w.Code != 404 {
+		t.Errorf("withdraw again = %d", w.Code)
+	}
+	// A critical alert keeps the dashboard red, acknowledged or not.
+	e.health.disks[0].SMART.Findings[0].Acknowledged = false
+	sum := e.srv.summarize(t.Context())
+	for _, a := range sum.Alerts {
+		e.notify.acks[a.Key] = appliance.AlertAck{By: "admin"}
+	}
+	sum.Alerts = appliance.MarkAlerts(sum.Alerts, e.notify.acks, time.Now())
+	if sum.grade(); sum.Level != "red" {
+		t.Errorf("acknowledged critical alert: %s", sum.Level)
 	}
 }
 

@@ -5,6 +5,7 @@ package notify
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +13,7 @@ import (
 	"net"
 	"net/mail"
 	"net/smtp"
-	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,7 +22,10 @@ import (
 	"github.com/lawbox/appliance/appliance/state"
 )
 
-const configKey = "notify"
+const (
+	configKey  = "notify"
+	bucketAcks = "alert-acks" // alert key -> appliance.AlertAck
+)
 
 // Notifier watches the alerts and sends what changed. It implements appliance.Notifications.
 type Notifier struct {
@@ -39,6 +43,7 @@ type Notifier struct {
 	logged   map[string]appliance.Alert // the same for syslog
 	lastSent time.Time
 	lastErr  string
+	absent   map[string]bool // acknowledged alerts missing at the last round
 }
 
 var _ appliance.Notifications = (*Notifier)(nil)
@@ -61,18 +66,17 @@ func (n *Notifier) Run(ctx context.Context) error {
 	}
 }
 
-// numbers are left out of an alert's identity: "the mirror is 61 s behind" and "... 75 s behind" are one alert.
-var numbers = regexp.MustCompile(`[0-9]+(\.[0-9]+)?`)
-
-func key(a appliance.Alert) string { return a.Level + " " + numbers.ReplaceAllString(a.Message, "#") }
-
-// diff returns the alerts of cur not in before and those of before not in cur.
-func diff(before map[string]appliance.Alert, cur []appliance.Alert) (added, cleared []appliance.Alert, now map[string]appliance.Alert) {
+// diff returns the alerts of cur not in before and those of before not in cur. An alert acknowledged
+// before anyone was told about it is left out: nobody is told about it, neither now nor when it clears.
+func diff(before map[string]appliance.Alert, cur []appliance.Alert, acks map[string]appliance.AlertAck) (added, cleared []appliance.Alert, now map[string]appliance.Alert) {
 	now = map[string]appliance.Alert{}
 	for _, a := range cur {
-		k := key(a)
-		now[k] = a
-		if _, ok := before[k]; !ok {
+		_, told := before[a.Key]
+		if _, acked := acks[a.Key]; acked && !told {
+			continue
+		}
+		now[a.Key] = a
+		if !told {
 			added = append(added, a)
 		}
 	}
@@ -91,14 +95,22 @@ func (n *Notifier) Round(ctx context.Context) {
 		n.Log.Error("notifications", "err", err)
 		return
 	}
+	cur := slices.Clone(n.Alerts(ctx))
+	for i := range cur {
+		cur[i].Key = appliance.AlertKey(cur[i])
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	acks, err := n.tidyAcks(cur, time.Now())
+	if err != nil {
+		n.Log.Error("alert acknowledgements", "err", err)
+	}
+	cur = appliance.MarkAlerts(cur, acks, time.Now())
 	if cfg.SMTP == "" && cfg.Syslog == "" {
 		return
 	}
-	cur := n.Alerts(ctx)
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	if cfg.Syslog != "" {
-		added, cleared, now := diff(n.logged, cur)
+		added, cleared, now := diff(n.logged, cur, acks)
 		if err := n.syslog(cfg.Syslog, added, cleared); err != nil {
 			n.Log.Warn("syslog", "server", cfg.Syslog, "err", err)
 		} else {
@@ -108,7 +120,7 @@ func (n *Notifier) Round(ctx context.Context) {
 	if cfg.SMTP == "" {
 		return
 	}
-	added, cleared, now := diff(n.mailed, cur)
+	added, cleared, now := diff(n.mailed, cur, acks)
 	if len(added) == 0 && len(cleared) == 0 {
 		return
 	}
@@ -158,7 +170,11 @@ func message(host string, added, cleared, cur []appliance.Alert) (string, string
 	} else {
 		b.WriteString("\r\nAll current alerts:\r\n")
 		for _, a := range cur {
-			fmt.Fprintf(&b, "- %s: %s\r\n", a.Level, a.Message)
+			fmt.Fprintf(&b, "- %s: %s", a.Level, a.Message)
+			if a.Acknowledged != nil {
+				fmt.Fprintf(&b, " (acknowledged by %s)", a.Acknowledged.By)
+			}
+			b.WriteString("\r\n")
 		}
 	}
 	b.WriteString("\r\nOpen the appliance's web page for details.\r\n")
@@ -371,5 +387,100 @@ func (n *Notifier) TestNotification(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %v", appliance.ErrUnavailable, err)
 	}
+	return nil
+}
+
+// tidyAcks drops the acknowledgements that ended: a mute that expired (the alert is then told again, as
+// new) and those of an alert that cleared (missing two rounds in a row, so that one part that could not be
+// read once does not end them). It returns those left. Called with n.mu held.
+func (n *Notifier) tidyAcks(cur []appliance.Alert, now time.Time) (map[string]appliance.AlertAck, error) {
+	acks, err := n.AlertAcks(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	present := map[string]bool{}
+	for _, a := range cur {
+		present[a.Key] = true
+	}
+	if n.absent == nil {
+		n.absent = map[string]bool{}
+	}
+	for k, ack := range acks {
+		switch {
+		case !ack.Active(now):
+			delete(n.mailed, k)
+			delete(n.logged, k)
+		case !present[k] && n.absent[k]:
+		case !present[k]:
+			n.absent[k] = true
+			continue
+		default:
+			delete(n.absent, k)
+			continue
+		}
+		delete(acks, k)
+		delete(n.absent, k)
+		if err := n.Store.Delete(bucketAcks, k); err != nil {
+			return acks, fmt.Errorf("drop the acknowledgement of %q: %w", k, err)
+		}
+		n.Log.Info("alert acknowledgement ended", "alert", k, "expired", !ack.Active(now))
+	}
+	return acks, nil
+}
+
+// AlertAcks returns the acknowledgements by alert key.
+func (n *Notifier) AlertAcks(context.Context) (map[string]appliance.AlertAck, error) {
+	acks := map[string]appliance.AlertAck{}
+	err := n.Store.ForEach(bucketAcks, func(k string, v []byte) error {
+		var a appliance.AlertAck
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("alert acknowledgement %q: %w", k, err)
+		}
+		acks[k] = a
+		return nil
+	})
+	return acks, err
+}
+
+// AcknowledgeAlert records user's acknowledgement of the current alert key, until it clears or, when mute
+// is more than 0, for that long.
+func (n *Notifier) AcknowledgeAlert(ctx context.Context, key, user string, mute time.Duration) error {
+	if mute < 0 || mute > appliance.MaxMute {
+		return fmt.Errorf("%w: an alert can be muted for %d days at most", appliance.ErrBadInput, appliance.MaxMute/(24*time.Hour))
+	}
+	found := false
+	for _, a := range n.Alerts(ctx) {
+		found = found || appliance.AlertKey(a) == key
+	}
+	if !found {
+		return fmt.Errorf("acknowledge alert %q: %w: it is not a current alert (it may have cleared)", key, appliance.ErrNotFound)
+	}
+	ack := appliance.AlertAck{By: user, At: time.Now().UTC()}
+	if mute > 0 {
+		until := ack.At.Add(mute)
+		ack.Until = &until
+	}
+	if err := n.Store.PutJSON(bucketAcks, key, ack); err != nil {
+		return fmt.Errorf("acknowledge alert %q: %w", key, err)
+	}
+	n.Log.Info("alert acknowledged", "alert", key, "by", user, "mute", mute)
+	return nil
+}
+
+// UnacknowledgeAlert withdraws an acknowledgement; the alert is told again at the next round.
+func (n *Notifier) UnacknowledgeAlert(_ context.Context, key string) error {
+	if _, err := n.Store.Get(bucketAcks, key); errors.Is(err, state.ErrNotFound) {
+		return fmt.Errorf("withdraw the acknowledgement of %q: %w", key, appliance.ErrNotFound)
+	} else if err != nil {
+		return fmt.Errorf("withdraw the acknowledgement of %q: %w", key, err)
+	}
+	if err := n.Store.Delete(bucketAcks, key); err != nil {
+		return fmt.Errorf("withdraw the acknowledgement of %q: %w", key, err)
+	}
+	n.mu.Lock()
+	delete(n.mailed, key)
+	delete(n.logged, key)
+	n.mu.Unlock()
+	n.Log.Info("alert acknowledgement withdrawn", "alert", key)
 	return nil
 }

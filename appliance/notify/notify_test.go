@@ -204,6 +204,95 @@ func TestAlertsMailedAndLogged(t *testing.T) {
 	}
 }
 
+// An acknowledged alert is not told (nor its end, when nobody was told it began); a mute that expires tells
+// it again; an acknowledgement ends when its alert has cleared for two rounds, or when withdrawn.
+func TestAcknowledgedAlerts(t *testing.T) {
+	sl, logged := syslogServer(t)
+	al := &alerts{}
+	n := newNotifier(t, nil, al)
+	ctx := context.Background()
+	if err := n.SetNotifications(ctx, appliance.NotifySettings{Syslog: sl}); err != nil {
+		t.Fatal(err)
+	}
+	backups := appliance.Alert{Level: "warning", Message: "backups are not set up: nothing is kept away from this office"}
+	disk := appliance.Alert{Level: "critical", Message: "disk SN-B: 12 reallocated sectors"}
+	al.set(backups, disk)
+	bk, dk := appliance.AlertKey(backups), appliance.AlertKey(disk)
+	if err := n.AcknowledgeAlert(ctx, "warning nothing like this", "admin", 0); !errors.Is(err, appliance.ErrNotFound) {
+		t.Errorf("acknowledged an alert that is not there: %v", err)
+	}
+	if err := n.AcknowledgeAlert(ctx, bk, "admin", 31*24*time.Hour); !errors.Is(err, appliance.ErrBadInput) {
+		t.Errorf("muted for 31 days: %v", err)
+	}
+	if err := n.AcknowledgeAlert(ctx, bk, "admin", 0); err != nil {
+		t.Fatal(err)
+	}
+	n.Round(ctx)
+	if lines := strings.Join(logged(), "\n"); strings.Contains(lines, "backups are not set up") || !strings.Contains(lines, "disk SN-B") {
+		t.Fatalf("first round:\n%s", lines)
+	}
+	count := func(s string) int { return strings.Count(strings.Join(logged(), "\n"), s) }
+
+	// Muted for an hour: nothing; the mute over (its end written as past): told again.
+	if err := n.AcknowledgeAlert(ctx, dk, "admin", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	acks, _ := n.AlertAcks(ctx)
+	if a := acks[dk]; a.By != "admin" || a.Until == nil || a.Until.Sub(a.At) != time.Hour {
+		t.Errorf("mute %+v", a)
+	}
+	n.Round(ctx)
+	if c := count("disk SN-B"); c != 1 {
+		t.Errorf("a muted alert was told again (%d)", c)
+	}
+	past := time.Now().Add(-time.Minute)
+	if err := n.Store.PutJSON(bucketAcks, dk, appliance.AlertAck{By: "admin", At: past.Add(-time.Hour), Until: &past}); err != nil {
+		t.Fatal(err)
+	}
+	n.Round(ctx)
+	if c := count("disk SN-B"); c != 2 {
+		t.Errorf("the mute expired but the alert was told %d times", c)
+	}
+	if acks, _ := n.AlertAcks(ctx); len(acks) != 1 {
+		t.Errorf("the expired mute is still stored: %v", acks)
+	}
+
+	// The acknowledged alert clears: its acknowledgement lasts one round missing, ends at the second; when it
+	// comes back, it is told.
+	al.set(disk)
+	n.Round(ctx)
+	if acks, _ := n.AlertAcks(ctx); len(acks) != 1 {
+		t.Errorf("the acknowledgement ended after one round without its alert")
+	}
+	n.Round(ctx)
+	if acks, _ := n.AlertAcks(ctx); len(acks) != 0 {
+		t.Errorf("the acknowledgement outlived its alert: %v", acks)
+	}
+	if count("resolved: backups") != 0 {
+		t.Error("the end of an alert nobody was told about was told")
+	}
+	al.set(backups, disk)
+	n.Round(ctx)
+	if c := count("backups are not set up"); c != 1 {
+		t.Errorf("the alert came back but was told %d times", c)
+	}
+
+	// Withdrawn: told again at the next round.
+	if err := n.AcknowledgeAlert(ctx, dk, "admin", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.UnacknowledgeAlert(ctx, dk); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.UnacknowledgeAlert(ctx, dk); !errors.Is(err, appliance.ErrNotFound) {
+		t.Errorf("withdrew twice: %v", err)
+	}
+	n.Round(ctx)
+	if c := count("disk SN-B"); c != 3 {
+		t.Errorf("the withdrawn acknowledgement: told %d times", c)
+	}
+}
+
 // A server without STARTTLS gets nothing when a password is set (refused at once by the settings, and at
 // sending); allowed as plain without a password, it gets the mail. An unreachable server is retried.
 func TestMailServerProblems(t *testing.T) {
