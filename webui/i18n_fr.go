@@ -160,8 +160,8 @@ var fr = map[string]string{
 	"Go back to a self-signed certificate":                   "Revenir à un certificat auto-signé",
 
 	// second factor
-	"Code from the authenticator app (if set up)":                                        "Code de l'application d'authentification (si configurée)",
-	"Enter this key in an authenticator app (type: time-based), then the code it shows:": "Saisissez cette clé dans une application d'authentification (type : basée sur l'heure), puis le code qu'elle affiche :",
+	"Code from the authenticator app (if set up)":                                                            "Code de l'application d'authentification (si configurée)",
+	"Scan this code with an authenticator app, or enter the key (type: time-based), then the code it shows:": "Scannez ce code avec une application d'authentification, ou saisissez la clé (type : basé sur le temps), puis le code qu'elle affiche :",
 	"Code":                     "Code",
 	"Turn two-factor login on": "Activer la connexion à deux facteurs",
 	"Two-factor login is on for your account.": "La connexion à deux facteurs est active pour votre compte.",

@@ -3,10 +3,13 @@ package webui
 import (
 	"encoding/csv"
 	"fmt"
+	"html/template"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/lawbox/appliance/appliance"
+	"rsc.io/qr"
 )
 
 // auditPage is how many audit entries the page shows; the export and the API give more.
@@ -200,6 +203,27 @@ func (s *Server) pageAudit(w http.ResponseWriter, r *http.Request, sess applianc
 type totpSetup struct {
 	Secret string
 	URI    string
+	QR     template.HTML // the URI as a QR code (inline SVG), for the phone's camera
+}
+
+// qrSVG draws text as a QR code: one SVG path of the dark modules, inside the standard 4-module margin.
+func qrSVG(text string) (template.HTML, error) {
+	c, err := qr.Encode(text, qr.M)
+	if err != nil {
+		return "", fmt.Errorf("QR code: %w", err)
+	}
+	var b strings.Builder
+	n := c.Size + 8
+	fmt.Fprintf(&b, `<svg class="qr" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="QR code"><rect width="%d" height="%d" fill="#fff"/><path fill="#000" d="`, n, n, 4*n, 4*n, n, n)
+	for y := range c.Size {
+		for x := range c.Size {
+			if c.Black(x, y) {
+				fmt.Fprintf(&b, "M%d %dh1v1h-1z", x+4, y+4)
+			}
+		}
+	}
+	b.WriteString(`"/></svg>`)
+	return template.HTML(b.String()), nil // only numbers and fixed text
 }
 
 type totpCode struct {
@@ -264,8 +288,12 @@ func (s *Server) apiDisableTOTP(w http.ResponseWriter, r *http.Request, sess app
 // formBeginTOTP shows the logged-in user a new secret to enter in an authenticator app.
 func (s *Server) formBeginTOTP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	secret, uri, err := s.auth.BeginTOTP(sess.User)
+	var code template.HTML
+	if err == nil {
+		code, err = qrSVG(uri)
+	}
 	d := s.statusData(r, sess, "", err)
-	d.TOTP = totpSetup{Secret: secret, URI: uri}
+	d.TOTP = totpSetup{Secret: secret, URI: uri, QR: code}
 	s.render(w, r, http.StatusOK, "status", d)
 }
 

@@ -286,6 +286,19 @@ func TestTOTPAPI(t *testing.T) {
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `id="totp-secret"`) {
 		t.Errorf("begin form = %d", w.Code)
 	}
+	// The key also comes as a QR code: an inline SVG whose corners carry the three finder patterns.
+	b := w.Body.String()
+	svg := b[strings.Index(b, `<svg class="qr"`):]
+	svg = svg[:strings.Index(svg, "</svg>")]
+	var n int
+	if _, err := fmt.Sscanf(svg[strings.Index(svg, "viewBox="):], `viewBox="0 0 %d`, &n); err != nil || n < 29 {
+		t.Fatalf("QR size %d (%v): %s", n, err, svg)
+	}
+	for _, corner := range [][2]int{{4, 4}, {n - 5, 4}, {4, n - 5}} {
+		if m := fmt.Sprintf("M%d %dh1v1h-1z", corner[0], corner[1]); !strings.Contains(svg, m) {
+			t.Errorf("no finder pattern corner %s in the QR code", m)
+		}
+	}
 }
 
 // Prometheus reads /metrics with a viewer's password (basic auth, that route only); the figures come from
