@@ -63,6 +63,9 @@ type Auth interface {
 	// Check checks a password (accounts without a second factor) without opening a session: for
 	// monitoring systems that log in on every request. Rate-limited like Login.
 	Check(user, password, remote string) (Session, error)
+	// Reauthenticate checks a logged-in user's password again before they change it (a session left open
+	// must not be enough to take the account). A wrong password is ErrBadInput; rate-limited like Login.
+	Reauthenticate(user, password, remote string) error
 	// Authenticate returns the session a token belongs to, or ErrUnauthenticated.
 	Authenticate(token string) (Session, error)
 	// Logout ends the session a token belongs to.

@@ -170,6 +170,8 @@ var fr = map[string]string{
 
 	// alerts and notifications
 	"Alerts":                   "Alertes",
+	"current password":         "mot de passe actuel",
+	"Current password":         "Mot de passe actuel",
 	"Nothing needs attention.": "Rien ne demande d'attention.",
 	"acknowledged by":          "pris en compte par",
 	"Alert":                    "Alerte",

@@ -23,6 +23,24 @@ type newUser struct {
 
 type newPassword struct {
 	Password string `json:"password"`
+	Current  string `json:"current"` // required to change one's own password
+}
+
+// setPassword changes name's password; the user's own needs the current one (an admin changing another
+// account's does not).
+func (s *Server) setPassword(r *http.Request, sess appliance.Session, name string, p newPassword) error {
+	if err := mayEditAccount(sess, name); err != nil {
+		return err
+	}
+	if name == sess.User {
+		if p.Current == "" {
+			return fmt.Errorf("%w: give the current password", appliance.ErrBadInput)
+		}
+		if err := s.auth.Reauthenticate(name, p.Current, remote(r)); err != nil {
+			return err
+		}
+	}
+	return s.auth.SetPassword(name, p.Password, token(r))
 }
 
 // mayEditAccount: admins change anyone's password or second factor, others only their own.
@@ -66,12 +84,9 @@ func (s *Server) apiDeleteUser(w http.ResponseWriter, r *http.Request, _ applian
 func (s *Server) apiSetPassword(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	name := r.PathValue("name")
 	var p newPassword
-	err := mayEditAccount(sess, name)
+	err := decode(r, &p)
 	if err == nil {
-		err = decode(r, &p)
-	}
-	if err == nil {
-		err = s.auth.SetPassword(name, p.Password, token(r))
+		err = s.setPassword(r, sess, name, p)
 	}
 	if err != nil {
 		s.fail(w, r, err)
@@ -171,11 +186,11 @@ func (s *Server) formDeleteUser(w http.ResponseWriter, r *http.Request, sess app
 // formSetPassword changes a password; a viewer (who cannot see the users page) returns to the dashboard.
 func (s *Server) formSetPassword(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	name := r.PathValue("name")
-	err := mayEditAccount(sess, name)
-	if pw := r.PostFormValue("password"); err == nil && pw != r.PostFormValue("confirm") {
+	var err error
+	if pw := r.PostFormValue("password"); pw != r.PostFormValue("confirm") {
 		err = fmt.Errorf("%w: the two passwords differ", appliance.ErrBadInput)
-	} else if err == nil {
-		err = s.auth.SetPassword(name, pw, token(r))
+	} else {
+		err = s.setPassword(r, sess, name, newPassword{Password: pw, Current: r.PostFormValue("current")})
 	}
 	notice := "The password of " + name + " is changed; their other sessions have ended."
 	if sess.Role == appliance.RoleAdmin {

@@ -279,6 +279,15 @@ func (a *Auth) Check(name, password, remote string) (appliance.Session, error) {
 	return appliance.Session{User: u.Name, Role: u.Role}, nil
 }
 
+// Reauthenticate checks the password of a user who is logged in (whatever their second factor).
+func (a *Auth) Reauthenticate(name, password, remote string) error {
+	_, err := a.verify(name, password, remote)
+	if errors.Is(err, appliance.ErrBadCredentials) {
+		return fmt.Errorf("%w: the current password is wrong", appliance.ErrBadInput)
+	}
+	return err
+}
+
 // limited returns how long remote must wait, or 0.
 func (a *Auth) limited(remote string) time.Duration {
 	a.mu.Lock()
