@@ -1,7 +1,11 @@
 package webui
 
 import (
+	"go/ast"
+	"go/parser"
+	gotoken "go/token"
 	"io/fs"
+	"path/filepath"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -39,6 +43,51 @@ func TestFrenchCatalogComplete(t *testing.T) {
 		"running", "starting", "initialising", "sync", "async", "catching up", "dump", "increment", "admin", "viewer", "warning", "critical", "auto", "manual", "unknown", "reserved", "extended", "unreserved", "lost"} {
 		if _, ok := fr[v]; !ok {
 			t.Errorf("value %q has no French", v)
+		}
+	}
+}
+
+// The notices the pages show after an action (the literal ones; those naming a user or a disk stay
+// English) have their French: found in the source, so a new one cannot be forgotten.
+func TestFrenchNotices(t *testing.T) {
+	fset := gotoken.NewFileSet()
+	files, _ := filepath.Glob("*.go")
+	var notices []string
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			var lit ast.Expr
+			switch n := n.(type) {
+			case *ast.CallExpr:
+				if sel, ok := n.Fun.(*ast.SelectorExpr); ok && strings.HasPrefix(sel.Sel.Name, "render") && sel.Sel.Name != "render" && len(n.Args) >= 4 {
+					lit = n.Args[3]
+				}
+			case *ast.KeyValueExpr:
+				if id, ok := n.Key.(*ast.Ident); ok && id.Name == "Notice" {
+					lit = n.Value
+				}
+			}
+			if b, ok := lit.(*ast.BasicLit); ok && b.Kind == gotoken.STRING {
+				text, _ := strconv.Unquote(b.Value)
+				if text != "" {
+					notices = append(notices, text)
+				}
+			}
+			return true
+		})
+	}
+	if len(notices) < 10 {
+		t.Fatalf("only %d notices found: %q", len(notices), notices)
+	}
+	for _, n := range notices {
+		if _, ok := fr[n]; !ok {
+			t.Errorf("notice %q has no French", n)
 		}
 	}
 }
