@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -74,7 +73,7 @@ func (s Snapshot) Alerts() []Alert {
 			if f.Level == "replace" || f.Level == "failed" {
 				level = "critical"
 			}
-			alerts = append(alerts, Alert{Level: level, Message: fmt.Sprintf("disk %s: %s", d.Serial, f.Message)})
+			alerts = append(alerts, NewAlert(level, "disk %s: %s", d.Serial, f.Message))
 		}
 	}
 	alerts = append(alerts, PairAlerts(s.Pair)...)
@@ -97,25 +96,25 @@ func PairAlerts(p PairStatus) []Alert {
 		return nil
 	}
 	if p.Maintenance {
-		out = append(out, Alert{Level: "critical", Message: "maintenance mode: the office's applications can only read; promote this unit or bring the other one back"})
+		out = append(out, NewAlert("critical", "maintenance mode: the office's applications can only read; promote this unit or bring the other one back"))
 	}
 	if p.Role == "fenced" {
-		out = append(out, Alert{Level: "critical", Message: "this unit lost the other unit and the witness while active and stopped serving"})
+		out = append(out, NewAlert("critical", "this unit lost the other unit and the witness while active and stopped serving"))
 	}
 	if p.Peer != nil && !p.Peer.Reachable {
-		out = append(out, Alert{Level: "critical", Message: "the other unit (" + p.Peer.Name + ") cannot be reached: no failover is possible"})
+		out = append(out, NewAlert("critical", "the other unit (%s) cannot be reached: no failover is possible", p.Peer.Name))
 	} else if p.Peer != nil {
 		for _, path := range p.Peer.Paths {
 			if !path.Reachable {
-				out = append(out, Alert{Level: "warning", Message: "no heartbeats from the other unit over " + path.Address})
+				out = append(out, NewAlert("warning", "no heartbeats from the other unit over %s", path.Address))
 			}
 		}
 	}
 	if p.Witness != nil && p.Witness.Stale {
-		out = append(out, Alert{Level: "critical", Message: "this unit's copy of the data is older than the other unit's: it will not serve until the other unit is back (or an admin forces it)"})
+		out = append(out, NewAlert("critical", "this unit's copy of the data is older than the other unit's: it will not serve until the other unit is back (or an admin forces it)"))
 	}
 	if p.Witness != nil && !p.Witness.Reachable {
-		out = append(out, Alert{Level: "warning", Message: "the witness at " + p.Witness.Address + " does not answer: automatic failover is off until it does"})
+		out = append(out, NewAlert("warning", "the witness at %s does not answer: automatic failover is off until it does", p.Witness.Address))
 	}
 	return out
 }
@@ -126,28 +125,28 @@ const LagAlertS = 60 // seconds
 // DatabaseAlerts are the database's problems as the dashboard states them.
 func DatabaseAlerts(db DatabaseStatus, paired bool) []Alert {
 	if db.Role == "none" {
-		return []Alert{{Level: "warning", Message: "the database is " + db.State}}
+		return []Alert{NewAlert("warning", "the database is %s", db.State)}
 	}
 	var out []Alert
 	if db.Role == "production" && paired && db.Mirror == "" {
-		out = append(out, Alert{Level: "warning", Message: "the other unit is not mirroring the database: a failure of this unit now would stop the office's application"})
+		out = append(out, NewAlert("warning", "the other unit is not mirroring the database: a failure of this unit now would stop the office's application"))
 	}
 	if db.Sync == "degraded" && db.Role == "production" {
-		out = append(out, Alert{Level: "warning", Message: "synchronous mode is suspended while the mirror is missing: recent commits exist on this unit only"})
+		out = append(out, NewAlert("warning", "synchronous mode is suspended while the mirror is missing: recent commits exist on this unit only"))
 	}
 	if db.Sync == "catching up" && db.Role == "production" {
-		out = append(out, Alert{Level: "warning", Message: "the mirror is back and catching up: commits saved while it was away are not all on it yet"})
+		out = append(out, NewAlert("warning", "the mirror is back and catching up: commits saved while it was away are not all on it yet"))
 	}
 	for _, sl := range db.Slots {
 		switch sl.WALStatus {
 		case "unreserved":
-			out = append(out, Alert{Level: "warning", Message: "the mirror has been away so long that the WAL kept for it is about to be dropped: it will then copy the whole database again"})
+			out = append(out, NewAlert("warning", "the mirror has been away so long that the WAL kept for it is about to be dropped: it will then copy the whole database again"))
 		case "lost":
-			out = append(out, Alert{Level: "warning", Message: "the WAL kept for the mirror was dropped (it was away too long, the disk space is capped): it copies the whole database again"})
+			out = append(out, NewAlert("warning", "the WAL kept for the mirror was dropped (it was away too long, the disk space is capped): it copies the whole database again"))
 		}
 	}
 	if db.LagSeconds != nil && *db.LagSeconds > LagAlertS {
-		out = append(out, Alert{Level: "warning", Message: fmt.Sprintf("the database mirror is %.0f s behind", *db.LagSeconds)})
+		out = append(out, NewAlert("warning", "the database mirror is %.0f s behind", *db.LagSeconds))
 	}
 	return out
 }
@@ -155,16 +154,16 @@ func DatabaseAlerts(db DatabaseStatus, paired bool) []Alert {
 // BackupAlerts: no backups set up, an offsite copy failing, no restore verified in two days.
 func BackupAlerts(b BackupStatus, now time.Time) []Alert {
 	if !b.SetUp {
-		return []Alert{{Level: "warning", Message: "backups are not set up: nothing is kept away from this office"}}
+		return []Alert{NewAlert("warning", "backups are not set up: nothing is kept away from this office")}
 	}
 	var out []Alert
 	for _, t := range b.Targets {
 		if !t.OK {
-			out = append(out, Alert{Level: "warning", Message: "copying backups to " + t.Name + " fails (retried every 5 minutes): " + t.Error})
+			out = append(out, NewAlert("warning", "copying backups to %s fails (retried every 5 minutes): %s", t.Name, t.Error))
 		}
 	}
 	if b.LastVerified == nil || now.Sub(b.LastVerified.Time) > 48*time.Hour {
-		out = append(out, Alert{Level: "warning", Message: "no backup has been restored successfully in the last two days"})
+		out = append(out, NewAlert("warning", "no backup has been restored successfully in the last two days"))
 	}
 	return out
 }

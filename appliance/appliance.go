@@ -221,6 +221,29 @@ type Alert struct {
 	// alert); acknowledgements refer to it.
 	Key          string    `json:"key"`
 	Acknowledged *AlertAck `json:"acknowledged,omitempty"`
+	// Text is Message's English pattern with each value as %s, and Args those values, for the pages to
+	// translate (empty: Message is shown as it is).
+	Text string   `json:"text,omitempty"`
+	Args []string `json:"args,omitempty"`
+}
+
+var verb = regexp.MustCompile(`%[-+# 0]*[0-9]*(\.[0-9]+)?[a-zA-Z]`)
+
+// NewAlert makes an alert from a format and its values; the values are kept apart (formatted as the format
+// asks) so that the pages can state the alert in another language.
+func NewAlert(level, format string, args ...any) Alert {
+	a := Alert{Level: level, Message: fmt.Sprintf(format, args...), Text: format}
+	if len(args) > 0 {
+		i := 0
+		a.Text = verb.ReplaceAllStringFunc(format, func(v string) string {
+			if i < len(args) {
+				a.Args = append(a.Args, fmt.Sprintf(v, args[i]))
+			}
+			i++
+			return "%s"
+		})
+	}
+	return a
 }
 
 var alertNumbers = regexp.MustCompile(`[0-9]+(\.[0-9]+)?`)

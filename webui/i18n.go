@@ -49,6 +49,26 @@ func translator(lang string) func(string, ...any) string {
 	}
 }
 
+// alertText returns the function that states an alert in a language: its pattern from the catalog, with
+// its values (a value that is itself in the catalog, such as a state, translated too). An alert without a
+// pattern, or whose pattern the catalog lacks, stays as the part wrote it.
+func alertText(lang string) func(appliance.Alert) string {
+	return func(a appliance.Alert) string {
+		t, ok := catalogs[lang][a.Text]
+		if !ok || a.Text == "" || strings.Count(a.Text, "%s") != len(a.Args) {
+			return a.Message
+		}
+		args := make([]any, len(a.Args))
+		for i, v := range a.Args {
+			args[i] = v
+			if tv, ok := catalogs[lang][v]; ok {
+				args[i] = tv
+			}
+		}
+		return fmt.Sprintf(t, args...)
+	}
+}
+
 // formLang sets the language cookie and returns to the page the switch was on.
 func (s *Server) formLang(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
 	l := r.PostFormValue("lang")

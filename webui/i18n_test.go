@@ -1,16 +1,19 @@
 package webui
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	gotoken "go/token"
 	"io/fs"
-	"path/filepath"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lawbox/appliance/appliance"
 )
 
 // Every text the templates translate has its French, and so do the values the parts report that the
@@ -89,6 +92,65 @@ func TestFrenchNotices(t *testing.T) {
 		if _, ok := fr[n]; !ok {
 			t.Errorf("notice %q has no French", n)
 		}
+	}
+}
+
+// Every alert the parts raise (appliance.NewAlert with a literal pattern) has its French pattern, with as
+// many values; found in the source, so a new alert cannot be forgotten.
+func TestFrenchAlerts(t *testing.T) {
+	var texts []string
+	for _, dir := range []string{"../appliance", "../appliance/storage"} {
+		files, _ := filepath.Glob(dir + "/*.go")
+		for _, name := range files {
+			if strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(gotoken.NewFileSet(), name, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				c, ok := n.(*ast.CallExpr)
+				if !ok || len(c.Args) < 2 {
+					return true
+				}
+				name := ""
+				switch fn := c.Fun.(type) {
+				case *ast.Ident:
+					name = fn.Name
+				case *ast.SelectorExpr:
+					name = fn.Sel.Name
+				}
+				if b, ok := c.Args[1].(*ast.BasicLit); ok && name == "NewAlert" && b.Kind == gotoken.STRING {
+					format, _ := strconv.Unquote(b.Value)
+					args := make([]any, len(c.Args)-2)
+					for i := range args {
+						args[i] = 1
+					}
+					texts = append(texts, appliance.NewAlert("warning", format, args...).Text)
+				}
+				return true
+			})
+		}
+	}
+	if len(texts) < 20 {
+		t.Fatalf("only %d alerts found", len(texts))
+	}
+	for _, text := range texts {
+		f, ok := fr[text]
+		if !ok {
+			t.Errorf("alert %q has no French", text)
+		} else if strings.Count(f, "%s") != strings.Count(text, "%s") {
+			t.Errorf("alert %q: the French %q has another number of values", text, f)
+		}
+	}
+	// Stated in French on the page, with a state among its values translated too.
+	a := appliance.NewAlert("warning", "the database is %s", "starting")
+	if got := alertText("fr")(a); got != fmt.Sprintf(fr[a.Text], fr["starting"]) {
+		t.Errorf("French alert: %q", got)
+	}
+	if got := alertText("en")(a); got != "the database is starting" {
+		t.Errorf("English alert: %q", got)
 	}
 }
 

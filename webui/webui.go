@@ -107,6 +107,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 	for _, l := range languages {
 		s.pages[l] = map[string]*template.Template{}
 		funcs["T"] = translator(l)
+		funcs["alert"] = alertText(l)
 		funcs["lang"] = func() string { return l }
 		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "users", "audit", "alerts"} {
 			t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/live.html", "templates/"+p+".html")

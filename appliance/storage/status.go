@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -88,11 +87,11 @@ func (m *Manager) refresh(sdisks []appliance.StorageDisk) {
 			}
 		}
 		if sd.State == "refused" || sd.State == "needs_adopt" {
-			st.Alerts = append(st.Alerts, appliance.Alert{Level: "warning", Message: fmt.Sprintf("disk %s is not used: %s", sd.Serial, sd.Reason)})
+			st.Alerts = append(st.Alerts, appliance.NewAlert("warning", "disk %s is not used: %s", sd.Serial, sd.Reason))
 		}
 	}
 	if len(st.Arrays) == 0 {
-		st.Alerts = append(st.Alerts, appliance.Alert{Level: "critical", Message: "no storage is set up: settings are kept in memory only until disks are set up"})
+		st.Alerts = append(st.Alerts, appliance.NewAlert("critical", "no storage is set up: settings are kept in memory only until disks are set up"))
 	}
 	if st.Alerts == nil {
 		st.Alerts = []appliance.Alert{}
@@ -110,21 +109,21 @@ func alertsFor(a appliance.Array, ra raid.Array, readOnly string) []appliance.Al
 	var out []appliance.Alert
 	switch a.State {
 	case appliance.ArrayFailed:
-		out = append(out, appliance.Alert{Level: "critical", Message: fmt.Sprintf("the %s array has FAILED: too many disks are missing", a.Name)})
+		out = append(out, appliance.NewAlert("critical", "the %s array has FAILED: too many disks are missing", a.Name))
 	case appliance.ArrayDegraded:
 		if ra.RaidDisks-ra.Degraded == 1 {
-			out = append(out, appliance.Alert{Level: "critical", Message: fmt.Sprintf("the %s array is degraded and has NO REDUNDANCY: a single disk holds it; add or replace a disk", a.Name)})
+			out = append(out, appliance.NewAlert("critical", "the %s array is degraded and has NO REDUNDANCY: a single disk holds it; add or replace a disk", a.Name))
 			break
 		}
-		out = append(out, appliance.Alert{Level: "critical", Message: fmt.Sprintf("the %s array is degraded (%d disk missing): replace the disk", a.Name, ra.Degraded)})
+		out = append(out, appliance.NewAlert("critical", "the %s array is degraded (%d disk missing): replace the disk", a.Name, ra.Degraded))
 	case appliance.ArrayRebuilding:
-		out = append(out, appliance.Alert{Level: "warning", Message: fmt.Sprintf("the %s array is rebuilding", a.Name)})
+		out = append(out, appliance.NewAlert("warning", "the %s array is rebuilding", a.Name))
 	}
 	if a.MismatchSectors > 0 && ra.SyncAction == "idle" {
-		out = append(out, appliance.Alert{Level: "warning", Message: fmt.Sprintf("the last scrub of the %s array found %d mismatched sectors", a.Name, a.MismatchSectors)})
+		out = append(out, appliance.NewAlert("warning", "the last scrub of the %s array found %d mismatched sectors", a.Name, a.MismatchSectors))
 	}
 	if readOnly != "" {
-		out = append(out, appliance.Alert{Level: "critical", Message: fmt.Sprintf("the %s filesystem %s", a.Name, readOnly)})
+		out = append(out, appliance.NewAlert("critical", "the %s filesystem %s", a.Name, readOnly))
 	}
 	return out
 }
