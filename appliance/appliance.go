@@ -364,6 +364,17 @@ type DatabaseStatus struct {
 	Databases   []DatabaseInfo `json:"databases"`
 	// Slots are production's replication slots: the WAL each keeps on this unit for its mirror.
 	Slots []ReplicationSlot `json:"slots,omitempty"`
+	// SetAside are earlier clusters the unit moved aside rather than delete (its own databases before it
+	// mirrored an external server; a copy that could not rejoin and was copied again): kept until an admin
+	// deletes them, since they may hold the only copy of something.
+	SetAside []SetAside `json:"set_aside"`
+}
+
+// SetAside is one cluster moved aside.
+type SetAside struct {
+	Name      string    `json:"name"`
+	Created   time.Time `json:"created"`
+	SizeBytes int64     `json:"size_bytes"`
 }
 
 // ReplicationSlot is WAL kept for a mirror. WALStatus is PostgreSQL's: "reserved", "extended" (within
@@ -433,6 +444,8 @@ type Mirroring interface {
 	SetUpstream(ctx context.Context, u Upstream) error
 	Promote(ctx context.Context) (Promotion, error)
 	SetPolicy(ctx context.Context, p DatabasePolicy) error
+	// DeleteSetAside deletes a cluster moved aside, by the name the status lists.
+	DeleteSetAside(ctx context.Context, name string) error
 }
 
 // PairSettings are chosen on the unit that issues the pairing code and carried to the one that joins.

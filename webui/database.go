@@ -167,3 +167,20 @@ func (s *Server) formSetPolicy(w http.ResponseWriter, r *http.Request, sess appl
 	}
 	s.renderDatabase(w, r, sess, nil, nil, "Replication policy saved.")
 }
+
+func (s *Server) apiDeleteSetAside(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	if err := s.db.DeleteSetAside(r.Context(), r.PathValue("name")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// formDeleteSetAside deletes a cluster moved aside, once the admin ticked that it is no longer needed.
+func (s *Server) formDeleteSetAside(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	if r.PostFormValue("confirm") != "delete" {
+		s.renderDatabase(w, r, sess, nil, fmt.Errorf("%w: tick the box to confirm the deletion", appliance.ErrBadInput))
+		return
+	}
+	s.renderDatabase(w, r, sess, nil, s.db.DeleteSetAside(r.Context(), r.PostFormValue("name")), "The set-aside copy is deleted.")
+}

@@ -3,6 +3,7 @@ package webui
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -80,5 +81,27 @@ func TestDatabaseAlerts(t *testing.T) {
 		if c.want == "" && len(got) != 0 || c.want != "" && (len(got) != 1 || !strings.Contains(got[0].Message, c.want)) {
 			t.Errorf("%+v paired=%v: %+v, want %q", c.db, c.paired, got, c.want)
 		}
+	}
+}
+
+// Clusters set aside are listed; deleting one needs the box ticked (form) and names one the status lists.
+func TestSetAsideCopies(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	name := "main.previous-20261120-101010"
+	e.db.aside = []appliance.SetAside{{Name: name, Created: time.Date(2026, 11, 20, 10, 10, 10, 0, time.UTC), SizeBytes: 3 << 30}}
+	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	body := e.do(req{method: "GET", path: "/database", hdr: form}).Body.String()
+	if !strings.Contains(body, "2026-11-20 10:10") || !strings.Contains(body, `value="`+name+`"`) {
+		t.Errorf("database page lacks the set-aside copy")
+	}
+	if w := e.do(req{method: "POST", path: "/database/set-aside/delete", hdr: form, body: "name=" + name}); len(e.db.aside) != 1 || !strings.Contains(w.Body.String(), "tick the box") {
+		t.Errorf("deleted without the confirmation: %d left", len(e.db.aside))
+	}
+	if w := e.do(req{method: "DELETE", path: "/api/v1/database/set-aside/main.previous-20000101-000000", hdr: bearer(tok)}); w.Code != 404 {
+		t.Errorf("delete an unknown one = %d", w.Code)
+	}
+	if w := e.do(req{method: "POST", path: "/database/set-aside/delete", hdr: form, body: "confirm=delete&name=" + name}); len(e.db.aside) != 0 || !strings.Contains(w.Body.String(), "is deleted") {
+		t.Errorf("form delete: %d left", len(e.db.aside))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -134,6 +135,7 @@ type fakeDB struct {
 	upstream string
 	promoted int
 	policy   appliance.DatabasePolicy
+	aside    []appliance.SetAside
 }
 
 func (f *fakeDB) Database(context.Context) (appliance.DatabaseStatus, error) {
@@ -146,7 +148,8 @@ func (f *fakeDB) Database(context.Context) (appliance.DatabaseStatus, error) {
 	return appliance.DatabaseStatus{Role: role, State: "running", Version: "15.14", Mirror: "streaming from 192.0.2.12", LagBytes: &lag,
 		LagHistory: []appliance.LagPoint{{Time: t0, Seconds: 0.2}, {Time: t0.Add(10 * time.Second), Seconds: 1.5}},
 		Databases:  []appliance.DatabaseInfo{{Name: "practice", Owner: "practice_app", SizeBytes: 8 << 20}},
-		Slots:      []appliance.ReplicationSlot{{Name: "lawbox_mirror", Active: true, RetainedBytes: 48 << 20, WALStatus: "reserved"}}}, nil
+		Slots:      []appliance.ReplicationSlot{{Name: "lawbox_mirror", Active: true, RetainedBytes: 48 << 20, WALStatus: "reserved"}},
+		SetAside:   slices.Clone(f.aside)}, nil
 }
 
 func (f *fakeDB) CreateDatabase(_ context.Context, name, owner string) (appliance.NewDatabase, error) {
@@ -163,6 +166,16 @@ func (f *fakeDB) SetUpstream(_ context.Context, u appliance.Upstream) error {
 	}
 	f.upstream = u.Host
 	return nil
+}
+
+func (f *fakeDB) DeleteSetAside(_ context.Context, name string) error {
+	for i, a := range f.aside {
+		if a.Name == name {
+			f.aside = slices.Delete(f.aside, i, i+1)
+			return nil
+		}
+	}
+	return fmt.Errorf("set-aside %q: %w", name, appliance.ErrNotFound)
 }
 
 func (f *fakeDB) Promote(context.Context) (appliance.Promotion, error) {

@@ -421,4 +421,13 @@ var fr = map[string]string{
 	"the %s array is rebuilding":                                                                    "la grappe %s se reconstruit",
 	"the last scrub of the %s array found %s mismatched sectors":                                    "la dernière vérification de la grappe %s a trouvé %s secteurs discordants",
 	"the %s filesystem %s":                                                                          "le système de fichiers %s : %s",
+	"Offsite target saved: backups are copied there from now on.":                                   "Destination externe enregistrée : les sauvegardes y sont copiées désormais.",
+	"Replication policy saved.":                                                                     "Règle de réplication enregistrée.",
+	"The set-aside copy is deleted.":                                                                "La copie mise de côté est supprimée.",
+	"This unit is no longer paired.":                                                                "Cet appareil n'est plus appairé.",
+	"Copies set aside":                                                                              "Copies mises de côté",
+	"Delete":                                                                                        "Supprimer",
+	"Earlier copies of the database this unit moved aside instead of deleting them (its own databases before it mirrored another server, or a copy that could not rejoin). They may hold the only copy of something: delete one only once you know nothing in it is needed.": "Copies antérieures de la base que cet appareil a mises de côté au lieu de les supprimer (ses propres bases avant de suivre un autre serveur, ou une copie qui n'a pas pu rejoindre). Elles peuvent contenir l'unique exemplaire de quelque chose : n'en supprimez une que si vous savez que rien n'y est nécessaire.",
+	"Nothing in it is needed": "Rien n'y est nécessaire",
+	"Set aside":               "Mise de côté le",
 }

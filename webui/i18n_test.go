@@ -68,8 +68,14 @@ func TestFrenchNotices(t *testing.T) {
 			var lit ast.Expr
 			switch n := n.(type) {
 			case *ast.CallExpr:
-				if sel, ok := n.Fun.(*ast.SelectorExpr); ok && strings.HasPrefix(sel.Sel.Name, "render") && sel.Sel.Name != "render" && len(n.Args) >= 4 {
-					lit = n.Args[3]
+				if sel, ok := n.Fun.(*ast.SelectorExpr); ok && strings.HasPrefix(sel.Sel.Name, "render") && sel.Sel.Name != "render" {
+					for _, a := range n.Args { // a notice, wherever the function takes it
+						if b, ok := a.(*ast.BasicLit); ok && b.Kind == gotoken.STRING {
+							if text, _ := strconv.Unquote(b.Value); text != "" {
+								notices = append(notices, text)
+							}
+						}
+					}
 				}
 			case *ast.KeyValueExpr:
 				if id, ok := n.Key.(*ast.Ident); ok && id.Name == "Notice" {

@@ -160,6 +160,8 @@ func (s *Server) Routes() []Route {
 		{"POST /database/policy", Admin, s.formSetPolicy},
 		{"POST /database/promote", Admin, s.formPromote},
 		{"POST /database/upstream", Admin, s.formSetUpstream},
+		{"POST /database/set-aside/delete", Admin, s.formDeleteSetAside},
+		{"DELETE /api/v1/database/set-aside/{name}", Admin, s.apiDeleteSetAside},
 		{"GET /backups", Viewer, s.pageBackups},
 		{"POST /backups/identity", Admin, s.formBackupIdentity},
 		{"POST /backups/run", Admin, s.formRunBackup},

@@ -54,7 +54,8 @@ type Manager struct {
 	replicaPassword string
 	lastPromotion   float64 // seconds the last promotion took
 	lagHistory      []appliance.LagPoint
-	streamWait      time.Duration // how long a switchover waits for the mirror to stream; 0: 30 s
+	streamWait      time.Duration    // how long a switchover waits for the mirror to stream; 0: 30 s
+	asideSizes      map[string]int64 // set-aside cluster -> bytes, counted once
 }
 
 // Lag history: a sample every lagEvery, an hour kept.
@@ -476,6 +477,11 @@ func (m *Manager) Database(ctx context.Context) (appliance.DatabaseStatus, error
 	st := appliance.DatabaseStatus{Role: cur.Kind, State: m.state, Version: m.version, Databases: []appliance.DatabaseInfo{},
 		LastPromotionS: m.lastPromotion, Policy: DefaultPolicy, LagHistory: slices.Clone(m.lagHistory)}
 	m.mu.Unlock()
+	aside, err := m.setAside()
+	if err != nil {
+		return st, err
+	}
+	st.SetAside = aside
 	if m.running() != nil {
 		st.Role = "none"
 		return st, nil

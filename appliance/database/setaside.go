@@ -1,0 +1,81 @@
+package database
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+// setAsideLayout is how copyFrom names a cluster it moves aside: DataDir + ".previous-" + UTC time.
+const setAsideLayout = "20060102-150405"
+
+var setAsideName = regexp.MustCompile(`^[A-Za-z0-9_-]+\.previous-[0-9]{8}-[0-9]{6}$`)
+
+// setAside lists the clusters moved aside next to the data directory, oldest first. Their sizes are
+// counted once (they never change) and remembered.
+func (m *Manager) setAside() ([]appliance.SetAside, error) {
+	dirs, err := filepath.Glob(m.DataDir + ".previous-*")
+	if err != nil {
+		return nil, fmt.Errorf("list set-aside clusters: %w", err)
+	}
+	out := []appliance.SetAside{}
+	for _, dir := range dirs {
+		name := filepath.Base(dir)
+		created, err := time.Parse(setAsideLayout, name[len(filepath.Base(m.DataDir)+".previous-"):])
+		if err != nil || !setAsideName.MatchString(name) {
+			continue
+		}
+		m.mu.Lock()
+		size, ok := m.asideSizes[name]
+		m.mu.Unlock()
+		if !ok {
+			size = 0
+			err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if info, err := d.Info(); err == nil && d.Type().IsRegular() {
+					size += info.Size()
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("size of set-aside cluster %s: %w", name, err)
+			}
+			m.mu.Lock()
+			if m.asideSizes == nil {
+				m.asideSizes = map[string]int64{}
+			}
+			m.asideSizes[name] = size
+			m.mu.Unlock()
+		}
+		out = append(out, appliance.SetAside{Name: name, Created: created, SizeBytes: size})
+	}
+	return out, nil
+}
+
+// DeleteSetAside deletes a cluster moved aside, named as the status lists it. Only such a directory next
+// to the data directory can be named: never the live cluster, never a path.
+func (m *Manager) DeleteSetAside(_ context.Context, name string) error {
+	if !setAsideName.MatchString(name) || filepath.Base(m.DataDir)+".previous-" != name[:len(name)-len(setAsideLayout)] {
+		return fmt.Errorf("delete set-aside cluster %q: %w: not the name of a cluster moved aside", name, appliance.ErrBadInput)
+	}
+	dir := filepath.Join(filepath.Dir(m.DataDir), name)
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("delete set-aside cluster %s: %w", name, appliance.ErrNotFound)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("delete set-aside cluster %s: %w", name, err)
+	}
+	m.mu.Lock()
+	delete(m.asideSizes, name)
+	m.mu.Unlock()
+	m.Log.Warn("set-aside database cluster deleted", "dir", dir)
+	return nil
+}
