@@ -171,6 +171,23 @@ func TestDatabaseMirrorOfExternal(t *testing.T) {
 		}
 		return nil
 	})
+	// The unit's own (empty) cluster was moved aside, not deleted: listed, and deleted on request.
+	var st struct {
+		SetAside []struct {
+			Name      string `json:"name"`
+			SizeBytes int64  `json:"size_bytes"`
+		} `json:"set_aside"`
+	}
+	if _, body := dbStatus(); json.Unmarshal([]byte(body), &st) != nil || len(st.SetAside) != 1 || st.SetAside[0].SizeBytes < 1<<20 {
+		t.Errorf("set aside: %s", body)
+	} else {
+		if code, body := u.call("DELETE", "/api/v1/database/set-aside/"+st.SetAside[0].Name, tok, ""); code != 204 {
+			t.Errorf("delete the set-aside cluster = %d %s", code, body)
+		}
+		if _, body := dbStatus(); !strings.Contains(body, `"set_aside":[]`) {
+			t.Errorf("after the delete: %s", body)
+		}
+	}
 	if _, err := app.Exec(ctx, "INSERT INTO matters SELECT generate_series(101, 150)"); err != nil {
 		t.Fatal(err)
 	}
