@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -74,12 +75,50 @@ func (m *Manager) recordLag(ctx context.Context) {
 	if st.LagSeconds != nil {
 		p.Seconds = *st.LagSeconds
 	}
+	m.addLag(p)
+}
+
+// bucketLag keeps the lag samples in the state store, so that a restart does not empty the graph.
+const bucketLag = "db-lag"
+
+func (m *Manager) addLag(p appliance.LagPoint) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.lagHistory = append(m.lagHistory, p)
 	if len(m.lagHistory) > lagKeep {
 		m.lagHistory = slices.Delete(m.lagHistory, 0, len(m.lagHistory)-lagKeep)
 	}
+	m.mu.Unlock()
+	if m.Store != nil {
+		if err := m.Store.Append(bucketLag, p.Time, p, lagKeep); err != nil {
+			m.Log.Warn("save the mirror's lag", "err", err)
+		}
+	}
+}
+
+// loadLag reads back the samples of the hour before now that an earlier run saved.
+func (m *Manager) loadLag(now time.Time) {
+	if m.Store == nil {
+		return
+	}
+	var pts []appliance.LagPoint
+	err := m.Store.Last(bucketLag, func(v []byte) (bool, error) {
+		var p appliance.LagPoint
+		if err := json.Unmarshal(v, &p); err != nil {
+			return false, fmt.Errorf("lag sample: %w", err)
+		}
+		if now.Sub(p.Time) > lagEvery*lagKeep {
+			return false, nil
+		}
+		pts = append(pts, p)
+		return len(pts) < lagKeep, nil
+	})
+	if err != nil {
+		m.Log.Warn("read the saved lag samples", "err", err)
+	}
+	slices.Reverse(pts)
+	m.mu.Lock()
+	m.lagHistory = pts
+	m.mu.Unlock()
 }
 
 func (m *Manager) setState(s string) {
@@ -133,6 +172,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
+	m.loadLag(time.Now())
 	pg, err := user.Lookup("postgres")
 	if err != nil {
 		m.setState("failed: no postgres user")
