@@ -83,9 +83,6 @@ func (s Snapshot) Alerts() []Alert {
 	if s.Backups != nil {
 		alerts = append(alerts, BackupAlerts(*s.Backups, s.Time)...)
 	}
-	for i := range alerts {
-		alerts[i].Key = AlertKey(alerts[i])
-	}
 	return alerts
 }
 

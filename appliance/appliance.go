@@ -243,13 +243,14 @@ func NewAlert(level, format string, args ...any) Alert {
 			return "%s"
 		})
 	}
+	a.Key = alertKey(a)
 	return a
 }
 
 var alertNumbers = regexp.MustCompile(`[0-9]+(\.[0-9]+)?`)
 
-// AlertKey is a's identity across rounds.
-func AlertKey(a Alert) string { return a.Level + " " + alertNumbers.ReplaceAllString(a.Message, "#") }
+// alertKey is a's identity across rounds.
+func alertKey(a Alert) string { return a.Level + " " + alertNumbers.ReplaceAllString(a.Message, "#") }
 
 // AlertAck is an admin's "seen, being handled": an acknowledged alert is not notified again and an
 // acknowledged warning no longer colours the dashboard (a critical one still does: data is at risk until

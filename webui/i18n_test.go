@@ -53,44 +53,25 @@ func TestFrenchCatalogComplete(t *testing.T) {
 // The notices the pages show after an action (the literal ones; those naming a user or a disk stay
 // English) have their French: found in the source, so a new one cannot be forgotten.
 func TestFrenchNotices(t *testing.T) {
-	fset := gotoken.NewFileSet()
-	files, _ := filepath.Glob("*.go")
 	var notices []string
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, name, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			var lit ast.Expr
-			switch n := n.(type) {
-			case *ast.CallExpr:
-				if sel, ok := n.Fun.(*ast.SelectorExpr); ok && strings.HasPrefix(sel.Sel.Name, "render") && sel.Sel.Name != "render" {
-					for _, a := range n.Args { // a notice, wherever the function takes it
-						if b, ok := a.(*ast.BasicLit); ok && b.Kind == gotoken.STRING {
-							if text, _ := strconv.Unquote(b.Value); text != "" {
-								notices = append(notices, text)
-							}
-						}
+	inspectSource(t, func(n ast.Node) {
+		switch n := n.(type) {
+		case *ast.CallExpr:
+			if sel, ok := n.Fun.(*ast.SelectorExpr); ok && strings.HasPrefix(sel.Sel.Name, "render") && sel.Sel.Name != "render" {
+				for _, a := range n.Args { // a notice, wherever the function takes it
+					if text, ok := stringLit(a); ok {
+						notices = append(notices, text)
 					}
 				}
-			case *ast.KeyValueExpr:
-				if id, ok := n.Key.(*ast.Ident); ok && id.Name == "Notice" {
-					lit = n.Value
-				}
 			}
-			if b, ok := lit.(*ast.BasicLit); ok && b.Kind == gotoken.STRING {
-				text, _ := strconv.Unquote(b.Value)
-				if text != "" {
+		case *ast.KeyValueExpr:
+			if id, ok := n.Key.(*ast.Ident); ok && id.Name == "Notice" {
+				if text, ok := stringLit(n.Value); ok {
 					notices = append(notices, text)
 				}
 			}
-			return true
-		})
-	}
+		}
+	}, ".")
 	if len(notices) < 10 {
 		t.Fatalf("only %d notices found: %q", len(notices), notices)
 	}
@@ -105,40 +86,26 @@ func TestFrenchNotices(t *testing.T) {
 // many values; found in the source, so a new alert cannot be forgotten.
 func TestFrenchAlerts(t *testing.T) {
 	var texts []string
-	for _, dir := range []string{"../appliance", "../appliance/storage"} {
-		files, _ := filepath.Glob(dir + "/*.go")
-		for _, name := range files {
-			if strings.HasSuffix(name, "_test.go") {
-				continue
-			}
-			f, err := parser.ParseFile(gotoken.NewFileSet(), name, nil, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ast.Inspect(f, func(n ast.Node) bool {
-				c, ok := n.(*ast.CallExpr)
-				if !ok || len(c.Args) < 2 {
-					return true
-				}
-				name := ""
-				switch fn := c.Fun.(type) {
-				case *ast.Ident:
-					name = fn.Name
-				case *ast.SelectorExpr:
-					name = fn.Sel.Name
-				}
-				if b, ok := c.Args[1].(*ast.BasicLit); ok && name == "NewAlert" && b.Kind == gotoken.STRING {
-					format, _ := strconv.Unquote(b.Value)
-					args := make([]any, len(c.Args)-2)
-					for i := range args {
-						args[i] = 1
-					}
-					texts = append(texts, appliance.NewAlert("warning", format, args...).Text)
-				}
-				return true
-			})
+	inspectSource(t, func(n ast.Node) {
+		c, ok := n.(*ast.CallExpr)
+		if !ok || len(c.Args) < 2 {
+			return
 		}
-	}
+		name := ""
+		switch fn := c.Fun.(type) {
+		case *ast.Ident:
+			name = fn.Name
+		case *ast.SelectorExpr:
+			name = fn.Sel.Name
+		}
+		if format, ok := stringLit(c.Args[1]); ok && name == "NewAlert" {
+			args := make([]any, len(c.Args)-2)
+			for i := range args {
+				args[i] = 1
+			}
+			texts = append(texts, appliance.NewAlert("warning", format, args...).Text)
+		}
+	}, "../appliance", "../appliance/storage")
 	if len(texts) < 20 {
 		t.Fatalf("only %d alerts found", len(texts))
 	}
@@ -158,6 +125,34 @@ func TestFrenchAlerts(t *testing.T) {
 	if got := alertText("en")(a); got != "the database is starting" {
 		t.Errorf("English alert: %q", got)
 	}
+}
+
+// inspectSource calls f with every node of the Go files (not tests) in dirs.
+func inspectSource(t *testing.T, f func(ast.Node), dirs ...string) {
+	t.Helper()
+	for _, dir := range dirs {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, name := range files {
+			if strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			file, err := parser.ParseFile(gotoken.NewFileSet(), name, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(file, func(n ast.Node) bool { f(n); return true })
+		}
+	}
+}
+
+// stringLit is e's text when e is a non-empty string literal.
+func stringLit(e ast.Expr) (string, bool) {
+	b, ok := e.(*ast.BasicLit)
+	if !ok || b.Kind != gotoken.STRING {
+		return "", false
+	}
+	text, err := strconv.Unquote(b.Value)
+	return text, err == nil && text != ""
 }
 
 // The language comes from the switch's cookie, else the browser; the switch only returns to a path on the unit.

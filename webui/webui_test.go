@@ -50,7 +50,7 @@ func newEnv(t testing.TB) *env {
 			Members: []appliance.Member{{Serial: "SN-A", State: "in_sync"}, {Serial: "SN-B", State: "rebuilding"}}}},
 		Disks: []appliance.StorageDisk{{Serial: "SN-A", Role: "member", State: "ok"}, {Serial: "SN-B", Role: "member", State: "rebuilding"},
 			{Serial: "SN-OLD", Role: "unused", State: "needs_adopt", Reason: "holds an ext2/3/4 filesystem"}},
-		Alerts: []appliance.Alert{{Level: "warning", Message: "the data array is rebuilding"}},
+		Alerts: []appliance.Alert{appliance.NewAlert("warning", "the data array is rebuilding")},
 	}}
 	hl := &fakeHealth{disks: []appliance.DiskHealth{{Serial: "SN-A", Model: "QEMU NVMe Ctrl", Device: "nvme0n1", SMART: appliance.SMARTStatus{
 		Supported: true, Health: "replace", TemperatureC: 44,

@@ -6,7 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
+	"strings"
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
@@ -15,7 +15,15 @@ import (
 // setAsideLayout is how copyFrom names a cluster it moves aside: DataDir + ".previous-" + UTC time.
 const setAsideLayout = "20060102-150405"
 
-var setAsideName = regexp.MustCompile(`^[A-Za-z0-9_-]+\.previous-[0-9]{8}-[0-9]{6}$`)
+// asideTime says whether name is that of a cluster moved aside from m.DataDir, and when it was.
+func (m *Manager) asideTime(name string) (time.Time, bool) {
+	stamp, ok := strings.CutPrefix(name, filepath.Base(m.DataDir)+".previous-")
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(setAsideLayout, stamp)
+	return t, err == nil && t.Format(setAsideLayout) == stamp
+}
 
 // setAside lists the clusters moved aside next to the data directory, oldest first. Their sizes are
 // counted once (they never change) and remembered.
@@ -27,8 +35,8 @@ func (m *Manager) setAside() ([]appliance.SetAside, error) {
 	out := []appliance.SetAside{}
 	for _, dir := range dirs {
 		name := filepath.Base(dir)
-		created, err := time.Parse(setAsideLayout, name[len(filepath.Base(m.DataDir)+".previous-"):])
-		if err != nil || !setAsideName.MatchString(name) {
+		created, ok := m.asideTime(name)
+		if !ok {
 			continue
 		}
 		m.mu.Lock()
@@ -63,7 +71,7 @@ func (m *Manager) setAside() ([]appliance.SetAside, error) {
 // DeleteSetAside deletes a cluster moved aside, named as the status lists it. Only such a directory next
 // to the data directory can be named: never the live cluster, never a path.
 func (m *Manager) DeleteSetAside(_ context.Context, name string) error {
-	if !setAsideName.MatchString(name) || filepath.Base(m.DataDir)+".previous-" != name[:len(name)-len(setAsideLayout)] {
+	if _, ok := m.asideTime(name); !ok {
 		return fmt.Errorf("delete set-aside cluster %q: %w: not the name of a cluster moved aside", name, appliance.ErrBadInput)
 	}
 	dir := filepath.Join(filepath.Dir(m.DataDir), name)

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/mail"
 	"net/smtp"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -95,10 +94,7 @@ func (n *Notifier) Round(ctx context.Context) {
 		n.Log.Error("notifications", "err", err)
 		return
 	}
-	cur := slices.Clone(n.Alerts(ctx))
-	for i := range cur {
-		cur[i].Key = appliance.AlertKey(cur[i])
-	}
+	cur := n.Alerts(ctx)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	acks, err := n.tidyAcks(cur, time.Now())
@@ -450,7 +446,7 @@ func (n *Notifier) AcknowledgeAlert(ctx context.Context, key, user string, mute 
 	}
 	found := false
 	for _, a := range n.Alerts(ctx) {
-		found = found || appliance.AlertKey(a) == key
+		found = found || a.Key == key
 	}
 	if !found {
 		return fmt.Errorf("acknowledge alert %q: %w: it is not a current alert (it may have cleared)", key, appliance.ErrNotFound)

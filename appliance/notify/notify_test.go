@@ -160,7 +160,7 @@ func TestAlertsMailedAndLogged(t *testing.T) {
 		To: []string{"it@office.example"}, User: "alerts", Password: "mail password", Syslog: sl}); err != nil {
 		t.Fatal(err)
 	}
-	al.set(appliance.Alert{Level: "critical", Message: "the data array is DEGRADED"}, appliance.Alert{Level: "warning", Message: "the database mirror is 61 s behind"})
+	al.set(appliance.NewAlert("critical", "the data array is DEGRADED"), appliance.NewAlert("warning", "the database mirror is 61 s behind"))
 	n.Round(ctx)
 	msgs := ms.messages()
 	if len(msgs) != 1 || !strings.Contains(msgs[0], "Subject: [appliance-1] CRITICAL: 2 new alert(s), 0 resolved") ||
@@ -170,19 +170,19 @@ func TestAlertsMailedAndLogged(t *testing.T) {
 	if len(ms.auths) != 1 {
 		t.Errorf("logins %v", ms.auths)
 	}
-	al.set(appliance.Alert{Level: "critical", Message: "the data array is DEGRADED"}, appliance.Alert{Level: "warning", Message: "the database mirror is 75 s behind"})
+	al.set(appliance.NewAlert("critical", "the data array is DEGRADED"), appliance.NewAlert("warning", "the database mirror is 75 s behind"))
 	n.Round(ctx)
 	if len(ms.messages()) != 1 {
 		t.Errorf("the same alerts were mailed again: %d messages", len(ms.messages()))
 	}
 	// A new warning within the gap waits; a new critical alert goes at once and carries it along.
-	al.set(appliance.Alert{Level: "critical", Message: "the data array is DEGRADED"}, appliance.Alert{Level: "warning", Message: "no heartbeats over 198.51.100.2"})
+	al.set(appliance.NewAlert("critical", "the data array is DEGRADED"), appliance.NewAlert("warning", "no heartbeats over 198.51.100.2"))
 	n.Round(ctx)
 	if len(ms.messages()) != 1 {
 		t.Errorf("a warning was mailed within the gap")
 	}
-	al.set(appliance.Alert{Level: "critical", Message: "the data array is DEGRADED"}, appliance.Alert{Level: "warning", Message: "no heartbeats over 198.51.100.2"},
-		appliance.Alert{Level: "critical", Message: "disk SN-B: failed"})
+	al.set(appliance.NewAlert("critical", "the data array is DEGRADED"), appliance.NewAlert("warning", "no heartbeats over 198.51.100.2"),
+		appliance.NewAlert("critical", "disk SN-B: failed"))
 	n.Round(ctx)
 	msgs = ms.messages()
 	if len(msgs) != 2 || !strings.Contains(msgs[1], "NEW CRITICAL: disk SN-B: failed") || !strings.Contains(msgs[1], "NEW WARNING: no heartbeats") ||
@@ -214,10 +214,10 @@ func TestAcknowledgedAlerts(t *testing.T) {
 	if err := n.SetNotifications(ctx, appliance.NotifySettings{Syslog: sl}); err != nil {
 		t.Fatal(err)
 	}
-	backups := appliance.Alert{Level: "warning", Message: "backups are not set up: nothing is kept away from this office"}
-	disk := appliance.Alert{Level: "critical", Message: "disk SN-B: 12 reallocated sectors"}
+	backups := appliance.NewAlert("warning", "backups are not set up: nothing is kept away from this office")
+	disk := appliance.NewAlert("critical", "disk SN-B: 12 reallocated sectors")
 	al.set(backups, disk)
-	bk, dk := appliance.AlertKey(backups), appliance.AlertKey(disk)
+	bk, dk := backups.Key, disk.Key
 	if err := n.AcknowledgeAlert(ctx, "warning nothing like this", "admin", 0); !errors.Is(err, appliance.ErrNotFound) {
 		t.Errorf("acknowledged an alert that is not there: %v", err)
 	}
@@ -330,7 +330,7 @@ func TestMailServerProblems(t *testing.T) {
 	if err := n.SetNotifications(ctx, set); err != nil {
 		t.Fatal(err)
 	}
-	al.set(appliance.Alert{Level: "critical", Message: "the data array is DEGRADED"})
+	al.set(appliance.NewAlert("critical", "the data array is DEGRADED"))
 	n.Round(ctx)
 	if st, _ := n.Notifications(ctx); !strings.Contains(st.LastError, dead) {
 		t.Errorf("after a failed send: %+v", st)
