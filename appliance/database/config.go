@@ -30,6 +30,11 @@ func managedConf(port int, socket string, slotKeepMB int64) string {
 		"max_replication_slots = 5",
 		fmt.Sprintf("max_slot_wal_keep_size = '%dMB'", slotKeepMB),
 		"wal_keep_size = '64MB'",
+		// A mirror reports every second; a sender whose mirror went silent (powered off, cable pulled: no
+		// TCP reset) ends after 10 s, and so does a mirror's receiver whose upstream went silent.
+		"wal_receiver_status_interval = '1s'",
+		"wal_sender_timeout = '10s'",
+		"wal_receiver_timeout = '10s'",
 		"shared_buffers = '64MB'",
 		"max_connections = 50",
 		"logging_collector = off",

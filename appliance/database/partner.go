@@ -277,12 +277,14 @@ func (m *Manager) maintain(ctx context.Context) error {
 	var behind int64
 	var lagSecs *float64
 	var current, replayed uint64
+	var silent float64 // seconds since the mirror last reported
 	if err := c.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").Scan(&current); err != nil {
 		return err
 	}
 	err = c.QueryRow(ctx, `SELECT coalesce(host(client_addr), 'local'), state, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint,
-		extract(epoch FROM replay_lag)::float8, coalesce(pg_wal_lsn_diff(replay_lsn, '0/0'), 0)::bigint
-		FROM pg_stat_replication WHERE application_name = $1 ORDER BY backend_start DESC LIMIT 1`, replicaSlot).Scan(&addr, &state, &behind, &lagSecs, &replayed)
+		extract(epoch FROM replay_lag)::float8, coalesce(pg_wal_lsn_diff(replay_lsn, '0/0'), 0)::bigint,
+		coalesce(extract(epoch FROM now() - reply_time), 1e9)::float8
+		FROM pg_stat_replication WHERE application_name = $1 ORDER BY backend_start DESC LIMIT 1`, replicaSlot).Scan(&addr, &state, &behind, &lagSecs, &replayed, &silent)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return err
 	}
@@ -294,7 +296,9 @@ func (m *Manager) maintain(ctx context.Context) error {
 	if err == nil {
 		s.mirror, s.lagBytes, s.lagSecs = state+" from "+addr, &behind, lagSecs
 	}
-	inSync := err == nil && state == "streaming" && behind < 1<<20
+	// A mirror that stopped without closing its connection stays "streaming" until wal_sender_timeout, with
+	// only the waiting commits unreplayed: it counts as in sync only while it reports (every second).
+	inSync := err == nil && state == "streaming" && behind < 1<<20 && silent < 3
 	if inSync {
 		s.lastInSync = now
 	}
