@@ -535,12 +535,15 @@ type NetworkPort struct {
 	Name      string   `json:"name"`
 	Addresses []string `json:"addresses"` // "192.0.2.11/24"
 	Gateway   string   `json:"gateway,omitempty"`
+	DNS       []string `json:"dns,omitempty"` // name servers for the unit
 }
 
 // Network is the unit's port configuration (ports not listed use DHCP).
 type Network interface {
 	Ports() []NetworkPort
 	SetPorts(ctx context.Context, ports []NetworkPort) error
+	// Nameservers are the name servers in effect (the static ones, or the last DHCP lease's).
+	Nameservers() []string
 }
 
 // BackupVerification is the outcome of restoring a backup into a scratch server.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,11 +237,18 @@ func newPairLab(t testing.TB, timeoutMS int) *pairLab {
 	l.a, l.b = newPairUnit(us[0], us[0].setupAndLogin()), newPairUnit(us[1], us[1].setupAndLogin())
 	l.pc = newPairUnit(us[2], "")
 	// Ports are named by MAC address: the kernel does not number virtio NICs in the same order every boot.
+	// A names the office's name server on its LAN port; B keeps the one of its DHCP lease (QEMU's, .3).
 	for i, u := range []*pairUnit{l.a, l.b} {
-		body := fmt.Sprintf(`{"ports":[{"name":%q,"addresses":["192.0.2.%d/24"]},{"name":%q,"addresses":["198.51.100.%d/24"]}]}`,
-			u.MACs[0], 11+i, u.MACs[1], 1+i)
+		dns := map[int]string{0: `,"dns":["192.0.2.53"]`}[i]
+		body := fmt.Sprintf(`{"ports":[{"name":%q,"addresses":["192.0.2.%d/24"]%s},{"name":%q,"addresses":["198.51.100.%d/24"]}]}`,
+			u.MACs[0], 11+i, dns, u.MACs[1], 1+i)
 		if code, body := u.call("PUT", "/api/v1/network", u.tok, body); code != 200 {
 			t.Fatalf("network on %s = %d %s", u.Name(), code, body)
+		}
+		var net struct{ Nameservers []string }
+		u.get("/api/v1/network", u.tok, &net)
+		if want := map[int]string{0: "192.0.2.53", 1: "198.18.0.3"}[i]; !slices.Equal(net.Nameservers, []string{want}) {
+			t.Errorf("name servers in effect on %s: %v, want %s", u.Name(), net.Nameservers, want)
 		}
 	}
 	l.pc.console("addr "+l.pc.MACs[0]+" 192.0.2.30/24", reAddrOK)

@@ -236,6 +236,13 @@ func (f *fakePair) WitnessKey() (string, error) { return "00ff", nil }
 type fakeNetwork struct{ ports []appliance.NetworkPort }
 
 func (f *fakeNetwork) Ports() []appliance.NetworkPort { return f.ports }
+func (f *fakeNetwork) Nameservers() []string {
+	var out []string
+	for _, p := range f.ports {
+		out = append(out, p.DNS...)
+	}
+	return out
+}
 func (f *fakeNetwork) SetPorts(_ context.Context, p []appliance.NetworkPort) error {
 	for _, port := range p {
 		if len(port.Addresses) == 0 {

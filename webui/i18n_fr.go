@@ -264,6 +264,8 @@ var fr = map[string]string{
 	"Folder in the bucket":        "Dossier dans le bucket",
 	"Forget the other unit":       "Oublier l'autre appareil",
 	"Gateway":                     "Passerelle",
+	"Name servers":                "Serveurs DNS",
+	"Name servers in use":         "Serveurs DNS utilisés",
 	"Hand the service over to %s": "Passer le service à %s",
 	"Health:":                     "État :",
 	"Heartbeat every %s; the other unit counts as gone after %s of silence.": "Battement de cœur toutes les %s ; l'autre appareil est considéré absent après %s de silence.",

@@ -3,6 +3,7 @@ package webui
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -11,6 +12,7 @@ type pairPage struct {
 	Status  appliance.PairStatus
 	Code    string // a freshly issued pairing code
 	Ports   []appliance.NetworkPort
+	DNS     []string // the name servers in effect
 	Witness string // the witness key, for the admin
 }
 
@@ -25,7 +27,8 @@ type roleRequest struct {
 }
 
 type portsRequest struct {
-	Ports []appliance.NetworkPort `json:"ports"`
+	Ports       []appliance.NetworkPort `json:"ports"`
+	Nameservers []string                `json:"nameservers,omitempty"` // in effect; ignored in a request
 }
 
 func (s *Server) apiPair(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
@@ -122,7 +125,7 @@ func (s *Server) apiWitnessKey(w http.ResponseWriter, r *http.Request, _ applian
 }
 
 func (s *Server) apiNetwork(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
-	writeJSON(w, http.StatusOK, portsRequest{Ports: s.net.Ports()})
+	writeJSON(w, http.StatusOK, portsRequest{Ports: s.net.Ports(), Nameservers: s.net.Nameservers()})
 }
 
 func (s *Server) apiSetNetwork(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
@@ -136,7 +139,7 @@ func (s *Server) apiSetNetwork(w http.ResponseWriter, r *http.Request, sess appl
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, portsRequest{Ports: s.net.Ports()})
+	writeJSON(w, http.StatusOK, portsRequest{Ports: s.net.Ports(), Nameservers: s.net.Nameservers()})
 }
 
 func (s *Server) pagePair(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
@@ -144,7 +147,7 @@ func (s *Server) pagePair(w http.ResponseWriter, r *http.Request, sess appliance
 }
 
 func (s *Server) renderPair(w http.ResponseWriter, r *http.Request, sess appliance.Session, code string, actionErr error, notice ...string) {
-	d := pageData{Session: sess, Pair: pairPage{Status: s.pair.Pair(), Code: code, Ports: s.net.Ports()}}
+	d := pageData{Session: sess, Pair: pairPage{Status: s.pair.Pair(), Code: code, Ports: s.net.Ports(), DNS: s.net.Nameservers()}}
 	if d.Pair.Status.Paired && sess.Role == appliance.RoleAdmin {
 		d.Pair.Witness, _ = s.pair.WitnessKey()
 	}
@@ -193,6 +196,7 @@ func (s *Server) formNetwork(w http.ResponseWriter, r *http.Request, sess applia
 	if a := r.PostFormValue("address"); a != "" {
 		port.Addresses = []string{a}
 	}
+	port.DNS = strings.FieldsFunc(r.PostFormValue("dns"), func(c rune) bool { return c == ',' || c == ' ' })
 	ports := []appliance.NetworkPort{}
 	for _, p := range s.net.Ports() {
 		if p.Name != port.Name {

@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,12 +33,13 @@ func TestPairAPIAndPage(t *testing.T) {
 	if w := e.do(req{method: "POST", path: "/api/v1/pair/role", hdr: bearer, body: `{"role":"active","force":true}`}); w.Code != 202 || len(e.pair.roles) != 1 {
 		t.Errorf("role = %d %v", w.Code, e.pair.roles)
 	}
-	if w := e.do(req{method: "PUT", path: "/api/v1/network", hdr: bearer, body: `{"ports":[{"name":"eth1","addresses":["192.0.2.11/24"]}]}`}); w.Code != 200 || len(e.net.ports) != 1 {
+	if w := e.do(req{method: "PUT", path: "/api/v1/network", hdr: bearer, body: `{"ports":[{"name":"eth1","addresses":["192.0.2.11/24"],"dns":["192.0.2.53"]}]}`}); w.Code != 200 || len(e.net.ports) != 1 ||
+		!strings.Contains(w.Body.String(), `"nameservers":["192.0.2.53"]`) {
 		t.Errorf("network = %d %s", w.Code, w.Body)
 	}
 	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
 	body := e.do(req{method: "GET", path: "/pair", hdr: cookie}).Body.String()
-	for _, want := range []string{"unit-b", "192.0.2.11/24", `action="/pair/role"`, `action="/pair/unpair"`, "witness -key-file"} {
+	for _, want := range []string{"unit-b", "192.0.2.11/24", `action="/pair/role"`, `action="/pair/unpair"`, "witness -key-file", "192.0.2.53"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("pair page lacks %q", want)
 		}
@@ -51,6 +53,10 @@ func TestPairAPIAndPage(t *testing.T) {
 	}
 	if w := e.do(req{method: "POST", path: "/pair/invite", hdr: form, body: "vip=192.0.2.100%2F24&mode=manual"}); !strings.Contains(w.Body.String(), "ABCD-EFGH-IJKL-MNOP") || e.pair.settings.Mode != "manual" {
 		t.Errorf("invite form did not show the code")
+	}
+	e.do(req{method: "POST", path: "/pair/network", hdr: form, body: "name=eth2&address=198.51.100.1%2F24&dns=192.0.2.54%2C+192.0.2.55"})
+	if got := e.net.ports; len(got) != 2 || got[1].Name != "eth2" || !slices.Equal(got[1].DNS, []string{"192.0.2.54", "192.0.2.55"}) {
+		t.Errorf("network form: ports %+v", got)
 	}
 }
 

@@ -25,6 +25,8 @@ type Manager struct {
 	Marker string                // static.MarkerFile
 	Keep   func() []netip.Prefix // addresses another part owns (the service address)
 	Apply  func([]static.Port, []netip.Prefix) error
+	// Resolver receives the ports' name servers; nil leaves name resolution alone.
+	Resolver *static.Resolver
 }
 
 var _ appliance.Network = (*Manager)(nil)
@@ -59,7 +61,21 @@ func (m *Manager) apply(ports []static.Port) error {
 	if m.Keep != nil {
 		keep = m.Keep()
 	}
-	return m.Apply(ports, keep)
+	if err := m.Apply(ports, keep); err != nil {
+		return err
+	}
+	if m.Resolver != nil {
+		return m.Resolver.Set(static.Nameservers(ports))
+	}
+	return nil
+}
+
+// Nameservers implements appliance.Network.
+func (m *Manager) Nameservers() []string {
+	if m.Resolver == nil {
+		return nil
+	}
+	return m.Resolver.Servers()
 }
 
 // Run applies the configuration now and every 30 s until ctx ends.
@@ -92,6 +108,9 @@ func (m *Manager) Ports() []appliance.NetworkPort {
 		if p.Gateway.IsValid() {
 			np.Gateway = p.Gateway.String()
 		}
+		for _, a := range p.DNS {
+			np.DNS = append(np.DNS, a.String())
+		}
 		out = append(out, np)
 	}
 	return out
@@ -116,6 +135,13 @@ func (m *Manager) SetPorts(_ context.Context, in []appliance.NetworkPort) error 
 				return fmt.Errorf("%w: port %s: gateway %q is not an address", appliance.ErrBadInput, np.Name, np.Gateway)
 			}
 			p.Gateway = gw
+		}
+		for _, d := range np.DNS {
+			a, err := netip.ParseAddr(d)
+			if err != nil {
+				return fmt.Errorf("%w: port %s: name server %q is not an address", appliance.ErrBadInput, np.Name, d)
+			}
+			p.DNS = append(p.DNS, a)
 		}
 		ports = append(ports, p)
 	}

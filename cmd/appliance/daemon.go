@@ -102,7 +102,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 			return err == nil && d.State == "running" && (d.Role == "mirror" || d.Role == "production" && node.Role() == pair.Single)
 		}, 30)
 	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
-		Keep: node.ServiceAddress}
+		Keep: node.ServiceAddress, Resolver: &static.SystemResolver}
 	alerts := &notify.Notifier{Log: log.With("part", "notify"), Store: st, Hostname: host,
 		Alerts: func(ctx context.Context) []appliance.Alert {
 			return appliance.TakeSnapshot(ctx, disks, monitor, node, db, backups).Alerts()

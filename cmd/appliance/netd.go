@@ -20,5 +20,6 @@ func runNetd(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	stdlog.SetOutput(io.Discard) // u-root's DHCP client dumps every packet; our own log says what matters
 	skip := func() map[string]bool { return static.ReadMarker(static.MarkerFile) }
-	return (&dhcp.Client{Log: log, SysRoot: *sys, Retry: 30 * time.Second, Skip: skip}).Run(ctx)
+	return (&dhcp.Client{Log: log, SysRoot: *sys, Retry: 30 * time.Second, Skip: skip,
+		Leased: static.SystemResolver.Leased}).Run(ctx)
 }

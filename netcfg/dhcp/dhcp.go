@@ -49,6 +49,9 @@ type Client struct {
 	Retry time.Duration
 	// Skip names the ports configured statically (read at every round); nil: none.
 	Skip func() map[string]bool
+	// Leased runs after a lease was applied (u-root's client writes its name servers to /etc/resolv.conf);
+	// nil: nothing.
+	Leased func() error
 }
 
 // Run brings up loopback, then keeps a lease on every wired port until ctx is done.
@@ -106,6 +109,11 @@ func (c *Client) round(ctx context.Context) time.Duration {
 		if err := r.Lease.Configure(); err != nil {
 			c.Log.Error("apply DHCP lease", "port", name, "err", err)
 			continue
+		}
+		if c.Leased != nil {
+			if err := c.Leased(); err != nil {
+				c.Log.Error("after the DHCP lease", "port", name, "err", err)
+			}
 		}
 		got[name] = true
 		lease := time.Hour

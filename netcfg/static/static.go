@@ -4,6 +4,7 @@
 package static
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +23,7 @@ type Port struct {
 	Name      string         `json:"name"` // an interface name (eth1) or the port's MAC address (stable across boots)
 	Addresses []netip.Prefix `json:"addresses"`
 	Gateway   netip.Addr     `json:"gateway,omitzero"`
+	DNS       []netip.Addr   `json:"dns,omitempty"` // name servers, for the whole unit
 }
 
 // Change is one step of Apply.
@@ -97,11 +99,35 @@ func Validate(ports []Port) error {
 				return fmt.Errorf("port %s: %s is not a host address", p.Name, a)
 			}
 		}
+		for _, a := range p.DNS {
+			if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() {
+				return fmt.Errorf("port %s: name server %s is not a host address", p.Name, a)
+			}
+		}
 		if p.Gateway.IsValid() && !slices.ContainsFunc(p.Addresses, func(a netip.Prefix) bool { return a.Masked().Contains(p.Gateway) }) {
 			return fmt.Errorf("port %s: gateway %s is not on any of its networks", p.Name, p.Gateway)
 		}
 	}
+	if ns := Nameservers(ports); len(ns) > maxNameservers {
+		return fmt.Errorf("%d name servers: the resolver uses at most %d", len(ns), maxNameservers)
+	}
 	return nil
+}
+
+// maxNameservers is the C library's limit (MAXNS): servers after the third are never asked.
+const maxNameservers = 3
+
+// Nameservers lists the ports' name servers in order, each once.
+func Nameservers(ports []Port) []netip.Addr {
+	var out []netip.Addr
+	for _, p := range ports {
+		for _, a := range p.DNS {
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }
 
 // Link finds a port by name or MAC address.
@@ -222,4 +248,91 @@ func ReadMarker(path string) map[string]bool {
 		out[n] = true
 	}
 	return out
+}
+
+// Resolver is where name servers are written. While static ones are set, Marker holds the file they make
+// and Conf is a copy of it; a DHCP lease (whose client writes Conf) is moved to DHCPConf by Leased, so a
+// renewal does not undo the administrator's choice; when they are removed, the last lease's servers go
+// back to Conf.
+type Resolver struct {
+	Conf, DHCPConf, Marker string
+}
+
+// SystemResolver is the unit's.
+var SystemResolver = Resolver{Conf: "/etc/resolv.conf", DHCPConf: "/run/appliance/resolv.conf.dhcp", Marker: "/run/appliance/static-dns"}
+
+// Set makes servers the unit's name servers, or with none hands the resolver back to DHCP. Files are
+// replaced by rename, so a lookup never reads half a file; an unchanged file is not rewritten.
+func (r Resolver) Set(servers []netip.Addr) error {
+	if len(servers) == 0 {
+		if _, err := os.Stat(r.Marker); err != nil {
+			return nil // DHCP's already
+		}
+		if b, err := os.ReadFile(r.DHCPConf); err == nil {
+			if err := replaceFile(r.Conf, b); err != nil {
+				return fmt.Errorf("restore the DHCP name servers: %w", err)
+			}
+		}
+		return os.Remove(r.Marker)
+	}
+	var b strings.Builder
+	b.WriteString("# Written by the appliance: the name servers of the static network configuration.\n")
+	for _, a := range servers {
+		fmt.Fprintf(&b, "nameserver %s\n", a)
+	}
+	want := []byte(b.String())
+	if cur, err := os.ReadFile(r.Marker); err != nil || !bytes.Equal(cur, want) {
+		if err := os.MkdirAll(filepath.Dir(r.Marker), 0o755); err != nil {
+			return err
+		}
+		if err := replaceFile(r.Marker, want); err != nil {
+			return fmt.Errorf("keep the static name servers: %w", err)
+		}
+	}
+	return r.restoreStatic(want)
+}
+
+// Leased is called after a DHCP client wrote a lease's name servers to Conf: with static servers set, the
+// lease's file moves to DHCPConf and the static one comes back.
+func (r Resolver) Leased() error {
+	want, err := os.ReadFile(r.Marker)
+	if err != nil {
+		return nil // no static servers: the lease's stand
+	}
+	if cur, err := os.ReadFile(r.Conf); err == nil && !bytes.Equal(cur, want) {
+		if err := replaceFile(r.DHCPConf, cur); err != nil {
+			return fmt.Errorf("keep the lease's name servers aside: %w", err)
+		}
+	}
+	return r.restoreStatic(want)
+}
+
+func (r Resolver) restoreStatic(want []byte) error {
+	if cur, err := os.ReadFile(r.Conf); err == nil && bytes.Equal(cur, want) {
+		return nil
+	}
+	if err := replaceFile(r.Conf, want); err != nil {
+		return fmt.Errorf("write %s: %w", r.Conf, err)
+	}
+	return nil
+}
+
+// Servers reads the name servers in effect.
+func (r Resolver) Servers() []string {
+	b, _ := os.ReadFile(r.Conf)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "nameserver" {
+			out = append(out, f[1])
+		}
+	}
+	return out
+}
+
+func replaceFile(path string, b []byte) error {
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
