@@ -14,11 +14,12 @@ type Snapshot struct {
 	Pair     PairStatus
 	Database *DatabaseStatus
 	Backups  *BackupStatus
+	Links    []NetworkLink
 	Errors   map[string]error // part -> why it could not be read
 }
 
 // TakeSnapshot reads the parts that are there (nil interfaces are skipped).
-func TakeSnapshot(ctx context.Context, st Storage, h Health, p Pair, db Database, b Backups) Snapshot {
+func TakeSnapshot(ctx context.Context, st Storage, h Health, p Pair, db Database, b Backups, n Network) Snapshot {
 	snap := Snapshot{Time: time.Now(), Errors: map[string]error{}}
 	if st != nil {
 		if v, err := st.Storage(ctx); err == nil {
@@ -54,6 +55,9 @@ func TakeSnapshot(ctx context.Context, st Storage, h Health, p Pair, db Database
 			snap.Errors["backups"] = err
 		}
 	}
+	if n != nil {
+		snap.Links = n.Links()
+	}
 	return snap
 }
 
@@ -83,6 +87,7 @@ func (s Snapshot) Alerts() []Alert {
 	if s.Backups != nil {
 		alerts = append(alerts, BackupAlerts(*s.Backups, s.Time)...)
 	}
+	alerts = append(alerts, NetworkAlerts(s.Links)...)
 	return alerts
 }
 

@@ -544,6 +544,28 @@ type Network interface {
 	SetPorts(ctx context.Context, ports []NetworkPort) error
 	// Nameservers are the name servers in effect (the static ones, or the last DHCP lease's).
 	Nameservers() []string
+	// Links are the ports' link states.
+	Links() []NetworkLink
+}
+
+// NetworkLink is a port's link: carrier means a cable to a live switch port.
+type NetworkLink struct {
+	Name    string    `json:"name"`
+	MAC     string    `json:"mac"`
+	Carrier bool      `json:"carrier"`
+	Seen    bool      `json:"seen"`  // had a link since the unit started
+	Since   time.Time `json:"since"` // of the current state
+}
+
+// NetworkAlerts: a port that had its link and lost it (a port never plugged in is not a problem).
+func NetworkAlerts(links []NetworkLink) []Alert {
+	var out []Alert
+	for _, l := range links {
+		if l.Seen && !l.Carrier {
+			out = append(out, NewAlert("warning", "network port %s (%s) lost its link: check its cable and the switch port", l.Name, l.MAC))
+		}
+	}
+	return out
 }
 
 // BackupVerification is the outcome of restoring a backup into a scratch server.

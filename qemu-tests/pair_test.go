@@ -412,6 +412,44 @@ func TestPairFailover(t *testing.T) {
 	})
 	l.cable.SetCut(l.a.HubPorts[1], false)
 
+	// The cable pulled out of A's port (the NIC loses its carrier): A says so at once and warns; no role
+	// changes; plugged back in, the warning ends.
+	linkOf := func(u *pairUnit, mac string) (carrier, alerted bool) {
+		var n struct {
+			Links []struct {
+				MAC           string
+				Carrier, Seen bool
+			}
+		}
+		u.get("/api/v1/network", u.tok, &n)
+		for _, k := range n.Links {
+			if k.MAC == mac {
+				carrier = k.Carrier
+			}
+		}
+		_, alerts := u.call("GET", "/api/v1/alerts", u.tok, "")
+		return carrier, strings.Contains(alerts, "network port ") && strings.Contains(alerts, "("+mac+") lost its link")
+	}
+	if err := l.a.SetLink("lan1", false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "A reports its cable port without link, and warns", func() error {
+		if carrier, alerted := linkOf(l.a, l.a.MACs[1]); carrier || !alerted {
+			return fmt.Errorf("carrier %v, alert %v", carrier, alerted)
+		}
+		return nil
+	})
+	waitRoles(t, "roles with the cable pulled", time.Second, l.a, l.b, "active", "standby")
+	if err := l.a.SetLink("lan1", true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "A's cable port has its link back, no warning", func() error {
+		if carrier, alerted := linkOf(l.a, l.a.MACs[1]); !carrier || alerted {
+			return fmt.Errorf("carrier %v, alert %v", carrier, alerted)
+		}
+		return nil
+	})
+
 	// Switchover from the standby's page, and back from the active one.
 	if code, body := l.b.call("POST", "/api/v1/pair/role", l.b.tok, `{"role":"active"}`); code != 202 {
 		t.Fatalf("switchover to B = %d %s", code, body)

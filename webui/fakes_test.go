@@ -233,7 +233,12 @@ func (f *fakePair) SetRole(_ context.Context, role string, force bool) error {
 }
 func (f *fakePair) WitnessKey() (string, error) { return "00ff", nil }
 
-type fakeNetwork struct{ ports []appliance.NetworkPort }
+type fakeNetwork struct {
+	ports []appliance.NetworkPort
+	links []appliance.NetworkLink
+}
+
+func (f *fakeNetwork) Links() []appliance.NetworkLink { return f.links }
 
 func (f *fakeNetwork) Ports() []appliance.NetworkPort { return f.ports }
 func (f *fakeNetwork) Nameservers() []string {

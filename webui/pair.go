@@ -13,6 +13,7 @@ type pairPage struct {
 	Code    string // a freshly issued pairing code
 	Ports   []appliance.NetworkPort
 	DNS     []string // the name servers in effect
+	Links   []appliance.NetworkLink
 	Witness string // the witness key, for the admin
 }
 
@@ -29,6 +30,7 @@ type roleRequest struct {
 type portsRequest struct {
 	Ports       []appliance.NetworkPort `json:"ports"`
 	Nameservers []string                `json:"nameservers,omitempty"` // in effect; ignored in a request
+	Links       []appliance.NetworkLink `json:"links,omitempty"`       // ignored in a request
 }
 
 func (s *Server) apiPair(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
@@ -125,7 +127,7 @@ func (s *Server) apiWitnessKey(w http.ResponseWriter, r *http.Request, _ applian
 }
 
 func (s *Server) apiNetwork(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
-	writeJSON(w, http.StatusOK, portsRequest{Ports: s.net.Ports(), Nameservers: s.net.Nameservers()})
+	writeJSON(w, http.StatusOK, portsRequest{Ports: s.net.Ports(), Nameservers: s.net.Nameservers(), Links: s.net.Links()})
 }
 
 func (s *Server) apiSetNetwork(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
@@ -139,7 +141,7 @@ func (s *Server) apiSetNetwork(w http.ResponseWriter, r *http.Request, sess appl
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, portsRequest{Ports: s.net.Ports(), Nameservers: s.net.Nameservers()})
+	writeJSON(w, http.StatusOK, portsRequest{Ports: s.net.Ports(), Nameservers: s.net.Nameservers(), Links: s.net.Links()})
 }
 
 func (s *Server) pagePair(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
@@ -147,7 +149,7 @@ func (s *Server) pagePair(w http.ResponseWriter, r *http.Request, sess appliance
 }
 
 func (s *Server) renderPair(w http.ResponseWriter, r *http.Request, sess appliance.Session, code string, actionErr error, notice ...string) {
-	d := pageData{Session: sess, Pair: pairPage{Status: s.pair.Pair(), Code: code, Ports: s.net.Ports(), DNS: s.net.Nameservers()}}
+	d := pageData{Session: sess, Pair: pairPage{Status: s.pair.Pair(), Code: code, Ports: s.net.Ports(), DNS: s.net.Nameservers(), Links: s.net.Links()}}
 	if d.Pair.Status.Paired && sess.Role == appliance.RoleAdmin {
 		d.Pair.Witness, _ = s.pair.WitnessKey()
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -53,6 +54,19 @@ func TestPairAPIAndPage(t *testing.T) {
 	}
 	if w := e.do(req{method: "POST", path: "/pair/invite", hdr: form, body: "vip=192.0.2.100%2F24&mode=manual"}); !strings.Contains(w.Body.String(), "ABCD-EFGH-IJKL-MNOP") || e.pair.settings.Mode != "manual" {
 		t.Errorf("invite form did not show the code")
+	}
+	// A port that lost its link: an alert on the dashboard, the state on the pair page and in the API.
+	e.net.links = []appliance.NetworkLink{{Name: "eth1", MAC: "52:54:00:12:34:56", Carrier: true, Seen: true, Since: time.Now()},
+		{Name: "eth2", MAC: "52:54:00:12:34:57", Seen: true, Since: time.Now()}, {Name: "eth3", MAC: "52:54:00:12:34:58"}}
+	if body := e.do(req{method: "GET", path: "/", hdr: cookie}).Body.String(); !strings.Contains(body, "network port eth2 (52:54:00:12:34:57) lost its link") ||
+		strings.Contains(body, "network port eth3") {
+		t.Errorf("the dashboard does not warn of eth2's link alone")
+	}
+	if body := e.do(req{method: "GET", path: "/pair", hdr: cookie}).Body.String(); strings.Count(body, "no link") != 2 || !strings.Contains(body, "connected") {
+		t.Errorf("pair page link states wrong")
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/network", hdr: bearer}); !strings.Contains(w.Body.String(), `"name":"eth2","mac":"52:54:00:12:34:57","carrier":false,"seen":true`) {
+		t.Errorf("network API = %s", w.Body)
 	}
 	e.do(req{method: "POST", path: "/pair/network", hdr: form, body: "name=eth2&address=198.51.100.1%2F24&dns=192.0.2.54%2C+192.0.2.55"})
 	if got := e.net.ports; len(got) != 2 || got[1].Name != "eth2" || !slices.Equal(got[1].DNS, []string{"192.0.2.54", "192.0.2.55"}) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/state"
+	"github.com/lawbox/appliance/netcfg/link"
 	"github.com/lawbox/appliance/netcfg/static"
 )
 
@@ -27,6 +28,8 @@ type Manager struct {
 	Apply  func([]static.Port, []netip.Prefix) error
 	// Resolver receives the ports' name servers; nil leaves name resolution alone.
 	Resolver *static.Resolver
+	// Watcher follows the ports' links (its Run is the caller's); nil: none known.
+	Watcher *link.Watcher
 }
 
 var _ appliance.Network = (*Manager)(nil)
@@ -68,6 +71,18 @@ func (m *Manager) apply(ports []static.Port) error {
 		return m.Resolver.Set(static.Nameservers(ports))
 	}
 	return nil
+}
+
+// Links implements appliance.Network.
+func (m *Manager) Links() []appliance.NetworkLink {
+	if m.Watcher == nil {
+		return nil
+	}
+	var out []appliance.NetworkLink
+	for _, s := range m.Watcher.States() {
+		out = append(out, appliance.NetworkLink{Name: s.Name, MAC: s.MAC, Carrier: s.Carrier, Seen: s.Seen, Since: s.Changed})
+	}
+	return out
 }
 
 // Nameservers implements appliance.Network.

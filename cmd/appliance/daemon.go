@@ -29,6 +29,7 @@ import (
 	"github.com/lawbox/appliance/appliance/storage"
 	"github.com/lawbox/appliance/appliance/unit"
 	"github.com/lawbox/appliance/hw/raid"
+	"github.com/lawbox/appliance/netcfg/link"
 	"github.com/lawbox/appliance/netcfg/static"
 	"github.com/lawbox/appliance/netcfg/vip"
 	"github.com/lawbox/appliance/webui"
@@ -102,14 +103,14 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 			return err == nil && d.State == "running" && (d.Role == "mirror" || d.Role == "production" && node.Role() == pair.Single)
 		}, 30)
 	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
-		Keep: node.ServiceAddress, Resolver: &static.SystemResolver}
+		Keep: node.ServiceAddress, Resolver: &static.SystemResolver, Watcher: &link.Watcher{Log: log.With("part", "link")}}
 	alerts := &notify.Notifier{Log: log.With("part", "notify"), Store: st, Hostname: host,
 		Alerts: func(ctx context.Context) []appliance.Alert {
-			return appliance.TakeSnapshot(ctx, disks, monitor, node, db, backups).Alerts()
+			return appliance.TakeSnapshot(ctx, disks, monitor, node, db, backups, ports).Alerts()
 		}}
 	// Long-running parts stop before the store closes and the arrays are unmounted.
 	sctx, stopParts := context.WithCancel(context.Background())
-	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run, ports.Run, node.Run, backups.Run, alerts.Run}
+	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run, ports.Run, ports.Watcher.Run, node.Run, backups.Run, alerts.Run}
 	partsDone := make(chan error, len(parts))
 	for _, run := range parts {
 		go func() { partsDone <- run(sctx) }()
