@@ -201,7 +201,8 @@ var (
 	reAddrOK = regexp.MustCompile(`debug: addr \S+ \S+: <nil>`)
 )
 
-// pairLab is two units (LAN + direct cable) and an office PC running the witness and the client probe.
+// pairLab is two units (LAN + direct cable) and an office PC running the witness and the client probe
+// (no PC in manual mode).
 type pairLab struct {
 	lan, cable *Hub
 	a, b       *pairUnit
@@ -213,7 +214,9 @@ type pairLab struct {
 // close stops the lab's VMs and hubs (a benchmark runs several labs one after the other).
 func (l *pairLab) close() {
 	for _, u := range []*pairUnit{l.a, l.b, l.pc} {
-		u.Close()
+		if u != nil {
+			u.Close()
+		}
 	}
 	l.lan.Close()
 	l.cable.Close()
@@ -223,19 +226,28 @@ func unitConfig(name string, disks []Disk, hubs ...*Hub) Config {
 	return Config{Hubs: hubs, Disks: disks, Cmdline: []string{"appliance.hostname=" + name}}
 }
 
-// newPairLab boots the three VMs, gives the ports fixed addresses, pairs the units (timeoutMS: 0 for the
-// default), starts the witness on the PC and waits for A active and B standby.
-func newPairLab(t testing.TB, timeoutMS int) *pairLab {
+// newPairLab boots the three VMs, gives the ports fixed addresses, pairs the units in automatic mode
+// (timeoutMS: 0 for the default), starts the witness on the PC and waits for A active and B standby.
+func newPairLab(t testing.TB, timeoutMS int) *pairLab { return newLab(t, timeoutMS, false) }
+
+// newLab is newPairLab, or in manual mode two units alone: an admin makes A active.
+func newLab(t testing.TB, timeoutMS int, manual bool) *pairLab {
 	holdCPU(t, true)
 	l := &pairLab{lan: NewHub(t.TempDir()), cable: NewHub(t.TempDir())}
 	t.Cleanup(l.lan.Close)
 	t.Cleanup(l.cable.Close)
 	l.aDisk = keep(t, Disk{ID: "a1", Kind: Virtio, Serial: "UNIT-A-1", SizeMiB: 1200})
 	l.bDisk = keep(t, Disk{ID: "b1", Kind: Virtio, Serial: "UNIT-B-1", SizeMiB: 1200})
-	us := bootAll(t, unitConfig("unit-a", l.aDisk, l.lan, l.cable), unitConfig("unit-b", l.bDisk, l.lan, l.cable),
-		unitConfig("office-pc", nil, l.lan))
+	cfgs := []Config{unitConfig("unit-a", l.aDisk, l.lan, l.cable), unitConfig("unit-b", l.bDisk, l.lan, l.cable)}
+	if !manual {
+		cfgs = append(cfgs, unitConfig("office-pc", nil, l.lan))
+	}
+	us := bootAll(t, cfgs...)
 	l.a, l.b = newPairUnit(us[0], us[0].setupAndLogin()), newPairUnit(us[1], us[1].setupAndLogin())
-	l.pc = newPairUnit(us[2], "")
+	if !manual {
+		l.pc = newPairUnit(us[2], "")
+		l.pc.console("addr "+l.pc.MACs[0]+" 192.0.2.30/24", reAddrOK)
+	}
 	// Ports are named by MAC address: the kernel does not number virtio NICs in the same order every boot.
 	// A names the office's name server on its LAN port; B keeps the one of its DHCP lease (QEMU's, .3).
 	for i, u := range []*pairUnit{l.a, l.b} {
@@ -251,12 +263,14 @@ func newPairLab(t testing.TB, timeoutMS int) *pairLab {
 			t.Errorf("name servers in effect on %s: %v, want %s", u.Name(), net.Nameservers, want)
 		}
 	}
-	l.pc.console("addr "+l.pc.MACs[0]+" 192.0.2.30/24", reAddrOK)
 
 	if code, body := l.a.call("POST", "/api/v1/pair/invite", l.a.tok, `{"vip":"192.0.2.100/24","mode":"auto"}`); code != 400 {
 		t.Errorf("automatic mode without a witness = %d %s", code, body)
 	}
 	settings := `{"vip":"192.0.2.100/24","mode":"auto","witness":"192.0.2.30:7947"`
+	if manual {
+		settings = `{"vip":"192.0.2.100/24","mode":"manual"`
+	}
 	if timeoutMS > 0 {
 		settings += `,"timeout_ms":` + strconv.Itoa(timeoutMS)
 	}
@@ -271,9 +285,18 @@ func newPairLab(t testing.TB, timeoutMS int) *pairLab {
 	if code, body := l.b.call("POST", "/api/v1/pair/join", l.b.tok, `{"peer":"192.0.2.11","code":"`+inv.Code+`"}`); code != 200 {
 		t.Fatalf("join = %d %s", code, body)
 	}
-	var wk struct{ Key string }
-	l.a.get("/api/v1/pair/witness-key", l.a.tok, &wk)
-	l.pc.console("witness "+wk.Key, regexp.MustCompile(`debug: witness: <nil>`))
+	if manual {
+		// Nothing changes role by itself in manual mode: both wait, and an admin makes A active.
+		time.Sleep(3 * time.Second)
+		waitRoles(t, "manual mode: nobody active by itself", time.Second, l.a, l.b, "standby", "standby")
+		if code, body := l.a.call("POST", "/api/v1/pair/role", l.a.tok, `{"role":"active"}`); code != 202 {
+			t.Fatalf("make A active = %d %s", code, body)
+		}
+	} else {
+		var wk struct{ Key string }
+		l.a.get("/api/v1/pair/witness-key", l.a.tok, &wk)
+		l.pc.console("witness "+wk.Key, regexp.MustCompile(`debug: witness: <nil>`))
+	}
 	waitRoles(t, "roles after pairing", time.Minute, l.a, l.b, "active", "standby")
 	// B copies A's database right after pairing: a one-time load that the scenarios should not race with.
 	eventually(t, 5*time.Minute, "B's database copy done", func() error {
@@ -287,7 +310,7 @@ func newPairLab(t testing.TB, timeoutMS int) *pairLab {
 		for _, u := range []*pairUnit{l.a, l.b} {
 			st := u.mustPair()
 			if st.Peer == nil || len(st.Peer.Paths) != 2 || !st.Peer.Paths[0].Reachable || !st.Peer.Paths[1].Reachable ||
-				st.Witness == nil || !st.Witness.Reachable {
+				!manual && (st.Witness == nil || !st.Witness.Reachable) {
 				return fmt.Errorf("%s: %+v peer %+v witness %+v", u.Name(), st, st.Peer, st.Witness)
 			}
 		}
@@ -511,5 +534,74 @@ func TestPairFailover(t *testing.T) {
 			return fmt.Errorf("A=%s B=%s", sa.Role, sb.Role)
 		}
 		return nil
+	})
+}
+
+// Manual mode (no witness): nothing changes role by itself. A switchover needs the active unit to stand
+// down first; when the active unit dies, the standby waits for an admin, who must confirm (the other unit
+// might still be serving); the dead unit comes back as standby. The role checker runs throughout.
+func TestPairManualMode(t *testing.T) {
+	t.Parallel()
+	l := newLab(t, 800, true)
+	chk := startChecker(t, l.a, l.b)
+	defer chk.finish()
+	role := func(u *pairUnit, body string, want int) {
+		t.Helper()
+		if code, got := u.call("POST", "/api/v1/pair/role", u.tok, body); code != want {
+			t.Fatalf("%s on %s = %d %s, want %d", body, u.Name(), code, got, want)
+		}
+	}
+	role(l.b, `{"role":"active"}`, 409) // A is active
+	role(l.a, `{"role":"standby"}`, 202)
+	waitRoles(t, "A stood down", 10*time.Second, l.a, l.b, "standby", "standby")
+	role(l.b, `{"role":"active"}`, 202)
+	waitRoles(t, "switchover to B", 10*time.Second, l.a, l.b, "standby", "active")
+	eventually(t, 10*time.Second, "B holds the service address", func() error {
+		if st := l.b.mustPair(); !st.VIPHeld {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	l.a.waitDB(t, "A mirrors B", 5*time.Minute, func(s dbStatus) bool {
+		return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
+	})
+
+	// B dies: A stays standby until an admin confirms.
+	if err := l.b.Kill9(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "A sees B gone", func() error {
+		if st := l.a.mustPair(); st.Peer == nil || st.Peer.Reachable {
+			return fmt.Errorf("peer %+v", st.Peer)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second)
+	if st := l.a.mustPair(); st.Role != "standby" || st.VIPHeld {
+		t.Fatalf("A took over by itself in manual mode: %+v", st)
+	}
+	role(l.a, `{"role":"active"}`, 409) // unconfirmed
+	role(l.a, `{"role":"active","force":true}`, 202)
+	eventually(t, 10*time.Second, "A active with the service address", func() error {
+		if st := l.a.mustPair(); st.Role != "active" || !st.VIPHeld {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	l.a.waitDB(t, "A's database serves", 2*time.Minute, func(s dbStatus) bool { return s.Role == "production" && s.State == "running" })
+
+	// B comes back: standby, and its database mirrors A.
+	l.b = l.restart(t, l.b, "unit-b", l.bDisk)
+	chk.set(1, l.b)
+	eventually(t, time.Minute, "B back and paired", func() error {
+		if st := l.b.mustPair(); st.Peer == nil || !st.Peer.Reachable {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second)
+	waitRoles(t, "after B returned", time.Second, l.a, l.b, "active", "standby")
+	l.b.waitDB(t, "B mirrors A", 5*time.Minute, func(s dbStatus) bool {
+		return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
 	})
 }
