@@ -535,7 +535,8 @@ type NetworkPort struct {
 	Name      string   `json:"name"`
 	Addresses []string `json:"addresses"` // "192.0.2.11/24"
 	Gateway   string   `json:"gateway,omitempty"`
-	DNS       []string `json:"dns,omitempty"` // name servers for the unit
+	DNS       []string `json:"dns,omitempty"`     // name servers for the unit
+	Members   []string `json:"members,omitempty"` // an active-backup bond of these ports (Name is the bond's)
 }
 
 // Network is the unit's port configuration (ports not listed use DHCP).

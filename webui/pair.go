@@ -198,7 +198,10 @@ func (s *Server) formNetwork(w http.ResponseWriter, r *http.Request, sess applia
 	if a := r.PostFormValue("address"); a != "" {
 		port.Addresses = []string{a}
 	}
-	port.DNS = strings.FieldsFunc(r.PostFormValue("dns"), func(c rune) bool { return c == ',' || c == ' ' })
+	list := func(k string) []string {
+		return strings.FieldsFunc(r.PostFormValue(k), func(c rune) bool { return c == ',' || c == ' ' })
+	}
+	port.DNS, port.Members = list("dns"), list("members")
 	ports := []appliance.NetworkPort{}
 	for _, p := range s.net.Ports() {
 		if p.Name != port.Name {

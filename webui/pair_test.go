@@ -68,8 +68,9 @@ func TestPairAPIAndPage(t *testing.T) {
 	if w := e.do(req{method: "GET", path: "/api/v1/network", hdr: bearer}); !strings.Contains(w.Body.String(), `"name":"eth2","mac":"52:54:00:12:34:57","carrier":false,"seen":true`) {
 		t.Errorf("network API = %s", w.Body)
 	}
-	e.do(req{method: "POST", path: "/pair/network", hdr: form, body: "name=eth2&address=198.51.100.1%2F24&dns=192.0.2.54%2C+192.0.2.55"})
-	if got := e.net.ports; len(got) != 2 || got[1].Name != "eth2" || !slices.Equal(got[1].DNS, []string{"192.0.2.54", "192.0.2.55"}) {
+	e.do(req{method: "POST", path: "/pair/network", hdr: form, body: "name=bond0&address=198.51.100.1%2F24&dns=192.0.2.54%2C+192.0.2.55&members=eth2+eth3"})
+	if got := e.net.ports; len(got) != 2 || got[1].Name != "bond0" || !slices.Equal(got[1].DNS, []string{"192.0.2.54", "192.0.2.55"}) ||
+		!slices.Equal(got[1].Members, []string{"eth2", "eth3"}) {
 		t.Errorf("network form: ports %+v", got)
 	}
 }

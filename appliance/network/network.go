@@ -36,11 +36,7 @@ var _ appliance.Network = (*Manager)(nil)
 
 // ApplyKernel is the real Apply: read, diff, apply.
 func ApplyKernel(ports []static.Port, keep []netip.Prefix) error {
-	var names []string
-	for _, p := range ports {
-		names = append(names, p.Name)
-	}
-	cur, err := static.Read(names)
+	cur, err := static.Read(ports)
 	if err != nil {
 		return err
 	}
@@ -116,7 +112,7 @@ func (m *Manager) Ports() []appliance.NetworkPort {
 	ports, _ := m.load()
 	out := []appliance.NetworkPort{}
 	for _, p := range ports {
-		np := appliance.NetworkPort{Name: p.Name}
+		np := appliance.NetworkPort{Name: p.Name, Members: p.Members}
 		for _, a := range p.Addresses {
 			np.Addresses = append(np.Addresses, a.String())
 		}
@@ -136,7 +132,7 @@ func (m *Manager) Ports() []appliance.NetworkPort {
 func (m *Manager) SetPorts(_ context.Context, in []appliance.NetworkPort) error {
 	var ports []static.Port
 	for _, np := range in {
-		p := static.Port{Name: np.Name}
+		p := static.Port{Name: np.Name, Members: np.Members}
 		for _, a := range np.Addresses {
 			pr, err := netip.ParsePrefix(a)
 			if err != nil {

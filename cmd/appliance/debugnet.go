@@ -27,6 +27,7 @@ import (
 //	                       answered (the neighbour entry of IP) whenever that changes. TCP only: a TLS
 //	                       handshake 50 times a second would load the unit being measured.
 //	mark                   print the probe clock now (the tests send it right after a kill -9)
+//	reach IP:PORT          open one TCP connection (2 s at most) and print the error, <nil> when it worked
 //	pgload URL             commit one row after another through URL (see pgLoad)
 //	pgload stop            stop it and print the ids whose commits were acknowledged
 type netDebug struct {
@@ -42,7 +43,7 @@ func (d *netDebug) command(f []string, out io.Writer) bool {
 		if err == nil {
 			port := []static.Port{{Name: f[1], Addresses: []netip.Prefix{p}}}
 			var cur map[string]static.Current
-			if cur, err = static.Read([]string{f[1]}); err == nil {
+			if cur, err = static.Read(port); err == nil {
 				err = static.Apply(static.Diff(cur, port, nil))
 			}
 		}
@@ -66,6 +67,12 @@ func (d *netDebug) command(f []string, out io.Writer) bool {
 		fmt.Fprintf(out, "debug: probing %s\n", f[1])
 	case f[0] == "mark":
 		fmt.Fprintf(out, "debug: mark %d\n", d.elapsed())
+	case f[0] == "reach" && len(f) == 2:
+		c, err := net.DialTimeout("tcp", f[1], 2*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		fmt.Fprintf(out, "debug: reach %s: %v\n", f[1], err)
 	case f[0] == "pgload" && len(f) == 2 && f[1] == "stop":
 		d.mu.Lock()
 		l := d.load

@@ -16,6 +16,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/lawbox/appliance/netcfg/static"
 )
 
 // State is one port's link.
@@ -108,7 +110,7 @@ func (w *Watcher) Update(gone bool, index int32, flags uint32, l netlink.Link) {
 		}
 		s.Changed = now()
 	}
-	s.Name, s.MAC, s.Carrier = attrs.Name, attrs.HardwareAddr.String(), carrier
+	s.Name, s.MAC, s.Carrier = attrs.Name, static.MAC(l), carrier
 	s.Seen = s.Seen || carrier
 	w.ports[index] = s
 }

@@ -24,12 +24,17 @@ type Port struct {
 	Addresses []netip.Prefix `json:"addresses"`
 	Gateway   netip.Addr     `json:"gateway,omitzero"`
 	DNS       []netip.Addr   `json:"dns,omitempty"` // name servers, for the whole unit
+	// Members makes the port an active-backup bond of these ports (names or MAC addresses): one carries the
+	// traffic, the other takes over within a link check (100 ms) when its cable or switch port fails.
+	// Name is then the bond's own name (bond0).
+	Members []string `json:"members,omitempty"`
 }
 
 // Change is one step of Apply.
 type Change struct {
-	Op     string // "up", "add", "del", "route"
+	Op     string // "bond", "enslave", "up", "add", "del", "route"
 	Port   string
+	Bond   string // of "enslave"
 	Prefix netip.Prefix
 	Via    netip.Addr
 }
@@ -40,12 +45,18 @@ func (c Change) String() string {
 		return "bring up " + c.Port
 	case "route":
 		return fmt.Sprintf("default route via %s on %s", c.Via, c.Port)
+	case "bond":
+		return "create the active-backup bond " + c.Port
+	case "enslave":
+		return fmt.Sprintf("join %s to the bond %s", c.Port, c.Bond)
 	}
 	return fmt.Sprintf("%s %s on %s", c.Op, c.Prefix, c.Port)
 }
 
 // Current is what the kernel has on one port.
 type Current struct {
+	Exists    bool   // false only for a bond not created yet
+	Master    string // the bond this port belongs to, if any
 	Up        bool
 	Addresses []netip.Prefix
 	Gateway   netip.Addr // default route through this port, if any
@@ -57,6 +68,21 @@ func Diff(current map[string]Current, desired []Port, keep []netip.Prefix) []Cha
 	var out []Change
 	for _, p := range desired {
 		cur := current[p.Name]
+		if len(p.Members) > 0 && !cur.Exists {
+			out = append(out, Change{Op: "bond", Port: p.Name})
+		}
+		for _, m := range p.Members {
+			mc := current[m]
+			if mc.Master == p.Name {
+				continue
+			}
+			for _, a := range mc.Addresses { // a member's own addresses (DHCP's, before) would answer beside the bond
+				if !a.Addr().IsLinkLocalUnicast() {
+					out = append(out, Change{Op: "del", Port: m, Prefix: a})
+				}
+			}
+			out = append(out, Change{Op: "enslave", Port: m, Bond: p.Name})
+		}
 		if !cur.Up {
 			out = append(out, Change{Op: "up", Port: p.Name})
 		}
@@ -82,15 +108,21 @@ func Diff(current map[string]Current, desired []Port, keep []netip.Prefix) []Cha
 func Validate(ports []Port) error {
 	seen := map[string]bool{}
 	for _, p := range ports {
-		if _, err := net.ParseMAC(p.Name); err == nil {
-			// a MAC address
-		} else if p.Name == "" || strings.ContainsAny(p.Name, "/: ") || len(p.Name) > unix.IFNAMSIZ-1 {
-			return fmt.Errorf("port name %q is not valid", p.Name)
+		names := append([]string{p.Name}, p.Members...)
+		for i, n := range names {
+			if _, err := net.ParseMAC(n); err == nil && (i > 0 || len(p.Members) == 0) {
+				// a MAC address (a bond's own name is an interface name: it has no MAC of its own)
+			} else if n == "" || strings.ContainsAny(n, "/: ") || len(n) > unix.IFNAMSIZ-1 {
+				return fmt.Errorf("port name %q is not valid", n)
+			}
+			if seen[n] {
+				return fmt.Errorf("port %s is listed twice", n)
+			}
+			seen[n] = true
 		}
-		if seen[p.Name] {
-			return fmt.Errorf("port %s is listed twice", p.Name)
+		if len(p.Members) == 1 {
+			return fmt.Errorf("bond %s: one member; a bond needs two ports", p.Name)
 		}
-		seen[p.Name] = true
 		if len(p.Addresses) == 0 {
 			return fmt.Errorf("port %s: no address", p.Name)
 		}
@@ -141,43 +173,82 @@ func Link(name string) (netlink.Link, error) {
 		return nil, err
 	}
 	for _, l := range links {
-		if l.Attrs().HardwareAddr.String() == mac.String() && l.Type() == "device" {
+		if MAC(l) == mac.String() && l.Type() == "device" {
 			return l, nil
 		}
 	}
 	return nil, fmt.Errorf("no port has MAC address %s", mac)
 }
 
-// Read returns the kernel's view of the named ports.
-func Read(names []string) (map[string]Current, error) {
+// MAC is a port's own (permanent) MAC address: a bond gives its members its address while they are in it.
+func MAC(l netlink.Link) string {
+	if hw := l.Attrs().PermHWAddr; len(hw) > 0 {
+		return hw.String()
+	}
+	return l.Attrs().HardwareAddr.String()
+}
+
+// Read returns the kernel's view of the ports, and of the bonds' members (a bond not created yet is
+// absent).
+func Read(ports []Port) (map[string]Current, error) {
 	out := map[string]Current{}
-	for _, n := range names {
-		l, err := Link(n)
-		if err != nil {
-			return nil, fmt.Errorf("port %s: %w", n, err)
-		}
-		c := Current{Up: l.Attrs().Flags&unix.IFF_UP != 0}
-		addrs, err := netlink.AddrList(l, unix.AF_UNSPEC)
-		if err != nil {
-			return nil, fmt.Errorf("addresses of %s: %w", n, err)
-		}
-		for _, a := range addrs {
-			if p, ok := Prefix(a.IPNet.IP, a.IPNet.Mask); ok {
-				c.Addresses = append(c.Addresses, p)
+	for _, p := range ports {
+		l, err := Link(p.Name)
+		if len(p.Members) > 0 {
+			var nf netlink.LinkNotFoundError
+			if errors.As(err, &nf) {
+				l, err = nil, nil
+			}
+			for _, m := range p.Members {
+				ml, err := Link(m)
+				if err != nil {
+					return nil, fmt.Errorf("port %s: %w", m, err)
+				}
+				if out[m], err = current(ml); err != nil {
+					return nil, err
+				}
 			}
 		}
-		routes, err := netlink.RouteList(l, unix.AF_INET)
 		if err != nil {
-			return nil, fmt.Errorf("routes of %s: %w", n, err)
+			return nil, fmt.Errorf("port %s: %w", p.Name, err)
 		}
-		for _, r := range routes {
-			if r.Dst == nil && r.Gw != nil {
-				c.Gateway, _ = netip.AddrFromSlice(r.Gw.To4())
+		if l != nil {
+			if out[p.Name], err = current(l); err != nil {
+				return nil, err
 			}
 		}
-		out[n] = c
 	}
 	return out, nil
+}
+
+// current reads one port.
+func current(l netlink.Link) (Current, error) {
+	n := l.Attrs().Name
+	c := Current{Exists: true, Up: l.Attrs().Flags&unix.IFF_UP != 0}
+	if mi := l.Attrs().MasterIndex; mi != 0 {
+		if m, err := netlink.LinkByIndex(mi); err == nil {
+			c.Master = m.Attrs().Name
+		}
+	}
+	addrs, err := netlink.AddrList(l, unix.AF_UNSPEC)
+	if err != nil {
+		return c, fmt.Errorf("addresses of %s: %w", n, err)
+	}
+	for _, a := range addrs {
+		if p, ok := Prefix(a.IPNet.IP, a.IPNet.Mask); ok {
+			c.Addresses = append(c.Addresses, p)
+		}
+	}
+	routes, err := netlink.RouteList(l, unix.AF_INET)
+	if err != nil {
+		return c, fmt.Errorf("routes of %s: %w", n, err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil && r.Gw != nil {
+			c.Gateway, _ = netip.AddrFromSlice(r.Gw.To4())
+		}
+	}
+	return c, nil
 }
 
 // Prefix converts a kernel address.
@@ -193,11 +264,26 @@ func Prefix(ip net.IP, mask net.IPMask) (netip.Prefix, bool) {
 // Apply makes the changes. It stops at the first failure.
 func Apply(changes []Change) error {
 	for _, c := range changes {
+		if c.Op == "bond" {
+			b := netlink.NewLinkBond(netlink.LinkAttrs{Name: c.Port})
+			b.Mode, b.Miimon = netlink.BOND_MODE_ACTIVE_BACKUP, 100
+			if err := netlink.LinkAdd(b); err != nil {
+				return fmt.Errorf("%s: %w", c, err)
+			}
+			continue
+		}
 		l, err := Link(c.Port)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c, err)
 		}
 		switch c.Op {
+		case "enslave":
+			var b netlink.Link
+			if b, err = netlink.LinkByName(c.Bond); err == nil {
+				if err = netlink.LinkSetDown(l); err == nil { // a port joins a bond down; the bond brings it up
+					err = netlink.LinkSetMaster(l, b)
+				}
+			}
 		case "up":
 			err = netlink.LinkSetUp(l)
 		case "add":
@@ -230,8 +316,10 @@ const MarkerFile = "/run/appliance/static-ports"
 func WriteMarker(path string, ports []Port) error {
 	var b strings.Builder
 	for _, p := range ports {
-		if l, err := Link(p.Name); err == nil {
-			b.WriteString(l.Attrs().Name + "\n")
+		for _, n := range append([]string{p.Name}, p.Members...) {
+			if l, err := Link(n); err == nil {
+				b.WriteString(l.Attrs().Name + "\n")
+			}
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

@@ -38,6 +38,35 @@ func TestDiff(t *testing.T) {
 	}
 }
 
+// A bond: created, its members lose the addresses they had (DHCP's) and join it; then its own address.
+func TestDiffBond(t *testing.T) {
+	p := netip.MustParsePrefix
+	bond := []Port{{Name: "bond0", Members: []string{"eth0", "52:54:00:00:00:02"}, Addresses: []netip.Prefix{p("192.0.2.11/24")}}}
+	cur := map[string]Current{
+		"eth0":              {Exists: true, Up: true, Addresses: []netip.Prefix{p("192.0.2.50/24"), p("fe80::1/64")}},
+		"52:54:00:00:00:02": {Exists: true},
+	}
+	want := []Change{
+		{Op: "bond", Port: "bond0"},
+		{Op: "del", Port: "eth0", Prefix: p("192.0.2.50/24")},
+		{Op: "enslave", Port: "eth0", Bond: "bond0"},
+		{Op: "enslave", Port: "52:54:00:00:00:02", Bond: "bond0"},
+		{Op: "up", Port: "bond0"},
+		{Op: "add", Port: "bond0", Prefix: p("192.0.2.11/24")},
+	}
+	if got := Diff(cur, bond, nil); !reflect.DeepEqual(got, want) {
+		t.Errorf("Diff = %v, want %v", got, want)
+	}
+	cur = map[string]Current{
+		"bond0":             {Exists: true, Up: true, Addresses: []netip.Prefix{p("192.0.2.11/24")}},
+		"eth0":              {Exists: true, Up: true, Master: "bond0"},
+		"52:54:00:00:00:02": {Exists: true, Up: true, Master: "bond0"},
+	}
+	if got := Diff(cur, bond, nil); len(got) != 0 {
+		t.Errorf("Diff after apply = %v, want nothing", got)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	p := netip.MustParsePrefix
 	for _, tc := range []struct {
@@ -53,6 +82,11 @@ func TestValidate(t *testing.T) {
 		{[]Port{{Name: "eth1", Addresses: []netip.Prefix{p("192.0.2.11/24")}, Gateway: netip.MustParseAddr("198.51.100.1")}}, false},
 		{[]Port{{Name: "eth1", Addresses: []netip.Prefix{p("192.0.2.11/24")}}, {Name: "eth1", Addresses: []netip.Prefix{p("192.0.2.12/24")}}}, false},
 		{[]Port{{Name: "eth1", Addresses: []netip.Prefix{p("192.0.2.11/24")}, DNS: addrs("192.0.2.53", "2001:db8::53")}}, true},
+		{[]Port{{Name: "bond0", Members: []string{"eth0", "52:54:00:00:00:02"}, Addresses: []netip.Prefix{p("192.0.2.11/24")}}}, true},
+		{[]Port{{Name: "bond0", Members: []string{"eth0"}, Addresses: []netip.Prefix{p("192.0.2.11/24")}}}, false},
+		{[]Port{{Name: "52:54:00:00:00:09", Members: []string{"eth0", "eth1"}, Addresses: []netip.Prefix{p("192.0.2.11/24")}}}, false},
+		{[]Port{{Name: "bond0", Members: []string{"eth0", "eth1"}, Addresses: []netip.Prefix{p("192.0.2.11/24")}},
+			{Name: "eth1", Addresses: []netip.Prefix{p("198.51.100.1/24")}}}, false},
 		{[]Port{{Name: "eth1", Addresses: []netip.Prefix{p("192.0.2.11/24")}, DNS: addrs("0.0.0.0")}}, false},
 		{[]Port{{Name: "eth1", Addresses: []netip.Prefix{p("192.0.2.11/24")}, DNS: addrs("127.0.0.1")}}, false},
 		{[]Port{{Name: "eth1", Addresses: []netip.Prefix{p("192.0.2.11/24")}, DNS: addrs("192.0.2.1", "192.0.2.2")},

@@ -1,0 +1,81 @@
+package qemutests
+
+import (
+	"fmt"
+	"regexp"
+	"testing"
+	"time"
+)
+
+// A unit with two LAN ports bonded (active-backup) on one switch and an office PC: the PC reaches the
+// unit through whichever port is left when one loses its link, and the unit reports the link lost.
+func TestBondedLAN(t *testing.T) {
+	t.Parallel()
+	lan := NewHub(t.TempDir())
+	t.Cleanup(lan.Close)
+	us := bootAll(t, unitConfig("unit-a", keep(t, Disk{ID: "a1", Kind: Virtio, Serial: "UNIT-A-1", SizeMiB: 1200}), lan, lan),
+		unitConfig("office-pc", nil, lan))
+	u, pc := newPairUnit(us[0], us[0].setupAndLogin()), newPairUnit(us[1], "")
+	pc.console("addr "+pc.MACs[0]+" 192.0.2.30/24", reAddrOK)
+	body := fmt.Sprintf(`{"ports":[{"name":"bond0","members":[%q,%q],"addresses":["192.0.2.11/24"]}]}`, u.MACs[0], u.MACs[1])
+	if code, got := u.call("PUT", "/api/v1/network", u.tok, fmt.Sprintf(`{"ports":[{"name":"bond0","members":[%q],"addresses":["192.0.2.11/24"]}]}`, u.MACs[0])); code != 400 {
+		t.Errorf("a bond of one port = %d %s", code, got)
+	}
+	if code, got := u.call("PUT", "/api/v1/network", u.tok, body); code != 200 {
+		t.Fatalf("bond = %d %s", code, got)
+	}
+	reach := func(what string) {
+		t.Helper()
+		ok := regexp.MustCompile(`debug: reach 192\.0\.2\.11:443: (.*)`)
+		eventually(t, 20*time.Second, what, func() error {
+			if m := pc.console("reach 192.0.2.11:443", ok); m[1] != "<nil>" {
+				return fmt.Errorf("%s", m[1])
+			}
+			return nil
+		})
+	}
+	carrier := func(mac string) bool {
+		var n struct {
+			Links []struct {
+				MAC     string
+				Carrier bool
+			}
+		}
+		u.get("/api/v1/network", u.tok, &n)
+		for _, l := range n.Links {
+			if l.MAC == mac {
+				return l.Carrier
+			}
+		}
+		t.Fatalf("no link state for %s: %+v", mac, n)
+		return false
+	}
+	reach("the PC reaches the unit through the bond")
+	// Each port in turn loses its link: the other carries on.
+	for i, id := range []string{"lan0", "lan1"} {
+		if err := u.SetLink(id, false); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, id+" reported without link", func() error {
+			if carrier(u.MACs[i]) {
+				return fmt.Errorf("%s still has its link", id)
+			}
+			return nil
+		})
+		reach("the PC reaches the unit with " + id + " down")
+		if err := u.SetLink(id, true); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, id+" has its link back", func() error {
+			if !carrier(u.MACs[i]) {
+				return fmt.Errorf("%s without link", id)
+			}
+			return nil
+		})
+	}
+	// A second write of the same configuration changes nothing, and the bond is listed as configured.
+	if code, got := u.call("PUT", "/api/v1/network", u.tok, body); code != 200 || !regexp.MustCompile(`"members":\[`).MatchString(got) {
+		t.Errorf("bond again = %d %s", code, got)
+	}
+	reach("the PC still reaches the unit")
+}
