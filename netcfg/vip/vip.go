@@ -5,6 +5,7 @@
 package vip
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -132,7 +133,48 @@ func (a *Address) resetConnections() {
 		if !ok || local.Unmap() != a.Prefix.Addr() || s.ID.Destination == nil || s.ID.Destination.IsUnspecified() {
 			continue // another address, or a listening socket
 		}
-		_ = netlink.SocketDestroy(&net.TCPAddr{IP: s.ID.Source, Port: int(s.ID.SourcePort)},
-			&net.TCPAddr{IP: s.ID.Destination, Port: int(s.ID.DestinationPort)})
+		_ = destroy(family, s.ID)
 	}
+}
+
+// destroy aborts one TCP socket (SOCK_DESTROY). netlink.SocketDestroy knows only IPv4; this is the same
+// request for both families: inet_diag_req_v2 naming the socket by its addresses, ports and cookie.
+func destroy(family uint8, id netlink.SocketID) error {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_INET_DIAG)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	msg := make([]byte, unix.NLMSG_HDRLEN+56)
+	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
+	binary.NativeEndian.PutUint16(msg[4:], 21) // SOCK_DESTROY
+	binary.NativeEndian.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+	req := msg[unix.NLMSG_HDRLEN:]
+	req[0], req[1] = family, unix.IPPROTO_TCP
+	binary.NativeEndian.PutUint32(req[4:], 0xfff) // any state
+	binary.BigEndian.PutUint16(req[8:], id.SourcePort)
+	binary.BigEndian.PutUint16(req[10:], id.DestinationPort)
+	for i, ip := range []net.IP{id.Source, id.Destination} {
+		if v4 := ip.To4(); family == unix.AF_INET && v4 != nil {
+			ip = v4
+		}
+		copy(req[12+16*i:], ip)
+	}
+	binary.NativeEndian.PutUint32(req[44:], id.Interface)
+	binary.NativeEndian.PutUint32(req[48:], id.Cookie[0])
+	binary.NativeEndian.PutUint32(req[52:], id.Cookie[1])
+	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return err
+	}
+	buf := make([]byte, 4096)
+	n, _, err := unix.Recvfrom(fd, buf, 0)
+	if err != nil {
+		return err
+	}
+	if n >= unix.NLMSG_HDRLEN+4 && binary.NativeEndian.Uint16(buf[4:]) == unix.NLMSG_ERROR {
+		if e := int32(binary.NativeEndian.Uint32(buf[unix.NLMSG_HDRLEN:])); e != 0 {
+			return unix.Errno(-e)
+		}
+	}
+	return nil
 }

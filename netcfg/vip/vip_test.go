@@ -4,18 +4,40 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
+
+func addrs(t *testing.T, l netlink.Link) []netip.Addr {
+	list, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []netip.Addr
+	for _, a := range list {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		out = append(out, ip.Unmap())
+	}
+	return out
+}
 
 // TestDropResetsConnections holds a service address on a veth port in a fresh network namespace, opens a
 // TCP connection to it, and drops it: the client must see a reset at once, not wait on a dead connection.
+// IPv4, and IPv6 (where the port must also announce the address: unsolicited neighbour advertisements).
 func TestDropResetsConnections(t *testing.T) {
+	t.Run("IPv4", func(t *testing.T) { testDrop(t, "192.0.2.11/24", "192.0.2.100/24") })
+	t.Run("IPv6", func(t *testing.T) { testDrop(t, "2001:db8::11/64", "2001:db8::100/64") })
+}
+
+func testDrop(t *testing.T, ownAddr, service string) {
 	runtime.LockOSThread() // the namespace belongs to this thread; it is thrown away with it
 	orig, err := netns.Get()
 	if err != nil {
@@ -44,20 +66,26 @@ func TestDropResetsConnections(t *testing.T) {
 	if err := netlink.LinkSetUp(port); err != nil {
 		t.Fatal(err)
 	}
-	own, _ := netlink.ParseAddr("192.0.2.11/24")
+	own, _ := netlink.ParseAddr(ownAddr)
+	own.Flags |= unix.IFA_F_NODAD // usable at once (no duplicate detection on a namespace of its own)
 	if err := netlink.AddrAdd(port, own); err != nil {
 		t.Fatal(err)
 	}
-	a := &Address{Prefix: netip.MustParsePrefix("192.0.2.100/24"), ProcSys: "/proc/sys"}
+	a := &Address{Prefix: netip.MustParsePrefix(service), ProcSys: "/proc/sys"}
 	if err := a.Hold(); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "192.0.2.100:5432")
+	if a.Prefix.Addr().Is6() {
+		if b, err := os.ReadFile("/proc/sys/net/ipv6/conf/lan0/ndisc_notify"); err != nil || strings.TrimSpace(string(b)) != "1" {
+			t.Errorf("lan0 does not announce its IPv6 addresses: %q %v", b, err)
+		}
+	}
+	l, err := net.Listen("tcp", netip.AddrPortFrom(a.Prefix.Addr(), 5432).String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	client, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.IPv4(192, 0, 2, 11)}, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 100), Port: 5432})
+	client, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.ParseIP(strings.Split(ownAddr, "/")[0])}, net.TCPAddrFromAddrPort(netip.AddrPortFrom(a.Prefix.Addr(), 5432)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +104,9 @@ func TestDropResetsConnections(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("the client's read after the drop: %v, want a reset", err)
 	}
-	if addrs, _ := netlink.AddrList(port, netlink.FAMILY_V4); len(addrs) != 1 {
-		t.Errorf("addresses left: %v", addrs)
+	for _, ad := range addrs(t, port) {
+		if ad == a.Prefix.Addr() {
+			t.Errorf("the service address is still on lan0")
+		}
 	}
 }
