@@ -3,6 +3,7 @@ package qemutests
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -28,7 +29,7 @@ func TestBondedLAN(t *testing.T) {
 		t.Helper()
 		ok := regexp.MustCompile(`debug: reach 192\.0\.2\.11:443: (.*)`)
 		eventually(t, 20*time.Second, what, func() error {
-			if m := pc.console("reach 192.0.2.11:443", ok); m[1] != "<nil>" {
+			if m := pc.console("reach 192.0.2.11:443", ok); strings.TrimSpace(m[1]) != "<nil>" {
 				return fmt.Errorf("%s", m[1])
 			}
 			return nil
