@@ -369,6 +369,9 @@ type DatabaseStatus struct {
 	// mirrored an external server; a copy that could not rejoin and was copied again): kept until an admin
 	// deletes them, since they may hold the only copy of something.
 	SetAside []SetAside `json:"set_aside"`
+	// Stranded: this unit is not paired and its cluster is an interrupted copy of a former partner's, which
+	// can never serve; StartAfresh sets it aside for an empty database (to be filled from a backup).
+	Stranded bool `json:"stranded,omitempty"`
 }
 
 // SetAside is one cluster moved aside.
@@ -447,6 +450,8 @@ type Mirroring interface {
 	SetPolicy(ctx context.Context, p DatabasePolicy) error
 	// DeleteSetAside deletes a cluster moved aside, by the name the status lists.
 	DeleteSetAside(ctx context.Context, name string) error
+	// StartAfresh sets a stranded cluster aside and starts an empty production database.
+	StartAfresh(ctx context.Context) error
 }
 
 // PairSettings are chosen on the unit that issues the pairing code and carried to the one that joins.

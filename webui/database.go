@@ -176,6 +176,25 @@ func (s *Server) apiDeleteSetAside(w http.ResponseWriter, r *http.Request, _ app
 	w.WriteHeader(http.StatusNoContent)
 }
 
+func (s *Server) apiStartAfresh(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Warn("start afresh requested", "user", sess.User, "remote", remote(r))
+	if err := s.db.StartAfresh(r.Context()); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// formStartAfresh sets a stranded cluster aside for an empty database, once the admin confirmed.
+func (s *Server) formStartAfresh(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	if r.PostFormValue("confirm") != "afresh" {
+		s.renderDatabase(w, r, sess, nil, fmt.Errorf("%w: tick the box to confirm", appliance.ErrBadInput))
+		return
+	}
+	s.log.Warn("start afresh requested", "user", sess.User, "remote", remote(r))
+	s.renderDatabase(w, r, sess, nil, s.db.StartAfresh(r.Context()), "The incomplete copy is set aside; an empty database starts. Restore a backup into it from the backups page.")
+}
+
 // formDeleteSetAside deletes a cluster moved aside, once the admin ticked that it is no longer needed.
 func (s *Server) formDeleteSetAside(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	if r.PostFormValue("confirm") != "delete" {

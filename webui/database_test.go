@@ -104,4 +104,20 @@ func TestSetAsideCopies(t *testing.T) {
 	if w := e.do(req{method: "POST", path: "/database/set-aside/delete", hdr: form, body: "confirm=delete&name=" + name}); len(e.db.aside) != 0 || !strings.Contains(w.Body.String(), "is deleted") {
 		t.Errorf("form delete: %d left", len(e.db.aside))
 	}
+
+	// A stranded cluster: the page offers to set it aside; the form needs the box ticked; the API refuses
+	// once there is nothing to set aside.
+	e.db.stranded = true
+	if body := e.do(req{method: "GET", path: "/database", hdr: form}).Body.String(); !strings.Contains(body, `action="/database/start-afresh"`) {
+		t.Errorf("database page does not offer to start afresh")
+	}
+	if e.do(req{method: "POST", path: "/database/start-afresh", hdr: form, body: ""}); !e.db.stranded {
+		t.Errorf("started afresh without the confirmation")
+	}
+	if w := e.do(req{method: "POST", path: "/database/start-afresh", hdr: form, body: "confirm=afresh"}); e.db.stranded || !strings.Contains(w.Body.String(), "set aside") {
+		t.Errorf("form start afresh: stranded %v", e.db.stranded)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/database/start-afresh", hdr: bearer(tok)}); w.Code != 409 {
+		t.Errorf("start afresh with a sound cluster = %d", w.Code)
+	}
 }

@@ -136,6 +136,16 @@ type fakeDB struct {
 	promoted int
 	policy   appliance.DatabasePolicy
 	aside    []appliance.SetAside
+	stranded bool
+}
+
+func (f *fakeDB) StartAfresh(context.Context) error {
+	if !f.stranded {
+		return fmt.Errorf("not stranded: %w", appliance.ErrConflict)
+	}
+	f.stranded = false
+	f.aside = append(f.aside, appliance.SetAside{Name: "main.previous-20261124-010000"})
+	return nil
 }
 
 func (f *fakeDB) Database(context.Context) (appliance.DatabaseStatus, error) {
@@ -149,7 +159,7 @@ func (f *fakeDB) Database(context.Context) (appliance.DatabaseStatus, error) {
 		LagHistory: []appliance.LagPoint{{Time: t0, Seconds: 0.2}, {Time: t0.Add(10 * time.Second), Seconds: 1.5}},
 		Databases:  []appliance.DatabaseInfo{{Name: "practice", Owner: "practice_app", SizeBytes: 8 << 20}},
 		Slots:      []appliance.ReplicationSlot{{Name: "lawbox_mirror", Active: true, RetainedBytes: 48 << 20, WALStatus: "reserved"}},
-		SetAside:   slices.Clone(f.aside)}, nil
+		SetAside:   slices.Clone(f.aside), Stranded: f.stranded}, nil
 }
 
 func (f *fakeDB) CreateDatabase(_ context.Context, name, owner string) (appliance.NewDatabase, error) {

@@ -16,7 +16,7 @@ var (
 		"POST /api/v1/alerts/unack"}
 	formRoutes = []string{"POST /login", "POST /setup", "POST /storage/policy", "POST /database/databases", "POST /database/upstream",
 		"POST /database/policy", "POST /backups/targets", "POST /pair/join", "POST /pair/role", "POST /pair/network", "POST /users",
-		"POST /alerts/ack", "POST /alerts/unack", "POST /database/set-aside/delete"}
+		"POST /alerts/ack", "POST /alerts/unack", "POST /database/set-aside/delete", "POST /database/start-afresh"}
 )
 
 // FuzzAPIBodies sends arbitrary bodies to every JSON route as an admin: the answer is never a 500 or a

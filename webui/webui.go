@@ -162,6 +162,8 @@ func (s *Server) Routes() []Route {
 		{"POST /database/upstream", Admin, s.formSetUpstream},
 		{"POST /database/set-aside/delete", Admin, s.formDeleteSetAside},
 		{"DELETE /api/v1/database/set-aside/{name}", Admin, s.apiDeleteSetAside},
+		{"POST /database/start-afresh", Admin, s.formStartAfresh},
+		{"POST /api/v1/database/start-afresh", Admin, s.apiStartAfresh},
 		{"GET /backups", Viewer, s.pageBackups},
 		{"POST /backups/identity", Admin, s.formBackupIdentity},
 		{"POST /backups/run", Admin, s.formRunBackup},

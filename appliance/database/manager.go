@@ -350,7 +350,15 @@ func (m *Manager) prepare(ctx context.Context, want mode) (mode, error) {
 		}
 	}
 	start := want
+	if want.Kind != mirror {
+		if err := m.afresh(); err != nil {
+			return want, err
+		}
+	}
 	if want.Kind != mirror && !m.Fit() {
+		if !m.paired() {
+			return want, waiting{"this unit's copy of the database is incomplete (its update from a former partner unit was interrupted) and it is no longer paired: set it aside and start an empty database, then restore a backup"}
+		}
 		// A rewind or a copy from the partner was cut short: this cluster never starts again (a
 		// half-rewound cluster does not even hold a valid checkpoint); the next mirror role copies anew.
 		return want, waiting{"this unit's copy of the database is incomplete (its update from the partner unit was interrupted): it cannot serve until the partner is back"}
@@ -522,6 +530,7 @@ func (m *Manager) Database(ctx context.Context) (appliance.DatabaseStatus, error
 		return st, err
 	}
 	st.SetAside = aside
+	st.Stranded = m.stranded()
 	if m.running() != nil {
 		st.Role = "none"
 		return st, nil

@@ -29,6 +29,8 @@ const (
 	// copy): a rewind that stops half-way leaves a cluster that must never start, and a cluster being
 	// replaced is not the office's latest data. Cleared when the rewind or copy completes.
 	unfitKey = "database.unfit"
+	// afreshKey is an admin's request to set a stranded cluster aside (StartAfresh), carried out by Run.
+	afreshKey = "database.afresh"
 )
 
 // copiedPartner reports whether this unit ever started copying its partner's database.
@@ -411,12 +413,8 @@ func (m *Manager) clone(ctx context.Context, u *upstream) error {
 	if err := writeAtomic(filepath.Join(tmp, "standby.signal"), nil, m.cred); err != nil {
 		return err
 	}
-	if _, err := os.Stat(m.DataDir); err == nil {
-		old := m.DataDir + ".previous-" + time.Now().UTC().Format("20060102-150405")
-		if err := os.Rename(m.DataDir, old); err != nil {
-			return err
-		}
-		m.Log.Warn("the previous database cluster was moved aside", "dir", old)
+	if err := m.moveAside(); err != nil {
+		return err
 	}
 	if err := os.Rename(tmp, m.DataDir); err != nil {
 		return err

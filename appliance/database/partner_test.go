@@ -550,4 +550,26 @@ func TestUnfitClusterNeverStarts(t *testing.T) {
 	if u.Fit() {
 		t.Error("Fit after an interrupted rewind")
 	}
+	if err := u.StartAfresh(context.Background()); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("start afresh while paired: %v", err)
+	}
+
+	// Unpaired, the cluster is stranded: the admin sets it aside and an empty database starts; the old
+	// cluster is kept and listed.
+	u.pair.set("single")
+	u.run(t)
+	st := u.waitStatus(t, "stranded", func(s appliance.DatabaseStatus) bool { return s.Stranded && strings.Contains(s.State, "no longer paired") })
+	if len(st.SetAside) != 0 || st.Role != "none" {
+		t.Fatalf("stranded: %+v", st)
+	}
+	if err := u.StartAfresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st = u.waitStatus(t, "an empty production database", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
+	if st.Stranded || len(st.SetAside) != 1 || !u.Fit() {
+		t.Errorf("after starting afresh: %+v, fit %v", st, u.Fit())
+	}
+	if err := u.StartAfresh(context.Background()); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("start afresh with a sound cluster: %v", err)
+	}
 }

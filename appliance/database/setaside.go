@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/state"
 )
 
 // setAsideLayout is how copyFrom names a cluster it moves aside: DataDir + ".previous-" + UTC time.
@@ -86,4 +87,54 @@ func (m *Manager) DeleteSetAside(_ context.Context, name string) error {
 	m.mu.Unlock()
 	m.Log.Warn("set-aside database cluster deleted", "dir", dir)
 	return nil
+}
+
+// moveAside renames the data directory to a set-aside name (nothing to do when there is none).
+func (m *Manager) moveAside() error {
+	if _, err := os.Stat(m.DataDir); err != nil {
+		return nil
+	}
+	old := m.DataDir + ".previous-" + time.Now().UTC().Format(setAsideLayout)
+	if err := os.Rename(m.DataDir, old); err != nil {
+		return fmt.Errorf("move the cluster aside: %w", err)
+	}
+	m.Log.Warn("the previous database cluster was moved aside", "dir", old)
+	return nil
+}
+
+// stranded: not paired, and the cluster is an interrupted update from a former partner (a cut-short rewind
+// or copy). Nothing can bring it back by itself.
+func (m *Manager) stranded() bool { return !m.paired() && !m.Fit() }
+
+// StartAfresh implements appliance.Database: the run loop moves the stranded cluster aside (it stays
+// listed, and can be deleted later) and starts an empty production database.
+func (m *Manager) StartAfresh(_ context.Context) error {
+	if !m.stranded() {
+		return fmt.Errorf("%w: this unit's database is not an interrupted copy on an unpaired unit: nothing to set aside", appliance.ErrConflict)
+	}
+	if err := m.Store.Put(state.BucketConfig, afreshKey, []byte("1")); err != nil {
+		return fmt.Errorf("start afresh: %w", err)
+	}
+	m.Log.Warn("an admin asked for the stranded cluster to be set aside and an empty database started")
+	m.Kick()
+	return nil
+}
+
+// afresh carries out StartAfresh's request, if there is one and the cluster is still stranded.
+func (m *Manager) afresh() error {
+	if _, err := m.Store.Get(state.BucketConfig, afreshKey); err != nil {
+		return nil
+	}
+	if m.stranded() {
+		if err := m.moveAside(); err != nil {
+			return err
+		}
+		if err := m.setFit(true); err != nil {
+			return err
+		}
+		if err := m.Store.Delete(state.BucketConfig, partnerCopyKey); err != nil {
+			return err
+		}
+	}
+	return m.Store.Delete(state.BucketConfig, afreshKey)
 }
