@@ -558,7 +558,9 @@ func TestUnfitClusterNeverStarts(t *testing.T) {
 	// cluster is kept and listed.
 	u.pair.set("single")
 	u.run(t)
-	st := u.waitStatus(t, "stranded", func(s appliance.DatabaseStatus) bool { return s.Stranded && strings.Contains(s.State, "no longer paired") })
+	st := u.waitStatus(t, "stranded", func(s appliance.DatabaseStatus) bool {
+		return s.Stranded && strings.Contains(s.State, "no longer paired")
+	})
 	if len(st.SetAside) != 0 || st.Role != "none" {
 		t.Fatalf("stranded: %+v", st)
 	}
