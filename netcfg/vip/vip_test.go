@@ -66,6 +66,9 @@ func testDrop(t *testing.T, ownAddr, service string) {
 	if err := netlink.LinkSetUp(port); err != nil {
 		t.Fatal(err)
 	}
+	if peer, err := netlink.LinkByName("lan0-peer"); err == nil {
+		_ = netlink.LinkSetUp(peer) // a carrier, as on a LAN port with its cable
+	}
 	own, _ := netlink.ParseAddr(ownAddr)
 	own.Flags |= unix.IFA_F_NODAD // usable at once (no duplicate detection on a namespace of its own)
 	if err := netlink.AddrAdd(port, own); err != nil {
@@ -85,9 +88,16 @@ func testDrop(t *testing.T, ownAddr, service string) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	client, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.ParseIP(strings.Split(ownAddr, "/")[0])}, net.TCPAddrFromAddrPort(netip.AddrPortFrom(a.Prefix.Addr(), 5432)))
-	if err != nil {
-		t.Fatal(err)
+	// IPv6 addresses and their local routes may take a moment to be usable after they are added.
+	var client *net.TCPConn
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		client, err = net.DialTCP("tcp", &net.TCPAddr{IP: net.ParseIP(strings.Split(ownAddr, "/")[0])}, net.TCPAddrFromAddrPort(netip.AddrPortFrom(a.Prefix.Addr(), 5432)))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
 	}
 	defer client.Close()
 	server, err := l.Accept()
