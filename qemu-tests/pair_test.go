@@ -81,6 +81,37 @@ func (p *pairUnit) console(cmd string, want *regexp.Regexp) []string {
 	return m
 }
 
+// waitPeer waits (a minute at most) until p reaches the other unit.
+func (p *pairUnit) waitPeer(t testing.TB, what string) {
+	t.Helper()
+	eventually(t, time.Minute, what, func() error {
+		if st := p.mustPair(); st.Peer == nil || !st.Peer.Reachable {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+}
+
+// carrier is the link state of p's port with this (permanent) MAC address, not of a bond showing it; the
+// second value lists every port's, for a failure message.
+func (p *pairUnit) carrier(mac string) (bool, string) {
+	p.t.Helper()
+	var n struct {
+		Links []struct {
+			Name, MAC string
+			Carrier   bool
+		}
+	}
+	p.get("/api/v1/network", p.tok, &n)
+	for _, l := range n.Links {
+		if l.MAC == mac && !strings.HasPrefix(l.Name, "bond") {
+			return l.Carrier, fmt.Sprintf("%+v", n.Links)
+		}
+	}
+	p.t.Fatalf("no link state for %s: %+v", mac, n.Links)
+	return false, ""
+}
+
 func newPairUnit(u *unit, tok string) *pairUnit {
 	return &pairUnit{unit: u, tok: tok, poll: &http.Client{Timeout: 2 * time.Second, Transport: u.http.Transport}}
 }
@@ -439,18 +470,7 @@ func TestPairFailover(t *testing.T) {
 	// The cable pulled out of A's port (the NIC loses its carrier): A says so at once and warns; no role
 	// changes; plugged back in, the warning ends.
 	linkOf := func(u *pairUnit, mac string) (carrier, alerted bool) {
-		var n struct {
-			Links []struct {
-				MAC           string
-				Carrier, Seen bool
-			}
-		}
-		u.get("/api/v1/network", u.tok, &n)
-		for _, k := range n.Links {
-			if k.MAC == mac {
-				carrier = k.Carrier
-			}
-		}
+		carrier, _ = u.carrier(mac)
 		_, alerts := u.call("GET", "/api/v1/alerts", u.tok, "")
 		return carrier, strings.Contains(alerts, "network port ") && strings.Contains(alerts, "("+mac+") lost its link")
 	}
@@ -496,21 +516,13 @@ func TestPairFailover(t *testing.T) {
 	// A comes back: standby, and it stays so.
 	l.a = l.restart(t, l.a, "unit-a", l.aDisk)
 	chk.set(0, l.a)
-	eventually(t, time.Minute, "A back and paired", func() error {
-		st := l.a.mustPair()
-		if st.Peer == nil || !st.Peer.Reachable {
-			return fmt.Errorf("%+v", st)
-		}
-		return nil
-	})
+	l.a.waitPeer(t, "A back and paired")
 	time.Sleep(5 * time.Second)
 	waitRoles(t, "after A returned", time.Second, l.a, l.b, "standby", "active")
 
 	// The active unit (B) is cut off from A and the witness: B fences itself, A takes over. A must hold a
 	// complete copy of B's database first: a unit in the middle of its rejoin (pg_rewind) never asks.
-	l.a.waitDB(t, "A mirrors B", 5*time.Minute, func(s dbStatus) bool {
-		return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
-	})
+	l.a.waitDB(t, "A mirrors B", 5*time.Minute, mirrorsPartner)
 	l.lan.SetCut(l.b.HubPorts[0], true)
 	l.cable.SetCut(l.b.HubPorts[1], true)
 	waitRoles(t, "B isolated", 30*time.Second, l.a, l.b, "active", "fenced")
@@ -563,9 +575,7 @@ func TestPairManualMode(t *testing.T) {
 		}
 		return nil
 	})
-	l.a.waitDB(t, "A mirrors B", 5*time.Minute, func(s dbStatus) bool {
-		return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
-	})
+	l.a.waitDB(t, "A mirrors B", 5*time.Minute, mirrorsPartner)
 
 	// B dies: A stays standby until an admin confirms.
 	if err := l.b.Kill9(); err != nil {
@@ -594,15 +604,8 @@ func TestPairManualMode(t *testing.T) {
 	// B comes back: standby, and its database mirrors A.
 	l.b = l.restart(t, l.b, "unit-b", l.bDisk)
 	chk.set(1, l.b)
-	eventually(t, time.Minute, "B back and paired", func() error {
-		if st := l.b.mustPair(); st.Peer == nil || !st.Peer.Reachable {
-			return fmt.Errorf("%+v", st)
-		}
-		return nil
-	})
+	l.b.waitPeer(t, "B back and paired")
 	time.Sleep(3 * time.Second)
 	waitRoles(t, "after B returned", time.Second, l.a, l.b, "active", "standby")
-	l.b.waitDB(t, "B mirrors A", 5*time.Minute, func(s dbStatus) bool {
-		return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
-	})
+	l.b.waitDB(t, "B mirrors A", 5*time.Minute, mirrorsPartner)
 }

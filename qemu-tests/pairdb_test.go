@@ -81,6 +81,11 @@ type dbLab struct {
 	conn string // the application's connection string (credentials; the host is replaced)
 }
 
+// mirrorsPartner: the unit's database is a running mirror of the other unit's.
+func mirrorsPartner(s dbStatus) bool {
+	return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
+}
+
 func newDBLab(t testing.TB, sync bool) *dbLab {
 	l := &dbLab{pairLab: newPairLab(t, 800)}
 	l.a.waitDB(t, "production on A", 3*time.Minute, func(s dbStatus) bool { return s.Role == "production" && s.State == "running" })
@@ -94,9 +99,7 @@ func newDBLab(t testing.TB, sync bool) *dbLab {
 	if code, body := l.a.call("PUT", "/api/v1/database/policy", l.a.tok, fmt.Sprintf(`{"sync":%v,"degrade_after_s":10}`, sync)); code != 204 {
 		t.Fatalf("policy = %d %s", code, body)
 	}
-	l.b.waitDB(t, "B mirrors A", 5*time.Minute, func(s dbStatus) bool {
-		return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
-	})
+	l.b.waitDB(t, "B mirrors A", 5*time.Minute, mirrorsPartner)
 	want := map[bool]string{true: "sync", false: "async"}[sync]
 	l.a.waitDB(t, "A streams to B", 2*time.Minute, func(s dbStatus) bool {
 		return s.Sync == want && strings.HasPrefix(s.Mirror, "streaming from")
@@ -230,9 +233,7 @@ func TestPairDatabase(t *testing.T) {
 	// A returns: standby, and its database rewinds and mirrors B.
 	l.a = l.restart(t, l.a, "unit-a", l.aDisk)
 	chk.set(0, l.a)
-	l.a.waitDB(t, "A mirrors B", 5*time.Minute, func(s dbStatus) bool {
-		return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
-	})
+	l.a.waitDB(t, "A mirrors B", 5*time.Minute, mirrorsPartner)
 	want := l.rows(t, l.b)
 	eventually(t, time.Minute, "A has B's rows", func() error {
 		if got := l.rows(t, l.a); len(got) != len(want) {
@@ -251,9 +252,7 @@ func TestPairDatabase(t *testing.T) {
 	}
 	t.Logf("switchover to A: %s", body)
 	waitRoles(t, "after the promotion of A", 30*time.Second, l.a, l.b, "active", "standby")
-	l.b.waitDB(t, "B mirrors A", 5*time.Minute, func(s dbStatus) bool {
-		return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
-	})
+	l.b.waitDB(t, "B mirrors A", 5*time.Minute, mirrorsPartner)
 	if got := l.rows(t, l.a); len(got) != len(want) {
 		t.Errorf("%d rows on A after the switchover, want %d", len(got), len(want))
 	}
@@ -294,9 +293,7 @@ func TestPairDatabase(t *testing.T) {
 	l.a = l.restart(t, l.a, "unit-a", l.aDisk)
 	chk.set(0, l.a)
 	waitRoles(t, "A back: the newer copy is active", 2*time.Minute, l.a, l.b, "active", "standby")
-	l.b.waitDB(t, "B mirrors A again", 5*time.Minute, func(s dbStatus) bool {
-		return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
-	})
+	l.b.waitDB(t, "B mirrors A again", 5*time.Minute, mirrorsPartner)
 	eventually(t, time.Minute, "A's rows written alone reach B", func() error {
 		for _, u := range []*pairUnit{l.a, l.b} {
 			if got := l.rows(t, u); len(got) != len(want)+100 {
