@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"time"
 
@@ -592,6 +593,32 @@ type Backup struct {
 	SizeBytes int64               `json:"size_bytes"`
 	Targets   []string            `json:"targets"` // where it is: "this unit", "s3://..."
 	Verified  *BackupVerification `json:"verified"`
+	Databases []string            `json:"databases"`
+}
+
+// BackupRestore asks for databases back from a backup (POST /api/v1/backups/{id}/restore).
+type BackupRestore struct {
+	Databases []string `json:"databases"` // none: every database in the backup, each under its own name
+	Into      string   `json:"into"`      // one database only: restore it under this new name
+	// Replace lets a restore take the name of a database that exists; that one is renamed and kept.
+	Replace bool `json:"replace"`
+}
+
+// RestoredDatabase is one database brought back.
+type RestoredDatabase struct {
+	Database string `json:"database"`          // its name in the backup
+	Into     string `json:"into"`              // its name now
+	KeptAs   string `json:"kept_as,omitempty"` // the database it replaced, renamed and kept
+	Tables   int    `json:"tables"`
+	Rows     int64  `json:"rows"`
+}
+
+// BackupRestoreResult is the answer to a restore.
+type BackupRestoreResult struct {
+	ID        string             `json:"id"`
+	Target    string             `json:"target"` // where it was read from
+	Databases []RestoredDatabase `json:"databases"`
+	Seconds   float64            `json:"seconds"`
 }
 
 // BackupTarget is an offsite store (PUT /api/v1/backups/targets). Secrets are never shown again.
@@ -637,9 +664,18 @@ type Backups interface {
 	Backups(ctx context.Context) (BackupStatus, error)
 	// CreateIdentity makes the recovery identity and returns it, the only time it is shown.
 	CreateIdentity(ctx context.Context) (string, error)
+	// ImportIdentity sets the recovery identity of a recovery sheet, on a unit that has none (disaster
+	// recovery onto a new unit).
+	ImportIdentity(ctx context.Context, identity string) error
 	SetTargets(ctx context.Context, ts []BackupTarget) error
 	RunBackup(ctx context.Context, kind string) (Backup, error)
 	VerifyBackup(ctx context.Context, id string) (BackupVerification, error)
+	// RestoreBackup brings databases back from backup id into the production database; the replaced
+	// ones are kept under another name.
+	RestoreBackup(ctx context.Context, id string, req BackupRestore) (BackupRestoreResult, error)
+	// Export writes a current dump (pg_dump custom format, not encrypted: it goes to the admin) of one
+	// database to w.
+	Export(ctx context.Context, database string, w io.Writer) error
 }
 
 // NotifySettings say where alerts are sent (PUT /api/v1/notifications). The SMTP password is never shown again.

@@ -2,6 +2,7 @@ package webui
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
@@ -78,6 +79,74 @@ func (s *Server) apiVerifyBackup(w http.ResponseWriter, r *http.Request, sess ap
 	writeJSON(w, http.StatusOK, v)
 }
 
+type importIdentity struct {
+	Identity string `json:"identity"`
+}
+
+func (s *Server) apiImportIdentity(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var req importIdentity
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Warn("backup recovery identity imported", "user", sess.User, "remote", remote(r))
+	if err := s.backups.ImportIdentity(r.Context(), req.Identity); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) apiRestoreBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	longRequest(w)
+	var req appliance.BackupRestore
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Warn("backup restore requested", "id", r.PathValue("id"), "databases", req.Databases, "into", req.Into, "replace", req.Replace, "user", sess.User, "remote", remote(r))
+	res, err := s.backups.RestoreBackup(r.Context(), r.PathValue("id"), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// export streams a current dump of one database to the admin, as a file to save. The answer starts with
+// the dump's first bytes, so a database that is not there is still a 404; a dump that fails halfway
+// aborts the connection, so the browser never keeps a truncated file as a finished download.
+func (s *Server) export(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	longRequest(w)
+	db := r.PathValue("database")
+	s.log.Warn("database export requested", "database", db, "user", sess.User, "remote", remote(r))
+	dw := &download{w: w, name: db + "-" + time.Now().UTC().Format("20060102-1504") + ".dump"}
+	if err := s.backups.Export(r.Context(), db, dw); err != nil {
+		if dw.started {
+			s.log.Error("database export failed", "database", db, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		s.fail(w, r, err)
+	}
+}
+
+type download struct {
+	w       http.ResponseWriter
+	name    string
+	started bool
+}
+
+func (d *download) Write(b []byte) (int, error) {
+	if !d.started {
+		d.started = true
+		h := d.w.Header()
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Disposition", `attachment; filename="`+d.name+`"`)
+		d.w.WriteHeader(http.StatusOK)
+	}
+	return d.w.Write(b)
+}
+
 func (s *Server) pageBackups(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	s.renderBackups(w, r, sess, backupsPage{}, nil, "")
 }
@@ -118,6 +187,33 @@ func (s *Server) formVerifyBackup(w http.ResponseWriter, r *http.Request, sess a
 		msg = "Backup " + v.ID + " FAILED verification: " + v.Detail
 	}
 	s.renderBackups(w, r, sess, backupsPage{}, err, msg)
+}
+
+func (s *Server) formImportIdentity(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Warn("backup recovery identity imported", "user", sess.User, "remote", remote(r))
+	err := s.backups.ImportIdentity(r.Context(), r.PostFormValue("identity"))
+	s.renderBackups(w, r, sess, backupsPage{}, err, "Recovery identity set: add the offsite target that holds the backups, then restore.")
+}
+
+// formRestoreBackup restores one database, or all of them ("" in the form), replacing existing ones only
+// when the box is ticked.
+func (s *Server) formRestoreBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	longRequest(w)
+	req := appliance.BackupRestore{Into: strings.TrimSpace(r.PostFormValue("into")), Replace: r.PostFormValue("replace") == "replace"}
+	if db := r.PostFormValue("database"); db != "" {
+		req.Databases = []string{db}
+	}
+	s.log.Warn("backup restore requested", "id", r.PathValue("id"), "databases", req.Databases, "into", req.Into, "replace", req.Replace, "user", sess.User, "remote", remote(r))
+	res, err := s.backups.RestoreBackup(r.Context(), r.PathValue("id"), req)
+	var done []string
+	for _, d := range res.Databases {
+		line := d.Database + " -> " + d.Into
+		if d.KeptAs != "" {
+			line += " (the previous one is kept as " + d.KeptAs + ")"
+		}
+		done = append(done, line)
+	}
+	s.renderBackups(w, r, sess, backupsPage{}, err, "Restored and checked: "+strings.Join(done, "; "))
 }
 
 // longRequest lets a handler that waits for a backup or a restore answer after the server's usual write

@@ -1,8 +1,11 @@
 package webui
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -273,13 +276,15 @@ type fakeBackups struct {
 	identity string
 	targets  []appliance.BackupTarget
 	runs     int
+	restores []appliance.BackupRestore
+	failAt   int // Export fails after writing this many bytes (0: never)
 }
 
 func (f *fakeBackups) Backups(context.Context) (appliance.BackupStatus, error) {
 	st := appliance.BackupStatus{SetUp: f.identity != "", Backups: []appliance.Backup{}}
 	if st.SetUp {
 		v := &appliance.BackupVerification{ID: "20261123T020000Z-dump", Target: "s3://x/y/", OK: true, Time: time.Now().Add(-time.Hour)}
-		st.Backups = append(st.Backups, appliance.Backup{ID: v.ID, Kind: "dump", SizeBytes: 1 << 20, Targets: []string{"this unit", v.Target}, Verified: v})
+		st.Backups = append(st.Backups, appliance.Backup{ID: v.ID, Kind: "dump", SizeBytes: 1 << 20, Targets: []string{"this unit", v.Target}, Verified: v, Databases: []string{"practice"}})
 		st.LastVerified = v
 	}
 	return st, nil
@@ -291,6 +296,49 @@ func (f *fakeBackups) CreateIdentity(context.Context) (string, error) {
 	}
 	f.identity = "AGE-SECRET-KEY-1TEST"
 	return f.identity, nil
+}
+
+func (f *fakeBackups) ImportIdentity(_ context.Context, id string) error {
+	if !strings.HasPrefix(id, "AGE-SECRET-KEY-1") {
+		return fmt.Errorf("not an identity: %w", appliance.ErrBadInput)
+	}
+	f.identity = id
+	return nil
+}
+
+// RestoreBackup knows backup 20261123T020000Z-dump, which holds the database practice, and a database
+// practice that exists.
+func (f *fakeBackups) RestoreBackup(_ context.Context, id string, req appliance.BackupRestore) (appliance.BackupRestoreResult, error) {
+	res := appliance.BackupRestoreResult{ID: id}
+	if id != "20261123T020000Z-dump" {
+		return res, fmt.Errorf("backup %s: %w", id, appliance.ErrNotFound)
+	}
+	into := req.Into
+	if into == "" {
+		into = "practice"
+	}
+	if into == "practice" && !req.Replace {
+		return res, fmt.Errorf("database practice exists: %w", appliance.ErrConflict)
+	}
+	f.restores = append(f.restores, req)
+	d := appliance.RestoredDatabase{Database: "practice", Into: into, Tables: 2, Rows: 5000}
+	if into == "practice" {
+		d.KeptAs = "practice_before_20261124_031500"
+	}
+	res.Databases = []appliance.RestoredDatabase{d}
+	return res, nil
+}
+
+func (f *fakeBackups) Export(_ context.Context, db string, w io.Writer) error {
+	if db != "practice" {
+		return fmt.Errorf("database %q: %w", db, appliance.ErrNotFound)
+	}
+	if f.failAt > 0 {
+		w.Write(bytes.Repeat([]byte("P"), f.failAt))
+		return errors.New("pg_dump: canceled")
+	}
+	_, err := w.Write([]byte("PGDMP practice"))
+	return err
 }
 
 func (f *fakeBackups) SetTargets(_ context.Context, ts []appliance.BackupTarget) error {

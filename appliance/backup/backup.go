@@ -59,6 +59,7 @@ type Object struct {
 type DumpedDB struct {
 	Name   string           `json:"name"`
 	Object string           `json:"object"`
+	Owner  string           `json:"owner"`
 	Rows   map[string]int64 `json:"rows"` // "schema.table"
 }
 
@@ -173,7 +174,7 @@ func (e *Engine) dumpDatabase(ctx context.Context, to age.Recipient, id, db stri
 	}
 	defer tx.Rollback(ctx)
 	var snap string
-	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snap); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot(), pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()").Scan(&snap, &d.Owner); err != nil {
 		return d, Object{}, fmt.Errorf("export snapshot: %w", err)
 	}
 	// The dump runs in its own process on the exported snapshot while this transaction counts the rows in

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -88,31 +89,56 @@ func (s *Service) loadIdentity() (*age.X25519Identity, error) {
 // CreateIdentity makes the recovery identity (once; on the production server) and returns it: the only time
 // it is shown. Whoever holds it can read every backup; without it none can be restored.
 func (s *Service) CreateIdentity(ctx context.Context) (string, error) {
-	c, err := s.connect(ctx, "postgres")
-	if err != nil {
-		return "", fmt.Errorf("recovery identity: %w", err)
-	}
-	defer c.Close(ctx)
-	var ro bool
-	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&ro); err != nil || ro {
-		return "", fmt.Errorf("set backups up on the production unit (the mirror receives it): %w", appliance.ErrConflict)
-	}
-	if _, err := c.Exec(ctx, schema); err != nil {
-		return "", err
-	}
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		return "", err
 	}
-	tag, err := c.Exec(ctx, "INSERT INTO lawbox.backup (id, identity) VALUES (1, $1) ON CONFLICT DO NOTHING", id.String())
-	if err != nil {
+	if err := s.storeIdentity(ctx, id); err != nil {
 		return "", err
-	}
-	if tag.RowsAffected() == 0 {
-		return "", fmt.Errorf("the recovery identity exists already and is never shown twice: %w", appliance.ErrConflict)
 	}
 	s.Log.Warn("backup recovery identity created", "recipient", id.Recipient().String())
 	return id.String(), nil
+}
+
+// ImportIdentity sets the recovery identity of a recovery sheet on a unit that has none, so it can read the
+// backups of the unit(s) it replaces. The same identity again is accepted; another one is refused.
+func (s *Service) ImportIdentity(ctx context.Context, text string) error {
+	id, err := age.ParseX25519Identity(strings.TrimSpace(text))
+	if err != nil {
+		return fmt.Errorf("recovery identity: not one (it starts AGE-SECRET-KEY-1, as on the recovery sheet): %w", appliance.ErrBadInput)
+	}
+	if err := s.storeIdentity(ctx, id); err != nil {
+		if have, lerr := s.loadIdentity(); lerr == nil && have.String() == id.String() {
+			return nil
+		}
+		return err
+	}
+	s.Log.Warn("backup recovery identity imported", "recipient", id.Recipient().String())
+	return nil
+}
+
+// storeIdentity keeps id in the production cluster, unless an identity is there already.
+func (s *Service) storeIdentity(ctx context.Context, id *age.X25519Identity) error {
+	c, err := s.connect(ctx, "postgres")
+	if err != nil {
+		return fmt.Errorf("recovery identity: %w", err)
+	}
+	defer c.Close(ctx)
+	var ro bool
+	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&ro); err != nil || ro {
+		return fmt.Errorf("set backups up on the production unit (the mirror receives it): %w", appliance.ErrConflict)
+	}
+	if _, err := c.Exec(ctx, schema); err != nil {
+		return err
+	}
+	tag, err := c.Exec(ctx, "INSERT INTO lawbox.backup (id, identity) VALUES (1, $1) ON CONFLICT DO NOTHING", id.String())
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("the recovery identity exists already and is never shown twice: %w", appliance.ErrConflict)
+	}
+	return nil
 }
 
 // SetTargets stores the offsite targets (production only). Each is tried (listed) before it is accepted.
@@ -241,7 +267,7 @@ func (s *Service) RunBackup(ctx context.Context, kind string) (appliance.Backup,
 		return appliance.Backup{}, err
 	}
 	s.sync(ctx)
-	return s.describe(m, s.verified()), nil
+	return s.describe(m, s.verified(), s.Local.Name()), nil
 }
 
 // sync copies every local backup the targets lack, then prunes everywhere. A target that fails is
@@ -298,22 +324,32 @@ func (s *Service) sync(ctx context.Context) {
 	s.setRunning("")
 }
 
+// locate finds backup backupID: on the unit's array or on the first offsite target that has it, the array
+// first when localFirst.
+func (s *Service) locate(ctx context.Context, id age.Identity, backupID string, localFirst bool) (Target, error) {
+	targets, _ := s.offsite(ctx)
+	if localFirst {
+		targets = append([]Target{s.Local}, targets...)
+	} else {
+		targets = append(targets, s.Local)
+	}
+	for _, t := range targets {
+		if _, err := readManifest(ctx, t, backupID+"/"+manifestName, id); err == nil {
+			return t, nil
+		}
+	}
+	return nil, fmt.Errorf("backup %s: not on this unit nor at any target: %w", backupID, appliance.ErrNotFound)
+}
+
 // VerifyBackup restores backup id from the first offsite target that has it (or from the unit's array).
 func (s *Service) VerifyBackup(ctx context.Context, backupID string) (appliance.BackupVerification, error) {
 	id, err := s.loadIdentity()
 	if err != nil {
 		return appliance.BackupVerification{}, err
 	}
-	targets, _ := s.offsite(ctx)
-	t := Target(s.Local)
-	for _, o := range targets {
-		if _, err := readManifest(ctx, o, backupID+"/"+manifestName, id); err == nil {
-			t = o
-			break
-		}
-	}
-	if _, err := readManifest(ctx, t, backupID+"/"+manifestName, id); err != nil {
-		return appliance.BackupVerification{}, fmt.Errorf("backup %s: %v: %w", backupID, err, appliance.ErrNotFound)
+	t, err := s.locate(ctx, id, backupID, false)
+	if err != nil {
+		return appliance.BackupVerification{}, err
 	}
 	s.setRunning("verifying " + backupID)
 	defer s.setRunning("")
@@ -326,16 +362,40 @@ func (s *Service) VerifyBackup(ctx context.Context, backupID string) (appliance.
 	return appliance.BackupVerification(v), nil
 }
 
-func (s *Service) describe(m *Manifest, verified map[string]Verification) appliance.Backup {
-	b := appliance.Backup{ID: m.ID, Kind: m.Kind, Created: m.Created, SizeBytes: m.SizeBytes(), Targets: []string{s.Local.Name()}}
+// RestoreBackup restores databases of backup backupID into the production database, from the unit's array
+// when it has the backup, else from a target.
+func (s *Service) RestoreBackup(ctx context.Context, backupID string, req appliance.BackupRestore) (appliance.BackupRestoreResult, error) {
+	res := appliance.BackupRestoreResult{ID: backupID}
+	id, err := s.loadIdentity()
+	if err != nil {
+		return res, err
+	}
+	t, err := s.locate(ctx, id, backupID, true)
+	if err != nil {
+		return res, err
+	}
+	res.Target = t.Name()
+	s.setRunning("restoring " + backupID)
+	defer s.setRunning("")
+	start := time.Now()
+	res.Databases, err = s.Restore(ctx, t, backupID, req.Databases, req.Into, req.Replace)
+	res.Seconds = time.Since(start).Seconds()
+	return res, err
+}
+
+func (s *Service) describe(m *Manifest, verified map[string]Verification, where ...string) appliance.Backup {
+	b := appliance.Backup{ID: m.ID, Kind: m.Kind, Created: m.Created, SizeBytes: m.SizeBytes(), Targets: where, Databases: []string{}}
 	if v, ok := verified[m.ID]; ok {
 		av := appliance.BackupVerification(v)
 		b.Verified = &av
 	}
+	for _, d := range m.Databases {
+		b.Databases = append(b.Databases, d.Name)
+	}
 	return b
 }
 
-// Backups lists the backups on the unit's array and where else they are.
+// Backups lists the backups on the unit's array and at the targets, and where each is.
 func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
 	st := appliance.BackupStatus{Backups: []appliance.Backup{}}
 	s.mu.Lock()
@@ -350,26 +410,38 @@ func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
 	}
 	st.SetUp = true
 	st.Recipient = id.Recipient().String()
-	ms, _, err := Manifests(ctx, s.Local, id)
+	local, _, err := Manifests(ctx, s.Local, id)
 	if err != nil {
 		return st, err
 	}
 	verified := s.verified()
-	remote := map[string][]string{}
-	if targets, _ := s.offsite(ctx); len(targets) > 0 {
-		for _, t := range targets {
-			rs, _, err := Manifests(ctx, t, id)
-			if err != nil {
-				continue
-			}
-			for _, m := range rs {
-				remote[m.ID] = append(remote[m.ID], t.Name())
-			}
+	var ms []*Manifest
+	where := map[string]*appliance.Backup{}
+	add := func(m *Manifest, t string) {
+		if b, ok := where[m.ID]; ok {
+			b.Targets = append(b.Targets, t)
+			return
+		}
+		b := s.describe(m, verified, t)
+		where[m.ID] = &b
+		ms = append(ms, m)
+	}
+	for _, m := range local {
+		add(m, s.Local.Name())
+	}
+	targets, _ := s.offsite(ctx)
+	for _, t := range targets {
+		rs, _, err := Manifests(ctx, t, id)
+		if err != nil {
+			continue
+		}
+		for _, m := range rs {
+			add(m, t.Name())
 		}
 	}
+	sort.SliceStable(ms, func(i, j int) bool { return ms[i].Created.Before(ms[j].Created) })
 	for _, m := range ms {
-		b := s.describe(m, verified)
-		b.Targets = append(b.Targets, remote[m.ID]...)
+		b := *where[m.ID]
 		st.Backups = append(st.Backups, b)
 		if b.Verified != nil && b.Verified.OK {
 			st.LastVerified = b.Verified

@@ -76,51 +76,85 @@ func (e *Engine) verify(ctx context.Context, t Target, backupID string) error {
 		if !ok {
 			return fmt.Errorf("database %s: object %s missing from the manifest", d.Name, d.Object)
 		}
-		r, err := open(ctx, t, o, id)
-		if err != nil {
+		if err := e.pgRestore(ctx, t, o, id, d.Name, "--create", "-h", sc.dir, "-p", strconv.Itoa(sc.port), "-d", "postgres"); err != nil {
 			return err
 		}
-		cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, "pg_restore"), "--create", "--exit-on-error", "-h", sc.dir, "-p", strconv.Itoa(sc.port), "-U", "postgres", "-d", "postgres")
-		cmd.Env = []string{"PATH=" + e.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
-		src := &firstErr{r: r}
-		cmd.Stdin = src
-		out, err := cmd.CombinedOutput()
-		r.Close()
-		if src.err != nil { // what went wrong reading the backup, rather than pg_restore's "input too short"
-			return fmt.Errorf("restore %s: %w", d.Name, src.err)
-		}
+		c, err := sc.connect(ctx, d.Name)
 		if err != nil {
-			return fmt.Errorf("restore %s: %w: %s", d.Name, err, strings.TrimSpace(string(out)))
+			return fmt.Errorf("restored %s: %w", d.Name, err)
 		}
-		if err := sc.checkRows(ctx, d); err != nil {
+		err = checkRows(ctx, c, d)
+		c.Close(ctx)
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// restoreGlobals runs the roles script (pg_dumpall --globals-only) on the scratch server; roles that exist
-// there (postgres) are skipped.
+// pgRestore feeds the dump in object o to pg_restore with args (where to).
+func (e *Engine) pgRestore(ctx context.Context, t Target, o Object, id age.Identity, name string, args ...string) error {
+	r, err := open(ctx, t, o, id)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, "pg_restore"), append([]string{"--exit-on-error", "-U", "postgres"}, args...)...)
+	cmd.Env = []string{"PATH=" + e.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
+	src := &firstErr{r: r}
+	cmd.Stdin = src
+	out, err := cmd.CombinedOutput()
+	if src.err != nil { // what went wrong reading the backup, rather than pg_restore's "input too short"
+		return fmt.Errorf("restore %s: %w", name, src.err)
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// restoreGlobals runs the roles script (pg_dumpall --globals-only) on the scratch server.
 func (e *Engine) restoreGlobals(ctx context.Context, t Target, o Object, id age.Identity, sc *scratch) error {
+	c, err := sc.connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	return applyGlobals(ctx, c, t, o, id)
+}
+
+// applyGlobals runs the roles script of a backup on c. Roles that exist on c are left as they are (their
+// passwords and attributes too): the script only adds the roles that are missing, and their memberships.
+func applyGlobals(ctx context.Context, c *pgx.Conn, t Target, o Object, id age.Identity) error {
 	if o.Key == "" {
 		return errors.New("the backup has no roles script")
+	}
+	rows, err := c.Query(ctx, "SELECT rolname FROM pg_roles")
+	if err != nil {
+		return err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	existing := map[string]bool{}
+	for _, n := range names {
+		existing[n] = true
 	}
 	r, err := open(ctx, t, o, id)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	c, err := sc.connect(ctx, "postgres")
-	if err != nil {
-		return err
-	}
-	defer c.Close(ctx)
 	sr := bufio.NewScanner(r)
 	sr.Buffer(make([]byte, 1<<20), 1<<20)
 	for sr.Scan() {
 		line := sr.Text()
 		if line == "" || strings.HasPrefix(line, "--") || strings.HasPrefix(line, `\`) {
 			continue // comments, and psql's \restrict / \unrestrict
+		}
+		if role, ok := roleOf(line); ok && existing[role] {
+			continue
 		}
 		if _, err := c.Exec(ctx, line); err != nil {
 			var pe *pgconn.PgError
@@ -131,6 +165,34 @@ func (e *Engine) restoreGlobals(ctx context.Context, t Target, o Object, id age.
 		}
 	}
 	return sr.Err()
+}
+
+// roleOf returns the role a CREATE ROLE or ALTER ROLE statement is about.
+func roleOf(line string) (string, bool) {
+	rest, ok := strings.CutPrefix(line, "CREATE ROLE ")
+	if !ok {
+		if rest, ok = strings.CutPrefix(line, "ALTER ROLE "); !ok {
+			return "", false
+		}
+	}
+	if !strings.HasPrefix(rest, `"`) {
+		name, _, _ := strings.Cut(rest, " ")
+		name = strings.TrimSuffix(name, ";")
+		return name, name != ""
+	}
+	var b strings.Builder
+	for i := 1; i < len(rest); i++ {
+		if rest[i] == '"' {
+			if i+1 < len(rest) && rest[i+1] == '"' {
+				b.WriteByte('"')
+				i++
+				continue
+			}
+			return b.String(), true
+		}
+		b.WriteByte(rest[i])
+	}
+	return "", false
 }
 
 // scratch is a throwaway PostgreSQL cluster for verification: its own directory, reachable only on its
@@ -216,13 +278,8 @@ func (sc *scratch) stop() {
 	os.RemoveAll(sc.dir)
 }
 
-// checkRows compares every table's row count in the restored database with the dump's.
-func (sc *scratch) checkRows(ctx context.Context, d DumpedDB) error {
-	c, err := sc.connect(ctx, d.Name)
-	if err != nil {
-		return fmt.Errorf("restored %s: %w", d.Name, err)
-	}
-	defer c.Close(ctx)
+// checkRows compares every table's row count in the restored database on c with the dump's.
+func checkRows(ctx context.Context, c *pgx.Conn, d DumpedDB) error {
 	for table, want := range d.Rows {
 		schema, name, _ := strings.Cut(table, ".")
 		var n int64
