@@ -1,6 +1,7 @@
 package qemutests
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -75,7 +76,8 @@ func TestBackupToS3(t *testing.T) {
 		t.Errorf("backup before set-up = %d %s", code, body)
 	}
 	code, body = u.call("POST", "/api/v1/backups/identity", tok, "")
-	if code != 201 || !strings.Contains(body, "AGE-SECRET-KEY-") {
+	var sheet struct{ Identity string }
+	if code != 201 || json.Unmarshal([]byte(body), &sheet) != nil || !strings.HasPrefix(sheet.Identity, "AGE-SECRET-KEY-") {
 		t.Fatalf("identity = %d %s", code, body)
 	}
 	if code, _ := u.call("POST", "/api/v1/backups/identity", tok, ""); code != 409 {
@@ -110,5 +112,58 @@ func TestBackupToS3(t *testing.T) {
 	t.Logf("verification: %s", body)
 	if code, body := u.call("GET", "/api/v1/backups", tok, ""); code != 200 || !strings.Contains(body, `"last_verified":{`) {
 		t.Errorf("backups = %d %s", code, body)
+	}
+	if code, body := u.call("GET", "/api/v1/backups/export/practice", tok, ""); code != 200 || !strings.HasPrefix(body, "PGDMP") {
+		t.Errorf("export = %d (%d bytes)", code, len(body))
+	}
+
+	// Both units are lost. A new unit, set up from scratch, gets the recovery sheet's identity and the
+	// target, finds the backup there and restores it: the office's application connects with its old
+	// credentials and finds every matter.
+	if err := u.Kill9(); err != nil {
+		t.Fatal(err)
+	}
+	n := boot(t, Config{
+		Disks:    []Disk{{ID: "a", Kind: Virtio, Serial: "DR-A", SizeMiB: 1024}, {ID: "b", Kind: Virtio, Serial: "DR-B", SizeMiB: 1024}},
+		GuestFwd: []string{"tcp:198.18.0.101:80-cmd:socat - TCP:" + addr},
+	})
+	n.http.Timeout = 3 * time.Minute
+	ntok := n.setupAndLogin()
+	eventually(t, 3*time.Minute, "new unit's database running", func() error {
+		if code, body := n.call("GET", "/api/v1/database", ntok, ""); code != 200 || !strings.Contains(body, `"state":"running"`) {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	if code, body := n.call("POST", "/api/v1/backups/identity/import", ntok, `{"identity":"AGE-SECRET-KEY-1WRONG"}`); code != 400 {
+		t.Errorf("a mistyped identity = %d %s", code, body)
+	}
+	if code, body := n.call("POST", "/api/v1/backups/identity/import", ntok, fmt.Sprintf(`{"identity":%q}`, sheet.Identity)); code != 204 {
+		t.Fatalf("import = %d %s", code, body)
+	}
+	if code, body := n.call("PUT", "/api/v1/backups/targets", ntok, fmt.Sprintf(target, "office-secret-key")); code != 204 {
+		t.Fatalf("target on the new unit = %d %s", code, body)
+	}
+	if code, body := n.call("GET", "/api/v1/backups", ntok, ""); code != 200 || !strings.Contains(body, `"id":"`+b.ID+`"`) || !strings.Contains(body, `"databases":["practice"]`) {
+		t.Fatalf("the new unit's backups = %d %s", code, body)
+	}
+	code, body = n.call("POST", "/api/v1/backups/"+b.ID+"/restore", ntok, `{}`)
+	if code != 200 || !strings.Contains(body, `"into":"practice"`) {
+		t.Fatalf("restore = %d %s", code, body)
+	}
+	t.Logf("disaster recovery: %s", body)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := n.connect(ctx, nd.URL)
+	if err != nil {
+		t.Fatalf("the application's credentials on the new unit: %v", err)
+	}
+	defer c.Close(ctx)
+	var matters int
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM matters").Scan(&matters); err != nil || matters != 3000 {
+		t.Errorf("the new unit has %d matters (%v)", matters, err)
+	}
+	if code, body := n.call("POST", "/api/v1/backups/"+b.ID+"/restore", ntok, `{}`); code != 409 {
+		t.Errorf("a second restore over the restored database without replace = %d %s", code, body)
 	}
 }

@@ -145,6 +145,16 @@ func (e *Engine) Backup(ctx context.Context, kind string) (*Manifest, error) {
 		return nil, fmt.Errorf("backup: roles: %w", err)
 	}
 	m.Objects = append(m.Objects, obj)
+	if e.Store != nil {
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(e.exportConfig(pw)) }()
+		obj, err := seal(ctx, e.Local, m.ID+"/"+configName, pr, id.Recipient())
+		pr.CloseWithError(err)
+		if err != nil {
+			return nil, fmt.Errorf("backup: configuration: %w", err)
+		}
+		m.Objects = append(m.Objects, obj)
+	}
 	for _, db := range dbs {
 		d, obj, err := e.dumpDatabase(ctx, id.Recipient(), m.ID, db)
 		if err != nil {
@@ -153,12 +163,87 @@ func (e *Engine) Backup(ctx context.Context, kind string) (*Manifest, error) {
 		m.Objects = append(m.Objects, obj)
 		m.Databases = append(m.Databases, d)
 	}
+	guide, err := e.putGuide(ctx, m, id.Recipient().String())
+	if err != nil {
+		return nil, fmt.Errorf("backup: restore guide: %w", err)
+	}
+	m.Objects = append(m.Objects, guide)
 	if err := e.putManifest(ctx, e.Local, id.Recipient(), m); err != nil {
 		return nil, err
 	}
 	e.Log.Info("backup taken", "id", m.ID, "databases", len(dbs), "bytes", m.SizeBytes(), "took", time.Since(start))
 	return m, nil
 }
+
+// Objects of every backup besides the databases' dumps.
+const (
+	configName = "config.json.zst.age" // the unit's settings and accounts
+	guideName  = "RESTORE.txt"         // how to restore, in plain text: the one object not encrypted
+)
+
+// exportConfig writes the unit's settings and accounts as stored, as JSON: password hashes and keys too,
+// so the object is encrypted like the rest. Sessions and the event history are left out.
+func (e *Engine) exportConfig(w io.Writer) error {
+	out := map[string]map[string]json.RawMessage{}
+	for _, b := range []string{state.BucketConfig, state.BucketAuth} {
+		kv := map[string]json.RawMessage{}
+		err := e.Store.ForEach(b, func(k string, v []byte) error {
+			switch {
+			case v == nil: // a nested bucket
+			case json.Valid(v):
+				kv[k] = append(json.RawMessage(nil), v...)
+			default:
+				q, _ := json.Marshal(map[string][]byte{"bytes": v})
+				kv[k] = q
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read %s: %w", b, err)
+		}
+		out[b] = kv
+	}
+	return json.NewEncoder(w).Encode(map[string]any{"firmware": e.Firmware, "buckets": out})
+}
+
+// putGuide stores the plain-text restore guide of backup m, so whoever finds the backup without a unit,
+// or years later, knows what it is and how to get the data back.
+func (e *Engine) putGuide(ctx context.Context, m *Manifest, recipient string) (Object, error) {
+	var dbs []string
+	for _, d := range m.Databases {
+		dbs = append(dbs, d.Name)
+	}
+	text := fmt.Sprintf(guideText, m.ID, m.Created.Format(time.RFC1123), m.Firmware, strings.Join(dbs, ", "), recipient)
+	h := sha256.Sum256([]byte(text))
+	o := Object{Key: m.ID + "/" + guideName, Size: int64(len(text)), SHA256: hex.EncodeToString(h[:])}
+	return o, e.Local.Put(ctx, o.Key, strings.NewReader(text), o.Size)
+}
+
+const guideText = `LAWBOX BACKUP %s: HOW TO RESTORE IT
+
+Taken %s by firmware %s. Databases: %s.
+Every other file of this backup is compressed (zstd) and encrypted (age) for the recovery identity whose
+public key is
+    %s
+The identity itself (AGE-SECRET-KEY-1...) is printed on the office's recovery sheet. It is not stored
+here: without it, nobody can read this backup.
+
+ONTO A NEW OR REPAIRED UNIT
+ 1. Connect the unit to the office network, open its web page and complete the first-boot setup.
+ 2. Backups page, "Recover from a recovery sheet": type the recovery identity.
+ 3. Add the storage that holds this backup as the offsite target (same bucket or directory).
+ 4. The list of backups shows this one: choose Restore, all databases.
+ 5. Point the office's application at the unit. Its database accounts and passwords come back with the
+    backup.
+
+WITHOUT A UNIT (any Linux computer with age, zstd and PostgreSQL 15; identity.txt holds the identity)
+    age -d -i identity.txt globals.sql.zst.age | zstd -d > globals.sql
+    psql -f globals.sql postgres
+    age -d -i identity.txt NAME.dump.zst.age | zstd -d > NAME.dump
+    createdb NAME && pg_restore -d NAME NAME.dump
+manifest.age lists every file of the backup with its SHA-256 and the row count of every table when it
+was taken; config.json.zst.age holds the unit's settings and accounts.
+`
 
 // dumpDatabase dumps db in an exported snapshot, with every table's row count in that same snapshot.
 func (e *Engine) dumpDatabase(ctx context.Context, to age.Recipient, id, db string) (DumpedDB, Object, error) {

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -138,6 +139,9 @@ func TestDisasterRecovery(t *testing.T) {
 	os.Mkdir(filepath.Join(gw.dir, "office"), 0o755)
 	ctx := context.Background()
 	oldSvc := newService(t, old)
+	if err := oldSvc.Store.PutJSON(state.BucketConfig, "network", map[string]string{"address": "192.0.2.10/24"}); err != nil {
+		t.Fatal(err)
+	}
 	sheet, err := oldSvc.CreateIdentity(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -148,6 +152,16 @@ func TestDisasterRecovery(t *testing.T) {
 	b, err := oldSvc.RunBackup(ctx, KindDump)
 	if err != nil {
 		t.Fatal(err)
+	}
+
+	// The backup carries its own restore guide, in plain text, and the unit's settings, encrypted.
+	guide, err := os.ReadFile(filepath.Join(gw.dir, "office", b.ID, guideName))
+	if err != nil || !strings.Contains(string(guide), must(age.ParseX25519Identity(sheet)).Recipient().String()) || !strings.Contains(string(guide), "pg_restore") || strings.Contains(string(guide), sheet) {
+		t.Errorf("restore guide (%v):\n%s", err, guide)
+	}
+	conf, err := os.ReadFile(filepath.Join(gw.dir, "office", b.ID, configName))
+	if err != nil || strings.Contains(string(conf), "192.0.2.10") {
+		t.Errorf("the settings are missing or readable in the bucket (%v)", err)
 	}
 
 	blank := startServer(t)
@@ -184,6 +198,30 @@ func TestDisasterRecovery(t *testing.T) {
 	}
 	if n := blank.count(t, "billing", "SELECT count(*) FROM invoices"); n != 77 {
 		t.Errorf("billing: %d invoices", n)
+	}
+	var settings struct {
+		Buckets map[string]map[string]json.RawMessage
+	}
+	bucket := toTarget(gw.target("office"))
+	m, err := readManifest(ctx, bucket, b.ID+"/"+manifestName, must(svc.loadIdentity()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range m.Objects {
+		if strings.HasSuffix(o.Key, configName) {
+			r, err := open(ctx, bucket, o, must(svc.loadIdentity()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = json.NewDecoder(r).Decode(&settings)
+			r.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !strings.Contains(string(settings.Buckets[state.BucketConfig]["network"]), "192.0.2.10/24") {
+		t.Errorf("the backup's settings: %v", settings.Buckets)
 	}
 	if n := blank.count(t, "postgres", "SELECT count(*) FROM pg_authid WHERE rolname = 'practice_app' AND rolcanlogin AND rolpassword LIKE 'SCRAM-SHA-256$%'"); n != 1 {
 		t.Error("the application's role did not come back with its password")
