@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -92,7 +91,11 @@ func (e *Engine) Restore(ctx context.Context, t Target, backupID string, dbs []s
 	}
 	var out []appliance.RestoredDatabase
 	for i, d := range chosen {
-		r, err := e.restoreOne(ctx, c, t, id, objs, d, names[i])
+		o, ok := objs[d.Object]
+		if !ok {
+			return out, fmt.Errorf("database %s: object %s missing from the manifest", d.Name, d.Object)
+		}
+		r, err := e.restoreOne(ctx, c, d, names[i], objectSource(ctx, t, o, id))
 		if err != nil {
 			return out, err
 		}
@@ -117,14 +120,10 @@ func databaseExists(ctx context.Context, c *pgx.Conn, name string) (bool, error)
 	return n > 0, err
 }
 
-// restoreOne restores d under a temporary name, checks it, then gives it the name name, renaming a
+// restoreOne restores d (the dump src opens) under a temporary name, checks it, then gives it the name name, renaming a
 // database of that name aside first.
-func (e *Engine) restoreOne(ctx context.Context, c *pgx.Conn, t Target, id age.Identity, objs map[string]Object, d DumpedDB, name string) (appliance.RestoredDatabase, error) {
+func (e *Engine) restoreOne(ctx context.Context, c *pgx.Conn, d DumpedDB, name string, src source) (appliance.RestoredDatabase, error) {
 	r := appliance.RestoredDatabase{Database: d.Name, Into: name, Tables: len(d.Rows)}
-	o, ok := objs[d.Object]
-	if !ok {
-		return r, fmt.Errorf("database %s: object %s missing from the manifest", d.Name, d.Object)
-	}
 	owner := "postgres"
 	if d.Owner != "" {
 		var n int
@@ -144,7 +143,7 @@ func (e *Engine) restoreOne(ctx context.Context, c *pgx.Conn, t Target, id age.I
 			e.Log.Error("restore: the unfinished copy could not be removed", "database", tmp, "err", err)
 		}
 	}
-	if err := e.pgRestore(ctx, t, o, id, d.Name, "-h", e.Socket, "-p", strconv.Itoa(e.Port), "-d", tmp); err != nil {
+	if err := e.pgRestore(ctx, src, d.Name, "-h", e.Socket, "-p", strconv.Itoa(e.Port), "-d", tmp); err != nil {
 		drop()
 		return r, err
 	}

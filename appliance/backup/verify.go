@@ -76,7 +76,7 @@ func (e *Engine) verify(ctx context.Context, t Target, backupID string) error {
 		if !ok {
 			return fmt.Errorf("database %s: object %s missing from the manifest", d.Name, d.Object)
 		}
-		if err := e.pgRestore(ctx, t, o, id, d.Name, "--create", "-h", sc.dir, "-p", strconv.Itoa(sc.port), "-d", "postgres"); err != nil {
+		if err := e.pgRestore(ctx, objectSource(ctx, t, o, id), d.Name, "--create", "-h", sc.dir, "-p", strconv.Itoa(sc.port), "-d", "postgres"); err != nil {
 			return err
 		}
 		c, err := sc.connect(ctx, d.Name)
@@ -92,20 +92,28 @@ func (e *Engine) verify(ctx context.Context, t Target, backupID string) error {
 	return nil
 }
 
-// pgRestore feeds the dump in object o to pg_restore with args (where to).
-func (e *Engine) pgRestore(ctx context.Context, t Target, o Object, id age.Identity, name string, args ...string) error {
-	r, err := open(ctx, t, o, id)
+// source opens a dump.
+type source func() (io.ReadCloser, error)
+
+// objectSource is the dump in object o on t.
+func objectSource(ctx context.Context, t Target, o Object, id age.Identity) source {
+	return func() (io.ReadCloser, error) { return open(ctx, t, o, id) }
+}
+
+// pgRestore feeds the dump of database name to pg_restore with args (where to).
+func (e *Engine) pgRestore(ctx context.Context, src source, name string, args ...string) error {
+	r, err := src()
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, "pg_restore"), append([]string{"--exit-on-error", "-U", "postgres"}, args...)...)
 	cmd.Env = []string{"PATH=" + e.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
-	src := &firstErr{r: r}
-	cmd.Stdin = src
+	in := &firstErr{r: r}
+	cmd.Stdin = in
 	out, err := cmd.CombinedOutput()
-	if src.err != nil { // what went wrong reading the backup, rather than pg_restore's "input too short"
-		return fmt.Errorf("restore %s: %w", name, src.err)
+	if in.err != nil { // what went wrong reading the backup, rather than pg_restore's "input too short"
+		return fmt.Errorf("restore %s: %w", name, in.err)
 	}
 	if err != nil {
 		return fmt.Errorf("restore %s: %w: %s", name, err, strings.TrimSpace(string(out)))
