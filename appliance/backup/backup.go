@@ -33,6 +33,7 @@ import (
 const (
 	KindDump      = "dump"      // the nightly one; the last 30 are kept
 	KindIncrement = "increment" // every 15 minutes when something changed; kept 48 hours
+	KindBase      = "base"      // weekly physical copy, the start of a point-in-time restore; the last 2 kept
 )
 
 // Manifest describes one backup. It is written last (a backup without one is unfinished) and encrypted
@@ -42,7 +43,8 @@ type Manifest struct {
 	Kind      string     `json:"kind"`
 	Created   time.Time  `json:"created"`
 	Firmware  string     `json:"firmware"`
-	LSN       string     `json:"lsn"` // the WAL position the server had replayed when the dump started
+	LSN       string     `json:"lsn"` // the WAL position the server had replayed when the dump started; a base's start point
+	Timeline  int        `json:"timeline,omitempty"`
 	Objects   []Object   `json:"objects"`
 	Databases []DumpedDB `json:"databases"`
 }
@@ -79,6 +81,7 @@ type Engine struct {
 	Socket   string // the local server's socket directory
 	Port     int
 	Scratch  string // where verification restores (on the array, not in RAM)
+	WALDir   string // where the server archives WAL segments (basic_archive); "" for none
 	Local    Target // the unit's own array
 	Identity func() (*age.X25519Identity, error)
 	Store    *state.Store
@@ -139,29 +142,15 @@ func (e *Engine) Backup(ctx context.Context, kind string) (*Manifest, error) {
 	if m.LSN, err = e.Position(ctx); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	obj, err := e.dumpTo(ctx, id.Recipient(), m.ID+"/globals.sql.zst.age",
-		"pg_dumpall", "--globals-only", "-h", e.Socket, "-p", fmt.Sprint(e.Port), "-U", "postgres")
-	if err != nil {
-		return nil, fmt.Errorf("backup: roles: %w", err)
-	}
-	m.Objects = append(m.Objects, obj)
-	if e.Store != nil {
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(e.exportConfig(pw)) }()
-		obj, err := seal(ctx, e.Local, m.ID+"/"+configName, pr, id.Recipient())
-		pr.CloseWithError(err)
-		if err != nil {
-			return nil, fmt.Errorf("backup: configuration: %w", err)
+	if kind == KindBase {
+		if err := e.base(ctx, id.Recipient(), m); err != nil {
+			return nil, fmt.Errorf("backup: base copy: %w", err)
 		}
-		m.Objects = append(m.Objects, obj)
-	}
-	for _, db := range dbs {
-		d, obj, err := e.dumpDatabase(ctx, id.Recipient(), m.ID, db)
-		if err != nil {
-			return nil, fmt.Errorf("backup: database %s: %w", db, err)
+		for _, db := range dbs {
+			m.Databases = append(m.Databases, DumpedDB{Name: db})
 		}
-		m.Objects = append(m.Objects, obj)
-		m.Databases = append(m.Databases, d)
+	} else if err := e.dumps(ctx, id.Recipient(), m, dbs); err != nil {
+		return nil, err
 	}
 	guide, err := e.putGuide(ctx, m, id.Recipient().String())
 	if err != nil {
@@ -173,6 +162,35 @@ func (e *Engine) Backup(ctx context.Context, kind string) (*Manifest, error) {
 	}
 	e.Log.Info("backup taken", "id", m.ID, "databases", len(dbs), "bytes", m.SizeBytes(), "took", time.Since(start))
 	return m, nil
+}
+
+// dumps stores the roles, the unit's settings and a dump of every database in dbs in backup m.
+func (e *Engine) dumps(ctx context.Context, to age.Recipient, m *Manifest, dbs []string) error {
+	obj, err := e.dumpTo(ctx, to, m.ID+"/globals.sql.zst.age", nil,
+		"pg_dumpall", "--globals-only", "-h", e.Socket, "-p", fmt.Sprint(e.Port), "-U", "postgres")
+	if err != nil {
+		return fmt.Errorf("backup: roles: %w", err)
+	}
+	m.Objects = append(m.Objects, obj)
+	if e.Store != nil {
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(e.exportConfig(pw)) }()
+		obj, err := seal(ctx, e.Local, m.ID+"/"+configName, pr, to)
+		pr.CloseWithError(err)
+		if err != nil {
+			return fmt.Errorf("backup: configuration: %w", err)
+		}
+		m.Objects = append(m.Objects, obj)
+	}
+	for _, db := range dbs {
+		d, obj, err := e.dumpDatabase(ctx, to, m.ID, db)
+		if err != nil {
+			return fmt.Errorf("backup: database %s: %w", db, err)
+		}
+		m.Objects = append(m.Objects, obj)
+		m.Databases = append(m.Databases, d)
+	}
+	return nil
 }
 
 // Objects of every backup besides the databases' dumps.
@@ -270,7 +288,7 @@ func (e *Engine) dumpDatabase(ctx context.Context, to age.Recipient, id, db stri
 	}
 	dumped := make(chan result, 1)
 	go func() {
-		obj, err := e.dumpTo(ctx, to, d.Object, "pg_dump", "--format=custom", "--compress=0", "--snapshot="+snap,
+		obj, err := e.dumpTo(ctx, to, d.Object, nil, "pg_dump", "--format=custom", "--compress=0", "--snapshot="+snap,
 			"-h", e.Socket, "-p", fmt.Sprint(e.Port), "-U", "postgres", "-d", db)
 		dumped <- result{obj, err}
 	}()
@@ -306,8 +324,9 @@ func (e *Engine) countRows(ctx context.Context, tx pgx.Tx, rows map[string]int64
 	return nil
 }
 
-// dumpTo runs a PostgreSQL program and stores its output, compressed and encrypted, under key.
-func (e *Engine) dumpTo(ctx context.Context, to age.Recipient, key string, prog string, args ...string) (Object, error) {
+// dumpTo runs a PostgreSQL program and stores its output, compressed and encrypted, under key; tee, when
+// not nil, sees the output too.
+func (e *Engine) dumpTo(ctx context.Context, to age.Recipient, key string, tee io.Writer, prog string, args ...string) (Object, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, prog), args...)
 	cmd.Env = []string{"PATH=" + e.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
 	var stderr strings.Builder
@@ -320,7 +339,11 @@ func (e *Engine) dumpTo(ctx context.Context, to age.Recipient, key string, prog 
 		return Object{}, fmt.Errorf("%s: %w", prog, err)
 	}
 	_ = syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, 10) // behind the pair's heartbeats
-	obj, serr := seal(ctx, e.Local, key, out, to)
+	var src io.Reader = out
+	if tee != nil {
+		src = io.TeeReader(out, tee)
+	}
+	obj, serr := seal(ctx, e.Local, key, src, to)
 	werr := cmd.Wait()
 	if werr != nil {
 		return obj, fmt.Errorf("%s: %w: %s", prog, werr, strings.TrimSpace(stderr.String()))
@@ -427,7 +450,7 @@ type hashCheck struct {
 
 func (c *hashCheck) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
-	if err == io.EOF && hex.EncodeToString(c.h.Sum(nil)) != c.want {
+	if err == io.EOF && c.want != "" && hex.EncodeToString(c.h.Sum(nil)) != c.want { // WAL: age's authentication only
 		return n, fmt.Errorf("%s: SHA-256 does not match the manifest: the stored object is damaged", c.key)
 	}
 	return n, err

@@ -59,7 +59,11 @@ func startServer(t testing.TB) *hostServer {
 		t.Fatalf("initdb: %v %s", err, out)
 	}
 	s := &hostServer{dir: dir, port: 5488}
-	cmd := run("postgres", "-D", dir+"/data", "-k", dir, "-p", strconv.Itoa(s.port), "-c", "listen_addresses=")
+	// WAL is archived as on the unit (basic_archive into a directory).
+	os.Mkdir(s.walDir(), 0o700)
+	os.Chown(s.walDir(), uid, gid)
+	cmd := run("postgres", "-D", dir+"/data", "-k", dir, "-p", strconv.Itoa(s.port), "-c", "listen_addresses=",
+		"-c", "archive_mode=on", "-c", "archive_library=basic_archive", "-c", "basic_archive.archive_directory="+s.walDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +80,8 @@ func startServer(t testing.TB) *hostServer {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func (s *hostServer) walDir() string { return filepath.Join(s.dir, "wal-archive") }
 
 func (s *hostServer) connect(db string) (*pgx.Conn, error) {
 	return pgx.Connect(context.Background(), fmt.Sprintf("host=%s port=%d user=postgres dbname=%s", s.dir, s.port, db))
@@ -100,7 +106,7 @@ func newEngine(t testing.TB, s *hostServer, local Target) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Engine{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), BinDir: pgBin, Socket: s.dir, Port: s.port,
+	return &Engine{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), BinDir: pgBin, Socket: s.dir, Port: s.port, WALDir: s.walDir(),
 		Scratch: filepath.Join(s.dir, "scratch"), Local: local, Firmware: "test",
 		Identity: func() (*age.X25519Identity, error) { return id, nil }}
 }

@@ -38,6 +38,9 @@ func (e *Engine) Restore(ctx context.Context, t Target, backupID string, dbs []s
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", backupID, err)
 	}
+	if m.Kind == KindBase {
+		return nil, fmt.Errorf("backup %s is a base copy: restore it to a point in time: %w", backupID, appliance.ErrBadInput)
+	}
 	objs := map[string]Object{}
 	for _, o := range m.Objects {
 		objs[o.Key] = o
@@ -56,37 +59,20 @@ func (e *Engine) Restore(ctx context.Context, t Target, backupID string, dbs []s
 	if len(chosen) == 0 {
 		return nil, fmt.Errorf("backup %s holds no database: %w", backupID, appliance.ErrBadInput)
 	}
-	if into != "" && len(chosen) != 1 {
-		return nil, fmt.Errorf("a new name is for one database at a time: %w", appliance.ErrBadInput)
-	}
-	c, err := e.connect(ctx, "postgres")
+	c, err := e.production(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
+		return nil, err
 	}
 	defer c.Close(ctx)
-	var mirror bool
-	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&mirror); err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
+	dbs = dbs[:0:0]
+	for _, d := range chosen {
+		dbs = append(dbs, d.Name)
 	}
-	if mirror {
-		return nil, fmt.Errorf("this unit's database is the read-only mirror: restore on the production unit: %w", appliance.ErrConflict)
+	names, err := e.checkNames(ctx, c, dbs, into, replace)
+	if err != nil {
+		return nil, err
 	}
-	names := make([]string, len(chosen))
-	for i, d := range chosen {
-		names[i] = d.Name
-		if into != "" {
-			names[i] = into
-		}
-		if !DatabaseName.MatchString(names[i]) {
-			return nil, fmt.Errorf("database name %q: lower-case letters, digits and _, at most 63: %w", names[i], appliance.ErrBadInput)
-		}
-		if exists, err := databaseExists(ctx, c, names[i]); err != nil {
-			return nil, err
-		} else if exists && !replace {
-			return nil, fmt.Errorf("database %s exists: restore under another name, or confirm replacing it (it is kept under another name): %w", names[i], appliance.ErrConflict)
-		}
-	}
-	if err := applyGlobals(ctx, c, t, objs[backupID+"/globals.sql.zst.age"], id); err != nil {
+	if err := restoreRoles(ctx, c, t, objs[backupID+"/globals.sql.zst.age"], id); err != nil {
 		return nil, err
 	}
 	var out []appliance.RestoredDatabase
@@ -103,6 +89,48 @@ func (e *Engine) Restore(ctx context.Context, t Target, backupID string, dbs []s
 		e.Log.Warn("database restored", "backup", backupID, "database", d.Name, "into", r.Into, "kept_as", r.KeptAs, "rows", r.Rows)
 	}
 	return out, nil
+}
+
+// production connects to the local server, which must be the production one.
+func (e *Engine) production(ctx context.Context) (*pgx.Conn, error) {
+	c, err := e.connect(ctx, "postgres")
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	var mirror bool
+	if err := c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&mirror); err != nil {
+		c.Close(ctx)
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	if mirror {
+		c.Close(ctx)
+		return nil, fmt.Errorf("this unit's database is the read-only mirror: restore on the production unit: %w", appliance.ErrConflict)
+	}
+	return c, nil
+}
+
+// checkNames returns the names the databases dbs get (into for the one database), refusing bad names and
+// names taken, unless replace.
+func (e *Engine) checkNames(ctx context.Context, c *pgx.Conn, dbs []string, into string, replace bool) ([]string, error) {
+	if into != "" && len(dbs) != 1 {
+		return nil, fmt.Errorf("a new name is for one database at a time: %w", appliance.ErrBadInput)
+	}
+	names := make([]string, len(dbs))
+	for i, db := range dbs {
+		names[i] = db
+		if into != "" {
+			names[i] = into
+		}
+		if !DatabaseName.MatchString(names[i]) {
+			return nil, fmt.Errorf("database name %q: lower-case letters, digits and _, at most 63: %w", names[i], appliance.ErrBadInput)
+		}
+		if exists, err := databaseExists(ctx, c, names[i]); err != nil {
+			return nil, err
+		} else if exists && !replace {
+			return nil, fmt.Errorf("database %s exists: restore under another name, or confirm replacing it (it is kept under another name): %w", names[i], appliance.ErrConflict)
+		}
+	}
+	return names, nil
 }
 
 func indexDB(ds []DumpedDB, name string) int {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -59,6 +60,9 @@ func (e *Engine) verify(ctx context.Context, t Target, backupID string) error {
 	if err != nil {
 		return err
 	}
+	if m.Kind == KindBase {
+		return e.verifyBase(ctx, t, m)
+	}
 	objs := map[string]Object{}
 	for _, o := range m.Objects {
 		objs[o.Key] = o
@@ -68,7 +72,13 @@ func (e *Engine) verify(ctx context.Context, t Target, backupID string) error {
 		return fmt.Errorf("scratch server: %w", err)
 	}
 	defer sc.stop()
-	if err := e.restoreGlobals(ctx, t, objs[backupID+"/globals.sql.zst.age"], id, sc); err != nil {
+	c, err := sc.connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	err = restoreRoles(ctx, c, t, objs[backupID+"/globals.sql.zst.age"], id)
+	c.Close(ctx)
+	if err != nil {
 		return err
 	}
 	for _, d := range m.Databases {
@@ -100,18 +110,42 @@ func objectSource(ctx context.Context, t Target, o Object, id age.Identity) sour
 	return func() (io.ReadCloser, error) { return open(ctx, t, o, id) }
 }
 
+// verifyBase recovers base copy m to its end in a scratch server and reads every database in it.
+func (e *Engine) verifyBase(ctx context.Context, t Target, m *Manifest) error {
+	sc, err := e.recover(ctx, t, m, time.Time{})
+	if err != nil {
+		return err
+	}
+	defer sc.stop()
+	for _, d := range m.Databases {
+		c, err := sc.connect(ctx, d.Name)
+		if err != nil {
+			return fmt.Errorf("recovered %s: %w", d.Name, err)
+		}
+		var n int
+		err = c.QueryRow(ctx, "SELECT count(*) FROM pg_class").Scan(&n)
+		c.Close(ctx)
+		if err != nil {
+			return fmt.Errorf("recovered %s: %w", d.Name, err)
+		}
+	}
+	return nil
+}
+
 // pgRestore feeds the dump of database name to pg_restore with args (where to).
 func (e *Engine) pgRestore(ctx context.Context, src source, name string, args ...string) error {
 	r, err := src()
 	if err != nil {
 		return err
 	}
-	defer r.Close()
 	cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, "pg_restore"), append([]string{"--exit-on-error", "-U", "postgres"}, args...)...)
 	cmd.Env = []string{"PATH=" + e.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
 	in := &firstErr{r: r}
 	cmd.Stdin = in
 	out, err := cmd.CombinedOutput()
+	if cerr := r.Close(); cerr != nil && in.err == nil {
+		in.err = cerr
+	}
 	if in.err != nil { // what went wrong reading the backup, rather than pg_restore's "input too short"
 		return fmt.Errorf("restore %s: %w", name, in.err)
 	}
@@ -121,22 +155,22 @@ func (e *Engine) pgRestore(ctx context.Context, src source, name string, args ..
 	return nil
 }
 
-// restoreGlobals runs the roles script (pg_dumpall --globals-only) on the scratch server.
-func (e *Engine) restoreGlobals(ctx context.Context, t Target, o Object, id age.Identity, sc *scratch) error {
-	c, err := sc.connect(ctx, "postgres")
+// restoreRoles runs the roles script o of a backup on c.
+func restoreRoles(ctx context.Context, c *pgx.Conn, t Target, o Object, id age.Identity) error {
+	if o.Key == "" {
+		return errors.New("the backup has no roles script")
+	}
+	r, err := open(ctx, t, o, id)
 	if err != nil {
 		return err
 	}
-	defer c.Close(ctx)
-	return applyGlobals(ctx, c, t, o, id)
+	defer r.Close()
+	return applyGlobals(ctx, c, r)
 }
 
 // applyGlobals runs the roles script of a backup on c. Roles that exist on c are left as they are (their
 // passwords and attributes too): the script only adds the roles that are missing, and their memberships.
-func applyGlobals(ctx context.Context, c *pgx.Conn, t Target, o Object, id age.Identity) error {
-	if o.Key == "" {
-		return errors.New("the backup has no roles script")
-	}
+func applyGlobals(ctx context.Context, c *pgx.Conn, r io.Reader) error {
 	rows, err := c.Query(ctx, "SELECT rolname FROM pg_roles")
 	if err != nil {
 		return err
@@ -149,11 +183,6 @@ func applyGlobals(ctx context.Context, c *pgx.Conn, t Target, o Object, id age.I
 	for _, n := range names {
 		existing[n] = true
 	}
-	r, err := open(ctx, t, o, id)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
 	sr := bufio.NewScanner(r)
 	sr.Buffer(make([]byte, 1<<20), 1<<20)
 	for sr.Scan() {
@@ -203,71 +232,127 @@ func roleOf(line string) (string, bool) {
 	return "", false
 }
 
-// scratch is a throwaway PostgreSQL cluster for verification: its own directory, reachable only on its
-// socket, no fsync.
+// scratch is a throwaway PostgreSQL cluster for verification and point-in-time restores: its own directory
+// on the array, reachable only on its socket, no fsync.
 type scratch struct {
 	dir  string
+	data string
 	port int
+	cred *syscall.Credential
 	cmd  *exec.Cmd
 	done chan error
+	log  *tailWriter // the server's last words, for errors
 }
 
-func (e *Engine) startScratch(ctx context.Context) (*scratch, error) {
+// newScratch makes an empty scratch directory owned by postgres.
+func (e *Engine) newScratch(prefix string) (*scratch, error) {
 	pu, err := user.Lookup("postgres")
 	if err != nil {
 		return nil, err
 	}
 	uid, _ := strconv.Atoi(pu.Uid)
 	gid, _ := strconv.Atoi(pu.Gid)
-	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	if err := os.MkdirAll(e.Scratch, 0o755); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(e.Scratch, "verify-")
+	dir, err := os.MkdirTemp(e.Scratch, prefix)
 	if err != nil {
 		return nil, err
 	}
-	sc := &scratch{dir: dir, port: 5499, done: make(chan error, 1)}
+	sc := &scratch{dir: dir, data: filepath.Join(dir, "data"), port: 5499, done: make(chan error, 1), log: &tailWriter{},
+		cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 	if err := os.Chown(dir, uid, gid); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	run := func(name string, args ...string) *exec.Cmd {
-		c := exec.CommandContext(ctx, filepath.Join(e.BinDir, name), args...)
-		c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		c.Env = []string{"PATH=" + e.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
-		return c
-	}
-	data := filepath.Join(dir, "data")
-	if out, err := run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "--locale=C", "-E", "UTF8").CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("initdb: %w: %s", err, out)
-	}
-	sc.cmd = run("postgres", "-D", data, "-k", dir, "-p", strconv.Itoa(sc.port), "-c", "listen_addresses=",
-		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off")
-	sc.cmd.SysProcAttr.Setpgid = true
-	if err := sc.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
+	return sc, nil
+}
+
+func (e *Engine) command(ctx context.Context, sc *scratch, name string, args ...string) *exec.Cmd {
+	c := exec.CommandContext(ctx, filepath.Join(e.BinDir, name), args...)
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: sc.cred, Setpgid: true}
+	c.Env = []string{"PATH=" + e.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
+	return c
+}
+
+// startScratch starts an empty cluster.
+func (e *Engine) startScratch(ctx context.Context) (*scratch, error) {
+	sc, err := e.newScratch("verify-")
+	if err != nil {
 		return nil, err
 	}
+	if out, err := e.command(ctx, sc, "initdb", "-D", sc.data, "-U", "postgres", "--auth=trust", "--locale=C", "-E", "UTF8").CombinedOutput(); err != nil {
+		os.RemoveAll(sc.dir)
+		return nil, fmt.Errorf("initdb: %w: %s", err, out)
+	}
+	if err := e.start(ctx, sc, "-c", "listen_addresses=", "-k", sc.dir, "-p", strconv.Itoa(sc.port),
+		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"); err != nil {
+		return nil, err
+	}
+	return sc, sc.ready(ctx)
+}
+
+// start runs postgres on sc's data directory with args.
+func (e *Engine) start(ctx context.Context, sc *scratch, args ...string) error {
+	sc.cmd = e.command(ctx, sc, "postgres", append([]string{"-D", sc.data}, args...)...)
+	sc.cmd.Stdout, sc.cmd.Stderr = sc.log, sc.log
+	if err := sc.cmd.Start(); err != nil {
+		os.RemoveAll(sc.dir)
+		return err
+	}
 	go func() { sc.done <- sc.cmd.Wait() }()
+	return nil
+}
+
+// ready waits until the scratch server takes connections; it is stopped when it never does.
+func (sc *scratch) ready(ctx context.Context) error {
 	for i := 0; ; i++ {
 		c, err := sc.connect(ctx, "postgres")
 		if err == nil {
 			c.Close(ctx)
-			return sc, nil
+			return nil
 		}
-		if i == 300 {
+		if i == 600 {
 			sc.stop()
-			return nil, fmt.Errorf("not ready: %w", err)
+			return fmt.Errorf("not ready: %w", err)
 		}
 		select {
 		case err := <-sc.done:
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("postgres exited: %v", err)
+			sc.done <- err
+			sc.stop()
+			return fmt.Errorf("postgres exited (%v): %s", err, sc.log.last())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// tailWriter keeps the last 4 KiB written to it.
+type tailWriter struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (w *tailWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, b...)
+	if len(w.buf) > 4096 {
+		w.buf = w.buf[len(w.buf)-4096:]
+	}
+	return len(b), nil
+}
+
+// last returns the last line that says something went wrong, else the last line.
+func (w *tailWriter) last() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(string(w.buf)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "FATAL") || strings.Contains(lines[i], "PANIC") {
+			return lines[i]
+		}
+	}
+	return lines[len(lines)-1]
 }
 
 func (sc *scratch) connect(ctx context.Context, db string) (*pgx.Conn, error) {
@@ -276,6 +361,10 @@ func (sc *scratch) connect(ctx context.Context, db string) (*pgx.Conn, error) {
 
 // stop shuts the scratch server down at once (nothing in it is worth keeping) and removes it.
 func (sc *scratch) stop() {
+	if sc.cmd == nil || sc.cmd.Process == nil {
+		os.RemoveAll(sc.dir)
+		return
+	}
 	_ = sc.cmd.Process.Signal(syscall.SIGQUIT)
 	select {
 	case <-sc.done:

@@ -1,0 +1,122 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+// archiveNow ends the current WAL segment and waits until the server archived it.
+func (s *hostServer) archiveNow(t *testing.T) {
+	t.Helper()
+	c, err := s.connect("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var seg string
+	if err := c.QueryRow(context.Background(), "SELECT pg_walfile_name(pg_switch_wal())").Scan(&seg); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		var last string
+		if err := c.QueryRow(context.Background(), "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver").Scan(&last); err != nil {
+			t.Fatal(err)
+		}
+		if last >= seg {
+			return
+		}
+		if i == 100 {
+			t.Fatalf("segment %s not archived (last %q)", seg, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A mistake undone with a point-in-time restore: a base copy, more work, then every matter deleted; the
+// WAL is shipped sealed; the database as it was one second before the mistake comes back under a new name
+// with every row committed before that moment. A moment past the archived WAL, or before the first base
+// copy, is refused with what the backups reach; a dump is not a base copy; the base copy verifies; WAL
+// older than the oldest base copy is pruned.
+func TestPointInTimeRestore(t *testing.T) {
+	s := startServer(t)
+	s.exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
+	s.exec(t, "practice", "SET ROLE practice_app", "CREATE TABLE matters (id int PRIMARY KEY, client text)",
+		"INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 1000) g")
+	local := Dir{Path: t.TempDir()}
+	e := newEngine(t, s, local)
+	ctx := context.Background()
+	base, err := e.Backup(ctx, KindBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base.Timeline != 1 || base.LSN == "" || len(base.Databases) != 1 {
+		t.Fatalf("base manifest: %+v", base)
+	}
+	s.exec(t, "practice", "INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1001, 1500) g")
+	before := time.Now()
+	time.Sleep(1200 * time.Millisecond)
+	s.exec(t, "practice", "DELETE FROM matters")
+	s.archiveNow(t)
+	n, err := e.ShipWAL(ctx)
+	if err != nil || n == 0 {
+		t.Fatalf("shipped %d WAL files: %v", n, err)
+	}
+	if left, _ := e.archived(); len(left) != 0 {
+		t.Errorf("WAL left unshipped: %v", left)
+	}
+
+	rs, err := e.RestoreTo(ctx, local, before, []string{"practice"}, "practice_before_mistake", false)
+	if err != nil || len(rs) != 1 || rs[0].Rows != 1500 {
+		t.Fatalf("point-in-time restore: %+v %v", rs, err)
+	}
+	if n := s.count(t, "practice_before_mistake", "SELECT count(*) FROM matters"); n != 1500 {
+		t.Errorf("the database before the mistake has %d matters", n)
+	}
+	if n := s.count(t, "practice", "SELECT count(*) FROM matters"); n != 0 {
+		t.Errorf("the current database changed: %d matters", n)
+	}
+	if _, err := e.RestoreTo(ctx, local, time.Now().Add(time.Hour), []string{"practice"}, "practice_future", false); !errors.Is(err, appliance.ErrConflict) || !strings.Contains(err.Error(), "reach") {
+		t.Errorf("a moment past the archived WAL: %v", err)
+	}
+	if _, err := e.RestoreTo(ctx, local, base.Created.Add(-time.Hour), nil, "", false); !errors.Is(err, appliance.ErrNotFound) {
+		t.Errorf("a moment before the first base copy: %v", err)
+	}
+	if v, err := e.Verify(ctx, local, base.ID); err != nil || !v.OK {
+		t.Errorf("verify the base copy: %+v %v", v, err)
+	}
+
+	time.Sleep(time.Second) // a new backup id
+	dump, err := e.Backup(ctx, KindDump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Restore(ctx, local, base.ID, nil, "x", false); !errors.Is(err, appliance.ErrBadInput) {
+		t.Errorf("restore a base copy as a dump: %v", err)
+	}
+	s.archiveNow(t)
+	time.Sleep(time.Second)
+	second, err := e.Backup(ctx, KindBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.archiveNow(t)
+	if _, err := e.ShipWAL(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gone, err := e.pruneWAL(ctx, local, []*Manifest{dump, second})
+	if err != nil || gone == 0 {
+		t.Errorf("pruned %d WAL files older than the second base copy: %v", gone, err)
+	}
+	keys, _ := local.List(ctx)
+	start, _ := segmentOf(second.LSN)
+	for _, k := range keys {
+		if name, ok := strings.CutPrefix(k, walPrefix); ok && !strings.Contains(name, "history") && name[8:24] < start {
+			t.Errorf("%s is older than the oldest base copy and was kept", k)
+		}
+	}
+}

@@ -1,0 +1,500 @@
+package backup
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+// Point-in-time restores: the server archives every finished WAL segment into WALDir (PostgreSQL's
+// basic_archive, no shell command); ShipWAL seals each into wal/ on the unit's array, from where they are
+// copied offsite like the backups. A weekly base copy (pg_basebackup) plus the WAL after it recovers the
+// cluster to any moment in between, in a scratch server; the chosen databases are then dumped from it and
+// restored into production like a dump.
+
+const walPrefix = "wal/"
+
+// walName matches what the archiver writes: segments, timeline histories and backup history files.
+var walName = regexp.MustCompile(`^([0-9A-F]{24}(\.[0-9A-F]{8}\.backup)?|[0-9A-F]{8}\.history)$`)
+
+var (
+	startRE    = regexp.MustCompile(`(?m)^START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+) `)
+	timelineRE = regexp.MustCompile(`(?m)^START TIMELINE: ([0-9]+)$`)
+)
+
+// base stores a physical copy of the cluster (a tar of its data directory) in backup m, and where in the
+// WAL it starts, read from the backup_label inside the copy.
+func (e *Engine) base(ctx context.Context, to age.Recipient, m *Manifest) error {
+	pr, pw := io.Pipe()
+	label := make(chan string, 1)
+	go func() {
+		found := ""
+		tr := tar.NewReader(pr)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			if h.Name == "backup_label" {
+				b, _ := io.ReadAll(io.LimitReader(tr, 64<<10))
+				found = string(b)
+				break
+			}
+		}
+		label <- found
+		io.Copy(io.Discard, pr) // the rest of the copy
+	}()
+	obj, err := e.dumpTo(ctx, to, m.ID+"/base.tar.zst.age", pw, "pg_basebackup", "-D", "-", "-F", "t", "-X", "none",
+		"--no-manifest", "--checkpoint=fast", "-h", e.Socket, "-p", strconv.Itoa(e.Port), "-U", "postgres")
+	pw.Close()
+	text := <-label
+	if err != nil {
+		return err
+	}
+	start, tl := startRE.FindStringSubmatch(text), timelineRE.FindStringSubmatch(text)
+	if start == nil || tl == nil {
+		return fmt.Errorf("the copy has no readable backup_label (%q)", text)
+	}
+	m.LSN = start[1]
+	m.Timeline, _ = strconv.Atoi(tl[1])
+	m.Objects = append(m.Objects, obj)
+	return nil
+}
+
+// ShipWAL seals every file the server archived into WALDir and stores it under wal/ on the unit's array;
+// each plain file is removed once stored. It returns how many it shipped.
+func (e *Engine) ShipWAL(ctx context.Context) (int, error) {
+	if e.WALDir == "" {
+		return 0, nil
+	}
+	id, err := e.Identity()
+	if err != nil {
+		return 0, err
+	}
+	names, err := e.archived()
+	n := 0
+	for _, name := range names {
+		p := filepath.Join(e.WALDir, name)
+		f, err := os.Open(p)
+		if err != nil {
+			return n, err
+		}
+		_, err = seal(ctx, e.Local, walPrefix+name+".zst.age", f, id.Recipient())
+		f.Close()
+		if err != nil {
+			return n, fmt.Errorf("ship WAL %s: %w", name, err)
+		}
+		if err := os.Remove(p); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, err
+}
+
+// DropWAL removes the archived files unshipped: on the production unit of a pair (its mirror archives
+// the same WAL) and on a unit whose backups are not set up.
+func (e *Engine) DropWAL() error {
+	names, err := e.archived()
+	for _, name := range names {
+		if rerr := os.Remove(filepath.Join(e.WALDir, name)); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+func (e *Engine) archived() ([]string, error) {
+	if e.WALDir == "" {
+		return nil, nil
+	}
+	ents, err := os.ReadDir(e.WALDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	var names []string
+	for _, ent := range ents {
+		if walName.MatchString(ent.Name()) {
+			names = append(names, ent.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, err
+}
+
+// segmentOf is the part of a segment's file name that orders it whatever the timeline (log and segment
+// numbers) for a WAL position "X/Y", with PostgreSQL's 16 MB segments.
+func segmentOf(lsn string) (string, error) {
+	hi, lo, ok := strings.Cut(lsn, "/")
+	x, err1 := strconv.ParseUint(hi, 16, 32)
+	y, err2 := strconv.ParseUint(lo, 16, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return "", fmt.Errorf("WAL position %q", lsn)
+	}
+	return fmt.Sprintf("%08X%08X", x, y>>24), nil
+}
+
+// pruneWAL deletes from t the WAL segments older than the oldest base copy there: nothing can use them.
+func (e *Engine) pruneWAL(ctx context.Context, t Target, ms []*Manifest) (int, error) {
+	oldest := ""
+	for _, m := range ms {
+		if m.Kind == KindBase {
+			if seg, err := segmentOf(m.LSN); err == nil && (oldest == "" || seg < oldest) {
+				oldest = seg
+			}
+		}
+	}
+	if oldest == "" {
+		return 0, nil
+	}
+	keys, err := t.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range keys {
+		name, ok := strings.CutPrefix(k, walPrefix)
+		name = strings.TrimSuffix(name, ".zst.age")
+		if !ok || len(name) < 24 || strings.HasSuffix(name, ".history") || name[8:24] >= oldest {
+			continue
+		}
+		if err := t.Delete(ctx, k); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// recover brings the base copy of backup base on t, and the WAL after it, back up in a scratch server
+// recovered up to at (or, when at is zero, only to the end of the copy, which proves the copy sound). It
+// fails, saying how far the WAL reaches, when at is past the last archived WAL.
+func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.Time) (*scratch, error) {
+	id, err := e.Identity()
+	if err != nil {
+		return nil, err
+	}
+	if len(base.Objects) == 0 {
+		return nil, fmt.Errorf("backup %s holds no base copy", base.ID)
+	}
+	start, err := segmentOf(base.LSN)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := e.newScratch("recover-")
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*scratch, error) {
+		sc.stop()
+		return nil, err
+	}
+	r, err := open(ctx, t, base.Objects[0], id)
+	if err != nil {
+		return fail(err)
+	}
+	err = untar(r, sc.data, int(sc.cred.Uid), int(sc.cred.Gid))
+	r.Close()
+	if err != nil {
+		return fail(fmt.Errorf("base copy %s: %w", base.ID, err))
+	}
+	for _, f := range []string{"postmaster.pid", "recovery.signal", "standby.signal", "backup_manifest"} {
+		os.Remove(filepath.Join(sc.data, f))
+	}
+	wal := filepath.Join(sc.data, "pg_wal")
+	if err := os.MkdirAll(wal, 0o700); err != nil {
+		return fail(err)
+	}
+	keys, err := t.List(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	segments := 0
+	for _, k := range keys {
+		name, ok := strings.CutPrefix(k, walPrefix)
+		name = strings.TrimSuffix(name, ".zst.age")
+		if !ok || !walName.MatchString(name) || strings.HasSuffix(name, ".backup") || !strings.HasSuffix(name, ".history") && name[8:] < start {
+			continue
+		}
+		if err := fetch(ctx, t, k, id, filepath.Join(wal, name)); err != nil {
+			return fail(fmt.Errorf("WAL %s: %w", name, err))
+		}
+		if err := os.Chown(filepath.Join(wal, name), int(sc.cred.Uid), int(sc.cred.Gid)); err != nil {
+			return fail(err)
+		}
+		segments++
+	}
+	target := "recovery_target = 'immediate'"
+	if !at.IsZero() {
+		target = fmt.Sprintf("recovery_target_time = '%s'", at.UTC().Format("2006-01-02 15:04:05.999999+00"))
+	}
+	conf := strings.Join([]string{
+		"listen_addresses = ''", fmt.Sprintf("port = %d", sc.port), fmt.Sprintf("unix_socket_directories = '%s'", sc.dir),
+		fmt.Sprintf("hba_file = '%s/hba.conf'", sc.dir), fmt.Sprintf("ident_file = '%s/ident.conf'", sc.dir),
+		"fsync = off", "hot_standby = on", "max_connections = 100", "max_wal_senders = 10", "shared_buffers = '32MB'",
+		"archive_mode = off", "ssl = off", "logging_collector = off",
+		target, "recovery_target_action = 'promote'", "recovery_target_timeline = 'latest'", ""}, "\n")
+	files := map[string]string{"recover.conf": conf, "hba.conf": "local all all trust\n", "ident.conf": "", "data/standby.signal": ""}
+	for name, text := range files {
+		p := filepath.Join(sc.dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			return fail(err)
+		}
+		os.Chown(p, int(sc.cred.Uid), int(sc.cred.Gid))
+	}
+	if err := e.start(ctx, sc, "-c", "config_file="+filepath.Join(sc.dir, "recover.conf")); err != nil {
+		return fail(err)
+	}
+	if err := sc.ready(ctx); err != nil {
+		return nil, fmt.Errorf("recover %s with %d WAL files: %w", base.ID, segments, err)
+	}
+	// Replay until promoted; WAL that ends before the target leaves it waiting for more.
+	c, err := sc.connect(ctx, "postgres")
+	if err != nil {
+		return fail(err)
+	}
+	defer c.Close(ctx)
+	last, still := "", time.Now()
+	for {
+		var recovering bool
+		var lsn string
+		var reached *time.Time
+		err := c.QueryRow(ctx, "SELECT pg_is_in_recovery(), coalesce(pg_last_wal_replay_lsn()::text, ''), pg_last_xact_replay_timestamp()").Scan(&recovering, &lsn, &reached)
+		if err != nil {
+			return fail(fmt.Errorf("recover %s: %w: %s", base.ID, err, sc.log.last()))
+		}
+		if !recovering {
+			return sc, nil
+		}
+		if lsn != last {
+			last, still = lsn, time.Now()
+		} else if time.Since(still) > 10*time.Second {
+			upTo := "the end of the base copy"
+			if reached != nil {
+				upTo = reached.UTC().Format(time.RFC3339)
+			}
+			return fail(fmt.Errorf("the archived WAL ends before %s: these backups reach %s: %w", at.UTC().Format(time.RFC3339), upTo, appliance.ErrConflict))
+		}
+		select {
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// fetch decrypts WAL object key into path.
+func fetch(ctx context.Context, t Target, key string, id age.Identity, path string) error {
+	r, err := open(ctx, t, Object{Key: key}, id)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// untar unpacks a pg_basebackup tar into dir, owned by uid:gid.
+func untar(r io.Reader, dir string, uid, gid int) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return err
+	}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !filepath.IsLocal(h.Name) {
+			return fmt.Errorf("tar entry %q leaves the data directory", h.Name)
+		}
+		p := filepath.Join(dir, h.Name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(p, 0o700)
+		case tar.TypeReg:
+			var f *os.File
+			if f, err = os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600); err == nil {
+				_, err = io.Copy(f, tr)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+		case tar.TypeSymlink:
+			err = os.Symlink(h.Linkname, p)
+		default:
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return err
+		}
+	}
+}
+
+// RestoreTo brings the databases dbs (every one when empty) back as they were at the moment at, from the
+// newest base copy on t before at and the WAL after it, into the local production server; into, replace:
+// as for Restore.
+func (e *Engine) RestoreTo(ctx context.Context, t Target, at time.Time, dbs []string, into string, replace bool) ([]appliance.RestoredDatabase, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	id, err := e.Identity()
+	if err != nil {
+		return nil, err
+	}
+	base, err := baseBefore(ctx, t, id, at)
+	if err != nil {
+		return nil, err
+	}
+	c, err := e.production(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(ctx)
+	sc, err := e.recover(ctx, t, base, at)
+	if err != nil {
+		return nil, err
+	}
+	defer sc.stop()
+	sctx := context.WithoutCancel(ctx)
+	sconn, err := sc.connect(ctx, "postgres")
+	if err != nil {
+		return nil, err
+	}
+	defer sconn.Close(sctx)
+	if len(dbs) == 0 {
+		rows, err := sconn.Query(ctx, "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn AND datname <> 'postgres' ORDER BY 1")
+		if err == nil {
+			dbs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	names, err := e.checkNames(ctx, c, dbs, into, replace)
+	if err != nil {
+		return nil, err
+	}
+	for _, db := range dbs {
+		if ok, err := databaseExists(ctx, sconn, db); err != nil || !ok {
+			return nil, fmt.Errorf("database %q did not exist at %s: %w", db, at.UTC().Format(time.RFC3339), appliance.ErrNotFound)
+		}
+	}
+	roles, err := e.command(ctx, sc, "pg_dumpall", "--globals-only", "-h", sc.dir, "-p", strconv.Itoa(sc.port), "-U", "postgres").Output()
+	if err != nil {
+		return nil, fmt.Errorf("roles at %s: %w", at.UTC().Format(time.RFC3339), err)
+	}
+	if err := applyGlobals(ctx, c, strings.NewReader(string(roles))); err != nil {
+		return nil, err
+	}
+	var out []appliance.RestoredDatabase
+	for i, db := range dbs {
+		r, err := e.restoreFrom(ctx, c, sc, db, names[i])
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+		e.Log.Warn("database restored to a point in time", "at", at, "base", base.ID, "database", db, "into", r.Into, "kept_as", r.KeptAs, "rows", r.Rows)
+	}
+	return out, nil
+}
+
+// restoreFrom dumps db from the recovered server sc, with its row counts in the dump's snapshot, into the
+// production server as name.
+func (e *Engine) restoreFrom(ctx context.Context, c *pgx.Conn, sc *scratch, db, name string) (appliance.RestoredDatabase, error) {
+	d := DumpedDB{Name: db, Rows: map[string]int64{}}
+	sdb, err := sc.connect(ctx, db)
+	if err != nil {
+		return appliance.RestoredDatabase{}, err
+	}
+	defer sdb.Close(context.WithoutCancel(ctx))
+	tx, err := sdb.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return appliance.RestoredDatabase{}, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var snap string
+	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot(), pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()").Scan(&snap, &d.Owner); err != nil {
+		return appliance.RestoredDatabase{}, err
+	}
+	if err := e.countRows(ctx, tx, d.Rows); err != nil {
+		return appliance.RestoredDatabase{}, err
+	}
+	src := func() (io.ReadCloser, error) {
+		cmd := e.command(ctx, sc, "pg_dump", "--format=custom", "--compress=0", "--snapshot="+snap, "-h", sc.dir, "-p", strconv.Itoa(sc.port), "-U", "postgres", "-d", db)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		return readCloser{Reader: out, close: func() error {
+			if err := cmd.Wait(); err != nil {
+				return fmt.Errorf("pg_dump %s: %w: %s", db, err, strings.TrimSpace(stderr.String()))
+			}
+			return nil
+		}}, nil
+	}
+	return e.restoreOne(ctx, c, d, name, src)
+}
+
+// baseBefore is the newest base copy on t taken before at.
+func baseBefore(ctx context.Context, t Target, id age.Identity, at time.Time) (*Manifest, error) {
+	ms, _, err := Manifests(ctx, t, id)
+	if err != nil {
+		return nil, err
+	}
+	var base, first *Manifest
+	for _, m := range ms {
+		if m.Kind != KindBase {
+			continue
+		}
+		if first == nil {
+			first = m
+		}
+		if !m.Created.After(at) {
+			base = m
+		}
+	}
+	switch {
+	case base != nil:
+		return base, nil
+	case first == nil:
+		return nil, fmt.Errorf("%s holds no base copy yet (one is taken every week): no point-in-time restore: %w", t.Name(), appliance.ErrNotFound)
+	default:
+		return nil, fmt.Errorf("%s: the oldest base copy is of %s, after %s: %w", t.Name(), first.Created.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339), appliance.ErrNotFound)
+	}
+}
