@@ -588,7 +588,7 @@ type BackupVerification struct {
 // Backup is one backup (GET /api/v1/backups).
 type Backup struct {
 	ID        string              `json:"id"`
-	Kind      string              `json:"kind"` // dump | increment
+	Kind      string              `json:"kind"` // dump | increment | base
 	Created   time.Time           `json:"created"`
 	SizeBytes int64               `json:"size_bytes"`
 	Targets   []string            `json:"targets"` // where it is: "this unit", "s3://..."
@@ -673,6 +673,9 @@ type Backups interface {
 	// RestoreBackup brings databases back from backup id into the production database; the replaced
 	// ones are kept under another name.
 	RestoreBackup(ctx context.Context, id string, req BackupRestore) (BackupRestoreResult, error)
+	// RestorePointInTime brings databases back as they were at a moment (a base copy and the archived WAL
+	// after it), like RestoreBackup.
+	RestorePointInTime(ctx context.Context, at time.Time, req BackupRestore) (BackupRestoreResult, error)
 	// Export writes a current dump (pg_dump custom format, not encrypted: it goes to the admin) of one
 	// database to w.
 	Export(ctx context.Context, database string, w io.Writer) error

@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -113,6 +114,27 @@ func (s *Server) apiRestoreBackup(w http.ResponseWriter, r *http.Request, sess a
 	writeJSON(w, http.StatusOK, res)
 }
 
+type pointInTime struct {
+	At time.Time `json:"at"`
+	appliance.BackupRestore
+}
+
+func (s *Server) apiPointInTime(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	longRequest(w)
+	var req pointInTime
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Warn("point-in-time restore requested", "at", req.At, "databases", req.Databases, "into", req.Into, "replace", req.Replace, "user", sess.User, "remote", remote(r))
+	res, err := s.backups.RestorePointInTime(r.Context(), req.At, req.BackupRestore)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
 // export streams a current dump of one database to the admin, as a file to save. The answer starts with
 // the dump's first bytes, so a database that is not there is still a 404; a dump that fails halfway
 // aborts the connection, so the browser never keeps a truncated file as a finished download.
@@ -195,16 +217,17 @@ func (s *Server) formImportIdentity(w http.ResponseWriter, r *http.Request, sess
 	s.renderBackups(w, r, sess, backupsPage{}, err, "Recovery identity set: add the offsite target that holds the backups, then restore.")
 }
 
-// formRestoreBackup restores one database, or all of them ("" in the form), replacing existing ones only
-// when the box is ticked.
-func (s *Server) formRestoreBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	longRequest(w)
+// restoreForm reads the database, new name and replace box of a restore form.
+func restoreForm(r *http.Request) appliance.BackupRestore {
 	req := appliance.BackupRestore{Into: strings.TrimSpace(r.PostFormValue("into")), Replace: r.PostFormValue("replace") == "replace"}
-	if db := r.PostFormValue("database"); db != "" {
+	if db := strings.TrimSpace(r.PostFormValue("database")); db != "" {
 		req.Databases = []string{db}
 	}
-	s.log.Warn("backup restore requested", "id", r.PathValue("id"), "databases", req.Databases, "into", req.Into, "replace", req.Replace, "user", sess.User, "remote", remote(r))
-	res, err := s.backups.RestoreBackup(r.Context(), r.PathValue("id"), req)
+	return req
+}
+
+// restoredNotice says what a restore brought back and what it kept.
+func restoredNotice(res appliance.BackupRestoreResult) string {
 	var done []string
 	for _, d := range res.Databases {
 		line := d.Database + " -> " + d.Into
@@ -213,7 +236,35 @@ func (s *Server) formRestoreBackup(w http.ResponseWriter, r *http.Request, sess 
 		}
 		done = append(done, line)
 	}
-	s.renderBackups(w, r, sess, backupsPage{}, err, "Restored and checked: "+strings.Join(done, "; "))
+	return "Restored and checked: " + strings.Join(done, "; ")
+}
+
+// formRestoreBackup restores one database, or all of them ("" in the form), replacing existing ones only
+// when the box is ticked.
+func (s *Server) formRestoreBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	longRequest(w)
+	req := restoreForm(r)
+	s.log.Warn("backup restore requested", "id", r.PathValue("id"), "databases", req.Databases, "into", req.Into, "replace", req.Replace, "user", sess.User, "remote", remote(r))
+	res, err := s.backups.RestoreBackup(r.Context(), r.PathValue("id"), req)
+	s.renderBackups(w, r, sess, backupsPage{}, err, restoredNotice(res))
+}
+
+// formPointInTime restores to a moment given in UTC, as the page shows times.
+func (s *Server) formPointInTime(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	longRequest(w)
+	req := restoreForm(r)
+	v := r.PostFormValue("at")
+	at, err := time.ParseInLocation("2006-01-02T15:04:05", v, time.UTC)
+	if err != nil {
+		at, err = time.ParseInLocation("2006-01-02T15:04", v, time.UTC)
+	}
+	if err != nil {
+		s.renderBackups(w, r, sess, backupsPage{}, fmt.Errorf("moment %q: date and time (UTC) needed: %w", v, appliance.ErrBadInput), "")
+		return
+	}
+	s.log.Warn("point-in-time restore requested", "at", at, "databases", req.Databases, "into", req.Into, "replace", req.Replace, "user", sess.User, "remote", remote(r))
+	res, err := s.backups.RestorePointInTime(r.Context(), at, req)
+	s.renderBackups(w, r, sess, backupsPage{}, err, restoredNotice(res))
 }
 
 // longRequest lets a handler that waits for a backup or a restore answer after the server's usual write

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBackupsAPIAndPage(t *testing.T) {
@@ -83,6 +84,26 @@ func TestRestoreAndExport(t *testing.T) {
 	}
 	if len(e.backups.restores) != 2 || !e.backups.restores[1].Replace || e.backups.restores[1].Databases[0] != "practice" {
 		t.Errorf("restores asked: %+v", e.backups.restores)
+	}
+
+	// To a moment: RFC 3339 in the API, UTC date and time in the form.
+	at := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	w = e.do(req{method: "POST", path: "/api/v1/backups/point-in-time", hdr: bearer, body: `{"at":"` + at.Format(time.RFC3339) + `","databases":["practice"],"into":"practice_then"}`})
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"into":"practice_then"`) {
+		t.Errorf("point in time = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/backups/point-in-time", hdr: bearer, body: `{"at":"yesterday"}`}); w.Code != 400 {
+		t.Errorf("point in time with a bad moment = %d", w.Code)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/backups/point-in-time", hdr: bearer, body: `{"at":"2020-01-01T00:00:00Z","databases":["practice"],"into":"x"}`}); w.Code != 404 {
+		t.Errorf("point in time before any base copy = %d", w.Code)
+	}
+	w = e.do(req{method: "POST", path: "/backups/point-in-time", hdr: form, body: "at=" + at.Format("2006-01-02T15:04:05") + "&database=practice&into=practice_form"})
+	if !strings.Contains(w.Body.String(), "practice -&gt; practice_form") || len(e.backups.moments) != 2 || !e.backups.moments[1].Equal(at) {
+		t.Errorf("point-in-time form: moments %v: %s", e.backups.moments, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/backups/point-in-time", hdr: form, body: "at=soon&database=practice"}); !strings.Contains(w.Body.String(), "date and time (UTC) needed") {
+		t.Errorf("point-in-time form with a bad moment: %s", w.Body)
 	}
 
 	w = e.do(req{method: "GET", path: "/api/v1/backups/export/practice", hdr: bearer})

@@ -277,6 +277,7 @@ type fakeBackups struct {
 	targets  []appliance.BackupTarget
 	runs     int
 	restores []appliance.BackupRestore
+	moments  []time.Time
 	failAt   int // Export fails after writing this many bytes (0: never)
 }
 
@@ -327,6 +328,15 @@ func (f *fakeBackups) RestoreBackup(_ context.Context, id string, req appliance.
 	}
 	res.Databases = []appliance.RestoredDatabase{d}
 	return res, nil
+}
+
+// RestorePointInTime knows moments of the last week.
+func (f *fakeBackups) RestorePointInTime(ctx context.Context, at time.Time, req appliance.BackupRestore) (appliance.BackupRestoreResult, error) {
+	if time.Since(at) > 7*24*time.Hour {
+		return appliance.BackupRestoreResult{}, fmt.Errorf("no base copy before %s: %w", at, appliance.ErrNotFound)
+	}
+	f.moments = append(f.moments, at)
+	return f.RestoreBackup(ctx, "20261123T020000Z-dump", req)
 }
 
 func (f *fakeBackups) Export(_ context.Context, db string, w io.Writer) error {

@@ -455,4 +455,8 @@ var fr = map[string]string{
 	"Replace the current database of that name (it is kept, renamed)": "Remplacer la base actuelle de ce nom (elle est conservée, renommée)",
 	"Download a copy": "Télécharger une copie",
 	"Recovery identity set: add the offsite target that holds the backups, then restore.": "Identité de récupération enregistrée : ajoutez la cible externe qui détient les sauvegardes, puis restaurez.",
+	"Restore to a moment": "Restaurer à un instant donné",
+	"For a mistake noticed later: brings a database back as it was at a moment of the last one to two weeks (a weekly base copy and every change archived since). Times are UTC, as everywhere on this page.": "Pour une erreur remarquée après coup : rend une base telle qu'elle était à un instant des une à deux dernières semaines (une copie de base hebdomadaire et chaque modification archivée depuis). Les heures sont en UTC, comme partout sur cette page.",
+	"Moment (UTC)": "Instant (UTC)",
+	"base":         "copie de base",
 }

@@ -56,6 +56,7 @@ type last struct {
 	LSN     string    `json:"lsn"`
 	Created time.Time `json:"created"`
 	Dump    time.Time `json:"dump"` // the last nightly dump
+	Base    time.Time `json:"base"` // the last base copy
 }
 
 // loadIdentity reads the recovery identity from the cluster.
@@ -238,8 +239,8 @@ func (s *Service) setRunning(what string) {
 
 // RunBackup takes a backup now, copies it offsite and prunes.
 func (s *Service) RunBackup(ctx context.Context, kind string) (appliance.Backup, error) {
-	if kind != KindDump && kind != KindIncrement {
-		return appliance.Backup{}, fmt.Errorf("kind %q: dump or increment: %w", kind, appliance.ErrBadInput)
+	if kind != KindDump && kind != KindIncrement && kind != KindBase {
+		return appliance.Backup{}, fmt.Errorf("kind %q: dump, increment or base: %w", kind, appliance.ErrBadInput)
 	}
 	if _, err := s.loadIdentity(); err != nil {
 		return appliance.Backup{}, err
@@ -256,15 +257,22 @@ func (s *Service) RunBackup(ctx context.Context, kind string) (appliance.Backup,
 	if err != nil {
 		return appliance.Backup{}, err
 	}
-	l := last{ID: m.ID, LSN: m.LSN, Created: m.Created}
-	var prev last
-	_ = s.Store.GetJSON(state.BucketConfig, lastKey, &prev)
-	l.Dump = prev.Dump
-	if kind == KindDump {
+	var l last
+	_ = s.Store.GetJSON(state.BucketConfig, lastKey, &l)
+	switch kind {
+	case KindDump:
 		l.Dump = m.Created
+	case KindBase:
+		l.Base = m.Created
+	}
+	if kind != KindBase { // a base copy is not a dump: the 15-minute increments go on
+		l.ID, l.LSN, l.Created = m.ID, m.LSN, m.Created
 	}
 	if err := s.Store.PutJSON(state.BucketConfig, lastKey, l); err != nil {
 		return appliance.Backup{}, err
+	}
+	if _, err := s.ShipWAL(ctx); err != nil { // the WAL the copy needs, before it is verified or copied
+		s.Log.Warn("ship WAL", "err", err)
 	}
 	s.sync(ctx)
 	return s.describe(m, s.verified(), s.Local.Name()), nil
@@ -307,6 +315,13 @@ func (s *Service) sync(ctx context.Context) {
 				errs[t.Name()] = err.Error()
 				s.Log.Warn("offsite copy failed; retried later", "target", t.Name(), "id", m.ID, "err", err)
 				break
+			}
+		}
+		if errs[t.Name()] == "" {
+			s.setRunning("copying WAL to " + t.Name())
+			if err := s.CopyWAL(ctx, t); err != nil {
+				errs[t.Name()] = err.Error()
+				s.Log.Warn("offsite WAL copy failed; retried later", "target", t.Name(), "err", err)
 			}
 		}
 		if errs[t.Name()] == "" {
@@ -383,6 +398,37 @@ func (s *Service) RestoreBackup(ctx context.Context, backupID string, req applia
 	return res, err
 }
 
+// RestorePointInTime restores databases as they were at the moment at, from the unit's array when it has a
+// base copy before at, else from the first target that has one.
+func (s *Service) RestorePointInTime(ctx context.Context, at time.Time, req appliance.BackupRestore) (appliance.BackupRestoreResult, error) {
+	res := appliance.BackupRestoreResult{ID: "point-in-time " + at.UTC().Format(time.RFC3339)}
+	id, err := s.loadIdentity()
+	if err != nil {
+		return res, err
+	}
+	if at.IsZero() || at.After(s.now()) {
+		return res, fmt.Errorf("the moment %s is not in the past: %w", at.UTC().Format(time.RFC3339), appliance.ErrBadInput)
+	}
+	targets, _ := s.offsite(ctx)
+	var t Target
+	for _, c := range append([]Target{s.Local}, targets...) {
+		if _, err = baseBefore(ctx, c, id, at); err == nil {
+			t = c
+			break
+		}
+	}
+	if t == nil {
+		return res, err
+	}
+	res.Target = t.Name()
+	s.setRunning("restoring to " + at.UTC().Format(time.RFC3339))
+	defer s.setRunning("")
+	start := time.Now()
+	res.Databases, err = s.RestoreTo(ctx, t, at, req.Databases, req.Into, req.Replace)
+	res.Seconds = time.Since(start).Seconds()
+	return res, err
+}
+
 func (s *Service) describe(m *Manifest, verified map[string]Verification, where ...string) appliance.Backup {
 	b := appliance.Backup{ID: m.ID, Kind: m.Kind, Created: m.Created, SizeBytes: m.SizeBytes(), Targets: where, Databases: []string{}}
 	if v, ok := verified[m.ID]; ok {
@@ -450,8 +496,10 @@ func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
 	return st, nil
 }
 
-// Run takes the nightly dump after 02:00 (UTC), a backup every 15 minutes when the database changed, keeps
-// trying failed offsite copies, and verifies each nightly dump by restoring it.
+// Run ships the archived WAL every minute, takes the nightly dump after 02:00 (UTC), a base copy every week,
+// a backup every 15 minutes when the database changed, keeps trying failed offsite copies, and verifies
+// each nightly dump and base copy by restoring it. A unit that does not take the backups drops its
+// archived WAL (its mirror archives the same).
 func (s *Service) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
@@ -462,11 +510,15 @@ func (s *Service) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		if !s.ShouldRun(ctx) {
+		_, idErr := s.loadIdentity()
+		if idErr != nil || !s.ShouldRun(ctx) {
+			if err := s.DropWAL(); err != nil {
+				s.Log.Warn("drop archived WAL", "err", err)
+			}
 			continue
 		}
-		if _, err := s.loadIdentity(); err != nil {
-			continue
+		if _, err := s.ShipWAL(ctx); err != nil {
+			s.Log.Warn("ship WAL", "err", err)
 		}
 		var l last
 		_ = s.Store.GetJSON(state.BucketConfig, lastKey, &l)
@@ -474,6 +526,11 @@ func (s *Service) Run(ctx context.Context) error {
 		switch {
 		case now.Hour() >= 2 && now.Format("2006-01-02") != l.Dump.UTC().Format("2006-01-02"):
 			if b, err := s.RunBackup(ctx, KindDump); err == nil {
+				_, _ = s.VerifyBackup(ctx, b.ID)
+			}
+			lastSync = time.Now()
+		case now.Sub(l.Base) >= 7*24*time.Hour:
+			if b, err := s.RunBackup(ctx, KindBase); err == nil {
 				_, _ = s.VerifyBackup(ctx, b.ID)
 			}
 			lastSync = time.Now()

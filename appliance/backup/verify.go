@@ -411,8 +411,12 @@ func (e *Engine) Copy(ctx context.Context, m *Manifest, t Target) error {
 	return e.putManifest(ctx, t, id.Recipient(), m)
 }
 
-// Prune deletes from t the dumps beyond the newest keep and the increments older than 48 hours, never the
-// newest verified backup (verified: the IDs known to have restored).
+// keepBases is how many base copies are kept: the point-in-time window is one to two weeks.
+const keepBases = 2
+
+// Prune deletes from t the dumps beyond the newest keep, the increments older than 48 hours, the base copies
+// beyond the newest keepBases and the WAL older than the oldest base copy left, never the newest verified
+// backup (verified: the IDs known to have restored).
 func (e *Engine) Prune(ctx context.Context, t Target, keep int, verified map[string]bool) ([]string, error) {
 	id, err := e.Identity()
 	if err != nil {
@@ -440,6 +444,17 @@ func (e *Engine) Prune(ctx context.Context, t Target, keep int, verified map[str
 			drop[m.ID] = true
 		}
 	}
+	var bases []*Manifest
+	for _, m := range ms {
+		if m.Kind == KindBase {
+			bases = append(bases, m)
+		}
+	}
+	for i, m := range bases {
+		if i < len(bases)-keepBases {
+			drop[m.ID] = true
+		}
+	}
 	for _, m := range ms {
 		if m.Kind == KindIncrement && e.now().Sub(m.Created) > 48*time.Hour {
 			drop[m.ID] = true
@@ -447,8 +462,10 @@ func (e *Engine) Prune(ctx context.Context, t Target, keep int, verified map[str
 	}
 	delete(drop, lastVerified)
 	var gone []string
+	var kept []*Manifest
 	for _, m := range ms {
 		if !drop[m.ID] {
+			kept = append(kept, m)
 			continue
 		}
 		// The manifest first: a half-deleted backup is then an unfinished one, never a broken listed one.
@@ -462,7 +479,8 @@ func (e *Engine) Prune(ctx context.Context, t Target, keep int, verified map[str
 		}
 		gone = append(gone, m.ID)
 	}
-	return gone, nil
+	_, err = e.pruneWAL(ctx, t, kept)
+	return gone, err
 }
 
 // firstErr remembers the first read error other than EOF.

@@ -107,6 +107,37 @@ func (e *Engine) ShipWAL(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// CopyWAL copies to t the WAL files on the unit's array that t lacks.
+func (e *Engine) CopyWAL(ctx context.Context, t Target) error {
+	mine, err := e.Local.List(ctx)
+	if err != nil {
+		return err
+	}
+	theirs, err := t.List(ctx)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, k := range theirs {
+		have[k] = true
+	}
+	for _, k := range mine {
+		if !strings.HasPrefix(k, walPrefix) || have[k] {
+			continue
+		}
+		r, err := e.Local.Get(ctx, k)
+		if err != nil {
+			return err
+		}
+		err = t.Put(ctx, k, r, -1)
+		r.Close()
+		if err != nil {
+			return fmt.Errorf("WAL %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
 // DropWAL removes the archived files unshipped: on the production unit of a pair (its mirror archives
 // the same WAL) and on a unit whose backups are not set up.
 func (e *Engine) DropWAL() error {

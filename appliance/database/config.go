@@ -11,8 +11,16 @@ import (
 
 // managedConf is conf.d/appliance.conf. scram-sha-256 only; TLS on with the unit's certificate; checksums
 // are set at initdb. fsync and full_page_writes stay on: a committed transaction must survive a power cut.
-func managedConf(port int, socket string, slotKeepMB int64) string {
-	return strings.Join([]string{
+// archiveDir, when set, receives every finished WAL segment (basic_archive: no shell command), on the mirror
+// too (archive_mode = always), for the backups' point-in-time restores; production ends a segment at least
+// every 5 minutes, so the archive is never more than minutes behind.
+func managedConf(port int, socket string, slotKeepMB int64, archiveDir string) string {
+	archive := []string{"archive_mode = off"}
+	if archiveDir != "" {
+		archive = []string{"archive_mode = always", "archive_library = 'basic_archive'",
+			fmt.Sprintf("basic_archive.archive_directory = '%s'", archiveDir), "archive_timeout = '5min'"}
+	}
+	return strings.Join(append(archive, []string{
 		"# Written by the appliance at every start; changes here are overwritten.",
 		"listen_addresses = '*'",
 		fmt.Sprintf("port = %d", port),
@@ -41,7 +49,7 @@ func managedConf(port int, socket string, slotKeepMB int64) string {
 		"log_destination = 'stderr'",
 		"log_connections = on",
 		"",
-	}, "\n")
+	}...), "\n")
 }
 
 // managedHBA is pg_hba.conf: the local superuser only through the root-only socket directory, everyone else
@@ -49,6 +57,7 @@ func managedConf(port int, socket string, slotKeepMB int64) string {
 // replication only for the partner unit's role, only over TLS.
 const managedHBA = `# Written by the appliance at every start; changes here are overwritten.
 local   all   postgres                 peer map=appliance
+local   replication postgres           peer map=appliance
 hostssl replication lawbox_replica 0.0.0.0/0 scram-sha-256
 hostssl replication lawbox_replica ::/0      scram-sha-256
 hostssl all   all        0.0.0.0/0     scram-sha-256

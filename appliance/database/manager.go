@@ -36,6 +36,7 @@ type Manager struct {
 	BinDir   string      // "/usr/lib/postgresql/15/bin"
 	DataDir  string      // "/data/postgresql/15/main"
 	Socket   string      // "/run/postgresql"
+	Archive  string      // where finished WAL segments are archived for the backups ("/data/wal-archive"); "" for none
 	Port     int         // 5432
 	PeerPort int         // the partner unit's port; 0: Port
 	Ready    func() bool // storage is mounted and persistent
@@ -414,12 +415,20 @@ func (m *Manager) prepare(ctx context.Context, want mode) (mode, error) {
 		name string
 		data []byte
 	}{
-		{"conf.d/appliance.conf", []byte(managedConf(m.Port, m.Socket, m.slotKeep()))},
+		{"conf.d/appliance.conf", []byte(managedConf(m.Port, m.Socket, m.slotKeep(), m.Archive))},
 		{"pg_hba.conf", []byte(managedHBA)},
 		{"pg_ident.conf", []byte(managedIdent)},
 		{"server.crt", cert},
 		{"server.key", key},
 		{"conf.d/replication.conf", []byte(repl)},
+	}
+	if m.Archive != "" {
+		if err := os.MkdirAll(m.Archive, 0o700); err != nil {
+			return want, fmt.Errorf("WAL archive: %w", err)
+		}
+		if err := os.Chown(m.Archive, int(cred.Uid), int(cred.Gid)); err != nil {
+			return want, fmt.Errorf("chown %s: %w", m.Archive, err)
+		}
 	}
 	for _, f := range files {
 		p := filepath.Join(m.DataDir, f.name)

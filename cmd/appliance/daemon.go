@@ -76,8 +76,9 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	monitor := &health.Monitor{Log: log.With("part", "smart"), Store: st, SysRoot: "/sys", DevRoot: "/dev"}
 	disks.SetHealth(monitor.Level)
+	const walArchive = "/data/wal-archive" // the server's finished WAL segments, until the backups ship them
 	db := &database.Manager{Log: log.With("part", "database"), BinDir: "/usr/lib/postgresql/15/bin", DataDir: "/data/postgresql/15/main",
-		Socket: "/run/postgresql", Port: 5432, Ready: disks.DataReady, Store: st, TLS: func() ([]byte, []byte, error) { return certs.PEM(st) },
+		Socket: "/run/postgresql", Archive: walArchive, Port: 5432, Ready: disks.DataReady, Store: st, TLS: func() ([]byte, []byte, error) { return certs.PEM(st) },
 		Host: func() string {
 			if ips := localIPs(); len(ips) > 0 {
 				return ips[0].String()
@@ -97,7 +98,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	node.Fit = db.Fit
 	// Backups are taken by the mirror, or by a unit that is not paired.
 	backups := backup.NewService(&backup.Engine{Log: log.With("part", "backup"), BinDir: "/usr/lib/postgresql/15/bin", Socket: "/run/postgresql",
-		Port: 5432, Scratch: "/data/backup-scratch", Local: backup.Dir{Path: "/data/backups"}, Store: st, Firmware: version},
+		Port: 5432, Scratch: "/data/backup-scratch", WALDir: walArchive, Local: backup.Dir{Path: "/data/backups"}, Store: st, Firmware: version},
 		func(ctx context.Context) bool {
 			d, err := db.Database(ctx)
 			return err == nil && d.State == "running" && (d.Role == "mirror" || d.Role == "production" && node.Role() == pair.Single)
