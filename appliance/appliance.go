@@ -650,13 +650,15 @@ type BackupTargetStatus struct {
 
 // BackupStatus is GET /api/v1/backups.
 type BackupStatus struct {
-	SetUp        bool                 `json:"set_up"`    // a recovery identity exists
-	Recipient    string               `json:"recipient"` // its public half
-	Running      string               `json:"running,omitempty"`
-	LastError    string               `json:"last_error,omitempty"`
-	LastVerified *BackupVerification  `json:"last_verified"`
-	Targets      []BackupTargetStatus `json:"targets"`
-	Backups      []Backup             `json:"backups"`
+	SetUp        bool                `json:"set_up"`    // a recovery identity exists
+	Recipient    string              `json:"recipient"` // its public half
+	Running      string              `json:"running,omitempty"`
+	LastError    string              `json:"last_error,omitempty"`
+	LastVerified *BackupVerification `json:"last_verified"`
+	// PointInTimeSince is the oldest base copy: a restore to any moment since is possible.
+	PointInTimeSince *time.Time           `json:"point_in_time_since,omitempty"`
+	Targets          []BackupTargetStatus `json:"targets"`
+	Backups          []Backup             `json:"backups"`
 }
 
 // Backups are the database backups, taken on the mirror.

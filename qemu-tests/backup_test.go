@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,6 +118,66 @@ func TestBackupToS3(t *testing.T) {
 		t.Errorf("export = %d (%d bytes)", code, len(body))
 	}
 
+	// A mistake undone to the second: a base copy, new matters, every matter deleted a moment later. A
+	// second base copy ends the WAL segment (the unit's own 5-minute timeout would too) and ships it. The
+	// database as it was before the mistake comes back under a new name; the current one is untouched.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if code, body := u.call("POST", "/api/v1/backups/run", tok, `{"kind":"base"}`); code != 201 {
+		t.Fatalf("base copy = %d %s", code, body)
+	}
+	app, err := u.connect(ctx, nd.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before time.Time
+	if _, err := app.Exec(ctx, "INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(3001, 3500) g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := app.Exec(ctx, "DELETE FROM matters"); err != nil {
+		t.Fatal(err)
+	}
+	app.Close(ctx)
+	time.Sleep(time.Second) // a new backup id
+	if code, body := u.call("POST", "/api/v1/backups/run", tok, `{"kind":"base"}`); code != 201 {
+		t.Fatalf("second base copy = %d %s", code, body)
+	}
+	if code, body := u.call("POST", "/api/v1/backups/point-in-time", tok, `{"at":"`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`","databases":["practice"],"into":"practice_future"}`); code != 400 {
+		t.Errorf("a moment in the future = %d %s", code, body)
+	}
+	code, body = u.call("POST", "/api/v1/backups/point-in-time", tok, `{"at":"`+before.UTC().Format(time.RFC3339Nano)+`","databases":["practice"],"into":"practice_then"}`)
+	if code != 200 || !strings.Contains(body, `"rows":3500`) {
+		t.Fatalf("point-in-time restore = %d %s", code, body)
+	}
+	t.Logf("point-in-time restore: %s", body)
+	if code, body := u.call("GET", "/api/v1/backups", tok, ""); code != 200 || !strings.Contains(body, `"point_in_time_since":"`) || !strings.Contains(body, `"kind":"base"`) {
+		t.Errorf("backups after two base copies = %d %s", code, body)
+	}
+	pu, err := url.Parse(nd.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pu.Path = "/practice_then"
+	then := pu.String()
+	for url, want := range map[string]int{then: 3500, nd.URL: 0} {
+		c, err := u.connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		err = c.QueryRow(ctx, "SELECT count(*) FROM matters").Scan(&n)
+		c.Close(ctx)
+		if err != nil || n != want {
+			t.Errorf("%s has %d matters (%v), want %d", url, n, err, want)
+		}
+	}
+	if keys, err := filepath.Glob(filepath.Join(dir, "office", "wal", "*.zst.age")); err != nil || len(keys) == 0 {
+		t.Errorf("no WAL in the bucket (%v)", err)
+	}
 	// Both units are lost. A new unit, set up from scratch, gets the recovery sheet's identity and the
 	// target, finds the backup there and restores it: the office's application connects with its old
 	// credentials and finds every matter.
@@ -152,8 +213,6 @@ func TestBackupToS3(t *testing.T) {
 		t.Fatalf("restore = %d %s", code, body)
 	}
 	t.Logf("disaster recovery: %s", body)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	c, err := n.connect(ctx, nd.URL)
 	if err != nil {
 		t.Fatalf("the application's credentials on the new unit: %v", err)

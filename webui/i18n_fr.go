@@ -457,6 +457,8 @@ var fr = map[string]string{
 	"Recovery identity set: add the offsite target that holds the backups, then restore.": "Identité de récupération enregistrée : ajoutez la cible externe qui détient les sauvegardes, puis restaurez.",
 	"Restore to a moment": "Restaurer à un instant donné",
 	"For a mistake noticed later: brings a database back as it was at a moment of the last one to two weeks (a weekly base copy and every change archived since). Times are UTC, as everywhere on this page.": "Pour une erreur remarquée après coup : rend une base telle qu'elle était à un instant des une à deux dernières semaines (une copie de base hebdomadaire et chaque modification archivée depuis). Les heures sont en UTC, comme partout sur cette page.",
-	"Moment (UTC)": "Instant (UTC)",
-	"base":         "copie de base",
+	"Moment (UTC)":                 "Instant (UTC)",
+	"base":                         "copie de base",
+	"Possible to any moment since": "Possible à tout instant depuis",
+	"Not possible yet: the first base copy is taken within minutes of setting backups up.": "Pas encore possible : la première copie de base est prise dans les minutes qui suivent la mise en place des sauvegardes.",
 }

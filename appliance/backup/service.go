@@ -492,6 +492,9 @@ func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
 		if b.Verified != nil && b.Verified.OK {
 			st.LastVerified = b.Verified
 		}
+		if m.Kind == KindBase && st.PointInTimeSince == nil {
+			st.PointInTimeSince = &m.Created
+		}
 	}
 	return st, nil
 }
