@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -86,6 +87,9 @@ func (s *SFTP) remote(key string) (string, error) {
 }
 
 // Put writes key.partial and renames it: the server never shows a torn object under its name.
+// Put writes key.partial and renames it into place. When r can seek (a copy of a stored object) and an
+// earlier attempt left part of it, the upload resumes where that one stopped, and a failed one leaves its
+// part for the next attempt.
 func (s *SFTP) Put(ctx context.Context, key string, r io.Reader, _ int64) error {
 	p, err := s.remote(key)
 	if err != nil {
@@ -99,7 +103,14 @@ func (s *SFTP) Put(ctx context.Context, key string, r io.Reader, _ int64) error 
 	if err := cl.MkdirAll(path.Dir(p)); err != nil {
 		return fmt.Errorf("upload %s to %s: %w", key, s.Name(), err)
 	}
-	f, err := cl.Create(p + ".partial")
+	seeker, resumable := r.(io.Seeker)
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if fi, err := cl.Stat(p + ".partial"); err == nil && resumable && fi.Size() > 0 {
+		if _, err := seeker.Seek(fi.Size(), io.SeekStart); err == nil {
+			flags = os.O_WRONLY | os.O_APPEND
+		}
+	}
+	f, err := cl.OpenFile(p+".partial", flags)
 	if err != nil {
 		return fmt.Errorf("upload %s to %s: %w", key, s.Name(), err)
 	}
@@ -112,10 +123,29 @@ func (s *SFTP) Put(ctx context.Context, key string, r io.Reader, _ int64) error 
 		err = cl.Rename(p+".partial", p)
 	}
 	if err != nil {
-		_ = cl.Remove(p + ".partial")
+		if !resumable {
+			_ = cl.Remove(p + ".partial")
+		}
 		return fmt.Errorf("upload %s to %s: %w", key, s.Name(), err)
 	}
 	return nil
+}
+
+func (s *SFTP) Size(ctx context.Context, key string) (int64, error) {
+	p, err := s.remote(key)
+	if err != nil {
+		return 0, err
+	}
+	cl, done, err := s.session(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	fi, err := cl.Stat(p)
+	if err != nil {
+		return 0, fmt.Errorf("%s on %s: %w", key, s.Name(), err)
+	}
+	return fi.Size(), nil
 }
 
 func (s *SFTP) Get(ctx context.Context, key string) (io.ReadCloser, error) {

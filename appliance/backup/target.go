@@ -24,6 +24,8 @@ type Target interface {
 	Put(ctx context.Context, key string, r io.Reader, size int64) error
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	List(ctx context.Context) ([]string, error) // every key, sorted
+	// Size is the stored size of key (an error wrapping fs.ErrNotExist when it is not there).
+	Size(ctx context.Context, key string) (int64, error)
 	Delete(ctx context.Context, key string) error
 }
 
@@ -89,6 +91,18 @@ func (d Dir) List(context.Context) ([]string, error) {
 	})
 	sort.Strings(keys)
 	return keys, err
+}
+
+func (d Dir) Size(_ context.Context, key string) (int64, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
 }
 
 func (d Dir) Delete(_ context.Context, key string) error {
@@ -173,6 +187,21 @@ func (s *S3) List(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(keys)
 	return keys, nil
+}
+
+func (s *S3) Size(ctx context.Context, key string) (int64, error) {
+	c, err := s.c()
+	if err != nil {
+		return 0, err
+	}
+	fi, err := c.StatObject(ctx, s.Bucket, s.Prefix+key, minio.StatObjectOptions{})
+	if err != nil {
+		if minio.ToErrorResponse(err).StatusCode == 404 {
+			return 0, fmt.Errorf("%s on %s: %w", key, s.Name(), fs.ErrNotExist)
+		}
+		return 0, fmt.Errorf("%s on %s: %w", key, s.Name(), err)
+	}
+	return fi.Size, nil
 }
 
 func (s *S3) Delete(ctx context.Context, key string) error {

@@ -391,13 +391,16 @@ func checkRows(ctx context.Context, c *pgx.Conn, d DumpedDB) error {
 }
 
 // Copy copies backup m from the unit's array to t, the manifest last (so t never lists an unfinished
-// backup).
+// backup). Objects already there whole are not sent again, so a copy cut short resumes.
 func (e *Engine) Copy(ctx context.Context, m *Manifest, t Target) error {
 	id, err := e.Identity()
 	if err != nil {
 		return err
 	}
 	for _, o := range m.Objects {
+		if n, err := t.Size(ctx, o.Key); err == nil && n == o.Size {
+			continue // copied by an earlier, interrupted attempt (its SHA-256 is checked at every restore)
+		}
 		r, err := e.Local.Get(ctx, o.Key)
 		if err != nil {
 			return err
