@@ -18,8 +18,9 @@ func TestBackupsAPIAndPage(t *testing.T) {
 		t.Error("the backups page does not offer to set backups up")
 	}
 	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
-	if body := e.do(req{method: "POST", path: "/backups/identity", hdr: form}).Body.String(); !strings.Contains(body, "AGE-SECRET-KEY-1TEST") || !strings.Contains(body, "shown only this once") {
-		t.Error("the recovery identity is not shown when created")
+	if body := e.do(req{method: "POST", path: "/backups/identity", hdr: form}).Body.String(); !strings.Contains(body, "AGE-SECRET-KEY-1TEST") || !strings.Contains(body, "shown only this once") ||
+		!strings.Contains(body, `<section class="sheet">`) || !strings.Contains(body, "age1fakerecipient") || !strings.Contains(body, "Recover from a recovery sheet") {
+		t.Errorf("the recovery identity is not shown on a recovery sheet when created: %s", body)
 	}
 	if w := e.do(req{method: "POST", path: "/api/v1/backups/identity", hdr: bearer}); w.Code != 409 {
 		t.Errorf("second identity = %d", w.Code)

@@ -284,6 +284,9 @@ type fakeBackups struct {
 func (f *fakeBackups) Backups(context.Context) (appliance.BackupStatus, error) {
 	st := appliance.BackupStatus{SetUp: f.identity != "", Backups: []appliance.Backup{}}
 	if st.SetUp {
+		st.Recipient = "age1fakerecipient"
+	}
+	if st.SetUp {
 		v := &appliance.BackupVerification{ID: "20261123T020000Z-dump", Target: "s3://x/y/", OK: true, Time: time.Now().Add(-time.Hour)}
 		st.Backups = append(st.Backups, appliance.Backup{ID: v.ID, Kind: "dump", SizeBytes: 1 << 20, Targets: []string{"this unit", v.Target}, Verified: v, Databases: []string{"practice"}})
 		st.LastVerified = v

@@ -461,4 +461,13 @@ var fr = map[string]string{
 	"base":                         "copie de base",
 	"Possible to any moment since": "Possible à tout instant depuis",
 	"Not possible yet: the first base copy is taken within minutes of setting backups up.": "Pas encore possible : la première copie de base est prise dans les minutes qui suivent la mise en place des sauvegardes.",
+	"Print it now (Ctrl+P): the sheet below is all that is printed.":                       "Imprimez-la maintenant (Ctrl+P) : seule la fiche ci-dessous est imprimée.",
+	"Recovery sheet": "Fiche de récupération",
+	"Created":        "Créée le",
+	"Keep with this sheet: the address, bucket or directory and the account of the offsite storage (they are not on this sheet).": "À conserver avec cette fiche : l'adresse, le compartiment ou le répertoire et le compte du stockage externe (ils ne figurent pas sur cette fiche).",
+	"To get everything back onto a new unit":                                                                                   "Pour tout récupérer sur un nouvel appareil",
+	"Connect the unit to the office network, open its web page and complete the first-boot setup.":                             "Branchez l'appareil sur le réseau du cabinet, ouvrez sa page web et terminez la configuration initiale.",
+	"Backups page, \"Recover from a recovery sheet\": type the recovery identity above.":                                       "Page des sauvegardes, « Reprise depuis une fiche de récupération » : saisissez l'identité de récupération ci-dessus.",
+	"Add the offsite storage as the target.":                                                                                   "Ajoutez le stockage externe comme cible.",
+	"Choose the latest backup, Restore, all databases. Every backup also holds a RESTORE.txt that explains it without a unit.": "Choisissez la dernière sauvegarde, Restaurer, toutes les bases. Chaque sauvegarde contient aussi un fichier RESTORE.txt qui explique comment la restaurer sans appareil.",
 }

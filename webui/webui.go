@@ -103,6 +103,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		"deref":    func(p *int64) int64 { return *p },
 		"derefF":   func(p *float64) float64 { return *p },
 		"ms":       ms,
+		"now":      func() time.Time { return time.Now().UTC() },
 	}
 	for _, l := range languages {
 		s.pages[l] = map[string]*template.Template{}
