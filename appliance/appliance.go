@@ -641,6 +641,14 @@ type BackupTarget struct {
 	Insecure  bool   `json:"insecure,omitempty"` // plain HTTP: only for a store on the office LAN
 }
 
+// BackupRetention says which nightly dumps are kept, everywhere (PUT /api/v1/backups/retention): the last
+// Daily, plus the newest of each of the last Weekly weeks and Monthly months.
+type BackupRetention struct {
+	Daily   int `json:"daily"`   // 1-365; 30 by default
+	Weekly  int `json:"weekly"`  // 0-104
+	Monthly int `json:"monthly"` // 0-120
+}
+
 // BackupTargetStatus is how the last copy to a target went.
 type BackupTargetStatus struct {
 	Name  string `json:"name"`
@@ -657,6 +665,7 @@ type BackupStatus struct {
 	LastVerified *BackupVerification `json:"last_verified"`
 	// PointInTimeSince is the oldest base copy: a restore to any moment since is possible.
 	PointInTimeSince *time.Time           `json:"point_in_time_since,omitempty"`
+	Retention        BackupRetention      `json:"retention"`
 	Targets          []BackupTargetStatus `json:"targets"`
 	Backups          []Backup             `json:"backups"`
 }
@@ -670,6 +679,7 @@ type Backups interface {
 	// recovery onto a new unit).
 	ImportIdentity(ctx context.Context, identity string) error
 	SetTargets(ctx context.Context, ts []BackupTarget) error
+	SetRetention(ctx context.Context, r BackupRetention) error
 	RunBackup(ctx context.Context, kind string) (Backup, error)
 	VerifyBackup(ctx context.Context, id string) (BackupVerification, error)
 	// RestoreBackup brings databases back from backup id into the production database; the replaced

@@ -3,6 +3,7 @@ package webui
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +46,36 @@ func (s *Server) apiBackupTargets(w http.ResponseWriter, r *http.Request, sess a
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) apiBackupRetention(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var ret appliance.BackupRetention
+	if err := decode(r, &ret); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Warn("backup retention set", "daily", ret.Daily, "weekly", ret.Weekly, "monthly", ret.Monthly, "user", sess.User, "remote", remote(r))
+	if err := s.backups.SetRetention(r.Context(), ret); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) formBackupRetention(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var ret appliance.BackupRetention
+	var err error
+	for _, f := range []struct {
+		name string
+		v    *int
+	}{{"daily", &ret.Daily}, {"weekly", &ret.Weekly}, {"monthly", &ret.Monthly}} {
+		if *f.v, err = strconv.Atoi(strings.TrimSpace(r.PostFormValue(f.name))); err != nil {
+			s.renderBackups(w, r, sess, backupsPage{}, fmt.Errorf("%s: a number is needed: %w", f.name, appliance.ErrBadInput), "")
+			return
+		}
+	}
+	s.log.Warn("backup retention set", "daily", ret.Daily, "weekly", ret.Weekly, "monthly", ret.Monthly, "user", sess.User, "remote", remote(r))
+	s.renderBackups(w, r, sess, backupsPage{}, s.backups.SetRetention(r.Context(), ret), "Retention saved: it applies at the next copy.")
 }
 
 type runBackup struct {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lawbox/appliance/appliance"
 )
 
 func TestBackupsAPIAndPage(t *testing.T) {
@@ -37,6 +39,16 @@ func TestBackupsAPIAndPage(t *testing.T) {
 	}
 	if w := e.do(req{method: "POST", path: "/backups/targets", hdr: form, body: "kind=sftp&endpoint=nas.example:22&user=office&password=pw&host_key=SHA256:x&path=backups"}); !strings.Contains(w.Body.String(), "target saved") || e.backups.targets[0].Kind != "sftp" || e.backups.targets[0].User != "office" {
 		t.Errorf("target form: %+v", e.backups.targets)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/backups/retention", hdr: bearer, body: `{"daily":0}`}); w.Code != 400 {
+		t.Errorf("retention of no nightly dump = %d", w.Code)
+	}
+	if w := e.do(req{method: "POST", path: "/backups/retention", hdr: form, body: "daily=14&weekly=8&monthly=x"}); !strings.Contains(w.Body.String(), "monthly: a number is needed") {
+		t.Errorf("retention form with a bad number: %s", w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/backups/retention", hdr: form, body: "daily=14&weekly=8&monthly=12"}); !strings.Contains(w.Body.String(), "Retention saved") || e.backups.retention != (appliance.BackupRetention{Daily: 14, Weekly: 8, Monthly: 12}) ||
+		!strings.Contains(w.Body.String(), `name="weekly" inputmode="numeric" value="8"`) {
+		t.Errorf("retention form: %+v", e.backups.retention)
 	}
 	if w := e.do(req{method: "POST", path: "/api/v1/backups/run", hdr: bearer, body: `{"kind":"increment"}`}); w.Code != 201 || !strings.Contains(w.Body.String(), "increment") {
 		t.Errorf("run = %d %s", w.Code, w.Body)

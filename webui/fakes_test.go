@@ -273,18 +273,19 @@ func (f *fakeNetwork) SetPorts(_ context.Context, p []appliance.NetworkPort) err
 
 // fakeBackups has one verified backup once set up.
 type fakeBackups struct {
-	identity string
-	targets  []appliance.BackupTarget
-	runs     int
-	restores []appliance.BackupRestore
-	moments  []time.Time
-	failAt   int // Export fails after writing this many bytes (0: never)
+	identity  string
+	targets   []appliance.BackupTarget
+	runs      int
+	restores  []appliance.BackupRestore
+	moments   []time.Time
+	retention appliance.BackupRetention
+	failAt    int // Export fails after writing this many bytes (0: never)
 }
 
 func (f *fakeBackups) Backups(context.Context) (appliance.BackupStatus, error) {
 	st := appliance.BackupStatus{SetUp: f.identity != "", Backups: []appliance.Backup{}}
 	if st.SetUp {
-		st.Recipient = "age1fakerecipient"
+		st.Recipient, st.Retention = "age1fakerecipient", f.retention
 	}
 	if st.SetUp {
 		v := &appliance.BackupVerification{ID: "20261123T020000Z-dump", Target: "s3://x/y/", OK: true, Time: time.Now().Add(-time.Hour)}
@@ -340,6 +341,14 @@ func (f *fakeBackups) RestorePointInTime(ctx context.Context, at time.Time, req 
 	}
 	f.moments = append(f.moments, at)
 	return f.RestoreBackup(ctx, "20261123T020000Z-dump", req)
+}
+
+func (f *fakeBackups) SetRetention(_ context.Context, r appliance.BackupRetention) error {
+	if r.Daily < 1 {
+		return fmt.Errorf("daily: %w", appliance.ErrBadInput)
+	}
+	f.retention = r
+	return nil
 }
 
 func (f *fakeBackups) Export(_ context.Context, db string, w io.Writer) error {

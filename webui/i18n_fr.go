@@ -470,4 +470,9 @@ var fr = map[string]string{
 	"Backups page, \"Recover from a recovery sheet\": type the recovery identity above.":                                       "Page des sauvegardes, « Reprise depuis une fiche de récupération » : saisissez l'identité de récupération ci-dessus.",
 	"Add the offsite storage as the target.":                                                                                   "Ajoutez le stockage externe comme cible.",
 	"Choose the latest backup, Restore, all databases. Every backup also holds a RESTORE.txt that explains it without a unit.": "Choisissez la dernière sauvegarde, Restaurer, toutes les bases. Chaque sauvegarde contient aussi un fichier RESTORE.txt qui explique comment la restaurer sans appareil.",
+	"Keep":                                          "Conservation",
+	"Nightly dumps, the last":                       "Exports nocturnes, les derniers",
+	"Plus one a week, for the last weeks":           "Plus un par semaine, pour les dernières semaines",
+	"Plus one a month, for the last months":         "Plus un par mois, pour les derniers mois",
+	"Retention saved: it applies at the next copy.": "Conservation enregistrée : elle s'applique à la prochaine copie.",
 }

@@ -18,6 +18,8 @@ import (
 
 	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/lawbox/appliance/appliance"
 )
 
 const pgBin = "/usr/lib/postgresql/15/bin"
@@ -197,7 +199,7 @@ func TestPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock = clock.Add(72 * time.Hour)
-	gone, err := e.Prune(ctx, local, 2, map[string]bool{ids[0]: true})
+	gone, err := e.Prune(ctx, local, appliance.BackupRetention{Daily: 2}, map[string]bool{ids[0]: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,4 +223,30 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// Retention keeps the newest nightly dumps, then the newest of each of the last weeks and months.
+func TestRetained(t *testing.T) {
+	var dumps []*Manifest
+	day := time.Date(2026, 8, 1, 2, 0, 0, 0, time.UTC) // a Saturday
+	for i := range 100 {
+		c := day.AddDate(0, 0, i)
+		dumps = append(dumps, &Manifest{ID: c.Format("0102"), Created: c})
+	}
+	keep := retained(dumps, appliance.BackupRetention{Daily: 3, Weekly: 3, Monthly: 4})
+	var got []string
+	for _, m := range dumps {
+		if keep[m.ID] {
+			got = append(got, m.ID)
+		}
+	}
+	// The last day is Sun 11-08: the last 3 days; the Sundays ending the two weeks before (the newest of
+	// the current week is 11-08 itself); the last day of August, September and October (November's is 11-08).
+	want := "0831 0930 1025 1031 1101 1106 1107 1108"
+	if strings.Join(got, " ") != want {
+		t.Errorf("kept %s, want %s", strings.Join(got, " "), want)
+	}
+	if n := len(retained(dumps, appliance.BackupRetention{Daily: 30})); n != 30 {
+		t.Errorf("30 nightly dumps: kept %d", n)
+	}
 }

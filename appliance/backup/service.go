@@ -25,7 +25,7 @@ type Service struct {
 	*Engine
 	// ShouldRun says whether this unit takes the backups: the mirror, or a unit that is not paired.
 	ShouldRun func(ctx context.Context) bool
-	Keep      int // nightly dumps kept (30)
+	Keep      int // nightly dumps kept unless the admin chose otherwise (30)
 
 	mu       sync.Mutex
 	running  string
@@ -44,7 +44,8 @@ func NewService(e *Engine, shouldRun func(context.Context) bool, keep int) *Serv
 var _ appliance.Backups = (*Service)(nil)
 
 const schema = `CREATE SCHEMA IF NOT EXISTS lawbox;
-CREATE TABLE IF NOT EXISTS lawbox.backup (id int PRIMARY KEY CHECK (id = 1), identity text NOT NULL, targets jsonb NOT NULL DEFAULT '[]')`
+CREATE TABLE IF NOT EXISTS lawbox.backup (id int PRIMARY KEY CHECK (id = 1), identity text NOT NULL, targets jsonb NOT NULL DEFAULT '[]');
+ALTER TABLE lawbox.backup ADD COLUMN IF NOT EXISTS retention jsonb`
 
 const (
 	verifiedKey = "backup.verified" // state: map id -> Verification
@@ -174,6 +175,45 @@ func (s *Service) SetTargets(ctx context.Context, ts []appliance.BackupTarget) e
 	return nil
 }
 
+// SetRetention stores which nightly dumps are kept (production only); the next prune applies it everywhere.
+func (s *Service) SetRetention(ctx context.Context, r appliance.BackupRetention) error {
+	if r.Daily < 1 || r.Daily > 365 || r.Weekly < 0 || r.Weekly > 104 || r.Monthly < 0 || r.Monthly > 120 {
+		return fmt.Errorf("retention: 1-365 nightly dumps, 0-104 weekly, 0-120 monthly: %w", appliance.ErrBadInput)
+	}
+	c, err := s.connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, schema); err != nil {
+		return fmt.Errorf("set the retention on the production unit: %v: %w", err, appliance.ErrConflict)
+	}
+	b, _ := json.Marshal(r)
+	tag, err := c.Exec(ctx, "UPDATE lawbox.backup SET retention = $1 WHERE id = 1", b)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("set up backups first (recovery identity): %w", appliance.ErrConflict)
+	}
+	return nil
+}
+
+// retention is the admin's choice, or the last Keep nightly dumps.
+func (s *Service) retention(ctx context.Context) appliance.BackupRetention {
+	r := appliance.BackupRetention{Daily: s.Keep}
+	c, err := s.connect(ctx, "postgres")
+	if err != nil {
+		return r
+	}
+	defer c.Close(ctx)
+	var got *appliance.BackupRetention
+	if err := c.QueryRow(ctx, "SELECT retention FROM lawbox.backup WHERE id = 1").Scan(&got); err == nil && got != nil && got.Daily > 0 {
+		r = *got
+	}
+	return r
+}
+
 var (
 	bucketRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	hostKeyRE = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
@@ -294,6 +334,7 @@ func (s *Service) sync(ctx context.Context) {
 		verified[k] = v.OK
 	}
 	targets, _ := s.offsite(ctx)
+	keep := s.retention(ctx)
 	errs := map[string]string{}
 	for _, t := range targets {
 		errs[t.Name()] = ""
@@ -325,12 +366,12 @@ func (s *Service) sync(ctx context.Context) {
 			}
 		}
 		if errs[t.Name()] == "" {
-			if _, err := s.Prune(ctx, t, s.Keep, verified); err != nil {
+			if _, err := s.Prune(ctx, t, keep, verified); err != nil {
 				errs[t.Name()] = err.Error()
 			}
 		}
 	}
-	if _, err := s.Prune(ctx, s.Local, s.Keep, verified); err != nil {
+	if _, err := s.Prune(ctx, s.Local, keep, verified); err != nil {
 		s.Log.Warn("prune local backups", "err", err)
 	}
 	s.mu.Lock()
@@ -456,6 +497,7 @@ func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
 	}
 	st.SetUp = true
 	st.Recipient = id.Recipient().String()
+	st.Retention = s.retention(ctx)
 	local, _, err := Manifests(ctx, s.Local, id)
 	if err != nil {
 		return st, err

@@ -106,12 +106,28 @@ func TestServiceWithS3(t *testing.T) {
 	if _, err := svc.RunBackup(ctx, KindDump); !errors.Is(err, appliance.ErrConflict) {
 		t.Errorf("backup without an identity: %v", err)
 	}
+	if err := svc.SetRetention(ctx, appliance.BackupRetention{Daily: 14}); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("retention before set-up: %v", err)
+	}
 	ident, err := svc.CreateIdentity(ctx)
 	if err != nil || !strings.HasPrefix(ident, "AGE-SECRET-KEY-") {
 		t.Fatalf("identity %q %v", ident, err)
 	}
 	if _, err := svc.CreateIdentity(ctx); !errors.Is(err, appliance.ErrConflict) {
 		t.Errorf("second identity: %v", err)
+	}
+
+	if st, _ := svc.Backups(ctx); st.Retention != (appliance.BackupRetention{Daily: 30}) {
+		t.Errorf("default retention: %+v", st.Retention)
+	}
+	if err := svc.SetRetention(ctx, appliance.BackupRetention{Daily: 14, Weekly: 200}); !errors.Is(err, appliance.ErrBadInput) {
+		t.Errorf("200 weekly dumps: %v", err)
+	}
+	if err := svc.SetRetention(ctx, appliance.BackupRetention{Daily: 14, Weekly: 8, Monthly: 12}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := svc.Backups(ctx); st.Retention != (appliance.BackupRetention{Daily: 14, Weekly: 8, Monthly: 12}) {
+		t.Errorf("retention kept in the cluster: %+v", st.Retention)
 	}
 
 	gw := startS3(t, t.TempDir())

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/lawbox/appliance/appliance"
 )
 
 // sshServer is Debian's OpenSSH sshd on 127.0.0.1 with its own host key, accepting one client key for
@@ -154,7 +156,7 @@ func TestSFTPTarget(t *testing.T) {
 	if v, err := e.Verify(ctx, target, m.ID); err != nil || !v.OK {
 		t.Fatalf("verify from SFTP: %+v %v", v, err)
 	}
-	if _, err := e.Prune(ctx, target, 0, nil); err != nil {
+	if _, err := e.Prune(ctx, target, appliance.BackupRetention{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if keys, _ := target.List(ctx); len(keys) != 0 {

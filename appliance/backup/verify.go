@@ -19,6 +19,8 @@ import (
 	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/lawbox/appliance/appliance"
 )
 
 // Verification is the outcome of restoring a backup.
@@ -417,10 +419,10 @@ func (e *Engine) Copy(ctx context.Context, m *Manifest, t Target) error {
 // keepBases is how many base copies are kept: the point-in-time window is one to two weeks.
 const keepBases = 2
 
-// Prune deletes from t the dumps beyond the newest keep, the increments older than 48 hours, the base copies
-// beyond the newest keepBases and the WAL older than the oldest base copy left, never the newest verified
-// backup (verified: the IDs known to have restored).
-func (e *Engine) Prune(ctx context.Context, t Target, keep int, verified map[string]bool) ([]string, error) {
+// Prune deletes from t the dumps retention does not keep, the increments older than 48 hours, the base
+// copies beyond the newest keepBases and the WAL older than the oldest base copy left, never the newest
+// verified backup (verified: the IDs known to have restored).
+func (e *Engine) Prune(ctx context.Context, t Target, r appliance.BackupRetention, verified map[string]bool) ([]string, error) {
 	id, err := e.Identity()
 	if err != nil {
 		return nil, err
@@ -442,8 +444,9 @@ func (e *Engine) Prune(ctx context.Context, t Target, keep int, verified map[str
 		}
 	}
 	drop := map[string]bool{}
-	for i, m := range dumps {
-		if i < len(dumps)-keep {
+	kept := retained(dumps, r)
+	for _, m := range dumps {
+		if !kept[m.ID] {
 			drop[m.ID] = true
 		}
 	}
@@ -465,10 +468,10 @@ func (e *Engine) Prune(ctx context.Context, t Target, keep int, verified map[str
 	}
 	delete(drop, lastVerified)
 	var gone []string
-	var kept []*Manifest
+	var left []*Manifest
 	for _, m := range ms {
 		if !drop[m.ID] {
-			kept = append(kept, m)
+			left = append(left, m)
 			continue
 		}
 		// The manifest first: a half-deleted backup is then an unfinished one, never a broken listed one.
@@ -482,8 +485,31 @@ func (e *Engine) Prune(ctx context.Context, t Target, keep int, verified map[str
 		}
 		gone = append(gone, m.ID)
 	}
-	_, err = e.pruneWAL(ctx, t, kept)
+	_, err = e.pruneWAL(ctx, t, left)
 	return gone, err
+}
+
+// retained returns the dumps (oldest first) r keeps: the newest r.Daily, and the newest of each of the
+// newest r.Weekly ISO weeks and r.Monthly months that have one.
+func retained(dumps []*Manifest, r appliance.BackupRetention) map[string]bool {
+	keep := map[string]bool{}
+	weeks, months := map[string]bool{}, map[string]bool{}
+	for i := len(dumps) - 1; i >= 0; i-- {
+		m := dumps[i]
+		if len(dumps)-i <= r.Daily {
+			keep[m.ID] = true
+		}
+		y, w := m.Created.UTC().ISOWeek()
+		if wk := fmt.Sprintf("%d-%02d", y, w); !weeks[wk] && len(weeks) < r.Weekly {
+			weeks[wk] = true
+			keep[m.ID] = true
+		}
+		if mo := m.Created.UTC().Format("2006-01"); !months[mo] && len(months) < r.Monthly {
+			months[mo] = true
+			keep[m.ID] = true
+		}
+	}
+	return keep
 }
 
 // firstErr remembers the first read error other than EOF.
