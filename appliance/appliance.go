@@ -639,6 +639,9 @@ type BackupTarget struct {
 	AccessKey string `json:"access_key"`
 	SecretKey string `json:"secret_key"`
 	Insecure  bool   `json:"insecure,omitempty"` // plain HTTP: only for a store on the office LAN
+	// LimitKBps caps the upload rate to the target (KB/s), so backups leave room on the office's line; 0:
+	// no limit.
+	LimitKBps int `json:"limit_kbps,omitempty"`
 }
 
 // BackupRetention says which nightly dumps are kept, everywhere (PUT /api/v1/backups/retention): the last

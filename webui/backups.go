@@ -310,6 +310,14 @@ func (s *Server) formBackupTarget(w http.ResponseWriter, r *http.Request, sess a
 	t := appliance.BackupTarget{Kind: f("kind"), Endpoint: f("endpoint"), Bucket: f("bucket"), Prefix: f("prefix"), Region: f("region"),
 		AccessKey: f("access_key"), SecretKey: f("secret_key"), Insecure: f("insecure") == "on",
 		User: f("user"), Password: f("password"), HostKey: f("host_key"), Path: f("path")}
+	if v := strings.TrimSpace(f("limit_kbps")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			s.renderBackups(w, r, sess, backupsPage{}, fmt.Errorf("upload limit %q: a number of KB/s: %w", v, appliance.ErrBadInput), "")
+			return
+		}
+		t.LimitKBps = n
+	}
 	s.log.Warn("backup targets set", "count", 1, "kind", t.Kind, "endpoint", t.Endpoint, "user", sess.User, "remote", remote(r))
 	err := s.backups.SetTargets(r.Context(), []appliance.BackupTarget{t})
 	s.renderBackups(w, r, sess, backupsPage{}, err, "Offsite target saved: backups are copied there from now on.")

@@ -37,7 +37,10 @@ func TestBackupsAPIAndPage(t *testing.T) {
 	if w := e.do(req{method: "PUT", path: "/api/v1/backups/targets", hdr: bearer, body: `[{"kind":"s3","endpoint":"127.0.0.1:7070","bucket":"office"}]`}); w.Code != 204 || len(e.backups.targets) != 1 {
 		t.Errorf("targets = %d", w.Code)
 	}
-	if w := e.do(req{method: "POST", path: "/backups/targets", hdr: form, body: "kind=sftp&endpoint=nas.example:22&user=office&password=pw&host_key=SHA256:x&path=backups"}); !strings.Contains(w.Body.String(), "target saved") || e.backups.targets[0].Kind != "sftp" || e.backups.targets[0].User != "office" {
+	if w := e.do(req{method: "POST", path: "/backups/targets", hdr: form, body: "kind=sftp&endpoint=nas.example:22&user=office&password=pw&host_key=SHA256:x&path=backups&limit_kbps=fast"}); !strings.Contains(w.Body.String(), "a number of KB/s") {
+		t.Errorf("target form with a bad limit: %s", w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/backups/targets", hdr: form, body: "kind=sftp&endpoint=nas.example:22&user=office&password=pw&host_key=SHA256:x&path=backups&limit_kbps=500"}); !strings.Contains(w.Body.String(), "target saved") || e.backups.targets[0].Kind != "sftp" || e.backups.targets[0].User != "office" || e.backups.targets[0].LimitKBps != 500 {
 		t.Errorf("target form: %+v", e.backups.targets)
 	}
 	if w := e.do(req{method: "PUT", path: "/api/v1/backups/retention", hdr: bearer, body: `{"daily":0}`}); w.Code != 400 {

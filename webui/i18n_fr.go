@@ -475,4 +475,5 @@ var fr = map[string]string{
 	"Plus one a week, for the last weeks":           "Plus un par semaine, pour les dernières semaines",
 	"Plus one a month, for the last months":         "Plus un par mois, pour les derniers mois",
 	"Retention saved: it applies at the next copy.": "Conservation enregistrée : elle s'applique à la prochaine copie.",
+	"Upload limit (KB/s, empty for none)":           "Limite d'envoi (Ko/s, vide pour aucune)",
 }

@@ -220,6 +220,9 @@ var (
 )
 
 func checkTarget(t appliance.BackupTarget) error {
+	if t.LimitKBps < 0 {
+		return errors.New("the upload limit is in KB/s, 0 for none")
+	}
 	if _, _, err := net.SplitHostPort(t.Endpoint); err != nil {
 		return errors.New(`endpoint "host:port" is required`)
 	}
@@ -239,10 +242,14 @@ func checkTarget(t appliance.BackupTarget) error {
 }
 
 func toTarget(t appliance.BackupTarget) Target {
+	var out Target = &S3{Endpoint: t.Endpoint, Bucket: t.Bucket, Prefix: t.Prefix, AccessKey: t.AccessKey, SecretKey: t.SecretKey, Insecure: t.Insecure, Region: t.Region}
 	if t.Kind == "sftp" {
-		return &SFTP{Addr: t.Endpoint, User: t.User, Password: t.Password, Key: t.PrivateKey, HostKey: t.HostKey, Dir: t.Path}
+		out = &SFTP{Addr: t.Endpoint, User: t.User, Password: t.Password, Key: t.PrivateKey, HostKey: t.HostKey, Dir: t.Path}
 	}
-	return &S3{Endpoint: t.Endpoint, Bucket: t.Bucket, Prefix: t.Prefix, AccessKey: t.AccessKey, SecretKey: t.SecretKey, Insecure: t.Insecure, Region: t.Region}
+	if t.LimitKBps > 0 {
+		out = limitedTarget{Target: out, rate: int64(t.LimitKBps) * 1000}
+	}
+	return out
 }
 
 // offsite reads the configured targets from the cluster.
