@@ -351,30 +351,39 @@ func (e *Engine) dumpTo(ctx context.Context, to age.Recipient, key string, tee i
 	return obj, serr
 }
 
-// seal compresses src with zstd, encrypts it for to and stores it under key in t.
+// seal compresses src with zstd, encrypts it for to and stores it under key in t. Compression and
+// encryption run in goroutines of their own, beside the program that produces src.
 func seal(ctx context.Context, t Target, key string, src io.Reader, to age.Recipient) (Object, error) {
-	pr, pw := io.Pipe()
+	pr, pw := io.Pipe() // encrypted bytes, to the target
+	zr, zw := io.Pipe() // compressed bytes, to the encryption
 	h := sha256.New()
 	var n countWriter
+	go func() {
+		err := func() error {
+			enc, err := zstd.NewWriter(zw, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest))
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(enc, src); err != nil {
+				enc.Close()
+				return err
+			}
+			return enc.Close()
+		}()
+		zw.CloseWithError(err)
+	}()
 	go func() {
 		err := func() error {
 			aw, err := age.Encrypt(io.MultiWriter(pw, h, &n), to)
 			if err != nil {
 				return err
 			}
-			zw, err := zstd.NewWriter(aw, zstd.WithEncoderConcurrency(1))
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(zw, src); err != nil {
-				zw.Close()
-				return err
-			}
-			if err := zw.Close(); err != nil {
+			if _, err := io.Copy(aw, zr); err != nil {
 				return err
 			}
 			return aw.Close()
 		}()
+		zr.CloseWithError(err)
 		pw.CloseWithError(err)
 	}()
 	if err := t.Put(ctx, key, pr, -1); err != nil {
