@@ -594,11 +594,27 @@ type Backup struct {
 	Targets   []string            `json:"targets"` // where it is: "this unit", "s3://..."
 	Verified  *BackupVerification `json:"verified"`
 	Databases []string            `json:"databases"`
+	Files     int                 `json:"files,omitempty"` // a documents backup: how many documents
+}
+
+// DocumentFile is one document in a documents backup (GET /api/v1/backups/{id}/documents).
+type DocumentFile struct {
+	Path     string    `json:"path"`
+	Size     int64     `json:"size"`
+	Modified time.Time `json:"modified"`
+}
+
+// DocumentsRestored is what a documents restore wrote.
+type DocumentsRestored struct {
+	Restored  int      `json:"restored"`
+	Unchanged int      `json:"unchanged"` // there already, with the same content
+	Beside    []string `json:"beside"`    // written beside a current file that differs (NAME.restored-DATE)
 }
 
 // BackupRestore asks for databases back from a backup (POST /api/v1/backups/{id}/restore).
 type BackupRestore struct {
 	Databases []string `json:"databases"` // none: every database in the backup, each under its own name
+	Paths     []string `json:"paths"`     // a documents backup: the documents; none: every one
 	Into      string   `json:"into"`      // one database only: restore it under this new name
 	// Replace lets a restore take the name of a database that exists; that one is renamed and kept.
 	Replace bool `json:"replace"`
@@ -618,6 +634,7 @@ type BackupRestoreResult struct {
 	ID        string             `json:"id"`
 	Target    string             `json:"target"` // where it was read from
 	Databases []RestoredDatabase `json:"databases"`
+	Documents *DocumentsRestored `json:"documents,omitempty"`
 	Seconds   float64            `json:"seconds"`
 }
 
@@ -669,6 +686,7 @@ type BackupStatus struct {
 	// PointInTimeSince is the oldest base copy: a restore to any moment since is possible.
 	PointInTimeSince *time.Time           `json:"point_in_time_since,omitempty"`
 	Retention        BackupRetention      `json:"retention"`
+	DocumentFolders  []string             `json:"document_folders"`
 	Targets          []BackupTargetStatus `json:"targets"`
 	Backups          []Backup             `json:"backups"`
 }
@@ -683,6 +701,10 @@ type Backups interface {
 	ImportIdentity(ctx context.Context, identity string) error
 	SetTargets(ctx context.Context, ts []BackupTarget) error
 	SetRetention(ctx context.Context, r BackupRetention) error
+	// SetDocumentFolders sets the folders on the data array whose documents are backed up.
+	SetDocumentFolders(ctx context.Context, folders []string) error
+	DocumentFiles(ctx context.Context, id string) ([]DocumentFile, error)
+	OpenDocument(ctx context.Context, id, path string) (io.ReadCloser, DocumentFile, error)
 	RunBackup(ctx context.Context, kind string) (Backup, error)
 	VerifyBackup(ctx context.Context, id string) (BackupVerification, error)
 	// RestoreBackup brings databases back from backup id into the production database; the replaced

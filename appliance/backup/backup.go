@@ -34,6 +34,7 @@ const (
 	KindDump      = "dump"      // the nightly one; the last 30 are kept
 	KindIncrement = "increment" // every 15 minutes when something changed; kept 48 hours
 	KindBase      = "base"      // weekly physical copy, the start of a point-in-time restore; the last 2 kept
+	KindDocuments = "documents" // the document folders, when something changed; contents shared between backups
 )
 
 // Manifest describes one backup. It is written last (a backup without one is unfinished) and encrypted
@@ -47,6 +48,7 @@ type Manifest struct {
 	Timeline  int        `json:"timeline,omitempty"`
 	Objects   []Object   `json:"objects"`
 	Databases []DumpedDB `json:"databases"`
+	Files     []DocFile  `json:"files,omitempty"` // a documents backup
 }
 
 // Object is one stored file: its SHA-256 is over the encrypted bytes, so a target's copy is checked before

@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -25,7 +29,8 @@ type Service struct {
 	*Engine
 	// ShouldRun says whether this unit takes the backups: the mirror, or a unit that is not paired.
 	ShouldRun func(ctx context.Context) bool
-	Keep      int // nightly dumps kept unless the admin chose otherwise (30)
+	Keep      int    // nightly dumps kept unless the admin chose otherwise (30)
+	DataRoot  string // document folders must be under it ("/data")
 
 	mu       sync.Mutex
 	running  string
@@ -36,7 +41,7 @@ type Service struct {
 
 // NewService wires the engine to the recovery identity kept in the cluster.
 func NewService(e *Engine, shouldRun func(context.Context) bool, keep int) *Service {
-	s := &Service{Engine: e, ShouldRun: shouldRun, Keep: keep}
+	s := &Service{Engine: e, ShouldRun: shouldRun, Keep: keep, DataRoot: "/data"}
 	e.Identity = s.loadIdentity
 	return s
 }
@@ -48,8 +53,9 @@ CREATE TABLE IF NOT EXISTS lawbox.backup (id int PRIMARY KEY CHECK (id = 1), ide
 ALTER TABLE lawbox.backup ADD COLUMN IF NOT EXISTS retention jsonb`
 
 const (
-	verifiedKey = "backup.verified" // state: map id -> Verification
-	lastKey     = "backup.last"     // state: the last backup's id, kind and LSN
+	foldersKey  = "backup.documents" // state: the document folders of this unit
+	verifiedKey = "backup.verified"  // state: map id -> Verification
+	lastKey     = "backup.last"      // state: the last backup's id, kind and LSN
 )
 
 type last struct {
@@ -199,6 +205,75 @@ func (s *Service) SetRetention(ctx context.Context, r appliance.BackupRetention)
 	return nil
 }
 
+// notDocuments are the appliance's own folders on the data array.
+var notDocuments = []string{"postgresql", "backups", "backup-scratch", "wal-archive"}
+
+// SetDocumentFolders sets the folders whose documents this unit backs up: existing folders on the data
+// array, not the appliance's own.
+func (s *Service) SetDocumentFolders(_ context.Context, folders []string) error {
+	if len(folders) > 20 {
+		return fmt.Errorf("at most 20 document folders: %w", appliance.ErrBadInput)
+	}
+	clean := []string{}
+	for _, f := range folders {
+		rel, err := filepath.Rel(s.DataRoot, f)
+		if f == "" || !filepath.IsAbs(f) || err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+			return fmt.Errorf("document folder %q: a folder on the data array, under %s/: %w", f, s.DataRoot, appliance.ErrBadInput)
+		}
+		if top, _, _ := strings.Cut(filepath.ToSlash(rel), "/"); slices.Contains(notDocuments, top) {
+			return fmt.Errorf("document folder %q is the appliance's own: %w", f, appliance.ErrBadInput)
+		}
+		if fi, err := os.Stat(f); err != nil || !fi.IsDir() {
+			return fmt.Errorf("document folder %q does not exist: %w", f, appliance.ErrBadInput)
+		}
+		clean = append(clean, filepath.Clean(f))
+	}
+	return s.Store.PutJSON(state.BucketConfig, foldersKey, clean)
+}
+
+func (s *Service) documentFolders() []string {
+	var fs []string
+	if err := s.Store.GetJSON(state.BucketConfig, foldersKey, &fs); err != nil && !errors.Is(err, state.ErrNotFound) {
+		s.Log.Error("document folders unreadable", "err", err)
+	}
+	return fs
+}
+
+// DocumentFiles lists the documents of documents backup backupID.
+func (s *Service) DocumentFiles(ctx context.Context, backupID string) ([]appliance.DocumentFile, error) {
+	id, err := s.loadIdentity()
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.locate(ctx, id, backupID, true)
+	if err != nil {
+		return nil, err
+	}
+	m, _, err := s.documents(ctx, t, backupID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]appliance.DocumentFile, len(m.Files))
+	for i, f := range m.Files {
+		out[i] = appliance.DocumentFile{Path: f.Path, Size: f.Size, Modified: f.ModTime}
+	}
+	return out, nil
+}
+
+// OpenDocument returns one document of documents backup backupID, to download.
+func (s *Service) OpenDocument(ctx context.Context, backupID, path string) (io.ReadCloser, appliance.DocumentFile, error) {
+	id, err := s.loadIdentity()
+	if err != nil {
+		return nil, appliance.DocumentFile{}, err
+	}
+	t, err := s.locate(ctx, id, backupID, true)
+	if err != nil {
+		return nil, appliance.DocumentFile{}, err
+	}
+	r, f, err := s.Engine.OpenDocument(ctx, t, backupID, path)
+	return r, appliance.DocumentFile{Path: f.Path, Size: f.Size, Modified: f.ModTime}, err
+}
+
 // retention is the admin's choice, or the last Keep nightly dumps.
 func (s *Service) retention(ctx context.Context) appliance.BackupRetention {
 	r := appliance.BackupRetention{Daily: s.Keep}
@@ -286,15 +361,28 @@ func (s *Service) setRunning(what string) {
 
 // RunBackup takes a backup now, copies it offsite and prunes.
 func (s *Service) RunBackup(ctx context.Context, kind string) (appliance.Backup, error) {
-	if kind != KindDump && kind != KindIncrement && kind != KindBase {
-		return appliance.Backup{}, fmt.Errorf("kind %q: dump, increment or base: %w", kind, appliance.ErrBadInput)
+	if kind != KindDump && kind != KindIncrement && kind != KindBase && kind != KindDocuments {
+		return appliance.Backup{}, fmt.Errorf("kind %q: dump, increment, base or documents: %w", kind, appliance.ErrBadInput)
 	}
 	if _, err := s.loadIdentity(); err != nil {
 		return appliance.Backup{}, err
 	}
 	s.setRunning("taking a " + kind)
 	defer s.setRunning("")
-	m, err := s.Backup(ctx, kind)
+	var m *Manifest
+	var err error
+	if kind == KindDocuments {
+		m, err = s.backupDocuments(ctx)
+		if err == nil && m == nil {
+			return appliance.Backup{}, fmt.Errorf("no document changed since the last documents backup: %w", appliance.ErrConflict)
+		}
+		if err == nil {
+			s.sync(ctx)
+			return s.describe(m, s.verified(), s.Local.Name()), nil
+		}
+	} else {
+		m, err = s.Backup(ctx, kind)
+	}
 	s.mu.Lock()
 	s.lastErr = ""
 	if err != nil {
@@ -323,6 +411,15 @@ func (s *Service) RunBackup(ctx context.Context, kind string) (appliance.Backup,
 	}
 	s.sync(ctx)
 	return s.describe(m, s.verified(), s.Local.Name()), nil
+}
+
+// backupDocuments backs up the document folders; nil when none is set or nothing changed.
+func (s *Service) backupDocuments(ctx context.Context) (*Manifest, error) {
+	folders := s.documentFolders()
+	if len(folders) == 0 {
+		return nil, fmt.Errorf("no document folder is set: %w", appliance.ErrBadInput)
+	}
+	return s.BackupDocuments(ctx, folders)
 }
 
 // sync copies every local backup the targets lack, then prunes everywhere. A target that fails is
@@ -441,7 +538,13 @@ func (s *Service) RestoreBackup(ctx context.Context, backupID string, req applia
 	s.setRunning("restoring " + backupID)
 	defer s.setRunning("")
 	start := time.Now()
-	res.Databases, err = s.Restore(ctx, t, backupID, req.Databases, req.Into, req.Replace)
+	if strings.HasSuffix(backupID, "-"+KindDocuments) {
+		var d appliance.DocumentsRestored
+		d, err = s.RestoreDocuments(ctx, t, backupID, req.Paths)
+		res.Documents = &d
+	} else {
+		res.Databases, err = s.Restore(ctx, t, backupID, req.Databases, req.Into, req.Replace)
+	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, err
 }
@@ -486,6 +589,7 @@ func (s *Service) describe(m *Manifest, verified map[string]Verification, where 
 	for _, d := range m.Databases {
 		b.Databases = append(b.Databases, d.Name)
 	}
+	b.Files = len(m.Files)
 	return b
 }
 
@@ -505,6 +609,7 @@ func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
 	st.SetUp = true
 	st.Recipient = id.Recipient().String()
 	st.Retention = s.retention(ctx)
+	st.DocumentFolders = s.documentFolders()
 	local, _, err := Manifests(ctx, s.Local, id)
 	if err != nil {
 		return st, err
@@ -549,13 +654,13 @@ func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
 }
 
 // Run ships the archived WAL every minute, takes the nightly dump after 02:00 (UTC), a base copy every week,
-// a backup every 15 minutes when the database changed, keeps trying failed offsite copies, and verifies
+// a backup every 15 minutes when the database changed, and one of the documents when one changed, keeps trying failed offsite copies, and verifies
 // each nightly dump and base copy by restoring it. A unit that does not take the backups drops its
 // archived WAL (its mirror archives the same).
 func (s *Service) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
-	lastSync := time.Time{}
+	lastSync, lastDocs := time.Time{}, time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -590,6 +695,17 @@ func (s *Service) Run(ctx context.Context) error {
 			if lsn, err := s.Position(ctx); err == nil && lsn != l.LSN {
 				_, _ = s.RunBackup(ctx, KindIncrement)
 				lastSync = time.Now()
+			}
+		}
+		if now.Sub(lastDocs) >= 15*time.Minute && len(s.documentFolders()) > 0 {
+			lastDocs = now
+			if m, err := s.backupDocuments(ctx); err != nil {
+				s.mu.Lock()
+				s.lastErr = err.Error()
+				s.mu.Unlock()
+				s.Log.Warn("documents backup", "err", err)
+			} else if m != nil {
+				lastSync = time.Time{} // copy it offsite now
 			}
 		}
 		if time.Since(lastSync) > 5*time.Minute {

@@ -62,8 +62,11 @@ func (e *Engine) verify(ctx context.Context, t Target, backupID string) error {
 	if err != nil {
 		return err
 	}
-	if m.Kind == KindBase {
+	switch m.Kind {
+	case KindBase:
 		return e.verifyBase(ctx, t, m)
+	case KindDocuments:
+		return e.verifyDocuments(ctx, t, m)
 	}
 	objs := map[string]Object{}
 	for _, o := range m.Objects {
@@ -431,10 +434,10 @@ func (e *Engine) Prune(ctx context.Context, t Target, r appliance.BackupRetentio
 	if err != nil {
 		return nil, err
 	}
-	lastVerified := ""
+	lastVerified := map[string]string{} // kind -> the newest verified backup of that kind
 	for _, m := range ms {
 		if verified[m.ID] {
-			lastVerified = m.ID
+			lastVerified[m.Kind] = m.ID
 		}
 	}
 	var dumps []*Manifest
@@ -466,12 +469,31 @@ func (e *Engine) Prune(ctx context.Context, t Target, r appliance.BackupRetentio
 			drop[m.ID] = true
 		}
 	}
-	delete(drop, lastVerified)
-	var gone []string
+	var docs []*Manifest
+	for _, m := range ms {
+		if m.Kind == KindDocuments {
+			docs = append(docs, m)
+		}
+	}
+	for id := range documentsDropped(docs, r, e.now()) {
+		drop[id] = true
+	}
+	for _, id := range lastVerified {
+		delete(drop, id)
+	}
 	var left []*Manifest
+	inUse := map[string]bool{} // objects shared between backups (documents) stay while one uses them
 	for _, m := range ms {
 		if !drop[m.ID] {
 			left = append(left, m)
+			for _, o := range m.Objects {
+				inUse[o.Key] = true
+			}
+		}
+	}
+	var gone []string
+	for _, m := range ms {
+		if !drop[m.ID] {
 			continue
 		}
 		// The manifest first: a half-deleted backup is then an unfinished one, never a broken listed one.
@@ -479,6 +501,9 @@ func (e *Engine) Prune(ctx context.Context, t Target, r appliance.BackupRetentio
 			return gone, err
 		}
 		for _, o := range m.Objects {
+			if inUse[o.Key] {
+				continue
+			}
 			if err := t.Delete(ctx, o.Key); err != nil {
 				return gone, err
 			}
@@ -487,6 +512,25 @@ func (e *Engine) Prune(ctx context.Context, t Target, r appliance.BackupRetentio
 	}
 	_, err = e.pruneWAL(ctx, t, left)
 	return gone, err
+}
+
+// documentsDropped returns the documents backups (oldest first) to delete: those older than 48 hours that
+// are not the day's last one of a day r keeps.
+func documentsDropped(docs []*Manifest, r appliance.BackupRetention, now time.Time) map[string]bool {
+	var daily []*Manifest // the last of each day
+	for i, m := range docs {
+		if i == len(docs)-1 || docs[i+1].Created.UTC().Format("2006-01-02") != m.Created.UTC().Format("2006-01-02") {
+			daily = append(daily, m)
+		}
+	}
+	keep := retained(daily, r)
+	drop := map[string]bool{}
+	for _, m := range docs {
+		if now.Sub(m.Created) > 48*time.Hour && !keep[m.ID] {
+			drop[m.ID] = true
+		}
+	}
+	return drop
 }
 
 // retained returns the dumps (oldest first) r keeps: the newest r.Daily, and the newest of each of the

@@ -1,0 +1,169 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+// Documents backed up with a real cluster holding the identity: folders outside the data array or the
+// appliance's own refused; a file's content stored once however many files have it, encrypted; no change,
+// no backup; a changed file is the only one stored again; one document downloaded as it was; a restore
+// writes back what is missing, leaves what is identical and puts the old version beside a file that
+// changed; verification reads every content back and finds a damaged one.
+func TestDocuments(t *testing.T) {
+	s := startServer(t)
+	svc := newService(t, s)
+	ctx := context.Background()
+	if _, err := svc.CreateIdentity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	svc.DataRoot = root
+	docs := filepath.Join(root, "documents")
+	pdf := make([]byte, 200<<10)
+	rand.Read(pdf)
+	files := map[string][]byte{"letter.txt": []byte("Dear client, about the Smith matter"), "smith/contract.pdf": pdf, "copy of letter.txt": []byte("Dear client, about the Smith matter")}
+	for name, b := range files {
+		p := filepath.Join(docs, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(filepath.Join(root, "postgresql"), 0o700)
+	for _, bad := range [][]string{{"/etc"}, {filepath.Join(root, "postgresql")}, {filepath.Join(root, "nope")}, {"relative"}, {root}} {
+		if err := svc.SetDocumentFolders(ctx, bad); !errors.Is(err, appliance.ErrBadInput) {
+			t.Errorf("document folders %v: %v", bad, err)
+		}
+	}
+	if _, err := svc.RunBackup(ctx, KindDocuments); !errors.Is(err, appliance.ErrBadInput) {
+		t.Errorf("a documents backup without folders: %v", err)
+	}
+	if err := svc.SetDocumentFolders(ctx, []string{docs}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := svc.RunBackup(ctx, KindDocuments)
+	if err != nil || first.Files != 3 {
+		t.Fatalf("documents backup: %+v %v", first, err)
+	}
+	stored := func() []string {
+		keys, _ := svc.Local.List(ctx)
+		var out []string
+		for _, k := range keys {
+			if strings.HasPrefix(k, docsPrefix) {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	if got := stored(); len(got) != 2 {
+		t.Errorf("stored contents %v: want 2 (two files share one)", got)
+	}
+	for _, k := range stored() {
+		b, _ := os.ReadFile(filepath.Join(svc.Local.(Dir).Path, k))
+		if bytes.Contains(b, []byte("Smith")) {
+			t.Errorf("%s is readable", k)
+		}
+	}
+	if _, err := svc.RunBackup(ctx, KindDocuments); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("a documents backup with nothing changed: %v", err)
+	}
+
+	// The contract changes (a later time too); the letter is deleted.
+	contract := filepath.Join(docs, "smith", "contract.pdf")
+	os.WriteFile(contract, append(bytes.Clone(pdf), "signed"...), 0o640)
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(contract, later, later)
+	time.Sleep(time.Second) // a new backup id
+	second, err := svc.RunBackup(ctx, KindDocuments)
+	if err != nil || second.Files != 3 {
+		t.Fatalf("second documents backup: %+v %v", second, err)
+	}
+	if got := stored(); len(got) != 3 {
+		t.Errorf("after one change, stored contents %v: want 3", got)
+	}
+	list, err := svc.DocumentFiles(ctx, first.ID)
+	if err != nil || len(list) != 3 {
+		t.Fatalf("documents of the first backup: %+v %v", list, err)
+	}
+	r, f, err := svc.OpenDocument(ctx, first.ID, contract)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, pdf) || f.Size != int64(len(pdf)) {
+		t.Errorf("the first backup's contract: %d bytes (%v), size %d", len(got), err, f.Size)
+	}
+	if _, _, err := svc.OpenDocument(ctx, first.ID, "/etc/passwd"); !errors.Is(err, appliance.ErrNotFound) {
+		t.Errorf("a document not in the backup: %v", err)
+	}
+
+	os.Remove(filepath.Join(docs, "letter.txt"))
+	res, err := svc.RestoreBackup(ctx, first.ID, appliance.BackupRestore{})
+	if err != nil || res.Documents == nil || res.Documents.Restored != 2 || res.Documents.Unchanged != 1 || len(res.Documents.Beside) != 1 {
+		t.Fatalf("documents restore: %+v %v", res.Documents, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(docs, "letter.txt")); !bytes.Equal(b, files["letter.txt"]) {
+		t.Error("the deleted letter did not come back")
+	}
+	if b, _ := os.ReadFile(res.Documents.Beside[0]); !bytes.Equal(b, pdf) || !strings.HasPrefix(res.Documents.Beside[0], contract+".restored-") {
+		t.Errorf("the old contract beside the new one: %s", res.Documents.Beside[0])
+	}
+	if b, _ := os.ReadFile(contract); !bytes.HasSuffix(b, []byte("signed")) {
+		t.Error("the restore overwrote the current contract")
+	}
+
+	if v, err := svc.VerifyBackup(ctx, first.ID); err != nil || !v.OK {
+		t.Errorf("verify documents: %+v %v", v, err)
+	}
+	obj := filepath.Join(svc.Local.(Dir).Path, stored()[0])
+	b, _ := os.ReadFile(obj)
+	b[len(b)/2] ^= 1
+	os.WriteFile(obj, b, 0o600)
+	v1, _ := svc.VerifyBackup(ctx, first.ID)
+	v2, _ := svc.VerifyBackup(ctx, second.ID)
+	if v1.OK && v2.OK {
+		t.Error("a damaged content verified")
+	}
+	if st, _ := svc.Backups(ctx); len(st.DocumentFolders) != 1 || st.DocumentFolders[0] != docs {
+		t.Errorf("document folders in the status: %v", st.DocumentFolders)
+	}
+}
+
+// Documents backups are kept 48 hours, then the last of each day the retention keeps.
+func TestDocumentsDropped(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	var docs []*Manifest
+	for h := 24 * 5; h >= 0; h -= 6 {
+		c := now.Add(-time.Duration(h) * time.Hour)
+		docs = append(docs, &Manifest{ID: c.Format("0102T15"), Created: c})
+	}
+	drop := documentsDropped(docs, appliance.BackupRetention{Daily: 3}, now)
+	var kept []string
+	for _, m := range docs {
+		if !drop[m.ID] {
+			kept = append(kept, m.ID)
+		}
+	}
+	// Within 48 h: from 11-22T12 on; the last of each of the 3 newest days (11-22, 23, 24) is within.
+	want := "1122T12 1122T18 1123T00 1123T06 1123T12 1123T18 1124T00 1124T06 1124T12"
+	if strings.Join(kept, " ") != want {
+		t.Errorf("kept %s, want %s", strings.Join(kept, " "), want)
+	}
+	// Five days: the last of 11-20 and of 11-21 are kept beyond the 48 hours too.
+	drop = documentsDropped(docs, appliance.BackupRetention{Daily: 5}, now)
+	if len(drop) != 10 || drop["1120T18"] || drop["1121T18"] || !drop["1121T12"] {
+		t.Errorf("daily 5: dropped %v", drop)
+	}
+}
