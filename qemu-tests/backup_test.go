@@ -114,7 +114,7 @@ func TestBackupToS3(t *testing.T) {
 	if code, body := u.call("GET", "/api/v1/backups", tok, ""); code != 200 || !strings.Contains(body, `"last_verified":{`) {
 		t.Errorf("backups = %d %s", code, body)
 	}
-	if code, body := u.call("GET", "/api/v1/backups/export/practice", tok, ""); code != 200 || !strings.HasPrefix(body, "PGDMP") {
+	if code, body := u.call("GET", "/api/v1/database/databases/practice/export", tok, ""); code != 200 || !strings.HasPrefix(body, "PGDMP") {
 		t.Errorf("export = %d (%d bytes)", code, len(body))
 	}
 
@@ -178,6 +178,45 @@ func TestBackupToS3(t *testing.T) {
 	if keys, err := filepath.Glob(filepath.Join(dir, "office", "wal", "*.zst.age")); err != nil || len(keys) == 0 {
 		t.Errorf("no WAL in the bucket (%v)", err)
 	}
+	// Documents: a folder on the array, backed up once; no change, no new backup.
+	contract := u.fill("documents/smith/contract.pdf", 2, 7)
+	if code, body := u.call("PUT", "/api/v1/backups/documents", tok, `{"folders":["/data/postgresql"]}`); code != 400 {
+		t.Errorf("the database's own folder as documents = %d %s", code, body)
+	}
+	if code, body := u.call("PUT", "/api/v1/backups/documents", tok, `{"folders":["/data/documents"]}`); code != 204 {
+		t.Fatalf("document folders = %d %s", code, body)
+	}
+	type backupInfo struct {
+		ID    string `json:"id"`
+		Kind  string `json:"kind"`
+		Files int    `json:"files"`
+	}
+	var docs backupInfo
+	code, body = u.call("POST", "/api/v1/backups/run", tok, `{"kind":"documents"}`)
+	if code == 409 { // the unit's own schedule took it first
+		var st struct{ Backups []backupInfo }
+		u.get("/api/v1/backups", tok, &st)
+		for _, b := range st.Backups {
+			if b.Kind == "documents" {
+				docs = b
+			}
+		}
+	} else if code != 201 || json.Unmarshal([]byte(body), &docs) != nil {
+		t.Fatalf("documents backup = %d %s", code, body)
+	}
+	if docs.Files != 1 {
+		t.Fatalf("documents backup: %+v", docs)
+	}
+	if code, body := u.call("POST", "/api/v1/backups/run", tok, `{"kind":"documents"}`); code != 409 {
+		t.Errorf("a documents backup with nothing changed = %d %s", code, body)
+	}
+	eventually(t, time.Minute, "the document's content in the bucket", func() error {
+		if keys, _ := filepath.Glob(filepath.Join(dir, "office", "docs", "*.zst.age")); len(keys) != 1 {
+			return fmt.Errorf("document contents in the bucket: %v", keys)
+		}
+		return nil
+	})
+
 	// Both units are lost. A new unit, set up from scratch, gets the recovery sheet's identity and the
 	// target, finds the backup there and restores it: the office's application connects with its old
 	// credentials and finds every matter.
@@ -222,6 +261,11 @@ func TestBackupToS3(t *testing.T) {
 	if err := c.QueryRow(ctx, "SELECT count(*) FROM matters").Scan(&matters); err != nil || matters != 3000 {
 		t.Errorf("the new unit has %d matters (%v)", matters, err)
 	}
+	code, body = n.call("POST", "/api/v1/backups/"+docs.ID+"/restore", ntok, `{}`)
+	if code != 200 || !strings.Contains(body, `"restored":1`) {
+		t.Fatalf("documents restore = %d %s", code, body)
+	}
+	n.checkData(map[string]string{"documents/smith/contract.pdf": contract})
 	if code, body := n.call("POST", "/api/v1/backups/"+b.ID+"/restore", ntok, `{}`); code != 409 {
 		t.Errorf("a second restore over the restored database without replace = %d %s", code, body)
 	}

@@ -2,7 +2,10 @@ package webui
 
 import (
 	"fmt"
+	"io"
+	"mime"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -11,8 +14,10 @@ import (
 )
 
 type backupsPage struct {
-	Status   appliance.BackupStatus
-	Identity string // the recovery identity, on the one page that creates it
+	Status    appliance.BackupStatus
+	Identity  string // the recovery identity, on the one page that creates it
+	ID        string // the documents page: the backup
+	Documents []appliance.DocumentFile
 }
 
 func (s *Server) apiBackups(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
@@ -166,6 +171,77 @@ func (s *Server) apiPointInTime(w http.ResponseWriter, r *http.Request, sess app
 	writeJSON(w, http.StatusOK, res)
 }
 
+type documentFolders struct {
+	Folders []string `json:"folders"`
+}
+
+func (s *Server) apiDocumentFolders(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var req documentFolders
+	if err := decode(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Warn("document folders set", "folders", req.Folders, "user", sess.User, "remote", remote(r))
+	if err := s.backups.SetDocumentFolders(r.Context(), req.Folders); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) formDocumentFolders(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	folders := []string{}
+	for _, l := range strings.Split(r.PostFormValue("folders"), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			folders = append(folders, l)
+		}
+	}
+	s.log.Warn("document folders set", "folders", folders, "user", sess.User, "remote", remote(r))
+	s.renderBackups(w, r, sess, backupsPage{}, s.backups.SetDocumentFolders(r.Context(), folders), "Document folders saved: they are backed up within 15 minutes, then whenever a document changes.")
+}
+
+func (s *Server) apiDocuments(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	ds, err := s.backups.DocumentFiles(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ds)
+}
+
+func (s *Server) pageDocuments(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	ds, err := s.backups.DocumentFiles(r.Context(), r.PathValue("id"))
+	d := pageData{Session: sess, Backups: backupsPage{ID: r.PathValue("id"), Documents: ds}}
+	if err != nil {
+		code, msg := statusOf(err)
+		d.Error = msg
+		s.render(w, r, code, "documents", d)
+		return
+	}
+	s.render(w, r, http.StatusOK, "documents", d)
+}
+
+// downloadDocument sends one document of a documents backup (?path=) as a file to save.
+func (s *Server) downloadDocument(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	longRequest(w)
+	p := r.URL.Query().Get("path")
+	s.log.Warn("document downloaded from a backup", "id", r.PathValue("id"), "path", p, "user", sess.User, "remote", remote(r))
+	rc, f, err := s.backups.OpenDocument(r.Context(), r.PathValue("id"), p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer rc.Close()
+	dw := &download{w: w, name: path.Base(f.Path)}
+	if _, err := io.Copy(dw, rc); err != nil {
+		if dw.started {
+			s.log.Error("document download failed", "path", p, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		s.fail(w, r, err)
+	}
+}
+
 // export streams a current dump of one database to the admin, as a file to save. The answer starts with
 // the dump's first bytes, so a database that is not there is still a 404; a dump that fails halfway
 // aborts the connection, so the browser never keeps a truncated file as a finished download.
@@ -194,7 +270,7 @@ func (d *download) Write(b []byte) (int, error) {
 		d.started = true
 		h := d.w.Header()
 		h.Set("Content-Type", "application/octet-stream")
-		h.Set("Content-Disposition", `attachment; filename="`+d.name+`"`)
+		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": d.name}))
 		d.w.WriteHeader(http.StatusOK)
 	}
 	return d.w.Write(b)
@@ -248,17 +324,27 @@ func (s *Server) formImportIdentity(w http.ResponseWriter, r *http.Request, sess
 	s.renderBackups(w, r, sess, backupsPage{}, err, "Recovery identity set: add the offsite target that holds the backups, then restore.")
 }
 
-// restoreForm reads the database, new name and replace box of a restore form.
+// restoreForm reads the database, new name and replace box of a restore form, or the document.
 func restoreForm(r *http.Request) appliance.BackupRestore {
 	req := appliance.BackupRestore{Into: strings.TrimSpace(r.PostFormValue("into")), Replace: r.PostFormValue("replace") == "replace"}
 	if db := strings.TrimSpace(r.PostFormValue("database")); db != "" {
 		req.Databases = []string{db}
+	}
+	if p := r.PostFormValue("path"); p != "" {
+		req.Paths = []string{p}
 	}
 	return req
 }
 
 // restoredNotice says what a restore brought back and what it kept.
 func restoredNotice(res appliance.BackupRestoreResult) string {
+	if d := res.Documents; d != nil {
+		msg := fmt.Sprintf("Documents restored: %d written back, %d already there as they were.", d.Restored, d.Unchanged)
+		if len(d.Beside) > 0 {
+			msg += " Written beside a current document that differs: " + strings.Join(d.Beside, ", ")
+		}
+		return msg
+	}
 	var done []string
 	for _, d := range res.Databases {
 		line := d.Database + " -> " + d.Into

@@ -2,6 +2,7 @@ package webui
 
 import (
 	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -122,17 +123,39 @@ func TestRestoreAndExport(t *testing.T) {
 		t.Errorf("point-in-time form with a bad moment: %s", w.Body)
 	}
 
-	w = e.do(req{method: "GET", path: "/api/v1/backups/export/practice", hdr: bearer})
-	if w.Code != 200 || w.Body.String() != "PGDMP practice" || !strings.Contains(w.Header().Get("Content-Disposition"), `attachment; filename="practice-`) {
+	w = e.do(req{method: "GET", path: "/api/v1/database/databases/practice/export", hdr: bearer})
+	if w.Code != 200 || w.Body.String() != "PGDMP practice" || !strings.HasPrefix(attachment(w.Header()), "practice-") {
 		t.Errorf("export = %d %q %v", w.Code, w.Body, w.Header())
 	}
-	if w := e.do(req{method: "GET", path: "/api/v1/backups/export/nope", hdr: bearer}); w.Code != 404 {
+	if w := e.do(req{method: "GET", path: "/api/v1/database/databases/nope/export", hdr: bearer}); w.Code != 404 {
 		t.Errorf("export of an unknown database = %d", w.Code)
 	}
+	// Documents: folders, the list of a documents backup, one document downloaded.
+	if w := e.do(req{method: "PUT", path: "/api/v1/backups/documents", hdr: bearer, body: `{"folders":["/etc"]}`}); w.Code != 400 {
+		t.Errorf("a document folder off the data array = %d", w.Code)
+	}
+	if w := e.do(req{method: "POST", path: "/backups/documents", hdr: form, body: "folders=%2Fdata%2Fdocuments%0D%0A%0D%0A%2Fdata%2Fscans"}); !strings.Contains(w.Body.String(), "Document folders saved") || strings.Join(e.backups.folders, ",") != "/data/documents,/data/scans" {
+		t.Errorf("document folders form: %v", e.backups.folders)
+	}
+	page := e.do(req{method: "GET", path: "/backups/20261123T021500Z-documents/documents", hdr: form}).Body.String()
+	if !strings.Contains(page, `href="/backups/20261123T021500Z-documents/document?path=%2fdata%2fdocuments%2fsmith%20%26%20co%2fletter.txt"`) {
+		t.Errorf("the documents page offers no download of the letter: %s", page)
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/backups/20261123T021500Z-documents/documents", hdr: bearer}); w.Code != 200 || !strings.Contains(w.Body.String(), "letter.txt") {
+		t.Errorf("documents list = %d %s", w.Code, w.Body)
+	}
+	w = e.do(req{method: "GET", path: "/api/v1/backups/20261123T021500Z-documents/document?path=%2Fdata%2Fdocuments%2Fsmith%20%26%20co%2Fletter.txt", hdr: bearer})
+	if w.Code != 200 || w.Body.String() != "Dear X" || attachment(w.Header()) != "letter.txt" {
+		t.Errorf("document download = %d %q %v", w.Code, w.Body, w.Header())
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/backups/20261123T021500Z-documents/document?path=/etc/passwd", hdr: bearer}); w.Code != 404 {
+		t.Errorf("a document not in the backup = %d", w.Code)
+	}
+
 	srv := httptest.NewTLSServer(e.h)
 	defer srv.Close()
 	e.backups.failAt = 64 << 10
-	r, _ := http.NewRequest("GET", srv.URL+"/api/v1/backups/export/practice", nil)
+	r, _ := http.NewRequest("GET", srv.URL+"/api/v1/database/databases/practice/export", nil)
 	r.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := srv.Client().Do(r)
 	if err != nil {
@@ -143,4 +166,13 @@ func TestRestoreAndExport(t *testing.T) {
 	if err == nil {
 		t.Errorf("a dump that failed after %d bytes downloaded as a complete file", n)
 	}
+}
+
+// attachment is the file name a download is saved as.
+func attachment(h http.Header) string {
+	disp, params, err := mime.ParseMediaType(h.Get("Content-Disposition"))
+	if err != nil || disp != "attachment" {
+		return ""
+	}
+	return params["filename"]
 }

@@ -279,13 +279,15 @@ type fakeBackups struct {
 	restores  []appliance.BackupRestore
 	moments   []time.Time
 	retention appliance.BackupRetention
+	folders   []string
 	failAt    int // Export fails after writing this many bytes (0: never)
 }
 
 func (f *fakeBackups) Backups(context.Context) (appliance.BackupStatus, error) {
 	st := appliance.BackupStatus{SetUp: f.identity != "", Backups: []appliance.Backup{}}
 	if st.SetUp {
-		st.Recipient, st.Retention = "age1fakerecipient", f.retention
+		st.Recipient, st.Retention, st.DocumentFolders = "age1fakerecipient", f.retention, f.folders
+		st.Backups = append(st.Backups, appliance.Backup{ID: "20261123T021500Z-documents", Kind: "documents", Targets: []string{"this unit"}, Files: 1})
 	}
 	if st.SetUp {
 		v := &appliance.BackupVerification{ID: "20261123T020000Z-dump", Target: "s3://x/y/", OK: true, Time: time.Now().Add(-time.Hour)}
@@ -349,6 +351,35 @@ func (f *fakeBackups) SetRetention(_ context.Context, r appliance.BackupRetentio
 	}
 	f.retention = r
 	return nil
+}
+
+func (f *fakeBackups) SetDocumentFolders(_ context.Context, folders []string) error {
+	for _, d := range folders {
+		if !strings.HasPrefix(d, "/data/") {
+			return fmt.Errorf("folder %q: %w", d, appliance.ErrBadInput)
+		}
+	}
+	f.folders = folders
+	return nil
+}
+
+// The documents backup 20261123T021500Z-documents holds one letter.
+func (f *fakeBackups) DocumentFiles(_ context.Context, id string) ([]appliance.DocumentFile, error) {
+	if id != "20261123T021500Z-documents" {
+		return nil, fmt.Errorf("backup %s: %w", id, appliance.ErrNotFound)
+	}
+	return []appliance.DocumentFile{{Path: "/data/documents/smith & co/letter.txt", Size: 6}}, nil
+}
+
+func (f *fakeBackups) OpenDocument(ctx context.Context, id, path string) (io.ReadCloser, appliance.DocumentFile, error) {
+	ds, err := f.DocumentFiles(ctx, id)
+	if err != nil {
+		return nil, appliance.DocumentFile{}, err
+	}
+	if path != ds[0].Path {
+		return nil, appliance.DocumentFile{}, fmt.Errorf("document %q: %w", path, appliance.ErrNotFound)
+	}
+	return io.NopCloser(strings.NewReader("Dear X")), ds[0], nil
 }
 
 func (f *fakeBackups) Export(_ context.Context, db string, w io.Writer) error {

@@ -110,7 +110,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		funcs["T"] = translator(l)
 		funcs["alert"] = alertText(l)
 		funcs["lang"] = func() string { return l }
-		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "users", "audit", "alerts"} {
+		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "documents", "users", "audit", "alerts"} {
 			t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/live.html", "templates/"+p+".html")
 			if err != nil {
 				return nil, fmt.Errorf("parse template %s: %w", p, err)
@@ -174,7 +174,10 @@ func (s *Server) Routes() []Route {
 		{"POST /backups/point-in-time", Admin, s.formPointInTime},
 		{"POST /backups/retention", Admin, s.formBackupRetention},
 		{"POST /backups/identity/import", Admin, s.formImportIdentity},
-		{"GET /backups/export/{database}", Admin, s.export},
+		{"GET /database/databases/{database}/export", Admin, s.export},
+		{"POST /backups/documents", Admin, s.formDocumentFolders},
+		{"GET /backups/{id}/documents", Admin, s.pageDocuments},
+		{"GET /backups/{id}/document", Admin, s.downloadDocument},
 		{"GET /api/v1/backups", Viewer, s.apiBackups},
 		{"POST /api/v1/backups/identity", Admin, s.apiBackupIdentity},
 		{"PUT /api/v1/backups/targets", Admin, s.apiBackupTargets},
@@ -184,7 +187,10 @@ func (s *Server) Routes() []Route {
 		{"POST /api/v1/backups/point-in-time", Admin, s.apiPointInTime},
 		{"PUT /api/v1/backups/retention", Admin, s.apiBackupRetention},
 		{"POST /api/v1/backups/identity/import", Admin, s.apiImportIdentity},
-		{"GET /api/v1/backups/export/{database}", Admin, s.export},
+		{"GET /api/v1/database/databases/{database}/export", Admin, s.export},
+		{"PUT /api/v1/backups/documents", Admin, s.apiDocumentFolders},
+		{"GET /api/v1/backups/{id}/documents", Admin, s.apiDocuments},
+		{"GET /api/v1/backups/{id}/document", Admin, s.downloadDocument},
 		{"GET /pair", Viewer, s.pagePair},
 		{"POST /pair/invite", Admin, s.formInvite},
 		{"POST /pair/join", Admin, s.formJoin},

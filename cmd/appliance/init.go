@@ -322,6 +322,9 @@ func readDirect(path string) error {
 
 // debugFill writes mib MiB of data drawn from seed to path and returns its SHA-256.
 func debugFill(path string, mib int, seed uint64) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return "", err
