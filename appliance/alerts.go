@@ -153,12 +153,16 @@ func DatabaseAlerts(db DatabaseStatus, paired bool) []Alert {
 	return out
 }
 
-// BackupAlerts: no backups set up, an offsite copy failing, no restore verified in two days.
+// BackupAlerts: no backups set up, the last backup failed, an offsite copy failing, no restore verified in
+// two days.
 func BackupAlerts(b BackupStatus, now time.Time) []Alert {
 	if !b.SetUp {
 		return []Alert{NewAlert("warning", "backups are not set up: nothing is kept away from this office")}
 	}
 	var out []Alert
+	if b.LastError != "" {
+		out = append(out, NewAlert("warning", "the last backup failed (tried again at the next one): %s", b.LastError))
+	}
 	for _, t := range b.Targets {
 		if !t.OK {
 			out = append(out, NewAlert("warning", "copying backups to %s fails (retried every 5 minutes): %s", t.Name, t.Error))

@@ -487,4 +487,5 @@ var fr = map[string]string{
 	"Folders on the data array whose documents are backed up with the database, within 15 minutes of a change. One per line.": "Dossiers de la grappe de données dont les documents sont sauvegardés avec la base, dans les 15 minutes suivant un changement. Un par ligne.",
 	"Document folders saved: they are backed up within 15 minutes, then whenever a document changes.":                         "Dossiers de documents enregistrés : ils sont sauvegardés dans les 15 minutes, puis à chaque changement d'un document.",
 	"documents": "documents",
+	"the last backup failed (tried again at the next one): %s": "la dernière sauvegarde a échoué (nouvel essai à la suivante) : %s",
 }
