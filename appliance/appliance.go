@@ -678,11 +678,14 @@ type BackupTargetStatus struct {
 
 // BackupStatus is GET /api/v1/backups.
 type BackupStatus struct {
-	SetUp        bool                `json:"set_up"`    // a recovery identity exists
-	Recipient    string              `json:"recipient"` // its public half
-	Running      string              `json:"running,omitempty"`
-	LastError    string              `json:"last_error,omitempty"`
-	LastVerified *BackupVerification `json:"last_verified"`
+	SetUp     bool   `json:"set_up"`    // a recovery identity exists
+	Recipient string `json:"recipient"` // its public half
+	Running   string `json:"running,omitempty"`
+	// ProgressDone of ProgressTotal stored bytes of the running copy or restore (0 of 0: not measured).
+	ProgressDone  int64               `json:"progress_done,omitempty"`
+	ProgressTotal int64               `json:"progress_total,omitempty"`
+	LastError     string              `json:"last_error,omitempty"`
+	LastVerified  *BackupVerification `json:"last_verified"`
 	// PointInTimeSince is the oldest base copy: a restore to any moment since is possible.
 	PointInTimeSince *time.Time           `json:"point_in_time_since,omitempty"`
 	Retention        BackupRetention      `json:"retention"`

@@ -60,6 +60,10 @@ func TestBackupsAPIAndPage(t *testing.T) {
 	if w := e.do(req{method: "POST", path: "/api/v1/backups/nope/verify", hdr: bearer}); w.Code != 404 {
 		t.Errorf("verify unknown = %d", w.Code)
 	}
+	e.backups.running, e.backups.progress = "copying 20261123T020000Z-dump to s3://x/y/", [2]int64{512 << 10, 2 << 20}
+	if body := e.do(req{method: "GET", path: "/backups", hdr: cookie}).Body.String(); !strings.Contains(body, `<progress value="524288" max="2097152"></progress> 524.3 kB / 2.1 MB`) {
+		t.Errorf("no progress bar for the running copy: %s", body)
+	}
 	if w := e.do(req{method: "GET", path: "/api/v1/backups", hdr: bearer}); w.Code != 200 || !strings.Contains(w.Body.String(), `"verified":{`) {
 		t.Errorf("list = %d %s", w.Code, w.Body)
 	}

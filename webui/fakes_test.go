@@ -280,6 +280,8 @@ type fakeBackups struct {
 	moments   []time.Time
 	retention appliance.BackupRetention
 	folders   []string
+	running   string
+	progress  [2]int64
 	failAt    int // Export fails after writing this many bytes (0: never)
 }
 
@@ -287,6 +289,7 @@ func (f *fakeBackups) Backups(context.Context) (appliance.BackupStatus, error) {
 	st := appliance.BackupStatus{SetUp: f.identity != "", Backups: []appliance.Backup{}}
 	if st.SetUp {
 		st.Recipient, st.Retention, st.DocumentFolders = "age1fakerecipient", f.retention, f.folders
+		st.Running, st.ProgressDone, st.ProgressTotal = f.running, f.progress[0], f.progress[1]
 		st.Backups = append(st.Backups, appliance.Backup{ID: "20261123T021500Z-documents", Kind: "documents", Targets: []string{"this unit"}, Files: 1})
 	}
 	if st.SetUp {

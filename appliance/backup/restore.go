@@ -81,7 +81,8 @@ func (e *Engine) Restore(ctx context.Context, t Target, backupID string, dbs []s
 		if !ok {
 			return out, fmt.Errorf("database %s: object %s missing from the manifest", d.Name, d.Object)
 		}
-		r, err := e.restoreOne(ctx, c, d, names[i], objectSource(ctx, t, o, id))
+		e.Progress.start(o.Size)
+		r, err := e.restoreOne(ctx, c, d, names[i], objectSource(ctx, countedTarget{t, e.Progress}, o, id))
 		if err != nil {
 			return out, err
 		}

@@ -42,6 +42,9 @@ type Service struct {
 // NewService wires the engine to the recovery identity kept in the cluster.
 func NewService(e *Engine, shouldRun func(context.Context) bool, keep int) *Service {
 	s := &Service{Engine: e, ShouldRun: shouldRun, Keep: keep, DataRoot: "/data"}
+	if e.Progress == nil {
+		e.Progress = &Progress{}
+	}
 	e.Identity = s.loadIdentity
 	return s
 }
@@ -357,6 +360,7 @@ func (s *Service) setRunning(what string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.running = what
+	s.Progress.start(0)
 }
 
 // RunBackup takes a backup now, copies it offsite and prunes.
@@ -598,6 +602,9 @@ func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
 	st := appliance.BackupStatus{Backups: []appliance.Backup{}}
 	s.mu.Lock()
 	st.Running, st.LastError = s.running, s.lastErr
+	if s.running != "" {
+		st.ProgressDone, st.ProgressTotal = s.Progress.Get()
+	}
 	for name, e := range s.targets {
 		st.Targets = append(st.Targets, appliance.BackupTargetStatus{Name: name, OK: e == "", Error: e})
 	}

@@ -144,11 +144,14 @@ func TestSFTPTarget(t *testing.T) {
 	os.Remove(remoteDump)
 	os.WriteFile(remoteDump+".partial", whole[:len(whole)/2], 0o600)
 	counted := &countingDir{Dir: e.Local.(Dir)}
-	e.Local = counted
+	e.Local, e.Progress = counted, &Progress{}
 	if err := e.Copy(ctx, m, target); err != nil {
 		t.Fatal(err)
 	}
 	e.Local = counted.Dir
+	if done, total := e.Progress.Get(); done != total || total != int64(len(whole)) {
+		t.Errorf("progress of the resumed copy: %d of %d bytes, want %d of %d", done, total, len(whole), len(whole))
+	}
 	if got, _ := os.ReadFile(remoteDump); !bytes.Equal(got, whole) || counted.read != int64(len(whole)-len(whole)/2) {
 		t.Errorf("resumed copy: read %d bytes of the array for %d missing; the dump is whole: %v", counted.read, len(whole)-len(whole)/2, bytes.Equal(got, whole))
 	}

@@ -402,15 +402,22 @@ func (e *Engine) Copy(ctx context.Context, m *Manifest, t Target) error {
 	if err != nil {
 		return err
 	}
+	var send []Object
+	var total int64
 	for _, o := range m.Objects {
 		if n, err := t.Size(ctx, o.Key); err == nil && n == o.Size {
 			continue // copied by an earlier, interrupted attempt (its SHA-256 is checked at every restore)
 		}
+		send = append(send, o)
+		total += o.Size
+	}
+	e.Progress.start(total)
+	for _, o := range send {
 		r, err := e.Local.Get(ctx, o.Key)
 		if err != nil {
 			return err
 		}
-		err = t.Put(ctx, o.Key, r, o.Size)
+		err = t.Put(ctx, o.Key, e.Progress.reader(r), o.Size)
 		r.Close()
 		if err != nil {
 			return err
