@@ -220,7 +220,13 @@ func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.
 	if err != nil {
 		return nil, err
 	}
-	if len(base.Objects) == 0 {
+	copyObj := Object{}
+	for _, o := range base.Objects {
+		if strings.HasSuffix(o.Key, "/base.tar.zst.age") {
+			copyObj = o
+		}
+	}
+	if copyObj.Key == "" {
 		return nil, fmt.Errorf("backup %s holds no base copy", base.ID)
 	}
 	start, err := segmentOf(base.LSN)
@@ -235,7 +241,7 @@ func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.
 		sc.stop()
 		return nil, err
 	}
-	r, err := open(ctx, t, base.Objects[0], id)
+	r, err := open(ctx, t, copyObj, id)
 	if err != nil {
 		return fail(err)
 	}
