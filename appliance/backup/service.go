@@ -69,6 +69,23 @@ type last struct {
 	Base    time.Time `json:"base"` // the last base copy
 }
 
+// due says which backup the schedule wants at now, after l: the nightly dump once a day after 02:00 UTC,
+// a base copy a week after the last one, an increment 15 minutes after the last backup when the WAL
+// position (asked only then) moved since; "" for none.
+func (l last) due(now time.Time, position func() (string, error)) string {
+	switch {
+	case now.Hour() >= 2 && now.Format("2006-01-02") != l.Dump.UTC().Format("2006-01-02"):
+		return KindDump
+	case now.Sub(l.Base) >= 7*24*time.Hour:
+		return KindBase
+	case now.Sub(l.Created) >= 15*time.Minute:
+		if lsn, err := position(); err == nil && lsn != l.LSN {
+			return KindIncrement
+		}
+	}
+	return ""
+}
+
 // loadIdentity reads the recovery identity from the cluster.
 func (s *Service) loadIdentity() (*age.X25519Identity, error) {
 	s.mu.Lock()
@@ -687,22 +704,11 @@ func (s *Service) Run(ctx context.Context) error {
 		var l last
 		_ = s.Store.GetJSON(state.BucketConfig, lastKey, &l)
 		now := s.now().UTC()
-		switch {
-		case now.Hour() >= 2 && now.Format("2006-01-02") != l.Dump.UTC().Format("2006-01-02"):
-			if b, err := s.RunBackup(ctx, KindDump); err == nil {
+		if kind := l.due(now, func() (string, error) { return s.Position(ctx) }); kind != "" {
+			if b, err := s.RunBackup(ctx, kind); err == nil && kind != KindIncrement {
 				_, _ = s.VerifyBackup(ctx, b.ID)
 			}
 			lastSync = time.Now()
-		case now.Sub(l.Base) >= 7*24*time.Hour:
-			if b, err := s.RunBackup(ctx, KindBase); err == nil {
-				_, _ = s.VerifyBackup(ctx, b.ID)
-			}
-			lastSync = time.Now()
-		case now.Sub(l.Created) >= 15*time.Minute:
-			if lsn, err := s.Position(ctx); err == nil && lsn != l.LSN {
-				_, _ = s.RunBackup(ctx, KindIncrement)
-				lastSync = time.Now()
-			}
 		}
 		if now.Sub(lastDocs) >= 15*time.Minute && len(s.documentFolders()) > 0 {
 			lastDocs = now

@@ -218,3 +218,34 @@ func TestServiceWithS3(t *testing.T) {
 	}
 	t.Logf("full target: %s", st2.Targets[0].Error)
 }
+
+// The schedule: the nightly dump once a day after 02:00 UTC, a base copy weekly, an increment 15 minutes
+// after the last backup only when the WAL position moved (and the position asked only then).
+func TestSchedule(t *testing.T) {
+	day := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	fresh := last{ID: "x", LSN: "0/3000000", Created: day.Add(9 * time.Hour), Dump: day.Add(2 * time.Hour), Base: day.Add(-24 * time.Hour)}
+	for _, c := range []struct {
+		name string
+		l    last
+		now  time.Time
+		lsn  string
+		want string
+	}{
+		{"before 02:00, dumped yesterday", last{Dump: day.Add(-22 * time.Hour), Base: day, Created: day.Add(-22 * time.Hour), LSN: "0/3000000"}, day.Add(time.Hour), "0/3000000", ""},
+		{"after 02:00, dumped yesterday", last{Dump: day.Add(-22 * time.Hour), Base: day, Created: day}, day.Add(2*time.Hour + time.Minute), "", KindDump},
+		{"a week after the base copy", fresh, day.Add(6 * 24 * time.Hour).Add(2*time.Hour + time.Minute), "", KindDump},
+		{"base copy due", last{Dump: day.Add(2 * time.Hour), Base: day.Add(-7 * 24 * time.Hour), Created: day.Add(2 * time.Hour)}, day.Add(3 * time.Hour), "", KindBase},
+		{"10 minutes after, changed", fresh, fresh.Created.Add(10 * time.Minute), "0/4000000", ""},
+		{"15 minutes after, unchanged", fresh, fresh.Created.Add(15 * time.Minute), "0/3000000", ""},
+		{"15 minutes after, changed", fresh, fresh.Created.Add(15 * time.Minute), "0/4000000", KindIncrement},
+	} {
+		asked := false
+		got := c.l.due(c.now, func() (string, error) { asked = true; return c.lsn, nil })
+		if got != c.want {
+			t.Errorf("%s: due %q, want %q", c.name, got, c.want)
+		}
+		if asked && c.lsn == "" {
+			t.Errorf("%s: the position was asked", c.name)
+		}
+	}
+}
