@@ -82,10 +82,10 @@ type Engine struct {
 	BinDir   string // PostgreSQL's programs
 	Socket   string // the local server's socket directory
 	Port     int
-	Scratch  string // where verification restores (on the array, not in RAM)
-	WALDir   string // where the server archives WAL segments (basic_archive); "" for none
+	Scratch  string    // where verification restores (on the array, not in RAM)
+	WALDir   string    // where the server archives WAL segments (basic_archive); "" for none
 	Progress *Progress // the running copy or restore, when not nil
-	Local    Target // the unit's own array
+	Local    Target    // the unit's own array
 	Identity func() (*age.X25519Identity, error)
 	Store    *state.Store
 	Firmware string
