@@ -124,9 +124,9 @@ func TestDatabaseProduction(t *testing.T) {
 func TestDatabaseMirrorOfExternal(t *testing.T) {
 	t.Parallel()
 	pg := startHostPG(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	up, err := pg.Connect(ctx, "postgres")
+	setup, cancelSetup := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelSetup()
+	up, err := pg.Connect(setup, "postgres")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,17 +134,17 @@ func TestDatabaseMirrorOfExternal(t *testing.T) {
 		"CREATE ROLE repl REPLICATION LOGIN PASSWORD 'replication-pw'",
 		"CREATE DATABASE practice",
 	} {
-		if _, err := up.Exec(ctx, q); err != nil {
+		if _, err := up.Exec(setup, q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	up.Close(ctx)
-	app, err := pg.Connect(ctx, "practice")
+	up.Close(setup)
+	app, err := pg.Connect(setup, "practice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer app.Close(ctx)
-	if _, err := app.Exec(ctx, "CREATE TABLE matters (id int PRIMARY KEY); INSERT INTO matters SELECT generate_series(1, 100)"); err != nil {
+	defer app.Close(context.Background())
+	if _, err := app.Exec(setup, "CREATE TABLE matters (id int PRIMARY KEY); INSERT INTO matters SELECT generate_series(1, 100)"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -152,6 +152,9 @@ func TestDatabaseMirrorOfExternal(t *testing.T) {
 		Disks:    []Disk{{ID: "a", Kind: Virtio, Serial: "MR-A", SizeMiB: 1024}, {ID: "b", Kind: Virtio, Serial: "MR-B", SizeMiB: 1024}},
 		GuestFwd: []string{fmt.Sprintf("tcp:198.18.0.100:5432-cmd:socat - TCP:127.0.0.1:%d", pg.Port)}, // a process per connection
 	})
+	// The clock of the rest starts once the unit is up (a boot on a loaded machine can take minutes).
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
 	tok := u.setupAndLogin()
 	dbStatus := func() (string, string) {
 		code, body := u.call("GET", "/api/v1/database", tok, "")
