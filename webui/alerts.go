@@ -78,10 +78,7 @@ func (s *Server) pageAlerts(w http.ResponseWriter, r *http.Request, sess applian
 }
 
 func (s *Server) formNotifications(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	var to []string
-	for _, a := range strings.FieldsFunc(r.PostFormValue("to"), func(c rune) bool { return c == ',' || c == ';' || c == ' ' || c == '\n' || c == '\r' }) {
-		to = append(to, a)
-	}
+	to := strings.FieldsFunc(r.PostFormValue("to"), func(c rune) bool { return c == ',' || c == ';' || c == ' ' || c == '\n' || c == '\r' })
 	ns := appliance.NotifySettings{SMTP: strings.TrimSpace(r.PostFormValue("smtp")), From: r.PostFormValue("from"), To: to,
 		User: strings.TrimSpace(r.PostFormValue("user")), Password: r.PostFormValue("password"),
 		PlainSMTP: r.PostFormValue("plain_smtp") == "on", Syslog: strings.TrimSpace(r.PostFormValue("syslog"))}

@@ -428,7 +428,7 @@ func fakeServer(t *testing.T, version string) int {
 				msg, err := be.ReceiveStartupMessage()
 				if _, ok := msg.(*pgproto3.SSLRequest); ok && err == nil {
 					c.Write([]byte("N"))
-					msg, err = be.ReceiveStartupMessage()
+					_, err = be.ReceiveStartupMessage()
 				}
 				if err != nil {
 					return
