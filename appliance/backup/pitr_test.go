@@ -3,6 +3,8 @@ package backup
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +120,56 @@ func TestPointInTimeRestore(t *testing.T) {
 		if name, ok := strings.CutPrefix(k, walPrefix); ok && !strings.Contains(name, "history") && name[8:24] < start {
 			t.Errorf("%s is older than the oldest base copy and was kept", k)
 		}
+	}
+}
+
+// A unit whose array stopped taking the backups (it became production) has a base copy but WAL that ends
+// early: the point-in-time restore goes on with the target, whose WAL reaches the moment.
+func TestPointInTimeFallsBackToTarget(t *testing.T) {
+	s := startServer(t)
+	s.exec(t, "postgres", "CREATE DATABASE practice")
+	s.exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY)", "INSERT INTO matters SELECT generate_series(1, 100)")
+	svc := newService(t, s)
+	ctx := context.Background()
+	if _, err := svc.CreateIdentity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gw := startS3(t, t.TempDir())
+	os.Mkdir(filepath.Join(gw.dir, "office"), 0o755)
+	if err := svc.SetTargets(ctx, []appliance.BackupTarget{gw.target("office")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RunBackup(ctx, KindBase); err != nil { // copied offsite with its WAL
+		t.Fatal(err)
+	}
+	// The array stops here; the target goes on receiving WAL.
+	local, _ := svc.Local.List(ctx)
+	s.exec(t, "practice", "INSERT INTO matters SELECT generate_series(101, 200)")
+	var before time.Time
+	c, _ := s.connect("practice")
+	c.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&before)
+	c.Close(ctx)
+	time.Sleep(1200 * time.Millisecond)
+	s.exec(t, "practice", "DELETE FROM matters")
+	s.archiveNow(t)
+	if _, err := svc.ShipWAL(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.CopyWAL(ctx, toTarget(gw.target("office"))); err != nil {
+		t.Fatal(err)
+	}
+	had := map[string]bool{}
+	for _, k := range local {
+		had[k] = true
+	}
+	now, _ := svc.Local.List(ctx)
+	for _, k := range now {
+		if strings.HasPrefix(k, walPrefix) && !had[k] {
+			svc.Local.Delete(ctx, k)
+		}
+	}
+	res, err := svc.RestorePointInTime(ctx, before, appliance.BackupRestore{Databases: []string{"practice"}, Into: "practice_then"})
+	if err != nil || !strings.HasPrefix(res.Target, "s3://") || len(res.Databases) != 1 || res.Databases[0].Rows != 200 {
+		t.Fatalf("point in time with the array's WAL ending early: %+v %v", res, err)
 	}
 }

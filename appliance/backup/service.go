@@ -582,21 +582,23 @@ func (s *Service) RestorePointInTime(ctx context.Context, at time.Time, req appl
 		return res, fmt.Errorf("the moment %s is not in the past: %w", at.UTC().Format(time.RFC3339), appliance.ErrBadInput)
 	}
 	targets, _ := s.offsite(ctx)
-	var t Target
-	for _, c := range append([]Target{s.Local}, targets...) {
-		if _, err = baseBefore(ctx, c, id, at); err == nil {
-			t = c
-			break
-		}
-	}
-	if t == nil {
-		return res, err
-	}
-	res.Target = t.Name()
 	s.setRunning("restoring to " + at.UTC().Format(time.RFC3339))
 	defer s.setRunning("")
 	start := time.Now()
-	res.Databases, err = s.RestoreTo(ctx, t, at, req.Databases, req.Into, req.Replace)
+	// The unit's array first; a place whose WAL ends too early (an array that stopped taking the backups when
+	// its unit became production) gives way to the next.
+	err = nil
+	for _, t := range append([]Target{s.Local}, targets...) {
+		if _, berr := baseBefore(ctx, t, id, at); berr != nil {
+			err = berr
+			continue
+		}
+		res.Target = t.Name()
+		res.Databases, err = s.RestoreTo(ctx, t, at, req.Databases, req.Into, req.Replace)
+		if !errors.Is(err, errWALEnds) {
+			break
+		}
+	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, err
 }

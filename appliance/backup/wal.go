@@ -29,6 +29,9 @@ import (
 
 const walPrefix = "wal/"
 
+// errWALEnds: the archived WAL does not reach the moment asked for.
+var errWALEnds = errors.New("the archived WAL ends before")
+
 // walName matches what the archiver writes: segments, timeline histories and backup history files.
 var walName = regexp.MustCompile(`^([0-9A-F]{24}(\.[0-9A-F]{8}\.backup)?|[0-9A-F]{8}\.history)$`)
 
@@ -325,7 +328,7 @@ func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.
 			if reached != nil {
 				upTo = reached.UTC().Format(time.RFC3339)
 			}
-			return fail(fmt.Errorf("the archived WAL ends before %s: these backups reach %s: %w", at.UTC().Format(time.RFC3339), upTo, appliance.ErrConflict))
+			return fail(fmt.Errorf("%w %s: these backups reach %s: %w", errWALEnds, at.UTC().Format(time.RFC3339), upTo, appliance.ErrConflict))
 		}
 		select {
 		case <-ctx.Done():
