@@ -211,14 +211,11 @@ func (s *Server) apiDocuments(w http.ResponseWriter, r *http.Request, _ applianc
 
 func (s *Server) pageDocuments(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	ds, err := s.backups.DocumentFiles(r.Context(), r.PathValue("id"))
-	d := pageData{Session: sess, Backups: backupsPage{ID: r.PathValue("id"), Documents: ds}}
+	d, code := pageData{Session: sess, Backups: backupsPage{ID: r.PathValue("id"), Documents: ds}}, http.StatusOK
 	if err != nil {
-		code, msg := statusOf(err)
-		d.Error = msg
-		s.render(w, r, code, "documents", d)
-		return
+		code, d.Error = statusOf(err)
 	}
-	s.render(w, r, http.StatusOK, "documents", d)
+	s.render(w, r, code, "documents", d)
 }
 
 // downloadDocument sends one document of a documents backup (?path=) as a file to save.

@@ -7,6 +7,7 @@ package backup
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -49,6 +50,7 @@ type Manifest struct {
 	Objects   []Object   `json:"objects"`
 	Databases []DumpedDB `json:"databases"`
 	Files     []DocFile  `json:"files,omitempty"` // a documents backup
+	MAC       string     `json:"mac"`             // see mac
 }
 
 // Object is one stored file: its SHA-256 is over the encrypted bytes, so a target's copy is checked before
@@ -160,7 +162,7 @@ func (e *Engine) Backup(ctx context.Context, kind string) (*Manifest, error) {
 		return nil, fmt.Errorf("backup: restore guide: %w", err)
 	}
 	m.Objects = append(m.Objects, guide)
-	if err := e.putManifest(ctx, e.Local, id.Recipient(), m); err != nil {
+	if err := e.putManifest(ctx, e.Local, id, m); err != nil {
 		return nil, err
 	}
 	e.Log.Info("backup taken", "id", m.ID, "databases", len(dbs), "bytes", m.SizeBytes(), "took", time.Since(start))
@@ -470,14 +472,17 @@ func (c *hashCheck) Read(b []byte) (int, error) {
 
 const manifestName = "manifest.age"
 
-func (e *Engine) putManifest(ctx context.Context, t Target, to age.Recipient, m *Manifest) error {
+func (e *Engine) putManifest(ctx context.Context, t Target, id *age.X25519Identity, m *Manifest) error {
+	if err := m.sign(id); err != nil {
+		return err
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		aw, err := age.Encrypt(pw, to)
+		aw, err := age.Encrypt(pw, id.Recipient())
 		if err == nil {
 			_, err = aw.Write(b)
 		}
@@ -491,6 +496,28 @@ func (e *Engine) putManifest(ctx context.Context, t Target, to age.Recipient, m 
 		return fmt.Errorf("backup %s: manifest: %w", m.ID, err)
 	}
 	return nil
+}
+
+// mac is the manifest's authentication: encryption for the recipient proves nothing about who wrote it (the
+// public key is no secret), so a manifest carries an HMAC under a key derived from the recovery identity,
+// and with it the SHA-256 of every object it lists. A backup forged by someone with write access to a
+// target is refused before anything of it is restored.
+func (m *Manifest) mac(id *age.X25519Identity) (string, error) {
+	c := *m
+	c.MAC = ""
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	k := sha256.Sum256([]byte("lawbox manifest\x00" + id.String()))
+	h := hmac.New(sha256.New, k[:])
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (m *Manifest) sign(id *age.X25519Identity) (err error) {
+	m.MAC, err = m.mac(id)
+	return err
 }
 
 // Manifests reads every finished backup's manifest on t, oldest first. Unreadable ones are reported in
@@ -528,6 +555,13 @@ func readManifest(ctx context.Context, t Target, key string, id age.Identity) (*
 	var m Manifest
 	if err := json.NewDecoder(ar).Decode(&m); err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	xid, ok := id.(*age.X25519Identity)
+	if !ok {
+		return nil, fmt.Errorf("%s: a recovery identity is needed to check it", key)
+	}
+	if want, err := m.mac(xid); err != nil || !hmac.Equal([]byte(want), []byte(m.MAC)) {
+		return nil, fmt.Errorf("%s: not written by a unit holding the recovery identity (forged or altered): refused", key)
 	}
 	return &m, nil
 }

@@ -3,6 +3,7 @@ package backup
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -173,6 +174,20 @@ func TestBackupAndVerify(t *testing.T) {
 	os.WriteFile(dump, orig, 0o600)
 	if _, err := e.Verify(ctx, local, m.ID); err != nil {
 		t.Errorf("restored object: %v", err)
+	}
+
+	// Someone with write access to the target and the public key (it is in RESTORE.txt) writes a manifest
+	// of their own: it is refused before anything is restored.
+	forged := *m
+	forged.Databases = append([]DumpedDB(nil), m.Databases...)
+	forged.Databases[0].Rows = map[string]int64{"public.matters": 1}
+	var buf bytes.Buffer
+	w, _ := age.Encrypt(&buf, must(e.Identity()).Recipient())
+	json.NewEncoder(w).Encode(forged)
+	w.Close()
+	os.WriteFile(filepath.Join(local.Path, m.ID, manifestName), buf.Bytes(), 0o600)
+	if _, err := e.Verify(ctx, local, m.ID); err == nil || !strings.Contains(err.Error(), "forged or altered") {
+		t.Errorf("a forged manifest: %v", err)
 	}
 }
 

@@ -132,7 +132,7 @@ func (e *Engine) BackupDocuments(ctx context.Context, folders []string) (*Manife
 		return nil, fmt.Errorf("documents: restore guide: %w", err)
 	}
 	m.Objects = append(m.Objects, guide)
-	if err := e.putManifest(ctx, e.Local, id.Recipient(), m); err != nil {
+	if err := e.putManifest(ctx, e.Local, id, m); err != nil {
 		return nil, err
 	}
 	e.Log.Info("documents backed up", "id", m.ID, "files", len(m.Files), "took", time.Since(start))

@@ -18,8 +18,13 @@ import (
 	"github.com/lawbox/appliance/appliance"
 )
 
-// DatabaseName is what a restored database may be called: the names the appliance creates.
-var DatabaseName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+// databaseName is what a restored database may be called: the names the appliance creates, but for the
+// server's own databases and the restore's temporary names.
+var databaseName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+func reservedName(name string) bool {
+	return name == "postgres" || name == "template0" || name == "template1" || strings.HasPrefix(name, "lawbox_")
+}
 
 // Restore brings the databases dbs (every one when empty) of backup backupID on t back into the local
 // server, which must be the production one. With into, the one database is restored under that name.
@@ -122,8 +127,8 @@ func (e *Engine) checkNames(ctx context.Context, c *pgx.Conn, dbs []string, into
 		if into != "" {
 			names[i] = into
 		}
-		if !DatabaseName.MatchString(names[i]) {
-			return nil, fmt.Errorf("database name %q: lower-case letters, digits and _, at most 63: %w", names[i], appliance.ErrBadInput)
+		if !databaseName.MatchString(names[i]) || reservedName(names[i]) {
+			return nil, fmt.Errorf("database name %q: lower-case letters, digits and _, at most 63, not the server's own: %w", names[i], appliance.ErrBadInput)
 		}
 		if exists, err := databaseExists(ctx, c, names[i]); err != nil {
 			return nil, err

@@ -61,8 +61,10 @@ func TestRestore(t *testing.T) {
 	if _, err := e.Restore(ctx, local, m.ID, []string{"nope"}, "", false); !errors.Is(err, appliance.ErrNotFound) {
 		t.Errorf("restore of a database the backup lacks: %v", err)
 	}
-	if _, err := e.Restore(ctx, local, m.ID, nil, "Bad-Name", false); !errors.Is(err, appliance.ErrBadInput) {
-		t.Errorf("restore under a bad name: %v", err)
+	for _, bad := range []string{"Bad-Name", "postgres", "template1", "lawbox_restore_x"} {
+		if _, err := e.Restore(ctx, local, m.ID, nil, bad, true); !errors.Is(err, appliance.ErrBadInput) {
+			t.Errorf("restore under the name %q: %v", bad, err)
+		}
 	}
 	rs, err := e.Restore(ctx, local, m.ID, []string{"practice"}, "practice_copy", false)
 	if err != nil || len(rs) != 1 || rs[0].Into != "practice_copy" || rs[0].Rows != 3000 || rs[0].KeptAs != "" {

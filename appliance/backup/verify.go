@@ -423,7 +423,7 @@ func (e *Engine) Copy(ctx context.Context, m *Manifest, t Target) error {
 			return err
 		}
 	}
-	return e.putManifest(ctx, t, id.Recipient(), m)
+	return e.putManifest(ctx, t, id, m)
 }
 
 // keepBases is how many base copies are kept: the point-in-time window is one to two weeks.
