@@ -173,3 +173,35 @@ func TestPointInTimeFallsBackToTarget(t *testing.T) {
 		t.Fatalf("point in time with the array's WAL ending early: %+v %v", res, err)
 	}
 }
+
+// A point-in-time restore starts from the newest base copy that was complete at that moment: one still
+// being taken then (the scheduled copy of a busy night) ends after it and could not stop there.
+func TestPickBase(t *testing.T) {
+	at := func(hm string) time.Time {
+		v, err := time.Parse("15:04", hm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	ms := []*Manifest{
+		{ID: "b1", Kind: KindBase, Created: at("10:00"), Ended: at("10:05")},
+		{ID: "d1", Kind: KindDump, Created: at("10:10")},
+		{ID: "b2", Kind: KindBase, Created: at("10:20"), Ended: at("10:40")},
+		{ID: "b0", Kind: KindBase, Created: at("09:00")}, // no end recorded: its start
+	}
+	for _, c := range []struct{ at, want string }{
+		{"09:30", "b0"}, {"10:04", "b0"}, {"10:05", "b1"}, {"10:30", "b1"}, {"10:40", "b2"}, {"12:00", "b2"},
+	} {
+		b, err := pickBase(ms, at(c.at))
+		if err != nil || b.ID != c.want {
+			t.Errorf("at %s: %v %v, want %s", c.at, b, err, c.want)
+		}
+	}
+	if _, err := pickBase(ms, at("08:59")); !errors.Is(err, appliance.ErrNotFound) || !strings.Contains(err.Error(), "09:00") {
+		t.Errorf("before every base copy: %v", err)
+	}
+	if _, err := pickBase(ms[1:2], at("12:00")); !errors.Is(err, appliance.ErrNotFound) || !strings.Contains(err.Error(), "no base copy") {
+		t.Errorf("no base copy: %v", err)
+	}
+}

@@ -32,6 +32,7 @@ type Service struct {
 	Keep      int    // nightly dumps kept unless the admin chose otherwise (30)
 	DataRoot  string // document folders must be under it ("/data")
 
+	jobs     sync.Mutex // one backup job at a time: the schedule sees what a manual run just did
 	mu       sync.Mutex
 	running  string
 	lastErr  string
@@ -382,6 +383,12 @@ func (s *Service) setRunning(what string) {
 
 // RunBackup takes a backup now, copies it offsite and prunes.
 func (s *Service) RunBackup(ctx context.Context, kind string) (appliance.Backup, error) {
+	s.jobs.Lock()
+	defer s.jobs.Unlock()
+	return s.runBackup(ctx, kind)
+}
+
+func (s *Service) runBackup(ctx context.Context, kind string) (appliance.Backup, error) {
 	if kind != KindDump && kind != KindIncrement && kind != KindBase && kind != KindDocuments {
 		return appliance.Backup{}, fmt.Errorf("kind %q: dump, increment, base or documents: %w", kind, appliance.ErrBadInput)
 	}
@@ -672,8 +679,9 @@ func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
 		if b.Verified != nil && b.Verified.OK {
 			st.LastVerified = b.Verified
 		}
-		if m.Kind == KindBase && st.PointInTimeSince == nil {
-			st.PointInTimeSince = &m.Created
+		if m.Kind == KindBase && (st.PointInTimeSince == nil || m.complete().Before(*st.PointInTimeSince)) {
+			since := m.complete()
+			st.PointInTimeSince = &since
 		}
 	}
 	return st, nil
@@ -703,11 +711,9 @@ func (s *Service) Run(ctx context.Context) error {
 		if _, err := s.ShipWAL(ctx); err != nil {
 			s.Log.Warn("ship WAL", "err", err)
 		}
-		var l last
-		_ = s.Store.GetJSON(state.BucketConfig, lastKey, &l)
 		now := s.now().UTC()
-		if kind := l.due(now, func() (string, error) { return s.Position(ctx) }); kind != "" {
-			if b, err := s.RunBackup(ctx, kind); err == nil && kind != KindIncrement {
+		if b, kind, err := s.runDue(ctx, now); kind != "" {
+			if err == nil && kind != KindIncrement {
 				_, _ = s.VerifyBackup(ctx, b.ID)
 			}
 			lastSync = time.Now()
@@ -728,4 +734,18 @@ func (s *Service) Run(ctx context.Context) error {
 			lastSync = time.Now()
 		}
 	}
+}
+
+// runDue takes the backup the schedule wants at now, if any, and says which it was.
+func (s *Service) runDue(ctx context.Context, now time.Time) (appliance.Backup, string, error) {
+	s.jobs.Lock()
+	defer s.jobs.Unlock()
+	var l last
+	_ = s.Store.GetJSON(state.BucketConfig, lastKey, &l)
+	kind := l.due(now, func() (string, error) { return s.Position(ctx) })
+	if kind == "" {
+		return appliance.Backup{}, "", nil
+	}
+	b, err := s.runBackup(ctx, kind)
+	return b, kind, err
 }

@@ -249,3 +249,49 @@ func TestSchedule(t *testing.T) {
 		}
 	}
 }
+
+// The schedule does not decide while a backup the admin asked for is running: it waits and then sees it (a
+// base copy requested by hand on a fresh unit was once followed by a second, scheduled one).
+func TestScheduleWaitsForRunningBackup(t *testing.T) {
+	s := startServer(t)
+	s.exec(t, "postgres", "CREATE DATABASE practice")
+	s.exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY, client text)", "INSERT INTO matters SELECT g, md5(g::text) FROM generate_series(1, 200000) g")
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e := newEngine(t, s, Dir{Path: t.TempDir()})
+	e.Store, e.Log = st, slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := NewService(e, func(context.Context) bool { return true }, 30)
+	ctx := context.Background()
+	if _, err := svc.CreateIdentity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Dumped yesterday, a base copy today: at 03:00 today the nightly dump is due.
+	now := time.Now().UTC().Truncate(24 * time.Hour).Add(3 * time.Hour)
+	if err := st.PutJSON(state.BucketConfig, lastKey, last{Dump: now.Add(-24 * time.Hour), Base: now}); err != nil {
+		t.Fatal(err)
+	}
+	manual := make(chan error, 1)
+	go func() {
+		_, err := svc.RunBackup(ctx, KindDump)
+		manual <- err
+	}()
+	for i := 0; ; i++ {
+		if b, _ := svc.Backups(ctx); b.Running != "" {
+			break
+		}
+		if i == 1000 {
+			t.Fatal("the manual dump never started")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, kind, err := svc.runDue(ctx, now)
+	if err := <-manual; err != nil {
+		t.Fatalf("manual dump: %v", err)
+	}
+	if kind == KindDump {
+		t.Errorf("the schedule took a second dump right after the one asked for by hand (%v)", err)
+	}
+}

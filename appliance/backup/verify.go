@@ -353,7 +353,9 @@ func (w *tailWriter) last() string {
 	defer w.mu.Unlock()
 	lines := strings.Split(strings.TrimSpace(string(w.buf)), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.Contains(lines[i], "FATAL") || strings.Contains(lines[i], "PANIC") {
+		// A refused connection (ours, polling) is not why the server stopped.
+		refused := strings.Contains(lines[i], "the database system is") || strings.Contains(lines[i], "not yet accepting connections")
+		if !refused && (strings.Contains(lines[i], "FATAL") || strings.Contains(lines[i], "PANIC")) {
 			return lines[i]
 		}
 	}

@@ -75,6 +75,7 @@ func (e *Engine) base(ctx context.Context, to age.Recipient, m *Manifest) error 
 	}
 	m.LSN = start[1]
 	m.Timeline, _ = strconv.Atoi(tl[1])
+	m.Ended = time.Now().UTC() // at or after the copy's end-of-backup record
 	m.Objects = append(m.Objects, obj)
 	return nil
 }
@@ -517,15 +518,25 @@ func baseBefore(ctx context.Context, t Target, id age.Identity, at time.Time) (*
 	if err != nil {
 		return nil, err
 	}
+	base, err := pickBase(ms, at)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t.Name(), err)
+	}
+	return base, nil
+}
+
+// pickBase returns the newest base copy in ms that was complete at at: recovery from a copy can stop no
+// earlier than the copy's end, so one still being taken at that moment cannot serve.
+func pickBase(ms []*Manifest, at time.Time) (*Manifest, error) {
 	var base, first *Manifest
 	for _, m := range ms {
 		if m.Kind != KindBase {
 			continue
 		}
-		if first == nil {
+		if first == nil || m.complete().Before(first.complete()) {
 			first = m
 		}
-		if !m.Created.After(at) {
+		if !m.complete().After(at) && (base == nil || m.complete().After(base.complete())) {
 			base = m
 		}
 	}
@@ -533,8 +544,16 @@ func baseBefore(ctx context.Context, t Target, id age.Identity, at time.Time) (*
 	case base != nil:
 		return base, nil
 	case first == nil:
-		return nil, fmt.Errorf("%s holds no base copy yet (one is taken every week): no point-in-time restore: %w", t.Name(), appliance.ErrNotFound)
+		return nil, fmt.Errorf("no base copy yet (one is taken every week): no point-in-time restore: %w", appliance.ErrNotFound)
 	default:
-		return nil, fmt.Errorf("%s: the oldest base copy is of %s, after %s: %w", t.Name(), first.Created.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339), appliance.ErrNotFound)
+		return nil, fmt.Errorf("the oldest base copy was complete at %s, after %s: %w", first.complete().UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339), appliance.ErrNotFound)
 	}
+}
+
+// complete is when base copy m was complete: the earliest moment it can be recovered to.
+func (m *Manifest) complete() time.Time {
+	if m.Ended.IsZero() {
+		return m.Created
+	}
+	return m.Ended
 }
