@@ -61,10 +61,12 @@ func (m *Manager) apply(ports []static.Port) error {
 		keep = m.Keep()
 	}
 	if err := m.Apply(ports, keep); err != nil {
-		return err
+		return fmt.Errorf("%w: %v", appliance.ErrBadInput, err) // the kernel refused the configuration
 	}
 	if m.Resolver != nil {
-		return m.Resolver.Set(static.Nameservers(ports))
+		if err := m.Resolver.Set(static.Nameservers(ports)); err != nil {
+			return fmt.Errorf("name servers: %w", err) // the unit's fault, not the configuration's
+		}
 	}
 	return nil
 }
@@ -160,7 +162,7 @@ func (m *Manager) SetPorts(_ context.Context, in []appliance.NetworkPort) error 
 		return fmt.Errorf("%w: %v", appliance.ErrBadInput, err)
 	}
 	if err := m.apply(ports); err != nil {
-		return fmt.Errorf("%w: %v", appliance.ErrBadInput, err)
+		return err
 	}
 	if err := m.Store.PutJSON(state.BucketConfig, configKey, ports); err != nil {
 		return fmt.Errorf("save network configuration: %w", err)
