@@ -26,7 +26,7 @@ func TestSetPortsErrors(t *testing.T) {
 	refuse := errors.New("file exists")
 	var applyErr error
 	m := &Manager{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, Marker: filepath.Join(dir, "marker"),
-		Apply: func([]static.Port, []netip.Prefix) error { return applyErr },
+		Apply:    func([]static.Port, []netip.Prefix) error { return applyErr },
 		Resolver: &static.Resolver{Conf: filepath.Join(dir, "missing", "resolv.conf"), DHCPConf: filepath.Join(dir, "dhcp"), Marker: filepath.Join(dir, "dns")}}
 	port := []appliance.NetworkPort{{Name: "lan0", Addresses: []string{"192.0.2.11/24"}, DNS: []string{"192.0.2.53"}}}
 
