@@ -51,6 +51,23 @@ func (n *Node) SetRole(_ context.Context, role string, force bool) error {
 		}
 		n.witness.force = force // lets the witness hand the lease to a stale unit (auto mode)
 		n.event("warning", "an admin asked for this unit to become active")
+		if n.cfg.Mode == Manual {
+			n.tick()
+			// The other unit agrees within a few heartbeats, or the claim ends (at most yieldFor).
+			for n.m.Claiming() {
+				n.mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+				n.mu.Lock()
+			}
+			if n.m.Role() == Active {
+				return nil
+			}
+			err := n.m.ClaimLost()
+			if err == nil {
+				err = ErrNoAnswer
+			}
+			return fmt.Errorf("%w: %v", appliance.ErrConflict, err)
+		}
 	case Standby:
 		n.m.StepDown(n.Now())
 		n.event("warning", "an admin asked this unit to stand down")

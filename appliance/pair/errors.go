@@ -6,4 +6,6 @@ import "errors"
 var (
 	ErrPeerActive  = errors.New("the other unit is active: make it stand down first")
 	ErrPeerUnknown = errors.New("the other unit cannot be reached: it may still be serving; confirm to force")
+	ErrPeerClaims  = errors.New("the other unit is being made active (an admin asked there at the same moment)")
+	ErrNoAnswer    = errors.New("the other unit did not agree within 10 s: nothing changed; try again")
 )

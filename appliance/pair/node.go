@@ -102,7 +102,7 @@ type peerState struct {
 	seen                   time.Time
 	role                   string
 	hearsUs, yields, claim bool
-	epoch                  uint64
+	epoch, claimID, ack    uint64
 	paths                  map[string]time.Time
 }
 
@@ -261,7 +261,7 @@ func (n *Node) tick() {
 		n.save()
 	}
 	hb := Message{Kind: "heartbeat", From: c.Name, Time: now, Role: role, HearsPeer: n.m.HearsPeer(now, n.peer.seen),
-		Yield: n.m.Yielding(), Claim: n.m.Claiming(), Addrs: n.ownAddrs(), Epoch: c.Epoch}
+		Yield: n.m.Yielding(), Claim: n.m.Claiming(), ClaimID: n.m.ClaimID(), Ack: n.m.Ack(n.inputs(now)), Addrs: n.ownAddrs(), Epoch: c.Epoch}
 	for _, a := range c.PeerAddrs {
 		hb.Seq = n.seq.Next(now)
 		n.send(c.Key, hb, net.JoinHostPort(a, strconv.Itoa(n.port())))
@@ -304,6 +304,7 @@ func (n *Node) port() int {
 func (n *Node) inputs(now time.Time) Inputs {
 	return Inputs{Now: now, PeerSeen: n.peer.seen, PeerRole: n.peer.role, PeerHearsUs: n.peer.hearsUs,
 		PeerYields: n.peer.yields, PeerClaims: n.peer.claim, LeaseUntil: n.witness.leaseUntil, PeerEpoch: n.peer.epoch,
+		PeerClaimID: n.peer.claimID, PeerAck: n.peer.ack, WinsTie: n.cfg != nil && n.cfg.Name < n.cfg.Peer,
 		Unfit: n.Fit != nil && !n.Fit()}
 }
 
@@ -485,6 +486,7 @@ func (n *Node) handle(b []byte, from net.Addr) {
 	}
 	n.peer.seen, n.peer.role = now, m.Role
 	n.peer.hearsUs, n.peer.yields, n.peer.claim, n.peer.epoch = m.HearsPeer, m.Yield, m.Claim, m.Epoch
+	n.peer.claimID, n.peer.ack = m.ClaimID, m.Ack
 	if n.peer.paths == nil {
 		n.peer.paths = map[string]time.Time{}
 	}

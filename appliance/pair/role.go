@@ -37,6 +37,9 @@ type Inputs struct {
 	PeerHearsUs bool      // that heartbeat said the peer heard us within PeerTimeout/2
 	PeerYields  bool      // that heartbeat said the peer stood down for us (a switchover)
 	PeerClaims  bool      // that heartbeat said an admin asked the peer to become active
+	PeerClaimID uint64    // and which request that was
+	PeerAck     uint64    // manual mode: the claim of this unit that heartbeat agreed to
+	WinsTie     bool      // manual mode: of two claims at the same moment, this unit's stands
 	LeaseUntil  time.Time // end of the witness lease this unit holds, by its own (conservative) clock
 	PeerEpoch   uint64    // the witness epoch the peer announced (witness.go)
 	Unfit       bool      // this unit's data cannot serve (its database copy is incomplete): never ask
@@ -60,6 +63,7 @@ type Machine struct {
 	bumped     bool      // the witness raised the epoch for this active unit since its peer went away
 	yieldSince time.Time // set while this unit stands aside for its peer (a switchover), zero otherwise
 	claimSince time.Time // set while an admin's "make this unit active" is pending
+	claimLost  error     // why the last claim ended without this unit becoming active
 	// when this unit first saw the peer's current yield
 	peerYieldSeen time.Time
 }
@@ -72,6 +76,28 @@ func (m *Machine) Yielding() bool { return !m.yieldSince.IsZero() }
 
 // Claiming is what a unit puts in its heartbeats: an admin asked for it to become active.
 func (m *Machine) Claiming() bool { return !m.claimSince.IsZero() }
+
+// ClaimID tells this claim from an earlier one (0: none), so that an agreement is never taken for a newer
+// claim than the one it answered.
+func (m *Machine) ClaimID() uint64 {
+	if !m.Claiming() {
+		return 0
+	}
+	return uint64(m.claimSince.UnixNano())
+}
+
+// ClaimLost is why the last claim ended without this unit becoming active (nil if it did, or is pending).
+func (m *Machine) ClaimLost() error { return m.claimLost }
+
+// Ack is what a unit puts in its heartbeats in manual mode: the peer's claim it agrees to, since it is
+// neither active nor claiming itself (and then refuses to claim until that claim ended); 0 for none.
+func (m *Machine) Ack(in Inputs) uint64 {
+	alive := !in.PeerSeen.IsZero() && in.Now.Sub(in.PeerSeen) < m.PeerTimeout
+	if m.Mode != Manual || m.role == Active || m.Claiming() || !alive || !in.PeerClaims {
+		return 0
+	}
+	return in.PeerClaimID
+}
 
 // NewMachine starts as standby (or keeps what it was: a unit that restarts never assumes it is active).
 func NewMachine(mode string, peerTimeout time.Duration, preferred bool) *Machine {
@@ -110,12 +136,27 @@ func (m *Machine) Step(in Inputs) (role string, wantLease bool) {
 	if m.Yielding() && (peerActive || m.peerYieldSeen.After(m.yieldSince) || in.Now.Sub(m.yieldSince) > yieldFor) {
 		m.yieldSince = time.Time{}
 	}
-	if m.role == Active || in.Now.Sub(m.claimSince) > yieldFor {
+	if m.Claiming() && m.role != Active && in.Now.Sub(m.claimSince) > yieldFor {
+		m.claimSince, m.claimLost = time.Time{}, ErrNoAnswer
+	}
+	if m.role == Active {
 		m.claimSince = time.Time{}
 	}
 	if m.Mode == Manual {
 		// Only an admin changes roles (Activate / StepDown); an active unit never stands down by itself,
-		// and a standby never takes over by itself.
+		// and a standby never takes over by itself. With the peer alive, "make active" is a claim that
+		// becomes the role only once the peer agreed to that very claim while neither active nor claiming
+		// (Ack): two admins pressing at once on both units never make both active; one claim gives way.
+		if m.Claiming() {
+			switch {
+			case peerAlive && in.PeerAck == m.ClaimID():
+				m.role, m.claimSince = Active, time.Time{}
+			case peerActive:
+				m.claimSince, m.claimLost = time.Time{}, ErrPeerActive
+			case peerAlive && in.PeerClaims && !in.WinsTie:
+				m.claimSince, m.claimLost = time.Time{}, ErrPeerClaims
+			}
+		}
 		return m.role, false
 	}
 	switch m.role {
@@ -174,7 +215,8 @@ func (m *Machine) Granted(epoch uint64, bumped bool) {
 
 // Activate is "make this unit active". In automatic mode it asks the active peer to hand over (the
 // witness still decides). In manual mode it refuses while the peer is alive and active; when the peer is
-// unreachable, force must be set (the admin has been warned that the peer may still be serving).
+// unreachable, force must be set (the admin has been warned that the peer may still be serving); when it
+// is alive, this unit claims the role and becomes active once the peer agreed (see Step).
 func (m *Machine) Activate(in Inputs, force bool) error {
 	peerAlive := !in.PeerSeen.IsZero() && in.Now.Sub(in.PeerSeen) < m.PeerTimeout
 	if m.Mode == Auto {
@@ -186,8 +228,16 @@ func (m *Machine) Activate(in Inputs, force bool) error {
 	if peerAlive && in.PeerRole == Active {
 		return ErrPeerActive
 	}
+	if peerAlive && in.PeerClaims {
+		return ErrPeerClaims
+	}
 	if !peerAlive && !force {
 		return ErrPeerUnknown
+	}
+	m.claimLost = nil
+	if peerAlive && m.role != Active {
+		m.claimSince = in.Now // the peer's agreement makes it active (Step)
+		return nil
 	}
 	m.role = Active
 	return nil

@@ -31,6 +31,8 @@ type simUnit struct {
 	peerYields  bool
 	peerClaims  bool
 	peerEpoch   uint64
+	peerClaimID uint64
+	peerAck     uint64
 	leaseUntil  time.Time
 }
 
@@ -60,6 +62,7 @@ func (s *sim) run(d time.Duration) {
 				p.peerSeen, p.peerRole = s.now, u.m.Role()
 				p.peerHearsUs = u.m.HearsPeer(s.now, u.peerSeen)
 				p.peerYields, p.peerClaims, p.peerEpoch = u.m.Yielding(), u.m.Claiming(), u.m.Epoch
+				p.peerClaimID, p.peerAck = u.m.ClaimID(), u.m.Ack(u.inputs(s.now))
 			}
 		}
 		for i, u := range s.units {
@@ -94,7 +97,8 @@ func (s *sim) ask(u *simUnit, force bool) Grant {
 
 func (u *simUnit) inputs(now time.Time) Inputs {
 	return Inputs{Now: now, PeerSeen: u.peerSeen, PeerRole: u.peerRole, PeerHearsUs: u.peerHearsUs,
-		PeerYields: u.peerYields, PeerClaims: u.peerClaims, LeaseUntil: u.leaseUntil, PeerEpoch: u.peerEpoch}
+		PeerYields: u.peerYields, PeerClaims: u.peerClaims, LeaseUntil: u.leaseUntil, PeerEpoch: u.peerEpoch,
+		PeerClaimID: u.peerClaimID, PeerAck: u.peerAck, WinsTie: u.name == "A"}
 }
 
 func (s *sim) roles() string {
@@ -218,12 +222,13 @@ func TestManualMode(t *testing.T) {
 	s := newSim(t, Manual)
 	s.run(time.Second)
 	s.want("A=standby B=standby") // nothing happens by itself
-	in := Inputs{Now: s.now, PeerSeen: s.units[0].peerSeen, PeerRole: s.units[0].peerRole}
-	if err := s.units[0].m.Activate(in, false); err != nil {
+	if err := s.units[0].m.Activate(s.units[0].inputs(s.now), false); err != nil {
 		t.Fatal(err)
 	}
-	s.run(time.Second)
-	in = Inputs{Now: s.now, PeerSeen: s.units[1].peerSeen, PeerRole: s.units[1].peerRole}
+	s.want("A=standby B=standby") // B has not agreed yet
+	s.run(300 * time.Millisecond)
+	s.want("A=active B=standby")
+	in := Inputs{Now: s.now, PeerSeen: s.units[1].peerSeen, PeerRole: s.units[1].peerRole}
 	if err := s.units[1].m.Activate(in, false); err != ErrPeerActive {
 		t.Errorf("activating B while A is active: %v", err)
 	}
@@ -238,6 +243,62 @@ func TestManualMode(t *testing.T) {
 		t.Errorf("forced: %v", err)
 	}
 	s.want("A=down B=active")
+}
+
+// Two admins press "make this unit active" on both units within one heartbeat (each unit sees the other
+// standby): one claim gives way, never both active (sim.run fails the instant they are). One pressing while
+// the other unit's claim is pending is refused; a claim the peer never answers ends with nothing changed.
+func TestManualModeRace(t *testing.T) {
+	s := newSim(t, Manual)
+	s.run(time.Second)
+	for _, u := range s.units {
+		if err := u.m.Activate(u.inputs(s.now), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.run(time.Second)
+	s.want("A=active B=standby")
+	if err := s.units[1].m.ClaimLost(); err != ErrPeerClaims {
+		t.Errorf("B's claim ended with %v", err)
+	}
+
+	s = newSim(t, Manual)
+	s.run(time.Second)
+	if err := s.units[1].m.Activate(s.units[1].inputs(s.now), false); err != nil {
+		t.Fatal(err)
+	}
+	s.run(tick) // A hears B's claim
+	if err := s.units[0].m.Activate(s.units[0].inputs(s.now), false); err != ErrPeerClaims {
+		t.Errorf("A pressed while B's claim was pending: %v", err)
+	}
+	s.run(time.Second)
+	s.want("A=standby B=active")
+
+	// B's heartbeats stop reaching A while A claims (a one-way loss): A never takes an old agreement for it.
+	s.units[1].m.StepDown(s.now)
+	s.run(time.Second)
+	old := s.units[0].peerAck
+	if err := s.units[0].m.Activate(s.units[0].inputs(s.now), false); err != nil {
+		t.Fatal(err)
+	}
+	s.units[0].peerAck = s.units[0].m.ClaimID() - 1 // an agreement to some other claim
+	s.units[0].m.Step(s.units[0].inputs(s.now))
+	s.want("A=standby B=standby")
+	s.units[0].peerAck = old
+	s.run(300 * time.Millisecond)
+	s.want("A=active B=standby")
+
+	s.units[0].m.StepDown(s.now)
+	s.run(time.Second)
+	s.units[1].down = true // gone before it could answer, and back up (not heard) only later
+	if err := s.units[0].m.Activate(s.units[0].inputs(s.now), false); err != nil {
+		t.Fatal(err)
+	}
+	s.run(11 * time.Second)
+	s.want("A=standby B=down")
+	if err := s.units[0].m.ClaimLost(); err != ErrNoAnswer {
+		t.Errorf("an unanswered claim ended with %v", err)
+	}
 }
 
 // In automatic mode a switchover can be asked from either unit: "make this unit active" on the standby, or

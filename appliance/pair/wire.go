@@ -22,6 +22,8 @@ type Message struct {
 	HearsPeer bool      `json:"hears_peer,omitempty"` // heartbeat: the sender heard the receiver recently
 	Yield     bool      `json:"yield,omitempty"`      // heartbeat: the sender stood down for the receiver
 	Claim     bool      `json:"claim,omitempty"`      // heartbeat: an admin asked the sender to become active
+	ClaimID   uint64    `json:"claim_id,omitempty"`   // heartbeat: which request that is (role.go)
+	Ack       uint64    `json:"ack,omitempty"`        // heartbeat, manual mode: the receiver's claim the sender agrees to
 	Addrs     []string  `json:"addrs,omitempty"`      // heartbeat: the sender's addresses (every path)
 	LeaseMS   int64     `json:"lease_ms,omitempty"`   // lease: for how long
 	Echo      uint64    `json:"echo,omitempty"`       // grant: the Seq of the request it answers
