@@ -567,7 +567,23 @@ func TestPairManualMode(t *testing.T) {
 	role(l.b, `{"role":"active"}`, 409) // A is active
 	role(l.a, `{"role":"standby"}`, 202)
 	waitRoles(t, "A stood down", 10*time.Second, l.a, l.b, "standby", "standby")
-	role(l.b, `{"role":"active"}`, 202)
+	// Two admins press "make active" on both units at once: one unit becomes active, the other is told no
+	// (the role checker fails the test if both ever answer as active).
+	codes := make(chan int, 2)
+	for _, u := range []*pairUnit{l.a, l.b} {
+		go func() {
+			code, _ := u.call("POST", "/api/v1/pair/role", u.tok, `{"role":"active"}`)
+			codes <- code
+		}()
+	}
+	if c1, c2 := <-codes, <-codes; c1+c2 != 202+409 {
+		t.Fatalf("make active on both units at once = %d and %d, want 202 and 409", c1, c2)
+	}
+	if l.a.mustPair().Role == "active" {
+		role(l.a, `{"role":"standby"}`, 202)
+		waitRoles(t, "A stood down again", 10*time.Second, l.a, l.b, "standby", "standby")
+		role(l.b, `{"role":"active"}`, 202)
+	}
 	waitRoles(t, "switchover to B", 10*time.Second, l.a, l.b, "standby", "active")
 	eventually(t, 10*time.Second, "B holds the service address", func() error {
 		if st := l.b.mustPair(); !st.VIPHeld {
