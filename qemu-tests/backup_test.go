@@ -252,6 +252,8 @@ func TestBackupToS3(t *testing.T) {
 		t.Fatalf("restore = %d %s", code, body)
 	}
 	t.Logf("disaster recovery: %s", body)
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Minute) // the new unit's own deadline, after its boot
+	defer cancel()
 	c, err := n.connect(ctx, nd.URL)
 	if err != nil {
 		t.Fatalf("the application's credentials on the new unit: %v", err)
