@@ -3,8 +3,6 @@ package backup
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -90,14 +88,7 @@ func TestServiceWithS3(t *testing.T) {
 	s := startServer(t)
 	s.exec(t, "postgres", "CREATE DATABASE practice")
 	s.exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY, client text)", "INSERT INTO matters SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
-	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	e := newEngine(t, s, Dir{Path: t.TempDir()})
-	e.Store, e.Log = st, slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := NewService(e, func(context.Context) bool { return true }, 30)
+	svc := newService(t, s)
 	ctx := context.Background()
 
 	if b, _ := svc.Backups(ctx); b.SetUp {
@@ -256,21 +247,14 @@ func TestScheduleWaitsForRunningBackup(t *testing.T) {
 	s := startServer(t)
 	s.exec(t, "postgres", "CREATE DATABASE practice")
 	s.exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY, client text)", "INSERT INTO matters SELECT g, md5(g::text) FROM generate_series(1, 200000) g")
-	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	e := newEngine(t, s, Dir{Path: t.TempDir()})
-	e.Store, e.Log = st, slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := NewService(e, func(context.Context) bool { return true }, 30)
+	svc := newService(t, s)
 	ctx := context.Background()
 	if _, err := svc.CreateIdentity(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Dumped yesterday, a base copy today: at 03:00 today the nightly dump is due.
 	now := time.Now().UTC().Truncate(24 * time.Hour).Add(3 * time.Hour)
-	if err := st.PutJSON(state.BucketConfig, lastKey, last{Dump: now.Add(-24 * time.Hour), Base: now}); err != nil {
+	if err := svc.Store.PutJSON(state.BucketConfig, lastKey, last{Dump: now.Add(-24 * time.Hour), Base: now}); err != nil {
 		t.Fatal(err)
 	}
 	manual := make(chan error, 1)
