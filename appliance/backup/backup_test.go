@@ -58,7 +58,7 @@ func startServer(t testing.TB) *hostServer {
 		c.Env = []string{"PATH=/bin:/usr/bin", "LANG=C"}
 		return c
 	}
-	if out, err := run("initdb", "-D", dir+"/data", "-U", "postgres", "--auth=trust", "--locale=C", "-E", "UTF8").CombinedOutput(); err != nil {
+	if out, err := run("initdb", "-D", dir+"/data", "-U", "postgres", "--auth=trust", "--locale=C", "-E", "UTF8", "--wal-segsize=1").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v %s", err, out)
 	}
 	s := &hostServer{dir: dir, port: 5488}

@@ -115,7 +115,7 @@ func TestPointInTimeRestore(t *testing.T) {
 		t.Errorf("pruned %d WAL files older than the second base copy: %v", gone, err)
 	}
 	keys, _ := local.List(ctx)
-	start, _ := segmentOf(second.LSN)
+	start, _ := second.startSegment()
 	for _, k := range keys {
 		if name, ok := strings.CutPrefix(k, walPrefix); ok && !strings.Contains(name, "history") && name[8:24] < start {
 			t.Errorf("%s is older than the oldest base copy and was kept", k)
@@ -203,5 +203,25 @@ func TestPickBase(t *testing.T) {
 	}
 	if _, err := pickBase(ms[1:2], at("12:00")); !errors.Is(err, appliance.ErrNotFound) || !strings.Contains(err.Error(), "no base copy") {
 		t.Errorf("no base copy: %v", err)
+	}
+}
+
+// A base copy's first WAL segment is the one its backup_label names, whatever the cluster's segment size
+// (the unit's are 1 MB); a copy recorded without it is of a cluster with 16 MB segments.
+func TestStartSegment(t *testing.T) {
+	for _, c := range []struct {
+		m    Manifest
+		want string
+	}{
+		{Manifest{LSN: "0/2000028", WALFile: "000000010000000000000020"}, "0000000000000020"},
+		{Manifest{LSN: "1/A3000060", WALFile: "0000000300000001000000A3"}, "00000001000000A3"},
+		{Manifest{LSN: "1/A3000060"}, "00000001000000A3"},
+	} {
+		if got, err := c.m.startSegment(); err != nil || got != c.want {
+			t.Errorf("%+v: %s %v, want %s", c.m, got, err, c.want)
+		}
+	}
+	if _, err := (&Manifest{LSN: "nonsense"}).startSegment(); err == nil {
+		t.Error("a WAL position that is none was taken")
 	}
 }

@@ -36,7 +36,7 @@ var errWALEnds = errors.New("the archived WAL ends before")
 var walName = regexp.MustCompile(`^([0-9A-F]{24}(\.[0-9A-F]{8}\.backup)?|[0-9A-F]{8}\.history)$`)
 
 var (
-	startRE    = regexp.MustCompile(`(?m)^START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+) `)
+	startRE    = regexp.MustCompile(`(?m)^START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+) \(file ([0-9A-F]{24})\)`)
 	timelineRE = regexp.MustCompile(`(?m)^START TIMELINE: ([0-9]+)$`)
 )
 
@@ -73,7 +73,7 @@ func (e *Engine) base(ctx context.Context, to age.Recipient, m *Manifest) error 
 	if start == nil || tl == nil {
 		return fmt.Errorf("the copy has no readable backup_label (%q)", text)
 	}
-	m.LSN = start[1]
+	m.LSN, m.WALFile = start[1], start[2]
 	m.Timeline, _ = strconv.Atoi(tl[1])
 	m.Ended = time.Now().UTC() // at or after the copy's end-of-backup record
 	m.Objects = append(m.Objects, obj)
@@ -172,8 +172,16 @@ func (e *Engine) archived() ([]string, error) {
 	return names, err
 }
 
-// segmentOf is the part of a segment's file name that orders it whatever the timeline (log and segment
-// numbers) for a WAL position "X/Y", with PostgreSQL's 16 MB segments.
+// startSegment is the part of the name of the segment holding a base copy's start that orders segments
+// whatever the timeline (log and segment numbers).
+func (m *Manifest) startSegment() (string, error) {
+	if len(m.WALFile) == 24 {
+		return m.WALFile[8:], nil
+	}
+	return segmentOf(m.LSN) // a copy recorded before its segment was
+}
+
+// segmentOf is startSegment for a WAL position "X/Y" of a cluster with PostgreSQL's default 16 MB segments.
 func segmentOf(lsn string) (string, error) {
 	hi, lo, ok := strings.Cut(lsn, "/")
 	x, err1 := strconv.ParseUint(hi, 16, 32)
@@ -189,7 +197,7 @@ func (e *Engine) pruneWAL(ctx context.Context, t Target, ms []*Manifest) (int, e
 	oldest := ""
 	for _, m := range ms {
 		if m.Kind == KindBase {
-			if seg, err := segmentOf(m.LSN); err == nil && (oldest == "" || seg < oldest) {
+			if seg, err := m.startSegment(); err == nil && (oldest == "" || seg < oldest) {
 				oldest = seg
 			}
 		}
@@ -233,7 +241,7 @@ func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.
 	if copyObj.Key == "" {
 		return nil, fmt.Errorf("backup %s holds no base copy", base.ID)
 	}
-	start, err := segmentOf(base.LSN)
+	start, err := base.startSegment()
 	if err != nil {
 		return nil, err
 	}
