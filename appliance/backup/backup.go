@@ -48,7 +48,7 @@ type Manifest struct {
 	LSN       string     `json:"lsn"` // the WAL position the server had replayed when the dump started; a base's start point
 	Timeline  int        `json:"timeline,omitempty"`
 	WALFile   string     `json:"wal_file,omitempty"` // a base copy: the WAL segment holding its start
-	Ended     time.Time  `json:"ended,omitempty"` // a base copy: when it was complete (a restore can reach no moment before)
+	Ended     time.Time  `json:"ended,omitempty"`    // a base copy: when it was complete (a restore can reach no moment before)
 	Objects   []Object   `json:"objects"`
 	Databases []DumpedDB `json:"databases"`
 	Files     []DocFile  `json:"files,omitempty"` // a documents backup
