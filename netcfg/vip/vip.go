@@ -120,21 +120,131 @@ func (a *Address) Drop() error {
 // resetConnections aborts the TCP connections whose local address is the service address (SOCK_DESTROY:
 // the kernel sends each peer a reset). Best effort: without the tcp_diag module clients just wait longer.
 func (a *Address) resetConnections() {
+	family, socks, _ := a.sockets()
+	for _, s := range socks {
+		_ = destroy(family, s.ID)
+	}
+}
+
+// sockets lists the TCP connections whose local address is the service address.
+func (a *Address) sockets() (uint8, []*netlink.Socket, error) {
 	family := uint8(unix.AF_INET)
 	if a.Prefix.Addr().Is6() {
 		family = unix.AF_INET6
 	}
 	socks, err := netlink.SocketDiagTCP(family)
 	if err != nil {
-		return
+		return family, nil, fmt.Errorf("list connections to %s: %w", a.Prefix.Addr(), err)
 	}
+	out := socks[:0]
 	for _, s := range socks {
 		local, ok := netip.AddrFromSlice(s.ID.Source)
 		if !ok || local.Unmap() != a.Prefix.Addr() || s.ID.Destination == nil || s.ID.Destination.IsUnspecified() {
 			continue // another address, or a listening socket
 		}
-		_ = destroy(family, s.ID)
+		out = append(out, s)
 	}
+	return family, out, nil
+}
+
+// Conn is a client's TCP connection to the service address.
+type Conn struct {
+	Port   uint16         `json:"port"`   // the service's (local) port
+	Client netip.AddrPort `json:"client"` // the client's address and port
+}
+
+// MaxConns bounds the connections Conns lists (they travel in every heartbeat).
+const MaxConns = 64
+
+// Conns lists the established client connections to the service address (at most MaxConns), for the other
+// unit to tickle should this one die (Tickle).
+func (a *Address) Conns() ([]Conn, error) {
+	_, socks, err := a.sockets()
+	var out []Conn
+	for _, s := range socks {
+		client, ok := netip.AddrFromSlice(s.ID.Destination)
+		if s.State != netlink.TCP_ESTABLISHED || !ok || len(out) == MaxConns {
+			continue
+		}
+		out = append(out, Conn{Port: s.ID.SourcePort, Client: netip.AddrPortFrom(client.Unmap(), s.ID.DestinationPort)})
+	}
+	return out, err
+}
+
+// Tickle ends, on the clients' side, connections the previous holder of the service address had when it
+// died: a client waiting for an answer on one (a commit, a long query) sends nothing, so nothing reaches this
+// unit to be reset, and it waits for its keep-alive (15 s to 2 hours). Each gets a TCP ACK from the service
+// address that is outside its window; the client answers with an ACK carrying its real sequence numbers,
+// which this unit's kernel, knowing no such connection, answers with a reset the client accepts. The unit
+// must hold the address.
+func (a *Address) Tickle(conns []Conn) error {
+	family, ip := unix.AF_INET, a.Prefix.Addr()
+	if ip.Is6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return fmt.Errorf("tickle clients of %s: %w", ip, err)
+	}
+	defer unix.Close(fd)
+	var from unix.Sockaddr = &unix.SockaddrInet6{Addr: ip.As16()}
+	if ip.Is4() {
+		from = &unix.SockaddrInet4{Addr: ip.As4()}
+	}
+	if err := unix.Bind(fd, from); err != nil { // the source the checksum covers, not the port's own address
+		return fmt.Errorf("tickle clients of %s: %w", ip, err)
+	}
+	var errs []error
+	for _, c := range conns {
+		if c.Client.Addr().Is6() != ip.Is6() {
+			continue
+		}
+		seg := tickleSegment(ip, c)
+		var to unix.Sockaddr
+		if ip.Is6() {
+			to = &unix.SockaddrInet6{Addr: c.Client.Addr().As16()}
+		} else {
+			to = &unix.SockaddrInet4{Addr: c.Client.Addr().As4()}
+		}
+		if err := unix.Sendto(fd, seg, 0, to); err != nil {
+			errs = append(errs, fmt.Errorf("tickle %s: %w", c.Client, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// tickleSegment is a bare TCP ACK (sequence and acknowledgement 0) from the service address's port to the
+// client, with its checksum; the kernel adds the IP header from the socket.
+func tickleSegment(from netip.Addr, c Conn) []byte {
+	seg := make([]byte, 20)
+	binary.BigEndian.PutUint16(seg[0:], c.Port)
+	binary.BigEndian.PutUint16(seg[2:], c.Client.Port())
+	seg[12] = 5 << 4 // header length: 5 words
+	seg[13] = 0x10   // ACK
+	binary.BigEndian.PutUint16(seg[14:], 1024)
+	binary.BigEndian.PutUint16(seg[16:], tcpChecksum(from, c.Client.Addr(), seg))
+	return seg
+}
+
+// tcpChecksum is the Internet checksum of seg with its pseudo-header (RFC 793, RFC 8200 8.1).
+func tcpChecksum(src, dst netip.Addr, seg []byte) uint16 {
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(src.AsSlice())
+	add(dst.AsSlice())
+	sum += unix.IPPROTO_TCP + uint32(len(seg))
+	add(seg)
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return ^uint16(sum)
 }
 
 // destroy aborts one TCP socket (SOCK_DESTROY). netlink.SocketDestroy knows only IPv4; this is the same

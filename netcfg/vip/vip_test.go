@@ -38,6 +38,71 @@ func TestDropResetsConnections(t *testing.T) {
 }
 
 func testDrop(t *testing.T, ownAddr, service string) {
+	a, port, client, server := holdAndConnect(t, ownAddr, service)
+	defer client.Close()
+	defer server.Close()
+	if err := a.Drop(); err != nil {
+		t.Fatal(err)
+	}
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := client.Read(make([]byte, 1))
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the client's read after the drop: %v, want a reset", err)
+	}
+	for _, ad := range addrs(t, port) {
+		if ad == a.Prefix.Addr() {
+			t.Errorf("the service address is still on lan0")
+		}
+	}
+}
+
+// TestTickleResetsWaitingClient: a client waits for an answer on a connection to the service address whose
+// holder died (here: the server's socket is destroyed while the client's address is gone, so its reset is
+// lost). Nothing the client sends would tell it; the new holder's tickle, from the list Conns gave, makes it
+// see a reset at once.
+func TestTickleResetsWaitingClient(t *testing.T) {
+	t.Run("IPv4", func(t *testing.T) { testTickle(t, "192.0.2.11/24", "192.0.2.100/24") })
+	t.Run("IPv6", func(t *testing.T) { testTickle(t, "2001:db8::11/64", "2001:db8::100/64") })
+}
+
+func testTickle(t *testing.T, ownAddr, service string) {
+	a, port, client, server := holdAndConnect(t, ownAddr, service)
+	defer client.Close()
+	defer server.Close()
+	conns, err := a.Conns()
+	want := Conn{Port: 5432, Client: netip.MustParseAddrPort(client.LocalAddr().String())}
+	if err != nil || len(conns) != 1 || conns[0] != want {
+		t.Fatalf("Conns = %+v %v, want [%+v]", conns, err, want)
+	}
+	// Without this, removing the port's first IPv4 address would remove the service address with it.
+	if err := os.WriteFile("/proc/sys/net/ipv4/conf/lan0/promote_secondaries", []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	own, _ := netlink.ParseAddr(ownAddr)
+	own.Flags |= unix.IFA_F_NODAD
+	if err := netlink.AddrDel(port, own); err != nil {
+		t.Fatal(err)
+	}
+	a.resetConnections() // the server's side is gone; its reset reaches no one
+	if err := netlink.AddrAdd(port, own); err != nil {
+		t.Fatal(err)
+	}
+	client.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := client.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the client learnt of the dead connection without a tickle (%v): the test proves nothing", err)
+	}
+	if err := a.Tickle(conns); err != nil {
+		t.Fatal(err)
+	}
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the waiting client after the tickle: %v, want a reset", err)
+	}
+}
+
+// holdAndConnect holds service on a veth port (with ownAddr) in a fresh network namespace, thrown away with
+// the test's thread, and opens a TCP connection from ownAddr to the service address's port 5432.
+func holdAndConnect(t *testing.T, ownAddr, service string) (*Address, netlink.Link, *net.TCPConn, net.Conn) {
 	runtime.LockOSThread() // the namespace belongs to this thread; it is thrown away with it
 	orig, err := netns.Get()
 	if err != nil {
@@ -47,11 +112,11 @@ func testDrop(t *testing.T, ownAddr, service string) {
 	if err != nil {
 		t.Skipf("a network namespace needs root: %v", err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		netns.Set(orig)
 		ns.Close()
 		orig.Close()
-	}()
+	})
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
 		t.Fatal(err)
@@ -99,24 +164,10 @@ func testDrop(t *testing.T, ownAddr, service string) {
 			t.Fatal(err)
 		}
 	}
-	defer client.Close()
 	server, err := l.Accept()
 	if err != nil {
+		client.Close()
 		t.Fatal(err)
 	}
-	defer server.Close()
-
-	if err := a.Drop(); err != nil {
-		t.Fatal(err)
-	}
-	client.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, err = client.Read(make([]byte, 1))
-	if !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("the client's read after the drop: %v, want a reset", err)
-	}
-	for _, ad := range addrs(t, port) {
-		if ad == a.Prefix.Addr() {
-			t.Errorf("the service address is still on lan0")
-		}
-	}
+	return a, port, client, server
 }
