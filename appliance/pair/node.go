@@ -15,6 +15,7 @@ import (
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/state"
+	"github.com/lawbox/appliance/netcfg/vip"
 )
 
 // Port is the UDP port of pair traffic (heartbeats, pairing); the witness answers on WitnessPort.
@@ -57,6 +58,8 @@ type VIP interface {
 	Hold() error
 	Announce() error
 	Drop() error
+	Conns() ([]vip.Conn, error) // the clients' connections to it here
+	Tickle(c []vip.Conn) error  // make those clients of the previous holder see their connection is gone
 }
 
 // Node runs this unit's side of the pair: heartbeats on every path, the witness lease, the role machine and
@@ -78,7 +81,9 @@ type Node struct {
 	m         *Machine
 	vip       VIP
 	vipHeld   bool
-	announce  []int // ticks after taking over at which to announce the address again
+	announce  []int      // ticks after taking over at which to announce the address again
+	conns     []vip.Conn // this unit's clients' connections to the service address, told to the peer
+	tickle    []vip.Conn // the previous holder's, to tickle at each announcement
 	ticks     int
 	peer      peerState
 	witness   witnessState
@@ -104,6 +109,7 @@ type peerState struct {
 	hearsUs, yields, claim bool
 	epoch, claimID, ack    uint64
 	paths                  map[string]time.Time
+	conns                  []vip.Conn // its clients' connections to the service address, while it holds it
 }
 
 type witnessState struct {
@@ -246,14 +252,23 @@ func (n *Node) tick() {
 			n.event("critical", "could not take the service address: "+err.Error())
 		} else {
 			n.vipHeld, n.announce = true, []int{n.ticks + 2, n.ticks + 5, n.ticks + 10, n.ticks + 20}
+			// The previous holder's clients: had it died, those waiting for an answer would wait for their
+			// keep-alive. Tickled now and with every announcement (a client may still send to the old holder's
+			// hardware address for a moment).
+			n.tickle = n.peer.conns
+			n.tickleClients()
 		}
 	case serve && len(n.announce) > 0 && n.ticks >= n.announce[0]:
 		n.announce = n.announce[1:]
 		if err := n.vip.Announce(); err != nil {
 			n.Log.Warn("announce service address", "err", err)
 		}
+		n.tickleClients()
 	case !serve:
 		n.releaseVIP()
+	}
+	if n.vipHeld && n.ticks%10 == 0 {
+		n.conns, _ = n.vip.Conns() // best effort: without the kernel's tcp_diag the other unit cannot tickle
 	}
 	c := n.cfg
 	if n.m.Epoch != c.Epoch {
@@ -261,7 +276,7 @@ func (n *Node) tick() {
 		n.save()
 	}
 	hb := Message{Kind: "heartbeat", From: c.Name, Time: now, Role: role, HearsPeer: n.m.HearsPeer(now, n.peer.seen),
-		Yield: n.m.Yielding(), Claim: n.m.Claiming(), ClaimID: n.m.ClaimID(), Ack: n.m.Ack(n.inputs(now)), Addrs: n.ownAddrs(), Epoch: c.Epoch}
+		Yield: n.m.Yielding(), Claim: n.m.Claiming(), ClaimID: n.m.ClaimID(), Ack: n.m.Ack(n.inputs(now)), Addrs: n.ownAddrs(), Epoch: c.Epoch, Conns: n.conns}
 	for _, a := range c.PeerAddrs {
 		hb.Seq = n.seq.Next(now)
 		n.send(c.Key, hb, net.JoinHostPort(a, strconv.Itoa(n.port())))
@@ -316,7 +331,21 @@ func (n *Node) releaseVIP() {
 		n.event("critical", "could not drop the service address: "+err.Error())
 		return
 	}
-	n.vipHeld, n.announce = false, nil
+	n.vipHeld, n.announce, n.conns, n.tickle = false, nil, nil, nil
+}
+
+// tickleClients tickles the previous holder's clients (vip.Address.Tickle); after the last announcement,
+// they are forgotten.
+func (n *Node) tickleClients() {
+	if len(n.tickle) == 0 {
+		return
+	}
+	if err := n.vip.Tickle(n.tickle); err != nil {
+		n.Log.Warn("tickle the previous holder's clients", "err", err)
+	}
+	if len(n.announce) == 0 {
+		n.tickle = nil
+	}
 }
 
 func (n *Node) roleChanged(was, role string) {
@@ -486,7 +515,7 @@ func (n *Node) handle(b []byte, from net.Addr) {
 	}
 	n.peer.seen, n.peer.role = now, m.Role
 	n.peer.hearsUs, n.peer.yields, n.peer.claim, n.peer.epoch = m.HearsPeer, m.Yield, m.Claim, m.Epoch
-	n.peer.claimID, n.peer.ack = m.ClaimID, m.Ack
+	n.peer.claimID, n.peer.ack, n.peer.conns = m.ClaimID, m.Ack, m.Conns
 	if n.peer.paths == nil {
 		n.peer.paths = map[string]time.Time{}
 	}

@@ -9,24 +9,43 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/state"
+	"github.com/lawbox/appliance/netcfg/vip"
 )
 
 type fakeVIP struct {
 	mu        sync.Mutex
 	held      bool
 	announced int
+	clients   []vip.Conn   // Conns while held
+	tickled   [][]vip.Conn // every Tickle
 }
 
 func (v *fakeVIP) Hold() error     { v.mu.Lock(); defer v.mu.Unlock(); v.held = true; return nil }
 func (v *fakeVIP) Drop() error     { v.mu.Lock(); defer v.mu.Unlock(); v.held = false; return nil }
 func (v *fakeVIP) Announce() error { v.mu.Lock(); defer v.mu.Unlock(); v.announced++; return nil }
 func (v *fakeVIP) Held() bool      { v.mu.Lock(); defer v.mu.Unlock(); return v.held }
+func (v *fakeVIP) Conns() ([]vip.Conn, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.held {
+		return nil, nil
+	}
+	return v.clients, nil
+}
+func (v *fakeVIP) Tickle(c []vip.Conn) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.tickled = append(v.tickled, c)
+	return nil
+}
+func (v *fakeVIP) Tickled() [][]vip.Conn { v.mu.Lock(); defer v.mu.Unlock(); return v.tickled }
 
 type testNode struct {
 	*Node
@@ -153,6 +172,16 @@ func TestNodesPairAndFailOver(t *testing.T) {
 	}
 	waitRoles(t, "switchover back to A", a, b, Active, Standby)
 
+	// A has a client; B learns of its connection from A's heartbeats (listed every second).
+	client := vip.Conn{Port: 5432, Client: netip.MustParseAddrPort("192.0.2.30:40000")}
+	a.vip.mu.Lock()
+	a.vip.clients = []vip.Conn{client}
+	a.vip.mu.Unlock()
+	time.Sleep(1500 * time.Millisecond)
+	if n := len(b.vip.Tickled()); n != 0 {
+		t.Errorf("B tickled clients %d times before taking over", n)
+	}
+
 	a.stop() // A dies
 	start := time.Now()
 	for b.Role() != Active {
@@ -164,6 +193,16 @@ func TestNodesPairAndFailOver(t *testing.T) {
 	t.Logf("failover in %v", time.Since(start))
 	if a.vip.Held() || !b.vip.Held() {
 		t.Errorf("service address after failover: a=%v b=%v", a.vip.Held(), b.vip.Held())
+	}
+	// Once with the address and at each of the 4 announcements.
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		got := b.vip.Tickled()
+		if len(got) == 5 && slices.Equal(got[0], []vip.Conn{client}) && slices.Equal(got[4], []vip.Conn{client}) {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("B tickled %v, want A's client %v 5 times", got, client)
+		}
 	}
 
 	// A comes back (same stored config): standby, and it does not take the address back.
