@@ -3,6 +3,7 @@ package qemutests
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -219,9 +220,29 @@ func TestPairDatabase(t *testing.T) {
 
 	l.startLoad(t)
 	l.waitCommits(t, 200)
+	// A client waiting for an answer (a long query, TCP keep-alive off) sends nothing that could tell it A
+	// died: B, taking over, tickles the connections A listed in its heartbeats, and the client sees a reset.
+	l.pc.console("pgwait "+l.serviceURL(), regexp.MustCompile(`debug: pgwait waiting`))
+	time.Sleep(1500 * time.Millisecond) // in A's list (every second) and its heartbeats
 	outage := l.failover(t, l.a)
 	acked, lost := l.stopLoad(t, l.b)
 	t.Logf("failover under load (synchronous): client outage %v, %d commits acknowledged, %d lost", outage, acked, lost)
+	eventually(t, time.Minute, "the waiting client learns that A died", func() error {
+		out := l.pc.Console()
+		m := regexp.MustCompile(`debug: pgwait ended at (\d+): (.*)`).FindStringSubmatch(out)
+		if m == nil {
+			return errors.New("still waiting")
+		}
+		// Its 10-minute query ended with the connection: a reset, which pgx reports as "conn closed".
+		if !strings.Contains(m[2], "reset") && !strings.Contains(m[2], "conn closed") {
+			t.Fatalf("the waiting client ended with %q, want its connection reset", m[2])
+		}
+		marks := regexp.MustCompile(`debug: mark (\d+)`).FindAllStringSubmatch(out, -1)
+		end, _ := strconv.Atoi(m[1])
+		kill, _ := strconv.Atoi(marks[len(marks)-1][1])
+		t.Logf("the waiting client saw a reset %v after the kill", time.Duration(end-kill)*time.Millisecond)
+		return nil
+	})
 	if lost != 0 {
 		t.Errorf("%d acknowledged commits lost in synchronous mode", lost)
 	}

@@ -30,6 +30,9 @@ import (
 //	reach IP:PORT          open one TCP connection (2 s at most) and print the error, <nil> when it worked
 //	pgload URL             commit one row after another through URL (see pgLoad)
 //	pgload stop            stop it and print the ids whose commits were acknowledged
+//	pgwait URL             wait for a 10-minute query through URL with TCP keep-alive off (a client that
+//	                       learns of a dead server only from the network); print the probe clock and the
+//	                       error when it ends
 type netDebug struct {
 	mu    sync.Mutex // guards start and load
 	start time.Time  // the probe clock's zero
@@ -96,6 +99,20 @@ func (d *netDebug) command(f []string, out io.Writer) bool {
 		}
 		d.mu.Unlock()
 		fmt.Fprintln(out, "debug: pgload started")
+	case f[0] == "pgwait" && len(f) == 2:
+		go func() {
+			cfg, err := pgx.ParseConfig(f[1])
+			if err == nil {
+				cfg.DialFunc = (&net.Dialer{KeepAlive: -1, Timeout: 5 * time.Second}).DialContext
+				var c *pgx.Conn
+				if c, err = pgx.ConnectConfig(context.Background(), cfg); err == nil {
+					fmt.Fprintln(out, "debug: pgwait waiting")
+					_, err = c.Exec(context.Background(), "SELECT pg_sleep(600)")
+					c.Close(context.Background())
+				}
+			}
+			fmt.Fprintf(out, "debug: pgwait ended at %d: %v\n", d.elapsed(), err)
+		}()
 	default:
 		return false
 	}
