@@ -2,6 +2,8 @@ package appliance
 
 import (
 	"context"
+	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -170,6 +172,73 @@ func BackupAlerts(b BackupStatus, now time.Time) []Alert {
 	}
 	if b.LastVerified == nil || now.Sub(b.LastVerified.Time) > 48*time.Hour {
 		out = append(out, NewAlert("warning", "no backup has been restored successfully in the last two days"))
+	}
+	return out
+}
+
+// Alert is something an admin should look at.
+type Alert struct {
+	Level   string `json:"level"` // "warning" or "critical"
+	Message string `json:"message"`
+	// Key names the alert across rounds (its numbers left out: "61 s behind" and "75 s behind" are one
+	// alert); acknowledgements refer to it.
+	Key          string    `json:"key"`
+	Acknowledged *AlertAck `json:"acknowledged,omitempty"`
+	// Text is Message's English pattern with each value as %s, and Args those values, for the pages to
+	// translate (empty: Message is shown as it is).
+	Text string   `json:"text,omitempty"`
+	Args []string `json:"args,omitempty"`
+}
+
+var verb = regexp.MustCompile(`%[-+# 0]*[0-9]*(\.[0-9]+)?[a-zA-Z]`)
+
+// NewAlert makes an alert from a format and its values; the values are kept apart (formatted as the format
+// asks) so that the pages can state the alert in another language.
+func NewAlert(level, format string, args ...any) Alert {
+	a := Alert{Level: level, Message: fmt.Sprintf(format, args...), Text: format}
+	if len(args) > 0 {
+		i := 0
+		a.Text = verb.ReplaceAllStringFunc(format, func(v string) string {
+			if i < len(args) {
+				a.Args = append(a.Args, fmt.Sprintf(v, args[i]))
+			}
+			i++
+			return "%s"
+		})
+	}
+	a.Key = alertKey(a)
+	return a
+}
+
+var alertNumbers = regexp.MustCompile(`[0-9]+(\.[0-9]+)?`)
+
+// alertKey is a's identity across rounds.
+func alertKey(a Alert) string { return a.Level + " " + alertNumbers.ReplaceAllString(a.Message, "#") }
+
+// AlertAck is an admin's "seen, being handled": an acknowledged alert is not notified again and an
+// acknowledged warning no longer colours the dashboard (a critical one still does: data is at risk until
+// it is fixed). It lasts until the alert clears, or until Until when the admin muted it for a while.
+type AlertAck struct {
+	By    string     `json:"by"`
+	At    time.Time  `json:"at"`
+	Until *time.Time `json:"until,omitempty"`
+}
+
+// Active says whether the acknowledgement still holds at now.
+func (a AlertAck) Active(now time.Time) bool { return a.Until == nil || now.Before(*a.Until) }
+
+// MaxMute is the longest an alert can be muted: a forgotten mute must not hide a problem for good.
+const MaxMute = 30 * 24 * time.Hour
+
+// MarkAlerts returns alerts with their acknowledgements still in force at now (a copy; alerts is not changed).
+func MarkAlerts(alerts []Alert, acks map[string]AlertAck, now time.Time) []Alert {
+	out := make([]Alert, len(alerts))
+	for i, a := range alerts {
+		a.Acknowledged = nil
+		if ack, ok := acks[a.Key]; ok && ack.Active(now) {
+			a.Acknowledged = &ack
+		}
+		out[i] = a
 	}
 	return out
 }

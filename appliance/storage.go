@@ -1,0 +1,142 @@
+package appliance
+
+import (
+	"context"
+	"time"
+
+	"github.com/lawbox/appliance/hw/smart"
+)
+
+// Array states, member states and disk roles the storage reports.
+const (
+	ArrayClean      = "clean"
+	ArrayDegraded   = "degraded"
+	ArrayRebuilding = "rebuilding"
+	ArrayResyncing  = "resyncing"
+	ArrayChecking   = "checking"
+	ArrayFailed     = "failed"
+
+	MemberInSync     = "in_sync"
+	MemberFaulty     = "faulty"
+	MemberRebuilding = "rebuilding"
+	MemberSpare      = "spare"
+	MemberRemoved    = "removed"
+)
+
+// StorageStatus is the disks and arrays (GET /api/v1/storage).
+type StorageStatus struct {
+	Arrays []Array       `json:"arrays"`
+	Disks  []StorageDisk `json:"disks"`
+	StoragePolicy
+	Persisted bool      `json:"persistent"` // settings live on the system array, not in RAM
+	LastScrub time.Time `json:"last_scrub,omitzero"`
+	NextScrub time.Time `json:"next_scrub,omitzero"`
+	Alerts    []Alert   `json:"alerts"`
+}
+
+// StoragePolicy is what an admin decides about new and failing disks.
+type StoragePolicy struct {
+	AutoAdd          bool `json:"auto_add"`          // a new blank disk is used without asking
+	ProactiveReplace bool `json:"proactive_replace"` // a disk SMART says to replace is copied onto a spare first
+}
+
+// StoragePolicyChange sets the fields that are not nil.
+type StoragePolicyChange struct {
+	AutoAdd          *bool `json:"auto_add"`
+	ProactiveReplace *bool `json:"proactive_replace"`
+}
+
+// Array is one md array.
+type Array struct {
+	Name            string   `json:"name"`  // "system" or "data"
+	Level           string   `json:"level"` // "raid1", "raid5"
+	State           string   `json:"state"` // ArrayClean, ...
+	SizeBytes       int64    `json:"size_bytes"`
+	RebuildProgress *float64 `json:"rebuild_progress"` // 0..1 while rebuilding, resyncing or checking
+	ETASeconds      *int64   `json:"eta_s,omitempty"`
+	MismatchSectors int64    `json:"mismatch_sectors"` // found by the last scrub
+	Members         []Member `json:"members"`
+}
+
+// Member is a disk's place in an array.
+type Member struct {
+	Serial string `json:"serial"`
+	Device string `json:"device,omitempty"`
+	State  string `json:"state"` // MemberInSync, ...
+}
+
+// StorageDisk is a disk as the storage sees it.
+type StorageDisk struct {
+	Serial    string `json:"serial"`
+	Model     string `json:"model"`
+	SizeBytes int64  `json:"size_bytes"`
+	Slot      string `json:"slot"`   // hardware path
+	Device    string `json:"device"` // kernel name
+	Role      string `json:"role"`   // "member", "spare", "unused"
+	State     string `json:"state"`  // "ok", "faulty", "rebuilding", "blank", "needs_adopt", "refused"
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Storage is the RAID storage.
+type Storage interface {
+	Storage(ctx context.Context) (StorageStatus, error)
+	// Scrub starts a check of every array now.
+	Scrub(ctx context.Context) error
+	// Adopt confirms that a disk holding data may be erased and used.
+	Adopt(ctx context.Context, serial string) error
+	// SetPolicy changes the fields of p that are set.
+	SetPolicy(ctx context.Context, p StoragePolicyChange) error
+}
+
+// Finding is one thing SMART says about a disk. Key is stable across polls; Value is what it was judged on,
+// so an acknowledgement holds until the value changes.
+type Finding struct {
+	Key          string `json:"key"`
+	Level        string `json:"level"` // "watch", "replace", "failed", or "cable" (the link, not the disk)
+	Message      string `json:"message"`
+	Value        uint64 `json:"value"`
+	Acknowledged bool   `json:"acknowledged"`
+}
+
+// SMARTStatus is a disk's health as last polled.
+type SMARTStatus struct {
+	Supported    bool                 `json:"supported"`
+	Reason       string               `json:"reason,omitempty"` // why it is unsupported, or the last poll's error
+	Health       string               `json:"health"`           // "ok", "watch", "replace", "failed"; "" if unsupported
+	TemperatureC int                  `json:"temperature_c"`
+	PowerOnHours uint64               `json:"power_on_hours"`
+	Attributes   []smart.Attribute    `json:"attributes"`
+	NVMe         *smart.NVMeHealth    `json:"nvme,omitempty"`
+	Findings     []Finding            `json:"findings"`
+	LastPoll     time.Time            `json:"last_poll,omitzero"`
+	PollMS       float64              `json:"poll_ms"`     // wall time of the last poll
+	PollCPUMS    float64              `json:"poll_cpu_ms"` // CPU time of the daemon during it
+	SelfTest     smart.SelfTestResult `json:"self_test"`
+}
+
+// DiskHealth is a disk and its SMART status (GET /api/v1/disks).
+type DiskHealth struct {
+	Serial    string      `json:"serial"`
+	Model     string      `json:"model"`
+	SizeBytes int64       `json:"size_bytes"`
+	Device    string      `json:"device"`
+	SMART     SMARTStatus `json:"smart"`
+}
+
+// HistoryPoint is one sample of a disk's history.
+type HistoryPoint struct {
+	Time         time.Time         `json:"t"`
+	TemperatureC int               `json:"temp_c"`
+	Counters     map[string]uint64 `json:"counters,omitempty"` // "ata-5", "nvme-media", ...
+}
+
+// Health is SMART monitoring.
+type Health interface {
+	Disks(ctx context.Context) ([]DiskHealth, error)
+	Refresh(ctx context.Context, serial string) error
+	SelfTest(ctx context.Context, serial, kind string) error
+	Acknowledge(ctx context.Context, serial, key string) error
+	History(ctx context.Context, serial string) ([]HistoryPoint, error)
+	// SetPollMinutes sets how often disks are polled (1..1440).
+	SetPollMinutes(ctx context.Context, minutes int) error
+}
