@@ -645,6 +645,12 @@ func (m *Manager) CreateDatabase(ctx context.Context, name, owner string) (appli
 			return appliance.NewDatabase{}, fmt.Errorf("create database %s: %w", name, err)
 		}
 	}
+	// CREATE DATABASE copies the template through shared buffers (PostgreSQL 15's wal_log strategy): about
+	// a thousand dirty pages that the next checkpoint writes. Write them now, not at the next switchover,
+	// whose checkpoint the mirror's promotion waits for (2.5 s of a 4.6 s switchover under TCG).
+	if _, err := c.Exec(ctx, "CHECKPOINT"); err != nil {
+		return appliance.NewDatabase{}, fmt.Errorf("create database %s: checkpoint: %w", name, err)
+	}
 	m.Log.Info("database created", "name", name, "owner", owner)
 	u := url.URL{Scheme: "postgresql", User: url.UserPassword(owner, pw), Host: net.JoinHostPort(m.Host(), strconv.Itoa(m.Port)),
 		Path: "/" + name, RawQuery: "sslmode=require"}

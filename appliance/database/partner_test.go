@@ -223,6 +223,30 @@ func (u *hostUnit) waitStatus(t *testing.T, what string, ok func(appliance.Datab
 	return st
 }
 
+// walPosition is the unit's current WAL position; checkpointRedo the redo position of its last checkpoint.
+func (u *hostUnit) walPosition(t *testing.T) uint64 {
+	return u.lsn(t, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+}
+
+func (u *hostUnit) checkpointRedo(t *testing.T) uint64 {
+	return u.lsn(t, "SELECT pg_wal_lsn_diff(redo_lsn, '0/0')::bigint FROM pg_control_checkpoint()")
+}
+
+func (u *hostUnit) lsn(t *testing.T, query string) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	c, err := u.connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var n int64
+	if err := c.QueryRow(ctx, query).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return uint64(n)
+}
+
 // at is the connection string for the same database on another unit.
 func at(connURL string, port int) string {
 	p, _ := url.Parse(connURL)
@@ -253,9 +277,14 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 	ctx := context.Background()
 
 	a.waitStatus(t, "a production", func(s appliance.DatabaseStatus) bool { return s.Role == production })
+	before := a.walPosition(t)
 	nd, err := a.CreateDatabase(ctx, "practice", "practice_app")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The new database's pages are written by a checkpoint of its own, not left for the next switchover's.
+	if redo := a.checkpointRedo(t); redo <= before {
+		t.Errorf("the last checkpoint's redo position %X is not after the creation began (%X)", redo, before)
 	}
 	c, err := pgx.Connect(ctx, nd.URL)
 	if err != nil {
