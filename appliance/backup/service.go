@@ -522,7 +522,7 @@ func (s *Service) VerifyBackup(ctx context.Context, backupID string) (appliance.
 	if err := s.Store.PutJSON(state.BucketConfig, verifiedKey, all); err != nil {
 		return appliance.BackupVerification{}, err
 	}
-	return appliance.BackupVerification(v), nil
+	return v, nil
 }
 
 // RestoreBackup restores databases of backup backupID into the production database, from the unit's array
@@ -588,8 +588,7 @@ func (s *Service) RestorePointInTime(ctx context.Context, at time.Time, req appl
 func (s *Service) describe(m *Manifest, verified map[string]Verification, where ...string) appliance.Backup {
 	b := appliance.Backup{ID: m.ID, Kind: m.Kind, Created: m.Created, SizeBytes: m.SizeBytes(), Targets: where, Databases: []string{}}
 	if v, ok := verified[m.ID]; ok {
-		av := appliance.BackupVerification(v)
-		b.Verified = &av
+		b.Verified = &v
 	}
 	for _, d := range m.Databases {
 		b.Databases = append(b.Databases, d.Name)

@@ -24,14 +24,7 @@ import (
 )
 
 // Verification is the outcome of restoring a backup.
-type Verification struct {
-	ID      string    `json:"id"`
-	Target  string    `json:"target"`
-	Time    time.Time `json:"time"`
-	OK      bool      `json:"ok"`
-	Detail  string    `json:"detail"`
-	Seconds float64   `json:"seconds"`
-}
+type Verification = appliance.BackupVerification
 
 // Verify downloads backup id from t, checks every object's SHA-256, decrypts it, restores it into a scratch
 // PostgreSQL and compares every table's row count with the count taken in the dump's snapshot.
