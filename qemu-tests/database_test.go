@@ -2,6 +2,7 @@ package qemutests
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/lawbox/appliance/appliance/certs"
 )
 
 type newDatabase struct {
@@ -45,7 +48,8 @@ func (u *unit) exec(t testing.TB, connURL, sql string) {
 
 // The production database on one unit: it starts on the data array once storage is up, an admin creates a
 // database and gets a connection string, a client connects over TLS with scram-sha-256 and commits rows; a
-// wrong password is refused; after a power-off and a new boot every committed row is there.
+// wrong password is refused; a certificate made anew in the UI is the server's at the next connection; after
+// a power-off and a new boot every committed row is there.
 func TestDatabaseProduction(t *testing.T) {
 	t.Parallel()
 	disks := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "PG-A", SizeMiB: 1024}, Disk{ID: "b", Kind: Virtio, Serial: "PG-B", SizeMiB: 1024})
@@ -97,6 +101,29 @@ func TestDatabaseProduction(t *testing.T) {
 		}
 		t.Errorf("a wrong password: %v", err)
 	}
+
+	// A certificate made anew in the UI reaches the database server at once: the next connection meets it.
+	code, body = u.call("DELETE", "/api/v1/tls", tok, "")
+	var cert struct{ Fingerprint string }
+	if code != 200 || json.Unmarshal([]byte(body), &cert) != nil || cert.Fingerprint == u.fingerprint {
+		t.Fatalf("a new certificate = %d %s", code, body)
+	}
+	u.fingerprint, u.http = cert.Fingerprint, u.HTTPClient(cert.Fingerprint)
+	eventually(t, time.Minute, "the database server presents the new certificate", func() error {
+		c, err := u.connect(ctx, nd.URL)
+		if err != nil {
+			return err
+		}
+		defer c.Close(ctx)
+		tc, ok := c.PgConn().Conn().(*tls.Conn)
+		if !ok {
+			return fmt.Errorf("not over TLS: %T", c.PgConn().Conn())
+		}
+		if got := certs.Fingerprint(tls.Certificate{Certificate: [][]byte{tc.ConnectionState().PeerCertificates[0].Raw}}); got != cert.Fingerprint {
+			return fmt.Errorf("certificate %s, the web UI's is %s", got, cert.Fingerprint)
+		}
+		return nil
+	})
 
 	u.shutdown(tok, "poweroff")
 	u = boot(t, Config{Disks: disks})

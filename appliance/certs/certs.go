@@ -117,6 +117,9 @@ type Keeper struct {
 	ips      []net.IP
 	now      func() time.Time
 
+	// OnChange, when set, is called after the certificate was replaced (other servers presenting it).
+	OnChange func()
+
 	mu  sync.RWMutex
 	cur tls.Certificate
 }
@@ -211,10 +214,16 @@ func (k *Keeper) ResetCertificate(context.Context) error {
 
 func (k *Keeper) store(certPEM, keyPEM []byte, c tls.Certificate) error {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	if err := errors.Join(k.st.Put(state.BucketConfig, keyKey, keyPEM), k.st.Put(state.BucketConfig, certKey, certPEM)); err != nil {
+	err := errors.Join(k.st.Put(state.BucketConfig, keyKey, keyPEM), k.st.Put(state.BucketConfig, certKey, certPEM))
+	if err == nil {
+		k.cur = c
+	}
+	k.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("save TLS certificate: %w", err)
 	}
-	k.cur = c
+	if k.OnChange != nil {
+		k.OnChange()
+	}
 	return nil
 }

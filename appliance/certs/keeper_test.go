@@ -50,6 +50,8 @@ func TestKeeper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	changes := 0 // other servers (PostgreSQL) are told of each replacement, and only of those
+	k.OnChange = func() { changes++ }
 	ctx := context.Background()
 	first, _ := k.Certificate(ctx)
 	if !first.SelfSigned || !strings.Contains(strings.Join(first.Names, " "), "192.0.2.10") {
@@ -71,8 +73,8 @@ func TestKeeper(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if c, _ := k.Certificate(ctx); c.Fingerprint != first.Fingerprint {
-		t.Fatal("a refused certificate replaced the current one")
+	if c, _ := k.Certificate(ctx); c.Fingerprint != first.Fingerprint || changes != 0 {
+		t.Fatalf("a refused certificate replaced the current one (%d changes told)", changes)
 	}
 	if err := k.SetCertificate(ctx, good, goodKey); err != nil {
 		t.Fatal(err)
@@ -96,5 +98,8 @@ func TestKeeper(t *testing.T) {
 	}
 	if c3, _ := k.Certificate(ctx); !c3.SelfSigned || c3.Fingerprint == first.Fingerprint || c3.Fingerprint == c.Fingerprint {
 		t.Errorf("after reset %+v", c3)
+	}
+	if changes != 2 {
+		t.Errorf("%d changes told, want 2 (the upload and the reset)", changes)
 	}
 }

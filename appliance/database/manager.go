@@ -494,6 +494,38 @@ func writeAtomic(path string, data []byte, cred *syscall.Credential) error {
 	return durable.WriteFile(path, bytes.NewReader(data), func(f *os.File) error { return f.Chown(int(cred.Uid), int(cred.Gid)) })
 }
 
+// ReloadTLS hands the unit's current certificate to the running server: the files are written again and the
+// server reads them at a configuration reload, so clients meet a replaced certificate at their next
+// connection, without a restart. A server that is not running takes it when it starts. A reload that cannot
+// use the files (PostgreSQL logs why) keeps the certificate it had.
+func (m *Manager) ReloadTLS(ctx context.Context) error {
+	if m.running() != nil {
+		return nil
+	}
+	cert, key, err := m.TLS()
+	if err != nil {
+		return fmt.Errorf("reload the database's certificate: %w", err)
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"server.key", key}, {"server.crt", cert}} {
+		if err := writeAtomic(filepath.Join(m.DataDir, f.name), f.data, m.cred); err != nil {
+			return fmt.Errorf("reload the database's certificate: %w", err)
+		}
+	}
+	c, err := m.connect(ctx, "postgres")
+	if err != nil {
+		return fmt.Errorf("reload the database's certificate: %w", err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		return fmt.Errorf("reload the database's certificate: %w", err)
+	}
+	m.Log.Info("the database server presents the new certificate to new connections")
+	return nil
+}
+
 // connect opens a superuser session over the root-only unix socket.
 func (m *Manager) connect(ctx context.Context, db string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable connect_timeout=5", m.Socket, m.Port, db))

@@ -130,6 +130,13 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	fmt.Printf("TLS certificate SHA-256 fingerprint: %s\n", certs.Fingerprint(keeper.Current()))
+	keeper.OnChange = func() {
+		ctx, cancel := context.WithTimeout(sctx, 30*time.Second)
+		defer cancel()
+		if err := db.ReloadTLS(ctx); err != nil {
+			log.Warn("the database server keeps its old certificate until it restarts", "err", err)
+		}
+	}
 
 	a := auth.New(st, log, time.Now)
 	a.Announce = func(code string) { fmt.Printf("setup code: %s\n", code) }
