@@ -267,7 +267,10 @@ WITHOUT A UNIT (any Linux computer with age, zstd and PostgreSQL 15; identity.tx
     age -d -i identity.txt NAME.dump.zst.age | zstd -d > NAME.dump
     createdb NAME && pg_restore -d NAME NAME.dump
 manifest.age lists every file of the backup with its SHA-256 and the row count of every table when it
-was taken; config.json.zst.age holds the unit's settings and accounts.
+was taken; config.json.zst.age holds the unit's settings and accounts. wal/ beside the backups holds the
+archived WAL, one segment a file, for restores to a moment; each starts, once decrypted, with a 45-byte
+header that proves the unit wrote it (the line "lawbox wal 1" and a MAC):
+    age -d -i identity.txt wal/NAME.zst.age | zstd -d | tail -c +46 > NAME
 `
 
 // dumpDatabase dumps db in an exported snapshot, with every table's row count in that same snapshot.

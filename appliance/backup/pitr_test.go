@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"filippo.io/age"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -223,5 +226,49 @@ func TestStartSegment(t *testing.T) {
 	}
 	if _, err := (&Manifest{LSN: "nonsense"}).startSegment(); err == nil {
 		t.Error("a WAL position that is none was taken")
+	}
+}
+
+// A WAL object proves who archived it: one written at a target by anyone else (encrypted to the public key,
+// which is no secret), one sealed for another identity, and a genuine one stored under another segment's
+// name are refused, and nothing of them is left for the recovery.
+func TestWALIsAuthenticated(t *testing.T) {
+	ctx := context.Background()
+	id, _ := age.GenerateX25519Identity()
+	other, _ := age.GenerateX25519Identity()
+	dir := Dir{Path: t.TempDir()}
+	const a, b = "000000010000000000000003", "000000010000000000000004"
+	segment := bytes.Repeat([]byte("committed work "), 1000)
+	put := func(name string, plain []byte) string {
+		key := walPrefix + name + ".zst.age"
+		if _, err := seal(ctx, dir, key, bytes.NewReader(plain), id.Recipient()); err != nil {
+			t.Fatal(err)
+		}
+		return key
+	}
+	out := filepath.Join(t.TempDir(), "segment")
+	if err := fetch(ctx, dir, put(a, sealWAL(id, a, segment)), a, id, out); err != nil {
+		t.Fatalf("a genuine segment: %v", err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, segment) {
+		t.Fatalf("a genuine segment came back as %d other bytes", len(got))
+	}
+	for _, c := range []struct {
+		what  string
+		plain []byte
+		want  string
+	}{
+		{"no authentication", segment, "no authentication"},
+		{"another identity's MAC", sealWAL(other, b, segment), "forged or altered"},
+		{"a genuine one under b's name", sealWAL(id, a, segment), "forged or altered"},
+	} {
+		os.Remove(out)
+		err := fetch(ctx, dir, put(b, c.plain), b, id, out)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.what, err, c.want)
+		}
+		if _, serr := os.Stat(out); serr == nil {
+			t.Errorf("%s: the refused segment was left for the recovery", c.what)
+		}
 	}
 }

@@ -2,14 +2,19 @@ package backup
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,12 +99,11 @@ func (e *Engine) ShipWAL(ctx context.Context) (int, error) {
 	n := 0
 	for _, name := range names {
 		p := filepath.Join(e.WALDir, name)
-		f, err := os.Open(p)
+		data, err := os.ReadFile(p)
 		if err != nil {
 			return n, err
 		}
-		_, err = seal(ctx, e.Local, walPrefix+name+".zst.age", f, id.Recipient())
-		f.Close()
+		_, err = seal(ctx, e.Local, walPrefix+name+".zst.age", bytes.NewReader(sealWAL(id, name, data)), id.Recipient())
 		if err != nil {
 			return n, fmt.Errorf("ship WAL %s: %w", name, err)
 		}
@@ -280,7 +284,7 @@ func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.
 		if !ok || !walName.MatchString(name) || strings.HasSuffix(name, ".backup") || !strings.HasSuffix(name, ".history") && name[8:] < start {
 			continue
 		}
-		if err := fetch(ctx, t, k, id, filepath.Join(wal, name)); err != nil {
+		if err := fetch(ctx, t, k, name, id, filepath.Join(wal, name)); err != nil {
 			return fail(fmt.Errorf("WAL %s: %w", name, err))
 		}
 		if err := os.Chown(filepath.Join(wal, name), int(sc.cred.Uid), int(sc.cred.Gid)); err != nil {
@@ -347,22 +351,54 @@ func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.
 	}
 }
 
-// fetch decrypts WAL object key into path.
-func fetch(ctx context.Context, t Target, key string, id age.Identity, path string) error {
+// A WAL object is in no manifest, and encryption to the public key proves nothing about its writer: its
+// plain text starts with walMagic and an HMAC of the segment's name and content under a key derived from
+// the recovery identity. Without it, anyone able to write to a target could forge a segment, replay it
+// into a point-in-time restore, and so into production.
+const walMagic = "lawbox wal 1\n"
+
+func walMAC(id *age.X25519Identity, name string) hash.Hash {
+	k := sha256.Sum256([]byte("lawbox wal\x00" + id.String()))
+	h := hmac.New(sha256.New, k[:])
+	h.Write([]byte(name + "\x00"))
+	return h
+}
+
+// sealWAL is the plain text stored for segment name: walMagic, the MAC, the content.
+func sealWAL(id *age.X25519Identity, name string, data []byte) []byte {
+	h := walMAC(id, name)
+	h.Write(data)
+	return slices.Concat([]byte(walMagic), h.Sum(nil), data)
+}
+
+// fetch decrypts WAL object key, segment name, into path, checking its MAC; a segment that fails is
+// removed and refused.
+func fetch(ctx context.Context, t Target, key, name string, id *age.X25519Identity, path string) error {
 	r, err := open(ctx, t, Object{Key: key}, id)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	head := make([]byte, len(walMagic)+sha256.Size)
+	if _, err := io.ReadFull(r, head); err != nil || string(head[:len(walMagic)]) != walMagic {
+		return fmt.Errorf("%s carries no authentication (not archived by this firmware for this recovery identity): refused", key)
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
+	h := walMAC(id, name)
+	_, err = io.Copy(io.MultiWriter(f, h), r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return f.Close()
+	if err == nil && !hmac.Equal(h.Sum(nil), head[len(walMagic):]) {
+		err = fmt.Errorf("%s is forged or altered (its authentication does not match): refused", key)
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
 }
 
 // untar unpacks a pg_basebackup tar into dir, owned by uid:gid.
