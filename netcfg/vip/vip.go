@@ -128,10 +128,7 @@ func (a *Address) resetConnections() {
 
 // sockets lists the TCP connections whose local address is the service address.
 func (a *Address) sockets() (uint8, []*netlink.Socket, error) {
-	family := uint8(unix.AF_INET)
-	if a.Prefix.Addr().Is6() {
-		family = unix.AF_INET6
-	}
+	family := uint8(a.family())
 	socks, err := netlink.SocketDiagTCP(family)
 	if err != nil {
 		return family, nil, fmt.Errorf("list connections to %s: %w", a.Prefix.Addr(), err)
@@ -178,20 +175,13 @@ func (a *Address) Conns() ([]Conn, error) {
 // which this unit's kernel, knowing no such connection, answers with a reset the client accepts. The unit
 // must hold the address.
 func (a *Address) Tickle(conns []Conn) error {
-	family, ip := unix.AF_INET, a.Prefix.Addr()
-	if ip.Is6() {
-		family = unix.AF_INET6
-	}
-	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	ip := a.Prefix.Addr()
+	fd, err := unix.Socket(a.family(), unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
 		return fmt.Errorf("tickle clients of %s: %w", ip, err)
 	}
 	defer unix.Close(fd)
-	var from unix.Sockaddr = &unix.SockaddrInet6{Addr: ip.As16()}
-	if ip.Is4() {
-		from = &unix.SockaddrInet4{Addr: ip.As4()}
-	}
-	if err := unix.Bind(fd, from); err != nil { // the source the checksum covers, not the port's own address
+	if err := unix.Bind(fd, sockaddr(ip)); err != nil { // the source the checksum covers, not the port's own address
 		return fmt.Errorf("tickle clients of %s: %w", ip, err)
 	}
 	var errs []error
@@ -199,18 +189,27 @@ func (a *Address) Tickle(conns []Conn) error {
 		if c.Client.Addr().Is6() != ip.Is6() {
 			continue
 		}
-		seg := tickleSegment(ip, c)
-		var to unix.Sockaddr
-		if ip.Is6() {
-			to = &unix.SockaddrInet6{Addr: c.Client.Addr().As16()}
-		} else {
-			to = &unix.SockaddrInet4{Addr: c.Client.Addr().As4()}
-		}
-		if err := unix.Sendto(fd, seg, 0, to); err != nil {
+		if err := unix.Sendto(fd, tickleSegment(ip, c), 0, sockaddr(c.Client.Addr())); err != nil {
 			errs = append(errs, fmt.Errorf("tickle %s: %w", c.Client, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// family is the address family of the service address.
+func (a *Address) family() int {
+	if a.Prefix.Addr().Is6() {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
+
+// sockaddr is ip with no port, for a raw socket.
+func sockaddr(ip netip.Addr) unix.Sockaddr {
+	if ip.Is6() {
+		return &unix.SockaddrInet6{Addr: ip.As16()}
+	}
+	return &unix.SockaddrInet4{Addr: ip.As4()}
 }
 
 // tickleSegment is a bare TCP ACK (sequence and acknowledgement 0) from the service address's port to the
