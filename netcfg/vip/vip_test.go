@@ -32,9 +32,12 @@ func addrs(t *testing.T, l netlink.Link) []netip.Addr {
 // TestDropResetsConnections holds a service address on a veth port in a fresh network namespace, opens a
 // TCP connection to it, and drops it: the client must see a reset at once, not wait on a dead connection.
 // IPv4, and IPv6 (where the port must also announce the address: unsolicited neighbour advertisements).
-func TestDropResetsConnections(t *testing.T) {
-	t.Run("IPv4", func(t *testing.T) { testDrop(t, "192.0.2.11/24", "192.0.2.100/24") })
-	t.Run("IPv6", func(t *testing.T) { testDrop(t, "2001:db8::11/64", "2001:db8::100/64") })
+func TestDropResetsConnections(t *testing.T) { eachFamily(t, testDrop) }
+
+// eachFamily runs test with the port's own address and the service address, in IPv4 and in IPv6.
+func eachFamily(t *testing.T, test func(t *testing.T, ownAddr, service string)) {
+	t.Run("IPv4", func(t *testing.T) { test(t, "192.0.2.11/24", "192.0.2.100/24") })
+	t.Run("IPv6", func(t *testing.T) { test(t, "2001:db8::11/64", "2001:db8::100/64") })
 }
 
 func testDrop(t *testing.T, ownAddr, service string) {
@@ -60,10 +63,7 @@ func testDrop(t *testing.T, ownAddr, service string) {
 // holder died (here: the server's socket is destroyed while the client's address is gone, so its reset is
 // lost). Nothing the client sends would tell it; the new holder's tickle, from the list Conns gave, makes it
 // see a reset at once.
-func TestTickleResetsWaitingClient(t *testing.T) {
-	t.Run("IPv4", func(t *testing.T) { testTickle(t, "192.0.2.11/24", "192.0.2.100/24") })
-	t.Run("IPv6", func(t *testing.T) { testTickle(t, "2001:db8::11/64", "2001:db8::100/64") })
-}
+func TestTickleResetsWaitingClient(t *testing.T) { eachFamily(t, testTickle) }
 
 func testTickle(t *testing.T, ownAddr, service string) {
 	a, port, client, server := holdAndConnect(t, ownAddr, service)
