@@ -1,23 +1,16 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
@@ -217,174 +210,4 @@ func serveControl(log *slog.Logger, sup *supervise.Supervisor, request func(sysi
 		}
 	}()
 	return nil
-}
-
-// debugConsole reads commands from the serial console when the kernel command line has appliance.debug.
-// It is how the QEMU tests inject a service crash; whoever can edit the kernel command line owns the box.
-//
-//	services               list services (with pid and resident memory)
-//	signal NAME SIGNAL     send a signal (e.g. SEGV, KILL) to a service
-//	read DISK              read its first 4 KiB past the page cache (prints <nil> or the error)
-//	fill FILE MIB SEED     write MIB MiB of pseudo-random data, fsync, print its SHA-256
-//	sum FILE               print a file's SHA-256 (read past the page cache)
-//	rawwrite DISK MIB [AT] write MIB MiB at AT MiB of a disk with O_DIRECT, print the MB/s (destroys its data)
-//	mdstat                 print /proc/mdstat
-//	smartctl DISK          print how long smartctl -a took and its JSON on one line (the tests' outside oracle)
-//	poweroff | reboot
-//
-// and the network commands of netDebug.
-func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, request func(sysinit.Action)) {
-	sc := bufio.NewScanner(in)
-	var nd netDebug
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 || nd.command(f, out) {
-			continue
-		}
-		switch {
-		case f[0] == "services":
-			for _, s := range sup.Status() {
-				fmt.Fprintf(out, "debug: service %s %s pid=%d restarts=%d rss_kib=%d\n", s.Name, s.State, s.PID, s.Restarts, rssKiB(s.PID))
-			}
-		case f[0] == "signal" && len(f) == 3:
-			sig := unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(f[2]), "SIG"))
-			if sig == 0 {
-				fmt.Fprintf(out, "debug: unknown signal %s\n", f[2])
-				continue
-			}
-			if err := sup.Signal(f[1], sig); err != nil {
-				fmt.Fprintf(out, "debug: %v\n", err)
-				continue
-			}
-			fmt.Fprintf(out, "debug: sent %s to %s\n", unix.SignalName(sig), f[1])
-		case f[0] == "read" && len(f) == 2:
-			fmt.Fprintf(out, "debug: read /dev/%s: %v\n", f[1], readDirect("/dev/"+filepath.Base(f[1])))
-		case f[0] == "fill" && len(f) == 4:
-			mib, _ := strconv.Atoi(f[2])
-			seed, _ := strconv.ParseUint(f[3], 10, 64)
-			sum, err := debugFill(f[1], mib, seed)
-			fmt.Fprintf(out, "debug: fill %s: %s %v\n", f[1], sum, err)
-		case f[0] == "sum" && len(f) == 2:
-			sum, err := debugSum(f[1])
-			fmt.Fprintf(out, "debug: sum %s: %s %v\n", f[1], sum, err)
-		case f[0] == "rawwrite" && (len(f) == 3 || len(f) == 4):
-			mib, _ := strconv.Atoi(f[2])
-			off := 0
-			if len(f) == 4 {
-				off, _ = strconv.Atoi(f[3])
-			}
-			mbs, err := rawWrite("/dev/"+filepath.Base(f[1]), mib, off)
-			fmt.Fprintf(out, "debug: rawwrite %s: %.1f MB/s %v\n", f[1], mbs, err)
-		case f[0] == "smartctl" && len(f) == 2:
-			start := time.Now()
-			js, _ := exec.Command("/sbin/smartctl", "--json=c", "-a", "/dev/"+filepath.Base(f[1])).Output() // exit bits carry health
-			fmt.Fprintf(out, "debug: smartctl %s %.1fms %s\n", f[1], float64(time.Since(start).Microseconds())/1000, bytes.TrimSpace(js))
-		case f[0] == "mdstat":
-			b, _ := os.ReadFile("/proc/mdstat")
-			fmt.Fprintf(out, "debug: mdstat\n%s\ndebug: end\n", b)
-		case f[0] == "poweroff":
-			request(sysinit.PowerOff)
-		case f[0] == "reboot":
-			request(sysinit.Reboot)
-		default:
-			fmt.Fprintf(out, "debug: unknown command %q\n", sc.Text())
-		}
-	}
-}
-
-// rssKiB is a process's resident memory (VmRSS), 0 when it cannot be read.
-func rssKiB(pid int) int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	return 0
-}
-
-// readDirect reads the first 4 KiB of a block device with O_DIRECT, so the disk itself answers.
-func readDirect(path string) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECT, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	buf, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE) // page-aligned
-	if err != nil {
-		return err
-	}
-	defer unix.Munmap(buf)
-	_, err = unix.Pread(fd, buf, 0)
-	return err
-}
-
-// debugFill writes mib MiB of data drawn from seed to path and returns its SHA-256.
-func debugFill(path string, mib int, seed uint64) (string, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", err
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	rng := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), byte(seed >> 24)})
-	buf := make([]byte, 1<<20)
-	for range mib {
-		_, _ = rng.Read(buf)
-		h.Write(buf)
-		if _, err := f.Write(buf); err != nil {
-			return "", err
-		}
-	}
-	if err := f.Sync(); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// debugSum hashes a file, dropping the page cache first so the disks answer.
-func debugSum(path string) (string, error) {
-	unix.Sync()
-	_ = os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o200)
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// rawWrite writes mib MiB at offset at MiB of a block device with O_DIRECT and returns the rate in MB/s.
-func rawWrite(path string, mib, at int) (float64, error) {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_DIRECT|unix.O_EXCL, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	buf, err := unix.Mmap(-1, 0, 1<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Munmap(buf)
-	for i := range buf {
-		buf[i] = byte(i * 7)
-	}
-	start := time.Now()
-	for i := range mib {
-		if _, err := unix.Pwrite(fd, buf, int64(at+i)<<20); err != nil {
-			return 0, err
-		}
-	}
-	if err := unix.Fsync(fd); err != nil {
-		return 0, err
-	}
-	return float64(mib) * (1 << 20) / 1e6 / time.Since(start).Seconds(), nil
 }
