@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/lawbox/appliance/appliance/pgsql"
 	"github.com/lawbox/appliance/appliance/state"
 )
 
@@ -69,6 +71,9 @@ type DumpedDB struct {
 	Object string           `json:"object"`
 	Owner  string           `json:"owner"`
 	Rows   map[string]int64 `json:"rows"` // "schema.table"
+	// Sums holds, per table, the sum of a hash of every row's text in the dump's snapshot (tableSums):
+	// a restored copy matches only with the same rows holding the same values. Older backups have none.
+	Sums map[string]string `json:"sums,omitempty"`
 }
 
 // SizeBytes is the backup's stored size.
@@ -105,9 +110,9 @@ func (e *Engine) now() time.Time {
 	return time.Now()
 }
 
-// connect opens a superuser session over the local socket.
+// connect opens a pinned superuser session over the local socket.
 func (e *Engine) connect(ctx context.Context, db string) (*pgx.Conn, error) {
-	return pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable connect_timeout=5", e.Socket, e.Port, db))
+	return pgsql.Local(ctx, e.Socket, e.Port, db)
 }
 
 // Position is the WAL position the local server has (replayed, on a mirror): a backup is due only when it
@@ -179,6 +184,15 @@ func (e *Engine) dumps(ctx context.Context, to age.Recipient, m *Manifest, dbs [
 		return fmt.Errorf("backup: roles: %w", err)
 	}
 	m.Objects = append(m.Objects, obj)
+	c, err := e.connect(ctx, "postgres")
+	if err != nil {
+		return fmt.Errorf("backup: roles: %w", err)
+	}
+	err = e.putRoles(ctx, c, to, m)
+	c.Close(ctx)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
 	if e.Store != nil {
 		pr, pw := io.Pipe()
 		go func() { pw.CloseWithError(e.exportConfig(pw)) }()
@@ -302,7 +316,7 @@ func (e *Engine) dumpDatabase(ctx context.Context, to age.Recipient, id, db stri
 			"-h", e.Socket, "-p", fmt.Sprint(e.Port), "-U", "postgres", "-d", db)
 		dumped <- result{obj, err}
 	}()
-	cerr := e.countRows(ctx, tx, d.Rows)
+	cerr := tableSums(ctx, tx, &d)
 	r := <-dumped
 	if r.err != nil {
 		return d, r.obj, r.err
@@ -310,26 +324,50 @@ func (e *Engine) dumpDatabase(ctx context.Context, to age.Recipient, id, db stri
 	return d, r.obj, cerr
 }
 
-// countRows counts every table's rows in tx's snapshot.
-func (e *Engine) countRows(ctx context.Context, tx pgx.Tx, rows map[string]int64) error {
-	rs, err := tx.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+// querier is a session or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// tableSums fills d.Rows and d.Sums with every table's row count and the sum of a 64-bit hash of each
+// row's text, read on q (in the dump's snapshot, or from the restored copy). The sum does not depend on the
+// rows' order and takes no memory per row; the session is pinned (pgsql), so the text of a value is the
+// same on every server.
+func tableSums(ctx context.Context, q querier, d *DumpedDB) error {
+	rs, err := q.Query(ctx, `SELECT n.nspname, c.relname, array(SELECT a.attname FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2`)
 	if err != nil {
 		return err
 	}
-	tables, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) ([2]string, error) {
-		var t [2]string
-		return t, r.Scan(&t[0], &t[1])
+	type table struct {
+		schema, name string
+		columns      []string
+	}
+	tables, err := pgx.CollectRows(rs, func(r pgx.CollectableRow) (table, error) {
+		var t table
+		return t, r.Scan(&t.schema, &t.name, &t.columns)
 	})
 	if err != nil {
 		return err
 	}
+	d.Rows, d.Sums = map[string]int64{}, map[string]string{}
 	for _, t := range tables {
-		var n int64
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{t[0], t[1]}.Sanitize()).Scan(&n); err != nil {
-			return fmt.Errorf("count %s.%s: %w", t[0], t[1], err)
+		// The row is named by an alias no column has: a column's name would win over the whole row.
+		alias := "r"
+		for slices.Contains(t.columns, alias) {
+			alias += "_"
 		}
-		rows[t[0]+"."+t[1]] = n
+		var n int64
+		var sum string
+		sql := fmt.Sprintf("SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(pg_catalog.hashtextextended(%s::pg_catalog.text, 0)), 0)::pg_catalog.text FROM %s AS %s",
+			ident(alias), pgx.Identifier{t.schema, t.name}.Sanitize(), ident(alias))
+		if err := q.QueryRow(ctx, sql).Scan(&n, &sum); err != nil {
+			return fmt.Errorf("read %s.%s: %w", t.schema, t.name, err)
+		}
+		d.Rows[t.schema+"."+t.name] = n
+		d.Sums[t.schema+"."+t.name] = sum
 	}
 	return nil
 }

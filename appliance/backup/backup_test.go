@@ -131,7 +131,7 @@ func TestBackupAndVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Databases) != 1 || m.Databases[0].Rows["public.matters"] != 5000 || m.Databases[0].Rows["public.notes"] != 0 || len(m.Objects) != 3 {
+	if len(m.Databases) != 1 || m.Databases[0].Rows["public.matters"] != 5000 || m.Databases[0].Rows["public.notes"] != 0 || len(m.Objects) != 4 {
 		t.Fatalf("manifest %+v", m)
 	}
 	for _, o := range m.Objects {

@@ -77,7 +77,7 @@ func (e *Engine) Restore(ctx context.Context, t Target, backupID string, dbs []s
 	if err != nil {
 		return nil, err
 	}
-	if err := restoreRoles(ctx, c, t, objs[backupID+"/globals.sql.zst.age"], id); err != nil {
+	if err := restoreRoles(ctx, c, t, objs, backupID, id); err != nil {
 		return nil, err
 	}
 	var out []appliance.RestoredDatabase
@@ -158,17 +158,11 @@ func databaseExists(ctx context.Context, c *pgx.Conn, name string) (bool, error)
 // database of that name aside first.
 func (e *Engine) restoreOne(ctx context.Context, c *pgx.Conn, d DumpedDB, name string, src source) (appliance.RestoredDatabase, error) {
 	r := appliance.RestoredDatabase{Database: d.Name, Into: name, Tables: len(d.Rows)}
-	owner := "postgres"
-	if d.Owner != "" {
-		var n int
-		if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = $1", d.Owner).Scan(&n); err == nil && n == 1 {
-			owner = d.Owner
-		}
-	}
 	stamp := e.now().UTC().Format("20060102_150405")
 	tmp := "lawbox_restore_" + stamp
-	if _, err := c.Exec(ctx, "CREATE DATABASE "+ident(tmp)+" TEMPLATE template0 OWNER "+ident(owner)); err != nil {
-		return r, fmt.Errorf("restore %s: create %s: %w", d.Name, tmp, err)
+	owner, err := createFor(ctx, c, d, tmp)
+	if err != nil {
+		return r, err
 	}
 	drop := func() {
 		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -177,7 +171,7 @@ func (e *Engine) restoreOne(ctx context.Context, c *pgx.Conn, d DumpedDB, name s
 			e.Log.Error("restore: the unfinished copy could not be removed", "database", tmp, "err", err)
 		}
 	}
-	if err := e.pgRestore(ctx, src, d.Name, "-h", e.Socket, "-p", strconv.Itoa(e.Port), "-d", tmp); err != nil {
+	if err := e.pgRestore(ctx, src, d.Name, owner, "-h", e.Socket, "-p", strconv.Itoa(e.Port), "-d", tmp); err != nil {
 		drop()
 		return r, err
 	}

@@ -1,9 +1,7 @@
 package backup
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,9 +16,9 @@ import (
 
 	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/pgsql"
 )
 
 // Verification is the outcome of restoring a backup.
@@ -74,9 +72,8 @@ func (e *Engine) verify(ctx context.Context, t Target, backupID string) error {
 	if err != nil {
 		return err
 	}
-	err = restoreRoles(ctx, c, t, objs[backupID+"/globals.sql.zst.age"], id)
-	c.Close(ctx)
-	if err != nil {
+	defer c.Close(context.WithoutCancel(ctx))
+	if err := restoreRoles(ctx, c, t, objs, backupID, id); err != nil {
 		return err
 	}
 	for _, d := range m.Databases {
@@ -84,15 +81,19 @@ func (e *Engine) verify(ctx context.Context, t Target, backupID string) error {
 		if !ok {
 			return fmt.Errorf("database %s: object %s missing from the manifest", d.Name, d.Object)
 		}
-		if err := e.pgRestore(ctx, objectSource(ctx, t, o, id), d.Name, "--create", "-h", sc.dir, "-p", strconv.Itoa(sc.port), "-d", "postgres"); err != nil {
+		owner, err := createFor(ctx, c, d, d.Name)
+		if err != nil {
 			return err
 		}
-		c, err := sc.connect(ctx, d.Name)
+		if err := e.pgRestore(ctx, objectSource(ctx, t, o, id), d.Name, owner, "-h", sc.dir, "-p", strconv.Itoa(sc.port), "-d", d.Name); err != nil {
+			return err
+		}
+		dc, err := sc.connect(ctx, d.Name)
 		if err != nil {
 			return fmt.Errorf("restored %s: %w", d.Name, err)
 		}
-		err = checkRows(ctx, c, d)
-		c.Close(ctx)
+		err = checkRows(ctx, dc, d)
+		dc.Close(ctx)
 		if err != nil {
 			return err
 		}
@@ -130,13 +131,28 @@ func (e *Engine) verifyBase(ctx context.Context, t Target, m *Manifest) error {
 	return nil
 }
 
-// pgRestore feeds the dump of database name to pg_restore with args (where to).
-func (e *Engine) pgRestore(ctx context.Context, src source, name string, args ...string) error {
+// createFor creates database name, empty, for the restore of d, owned by d's owner (the roles are restored
+// first), and returns that owner.
+func createFor(ctx context.Context, c *pgx.Conn, d DumpedDB, name string) (string, error) {
+	owner := d.Owner
+	if owner == "" {
+		return "", fmt.Errorf("restore %s: the backup does not name the database's owner", d.Name)
+	}
+	if _, err := c.Exec(ctx, "CREATE DATABASE "+ident(name)+" TEMPLATE template0 OWNER "+ident(owner)); err != nil {
+		return "", fmt.Errorf("restore %s: create %s: %w", d.Name, name, err)
+	}
+	return owner, nil
+}
+
+// pgRestore feeds the dump of database name to pg_restore with args (where to), as role owner: the
+// restore creates nothing the owner could not create, and code in the dump (an index's or a default's
+// function) runs with the owner's rights, never the superuser's. Every object restored belongs to owner.
+func (e *Engine) pgRestore(ctx context.Context, src source, name, owner string, args ...string) error {
 	r, err := src()
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, "pg_restore"), append([]string{"--exit-on-error", "-U", "postgres"}, args...)...)
+	cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, "pg_restore"), append([]string{"--exit-on-error", "-U", "postgres", "--role=" + owner, "--no-owner"}, args...)...)
 	cmd.Env = []string{"PATH=" + e.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
 	in := &firstErr{r: r}
 	cmd.Stdin = in
@@ -151,83 +167,6 @@ func (e *Engine) pgRestore(ctx context.Context, src source, name string, args ..
 		return fmt.Errorf("restore %s: %w: %s", name, err, strings.TrimSpace(string(out)))
 	}
 	return nil
-}
-
-// restoreRoles runs the roles script o of a backup on c.
-func restoreRoles(ctx context.Context, c *pgx.Conn, t Target, o Object, id age.Identity) error {
-	if o.Key == "" {
-		return errors.New("the backup has no roles script")
-	}
-	r, err := open(ctx, t, o, id)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	return applyGlobals(ctx, c, r)
-}
-
-// applyGlobals runs the roles script of a backup on c. Roles that exist on c are left as they are (their
-// passwords and attributes too): the script only adds the roles that are missing, and their memberships.
-func applyGlobals(ctx context.Context, c *pgx.Conn, r io.Reader) error {
-	rows, err := c.Query(ctx, "SELECT rolname FROM pg_roles")
-	if err != nil {
-		return err
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return err
-	}
-	existing := map[string]bool{}
-	for _, n := range names {
-		existing[n] = true
-	}
-	sr := bufio.NewScanner(r)
-	sr.Buffer(make([]byte, 1<<20), 1<<20)
-	for sr.Scan() {
-		line := sr.Text()
-		if line == "" || strings.HasPrefix(line, "--") || strings.HasPrefix(line, `\`) {
-			continue // comments, and psql's \restrict / \unrestrict
-		}
-		if role, ok := roleOf(line); ok && existing[role] {
-			continue
-		}
-		if _, err := c.Exec(ctx, line); err != nil {
-			var pe *pgconn.PgError
-			if errors.As(err, &pe) && pe.Code == "42710" { // duplicate object
-				continue
-			}
-			return fmt.Errorf("restore roles: %q: %w", line, err)
-		}
-	}
-	return sr.Err()
-}
-
-// roleOf returns the role a CREATE ROLE or ALTER ROLE statement is about.
-func roleOf(line string) (string, bool) {
-	rest, ok := strings.CutPrefix(line, "CREATE ROLE ")
-	if !ok {
-		if rest, ok = strings.CutPrefix(line, "ALTER ROLE "); !ok {
-			return "", false
-		}
-	}
-	if !strings.HasPrefix(rest, `"`) {
-		name, _, _ := strings.Cut(rest, " ")
-		name = strings.TrimSuffix(name, ";")
-		return name, name != ""
-	}
-	var b strings.Builder
-	for i := 1; i < len(rest); i++ {
-		if rest[i] == '"' {
-			if i+1 < len(rest) && rest[i+1] == '"' {
-				b.WriteByte('"')
-				i++
-				continue
-			}
-			return b.String(), true
-		}
-		b.WriteByte(rest[i])
-	}
-	return "", false
 }
 
 // scratch is a throwaway PostgreSQL cluster for verification and point-in-time restores: its own directory
@@ -356,7 +295,7 @@ func (w *tailWriter) last() string {
 }
 
 func (sc *scratch) connect(ctx context.Context, db string) (*pgx.Conn, error) {
-	return pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable", sc.dir, sc.port, db))
+	return pgsql.Local(ctx, sc.dir, sc.port, db)
 }
 
 // stop shuts the scratch server down at once (nothing in it is worth keeping) and removes it.
@@ -375,16 +314,23 @@ func (sc *scratch) stop() {
 	os.RemoveAll(sc.dir)
 }
 
-// checkRows compares every table's row count in the restored database on c with the dump's.
+// checkRows compares every table's row count, and the sum of its rows' hashes where the backup has them,
+// in the restored database on c with the dump's.
 func checkRows(ctx context.Context, c *pgx.Conn, d DumpedDB) error {
+	got := DumpedDB{Name: d.Name}
+	if err := tableSums(ctx, c, &got); err != nil {
+		return fmt.Errorf("restored %s: %w", d.Name, err)
+	}
 	for table, want := range d.Rows {
-		schema, name, _ := strings.Cut(table, ".")
-		var n int64
-		if err := c.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{schema, name}.Sanitize()).Scan(&n); err != nil {
-			return fmt.Errorf("restored %s: table %s: %w", d.Name, table, err)
+		n, ok := got.Rows[table]
+		if !ok {
+			return fmt.Errorf("restored %s: table %s is missing", d.Name, table)
 		}
 		if n != want {
 			return fmt.Errorf("restored %s: table %s has %d rows, the dump had %d", d.Name, table, n, want)
+		}
+		if sum, ok := d.Sums[table]; ok && got.Sums[table] != sum {
+			return fmt.Errorf("restored %s: table %s holds other values than the dump (checksum %s, the dump's %s)", d.Name, table, got.Sums[table], sum)
 		}
 	}
 	return nil

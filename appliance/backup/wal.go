@@ -495,11 +495,11 @@ func (e *Engine) RestoreTo(ctx context.Context, t Target, at time.Time, dbs []st
 			return nil, fmt.Errorf("database %q did not exist at %s: %w", db, at.UTC().Format(time.RFC3339), appliance.ErrNotFound)
 		}
 	}
-	roles, err := e.command(ctx, sc, "pg_dumpall", "--globals-only", "-h", sc.dir, "-p", strconv.Itoa(sc.port), "-U", "postgres").Output()
+	roles, err := readRoles(ctx, sconn)
 	if err != nil {
 		return nil, fmt.Errorf("roles at %s: %w", at.UTC().Format(time.RFC3339), err)
 	}
-	if err := applyGlobals(ctx, c, strings.NewReader(string(roles))); err != nil {
+	if err := applyRoles(ctx, c, roles); err != nil {
 		return nil, err
 	}
 	var out []appliance.RestoredDatabase
@@ -532,7 +532,7 @@ func (e *Engine) restoreFrom(ctx context.Context, c *pgx.Conn, sc *scratch, db, 
 	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot(), pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()").Scan(&snap, &d.Owner); err != nil {
 		return appliance.RestoredDatabase{}, err
 	}
-	if err := e.countRows(ctx, tx, d.Rows); err != nil {
+	if err := tableSums(ctx, tx, &d); err != nil {
 		return appliance.RestoredDatabase{}, err
 	}
 	src := func() (io.ReadCloser, error) {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/durable"
+	"github.com/lawbox/appliance/appliance/pgsql"
 	"github.com/lawbox/appliance/appliance/state"
 )
 
@@ -459,13 +460,9 @@ func (m *Manager) ReloadTLS(ctx context.Context) error {
 	return nil
 }
 
-// connect opens a superuser session over the root-only unix socket.
+// connect opens a pinned superuser session over the root-only unix socket.
 func (m *Manager) connect(ctx context.Context, db string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable connect_timeout=5", m.Socket, m.Port, db))
-	if err != nil {
-		return nil, err
-	}
-	return pgx.ConnectConfig(ctx, cfg)
+	return pgsql.Local(ctx, m.Socket, m.Port, db)
 }
 
 func (m *Manager) running() error {

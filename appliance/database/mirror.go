@@ -19,6 +19,7 @@ import (
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/durable"
+	"github.com/lawbox/appliance/appliance/pgsql"
 	"github.com/lawbox/appliance/appliance/state"
 )
 
@@ -188,6 +189,7 @@ func (m *Manager) checkpointPartner(ctx context.Context) {
 		return
 	}
 	cfg.Password = up.Password
+	pgsql.Pin(&cfg.Config)
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err == nil {
 		_, err = c.Exec(ctx, "CHECKPOINT")

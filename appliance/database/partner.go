@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/pgsql"
 )
 
 // Pair is the unit's pair as the database sees it (appliance/pair.Node).
@@ -117,6 +118,7 @@ func (m *Manager) upstreamSystem(ctx context.Context, u *upstream) (string, erro
 		return "", err
 	}
 	cfg.Password = u.Password
+	pgsql.Pin(cfg)
 	cfg.RuntimeParams["replication"] = "true"
 	cfg.ValidateConnect = nil // target_session_attrs: checked below from what the server reports
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -153,6 +155,7 @@ func (m *Manager) upstreamSystem(ctx context.Context, u *upstream) (string, erro
 			return "", err
 		}
 		pc.Password = u.Password
+		pgsql.Pin(&pc.Config)
 		conn, err := pgx.ConnectConfig(ctx, pc)
 		if err != nil {
 			return "", err

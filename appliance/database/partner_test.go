@@ -489,7 +489,7 @@ func TestExternalUpstreamBadInput(t *testing.T) {
 	}
 	for _, q := range []string{
 		"CREATE ROLE lawbox_replica REPLICATION LOGIN PASSWORD 'right-password'",
-		"CREATE TABLE big AS SELECT g, repeat(md5(g::text), 30) AS filler FROM generate_series(1, 150000) g",
+		"CREATE TABLE public.big AS SELECT g, repeat(md5(g::text), 30) AS filler FROM generate_series(1, 150000) g",
 	} {
 		if _, err := c.Exec(ctx, q); err != nil {
 			t.Fatal(err)

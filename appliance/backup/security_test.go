@@ -1,0 +1,86 @@
+package backup
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// The owner of an office database sets traps for the superuser sessions the unit opens in that database:
+// a search_path that puts its own schema before the catalog with a function named like a catalog one, an
+// index whose function refuses to run as a superuser, and a role setting holding a newline that would be a
+// statement of its own in a script run line by line. Backup, verification and restore must run none of
+// the owner's code as superuser and must never make the owner a superuser.
+func TestOwnerCannotRunCodeAsSuperuser(t *testing.T) {
+	s := startServer(t)
+	s.exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
+	s.exec(t, "practice", "SET ROLE practice_app",
+		"ALTER DATABASE practice SET search_path = public, pg_catalog",
+		`CREATE FUNCTION public.pg_export_snapshot() RETURNS text LANGUAGE plpgsql AS $$
+			BEGIN RAISE EXCEPTION 'owner code ran as %', current_user; END $$`,
+		`CREATE FUNCTION public.trap(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+			BEGIN
+				IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+					RAISE EXCEPTION 'owner code ran as superuser %', current_user;
+				END IF;
+				RETURN $1;
+			END $$`,
+		"CREATE TABLE matters (id int PRIMARY KEY, client text NOT NULL)",
+		"INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 200) g",
+		"CREATE INDEX matters_trap ON matters (public.trap(id))",
+		`ALTER ROLE practice_app SET search_path = E'x\nALTER USER practice_app SUPERUSER;\n--'`)
+	local := Dir{Path: t.TempDir()}
+	e := newEngine(t, s, local)
+	ctx := context.Background()
+	m, err := e.Backup(ctx, KindDump)
+	if err != nil {
+		t.Fatalf("backup of a database with the owner's traps: %v", err)
+	}
+	if _, err := e.Verify(ctx, local, m.ID); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	// A restore onto a server that lacks the role (as after a disaster): the role comes back, not as a
+	// superuser, and the index's function ran as the owner.
+	s.exec(t, "postgres", "DROP DATABASE practice", "DROP ROLE practice_app")
+	if _, err := e.Restore(ctx, local, m.ID, nil, "", false); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if n := s.count(t, "postgres", "SELECT count(*) FROM pg_roles WHERE rolname = 'practice_app' AND NOT rolsuper AND rolcanlogin"); n != 1 {
+		t.Error("the restored practice_app is missing, cannot log in, or is a superuser")
+	}
+	if n := s.count(t, "practice", "SELECT count(*) FROM pg_catalog.pg_indexes WHERE indexname = 'matters_trap'"); n != 1 {
+		t.Error("the index on the owner's function was not restored")
+	}
+	if n := s.count(t, "practice", "SELECT count(*) FROM public.matters"); n != 200 {
+		t.Errorf("restored %d matters, want 200", n)
+	}
+}
+
+// A restored table whose values differ from the dump's, with the same number of rows, fails verification.
+func TestVerifyComparesValues(t *testing.T) {
+	s := startServer(t)
+	s.exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
+	s.exec(t, "practice", "SET ROLE practice_app",
+		"CREATE TABLE matters (id int PRIMARY KEY, client text NOT NULL, r text)",
+		"INSERT INTO matters SELECT g, 'client ' || g, 'x' FROM generate_series(1, 100) g")
+	e := newEngine(t, s, Dir{Path: t.TempDir()})
+	ctx := context.Background()
+	m, err := e.Backup(ctx, KindDump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := m.Databases[0]
+	c, err := s.connect("practice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if err := checkRows(ctx, c, d); err != nil {
+		t.Fatalf("checkRows on the unchanged database: %v", err)
+	}
+	s.exec(t, "practice", "UPDATE matters SET client = 'client 1000' WHERE id = 7")
+	err = checkRows(ctx, c, d)
+	if err == nil || !strings.Contains(err.Error(), "other values") {
+		t.Errorf("checkRows after a value changed = %v, want a checksum mismatch", err)
+	}
+}
