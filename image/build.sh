@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the firmware image into build/: vmlinux (PVH-bootable ELF), initramfs.cpio.zst, image.json.
+# Builds the firmware image into build/: vmlinux (PVH-bootable ELF), initramfs.cpio.zst (production),
+# initramfs-test.cpio.zst (the same with the QEMU tests' console agent), image.json.
 # Incremental: the kernel .deb is fetched and unpacked only when versions.env changes; the Go init is rebuilt
 # by go's cache; the initramfs is repacked when any input is newer than it.
 set -euo pipefail
@@ -12,7 +13,7 @@ mkdir -p "$out" "$kdir"
 
 die() { echo "image: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null || die "missing tool '$1' (run 'make deps' as root on Debian 12)"; }
-for t in apt-get dpkg-deb depmod xz zstd go; do need "$t"; done
+for t in apt-get dpkg-deb depmod xz zstd cpio go; do need "$t"; done
 [ -x /usr/lib/postgresql/$PG_MAJOR/bin/postgres ] || die "PostgreSQL $PG_MAJOR server missing on the build host (apt-get install postgresql-$PG_MAJOR)"
 
 # fetch DEB VERSION SHA256: download a pinned .deb into build/debs and check its digest.
@@ -64,9 +65,13 @@ if [ ! -x "$out/mdadm/sbin/mdadm" ]; then
   rm -rf "$out/mdadm" && dpkg-deb -x "$deb" "$out/mdadm"
 fi
 
-# 3. The Go init (one multi-call binary: PID 1 and the appliance daemons).
+# 3. The Go init (one multi-call binary: PID 1 and the appliance daemons), and the same with the QEMU
+#    tests' serial-console agent (tag lawboxtest): production firmware never carries it.
 version=$(git describe --always --dirty 2>/dev/null || echo dev)
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$out/appliance" ./cmd/appliance
+mkdir -p "$out/test-overlay/bin"
+CGO_ENABLED=0 go build -trimpath -tags lawboxtest -ldflags "-s -w -X main.version=$version-test" \
+  -o "$out/test-overlay/bin/appliance" ./cmd/appliance
 
 # 4. The initramfs, packed by u-root (no Go commands of its own: it only packs files and their libraries).
 pgbin=/usr/lib/postgresql/$PG_MAJOR/bin
@@ -106,6 +111,11 @@ GOOS=linux GOARCH=amd64 go tool u-root -nocmd -defaultsh= -initcmd=/bin/applianc
   -o "$cpio.tmp" "${files[@]}" 2> "$out/u-root.log" || { cat "$out/u-root.log" >&2; die "u-root failed"; }
 zstd -q -f -T0 -10 --rm "$cpio.tmp" -o "$out/initramfs.cpio.zst.tmp"
 mv "$out/initramfs.cpio.zst.tmp" "$out/initramfs.cpio.zst"
+# The test firmware: the same archive followed by one holding the test build of /bin/appliance (the
+# kernel unpacks concatenated archives in order; a later file replaces an earlier one).
+(cd "$out/test-overlay" && echo bin/appliance | cpio -o -H newc -R 0:0 --quiet) | zstd -q -10 > "$out/test-overlay.cpio.zst"
+cat "$out/initramfs.cpio.zst" "$out/test-overlay.cpio.zst" > "$out/initramfs-test.cpio.zst.tmp"
+mv "$out/initramfs-test.cpio.zst.tmp" "$out/initramfs-test.cpio.zst"
 
 # 5. The manifest any QEMU harness boots from.
 pgver=$(dpkg-query -W -f '${Version}' "postgresql-$PG_MAJOR")
@@ -117,6 +127,7 @@ cat > "$out/image.json.tmp" <<JSON
   "kernel": "build/kernel/vmlinux",
   "kernel_bzimage": "build/kernel/bzImage",
   "initramfs": "build/initramfs.cpio.zst",
+  "initramfs_test": "build/initramfs-test.cpio.zst",
   "cmdline": "console=ttyS0,115200 panic=-1 loglevel=4",
   "memory_mib": 1024,
   "inputs": {

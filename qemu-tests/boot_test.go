@@ -122,11 +122,20 @@ func powerAction(t *testing.T, action, line string) {
 	}
 }
 
-// No disks at all: the unit still boots, and says so.
+// No disks at all: the unit still boots, and says so. It boots the production firmware, which has no
+// test agent: appliance.debug=1 on its command line is ignored and the console takes no command.
 func TestBootWithoutDisks(t *testing.T) {
 	t.Parallel()
-	u := boot(t, Config{})
+	u := start(t, Config{Production: true})
+	if _, err := u.Expect(regexp.MustCompile(`appliance.debug=1 ignored: production firmware has no test agent`), 3*time.Minute); err != nil {
+		t.Fatalf("%v\n%s", err, tail(u.Console()))
+	}
+	u.Send("services")
+	u.ready()
 	tok := u.setupAndLogin()
+	if strings.Contains(u.Console(), "debug: service") {
+		t.Errorf("the production firmware answered the test agent's command:\n%s", tail(u.Console()))
+	}
 	if st := u.status(tok); len(st.Disks) != 0 {
 		t.Errorf("disks = %v, want none", st.Disks)
 	}

@@ -25,10 +25,13 @@ import (
 type Image struct {
 	Version   string `json:"version"`
 	Kernel    string `json:"kernel"`
-	Initramfs string `json:"initramfs"`
-	Cmdline   string `json:"cmdline"`
-	MemoryMiB int    `json:"memory_mib"`
-	root      string
+	Initramfs string `json:"initramfs"` // production firmware
+	// InitramfsTest is the same firmware with the serial-console test agent (appliance.debug=1): what
+	// the tests boot unless Config.Production.
+	InitramfsTest string `json:"initramfs_test"`
+	Cmdline       string `json:"cmdline"`
+	MemoryMiB     int    `json:"memory_mib"`
+	root          string
 }
 
 // LoadImage reads the manifest under the repository root; its paths are relative to that root.
@@ -42,7 +45,7 @@ func LoadImage(root string) (Image, error) {
 		return im, fmt.Errorf("decode build/image.json: %w", err)
 	}
 	im.root = root
-	for _, p := range []string{im.Kernel, im.Initramfs} {
+	for _, p := range []string{im.Kernel, im.Initramfs, im.InitramfsTest} {
 		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
 			return im, fmt.Errorf("image file: %w", err)
 		}
@@ -79,8 +82,10 @@ type Config struct {
 	Hubs      []*Hub   // one more NIC per hub (eth1, eth2, ... in the guest)
 	MACs      []string // their MAC addresses (a unit booted again keeps its own); default: new ones
 	NoMgmtNet bool     // no user-networking NIC (and so no web UI from the host)
-	HostPort  int      // host port forwarded to the guest's 443 on 127.0.0.1; 0 picks a free one
-	GuestFwd  []string // user-networking guestfwd rules, e.g. "tcp:198.18.0.100:5432-cmd:socat - TCP:127.0.0.1:PORT"
+	// Production boots the production firmware, which has no test agent on its console.
+	Production bool
+	HostPort   int      // host port forwarded to the guest's 443 on 127.0.0.1; 0 picks a free one
+	GuestFwd   []string // user-networking guestfwd rules, e.g. "tcp:198.18.0.100:5432-cmd:socat - TCP:127.0.0.1:PORT"
 }
 
 // VM is a running QEMU.
@@ -119,10 +124,14 @@ func Start(im Image, cfg Config) (*VM, error) {
 	vm := &VM{Dir: cfg.Dir, console: filepath.Join(cfg.Dir, "console.log"), exited: make(chan struct{})}
 	qmpSock := filepath.Join(cfg.Dir, "qmp.sock")
 	os.Remove(qmpSock)
+	initrd := im.InitramfsTest
+	if cfg.Production {
+		initrd = im.Initramfs
+	}
 	args := []string{
 		"-machine", "q35", "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "1", "-m", fmt.Sprint(mem),
 		"-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
-		"-kernel", filepath.Join(im.root, im.Kernel), "-initrd", filepath.Join(im.root, im.Initramfs),
+		"-kernel", filepath.Join(im.root, im.Kernel), "-initrd", filepath.Join(im.root, initrd),
 		"-append", strings.Join(append([]string{im.Cmdline}, cfg.Cmdline...), " "),
 		"-qmp", "unix:" + qmpSock + ",server=on,wait=off",
 		"-device", "virtio-rng-pci",

@@ -1,3 +1,5 @@
+//go:build lawboxtest
+
 package main
 
 import (
@@ -20,8 +22,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// debugConsole reads commands from the serial console when the kernel command line has appliance.debug.
-// It is how the QEMU tests inject a service crash; whoever can edit the kernel command line owns the box.
+func init() { testAgent = debugConsole }
+
+// debugConsole reads commands from the serial console when the kernel command line has appliance.debug=1
+// and the firmware is a test build (tag lawboxtest). It is how the QEMU tests inject a service crash and
+// write test data; it has no authentication, so it never ships.
 //
 //	services               list services (with pid and resident memory)
 //	signal NAME SIGNAL     send a signal (e.g. SEGV, KILL) to a service

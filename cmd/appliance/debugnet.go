@@ -1,3 +1,5 @@
+//go:build lawboxtest
+
 package main
 
 import (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -121,8 +122,13 @@ func runInit() {
 	if err := serveControl(log, sup, request); err != nil {
 		log.Error("control socket", "err", err)
 	}
-	if _, ok := cmdline["appliance.debug"]; ok {
-		go debugConsole(os.Stdin, console, sup, request)
+	if cmdline["appliance.debug"] == "1" {
+		if testAgent == nil {
+			log.Warn("appliance.debug=1 ignored: production firmware has no test agent")
+		} else {
+			log.Warn("test agent on the serial console: this is test firmware, not for a unit in service")
+			go testAgent(os.Stdin, console, sup, request)
+		}
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -211,3 +217,7 @@ func serveControl(log *slog.Logger, sup *supervise.Supervisor, request func(sysi
 	}()
 	return nil
 }
+
+// testAgent is the serial-console test agent (debug.go). It is built only into the test firmware (go build
+// -tags lawboxtest, build/initramfs-test.cpio.zst), never into the production firmware.
+var testAgent func(in io.Reader, out io.Writer, sup *supervise.Supervisor, request func(sysinit.Action))

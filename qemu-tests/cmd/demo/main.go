@@ -35,7 +35,7 @@ func run() error {
 	} else {
 		l.Close()
 	}
-	vm, err := qemutests.Start(im, qemutests.Config{Dir: dir, HostPort: port, Disks: []qemutests.Disk{
+	vm, err := qemutests.Start(im, qemutests.Config{Dir: dir, HostPort: port, Production: true, Disks: []qemutests.Disk{
 		{ID: "disk1", Kind: qemutests.Virtio, Serial: "DEMO-DISK-1", SizeMiB: 1024},
 		{ID: "disk2", Kind: qemutests.Virtio, Serial: "DEMO-DISK-2", SizeMiB: 1024},
 		{ID: "disk3", Kind: qemutests.NVMe, Serial: "DEMO-NVME-3", SizeMiB: 1024},
