@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -78,10 +79,18 @@ func (s *Server) formLang(w http.ResponseWriter, r *http.Request, _ appliance.Se
 	}
 	http.SetCookie(w, &http.Cookie{Name: LangCookie, Value: l, Path: "/", MaxAge: 365 * 24 * 3600,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	back := "/"
-	if u, err := url.Parse(r.PostFormValue("back")); err == nil && u.Host == "" && u.Scheme == "" &&
-		strings.HasPrefix(u.Path, "/") && !strings.HasPrefix(u.Path, "//") {
-		back = u.Path // a path on this unit only: never a redirect elsewhere
+	http.Redirect(w, r, localPath(r.PostFormValue("back")), http.StatusSeeOther)
+}
+
+// pagePath is what a page of the unit's is called: the route table's paths hold nothing else.
+var pagePath = regexp.MustCompile(`^/([a-z0-9_-]+(/[a-zA-Z0-9_.:-]+)*)?$`)
+
+// localPath is back if it is a page of this unit's, else "/": never a redirect elsewhere. Browsers read
+// "//host", "/\host" and "/%5Chost" alike as another host, so only plain page paths pass, decoded first.
+func localPath(back string) string {
+	u, err := url.Parse(back)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || !pagePath.MatchString(u.Path) {
+		return "/"
 	}
-	http.Redirect(w, r, back, http.StatusSeeOther)
+	return u.Path
 }

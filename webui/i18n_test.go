@@ -176,7 +176,9 @@ func TestLanguageChoice(t *testing.T) {
 	}
 	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
 	for body, want := range map[string]string{"lang=fr&back=/storage": "/storage", "lang=en&back=//evil.example/x": "/",
-		"lang=fr&back=https://evil.example/": "/", "lang=fr": "/"} {
+		"lang=fr&back=https://evil.example/": "/", "lang=fr": "/", "lang=fr&back=/%5Cevil.example": "/",
+		"lang=fr&back=%2F%5Cevil.example": "/", "lang=fr&back=/%255Cevil.example": "/", "lang=fr&back=/\\evil.example": "/",
+		"lang=fr&back=/%09/evil.example": "/", "lang=fr&back=/backups/2026-12-01T02:00:00Z": "/backups/2026-12-01T02:00:00Z"} {
 		w := e.do(req{method: "POST", path: "/lang", body: body, hdr: form})
 		c := w.Result().Cookies()
 		if w.Code != http.StatusSeeOther || w.Header().Get("Location") != want || len(c) != 1 || c[0].Name != LangCookie || !c[0].Secure {
