@@ -18,7 +18,7 @@ var (
 	ErrAlreadySetUp    = errors.New("the appliance is already set up")
 	ErrBadSetupCode    = errors.New("wrong setup code")
 	ErrWeakPassword    = errors.New("password too weak")
-	ErrBadCredentials  = errors.New("wrong user name or password")
+	ErrBadCredentials  = errors.New("wrong user name, password or code")
 	ErrRateLimited     = errors.New("too many attempts")
 	ErrUnauthenticated = errors.New("not logged in or session expired")
 	ErrForbidden       = errors.New("not allowed for this user")
@@ -64,8 +64,12 @@ type Auth interface {
 	// Reauthenticate checks a logged-in user's password again before they change it (a session left open
 	// must not be enough to take the account). A wrong password is ErrBadInput; rate-limited like Login.
 	Reauthenticate(user, password, remote string) error
-	// Authenticate returns the session a token belongs to, or ErrUnauthenticated.
+	// Authenticate returns the session a token belongs to, or ErrUnauthenticated, and counts as the
+	// user's activity (the session's idle timeout starts again).
 	Authenticate(token string) (Session, error)
+	// Current is Authenticate without counting as activity: for what a page does by itself (the live
+	// dashboard), which must not keep a session alive past its idle timeout.
+	Current(token string) (Session, error)
 	// Logout ends the session a token belongs to.
 	Logout(token string) error
 

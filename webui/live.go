@@ -32,7 +32,7 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ appliance.S
 	var last []byte
 	lastWrite := time.Now()
 	for {
-		if _, err := s.auth.Authenticate(token(r)); err != nil {
+		if _, err := s.auth.Current(token(r)); err != nil {
 			fmt.Fprint(w, "event: end\ndata: {}\n\n")
 			_ = rc.Flush()
 			return

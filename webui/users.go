@@ -33,14 +33,20 @@ func (s *Server) setPassword(r *http.Request, sess appliance.Session, name strin
 		return err
 	}
 	if name == sess.User {
-		if p.Current == "" {
-			return fmt.Errorf("%w: give the current password", appliance.ErrBadInput)
-		}
-		if err := s.auth.Reauthenticate(name, p.Current, remote(r)); err != nil {
+		if err := s.recheck(r, sess, p.Current); err != nil {
 			return err
 		}
 	}
 	return s.auth.SetPassword(name, p.Password, token(r))
+}
+
+// recheck checks the acting user's current password again before a change that takes or weakens an
+// account: a session left open must not be enough.
+func (s *Server) recheck(r *http.Request, sess appliance.Session, current string) error {
+	if current == "" {
+		return fmt.Errorf("%w: give the current password", appliance.ErrBadInput)
+	}
+	return s.auth.Reauthenticate(sess.User, current, remote(r))
 }
 
 // mayEditAccount: admins change anyone's password or second factor, others only their own.
@@ -287,9 +293,21 @@ func (s *Server) apiConfirmTOTP(w http.ResponseWriter, r *http.Request, sess app
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// totpOff turns a second factor off: the acting user's current password is required, whoever's it is.
+type totpOff struct {
+	Current string `json:"current"`
+}
+
 func (s *Server) apiDisableTOTP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	name := r.PathValue("name")
+	var o totpOff
 	err := mayEditAccount(sess, name)
+	if err == nil {
+		err = decode(r, &o)
+	}
+	if err == nil {
+		err = s.recheck(r, sess, o.Current)
+	}
 	if err == nil {
 		err = s.auth.DisableTOTP(name)
 	}
@@ -318,7 +336,11 @@ func (s *Server) formConfirmTOTP(w http.ResponseWriter, r *http.Request, sess ap
 }
 
 func (s *Server) formDisableTOTP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	s.renderStatus(w, r, sess, "Two-factor login is off.", s.auth.DisableTOTP(sess.User))
+	err := s.recheck(r, sess, r.PostFormValue("current"))
+	if err == nil {
+		err = s.auth.DisableTOTP(sess.User)
+	}
+	s.renderStatus(w, r, sess, "Two-factor login is off.", err)
 }
 
 type certUpload struct {

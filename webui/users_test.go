@@ -285,8 +285,14 @@ func TestTOTPAPI(t *testing.T) {
 	if w := e.do(req{method: "PUT", path: "/api/v1/users/clerk/totp", body: `{"code":"12345"}`, hdr: bearer(viewer)}); w.Code != 400 {
 		t.Errorf("confirm with a malformed code = %d %s", w.Code, w.Body)
 	}
-	if w := e.do(req{method: "DELETE", path: "/api/v1/users/clerk/totp", hdr: bearer(admin)}); w.Code != 204 {
-		t.Errorf("admin turns it off = %d", w.Code)
+	// Turning it off needs the caller's own current password (a session left open is not enough).
+	for _, body := range []string{``, `{}`, `{"current":"not the password"}`} {
+		if w := e.do(req{method: "DELETE", path: "/api/v1/users/clerk/totp", body: body, hdr: bearer(admin)}); w.Code != 400 {
+			t.Errorf("turn it off with %q = %d, want 400", body, w.Code)
+		}
+	}
+	if w := e.do(req{method: "DELETE", path: "/api/v1/users/clerk/totp", body: `{"current":"` + pw + `"}`, hdr: bearer(admin)}); w.Code != 204 {
+		t.Errorf("admin turns it off = %d %s", w.Code, w.Body)
 	}
 	// The dashboard offers the setup; the form shows the key once.
 	w = e.do(req{method: "POST", path: "/account/totp", hdr: map[string]string{"Cookie": CookieName + "=" + viewer, "Content-Type": "application/x-www-form-urlencoded"}})

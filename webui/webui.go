@@ -45,6 +45,10 @@ const (
 // metricsRoute is the one route that also takes basic auth.
 const metricsRoute = "GET /metrics"
 
+// eventsRoute is the live dashboard's stream: the page opens it by itself, so it does not count as the
+// user's activity (a dashboard left open does not keep its session alive past the idle timeout).
+const eventsRoute = "GET /api/v1/events"
+
 // Route is one entry of the route table. Every handler is reached through it, so access is checked in one place.
 type Route struct {
 	Pattern string // http.ServeMux pattern with method, e.g. "GET /api/v1/status"
@@ -137,7 +141,7 @@ func (s *Server) Routes() []Route {
 		{"POST /api/v1/login", Public, s.apiLogin},
 		{"POST /api/v1/logout", Viewer, s.apiLogout},
 		{"GET /api/v1/status", Viewer, s.apiStatus},
-		{"GET /api/v1/events", Viewer, s.apiEvents},
+		{eventsRoute, Viewer, s.apiEvents},
 		{"POST /api/v1/system/{action}", Admin, s.apiPower},
 		{"GET /storage", Viewer, s.pageStorage},
 		{"POST /storage/scrub", Admin, s.formScrub},
@@ -307,6 +311,8 @@ func (s *Server) guard(rt Route) http.Handler {
 			if user, pass, ok := r.BasicAuth(); ok && basic {
 				// Prometheus: a viewer account's password on each scrape (rate-limited like a login)
 				sess, err = s.auth.Check(user, pass, remote(r))
+			} else if rt.Pattern == eventsRoute {
+				sess, err = s.auth.Current(token(r))
 			} else {
 				sess, err = s.auth.Authenticate(token(r))
 			}

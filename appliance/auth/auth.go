@@ -44,10 +44,18 @@ const (
 
 // Limits for sessions and login attempts.
 const (
-	SessionTTL     = 8 * time.Hour    // absolute lifetime of a session
-	SessionIdle    = 30 * time.Minute // a session unused this long ends
-	maxFailures    = 5                // failed logins per client within failWindow before 429
-	failWindow     = time.Minute
+	SessionTTL  = 8 * time.Hour    // absolute lifetime of a session
+	SessionIdle = 30 * time.Minute // a session unused this long ends
+	maxFailures = 5                // failed logins per client within failWindow before 429
+	failWindow  = time.Minute
+	// An account takes maxAccountFailures failed logins (password or code) within accountWindow from all
+	// clients together: a second factor's million codes cannot be tried once the password is known.
+	maxAccountFailures = 10
+	accountWindow      = 15 * time.Minute
+	// maxHashing password checks run at once (argon2id takes 19 MiB each); a check waits at most
+	// hashWait for its turn, then the client is told to come back.
+	maxHashing     = 2
+	hashWait       = 5 * time.Second
 	maxSetupTries  = 10      // wrong setup codes per boot before the code is replaced
 	adminName      = "admin" // the account the first-boot setup creates
 	bucketAudit    = "audit"
@@ -82,15 +90,19 @@ type Auth struct {
 	mu         sync.Mutex // guards the fields below
 	setupCode  string
 	setupTries int
-	failures   map[string][]time.Time // remote -> times of recent failed logins
+	failures   map[string][]time.Time // "remote "+address, "user "+name -> times of recent failed logins
 	usedStep   map[string]int64       // user -> the last TOTP time step accepted (a code works once)
+
+	hashing  chan struct{} // a slot per password check running
+	hashWait time.Duration // how long a check waits for a slot
 }
 
 var _ appliance.Auth = (*Auth)(nil)
 
 // New returns the Auth backed by store. now is the clock (time.Now outside tests).
 func New(store *state.Store, log *slog.Logger, now func() time.Time) *Auth {
-	return &Auth{store: store, log: log, now: now, failures: map[string][]time.Time{}, usedStep: map[string]int64{}}
+	return &Auth{store: store, log: log, now: now, failures: map[string][]time.Time{}, usedStep: map[string]int64{},
+		hashing: make(chan struct{}, maxHashing), hashWait: hashWait}
 }
 
 // SetupCode returns the one-time code that Setup wants, making one if needed, or "" once set up.
@@ -204,31 +216,45 @@ func verifyPassword(phc, pw string) (bool, error) {
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
-// Login checks the password and opens a session. After maxFailures failures from one remote within a
-// minute it answers a *appliance.RateLimitError without checking.
+// Login checks the password (and the second factor's code) and opens a session. Every attempt counts as
+// a failure against its client and its account until it succeeded, so parallel attempts cannot pass the
+// limits (maxFailures a minute a client, maxAccountFailures a quarter of an hour an account): past them
+// it answers a *appliance.RateLimitError without checking. A wrong password and a wrong code give the same
+// answer. A session is opened only if the account still has the password that was checked (a login in
+// flight while the account is deleted or its password changed opens none).
 func (a *Auth) Login(name, password, code, remote string) (appliance.Session, error) {
 	u, err := a.verify(name, password, remote)
 	if err != nil {
 		return appliance.Session{}, err
 	}
-	a.mu.Lock()
-	if u.TOTP != "" {
-		step, good := totpCheck(u.TOTP, code, a.now())
-		if !good || step <= a.usedStep[u.Name] {
-			a.mu.Unlock()
-			a.fail(remote)
-			return appliance.Session{}, fmt.Errorf("%w: this account also needs the 6-digit code of its authenticator app", appliance.ErrBadCredentials)
-		}
-		a.usedStep[u.Name] = step
-	}
-	delete(a.failures, remote)
-	a.mu.Unlock()
+	return a.open(u, code, remote)
+}
 
+// open checks the second factor of u, whose password verify checked, and opens its session if the
+// account is still as it was checked.
+func (a *Auth) open(u user, code, remote string) (appliance.Session, error) {
 	tok := make([]byte, 32)
 	rand.Read(tok)
 	token := base64.RawURLEncoding.EncodeToString(tok)
-	now := a.now()
-	s := session{User: u.Name, Role: u.Role, Expires: now.Add(SessionTTL), LastSeen: now}
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if u.TOTP != "" {
+		step, good := totpCheck(u.TOTP, code, a.now())
+		if !good || step <= a.usedStep[u.Name] {
+			a.log.Warn("failed login", "remote", remote)
+			return appliance.Session{}, appliance.ErrBadCredentials
+		}
+		a.usedStep[u.Name] = step
+	}
+	var now user
+	if err := a.store.GetJSON(state.BucketAuth, u.Name, &now); err != nil || now.Hash != u.Hash || now.Role != u.Role {
+		a.log.Warn("login refused: the account changed while its password was checked", "user", u.Name, "remote", remote)
+		return appliance.Session{}, appliance.ErrBadCredentials
+	}
+	a.succeeded(u.Name, remote)
+	t := a.now()
+	s := session{User: u.Name, Role: u.Role, Expires: t.Add(SessionTTL), LastSeen: t}
 	if err := a.store.PutJSON(state.BucketSessions, tokenKey(token), s); err != nil {
 		return appliance.Session{}, fmt.Errorf("save session: %w", err)
 	}
@@ -236,18 +262,27 @@ func (a *Auth) Login(name, password, code, remote string) (appliance.Session, er
 	return appliance.Session{Token: token, User: s.User, Role: s.Role, Expires: s.Expires}, nil
 }
 
-// verify checks a password, counting failures against remote and answering a *appliance.RateLimitError
-// while remote is limited.
+// dummyHash is checked for unknown users: the same work as a real check, so timing does not tell which
+// user names exist.
+const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+// verify checks a password. The attempt is counted as a failure against remote and name before the
+// check (answering a *appliance.RateLimitError past the limits) and is forgiven only by a success.
 func (a *Auth) verify(name, password, remote string) (user, error) {
-	if wait := a.limited(remote); wait > 0 {
-		return user{}, &appliance.RateLimitError{RetryAfter: wait}
+	if err := a.attempt(name, remote); err != nil {
+		return user{}, err
+	}
+	select {
+	case a.hashing <- struct{}{}:
+		defer func() { <-a.hashing }()
+	case <-time.After(a.hashWait):
+		return user{}, &appliance.RateLimitError{RetryAfter: time.Second}
 	}
 	var u user
 	err := a.store.GetJSON(state.BucketAuth, name, &u)
 	if errors.Is(err, state.ErrNotFound) {
-		// Same work as a real check, so timing does not tell which user names exist.
-		_, _ = verifyPassword("$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", password)
-		a.fail(remote)
+		_, _ = verifyPassword(dummyHash, password)
+		a.log.Warn("failed login", "remote", remote)
 		return user{}, appliance.ErrBadCredentials
 	}
 	if err != nil {
@@ -258,7 +293,7 @@ func (a *Auth) verify(name, password, remote string) (user, error) {
 		return user{}, fmt.Errorf("login %s: %w", name, err)
 	}
 	if !ok {
-		a.fail(remote)
+		a.log.Warn("failed login", "remote", remote)
 		return user{}, appliance.ErrBadCredentials
 	}
 	return u, nil
@@ -274,7 +309,7 @@ func (a *Auth) Check(name, password, remote string) (appliance.Session, error) {
 		return appliance.Session{}, fmt.Errorf("%w: an account with a second factor cannot log in without its code", appliance.ErrBadCredentials)
 	}
 	a.mu.Lock()
-	delete(a.failures, remote)
+	a.succeeded(name, remote)
 	a.mu.Unlock()
 	return appliance.Session{User: u.Name, Role: u.Role}, nil
 }
@@ -285,32 +320,56 @@ func (a *Auth) Reauthenticate(name, password, remote string) error {
 	if errors.Is(err, appliance.ErrBadCredentials) {
 		return fmt.Errorf("%w: the current password is wrong", appliance.ErrBadInput)
 	}
+	if err == nil {
+		a.mu.Lock()
+		a.succeeded(name, remote)
+		a.mu.Unlock()
+	}
 	return err
 }
 
-// limited returns how long remote must wait, or 0.
-func (a *Auth) limited(remote string) time.Duration {
+// attempt records a login attempt of name from remote as a failure, or answers a *appliance.RateLimitError
+// if either has too many recent failures. Checking and recording are one step: parallel attempts count.
+func (a *Auth) attempt(name, remote string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
-	recent := a.failures[remote][:0]
-	for _, t := range a.failures[remote] {
-		if now.Sub(t) < failWindow {
-			recent = append(recent, t)
+	var wait time.Duration
+	for _, l := range []struct {
+		key    string
+		max    int
+		window time.Duration
+	}{{"remote " + remote, maxFailures, failWindow}, {"user " + name, maxAccountFailures, accountWindow}} {
+		recent := a.failures[l.key][:0]
+		for _, t := range a.failures[l.key] {
+			if now.Sub(t) < l.window {
+				recent = append(recent, t)
+			}
+		}
+		a.failures[l.key] = recent
+		if len(recent) >= l.max {
+			wait = max(wait, l.window-now.Sub(recent[0]))
 		}
 	}
-	a.failures[remote] = recent
-	if len(recent) < maxFailures {
-		return 0
+	if wait > 0 {
+		return &appliance.RateLimitError{RetryAfter: wait}
 	}
-	return failWindow - now.Sub(recent[0])
+	if len(a.failures) > 4096 { // a flood of made-up names: drop what no window holds any more
+		for k, ts := range a.failures {
+			if len(ts) == 0 || now.Sub(ts[len(ts)-1]) >= accountWindow {
+				delete(a.failures, k)
+			}
+		}
+	}
+	a.failures["remote "+remote] = append(a.failures["remote "+remote], now)
+	a.failures["user "+name] = append(a.failures["user "+name], now)
+	return nil
 }
 
-func (a *Auth) fail(remote string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.failures[remote] = append(a.failures[remote], a.now())
-	a.log.Warn("failed login", "remote", remote)
+// succeeded forgives the failures of remote and name after a successful login. a.mu is held.
+func (a *Auth) succeeded(name, remote string) {
+	delete(a.failures, "remote "+remote)
+	delete(a.failures, "user "+name)
 }
 
 func tokenKey(token string) string {
@@ -320,6 +379,16 @@ func tokenKey(token string) string {
 
 // Authenticate returns the session of token and refreshes its idle timer.
 func (a *Auth) Authenticate(token string) (appliance.Session, error) {
+	return a.session(token, true)
+}
+
+// Current returns the session of token without refreshing its idle timer: a page left open that
+// updates itself is no sign of someone at the screen.
+func (a *Auth) Current(token string) (appliance.Session, error) {
+	return a.session(token, false)
+}
+
+func (a *Auth) session(token string, active bool) (appliance.Session, error) {
 	if token == "" {
 		return appliance.Session{}, appliance.ErrUnauthenticated
 	}
@@ -333,7 +402,7 @@ func (a *Auth) Authenticate(token string) (appliance.Session, error) {
 		_ = a.store.Delete(state.BucketSessions, key)
 		return appliance.Session{}, appliance.ErrUnauthenticated
 	}
-	if now.Sub(s.LastSeen) > time.Minute { // do not write on every request
+	if active && now.Sub(s.LastSeen) > time.Minute { // do not write on every request
 		s.LastSeen = now
 		_ = a.store.PutJSON(state.BucketSessions, key, s)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -295,5 +296,133 @@ func TestTOTPLogin(t *testing.T) {
 	}
 	if _, err := a.Login("admin", goodPW, "", "192.0.2.12"); err != nil {
 		t.Errorf("after turning it off: %v", err)
+	}
+}
+
+// Twenty wrong passwords sent at once from one client: at most the limit of them is checked, the rest
+// are told to wait; the account's own limit holds across clients, so the second factor's codes cannot be
+// tried one after another once the password is known; a right login forgives.
+func TestLoginLimitsHoldInParallel(t *testing.T) {
+	a, c := setUp(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	checked, limited := 0, 0
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := a.Login("admin", "wrong password!", "", "192.0.2.20")
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, appliance.ErrRateLimited):
+				limited++
+			case errors.Is(err, appliance.ErrBadCredentials):
+				checked++
+			default:
+				t.Errorf("Login = %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if checked != maxFailures || limited != 20-maxFailures {
+		t.Errorf("20 parallel wrong logins: %d checked, %d limited; want %d checked", checked, limited, maxFailures)
+	}
+	// Other clients, each under its own limit, wear the account's down.
+	c.t = c.t.Add(failWindow)
+	tries := 0
+	for i := range 30 {
+		_, err := a.Login("admin", "wrong password!", "", fmt.Sprintf("192.0.2.%d", 100+i))
+		if errors.Is(err, appliance.ErrRateLimited) {
+			break
+		}
+		tries++
+	}
+	if tries != maxAccountFailures-maxFailures {
+		// the first client's failures still count against the account within its window
+		t.Errorf("logins before the account's limit: %d, want %d", tries, maxAccountFailures-maxFailures)
+	}
+	c.t = c.t.Add(accountWindow)
+	if _, err := a.Login("admin", goodPW, "", "192.0.2.30"); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+	if len(a.failures["user admin"]) != 0 {
+		t.Errorf("a right login left failures: %v", a.failures["user admin"])
+	}
+}
+
+// Password checks run maxHashing at a time: a flood waits, then is told to come back, and takes no more
+// memory than those checks.
+func TestPasswordChecksAreCapped(t *testing.T) {
+	a, _ := setUp(t)
+	a.hashWait = 50 * time.Millisecond
+	for range maxHashing {
+		a.hashing <- struct{}{} // checks that are running
+	}
+	if _, err := a.Login("admin", goodPW, "", "192.0.2.70"); !errors.Is(err, appliance.ErrRateLimited) {
+		t.Errorf("Login while %d checks run = %v, want ErrRateLimited", maxHashing, err)
+	}
+	<-a.hashing
+	if _, err := a.Login("admin", goodPW, "", "192.0.2.70"); err != nil {
+		t.Errorf("Login with a free slot = %v", err)
+	}
+}
+
+// A wrong second-factor code answers exactly as a wrong password does.
+func TestWrongCodeLooksLikeWrongPassword(t *testing.T) {
+	a, c := setUp(t)
+	secret, _, _ := a.BeginTOTP("admin")
+	key, _ := totpEncoding.DecodeString(secret)
+	if err := a.ConfirmTOTP("admin", fmt.Sprintf("%06d", totpCode(key, c.t.Unix()/totpStep))); err != nil {
+		t.Fatal(err)
+	}
+	_, errPW := a.Login("admin", "wrong password!", "", "192.0.2.40")
+	_, errCode := a.Login("admin", goodPW, "", "192.0.2.41")
+	if errPW == nil || errCode == nil || errPW.Error() != errCode.Error() {
+		t.Errorf("wrong password: %v; right password, wrong code: %v; want the same answer", errPW, errCode)
+	}
+}
+
+// A login whose password was checked while the account was deleted, or its password changed, opens no
+// session.
+func TestLoginInFlightWhileAccountChanges(t *testing.T) {
+	a, _ := setUp(t)
+	if err := a.AddUser("clerk", goodPW, appliance.RoleViewer); err != nil {
+		t.Fatal(err)
+	}
+	u, err := a.verify("clerk", goodPW, "192.0.2.50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetPassword("clerk", "another long password", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.open(u, "", "192.0.2.50"); !errors.Is(err, appliance.ErrBadCredentials) {
+		t.Errorf("session after the password changed: %v", err)
+	}
+	u, _ = a.verify("clerk", "another long password", "192.0.2.51")
+	if err := a.DeleteUser("clerk"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.open(u, "", "192.0.2.51"); !errors.Is(err, appliance.ErrBadCredentials) {
+		t.Errorf("session after the account was deleted: %v", err)
+	}
+}
+
+// Current does not count as activity: a session only a live page uses ends at its idle timeout.
+func TestCurrentKeepsIdleTimeout(t *testing.T) {
+	a, c := setUp(t)
+	s, err := a.Login("admin", goodPW, "", "192.0.2.60")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		c.t = c.t.Add(SessionIdle / 2)
+		if _, err := a.Current(s.Token); err != nil {
+			break
+		}
+	}
+	if _, err := a.Current(s.Token); !errors.Is(err, appliance.ErrUnauthenticated) {
+		t.Errorf("a session only the live page used is alive after %v: %v", 3*SessionIdle/2, err)
 	}
 }
