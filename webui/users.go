@@ -134,14 +134,14 @@ func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, _ appliance.Se
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"time", "user", "remote", "action", "path", "status"})
 	for _, e := range entries {
-		_ = cw.Write([]string{e.Time.UTC().Format("2006-01-02T15:04:05Z"), csvSafe(e.User), e.Remote, e.Action, csvSafe(e.Path), strconv.Itoa(e.Status)})
+		_ = cw.Write([]string{e.Time.UTC().Format("2006-01-02T15:04:05Z"), csvSafe(e.User), csvSafe(e.Remote), csvSafe(e.Action), csvSafe(e.Path), strconv.Itoa(e.Status)})
 	}
 	cw.Flush()
 }
 
-// csvSafe keeps a spreadsheet from reading a user-supplied field as a formula.
+// csvSafe keeps a spreadsheet from reading a field as a formula (OWASP's list of formula starts).
 func csvSafe(v string) string {
-	if v != "" && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@') {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
 		return "'" + v
 	}
 	return v

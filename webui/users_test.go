@@ -174,7 +174,7 @@ func TestUsersAndAudit(t *testing.T) {
 }
 
 func TestCSVSafe(t *testing.T) {
-	for in, want := range map[string]string{"=cmd()": "'=cmd()", "@x": "'@x", "alice": "alice", "": ""} {
+	for in, want := range map[string]string{"=cmd()": "'=cmd()", "@x": "'@x", "+1": "'+1", "-2+3": "'-2+3", "\t=1": "'\t=1", "\r=1": "'\r=1", "alice": "alice", "": "", "192.0.2.1": "192.0.2.1"} {
 		if got := csvSafe(in); got != want {
 			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)
 		}

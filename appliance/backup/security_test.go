@@ -1,7 +1,11 @@
 package backup
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -82,5 +86,47 @@ func TestVerifyComparesValues(t *testing.T) {
 	err = checkRows(ctx, c, d)
 	if err == nil || !strings.Contains(err.Error(), "other values") {
 		t.Errorf("checkRows after a value changed = %v, want a checksum mismatch", err)
+	}
+}
+
+// A base copy's tar that tries to write outside the scratch directory (a link out, then a file through
+// it; a link to an absolute path; a path with ..) is refused and writes nothing outside.
+func TestUntarStaysInside(t *testing.T) {
+	type entry struct {
+		name, link string
+		body       string
+	}
+	for name, entries := range map[string][]entry{
+		"link then file through it": {{name: "out", link: "../outside"}, {name: "out/owned", body: "x"}},
+		"absolute link":             {{name: "abs", link: "/tmp"}, {name: "abs/owned", body: "x"}},
+		"dot-dot path":              {{name: "../owned", body: "x"}},
+		"link through a local link": {{name: "d", link: "."}, {name: "d/../../owned", body: "x"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			top := t.TempDir()
+			os.Mkdir(filepath.Join(top, "outside"), 0o755)
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			for _, e := range entries {
+				h := &tar.Header{Name: e.name, Mode: 0o600, Size: int64(len(e.body)), Typeflag: tar.TypeReg}
+				if e.link != "" {
+					h = &tar.Header{Name: e.name, Linkname: e.link, Typeflag: tar.TypeSymlink}
+				}
+				if err := tw.WriteHeader(h); err != nil {
+					t.Fatal(err)
+				}
+				tw.Write([]byte(e.body))
+			}
+			tw.Close()
+			err := untar(&buf, filepath.Join(top, "data"), os.Getuid(), os.Getgid())
+			if err == nil {
+				t.Error("untar accepted it")
+			}
+			for _, p := range []string{filepath.Join(top, "outside", "owned"), filepath.Join(top, "owned"), "/tmp/owned"} {
+				if _, serr := os.Stat(p); serr == nil {
+					t.Errorf("untar wrote %s", p)
+				}
+			}
+		})
 	}
 }

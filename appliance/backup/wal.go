@@ -401,7 +401,9 @@ func fetch(ctx context.Context, t Target, key, name string, id *age.X25519Identi
 	return err
 }
 
-// untar unpacks a pg_basebackup tar into dir, owned by uid:gid.
+// untar unpacks a pg_basebackup tar into dir, owned by uid:gid. It runs as root on what a target sent:
+// every file is written through an os.Root of dir (a path through a link that leaves dir is refused),
+// and a link whose target leaves dir is refused outright (the server would write through it later).
 func untar(r io.Reader, dir string, uid, gid int) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -409,6 +411,11 @@ func untar(r io.Reader, dir string, uid, gid int) error {
 	if err := os.Chown(dir, uid, gid); err != nil {
 		return err
 	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -421,27 +428,30 @@ func untar(r io.Reader, dir string, uid, gid int) error {
 		if !filepath.IsLocal(h.Name) {
 			return fmt.Errorf("tar entry %q leaves the data directory", h.Name)
 		}
-		p := filepath.Join(dir, h.Name)
+		p := filepath.Clean(h.Name)
 		switch h.Typeflag {
 		case tar.TypeDir:
-			err = os.MkdirAll(p, 0o700)
+			err = root.MkdirAll(p, 0o700)
 		case tar.TypeReg:
 			var f *os.File
-			if f, err = os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600); err == nil {
+			if f, err = root.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600); err == nil {
 				_, err = io.Copy(f, tr)
 				if cerr := f.Close(); err == nil {
 					err = cerr
 				}
 			}
 		case tar.TypeSymlink:
-			err = os.Symlink(h.Linkname, p)
+			if filepath.IsAbs(h.Linkname) || !filepath.IsLocal(filepath.Join(filepath.Dir(p), h.Linkname)) {
+				return fmt.Errorf("tar entry %q links to %q, outside the data directory", h.Name, h.Linkname)
+			}
+			err = root.Symlink(h.Linkname, p)
 		default:
 			continue
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("tar entry %q: %w", h.Name, err)
 		}
-		if err := os.Lchown(p, uid, gid); err != nil {
+		if err := root.Lchown(p, uid, gid); err != nil {
 			return err
 		}
 	}
