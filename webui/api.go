@@ -51,8 +51,8 @@ func (s *Server) apiLogout(w http.ResponseWriter, r *http.Request, _ appliance.S
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
-	st, err := s.status(r.Context())
+func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	st, err := s.status(r.Context(), sess)
 	if err != nil {
 		s.fail(w, r, err)
 		return

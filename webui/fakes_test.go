@@ -20,7 +20,8 @@ type fakeSystem struct{ shutdowns []bool }
 
 func (f *fakeSystem) Status(context.Context) (appliance.Status, error) {
 	return appliance.Status{Version: "test", Hostname: "unit-a", UptimeS: 42,
-		Disks: []appliance.Disk{{Name: "vda", Serial: "SN-A", SizeBytes: 1 << 30}}}, nil
+		Disks:    []appliance.Disk{{Name: "vda", Serial: "SN-A", SizeBytes: 1 << 30}},
+		Services: []appliance.Service{{Name: "daemon", State: "running", Logs: []string{`statement: ALTER ROLE practice_app PASSWORD 'client secret'`}}}}, nil
 }
 
 func (f *fakeSystem) Shutdown(_ context.Context, reboot bool) error {

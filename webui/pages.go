@@ -64,7 +64,7 @@ func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, sess appli
 }
 
 func (s *Server) statusData(r *http.Request, sess appliance.Session, notice string, actionErr error) pageData {
-	st, err := s.status(r.Context())
+	st, err := s.status(r.Context(), sess)
 	d := pageData{Session: sess, Status: st, Summary: s.dashboard(r.Context()), Notice: notice, Account: s.account(sess.User)}
 	if actionErr != nil {
 		err = actionErr

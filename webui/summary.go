@@ -80,9 +80,21 @@ func (s *Server) dashboard(ctx context.Context) summary {
 	return sum
 }
 
-// status is the unit's status, at most freshFor old.
-func (s *Server) status(ctx context.Context) (appliance.Status, error) {
-	return s.stat.get(ctx, s.sys.Status)
+// status is the unit's status, at most freshFor old, as sess may see it: the services' logs are for
+// admins only (they carry what the database and the backups log: statements, names of databases and
+// documents), a viewer sees each service's state.
+func (s *Server) status(ctx context.Context, sess appliance.Session) (appliance.Status, error) {
+	st, err := s.stat.get(ctx, s.sys.Status)
+	if sess.Role == appliance.RoleAdmin || len(st.Services) == 0 {
+		return st, err
+	}
+	svcs := make([]appliance.Service, len(st.Services)) // st is shared with other requests: copy
+	for i, v := range st.Services {
+		v.Logs = nil
+		svcs[i] = v
+	}
+	st.Services = svcs
+	return st, err
 }
 
 func (s *Server) summarize(ctx context.Context) summary {

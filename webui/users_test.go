@@ -368,3 +368,32 @@ func TestCertificateUpload(t *testing.T) {
 		t.Errorf("reset = %d %s", w.Code, w.Body)
 	}
 }
+
+// Service logs carry what PostgreSQL logs (statements, passwords in ALTER ROLE): admins see them, a
+// viewer sees each service's state only, on the page and in the API.
+func TestServiceLogsAdminOnly(t *testing.T) {
+	e := newEnv(t)
+	admin := e.setUpAndLogin(t)
+	if w := e.do(req{method: "POST", path: "/api/v1/users", body: `{"name":"clerk","password":"` + pw + `","role":"viewer"}`, hdr: bearer(admin)}); w.Code != 201 {
+		t.Fatal(w.Code)
+	}
+	viewer := e.login(t, "clerk", pw)
+	for _, c := range []struct {
+		who, tok string
+		shown    bool
+	}{{"admin", admin, true}, {"viewer", viewer, false}, {"admin again", admin, true}} {
+		for _, path := range []string{"/api/v1/status", "/"} {
+			hdr := bearer(c.tok)
+			if path == "/" {
+				hdr = map[string]string{"Cookie": CookieName + "=" + c.tok}
+			}
+			w := e.do(req{method: "GET", path: path, hdr: hdr})
+			if w.Code != 200 || !strings.Contains(w.Body.String(), "daemon") {
+				t.Fatalf("%s GET %s = %d", c.who, path, w.Code)
+			}
+			if got := strings.Contains(w.Body.String(), "client secret"); got != c.shown {
+				t.Errorf("%s GET %s: log line shown = %v, want %v", c.who, path, got, c.shown)
+			}
+		}
+	}
+}
