@@ -247,6 +247,13 @@ func BenchmarkFailover(b *testing.B) {
 // production unit (kill until the load's first commit on the survivor), counting the commits acknowledged
 // to the client that the survivor does not have. Each figure is printed beside its goal.
 func BenchmarkDatabaseFailover(b *testing.B) {
+	commit := map[string]time.Duration{}
+	defer func() {
+		if len(commit) == 2 {
+			b.Logf("commit latency through the service address, one commit after another: sync %v beside async %v (%.2fx): the price of losing no acknowledged commit",
+				commit["sync"], commit["async"], float64(commit["sync"])/float64(commit["async"]))
+		}
+	}()
 	for range b.N {
 		for _, sync := range []bool{true, false} {
 			mode := map[bool]string{true: "sync", false: "async"}[sync]
@@ -268,6 +275,8 @@ func BenchmarkDatabaseFailover(b *testing.B) {
 			}
 			slices.Sort(lags)
 			p50, p99 := lags[len(lags)/2], lags[min(len(lags)-1, len(lags)*99/100)]
+			commit[mode] = l.commitLatency(b, 500)
+			b.ReportMetric(float64(commit[mode].Microseconds())/1000, "ms/commit-"+mode)
 
 			// Two planned switchovers under the load: to B and back to A, each once the mirror streams in
 			// the mode under test (the promotion would wait for it, and that wait is not the switchover).

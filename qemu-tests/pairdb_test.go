@@ -50,7 +50,7 @@ func (p *pairUnit) waitDB(t testing.TB, what string, timeout time.Duration, ok f
 }
 
 var (
-	reLoadCommits = regexp.MustCompile(`debug: pgload commits (\d+)`)
+	reLoadCommits = regexp.MustCompile(`debug: pgload commits (\d+) at (\d+)`)
 	reLoadResumed = regexp.MustCompile(`debug: pgload resumed at (\d+)`)
 	reLoadAcked   = regexp.MustCompile(`debug: pgload acked (\S+)`)
 )
@@ -163,6 +163,26 @@ func (l *dbLab) waitCommits(t testing.TB, n int) {
 		}
 		if got, _ := strconv.Atoi(m[1]); got >= n {
 			return
+		}
+	}
+}
+
+// commitLatency is the load's mean time per commit (one after another, each acknowledged before the
+// next) over its next n commits, on the PC's clock.
+func (l *dbLab) commitLatency(t testing.TB, n int) time.Duration {
+	t.Helper()
+	var first, last [2]int
+	for i := 0; ; i++ {
+		m, err := l.pc.Expect(reLoadCommits, 2*time.Minute)
+		if err != nil {
+			t.Fatalf("the load does not commit: %v", err)
+		}
+		last[0], _ = strconv.Atoi(m[1])
+		last[1], _ = strconv.Atoi(m[2])
+		if i == 0 {
+			first = last
+		} else if last[0]-first[0] >= n {
+			return time.Duration(last[1]-first[1]) * time.Millisecond / time.Duration(last[0]-first[0])
 		}
 	}
 }

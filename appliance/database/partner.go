@@ -208,10 +208,12 @@ func (m *Manager) ensureReplica(ctx context.Context, c *pgx.Conn) error {
 	return nil
 }
 
-// DefaultPolicy: asynchronous. Choosing synchronous mode starts with a 10 s degrade timeout: longer than a
-// mirror restart, short enough that the office's application does not time out. The policy lives in the
-// cluster (database postgres, schema lawbox), so the mirror has it by replication and keeps it when promoted.
-var DefaultPolicy = appliance.DatabasePolicy{Sync: false, DegradeAfterS: 10}
+// DefaultPolicy: synchronous, with a 10 s degrade timeout: longer than a mirror restart, short enough that
+// the office's application does not time out. Asynchronous was the default once: a unit cut off from its
+// peer and the witness acknowledged commits for up to a second before it fenced itself, and lost them when
+// it rejoined. The policy lives in the cluster (database postgres, schema lawbox), so the mirror has it by
+// replication and keeps it when promoted; a unit that never stored one follows this default.
+var DefaultPolicy = appliance.DatabasePolicy{Sync: true, DegradeAfterS: 10}
 
 const policySchema = `CREATE SCHEMA IF NOT EXISTS lawbox;
 CREATE TABLE IF NOT EXISTS lawbox.policy (id int PRIMARY KEY CHECK (id = 1), sync boolean NOT NULL, degrade_after_s int NOT NULL)`

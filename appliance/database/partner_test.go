@@ -310,6 +310,10 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 	if err := b.SetPolicy(ctx, appliance.DatabasePolicy{Sync: true}); err == nil {
 		t.Error("the policy was set on the mirror")
 	}
+	// A pair nobody configured is synchronous: an acknowledged commit is on the mirror.
+	a.waitStatus(t, "synchronous by default", func(s appliance.DatabaseStatus) bool {
+		return s.Policy.Sync && s.Sync == "sync" && strings.HasPrefix(s.Mirror, "streaming from")
+	})
 
 	// Synchronous mode: once on, a commit that returned is already applied on the mirror.
 	if err := a.SetPolicy(ctx, appliance.DatabasePolicy{Sync: true, DegradeAfterS: 2}); err != nil {

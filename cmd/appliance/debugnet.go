@@ -177,7 +177,7 @@ func (l *pgLoad) run() {
 			failing = false
 			l.acked = append(l.acked, n)
 			if len(l.acked)%100 == 0 {
-				fmt.Fprintf(l.out, "debug: pgload commits %d\n", len(l.acked))
+				fmt.Fprintf(l.out, "debug: pgload commits %d at %d\n", len(l.acked), l.clock())
 			}
 		}
 	}
