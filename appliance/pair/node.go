@@ -116,6 +116,7 @@ type witnessState struct {
 	seen       time.Time
 	holder     string
 	leaseUntil time.Time
+	asked      map[uint64]time.Time // every request sent to the witness and not answered yet: seq -> sent
 	pending    map[uint64]time.Time // lease requests in flight: seq -> sent
 	bumps      map[uint64]bool      // those that asked to raise the epoch
 	stale      bool                 // the witness refuses this unit: the other unit was active after its data
@@ -142,6 +143,9 @@ var _ appliance.Pair = (*Node)(nil)
 func (n *Node) Load() error {
 	if n.Now == nil {
 		n.Now = time.Now
+	}
+	if err := n.loadSequence(); err != nil {
+		return err
 	}
 	var c Config
 	err := n.Store.GetJSON(state.BucketConfig, configKey, &c)
@@ -285,11 +289,11 @@ func (n *Node) tick() {
 		return
 	}
 	if was == Active && role != Active {
-		n.send(WitnessKey(c.Key), Message{Kind: "release", From: c.Name, Seq: n.seq.Next(now), Time: now}, c.Witness)
+		n.send(WitnessKey(c.Key), Message{Kind: "release", From: c.Name, Seq: n.ask(now), Time: now}, c.Witness)
 		n.witness.leaseUntil = time.Time{}
 	}
 	if wantLease {
-		seq := n.seq.Next(now)
+		seq := n.ask(now)
 		if n.witness.pending == nil || len(n.witness.pending) > 100 {
 			n.witness.pending = map[uint64]time.Time{}
 		}
@@ -305,7 +309,62 @@ func (n *Node) tick() {
 		n.send(WitnessKey(c.Key), Message{Kind: "lease", From: c.Name, Seq: seq, Time: now, LeaseMS: c.lease().Milliseconds(),
 			Epoch: c.Epoch, Force: n.witness.force, Bump: bump}, c.Witness)
 	} else if n.ticks%5 == 0 { // a standby still wants to know the witness is there
-		n.send(WitnessKey(c.Key), Message{Kind: "ping", From: c.Name, Seq: n.seq.Next(now), Time: now}, c.Witness)
+		n.send(WitnessKey(c.Key), Message{Kind: "ping", From: c.Name, Seq: n.ask(now), Time: now}, c.Witness)
+	}
+	if n.ticks%50 == 0 {
+		n.saveReplay()
+	}
+}
+
+// ask returns the sequence number of a new request to the witness, remembered until it is answered.
+func (n *Node) ask(now time.Time) uint64 {
+	seq := n.seq.Next(now)
+	if n.witness.asked == nil || len(n.witness.asked) > 100 {
+		n.witness.asked = map[uint64]time.Time{}
+	}
+	n.witness.asked[seq] = now
+	return seq
+}
+
+// Keys of the state store that carry the pair's message numbers across restarts.
+const (
+	seqKey    = "pair.seq"    // this unit's sequence high-water mark
+	replayKey = "pair.replay" // the newest number seen per key and sender
+)
+
+// loadSequence continues this unit's numbers and the replay windows from before a restart; the new
+// high-water mark is saved before any message is sent.
+func (n *Node) loadSequence() error {
+	var saved uint64
+	if err := n.Store.GetJSON(state.BucketConfig, seqKey, &saved); err != nil && !errors.Is(err, state.ErrNotFound) {
+		return fmt.Errorf("load pair sequence: %w", err)
+	}
+	if err := n.Store.PutJSON(state.BucketConfig, seqKey, n.seq.Start(saved, n.Now())); err != nil {
+		return fmt.Errorf("save pair sequence: %w", err)
+	}
+	n.seq.Reserve = func(mark uint64) {
+		n.write(func() {
+			if err := n.Store.PutJSON(state.BucketConfig, seqKey, mark); err != nil {
+				n.Log.Error("save pair sequence", "err", err)
+			}
+		})
+	}
+	var windows map[string]uint64
+	if err := n.Store.GetJSON(state.BucketConfig, replayKey, &windows); err != nil && !errors.Is(err, state.ErrNotFound) {
+		return fmt.Errorf("load pair replay windows: %w", err)
+	}
+	n.replay.Load(windows)
+	return nil
+}
+
+// saveReplay saves the replay windows if they moved (every few seconds: a restart accepts nothing older).
+func (n *Node) saveReplay() {
+	if w := n.replay.Windows(); w != nil {
+		n.write(func() {
+			if err := n.Store.PutJSON(state.BucketConfig, replayKey, w); err != nil {
+				n.Log.Error("save pair replay windows", "err", err)
+			}
+		})
 	}
 }
 
@@ -483,16 +542,19 @@ func (n *Node) handle(b []byte, from net.Addr) {
 		n.reject("bad_tag")
 		return
 	}
-	if (key == "pair" && (m.Kind != "heartbeat" || m.From != c.Peer)) || (key == "witness" && m.Kind != "grant") {
+	if (key == "pair" && (m.Kind != "heartbeat" || m.From != c.Peer)) || (key == "witness" && (m.Kind != "grant" || m.From != WitnessName)) {
 		n.reject("unknown_sender")
-		return
-	}
-	if err := n.replay.Check(m); err != nil {
-		n.reject("replay")
 		return
 	}
 	now := n.Now()
 	if key == "witness" {
+		// A grant counts only as the first answer to a request sent and not yet answered: one replayed,
+		// or made up by whoever holds the witness key, answers nothing.
+		if _, ok := n.witness.asked[m.Echo]; !ok {
+			n.reject("replay")
+			return
+		}
+		delete(n.witness.asked, m.Echo)
 		n.witness.seen, n.witness.holder = now, m.Holder
 		sent, ok := n.witness.pending[m.Echo]
 		bumped := n.witness.bumps[m.Echo]
@@ -511,6 +573,10 @@ func (n *Node) handle(b []byte, from net.Addr) {
 					"of the data. This unit waits for it; if it is lost for good, an admin can force this unit active (what the other unit saved since would be lost).")
 			}
 		}
+		return
+	}
+	if err := n.replay.Check("pair/"+m.From, m.Seq); err != nil {
+		n.reject("replay")
 		return
 	}
 	n.peer.seen, n.peer.role = now, m.Role

@@ -272,3 +272,51 @@ func TestMaintenanceMode(t *testing.T) {
 		t.Errorf("maintenance did not end when the other unit came back: %+v", b.Pair())
 	}
 }
+
+// Whoever holds the witness key (the office PC) cannot silence a unit: a "grant" in the peer's name with
+// the highest number is refused and moves no window, the real heartbeats still count; a grant that
+// answers no request of this unit's is refused too, and a real answer counts once.
+func TestWitnessKeyCannotSilenceThePeer(t *testing.T) {
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	n := &Node{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, Name: "unit-a", Now: func() time.Time { return now }}
+	if err := n.Load(); err != nil {
+		t.Fatal(err)
+	}
+	n.setConfig(&Config{Name: "unit-a", Peer: "unit-b", Key: key, Mode: Auto, HeartbeatMS: 100, TimeoutMS: 400})
+	wk := WitnessKey(key)
+	seal := func(k []byte, m Message) []byte {
+		b, err := Seal(k, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	n.handle(seal(wk, Message{Kind: "grant", From: "unit-b", Seq: ^uint64(0), Time: now}), nil)
+	n.handle(seal(wk, Message{Kind: "heartbeat", From: "unit-b", Seq: ^uint64(0), Time: now, Role: Active}), nil)
+	n.handle(seal(key, Message{Kind: "heartbeat", From: "unit-b", Seq: 1000, Time: now, Role: Active}), nil)
+	if n.peer.seen.IsZero() || n.peer.role != Active {
+		t.Errorf("the real heartbeat after forged ones was dropped: %+v, rejected %v", n.peer, n.rejected)
+	}
+	if n.rejected["unknown_sender"] != 2 {
+		t.Errorf("rejected %v, want the two messages in the peer's name on the witness key", n.rejected)
+	}
+	n.handle(seal(wk, Message{Kind: "grant", From: WitnessName, Seq: 5, Time: now, Echo: 77, Granted: true, Holder: "unit-a"}), nil)
+	if !n.witness.seen.IsZero() || n.rejected["replay"] != 1 {
+		t.Errorf("a grant answering no request was taken: %+v, rejected %v", n.witness, n.rejected)
+	}
+	seq := n.ask(now)
+	answer := seal(wk, Message{Kind: "grant", From: WitnessName, Seq: 6, Time: now, Echo: seq, Holder: "unit-b"})
+	n.handle(answer, nil)
+	if n.witness.seen.IsZero() || n.witness.holder != "unit-b" {
+		t.Errorf("the witness's answer was not taken: %+v", n.witness)
+	}
+	n.handle(answer, nil)
+	if n.rejected["replay"] != 2 {
+		t.Errorf("the same answer twice: rejected %v", n.rejected)
+	}
+}

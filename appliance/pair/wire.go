@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -13,8 +14,10 @@ import (
 )
 
 // Message is what units and the witness send each other over UDP: JSON, then an HMAC-SHA256 tag with the
-// pair's key. Seq rises with every message from a sender (it starts from the clock, so a restarted sender
-// still rises) and a receiver drops anything not newer than what it has seen: no replay.
+// pair's key (heartbeats) or the witness key (lease requests and grants). Seq rises with every message from
+// a sender, across restarts and whatever its clock says (Sequence), and a receiver drops anything not newer
+// than what it has seen on that key from that sender (Replay): no replay. A grant is taken only as the
+// answer to a request this unit sent and has not had answered (Echo): a replayed one answers nothing.
 type Message struct {
 	Kind      string     `json:"kind"` // "heartbeat", "lease" (a request), "release", "grant" (the witness's answer)
 	From      string     `json:"from"`
@@ -75,38 +78,99 @@ func Open(key, b []byte) (Message, error) {
 	return m, nil
 }
 
-// Sequence hands out rising sequence numbers, starting from the clock.
+// Sequence hands out rising sequence numbers. Once started (Start) it does not depend on the clock: it
+// continues above the high-water mark saved before and asks for a new mark (Reserve) half a block before
+// it reaches the saved one, so a restart continues above every number used even if the clock went back
+// (a unit without a battery-backed clock). Not started, it follows the clock (the witness).
 type Sequence struct {
-	mu   sync.Mutex
-	last uint64
+	// Reserve saves a new high-water mark; it must not block (it is called with the sender's locks held).
+	Reserve func(mark uint64)
+
+	mu       sync.Mutex // guards the fields below
+	last     uint64
+	reserved uint64 // the high-water mark saved; 0: not started
+}
+
+// seqBlock is how far ahead a high-water mark is saved: about a day of messages.
+const seqBlock = 1 << 20
+
+// Start continues from saved, the high-water mark saved before (0: none, the first start: begin at the
+// clock, above the numbers of a firmware that used the clock), and returns the mark to save before the first
+// message is sent.
+func (s *Sequence) Start(saved uint64, now time.Time) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.last = saved
+	if saved == 0 {
+		s.last = uint64(now.UnixNano())
+	}
+	s.reserved = s.last + seqBlock
+	return s.reserved
 }
 
 // Next returns the next number.
 func (s *Sequence) Next(now time.Time) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.last = max(s.last+1, uint64(now.UnixNano()))
+	if s.reserved == 0 {
+		s.last = max(s.last+1, uint64(now.UnixNano()))
+		return s.last
+	}
+	s.last++
+	if s.last+seqBlock/2 >= s.reserved {
+		s.reserved += seqBlock
+		if s.Reserve != nil {
+			s.Reserve(s.reserved)
+		}
+	}
 	return s.last
 }
 
-// Replay remembers the newest sequence number seen from each sender.
+// Replay remembers the newest sequence number seen on each channel: a key and a sender ("pair/unit-b",
+// "witness/unit-a"). A message authenticated by one key never moves the window of another, so the
+// witness's key cannot be used to silence a unit's heartbeats.
 type Replay struct {
-	mu   sync.Mutex
-	last map[string]uint64
+	mu    sync.Mutex // guards the fields below
+	last  map[string]uint64
+	dirty bool // changed since Windows
 }
 
-// Check accepts m only if it is newer than everything seen from its sender.
-func (r *Replay) Check(m Message) error {
+// Check accepts seq on channel only if it is newer than everything seen there.
+func (r *Replay) Check(channel string, seq uint64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.last == nil {
 		r.last = map[string]uint64{}
 	}
-	if m.Seq <= r.last[m.From] {
-		return fmt.Errorf("%w: %s seq %d, seen %d", ErrReplay, m.From, m.Seq, r.last[m.From])
+	if seq <= r.last[channel] {
+		return fmt.Errorf("%w: %s seq %d, seen %d", ErrReplay, channel, seq, r.last[channel])
 	}
-	r.last[m.From] = m.Seq
+	r.last[channel], r.dirty = seq, true
 	return nil
+}
+
+// Windows returns the newest number of every channel if they changed since the last call (to be saved),
+// else nil.
+func (r *Replay) Windows() map[string]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.dirty {
+		return nil
+	}
+	r.dirty = false
+	return maps.Clone(r.last)
+}
+
+// Load continues from windows saved before a restart: a message recorded before it is still refused.
+func (r *Replay) Load(windows map[string]uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last == nil {
+		r.last = map[string]uint64{}
+	}
+	for k, v := range windows {
+		r.last[k] = max(r.last[k], v)
+	}
 }
 
 // WitnessKey is the key shared with the witness, derived from the pair key: the witness PC can grant

@@ -18,6 +18,9 @@ import (
 // MaxLease bounds what a unit may ask for.
 const MaxLease = 10 * time.Second
 
+// WitnessName is who the witness's grants come from: a unit takes grants from nobody else.
+const WitnessName = "witness"
+
 // WitnessServer answers lease requests over UDP (cmd/witness).
 type WitnessServer struct {
 	Key       []byte
@@ -28,6 +31,7 @@ type WitnessServer struct {
 
 	mu     sync.Mutex
 	w      Witness
+	seen   map[string]uint64 // the replay windows last saved
 	replay Replay
 	seq    Sequence
 }
@@ -41,13 +45,23 @@ func (s *WitnessServer) Load() error {
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
+	var f witnessFile
 	if err == nil {
-		err = json.Unmarshal(b, &s.w.State)
+		err = json.Unmarshal(b, &f)
 	}
 	if err != nil {
 		return fmt.Errorf("witness state %s: %w", s.StateFile, err)
 	}
+	s.w.State, s.seen = f.WitnessState, f.Seen
+	s.replay.Load(f.Seen)
 	return nil
+}
+
+// witnessFile is the state file: the witness's state, and the newest message number seen from each unit
+// (Replay's windows), so a request recorded before a restart of the witness is still refused after it.
+type witnessFile struct {
+	WitnessState
+	Seen map[string]uint64 `json:"seen,omitempty"`
 }
 
 // save writes the state file durably (temp, fsync, rename): a witness that forgot the epoch after a power
@@ -56,7 +70,10 @@ func (s *WitnessServer) save() error {
 	if s.StateFile == "" {
 		return nil
 	}
-	b, err := json.Marshal(s.w.State)
+	if w := s.replay.Windows(); w != nil {
+		s.seen = w
+	}
+	b, err := json.Marshal(witnessFile{s.w.State, s.seen})
 	if err != nil {
 		return err
 	}
@@ -67,7 +84,7 @@ func (s *WitnessServer) save() error {
 func (s *WitnessServer) Handle(b []byte) []byte {
 	m, err := Open(s.Key, b)
 	if err == nil {
-		err = s.replay.Check(m)
+		err = s.replay.Check("witness/"+m.From, m.Seq)
 	}
 	if err == nil && m.Kind != "release" && m.Kind != "ping" && (m.Kind != "lease" || m.LeaseMS <= 0 || time.Duration(m.LeaseMS)*time.Millisecond > MaxLease) {
 		err = errors.New("not a valid lease request")
@@ -111,11 +128,32 @@ func (s *WitnessServer) Handle(b []byte) []byte {
 	return out
 }
 
-// Serve answers on conn until ctx ends.
+// Serve answers on conn until ctx ends. The replay windows are saved every few seconds when they moved.
 func (s *WitnessServer) Serve(ctx context.Context, conn net.PacketConn) error {
 	go func() {
 		<-ctx.Done()
 		conn.Close()
+	}()
+	go func() {
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				w := s.replay.Windows()
+				if w == nil {
+					continue
+				}
+				s.mu.Lock()
+				s.seen = w
+				if err := s.save(); err != nil {
+					s.Log.Error("save the witness state", "err", err)
+				}
+				s.mu.Unlock()
+			}
+		}
 	}()
 	buf := make([]byte, 4096)
 	for {

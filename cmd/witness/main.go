@@ -49,7 +49,7 @@ func main() {
 	defer stop()
 	lg := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	lg.Info("witness answering", "listen", conn.LocalAddr().String())
-	s := &pair.WitnessServer{Key: key, Log: lg, Now: time.Now, Name: "witness", StateFile: *stateFile}
+	s := &pair.WitnessServer{Key: key, Log: lg, Now: time.Now, Name: pair.WitnessName, StateFile: *stateFile}
 	if err := s.Load(); err != nil {
 		log.Fatalf("witness: %v", err)
 	}
