@@ -65,6 +65,7 @@ type DatabaseInfo struct {
 	Name      string `json:"name"`
 	Owner     string `json:"owner"`
 	SizeBytes int64  `json:"size_bytes"`
+	Plain     bool   `json:"plain"` // an admin opened it to connections without TLS
 }
 
 // NewDatabase is a created database; Password is shown this once.
@@ -72,13 +73,23 @@ type NewDatabase struct {
 	Name     string `json:"name"`
 	Owner    string `json:"owner"`
 	Password string `json:"password"`
-	URL      string `json:"url"`
+	// URL connects over TLS with SCRAM channel binding: the server proves it knows the password's
+	// verifier over that very TLS session, so an impostor on the LAN cannot complete the login.
+	URL string `json:"url"`
+	// VerifyURL also checks the server's certificate: save CA as the file sslrootcert names. verify-full
+	// when the certificate names the address (the office's own certificate), else verify-ca (the unit's
+	// self-signed certificate, which is its own authority).
+	VerifyURL string `json:"verify_url"`
+	CA        string `json:"ca"` // PEM: the certificate to trust
 }
 
 // Database is the office's PostgreSQL.
 type Database interface {
 	Database(ctx context.Context) (DatabaseStatus, error)
 	CreateDatabase(ctx context.Context, name, owner string) (NewDatabase, error)
+	// SetPlain opens a database to connections without TLS (allow) or closes it again: every database
+	// takes TLS connections only unless an admin opens it.
+	SetPlain(ctx context.Context, name string, allow bool) error
 	Mirroring
 }
 
@@ -89,6 +100,9 @@ type Upstream struct {
 	User     string `json:"user"`     // a role with REPLICATION
 	Password string `json:"password"` // kept in the state store; never shown again
 	Confirm  string `json:"confirm"`  // "erase" when the unit holds databases: they are moved aside
+	// Fingerprint is the SHA-256 of the server's TLS certificate (AB:CD:...) as the admin read it on the
+	// server: the unit mirrors over TLS only, and only the certificate confirmed.
+	Fingerprint string `json:"fingerprint"`
 }
 
 // Promotion is a finished promotion of the mirror.

@@ -67,7 +67,7 @@ func TestDatabaseProduction(t *testing.T) {
 	}
 	code, body := u.call("POST", "/api/v1/database/databases", tok, `{"name":"practice","owner":"practice_app"}`)
 	var nd newDatabase
-	if code != 201 || json.Unmarshal([]byte(body), &nd) != nil || !strings.HasSuffix(nd.URL, "/practice?sslmode=require") {
+	if code != 201 || json.Unmarshal([]byte(body), &nd) != nil || !strings.HasSuffix(nd.URL, "/practice?sslmode=require&channel_binding=require") {
 		t.Fatalf("create = %d %s", code, body)
 	}
 	if code, _ := u.call("POST", "/api/v1/database/databases", tok, `{"name":"practice","owner":"other"}`); code != 409 {
@@ -160,6 +160,8 @@ func TestDatabaseMirrorOfExternal(t *testing.T) {
 	for _, q := range []string{
 		"CREATE ROLE repl REPLICATION LOGIN PASSWORD 'replication-pw'",
 		"CREATE DATABASE practice",
+		// A hostile server's settings travel in the copy (postgresql.auto.conf): a mirror would run them.
+		"ALTER SYSTEM SET restore_command = 'echo owned > owned-by-upstream; false'",
 	} {
 		if _, err := up.Exec(setup, q); err != nil {
 			t.Fatal(err)
@@ -193,7 +195,12 @@ func TestDatabaseMirrorOfExternal(t *testing.T) {
 		}
 		return nil
 	})
-	if code, body := u.call("PUT", "/api/v1/database/upstream", tok, `{"host":"198.18.0.100","port":5432,"user":"repl","password":"replication-pw"}`); code != 202 {
+	// TLS only, with the certificate the admin confirms: the first answer names its fingerprint.
+	upstream := `{"host":"198.18.0.100","port":5432,"user":"repl","password":"replication-pw"`
+	if code, body := u.call("PUT", "/api/v1/database/upstream", tok, upstream+`}`); code != 400 || !strings.Contains(body, pg.Fingerprint) {
+		t.Fatalf("upstream without a fingerprint = %d %s, want 400 naming %s", code, body, pg.Fingerprint)
+	}
+	if code, body := u.call("PUT", "/api/v1/database/upstream", tok, upstream+`,"fingerprint":"`+pg.Fingerprint+`"}`); code != 202 {
 		t.Fatalf("upstream = %d %s", code, body)
 	}
 	eventually(t, 3*time.Minute, "mirror running with the upstream's database", func() error {
@@ -202,6 +209,10 @@ func TestDatabaseMirrorOfExternal(t *testing.T) {
 		}
 		return nil
 	})
+	// The copied restore_command never ran: the unit's settings replaced the upstream's.
+	if got := u.debug("sum /data/postgresql/15/main/owned-by-upstream", `debug: sum \S+: (\S*) (.*)`, time.Minute); !strings.Contains(got[2], "no such file") {
+		t.Errorf("the upstream's restore_command ran on the unit: %q", got)
+	}
 	// The unit's own (empty) cluster was moved aside, not deleted: listed, and deleted on request.
 	var st struct {
 		SetAside []struct {

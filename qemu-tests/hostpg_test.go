@@ -2,12 +2,22 @@ package qemutests
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,10 +28,11 @@ import (
 // hostPG is a throwaway PostgreSQL 15 cluster on 127.0.0.1, run as the host's postgres user: the "office's
 // own server" a unit can mirror.
 type hostPG struct {
-	Port     int
-	Password string // of its postgres superuser
-	cmd      *exec.Cmd
-	done     chan struct{}
+	Port        int
+	Password    string // of its postgres superuser
+	Fingerprint string // SHA-256 of its self-signed TLS certificate, AB:CD:...
+	cmd         *exec.Cmd
+	done        chan struct{}
 }
 
 const pgBin = "/usr/lib/postgresql/15/bin"
@@ -63,7 +74,10 @@ func startHostPG(t *testing.T) *hostPG {
 		"--auth-host=scram-sha-256", "--locale=C", "-E", "UTF8").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	pg.cmd = run("postgres", "-D", data, "-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(pg.Port),
+	if pg.Fingerprint, err = selfSignedFiles(filepath.Join(data, "server.crt"), filepath.Join(data, "server.key"), uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	pg.cmd = run("postgres", "-D", data, "-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(pg.Port), "-c", "ssl=on",
 		"-c", "unix_socket_directories="+dir, "-c", "wal_level=replica", "-c", "max_wal_senders=5")
 	pg.cmd.Stdout, pg.cmd.Stderr = nil, nil
 	if err := pg.cmd.Start(); err != nil {
@@ -100,4 +114,38 @@ func (pg *hostPG) Stop() {
 		_ = pg.cmd.Process.Kill()
 		<-pg.done
 	}
+}
+
+// selfSignedFiles writes a new self-signed certificate and its key for PostgreSQL (owned by uid:gid) and
+// returns the certificate's SHA-256 fingerprint.
+func selfSignedFiles(certFile, keyFile string, uid, gid int) (string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "office-db"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", err
+	}
+	for f, b := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: kder}} {
+		if err := os.WriteFile(f, pem.EncodeToMemory(b), 0o600); err != nil {
+			return "", err
+		}
+		if err := os.Chown(f, uid, gid); err != nil {
+			return "", err
+		}
+	}
+	sum := sha256.Sum256(der)
+	hexes := make([]string, len(sum))
+	for i, b := range sum {
+		hexes[i] = fmt.Sprintf("%02X", b)
+	}
+	return strings.Join(hexes, ":"), nil
 }

@@ -54,6 +54,36 @@ func (s *Server) apiCreateDatabase(w http.ResponseWriter, r *http.Request, sess 
 	writeJSON(w, http.StatusCreated, created)
 }
 
+// plainAccess opens a database to connections without TLS, or closes it again.
+type plainAccess struct {
+	Allow bool `json:"allow"`
+}
+
+func (s *Server) apiSetPlain(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var p plainAccess
+	err := decode(r, &p)
+	if err == nil {
+		s.log.Warn("database connections without TLS requested", "database", r.PathValue("database"), "allow", p.Allow, "user", sess.User, "remote", remote(r))
+		err = s.db.SetPlain(r.Context(), r.PathValue("database"), p.Allow)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) formSetPlain(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	allow := r.PostFormValue("allow") == "yes"
+	s.log.Warn("database connections without TLS requested", "database", r.PathValue("database"), "allow", allow, "user", sess.User, "remote", remote(r))
+	err := s.db.SetPlain(r.Context(), r.PathValue("database"), allow)
+	if allow {
+		s.renderDatabase(w, r, sess, nil, err, "The database now also takes connections without TLS: passwords and data cross the LAN readable. Go back to TLS only once the application can use it.")
+		return
+	}
+	s.renderDatabase(w, r, sess, nil, err, "The database takes TLS connections only again.")
+}
+
 func (s *Server) pageDatabase(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	s.renderDatabase(w, r, sess, nil, nil)
 }
@@ -130,7 +160,7 @@ func (s *Server) formPromote(w http.ResponseWriter, r *http.Request, sess applia
 func (s *Server) formSetUpstream(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	port, _ := strconv.Atoi(r.PostFormValue("port"))
 	u := appliance.Upstream{Host: r.PostFormValue("host"), Port: port, User: r.PostFormValue("user"),
-		Password: r.PostFormValue("password"), Confirm: r.PostFormValue("confirm")}
+		Password: r.PostFormValue("password"), Confirm: r.PostFormValue("confirm"), Fingerprint: r.PostFormValue("fingerprint")}
 	s.log.Warn("database mirror of an upstream requested", "host", u.Host, "port", u.Port, "user", sess.User, "remote", remote(r))
 	if err := s.db.SetUpstream(r.Context(), u); err != nil {
 		s.renderDatabase(w, r, sess, nil, err)

@@ -121,3 +121,29 @@ func TestSetAsideCopies(t *testing.T) {
 		t.Errorf("start afresh with a sound cluster = %d", w.Code)
 	}
 }
+
+// Opening a database to connections without TLS: admins only, the named database, a clear answer.
+func TestPlainConnections(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	for _, c := range []struct {
+		path, body string
+		want       int
+	}{
+		{"/api/v1/database/databases/practice/plain", `{"allow":true}`, 204},
+		{"/api/v1/database/databases/nope/plain", `{"allow":true}`, 404},
+		{"/api/v1/database/databases/practice/plain", `{"allow":"yes"}`, 400},
+	} {
+		if w := e.do(req{method: "PUT", path: c.path, body: c.body, hdr: bearer(tok)}); w.Code != c.want {
+			t.Errorf("PUT %s %s = %d %s, want %d", c.path, c.body, w.Code, w.Body, c.want)
+		}
+	}
+	if !e.db.plain {
+		t.Error("the database was not opened")
+	}
+	w := e.do(req{method: "POST", path: "/database/databases/practice/plain", body: "allow=no", hdr: map[string]string{"Cookie": CookieName + "=" + tok,
+		"Content-Type": "application/x-www-form-urlencoded"}})
+	if w.Code != 200 || e.db.plain || !strings.Contains(w.Body.String(), "TLS connections only again") {
+		t.Errorf("form back to TLS only = %d, plain %v", w.Code, e.db.plain)
+	}
+}

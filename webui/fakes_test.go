@@ -141,6 +141,7 @@ type fakeDB struct {
 	policy   appliance.DatabasePolicy
 	aside    []appliance.SetAside
 	stranded bool
+	plain    bool
 }
 
 func (f *fakeDB) StartAfresh(context.Context) error {
@@ -172,6 +173,14 @@ func (f *fakeDB) CreateDatabase(_ context.Context, name, owner string) (applianc
 	}
 	f.created = append(f.created, name)
 	return appliance.NewDatabase{Name: name, Owner: owner, Password: "pw", URL: "postgresql://" + owner + ":pw@unit:5432/" + name}, nil
+}
+
+func (f *fakeDB) SetPlain(_ context.Context, name string, allow bool) error {
+	if name != "practice" {
+		return fmt.Errorf("no database %q: %w", name, appliance.ErrNotFound)
+	}
+	f.plain = allow
+	return nil
 }
 
 func (f *fakeDB) SetUpstream(_ context.Context, u appliance.Upstream) error {

@@ -159,6 +159,8 @@ func (s *Server) Routes() []Route {
 		{"POST /database/databases", Admin, s.formCreateDatabase},
 		{"GET /api/v1/database", Viewer, s.apiDatabase},
 		{"POST /api/v1/database/databases", Admin, s.apiCreateDatabase},
+		{"PUT /api/v1/database/databases/{database}/plain", Admin, s.apiSetPlain},
+		{"POST /database/databases/{database}/plain", Admin, s.formSetPlain},
 		{"PUT /api/v1/database/upstream", Admin, s.apiSetUpstream},
 		{"POST /api/v1/database/promote", Admin, s.apiPromote},
 		{"PUT /api/v1/database/policy", Admin, s.apiSetPolicy},

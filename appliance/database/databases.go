@@ -1,8 +1,11 @@
 package database
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -55,8 +58,26 @@ func (m *Manager) CreateDatabase(ctx context.Context, name, owner string) (appli
 	}
 	m.Log.Info("database created", "name", name, "owner", owner)
 	u := url.URL{Scheme: "postgresql", User: url.UserPassword(owner, pw), Host: net.JoinHostPort(m.Host(), strconv.Itoa(m.Port)),
-		Path: "/" + name, RawQuery: "sslmode=require"}
-	return appliance.NewDatabase{Name: name, Owner: owner, Password: pw, URL: u.String()}, nil
+		Path: "/" + name, RawQuery: "sslmode=require&channel_binding=require"}
+	nd := appliance.NewDatabase{Name: name, Owner: owner, Password: pw, URL: u.String()}
+	cert, _, err := m.TLS()
+	if err != nil {
+		return nd, fmt.Errorf("create database %s: the server's certificate: %w", name, err)
+	}
+	mode := "verify-ca"
+	if b, _ := pem.Decode(cert); b != nil {
+		if leaf, err := x509.ParseCertificate(b.Bytes); err == nil && leaf.VerifyHostname(m.Host()) == nil && !selfSigned(leaf) {
+			mode = "verify-full"
+		}
+	}
+	u.RawQuery = "sslmode=" + mode + "&sslrootcert=lawbox-ca.crt&channel_binding=require"
+	nd.VerifyURL, nd.CA = u.String(), string(cert)
+	return nd, nil
+}
+
+// selfSigned: the unit's own certificate, its own authority (not a CA, so verify-full's chain is itself).
+func selfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject)
 }
 
 // password is 24 random letters and digits (143 bits).

@@ -13,7 +13,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -53,6 +52,7 @@ type Manager struct {
 	lastPromotion   float64 // seconds the last promotion took
 	lagHistory      []appliance.LagPoint
 	streamWait      time.Duration    // how long a switchover waits for the mirror to stream; 0: 30 s
+	plain           []string         // the databases open without TLS in the pg_hba.conf written last (nil: none yet)
 	asideSizes      map[string]int64 // set-aside cluster -> bytes, counted once
 }
 
@@ -325,11 +325,11 @@ func (m *Manager) prepare(ctx context.Context, want mode) (mode, error) {
 			start = mode{Kind: readOnly}
 		}
 	}
-	// initdb's postgresql.conf, or none at all in a copy of a Debian cluster (Debian keeps it in /etc):
-	// either way it must include conf.d.
-	conf := filepath.Join(m.DataDir, "postgresql.conf")
-	if b, err := os.ReadFile(conf); err != nil || !strings.Contains(string(b), "\ninclude_dir = 'conf.d'") {
-		if err := writeAtomic(conf, append(b, "\ninclude_dir = 'conf.d'\n"...), cred); err != nil {
+	// Every setting the server reads is the unit's: a copy of another server brings that server's
+	// postgresql.conf and postgresql.auto.conf (read last, over conf.d), whose settings would run commands
+	// as the unit's postgres user.
+	for name, data := range map[string]string{"postgresql.conf": managedMain, "postgresql.auto.conf": managedAuto} {
+		if err := writeAtomic(filepath.Join(m.DataDir, name), []byte(data), cred); err != nil {
 			return want, err
 		}
 	}
@@ -345,12 +345,15 @@ func (m *Manager) prepare(ctx context.Context, want mode) (mode, error) {
 	if err != nil {
 		return want, fmt.Errorf("TLS certificate: %w", err)
 	}
+	m.mu.Lock()
+	m.plain = nil // pg_hba.conf is written afresh: production writes the open databases again once it runs
+	m.mu.Unlock()
 	files := []struct {
 		name string
 		data []byte
 	}{
 		{"conf.d/appliance.conf", []byte(managedConf(m.Port, m.Socket, m.slotKeep(), m.Archive))},
-		{"pg_hba.conf", []byte(managedHBA)},
+		{"pg_hba.conf", []byte(managedHBA(nil))}, // production adds the databases open without TLS once it runs (plain.go)
 		{"pg_ident.conf", []byte(managedIdent)},
 		{"server.crt", cert},
 		{"server.key", key},

@@ -68,6 +68,9 @@ type upstream struct {
 	Password string `json:"password"`
 	Slot     string `json:"slot"`
 	Partner  bool   `json:"partner,omitempty"` // the other unit of the pair
+	// CAFile holds the certificate chain an external upstream presented when the admin confirmed its
+	// fingerprint: the only root its TLS connections trust.
+	CAFile string `json:"ca_file,omitempty"`
 }
 
 func (m *Manager) roleConfig() roleConfig {
@@ -105,7 +108,11 @@ func (m *Manager) SetUpstream(ctx context.Context, u appliance.Upstream) error {
 	}
 	host, _ := os.Hostname()
 	slot := "lawbox_" + regexp.MustCompile(`[^a-z0-9_]`).ReplaceAllString(strings.ToLower(host), "_")
-	up := &upstream{Host: u.Host, Port: u.Port, User: u.User, Password: u.Password, Slot: slot}
+	up := &upstream{Host: u.Host, Port: u.Port, User: u.User, Password: u.Password, Slot: slot,
+		CAFile: filepath.Join(filepath.Dir(m.DataDir), "upstream-ca.crt")}
+	if err := m.pinUpstream(ctx, up, u.Fingerprint); err != nil {
+		return err
+	}
 	// Try it now: a wrong password or version is the admin's to fix, and better said here than in a state.
 	if _, err := m.upstreamSystem(ctx, up); err != nil {
 		if errors.Is(err, appliance.ErrBadInput) {

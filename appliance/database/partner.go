@@ -97,10 +97,17 @@ func (m *Manager) partner() *upstream {
 // conninfo is a libpq connection string to the upstream (values are checked or generated: no quoting).
 func (u *upstream) conninfo(db string) string {
 	s := fmt.Sprintf("host=%s port=%d user=%s dbname=%s application_name=%s connect_timeout=5", u.Host, u.Port, u.User, db, replicaSlot)
-	if u.Partner {
+	switch {
+	case u.Partner:
 		// TLS, and SCRAM channel binding: the peer proves it knows the shared password over this very TLS
 		// session, so a machine in the middle cannot pose as the production unit.
 		s += " sslmode=require channel_binding=require target_session_attrs=read-write"
+	case u.CAFile != "":
+		// An external server: TLS with the certificate the admin confirmed (its chain is the only root), and
+		// SCRAM channel binding.
+		s += " sslmode=verify-ca sslrootcert=" + u.CAFile + " channel_binding=require"
+	default: // set by an older firmware: at least TLS and channel binding
+		s += " sslmode=require channel_binding=require"
 	}
 	return s
 }
@@ -275,6 +282,9 @@ func (m *Manager) maintain(ctx context.Context) error {
 	}
 	defer c.Close(ctx)
 	if err := m.ensureReplica(ctx, c); err != nil {
+		return err
+	}
+	if err := m.applyPlain(ctx, c); err != nil {
 		return err
 	}
 	pol := readPolicy(ctx, c)

@@ -2,6 +2,7 @@ package database
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -443,7 +445,30 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 }
 
 // fakeServer answers every connection as a PostgreSQL server of the given version that accepts anyone.
+// confirmed sets upstream u as an admin does: the first try names the certificate's fingerprint, which the
+// admin confirms.
+func confirmed(t *testing.T, u *hostUnit, up appliance.Upstream) error {
+	t.Helper()
+	err := u.SetUpstream(context.Background(), up)
+	m := regexp.MustCompile(`fingerprint ([0-9A-F:]{95})`).FindStringSubmatch(fmt.Sprint(err))
+	if !errors.Is(err, appliance.ErrBadInput) || m == nil {
+		t.Fatalf("upstream without a fingerprint: %v, want its fingerprint", err)
+	}
+	up.Fingerprint = m[1]
+	return u.SetUpstream(context.Background(), up)
+}
+
 func fakeServer(t *testing.T, version string) int {
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	k, err := certs.NewKeeper(st, "fake", []net.IP{net.IPv4(127, 0, 0, 1)}, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := k.Current()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -460,7 +485,9 @@ func fakeServer(t *testing.T, version string) int {
 				be := pgproto3.NewBackend(c, c)
 				msg, err := be.ReceiveStartupMessage()
 				if _, ok := msg.(*pgproto3.SSLRequest); ok && err == nil {
-					c.Write([]byte("N"))
+					c.Write([]byte("S"))
+					tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
+					be = pgproto3.NewBackend(tc, tc)
 					_, err = be.ReceiveStartupMessage()
 				}
 				if err != nil {
@@ -501,19 +528,26 @@ func TestExternalUpstreamBadInput(t *testing.T) {
 	}
 	c.Close(ctx)
 
-	err = b.SetUpstream(ctx, appliance.Upstream{Host: "127.0.0.1", Port: portA, User: replicaUser, Password: "wrong-password"})
+	err = confirmed(t, b, appliance.Upstream{Host: "127.0.0.1", Port: portA, User: replicaUser, Password: "wrong-password"})
 	if !errors.Is(err, appliance.ErrBadInput) || !strings.Contains(err.Error(), "refused user lawbox_replica") {
 		t.Errorf("wrong password: %v", err)
 	}
-	err = b.SetUpstream(ctx, appliance.Upstream{Host: "127.0.0.1", Port: fakeServer(t, "16.4"), User: replicaUser, Password: "x"})
-	if !errors.Is(err, appliance.ErrBadInput) || !strings.Contains(err.Error(), "runs PostgreSQL 16.4") {
-		t.Errorf("PostgreSQL 16 upstream: %v", err)
+	// A server that lets the unit in without proving it knows the password (SCRAM with channel binding):
+	// an impostor, whatever version it claims.
+	err = confirmed(t, b, appliance.Upstream{Host: "127.0.0.1", Port: fakeServer(t, "16.4"), User: replicaUser, Password: "x"})
+	if err == nil || !strings.Contains(err.Error(), "channel binding") {
+		t.Errorf("a server that skips authentication: %v", err)
+	}
+	err = b.SetUpstream(ctx, appliance.Upstream{Host: "127.0.0.1", Port: portA, User: replicaUser, Password: "right-password",
+		Fingerprint: strings.Repeat("AB:", 31) + "AB"})
+	if !errors.Is(err, appliance.ErrBadInput) || !strings.Contains(err.Error(), "presents the TLS certificate") {
+		t.Errorf("another certificate than the one confirmed: %v", err)
 	}
 	if st, _ := b.Database(ctx); st.Role != production {
 		t.Fatalf("a refused upstream changed the unit: %+v", st)
 	}
 
-	if err := b.SetUpstream(ctx, appliance.Upstream{Host: "127.0.0.1", Port: portA, User: replicaUser, Password: "right-password"}); err != nil {
+	if err := confirmed(t, b, appliance.Upstream{Host: "127.0.0.1", Port: portA, User: replicaUser, Password: "right-password"}); err != nil {
 		t.Fatal(err)
 	}
 	b.waitStatus(t, "the copy fails for lack of space", func(s appliance.DatabaseStatus) bool {

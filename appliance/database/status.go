@@ -140,6 +140,13 @@ func (m *Manager) Database(ctx context.Context) (appliance.DatabaseStatus, error
 	if err := rows.Err(); err != nil {
 		return st, fmt.Errorf("list databases: %w", err)
 	}
+	plain, err := readPlain(ctx, c)
+	if err != nil {
+		return st, fmt.Errorf("databases open without TLS: %w", err)
+	}
+	for i := range st.Databases {
+		st.Databases[i].Plain = slices.Contains(plain, st.Databases[i].Name)
+	}
 	_ = c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").Scan(&st.Connections)
 	if cur.Kind == production {
 		if st.Slots, err = slots(ctx, c); err != nil {

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,4 +71,57 @@ func TestCertificateReload(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// Every database takes TLS connections only, unless an admin opens one; the verifying connection string
+// checks the server's certificate and channel binding.
+func TestTLSOnlyByDefault(t *testing.T) {
+	port := freePort(t)
+	u := startHostUnit(t, "a", port, 0, "single")
+	ctx := context.Background()
+	u.waitStatus(t, "production", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
+	nd, err := u.CreateDatabase(ctx, "practice", "practice_app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(nd.URL, "channel_binding=require") || !strings.Contains(nd.VerifyURL, "sslmode=verify-") || !strings.Contains(nd.CA, "BEGIN CERTIFICATE") {
+		t.Errorf("connection strings %q %q, CA %.40q", nd.URL, nd.VerifyURL, nd.CA)
+	}
+	plainURL := strings.Replace(nd.URL, "sslmode=require&channel_binding=require", "sslmode=disable", 1)
+	connect := func(url string) error {
+		c, err := pgx.Connect(ctx, url)
+		if err == nil {
+			c.Close(ctx)
+		}
+		return err
+	}
+	if err := connect(plainURL); err == nil {
+		t.Error("a connection without TLS was accepted")
+	}
+	if err := connect(nd.URL); err != nil {
+		t.Errorf("the connection string: %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "lawbox-ca.crt"), []byte(nd.CA), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := connect(strings.Replace(nd.VerifyURL, "sslrootcert=lawbox-ca.crt", "sslrootcert="+filepath.Join(dir, "lawbox-ca.crt"), 1)); err != nil {
+		t.Errorf("the verifying connection string: %v", err)
+	}
+	if err := u.SetPlain(ctx, "nope", true); !errors.Is(err, appliance.ErrNotFound) {
+		t.Errorf("SetPlain of a missing database: %v", err)
+	}
+	if err := u.SetPlain(ctx, "practice", true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "a connection without TLS once opened", func() error { return connect(plainURL) })
+	if st, err := u.Database(ctx); err != nil || len(st.Databases) != 1 || !st.Databases[0].Plain {
+		t.Errorf("status after opening: %+v %v", st.Databases, err)
+	}
+	if err := u.SetPlain(ctx, "practice", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := connect(plainURL); err == nil {
+		t.Error("a connection without TLS after closing again")
+	}
 }
