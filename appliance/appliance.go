@@ -93,8 +93,11 @@ type Auth interface {
 
 	// Record adds an entry to the audit log.
 	Record(e AuditEntry) error
-	// Audit returns the last n entries of the audit log, newest first.
-	Audit(n int) ([]AuditEntry, error)
+	// Audit returns the last n entries of the audit log (noise: of the unauthenticated requests'),
+	// newest first.
+	Audit(n int, noise bool) ([]AuditEntry, error)
+	// VerifyAudit checks the audit log's hash chain.
+	VerifyAudit() (AuditCheck, error)
 }
 
 // User is an account of the web UI.
@@ -112,6 +115,17 @@ type AuditEntry struct {
 	Action string    `json:"action"` // the route, e.g. "POST /api/v1/database/promote"
 	Path   string    `json:"path"`
 	Status int       `json:"status"` // the HTTP answer
+	// Noise is a request that did not authenticate (a wrong login, a probe, a page without a session): it
+	// goes to a log of its own, so a flood of them never pushes what users did out of the audit log.
+	Noise bool `json:"noise,omitempty"`
+}
+
+// AuditCheck is the verification of the audit log's hash chain.
+type AuditCheck struct {
+	Entries int    `json:"entries"`
+	Head    string `json:"head"` // the newest entry's hash (also sent to syslog with every entry)
+	OK      bool   `json:"ok"`
+	Problem string `json:"problem,omitempty"` // where the chain breaks
 }
 
 // Disk is a block disk the unit sees.

@@ -27,6 +27,9 @@ type pageData struct {
 	Alerts  alertsPage
 	Users   []appliance.User
 	Audit   []appliance.AuditEntry
+	// AuditNoise: the page shows the requests that did not authenticate; AuditCheck: the chain's check
+	AuditNoise bool
+	AuditCheck appliance.AuditCheck
 }
 
 // render executes a page into a buffer first, so a template error never sends half a page.

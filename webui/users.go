@@ -110,7 +110,18 @@ func (s *Server) apiEndSessions(w http.ResponseWriter, r *http.Request, sess app
 	writeJSON(w, http.StatusOK, map[string]int{"ended": n})
 }
 
-// apiAudit answers the last n entries (?n=, default 1000), as JSON or, with ?format=csv, as a file to keep.
+// apiVerifyAudit checks the audit log's hash chain.
+func (s *Server) apiVerifyAudit(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	c, err := s.auth.VerifyAudit()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// apiAudit answers the last n entries (?n=, default 1000; ?log=noise: of the requests that did not
+// authenticate), as JSON or, with ?format=csv, as a file to keep.
 func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
 	n := 1000
 	if v := r.URL.Query().Get("n"); v != "" {
@@ -120,7 +131,7 @@ func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, _ appliance.Se
 			return
 		}
 	}
-	entries, err := s.auth.Audit(n)
+	entries, err := s.auth.Audit(n, r.URL.Query().Get("log") == "noise")
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -212,8 +223,12 @@ func (s *Server) formEndSessions(w http.ResponseWriter, r *http.Request, sess ap
 }
 
 func (s *Server) pageAudit(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	entries, err := s.auth.Audit(auditPage)
-	d := pageData{Session: sess, Audit: entries}
+	noise := r.URL.Query().Get("log") == "noise"
+	entries, err := s.auth.Audit(auditPage, noise)
+	d := pageData{Session: sess, Audit: entries, AuditNoise: noise}
+	if err == nil && !noise {
+		d.AuditCheck, err = s.auth.VerifyAudit()
+	}
 	if err != nil {
 		_, d.Error = statusOf(err)
 	}

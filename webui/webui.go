@@ -236,6 +236,7 @@ func (s *Server) Routes() []Route {
 		{"PUT /api/v1/users/{name}/password", Viewer, s.apiSetPassword},
 		{"POST /api/v1/sessions/end", Viewer, s.apiEndSessions},
 		{"GET /api/v1/audit", Admin, s.apiAudit},
+		{"GET /api/v1/audit/verify", Admin, s.apiVerifyAudit},
 		{metricsRoute, Viewer, s.metrics},
 		{"GET /alerts", Viewer, s.pageAlerts},
 		{"POST /alerts/notifications", Admin, s.formNotifications},
@@ -294,14 +295,19 @@ func (s *Server) guard(rt Route) http.Handler {
 	basic := rt.Pattern == metricsRoute
 	api := strings.Contains(rt.Pattern, " /api/") || basic
 	audited := rt.Access == Admin || !strings.HasPrefix(rt.Pattern, "GET ")
+	login := loginRoutes[rt.Pattern]
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var sess appliance.Session
+		authenticated := false
 		if audited {
 			rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 			who := new(string)
 			r = r.WithContext(context.WithValue(r.Context(), auditKey{}, who))
 			defer func() {
-				e := appliance.AuditEntry{Time: time.Now().UTC(), User: *who, Remote: remote(r), Action: rt.Pattern, Path: r.URL.Path, Status: rec.status}
+				// What users did goes to the audit log; a request that did not authenticate (but a login
+				// or setup that succeeded) to the noise log.
+				noise := !authenticated && !(login && rec.status < 400)
+				e := appliance.AuditEntry{Time: time.Now().UTC(), User: *who, Remote: remote(r), Action: rt.Pattern, Path: r.URL.Path, Status: rec.status, Noise: noise}
 				if err := s.auth.Record(e); err != nil {
 					s.log.Error("audit log", "entry", e, "err", err)
 				}
@@ -330,6 +336,7 @@ func (s *Server) guard(rt Route) http.Handler {
 				return
 			}
 			auditUser(r, sess.User)
+			authenticated = true
 			if rt.Access == Admin && sess.Role != appliance.RoleAdmin {
 				s.fail(w, r, appliance.ErrForbidden)
 				return
@@ -338,6 +345,9 @@ func (s *Server) guard(rt Route) http.Handler {
 		rt.Handler(w, r, sess)
 	})
 }
+
+// loginRoutes open a session (or set the unit up): one that succeeds belongs in the audit log.
+var loginRoutes = map[string]bool{"POST /login": true, "POST /api/v1/login": true, "POST /setup": true, "POST /api/v1/setup": true}
 
 type auditKey struct{}
 

@@ -58,8 +58,10 @@ const (
 	hashWait       = 5 * time.Second
 	maxSetupTries  = 10      // wrong setup codes per boot before the code is replaced
 	adminName      = "admin" // the account the first-boot setup creates
-	bucketAudit    = "audit"
-	keepAudit      = 50000 // audit entries kept
+	bucketAudit    = "audit-chain" // what users did: hash-chained
+	bucketNoise    = "audit-noise" // requests that did not authenticate
+	keepAudit      = 100000        // audit entries kept
+	keepNoise      = 20000
 	setupCodeBytes = 10    // 80 bits, printed as 16 base32 characters
 )
 
@@ -86,6 +88,9 @@ type Auth struct {
 
 	// Announce, if set, is called with every new setup code (the daemon prints it on the console).
 	Announce func(code string)
+	// Ship, if set, sends every audit entry and its chain hash away as it is recorded (syslog): a log
+	// rewritten on the unit no longer matches what was shipped. It must not block.
+	Ship func(e appliance.AuditEntry, hash string)
 
 	mu         sync.Mutex // guards the fields below
 	setupCode  string
@@ -540,21 +545,43 @@ func (a *Auth) endSessions(name, keep string) (int, error) {
 	return len(ended), nil
 }
 
-// Record adds an entry to the audit log.
+// Record adds an entry to the audit log: what users did to the hash-chained log (and to Ship), the
+// requests that did not authenticate to the noise log.
 func (a *Auth) Record(e appliance.AuditEntry) error {
-	if err := a.store.Append(bucketAudit, e.Time, e, keepAudit); err != nil {
+	if e.Noise {
+		if err := a.store.Append(bucketNoise, e.Time, e, keepNoise); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		return nil
+	}
+	hash, err := a.store.AppendChained(bucketAudit, e.Time, e, keepAudit)
+	if err != nil {
 		return fmt.Errorf("audit: %w", err)
+	}
+	if a.Ship != nil {
+		a.Ship(e, hash)
 	}
 	return nil
 }
 
-// Audit returns the last n entries, newest first.
-func (a *Auth) Audit(n int) ([]appliance.AuditEntry, error) {
+// Audit returns the last n entries of the audit log (noise: of the noise log), newest first.
+func (a *Auth) Audit(n int, noise bool) ([]appliance.AuditEntry, error) {
 	out := []appliance.AuditEntry{}
 	if n <= 0 {
 		return out, nil
 	}
-	err := a.store.Last(bucketAudit, func(v []byte) (bool, error) {
+	bucket := bucketAudit
+	if noise {
+		bucket = bucketNoise
+	}
+	err := a.store.Last(bucket, func(v []byte) (bool, error) {
+		if !noise {
+			var c state.Chained
+			if err := json.Unmarshal(v, &c); err != nil {
+				return false, fmt.Errorf("decode audit entry: %w", err)
+			}
+			v = c.Value
+		}
 		var e appliance.AuditEntry
 		if err := json.Unmarshal(v, &e); err != nil {
 			return false, fmt.Errorf("decode audit entry: %w", err)
@@ -563,6 +590,18 @@ func (a *Auth) Audit(n int) ([]appliance.AuditEntry, error) {
 		return len(out) < n, nil
 	})
 	return out, err
+}
+
+// VerifyAudit checks the audit log's hash chain from its oldest kept entry to its head.
+func (a *Auth) VerifyAudit() (appliance.AuditCheck, error) {
+	n, head, err := a.store.VerifyChain(bucketAudit)
+	if errors.Is(err, state.ErrBrokenChain) {
+		return appliance.AuditCheck{Entries: n, Head: head, Problem: err.Error()}, nil
+	}
+	if err != nil {
+		return appliance.AuditCheck{}, fmt.Errorf("verify the audit log: %w", err)
+	}
+	return appliance.AuditCheck{Entries: n, Head: head, OK: true}, nil
 }
 
 // TOTP (RFC 6238): HMAC-SHA1, 30-second steps, 6 digits, one step of clock drift either way.

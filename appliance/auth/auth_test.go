@@ -237,9 +237,37 @@ func TestEndSessionsAndAudit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := a.Audit(3)
+	got, err := a.Audit(3, false)
 	if err != nil || len(got) != 3 || got[0].Status != 204 || got[2].Status != 202 || !got[0].Time.Equal(c.t) {
 		t.Errorf("Audit(3) = %+v, %v", got, err)
+	}
+}
+
+// A flood of requests that did not authenticate fills the noise log, never the audit log; every entry
+// of the audit log is shipped with its chain hash, and the chain verifies.
+func TestAuditNoiseKeptApart(t *testing.T) {
+	a, c := setUp(t)
+	var shipped []string
+	a.Ship = func(e appliance.AuditEntry, hash string) { shipped = append(shipped, e.User+" "+hash) }
+	if err := a.Record(appliance.AuditEntry{Time: c.t, User: "admin", Action: "POST /api/v1/database/promote", Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range keepNoise + 200 {
+		if err := a.Record(appliance.AuditEntry{Time: c.t.Add(time.Duration(i) * time.Millisecond), User: "nobody", Action: "POST /api/v1/login", Status: 401, Noise: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := a.Audit(10, false)
+	if err != nil || len(got) != 1 || got[0].User != "admin" {
+		t.Errorf("audit log after the flood = %+v, %v", got, err)
+	}
+	noise, err := a.Audit(keepNoise+1000, true)
+	if err != nil || len(noise) < keepNoise || len(noise) > keepNoise+64 {
+		t.Errorf("noise log holds %d entries (%v), want about %d", len(noise), err, keepNoise)
+	}
+	check, err := a.VerifyAudit()
+	if err != nil || !check.OK || check.Entries != 1 || len(shipped) != 1 || !strings.HasSuffix(shipped[0], check.Head) {
+		t.Errorf("VerifyAudit = %+v, %v; shipped %v", check, err, shipped)
 	}
 }
 

@@ -263,6 +263,27 @@ func (n *Notifier) syslog(addr string, added, cleared []appliance.Alert) error {
 	return err
 }
 
+// ShipAudit sends an audit entry and its chain hash to the syslog server, when one is set, in the
+// background: a log rewritten on the unit later no longer matches what the office's server received.
+func (n *Notifier) ShipAudit(e appliance.AuditEntry, hash string) {
+	cfg, err := n.settings()
+	if err != nil || cfg.Syslog == "" {
+		return
+	}
+	line := fmt.Sprintf("audit time=%s user=%q remote=%s action=%q path=%q status=%d hash=%s",
+		e.Time.UTC().Format(time.RFC3339Nano), e.User, e.Remote, e.Action, e.Path, e.Status, hash)
+	go func() {
+		w, err := syslog.Dial("udp", cfg.Syslog, syslog.LOG_NOTICE|syslog.LOG_AUTHPRIV, "lawbox")
+		if err == nil {
+			err = w.Notice(line)
+			w.Close()
+		}
+		if err != nil {
+			n.Log.Warn("audit entry not shipped to syslog", "err", err)
+		}
+	}()
+}
+
 func (n *Notifier) settings() (appliance.NotifySettings, error) {
 	var cfg appliance.NotifySettings
 	if err := n.Store.GetJSON(state.BucketConfig, configKey, &cfg); err != nil && !errors.Is(err, state.ErrNotFound) {

@@ -362,3 +362,19 @@ func TestValidate(t *testing.T) {
 		t.Errorf("valid settings: %v %+v", err, ok)
 	}
 }
+
+// Audit entries go to the syslog server, with their chain hash, once one is set.
+func TestAuditShippedToSyslog(t *testing.T) {
+	sl, logged := syslogServer(t)
+	n := newNotifier(t, nil, &alerts{})
+	e := appliance.AuditEntry{Time: time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC), User: "admin", Remote: "192.0.2.7", Action: "POST /api/v1/database/promote", Path: "/api/v1/database/promote", Status: 200}
+	n.ShipAudit(e, "aaaa") // no syslog server yet: nothing sent, nothing blocks
+	if err := n.SetNotifications(context.Background(), appliance.NotifySettings{Syslog: sl}); err != nil {
+		t.Fatal(err)
+	}
+	n.ShipAudit(e, "bbbb")
+	lines := logged()
+	if len(lines) != 1 || !strings.Contains(lines[0], `user="admin"`) || !strings.Contains(lines[0], "hash=bbbb") || !strings.Contains(lines[0], "database/promote") {
+		t.Errorf("syslog got %q, want one audit line with its hash", lines)
+	}
+}

@@ -250,19 +250,7 @@ func (s *Store) Append(bucket string, t time.Time, v any, keep int) error {
 		if err := b.Put(key, val); err != nil {
 			return fmt.Errorf("append to %s: %w", bucket, err)
 		}
-		if keep <= 0 || seq%64 != 0 { // trimming counts the keys: do it now and then
-			return nil
-		}
-		c := b.Cursor()
-		for n, k := b.Stats().KeyN-keep, []byte(nil); n > 0; n-- {
-			if k, _ = c.First(); k == nil {
-				break
-			}
-			if err := c.Delete(); err != nil {
-				return fmt.Errorf("trim %s: %w", bucket, err)
-			}
-		}
-		return nil
+		return trim(b, bucket, seq, keep)
 	})
 }
 

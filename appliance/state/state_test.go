@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -135,5 +136,44 @@ func TestAppendKeepsTheNewest(t *testing.T) {
 		if i != total-1-j {
 			t.Fatalf("entry %d is %d, want %d (newest first, nothing missing)", j, i, total-1-j)
 		}
+	}
+}
+
+// A hash-chained log verifies until an entry is changed, removed in the middle or at the end, or added.
+func TestChainDetectsEdits(t *testing.T) {
+	for name, tamper := range map[string]func(s *Store, keys []string){
+		"changed": func(s *Store, keys []string) {
+			v, _ := s.Get("log", keys[1])
+			s.Put("log", keys[1], bytes.Replace(v, []byte("entry 1"), []byte("entry X"), 1))
+		},
+		"removed in the middle": func(s *Store, keys []string) { s.Delete("log", keys[1]) },
+		"removed at the end":    func(s *Store, keys []string) { s.Delete("log", keys[len(keys)-1]) },
+		"added": func(s *Store, keys []string) {
+			v, _ := s.Get("log", keys[2])
+			s.Put("log", keys[2]+"x", v)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := Open(filepath.Join(t.TempDir(), "state.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+			for i := range 4 {
+				if _, err := s.AppendChained("log", now.Add(time.Duration(i)*time.Second), map[string]string{"what": fmt.Sprintf("entry %d", i)}, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n, head, err := s.VerifyChain("log"); err != nil || n != 4 || head == "" {
+				t.Fatalf("VerifyChain = %d, %q, %v before any edit", n, head, err)
+			}
+			var keys []string
+			s.ForEach("log", func(k string, _ []byte) error { keys = append(keys, k); return nil })
+			tamper(s, keys)
+			if _, _, err := s.VerifyChain("log"); !errors.Is(err, ErrBrokenChain) {
+				t.Errorf("VerifyChain after the log was %s = %v, want ErrBrokenChain", name, err)
+			}
+		})
 	}
 }

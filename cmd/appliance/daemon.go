@@ -139,6 +139,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 
 	a := auth.New(st, log, time.Now)
+	a.Ship = alerts.ShipAudit
 	a.Announce = func(code string) { fmt.Printf("setup code: %s\n", code) }
 	a.SetupCode() // prints the code when the unit is not set up yet
 
