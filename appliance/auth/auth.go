@@ -56,13 +56,13 @@ const (
 	// hashWait for its turn, then the client is told to come back.
 	maxHashing     = 2
 	hashWait       = 5 * time.Second
-	maxSetupTries  = 10      // wrong setup codes per boot before the code is replaced
-	adminName      = "admin" // the account the first-boot setup creates
+	maxSetupTries  = 10            // wrong setup codes per boot before the code is replaced
+	adminName      = "admin"       // the account the first-boot setup creates
 	bucketAudit    = "audit-chain" // what users did: hash-chained
 	bucketNoise    = "audit-noise" // requests that did not authenticate
 	keepAudit      = 100000        // audit entries kept
 	keepNoise      = 20000
-	setupCodeBytes = 10    // 80 bits, printed as 16 base32 characters
+	setupCodeBytes = 10 // 80 bits, printed as 16 base32 characters
 )
 
 type user struct {
