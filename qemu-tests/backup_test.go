@@ -72,6 +72,26 @@ func TestBackupToS3(t *testing.T) {
 		t.Fatalf("create = %d %s", code, body)
 	}
 	u.exec(t, nd.URL, "CREATE TABLE matters (id int PRIMARY KEY, client text); INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 3000) g")
+	// The owner the UI handed out sets traps for the unit's superuser sessions: a function named like a
+	// catalog one in front of the catalog, an index whose function refuses to run as a superuser, and a
+	// role setting whose newline would be a statement of its own in a script run line by line. Backup,
+	// verification and the disaster recovery below go through all of them.
+	for _, q := range []string{
+		"ALTER DATABASE practice SET search_path = public, pg_catalog",
+		`CREATE FUNCTION public.pg_export_snapshot() RETURNS text LANGUAGE plpgsql AS $$
+			BEGIN RAISE EXCEPTION 'owner code ran as %', current_user; END $$`,
+		`CREATE FUNCTION public.trap(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+			BEGIN
+				IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+					RAISE EXCEPTION 'owner code ran as superuser %', current_user;
+				END IF;
+				RETURN $1;
+			END $$`,
+		"CREATE INDEX matters_trap ON matters (public.trap(id))",
+		`ALTER ROLE practice_app IN DATABASE postgres SET search_path = E'x\nALTER USER practice_app SUPERUSER;\n--'`,
+	} {
+		u.exec(t, nd.URL, q)
+	}
 
 	if code, body := u.call("POST", "/api/v1/backups/run", tok, ""); code != 409 {
 		t.Errorf("backup before set-up = %d %s", code, body)
@@ -262,6 +282,10 @@ func TestBackupToS3(t *testing.T) {
 	var matters int
 	if err := c.QueryRow(ctx, "SELECT count(*) FROM matters").Scan(&matters); err != nil || matters != 3000 {
 		t.Errorf("the new unit has %d matters (%v)", matters, err)
+	}
+	var super bool
+	if err := c.QueryRow(ctx, "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user").Scan(&super); err != nil || super {
+		t.Errorf("the restored owner is a superuser: %v (%v)", super, err)
 	}
 	code, body = n.call("POST", "/api/v1/backups/"+docs.ID+"/restore", ntok, `{}`)
 	if code != 200 || !strings.Contains(body, `"restored":1`) {

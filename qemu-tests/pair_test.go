@@ -3,9 +3,11 @@ package qemutests
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"regexp"
 	"slices"
@@ -14,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lawbox/appliance/appliance/pair"
 )
 
 type pairStatus struct {
@@ -224,6 +228,25 @@ func heartbeat(frame []byte, src, dst [4]byte) (udp int, ok bool) {
 		return 0, false
 	}
 	return udp, true
+}
+
+// withUDPPayload is an IPv4/UDP frame like frame (its UDP header at udp) carrying payload instead, with
+// its lengths and IP checksum set again and no UDP checksum (allowed on IPv4).
+func withUDPPayload(frame []byte, udp int, payload []byte) []byte {
+	f := append(bytes.Clone(frame[:udp+8]), payload...)
+	binary.BigEndian.PutUint16(f[14+2:], uint16(len(f)-14))
+	binary.BigEndian.PutUint16(f[udp+4:], uint16(8+len(payload)))
+	f[udp+6], f[udp+7] = 0, 0
+	f[14+10], f[14+11] = 0, 0
+	var sum uint32
+	for i := 14; i < udp; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(f[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(f[14+10:], ^uint16(sum))
+	return f
 }
 
 var (
@@ -452,6 +475,34 @@ func TestPairFailover(t *testing.T) {
 		return nil
 	})
 	waitRoles(t, "roles after the forged heartbeats", 5*time.Second, l.a, l.b, "active", "standby")
+
+	// Whoever holds the witness key (the office PC) forges a grant in A's name with the highest number: B
+	// refuses it, and A's heartbeats still count (it once silenced them for good).
+	var wk struct{ Key string }
+	l.a.get("/api/v1/pair/witness-key", l.a.tok, &wk)
+	wkey, err := hex.DecodeString(wk.Key)
+	if err != nil {
+		t.Fatalf("witness key %q: %v", wk.Key, err)
+	}
+	sealed, err := pair.Seal(wkey, pair.Message{Kind: "grant", From: l.a.Name(), Seq: math.MaxUint64, Time: time.Now(), Granted: true, Holder: l.a.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = l.b.mustPair().Rejected
+	if err := l.lan.Inject(lanB, withUDPPayload(frame, udp, sealed)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a grant in A's name refused", func() error {
+		if r := l.b.mustPair().Rejected; r["unknown_sender"] <= before["unknown_sender"] {
+			return fmt.Errorf("rejected %v (before %v)", r, before)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second) // many heartbeats later
+	waitRoles(t, "roles after the forged grant", 5*time.Second, l.a, l.b, "active", "standby")
+	if p := l.b.mustPair(); !p.Peer.Reachable {
+		t.Errorf("B no longer hears A after the forged grant: %+v", p)
+	}
 
 	// Only the direct cable is cut: heartbeats go on over the LAN, nobody changes role.
 	l.cable.SetCut(l.a.HubPorts[1], true)
