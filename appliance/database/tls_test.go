@@ -19,17 +19,23 @@ import (
 	"github.com/lawbox/appliance/appliance/certs"
 )
 
-// A certificate replaced in the web UI reaches the running server: a client's next connection meets it,
-// without a restart (and without ReloadTLS it would not).
-func TestCertificateReload(t *testing.T) {
-	port := freePort(t)
-	u := startHostUnit(t, "a", port, 0, "single")
-	ctx := context.Background()
+// productionWithDatabase runs a single unit's production server with the database practice.
+func productionWithDatabase(t *testing.T) (*hostUnit, appliance.NewDatabase) {
+	t.Helper()
+	u := startHostUnit(t, "a", freePort(t), 0, "single")
 	u.waitStatus(t, "production", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
-	nd, err := u.CreateDatabase(ctx, "practice", "practice_app")
+	nd, err := u.CreateDatabase(context.Background(), "practice", "practice_app")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return u, nd
+}
+
+// A certificate replaced in the web UI reaches the running server: a client's next connection meets it,
+// without a restart (and without ReloadTLS it would not).
+func TestCertificateReload(t *testing.T) {
+	u, nd := productionWithDatabase(t)
+	ctx := context.Background()
 	presented := func() ([]byte, error) {
 		c, err := pgx.Connect(ctx, nd.URL)
 		if err != nil {
@@ -76,14 +82,8 @@ func TestCertificateReload(t *testing.T) {
 // Every database takes TLS connections only, unless an admin opens one; the verifying connection string
 // checks the server's certificate and channel binding.
 func TestTLSOnlyByDefault(t *testing.T) {
-	port := freePort(t)
-	u := startHostUnit(t, "a", port, 0, "single")
+	u, nd := productionWithDatabase(t)
 	ctx := context.Background()
-	u.waitStatus(t, "production", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
-	nd, err := u.CreateDatabase(ctx, "practice", "practice_app")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if !strings.Contains(nd.URL, "channel_binding=require") || !strings.Contains(nd.VerifyURL, "sslmode=verify-") || !strings.Contains(nd.CA, "BEGIN CERTIFICATE") {
 		t.Errorf("connection strings %q %q, CA %.40q", nd.URL, nd.VerifyURL, nd.CA)
 	}
