@@ -38,7 +38,7 @@ func (e *Engine) Verify(ctx context.Context, t Target, id string) (Verification,
 		v.Detail = err.Error()
 		e.Log.Error("backup verification failed", "id", id, "target", t.Name(), "err", err)
 	} else {
-		v.Detail = "restored; every table has the row count it had when dumped"
+		v.Detail = "restored; every table has the rows and values it had when dumped (count and checksum)"
 		e.Log.Info("backup verified", "id", id, "target", t.Name(), "took", time.Since(start))
 	}
 	return v, err
