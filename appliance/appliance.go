@@ -93,9 +93,9 @@ type Auth interface {
 
 	// Record adds an entry to the audit log.
 	Record(e AuditEntry) error
-	// Audit returns the last n entries of the audit log (noise: of the unauthenticated requests'),
-	// newest first.
-	Audit(n int, noise bool) ([]AuditEntry, error)
+	// Audit returns the last n entries of an audit log, newest first: AuditLog (what users did), AuditNoise
+	// (requests that did not authenticate) or AuditPartner (the copy of the partner unit's audit log).
+	Audit(n int, log string) ([]AuditEntry, error)
 	// VerifyAudit checks the audit log's hash chain.
 	VerifyAudit() (AuditCheck, error)
 }
@@ -120,12 +120,21 @@ type AuditEntry struct {
 	Noise bool `json:"noise,omitempty"`
 }
 
+// The audit logs.
+const (
+	AuditLog     = ""
+	AuditNoise   = "noise"
+	AuditPartner = "partner"
+)
+
 // AuditCheck is the verification of the audit log's hash chain.
 type AuditCheck struct {
 	Entries int    `json:"entries"`
 	Head    string `json:"head"` // the newest entry's hash (also sent to syslog with every entry)
 	OK      bool   `json:"ok"`
 	Problem string `json:"problem,omitempty"` // where the chain breaks
+	// Partner is the check of the copy of the partner unit's log kept here (nil: none kept).
+	Partner *AuditCheck `json:"partner,omitempty"`
 }
 
 // Disk is a block disk the unit sees.

@@ -126,7 +126,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// The admin's audit log has it all.
-	entries, _ := e.auth.Audit(100, false)
+	entries, _ := e.auth.Audit(100, appliance.AuditLog)
 	var seen []string
 	for _, a := range entries {
 		seen = append(seen, a.User+" "+a.Action)

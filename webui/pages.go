@@ -27,8 +27,8 @@ type pageData struct {
 	Alerts  alertsPage
 	Users   []appliance.User
 	Audit   []appliance.AuditEntry
-	// AuditNoise: the page shows the requests that did not authenticate; AuditCheck: the chain's check
-	AuditNoise bool
+	// AuditLog: which log the page shows; AuditCheck: the chain's check
+	AuditLog   string
 	AuditCheck appliance.AuditCheck
 }
 

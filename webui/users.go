@@ -131,7 +131,7 @@ func (s *Server) apiAudit(w http.ResponseWriter, r *http.Request, _ appliance.Se
 			return
 		}
 	}
-	entries, err := s.auth.Audit(n, r.URL.Query().Get("log") == "noise")
+	entries, err := s.auth.Audit(n, r.URL.Query().Get("log"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -223,10 +223,10 @@ func (s *Server) formEndSessions(w http.ResponseWriter, r *http.Request, sess ap
 }
 
 func (s *Server) pageAudit(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	noise := r.URL.Query().Get("log") == "noise"
-	entries, err := s.auth.Audit(auditPage, noise)
-	d := pageData{Session: sess, Audit: entries, AuditNoise: noise}
-	if err == nil && !noise {
+	log := r.URL.Query().Get("log")
+	entries, err := s.auth.Audit(auditPage, log)
+	d := pageData{Session: sess, Audit: entries, AuditLog: log}
+	if err == nil && log == appliance.AuditLog {
 		d.AuditCheck, err = s.auth.VerifyAudit()
 	}
 	if err != nil {

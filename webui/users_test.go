@@ -56,7 +56,7 @@ func TestViewerCannotAct(t *testing.T) {
 	if w := e.do(req{method: "GET", path: "/api/v1/status", hdr: bearer(viewer)}); w.Code != 200 {
 		t.Errorf("viewer status = %d", w.Code)
 	}
-	log, err := e.auth.Audit(1000, false)
+	log, err := e.auth.Audit(1000, appliance.AuditLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +160,12 @@ func TestUsersAndAudit(t *testing.T) {
 	if w := e.do(req{method: "GET", path: "/api/v1/audit?n=100&log=noise", hdr: bearer(admin)}); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &noise) != nil ||
 		len(noise) == 0 || noise[0].User != "clerk" || noise[0].Status != 401 || strings.Contains(got, " 401") {
 		t.Errorf("noise log = %d %s; audit log:\n%s", w.Code, w.Body, got)
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/audit?log=partner", hdr: bearer(admin)}); w.Code != 200 || strings.TrimSpace(w.Body.String()) != "[]" {
+		t.Errorf("the partner's log on an unpaired unit = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/audit?log=other", hdr: bearer(admin)}); w.Code != 400 {
+		t.Errorf("an unknown log = %d %s", w.Code, w.Body)
 	}
 	var check appliance.AuditCheck
 	if w := e.do(req{method: "GET", path: "/api/v1/audit/verify", hdr: bearer(admin)}); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &check) != nil || !check.OK || check.Entries < len(log) {

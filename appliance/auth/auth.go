@@ -56,11 +56,12 @@ const (
 	// hashWait for its turn, then the client is told to come back.
 	maxHashing     = 2
 	hashWait       = 5 * time.Second
-	maxSetupTries  = 10            // wrong setup codes per boot before the code is replaced
-	adminName      = "admin"       // the account the first-boot setup creates
-	bucketAudit    = "audit-chain" // what users did: hash-chained
-	bucketNoise    = "audit-noise" // requests that did not authenticate
-	keepAudit      = 100000        // audit entries kept
+	maxSetupTries  = 10              // wrong setup codes per boot before the code is replaced
+	adminName      = "admin"         // the account the first-boot setup creates
+	bucketAudit    = "audit-chain"   // what users did: hash-chained
+	bucketNoise    = "audit-noise"   // requests that did not authenticate
+	bucketPartner  = "audit-partner" // the copy of the partner unit's audit log
+	keepAudit      = 100000          // audit entries kept
 	keepNoise      = 20000
 	setupCodeBytes = 10 // 80 bits, printed as 16 base32 characters
 )
@@ -564,18 +565,18 @@ func (a *Auth) Record(e appliance.AuditEntry) error {
 	return nil
 }
 
-// Audit returns the last n entries of the audit log (noise: of the noise log), newest first.
-func (a *Auth) Audit(n int, noise bool) ([]appliance.AuditEntry, error) {
+// Audit returns the last n entries of an audit log, newest first.
+func (a *Auth) Audit(n int, log string) ([]appliance.AuditEntry, error) {
 	out := []appliance.AuditEntry{}
 	if n <= 0 {
 		return out, nil
 	}
-	bucket := bucketAudit
-	if noise {
-		bucket = bucketNoise
+	bucket, ok := map[string]string{appliance.AuditLog: bucketAudit, appliance.AuditNoise: bucketNoise, appliance.AuditPartner: bucketPartner}[log]
+	if !ok {
+		return nil, fmt.Errorf("no audit log %q: %w", log, appliance.ErrBadInput)
 	}
 	err := a.store.Last(bucket, func(v []byte) (bool, error) {
-		if !noise {
+		if bucket != bucketNoise {
 			var c state.Chained
 			if err := json.Unmarshal(v, &c); err != nil {
 				return false, fmt.Errorf("decode audit entry: %w", err)
@@ -592,9 +593,21 @@ func (a *Auth) Audit(n int, noise bool) ([]appliance.AuditEntry, error) {
 	return out, err
 }
 
-// VerifyAudit checks the audit log's hash chain from its oldest kept entry to its head.
+// VerifyAudit checks the audit log's hash chain from its oldest kept entry to its head, and the copy of
+// the partner's.
 func (a *Auth) VerifyAudit() (appliance.AuditCheck, error) {
-	n, head, err := a.store.VerifyChain(bucketAudit)
+	c, err := a.verifyChain(bucketAudit)
+	if err != nil {
+		return c, err
+	}
+	if p, err := a.verifyChain(bucketPartner); err == nil && p.Entries > 0 {
+		c.Partner = &p
+	}
+	return c, nil
+}
+
+func (a *Auth) verifyChain(bucket string) (appliance.AuditCheck, error) {
+	n, head, err := a.store.VerifyChain(bucket)
 	if errors.Is(err, state.ErrBrokenChain) {
 		return appliance.AuditCheck{Entries: n, Head: head, Problem: err.Error()}, nil
 	}
@@ -602,6 +615,18 @@ func (a *Auth) VerifyAudit() (appliance.AuditCheck, error) {
 		return appliance.AuditCheck{}, fmt.Errorf("verify the audit log: %w", err)
 	}
 	return appliance.AuditCheck{Entries: n, Head: head, OK: true}, nil
+}
+
+// AuditSince lists the audit log's entries after the one whose hash is after (oldest first, at most n):
+// what the partner unit has not acknowledged yet.
+func (a *Auth) AuditSince(after string, n int) ([]state.Chained, error) {
+	return a.store.ChainSince(bucketAudit, after, n)
+}
+
+// KeepPartnerAudit adds the partner unit's audit entries to the copy kept here and returns its head; an
+// error wrapping state.ErrBrokenChain means they do not continue it.
+func (a *Auth) KeepPartnerAudit(entries []state.Chained) (string, error) {
+	return a.store.ContinueChain(bucketPartner, a.now(), entries, keepAudit)
 }
 
 // TOTP (RFC 6238): HMAC-SHA1, 30-second steps, 6 digits, one step of clock drift either way.

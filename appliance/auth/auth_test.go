@@ -237,7 +237,7 @@ func TestEndSessionsAndAudit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := a.Audit(3, false)
+	got, err := a.Audit(3, appliance.AuditLog)
 	if err != nil || len(got) != 3 || got[0].Status != 204 || got[2].Status != 202 || !got[0].Time.Equal(c.t) {
 		t.Errorf("Audit(3) = %+v, %v", got, err)
 	}
@@ -257,11 +257,11 @@ func TestAuditNoiseKeptApart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := a.Audit(10, false)
+	got, err := a.Audit(10, appliance.AuditLog)
 	if err != nil || len(got) != 1 || got[0].User != "admin" {
 		t.Errorf("audit log after the flood = %+v, %v", got, err)
 	}
-	noise, err := a.Audit(keepNoise+1000, true)
+	noise, err := a.Audit(keepNoise+1000, appliance.AuditNoise)
 	if err != nil || len(noise) < keepNoise || len(noise) > keepNoise+64 {
 		t.Errorf("noise log holds %d entries (%v), want about %d", len(noise), err, keepNoise)
 	}

@@ -75,26 +75,34 @@ type Node struct {
 	Now     func() time.Time               // time.Now
 	Listen  func() (net.PacketConn, error) // the pair socket; nil: UDP Port on every address
 	UDPPort int                            // the peer's pair port; 0: Port
+	// AuditSince lists this unit's audit entries after the one whose hash is given (oldest first, at most
+	// n); AuditKeep keeps the partner's entries (a copy of its log) and returns the copy's head. The
+	// heartbeats carry them: each unit holds a copy of the other's audit log, so a log rewritten on one
+	// unit no longer continues the copy on the other. nil: no audit shipping.
+	AuditSince func(after string, n int) ([]state.Chained, error)
+	AuditKeep  func(entries []state.Chained) (head string, err error)
 
-	mu        sync.Mutex // guards everything below
-	cfg       *Config
-	m         *Machine
-	vip       VIP
-	vipHeld   bool
-	announce  []int      // ticks after taking over at which to announce the address again
-	conns     []vip.Conn // this unit's clients' connections to the service address, told to the peer
-	tickle    []vip.Conn // the previous holder's, to tickle at each announcement
-	ticks     int
-	peer      peerState
-	witness   witnessState
-	seq       Sequence
-	replay    Replay
-	rejected  map[string]int
-	invite    *invite
-	joining   *joining
-	conn      net.PacketConn
-	lastEvent string
-	lastRole  string // the role acted on at the last tick
+	mu       sync.Mutex // guards everything below
+	cfg      *Config
+	m        *Machine
+	vip      VIP
+	vipHeld  bool
+	announce []int      // ticks after taking over at which to announce the address again
+	conns    []vip.Conn // this unit's clients' connections to the service address, told to the peer
+	tickle   []vip.Conn // the previous holder's, to tickle at each announcement
+	ticks    int
+	peer     peerState
+	witness  witnessState
+	seq      Sequence
+	replay   Replay
+	rejected map[string]int
+	invite   *invite
+	joining  *joining
+	conn     net.PacketConn
+	// the last entry of the peer's audit log this unit keeps, and why the last ones were not kept
+	auditHead, auditProblem string
+	lastEvent               string
+	lastRole                string // the role acted on at the last tick
 	// maintenance: an admin asked this standby to answer on the service address, read-only, while the
 	// other unit cannot be reached (nobody promoted it yet)
 	maintenance bool
@@ -110,6 +118,7 @@ type peerState struct {
 	epoch, claimID, ack    uint64
 	paths                  map[string]time.Time
 	conns                  []vip.Conn // its clients' connections to the service address, while it holds it
+	auditAck               string     // the last entry of this unit's audit log the peer keeps
 }
 
 type witnessState struct {
@@ -146,6 +155,13 @@ func (n *Node) Load() error {
 	}
 	if err := n.loadSequence(); err != nil {
 		return err
+	}
+	if n.AuditKeep != nil {
+		head, err := n.AuditKeep(nil)
+		if err != nil {
+			return fmt.Errorf("the partner's audit log: %w", err)
+		}
+		n.auditHead = head
 	}
 	var c Config
 	err := n.Store.GetJSON(state.BucketConfig, configKey, &c)
@@ -280,7 +296,13 @@ func (n *Node) tick() {
 		n.save()
 	}
 	hb := Message{Kind: "heartbeat", From: c.Name, Time: now, Role: role, HearsPeer: n.m.HearsPeer(now, n.peer.seen),
-		Yield: n.m.Yielding(), Claim: n.m.Claiming(), ClaimID: n.m.ClaimID(), Ack: n.m.Ack(n.inputs(now)), Addrs: n.ownAddrs(), Epoch: c.Epoch, Conns: n.conns}
+		Yield: n.m.Yielding(), Claim: n.m.Claiming(), ClaimID: n.m.ClaimID(), Ack: n.m.Ack(n.inputs(now)), Addrs: n.ownAddrs(), Epoch: c.Epoch, Conns: n.conns,
+		AuditAck: n.auditHead}
+	if n.AuditSince != nil && !peerGone {
+		if items, err := n.AuditSince(n.peer.auditAck, auditPerHeartbeat); err == nil {
+			hb.Audit = items
+		}
+	}
 	for _, a := range c.PeerAddrs {
 		hb.Seq = n.seq.Next(now)
 		n.send(c.Key, hb, net.JoinHostPort(a, strconv.Itoa(n.port())))
@@ -314,6 +336,29 @@ func (n *Node) tick() {
 	if n.ticks%50 == 0 {
 		n.saveReplay()
 	}
+}
+
+// auditPerHeartbeat bounds the audit entries a heartbeat carries (a datagram stays small): ten heartbeats
+// a second ship 30 entries a second, far more than people make.
+const auditPerHeartbeat = 3
+
+// keepAudit stores the partner's audit entries out of the heartbeat path, and says once when they do not
+// continue the copy this unit keeps (the partner's log was rewritten, or entries were lost).
+func (n *Node) keepAudit(items []state.Chained) {
+	n.write(func() {
+		head, err := n.AuditKeep(items)
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.auditHead = head
+		problem := ""
+		if err != nil {
+			problem = err.Error()
+		}
+		if problem != n.auditProblem && problem != "" {
+			n.event("warning", "the other unit's audit log does not continue the copy kept here (it was rewritten there, or that unit is new or was reset): its new entries are not kept, the copy of the earlier ones is: "+problem)
+		}
+		n.auditProblem = problem
+	})
 }
 
 // ask returns the sequence number of a new request to the witness, remembered until it is answered.
@@ -582,6 +627,10 @@ func (n *Node) handle(b []byte, from net.Addr) {
 	n.peer.seen, n.peer.role = now, m.Role
 	n.peer.hearsUs, n.peer.yields, n.peer.claim, n.peer.epoch = m.HearsPeer, m.Yield, m.Claim, m.Epoch
 	n.peer.claimID, n.peer.ack, n.peer.conns = m.ClaimID, m.Ack, m.Conns
+	n.peer.auditAck = m.AuditAck
+	if len(m.Audit) > 0 && n.AuditKeep != nil {
+		n.keepAudit(m.Audit)
+	}
 	if n.peer.paths == nil {
 		n.peer.paths = map[string]time.Time{}
 	}

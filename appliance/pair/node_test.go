@@ -55,7 +55,7 @@ type testNode struct {
 }
 
 // startNode runs a node on ip:port (loopback addresses 127.0.0.x stand in for units).
-func startNode(t *testing.T, name, ip string, port int, st *state.Store) *testNode {
+func startNode(t *testing.T, name, ip string, port int, st *state.Store, opts ...func(*Node)) *testNode {
 	t.Helper()
 	if st == nil {
 		var err error
@@ -69,6 +69,9 @@ func startNode(t *testing.T, name, ip string, port int, st *state.Store) *testNo
 		Addrs:  func() []netip.Addr { return []netip.Addr{netip.MustParseAddr(ip)} },
 		NewVIP: func(netip.Prefix) VIP { return tn.vip },
 		Listen: func() (net.PacketConn, error) { return net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port))) }}
+	for _, o := range opts {
+		o(tn.Node)
+	}
 	if err := tn.Load(); err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +111,13 @@ func TestNodesPairAndFailOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := startNode(t, "unit-a", "127.0.0.1", port, nil)
-	b := startNode(t, "unit-b", "127.0.0.2", port, nil)
+	// Each unit's audit log ("audit" in its store) is copied to the other ("copy").
+	audit := func(n *Node) {
+		n.AuditSince = func(after string, k int) ([]state.Chained, error) { return n.Store.ChainSince("audit", after, k) }
+		n.AuditKeep = func(e []state.Chained) (string, error) { return n.Store.ContinueChain("copy", time.Now(), e, 0) }
+	}
+	a := startNode(t, "unit-a", "127.0.0.1", port, nil, audit)
+	b := startNode(t, "unit-b", "127.0.0.2", port, nil, audit)
 
 	if _, err := a.Invite(context.Background(), appliance.PairSettings{VIP: "192.0.2.100/24", Mode: Auto}); err == nil {
 		t.Error("automatic mode without a witness was accepted")
@@ -145,6 +153,21 @@ func TestNodesPairAndFailOver(t *testing.T) {
 	if !st.Paired || st.Peer == nil || st.Peer.Name != "unit-a" || !st.Peer.Reachable || st.Witness == nil || !st.Witness.Reachable {
 		t.Fatalf("B's status = %+v peer %+v witness %+v", st, st.Peer, st.Witness)
 	}
+
+	// A's audit entries reach B's copy with the heartbeats, a few at a time, and the copy verifies.
+	for i := range 20 {
+		if _, err := a.Store.AppendChained("audit", time.Now(), map[string]int{"entry": i}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, headA, _ := a.Store.VerifyChain("audit")
+	eventually(t, 10*time.Second, "A's audit log copied to B", func() error {
+		n, head, err := b.Store.VerifyChain("copy")
+		if err != nil || n != 20 || head != headA {
+			return fmt.Errorf("B's copy: %d entries, head %.12s (A's %.12s), %v", n, head, headA, err)
+		}
+		return nil
+	})
 
 	// A forged heartbeat (wrong key) claiming A stood down, and a replayed genuine one, change nothing.
 	conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.2:%d", port))
@@ -319,4 +342,16 @@ func TestWitnessKeyCannotSilenceThePeer(t *testing.T) {
 	if n.rejected["replay"] != 2 {
 		t.Errorf("the same answer twice: rejected %v", n.rejected)
 	}
+}
+
+// eventually retries f until it succeeds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	var err error
+	for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if err = f(); err == nil {
+			return
+		}
+	}
+	t.Fatalf("%s: %v", what, err)
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lawbox/appliance/appliance/state"
 	"github.com/lawbox/appliance/netcfg/vip"
 )
 
@@ -39,6 +40,10 @@ type Message struct {
 	Force     bool       `json:"force,omitempty"`      // lease: an admin forces a stale unit active
 	Bump      bool       `json:"bump,omitempty"`       // lease: the active unit lost its peer; raise the epoch
 	Stale     bool       `json:"stale,omitempty"`      // grant: refused, the requester's epoch is older than the last holder's
+	// heartbeat: entries of the sender's audit log the receiver has not acknowledged (a few at a time),
+	// and the hash of the last entry of the receiver's log the sender keeps a copy of
+	Audit    []state.Chained `json:"audit,omitempty"`
+	AuditAck string          `json:"audit_ack,omitempty"`
 }
 
 const tagLen = sha256.Size

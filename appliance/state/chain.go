@@ -132,3 +132,97 @@ func (s *Store) VerifyChain(bucket string) (int, string, error) {
 	})
 	return n, head, err
 }
+
+// ChainSince returns at most n entries of the hash-chained log in bucket that follow the entry whose hash
+// is after, oldest first: from the oldest kept one when after is "" or no longer there.
+func (s *Store) ChainSince(bucket, after string, n int) ([]Chained, error) {
+	var out []Chained
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		if b == nil || n <= 0 {
+			return nil
+		}
+		c := b.Cursor()
+		k, v := c.First()
+		if after != "" { // usually near the end: walk back from there
+			for lk, lv := c.Last(); lk != nil; lk, lv = c.Prev() {
+				var e Chained
+				if json.Unmarshal(lv, &e) == nil && e.Hash == after {
+					k, v = c.Next()
+					break
+				}
+			}
+		}
+		for ; k != nil && len(out) < n; k, v = c.Next() {
+			var e Chained
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("%s: %w", bucket, err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ContinueChain appends entries of a hash-chained log kept elsewhere (a copy of another unit's) to bucket:
+// each must follow the head here (or start the copy) and carry its own right hash, else nothing more is
+// taken and the error wraps ErrBrokenChain: a log rewritten where it is kept no longer continues its copy.
+// It returns the copy's head.
+func (s *Store) ContinueChain(bucket string, t time.Time, entries []Chained, keep int) (string, error) {
+	var head string
+	var broken error // the entries before it are kept
+	err := s.update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
+		if err != nil {
+			return err
+		}
+		meta, err := tx.CreateBucketIfNotExists([]byte(BucketMeta))
+		if err != nil {
+			return err
+		}
+		head = string(meta.Get(headKey(bucket)))
+		held := map[string]bool{} // the copy's newest entries: the same entries sent again are no gap
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil && len(held) < 256; k, v = c.Prev() {
+			var e Chained
+			if json.Unmarshal(v, &e) == nil {
+				held[e.Hash] = true
+			}
+		}
+		for _, e := range entries {
+			if held[e.Hash] {
+				continue
+			}
+			if head != "" && e.Prev != head {
+				broken = fmt.Errorf("%w: an entry follows %.12s, the copy's head is %.12s", ErrBrokenChain, e.Prev, head)
+				return nil
+			}
+			if chainHash(e.Prev, e.Value) != e.Hash {
+				broken = fmt.Errorf("%w: an entry's hash does not match it", ErrBrokenChain)
+				return nil
+			}
+			rec, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			seq, _ := b.NextSequence()
+			key := binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano()))
+			if err := b.Put(binary.BigEndian.AppendUint64(key, seq), rec); err != nil {
+				return err
+			}
+			head = e.Hash
+			if err := meta.Put(headKey(bucket), []byte(head)); err != nil {
+				return err
+			}
+			if err := trim(b, bucket, seq, keep); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = broken
+	}
+	return head, err
+}

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -175,5 +176,85 @@ func TestChainDetectsEdits(t *testing.T) {
 				t.Errorf("VerifyChain after the log was %s = %v, want ErrBrokenChain", name, err)
 			}
 		})
+	}
+}
+
+// A copy of a chained log kept elsewhere takes what follows its head, refuses what does not (a log
+// rewritten at its source), and verifies like the original.
+func TestChainCopy(t *testing.T) {
+	src, err := Open(filepath.Join(t.TempDir(), "src.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := Open(filepath.Join(t.TempDir(), "dst.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		src.AppendChained("log", now.Add(time.Duration(i)*time.Second), map[string]int{"n": i}, 0)
+	}
+	var head string
+	for {
+		batch, err := src.ChainSince("log", head, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(batch) == 0 {
+			break
+		}
+		if head, err = dst.ContinueChain("copy", now, batch, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, h, err := dst.VerifyChain("copy"); err != nil || n != 5 {
+		t.Fatalf("the copy: %d entries, head %q, %v", n, h, err)
+	}
+	if _, h, _ := src.VerifyChain("log"); h != head {
+		t.Errorf("the copy's head %q, the source's %q", head, h)
+	}
+	// The source's log is rewritten from its third entry on: its new entries do not continue the copy.
+	var keys []string
+	src.ForEach("log", func(k string, _ []byte) error { keys = append(keys, k); return nil })
+	for _, k := range keys[2:] {
+		src.Delete("log", k)
+	}
+	src.Put(BucketMeta, string(headKey("log")), nil)
+	for _, k := range keys[:2] {
+		v, _ := src.Get("log", k)
+		var c Chained
+		json.Unmarshal(v, &c)
+		src.Put(BucketMeta, string(headKey("log")), []byte(c.Hash))
+	}
+	src.AppendChained("log", now.Add(time.Minute), map[string]string{"forged": "entry"}, 0)
+	batch, _ := src.ChainSince("log", head, 10)
+	if len(batch) != 3 {
+		t.Fatalf("ChainSince an unknown hash: %d entries, want all 3 from the oldest", len(batch))
+	}
+	if _, err := dst.ContinueChain("copy", now, batch, 0); !errors.Is(err, ErrBrokenChain) {
+		t.Errorf("a rewritten log continued its copy: %v", err)
+	}
+}
+
+// The same entries sent again, in any order, are taken once and break nothing.
+func TestChainCopyRepeats(t *testing.T) {
+	src, _ := Open(filepath.Join(t.TempDir(), "src.db"))
+	defer src.Close()
+	dst, _ := Open(filepath.Join(t.TempDir(), "dst.db"))
+	defer dst.Close()
+	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	for i := range 6 {
+		src.AppendChained("log", now, map[string]int{"n": i}, 0)
+	}
+	all, _ := src.ChainSince("log", "", 10)
+	for _, batch := range [][]Chained{all[:3], all[:3], all[3:], all[:3], all[2:5], all} {
+		if _, err := dst.ContinueChain("copy", now, batch, 0); err != nil {
+			t.Fatalf("batch %d..: %v", len(batch), err)
+		}
+	}
+	if n, _, err := dst.VerifyChain("copy"); err != nil || n != 6 {
+		t.Errorf("the copy: %d entries, %v; want 6", n, err)
 	}
 }

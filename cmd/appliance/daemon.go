@@ -87,8 +87,11 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 			return h
 		}}
 	host, _ := os.Hostname()
+	a := auth.New(st, log, time.Now)
+	// Each unit of a pair keeps a copy of the other's audit log, sent with the heartbeats.
 	node := &pair.Node{Log: log.With("part", "pair"), Store: st, Name: host, Addrs: localAddrs,
-		NewVIP: func(p netip.Prefix) pair.VIP { return &vip.Address{Prefix: p, ProcSys: "/proc/sys"} }}
+		NewVIP:     func(p netip.Prefix) pair.VIP { return &vip.Address{Prefix: p, ProcSys: "/proc/sys"} },
+		AuditSince: a.AuditSince, AuditKeep: a.KeepPartnerAudit}
 	if err := node.Load(); err != nil {
 		log.Error("pair", "err", err)
 	}
@@ -138,7 +141,6 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 	}
 
-	a := auth.New(st, log, time.Now)
 	a.Ship = alerts.ShipAudit
 	a.Announce = func(code string) { fmt.Printf("setup code: %s\n", code) }
 	a.SetupCode() // prints the code when the unit is not set up yet
