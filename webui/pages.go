@@ -14,7 +14,8 @@ type pageData struct {
 	Session appliance.Session
 	Status  appliance.Status
 	Storage appliance.StorageStatus
-	Health  map[string]string // disk serial -> SMART health, for the storage page
+	Health  map[string]string      // disk serial -> SMART health, for the storage page
+	Advice  []appliance.DiskAdvice // which disk to pull and which to keep, for the storage page
 	Disk    diskPage
 	DB      databasePage
 	Pair    pairPage

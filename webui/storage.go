@@ -65,6 +65,7 @@ func (s *Server) renderStorage(w http.ResponseWriter, r *http.Request, sess appl
 			d.Health[h.Serial] = h.SMART.Health
 		}
 	}
+	d.Advice = appliance.ReplacementAdvice(st, d.Health)
 	if err == nil {
 		err = actionErr
 	}

@@ -121,3 +121,29 @@ func TestDisksAPIAndPage(t *testing.T) {
 		t.Error("the storage page does not flag the disk to replace")
 	}
 }
+
+// The replace-disk guide follows the arrays: the disk SMART says to replace (SN-A) is the only complete copy
+// while SN-B rebuilds from it, so the page says not to pull it now and never tells to pull it; once the
+// rebuild is over it says to pull it.
+func TestReplaceGuideFollowsArrays(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	page := func() string {
+		w := e.do(req{method: "GET", path: "/storage", hdr: map[string]string{"Cookie": CookieName + "=" + tok}})
+		if w.Code != 200 {
+			t.Fatalf("storage page = %d", w.Code)
+		}
+		return w.Body.String()
+	}
+	p := page()
+	if !strings.Contains(p, `id="pull-SN-A"`) || !strings.Contains(p, "do NOT pull it now") || strings.Contains(p, "pull it out now") {
+		t.Errorf("during the rebuild from SN-A, the guide says:\n%s", p[strings.Index(p, "<h2>Replacing"):])
+	}
+	e.storage.change(func(st *appliance.StorageStatus) {
+		st.Arrays = []appliance.Array{{Name: "data", Level: "raid1", State: appliance.ArrayClean,
+			Members: []appliance.Member{{Serial: "SN-A", State: "in_sync"}, {Serial: "SN-B", State: "in_sync"}}}}
+	})
+	if p := page(); !strings.Contains(p, "pull it out now") || strings.Contains(p, "do NOT pull") {
+		t.Errorf("after the rebuild, the guide says:\n%s", p[strings.Index(p, "<h2>Replacing"):])
+	}
+}
