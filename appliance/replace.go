@@ -5,9 +5,9 @@ package appliance
 
 // What to do with a disk that should be replaced.
 const (
-	PullNow    = "now"   // pull it: every array it is in keeps a complete copy without it
-	PullAfter  = "after" // not now: it is the only complete copy while a rebuild runs; replace it after
-	PullNever  = "never" // not now: it is the last complete copy; add a new disk and let it rebuild first
+	PullNow   = "now"   // pull it: every array it is in keeps a complete copy without it
+	PullAfter = "after" // not now: it is the only complete copy while a rebuild runs; replace it after
+	PullNever = "never" // not now: it is the last complete copy; add a new disk and let it rebuild first
 )
 
 // DiskAdvice is what the storage page says about one disk.
