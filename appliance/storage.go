@@ -75,6 +75,8 @@ type StorageDisk struct {
 	Role      string `json:"role"`   // "member", "spare", "unused"
 	State     string `json:"state"`  // "ok", "faulty", "rebuilding", "blank", "needs_adopt", "refused"
 	Reason    string `json:"reason,omitempty"`
+	// BootPartition is a member's EFI system partition ("/dev/vda1"): the boot loader and firmware slots.
+	BootPartition string `json:"boot_partition,omitempty"`
 }
 
 // Storage is the RAID storage.

@@ -13,7 +13,7 @@ mkdir -p "$out" "$kdir"
 
 die() { echo "image: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null || die "missing tool '$1' (run 'make deps' as root on Debian 12)"; }
-for t in apt-get dpkg-deb depmod xz zstd cpio go; do need "$t"; done
+for t in apt-get dpkg-deb depmod xz zstd cpio objcopy objdump sfdisk mformat go; do need "$t"; done
 [ -x /usr/lib/postgresql/$PG_MAJOR/bin/postgres ] || die "PostgreSQL $PG_MAJOR server missing on the build host (apt-get install postgresql-$PG_MAJOR)"
 
 # fetch DEB VERSION SHA256: download a pinned .deb into build/debs and check its digest.
@@ -65,6 +65,13 @@ if [ ! -x "$out/mdadm/sbin/mdadm" ]; then
   rm -rf "$out/mdadm" && dpkg-deb -x "$deb" "$out/mdadm"
 fi
 
+# 2b. systemd-boot and the EFI stub, pinned.
+if [ ! -f "$out/sdboot/usr/lib/systemd/boot/efi/systemd-bootx64.efi" ]; then
+  deb=$(fetch systemd-boot-efi "$SDBOOT_DEB_VERSION" "$SDBOOT_SHA256")
+  rm -rf "$out/sdboot" && dpkg-deb -x "$deb" "$out/sdboot"
+fi
+efi=$out/sdboot/usr/lib/systemd/boot/efi
+
 # 3. The Go init (one multi-call binary: PID 1 and the appliance daemons), and the same with the QEMU
 #    tests' serial-console agent (tag lawboxtest): production firmware never carries it.
 version=$(git describe --always --dirty 2>/dev/null || echo dev)
@@ -84,6 +91,10 @@ files=(
   -files "/sbin/mke2fs:sbin/mkfs.ext4"
   -files "/sbin/e2fsck:sbin/e2fsck"
   -files "/usr/sbin/smartctl:sbin/smartctl"
+  -files "/usr/bin/mtools:bin/mtools" # with the code page its iconv needs for FAT names:
+  -files "/usr/lib/x86_64-linux-gnu/gconv/IBM850.so:usr/lib/x86_64-linux-gnu/gconv/IBM850.so"
+  -files "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache:usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache"
+  -files "$efi/systemd-bootx64.efi:lib/lawbox/systemd-bootx64.efi"
   -files "/etc/mke2fs.conf:etc/mke2fs.conf"
   -files "/etc/ssl/certs/ca-certificates.crt:etc/ssl/certs/ca-certificates.crt"
   -files "$kdir/modules/lib/modules:lib/modules"
@@ -117,6 +128,38 @@ mv "$out/initramfs.cpio.zst.tmp" "$out/initramfs.cpio.zst"
 cat "$out/initramfs.cpio.zst" "$out/test-overlay.cpio.zst" > "$out/initramfs-test.cpio.zst.tmp"
 mv "$out/initramfs-test.cpio.zst.tmp" "$out/initramfs-test.cpio.zst"
 
+# 4b. The firmware as UEFI boots it: one unified kernel image (the EFI stub with the kernel, the production
+#     initramfs, the command line and os-release as sections), and an install disk: a GPT disk whose one EFI
+#     system partition ("lawbox-installer") holds systemd-boot and that image. The unit booted from it puts
+#     both on every member disk's boot partition (appliance/firmware).
+cmdline="console=ttyS0,115200 panic=-1 loglevel=4"
+uki=$out/lawbox-$version.efi
+printf 'NAME="Lawbox"\nID=lawbox\nVERSION_ID="%s"\nPRETTY_NAME="Lawbox %s"\n' "$version" "$version" > "$out/os-release"
+printf '%s' "$cmdline" > "$out/cmdline"
+end=0
+while read -r size vma; do e=$((0x$size + 0x$vma)); [ "$e" -gt "$end" ] && end=$e; done \
+  < <(objdump -h "$efi/linuxx64.efi.stub" | awk 'NF == 7 && $1 ~ /^[0-9]+$/ {print $3, $4}')
+next_vma() { echo $(( ($1 + 4095) / 4096 * 4096 )); }
+osrel=$(next_vma "$end"); cmd=$(next_vma $((osrel + $(stat -c%s "$out/os-release"))))
+linux=$(next_vma $((cmd + $(stat -c%s "$out/cmdline")))); initrd=$(next_vma $((linux + $(stat -c%s "$kdir/bzImage"))))
+rm -f "$out"/lawbox-*.efi
+objcopy --add-section .osrel="$out/os-release" --change-section-vma .osrel="$(printf 0x%x "$osrel")" \
+  --add-section .cmdline="$out/cmdline" --change-section-vma .cmdline="$(printf 0x%x "$cmd")" \
+  --add-section .linux="$kdir/bzImage" --change-section-vma .linux="$(printf 0x%x "$linux")" \
+  --add-section .initrd="$out/initramfs.cpio.zst" --change-section-vma .initrd="$(printf 0x%x "$initrd")" \
+  "$efi/linuxx64.efi.stub" "$uki.tmp" && mv "$uki.tmp" "$uki"
+inst=$out/installer.img
+rm -f "$inst.tmp" && truncate -s 128M "$inst.tmp"
+printf 'label: gpt\nstart=2048, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="lawbox-installer"\n' | sfdisk -q "$inst.tmp"
+export MTOOLS_SKIP_CHECK=1
+mformat -i "$inst.tmp@@1M" -F -v LAWBOX ::
+mmd -i "$inst.tmp@@1M" ::/EFI ::/EFI/BOOT ::/EFI/Linux ::/loader
+mcopy -i "$inst.tmp@@1M" "$efi/systemd-bootx64.efi" ::/EFI/BOOT/BOOTX64.EFI
+mcopy -i "$inst.tmp@@1M" "$uki" "::/EFI/Linux/$(basename "$uki")"
+printf 'timeout 0\neditor no\n' > "$out/loader.conf"
+mcopy -i "$inst.tmp@@1M" "$out/loader.conf" ::/loader/loader.conf
+mv "$inst.tmp" "$inst"
+
 # 5. The manifest any QEMU harness boots from.
 pgver=$(dpkg-query -W -f '${Version}' "postgresql-$PG_MAJOR")
 e2ver=$(dpkg-query -W -f '${Version}' e2fsprogs)
@@ -128,6 +171,8 @@ cat > "$out/image.json.tmp" <<JSON
   "kernel_bzimage": "build/kernel/bzImage",
   "initramfs": "build/initramfs.cpio.zst",
   "initramfs_test": "build/initramfs-test.cpio.zst",
+  "uki": "build/$(basename "$uki")",
+  "installer": "build/installer.img",
   "cmdline": "console=ttyS0,115200 panic=-1 loglevel=4",
   "memory_mib": 1024,
   "inputs": {
@@ -135,7 +180,8 @@ cat > "$out/image.json.tmp" <<JSON
     "mdadm": "mdadm $MDADM_DEB_VERSION sha256:$MDADM_SHA256",
     "postgresql": "postgresql-$PG_MAJOR $pgver",
     "e2fsprogs": "e2fsprogs $e2ver",
-    "smartmontools": "smartmontools $smver (smartctl: the QEMU tests' outside oracle for SMART)"
+    "smartmontools": "smartmontools $smver (smartctl: the QEMU tests' outside oracle for SMART)",
+    "systemd-boot": "systemd-boot-efi $SDBOOT_DEB_VERSION sha256:$SDBOOT_SHA256"
   }
 }
 JSON

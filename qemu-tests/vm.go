@@ -29,6 +29,8 @@ type Image struct {
 	// InitramfsTest is the same firmware with the serial-console test agent (appliance.debug=1): what
 	// the tests boot unless Config.Production.
 	InitramfsTest string `json:"initramfs_test"`
+	UKI           string `json:"uki"`       // the production firmware as one UEFI image (kernel, initramfs, command line)
+	Installer     string `json:"installer"` // an install disk: systemd-boot and the UKI on an EFI system partition
 	Cmdline       string `json:"cmdline"`
 	MemoryMiB     int    `json:"memory_mib"`
 	root          string
@@ -45,7 +47,7 @@ func LoadImage(root string) (Image, error) {
 		return im, fmt.Errorf("decode build/image.json: %w", err)
 	}
 	im.root = root
-	for _, p := range []string{im.Kernel, im.Initramfs, im.InitramfsTest} {
+	for _, p := range []string{im.Kernel, im.Initramfs, im.InitramfsTest, im.UKI, im.Installer} {
 		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
 			return im, fmt.Errorf("image file: %w", err)
 		}
@@ -84,8 +86,10 @@ type Config struct {
 	NoMgmtNet bool     // no user-networking NIC (and so no web UI from the host)
 	// Production boots the production firmware, which has no test agent on its console.
 	Production bool
-	HostPort   int      // host port forwarded to the guest's 443 on 127.0.0.1; 0 picks a free one
-	GuestFwd   []string // user-networking guestfwd rules, e.g. "tcp:198.18.0.100:5432-cmd:socat - TCP:127.0.0.1:PORT"
+	// UEFI boots as a real box does: OVMF firmware, which starts systemd-boot from a disk (no -kernel).
+	UEFI     bool
+	HostPort int      // host port forwarded to the guest's 443 on 127.0.0.1; 0 picks a free one
+	GuestFwd []string // user-networking guestfwd rules, e.g. "tcp:198.18.0.100:5432-cmd:socat - TCP:127.0.0.1:PORT"
 }
 
 // VM is a running QEMU.
@@ -131,10 +135,18 @@ func Start(im Image, cfg Config) (*VM, error) {
 	args := []string{
 		"-machine", "q35", "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "1", "-m", fmt.Sprint(mem),
 		"-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
-		"-kernel", filepath.Join(im.root, im.Kernel), "-initrd", filepath.Join(im.root, initrd),
-		"-append", strings.Join(append([]string{im.Cmdline}, cfg.Cmdline...), " "),
 		"-qmp", "unix:" + qmpSock + ",server=on,wait=off",
 		"-device", "virtio-rng-pci",
+	}
+	if cfg.UEFI {
+		vars := filepath.Join(cfg.Dir, "OVMF_VARS.fd") // the firmware's variables, the VM's own
+		if err := copyFile(ovmfVars, vars); err != nil {
+			return nil, fmt.Errorf("UEFI variables (apt-get install ovmf): %w", err)
+		}
+		args = append(args, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode, "-drive", "if=pflash,format=raw,unit=1,file="+vars)
+	} else {
+		args = append(args, "-kernel", filepath.Join(im.root, im.Kernel), "-initrd", filepath.Join(im.root, initrd),
+			"-append", strings.Join(append([]string{im.Cmdline}, cfg.Cmdline...), " "))
 	}
 	for i := range rootPorts {
 		args = append(args, "-device", fmt.Sprintf("pcie-root-port,id=rp%d,bus=pcie.0,chassis=%d,slot=%d", i, i+1, i+1))
@@ -404,3 +416,18 @@ func (vm *VM) HTTPClient(fingerprint string) *http.Client {
 
 // URL returns the host-side address of path on the guest's web UI.
 func (vm *VM) URL(path string) string { return "https://" + vm.HTTPS + path }
+
+// OVMF, Debian's UEFI firmware for QEMU (package ovmf).
+const (
+	ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+)
+
+// copyFile copies src to dst.
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o644)
+}

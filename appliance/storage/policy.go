@@ -31,7 +31,7 @@ func Layout(size int64, sectorSize int) gpt.Table {
 	sysFirst := bootFirst + s(BootBytes)
 	dataFirst := sysFirst + s(SystemBytes)
 	return gpt.Table{SectorSize: sectorSize, Partitions: []gpt.Partition{
-		{Type: gpt.TypeLinuxXBootLdr, Name: partNamePrefix + "boot", First: bootFirst, Last: sysFirst - 1},
+		{Type: gpt.TypeEFISystem, Name: partNamePrefix + "boot", First: bootFirst, Last: sysFirst - 1},
 		{Type: gpt.TypeLinuxRAID, Name: partNamePrefix + "system", First: sysFirst, Last: dataFirst - 1},
 		{Type: gpt.TypeLinuxRAID, Name: partNamePrefix + "data", First: dataFirst, Last: lastUsable},
 	}}

@@ -73,6 +73,7 @@ func (m *Manager) refresh(sdisks []appliance.StorageDisk) {
 		sd := &st.Disks[i]
 		if r, ok := roles[sd.Device]; ok {
 			sd.Role, sd.State, sd.Reason = "member", "ok", ""
+			sd.BootPartition = m.dev(disk.PartitionName(sd.Device, partBoot))
 			switch r {
 			case appliance.MemberSpare:
 				sd.Role = "spare"

@@ -21,6 +21,7 @@ import (
 	"github.com/lawbox/appliance/appliance/certs"
 	"github.com/lawbox/appliance/appliance/control"
 	"github.com/lawbox/appliance/appliance/database"
+	"github.com/lawbox/appliance/appliance/firmware"
 	"github.com/lawbox/appliance/appliance/health"
 	"github.com/lawbox/appliance/appliance/network"
 	"github.com/lawbox/appliance/appliance/notify"
@@ -28,6 +29,8 @@ import (
 	"github.com/lawbox/appliance/appliance/state"
 	"github.com/lawbox/appliance/appliance/storage"
 	"github.com/lawbox/appliance/appliance/unit"
+	"github.com/lawbox/appliance/hw/disk"
+	"github.com/lawbox/appliance/hw/fat"
 	"github.com/lawbox/appliance/hw/raid"
 	"github.com/lawbox/appliance/netcfg/link"
 	"github.com/lawbox/appliance/netcfg/static"
@@ -112,9 +115,15 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		Alerts: func(ctx context.Context) []appliance.Alert {
 			return appliance.TakeSnapshot(ctx, disks, monitor, node, db, backups, ports).Alerts()
 		}}
+	// The firmware goes onto every member disk's boot partition, so that UEFI boots the unit from its disks.
+	if err := os.MkdirAll("/run/firmware", 0o700); err != nil {
+		return err
+	}
+	installer := &firmware.Installer{Log: log.With("part", "firmware"), Storage: disks, FAT: fat.Tools{Mtools: "/bin/mtools"},
+		Version: version, Partitions: allPartitions, Loader: "/lib/lawbox/systemd-bootx64.efi", TmpDir: "/run/firmware"}
 	// Long-running parts stop before the store closes and the arrays are unmounted.
 	sctx, stopParts := context.WithCancel(context.Background())
-	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run, ports.Run, ports.Watcher.Run, node.Run, backups.Run, alerts.Run}
+	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run, ports.Run, ports.Watcher.Run, node.Run, backups.Run, alerts.Run, installer.Run}
 	partsDone := make(chan error, len(parts))
 	for _, run := range parts {
 		go func() { partsDone <- run(sctx) }()
@@ -216,6 +225,18 @@ func localIPs() []net.IP {
 	for _, a := range localAddrs() {
 		if a.Is4() {
 			out = append(out, a.AsSlice())
+		}
+	}
+	return out
+}
+
+// allPartitions lists every partition of every disk ("/dev/vdc1"): where the firmware may have booted from.
+func allPartitions() []string {
+	disks, _ := disk.List("/sys")
+	var out []string
+	for _, d := range disks {
+		for _, p := range disk.Partitions("/sys", d.Name) {
+			out = append(out, "/dev/"+p)
 		}
 	}
 	return out
