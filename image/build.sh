@@ -75,9 +75,16 @@ efi=$out/sdboot/usr/lib/systemd/boot/efi
 # 3. The Go init (one multi-call binary: PID 1 and the appliance daemons), and the same with the QEMU
 #    tests' serial-console agent (tag lawboxtest): production firmware never carries it.
 version=$(git describe --always --dirty 2>/dev/null || echo dev)
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$out/appliance" ./cmd/appliance
+buildno=$(git rev-list --count HEAD 2>/dev/null || echo 1) # rises with every commit: what "older" means for an update
+# The key update bundles are signed with: LAWBOX_SIGNING_KEY (a vendor's, see image/README.md) or a
+# development key generated into build/ (never committed). Its public half is built into the firmware.
+signkey=${LAWBOX_SIGNING_KEY:-$out/signing.key}
+go run ./cmd/bundle keygen -key "$signkey" -pub "$out/signing.pub"
+updatekey=$(tail -n1 "$out/signing.pub")
+ldflags="-s -w -X main.version=$version -X main.build=$buildno -X main.updateKey=$updatekey"
+CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/appliance" ./cmd/appliance
 mkdir -p "$out/test-overlay/bin"
-CGO_ENABLED=0 go build -trimpath -tags lawboxtest -ldflags "-s -w -X main.version=$version-test" \
+CGO_ENABLED=0 go build -trimpath -tags lawboxtest -ldflags "$ldflags -X main.version=$version-test" \
   -o "$out/test-overlay/bin/appliance" ./cmd/appliance
 
 # 4. The initramfs, packed by u-root (no Go commands of its own: it only packs files and their libraries).
@@ -159,6 +166,9 @@ mcopy -i "$inst.tmp@@1M" "$uki" "::/EFI/Linux/$(basename "$uki")"
 printf 'timeout 0\neditor no\n' > "$out/loader.conf"
 mcopy -i "$inst.tmp@@1M" "$out/loader.conf" ::/loader/loader.conf
 mv "$inst.tmp" "$inst"
+# The update bundle: the image, with a manifest signed by the key above.
+rm -f "$out"/lawbox-*.update
+go run ./cmd/bundle pack -key "$signkey" -version "$version" -build "$buildno" -out "$out/lawbox-$version.update" "$uki"
 
 # 5. The manifest any QEMU harness boots from.
 pgver=$(dpkg-query -W -f '${Version}' "postgresql-$PG_MAJOR")
@@ -173,6 +183,8 @@ cat > "$out/image.json.tmp" <<JSON
   "initramfs_test": "build/initramfs-test.cpio.zst",
   "uki": "build/$(basename "$uki")",
   "installer": "build/installer.img",
+  "update": "build/lawbox-$version.update",
+  "update_key": "build/signing.pub",
   "cmdline": "console=ttyS0,115200 panic=-1 loglevel=4",
   "memory_mib": 1024,
   "inputs": {

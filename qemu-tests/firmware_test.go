@@ -10,7 +10,7 @@ import (
 
 // A box with blank disks boots its install disk under UEFI (OVMF, systemd-boot, the unified kernel image);
 // once the arrays exist the firmware is on both members' boot partitions. Powered off, the install disk
-// taken out, the unit boots from its own disks, with its settings.
+// taken out, the unit boots from its own disks, with its settings; and from the second disk alone.
 func TestInstallAndBootFromDisks(t *testing.T) {
 	t.Parallel()
 	im := image(t)
@@ -46,4 +46,12 @@ func TestInstallAndBootFromDisks(t *testing.T) {
 	}
 	tok = u.login()
 	u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
+	u.shutdown(tok, "poweroff")
+
+	// The first disk pulled: the second alone boots the unit (degraded), from its own boot partition.
+	u = boot(t, Config{UEFI: true, Disks: members[1:]})
+	if u.code != "" || !strings.Contains(u.Console(), "EFI stub: Loaded initrd") {
+		t.Fatalf("booted from %s alone: setup code %q\n%s", members[1].Serial, u.code, tail(u.Console()))
+	}
+	u.login()
 }

@@ -115,6 +115,11 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		Alerts: func(ctx context.Context) []appliance.Alert {
 			return appliance.TakeSnapshot(ctx, disks, monitor, node, db, backups, ports).Alerts()
 		}}
+	if k, err := firmware.ParsePublicKey(updateKey); err != nil {
+		log.Error("this firmware carries no valid update key: update bundles will be refused", "err", err)
+	} else {
+		log.Info("firmware", "version", version, "build", build, "update_key_id", fmt.Sprintf("%x", k.ID))
+	}
 	// The firmware goes onto every member disk's boot partition, so that UEFI boots the unit from its disks.
 	if err := os.MkdirAll("/run/firmware", 0o700); err != nil {
 		return err

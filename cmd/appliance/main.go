@@ -14,8 +14,13 @@ import (
 	"syscall"
 )
 
-// version is set at build time by image/build.sh.
-var version = "dev"
+// Set at build time by image/build.sh: the version, the build number (what "older" means for an update
+// bundle) and the minisign public key update bundles must be signed with.
+var (
+	version   = "dev"
+	build     = "0"
+	updateKey = ""
+)
 
 func main() {
 	if os.Getpid() == 1 {
