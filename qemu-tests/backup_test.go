@@ -76,20 +76,11 @@ func TestBackupToS3(t *testing.T) {
 	// catalog one in front of the catalog, an index whose function refuses to run as a superuser, and a
 	// role setting whose newline would be a statement of its own in a script run line by line. Backup,
 	// verification and the disaster recovery below go through all of them.
-	for _, q := range []string{
-		"ALTER DATABASE practice SET search_path = public, pg_catalog",
-		`CREATE FUNCTION public.pg_export_snapshot() RETURNS text LANGUAGE plpgsql AS $$
-			BEGIN RAISE EXCEPTION 'owner code ran as %', current_user; END $$`,
-		`CREATE FUNCTION public.trap(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
-			BEGIN
-				IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
-					RAISE EXCEPTION 'owner code ran as superuser %', current_user;
-				END IF;
-				RETURN $1;
-			END $$`,
-		"CREATE INDEX matters_trap ON matters (public.trap(id))",
-		`ALTER ROLE practice_app IN DATABASE postgres SET search_path = E'x\nALTER USER practice_app SUPERUSER;\n--'`,
-	} {
+	traps, err := os.ReadFile("../appliance/backup/testdata/owner_traps.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range strings.Split(string(traps), "\n-- next\n") {
 		u.exec(t, nd.URL, q)
 	}
 

@@ -19,20 +19,9 @@ func TestOwnerCannotRunCodeAsSuperuser(t *testing.T) {
 	s := startServer(t)
 	s.exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
 	s.exec(t, "practice", "SET ROLE practice_app",
-		"ALTER DATABASE practice SET search_path = public, pg_catalog",
-		`CREATE FUNCTION public.pg_export_snapshot() RETURNS text LANGUAGE plpgsql AS $$
-			BEGIN RAISE EXCEPTION 'owner code ran as %', current_user; END $$`,
-		`CREATE FUNCTION public.trap(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
-			BEGIN
-				IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
-					RAISE EXCEPTION 'owner code ran as superuser %', current_user;
-				END IF;
-				RETURN $1;
-			END $$`,
 		"CREATE TABLE matters (id int PRIMARY KEY, client text NOT NULL)",
-		"INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 200) g",
-		"CREATE INDEX matters_trap ON matters (public.trap(id))",
-		`ALTER ROLE practice_app SET search_path = E'x\nALTER USER practice_app SUPERUSER;\n--'`)
+		"INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 200) g")
+	s.exec(t, "practice", append([]string{"SET ROLE practice_app"}, ownerTraps(t, "testdata/owner_traps.sql")...)...)
 	local := Dir{Path: t.TempDir()}
 	e := newEngine(t, s, local)
 	ctx := context.Background()
@@ -58,6 +47,22 @@ func TestOwnerCannotRunCodeAsSuperuser(t *testing.T) {
 	if n := s.count(t, "practice", "SELECT count(*) FROM public.matters"); n != 200 {
 		t.Errorf("restored %d matters, want 200", n)
 	}
+}
+
+// ownerTraps reads the statements of the owner's traps (testdata/owner_traps.sql).
+func ownerTraps(t testing.TB, file string) []string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, q := range strings.Split(string(b), "\n-- next\n") {
+		if q = strings.TrimSpace(q); q != "" {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // A restored table whose values differ from the dump's, with the same number of rows, fails verification.
