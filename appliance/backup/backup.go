@@ -26,6 +26,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/lawbox/appliance/appliance/pgsql"
@@ -326,14 +327,14 @@ func (e *Engine) dumpDatabase(ctx context.Context, to age.Recipient, id, db stri
 
 // querier is a session or a transaction.
 type querier interface {
+	Begin(ctx context.Context) (pgx.Tx, error) // a transaction, or a savepoint in one
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // tableSums fills d.Rows and d.Sums with every table's row count and the sum of a 64-bit hash of each
-// row's text, read on q (in the dump's snapshot, or from the restored copy). The sum does not depend on the
-// rows' order and takes no memory per row; the session is pinned (pgsql), so the text of a value is the
-// same on every server.
+// row, read on q (in the dump's snapshot, or from the restored copy). The sum does not depend on the rows'
+// order and takes no memory per row.
 func tableSums(ctx context.Context, q querier, d *DumpedDB) error {
 	rs, err := q.Query(ctx, `SELECT n.nspname, c.relname, array(SELECT a.attname FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -359,17 +360,45 @@ func tableSums(ctx context.Context, q querier, d *DumpedDB) error {
 		for slices.Contains(t.columns, alias) {
 			alias += "_"
 		}
-		var n int64
-		var sum string
-		sql := fmt.Sprintf("SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum(pg_catalog.hashtextextended(%s::pg_catalog.text, 0)), 0)::pg_catalog.text FROM %s AS %s",
-			ident(alias), pgx.Identifier{t.schema, t.name}.Sanitize(), ident(alias))
-		if err := q.QueryRow(ctx, sql).Scan(&n, &sum); err != nil {
+		n, sum, err := sumTable(ctx, q, pgx.Identifier{t.schema, t.name}.Sanitize(), ident(alias))
+		if err != nil {
 			return fmt.Errorf("read %s.%s: %w", t.schema, t.name, err)
 		}
 		d.Rows[t.schema+"."+t.name] = n
 		d.Sums[t.schema+"."+t.name] = sum
 	}
 	return nil
+}
+
+// rowHashes are the ways a row is hashed, cheapest first: the row itself (each column by its type's hash
+// function), or, for a table with a column whose type has none (json, point, xml), the row's text (the
+// session is pinned, so a value's text is the same on every server). The way is part of the sum, so the
+// restored copy is summed the same way.
+var rowHashes = []struct{ prefix, expr string }{
+	{"r:", "pg_catalog.hash_record_extended(%s, 0)"},
+	{"t:", "pg_catalog.hashtextextended(%s::pg_catalog.text, 0)"},
+}
+
+// sumTable counts a table's rows and sums their hashes, each way tried in a savepoint of its own.
+func sumTable(ctx context.Context, q querier, table, alias string) (int64, string, error) {
+	for _, h := range rowHashes {
+		sp, err := q.Begin(ctx)
+		if err != nil {
+			return 0, "", err
+		}
+		var n int64
+		var sum string
+		sql := fmt.Sprintf("SELECT pg_catalog.count(*), COALESCE(pg_catalog.sum("+h.expr+"), 0)::pg_catalog.text FROM %s AS %s", alias, table, alias)
+		err = sp.QueryRow(ctx, sql).Scan(&n, &sum)
+		if err == nil {
+			return n, h.prefix + sum, sp.Commit(ctx)
+		}
+		_ = sp.Rollback(ctx)
+		if pe := (*pgconn.PgError)(nil); !errors.As(err, &pe) || pe.Code != "42883" { // no hash function for a column type
+			return 0, "", err
+		}
+	}
+	return 0, "", errors.New("no way to hash its rows")
 }
 
 // dumpTo runs a PostgreSQL program and stores its output, compressed and encrypted, under key; tee, when
