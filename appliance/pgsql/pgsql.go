@@ -19,8 +19,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Pinned is the session every connection of the unit starts with.
-var Pinned = map[string]string{
+// pinned is the session every connection of the unit starts with.
+var pinned = map[string]string{
 	"search_path":                 "pg_catalog, pg_temp",
 	"TimeZone":                    "UTC",
 	"DateStyle":                   "ISO, MDY",
@@ -36,7 +36,7 @@ func Pin(cfg *pgconn.Config) {
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
 	}
-	for k, v := range Pinned {
+	for k, v := range pinned {
 		cfg.RuntimeParams[k] = v
 	}
 }
