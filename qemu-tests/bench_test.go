@@ -75,6 +75,7 @@ func bareImage(b *testing.B, im Image) Image {
 	}
 	bare := im
 	bare.Initramfs = filepath.Join(dir, "bare.cpio.zst")
+	bare.InitramfsTest = bare.Initramfs // what Start boots by default
 	bare.root = ""
 	bare.Kernel = filepath.Join(im.root, im.Kernel)
 	return bare
