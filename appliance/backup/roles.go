@@ -112,9 +112,9 @@ func applyRoles(ctx context.Context, c *pgx.Conn, rs []Role) error {
 		if existing[r.Name] {
 			continue
 		}
-		q := "CREATE ROLE " + pgsql.Ident(r.Name) + " NOLOGIN"
+		q := "CREATE ROLE " + ident(r.Name) + " NOLOGIN"
 		if r.Login {
-			q = "CREATE ROLE " + pgsql.Ident(r.Name) + " LOGIN"
+			q = "CREATE ROLE " + ident(r.Name) + " LOGIN"
 		}
 		if r.Password != "" {
 			pw, err := pgsql.SQLLiteral(r.Password)
@@ -134,7 +134,7 @@ func applyRoles(ctx context.Context, c *pgx.Conn, rs []Role) error {
 			if !existing[g] {
 				continue
 			}
-			if _, err := c.Exec(ctx, "GRANT "+pgsql.Ident(g)+" TO "+pgsql.Ident(r.Name)); err != nil {
+			if _, err := c.Exec(ctx, "GRANT "+ident(g)+" TO "+ident(r.Name)); err != nil {
 				return fmt.Errorf("restore role %s: member of %s: %w", r.Name, g, err)
 			}
 		}

@@ -65,6 +65,3 @@ func SQLLiteral(s string) (string, error) {
 	}
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'", nil
 }
-
-// Ident quotes a name as an SQL identifier.
-func Ident(name string) string { return pgx.Identifier{name}.Sanitize() }
