@@ -1,8 +1,8 @@
 // Package firmware puts the running firmware on the unit's own disks, so that UEFI boots it from any of
 // them: every member disk's boot partition is made an EFI system partition holding systemd-boot and the
 // firmware's unified kernel image, copied from where the unit booted (the install disk, or a member that
-// has it). A disk added or replaced later gets the same. It does not yet keep two slots, count boot tries,
-// check signatures or update (issue 25).
+// has it). A disk added or replaced later gets the same. Updates (update.go) add a slot beside the running
+// one, signed bundles only, and keep it only when the unit becomes healthy on it (slots.go).
 package firmware
 
 import (
@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
@@ -24,6 +25,9 @@ type FAT interface {
 	Format(ctx context.Context, dev, label string) error
 	Get(ctx context.Context, dev, name, local string) error
 	Put(ctx context.Context, dev, local, name string) error
+	Rename(ctx context.Context, dev, from, to string) error
+	Delete(ctx context.Context, dev, name string) error
+	Size(ctx context.Context, dev string) (int64, error)
 }
 
 // Storage is where the member disks and their boot partitions are listed.
@@ -42,7 +46,8 @@ type Installer struct {
 	TmpDir     string          // where the image is staged while it is copied
 	Every      time.Duration   // between rounds; 0: 30 s
 
-	noSource bool // said once: the firmware was not booted from a disk
+	mu       sync.Mutex // one writer of the boot partitions at a time: this, or an update
+	noSource bool       // said once: the firmware was not booted from a disk
 }
 
 // loaderConf boots the newest firmware at once; nobody edits the kernel command line at the console.
@@ -50,9 +55,6 @@ const loaderConf = "timeout 0\neditor no\n"
 
 // Label is the FAT label of a boot partition the installer made.
 const Label = "LAWBOX"
-
-// Slot is the file name of a firmware version's unified kernel image.
-func Slot(version string) string { return "lawbox-" + version + ".efi" }
 
 // Run installs in rounds until ctx ends.
 func (i *Installer) Run(ctx context.Context) error {
@@ -74,28 +76,29 @@ func (i *Installer) Run(ctx context.Context) error {
 
 // Round puts the running firmware on every member's boot partition that lacks it.
 func (i *Installer) Round(ctx context.Context) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
 	st, err := i.Storage.Storage(ctx)
 	if err != nil {
 		return err
 	}
-	slot := Slot(i.Version)
 	var missing []string
 	for _, d := range st.Disks {
 		if d.Role != "member" || d.BootPartition == "" {
 			continue
 		}
 		names, err := i.FAT.List(ctx, d.BootPartition, "/EFI/Linux")
-		if err != nil || !slices.Contains(names, slot) {
+		if _, ok := find(names, i.Version); err != nil || !ok {
 			missing = append(missing, d.BootPartition)
 		}
 	}
 	if len(missing) == 0 {
 		return nil
 	}
-	src := i.source(ctx, slot, missing)
+	src, slot := i.source(ctx, missing)
 	if src == "" {
 		if !i.noSource {
-			i.Log.Warn("the running firmware was not booted from a disk (no partition holds " + slot + "): nothing to put on the disks")
+			i.Log.Warn("the running firmware was not booted from a disk (no partition holds " + Slot(i.Version) + "): nothing to put on the disks")
 			i.noSource = true
 		}
 		return nil
@@ -122,19 +125,20 @@ func (i *Installer) Round(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// source is a partition outside missing that holds slot: the install disk, or a member that has it.
-func (i *Installer) source(ctx context.Context, slot string, missing []string) string {
+// source is a partition outside missing that holds the running firmware (the install disk, or a member
+// that has it), and the name of its slot there (on trial or blessed: a copy keeps its state).
+func (i *Installer) source(ctx context.Context, missing []string) (string, string) {
 	for _, p := range i.Partitions() {
 		if slices.Contains(missing, p) {
 			continue
 		}
 		names, err := i.FAT.List(ctx, p, "/EFI/Linux")
-		if err == nil && slices.Contains(names, slot) {
-			return p
+		if e, ok := find(names, i.Version); err == nil && ok {
+			return p, e.Name
 		}
 		i.Log.Debug("no firmware here", "partition", p, "names", names, "err", err)
 	}
-	return ""
+	return "", ""
 }
 
 // install makes dev an EFI system partition (formatting it when it holds no FAT filesystem: a member's boot

@@ -52,6 +52,24 @@ func (f *fakeFAT) Put(_ context.Context, dev, local, name string) error {
 	return nil
 }
 
+func (f *fakeFAT) Rename(_ context.Context, dev, from, to string) error {
+	b, ok := f.parts[dev][from]
+	if !ok {
+		return errors.New("no such file")
+	}
+	delete(f.parts[dev], from)
+	f.parts[dev][to] = b
+	return nil
+}
+func (f *fakeFAT) Delete(_ context.Context, dev, name string) error {
+	if _, ok := f.parts[dev][name]; !ok {
+		return errors.New("no such file")
+	}
+	delete(f.parts[dev], name)
+	return nil
+}
+func (f *fakeFAT) Size(context.Context, string) (int64, error) { return 1000, nil }
+
 type fakeStorage struct{ st appliance.StorageStatus }
 
 func (f fakeStorage) Storage(context.Context) (appliance.StorageStatus, error) { return f.st, nil }

@@ -71,17 +71,38 @@ func ParseList(out string) []string {
 // Format makes a new FAT32 filesystem labelled label on dev: whatever it held is gone. A partition has no
 // geometry for mtools to ask the kernel: its size is given in sectors (whole MiB), with a nominal geometry.
 func (t Tools) Format(ctx context.Context, dev, label string) error {
-	f, err := os.Open(dev)
+	size, err := t.Size(ctx, dev)
 	if err != nil {
 		return fmt.Errorf("format %s: %w", dev, err)
 	}
-	size, err := f.Seek(0, io.SeekEnd)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("format %s: size: %w", dev, err)
-	}
 	sectors := size / 512 / 2048 * 2048
 	_, err = t.run(ctx, "mformat", "-i", dev, "-F", "-v", label, "-T", strconv.FormatInt(sectors, 10), "-h", "64", "-s", "32", "-H", "0", "::")
+	return err
+}
+
+// Size is the size of dev (a partition or an image file) in bytes.
+func (Tools) Size(_ context.Context, dev string) (int64, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return 0, fmt.Errorf("size of %s: %w", dev, err)
+	}
+	return size, nil
+}
+
+// Rename renames file from to to (a path in the same directory) on dev: one directory entry rewritten.
+func (t Tools) Rename(ctx context.Context, dev, from, to string) error {
+	_, err := t.run(ctx, "mren", "-i", dev, "::"+from, "::"+to)
+	return err
+}
+
+// Delete removes file name from dev.
+func (t Tools) Delete(ctx context.Context, dev, name string) error {
+	_, err := t.run(ctx, "mdel", "-i", dev, "::"+name)
 	return err
 }
 

@@ -54,4 +54,20 @@ func TestToolsOnAnImage(t *testing.T) {
 	if b, _ := os.ReadFile(back); string(b) != "firmware" {
 		t.Errorf("Get = %q", b)
 	}
+	// The boot counter's renames, as systemd-boot does them, then a slot thrown away.
+	if err := ft.Rename(ctx, img, "/EFI/Linux/lawbox-1.2.efi", "/EFI/Linux/lawbox-1.2+2-1.efi"); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := ft.List(ctx, img, "/EFI/Linux"); !slices.Equal(names, []string{"lawbox-1.2+2-1.efi"}) {
+		t.Fatalf("after Rename: %q", names)
+	}
+	if err := ft.Delete(ctx, img, "/EFI/Linux/lawbox-1.2+2-1.efi"); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := ft.List(ctx, img, "/EFI/Linux"); len(names) != 0 {
+		t.Fatalf("after Delete: %q", names)
+	}
+	if size, err := ft.Size(ctx, img); err != nil || size != 40<<20 {
+		t.Errorf("Size = %d, %v", size, err)
+	}
 }
