@@ -500,3 +500,40 @@ func (f *fakeCerts) ResetCertificate(context.Context) error {
 	f.info.SelfSigned = true
 	return nil
 }
+
+// fakeFirmware takes a bundle whose body is "good vN" (N: its build; 20 runs), refuses anything else.
+type fakeFirmware struct {
+	mu        sync.Mutex
+	received  int
+	rollbacks []string
+}
+
+func (f *fakeFirmware) Firmware(context.Context) (appliance.FirmwareStatus, error) {
+	return appliance.FirmwareStatus{Version: "v20", Build: 20, Slots: []appliance.FirmwareSlot{{Version: "v20", State: "running", Partitions: []string{"/dev/vda1"}}},
+		Update: &appliance.FirmwareRun{Version: "v21", From: "v20", By: "admin", State: appliance.FirmwareRolledBack, Reason: "version v21 did not become healthy in 3 tries"}}, nil
+}
+
+func (f *fakeFirmware) Update(_ context.Context, r io.Reader, _ int64, allowDowngrade bool, user string) (appliance.FirmwareRun, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return appliance.FirmwareRun{}, err
+	}
+	f.mu.Lock()
+	f.received = len(b)
+	f.mu.Unlock()
+	var build int
+	if _, err := fmt.Sscanf(string(bytes.TrimRight(b, "x")), "good v%d", &build); err != nil {
+		return appliance.FirmwareRun{}, fmt.Errorf("%w: not a valid update bundle", appliance.ErrBadInput)
+	}
+	if build < 20 && !allowDowngrade {
+		return appliance.FirmwareRun{}, fmt.Errorf("%w: the bundle is older than the running firmware", appliance.ErrConflict)
+	}
+	return appliance.FirmwareRun{Version: fmt.Sprintf("v%d", build), From: "v20", By: user, State: appliance.FirmwareRestarting}, nil
+}
+
+func (f *fakeFirmware) Rollback(_ context.Context, user string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rollbacks = append(f.rollbacks, user)
+	return nil
+}

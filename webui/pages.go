@@ -9,25 +9,26 @@ import (
 )
 
 type pageData struct {
-	Error   string
-	Notice  string
-	Session appliance.Session
-	Status  appliance.Status
-	Storage appliance.StorageStatus
-	Health  map[string]string      // disk serial -> SMART health, for the storage page
-	Advice  []appliance.DiskAdvice // which disk to pull and which to keep, for the storage page
-	Disk    diskPage
-	DB      databasePage
-	Pair    pairPage
-	Backups backupsPage
-	Summary summary
-	Path    string         // the page's path
-	Account appliance.User // the logged-in user's account (dashboard)
-	Cert    *appliance.CertInfo
-	TOTP    totpSetup // a second factor being set up
-	Alerts  alertsPage
-	Users   []appliance.User
-	Audit   []appliance.AuditEntry
+	Error    string
+	Notice   string
+	Session  appliance.Session
+	Status   appliance.Status
+	Storage  appliance.StorageStatus
+	Health   map[string]string      // disk serial -> SMART health, for the storage page
+	Advice   []appliance.DiskAdvice // which disk to pull and which to keep, for the storage page
+	Disk     diskPage
+	DB       databasePage
+	Pair     pairPage
+	Backups  backupsPage
+	Summary  summary
+	Path     string         // the page's path
+	Account  appliance.User // the logged-in user's account (dashboard)
+	Cert     *appliance.CertInfo
+	Firmware appliance.FirmwareStatus // dashboard
+	TOTP     totpSetup                // a second factor being set up
+	Alerts   alertsPage
+	Users    []appliance.User
+	Audit    []appliance.AuditEntry
 	// AuditLog: which log the page shows; AuditCheck: the chain's check
 	AuditLog   string
 	AuditCheck appliance.AuditCheck
@@ -69,7 +70,7 @@ func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, sess appli
 
 func (s *Server) statusData(r *http.Request, sess appliance.Session, notice string, actionErr error) pageData {
 	st, err := s.status(r.Context(), sess)
-	d := pageData{Session: sess, Status: st, Summary: s.dashboard(r.Context()), Notice: notice, Account: s.account(sess.User)}
+	d := pageData{Session: sess, Status: st, Summary: s.dashboard(r.Context()), Notice: notice, Account: s.account(sess.User), Firmware: s.firmwareOf(r)}
 	if actionErr != nil {
 		err = actionErr
 	}

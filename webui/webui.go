@@ -68,6 +68,7 @@ type Server struct {
 	backups appliance.Backups
 	notify  appliance.Notifications
 	certs   appliance.Certificates
+	fw      appliance.Firmware
 	log     *slog.Logger
 	pages   map[string]map[string]*template.Template // language -> page
 
@@ -95,11 +96,12 @@ type Parts struct {
 	Backups  appliance.Backups
 	Notify   appliance.Notifications
 	Certs    appliance.Certificates
+	Firmware appliance.Firmware
 }
 
 // New returns the web UI over the appliance's parts.
 func New(p Parts, log *slog.Logger) (*Server, error) {
-	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, notify: p.Notify, certs: p.Certs, log: log, closing: make(chan struct{}), pages: map[string]map[string]*template.Template{}}
+	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, notify: p.Notify, certs: p.Certs, fw: p.Firmware, log: log, closing: make(chan struct{}), pages: map[string]map[string]*template.Template{}}
 	funcs := template.FuncMap{
 		"bytes":    humanBytes,
 		"duration": func(sec int64) string { return (time.Duration(sec) * time.Second).String() },
@@ -143,6 +145,11 @@ func (s *Server) Routes() []Route {
 		{"GET /api/v1/status", Viewer, s.apiStatus},
 		{eventsRoute, Viewer, s.apiEvents},
 		{"POST /api/v1/system/{action}", Admin, s.apiPower},
+		{"GET /api/v1/system/firmware", Viewer, s.apiFirmware},
+		{firmwareUpload, Admin, s.apiUpdateFirmware},
+		{"POST /api/v1/system/firmware/rollback", Admin, s.apiRollbackFirmware},
+		{"POST /system/firmware", Admin, s.formUpdateFirmware},
+		{"POST /system/firmware/rollback", Admin, s.formRollbackFirmware},
 		{"GET /storage", Viewer, s.pageStorage},
 		{"POST /storage/scrub", Admin, s.formScrub},
 		{"POST /storage/disks/{serial}/adopt", Admin, s.formAdopt},
@@ -283,7 +290,11 @@ func headers(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 		h.Set("Cache-Control", "no-store")
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		limit := int64(MaxBodyBytes)
+		if r.Method == http.MethodPost && (r.URL.Path == "/api/v1/system/firmware" || r.URL.Path == "/system/firmware") {
+			limit = MaxBundleBytes
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -307,7 +318,7 @@ func (s *Server) guard(rt Route) http.Handler {
 				// What users did goes to the audit log; a request that did not authenticate (but a login
 				// or setup that succeeded) to the noise log.
 				noise := !authenticated && !(login && rec.status < 400)
-				e := appliance.AuditEntry{Time: time.Now().UTC(), User: *who, Remote: remote(r), Action: rt.Pattern, Path: r.URL.Path, Status: rec.status, Noise: noise}
+				e := appliance.AuditEntry{Time: time.Now().UTC(), User: *who, Remote: remote(r), Action: rt.Pattern, Path: r.URL.RequestURI(), Status: rec.status, Noise: noise}
 				if err := s.auth.Record(e); err != nil {
 					s.log.Error("audit log", "entry", e, "err", err)
 				}
@@ -398,7 +409,7 @@ func statusOf(err error) (int, string) {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes)
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit)
 	case errors.Is(err, errBadRequest), errors.Is(err, appliance.ErrWeakPassword), errors.Is(err, appliance.ErrBadInput):
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, appliance.ErrNotFound):

@@ -31,6 +31,7 @@ type env struct {
 	backups *fakeBackups
 	notify  *fakeNotify
 	certs   *fakeCerts
+	fw      *fakeFirmware
 }
 
 func newEnv(t testing.TB) *env {
@@ -61,11 +62,12 @@ func newEnv(t testing.TB) *env {
 	bk := &fakeBackups{}
 	nt := &fakeNotify{}
 	ct := &fakeCerts{info: appliance.CertInfo{Subject: "CN=unit-a", Issuer: "CN=unit-a", SelfSigned: true, Names: []string{"unit-a"}, Fingerprint: "AB:CD"}}
-	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db, Pair: pr, Network: nw, Backups: bk, Notify: nt, Certs: ct}, log)
+	fw := &fakeFirmware{}
+	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db, Pair: pr, Network: nw, Backups: bk, Notify: nt, Certs: ct, Firmware: fw}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl, db: db, pair: pr, net: nw, backups: bk, notify: nt, certs: ct}
+	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl, db: db, pair: pr, net: nw, backups: bk, notify: nt, certs: ct, fw: fw}
 }
 
 type req struct {

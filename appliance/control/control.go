@@ -17,8 +17,9 @@ import (
 // DefaultSocket is where PID 1 listens.
 const DefaultSocket = "/run/appliance/init.sock"
 
-// Handler serves the control API: GET /services, POST /poweroff, POST /reboot.
-func Handler(services func() []supervise.Status, shutdown func(reboot bool)) http.Handler {
+// Handler serves the control API: GET /services, POST /poweroff, POST /reboot, and POST /trial/passed
+// (the firmware on trial became healthy: PID 1 no longer restarts the unit at the trial's deadline).
+func Handler(services func() []supervise.Status, shutdown func(reboot bool), passed func()) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /services", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -31,6 +32,10 @@ func Handler(services func() []supervise.Status, shutdown func(reboot bool)) htt
 	mux.HandleFunc("POST /reboot", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		go shutdown(true)
+	})
+	mux.HandleFunc("POST /trial/passed", func(w http.ResponseWriter, r *http.Request) {
+		passed()
+		w.WriteHeader(http.StatusNoContent)
 	})
 	return mux
 }
@@ -71,10 +76,18 @@ func (c *Client) Services(ctx context.Context) ([]supervise.Status, error) {
 
 // Shutdown asks PID 1 to power off, or reboot.
 func (c *Client) Shutdown(ctx context.Context, reboot bool) error {
-	path := "poweroff"
 	if reboot {
-		path = "reboot"
+		return c.post(ctx, "reboot", http.StatusAccepted)
 	}
+	return c.post(ctx, "poweroff", http.StatusAccepted)
+}
+
+// TrialPassed tells PID 1 the firmware on trial is healthy and kept.
+func (c *Client) TrialPassed(ctx context.Context) error {
+	return c.post(ctx, "trial/passed", http.StatusNoContent)
+}
+
+func (c *Client) post(ctx context.Context, path string, want int) error {
 	req, err := http.NewRequestWithContext(ctx, "POST", "http://init/"+path, nil)
 	if err != nil {
 		return err
@@ -84,7 +97,7 @@ func (c *Client) Shutdown(ctx context.Context, reboot bool) error {
 		return fmt.Errorf("ask init to %s: %w", path, err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
+	if resp.StatusCode != want {
 		return fmt.Errorf("ask init to %s: %s", path, resp.Status)
 	}
 	return nil

@@ -18,9 +18,10 @@ func TestClientServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan bool, 1)
+	passed := make(chan struct{}, 1)
 	srv := &http.Server{Handler: Handler(
 		func() []supervise.Status { return []supervise.Status{{Name: "daemon", State: "running", Restarts: 2}} },
-		func(reboot bool) { got <- reboot })}
+		func(reboot bool) { got <- reboot }, func() { passed <- struct{}{} })}
 	go srv.Serve(l)
 	defer srv.Close()
 
@@ -39,5 +40,13 @@ func TestClientServer(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("init never got the shutdown request")
+	}
+	if err := c.TrialPassed(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-passed:
+	default:
+		t.Error("init was not told the trial passed")
 	}
 }

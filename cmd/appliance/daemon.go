@@ -21,7 +21,6 @@ import (
 	"github.com/lawbox/appliance/appliance/certs"
 	"github.com/lawbox/appliance/appliance/control"
 	"github.com/lawbox/appliance/appliance/database"
-	"github.com/lawbox/appliance/appliance/firmware"
 	"github.com/lawbox/appliance/appliance/health"
 	"github.com/lawbox/appliance/appliance/network"
 	"github.com/lawbox/appliance/appliance/notify"
@@ -30,7 +29,6 @@ import (
 	"github.com/lawbox/appliance/appliance/storage"
 	"github.com/lawbox/appliance/appliance/unit"
 	"github.com/lawbox/appliance/hw/disk"
-	"github.com/lawbox/appliance/hw/fat"
 	"github.com/lawbox/appliance/hw/raid"
 	"github.com/lawbox/appliance/netcfg/link"
 	"github.com/lawbox/appliance/netcfg/static"
@@ -115,20 +113,22 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		Alerts: func(ctx context.Context) []appliance.Alert {
 			return appliance.TakeSnapshot(ctx, disks, monitor, node, db, backups, ports).Alerts()
 		}}
-	if k, err := firmware.ParsePublicKey(updateKey); err != nil {
-		log.Error("this firmware carries no valid update key: update bundles will be refused", "err", err)
-	} else {
-		log.Info("firmware", "version", version, "build", build, "update_key_id", fmt.Sprintf("%x", k.ID))
-	}
-	// The firmware goes onto every member disk's boot partition, so that UEFI boots the unit from its disks.
-	if err := os.MkdirAll("/run/firmware", 0o700); err != nil {
+	keeper, err := certs.NewKeeper(st, host, localIPs(), time.Now)
+	if err != nil {
 		return err
 	}
-	installer := &firmware.Installer{Log: log.With("part", "firmware"), Storage: disks, FAT: fat.Tools{Mtools: "/bin/mtools"},
-		Version: version, Partitions: allPartitions, Loader: "/lib/lawbox/systemd-bootx64.efi", TmpDir: "/run/firmware"}
+	fmt.Printf("TLS certificate SHA-256 fingerprint: %s\n", certs.Fingerprint(keeper.Current()))
+	initCtl := control.NewClient(*ctlSock)
+	// The firmware goes onto every member disk's boot partition, so that UEFI boots the unit from its
+	// disks; updates go into the free slot.
+	installer, updater, err := firmwareParts(log, st, disks, db, node, keeper, *listen, initCtl)
+	if err != nil {
+		return err
+	}
 	// Long-running parts stop before the store closes and the arrays are unmounted.
 	sctx, stopParts := context.WithCancel(context.Background())
-	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run, ports.Run, ports.Watcher.Run, node.Run, backups.Run, alerts.Run, installer.Run}
+	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run, ports.Run, ports.Watcher.Run, node.Run, backups.Run, alerts.Run,
+		installer.Run, updater.Run}
 	partsDone := make(chan error, len(parts))
 	for _, run := range parts {
 		go func() { partsDone <- run(sctx) }()
@@ -142,11 +142,6 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		disks.Shutdown(context.Background())
 	}()
 
-	keeper, err := certs.NewKeeper(st, host, localIPs(), time.Now)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("TLS certificate SHA-256 fingerprint: %s\n", certs.Fingerprint(keeper.Current()))
 	keeper.OnChange = func() {
 		ctx, cancel := context.WithTimeout(sctx, 30*time.Second)
 		defer cancel()
@@ -159,8 +154,8 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	a.Announce = func(code string) { fmt.Printf("setup code: %s\n", code) }
 	a.SetupCode() // prints the code when the unit is not set up yet
 
-	ui, err := webui.New(webui.Parts{Auth: a, System: &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: control.NewClient(*ctlSock)},
-		Storage: disks, Health: monitor, Database: db, Pair: node, Network: ports, Backups: backups, Notify: alerts, Certs: keeper}, log)
+	ui, err := webui.New(webui.Parts{Auth: a, System: &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: initCtl},
+		Storage: disks, Health: monitor, Database: db, Pair: node, Network: ports, Backups: backups, Notify: alerts, Certs: keeper, Firmware: updater}, log)
 	if err != nil {
 		return err
 	}

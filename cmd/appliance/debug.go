@@ -9,10 +9,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +24,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func init() { testAgent = debugConsole }
+// testTrial is set by image/build.sh for the update tests' bundle that must never become healthy
+// ("never-healthy"): PID 1 does not start the daemon, and the trial's deadline is short.
+var testTrial = ""
+
+func init() {
+	testAgent = debugConsole
+	if testTrial == "never-healthy" {
+		trialDeadline = 30 * time.Second
+		testServices = func(log *slog.Logger, s []supervise.Service) []supervise.Service {
+			log.Warn("test firmware that never becomes healthy: the daemon is not started")
+			return slices.DeleteFunc(s, func(s supervise.Service) bool { return s.Name == "daemon" })
+		}
+	}
+}
 
 // debugConsole reads commands from the serial console when the kernel command line has appliance.debug=1
 // and the firmware is a test build (tag lawboxtest). It is how the QEMU tests inject a service crash and

@@ -62,6 +62,7 @@ func runInit() {
 		{"mount", func() error { return sysinit.MountAll("", sysinit.BaseMounts) }},
 		{"cmdline", func() (err error) { cmdline, err = sysinit.ReadCmdline("/proc"); return err }},
 		{"modules", loadModules},
+		{"efivars", func() error { return sysinit.MountEFIVars("") }},
 		{"hostname", func() error { return sysinit.SetHostname(hostname(cmdline)) }},
 		{"dirs", func() error {
 			// /var/lib must stay traversable: libpq looks for client certificates under the postgres
@@ -96,10 +97,14 @@ func runInit() {
 		self = "/bin/appliance"
 	}
 	env := append(serviceEnv, "HOSTNAME="+hostname(cmdline))
-	sup := supervise.New(log, reaper, console, []supervise.Service{
+	services := []supervise.Service{
 		{Name: "netd", Argv: []string{self, "netd"}, Env: env},
 		{Name: "daemon", Argv: []string{self, "daemon"}, Env: env},
-	})
+	}
+	if testServices != nil {
+		services = testServices(log, services)
+	}
+	sup := supervise.New(log, reaper, console, services)
 
 	halt := make(chan sysinit.Action, 1)
 	request := func(a sysinit.Action) {
@@ -119,7 +124,8 @@ func runInit() {
 			}
 		}
 	}()
-	if err := serveControl(log, sup, request); err != nil {
+	passed := startTrial(log, request)
+	if err := serveControl(log, sup, request, passed); err != nil {
 		log.Error("control socket", "err", err)
 	}
 	if cmdline["appliance.debug"] == "1" {
@@ -189,7 +195,7 @@ func hostname(cmdline map[string]string) string {
 }
 
 // serveControl serves PID 1's control API on a root-only unix socket.
-func serveControl(log *slog.Logger, sup *supervise.Supervisor, request func(sysinit.Action)) error {
+func serveControl(log *slog.Logger, sup *supervise.Supervisor, request func(sysinit.Action), passed func()) error {
 	path := control.DefaultSocket
 	_ = os.Remove(path)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -208,7 +214,7 @@ func serveControl(log *slog.Logger, sup *supervise.Supervisor, request func(sysi
 		} else {
 			request(sysinit.PowerOff)
 		}
-	})
+	}, passed)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil {
@@ -221,3 +227,7 @@ func serveControl(log *slog.Logger, sup *supervise.Supervisor, request func(sysi
 // testAgent is the serial-console test agent (debug.go). It is built only into the test firmware (go build
 // -tags lawboxtest, build/initramfs-test.cpio.zst), never into the production firmware.
 var testAgent func(in io.Reader, out io.Writer, sup *supervise.Supervisor, request func(sysinit.Action))
+
+// testServices changes the services PID 1 starts, in the test firmware only: a firmware that never
+// becomes healthy, for the update tests.
+var testServices func(log *slog.Logger, s []supervise.Service) []supervise.Service
