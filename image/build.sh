@@ -92,7 +92,6 @@ pgbin=/usr/lib/postgresql/$PG_MAJOR/bin
 pglib=/usr/lib/postgresql/$PG_MAJOR/lib
 pgshare=/usr/share/postgresql/$PG_MAJOR
 files=(
-  -files "$out/appliance:bin/appliance"
   -files "$out/mdadm/sbin/mdadm:sbin/mdadm"
   -files "/bin/dash:bin/sh"
   -files "/sbin/mke2fs:sbin/mkfs.ext4"
@@ -124,11 +123,14 @@ for d in "$pgshare"/*; do
   case $(basename "$d") in man) continue ;; esac
   files+=(-files "$d:${d#/}")
 done
-cpio=$out/initramfs.cpio
-GOOS=linux GOARCH=amd64 go tool u-root -nocmd -defaultsh= -initcmd=/bin/appliance \
-  -o "$cpio.tmp" "${files[@]}" 2> "$out/u-root.log" || { cat "$out/u-root.log" >&2; die "u-root failed"; }
-zstd -q -f -T0 -10 --rm "$cpio.tmp" -o "$out/initramfs.cpio.zst.tmp"
-mv "$out/initramfs.cpio.zst.tmp" "$out/initramfs.cpio.zst"
+# pack BINARY OUT: the initramfs with BINARY as /bin/appliance, zstd-compressed into OUT.
+pack() {
+  GOOS=linux GOARCH=amd64 go tool u-root -nocmd -defaultsh= -initcmd=/bin/appliance \
+    -o "$2.cpio.tmp" -files "$1:bin/appliance" "${files[@]}" 2> "$out/u-root.log" || { cat "$out/u-root.log" >&2; die "u-root failed"; }
+  zstd -q -f -T0 -10 --rm "$2.cpio.tmp" -o "$2.tmp"
+  mv "$2.tmp" "$2"
+}
+pack "$out/appliance" "$out/initramfs.cpio.zst"
 # The test firmware: the same archive followed by one holding the test build of /bin/appliance (the
 # kernel unpacks concatenated archives in order; a later file replaces an earlier one).
 (cd "$out/test-overlay" && echo bin/appliance | cpio -o -H newc -R 0:0 --quiet) | zstd -q -10 > "$out/test-overlay.cpio.zst"
@@ -140,21 +142,28 @@ mv "$out/initramfs-test.cpio.zst.tmp" "$out/initramfs-test.cpio.zst"
 #     system partition ("lawbox-installer") holds systemd-boot and that image. The unit booted from it puts
 #     both on every member disk's boot partition (appliance/firmware).
 cmdline="console=ttyS0,115200 panic=-1 loglevel=4"
-uki=$out/lawbox-$version.efi
-printf 'NAME="Lawbox"\nID=lawbox\nVERSION_ID="%s"\nPRETTY_NAME="Lawbox %s"\n' "$version" "$version" > "$out/os-release"
 printf '%s' "$cmdline" > "$out/cmdline"
-end=0
-while read -r size vma; do e=$((0x$size + 0x$vma)); [ "$e" -gt "$end" ] && end=$e; done \
-  < <(objdump -h "$efi/linuxx64.efi.stub" | awk 'NF == 7 && $1 ~ /^[0-9]+$/ {print $3, $4}')
+# make_uki INITRD VERSION BUILD OUT. systemd-boot boots the newest slot by os-release's version fields
+# (IMAGE_VERSION, else VERSION, else VERSION_ID): each starts with the build number, which rises with every
+# build (the version is a git description, not ordered).
+make_uki() {
+  printf 'NAME="Lawbox"\nID=lawbox\nVERSION="%s (%s)"\nVERSION_ID="%s"\nIMAGE_VERSION="%s"\nPRETTY_NAME="Lawbox %s"\n' "$3" "$2" "$3" "$3" "$2" > "$out/os-release"
+  local end=0 size vma e
+  while read -r size vma; do e=$((0x$size + 0x$vma)); [ "$e" -gt "$end" ] && end=$e; done \
+    < <(objdump -h "$efi/linuxx64.efi.stub" | awk 'NF == 7 && $1 ~ /^[0-9]+$/ {print $3, $4}')
+  local osrel cmd linux initrd
+  osrel=$(next_vma "$end"); cmd=$(next_vma $((osrel + $(stat -c%s "$out/os-release"))))
+  linux=$(next_vma $((cmd + $(stat -c%s "$out/cmdline")))); initrd=$(next_vma $((linux + $(stat -c%s "$kdir/bzImage"))))
+  objcopy --add-section .osrel="$out/os-release" --change-section-vma .osrel="$(printf 0x%x "$osrel")" \
+    --add-section .cmdline="$out/cmdline" --change-section-vma .cmdline="$(printf 0x%x "$cmd")" \
+    --add-section .linux="$kdir/bzImage" --change-section-vma .linux="$(printf 0x%x "$linux")" \
+    --add-section .initrd="$1" --change-section-vma .initrd="$(printf 0x%x "$initrd")" \
+    "$efi/linuxx64.efi.stub" "$4.tmp" && mv "$4.tmp" "$4"
+}
 next_vma() { echo $(( ($1 + 4095) / 4096 * 4096 )); }
-osrel=$(next_vma "$end"); cmd=$(next_vma $((osrel + $(stat -c%s "$out/os-release"))))
-linux=$(next_vma $((cmd + $(stat -c%s "$out/cmdline")))); initrd=$(next_vma $((linux + $(stat -c%s "$kdir/bzImage"))))
+uki=$out/lawbox-$version.efi
 rm -f "$out"/lawbox-*.efi
-objcopy --add-section .osrel="$out/os-release" --change-section-vma .osrel="$(printf 0x%x "$osrel")" \
-  --add-section .cmdline="$out/cmdline" --change-section-vma .cmdline="$(printf 0x%x "$cmd")" \
-  --add-section .linux="$kdir/bzImage" --change-section-vma .linux="$(printf 0x%x "$linux")" \
-  --add-section .initrd="$out/initramfs.cpio.zst" --change-section-vma .initrd="$(printf 0x%x "$initrd")" \
-  "$efi/linuxx64.efi.stub" "$uki.tmp" && mv "$uki.tmp" "$uki"
+make_uki "$out/initramfs.cpio.zst" "$version" "$buildno" "$uki"
 inst=$out/installer.img
 rm -f "$inst.tmp" && truncate -s 128M "$inst.tmp"
 printf 'label: gpt\nstart=2048, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="lawbox-installer"\n' | sfdisk -q "$inst.tmp"
@@ -169,6 +178,20 @@ mv "$inst.tmp" "$inst"
 # The update bundle: the image, with a manifest signed by the key above.
 rm -f "$out"/lawbox-*.update
 go run ./cmd/bundle pack -key "$signkey" -version "$version" -build "$buildno" -out "$out/lawbox-$version.update" "$uki"
+# The update tests' bundles, signed with the same key, never shipped: "next", the same firmware one build
+# newer under another version; "unhealthy", the test build whose PID 1 never starts the daemon.
+tb=$out/test-bundles
+rm -rf "$tb" && mkdir -p "$tb"
+for v in next unhealthy; do
+  b=$((buildno + 1)); tags=; extra=
+  [ "$v" = unhealthy ] && { b=$((buildno + 2)); tags=lawboxtest; extra="-X main.testTrial=never-healthy"; }
+  CGO_ENABLED=0 go build -trimpath -tags "$tags" -ldflags "-s -w -X main.version=$version-$v -X main.build=$b -X main.updateKey=$updatekey $extra" \
+    -o "$tb/appliance" ./cmd/appliance
+  pack "$tb/appliance" "$tb/initramfs.cpio.zst"
+  make_uki "$tb/initramfs.cpio.zst" "$version-$v" "$b" "$tb/lawbox-$version-$v.efi"
+  go run ./cmd/bundle pack -key "$signkey" -version "$version-$v" -build "$b" -out "$tb/$v.update" "$tb/lawbox-$version-$v.efi"
+  rm -f "$tb/appliance" "$tb/initramfs.cpio.zst" "$tb/lawbox-$version-$v.efi"
+done
 
 # 5. The manifest any QEMU harness boots from.
 pgver=$(dpkg-query -W -f '${Version}' "postgresql-$PG_MAJOR")
@@ -185,6 +208,8 @@ cat > "$out/image.json.tmp" <<JSON
   "installer": "build/installer.img",
   "update": "build/lawbox-$version.update",
   "update_key": "build/signing.pub",
+  "build": $buildno,
+  "test_bundles": {"next": "build/test-bundles/next.update", "unhealthy": "build/test-bundles/unhealthy.update"},
   "cmdline": "console=ttyS0,115200 panic=-1 loglevel=4",
   "memory_mib": 1024,
   "inputs": {
