@@ -31,9 +31,14 @@ type Image struct {
 	InitramfsTest string `json:"initramfs_test"`
 	UKI           string `json:"uki"`       // the production firmware as one UEFI image (kernel, initramfs, command line)
 	Installer     string `json:"installer"` // an install disk: systemd-boot and the UKI on an EFI system partition
-	Cmdline       string `json:"cmdline"`
-	MemoryMiB     int    `json:"memory_mib"`
-	root          string
+	Update        string `json:"update"`    // the firmware as a signed update bundle
+	Build         int    `json:"build"`
+	// TestBundles are update bundles for the update tests, signed with the same key: "next" (one build
+	// newer) and "unhealthy" (a test build that never starts its daemon).
+	TestBundles map[string]string `json:"test_bundles"`
+	Cmdline     string            `json:"cmdline"`
+	MemoryMiB   int               `json:"memory_mib"`
+	root        string
 }
 
 // LoadImage reads the manifest under the repository root; its paths are relative to that root.
@@ -47,7 +52,7 @@ func LoadImage(root string) (Image, error) {
 		return im, fmt.Errorf("decode build/image.json: %w", err)
 	}
 	im.root = root
-	for _, p := range []string{im.Kernel, im.Initramfs, im.InitramfsTest, im.UKI, im.Installer} {
+	for _, p := range []string{im.Kernel, im.Initramfs, im.InitramfsTest, im.UKI, im.Installer, im.Update, im.TestBundles["next"], im.TestBundles["unhealthy"]} {
 		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
 			return im, fmt.Errorf("image file: %w", err)
 		}
@@ -87,7 +92,10 @@ type Config struct {
 	// Production boots the production firmware, which has no test agent on its console.
 	Production bool
 	// UEFI boots as a real box does: OVMF firmware, which starts systemd-boot from a disk (no -kernel).
-	UEFI     bool
+	UEFI bool
+	// Reboot lets a reboot of the guest restart it in the same QEMU, as a real box does; otherwise QEMU
+	// ends at the guest's reboot (-no-reboot).
+	Reboot   bool
 	HostPort int      // host port forwarded to the guest's 443 on 127.0.0.1; 0 picks a free one
 	GuestFwd []string // user-networking guestfwd rules, e.g. "tcp:198.18.0.100:5432-cmd:socat - TCP:127.0.0.1:PORT"
 }
@@ -134,9 +142,12 @@ func Start(im Image, cfg Config) (*VM, error) {
 	}
 	args := []string{
 		"-machine", "q35", "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "1", "-m", fmt.Sprint(mem),
-		"-display", "none", "-no-reboot", "-serial", "stdio", "-monitor", "none",
+		"-display", "none", "-serial", "stdio", "-monitor", "none",
 		"-qmp", "unix:" + qmpSock + ",server=on,wait=off",
 		"-device", "virtio-rng-pci",
+	}
+	if !cfg.Reboot {
+		args = append(args, "-no-reboot")
 	}
 	if cfg.UEFI {
 		vars := filepath.Join(cfg.Dir, "OVMF_VARS.fd") // the firmware's variables, the VM's own
