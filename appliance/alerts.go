@@ -17,11 +17,12 @@ type Snapshot struct {
 	Database *DatabaseStatus
 	Backups  *BackupStatus
 	Links    []NetworkLink
+	Firmware *FirmwareStatus
 	Errors   map[string]error // part -> why it could not be read
 }
 
 // TakeSnapshot reads the parts that are there (nil interfaces are skipped).
-func TakeSnapshot(ctx context.Context, st Storage, h Health, p Pair, db Database, b Backups, n Network) Snapshot {
+func TakeSnapshot(ctx context.Context, st Storage, h Health, p Pair, db Database, b Backups, n Network, f Firmware) Snapshot {
 	snap := Snapshot{Time: time.Now(), Errors: map[string]error{}}
 	if st != nil {
 		if v, err := st.Storage(ctx); err == nil {
@@ -60,6 +61,13 @@ func TakeSnapshot(ctx context.Context, st Storage, h Health, p Pair, db Database
 	if n != nil {
 		snap.Links = n.Links()
 	}
+	if f != nil {
+		if v, err := f.Firmware(ctx); err == nil {
+			snap.Firmware = &v
+		} else {
+			snap.Errors["firmware"] = err
+		}
+	}
 	return snap
 }
 
@@ -90,7 +98,22 @@ func (s Snapshot) Alerts() []Alert {
 		alerts = append(alerts, BackupAlerts(*s.Backups, s.Time)...)
 	}
 	alerts = append(alerts, NetworkAlerts(s.Links)...)
+	if s.Firmware != nil {
+		alerts = append(alerts, FirmwareAlerts(*s.Firmware)...)
+	}
 	return alerts
+}
+
+// FirmwareAlerts says when the last firmware update did not take (until an admin acknowledges it, or the
+// next update).
+func FirmwareAlerts(f FirmwareStatus) []Alert {
+	if u := f.Update; u != nil {
+		switch u.State {
+		case FirmwareRolledBack, FirmwareInterrupted, FirmwareFailed:
+			return []Alert{NewAlert("warning", "the firmware update to %s did not take: %s", u.Version, u.Reason)}
+		}
+	}
+	return nil
 }
 
 // PairAlerts are the pair's problems as the dashboard states them.

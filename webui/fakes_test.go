@@ -506,11 +506,14 @@ type fakeFirmware struct {
 	mu        sync.Mutex
 	received  int
 	rollbacks []string
+	last      *appliance.FirmwareRun
 }
 
 func (f *fakeFirmware) Firmware(context.Context) (appliance.FirmwareStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return appliance.FirmwareStatus{Version: "v20", Build: 20, Slots: []appliance.FirmwareSlot{{Version: "v20", State: "running", Partitions: []string{"/dev/vda1"}}},
-		Update: &appliance.FirmwareRun{Version: "v21", From: "v20", By: "admin", State: appliance.FirmwareRolledBack, Reason: "version v21 did not become healthy in 3 tries"}}, nil
+		Update: f.last}, nil
 }
 
 func (f *fakeFirmware) Update(_ context.Context, r io.Reader, _ int64, allowDowngrade bool, user string) (appliance.FirmwareRun, error) {

@@ -14,6 +14,7 @@ import (
 func TestFirmwareAPI(t *testing.T) {
 	e := newEnv(t)
 	tok := e.setUpAndLogin(t)
+	e.fw.last = &appliance.FirmwareRun{Version: "v21", From: "v20", By: "admin", State: appliance.FirmwareRolledBack, Reason: "version v21 did not become healthy in 3 tries"}
 	big := "good v21" + strings.Repeat("x", MaxBodyBytes*2)
 	for _, c := range []struct {
 		path, body string
@@ -53,6 +54,7 @@ func TestFirmwareAPI(t *testing.T) {
 func TestFirmwareForm(t *testing.T) {
 	e := newEnv(t)
 	tok := e.setUpAndLogin(t)
+	e.fw.last = &appliance.FirmwareRun{Version: "v21", From: "v20", By: "admin", State: appliance.FirmwareRolledBack, Reason: "version v21 did not become healthy in 3 tries"}
 	form := func(allow bool, bundle string) (string, string) {
 		var b bytes.Buffer
 		mw := multipart.NewWriter(&b)
@@ -83,5 +85,8 @@ func TestFirmwareForm(t *testing.T) {
 	w := e.do(req{method: "GET", path: "/", hdr: map[string]string{"Cookie": CookieName + "=" + tok}})
 	if !strings.Contains(w.Body.String(), "The firmware update to v21 did not take: version v21 did not become healthy in 3 tries") {
 		t.Errorf("the dashboard does not say the update did not take:\n%s", w.Body)
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/alerts", hdr: bearer(tok)}); !strings.Contains(w.Body.String(), "the firmware update to v21 did not take") {
+		t.Errorf("no alert for the update that did not take: %s", w.Body)
 	}
 }

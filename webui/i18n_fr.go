@@ -508,6 +508,7 @@ var fr = map[string]string{
 	"Document folders saved: they are backed up within 15 minutes, then whenever a document changes.":                         "Dossiers de documents enregistrés : ils sont sauvegardés dans les 15 minutes, puis à chaque changement d'un document.",
 	"documents": "documents",
 	"the last backup failed (tried again at the next one): %s":      "la dernière sauvegarde a échoué (nouvel essai à la suivante) : %s",
+	"the firmware update to %s did not take: %s":                    "la mise à jour du micrologiciel vers %s n'a pas été conservée : %s",
 	"The firmware update to %s did not take: %s":                    "La mise à jour du micrologiciel vers %s n'a pas été conservée : %s",
 	"Firmware %s is on trial: it is kept once the unit is healthy.": "Le micrologiciel %s est à l'essai : il est conservé dès que l'appareil fonctionne normalement.",
 	"Firmware":                           "Micrologiciel",

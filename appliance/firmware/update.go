@@ -49,6 +49,8 @@ type Updater struct {
 	trial    bool
 	received *atomic.Int64
 	size     int64
+	listing  []appliance.FirmwareSlot
+	listed   time.Time
 }
 
 const (
@@ -70,23 +72,48 @@ func (u *Updater) Firmware(ctx context.Context) (appliance.FirmwareStatus, error
 	if err := u.Store.GetJSON(bucket, runKey, &run); err == nil {
 		st.Update = &run
 	}
+	slots, err := u.slots(ctx)
+	st.Slots = slots
+	return st, err
+}
+
+// slots lists the slots on the members' boot partitions, read again at most every 30 s (the dashboard
+// asks every 2 s) or after the unit changed them.
+func (u *Updater) slots(ctx context.Context) ([]appliance.FirmwareSlot, error) {
+	u.mu.Lock()
+	if time.Since(u.listed) < 30*time.Second {
+		defer u.mu.Unlock()
+		return u.listing, nil
+	}
+	u.mu.Unlock()
 	parts, err := u.members(ctx)
 	if err != nil {
-		return st, err
+		return nil, err
 	}
+	var slots []appliance.FirmwareSlot
 	for _, p := range parts {
 		names, err := u.Boot.FAT.List(ctx, p, strings.TrimSuffix(linux, "/"))
 		if err != nil {
 			continue // not installed there yet
 		}
 		for _, e := range entries(names) {
-			st.Slots = addSlot(st.Slots, e, p, u.Boot.Version)
+			slots = addSlot(slots, e, p, u.Boot.Version)
 		}
 	}
-	slices.SortStableFunc(st.Slots, func(a, b appliance.FirmwareSlot) int { // the running slot first
+	slices.SortStableFunc(slots, func(a, b appliance.FirmwareSlot) int { // the running slot first
 		return cmp.Compare(boolInt(b.State == "running"), boolInt(a.State == "running"))
 	})
-	return st, nil
+	u.mu.Lock()
+	u.listing, u.listed = slots, time.Now()
+	u.mu.Unlock()
+	return slots, nil
+}
+
+// changed makes the next status read the partitions again.
+func (u *Updater) changed() {
+	u.mu.Lock()
+	u.listed = time.Time{}
+	u.mu.Unlock()
 }
 
 func boolInt(b bool) int {
@@ -284,6 +311,7 @@ func (c countReader) Read(p []byte) (int, error) {
 func (u *Updater) write(ctx context.Context, names map[string][]string, staged, version string) error {
 	u.Boot.mu.Lock()
 	defer u.Boot.mu.Unlock()
+	defer u.changed()
 	running := Slot(u.Boot.Version)
 	for p, n := range names {
 		for _, name := range n {
@@ -343,6 +371,7 @@ func (u *Updater) Rollback(ctx context.Context, user string) (err error) {
 	}
 	u.Boot.mu.Lock()
 	defer u.Boot.mu.Unlock()
+	defer u.changed()
 	previous := ""
 	names := map[string][]string{}
 	for _, p := range parts {
@@ -463,6 +492,7 @@ func (u *Updater) rename(ctx context.Context, version string, to func(Entry) str
 	}
 	u.Boot.mu.Lock()
 	defer u.Boot.mu.Unlock()
+	defer u.changed()
 	var errs []error
 	for _, p := range parts {
 		names, err := u.Boot.FAT.List(ctx, p, strings.TrimSuffix(linux, "/"))

@@ -71,7 +71,7 @@ type updateRig struct {
 	key      SecretKey
 	restarts atomic.Int32
 	blessed  int
-	count    string // LoaderBootCountPath
+	count    string       // LoaderBootCountPath
 	unwell   atomic.Value // string: what the health check says ("": healthy)
 }
 
@@ -90,14 +90,14 @@ func newRig(t *testing.T) *updateRig {
 		FAT: r.fat, Version: "v2", TmpDir: t.TempDir()}
 	r.u = &Updater{Boot: boot, Store: r.store, Key: &pub, Build: 20, Every: 1,
 		BootCount: func() (string, error) { return r.count, nil },
-		Health:    []HealthCheck{{Name: "the database", Check: func(context.Context) error {
+		Health: []HealthCheck{{Name: "the database", Check: func(context.Context) error {
 			if s := r.unwell.Load().(string); s != "" {
 				return errors.New(s)
 			}
 			return nil
 		}}},
-		Restart:   func(context.Context) error { r.restarts.Add(1); return nil },
-		Blessed:   func(context.Context) error { r.blessed++; return nil }}
+		Restart: func(context.Context) error { r.restarts.Add(1); return nil },
+		Blessed: func(context.Context) error { r.blessed++; return nil }}
 	return r
 }
 

@@ -109,10 +109,6 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		}, 30)
 	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
 		Keep: node.ServiceAddress, Resolver: &static.SystemResolver, Watcher: &link.Watcher{Log: log.With("part", "link")}}
-	alerts := &notify.Notifier{Log: log.With("part", "notify"), Store: st, Hostname: host,
-		Alerts: func(ctx context.Context) []appliance.Alert {
-			return appliance.TakeSnapshot(ctx, disks, monitor, node, db, backups, ports).Alerts()
-		}}
 	keeper, err := certs.NewKeeper(st, host, localIPs(), time.Now)
 	if err != nil {
 		return err
@@ -125,6 +121,10 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	alerts := &notify.Notifier{Log: log.With("part", "notify"), Store: st, Hostname: host,
+		Alerts: func(ctx context.Context) []appliance.Alert {
+			return appliance.TakeSnapshot(ctx, disks, monitor, node, db, backups, ports, updater).Alerts()
+		}}
 	// Long-running parts stop before the store closes and the arrays are unmounted.
 	sctx, stopParts := context.WithCancel(context.Background())
 	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run, ports.Run, ports.Watcher.Run, node.Run, backups.Run, alerts.Run,
