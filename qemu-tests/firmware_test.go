@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/firmware"
 	"github.com/lawbox/appliance/appliance/storage"
@@ -171,7 +173,12 @@ func startLoad(u *unit, connURL string) *dbLoad {
 			cancel()
 			l.mu.Lock()
 			if err != nil {
-				l.errors[err.Error()]++
+				var pe *pgconn.PgError
+				kind := "connection lost or refused"
+				if errors.As(err, &pe) {
+					kind = pe.Code + " " + pe.Message
+				}
+				l.errors[kind]++
 				c = nil
 				l.mu.Unlock()
 				time.Sleep(500 * time.Millisecond)
@@ -311,7 +318,7 @@ func TestFirmwareUpdate(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second) // commits on the new firmware too
 	acked, lost := load.check(t, u, nd.URL)
-	t.Logf("client load through the update: %d commits acknowledged, %d lost; errors seen: %v", acked, lost, load.errors)
+	t.Logf("client load through the update: %d commits acknowledged, %d lost; what the client met: %v", acked, lost, load.errors)
 	if lost != 0 || acked == 0 {
 		t.Errorf("%d of %d acknowledged commits lost", lost, acked)
 	}
