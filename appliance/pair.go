@@ -28,6 +28,7 @@ type PairPeer struct {
 	Reachable bool       `json:"reachable"`
 	LastSeen  time.Time  `json:"last_seen,omitzero"`
 	Role      string     `json:"role"`
+	Firmware  string     `json:"firmware,omitempty"` // the version it runs, from its heartbeats
 	Paths     []PairPath `json:"paths"`
 }
 

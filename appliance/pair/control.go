@@ -164,7 +164,7 @@ func (n *Node) Pair() appliance.PairStatus {
 	st.Paired, st.Role, st.Mode, st.VIP, st.VIPHeld, st.Maintenance = true, n.m.Role(), c.Mode, c.VIP, n.vipHeld, n.maintenance
 	st.HeartbeatMS, st.TimeoutMS = c.HeartbeatMS, c.TimeoutMS
 	alive := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < c.timeout() }
-	p := &appliance.PairPeer{Name: c.Peer, Reachable: alive(n.peer.seen), LastSeen: n.peer.seen, Role: n.peer.role}
+	p := &appliance.PairPeer{Name: c.Peer, Reachable: alive(n.peer.seen), LastSeen: n.peer.seen, Role: n.peer.role, Firmware: n.peer.firmware}
 	if len(c.PeerAddrs) > 0 {
 		p.Address = c.PeerAddrs[0]
 	}

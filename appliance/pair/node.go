@@ -72,6 +72,7 @@ type Node struct {
 	NewVIP  func(netip.Prefix) VIP         // the service address's holder
 	OnRole  func(role string)              // called on every role change (the database follows)
 	Fit     func() bool                    // whether this unit's data may serve (nil: always)
+	Version string                         // the firmware's version, told to the peer
 	Now     func() time.Time               // time.Now
 	Listen  func() (net.PacketConn, error) // the pair socket; nil: UDP Port on every address
 	UDPPort int                            // the peer's pair port; 0: Port
@@ -119,6 +120,7 @@ type peerState struct {
 	paths                  map[string]time.Time
 	conns                  []vip.Conn // its clients' connections to the service address, while it holds it
 	auditAck               string     // the last entry of this unit's audit log the peer keeps
+	firmware               string     // the firmware version it runs
 }
 
 type witnessState struct {
@@ -295,7 +297,7 @@ func (n *Node) tick() {
 		c.Epoch = n.m.Epoch
 		n.save()
 	}
-	hb := Message{Kind: "heartbeat", From: c.Name, Time: now, Role: role, HearsPeer: n.m.HearsPeer(now, n.peer.seen),
+	hb := Message{Kind: "heartbeat", Proto: Proto, Firmware: n.Version, From: c.Name, Time: now, Role: role, HearsPeer: n.m.HearsPeer(now, n.peer.seen),
 		Yield: n.m.Yielding(), Claim: n.m.Claiming(), ClaimID: n.m.ClaimID(), Ack: n.m.Ack(n.inputs(now)), Addrs: n.ownAddrs(), Epoch: c.Epoch, Conns: n.conns,
 		AuditAck: n.auditHead}
 	if n.AuditSince != nil && !peerGone {
@@ -620,11 +622,17 @@ func (n *Node) handle(b []byte, from net.Addr) {
 		}
 		return
 	}
+	if !compatible(m.Proto) {
+		n.reject("incompatible")
+		n.event("critical", fmt.Sprintf("the other unit runs firmware %s, which speaks pair protocol %d; this one (%s) takes %d to %d: "+
+			"update the older unit to the same firmware (its heartbeats are ignored until then)", m.Firmware, m.Proto, n.Version, MinProto, Proto))
+		return
+	}
 	if err := n.replay.Check("pair/"+m.From, m.Seq); err != nil {
 		n.reject("replay")
 		return
 	}
-	n.peer.seen, n.peer.role = now, m.Role
+	n.peer.seen, n.peer.role, n.peer.firmware = now, m.Role, m.Firmware
 	n.peer.hearsUs, n.peer.yields, n.peer.claim, n.peer.epoch = m.HearsPeer, m.Yield, m.Claim, m.Epoch
 	n.peer.claimID, n.peer.ack, n.peer.conns = m.ClaimID, m.Ack, m.Conns
 	n.peer.auditAck = m.AuditAck

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -65,7 +66,7 @@ func startNode(t *testing.T, name, ip string, port int, st *state.Store, opts ..
 		t.Cleanup(func() { st.Close() })
 	}
 	tn := &testNode{vip: &fakeVIP{}, done: make(chan error, 1)}
-	tn.Node = &Node{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, Name: name, UDPPort: port,
+	tn.Node = &Node{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, Name: name, UDPPort: port, Version: "fw-" + name,
 		Addrs:  func() []netip.Addr { return []netip.Addr{netip.MustParseAddr(ip)} },
 		NewVIP: func(netip.Prefix) VIP { return tn.vip },
 		Listen: func() (net.PacketConn, error) { return net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port))) }}
@@ -184,6 +185,23 @@ func TestNodesPairAndFailOver(t *testing.T) {
 		t.Errorf("rejected = %v, want a bad_tag and a replay", st.Rejected)
 	}
 	waitRoles(t, "after forged heartbeats", a, b, Active, Standby)
+	if p := b.Pair().Peer; p == nil || p.Firmware != "fw-unit-a" {
+		t.Errorf("B does not know A's firmware: %+v", p)
+	}
+
+	// A genuine heartbeat of a protocol this firmware does not speak is refused and said, never acted on.
+	future, _ := Seal(a.cfg.Key, Message{Kind: "heartbeat", Proto: Proto + 1, Firmware: "fw-next", From: "unit-a", Seq: 1 << 62, Time: time.Now(), Role: Standby, Yield: true})
+	conn.Write(future)
+	time.Sleep(300 * time.Millisecond)
+	st = b.Pair()
+	said := false
+	for _, e := range st.Events {
+		said = said || strings.Contains(e.Message, "runs firmware fw-next, which speaks pair protocol 2")
+	}
+	if st.Rejected["incompatible"] < 1 || !said {
+		t.Errorf("an incompatible heartbeat: rejected %v, events %v", st.Rejected, st.Events)
+	}
+	waitRoles(t, "after an incompatible heartbeat", a, b, Active, Standby)
 
 	// Switchover asked from the standby, and back from the active one.
 	if err := b.SetRole(context.Background(), Active, false); err != nil {

@@ -20,7 +20,10 @@ import (
 // than what it has seen on that key from that sender (Replay): no replay. A grant is taken only as the
 // answer to a request this unit sent and has not had answered (Echo): a replayed one answers nothing.
 type Message struct {
-	Kind      string     `json:"kind"` // "heartbeat", "lease" (a request), "release", "grant" (the witness's answer)
+	Kind string `json:"kind"` // "heartbeat", "lease" (a request), "release", "grant" (the witness's answer)
+	// heartbeat: the pair protocol the sender speaks (0: 1, from before the field) and its firmware version
+	Proto     int        `json:"proto,omitempty"`
+	Firmware  string     `json:"firmware,omitempty"`
 	From      string     `json:"from"`
 	Seq       uint64     `json:"seq"`
 	Time      time.Time  `json:"time"`
@@ -44,6 +47,23 @@ type Message struct {
 	// and the hash of the last entry of the receiver's log the sender keeps a copy of
 	Audit    []state.Chained `json:"audit,omitempty"`
 	AuditAck string          `json:"audit_ack,omitempty"`
+}
+
+// The pair protocol: what the heartbeats mean and how the units act on them. A firmware that changes it
+// raises Proto; each unit takes heartbeats from MinProto to Proto, so the two units of a pair updated one
+// after the other (version N beside N+1) keep talking, and refuses others with a clear event, never by
+// misreading them.
+const (
+	Proto    = 1
+	MinProto = 1
+)
+
+// compatible says whether a heartbeat of protocol proto can be taken.
+func compatible(proto int) bool {
+	if proto == 0 {
+		proto = 1
+	}
+	return proto >= MinProto && proto <= Proto
 }
 
 const tagLen = sha256.Size

@@ -90,7 +90,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	host, _ := os.Hostname()
 	a := auth.New(st, log, time.Now)
 	// Each unit of a pair keeps a copy of the other's audit log, sent with the heartbeats.
-	node := &pair.Node{Log: log.With("part", "pair"), Store: st, Name: host, Addrs: localAddrs,
+	node := &pair.Node{Log: log.With("part", "pair"), Store: st, Name: host, Version: version, Addrs: localAddrs,
 		NewVIP:     func(p netip.Prefix) pair.VIP { return &vip.Address{Prefix: p, ProcSys: "/proc/sys"} },
 		AuditSince: a.AuditSince, AuditKeep: a.KeepPartnerAudit}
 	if err := node.Load(); err != nil {
