@@ -50,9 +50,10 @@ func (p *pairUnit) waitDB(t testing.TB, what string, timeout time.Duration, ok f
 }
 
 var (
-	reLoadCommits = regexp.MustCompile(`debug: pgload commits (\d+) at (\d+)`)
-	reLoadResumed = regexp.MustCompile(`debug: pgload resumed at (\d+)`)
-	reLoadAcked   = regexp.MustCompile(`debug: pgload acked (\S+)`)
+	reLoadCommits  = regexp.MustCompile(`debug: pgload commits (\d+) at (\d+)`)
+	reLoadResumed  = regexp.MustCompile(`debug: pgload resumed at (\d+)`)
+	reLoadSQLError = regexp.MustCompile(`debug: pgload sql error (\w+) at \d+: (.*)`)
+	reLoadAcked    = regexp.MustCompile(`debug: pgload acked (\S+)`)
 )
 
 // parseRanges reads "1-530,532-900".
@@ -286,16 +287,32 @@ func TestPairDatabase(t *testing.T) {
 		t.Errorf("create a database on the mirror = %d %s", code, body)
 	}
 
-	// Planned switchover from A's database page: A production, B mirror, nothing lost.
+	// Planned switchover from A's database page, under the office's load: A production, B mirror, nothing
+	// lost, and the client meets dropped connections only, never an answer such as "read-only transaction"
+	// from a unit that holds the service address while it cannot write.
+	l.startLoad(t)
+	from := len(l.pc.Console())
 	code, body := l.a.call("POST", "/api/v1/database/promote", l.a.tok, "")
 	if code != 200 {
 		t.Fatalf("promote A = %d %s", code, body)
 	}
 	t.Logf("switchover to A: %s", body)
 	waitRoles(t, "after the promotion of A", 30*time.Second, l.a, l.b, "active", "standby")
+	l.waitCommits(t, 0)
 	l.b.waitDB(t, "B mirrors A", 5*time.Minute, mirrorsPartner)
+	acked, lost = l.stopLoad(t, l.a)
+	t.Logf("switchover under load: %d commits acknowledged, %d lost", acked, lost)
+	if lost != 0 {
+		t.Errorf("%d acknowledged commits lost in the switchover", lost)
+	}
+	for _, m := range reLoadSQLError.FindAllStringSubmatch(l.pc.Console()[from:], -1) {
+		if class := m[1][:2]; class != "57" && class != "08" { // shutting down, starting up, connection lost
+			t.Errorf("the client got an SQL error through the service address during the switchover: %s %s", m[1], m[2])
+		}
+	}
+	want = l.rows(t, l.b)
 	if got := l.rows(t, l.a); len(got) != len(want) {
-		t.Errorf("%d rows on A after the switchover, want %d", len(got), len(want))
+		t.Errorf("%d rows on A after the switchover, %d on B", len(got), len(want))
 	}
 
 	// The older copy never serves. B (the mirror) dies; A goes on alone and writes; A dies; B comes back

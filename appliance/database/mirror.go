@@ -47,6 +47,14 @@ func (m *Manager) Fit() bool {
 	return err != nil
 }
 
+// Writable is whether the server runs as production and answers: an active unit takes the service address
+// only then, so that no client is answered "read-only transaction" by a unit still promoting its copy.
+func (m *Manager) Writable() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cur.Kind == production && m.state == "running"
+}
+
 func (m *Manager) setFit(fit bool) error {
 	if fit {
 		return m.Store.Delete(state.BucketConfig, unfitKey)

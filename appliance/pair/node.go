@@ -65,13 +65,17 @@ type VIP interface {
 // Node runs this unit's side of the pair: heartbeats on every path, the witness lease, the role machine and
 // the service address. It implements appliance.Pair.
 type Node struct {
-	Log     *slog.Logger
-	Store   *state.Store
-	Name    string                         // this unit's name (its hostname)
-	Addrs   func() []netip.Addr            // this unit's addresses, told to the peer
-	NewVIP  func(netip.Prefix) VIP         // the service address's holder
-	OnRole  func(role string)              // called on every role change (the database follows)
-	Fit     func() bool                    // whether this unit's data may serve (nil: always)
+	Log    *slog.Logger
+	Store  *state.Store
+	Name   string                 // this unit's name (its hostname)
+	Addrs  func() []netip.Addr    // this unit's addresses, told to the peer
+	NewVIP func(netip.Prefix) VIP // the service address's holder
+	OnRole func(role string)      // called on every role change (the database follows)
+	Fit    func() bool            // whether this unit's data may serve (nil: always)
+	// Ready is whether the service behind the address takes writes (nil: always). A unit that becomes
+	// active takes the address once it is, or after readyWait: a client meets a refused connection
+	// rather than an answer such as "read-only transaction" from a server still being promoted.
+	Ready   func() bool
 	Version string                         // the firmware's version, told to the peer
 	Now     func() time.Time               // time.Now
 	Listen  func() (net.PacketConn, error) // the pair socket; nil: UDP Port on every address
@@ -88,6 +92,7 @@ type Node struct {
 	m        *Machine
 	vip      VIP
 	vipHeld  bool
+	activeAt time.Time  // when this unit last became active
 	announce []int      // ticks after taking over at which to announce the address again
 	conns    []vip.Conn // this unit's clients' connections to the service address, told to the peer
 	tickle   []vip.Conn // the previous holder's, to tickle at each announcement
@@ -257,6 +262,9 @@ func (n *Node) tick() {
 	n.lastRole = role
 	if role != was {
 		n.roleChanged(was, role)
+		if role == Active {
+			n.activeAt = now
+		}
 	}
 	n.ticks++
 	peerGone := n.peer.seen.IsZero() || now.Sub(n.peer.seen) >= n.cfg.timeout()
@@ -268,6 +276,9 @@ func (n *Node) tick() {
 		n.event("warning", "maintenance mode ended: the other unit answers again, or this unit changed role")
 	}
 	serve := role == Active || n.maintenance
+	if serve && !n.vipHeld && !n.maintenance && n.Ready != nil && !n.Ready() && now.Sub(n.activeAt) < readyWait {
+		serve = false // not yet: the service behind the address cannot take writes
+	}
 	switch {
 	case serve && !n.vipHeld && n.vip != nil:
 		if err := n.vip.Hold(); err != nil {
@@ -428,6 +439,10 @@ func (n *Node) inputs(now time.Time) Inputs {
 		PeerClaimID: n.peer.claimID, PeerAck: n.peer.ack, WinsTie: n.cfg != nil && n.cfg.Name < n.cfg.Peer,
 		Unfit: n.Fit != nil && !n.Fit()}
 }
+
+// readyWait bounds how long an active unit waits for its service to take writes before it takes the
+// service address all the same (the database's own state then says what is wrong).
+const readyWait = time.Minute
 
 func (n *Node) releaseVIP() {
 	if !n.vipHeld || n.vip == nil {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,7 +119,9 @@ func TestNodesPairAndFailOver(t *testing.T) {
 		n.AuditKeep = func(e []state.Chained) (string, error) { return n.Store.ContinueChain("copy", time.Now(), e, 0) }
 	}
 	a := startNode(t, "unit-a", "127.0.0.1", port, nil, audit)
-	b := startNode(t, "unit-b", "127.0.0.2", port, nil, audit)
+	var bReady atomic.Bool // B's database takes writes
+	bReady.Store(true)
+	b := startNode(t, "unit-b", "127.0.0.2", port, nil, audit, func(n *Node) { n.Ready = bReady.Load })
 
 	if _, err := a.Invite(context.Background(), appliance.PairSettings{VIP: "192.0.2.100/24", Mode: Auto}); err == nil {
 		t.Error("automatic mode without a witness was accepted")
@@ -203,11 +206,24 @@ func TestNodesPairAndFailOver(t *testing.T) {
 	}
 	waitRoles(t, "after an incompatible heartbeat", a, b, Active, Standby)
 
-	// Switchover asked from the standby, and back from the active one.
+	// Switchover asked from the standby, and back from the active one. B's database is still being promoted
+	// when B becomes active: B takes the service address only once it takes writes.
+	bReady.Store(false)
 	if err := b.SetRole(context.Background(), Active, false); err != nil {
 		t.Fatal(err)
 	}
 	waitRoles(t, "switchover to B", a, b, Standby, Active)
+	time.Sleep(500 * time.Millisecond)
+	if b.vip.Held() || a.vip.Held() {
+		t.Errorf("the service address is held (A %v, B %v) while B cannot take writes yet", a.vip.Held(), b.vip.Held())
+	}
+	bReady.Store(true)
+	eventually(t, 2*time.Second, "B takes the service address once its database takes writes", func() error {
+		if !b.vip.Held() {
+			return errors.New("not held")
+		}
+		return nil
+	})
 	if err := b.SetRole(context.Background(), Standby, false); err != nil {
 		t.Fatal(err)
 	}

@@ -100,6 +100,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	db.Pair = node
 	node.OnRole = func(string) { db.Kick() }
 	node.Fit = db.Fit
+	node.Ready = db.Writable // the service address moves once the database takes writes
 	// Backups are taken by the mirror, or by a unit that is not paired.
 	backups := backup.NewService(&backup.Engine{Log: log.With("part", "backup"), BinDir: "/usr/lib/postgresql/15/bin", Socket: "/run/postgresql",
 		Port: 5432, Scratch: "/data/backup-scratch", WALDir: walArchive, Local: backup.Dir{Path: "/data/backups"}, Store: st, Firmware: version},

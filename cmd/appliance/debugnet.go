@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lawbox/appliance/appliance/pair"
 	"github.com/lawbox/appliance/netcfg/static"
@@ -130,7 +132,7 @@ func (d *netDebug) elapsed() int64 {
 // pgLoad is the office application in the database tests: it commits INSERT INTO load VALUES (n), one after
 // another with a new n each time (a commit whose answer was lost is never retried with the same n), and
 // reconnects on any error. It prints the probe clock at the first failure and at the first commit after
-// one, and a count every 100 commits; stop returns the acknowledged ids as ranges ("1-530,532-900").
+// one, every error a server answered (SQLSTATE and message), and a count every 100 commits; stop returns the acknowledged ids as ranges ("1-530,532-900").
 type pgLoad struct {
 	url    string
 	out    io.Writer
@@ -163,6 +165,11 @@ func (l *pgLoad) run() {
 			}
 			return err
 		}()
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && l.ctx.Err() == nil {
+			// an answer from a server, not a lost connection: what an office application would show
+			fmt.Fprintf(l.out, "debug: pgload sql error %s at %d: %s\n", pe.Code, l.clock(), pe.Message)
+		}
 		switch {
 		case err != nil && l.ctx.Err() == nil:
 			if !failing {
