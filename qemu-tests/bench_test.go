@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lawbox/appliance/appliance/firmware"
 )
 
 // BenchmarkBoot measures QEMU start to "web UI ready" with three disks, beside QEMU start to the first line
@@ -455,4 +457,47 @@ func uiLoad(b *testing.B, get func(string) (time.Duration, int, error), paths []
 	b.Logf("at %d requests/s: p99 dashboard %v, status API %v, static file %v (goal 50 ms at 50/s; medians %v %v %v)",
 		rate, p99(paths[0]), p99(paths[1]), p99(paths[2]), med(paths[0]), med(paths[1]), med(paths[2]))
 	return p99(paths[0]), p99(paths[1]), p99(paths[2])
+}
+
+// BenchmarkFirmwareUpdate: an update from the upload to the new slot blessed, beside a plain restart of the
+// same unit to the same health (web UI answering, database running); and the automatic rollback, from the
+// upload of a firmware that never becomes healthy to the unit back on its firmware, saying so.
+func BenchmarkFirmwareUpdate(b *testing.B) {
+	im := image(b)
+	read := func(name string) []byte {
+		data, err := os.ReadFile(filepath.Join(im.root, name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return data
+	}
+	next, unhealthy := read(im.TestBundles["next"]), read(im.TestBundles["unhealthy"])
+	var restart, update, rollback time.Duration
+	for range b.N {
+		u, tok, _ := installedUnit(b)
+		u.waitDatabase(tok)
+		start := time.Now()
+		if code, body := u.call("POST", "/api/v1/system/reboot", tok, ""); code != 202 {
+			b.Fatalf("reboot = %d %s", code, body)
+		}
+		tok = u.booted(im.Version, 5*time.Minute)
+		u.waitDatabase(tok)
+		restart += time.Since(start)
+
+		start = time.Now()
+		tok = u.update(tok, next, im.Version+"-next")
+		update += time.Since(start)
+
+		start = time.Now()
+		u.rollsBack(tok, unhealthy, im.Version+"-unhealthy", im.Version+"-next")
+		rollback += time.Since(start)
+		u.Close()
+	}
+	n := float64(b.N)
+	b.ReportMetric(update.Seconds()/n, "s/update-to-blessed")
+	b.ReportMetric(restart.Seconds()/n, "s/plain-restart")
+	b.ReportMetric(float64(update)/float64(restart), "ratio")
+	b.ReportMetric(rollback.Seconds()/n, "s/automatic-rollback")
+	b.Logf("update %.0f s (upload to blessed) beside a plain restart %.0f s (to web UI and database): %.2fx; automatic rollback %.0f s (%d tries)",
+		update.Seconds()/n, restart.Seconds()/n, float64(update)/float64(restart), rollback.Seconds()/n, firmware.Tries)
 }

@@ -122,7 +122,7 @@ func (u *unit) booted(v string, timeout time.Duration) string {
 }
 
 // espSums hashes the boot partition of each disk image, read from the host.
-func espSums(t *testing.T, disks []Disk) []string {
+func espSums(t testing.TB, disks []Disk) []string {
 	var out []string
 	for _, d := range disks {
 		f, err := os.Open(d.Path)
@@ -221,13 +221,10 @@ func (l *dbLoad) check(t *testing.T, u *unit, connURL string) (acked, lost int) 
 	return len(l.acked), lost
 }
 
-// A unit installed on its disks takes signed updates under UEFI: every bad bundle is refused with the boot
-// partitions' bytes unchanged; a good one, under a client load, restarts into the new slot, which is blessed
-// once the unit is healthy (the previous slot kept, no acknowledged commit lost); a rollback by hand goes back;
-// a power cut while a slot is written leaves a unit that boots; a firmware that never becomes healthy is
-// left by the boot loader after its tries and the unit, back on its firmware by itself, says why.
-func TestFirmwareUpdate(t *testing.T) {
-	t.Parallel()
+// installedUnit boots the install disk with two blank disks under UEFI, waits for the firmware on both
+// members' boot partitions, powers off, and boots the unit from its disks, restarting by itself as a box
+// does (Config.Reboot). It returns the unit, an admin token and its configuration.
+func installedUnit(t testing.TB) (*unit, string, Config) {
 	im := image(t)
 	members := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "UP-A", SizeMiB: 1024}, Disk{ID: "b", Kind: Virtio, Serial: "UP-B", SizeMiB: 1024})
 	inst := filepath.Join(t.TempDir(), "installer.img")
@@ -245,7 +242,66 @@ func TestFirmwareUpdate(t *testing.T) {
 	u.shutdown(tok, "poweroff")
 	cfg := Config{UEFI: true, Reboot: true, Disks: members}
 	u = boot(t, cfg)
-	tok = u.login()
+	return u, u.login(), cfg
+}
+
+// blessed waits until the firmware running on u is blessed, and returns its status.
+func (u *unit) blessed(tok string) appliance.FirmwareStatus {
+	u.t.Helper()
+	var st appliance.FirmwareStatus
+	eventually(u.t, 10*time.Minute, "the new firmware blessed", func() error {
+		if st = u.firmware(tok); st.Update == nil || st.Update.State != appliance.FirmwareBlessed || st.Trial {
+			return fmt.Errorf("%+v", st.Update)
+		}
+		return nil
+	})
+	return st
+}
+
+// update uploads bundle and waits until u runs version v, blessed; it returns a new admin token.
+func (u *unit) update(tok string, bundle []byte, v string) string {
+	u.t.Helper()
+	if code, body := u.upload(tok, bundle, ""); code != 202 {
+		u.t.Fatalf("update to %s = %d %s", v, code, body)
+	}
+	tok = u.booted(v, 5*time.Minute)
+	u.blessed(tok)
+	return tok
+}
+
+// rollsBack uploads a bundle whose firmware (version v) never becomes healthy and waits until the boot
+// loader has tried it its three times and u is back on version running by itself, the update reported
+// rolled back; it returns a new admin token.
+func (u *unit) rollsBack(tok string, bundle []byte, v, running string) string {
+	u.t.Helper()
+	if code, body := u.upload(tok, bundle, ""); code != 202 {
+		u.t.Fatalf("update to %s = %d %s", v, code, body)
+	}
+	for i := range firmware.Tries {
+		if _, err := u.Expect(regexp.MustCompile(`appliance `+regexp.QuoteMeta(v)+` booting`), 5*time.Minute); err != nil {
+			u.t.Fatalf("try %d: %v\n%s", i+1, err, tail(u.Console()))
+		}
+	}
+	tok = u.booted(running, 10*time.Minute)
+	eventually(u.t, 2*time.Minute, "the failed update reported", func() error {
+		if st := u.firmware(tok); st.Update == nil || st.Update.State != appliance.FirmwareRolledBack {
+			return fmt.Errorf("%+v", st.Update)
+		}
+		return nil
+	})
+	return tok
+}
+
+// A unit installed on its disks takes signed updates under UEFI: every bad bundle is refused with the boot
+// partitions' bytes unchanged; a good one, under a client load, restarts into the new slot, which is blessed
+// once the unit is healthy (the previous slot kept, no acknowledged commit lost); a rollback by hand goes back;
+// a power cut while a slot is written leaves a unit that boots; a firmware that never becomes healthy is
+// left by the boot loader after its tries and the unit, back on its firmware by itself, says why.
+func TestFirmwareUpdate(t *testing.T) {
+	t.Parallel()
+	im := image(t)
+	u, tok, cfg := installedUnit(t)
+	members := cfg.Disks
 	if st := u.firmware(tok); st.Version != im.Version || slots(st) != im.Version+":running" {
 		t.Fatalf("installed: %+v", st)
 	}
@@ -288,12 +344,7 @@ func TestFirmwareUpdate(t *testing.T) {
 	}
 
 	// A good one under a client load.
-	eventually(t, 3*time.Minute, "database running", func() error {
-		if code, body := u.call("GET", "/api/v1/database", tok, ""); !strings.Contains(body, `"state":"running"`) {
-			return fmt.Errorf("%d %s", code, body)
-		}
-		return nil
-	})
+	u.waitDatabase(tok)
 	code, body := u.call("POST", "/api/v1/database/databases", tok, `{"name":"practice","owner":"practice_app"}`)
 	var nd newDatabase
 	if code != 201 || json.Unmarshal([]byte(body), &nd) != nil {
@@ -302,16 +353,7 @@ func TestFirmwareUpdate(t *testing.T) {
 	u.exec(t, nd.URL, "CREATE TABLE load (id int PRIMARY KEY)")
 	load := startLoad(u, nd.URL)
 	start := time.Now()
-	if code, body := u.upload(tok, next, ""); code != 202 {
-		t.Fatalf("update = %d %s", code, body)
-	}
-	tok = u.booted(vNext, 5*time.Minute)
-	eventually(t, 10*time.Minute, "the new firmware blessed", func() error {
-		if st := u.firmware(tok); st.Update == nil || st.Update.State != appliance.FirmwareBlessed || st.Trial {
-			return fmt.Errorf("%+v", st.Update)
-		}
-		return nil
-	})
+	tok = u.update(tok, next, vNext)
 	t.Logf("update: upload to blessed in %v", time.Since(start).Round(time.Second))
 	if st := u.firmware(tok); st.Version != vNext || slots(st) != vNext+":running "+im.Version+":previous" {
 		t.Errorf("after the update: %+v", st)
@@ -353,12 +395,7 @@ func TestFirmwareUpdate(t *testing.T) {
 	st := u.firmware(tok)
 	t.Logf("booted after the power cut: %s (%s), last update %+v", st.Version, slots(st), st.Update)
 	if st.Version == vNext {
-		eventually(t, 10*time.Minute, "the new firmware blessed", func() error {
-			if st := u.firmware(tok); st.Update == nil || st.Update.State != appliance.FirmwareBlessed {
-				return fmt.Errorf("%+v", st.Update)
-			}
-			return nil
-		})
+		u.blessed(tok)
 	} else if st.Version != im.Version || st.Update.State != appliance.FirmwareInterrupted {
 		t.Errorf("after the power cut: %+v", st)
 	}
@@ -366,21 +403,7 @@ func TestFirmwareUpdate(t *testing.T) {
 
 	// A firmware that never becomes healthy: tried, left, and said.
 	start = time.Now()
-	if code, body := u.upload(tok, unhealthy, ""); code != 202 {
-		t.Fatalf("update = %d %s", code, body)
-	}
-	for i := range firmware.Tries {
-		if _, err := u.Expect(regexp.MustCompile(`appliance `+regexp.QuoteMeta(vUnhealthy)+` booting`), 5*time.Minute); err != nil {
-			t.Fatalf("try %d: %v\n%s", i+1, err, tail(u.Console()))
-		}
-	}
-	tok = u.booted(running, 10*time.Minute)
-	eventually(t, 2*time.Minute, "the failed update reported", func() error {
-		if st := u.firmware(tok); st.Update == nil || st.Update.State != appliance.FirmwareRolledBack {
-			return fmt.Errorf("%+v", st.Update)
-		}
-		return nil
-	})
+	tok = u.rollsBack(tok, unhealthy, vUnhealthy, running)
 	t.Logf("automatic rollback: upload to back on %s in %v", running, time.Since(start).Round(time.Second))
 	st = u.firmware(tok)
 	if st.Version != running || !strings.Contains(st.Update.Reason, "did not become healthy in 3 tries") || !strings.Contains(slots(st), vUnhealthy+":failed") {
@@ -389,4 +412,15 @@ func TestFirmwareUpdate(t *testing.T) {
 	if code, body := u.call("GET", "/", "", ""); code != 200 && code != 303 {
 		t.Errorf("dashboard = %d %s", code, body)
 	}
+}
+
+// waitDatabase waits until u's database runs.
+func (u *unit) waitDatabase(tok string) {
+	u.t.Helper()
+	eventually(u.t, 3*time.Minute, "database running", func() error {
+		if code, body := u.call("GET", "/api/v1/database", tok, ""); !strings.Contains(body, `"state":"running"`) {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
 }
