@@ -9,16 +9,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lawbox/appliance/appliance/chain"
 	bolt "go.etcd.io/bbolt"
 )
 
-// Chained is an entry of a hash-chained log: its value, the hash of the entry before it and its own hash,
-// SHA-256 of the previous hash and the value.
-type Chained struct {
-	Prev  string          `json:"prev"`
-	Hash  string          `json:"hash"`
-	Value json.RawMessage `json:"value"`
-}
+// Chained is an entry of a hash-chained log (chain.Entry).
+type Chained = chain.Entry
 
 // ErrBrokenChain means a hash-chained log was edited: an entry changed, removed or added.
 var ErrBrokenChain = errors.New("the log's hash chain is broken")

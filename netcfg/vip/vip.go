@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lawbox/appliance/netcfg/static"
+	"github.com/lawbox/appliance/netcfg/vipconn"
 )
 
 // Address is one service address.
@@ -145,10 +146,7 @@ func (a *Address) sockets() (uint8, []*netlink.Socket, error) {
 }
 
 // Conn is a client's TCP connection to the service address.
-type Conn struct {
-	Port   uint16         `json:"port"`   // the service's (local) port
-	Client netip.AddrPort `json:"client"` // the client's address and port
-}
+type Conn = vipconn.Conn
 
 // MaxConns bounds the connections Conns lists (they travel in every heartbeat).
 const MaxConns = 64
