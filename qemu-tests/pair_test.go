@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lawbox/appliance/appliance/pair"
+	"github.com/lawbox/appliance/appliance/pair/wire"
 )
 
 type pairStatus struct {
@@ -484,7 +484,7 @@ func TestPairFailover(t *testing.T) {
 	if err != nil {
 		t.Fatalf("witness key %q: %v", wk.Key, err)
 	}
-	sealed, err := pair.Seal(wkey, pair.Message{Kind: "grant", From: l.a.Name(), Seq: math.MaxUint64, Time: time.Now(), Granted: true, Holder: l.a.Name()})
+	sealed, err := wire.Seal(wkey, wire.Message{Kind: "grant", From: l.a.Name(), Seq: math.MaxUint64, Time: time.Now(), Granted: true, Holder: l.a.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}

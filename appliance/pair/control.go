@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/pair/wire"
 	"github.com/lawbox/appliance/appliance/state"
 )
 
@@ -110,7 +111,7 @@ func (n *Node) WitnessKey() (string, error) {
 	if n.cfg == nil {
 		return "", fmt.Errorf("%w: not paired", appliance.ErrConflict)
 	}
-	return hex.EncodeToString(WitnessKey(n.cfg.Key)), nil
+	return hex.EncodeToString(wire.WitnessKey(n.cfg.Key)), nil
 }
 
 // Secret is a key both units derive from the pair key for one purpose (the database's replication
@@ -121,7 +122,7 @@ func (n *Node) Secret(label string) []byte {
 	if n.cfg == nil {
 		return nil
 	}
-	return derive(n.cfg.Key, "lawbox secret v1: "+label)
+	return wire.Derive(n.cfg.Key, "lawbox secret v1: "+label)
 }
 
 // PeerAddrs are the peer's addresses as it last announced them (none when unpaired).

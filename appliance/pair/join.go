@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/pair/wire"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -194,7 +195,7 @@ func checkSettings(s *appliance.PairSettings) error {
 	}
 	if s.Witness != "" {
 		if _, _, err := net.SplitHostPort(s.Witness); err != nil {
-			s.Witness = net.JoinHostPort(s.Witness, strconv.Itoa(WitnessPort))
+			s.Witness = net.JoinHostPort(s.Witness, strconv.Itoa(wire.WitnessPort))
 		}
 		if _, err := net.ResolveUDPAddr("udp", s.Witness); err != nil {
 			return bad("witness %q: %v", s.Witness, err)

@@ -14,15 +14,15 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/pair/wire"
 	"github.com/lawbox/appliance/appliance/state"
 	"github.com/lawbox/appliance/netcfg/vip"
 )
 
 // Port is the UDP port of pair traffic (heartbeats, pairing); the witness answers on WitnessPort.
 const (
-	Port        = 7946
-	WitnessPort = 7947
-	configKey   = "pair"
+	Port      = 7946
+	configKey = "pair"
 )
 
 // Defaults: detection within 2×Timeout (0.8 s).
@@ -99,8 +99,8 @@ type Node struct {
 	ticks    int
 	peer     peerState
 	witness  witnessState
-	seq      Sequence
-	replay   Replay
+	seq      wire.Sequence
+	replay   wire.Replay
 	rejected map[string]int
 	invite   *invite
 	joining  *joining
@@ -308,7 +308,7 @@ func (n *Node) tick() {
 		c.Epoch = n.m.Epoch
 		n.save()
 	}
-	hb := Message{Kind: "heartbeat", Proto: Proto, Firmware: n.Version, From: c.Name, Time: now, Role: role, HearsPeer: n.m.HearsPeer(now, n.peer.seen),
+	hb := wire.Message{Kind: "heartbeat", Proto: wire.Proto, Firmware: n.Version, From: c.Name, Time: now, Role: role, HearsPeer: n.m.HearsPeer(now, n.peer.seen),
 		Yield: n.m.Yielding(), Claim: n.m.Claiming(), ClaimID: n.m.ClaimID(), Ack: n.m.Ack(n.inputs(now)), Addrs: n.ownAddrs(), Epoch: c.Epoch, Conns: n.conns,
 		AuditAck: n.auditHead}
 	if n.AuditSince != nil && !peerGone {
@@ -324,7 +324,7 @@ func (n *Node) tick() {
 		return
 	}
 	if was == Active && role != Active {
-		n.send(WitnessKey(c.Key), Message{Kind: "release", From: c.Name, Seq: n.ask(now), Time: now}, c.Witness)
+		n.send(wire.WitnessKey(c.Key), wire.Message{Kind: "release", From: c.Name, Seq: n.ask(now), Time: now}, c.Witness)
 		n.witness.leaseUntil = time.Time{}
 	}
 	if wantLease {
@@ -341,10 +341,10 @@ func (n *Node) tick() {
 			n.witness.bumps[seq] = true
 		}
 		n.witness.force = n.witness.force && n.m.Claiming()
-		n.send(WitnessKey(c.Key), Message{Kind: "lease", From: c.Name, Seq: seq, Time: now, LeaseMS: c.lease().Milliseconds(),
+		n.send(wire.WitnessKey(c.Key), wire.Message{Kind: "lease", From: c.Name, Seq: seq, Time: now, LeaseMS: c.lease().Milliseconds(),
 			Epoch: c.Epoch, Force: n.witness.force, Bump: bump}, c.Witness)
 	} else if n.ticks%5 == 0 { // a standby still wants to know the witness is there
-		n.send(WitnessKey(c.Key), Message{Kind: "ping", From: c.Name, Seq: n.ask(now), Time: now}, c.Witness)
+		n.send(wire.WitnessKey(c.Key), wire.Message{Kind: "ping", From: c.Name, Seq: n.ask(now), Time: now}, c.Witness)
 	}
 	if n.ticks%50 == 0 {
 		n.saveReplay()
@@ -513,8 +513,8 @@ func (n *Node) write(w func()) {
 	}
 }
 
-func (n *Node) send(key []byte, m Message, to string) {
-	b, err := Seal(key, m)
+func (n *Node) send(key []byte, m wire.Message, to string) {
+	b, err := wire.Seal(key, m)
 	if err != nil {
 		return
 	}
@@ -594,17 +594,17 @@ func (n *Node) handle(b []byte, from net.Addr) {
 		n.reject("unknown_sender")
 		return
 	}
-	m, err := Open(c.Key, b)
+	m, err := wire.Open(c.Key, b)
 	key := "pair"
-	if errors.Is(err, ErrBadTag) {
-		m, err = Open(WitnessKey(c.Key), b)
+	if errors.Is(err, wire.ErrBadTag) {
+		m, err = wire.Open(wire.WitnessKey(c.Key), b)
 		key = "witness"
 	}
 	if err != nil {
 		n.reject("bad_tag")
 		return
 	}
-	if (key == "pair" && (m.Kind != "heartbeat" || m.From != c.Peer)) || (key == "witness" && (m.Kind != "grant" || m.From != WitnessName)) {
+	if (key == "pair" && (m.Kind != "heartbeat" || m.From != c.Peer)) || (key == "witness" && (m.Kind != "grant" || m.From != wire.WitnessName)) {
 		n.reject("unknown_sender")
 		return
 	}
@@ -637,10 +637,10 @@ func (n *Node) handle(b []byte, from net.Addr) {
 		}
 		return
 	}
-	if !compatible(m.Proto) {
+	if !wire.Compatible(m.Proto) {
 		n.reject("incompatible")
 		n.event("critical", fmt.Sprintf("the other unit runs firmware %s, which speaks pair protocol %d; this one (%s) takes %d to %d: "+
-			"update the older unit to the same firmware (its heartbeats are ignored until then)", m.Firmware, m.Proto, n.Version, MinProto, Proto))
+			"update the older unit to the same firmware (its heartbeats are ignored until then)", m.Firmware, m.Proto, n.Version, wire.MinProto, wire.Proto))
 		return
 	}
 	if err := n.replay.Check("pair/"+m.From, m.Seq); err != nil {

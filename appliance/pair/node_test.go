@@ -17,9 +17,13 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/pair/wire"
 	"github.com/lawbox/appliance/appliance/state"
+	"github.com/lawbox/appliance/appliance/witness"
 	"github.com/lawbox/appliance/netcfg/vip"
 )
+
+var key = []byte("0123456789abcdef0123456789abcdef")
 
 type fakeVIP struct {
 	mu        sync.Mutex
@@ -143,7 +147,7 @@ func TestNodesPairAndFailOver(t *testing.T) {
 	if bk, _ := b.WitnessKey(); bk != key {
 		t.Fatal("the units derived different witness keys")
 	}
-	ws := &WitnessServer{Key: WitnessKey(a.cfg.Key), Log: a.Log, Now: time.Now, Name: "witness"}
+	ws := &witness.WitnessServer{Key: wire.WitnessKey(a.cfg.Key), Log: a.Log, Now: time.Now, Name: "witness"}
 	wctx, wstop := context.WithCancel(context.Background())
 	defer wstop()
 	go ws.Serve(wctx, wconn)
@@ -178,8 +182,8 @@ func TestNodesPairAndFailOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged, _ := Seal([]byte("not the pair key, not at all....."), Message{Kind: "heartbeat", From: "unit-a", Seq: 1 << 62, Time: time.Now(), Role: Standby, Yield: true})
-	old, _ := Seal(a.cfg.Key, Message{Kind: "heartbeat", From: "unit-a", Seq: 1, Time: time.Now(), Role: Standby, Yield: true})
+	forged, _ := wire.Seal([]byte("not the pair key, not at all....."), wire.Message{Kind: "heartbeat", From: "unit-a", Seq: 1 << 62, Time: time.Now(), Role: Standby, Yield: true})
+	old, _ := wire.Seal(a.cfg.Key, wire.Message{Kind: "heartbeat", From: "unit-a", Seq: 1, Time: time.Now(), Role: Standby, Yield: true})
 	conn.Write(forged)
 	conn.Write(old)
 	time.Sleep(300 * time.Millisecond)
@@ -193,7 +197,7 @@ func TestNodesPairAndFailOver(t *testing.T) {
 	}
 
 	// A genuine heartbeat of a protocol this firmware does not speak is refused and said, never acted on.
-	future, _ := Seal(a.cfg.Key, Message{Kind: "heartbeat", Proto: Proto + 1, Firmware: "fw-next", From: "unit-a", Seq: 1 << 62, Time: time.Now(), Role: Standby, Yield: true})
+	future, _ := wire.Seal(a.cfg.Key, wire.Message{Kind: "heartbeat", Proto: wire.Proto + 1, Firmware: "fw-next", From: "unit-a", Seq: 1 << 62, Time: time.Now(), Role: Standby, Yield: true})
 	conn.Write(future)
 	time.Sleep(300 * time.Millisecond)
 	st = b.Pair()
@@ -345,29 +349,29 @@ func TestWitnessKeyCannotSilenceThePeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.setConfig(&Config{Name: "unit-a", Peer: "unit-b", Key: key, Mode: Auto, HeartbeatMS: 100, TimeoutMS: 400})
-	wk := WitnessKey(key)
-	seal := func(k []byte, m Message) []byte {
-		b, err := Seal(k, m)
+	wk := wire.WitnessKey(key)
+	seal := func(k []byte, m wire.Message) []byte {
+		b, err := wire.Seal(k, m)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
-	n.handle(seal(wk, Message{Kind: "grant", From: "unit-b", Seq: ^uint64(0), Time: now}), nil)
-	n.handle(seal(wk, Message{Kind: "heartbeat", From: "unit-b", Seq: ^uint64(0), Time: now, Role: Active}), nil)
-	n.handle(seal(key, Message{Kind: "heartbeat", From: "unit-b", Seq: 1000, Time: now, Role: Active}), nil)
+	n.handle(seal(wk, wire.Message{Kind: "grant", From: "unit-b", Seq: ^uint64(0), Time: now}), nil)
+	n.handle(seal(wk, wire.Message{Kind: "heartbeat", From: "unit-b", Seq: ^uint64(0), Time: now, Role: Active}), nil)
+	n.handle(seal(key, wire.Message{Kind: "heartbeat", From: "unit-b", Seq: 1000, Time: now, Role: Active}), nil)
 	if n.peer.seen.IsZero() || n.peer.role != Active {
 		t.Errorf("the real heartbeat after forged ones was dropped: %+v, rejected %v", n.peer, n.rejected)
 	}
 	if n.rejected["unknown_sender"] != 2 {
 		t.Errorf("rejected %v, want the two messages in the peer's name on the witness key", n.rejected)
 	}
-	n.handle(seal(wk, Message{Kind: "grant", From: WitnessName, Seq: 5, Time: now, Echo: 77, Granted: true, Holder: "unit-a"}), nil)
+	n.handle(seal(wk, wire.Message{Kind: "grant", From: wire.WitnessName, Seq: 5, Time: now, Echo: 77, Granted: true, Holder: "unit-a"}), nil)
 	if !n.witness.seen.IsZero() || n.rejected["replay"] != 1 {
 		t.Errorf("a grant answering no request was taken: %+v, rejected %v", n.witness, n.rejected)
 	}
 	seq := n.ask(now)
-	answer := seal(wk, Message{Kind: "grant", From: WitnessName, Seq: 6, Time: now, Echo: seq, Holder: "unit-b"})
+	answer := seal(wk, wire.Message{Kind: "grant", From: wire.WitnessName, Seq: 6, Time: now, Echo: seq, Holder: "unit-b"})
 	n.handle(answer, nil)
 	if n.witness.seen.IsZero() || n.witness.holder != "unit-b" {
 		t.Errorf("the witness's answer was not taken: %+v", n.witness)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/lawbox/appliance/appliance/witness"
 )
 
 // sim runs two units and a witness on one fake clock, with links that can be cut. Every tick each running
@@ -12,7 +14,7 @@ import (
 type sim struct {
 	t       *testing.T
 	now     time.Time
-	w       Witness
+	w       witness.Witness
 	units   [2]*simUnit
 	lan     bool // A-B over the office LAN
 	cable   bool // A-B over the direct cable
@@ -85,7 +87,7 @@ func (s *sim) run(d time.Duration) {
 }
 
 // ask requests the lease as the node does.
-func (s *sim) ask(u *simUnit, force bool) Grant {
+func (s *sim) ask(u *simUnit, force bool) witness.Grant {
 	bump := u.m.Bump(u.inputs(s.now))
 	g := s.w.Request(u.name, u.m.Epoch, force, bump, s.now, s.lease)
 	if g.Granted {
@@ -320,7 +322,7 @@ func TestAutoSwitchoverBothWays(t *testing.T) {
 }
 
 func TestWitnessLease(t *testing.T) {
-	var w Witness
+	var w witness.Witness
 	t0 := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	if g := w.Request("A", 0, false, false, t0, time.Second); !g.Granted || !g.Changed || w.State.Epoch != 1 {
 		t.Fatalf("first request: %+v, epoch %d", g, w.State.Epoch)
@@ -334,7 +336,7 @@ func TestWitnessLease(t *testing.T) {
 	if g := w.Request("B", 1, false, false, t0.Add(1850*time.Millisecond), time.Second); g.Granted {
 		t.Error("B got the lease before A's renewal ran out")
 	}
-	if g := w.Request("B", 1, false, false, t0.Add(1900*time.Millisecond), time.Second); !g.Granted || w.State != (WitnessState{Epoch: 2, Last: "B"}) {
+	if g := w.Request("B", 1, false, false, t0.Add(1900*time.Millisecond), time.Second); !g.Granted || w.State != (witness.WitnessState{Epoch: 2, Last: "B"}) {
 		t.Errorf("B after A's lease expired: %+v, state %+v", g, w.State)
 	}
 	// A was not there while B was active: its data is older. Refused, unless forced.
@@ -342,11 +344,11 @@ func TestWitnessLease(t *testing.T) {
 	if g := w.Request("A", 1, false, false, t0.Add(5*time.Second), time.Second); g.Granted || !g.Stale {
 		t.Errorf("stale A: %+v", g)
 	}
-	if g := w.Request("A", 1, true, false, t0.Add(5*time.Second), time.Second); !g.Granted || w.State != (WitnessState{Epoch: 3, Last: "A"}) {
+	if g := w.Request("A", 1, true, false, t0.Add(5*time.Second), time.Second); !g.Granted || w.State != (witness.WitnessState{Epoch: 3, Last: "A"}) {
 		t.Errorf("forced A: %+v, state %+v", g, w.State)
 	}
 	// A witness that lost its memory adopts the epoch of the first unit it grants.
-	w = Witness{}
+	w = witness.Witness{}
 	if g := w.Request("B", 7, false, false, t0, time.Second); !g.Granted || w.State.Epoch != 8 {
 		t.Errorf("new witness: %+v, state %+v", g, w.State)
 	}

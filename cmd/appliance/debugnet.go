@@ -19,7 +19,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/lawbox/appliance/appliance/pair"
+	"github.com/lawbox/appliance/appliance/pair/wire"
+	"github.com/lawbox/appliance/appliance/witness"
 	"github.com/lawbox/appliance/netcfg/static"
 )
 
@@ -59,10 +60,10 @@ func (d *netDebug) command(f []string, out io.Writer) bool {
 		key, err := hex.DecodeString(f[1])
 		var conn net.PacketConn
 		if err == nil {
-			conn, err = net.ListenPacket("udp", fmt.Sprintf(":%d", pair.WitnessPort))
+			conn, err = net.ListenPacket("udp", fmt.Sprintf(":%d", wire.WitnessPort))
 		}
 		if err == nil {
-			s := &pair.WitnessServer{Key: key, Log: slog.New(slog.NewTextHandler(out, nil)), Now: time.Now, Name: "witness"}
+			s := &witness.WitnessServer{Key: key, Log: slog.New(slog.NewTextHandler(out, nil)), Now: time.Now, Name: "witness"}
 			go s.Serve(context.Background(), conn)
 		}
 		fmt.Fprintf(out, "debug: witness: %v\n", err)

@@ -22,7 +22,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lawbox/appliance/appliance/pair"
+	"github.com/lawbox/appliance/appliance/pair/wire"
+	"github.com/lawbox/appliance/appliance/witness"
 )
 
 func main() {
@@ -49,7 +50,7 @@ func main() {
 	defer stop()
 	lg := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	lg.Info("witness answering", "listen", conn.LocalAddr().String())
-	s := &pair.WitnessServer{Key: key, Log: lg, Now: time.Now, Name: pair.WitnessName, StateFile: *stateFile}
+	s := &witness.WitnessServer{Key: key, Log: lg, Now: time.Now, Name: wire.WitnessName, StateFile: *stateFile}
 	if err := s.Load(); err != nil {
 		log.Fatalf("witness: %v", err)
 	}

@@ -1,9 +1,11 @@
-package pair
+// Package witness is the third vote of a pair (cmd/witness): it grants a short lease to one unit at a
+// time and remembers who held it last, over the pair's wire format.
+package witness
 
 import "time"
 
-// Witness grants the lease to one unit at a time. It runs in cmd/witness; it is here so the role tests can
-// run it on the same fake clock.
+// Witness grants the lease to one unit at a time. It runs in cmd/witness; the pair's role tests run it on
+// their fake clock.
 //
 // It also remembers which unit held the lease last and an epoch that rises each time the lease goes to
 // another unit. A unit learns the epoch from the witness while it is active and from the active unit's

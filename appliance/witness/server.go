@@ -1,4 +1,4 @@
-package pair
+package witness
 
 import (
 	"bytes"
@@ -13,13 +13,11 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance/durable"
+	"github.com/lawbox/appliance/appliance/pair/wire"
 )
 
 // MaxLease bounds what a unit may ask for.
 const MaxLease = 10 * time.Second
-
-// WitnessName is who the witness's grants come from: a unit takes grants from nobody else.
-const WitnessName = "witness"
 
 // WitnessServer answers lease requests over UDP (cmd/witness).
 type WitnessServer struct {
@@ -32,8 +30,8 @@ type WitnessServer struct {
 	mu     sync.Mutex
 	w      Witness
 	seen   map[string]uint64 // the replay windows last saved
-	replay Replay
-	seq    Sequence
+	replay wire.Replay
+	seq    wire.Sequence
 }
 
 // Load reads the state file, if there is one.
@@ -82,7 +80,7 @@ func (s *WitnessServer) save() error {
 
 // Handle answers one datagram; nil means drop it (forged, replayed, malformed).
 func (s *WitnessServer) Handle(b []byte) []byte {
-	m, err := Open(s.Key, b)
+	m, err := wire.Open(s.Key, b)
 	if err == nil {
 		err = s.replay.Check("witness/"+m.From, m.Seq)
 	}
@@ -120,7 +118,7 @@ func (s *WitnessServer) Handle(b []byte) []byte {
 				"unit_epoch", m.Epoch, "epoch", s.w.State.Epoch, "last", s.w.State.Last)
 		}
 	}
-	out, err := Seal(s.Key, Message{Kind: "grant", From: s.Name, Seq: s.seq.Next(now), Time: now, Echo: m.Seq,
+	out, err := wire.Seal(s.Key, wire.Message{Kind: "grant", From: s.Name, Seq: s.seq.Next(now), Time: now, Echo: m.Seq,
 		Granted: g.Granted, Holder: g.Holder, Stale: g.Stale, Epoch: s.w.State.Epoch})
 	if err != nil {
 		return nil

@@ -1,4 +1,7 @@
-package pair
+// Package wire is the pair's wire format: the messages units and the witness send each other, their
+// authentication (HMAC with the pair key, or the witness key derived from it), rising sequence numbers and
+// replay windows. It links no netlink and no store: cmd/witness speaks it too.
+package wire
 
 import (
 	"crypto/hmac"
@@ -10,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lawbox/appliance/appliance/state"
-	"github.com/lawbox/appliance/netcfg/vip"
+	"github.com/lawbox/appliance/appliance/chain"
+	"github.com/lawbox/appliance/netcfg/vipconn"
 )
 
 // Message is what units and the witness send each other over UDP: JSON, then an HMAC-SHA256 tag with the
@@ -34,7 +37,7 @@ type Message struct {
 	ClaimID   uint64     `json:"claim_id,omitempty"`   // heartbeat: which request that is (role.go)
 	Ack       uint64     `json:"ack,omitempty"`        // heartbeat, manual mode: the receiver's claim the sender agrees to
 	Addrs     []string   `json:"addrs,omitempty"`      // heartbeat: the sender's addresses (every path)
-	Conns     []vip.Conn `json:"conns,omitempty"`      // heartbeat: the clients' connections to the service address the sender holds
+	Conns     []vipconn.Conn `json:"conns,omitempty"`      // heartbeat: the clients' connections to the service address the sender holds
 	LeaseMS   int64      `json:"lease_ms,omitempty"`   // lease: for how long
 	Echo      uint64     `json:"echo,omitempty"`       // grant: the Seq of the request it answers
 	Granted   bool       `json:"granted,omitempty"`    // grant
@@ -45,7 +48,7 @@ type Message struct {
 	Stale     bool       `json:"stale,omitempty"`      // grant: refused, the requester's epoch is older than the last holder's
 	// heartbeat: entries of the sender's audit log the receiver has not acknowledged (a few at a time),
 	// and the hash of the last entry of the receiver's log the sender keeps a copy of
-	Audit    []state.Chained `json:"audit,omitempty"`
+	Audit    []chain.Entry `json:"audit,omitempty"`
 	AuditAck string          `json:"audit_ack,omitempty"`
 }
 
@@ -58,8 +61,8 @@ const (
 	MinProto = 1
 )
 
-// compatible says whether a heartbeat of protocol proto can be taken.
-func compatible(proto int) bool {
+// Compatible says whether a heartbeat of protocol proto can be taken.
+func Compatible(proto int) bool {
 	if proto == 0 {
 		proto = 1
 	}
@@ -67,6 +70,12 @@ func compatible(proto int) bool {
 }
 
 const tagLen = sha256.Size
+
+// WitnessName is who the witness's grants come from: a unit takes grants from nobody else.
+const WitnessName = "witness"
+
+// WitnessPort is the UDP port the witness answers on (the units' pair traffic uses pair.Port).
+const WitnessPort = 7947
 
 // Errors of Open and Replay.
 var (
@@ -200,10 +209,10 @@ func (r *Replay) Load(windows map[string]uint64) {
 
 // WitnessKey is the key shared with the witness, derived from the pair key: the witness PC can grant
 // leases but cannot forge heartbeats.
-func WitnessKey(pairKey []byte) []byte { return derive(pairKey, "lawbox witness key v1") }
+func WitnessKey(pairKey []byte) []byte { return Derive(pairKey, "lawbox witness key v1") }
 
-// derive is a key for one purpose, from the pair key.
-func derive(pairKey []byte, label string) []byte {
+// Derive is a key for one purpose, from the pair key.
+func Derive(pairKey []byte, label string) []byte {
 	mac := hmac.New(sha256.New, pairKey)
 	mac.Write([]byte(label))
 	return mac.Sum(nil)
