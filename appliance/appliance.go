@@ -150,6 +150,7 @@ type Status struct {
 	UptimeS  int64     `json:"uptime_s"`
 	Disks    []Disk    `json:"disks"`
 	Services []Service `json:"services,omitempty"`
+	Parts    []Service `json:"parts,omitempty"` // the daemon's parts (storage, database, pair, ...): running, or failed and restarting
 }
 
 // System reports on the unit and powers it off or reboots it.

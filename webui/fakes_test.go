@@ -21,7 +21,8 @@ type fakeSystem struct{ shutdowns []bool }
 func (f *fakeSystem) Status(context.Context) (appliance.Status, error) {
 	return appliance.Status{Version: "test", Hostname: "unit-a", UptimeS: 42,
 		Disks:    []appliance.Disk{{Name: "vda", Serial: "SN-A", SizeBytes: 1 << 30}},
-		Services: []appliance.Service{{Name: "daemon", State: "running", Logs: []string{`statement: ALTER ROLE practice_app PASSWORD 'client secret'`}}}}, nil
+		Services: []appliance.Service{{Name: "daemon", State: "running", Logs: []string{`statement: ALTER ROLE practice_app PASSWORD 'client secret'`}}},
+		Parts:    []appliance.Service{{Name: "pair", State: "backoff", Restarts: 2, LastExit: "listen udp :7946: address already in use"}}}, nil
 }
 
 func (f *fakeSystem) Shutdown(_ context.Context, reboot bool) error {

@@ -85,15 +85,19 @@ func (s *Server) dashboard(ctx context.Context) summary {
 // documents), a viewer sees each service's state.
 func (s *Server) status(ctx context.Context, sess appliance.Session) (appliance.Status, error) {
 	st, err := s.stat.get(ctx, s.sys.Status)
-	if sess.Role == appliance.RoleAdmin || len(st.Services) == 0 {
+	if sess.Role == appliance.RoleAdmin {
 		return st, err
 	}
-	svcs := make([]appliance.Service, len(st.Services)) // st is shared with other requests: copy
-	for i, v := range st.Services {
-		v.Logs = nil
-		svcs[i] = v
+	// A viewer sees states only: logs and failures carry what the tools said (statements, paths).
+	strip := func(in []appliance.Service) []appliance.Service {
+		out := make([]appliance.Service, len(in)) // st is shared with other requests: copy
+		for i, v := range in {
+			v.Logs, v.LastExit = nil, ""
+			out[i] = v
+		}
+		return out
 	}
-	st.Services = svcs
+	st.Services, st.Parts = strip(st.Services), strip(st.Parts)
 	return st, err
 }
 

@@ -384,8 +384,8 @@ func TestCertificateUpload(t *testing.T) {
 	}
 }
 
-// Service logs carry what PostgreSQL logs (statements, passwords in ALTER ROLE): admins see them, a
-// viewer sees each service's state only, on the page and in the API.
+// Service logs carry what PostgreSQL logs (statements, passwords in ALTER ROLE), a failed part what a tool
+// said: admins see them, a viewer sees each service's and part's state only, on the page and in the API.
 func TestServiceLogsAdminOnly(t *testing.T) {
 	e := newEnv(t)
 	admin := e.setUpAndLogin(t)
@@ -408,6 +408,9 @@ func TestServiceLogsAdminOnly(t *testing.T) {
 			}
 			if got := strings.Contains(w.Body.String(), "client secret"); got != c.shown {
 				t.Errorf("%s GET %s: log line shown = %v, want %v", c.who, path, got, c.shown)
+			}
+			if got := strings.Contains(w.Body.String(), "address already in use"); got != c.shown {
+				t.Errorf("%s GET %s: a failed part's error shown = %v, want %v", c.who, path, got, c.shown)
 			}
 		}
 	}

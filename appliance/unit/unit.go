@@ -11,6 +11,7 @@ import (
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/control"
+	"github.com/lawbox/appliance/appliance/supervise"
 	"github.com/lawbox/appliance/hw/disk"
 )
 
@@ -20,6 +21,7 @@ type Unit struct {
 	SysRoot  string // "/sys"
 	ProcRoot string // "/proc"
 	Init     *control.Client
+	Parts    func() []supervise.Status // the daemon's parts (nil: none)
 }
 
 var _ appliance.System = (*Unit)(nil)
@@ -43,6 +45,9 @@ func (u *Unit) Status(ctx context.Context) (appliance.Status, error) {
 	}
 	if u.Init != nil {
 		st.Services, _ = u.Init.Services(ctx)
+	}
+	if u.Parts != nil {
+		st.Parts = u.Parts()
 	}
 	return st, nil
 }

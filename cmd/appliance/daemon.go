@@ -27,6 +27,7 @@ import (
 	"github.com/lawbox/appliance/appliance/pair"
 	"github.com/lawbox/appliance/appliance/state"
 	"github.com/lawbox/appliance/appliance/storage"
+	"github.com/lawbox/appliance/appliance/supervise"
 	"github.com/lawbox/appliance/appliance/unit"
 	"github.com/lawbox/appliance/hw/disk"
 	"github.com/lawbox/appliance/hw/raid"
@@ -127,18 +128,20 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 			return appliance.TakeSnapshot(ctx, disks, monitor, node, db, backups, ports, updater).Alerts()
 		}}
 	// Long-running parts stop before the store closes and the arrays are unmounted.
+	// Each is supervised: one that fails is logged and started again with a backoff, and its state is on
+	// the status page.
 	sctx, stopParts := context.WithCancel(context.Background())
-	parts := []func(context.Context) error{disks.Run, monitor.Run, db.Run, ports.Run, ports.Watcher.Run, node.Run, backups.Run, alerts.Run,
-		installer.Run, updater.Run}
-	partsDone := make(chan error, len(parts))
-	for _, run := range parts {
-		go func() { partsDone <- run(sctx) }()
+	parts := &supervise.Parts{Log: log}
+	for _, p := range []supervise.Part{{Name: "storage", Run: disks.Run}, {Name: "disk health", Run: monitor.Run}, {Name: "database", Run: db.Run},
+		{Name: "network", Run: ports.Run}, {Name: "links", Run: ports.Watcher.Run}, {Name: "pair", Run: node.Run}, {Name: "backups", Run: backups.Run},
+		{Name: "notifications", Run: alerts.Run}, {Name: "firmware install", Run: installer.Run}, {Name: "firmware updates", Run: updater.Run}} {
+		parts.Add(p.Name, p.Run)
 	}
+	partsDone := make(chan struct{})
+	go func() { parts.Run(sctx); close(partsDone) }()
 	defer func() {
 		stopParts()
-		for range parts {
-			<-partsDone
-		}
+		<-partsDone
 		st.Close()
 		disks.Shutdown(context.Background())
 	}()
@@ -155,7 +158,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	a.Announce = func(code string) { fmt.Printf("setup code: %s\n", code) }
 	a.SetupCode() // prints the code when the unit is not set up yet
 
-	ui, err := webui.New(webui.Parts{Auth: a, System: &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: initCtl},
+	ui, err := webui.New(webui.Parts{Auth: a, System: &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: initCtl, Parts: parts.Status},
 		Storage: disks, Health: monitor, Database: db, Pair: node, Network: ports, Backups: backups, Notify: alerts, Certs: keeper, Firmware: updater}, log)
 	if err != nil {
 		return err
