@@ -255,7 +255,9 @@ func (n *Node) Join(ctx context.Context, peer, code string) error {
 			return fmt.Errorf("%w: no answer from %s: check the address and the code (it is valid for 15 minutes)", appliance.ErrUnavailable, to)
 		}
 		if _, err := conn.WriteTo(req, to); err != nil {
-			return fmt.Errorf("join %s: %w", to, err)
+			// No route, no address on that network, a port down: the admin fixes it, it is no fault of the unit.
+			return fmt.Errorf("%w: this unit cannot send to %s (%v): check the address (it must be reachable from one of this unit's ports) and the cables",
+				appliance.ErrUnavailable, to.IP, errors.Unwrap(err))
 		}
 		select {
 		case w = <-j.got:

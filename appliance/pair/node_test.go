@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -392,4 +394,27 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 		}
 	}
 	t.Fatalf("%s: %v", what, err)
+}
+
+// unroutable is a socket with no route anywhere (a unit whose ports are not on the peer's network).
+type unroutable struct{ net.PacketConn }
+
+func (unroutable) WriteTo([]byte, net.Addr) (int, error) {
+	return 0, &net.OpError{Op: "write", Net: "udp", Err: os.NewSyscallError("sendto", syscall.ENETUNREACH)}
+}
+
+// Joining a peer the unit has no route to is the admin's to fix: a sentence and ErrUnavailable (503), not
+// an internal error.
+func TestJoinWithoutRoute(t *testing.T) {
+	n := startNode(t, "unit-b", "127.0.0.2", freeUDPPort(t), nil, func(n *Node) {
+		listen := n.Listen
+		n.Listen = func() (net.PacketConn, error) {
+			c, err := listen()
+			return unroutable{c}, err
+		}
+	})
+	err := n.Join(context.Background(), "198.51.100.7", "ABCD-EFGH-IJKL")
+	if !errors.Is(err, appliance.ErrUnavailable) || !strings.Contains(err.Error(), "cannot send to 198.51.100.7") || !strings.Contains(err.Error(), "network is unreachable") {
+		t.Errorf("Join without a route = %v", err)
+	}
 }
