@@ -94,7 +94,7 @@ func newMonitor(t testing.TB, read func(string, string) (smart.Reading, error), 
 	}
 	t.Cleanup(func() { st.Close() })
 	m := &Monitor{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, DevRoot: "/nonexistent", Read: read,
-		Now: func() time.Time { return *now }, LastSelfTest: func(string) (smart.SelfTestResult, error) {
+		Now: func() time.Time { return *now }, LastSelfTest: func(string, string) (smart.SelfTestResult, error) {
 			return smart.SelfTestResult{Status: "passed", Passed: true}, nil
 		}}
 	m.mu.Lock()
@@ -216,7 +216,7 @@ func BenchmarkHistoryYear(b *testing.B) {
 func TestFailedSelfTest(t *testing.T) {
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	m := newMonitor(t, func(string, string) (smart.Reading, error) { return qemuATA, nil }, &now)
-	m.LastSelfTest = func(string) (smart.SelfTestResult, error) {
+	m.LastSelfTest = func(string, string) (smart.SelfTestResult, error) {
 		return smart.SelfTestResult{Status: "failed: read element"}, nil
 	}
 	if err := m.Refresh(context.Background(), "SN1"); err != nil {

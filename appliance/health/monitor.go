@@ -66,7 +66,7 @@ type Monitor struct {
 	Now     func() time.Time
 	// Read and the self-test functions are hw/smart's; tests may swap them.
 	Read         func(path, transport string) (smart.Reading, error)
-	LastSelfTest func(path string) (smart.SelfTestResult, error)
+	LastSelfTest func(path, transport string) (smart.SelfTestResult, error)
 
 	mu    sync.Mutex
 	cfg   Config
@@ -180,7 +180,7 @@ func (m *Monitor) poll(serial string) error {
 	var selfTest smart.SelfTestResult
 	if r.Supported {
 		var err error
-		if selfTest, err = m.LastSelfTest(filepath.Join(m.DevRoot, d.Name)); err != nil {
+		if selfTest, err = m.LastSelfTest(filepath.Join(m.DevRoot, d.Name), d.Transport); err != nil {
 			selfTest = smart.SelfTestResult{Status: "not available"}
 		}
 		if strings.HasPrefix(selfTest.Status, "failed") { // the disk tested itself and found damage
@@ -335,7 +335,7 @@ func (m *Monitor) SelfTest(_ context.Context, serial, kind string) error {
 	if !e.status.Supported {
 		return fmt.Errorf("self-test on disk %s: no SMART (%s): %w", serial, e.status.Reason, appliance.ErrConflict)
 	}
-	if err := smart.StartSelfTest(filepath.Join(m.DevRoot, e.disk.Name), kind); err != nil {
+	if err := smart.StartSelfTest(filepath.Join(m.DevRoot, e.disk.Name), e.disk.Transport, kind); err != nil {
 		if errors.Is(err, smart.ErrSelfTestUnsupported) {
 			return fmt.Errorf("self-test on disk %s: %w: %w", serial, err, appliance.ErrConflict)
 		}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"unsafe"
 
 	gosmart "github.com/anatol/smart.go"
@@ -21,7 +20,8 @@ const (
 var ErrSelfTestUnsupported = errors.New("the disk does not run self-tests")
 
 // StartSelfTest starts a short or long (extended) self-test in the disk's background; it returns at once.
-func StartSelfTest(path, kind string) error {
+// transport is hw/disk's (from sysfs): "nvme" disks take an NVMe admin command, the others ATA through SAT.
+func StartSelfTest(path, transport, kind string) error {
 	code := map[string]uint8{Short: 1, Long: 2}[kind]
 	if code == 0 {
 		return fmt.Errorf("self-test %q: use %q or %q", kind, Short, Long)
@@ -31,20 +31,37 @@ func StartSelfTest(path, kind string) error {
 		return fmt.Errorf("self-test on %s: %w", path, err)
 	}
 	defer f.Close()
-	if strings.Contains(path, "nvme") {
-		// Device Self-test (admin opcode 14h), CDW10 bits 3:0: 1 short, 2 extended; all namespaces.
-		cmd := nvmeAdminCmd{opcode: 0x14, nsid: 0xffffffff, cdw10: uint32(code), timeoutMs: 10000}
+	if transport == "nvme" {
+		cmd := nvmeSelfTestCmd(code)
 		if err := nvmeAdmin(f, &cmd); err != nil {
 			return fmt.Errorf("self-test on %s: %w", path, err)
 		}
 		return nil
 	}
-	// SMART EXECUTE OFF-LINE IMMEDIATE (B0h/D4h), LBA low = 1 short / 2 extended, in ATA PASS-THROUGH(16).
-	cdb := [16]byte{0: 0x85, 1: 3 << 1 /* non-data */, 4: 0xd4, 8: code, 10: 0x4f, 12: 0xc2, 14: 0xb0}
+	cdb := ataSelfTestCDB(code)
 	if err := sgio(f, cdb[:]); err != nil {
 		return fmt.Errorf("self-test on %s: %w", path, err)
 	}
 	return nil
+}
+
+// nvmeSelfTestCmd is Device Self-test (admin opcode 14h), CDW10 bits 3:0 the code (1 short, 2 extended),
+// on all namespaces.
+func nvmeSelfTestCmd(code uint8) nvmeAdminCmd {
+	return nvmeAdminCmd{opcode: 0x14, nsid: 0xffffffff, cdw10: uint32(code), timeoutMs: 10000}
+}
+
+// nvmeSelfTestLogCmd is Get Log Page (admin opcode 02h) of the Device Self-test log (06h) into buf: CDW10
+// holds the log id in bits 7:0 and the number of dwords minus one (NUMDL) in bits 31:16.
+func nvmeSelfTestLogCmd(buf []byte) nvmeAdminCmd {
+	return nvmeAdminCmd{opcode: 0x02, nsid: 0xffffffff, addr: uint64(uintptr(unsafe.Pointer(&buf[0]))),
+		dataLen: uint32(len(buf)), cdw10: 0x06 | uint32(len(buf)/4-1)<<16, timeoutMs: 10000}
+}
+
+// ataSelfTestCDB is SMART EXECUTE OFF-LINE IMMEDIATE (command B0h, feature D4h, LBA low = 1 short / 2
+// extended, LBA mid/high 4Fh/C2h) in an ATA PASS-THROUGH(16) CDB (SAT-4: opcode 85h, protocol 3 non-data).
+func ataSelfTestCDB(code uint8) [16]byte {
+	return [16]byte{0: 0x85, 1: 3 << 1, 4: 0xd4, 8: code, 10: 0x4f, 12: 0xc2, 14: 0xb0}
 }
 
 // SelfTestResult is the newest entry of a disk's self-test log.
@@ -55,17 +72,16 @@ type SelfTestResult struct {
 	Passed   bool   `json:"passed"`
 }
 
-// LastSelfTest reads the self-test log.
-func LastSelfTest(path string) (SelfTestResult, error) {
-	if strings.Contains(path, "nvme") {
+// LastSelfTest reads the self-test log; transport as StartSelfTest's.
+func LastSelfTest(path, transport string) (SelfTestResult, error) {
+	if transport == "nvme" {
 		f, err := os.OpenFile(path, os.O_RDONLY, 0)
 		if err != nil {
 			return SelfTestResult{}, err
 		}
 		defer f.Close()
 		buf := make([]byte, 564) // Device Self-test log (06h)
-		cmd := nvmeAdminCmd{opcode: 0x02, nsid: 0xffffffff, addr: uint64(uintptr(unsafe.Pointer(&buf[0]))),
-			dataLen: uint32(len(buf)), cdw10: 0x06 | uint32(len(buf)/4-1)<<16, timeoutMs: 10000}
+		cmd := nvmeSelfTestLogCmd(buf)
 		if err := nvmeAdmin(f, &cmd); err != nil {
 			return SelfTestResult{}, fmt.Errorf("read self-test log of %s: %w", path, err)
 		}
@@ -151,9 +167,11 @@ type nvmeAdminCmd struct {
 	result      uint32
 }
 
+// nvmeAdminIoctl is NVME_IOCTL_ADMIN_CMD, _IOWR('N', 0x41, struct nvme_passthru_cmd).
+var nvmeAdminIoctl = uintptr(3<<30 | uint32(unsafe.Sizeof(nvmeAdminCmd{}))<<16 | 'N'<<8 | 0x41)
+
 func nvmeAdmin(f *os.File, cmd *nvmeAdminCmd) error {
-	req := uintptr(3<<30 | uint32(unsafe.Sizeof(*cmd))<<16 | 'N'<<8 | 0x41) // _IOWR('N', 0x41, ...)
-	r, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), req, uintptr(unsafe.Pointer(cmd)))
+	r, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), nvmeAdminIoctl, uintptr(unsafe.Pointer(cmd)))
 	if errno != 0 {
 		return fmt.Errorf("NVMe admin command %#x: %w", cmd.opcode, errno)
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	gosmart "github.com/anatol/smart.go"
 )
@@ -57,7 +56,7 @@ func Read(path, transport string) (Reading, error) {
 	if transport == "virtio" {
 		return Reading{Reason: "virtual disk without SMART"}, nil
 	}
-	if strings.Contains(path, "nvme") {
+	if transport == "nvme" {
 		d, err := gosmart.OpenNVMe(path)
 		if err != nil {
 			return Reading{}, fmt.Errorf("open %s: %w", path, err)
