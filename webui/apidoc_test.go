@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"encoding/json"
 	"os"
 	"regexp"
 	"slices"
@@ -49,5 +50,48 @@ func TestAPIGuideMatchesRoutes(t *testing.T) {
 	}
 	if len(extra) > 0 {
 		t.Errorf("docs/api.md documents routes that do not exist:\n%s", strings.Join(extra, "\n"))
+	}
+}
+
+// The OpenAPI document served has every API route of the table, with its method and path parameters, and
+// nothing else; an admin route says so.
+func TestOpenAPIDocument(t *testing.T) {
+	e := newEnv(t)
+	w := e.do(req{method: "GET", path: "/api/v1/openapi.json"})
+	var doc struct {
+		OpenAPI string                                       `json:"openapi"`
+		Paths   map[string]map[string]map[string]interface{} `json:"paths"`
+	}
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &doc) != nil || doc.OpenAPI != "3.1.0" {
+		t.Fatalf("GET openapi.json = %d %.200s", w.Code, w.Body)
+	}
+	want := map[string]bool{}
+	for _, rt := range e.srv.Routes() {
+		if method, path, _ := strings.Cut(rt.Pattern, " "); strings.HasPrefix(path, "/api/") || rt.Pattern == metricsRoute {
+			want[strings.ToLower(method)+" "+path] = true
+		}
+	}
+	got := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			got[method+" "+path] = true
+			params, _ := op["parameters"].([]interface{})
+			if n := strings.Count(path, "{"); len(params) != n {
+				t.Errorf("%s %s: %d path parameters, the path has %d", method, path, len(params), n)
+			}
+		}
+	}
+	for r := range want {
+		if !got[r] {
+			t.Errorf("route %s missing from the OpenAPI document", r)
+		}
+	}
+	for r := range got {
+		if !want[r] {
+			t.Errorf("the OpenAPI document has %s, which is not routed", r)
+		}
+	}
+	if a := doc.Paths["/api/v1/system/firmware/rollback"]["post"]["x-lawbox-access"]; a != "admin" {
+		t.Errorf("rollback's access = %v", a)
 	}
 }
