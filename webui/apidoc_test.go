@@ -57,7 +57,8 @@ func TestAPIGuideMatchesRoutes(t *testing.T) {
 // nothing else; an admin route says so.
 func TestOpenAPIDocument(t *testing.T) {
 	e := newEnv(t)
-	w := e.do(req{method: "GET", path: "/api/v1/openapi.json"})
+	tok := e.setUpAndLogin(t)
+	w := e.do(req{method: "GET", path: "/api/v1/openapi.json", hdr: bearer(tok)})
 	var doc struct {
 		OpenAPI string                                       `json:"openapi"`
 		Paths   map[string]map[string]map[string]interface{} `json:"paths"`

@@ -39,7 +39,7 @@ func openAPI(routes []Route) map[string]any {
 		}
 		switch rt.Access {
 		case Public:
-			op["security"] = []any{}
+			op["security"] = []any{} // setup and login
 			op["x-lawbox-access"] = "anyone"
 		case Viewer:
 			op["x-lawbox-access"] = "logged in"

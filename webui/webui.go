@@ -143,7 +143,7 @@ func (s *Server) Routes() []Route {
 		{"POST /api/v1/login", Public, s.apiLogin},
 		{"POST /api/v1/logout", Viewer, s.apiLogout},
 		{"GET /api/v1/status", Viewer, s.apiStatus},
-		{openAPIRoute, Public, s.apiOpenAPI},
+		{openAPIRoute, Viewer, s.apiOpenAPI},
 		{eventsRoute, Viewer, s.apiEvents},
 		{"POST /api/v1/system/{action}", Admin, s.apiPower},
 		{"GET /api/v1/system/firmware", Viewer, s.apiFirmware},
