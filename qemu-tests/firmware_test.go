@@ -31,45 +31,20 @@ import (
 // taken out, the unit boots from its own disks, with its settings; and from the second disk alone.
 func TestInstallAndBootFromDisks(t *testing.T) {
 	t.Parallel()
-	im := image(t)
-	members := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "FW-A", SizeMiB: 1024}, Disk{ID: "b", Kind: Virtio, Serial: "FW-B", SizeMiB: 1024})
-	inst := filepath.Join(t.TempDir(), "installer.img")
-	if err := copyFile(filepath.Join(im.root, im.Installer), inst); err != nil {
-		t.Fatal(err)
-	}
-	u := boot(t, Config{UEFI: true, Disks: append(members, Disk{ID: "inst", Kind: Virtio, Serial: "INSTALL", Path: inst})})
-	if !strings.Contains(u.Console(), "EFI stub: Loaded initrd") {
-		t.Errorf("not booted by UEFI from the unified kernel image:\n%s", tail(u.Console()))
-	}
-	tok := u.setupAndLogin()
-	u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
-	installed := regexp.MustCompile(`firmware installed: the unit boots from this disk.* partition=(\S+)`)
-	var parts []string
-	for range members {
-		m, err := u.Expect(installed, 3*time.Minute)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, tail(u.Console()))
-		}
-		parts = append(parts, m[1])
-	}
-	t.Logf("firmware installed on %v", parts)
-	u.shutdown(tok, "poweroff")
-
-	u = boot(t, Config{UEFI: true, Disks: members})
+	u, tok, cfg := installedUnit(t)
 	if u.code != "" {
 		t.Fatal("booted from its disks, the unit asks for setup again")
 	}
 	if c := u.Console(); !strings.Contains(c, "EFI stub: Loaded initrd") || !strings.Contains(c, "booting") {
 		t.Errorf("not booted from its disks by UEFI:\n%s", tail(c))
 	}
-	tok = u.login()
 	u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
 	u.shutdown(tok, "poweroff")
 
 	// The first disk pulled: the second alone boots the unit (degraded), from its own boot partition.
-	u = boot(t, Config{UEFI: true, Disks: members[1:]})
+	u = boot(t, Config{UEFI: true, Disks: cfg.Disks[1:]})
 	if u.code != "" || !strings.Contains(u.Console(), "EFI stub: Loaded initrd") {
-		t.Fatalf("booted from %s alone: setup code %q\n%s", members[1].Serial, u.code, tail(u.Console()))
+		t.Fatalf("booted from %s alone: setup code %q\n%s", cfg.Disks[1].Serial, u.code, tail(u.Console()))
 	}
 	u.login()
 }
@@ -234,10 +209,13 @@ func installedUnit(t testing.TB) (*unit, string, Config) {
 	u := boot(t, Config{UEFI: true, Disks: append(members, Disk{ID: "inst", Kind: Virtio, Serial: "INSTALL", Path: inst})})
 	tok := u.setupAndLogin()
 	u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
+	installed := regexp.MustCompile(`firmware installed: the unit boots from this disk.* partition=(\S+)`)
 	for range members {
-		if _, err := u.Expect(regexp.MustCompile(`firmware installed: the unit boots from this disk`), 3*time.Minute); err != nil {
+		m, err := u.Expect(installed, 3*time.Minute)
+		if err != nil {
 			t.Fatalf("%v\n%s", err, tail(u.Console()))
 		}
+		t.Logf("firmware installed on %s", m[1])
 	}
 	u.shutdown(tok, "poweroff")
 	cfg := Config{UEFI: true, Reboot: true, Disks: members}
