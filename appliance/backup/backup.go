@@ -7,7 +7,6 @@ package backup
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,7 +25,6 @@ import (
 	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/lawbox/appliance/appliance/pgsql"
 	"github.com/lawbox/appliance/appliance/state"
@@ -426,214 +423,4 @@ func (e *Engine) dumpTo(ctx context.Context, to age.Recipient, key string, tee i
 		return obj, fmt.Errorf("%s: %w: %s", prog, werr, strings.TrimSpace(stderr.String()))
 	}
 	return obj, serr
-}
-
-// seal compresses src with zstd, encrypts it for to and stores it under key in t. Compression and
-// encryption run in goroutines of their own, beside the program that produces src.
-func seal(ctx context.Context, t Target, key string, src io.Reader, to age.Recipient) (Object, error) {
-	pr, pw := io.Pipe() // encrypted bytes, to the target
-	zr, zw := io.Pipe() // compressed bytes, to the encryption
-	h := sha256.New()
-	var n countWriter
-	go func() {
-		err := func() error {
-			enc, err := zstd.NewWriter(zw, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest))
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(enc, src); err != nil {
-				enc.Close()
-				return err
-			}
-			return enc.Close()
-		}()
-		zw.CloseWithError(err)
-	}()
-	go func() {
-		err := func() error {
-			aw, err := age.Encrypt(io.MultiWriter(pw, h, &n), to)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(aw, zr); err != nil {
-				return err
-			}
-			return aw.Close()
-		}()
-		zr.CloseWithError(err)
-		pw.CloseWithError(err)
-	}()
-	if err := t.Put(ctx, key, pr, -1); err != nil {
-		pr.CloseWithError(err)
-		return Object{}, err
-	}
-	return Object{Key: key, Size: int64(n), SHA256: hex.EncodeToString(h.Sum(nil))}, nil
-}
-
-type countWriter int64
-
-func (c *countWriter) Write(b []byte) (int, error) { *c += countWriter(len(b)); return len(b), nil }
-
-// open returns the decrypted, decompressed content of a stored object, checking its SHA-256 as it is read:
-// the returned reader fails at the end when the stored bytes are not the ones written.
-func open(ctx context.Context, t Target, o Object, id age.Identity) (io.ReadCloser, error) {
-	r, err := t.Get(ctx, o.Key)
-	if err != nil {
-		return nil, err
-	}
-	h := sha256.New()
-	hr := &hashCheck{r: io.TeeReader(r, h), h: h, want: o.SHA256, key: o.Key}
-	ar, err := age.Decrypt(hr, id)
-	if err != nil {
-		r.Close()
-		return nil, fmt.Errorf("%s: %w", o.Key, decryptErr(err))
-	}
-	zr, err := zstd.NewReader(damaged{r: ar, key: o.Key}, zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		r.Close()
-		return nil, err
-	}
-	return readCloser{Reader: zr.IOReadCloser(), close: func() error { zr.Close(); return r.Close() }}, nil
-}
-
-// decryptErr says what a failed decryption means to an admin.
-func decryptErr(err error) error {
-	var nm *age.NoIdentityMatchError
-	if errors.As(err, &nm) {
-		return fmt.Errorf("this backup was not made for this recovery identity: %w", err)
-	}
-	return fmt.Errorf("decrypt (damaged or truncated): %w", err)
-}
-
-// damaged names what a failed read of decrypted content means.
-type damaged struct {
-	r   io.Reader
-	key string
-}
-
-func (d damaged) Read(b []byte) (int, error) {
-	n, err := d.r.Read(b)
-	if err != nil && err != io.EOF && !strings.Contains(err.Error(), "damaged") {
-		err = fmt.Errorf("%s: damaged or truncated: %w", d.key, err)
-	}
-	return n, err
-}
-
-type readCloser struct {
-	io.Reader
-	close func() error
-}
-
-func (r readCloser) Close() error { return r.close() }
-
-// hashCheck fails at EOF when the bytes read do not have the expected SHA-256.
-type hashCheck struct {
-	r    io.Reader
-	h    interface{ Sum([]byte) []byte }
-	want string
-	key  string
-}
-
-func (c *hashCheck) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	if err == io.EOF && c.want != "" && hex.EncodeToString(c.h.Sum(nil)) != c.want { // WAL: age's authentication only
-		return n, fmt.Errorf("%s: SHA-256 does not match the manifest: the stored object is damaged", c.key)
-	}
-	return n, err
-}
-
-const manifestName = "manifest.age"
-
-func (e *Engine) putManifest(ctx context.Context, t Target, id *age.X25519Identity, m *Manifest) error {
-	if err := m.sign(id); err != nil {
-		return err
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		aw, err := age.Encrypt(pw, id.Recipient())
-		if err == nil {
-			_, err = aw.Write(b)
-		}
-		if err == nil {
-			err = aw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
-	if err := t.Put(ctx, m.ID+"/"+manifestName, pr, -1); err != nil {
-		pr.CloseWithError(err)
-		return fmt.Errorf("backup %s: manifest: %w", m.ID, err)
-	}
-	return nil
-}
-
-// mac is the manifest's authentication: encryption for the recipient proves nothing about who wrote it (the
-// public key is no secret), so a manifest carries an HMAC under a key derived from the recovery identity,
-// and with it the SHA-256 of every object it lists. A backup forged by someone with write access to a
-// target is refused before anything of it is restored.
-func (m *Manifest) mac(id *age.X25519Identity) (string, error) {
-	c := *m
-	c.MAC = ""
-	b, err := json.Marshal(c)
-	if err != nil {
-		return "", err
-	}
-	k := sha256.Sum256([]byte("lawbox manifest\x00" + id.String()))
-	h := hmac.New(sha256.New, k[:])
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func (m *Manifest) sign(id *age.X25519Identity) (err error) {
-	m.MAC, err = m.mac(id)
-	return err
-}
-
-// Manifests reads every finished backup's manifest on t, oldest first. Unreadable ones are reported in
-// errs, not skipped silently.
-func Manifests(ctx context.Context, t Target, id age.Identity) (ms []*Manifest, errs []error, err error) {
-	keys, err := t.List(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, k := range keys {
-		if !strings.HasSuffix(k, "/"+manifestName) {
-			continue
-		}
-		m, err := readManifest(ctx, t, k, id)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		ms = append(ms, m)
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].Created.Before(ms[j].Created) })
-	return ms, errs, nil
-}
-
-func readManifest(ctx context.Context, t Target, key string, id age.Identity) (*Manifest, error) {
-	r, err := t.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	ar, err := age.Decrypt(r, id)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, decryptErr(err))
-	}
-	var m Manifest
-	if err := json.NewDecoder(ar).Decode(&m); err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	xid, ok := id.(*age.X25519Identity)
-	if !ok {
-		return nil, fmt.Errorf("%s: a recovery identity is needed to check it", key)
-	}
-	if want, err := m.mac(xid); err != nil || !hmac.Equal([]byte(want), []byte(m.MAC)) {
-		return nil, fmt.Errorf("%s: not written by a unit holding the recovery identity (forged or altered): refused", key)
-	}
-	return &m, nil
 }
