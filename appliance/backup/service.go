@@ -5,12 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -199,75 +195,6 @@ func (s *Service) SetRetention(ctx context.Context, r appliance.BackupRetention)
 		return fmt.Errorf("set up backups first (recovery identity): %w", appliance.ErrConflict)
 	}
 	return nil
-}
-
-// notDocuments are the appliance's own folders on the data array.
-var notDocuments = []string{"postgresql", "backups", "backup-scratch", "wal-archive"}
-
-// SetDocumentFolders sets the folders whose documents this unit backs up: existing folders on the data
-// array, not the appliance's own.
-func (s *Service) SetDocumentFolders(_ context.Context, folders []string) error {
-	if len(folders) > 20 {
-		return fmt.Errorf("at most 20 document folders: %w", appliance.ErrBadInput)
-	}
-	clean := []string{}
-	for _, f := range folders {
-		rel, err := filepath.Rel(s.DataRoot, f)
-		if f == "" || !filepath.IsAbs(f) || err != nil || rel == "." || strings.HasPrefix(rel, "..") {
-			return fmt.Errorf("document folder %q: a folder on the data array, under %s/: %w", f, s.DataRoot, appliance.ErrBadInput)
-		}
-		if top, _, _ := strings.Cut(filepath.ToSlash(rel), "/"); slices.Contains(notDocuments, top) {
-			return fmt.Errorf("document folder %q is the appliance's own: %w", f, appliance.ErrBadInput)
-		}
-		if fi, err := os.Stat(f); err != nil || !fi.IsDir() {
-			return fmt.Errorf("document folder %q does not exist: %w", f, appliance.ErrBadInput)
-		}
-		clean = append(clean, filepath.Clean(f))
-	}
-	return s.Store.PutJSON(state.BucketConfig, foldersKey, clean)
-}
-
-func (s *Service) documentFolders() []string {
-	var fs []string
-	if err := s.Store.GetJSON(state.BucketConfig, foldersKey, &fs); err != nil && !errors.Is(err, state.ErrNotFound) {
-		s.Log.Error("document folders unreadable", "err", err)
-	}
-	return fs
-}
-
-// DocumentFiles lists the documents of documents backup backupID.
-func (s *Service) DocumentFiles(ctx context.Context, backupID string) ([]appliance.DocumentFile, error) {
-	id, err := s.loadIdentity()
-	if err != nil {
-		return nil, err
-	}
-	t, err := s.locate(ctx, id, backupID, true)
-	if err != nil {
-		return nil, err
-	}
-	m, _, err := s.documents(ctx, t, backupID)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]appliance.DocumentFile, len(m.Files))
-	for i, f := range m.Files {
-		out[i] = appliance.DocumentFile{Path: f.Path, Size: f.Size, Modified: f.ModTime}
-	}
-	return out, nil
-}
-
-// OpenDocument returns one document of documents backup backupID, to download.
-func (s *Service) OpenDocument(ctx context.Context, backupID, path string) (io.ReadCloser, appliance.DocumentFile, error) {
-	id, err := s.loadIdentity()
-	if err != nil {
-		return nil, appliance.DocumentFile{}, err
-	}
-	t, err := s.locate(ctx, id, backupID, true)
-	if err != nil {
-		return nil, appliance.DocumentFile{}, err
-	}
-	r, f, err := s.Engine.OpenDocument(ctx, t, backupID, path)
-	return r, appliance.DocumentFile{Path: f.Path, Size: f.Size, Modified: f.ModTime}, err
 }
 
 // retention is the admin's choice, or the last Keep nightly dumps.
