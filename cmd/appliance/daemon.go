@@ -47,47 +47,13 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	// Storage first: the state store lives on the system array when there is one.
 	disks := &storage.Manager{Log: log.With("part", "storage"), MD: &raid.MDADM{Path: "/sbin/mdadm"}, SysRoot: "/sys", DevRoot: "/dev"}
-	persistent, err := disks.Prepare(ctx)
-	if err != nil {
-		log.Error("storage", "err", err)
-	}
-	if *statePath == "" {
-		*statePath = "/run/appliance/state.db"
-		if persistent {
-			*statePath = filepath.Join(storage.System.Mount(), "state.db")
-		} else {
-			log.Warn("no system array: settings are kept in RAM until storage is set up")
-		}
-	}
-	if err := os.MkdirAll(filepath.Dir(*statePath), 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
-	}
-	st, err := state.Open(*statePath)
+	st, err := openState(ctx, log, disks, *statePath)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("state store: %s\n", *statePath)
-	disks.Attach(st)
-	disks.OnPersistent = func(dir string) error {
-		path := filepath.Join(dir, "state.db")
-		if err := st.Relocate(path); err != nil {
-			return err
-		}
-		fmt.Printf("state store: %s\n", path)
-		return nil
-	}
 	monitor := &health.Monitor{Log: log.With("part", "smart"), Store: st, SysRoot: "/sys", DevRoot: "/dev"}
 	disks.SetHealth(monitor.Level)
-	const walArchive = "/data/wal-archive" // the server's finished WAL segments, until the backups ship them
-	db := &database.Manager{Log: log.With("part", "database"), BinDir: "/usr/lib/postgresql/15/bin", DataDir: "/data/postgresql/15/main",
-		Socket: "/run/postgresql", Archive: walArchive, Port: 5432, Ready: disks.DataReady, Store: st, TLS: func() ([]byte, []byte, error) { return certs.PEM(st) },
-		Host: func() string {
-			if ips := localIPs(); len(ips) > 0 {
-				return ips[0].String()
-			}
-			h, _ := os.Hostname()
-			return h
-		}}
+	db := newDatabase(log, st, disks)
 	host, _ := os.Hostname()
 	a := auth.New(st, log, time.Now)
 	// Each unit of a pair keeps a copy of the other's audit log, sent with the heartbeats.
@@ -163,6 +129,11 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	return serveUI(ctx, log, ui, keeper, host, *listen)
+}
+
+// serveUI serves the web UI on listen until ctx ends.
+func serveUI(ctx context.Context, log *slog.Logger, ui *webui.Server, keeper *certs.Keeper, host, listen string) error {
 	srv := &http.Server{
 		Handler:           ui.Handler(),
 		TLSConfig:         &tls.Config{GetCertificate: keeper.GetCertificate, MinVersion: tls.VersionTLS12},
@@ -173,15 +144,15 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", *listen, err)
+		return fmt.Errorf("listen %s: %w", listen, err)
 	}
-	urls := []string{webURL(host, *listen)}
+	urls := []string{webURL(host, listen)}
 	for _, ip := range localIPs() {
-		urls = append(urls, webURL(ip.String(), *listen))
+		urls = append(urls, webURL(ip.String(), listen))
 	}
-	fmt.Printf("web UI ready on %s (%s)\n", *listen, strings.Join(urls, " "))
+	fmt.Printf("web UI ready on %s (%s)\n", listen, strings.Join(urls, " "))
 	// Shutdown waits for open requests; the dashboards' event streams never end by themselves. (Requests
 	// keep their own contexts: a power-off request must still get its answer while services stop.)
 	srv.RegisterOnShutdown(ui.Close)
@@ -198,6 +169,57 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		return fmt.Errorf("stop web UI: %w", err)
 	}
 	return nil
+}
+
+// walArchive holds the server's finished WAL segments until the backups ship them.
+const walArchive = "/data/wal-archive"
+
+// newDatabase is the production or mirror PostgreSQL server on the data array.
+func newDatabase(log *slog.Logger, st *state.Store, disks *storage.Manager) *database.Manager {
+	return &database.Manager{Log: log.With("part", "database"), BinDir: "/usr/lib/postgresql/15/bin", DataDir: "/data/postgresql/15/main",
+		Socket: "/run/postgresql", Archive: walArchive, Port: 5432, Ready: disks.DataReady, Store: st, TLS: func() ([]byte, []byte, error) { return certs.PEM(st) },
+		Host: func() string {
+			if ips := localIPs(); len(ips) > 0 {
+				return ips[0].String()
+			}
+			h, _ := os.Hostname()
+			return h
+		}}
+}
+
+// openState assembles the arrays and opens the state store: on the system array when there is one (or path),
+// else in RAM until storage is set up, when it moves there.
+func openState(ctx context.Context, log *slog.Logger, disks *storage.Manager, path string) (*state.Store, error) {
+	persistent, err := disks.Prepare(ctx)
+	if err != nil {
+		log.Error("storage", "err", err)
+	}
+	if path == "" {
+		path = "/run/appliance/state.db"
+		if persistent {
+			path = filepath.Join(storage.System.Mount(), "state.db")
+		} else {
+			log.Warn("no system array: settings are kept in RAM until storage is set up")
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	st, err := state.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("state store: %s\n", path)
+	disks.Attach(st)
+	disks.OnPersistent = func(dir string) error {
+		path := filepath.Join(dir, "state.db")
+		if err := st.Relocate(path); err != nil {
+			return err
+		}
+		fmt.Printf("state store: %s\n", path)
+		return nil
+	}
+	return st, nil
 }
 
 // webURL is the address a browser uses to reach host on the listen address.

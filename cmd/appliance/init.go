@@ -23,6 +23,41 @@ import (
 	"github.com/lawbox/appliance/hw/sysinit"
 )
 
+// bootPhases mounts, reads the kernel command line, loads the modules, names the host and makes the
+// directories; it returns the command line.
+func bootPhases(log *slog.Logger) map[string]string {
+	var cmdline map[string]string
+	phases := []phase{
+		{"mount", func() error { return sysinit.MountAll("", sysinit.BaseMounts) }},
+		{"cmdline", func() (err error) { cmdline, err = sysinit.ReadCmdline("/proc"); return err }},
+		{"modules", loadModules},
+		{"efivars", func() error { return sysinit.MountEFIVars("") }},
+		{"hostname", func() error { return sysinit.SetHostname(hostname(cmdline)) }},
+		{"dirs", func() error {
+			// /var/lib must stay traversable: libpq looks for client certificates under the postgres
+			// user's home (/var/lib/postgresql) and fails on "permission denied" rather than "not there".
+			if err := os.MkdirAll("/var/lib", 0o755); err != nil {
+				return err
+			}
+			for _, d := range []string{"/run/appliance", "/var/lib/appliance", "/var/log", "/root"} {
+				if err := os.MkdirAll(d, 0o700); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+	}
+	for _, p := range phases {
+		start := time.Now()
+		if err := p.run(); err != nil {
+			log.Error("boot phase failed", "phase", p.name, "err", err)
+			continue
+		}
+		log.Info("boot phase done", "phase", p.name, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return cmdline
+}
+
 // moduleList is the image's list of kernel modules (image/modules.txt), loaded in order at boot.
 const moduleList = "/etc/modules.txt"
 
@@ -57,35 +92,7 @@ func runInit() {
 	}
 	fmt.Fprintf(console, "appliance %s booting\n", version)
 
-	var cmdline map[string]string
-	phases := []phase{
-		{"mount", func() error { return sysinit.MountAll("", sysinit.BaseMounts) }},
-		{"cmdline", func() (err error) { cmdline, err = sysinit.ReadCmdline("/proc"); return err }},
-		{"modules", loadModules},
-		{"efivars", func() error { return sysinit.MountEFIVars("") }},
-		{"hostname", func() error { return sysinit.SetHostname(hostname(cmdline)) }},
-		{"dirs", func() error {
-			// /var/lib must stay traversable: libpq looks for client certificates under the postgres
-			// user's home (/var/lib/postgresql) and fails on "permission denied" rather than "not there".
-			if err := os.MkdirAll("/var/lib", 0o755); err != nil {
-				return err
-			}
-			for _, d := range []string{"/run/appliance", "/var/lib/appliance", "/var/log", "/root"} {
-				if err := os.MkdirAll(d, 0o700); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
-	}
-	for _, p := range phases {
-		start := time.Now()
-		if err := p.run(); err != nil {
-			log.Error("boot phase failed", "phase", p.name, "err", err)
-			continue
-		}
-		log.Info("boot phase done", "phase", p.name, "took", time.Since(start).Round(time.Millisecond))
-	}
+	cmdline := bootPhases(log)
 	// Ctrl-Alt-Del becomes SIGINT to PID 1 instead of an immediate reboot.
 	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
 
