@@ -96,3 +96,26 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Errorf("rollback's access = %v", a)
 	}
 }
+
+// The navigation marks the section of the page shown, after a form too (whose answer is the page).
+func TestNavigationMarksTheSection(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
+	for _, c := range []struct{ method, path, section string }{
+		{"GET", "/", `href="/"`}, {"GET", "/storage", `href="/storage"`}, {"GET", "/disks/SN-A", `href="/storage"`},
+		{"POST", "/storage/policy", `href="/storage"`}, {"GET", "/audit", `href="/audit"`},
+	} {
+		hdr := cookie
+		body := ""
+		if c.method == "POST" {
+			hdr = map[string]string{"Cookie": cookie["Cookie"], "Content-Type": "application/x-www-form-urlencoded"}
+			body = "auto_add=yes"
+		}
+		w := e.do(req{method: c.method, path: c.path, body: body, hdr: hdr})
+		page := w.Body.String()
+		if w.Code != 200 || strings.Count(page, `aria-current="page"`) != 1 || !strings.Contains(page, c.section+` aria-current="page"`) {
+			t.Errorf("%s %s = %d: the navigation does not mark %s alone", c.method, c.path, w.Code, c.section)
+		}
+	}
+}

@@ -518,6 +518,8 @@ var fr = map[string]string{
 	"Part":                               "Partie",
 	"Last failure":                       "Dernière panne",
 	"finished":                           "terminée",
+	"Skip to the content":                "Aller au contenu",
+	"Pages":                              "Pages",
 	"in service":                         "en service",
 	"previous, to go back to":            "précédent, pour y revenir",
 	"on trial":                           "à l'essai",

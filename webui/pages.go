@@ -22,6 +22,7 @@ type pageData struct {
 	Backups  backupsPage
 	Summary  summary
 	Path     string         // the page's path
+	Nav      string         // the navigation's link to the page's section ("/storage")
 	Account  appliance.User // the logged-in user's account (dashboard)
 	Cert     *appliance.CertInfo
 	Firmware appliance.FirmwareStatus // dashboard
@@ -34,6 +35,10 @@ type pageData struct {
 	AuditCheck appliance.AuditCheck
 }
 
+// navLink is each page's section in the navigation (marked aria-current there).
+var navLink = map[string]string{"status": "/", "storage": "/storage", "disk": "/storage", "database": "/database", "pair": "/pair",
+	"backups": "/backups", "documents": "/backups", "alerts": "/alerts", "users": "/users", "audit": "/audit"}
+
 // render executes a page into a buffer first, so a template error never sends half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page string, d pageData) {
 	var buf bytes.Buffer
@@ -41,6 +46,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page s
 	if r.Method == http.MethodGet {
 		d.Path = r.URL.Path // where the language switch returns
 	}
+	d.Nav = navLink[page]
 	if err := s.pages[lang(r)][page].ExecuteTemplate(&buf, "layout", d); err != nil {
 		s.fail(w, r, err)
 		return

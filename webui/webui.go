@@ -109,7 +109,14 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		"deref":    func(p *int64) int64 { return *p },
 		"derefF":   func(p *float64) float64 { return *p },
 		"ms":       ms,
-		"now":      func() time.Time { return time.Now().UTC() },
+		// here marks the navigation's link to the section of the page shown
+		"here": func(section, link string) template.HTMLAttr {
+			if section == link {
+				return ` aria-current="page"`
+			}
+			return ""
+		},
+		"now": func() time.Time { return time.Now().UTC() },
 	}
 	for _, l := range languages {
 		s.pages[l] = map[string]*template.Template{}

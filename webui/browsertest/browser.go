@@ -73,8 +73,13 @@ func (b *Browser) Run(what string, actions ...chromedp.Action) {
 	}
 }
 
-// Shot saves a full-page screenshot as name.png (quality 100 is PNG; less would be JPEG).
+// Shot saves a full-page screenshot as name.png (quality 100 is PNG; less would be JPEG), and checks the
+// page's accessibility (Accessible).
 func (b *Browser) Shot(name string) {
+	b.t.Helper()
+	if !strings.HasPrefix(name, "failed-") {
+		b.Accessible(name)
+	}
 	var png []byte
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
