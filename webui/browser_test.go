@@ -106,6 +106,11 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(`form[action="/users"] button`, chromedp.ByQuery),
 		chromedp.WaitVisible(`form[action="/users/clerk/delete"]`, chromedp.ByQuery))
 	b.Shot("07-users")
+	// Every other page an admin opens, each shown and checked (Shot checks accessibility).
+	for _, p := range []string{"/storage", "/disks/SN-A", "/pair", "/backups", "/alerts", "/audit"} {
+		b.Run("open "+p, chromedp.Navigate(u+p), chromedp.WaitVisible(`main h1`, chromedp.ByQuery))
+		b.Shot("07" + strings.ReplaceAll(p, "/", "-"))
+	}
 	b.Run("log out", chromedp.Click(`header form button`, chromedp.ByQuery), chromedp.WaitVisible(`input[name=user]`, chromedp.ByQuery))
 	b.Login(u, "clerk", pw)
 	var forms int
