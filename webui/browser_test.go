@@ -66,7 +66,7 @@ func TestBrowser(t *testing.T) {
 
 	// Switch to French and back: the page (and the live dashboard) follow.
 	b.Run("français", chromedp.Click(`form.lang button[value=fr]`, chromedp.ByQuery), chromedp.WaitVisible(`html[lang=fr] #live`, chromedp.ByQuery))
-	if fr := b.Live(); !strings.Contains(fr, "Stockage") || !strings.Contains(fr, "en reconstruction") {
+	if fr := b.Live(); !strings.Contains(fr, "Stockage") || !strings.Contains(fr, "en reconstruction") || !strings.Contains(fr, "80,0 %") {
 		t.Errorf("French dashboard:\n%s", fr)
 	}
 	b.Shot("04b-francais")

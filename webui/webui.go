@@ -103,12 +103,10 @@ type Parts struct {
 func New(p Parts, log *slog.Logger) (*Server, error) {
 	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, notify: p.Notify, certs: p.Certs, fw: p.Firmware, log: log, closing: make(chan struct{}), pages: map[string]map[string]*template.Template{}}
 	funcs := template.FuncMap{
-		"bytes":    humanBytes,
-		"duration": func(sec int64) string { return (time.Duration(sec) * time.Second).String() },
-		"percent":  func(p *float64) string { return fmt.Sprintf("%.1f", *p*100) },
-		"deref":    func(p *int64) int64 { return *p },
-		"derefF":   func(p *float64) float64 { return *p },
-		"ms":       ms,
+		"percentValue": func(p *float64) string { return fmt.Sprintf("%.1f", *p*100) }, // for attributes
+		"deref":        func(p *int64) int64 { return *p },
+		"derefF":       func(p *float64) float64 { return *p },
+		"ms":           ms,
 		// here marks the navigation's link to the section of the page shown
 		"here": func(section, link string) template.HTMLAttr {
 			if section == link {
@@ -123,6 +121,9 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		funcs["T"] = translator(l)
 		funcs["alert"] = alertText(l)
 		funcs["lang"] = func() string { return l }
+		funcs["bytes"] = func(n int64) string { return sizeIn(l, n) }
+		funcs["duration"] = func(sec int64) string { return durationIn(l, sec) }
+		funcs["percent"] = func(p *float64) string { return decimal(l, *p*100) }
 		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "documents", "users", "audit", "alerts"} {
 			t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/live.html", "templates/"+p+".html")
 			if err != nil {
@@ -488,17 +489,4 @@ func setCookie(w http.ResponseWriter, s appliance.Session) {
 func clearCookie(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-}
-
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
