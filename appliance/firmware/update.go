@@ -248,7 +248,8 @@ func (u *Updater) Update(ctx context.Context, r io.Reader, size int64, allowDown
 	}
 	u.Boot.Log.Warn("firmware update: writing the new slot", "version", m.Version, "build", m.Build, "from", u.Boot.Version, "by", user)
 	if err := u.write(ctx, names, staged, m.Version); err != nil {
-		run.State, run.Reason, run.Finished = appliance.FirmwareFailed, "the new firmware could not be written to the disks; nothing changed: "+err.Error(), time.Now().UTC()
+		u.Boot.Log.Error("firmware update: the new slot could not be written", "version", m.Version, "err", err)
+		run.State, run.Reason, run.Finished = appliance.FirmwareFailed, "the new firmware could not be written to the disks (a failing disk?); nothing changed, the log says more", time.Now().UTC()
 		_ = u.save(run)
 		return run, fmt.Errorf("write the new slot: %w", err)
 	}

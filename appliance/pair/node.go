@@ -281,7 +281,8 @@ func (n *Node) tick() {
 	switch {
 	case serve && !n.vipHeld && n.vip != nil:
 		if err := n.vip.Hold(); err != nil {
-			n.event("critical", "could not take the service address: "+err.Error())
+			n.Log.Error("take the service address", "err", err)
+			n.event("critical", "could not take the service address: the unit's network refused it; it tries again at every heartbeat (the log says why)")
 		} else {
 			n.vipHeld, n.announce = true, []int{n.ticks + 2, n.ticks + 5, n.ticks + 10, n.ticks + 20}
 			// The previous holder's clients: had it died, those waiting for an answer would wait for their
@@ -429,7 +430,8 @@ func (n *Node) releaseVIP() {
 		return
 	}
 	if err := n.vip.Drop(); err != nil {
-		n.event("critical", "could not drop the service address: "+err.Error())
+		n.Log.Error("drop the service address", "err", err)
+		n.event("critical", "could not drop the service address: it tries again at every heartbeat; restart this unit if this stays (the log says why)")
 		return
 	}
 	n.vipHeld, n.announce, n.conns, n.tickle = false, nil, nil, nil
