@@ -215,24 +215,9 @@ func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.
 	if err := os.MkdirAll(wal, 0o700); err != nil {
 		return fail(err)
 	}
-	keys, err := t.List(ctx)
+	segments, err := fetchWAL(ctx, t, id, start, wal, sc)
 	if err != nil {
 		return fail(err)
-	}
-	segments := 0
-	for _, k := range keys {
-		name, ok := strings.CutPrefix(k, walPrefix)
-		name = strings.TrimSuffix(name, ".zst.age")
-		if !ok || !walName.MatchString(name) || strings.HasSuffix(name, ".backup") || !strings.HasSuffix(name, ".history") && name[8:] < start {
-			continue
-		}
-		if err := fetch(ctx, t, k, name, id, filepath.Join(wal, name)); err != nil {
-			return fail(fmt.Errorf("WAL %s: %w", name, err))
-		}
-		if err := os.Chown(filepath.Join(wal, name), int(sc.cred.Uid), int(sc.cred.Gid)); err != nil {
-			return fail(err)
-		}
-		segments++
 	}
 	target := "recovery_target = 'immediate'"
 	if !at.IsZero() {
@@ -258,10 +243,43 @@ func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.
 	if err := sc.ready(ctx); err != nil {
 		return nil, fmt.Errorf("recover %s with %d WAL files: %w", base.ID, segments, err)
 	}
-	// Replay until promoted; WAL that ends before the target leaves it waiting for more.
+	if err := replayed(ctx, sc, base, at); err != nil {
+		return fail(err)
+	}
+	return sc, nil
+}
+
+// fetchWAL copies every archived WAL segment from start on (and every timeline history) from t into wal,
+// owned by the scratch server's user; it returns how many.
+func fetchWAL(ctx context.Context, t Target, id *age.X25519Identity, start, wal string, sc *scratch) (int, error) {
+	keys, err := t.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	segments := 0
+	for _, k := range keys {
+		name, ok := strings.CutPrefix(k, walPrefix)
+		name = strings.TrimSuffix(name, ".zst.age")
+		if !ok || !walName.MatchString(name) || strings.HasSuffix(name, ".backup") || !strings.HasSuffix(name, ".history") && name[8:] < start {
+			continue
+		}
+		if err := fetch(ctx, t, k, name, id, filepath.Join(wal, name)); err != nil {
+			return 0, fmt.Errorf("WAL %s: %w", name, err)
+		}
+		if err := os.Chown(filepath.Join(wal, name), int(sc.cred.Uid), int(sc.cred.Gid)); err != nil {
+			return 0, err
+		}
+		segments++
+	}
+	return segments, nil
+}
+
+// replayed waits until the scratch server sc has replayed up to its target and promoted itself; WAL that ends
+// before the target leaves it waiting for more, which is an error once it stays still for 10 s.
+func replayed(ctx context.Context, sc *scratch, base *Manifest, at time.Time) error {
 	c, err := sc.connect(ctx, "postgres")
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	defer c.Close(ctx)
 	last, still := "", time.Now()
@@ -271,10 +289,10 @@ func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.
 		var reached *time.Time
 		err := c.QueryRow(ctx, "SELECT pg_is_in_recovery(), coalesce(pg_last_wal_replay_lsn()::text, ''), pg_last_xact_replay_timestamp()").Scan(&recovering, &lsn, &reached)
 		if err != nil {
-			return fail(fmt.Errorf("recover %s: %w: %s", base.ID, err, sc.log.last()))
+			return fmt.Errorf("recover %s: %w: %s", base.ID, err, sc.log.last())
 		}
 		if !recovering {
-			return sc, nil
+			return nil
 		}
 		if lsn != last {
 			last, still = lsn, time.Now()
@@ -283,12 +301,13 @@ func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.
 			if reached != nil {
 				upTo = reached.UTC().Format(time.RFC3339)
 			}
-			return fail(fmt.Errorf("%w %s: these backups reach %s: %w", errWALEnds, at.UTC().Format(time.RFC3339), upTo, appliance.ErrConflict))
+			return fmt.Errorf("%w %s: these backups reach %s: %w", errWALEnds, at.UTC().Format(time.RFC3339), upTo, appliance.ErrConflict)
 		}
 		select {
 		case <-ctx.Done():
-			return fail(ctx.Err())
+			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+
 }
