@@ -325,17 +325,27 @@ func (m *Manager) prepare(ctx context.Context, want mode) (mode, error) {
 			start = mode{Kind: readOnly}
 		}
 	}
+	if err := m.writeSettings(ctx, start, cred); err != nil {
+		return want, err
+	}
+	// Synchronous mode starts off: production turns it on once its mirror streams (maintain).
+	return start, m.writeSyncConf(false)
+}
+
+// writeSettings writes every file of the server's settings for mode start: the unit's own postgresql.conf
+// and conf.d, pg_hba.conf, pg_ident.conf, the TLS certificate and, for a mirror, the replication settings.
+func (m *Manager) writeSettings(ctx context.Context, start mode, cred *syscall.Credential) error {
 	// Every setting the server reads is the unit's: a copy of another server brings that server's
 	// postgresql.conf and postgresql.auto.conf (read last, over conf.d), whose settings would run commands
 	// as the unit's postgres user.
 	for name, data := range map[string]string{"postgresql.conf": managedMain, "postgresql.auto.conf": managedAuto} {
 		if err := writeAtomic(filepath.Join(m.DataDir, name), []byte(data), cred); err != nil {
-			return want, err
+			return err
 		}
 	}
 	out, err := exec.CommandContext(ctx, filepath.Join(m.BinDir, "pg_controldata"), "-D", m.DataDir).Output()
 	if err != nil {
-		return want, fmt.Errorf("pg_controldata: %w", err)
+		return fmt.Errorf("pg_controldata: %w", err)
 	}
 	repl := ""
 	if start.Kind != production {
@@ -343,7 +353,7 @@ func (m *Manager) prepare(ctx context.Context, want mode) (mode, error) {
 	}
 	cert, key, err := m.TLS()
 	if err != nil {
-		return want, fmt.Errorf("TLS certificate: %w", err)
+		return fmt.Errorf("TLS certificate: %w", err)
 	}
 	m.mu.Lock()
 	m.plain = nil // pg_hba.conf is written afresh: production writes the open databases again once it runs
@@ -361,26 +371,25 @@ func (m *Manager) prepare(ctx context.Context, want mode) (mode, error) {
 	}
 	if m.Archive != "" {
 		if err := os.MkdirAll(m.Archive, 0o700); err != nil {
-			return want, fmt.Errorf("WAL archive: %w", err)
+			return fmt.Errorf("WAL archive: %w", err)
 		}
 		if err := os.Chown(m.Archive, int(cred.Uid), int(cred.Gid)); err != nil {
-			return want, fmt.Errorf("chown %s: %w", m.Archive, err)
+			return fmt.Errorf("chown %s: %w", m.Archive, err)
 		}
 	}
 	for _, f := range files {
 		p := filepath.Join(m.DataDir, f.name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return want, err
+			return err
 		}
 		if err := os.Chown(filepath.Dir(p), int(cred.Uid), int(cred.Gid)); err != nil {
-			return want, fmt.Errorf("chown %s: %w", filepath.Dir(p), err)
+			return fmt.Errorf("chown %s: %w", filepath.Dir(p), err)
 		}
 		if err := writeAtomic(p, f.data, cred); err != nil {
-			return want, err
+			return err
 		}
 	}
-	// Synchronous mode starts off: production turns it on once its mirror streams (maintain).
-	return start, m.writeSyncConf(false)
+	return nil
 }
 
 // initdb creates the cluster in a side directory renamed into place when complete: a unit that loses power
