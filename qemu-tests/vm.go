@@ -149,16 +149,11 @@ func Start(im Image, cfg Config) (*VM, error) {
 	if !cfg.Reboot {
 		args = append(args, "-no-reboot")
 	}
-	if cfg.UEFI {
-		vars := filepath.Join(cfg.Dir, "OVMF_VARS.fd") // the firmware's variables, the VM's own
-		if err := copyFile(ovmfVars, vars); err != nil {
-			return nil, fmt.Errorf("UEFI variables (apt-get install ovmf): %w", err)
-		}
-		args = append(args, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode, "-drive", "if=pflash,format=raw,unit=1,file="+vars)
-	} else {
-		args = append(args, "-kernel", filepath.Join(im.root, im.Kernel), "-initrd", filepath.Join(im.root, initrd),
-			"-append", strings.Join(append([]string{im.Cmdline}, cfg.Cmdline...), " "))
+	boot, err := bootArgs(im, cfg, initrd)
+	if err != nil {
+		return nil, err
 	}
+	args = append(args, boot...)
 	for i := range rootPorts {
 		args = append(args, "-device", fmt.Sprintf("pcie-root-port,id=rp%d,bus=pcie.0,chassis=%d,slot=%d", i, i+1, i+1))
 	}
@@ -171,26 +166,11 @@ func Start(im Image, cfg Config) (*VM, error) {
 		args = append(args, a...)
 	}
 	if !cfg.NoMgmtNet {
-		port := cfg.HostPort
-		if port == 0 {
-			var err error
-			if port, err = freeTCPPort(); err != nil {
-				return nil, err
-			}
-		}
-		vm.HTTPS = fmt.Sprintf("127.0.0.1:%d", port)
-		pg, err := freeTCPPort()
+		mgmt, err := vm.mgmtArgs(cfg)
 		if err != nil {
 			return nil, err
 		}
-		vm.Postgres = fmt.Sprintf("127.0.0.1:%d", pg)
-		netdev := fmt.Sprintf("user,id=mgmt,net=198.18.0.0/24,restrict=on,hostfwd=tcp:%s-:443,hostfwd=tcp:%s-:5432", vm.HTTPS, vm.Postgres)
-		for _, g := range cfg.GuestFwd {
-			netdev += ",guestfwd=" + g
-		}
-		args = append(args,
-			"-netdev", netdev,
-			"-device", "virtio-net-pci,netdev=mgmt,id=mgmt")
+		args = append(args, mgmt...)
 	}
 	for i, h := range cfg.Hubs {
 		n, vmPath, hubPath, err := h.AddPort()
@@ -230,6 +210,43 @@ func Start(im Image, cfg Config) (*VM, error) {
 		return nil, fmt.Errorf("%w (console: %s)", err, vm.Console())
 	}
 	return vm, nil
+}
+
+// bootArgs is how the VM boots: UEFI firmware (OVMF, with variables of its own) that finds a boot loader on
+// the disks, or the image's kernel and initrd given directly.
+func bootArgs(im Image, cfg Config, initrd string) ([]string, error) {
+	if cfg.UEFI {
+		vars := filepath.Join(cfg.Dir, "OVMF_VARS.fd") // the firmware's variables, the VM's own
+		if err := copyFile(ovmfVars, vars); err != nil {
+			return nil, fmt.Errorf("UEFI variables (apt-get install ovmf): %w", err)
+		}
+		return []string{"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + ovmfCode, "-drive", "if=pflash,format=raw,unit=1,file=" + vars}, nil
+	}
+	return []string{"-kernel", filepath.Join(im.root, im.Kernel), "-initrd", filepath.Join(im.root, initrd),
+		"-append", strings.Join(append([]string{im.Cmdline}, cfg.Cmdline...), " ")}, nil
+}
+
+// mgmtArgs is the management NIC: user networking on 198.18.0.0/24 with the guest's HTTPS and PostgreSQL
+// ports forwarded to free ports on 127.0.0.1 (vm.HTTPS, vm.Postgres).
+func (vm *VM) mgmtArgs(cfg Config) ([]string, error) {
+	port := cfg.HostPort
+	if port == 0 {
+		var err error
+		if port, err = freeTCPPort(); err != nil {
+			return nil, err
+		}
+	}
+	vm.HTTPS = fmt.Sprintf("127.0.0.1:%d", port)
+	pg, err := freeTCPPort()
+	if err != nil {
+		return nil, err
+	}
+	vm.Postgres = fmt.Sprintf("127.0.0.1:%d", pg)
+	netdev := fmt.Sprintf("user,id=mgmt,net=198.18.0.0/24,restrict=on,hostfwd=tcp:%s-:443,hostfwd=tcp:%s-:5432", vm.HTTPS, vm.Postgres)
+	for _, g := range cfg.GuestFwd {
+		netdev += ",guestfwd=" + g
+	}
+	return []string{"-netdev", netdev, "-device", "virtio-net-pci,netdev=mgmt,id=mgmt"}, nil
 }
 
 // diskArgs returns the -blockdev/-device arguments of d, creating its image file.
