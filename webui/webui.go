@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -137,6 +138,11 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 
 // Routes is the route table.
 func (s *Server) Routes() []Route {
+	return slices.Concat(s.systemRoutes(), s.storageRoutes(), s.databaseRoutes(), s.backupRoutes(), s.pairRoutes(), s.accountRoutes(), s.alertRoutes())
+}
+
+// systemRoutes: setup, login, the dashboard, power and firmware.
+func (s *Server) systemRoutes() []Route {
 	return []Route{
 		{"GET /{$}", Public, s.pageIndex}, // redirects to setup or login when needed
 		{"GET /setup", Public, s.pageSetup},
@@ -146,7 +152,6 @@ func (s *Server) Routes() []Route {
 		{"POST /logout", Viewer, s.formLogout},
 		{"POST /lang", Public, s.formLang},
 		{"POST /system/{action}", Admin, s.formPower},
-
 		{"POST /api/v1/setup", Public, s.apiSetup},
 		{"POST /api/v1/login", Public, s.apiLogin},
 		{"POST /api/v1/logout", Viewer, s.apiLogout},
@@ -159,6 +164,12 @@ func (s *Server) Routes() []Route {
 		{"POST /api/v1/system/firmware/rollback", Admin, s.apiRollbackFirmware},
 		{"POST /system/firmware", Admin, s.formUpdateFirmware},
 		{"POST /system/firmware/rollback", Admin, s.formRollbackFirmware},
+	}
+}
+
+// storageRoutes: the arrays and the disks.
+func (s *Server) storageRoutes() []Route {
+	return []Route{
 		{"GET /storage", Viewer, s.pageStorage},
 		{"POST /storage/scrub", Admin, s.formScrub},
 		{"POST /storage/disks/{serial}/adopt", Admin, s.formAdopt},
@@ -171,6 +182,18 @@ func (s *Server) Routes() []Route {
 		{"POST /disks/{serial}/refresh", Viewer, s.formRefresh},
 		{"POST /disks/{serial}/selftest", Admin, s.formSelfTest},
 		{"POST /disks/{serial}/alerts/{key}/ack", Admin, s.formAck},
+		{"GET /api/v1/disks", Viewer, s.apiDisks},
+		{"PUT /api/v1/disks/policy", Admin, s.apiHealthPolicy},
+		{"GET /api/v1/disks/{serial}/history", Viewer, s.apiHistory},
+		{"POST /api/v1/disks/{serial}/smart/refresh", Viewer, s.apiRefresh},
+		{"POST /api/v1/disks/{serial}/smart/selftest", Admin, s.apiSelfTest},
+		{"POST /api/v1/disks/{serial}/alerts/{key}/ack", Admin, s.apiAck},
+	}
+}
+
+// databaseRoutes: the database.
+func (s *Server) databaseRoutes() []Route {
+	return []Route{
 		{"GET /database", Viewer, s.pageDatabase},
 		{"POST /database/databases", Admin, s.formCreateDatabase},
 		{"GET /api/v1/database", Viewer, s.apiDatabase},
@@ -187,6 +210,14 @@ func (s *Server) Routes() []Route {
 		{"DELETE /api/v1/database/set-aside/{name}", Admin, s.apiDeleteSetAside},
 		{"POST /database/start-afresh", Admin, s.formStartAfresh},
 		{"POST /api/v1/database/start-afresh", Admin, s.apiStartAfresh},
+		{"GET /database/databases/{database}/export", Admin, s.export},
+		{"GET /api/v1/database/databases/{database}/export", Admin, s.export},
+	}
+}
+
+// backupRoutes: the backups.
+func (s *Server) backupRoutes() []Route {
+	return []Route{
 		{"GET /backups", Viewer, s.pageBackups},
 		{"POST /backups/identity", Admin, s.formBackupIdentity},
 		{"POST /backups/run", Admin, s.formRunBackup},
@@ -196,7 +227,6 @@ func (s *Server) Routes() []Route {
 		{"POST /backups/point-in-time", Admin, s.formPointInTime},
 		{"POST /backups/retention", Admin, s.formBackupRetention},
 		{"POST /backups/identity/import", Admin, s.formImportIdentity},
-		{"GET /database/databases/{database}/export", Admin, s.export},
 		{"POST /backups/documents", Admin, s.formDocumentFolders},
 		{"GET /backups/{id}/documents", Admin, s.pageDocuments},
 		{"GET /backups/{id}/document", Admin, s.downloadDocument},
@@ -209,10 +239,15 @@ func (s *Server) Routes() []Route {
 		{"POST /api/v1/backups/point-in-time", Admin, s.apiPointInTime},
 		{"PUT /api/v1/backups/retention", Admin, s.apiBackupRetention},
 		{"POST /api/v1/backups/identity/import", Admin, s.apiImportIdentity},
-		{"GET /api/v1/database/databases/{database}/export", Admin, s.export},
 		{"PUT /api/v1/backups/documents", Admin, s.apiDocumentFolders},
 		{"GET /api/v1/backups/{id}/documents", Admin, s.apiDocuments},
 		{"GET /api/v1/backups/{id}/document", Admin, s.downloadDocument},
+	}
+}
+
+// pairRoutes: the pair and the network.
+func (s *Server) pairRoutes() []Route {
+	return []Route{
 		{"GET /pair", Viewer, s.pagePair},
 		{"POST /pair/invite", Admin, s.formInvite},
 		{"POST /pair/join", Admin, s.formJoin},
@@ -229,6 +264,12 @@ func (s *Server) Routes() []Route {
 		{"GET /api/v1/pair/witness-key", Admin, s.apiWitnessKey},
 		{"GET /api/v1/network", Viewer, s.apiNetwork},
 		{"PUT /api/v1/network", Admin, s.apiSetNetwork},
+	}
+}
+
+// accountRoutes: users, sessions, second factors, the audit log and the certificate.
+func (s *Server) accountRoutes() []Route {
+	return []Route{
 		{"GET /users", Admin, s.pageUsers},
 		{"POST /users", Admin, s.formAddUser},
 		{"POST /users/{name}/delete", Admin, s.formDeleteUser},
@@ -253,6 +294,12 @@ func (s *Server) Routes() []Route {
 		{"POST /api/v1/sessions/end", Viewer, s.apiEndSessions},
 		{"GET /api/v1/audit", Admin, s.apiAudit},
 		{"GET /api/v1/audit/verify", Admin, s.apiVerifyAudit},
+	}
+}
+
+// alertRoutes: alerts, notifications and metrics.
+func (s *Server) alertRoutes() []Route {
+	return []Route{
 		{metricsRoute, Viewer, s.metrics},
 		{"GET /alerts", Viewer, s.pageAlerts},
 		{"POST /alerts/notifications", Admin, s.formNotifications},
@@ -265,12 +312,6 @@ func (s *Server) Routes() []Route {
 		{"GET /api/v1/notifications", Admin, s.apiNotifications},
 		{"PUT /api/v1/notifications", Admin, s.apiSetNotifications},
 		{"POST /api/v1/notifications/test", Admin, s.apiTestNotification},
-		{"GET /api/v1/disks", Viewer, s.apiDisks},
-		{"PUT /api/v1/disks/policy", Admin, s.apiHealthPolicy},
-		{"GET /api/v1/disks/{serial}/history", Viewer, s.apiHistory},
-		{"POST /api/v1/disks/{serial}/smart/refresh", Viewer, s.apiRefresh},
-		{"POST /api/v1/disks/{serial}/smart/selftest", Admin, s.apiSelfTest},
-		{"POST /api/v1/disks/{serial}/alerts/{key}/ack", Admin, s.apiAck},
 	}
 }
 
