@@ -147,3 +147,15 @@ func TestReplaceGuideFollowsArrays(t *testing.T) {
 		t.Errorf("after the rebuild, the guide says:\n%s", p[strings.Index(p, "<h2>Replacing"):])
 	}
 }
+
+// While an array rebuilds the storage page reloads itself every 5 s, from /storage even when it answers a
+// form (a reload of the form's URL would be a GET of a POST-only route: "Method Not Allowed").
+func TestStorageRefreshAfterAForm(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	w := e.do(req{method: "POST", path: "/storage/policy", body: "auto_add=yes",
+		hdr: map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}})
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `<meta http-equiv="refresh" content="5; url=/storage">`) {
+		t.Errorf("storage page after a form = %d, refresh: %v", w.Code, strings.Contains(w.Body.String(), "http-equiv"))
+	}
+}
