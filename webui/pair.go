@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -188,9 +189,17 @@ func (s *Server) formUnpair(w http.ResponseWriter, r *http.Request, sess applian
 
 func (s *Server) formPairRole(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	role, force := r.PostFormValue("role"), r.PostFormValue("force") == "yes"
+	if role == "standby" && r.PostFormValue("confirm") != "yes" {
+		s.renderPair(w, r, sess, "", fmt.Errorf("%w: tick the box to confirm the hand-over", appliance.ErrBadInput), "")
+		return
+	}
 	s.log.Warn("switchover requested", "role", role, "force", force, "user", sess.User, "remote", remote(r))
 	err := s.pair.SetRole(r.Context(), role, force)
-	s.renderPair(w, r, sess, "", err, "Asked for this unit to become "+role+". The roles below follow within a second.")
+	notice := "Asked for this unit to become active. The roles below follow within a second."
+	if role == "standby" {
+		notice = "Asked for this unit to hand the service over. The roles below follow within a second."
+	}
+	s.renderPair(w, r, sess, "", err, notice)
 }
 
 func (s *Server) formNetwork(w http.ResponseWriter, r *http.Request, sess appliance.Session) {

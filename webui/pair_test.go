@@ -93,3 +93,23 @@ func TestStaleUnitIsExplained(t *testing.T) {
 		}
 	}
 }
+
+// Handing the service over asks for a confirmation that names the consequence; without it nothing happens.
+func TestHandOverNeedsConfirmation(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	e.pair.st = appliance.PairStatus{Paired: true, Name: "unit-a", Role: "active", Mode: "auto", Rejected: map[string]int{},
+		Peer: &appliance.PairPeer{Name: "unit-b", Reachable: true}}
+	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	if w := e.do(req{method: "GET", path: "/pair", hdr: form}); !strings.Contains(w.Body.String(), "lose their database connections for a few seconds while unit-b takes over") {
+		t.Errorf("the hand-over form does not say what happens:\n%s", w.Body)
+	}
+	w := e.do(req{method: "POST", path: "/pair/role", body: "role=standby", hdr: form})
+	if !strings.Contains(w.Body.String(), "tick the box to confirm the hand-over") || len(e.pair.roles) != 0 {
+		t.Errorf("a hand-over without the box: asked %v\n%s", e.pair.roles, w.Body)
+	}
+	w = e.do(req{method: "POST", path: "/pair/role", body: "role=standby&confirm=yes", hdr: form})
+	if !strings.Contains(w.Body.String(), "Asked for this unit to hand the service over") || len(e.pair.roles) != 1 || e.pair.roles[0] != "standbyfalse" {
+		t.Errorf("a confirmed hand-over: asked %v\n%s", e.pair.roles, w.Body)
+	}
+}
