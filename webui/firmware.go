@@ -15,6 +15,9 @@ const firmwareUpload = "POST /api/v1/system/firmware"
 // MaxBundleBytes bounds an update bundle (the other bodies are bounded by MaxBodyBytes).
 const MaxBundleBytes = 256 << 20
 
+// largeBodies are the routes whose bodies may be larger than MaxBodyBytes, and their bound.
+var largeBodies = map[string]int64{firmwareUpload: MaxBundleBytes, "POST /system/firmware": MaxBundleBytes}
+
 // bundleDeadlines gives a bundle's upload, its check and its writing to the disks time the other
 // requests do not get.
 func bundleDeadlines(w http.ResponseWriter) {

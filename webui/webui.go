@@ -340,11 +340,6 @@ func headers(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 		h.Set("Cache-Control", "no-store")
-		limit := int64(MaxBodyBytes)
-		if r.Method == http.MethodPost && (r.URL.Path == "/api/v1/system/firmware" || r.URL.Path == "/system/firmware") {
-			limit = MaxBundleBytes
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -357,7 +352,12 @@ func (s *Server) guard(rt Route) http.Handler {
 	api := strings.Contains(rt.Pattern, " /api/") || basic
 	audited := rt.Access == Admin || !strings.HasPrefix(rt.Pattern, "GET ")
 	login := loginRoutes[rt.Pattern]
+	limit, big := largeBodies[rt.Pattern]
+	if !big {
+		limit = MaxBodyBytes
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		var sess appliance.Session
 		authenticated := false
 		if audited {
