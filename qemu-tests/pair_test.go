@@ -145,12 +145,14 @@ func TestPairFailover(t *testing.T) {
 		t.Fatalf("switchover to B = %d %s", code, body)
 	}
 	waitRoles(t, "after switchover to B", 30*time.Second, l.a, l.b, "standby", "active")
-	l.expectAnswer(t, l.b, 30*time.Second)
+	// The new active unit takes the address once its database takes writes, at most a minute after it became
+	// active (pair.readyWait): the answer may take that long.
+	l.expectAnswer(t, l.b, 90*time.Second)
 	if code, body := l.b.call("POST", "/api/v1/pair/role", l.b.tok, `{"role":"standby"}`); code != 202 {
 		t.Fatalf("switchover back = %d %s", code, body)
 	}
 	waitRoles(t, "after switchover back to A", 30*time.Second, l.a, l.b, "active", "standby")
-	l.expectAnswer(t, l.a, 30*time.Second)
+	l.expectAnswer(t, l.a, 90*time.Second)
 
 	// kill -9 of the active unit: the PC reaches B on the service address.
 	took := l.killAndMeasure(t, l.a, l.b)
