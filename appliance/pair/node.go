@@ -74,11 +74,12 @@ type Node struct {
 	// Ready is whether the service behind the address takes writes (nil: always). A unit that becomes
 	// active takes the address once it is, or after readyWait: a client meets a refused connection
 	// rather than an answer such as "read-only transaction" from a server still being promoted.
-	Ready   func() bool
-	Version string                         // the firmware's version, told to the peer
-	Now     func() time.Time               // time.Now
-	Listen  func() (net.PacketConn, error) // the pair socket; nil: UDP Port on every address
-	UDPPort int                            // the peer's pair port; 0: Port
+	Ready    func() bool
+	Version  string                         // the firmware's version, told to the peer
+	Now      func() time.Time               // time.Now
+	Listen   func() (net.PacketConn, error) // the pair socket; nil: UDP Port on every address
+	UDPPort  int                            // the peer's pair port; 0: Port
+	LinkPort int                            // the peer's link port (link.go); 0: Port
 	// AuditSince lists this unit's audit entries after the one whose hash is given (oldest first, at most
 	// n); AuditKeep keeps the partner's entries (a copy of its log) and returns the copy's head. The
 	// heartbeats carry them: each unit holds a copy of the other's audit log, so a log rewritten on one

@@ -25,31 +25,31 @@ import (
 type Message struct {
 	Kind string `json:"kind"` // "heartbeat", "lease" (a request), "release", "grant" (the witness's answer)
 	// heartbeat: the pair protocol the sender speaks (0: 1, from before the field) and its firmware version
-	Proto     int        `json:"proto,omitempty"`
-	Firmware  string     `json:"firmware,omitempty"`
-	From      string     `json:"from"`
-	Seq       uint64     `json:"seq"`
-	Time      time.Time  `json:"time"`
-	Role      string     `json:"role,omitempty"`       // heartbeat: the sender's role
-	HearsPeer bool       `json:"hears_peer,omitempty"` // heartbeat: the sender heard the receiver recently
-	Yield     bool       `json:"yield,omitempty"`      // heartbeat: the sender stood down for the receiver
-	Claim     bool       `json:"claim,omitempty"`      // heartbeat: an admin asked the sender to become active
-	ClaimID   uint64     `json:"claim_id,omitempty"`   // heartbeat: which request that is (role.go)
-	Ack       uint64     `json:"ack,omitempty"`        // heartbeat, manual mode: the receiver's claim the sender agrees to
-	Addrs     []string   `json:"addrs,omitempty"`      // heartbeat: the sender's addresses (every path)
+	Proto     int            `json:"proto,omitempty"`
+	Firmware  string         `json:"firmware,omitempty"`
+	From      string         `json:"from"`
+	Seq       uint64         `json:"seq"`
+	Time      time.Time      `json:"time"`
+	Role      string         `json:"role,omitempty"`       // heartbeat: the sender's role
+	HearsPeer bool           `json:"hears_peer,omitempty"` // heartbeat: the sender heard the receiver recently
+	Yield     bool           `json:"yield,omitempty"`      // heartbeat: the sender stood down for the receiver
+	Claim     bool           `json:"claim,omitempty"`      // heartbeat: an admin asked the sender to become active
+	ClaimID   uint64         `json:"claim_id,omitempty"`   // heartbeat: which request that is (role.go)
+	Ack       uint64         `json:"ack,omitempty"`        // heartbeat, manual mode: the receiver's claim the sender agrees to
+	Addrs     []string       `json:"addrs,omitempty"`      // heartbeat: the sender's addresses (every path)
 	Conns     []vipconn.Conn `json:"conns,omitempty"`      // heartbeat: the clients' connections to the service address the sender holds
-	LeaseMS   int64      `json:"lease_ms,omitempty"`   // lease: for how long
-	Echo      uint64     `json:"echo,omitempty"`       // grant: the Seq of the request it answers
-	Granted   bool       `json:"granted,omitempty"`    // grant
-	Holder    string     `json:"holder,omitempty"`     // grant: who holds the lease
-	Epoch     uint64     `json:"epoch,omitempty"`      // heartbeat, lease: the sender's epoch; grant: the witness's (witness.go)
-	Force     bool       `json:"force,omitempty"`      // lease: an admin forces a stale unit active
-	Bump      bool       `json:"bump,omitempty"`       // lease: the active unit lost its peer; raise the epoch
-	Stale     bool       `json:"stale,omitempty"`      // grant: refused, the requester's epoch is older than the last holder's
+	LeaseMS   int64          `json:"lease_ms,omitempty"`   // lease: for how long
+	Echo      uint64         `json:"echo,omitempty"`       // grant: the Seq of the request it answers
+	Granted   bool           `json:"granted,omitempty"`    // grant
+	Holder    string         `json:"holder,omitempty"`     // grant: who holds the lease
+	Epoch     uint64         `json:"epoch,omitempty"`      // heartbeat, lease: the sender's epoch; grant: the witness's (witness.go)
+	Force     bool           `json:"force,omitempty"`      // lease: an admin forces a stale unit active
+	Bump      bool           `json:"bump,omitempty"`       // lease: the active unit lost its peer; raise the epoch
+	Stale     bool           `json:"stale,omitempty"`      // grant: refused, the requester's epoch is older than the last holder's
 	// heartbeat: entries of the sender's audit log the receiver has not acknowledged (a few at a time),
 	// and the hash of the last entry of the receiver's log the sender keeps a copy of
 	Audit    []chain.Entry `json:"audit,omitempty"`
-	AuditAck string          `json:"audit_ack,omitempty"`
+	AuditAck string        `json:"audit_ack,omitempty"`
 }
 
 // The pair protocol: what the heartbeats mean and how the units act on them. A firmware that changes it
