@@ -59,6 +59,7 @@ func (s *Server) apiRollbackFirmware(w http.ResponseWriter, r *http.Request, ses
 // "bundle"), streamed: the bundle is checked as it arrives and never held whole in memory.
 func (s *Server) formUpdateFirmware(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	bundleDeadlines(w)
+	rolling := false
 	err := func() error {
 		mr, err := r.MultipartReader()
 		if err != nil {
@@ -75,11 +76,16 @@ func (s *Server) formUpdateFirmware(w http.ResponseWriter, r *http.Request, sess
 				v, _ := io.ReadAll(io.LimitReader(p, 8))
 				allow = string(v) == "yes"
 			case "bundle":
-				_, err := s.fw.Update(r.Context(), p, 0, allow, sess.User)
+				run, err := s.fw.Update(r.Context(), p, 0, allow, sess.User)
+				rolling = run.State == appliance.FirmwareRolling
 				return err
 			}
 		}
 	}()
+	if rolling {
+		s.renderStatus(w, r, sess, "The rolling update of the pair has started: the standby unit updates first, then takes over, then the other unit updates. The pair page shows each step.", err)
+		return
+	}
 	s.renderStatus(w, r, sess, "The new firmware is written. The unit restarts into it and keeps it once it is healthy; otherwise it goes back to this version by itself. Reload this page in a few minutes.", err)
 }
 

@@ -542,4 +542,12 @@ var fr = map[string]string{
 	"Go back to the previous firmware":             "Revenir au micrologiciel précédent",
 	"The new firmware is written. The unit restarts into it and keeps it once it is healthy; otherwise it goes back to this version by itself. Reload this page in a few minutes.": "Le nouveau micrologiciel est écrit. L'appareil redémarre dessus et le conserve dès qu'il fonctionne normalement ; sinon il revient de lui-même à cette version. Rechargez cette page dans quelques minutes.",
 	"The unit restarts into the previous firmware. Reload this page in a few minutes.":                                                                                             "L'appareil redémarre sur le micrologiciel précédent. Rechargez cette page dans quelques minutes.",
+	// rolling update of a pair
+	"Rolling update":                     "Mise à jour en alternance",
+	"Firmware %s, uploaded by %s on %s:": "Micrologiciel %s, envoyé par %s le %s :",
+	"%s updates":                         "%s se met à jour",
+	"%s becomes active":                  "%s devient actif",
+	"waiting":                            "en attente",
+	"done":                               "terminée",
+	"The rolling update of the pair has started: the standby unit updates first, then takes over, then the other unit updates. The pair page shows each step.": "La mise à jour en alternance a commencé : l'appareil en attente se met à jour d'abord, puis prend le relais, puis l'autre appareil se met à jour. La page Haute disponibilité montre chaque étape.",
 }

@@ -16,6 +16,8 @@ type pairPage struct {
 	DNS     []string // the name servers in effect
 	Links   []appliance.NetworkLink
 	Witness string // the witness key, for the admin
+	// Rollout is the last rolling update of the pair run from this unit
+	Rollout *appliance.FirmwareRollout
 }
 
 type joinRequest struct {
@@ -154,6 +156,7 @@ func (s *Server) renderPair(w http.ResponseWriter, r *http.Request, sess applian
 	if d.Pair.Status.Paired && sess.Role == appliance.RoleAdmin {
 		d.Pair.Witness, _ = s.pair.WitnessKey()
 	}
+	d.Pair.Rollout = s.firmwareOf(r).Rollout
 	if actionErr != nil {
 		_, d.Error = statusOf(actionErr)
 	}

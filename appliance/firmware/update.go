@@ -43,6 +43,12 @@ type Updater struct {
 	Restart   func(ctx context.Context) error // asks PID 1 to reboot
 	Blessed   func(ctx context.Context) error // tells PID 1 the trial is over
 	Every     time.Duration                   // between health checks on trial; 0: 5 s
+	// A unit of a pair updates with its partner, one after the other (rollout.go): Pair is the pair (nil:
+	// always alone), Whole says whether both units serve (the partner heard, the database mirrored), and
+	// RolloutDir keeps the bundle on the data disks until both units run it.
+	Pair       Pair
+	Whole      func(ctx context.Context) error
+	RolloutDir string
 
 	mu       sync.Mutex
 	busy     bool // an update or a rollback runs: the unit restarts at its end
@@ -51,6 +57,7 @@ type Updater struct {
 	size     int64
 	listing  []appliance.FirmwareSlot
 	listed   time.Time
+	kick     chan struct{} // wakes the rollout up (rollout.go)
 }
 
 const (
@@ -71,6 +78,9 @@ func (u *Updater) Firmware(ctx context.Context) (appliance.FirmwareStatus, error
 	var run appliance.FirmwareRun
 	if err := u.Store.GetJSON(bucket, runKey, &run); err == nil {
 		st.Update = &run
+	}
+	if ro, ok := u.rollout(); ok {
+		st.Rollout = &ro
 	}
 	slots, err := u.slots(ctx)
 	st.Slots = slots
@@ -205,8 +215,19 @@ func (u *Updater) runningSlots(ctx context.Context) (map[string][]string, error)
 }
 
 // Update checks a bundle as it is received, writes it into the free slot of every member's boot
-// partition and restarts into it. Nothing is written before the whole bundle is proven good.
-func (u *Updater) Update(ctx context.Context, r io.Reader, size int64, allowDowngrade bool, user string) (run appliance.FirmwareRun, err error) {
+// partition and restarts into it. Nothing is written before the whole bundle is proven good. On a unit of
+// a pair, it starts a rolling update of both units instead (rollout.go).
+func (u *Updater) Update(ctx context.Context, r io.Reader, size int64, allowDowngrade bool, user string) (appliance.FirmwareRun, error) {
+	if u.Pair != nil {
+		if u.Pair.Pair().Paired {
+			return u.startRollout(ctx, r, size, allowDowngrade, user)
+		}
+	}
+	return u.apply(ctx, r, size, allowDowngrade, user)
+}
+
+// apply is Update on this unit alone.
+func (u *Updater) apply(ctx context.Context, r io.Reader, size int64, allowDowngrade bool, user string) (run appliance.FirmwareRun, err error) {
 	if u.Key == nil {
 		return run, fmt.Errorf("%w: this firmware carries no update key", appliance.ErrConflict)
 	}
@@ -222,16 +243,9 @@ func (u *Updater) Update(ctx context.Context, r io.Reader, size int64, allowDown
 	if err != nil {
 		return run, err
 	}
-	// Room for two slots and a quarter of one: a slot may take two fifths of the smallest partition.
-	var room int64 = -1
-	for p := range names {
-		size, err := u.Boot.FAT.Size(ctx, p)
-		if err != nil {
-			return run, fmt.Errorf("size of %s: %w", p, err)
-		}
-		if room < 0 || size*2/5 < room {
-			room = size * 2 / 5
-		}
+	room, err := u.room(ctx, names)
+	if err != nil {
+		return run, err
 	}
 	staged := filepath.Join(u.Boot.TmpDir, "update.efi")
 	defer os.Remove(staged)
@@ -259,6 +273,22 @@ func (u *Updater) Update(ctx context.Context, r io.Reader, size int64, allowDown
 	}
 	u.restartSoon()
 	return run, nil
+}
+
+// room is how large a slot may be: two slots and a quarter of one fit, so two fifths of the smallest of
+// the partitions.
+func (u *Updater) room(ctx context.Context, names map[string][]string) (int64, error) {
+	var room int64 = -1
+	for p := range names {
+		size, err := u.Boot.FAT.Size(ctx, p)
+		if err != nil {
+			return 0, fmt.Errorf("size of %s: %w", p, err)
+		}
+		if room < 0 || size*2/5 < room {
+			room = size * 2 / 5
+		}
+	}
+	return room, nil
 }
 
 // receive stages the bundle's image in staged, checked: a bad bundle is ErrBadInput, a downgrade not

@@ -72,6 +72,7 @@ type updateRig struct {
 	restarts atomic.Int32
 	blessed  int
 	count    string       // LoaderBootCountPath
+	tmp      string
 	unwell   atomic.Value // string: what the health check says ("": healthy)
 }
 
@@ -80,15 +81,22 @@ func newRig(t *testing.T) *updateRig {
 	r := &updateRig{store: &memStore{m: map[string][]byte{}}}
 	r.unwell.Store("")
 	r.key, _ = GenerateKey()
-	pub := r.key.Public()
 	r.fat = &fakeFAT{parts: map[string]map[string]string{}}
 	for _, p := range []string{"/dev/vda1", "/dev/vdb1"} {
 		r.fat.parts[p] = map[string]string{"/EFI/Linux/lawbox-v1.efi": "image v1", "/EFI/Linux/lawbox-v2.efi": "image v2"}
 	}
+	r.tmp = t.TempDir()
+	r.u = r.updater("v2", 20)
+	return r
+}
+
+// updater is the rig's unit booted on version (build).
+func (r *updateRig) updater(version string, build int) *Updater {
+	pub := r.key.Public()
 	disks := []appliance.StorageDisk{{Serial: "A", Role: "member", BootPartition: "/dev/vda1"}, {Serial: "B", Role: "member", BootPartition: "/dev/vdb1"}}
 	boot := &Installer{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Storage: fakeStorage{appliance.StorageStatus{Disks: disks}},
-		FAT: r.fat, Version: "v2", TmpDir: t.TempDir()}
-	r.u = &Updater{Boot: boot, Store: r.store, Key: &pub, Build: 20, Every: 1,
+		FAT: r.fat, Version: version, TmpDir: r.tmp}
+	return &Updater{Boot: boot, Store: r.store, Key: &pub, Build: build, Every: 1,
 		BootCount: func() (string, error) { return r.count, nil },
 		Health: []HealthCheck{{Name: "the database", Check: func(context.Context) error {
 			if s := r.unwell.Load().(string); s != "" {
@@ -98,7 +106,6 @@ func newRig(t *testing.T) *updateRig {
 		}}},
 		Restart: func(context.Context) error { r.restarts.Add(1); return nil },
 		Blessed: func(context.Context) error { r.blessed++; return nil }}
-	return r
 }
 
 func (r *updateRig) bundle(t *testing.T, version string, build int) []byte {

@@ -100,7 +100,9 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	parts := &supervise.Parts{Log: log}
 	for _, p := range []supervise.Part{{Name: "storage", Run: disks.Run}, {Name: "disk health", Run: monitor.Run}, {Name: "database", Run: db.Run},
 		{Name: "network", Run: ports.Run}, {Name: "links", Run: ports.Watcher.Run}, {Name: "pair", Run: node.Run}, {Name: "backups", Run: backups.Run},
-		{Name: "notifications", Run: alerts.Run}, {Name: "firmware install", Run: installer.Run}, {Name: "firmware updates", Run: updater.Run}} {
+		{Name: "notifications", Run: alerts.Run}, {Name: "firmware install", Run: installer.Run}, {Name: "firmware updates", Run: updater.Run},
+		{Name: "rolling updates", Run: updater.RunRollout},
+		{Name: "pair link", Run: (&pair.Link{Log: log.With("part", "pair link"), Node: node, Handler: updater.LinkHandler(), Cert: keeper.GetCertificate}).Run}} {
 		parts.Add(p.Name, p.Run)
 	}
 	partsDone := make(chan struct{})

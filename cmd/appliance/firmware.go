@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
@@ -39,7 +40,8 @@ func firmwareParts(log *slog.Logger, st *state.Store, disks *storage.Manager, db
 		BootCount: func() (string, error) { return sysinit.LoaderVar(sysinit.EFIVars, "LoaderBootCountPath") },
 		Health:    healthChecks(disks, db, node, keeper, listen),
 		Restart:   func(ctx context.Context) error { return init.Shutdown(ctx, true) },
-		Blessed:   init.TrialPassed}
+		Blessed:   init.TrialPassed,
+		Pair:      node, Whole: pairWhole(db, node), RolloutDir: "/data/firmware"}
 	if k, err := firmware.ParsePublicKey(updateKey); err != nil {
 		log.Error("this firmware carries no valid update key: update bundles will be refused", "err", err)
 	} else {
@@ -110,5 +112,33 @@ func healthChecks(disks *storage.Manager, db *database.Manager, node *pair.Node,
 			}
 			return nil
 		}},
+	}
+}
+
+// pairWhole says whether both units of the pair serve: the other unit heard, and the standby's database
+// mirroring the active one's (streaming, caught up when commits wait for the mirror).
+func pairWhole(db *database.Manager, node *pair.Node) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		p := node.Pair()
+		if p.Peer == nil || !p.Peer.Reachable {
+			return errors.New("the other unit is not heard")
+		}
+		d, err := db.Database(ctx)
+		if err != nil {
+			return err
+		}
+		switch p.Role {
+		case pair.Active:
+			if d.Role != "production" || d.State != "running" || !strings.HasPrefix(d.Mirror, "streaming") || d.Sync == "degraded" || d.Sync == "catching up" {
+				return fmt.Errorf("the other unit's database does not mirror this one's yet (%s)", strings.TrimSpace(d.Sync+" "+d.Mirror))
+			}
+		case pair.Standby:
+			if d.Role != "mirror" || d.State != "running" {
+				return fmt.Errorf("this unit's database does not mirror the other unit's yet (%s as %s)", d.State, d.Role)
+			}
+		default:
+			return fmt.Errorf("this unit is %s", p.Role)
+		}
+		return nil
 	}
 }
