@@ -30,15 +30,15 @@ unit: deps ## unit tests (real PostgreSQL and S3 servers on this machine where t
 	$(GO) test ./...
 
 qemu-test: image ## boot the real image in QEMU and run the scenario tests
-	QEMU_TESTS=1 $(GO) test -count=1 -timeout 40m -v -parallel 3 ./qemu-tests/ 2>&1 | tee build/qemu-test.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)'; exit $${PIPESTATUS[0]}
+	QEMU_TESTS=1 $(GO) test -count=1 -timeout 50m -v -parallel 3 ./qemu-tests/ 2>&1 | tee build/qemu-test.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)'; exit $${PIPESTATUS[0]}
 
 test: unit qemu-test ## unit tests, then the QEMU suite
 
-bench: image ## boot time and image size beside a bare Go init; firmware update (upload to blessed) beside a plain restart, automatic rollback; rebuild MB/s beside raw write MB/s; pull-to-degraded; SMART poll beside smartctl; failover beside its detection budget; database switchover, lag and loss beside their goals, commit latency sync beside async; backup MB/s beside pg_dump|zstd|age; history bytes; web UI p99 at 50 req/s beside a static file, page weight, daemon RSS
+bench: image ## boot time and image size beside a bare Go init; firmware update (upload to blessed) beside a plain restart, automatic rollback, a pair's rolling update: longest client outage beside a plain switchover, commits lost; rebuild MB/s beside raw write MB/s; pull-to-degraded; SMART poll beside smartctl; failover beside its detection budget; database switchover, lag and loss beside their goals, commit latency sync beside async; backup MB/s beside pg_dump|zstd|age; history bytes; web UI p99 at 50 req/s beside a static file, page weight, daemon RSS
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'Boot|Rebuild|SMARTPoll' -benchtime 3x -timeout 20m ./qemu-tests/
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'UI' -benchtime 1x -timeout 20m ./qemu-tests/
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench Failover -benchtime 1x -timeout 60m ./qemu-tests/
-	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench FirmwareUpdate -benchtime 1x -timeout 40m ./qemu-tests/
+	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'FirmwareUpdate|PairRollingUpdate' -benchtime 1x -timeout 80m ./qemu-tests/
 	$(GO) test -count=1 -run '^$$' -bench Backup -benchtime 1x -timeout 20m ./appliance/backup/
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./appliance/health/
 

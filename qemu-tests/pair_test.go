@@ -203,7 +203,7 @@ func TestPairFailover(t *testing.T) {
 // might still be serving); the dead unit comes back as standby. The role checker runs throughout.
 func TestPairManualMode(t *testing.T) {
 	t.Parallel()
-	l := newLab(t, 800, true)
+	l := newLab(t, labConfig{timeoutMS: 800, manual: true})
 	chk := startChecker(t, l.a, l.b)
 	defer chk.finish()
 	role := func(u *pairUnit, body string, want int) {

@@ -88,8 +88,11 @@ func mirrorsPartner(s dbStatus) bool {
 	return s.Role == "mirror" && s.State == "running" && strings.HasPrefix(s.Upstream, "partner unit")
 }
 
-func newDBLab(t testing.TB, sync bool) *dbLab {
-	l := &dbLab{pairLab: newPairLab(t, 800)}
+func newDBLab(t testing.TB, sync bool) *dbLab { return newDBLabOn(t, newPairLab(t, 800), sync) }
+
+// newDBLabOn makes a database on the lab's pair, mirrored in synchronous mode or not, with a load table.
+func newDBLabOn(t testing.TB, pl *pairLab, sync bool) *dbLab {
+	l := &dbLab{pairLab: pl}
 	l.a.waitDB(t, "production on A", 3*time.Minute, func(s dbStatus) bool { return s.Role == "production" && s.State == "running" })
 	code, body := l.a.call("POST", "/api/v1/database/databases", l.a.tok, `{"name":"practice","owner":"practice_app"}`)
 	var nd newDatabase

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -278,10 +279,22 @@ func unitConfig(name string, disks []Disk, hubs ...*Hub) Config {
 
 // newPairLab boots the three VMs, gives the ports fixed addresses, pairs the units in automatic mode
 // (timeoutMS: 0 for the default), starts the witness on the PC and waits for A active and B standby.
-func newPairLab(t testing.TB, timeoutMS int) *pairLab { return newLab(t, timeoutMS, false) }
+func newPairLab(t testing.TB, timeoutMS int) *pairLab {
+	return newLab(t, labConfig{timeoutMS: timeoutMS})
+}
 
-// newLab is newPairLab, or in manual mode two units alone: an admin makes A active.
-func newLab(t testing.TB, timeoutMS int, manual bool) *pairLab {
+// labConfig is a lab's heartbeat timeout (0: the default); manual mode (two units alone: an admin makes A
+// active); and installed units, which boot as shipped boxes do: under UEFI, from the install disk at
+// first, then from their own disks (named by MAC address then, the kernel command line being the
+// firmware's own).
+type labConfig struct {
+	timeoutMS         int
+	manual, installed bool
+}
+
+// newLab is newPairLab with the lab's configuration.
+func newLab(t testing.TB, lc labConfig) *pairLab {
+	timeoutMS, manual := lc.timeoutMS, lc.manual
 	holdCPU(t, true)
 	l := &pairLab{lan: NewHub(t.TempDir()), cable: NewHub(t.TempDir())}
 	t.Cleanup(l.lan.Close)
@@ -289,6 +302,18 @@ func newLab(t testing.TB, timeoutMS int, manual bool) *pairLab {
 	l.aDisk = keep(t, Disk{ID: "a1", Kind: Virtio, Serial: "UNIT-A-1", SizeMiB: 1200})
 	l.bDisk = keep(t, Disk{ID: "b1", Kind: Virtio, Serial: "UNIT-B-1", SizeMiB: 1200})
 	cfgs := []Config{unitConfig("unit-a", l.aDisk, l.lan, l.cable), unitConfig("unit-b", l.bDisk, l.lan, l.cable)}
+	if lc.installed {
+		im := image(t)
+		for i := range cfgs {
+			inst := filepath.Join(t.TempDir(), "installer.img")
+			if err := copyFile(filepath.Join(im.root, im.Installer), inst); err != nil {
+				t.Fatal(err)
+			}
+			cfgs[i].UEFI, cfgs[i].Reboot, cfgs[i].Cmdline = true, true, nil
+			cfgs[i].Disks[0].BootIndex = 1
+			cfgs[i].Disks = append(cfgs[i].Disks, Disk{ID: "inst", Kind: Virtio, Serial: "INSTALL", Path: inst, BootIndex: 2})
+		}
+	}
 	if !manual {
 		cfgs = append(cfgs, unitConfig("office-pc", nil, l.lan))
 	}

@@ -78,6 +78,8 @@ type Disk struct {
 	SizeMiB int
 	Path    string
 	Faulty  bool // route I/O through blkdebug so InjectIOError can fail it
+	// BootIndex orders the disks UEFI tries (QEMU's bootindex; 0: after those that have one)
+	BootIndex int
 }
 
 // Config describes one VM.
@@ -268,6 +270,9 @@ func (vm *VM) diskArgs(d Disk, ahci *int) ([]string, error) {
 		*ahci++
 	default:
 		return nil, fmt.Errorf("disk %s: unknown kind %q", d.ID, d.Kind)
+	}
+	if d.BootIndex > 0 {
+		dev += fmt.Sprintf(",bootindex=%d", d.BootIndex)
 	}
 	if vm.freePort > rootPorts {
 		return nil, fmt.Errorf("disk %s: more than %d PCIe disks", d.ID, rootPorts)

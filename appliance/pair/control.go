@@ -162,7 +162,8 @@ func (n *Node) Pair() appliance.PairStatus {
 		return st
 	}
 	now := n.Now()
-	st.Paired, st.Role, st.Mode, st.VIP, st.VIPHeld, st.Maintenance = true, n.m.Role(), c.Mode, c.VIP, n.vipHeld, n.maintenance
+	// Paired, the unit is known by the name it paired under, whatever its host name became since.
+	st.Name, st.Paired, st.Role, st.Mode, st.VIP, st.VIPHeld, st.Maintenance = c.Name, true, n.m.Role(), c.Mode, c.VIP, n.vipHeld, n.maintenance
 	st.HeartbeatMS, st.TimeoutMS = c.HeartbeatMS, c.TimeoutMS
 	alive := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < c.timeout() }
 	p := &appliance.PairPeer{Name: c.Peer, Reachable: alive(n.peer.seen), LastSeen: n.peer.seen, Role: n.peer.role, Firmware: n.peer.firmware}

@@ -48,14 +48,14 @@ func proof(pairKey []byte, side string, cs tls.ConnectionState) (string, error) 
 	return hex.EncodeToString(mac.Sum(nil)), nil
 }
 
-// pairKey is the pair's key and the peer's name, or ok false when unpaired.
-func (n *Node) pairKey() (key []byte, peer string, ok bool) {
+// pairKey is the pair's key and the units' names in it, or ok false when unpaired.
+func (n *Node) pairKey() (key []byte, name, peer string, ok bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cfg == nil {
-		return nil, "", false
+		return nil, "", "", false
 	}
-	return n.cfg.Key, n.cfg.Peer, true
+	return n.cfg.Key, n.cfg.Name, n.cfg.Peer, true
 }
 
 // Link serves the partner's requests (Handler) on the link. Long-running.
@@ -97,7 +97,7 @@ func (l *Link) Run(ctx context.Context) error {
 // guard passes only requests proven with the pair key from the partner, and proves the answers.
 func (l *Link) guard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, peer, ok := l.Node.pairKey()
+		key, _, peer, ok := l.Node.pairKey()
 		if !ok || r.TLS == nil {
 			http.Error(w, "not paired", http.StatusForbidden)
 			return
@@ -120,7 +120,7 @@ func (l *Link) guard(h http.Handler) http.Handler {
 // connects. The answer's proof is checked before it is returned; the caller closes its body. body is sent
 // once: an address that fails after it was sent is not tried again with another.
 func (n *Node) Call(ctx context.Context, method, path string, body io.Reader, size int64) (*http.Response, error) {
-	key, _, ok := n.pairKey()
+	key, name, _, ok := n.pairKey()
 	if !ok {
 		return nil, errors.New("not paired")
 	}
@@ -137,13 +137,13 @@ func (n *Node) Call(ctx context.Context, method, path string, body io.Reader, si
 			errs = append(errs, err)
 			continue
 		}
-		return n.exchange(ctx, c.(*tls.Conn), key, method, "https://"+net.JoinHostPort(a, strconv.Itoa(port))+path, body, size)
+		return n.exchange(ctx, c.(*tls.Conn), key, name, method, "https://"+net.JoinHostPort(a, strconv.Itoa(port))+path, body, size)
 	}
 	return nil, fmt.Errorf("reach the other unit: %w", errors.Join(errs...))
 }
 
 // exchange sends one request on c and reads its answer; c closes with the answer's body.
-func (n *Node) exchange(ctx context.Context, c *tls.Conn, key []byte, method, url string, body io.Reader, size int64) (*http.Response, error) {
+func (n *Node) exchange(ctx context.Context, c *tls.Conn, key []byte, name, method, url string, body io.Reader, size int64) (*http.Response, error) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	fail := func(err error) (*http.Response, error) {
 		stop()
@@ -160,7 +160,7 @@ func (n *Node) exchange(ctx context.Context, c *tls.Conn, key []byte, method, ur
 	}
 	req.ContentLength = size
 	req.Header.Set(linkProof, p)
-	req.Header.Set(linkFrom, n.Name)
+	req.Header.Set(linkFrom, name)
 	req.Close = true
 	if err := req.Write(c); err != nil {
 		return fail(err)

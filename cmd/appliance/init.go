@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -186,19 +187,24 @@ func loadModules() error {
 	return kmod.Load("/", unix.ByteSliceToString(u.Release[:]), names)
 }
 
-// hostname is appliance.hostname= from the kernel command line, or "appliance-" and the end of the first
-// wired port's MAC address, so two units on one LAN get different names.
+// hostname is appliance.hostname= from the kernel command line, or "appliance-" and the end of the lowest
+// of the ports' MAC addresses, so two units on one LAN get different names, and a unit the same name at
+// every boot (the kernel does not number its ports in the same order every boot).
 func hostname(cmdline map[string]string) string {
 	if h := cmdline["appliance.hostname"]; h != "" {
 		return h
 	}
+	var lowest net.HardwareAddr
 	ifs, _ := net.Interfaces()
 	for _, i := range ifs {
-		if len(i.HardwareAddr) == 6 && i.Flags&net.FlagLoopback == 0 {
-			return "appliance-" + hex.EncodeToString(i.HardwareAddr[3:])
+		if len(i.HardwareAddr) == 6 && i.Flags&net.FlagLoopback == 0 && (lowest == nil || bytes.Compare(i.HardwareAddr, lowest) < 0) {
+			lowest = i.HardwareAddr
 		}
 	}
-	return "appliance"
+	if lowest == nil {
+		return "appliance"
+	}
+	return "appliance-" + hex.EncodeToString(lowest[3:])
 }
 
 // serveControl serves PID 1's control API on a root-only unix socket.
