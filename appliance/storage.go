@@ -32,7 +32,40 @@ type StorageStatus struct {
 	LastScrub time.Time `json:"last_scrub,omitzero"`
 	NextScrub time.Time `json:"next_scrub,omitzero"`
 	Alerts    []Alert   `json:"alerts"`
+	// Space is each array's filesystem: size, use and what takes the room.
+	Space []Space `json:"space"`
 }
+
+// Space is one filesystem's size and use, as df reports them, and what takes its room.
+type Space struct {
+	Name      string  `json:"name"` // the array: "system" or "data"
+	SizeBytes int64   `json:"size_bytes"`
+	UsedBytes int64   `json:"used_bytes"`
+	FreeBytes int64   `json:"free_bytes"` // what new files may still take
+	Percent   float64 `json:"percent"`    // used / (used + free), as df
+	// Parts are the volumes on it (database, WAL archive, backups, documents), measured every 10 minutes.
+	Parts []SpacePart `json:"parts,omitempty"`
+	// History is the use once a day, the last 30 days, oldest first.
+	History []SpacePoint `json:"history"`
+}
+
+// SpacePart is one volume on a filesystem.
+type SpacePart struct {
+	Name      string `json:"name"`
+	UsedBytes int64  `json:"used_bytes"`
+}
+
+// SpacePoint is a filesystem's use on a day.
+type SpacePoint struct {
+	Day       time.Time `json:"day"`
+	UsedBytes int64     `json:"used_bytes"`
+}
+
+// A filesystem fuller than these percentages raises a warning, then a critical alert.
+const (
+	SpaceWarning  = 85
+	SpaceCritical = 95
+)
 
 // StoragePolicy is what an admin decides about new and failing disks.
 type StoragePolicy struct {

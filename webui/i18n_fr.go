@@ -550,4 +550,18 @@ var fr = map[string]string{
 	"waiting":                            "en attente",
 	"done":                               "terminée",
 	"The rolling update of the pair has started: the standby unit updates first, then takes over, then the other unit updates. The pair page shows each step.": "La mise à jour en alternance a commencé : l'appareil en attente se met à jour d'abord, puis prend le relais, puis l'autre appareil se met à jour. La page Haute disponibilité montre chaque étape.",
+	// space
+	"the %s filesystem is %s full (%s free): writes will soon fail; delete old backups or documents, or add a larger disk": "le système de fichiers %s est plein à %s (%s libres) : les écritures vont bientôt échouer ; supprimez d'anciennes sauvegardes ou d'anciens documents, ou ajoutez un disque plus grand",
+	"the %s filesystem is %s full (%s free): plan more room":                                                               "le système de fichiers %s est plein à %s (%s libres) : prévoyez plus de place",
+	"Space":                             "Espace",
+	"Filesystem":                        "Système de fichiers",
+	"Used":                              "Utilisé",
+	"Free":                              "Libre",
+	"What takes the room":               "Ce qui occupe la place",
+	"%s used of %s (%s %%), %s free.":   "%s utilisés sur %s (%s %%), %s libres.",
+	"Change over the last %d days: %s.": "Évolution sur les %d derniers jours : %s.",
+	"WAL archive":                       "archive des journaux de transactions",
+	"backup scratch":                    "espace de travail des sauvegardes",
+	"database":                          "base de données",
+	"backups":                           "sauvegardes",
 }

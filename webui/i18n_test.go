@@ -43,7 +43,8 @@ func TestFrenchCatalogComplete(t *testing.T) {
 	for _, v := range []string{sum.Sentence, "Everything is working: the disks are mirrored and healthy.", "Working, with something to look at below.",
 		"clean", "degraded", "rebuilding", "resyncing", "checking", "failed", "member", "spare", "unused", "ok", "faulty", "blank",
 		"needs_adopt", "refused", "watch", "replace", "single", "active", "standby", "fenced", "production", "mirror", "none",
-		"running", "starting", "initialising", "sync", "async", "catching up", "dump", "increment", "admin", "viewer", "warning", "critical", "auto", "manual", "unknown", "reserved", "extended", "unreserved", "lost"} {
+		"running", "starting", "initialising", "sync", "async", "catching up", "dump", "increment", "admin", "viewer", "warning", "critical", "auto", "manual", "unknown", "reserved", "extended", "unreserved", "lost",
+		"database", "WAL archive", "backups", "backup scratch"} {
 		if _, ok := fr[v]; !ok {
 			t.Errorf("value %q has no French", v)
 		}

@@ -36,6 +36,18 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ appliance.Ses
 		}
 		metric("lawbox_array_state", "Each array's state (1 for the current one).", state...)
 		metric("lawbox_array_sync_progress", "Progress of a rebuild, resync or check, 0 to 1.", progress...)
+		var size, used, free, parts []sample
+		for _, sp := range st.Space {
+			l := labels("filesystem", sp.Name)
+			size, used, free = append(size, sample{l, float64(sp.SizeBytes)}), append(used, sample{l, float64(sp.UsedBytes)}), append(free, sample{l, float64(sp.FreeBytes)})
+			for _, p := range sp.Parts {
+				parts = append(parts, sample{labels("filesystem", sp.Name, "volume", p.Name), float64(p.UsedBytes)})
+			}
+		}
+		metric("lawbox_filesystem_size_bytes", "Size of each array's filesystem.", size...)
+		metric("lawbox_filesystem_used_bytes", "Space used on each array's filesystem.", used...)
+		metric("lawbox_filesystem_free_bytes", "Space new files may still take on each array's filesystem.", free...)
+		metric("lawbox_volume_used_bytes", "Space each volume (database, WAL archive, backups) takes.", parts...)
 	}
 	var health, temp []sample
 	for _, d := range sum.Disks {

@@ -52,10 +52,17 @@ func TestStorageAPIAndPage(t *testing.T) {
 	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
 	w = e.do(req{method: "GET", path: "/storage", hdr: cookie})
 	body := w.Body.String()
-	for _, want := range []string{`<progress max="100" value="37.5">`, "holds an ext2/3/4 filesystem", `action="/storage/disks/SN-OLD/adopt"`, `http-equiv="refresh"`} {
+	for _, want := range []string{`<progress max="100" value="37.5">`, "holds an ext2/3/4 filesystem", `action="/storage/disks/SN-OLD/adopt"`, `http-equiv="refresh"`,
+		// the space: a bar, the figures, the trend and what takes the room
+		`<meter min="0" max="100" low="85" high="95" optimum="0" value="87.9"`, "87.0 GB used of 100.0 GB (87.9 %), 12.0 GB free. Change over the last 2 days: &#43;7.0 GB.",
+		`<th scope="row">backups</th><td>45.0 GB</td>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("storage page lacks %q", want)
 		}
+	}
+	fr := e.do(req{method: "GET", path: "/storage", hdr: map[string]string{"Cookie": CookieName + "=" + tok + "; " + LangCookie + "=fr"}}).Body.String()
+	if want := "87,0 Go utilisés sur 100,0 Go (87,9 %), 12,0 Go libres. Évolution sur les 2 derniers jours : &#43;7,0 Go."; !strings.Contains(fr, want) {
+		t.Errorf("the French storage page lacks %q", want)
 	}
 	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
 	if w := e.do(req{method: "POST", path: "/storage/disks/SN-OLD/adopt", hdr: form, body: "confirm=no"}); len(e.storage.adopted) != 1 || !strings.Contains(w.Body.String(), "malformed") {

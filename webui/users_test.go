@@ -352,7 +352,8 @@ func TestMetrics(t *testing.T) {
 	body := w.Body.String()
 	for _, want := range []string{`lawbox_alerts{level="critical"} 1`, `lawbox_array_state{array="data",level="raid1",state="rebuilding"} 1`,
 		`lawbox_array_sync_progress{array="data"} 0.375`, `lawbox_disk_health{health="replace",serial="SN-A"} 1`,
-		`lawbox_database_size_bytes{database="practice"} 8.388608e+06`, "# TYPE lawbox_database_connections gauge"} {
+		`lawbox_database_size_bytes{database="practice"} 8.388608e+06`, "# TYPE lawbox_database_connections gauge",
+		`lawbox_filesystem_free_bytes{filesystem="data"} 1.2e+10`, `lawbox_volume_used_bytes{filesystem="data",volume="backups"} 4.5e+10`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s:\n%s", want, body)
 		}

@@ -125,6 +125,15 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		funcs["bytes"] = func(n int64) string { return sizeIn(l, n) }
 		funcs["duration"] = func(sec int64) string { return durationIn(l, sec) }
 		funcs["percent"] = func(p *float64) string { return decimal(l, *p*100) }
+		funcs["pct"] = func(p float64) string { return decimal(l, p) }
+		// growth is how much a filesystem's use changed over its history, signed
+		funcs["growth"] = func(h []appliance.SpacePoint) string {
+			d := h[len(h)-1].UsedBytes - h[0].UsedBytes
+			if d < 0 {
+				return "-" + sizeIn(l, -d)
+			}
+			return "+" + sizeIn(l, d)
+		}
 		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "documents", "users", "audit", "alerts"} {
 			t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/live.html", "templates/"+p+".html")
 			if err != nil {

@@ -58,7 +58,8 @@ type Manager struct {
 	DevRoot      string                 // "/dev"
 	OnPersistent func(dir string) error // called when the system array is mounted after Prepare
 	Now          func() time.Time
-	Interval     time.Duration // resync period; uevents trigger a pass at once
+	Interval     time.Duration       // resync period; uevents trigger a pass at once
+	Volumes      map[string][]Volume // by array: the volumes whose use the status shows
 
 	work sync.Mutex // one reconcile (or admin action) at a time
 
@@ -80,6 +81,7 @@ type Manager struct {
 	lastState    map[string]string
 	diskNote     map[string]string // serial -> last state+reason, to record changes once
 	persisted    bool
+	space        spaceState
 }
 
 func (m *Manager) init() {
@@ -169,6 +171,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		}()
 	}
 	m.resumeScrub()
+	go m.measureSpace(ctx)
 	t := time.NewTicker(m.Interval)
 	defer t.Stop()
 	for {

@@ -91,6 +91,10 @@ func (m *Manager) refresh(sdisks []appliance.StorageDisk) {
 			st.Alerts = append(st.Alerts, appliance.NewAlert("warning", "disk %s is not used: %s", sd.Serial, sd.Reason))
 		}
 	}
+	st.Space = m.spaceStatus()
+	for _, sp := range st.Space {
+		st.Alerts = append(st.Alerts, spaceAlerts(sp)...)
+	}
 	if len(st.Arrays) == 0 {
 		st.Alerts = append(st.Alerts, appliance.NewAlert("critical", "no storage is set up: settings are kept in memory only until disks are set up"))
 	}

@@ -46,7 +46,9 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	// Storage first: the state store lives on the system array when there is one.
-	disks := &storage.Manager{Log: log.With("part", "storage"), MD: &raid.MDADM{Path: "/sbin/mdadm"}, SysRoot: "/sys", DevRoot: "/dev"}
+	disks := &storage.Manager{Log: log.With("part", "storage"), MD: &raid.MDADM{Path: "/sbin/mdadm"}, SysRoot: "/sys", DevRoot: "/dev",
+		Volumes: map[string][]storage.Volume{"data": {{Name: "database", Dir: "postgresql"}, {Name: "WAL archive", Dir: "wal-archive"},
+			{Name: "backups", Dir: "backups"}, {Name: "backup scratch", Dir: "backup-scratch"}}}}
 	st, err := openState(ctx, log, disks, *statePath)
 	if err != nil {
 		return err
