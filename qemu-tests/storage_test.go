@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lawbox/appliance/appliance"
 )
 
 type storageStatus struct {
@@ -33,7 +35,8 @@ type storageStatus struct {
 		State  string `json:"state"`
 		Reason string `json:"reason"`
 	} `json:"disks"`
-	Persistent bool `json:"persistent"`
+	Persistent bool              `json:"persistent"`
+	Space      []appliance.Space `json:"space"`
 	Alerts     []struct {
 		Level   string `json:"level"`
 		Message string `json:"message"`
@@ -399,7 +402,12 @@ func TestSingleDiskThenSecond(t *testing.T) {
 	if !st.alert("NO REDUNDANCY") || !st.Persistent {
 		t.Fatalf("single disk: %+v", st)
 	}
+	before := dataSpace(t, st)
 	sets := map[string]string{"one": u.fill("one", 32, 6)}
+	// The storage reports the data filesystem's space as df does: 32 MiB written are 32 MiB more used.
+	if after := dataSpace(t, u.storage(tok)); after.UsedBytes-before.UsedBytes < 32<<20 || after.FreeBytes > before.FreeBytes-32<<20 {
+		t.Errorf("space of the data filesystem: %+v, then after 32 MiB written %+v", before, after)
+	}
 	if err := u.InsertDisk(Disk{ID: "v2", Kind: Virtio, Serial: "SECOND", SizeMiB: 1024}); err != nil {
 		t.Fatal(err)
 	}
@@ -408,6 +416,21 @@ func TestSingleDiskThenSecond(t *testing.T) {
 		t.Errorf("after the second disk: %+v", st)
 	}
 	u.checkData(sets)
+}
+
+// dataSpace is the data filesystem's space in st, checked for sense.
+func dataSpace(t *testing.T, st storageStatus) appliance.Space {
+	t.Helper()
+	for _, sp := range st.Space {
+		if sp.Name == "data" {
+			if sp.SizeBytes <= 0 || sp.UsedBytes <= 0 || sp.FreeBytes <= 0 || sp.UsedBytes+sp.FreeBytes > sp.SizeBytes || sp.Percent <= 0 || sp.Percent >= 100 {
+				t.Errorf("the data filesystem's space makes no sense: %+v", sp)
+			}
+			return sp
+		}
+	}
+	t.Fatalf("no space reported for the data filesystem: %+v", st.Space)
+	return appliance.Space{}
 }
 
 // First boot with a blank disk and a disk holding an old filesystem: nothing is created (and the old disk

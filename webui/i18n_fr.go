@@ -564,4 +564,5 @@ var fr = map[string]string{
 	"backup scratch":                    "espace de travail des sauvegardes",
 	"database":                          "base de données",
 	"backups":                           "sauvegardes",
+	"%s %% used, %s free":               "%s %% utilisés, %s libres",
 }

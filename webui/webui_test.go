@@ -151,7 +151,8 @@ func TestLoginAndStatus(t *testing.T) {
 		t.Errorf("status page = %d, want 200 with the disk serial", w.Code)
 	}
 	// The fakes hold a rebuilding array and a disk SMART rates "replace": the dashboard says so in red.
-	if b := w.Body.String(); !strings.Contains(b, "summary-red") || !strings.Contains(b, "disk SN-A: NVMe critical warning") {
+	if b := w.Body.String(); !strings.Contains(b, "summary-red") || !strings.Contains(b, "disk SN-A: NVMe critical warning") ||
+		!strings.Contains(b, `value="87.9" aria-label="Used"></meter> 87.9 % used, 12.0 GB free`) {
 		t.Errorf("dashboard summary missing or wrong:\n%s", b)
 	}
 	if w := e.do(req{method: "POST", path: "/api/v1/login", body: `{"user":"admin","password":"nope nope nope"}`}); w.Code != 401 {
