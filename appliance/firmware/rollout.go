@@ -100,11 +100,7 @@ func (u *Updater) startRollout(ctx context.Context, r io.Reader, size int64, all
 		return run, err
 	}
 	defer u.done()
-	names, err := u.runningSlots(ctx)
-	if err != nil {
-		return run, err
-	}
-	room, err := u.room(ctx, names)
+	_, room, err := u.room(ctx)
 	if err != nil {
 		return run, err
 	}

@@ -239,11 +239,7 @@ func (u *Updater) apply(ctx context.Context, r io.Reader, size int64, allowDowng
 			u.done()
 		}
 	}()
-	names, err := u.runningSlots(ctx)
-	if err != nil {
-		return run, err
-	}
-	room, err := u.room(ctx, names)
+	names, room, err := u.room(ctx)
 	if err != nil {
 		return run, err
 	}
@@ -275,20 +271,24 @@ func (u *Updater) apply(ctx context.Context, r io.Reader, size int64, allowDowng
 	return run, nil
 }
 
-// room is how large a slot may be: two slots and a quarter of one fit, so two fifths of the smallest of
-// the partitions.
-func (u *Updater) room(ctx context.Context, names map[string][]string) (int64, error) {
+// room lists the partitions' slots (runningSlots) and says how large a new slot may be: two slots and a
+// quarter of one fit, so two fifths of the smallest of the partitions.
+func (u *Updater) room(ctx context.Context) (map[string][]string, int64, error) {
+	names, err := u.runningSlots(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
 	var room int64 = -1
 	for p := range names {
 		size, err := u.Boot.FAT.Size(ctx, p)
 		if err != nil {
-			return 0, fmt.Errorf("size of %s: %w", p, err)
+			return nil, 0, fmt.Errorf("size of %s: %w", p, err)
 		}
 		if room < 0 || size*2/5 < room {
 			room = size * 2 / 5
 		}
 	}
-	return room, nil
+	return names, room, nil
 }
 
 // receive stages the bundle's image in staged, checked: a bad bundle is ErrBadInput, a downgrade not
