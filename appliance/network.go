@@ -22,6 +22,21 @@ type Network interface {
 	Nameservers() []string
 	// Links are the ports' link states.
 	Links() []NetworkLink
+	// TryPorts applies ports on probation: unless ConfirmPorts is called within window, the unit puts the
+	// configuration it had back by itself (a wrong address must not take the unit off the LAN for good).
+	TryPorts(ctx context.Context, ports []NetworkPort, window time.Duration, user string) error
+	ConfirmPorts(ctx context.Context, user string) error
+	// Trial is the change on probation, or the last one if it was put back; nil when neither.
+	Trial() *NetworkTrial
+}
+
+// NetworkTrial is a network change on probation, or the last one, put back.
+type NetworkTrial struct {
+	By    string    `json:"by"`
+	Until time.Time `json:"until"` // put back by itself then, unless confirmed
+	// Reverted: the change was put back (Why says why) and nothing changed since.
+	Reverted bool   `json:"reverted,omitempty"`
+	Why      string `json:"why,omitempty"`
 }
 
 // NetworkLink is a port's link: carrier means a cable to a live switch port.

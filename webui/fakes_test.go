@@ -260,7 +260,29 @@ func (f *fakePair) WitnessKey() (string, error) { return "00ff", nil }
 type fakeNetwork struct {
 	ports []appliance.NetworkPort
 	links []appliance.NetworkLink
+	trial *appliance.NetworkTrial
 }
+
+func (f *fakeNetwork) TryPorts(ctx context.Context, p []appliance.NetworkPort, window time.Duration, user string) error {
+	if f.trial != nil && !f.trial.Reverted {
+		return fmt.Errorf("%w: on probation", appliance.ErrConflict)
+	}
+	if err := f.SetPorts(ctx, p); err != nil {
+		return err
+	}
+	f.trial = &appliance.NetworkTrial{By: user, Until: time.Now().Add(window)}
+	return nil
+}
+
+func (f *fakeNetwork) ConfirmPorts(context.Context, string) error {
+	if f.trial == nil || f.trial.Reverted {
+		return fmt.Errorf("%w: nothing on probation", appliance.ErrConflict)
+	}
+	f.trial = nil
+	return nil
+}
+
+func (f *fakeNetwork) Trial() *appliance.NetworkTrial { return f.trial }
 
 func (f *fakeNetwork) Links() []appliance.NetworkLink { return f.links }
 

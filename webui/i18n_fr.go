@@ -565,4 +565,11 @@ var fr = map[string]string{
 	"database":                          "base de données",
 	"backups":                           "sauvegardes",
 	"%s %% used, %s free":               "%s %% utilisés, %s libres",
+	// network changes on probation
+	"The network change made by %s was not confirmed and was put back at %s.":                                                   "La modification du réseau faite par %s n'a pas été confirmée et a été annulée à %s.",
+	"The network change made by %s is on probation: the unit puts the previous configuration back at %s unless you confirm it.": "La modification du réseau faite par %s est à l'essai : l'appareil remet la configuration précédente à %s si vous ne la confirmez pas.",
+	"Keep this network configuration": "Garder cette configuration réseau",
+	"Use DHCP again":                  "Revenir au DHCP",
+	"The new network configuration is applied. Open this page from its new address and confirm it within a minute, or the unit puts the previous configuration back by itself.": "La nouvelle configuration réseau est appliquée. Ouvrez cette page depuis sa nouvelle adresse et confirmez-la dans la minute, sinon l'appareil remet de lui-même la configuration précédente.",
+	"The network configuration is kept.": "La configuration réseau est conservée.",
 }

@@ -73,6 +73,31 @@ func TestPairAPIAndPage(t *testing.T) {
 		!slices.Equal(got[1].Members, []string{"eth2", "eth3"}) {
 		t.Errorf("network form: ports %+v", got)
 	}
+	// The form's change is on probation: the page says until when and offers to keep it; another change
+	// waits; once kept, a port goes back to DHCP (on probation too).
+	body = e.do(req{method: "GET", path: "/pair", hdr: cookie}).Body.String()
+	if e.net.trial == nil || e.net.trial.By != "admin" || !strings.Contains(body, `id="network-trial"`) || !strings.Contains(body, `action="/pair/network/confirm"`) {
+		t.Errorf("the change is not on probation: %+v", e.net.trial)
+	}
+	if w := e.do(req{method: "POST", path: "/pair/network/dhcp", hdr: form, body: "name=bond0"}); len(e.net.ports) != 2 || !strings.Contains(w.Body.String(), "on probation") {
+		t.Errorf("a second change while one is on probation: ports %+v", e.net.ports)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/network/confirm", hdr: bearer}); w.Code != 204 || e.net.trial != nil {
+		t.Errorf("confirm = %d, trial %+v", w.Code, e.net.trial)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/network/confirm", hdr: bearer}); w.Code != 409 {
+		t.Errorf("confirm with nothing on probation = %d", w.Code)
+	}
+	if e.do(req{method: "POST", path: "/pair/network/dhcp", hdr: form, body: "name=bond0"}); len(e.net.ports) != 1 || e.net.ports[0].Name == "bond0" || e.net.trial == nil {
+		t.Errorf("DHCP again: ports %+v, trial %+v", e.net.ports, e.net.trial)
+	}
+	e.net.trial = &appliance.NetworkTrial{By: "admin", Until: time.Now(), Reverted: true, Why: "it was not confirmed in time"}
+	if body := e.do(req{method: "GET", path: "/pair", hdr: cookie}).Body.String(); !strings.Contains(body, `id="network-reverted"`) {
+		t.Error("the page does not say the change was put back")
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/network", hdr: bearer, body: `{"ports":[],"revert_after_s":-1}`}); w.Code != 400 {
+		t.Errorf("a negative probation = %d", w.Code)
+	}
 }
 
 // A unit the witness refuses as stale says why on the dashboard and offers the forced activation.

@@ -265,6 +265,8 @@ func (s *Server) pairRoutes() []Route {
 		{"POST /pair/maintenance", Admin, s.formMaintenance},
 		{"POST /api/v1/pair/maintenance", Admin, s.apiMaintenance},
 		{"POST /pair/network", Admin, s.formNetwork},
+		{"POST /pair/network/dhcp", Admin, s.formDHCP},
+		{"POST /pair/network/confirm", Admin, s.formConfirmNetwork},
 		{"GET /api/v1/pair", Viewer, s.apiPair},
 		{"POST /api/v1/pair/invite", Admin, s.apiInvite},
 		{"POST /api/v1/pair/join", Admin, s.apiJoin},
@@ -273,6 +275,7 @@ func (s *Server) pairRoutes() []Route {
 		{"GET /api/v1/pair/witness-key", Admin, s.apiWitnessKey},
 		{"GET /api/v1/network", Viewer, s.apiNetwork},
 		{"PUT /api/v1/network", Admin, s.apiSetNetwork},
+		{"POST /api/v1/network/confirm", Admin, s.apiConfirmNetwork},
 	}
 }
 

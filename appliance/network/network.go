@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
@@ -30,6 +31,9 @@ type Manager struct {
 	Resolver *static.Resolver
 	// Watcher follows the ports' links (its Run is the caller's); nil: none known.
 	Watcher *link.Watcher
+	Now     func() time.Time // time.Now
+
+	mu sync.Mutex // one change at a time
 }
 
 var _ appliance.Network = (*Manager)(nil)
@@ -52,15 +56,18 @@ func (m *Manager) load() ([]static.Port, error) {
 	return ports, err
 }
 
+func (m *Manager) keep() []netip.Prefix {
+	if m.Keep == nil {
+		return nil
+	}
+	return m.Keep()
+}
+
 func (m *Manager) apply(ports []static.Port) error {
 	if err := static.WriteMarker(m.Marker, ports); err != nil {
 		return fmt.Errorf("tell netd the static ports: %w", err)
 	}
-	var keep []netip.Prefix
-	if m.Keep != nil {
-		keep = m.Keep()
-	}
-	if err := m.Apply(ports, keep); err != nil {
+	if err := m.Apply(ports, m.keep()); err != nil {
 		return fmt.Errorf("%w: %v", appliance.ErrBadInput, err) // the kernel refused the configuration
 	}
 	if m.Resolver != nil {
@@ -91,9 +98,16 @@ func (m *Manager) Nameservers() []string {
 	return m.Resolver.Servers()
 }
 
-// Run applies the configuration now and every 30 s until ctx ends.
+// Run applies the configuration now and every 30 s until ctx ends, and puts back a change on probation
+// that was not confirmed in time (at once when the unit restarted meanwhile).
 func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	if m.trial() != nil {
+		m.revert("the unit restarted before it was confirmed")
+	}
+	m.mu.Unlock()
 	for {
+		m.mu.Lock()
 		ports, err := m.load()
 		if err == nil {
 			err = m.apply(ports)
@@ -101,10 +115,14 @@ func (m *Manager) Run(ctx context.Context) error {
 		if err != nil {
 			m.Log.Error("network configuration", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(30 * time.Second):
+		m.mu.Unlock()
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			m.expire()
 		}
 	}
 }
@@ -132,35 +150,24 @@ func (m *Manager) Ports() []appliance.NetworkPort {
 // SetPorts implements appliance.Network: validate, apply, then store (a configuration the kernel refused
 // is not kept).
 func (m *Manager) SetPorts(_ context.Context, in []appliance.NetworkPort) error {
-	var ports []static.Port
-	for _, np := range in {
-		p := static.Port{Name: np.Name, Members: np.Members}
-		for _, a := range np.Addresses {
-			pr, err := netip.ParsePrefix(a)
-			if err != nil {
-				return fmt.Errorf("%w: port %s: address %q: give it with its prefix length, e.g. 192.0.2.11/24", appliance.ErrBadInput, np.Name, a)
-			}
-			p.Addresses = append(p.Addresses, pr)
-		}
-		if np.Gateway != "" {
-			gw, err := netip.ParseAddr(np.Gateway)
-			if err != nil {
-				return fmt.Errorf("%w: port %s: gateway %q is not an address", appliance.ErrBadInput, np.Name, np.Gateway)
-			}
-			p.Gateway = gw
-		}
-		for _, d := range np.DNS {
-			a, err := netip.ParseAddr(d)
-			if err != nil {
-				return fmt.Errorf("%w: port %s: name server %q is not an address", appliance.ErrBadInput, np.Name, d)
-			}
-			p.DNS = append(p.DNS, a)
-		}
-		ports = append(ports, p)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t := m.trial(); t != nil {
+		return fmt.Errorf("%w: a network change by %s is on probation until %s: confirm it or let it go back first", appliance.ErrConflict, t.By, t.Until.Format(time.TimeOnly))
 	}
-	if err := static.Validate(ports); err != nil {
-		return fmt.Errorf("%w: %v", appliance.ErrBadInput, err)
+	ports, err := parsePorts(in)
+	if err != nil {
+		return err
 	}
+	if err := m.set(ports); err != nil {
+		return err
+	}
+	m.forget()
+	return nil
+}
+
+// set applies ports and stores them; a configuration that failed is not kept. m.mu is held.
+func (m *Manager) set(ports []static.Port) error {
 	if err := m.apply(ports); err != nil {
 		return err
 	}
@@ -169,4 +176,38 @@ func (m *Manager) SetPorts(_ context.Context, in []appliance.NetworkPort) error 
 	}
 	m.Log.Info("network configuration applied", "ports", len(ports))
 	return nil
+}
+
+// parsePorts reads and validates the ports of a request.
+func parsePorts(in []appliance.NetworkPort) ([]static.Port, error) {
+	var ports []static.Port
+	for _, np := range in {
+		p := static.Port{Name: np.Name, Members: np.Members}
+		for _, a := range np.Addresses {
+			pr, err := netip.ParsePrefix(a)
+			if err != nil {
+				return nil, fmt.Errorf("%w: port %s: address %q: give it with its prefix length, e.g. 192.0.2.11/24", appliance.ErrBadInput, np.Name, a)
+			}
+			p.Addresses = append(p.Addresses, pr)
+		}
+		if np.Gateway != "" {
+			gw, err := netip.ParseAddr(np.Gateway)
+			if err != nil {
+				return nil, fmt.Errorf("%w: port %s: gateway %q is not an address", appliance.ErrBadInput, np.Name, np.Gateway)
+			}
+			p.Gateway = gw
+		}
+		for _, d := range np.DNS {
+			a, err := netip.ParseAddr(d)
+			if err != nil {
+				return nil, fmt.Errorf("%w: port %s: name server %q is not an address", appliance.ErrBadInput, np.Name, d)
+			}
+			p.DNS = append(p.DNS, a)
+		}
+		ports = append(ports, p)
+	}
+	if err := static.Validate(ports); err != nil {
+		return nil, fmt.Errorf("%w: %v", appliance.ErrBadInput, err)
+	}
+	return ports, nil
 }

@@ -63,12 +63,37 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 	for {
 		next := c.round(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(next):
+		skipped := c.skip()
+		// A port that leaves the static configuration (an admin asked for DHCP again, or a change was put
+		// back) asks for its lease at once, not at the next round.
+		for deadline := time.Now().Add(next); time.Now().Before(deadline); {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(min(5*time.Second, time.Until(deadline))):
+			}
+			if released(skipped, c.skip()) {
+				break
+			}
 		}
 	}
+}
+
+func (c *Client) skip() map[string]bool {
+	if c.Skip == nil {
+		return nil
+	}
+	return c.Skip()
+}
+
+// released says whether a port skipped before is skipped no more.
+func released(before, now map[string]bool) bool {
+	for p := range before {
+		if !now[p] {
+			return true
+		}
+	}
+	return false
 }
 
 // round asks for a lease on every port and returns when to ask again: half the shortest lease, or Retry
@@ -79,10 +104,7 @@ func (c *Client) round(ctx context.Context) time.Duration {
 		c.Log.Warn("no wired network port", "err", err)
 		return c.Retry
 	}
-	var skip map[string]bool
-	if c.Skip != nil {
-		skip = c.Skip()
-	}
+	skip := c.skip()
 	var links []netlink.Link
 	for _, p := range ports {
 		if skip[p] {
