@@ -16,9 +16,11 @@ import (
 var (
 	reLoadFailing = regexp.MustCompile(`debug: pgload failing at (\d+)`)
 	reLoadBack    = regexp.MustCompile(`debug: pgload resumed at (\d+)`)
+	reLoadSlow    = regexp.MustCompile(`debug: pgload slow commit at \d+: (\d+) ms`)
 )
 
-// outages are the load's outages (its first failure to its next commit) in the PC's console output.
+// outages are the load's outages in the PC's console output: from a failure to the next commit, and every
+// commit that hung over a second (waiting for a mirror that went away, say).
 func outages(console string) []time.Duration {
 	var out []time.Duration
 	fails := reLoadFailing.FindAllStringSubmatchIndex(console, -1)
@@ -28,6 +30,10 @@ func outages(console string) []time.Duration {
 			back, _ := strconv.Atoi(m[1])
 			out = append(out, time.Duration(back-at)*time.Millisecond)
 		}
+	}
+	for _, m := range reLoadSlow.FindAllStringSubmatch(console, -1) {
+		ms, _ := strconv.Atoi(m[1])
+		out = append(out, time.Duration(ms)*time.Millisecond)
 	}
 	return out
 }

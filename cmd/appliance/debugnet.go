@@ -150,6 +150,7 @@ func (l *pgLoad) run() {
 	failing := false
 	// ids continue from the clock, so a second load never collides with the rows of a first one
 	for n := time.Now().UnixMicro(); l.ctx.Err() == nil; n++ {
+		began := time.Now()
 		err := func() error {
 			ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
 			defer cancel()
@@ -181,6 +182,9 @@ func (l *pgLoad) run() {
 		case err == nil:
 			if failing {
 				fmt.Fprintf(l.out, "debug: pgload resumed at %d\n", l.clock())
+			} else if took := time.Since(began); took > time.Second {
+				// a commit that waited (for a mirror gone, say): the client saw it hang that long
+				fmt.Fprintf(l.out, "debug: pgload slow commit at %d: %d ms\n", l.clock(), took.Milliseconds())
 			}
 			failing = false
 			l.acked = append(l.acked, n)
