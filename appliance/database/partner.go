@@ -267,6 +267,9 @@ type syncState struct {
 	// says "catching up", not "sync". 0 once covered; MaxUint64 until the position is read.
 	behindFrom uint64
 	lastInSync time.Time // when the mirror was last streaming and caught up
+	// released: the mirror restarts on purpose (ReleaseMirror); gone: it went away since
+	released time.Time
+	gone     bool
 	mirror     string    // "streaming from 192.0.2.12", "" when none is connected
 	lagBytes   *int64
 	lagSecs    *float64
@@ -317,7 +320,15 @@ func (m *Manager) maintain(ctx context.Context) error {
 	if inSync {
 		s.lastInSync = now
 	}
-	want := pol.Sync && (inSync || pol.DegradeAfterS == 0 || (s.on && now.Sub(s.lastInSync) < time.Duration(pol.DegradeAfterS)*time.Second))
+	// Released, commits do not wait for a mirror that restarts on purpose: from the release until it is back
+	// in sync (or a minute, if it never went away).
+	if !s.released.IsZero() {
+		s.gone = s.gone || !inSync
+		if s.gone && inSync || !s.gone && now.Sub(s.released) > time.Minute {
+			s.released, s.gone = time.Time{}, false
+		}
+	}
+	want := pol.Sync && s.released.IsZero() && (inSync || pol.DegradeAfterS == 0 || (s.on && now.Sub(s.lastInSync) < time.Duration(pol.DegradeAfterS)*time.Second))
 	was := s.on
 	s.on = want
 	switch {
@@ -348,6 +359,17 @@ func (m *Manager) maintain(ctx context.Context) error {
 		m.Log.Info("asynchronous replication")
 	}
 	return nil
+}
+
+// ReleaseMirror tells production its mirror is about to restart on purpose (a firmware update): commits
+// stop waiting for it at once, rather than stall DegradeAfterS until production gives up on it; they wait
+// again once it is back and caught up, as after any absence. What is committed meanwhile is on production
+// alone, as when the mirror is lost.
+func (m *Manager) ReleaseMirror() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sync.released, m.sync.gone = time.Now(), false
+	m.Log.Warn("synchronous replication released: the mirror restarts on purpose")
 }
 
 // writeSyncConf writes conf.d/sync.conf.

@@ -171,6 +171,30 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 	a.waitStatus(t, "degraded", func(s appliance.DatabaseStatus) bool { return s.Sync == "degraded" })
 	b.run(t)
 	a.waitStatus(t, "sync again once the mirror is back", func(s appliance.DatabaseStatus) bool { return s.Sync == "sync" })
+
+	// A mirror that restarts on purpose (a firmware update) is released first: no commit waits for it, even
+	// with a long degrade timeout; once it is back and caught up, commits wait for it again.
+	if err := a.SetPolicy(ctx, appliance.DatabasePolicy{Sync: true, DegradeAfterS: 600}); err != nil {
+		t.Fatal(err)
+	}
+	a.ReleaseMirror()
+	a.waitStatus(t, "released", func(s appliance.DatabaseStatus) bool { return s.Sync == "degraded" })
+	b.halt()
+	start = time.Now()
+	if _, err := c.Exec(ctx, "INSERT INTO matters VALUES (1112)"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a commit waited %v for a mirror released before its restart", d)
+	}
+	b.run(t)
+	a.waitStatus(t, "sync again once the released mirror is back", func(s appliance.DatabaseStatus) bool { return s.Sync == "sync" })
+	if _, err := c.Exec(ctx, "DELETE FROM matters WHERE id = 1112"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetPolicy(ctx, appliance.DatabasePolicy{Sync: true, DegradeAfterS: 2}); err != nil {
+		t.Fatal(err)
+	}
 	c.Close(ctx)
 
 	// Switchover: b becomes production, a follows it.

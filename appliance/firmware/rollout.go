@@ -274,6 +274,7 @@ func (u *Updater) updatePartner(ctx context.Context, ro appliance.FirmwareRollou
 			return "sending the new firmware to " + s.Unit + ": " + err.Error(), limit(s, updateLimit, s.Unit+" could not be sent the new firmware")
 		}
 		s.State, s.Started = stepRunning, time.Now().UTC()
+		u.release(ctx)
 		return s.Unit + " installs the new firmware and restarts", nil
 	}
 	if err := limit(s, updateLimit, s.Unit+" did not come back blessed on the new firmware"); err != nil {
@@ -299,6 +300,17 @@ func (u *Updater) updatePartner(ctx context.Context, ro appliance.FirmwareRollou
 }
 
 var errRefused = errors.New("refused the bundle")
+
+// release tells production the mirror restarts now (the restart goes on if it cannot be told: commits then
+// wait until production gives up on the mirror, as when it is lost).
+func (u *Updater) release(ctx context.Context) {
+	if u.Release == nil {
+		return
+	}
+	if err := u.Release(ctx); err != nil {
+		u.Boot.Log.Warn("firmware: production not told that its mirror restarts", "err", err)
+	}
+}
 
 // sendBundle sends the kept bundle to the other unit, which checks it, writes it and restarts into it.
 func (u *Updater) sendBundle(ctx context.Context, ro appliance.FirmwareRollout, unit string) error {
@@ -346,6 +358,7 @@ func (u *Updater) updateSelf(ctx context.Context, ro appliance.FirmwareRollout, 
 		if err != nil {
 			return "", err
 		}
+		u.release(ctx)
 		if _, err := u.apply(ctx, f, fi.Size(), ro.AllowDowngrade, ro.By+" (rolling update)"); err != nil {
 			return "", fmt.Errorf("this unit could not take the new firmware: %w", err)
 		}

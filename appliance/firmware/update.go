@@ -49,6 +49,9 @@ type Updater struct {
 	Pair       Pair
 	Whole      func(ctx context.Context) error
 	RolloutDir string
+	// Release tells production that its mirror (this unit or the other) is about to restart for its update:
+	// commits stop waiting for it rather than stall until production gives up on it. nil: nothing to tell.
+	Release func(ctx context.Context) error
 
 	mu       sync.Mutex
 	busy     bool // an update or a rollback runs: the unit restarts at its end

@@ -104,7 +104,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		{Name: "network", Run: ports.Run}, {Name: "links", Run: ports.Watcher.Run}, {Name: "pair", Run: node.Run}, {Name: "backups", Run: backups.Run},
 		{Name: "notifications", Run: alerts.Run}, {Name: "firmware install", Run: installer.Run}, {Name: "firmware updates", Run: updater.Run},
 		{Name: "rolling updates", Run: updater.RunRollout},
-		{Name: "pair link", Run: (&pair.Link{Log: log.With("part", "pair link"), Node: node, Handler: updater.LinkHandler(), Cert: keeper.GetCertificate}).Run}} {
+		{Name: "pair link", Run: (&pair.Link{Log: log.With("part", "pair link"), Node: node, Handler: linkHandler(updater, db, node), Cert: keeper.GetCertificate}).Run}} {
 		parts.Add(p.Name, p.Run)
 	}
 	partsDone := make(chan struct{})

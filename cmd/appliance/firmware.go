@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -41,7 +42,7 @@ func firmwareParts(log *slog.Logger, st *state.Store, disks *storage.Manager, db
 		Health:    healthChecks(disks, db, node, keeper, listen),
 		Restart:   func(ctx context.Context) error { return init.Shutdown(ctx, true) },
 		Blessed:   init.TrialPassed,
-		Pair:      node, Whole: pairWhole(db, node), RolloutDir: "/data/firmware"}
+		Pair:      node, Whole: pairWhole(db, node), RolloutDir: "/data/firmware", Release: releaseMirror(db, node)}
 	if k, err := firmware.ParsePublicKey(updateKey); err != nil {
 		log.Error("this firmware carries no valid update key: update bundles will be refused", "err", err)
 	} else {
@@ -141,4 +142,42 @@ func pairWhole(db *database.Manager, node *pair.Node) func(ctx context.Context) 
 		}
 		return nil
 	}
+}
+
+// releaseMirrorPath is the link request that tells production its mirror restarts on purpose.
+const releaseMirrorPath = "/link/v1/database/release-mirror"
+
+// releaseMirror tells production (this unit, or the other over the link) that its mirror restarts now.
+func releaseMirror(db *database.Manager, node *pair.Node) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		if node.Role() == pair.Active {
+			db.ReleaseMirror()
+			return nil
+		}
+		resp, err := node.Call(ctx, "POST", releaseMirrorPath, nil, 0)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			return fmt.Errorf("the other unit answers %s", resp.Status)
+		}
+		return nil
+	}
+}
+
+// linkHandler serves the other unit's requests over the pair link: firmware (a rolling update) and the
+// release of the database's mirror before it restarts.
+func linkHandler(u *firmware.Updater, db *database.Manager, node *pair.Node) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/link/v1/firmware", u.LinkHandler())
+	mux.HandleFunc("POST "+releaseMirrorPath, func(w http.ResponseWriter, _ *http.Request) {
+		if node.Role() != pair.Active {
+			http.Error(w, "this unit is not production", http.StatusConflict)
+			return
+		}
+		db.ReleaseMirror()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
 }
