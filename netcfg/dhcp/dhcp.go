@@ -72,9 +72,11 @@ func (c *Client) Run(ctx context.Context) error {
 				return nil
 			case <-time.After(min(5*time.Second, time.Until(deadline))):
 			}
-			if released(skipped, c.skip()) {
+			now := c.skip()
+			if released(skipped, now) {
 				break
 			}
+			skipped = now
 		}
 	}
 }
