@@ -270,9 +270,9 @@ type syncState struct {
 	// released: the mirror restarts on purpose (ReleaseMirror); gone: it went away since
 	released time.Time
 	gone     bool
-	mirror     string    // "streaming from 192.0.2.12", "" when none is connected
-	lagBytes   *int64
-	lagSecs    *float64
+	mirror   string // "streaming from 192.0.2.12", "" when none is connected
+	lagBytes *int64
+	lagSecs  *float64
 }
 
 // maintain runs every second on production: the partner's role and slot, and synchronous mode. Sync is

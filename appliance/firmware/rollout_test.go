@@ -63,7 +63,6 @@ func newPairSim(t *testing.T) *pairSim {
 	return s
 }
 
-
 // boot starts unit name on version: on trial (the new slot), blessed once healthy; or not, where a unit
 // that came back tells how its update ended.
 func (s *pairSim) boot(t *testing.T, name, version string, build int, trial bool) {

@@ -71,7 +71,7 @@ type updateRig struct {
 	key      SecretKey
 	restarts atomic.Int32
 	blessed  int
-	count    string       // LoaderBootCountPath
+	count    string // LoaderBootCountPath
 	tmp      string
 	unwell   atomic.Value // string: what the health check says ("": healthy)
 }
