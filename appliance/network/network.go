@@ -152,8 +152,8 @@ func (m *Manager) Ports() []appliance.NetworkPort {
 func (m *Manager) SetPorts(_ context.Context, in []appliance.NetworkPort) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if t := m.trial(); t != nil {
-		return fmt.Errorf("%w: a network change by %s is on probation until %s: confirm it or let it go back first", appliance.ErrConflict, t.By, t.Until.Format(time.TimeOnly))
+	if err := m.onProbation(); err != nil {
+		return err
 	}
 	ports, err := parsePorts(in)
 	if err != nil {

@@ -53,6 +53,14 @@ func (m *Manager) trial() *trial {
 	return nil
 }
 
+// onProbation refuses another change while one is on probation. m.mu is held.
+func (m *Manager) onProbation() error {
+	if t := m.trial(); t != nil {
+		return fmt.Errorf("%w: a network change by %s is on probation until %s: confirm it or let it go back first", appliance.ErrConflict, t.By, t.Until.Format(time.TimeOnly))
+	}
+	return nil
+}
+
 // Trial implements appliance.Network.
 func (m *Manager) Trial() *appliance.NetworkTrial {
 	m.mu.Lock()
@@ -71,8 +79,8 @@ func (m *Manager) TryPorts(_ context.Context, in []appliance.NetworkPort, window
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if t := m.trial(); t != nil {
-		return fmt.Errorf("%w: a network change by %s is on probation until %s: confirm it or let it go back first", appliance.ErrConflict, t.By, t.Until.Format(time.TimeOnly))
+	if err := m.onProbation(); err != nil {
+		return err
 	}
 	previous, err := m.load()
 	if err != nil {

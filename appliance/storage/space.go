@@ -64,12 +64,10 @@ func spaceAlerts(sp appliance.Space) []appliance.Alert {
 // bytesIn is a size in GB or MB for an alert's sentence.
 func bytesIn(n int64) string {
 	if n >= 1e9 {
-		return formatFloat(float64(n)/1e9) + " GB"
+		return strconv.FormatFloat(float64(n)/1e9, 'f', 1, 64) + " GB"
 	}
-	return formatFloat(float64(n)/1e6) + " MB"
+	return strconv.FormatFloat(float64(n)/1e6, 'f', 1, 64) + " MB"
 }
-
-func formatFloat(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
 
 // addPoint records the day's use: a new day adds a point, the same day updates it; 30 are kept.
 func addPoint(h []appliance.SpacePoint, now time.Time, used int64) []appliance.SpacePoint {
