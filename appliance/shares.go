@@ -1,0 +1,49 @@
+package appliance
+
+import "context"
+
+// FileShare is a folder of the office's documents offered to its PCs over SMB3 (\\unit\Name).
+type FileShare struct {
+	Name    string `json:"name"`              // the share's name as clients see it; its folder has the same name
+	Comment string `json:"comment,omitempty"` // shown beside the share in the PCs' browse lists
+	// ReadWrite and ReadOnly are the file accounts allowed in (nobody else is).
+	ReadWrite []string `json:"read_write"`
+	ReadOnly  []string `json:"read_only"`
+}
+
+// FileAccount is an account the office's PCs sign in to the shares with. Its password is kept only as
+// the NT hash SMB's authentication needs, never in clear.
+type FileAccount struct {
+	Name string `json:"name"`
+}
+
+// SharesStatus is the file server: its shares, its accounts and whether it serves them.
+type SharesStatus struct {
+	// State: SharesServing, SharesStopped (this unit does not serve: Why says why), or SharesFailed.
+	State    string        `json:"state"`
+	Why      string        `json:"why,omitempty"`
+	Shares   []FileShare   `json:"shares"`
+	Accounts []FileAccount `json:"accounts"`
+	// Folder is where the shares' folders are on the data array.
+	Folder string `json:"folder"`
+}
+
+// File server states.
+const (
+	SharesServing = "serving"
+	SharesStopped = "stopped"
+	SharesFailed  = "failed"
+)
+
+// Shares is the office's file server.
+type Shares interface {
+	Shares(ctx context.Context) SharesStatus
+	// PutShare creates or changes a share (its folder is created; an existing folder and its files are kept).
+	PutShare(ctx context.Context, s FileShare) error
+	// DeleteShare stops offering a share. Its folder and files stay on the data array.
+	DeleteShare(ctx context.Context, name string) error
+	// PutAccount creates an account or sets its password.
+	PutAccount(ctx context.Context, name, password string) error
+	// DeleteAccount removes an account, also from every share's lists.
+	DeleteAccount(ctx context.Context, name string) error
+}

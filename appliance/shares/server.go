@@ -1,0 +1,341 @@
+package shares
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/durable"
+	"github.com/lawbox/appliance/appliance/state"
+)
+
+const (
+	bucket = "shares"
+	key    = "config"
+)
+
+// Server keeps ksmbd serving the configured shares while Serve says this unit should (the data array is
+// mounted and the unit is not the standby of a pair), and stopped otherwise.
+type Server struct {
+	Log   *slog.Logger
+	Store *state.Store
+	// Dir holds one folder per share, on the data array ("/data/documents").
+	Dir string
+	// RunDir is where the generated ksmbd.conf and ksmbdpwd.db go (a tmpfs: "/run/ksmbd").
+	RunDir string
+	// Tools is ksmbd-tools' multi-call binary; it acts as the program named by its argv[0].
+	Tools string
+	// SysRoot is where sysfs is ("/sys"): the kernel server is stopped through it.
+	SysRoot string
+	// Name is the server's NetBIOS name (the unit's host name).
+	Name string
+	// Serve says whether this unit serves the shares now, and if not, why (a sentence).
+	Serve func() (bool, string)
+	// Every is how often Serve is asked (default 2 s).
+	Every time.Duration
+	// OwnerIDs answers the uid and gid of Owner (default: from /etc/passwd).
+	OwnerIDs func() (uid, gid int, err error)
+
+	mu      sync.Mutex
+	cfg     config
+	loaded  bool
+	state   string
+	why     string
+	changed chan struct{}
+}
+
+func (s *Server) load() error {
+	if s.loaded {
+		return nil
+	}
+	if s.changed == nil {
+		s.changed = make(chan struct{}, 1)
+	}
+	var c config
+	if err := s.Store.GetJSON(bucket, key, &c); err != nil && !errors.Is(err, state.ErrNotFound) {
+		return fmt.Errorf("read the file shares' settings: %w", err)
+	}
+	s.cfg, s.loaded = c, true
+	return nil
+}
+
+// change applies f to a copy of the configuration and stores it; the running server picks it up.
+func (s *Server) change(f func(*config) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.load(); err != nil {
+		return err
+	}
+	c := config{Shares: cloneShares(s.cfg.Shares), Accounts: append([]account(nil), s.cfg.Accounts...)}
+	if err := f(&c); err != nil {
+		return err
+	}
+	if err := s.Store.PutJSON(bucket, key, c); err != nil {
+		return fmt.Errorf("save the file shares' settings: %w", err)
+	}
+	s.cfg = c
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func cloneShares(in []appliance.FileShare) []appliance.FileShare {
+	out := make([]appliance.FileShare, len(in))
+	for i, sh := range in {
+		sh.ReadWrite = append([]string(nil), sh.ReadWrite...)
+		sh.ReadOnly = append([]string(nil), sh.ReadOnly...)
+		out[i] = sh
+	}
+	return out
+}
+
+// Shares answers the configuration (without password hashes) and the server's state.
+func (s *Server) Shares(context.Context) appliance.SharesStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.load(); err != nil {
+		s.state, s.why = appliance.SharesFailed, "The file shares' settings cannot be read; the service log has the details."
+	}
+	st := appliance.SharesStatus{State: s.state, Why: s.why, Folder: s.Dir, Shares: cloneShares(s.cfg.Shares), Accounts: []appliance.FileAccount{}}
+	if st.State == "" {
+		st.State = appliance.SharesStopped
+	}
+	for _, a := range s.cfg.Accounts {
+		st.Accounts = append(st.Accounts, appliance.FileAccount{Name: a.Name})
+	}
+	return st
+}
+
+func (s *Server) PutShare(_ context.Context, sh appliance.FileShare) error {
+	return s.change(func(c *config) error { return c.putShare(sh) })
+}
+
+func (s *Server) DeleteShare(_ context.Context, name string) error {
+	return s.change(func(c *config) error {
+		i := c.shareIndex(name)
+		if i < 0 {
+			return fmt.Errorf("share %q: %w", name, appliance.ErrNotFound)
+		}
+		c.Shares = append(c.Shares[:i], c.Shares[i+1:]...)
+		return nil
+	})
+}
+
+func (s *Server) PutAccount(_ context.Context, name, password string) error {
+	return s.change(func(c *config) error { return c.putAccount(name, password) })
+}
+
+func (s *Server) DeleteAccount(_ context.Context, name string) error {
+	return s.change(func(c *config) error { return c.deleteAccount(name) })
+}
+
+func (s *Server) set(st, why string) {
+	s.mu.Lock()
+	s.state, s.why = st, why
+	s.mu.Unlock()
+}
+
+// Run serves the shares while Serve allows it, until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	err := s.load()
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	every := s.Every
+	if every == 0 {
+		every = 2 * time.Second
+	}
+	var d *daemon
+	defer func() {
+		if d != nil {
+			s.stop(d)
+		}
+	}()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		serve, why := s.Serve()
+		switch {
+		case !serve && d != nil:
+			s.Log.Info("file shares stop", "why", why)
+			s.stop(d)
+			d = nil
+		case serve && d != nil && d.exited():
+			s.Log.Error("the file server stopped by itself; starting it again", "err", d.err)
+			s.stop(d)
+			d = nil
+		}
+		if !serve {
+			s.set(appliance.SharesStopped, why)
+		} else if err := s.apply(ctx, &d); err != nil {
+			s.Log.Error("file shares", "err", err)
+			s.set(appliance.SharesFailed, "The file server could not start; the unit tries again. The service log has the details.")
+		} else {
+			s.set(appliance.SharesServing, "")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-s.changed:
+		}
+	}
+}
+
+// apply writes the configuration, creates the shares' folders and starts ksmbd.mountd, or, when it runs
+// and the configuration changed, has it read the new one.
+func (s *Server) apply(ctx context.Context, d **daemon) error {
+	s.mu.Lock()
+	conf, users := s.cfg.render(s.Name, s.Dir), s.cfg.users()
+	names := make([]string, 0, len(s.cfg.Shares))
+	for _, sh := range s.cfg.Shares {
+		names = append(names, sh.Name)
+	}
+	s.mu.Unlock()
+	if *d != nil && (*d).conf == conf && (*d).users == users {
+		return nil
+	}
+	if err := s.folders(names); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.RunDir, 0o700); err != nil {
+		return fmt.Errorf("file server directory: %w", err)
+	}
+	for _, f := range []struct{ name, text string }{{"ksmbd.conf", conf}, {"ksmbdpwd.db", users}} {
+		if err := durable.WriteFile(filepath.Join(s.RunDir, f.name), strings.NewReader(f.text), nil); err != nil {
+			return fmt.Errorf("write %s: %w", f.name, err)
+		}
+	}
+	if *d != nil {
+		// The running server re-reads both files on SIGHUP; sessions stay up.
+		if err := (*d).cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			return fmt.Errorf("reload the file server: %w", err)
+		}
+		(*d).conf, (*d).users = conf, users
+		s.Log.Info("file shares reloaded", "shares", len(names))
+		return nil
+	}
+	nd, err := s.start(ctx)
+	if err != nil {
+		return err
+	}
+	nd.conf, nd.users = conf, users
+	*d = nd
+	s.Log.Info("file shares serving", "shares", len(names))
+	return nil
+}
+
+// folders creates each share's folder (owned by Owner, 0770) and leaves existing ones and their files alone.
+func (s *Server) folders(names []string) error {
+	ids := s.OwnerIDs
+	if ids == nil {
+		ids = ownerIDs
+	}
+	uid, gid, err := ids()
+	if err != nil {
+		return fmt.Errorf("the shares' owner: %w", err)
+	}
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return fmt.Errorf("documents folder: %w", err)
+	}
+	for _, n := range names {
+		p := filepath.Join(s.Dir, n)
+		if err := os.Mkdir(p, 0o770); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				continue
+			}
+			return fmt.Errorf("folder of share %q: %w", n, err)
+		}
+		if err := os.Chmod(p, 0o770); err != nil { // not the umask's
+			return fmt.Errorf("folder of share %q: %w", n, err)
+		}
+		if err := os.Chown(p, uid, gid); err != nil {
+			return fmt.Errorf("folder of share %q: %w", n, err)
+		}
+	}
+	return nil
+}
+
+func ownerIDs() (int, int, error) {
+	u, err := user.Lookup(Owner)
+	if err != nil {
+		return 0, 0, err
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		return 0, 0, err
+	}
+	gid, err := strconv.Atoi(u.Gid)
+	return uid, gid, err
+}
+
+// daemon is a running ksmbd.mountd and the configuration it was given.
+type daemon struct {
+	cmd         *exec.Cmd
+	done        chan struct{}
+	err         error
+	conf, users string
+}
+
+func (d *daemon) exited() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// start runs ksmbd.mountd in the foreground (its own process group: it signals its group when it stops),
+// which hands the configuration to the kernel's server and answers its questions (sign-ins, shares).
+func (s *Server) start(ctx context.Context) (*daemon, error) {
+	cmd := &exec.Cmd{Path: s.Tools, Args: []string{"ksmbd.mountd", "--nodetach", "--config=" + filepath.Join(s.RunDir, "ksmbd.conf"),
+		"--users=" + filepath.Join(s.RunDir, "ksmbdpwd.db")}}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stdout = logWriter{s.Log}
+	cmd.Stderr = logWriter{s.Log}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start ksmbd.mountd: %w", err)
+	}
+	d := &daemon{cmd: cmd, done: make(chan struct{})}
+	go func() { d.err = cmd.Wait(); close(d.done) }()
+	return d, nil
+}
+
+// stop ends ksmbd.mountd and resets the kernel's server, which closes every client connection (the next
+// unit to serve opens them afresh).
+func (s *Server) stop(d *daemon) {
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-d.done
+	}
+	if err := os.WriteFile(filepath.Join(s.SysRoot, "class/ksmbd-control/kill_server"), []byte("hard"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.Log.Warn("reset the kernel's file server", "err", err)
+	}
+}
+
+// logWriter passes a child's output to the log, a line at a time.
+type logWriter struct{ log *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.Info("ksmbd", "out", string(p))
+	return len(p), nil
+}

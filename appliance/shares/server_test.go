@@ -1,0 +1,112 @@
+package shares
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/state"
+)
+
+// A stand-in for ksmbd.mountd records what it is told; the real one runs in the QEMU test (TestFileShares).
+const standIn = `#!/bin/sh
+log=$(dirname "$0")/calls
+echo "start $0 $*" >> "$log"
+trap 'echo hup >> "$log"' HUP
+trap 'echo term >> "$log"; exit 0' TERM
+while :; do sleep 0.05; done
+`
+
+func TestServerFollowsServeAndReloads(t *testing.T) {
+	dir := t.TempDir()
+	tools := filepath.Join(dir, "ksmbd.tools")
+	if err := os.WriteFile(tools, []byte(standIn), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Open(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var serve atomic.Bool
+	s := &Server{Log: slog.New(slog.DiscardHandler), Store: st, Dir: filepath.Join(dir, "documents"), RunDir: filepath.Join(dir, "run"),
+		Tools: tools, SysRoot: dir, Name: "UNIT", Every: 20 * time.Millisecond,
+		Serve: func() (bool, string) {
+			if serve.Load() {
+				return true, ""
+			}
+			return false, "standby"
+		},
+		OwnerIDs: func() (int, int, error) { return os.Getuid(), os.Getgid(), nil }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	calls := func() string { b, _ := os.ReadFile(filepath.Join(dir, "calls")); return string(b) }
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for end := time.Now().Add(10 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("waiting for %s; calls:\n%s\nstatus %+v", what, calls(), s.Shares(ctx))
+			}
+		}
+	}
+	wait("stopped", func() bool { st := s.Shares(ctx); return st.State == appliance.SharesStopped && st.Why == "standby" })
+	if err := s.PutAccount(ctx, "marie", "a long password"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutShare(ctx, appliance.FileShare{Name: "Clients", ReadWrite: []string{"marie"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if calls() != "" {
+		t.Fatalf("a unit that must not serve started the server: %s", calls())
+	}
+	serve.Store(true)
+	wait("serving", func() bool { return s.Shares(ctx).State == appliance.SharesServing && strings.Contains(calls(), "start") })
+	if c := calls(); !strings.Contains(c, "--nodetach --config="+filepath.Join(dir, "run", "ksmbd.conf")) {
+		t.Errorf("started as %q", c)
+	}
+	conf, _ := os.ReadFile(filepath.Join(dir, "run", "ksmbd.conf"))
+	if !strings.Contains(string(conf), "[Clients]") {
+		t.Errorf("ksmbd.conf:\n%s", conf)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "documents", "Clients")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o770 {
+		t.Errorf("the share's folder: %v %v", fi, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "documents", "Clients", "contract.txt"), []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A change reaches the running server as a reload, not a restart.
+	if err := s.PutShare(ctx, appliance.FileShare{Name: "Archive", ReadOnly: []string{"marie"}}); err != nil {
+		t.Fatal(err)
+	}
+	wait("reload", func() bool { return strings.Contains(calls(), "hup") })
+	if n := strings.Count(calls(), "start"); n != 1 {
+		t.Errorf("restarted for a change: %s", calls())
+	}
+	// Deleting a share keeps its files.
+	if err := s.DeleteShare(ctx, "clients"); err != nil {
+		t.Fatal(err)
+	}
+	wait("second reload", func() bool { return strings.Count(calls(), "hup") == 2 })
+	if b, err := os.ReadFile(filepath.Join(dir, "documents", "Clients", "contract.txt")); err != nil || string(b) != "kept" {
+		t.Errorf("a deleted share's file: %q %v", b, err)
+	}
+	serve.Store(false)
+	wait("stop", func() bool { return strings.Contains(calls(), "term") && s.Shares(ctx).State == appliance.SharesStopped })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The settings outlive the server: a new one reads them back.
+	s2 := &Server{Store: st}
+	if got := s2.Shares(ctx); len(got.Shares) != 1 || got.Shares[0].Name != "Archive" || len(got.Accounts) != 1 {
+		t.Errorf("settings read back: %+v", got)
+	}
+}
