@@ -9,6 +9,9 @@ type FileShare struct {
 	// ReadWrite and ReadOnly are the file accounts allowed in (nobody else is).
 	ReadWrite []string `json:"read_write"`
 	ReadOnly  []string `json:"read_only"`
+	// Encrypt: clients must encrypt their traffic to this share (SMB 3 encryption); otherwise only
+	// those that ask for it do.
+	Encrypt bool `json:"encrypt,omitempty"`
 }
 
 // FileAccount is an account the office's PCs sign in to the shares with. Its password is kept only as

@@ -15,6 +15,7 @@ die() { echo "image: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null || die "missing tool '$1' (run 'make deps' as root on Debian 12)"; }
 for t in apt-get dpkg-deb depmod xz zstd cpio objcopy objdump sfdisk mformat go; do need "$t"; done
 [ -x /usr/lib/postgresql/$PG_MAJOR/bin/postgres ] || die "PostgreSQL $PG_MAJOR server missing on the build host (apt-get install postgresql-$PG_MAJOR)"
+[ -x /usr/sbin/smbd ] || die "Samba's smbd missing on the build host (apt-get install samba)"
 
 # fetch DEB VERSION SHA256: download a pinned .deb into build/debs and check its digest.
 fetch() {
@@ -93,6 +94,13 @@ pglib=/usr/lib/postgresql/$PG_MAJOR/lib
 pgshare=/usr/share/postgresql/$PG_MAJOR
 files=(
   -files "$out/mdadm/sbin/mdadm:sbin/mdadm"
+  -files "/usr/sbin/smbd:usr/sbin/smbd" # the file shares, with the RPC helpers that list them and name accounts:
+  -files "/usr/libexec/samba/samba-dcerpcd:usr/libexec/samba/samba-dcerpcd"
+  -files "/usr/libexec/samba/rpcd_classic:usr/libexec/samba/rpcd_classic"
+  -files "/usr/libexec/samba/rpcd_epmapper:usr/libexec/samba/rpcd_epmapper"
+  -files "/usr/libexec/samba/rpcd_lsad:usr/libexec/samba/rpcd_lsad"
+  -files "/usr/libexec/samba/rpcd_winreg:usr/libexec/samba/rpcd_winreg"
+  -files "/usr/lib/x86_64-linux-gnu/gconv/UTF-16.so:usr/lib/x86_64-linux-gnu/gconv/UTF-16.so"
   -files "/bin/dash:bin/sh"
   -files "/sbin/mke2fs:sbin/mkfs.ext4"
   -files "/sbin/e2fsck:sbin/e2fsck"
@@ -197,6 +205,7 @@ done
 pgver=$(dpkg-query -W -f '${Version}' "postgresql-$PG_MAJOR")
 e2ver=$(dpkg-query -W -f '${Version}' e2fsprogs)
 smver=$(dpkg-query -W -f '${Version}' smartmontools)
+sambaver=$(dpkg-query -W -f '${Version}' samba)
 cat > "$out/image.json.tmp" <<JSON
 {
   "version": "$version",
@@ -217,6 +226,7 @@ cat > "$out/image.json.tmp" <<JSON
     "mdadm": "mdadm $MDADM_DEB_VERSION sha256:$MDADM_SHA256",
     "postgresql": "postgresql-$PG_MAJOR $pgver",
     "e2fsprogs": "e2fsprogs $e2ver",
+    "samba": "samba $sambaver (smbd, the file shares)",
     "smartmontools": "smartmontools $smver (smartctl: the QEMU tests' outside oracle for SMART)",
     "systemd-boot": "systemd-boot-efi $SDBOOT_DEB_VERSION sha256:$SDBOOT_SHA256"
   }

@@ -107,6 +107,7 @@ type VM struct {
 	Dir      string
 	HTTPS    string   // "127.0.0.1:PORT" forwarded to the guest's port 443
 	Postgres string   // "127.0.0.1:PORT" forwarded to the guest's port 5432
+	SMB      string   // "127.0.0.1:PORT" forwarded to the guest's port 445 (the file shares)
 	HubPorts []int    // this VM's port on each of Config.Hubs
 	MACs     []string // the MAC address of its NIC on each of Config.Hubs
 	QMP      *QMP
@@ -228,8 +229,8 @@ func bootArgs(im Image, cfg Config, initrd string) ([]string, error) {
 		"-append", strings.Join(append([]string{im.Cmdline}, cfg.Cmdline...), " ")}, nil
 }
 
-// mgmtArgs is the management NIC: user networking on 198.18.0.0/24 with the guest's HTTPS and PostgreSQL
-// ports forwarded to free ports on 127.0.0.1 (vm.HTTPS, vm.Postgres).
+// mgmtArgs is the management NIC: user networking on 198.18.0.0/24 with the guest's HTTPS, PostgreSQL and
+// SMB ports forwarded to free ports on 127.0.0.1 (vm.HTTPS, vm.Postgres, vm.SMB).
 func (vm *VM) mgmtArgs(cfg Config) ([]string, error) {
 	port := cfg.HostPort
 	if port == 0 {
@@ -244,7 +245,12 @@ func (vm *VM) mgmtArgs(cfg Config) ([]string, error) {
 		return nil, err
 	}
 	vm.Postgres = fmt.Sprintf("127.0.0.1:%d", pg)
-	netdev := fmt.Sprintf("user,id=mgmt,net=198.18.0.0/24,restrict=on,hostfwd=tcp:%s-:443,hostfwd=tcp:%s-:5432", vm.HTTPS, vm.Postgres)
+	smb, err := freeTCPPort()
+	if err != nil {
+		return nil, err
+	}
+	vm.SMB = fmt.Sprintf("127.0.0.1:%d", smb)
+	netdev := fmt.Sprintf("user,id=mgmt,net=198.18.0.0/24,restrict=on,hostfwd=tcp:%s-:443,hostfwd=tcp:%s-:5432,hostfwd=tcp:%s-:445", vm.HTTPS, vm.Postgres, vm.SMB)
 	for _, g := range cfg.GuestFwd {
 		netdev += ",guestfwd=" + g
 	}

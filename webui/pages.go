@@ -33,11 +33,14 @@ type pageData struct {
 	// AuditLog: which log the page shows; AuditCheck: the chain's check
 	AuditLog   string
 	AuditCheck appliance.AuditCheck
+	// Shares: the file shares page; ShareHost: the address the office's PCs reach them at
+	Shares    appliance.SharesStatus
+	ShareHost string
 }
 
 // navLink is each page's section in the navigation (marked aria-current there).
 var navLink = map[string]string{"status": "/", "storage": "/storage", "disk": "/storage", "database": "/database", "pair": "/pair",
-	"backups": "/backups", "documents": "/backups", "alerts": "/alerts", "users": "/users", "audit": "/audit"}
+	"backups": "/backups", "documents": "/backups", "alerts": "/alerts", "shares": "/shares", "users": "/users", "audit": "/audit"}
 
 // render executes a page into a buffer first, so a template error never sends half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page string, d pageData) {

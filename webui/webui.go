@@ -70,6 +70,7 @@ type Server struct {
 	notify  appliance.Notifications
 	certs   appliance.Certificates
 	fw      appliance.Firmware
+	shares  appliance.Shares
 	log     *slog.Logger
 	pages   map[string]map[string]*template.Template // language -> page
 
@@ -98,11 +99,12 @@ type Parts struct {
 	Notify   appliance.Notifications
 	Certs    appliance.Certificates
 	Firmware appliance.Firmware
+	Shares   appliance.Shares
 }
 
 // New returns the web UI over the appliance's parts.
 func New(p Parts, log *slog.Logger) (*Server, error) {
-	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, notify: p.Notify, certs: p.Certs, fw: p.Firmware, log: log, closing: make(chan struct{}), pages: map[string]map[string]*template.Template{}}
+	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, notify: p.Notify, certs: p.Certs, fw: p.Firmware, shares: p.Shares, log: log, closing: make(chan struct{}), pages: map[string]map[string]*template.Template{}}
 	funcs := template.FuncMap{
 		"percentValue": func(p *float64) string { return fmt.Sprintf("%.1f", *p*100) }, // for attributes
 		"deref":        func(p *int64) int64 { return *p },
@@ -134,7 +136,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 			}
 			return "+" + sizeIn(l, d)
 		}
-		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "documents", "users", "audit", "alerts"} {
+		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "documents", "shares", "users", "audit", "alerts"} {
 			t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/live.html", "templates/"+p+".html")
 			if err != nil {
 				return nil, fmt.Errorf("parse template %s: %w", p, err)
@@ -147,7 +149,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 
 // Routes is the route table.
 func (s *Server) Routes() []Route {
-	return slices.Concat(s.systemRoutes(), s.storageRoutes(), s.databaseRoutes(), s.backupRoutes(), s.pairRoutes(), s.accountRoutes(), s.alertRoutes())
+	return slices.Concat(s.systemRoutes(), s.storageRoutes(), s.databaseRoutes(), s.backupRoutes(), s.shareRoutes(), s.pairRoutes(), s.accountRoutes(), s.alertRoutes())
 }
 
 // systemRoutes: setup, login, the dashboard, power and firmware.

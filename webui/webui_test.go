@@ -15,6 +15,7 @@ import (
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/auth"
+	"github.com/lawbox/appliance/appliance/shares"
 	"github.com/lawbox/appliance/appliance/state"
 )
 
@@ -66,7 +67,9 @@ func newEnv(t testing.TB) *env {
 	nt := &fakeNotify{}
 	ct := &fakeCerts{info: appliance.CertInfo{Subject: "CN=unit-a", Issuer: "CN=unit-a", SelfSigned: true, Names: []string{"unit-a"}, Fingerprint: "AB:CD"}}
 	fw := &fakeFirmware{}
-	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db, Pair: pr, Network: nw, Backups: bk, Notify: nt, Certs: ct, Firmware: fw}, log)
+	// The file server's settings are the real ones (it serves nothing here: it is not run).
+	sh := &shares.Server{Log: log, Store: st, Dir: "/data/documents"}
+	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db, Pair: pr, Network: nw, Backups: bk, Notify: nt, Certs: ct, Firmware: fw, Shares: sh}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,15 @@
-// Package shares is the office's file server: SMB3 shares of folders on the data array, served by the
-// kernel's SMB server (ksmbd) and its user-space helper ksmbd.mountd, configured from the state store.
+// Package shares is the office's file server: SMB3 shares of folders on the data array, served by Samba's
+// smbd, configured from the state store. (Not the kernel's ksmbd: the pinned Debian kernel's oopses on
+// every open that gets no oplock, such as listing a folder; see the README.)
 package shares
 
 import (
-	"encoding/base64"
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -17,11 +19,17 @@ import (
 )
 
 // account is a file account as stored: the NT hash (MD4 of the UTF-16LE password) that SMB's
-// challenge-response needs. The password itself is never kept.
+// challenge-response needs, never the password. Samba wants a Unix account behind each SMB one: UID is its
+// number, given once and kept.
 type account struct {
-	Name   string `json:"name"`
-	NTHash []byte `json:"nt_hash"`
+	Name    string    `json:"name"`
+	NTHash  []byte    `json:"nt_hash"`
+	UID     int       `json:"uid"`
+	Changed time.Time `json:"changed"` // the password's last change
 }
+
+// firstUID is the first Unix user number of file accounts (the image's own accounts are below it).
+const firstUID = 20000
 
 // config is the file server's whole configuration, kept as one value in the state store.
 type config struct {
@@ -29,16 +37,15 @@ type config struct {
 	Accounts []account             `json:"accounts"`
 }
 
-// Limits a name must fit: ksmbd takes share names of 1 to 63 bytes and user names of 1 to 47; Windows
-// refuses some characters in both. We take less, so that a name is also a safe folder name.
+// Limits a name must fit (SMB allows longer share names, Windows refuses some characters in both). We take less, so that a name is also a safe folder name.
 const (
 	maxShareName   = 63
 	maxAccountName = 32
 	minPassword    = 10
-	maxPassword    = 128 // ksmbd's limit
+	maxPassword    = 128
 )
 
-// reserved share names: ksmbd's own sections and Windows' administrative shares.
+// reserved share names: Samba's own sections and Windows' administrative shares.
 var reserved = []string{"global", "ipc$", "homes", "printers", "print$", "admin$", "c$"}
 
 // checkShareName: letters (any language), digits, spaces, '-', '_' and '.', not starting with '.' or a
@@ -156,7 +163,7 @@ func (c *config) putShare(s appliance.FileShare) error {
 }
 
 // putAccount adds an account or sets its password.
-func (c *config) putAccount(name, password string) error {
+func (c *config) putAccount(name, password string, now time.Time) error {
 	if err := checkAccountName(name); err != nil {
 		return err
 	}
@@ -164,10 +171,14 @@ func (c *config) putAccount(name, password string) error {
 		return err
 	}
 	if i := c.accountIndex(name); i >= 0 {
-		c.Accounts[i].NTHash = ntHash(password)
+		c.Accounts[i].NTHash, c.Accounts[i].Changed = ntHash(password), now
 		return nil
 	}
-	c.Accounts = append(c.Accounts, account{Name: name, NTHash: ntHash(password)})
+	uid := firstUID
+	for _, a := range c.Accounts {
+		uid = max(uid, a.UID+1)
+	}
+	c.Accounts = append(c.Accounts, account{Name: name, NTHash: ntHash(password), UID: uid, Changed: now})
 	sort.Slice(c.Accounts, func(i, j int) bool { return c.Accounts[i].Name < c.Accounts[j].Name })
 	return nil
 }
@@ -192,34 +203,61 @@ func (c *config) deleteAccount(name string) error {
 // SMB's, not the unit's, and the shares' own lists say who may read and write.
 const Owner = "documents"
 
-// Settings the server runs with, whatever the shares: SMB 3 only (SMB1 is not even built into the kernel's
-// server; SMB 2 is refused too), signing required, encryption when the client asks for it (Windows does for
-// a share marked so on its side, macOS when told to), nobody without an account.
-var global = [][2]string{
-	{"server string", "lawbox"},
-	{"server min protocol", "SMB3_00"},
-	{"server max protocol", "SMB3_11"},
-	{"server signing", "mandatory"},
-	{"smb3 encryption", "auto"},
-	{"restrict anonymous", "2"},
-	{"map to guest", "never"},
-	{"guest account", "nobody"},
+// paths is where the server keeps what it writes.
+type paths struct {
+	Docs    string // the shares' folders
+	Run     string // smbpasswd, locks, sockets (a tmpfs)
+	Private string // the server's own identity (its SID), kept across restarts
 }
 
-// render writes ksmbd.conf for c, with the shares' folders under dir.
-func (c *config) render(netbios, dir string) string {
+// Settings the server runs with, whatever the shares: SMB 3 only (SMB1 and SMB 2 are refused), signing
+// required, encryption where a share asks for it (or the client does), nobody without an account, no
+// NetBIOS, no printers.
+var global = [][2]string{
+	{"server role", "standalone server"},
+	{"security", "user"},
+	{"server string", "lawbox"},
+	{"server min protocol", "SMB3_00"},
+	{"server signing", "mandatory"},
+	{"server smb encrypt", "if_required"},
+	{"ntlm auth", "ntlmv2-only"},
+	{"map to guest", "never"},
+	{"restrict anonymous", "2"},
+	{"disable netbios", "yes"},
+	{"smb ports", "445"},
+	{"load printers", "no"},
+	{"printing", "bsd"},
+	{"printcap name", "/dev/null"},
+	{"disable spoolss", "yes"},
+	{"unix password sync", "no"},
+	{"obey pam restrictions", "no"},
+	{"log level", "1"},
+	// Unix ids of SIDs that are no account here (a Windows client's well-known groups)
+	{"idmap config * : backend", "tdb"},
+	{"idmap config * : range", "3000-7999"},
+}
+
+// render writes smb.conf for c.
+func (c *config) render(netbios string, p paths) string {
 	var b strings.Builder
-	b.WriteString("; written by the appliance from its settings: changes here are lost\n[global]\n")
-	for _, kv := range append([][2]string{{"netbios name", netbios}}, global...) {
+	b.WriteString("# written by the appliance from its settings: changes here are lost\n[global]\n")
+	for _, kv := range append([][2]string{{"netbios name", netbios}}, append(global,
+		[2]string{"passdb backend", "smbpasswd:" + p.Run + "/smbpasswd"},
+		[2]string{"private dir", p.Private},
+		[2]string{"lock directory", p.Run},
+		[2]string{"state directory", p.Run},
+		[2]string{"cache directory", p.Run},
+		[2]string{"pid directory", p.Run},
+		[2]string{"ncalrpc dir", p.Run + "/ncalrpc"})...) {
 		fmt.Fprintf(&b, "\t%s = %s\n", kv[0], kv[1])
 	}
 	for _, s := range c.Shares {
 		if len(s.ReadWrite)+len(s.ReadOnly) == 0 {
-			continue // nobody may use it: not offered (ksmbd reads an empty list as everyone)
+			continue // nobody may use it: not offered
 		}
 		fmt.Fprintf(&b, "\n[%s]\n", s.Name)
-		for _, p := range [][2]string{
-			{"path", dir + "/" + s.Name},
+		kv := [][2]string{
+			{"path", p.Docs + "/" + s.Name},
 			{"comment", s.Comment},
 			{"browseable", "yes"},
 			{"guest ok", "no"},
@@ -231,20 +269,44 @@ func (c *config) render(netbios, dir string) string {
 			{"force group", Owner},
 			{"create mask", "0660"},
 			{"directory mask", "0770"},
-			{"store dos attributes", "yes"},
-			{"oplocks", "yes"},
-		} {
+		}
+		if s.Encrypt {
+			kv = append(kv, [2]string{"smb encrypt", "required"})
+		}
+		for _, p := range kv {
 			fmt.Fprintf(&b, "\t%s = %s\n", p[0], p[1])
 		}
 	}
 	return b.String()
 }
 
-// users writes ksmbdpwd.db: "name:base64(NT hash)" per line.
-func (c *config) users() string {
+// smbpasswd writes Samba's smbpasswd file: name, Unix id, no LM hash, the NT hash, a normal account, the
+// password's last change (so that it is never "expired").
+func (c *config) smbpasswd() string {
 	var b strings.Builder
 	for _, a := range c.Accounts {
-		fmt.Fprintf(&b, "%s:%s\n", a.Name, base64.StdEncoding.EncodeToString(a.NTHash))
+		fmt.Fprintf(&b, "%s:%d:%s:%X:[U          ]:LCT-%08X:\n", a.Name, a.UID, strings.Repeat("X", 32), a.NTHash, a.Changed.Unix())
+	}
+	return b.String()
+}
+
+// passwd is base (the image's /etc/passwd) with the file accounts' Unix accounts, which have no home, no
+// shell and no password of their own: Samba maps each SMB account to one, and every share forces Owner.
+func (c *config) passwd(base string, gid int) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(base, "\n") {
+		if f := strings.Split(line, ":"); len(f) > 2 {
+			if uid, err := strconv.Atoi(f[2]); err == nil && uid >= firstUID && uid < 65534 {
+				continue // a file account written before
+			}
+		}
+		b.WriteString(line)
+	}
+	if s := b.String(); s != "" && !strings.HasSuffix(s, "\n") {
+		b.WriteString("\n")
+	}
+	for _, a := range c.Accounts {
+		fmt.Fprintf(&b, "%s:x:%d:%d:file account:/nonexistent:/bin/false\n", a.Name, a.UID, gid)
 	}
 	return b.String()
 }

@@ -25,19 +25,21 @@ const (
 	key    = "config"
 )
 
-// Server keeps ksmbd serving the configured shares while Serve says this unit should (the data array is
-// mounted and the unit is not the standby of a pair), and stopped otherwise.
+// Server keeps Samba's smbd serving the configured shares while Serve says this unit should (the data
+// array is mounted and the unit is not the standby of a pair), and stopped otherwise.
 type Server struct {
 	Log   *slog.Logger
 	Store *state.Store
 	// Dir holds one folder per share, on the data array ("/data/documents").
 	Dir string
-	// RunDir is where the generated ksmbd.conf and ksmbdpwd.db go (a tmpfs: "/run/ksmbd").
-	RunDir string
-	// Tools is ksmbd-tools' multi-call binary; it acts as the program named by its argv[0].
-	Tools string
-	// SysRoot is where sysfs is ("/sys"): the kernel server is stopped through it.
-	SysRoot string
+	// Smbd is Samba's server ("/usr/sbin/smbd"); Conf the smb.conf written for it ("/etc/samba/smb.conf",
+	// where Samba's helpers look for it too).
+	Smbd, Conf string
+	// RunDir holds what is written afresh at every start: the accounts' hashes, locks, sockets (a tmpfs:
+	// "/run/samba"); PrivateDir the server's identity, kept across restarts (on the system array).
+	RunDir, PrivateDir string
+	// Passwd is the Unix account database the file accounts are added to ("/etc/passwd", in RAM).
+	Passwd string
 	// Name is the server's NetBIOS name (the unit's host name).
 	Name string
 	// Serve says whether this unit serves the shares now, and if not, why (a sentence).
@@ -135,7 +137,7 @@ func (s *Server) DeleteShare(_ context.Context, name string) error {
 }
 
 func (s *Server) PutAccount(_ context.Context, name, password string) error {
-	return s.change(func(c *config) error { return c.putAccount(name, password) })
+	return s.change(func(c *config) error { return c.putAccount(name, password, time.Now()) })
 }
 
 func (s *Server) DeleteAccount(_ context.Context, name string) error {
@@ -197,36 +199,55 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
-// apply writes the configuration, creates the shares' folders and starts ksmbd.mountd, or, when it runs
-// and the configuration changed, has it read the new one.
+// apply writes the configuration, creates the shares' folders and starts smbd, or, when it runs and the
+// configuration changed, has it read the new one.
 func (s *Server) apply(ctx context.Context, d **daemon) error {
+	uid, gid, err := s.ownerIDs()
+	if err != nil {
+		return fmt.Errorf("the shares' owner: %w", err)
+	}
+	base, err := os.ReadFile(s.Passwd)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", s.Passwd, err)
+	}
 	s.mu.Lock()
-	conf, users := s.cfg.render(s.Name, s.Dir), s.cfg.users()
+	files := []struct {
+		path, text string
+		mode       os.FileMode
+	}{
+		{s.Passwd, s.cfg.passwd(string(base), gid), 0o644},
+		{filepath.Join(s.RunDir, "smbpasswd"), s.cfg.smbpasswd(), 0o600},
+		{s.Conf, s.cfg.render(s.Name, paths{Docs: s.Dir, Run: s.RunDir, Private: s.PrivateDir}), 0o644},
+	}
 	names := make([]string, 0, len(s.cfg.Shares))
 	for _, sh := range s.cfg.Shares {
 		names = append(names, sh.Name)
 	}
 	s.mu.Unlock()
-	if *d != nil && (*d).conf == conf && (*d).users == users {
+	written := files[1].text + files[2].text
+	if *d != nil && (*d).written == written {
 		return nil
 	}
-	if err := s.folders(names); err != nil {
+	if err := s.folders(names, uid, gid); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.RunDir, 0o700); err != nil {
-		return fmt.Errorf("file server directory: %w", err)
+	for _, dir := range []string{s.RunDir, s.PrivateDir, filepath.Dir(s.Conf)} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("file server directory: %w", err)
+		}
 	}
-	for _, f := range []struct{ name, text string }{{"ksmbd.conf", conf}, {"ksmbdpwd.db", users}} {
-		if err := durable.WriteFile(filepath.Join(s.RunDir, f.name), strings.NewReader(f.text), nil); err != nil {
-			return fmt.Errorf("write %s: %w", f.name, err)
+	// The Unix accounts first: Samba looks an account up there when it reads smbpasswd.
+	for _, f := range files {
+		if err := durable.WriteFile(f.path, strings.NewReader(f.text), func(fh *os.File) error { return fh.Chmod(f.mode) }); err != nil {
+			return err
 		}
 	}
 	if *d != nil {
-		// The running server re-reads both files on SIGHUP; sessions stay up.
+		// smbd reads smb.conf again on SIGHUP and smbpasswd at every sign-in; sessions stay up.
 		if err := (*d).cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			return fmt.Errorf("reload the file server: %w", err)
 		}
-		(*d).conf, (*d).users = conf, users
+		(*d).written = written
 		s.Log.Info("file shares reloaded", "shares", len(names))
 		return nil
 	}
@@ -234,22 +255,14 @@ func (s *Server) apply(ctx context.Context, d **daemon) error {
 	if err != nil {
 		return err
 	}
-	nd.conf, nd.users = conf, users
+	nd.written = written
 	*d = nd
 	s.Log.Info("file shares serving", "shares", len(names))
 	return nil
 }
 
 // folders creates each share's folder (owned by Owner, 0770) and leaves existing ones and their files alone.
-func (s *Server) folders(names []string) error {
-	ids := s.OwnerIDs
-	if ids == nil {
-		ids = ownerIDs
-	}
-	uid, gid, err := ids()
-	if err != nil {
-		return fmt.Errorf("the shares' owner: %w", err)
-	}
+func (s *Server) folders(names []string, uid, gid int) error {
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return fmt.Errorf("documents folder: %w", err)
 	}
@@ -271,7 +284,11 @@ func (s *Server) folders(names []string) error {
 	return nil
 }
 
-func ownerIDs() (int, int, error) {
+func (s *Server) ownerIDs() (int, int, error) {
+	if s.OwnerIDs != nil {
+		return s.OwnerIDs()
+	}
+
 	u, err := user.Lookup(Owner)
 	if err != nil {
 		return 0, 0, err
@@ -284,12 +301,12 @@ func ownerIDs() (int, int, error) {
 	return uid, gid, err
 }
 
-// daemon is a running ksmbd.mountd and the configuration it was given.
+// daemon is a running smbd and the configuration it was given.
 type daemon struct {
-	cmd         *exec.Cmd
-	done        chan struct{}
-	err         error
-	conf, users string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error
+	written string
 }
 
 func (d *daemon) exited() bool {
@@ -301,41 +318,39 @@ func (d *daemon) exited() bool {
 	}
 }
 
-// start runs ksmbd.mountd in the foreground (its own process group: it signals its group when it stops),
-// which hands the configuration to the kernel's server and answers its questions (sign-ins, shares).
+// start runs smbd in the foreground, in a process group of its own with the processes it forks (one per
+// client connection, and the RPC helpers): stopping it stops them all.
 func (s *Server) start(ctx context.Context) (*daemon, error) {
-	cmd := &exec.Cmd{Path: s.Tools, Args: []string{"ksmbd.mountd", "--nodetach", "--config=" + filepath.Join(s.RunDir, "ksmbd.conf"),
-		"--users=" + filepath.Join(s.RunDir, "ksmbdpwd.db")}}
+	cmd := exec.Command(s.Smbd, "--foreground", "--no-process-group", "--debug-stdout", "--configfile="+s.Conf)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdout = logWriter{s.Log}
 	cmd.Stderr = logWriter{s.Log}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start ksmbd.mountd: %w", err)
+		return nil, fmt.Errorf("start smbd: %w", err)
 	}
 	d := &daemon{cmd: cmd, done: make(chan struct{})}
 	go func() { d.err = cmd.Wait(); close(d.done) }()
 	return d, nil
 }
 
-// stop ends ksmbd.mountd and resets the kernel's server, which closes every client connection (the next
-// unit to serve opens them afresh).
+// stop ends smbd and every process of its group, which closes every client connection (the next unit to
+// serve opens them afresh).
 func (s *Server) stop(d *daemon) {
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	pgid := d.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
 	case <-d.done:
 	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-d.done
 	}
-	if err := os.WriteFile(filepath.Join(s.SysRoot, "class/ksmbd-control/kill_server"), []byte("hard"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-		s.Log.Warn("reset the kernel's file server", "err", err)
-	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL) // what did not leave with its parent
 }
 
 // logWriter passes a child's output to the log, a line at a time.
 type logWriter struct{ log *slog.Logger }
 
 func (w logWriter) Write(p []byte) (int, error) {
-	w.log.Info("ksmbd", "out", string(p))
+	w.log.Info("smbd", "out", strings.TrimSpace(string(p)))
 	return len(p), nil
 }

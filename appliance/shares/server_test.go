@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,7 +15,7 @@ import (
 	"github.com/lawbox/appliance/appliance/state"
 )
 
-// A stand-in for ksmbd.mountd records what it is told; the real one runs in the QEMU test (TestFileShares).
+// A stand-in for smbd records what it is told; the real one runs in the QEMU test (TestFileShares).
 const standIn = `#!/bin/sh
 log=$(dirname "$0")/calls
 echo "start $0 $*" >> "$log"
@@ -25,8 +26,12 @@ while :; do sleep 0.05; done
 
 func TestServerFollowsServeAndReloads(t *testing.T) {
 	dir := t.TempDir()
-	tools := filepath.Join(dir, "ksmbd.tools")
-	if err := os.WriteFile(tools, []byte(standIn), 0o755); err != nil {
+	smbd := filepath.Join(dir, "smbd")
+	if err := os.WriteFile(smbd, []byte(standIn), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	passwd := filepath.Join(dir, "passwd")
+	if err := os.WriteFile(passwd, []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	st, err := state.Open(filepath.Join(dir, "state.db"))
@@ -36,7 +41,8 @@ func TestServerFollowsServeAndReloads(t *testing.T) {
 	defer st.Close()
 	var serve atomic.Bool
 	s := &Server{Log: slog.New(slog.DiscardHandler), Store: st, Dir: filepath.Join(dir, "documents"), RunDir: filepath.Join(dir, "run"),
-		Tools: tools, SysRoot: dir, Name: "UNIT", Every: 20 * time.Millisecond,
+		PrivateDir: filepath.Join(dir, "private"), Conf: filepath.Join(dir, "etc", "smb.conf"), Passwd: passwd,
+		Smbd: smbd, Name: "UNIT", Every: 20 * time.Millisecond,
 		Serve: func() (bool, string) {
 			if serve.Load() {
 				return true, ""
@@ -69,12 +75,19 @@ func TestServerFollowsServeAndReloads(t *testing.T) {
 	}
 	serve.Store(true)
 	wait("serving", func() bool { return s.Shares(ctx).State == appliance.SharesServing && strings.Contains(calls(), "start") })
-	if c := calls(); !strings.Contains(c, "--nodetach --config="+filepath.Join(dir, "run", "ksmbd.conf")) {
+	if c := calls(); !strings.Contains(c, "--foreground --no-process-group --debug-stdout --configfile="+filepath.Join(dir, "etc", "smb.conf")) {
 		t.Errorf("started as %q", c)
 	}
-	conf, _ := os.ReadFile(filepath.Join(dir, "run", "ksmbd.conf"))
+	conf, _ := os.ReadFile(filepath.Join(dir, "etc", "smb.conf"))
 	if !strings.Contains(string(conf), "[Clients]") {
-		t.Errorf("ksmbd.conf:\n%s", conf)
+		t.Errorf("smb.conf:\n%s", conf)
+	}
+	// Samba finds the account in the Unix accounts, and its hash in smbpasswd (readable by root only).
+	if b, _ := os.ReadFile(passwd); string(b) != "root:x:0:0:root:/root:/bin/sh\nmarie:x:20000:"+strconv.Itoa(os.Getgid())+":file account:/nonexistent:/bin/false\n" {
+		t.Errorf("passwd:\n%s", b)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "run", "smbpasswd")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("smbpasswd: %v %v", fi, err)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "documents", "Clients")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o770 {
 		t.Errorf("the share's folder: %v %v", fi, err)

@@ -25,6 +25,7 @@ import (
 	"github.com/lawbox/appliance/appliance/network"
 	"github.com/lawbox/appliance/appliance/notify"
 	"github.com/lawbox/appliance/appliance/pair"
+	"github.com/lawbox/appliance/appliance/shares"
 	"github.com/lawbox/appliance/appliance/state"
 	"github.com/lawbox/appliance/appliance/storage"
 	"github.com/lawbox/appliance/appliance/supervise"
@@ -48,7 +49,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	// Storage first: the state store lives on the system array when there is one.
 	disks := &storage.Manager{Log: log.With("part", "storage"), MD: &raid.MDADM{Path: "/sbin/mdadm"}, SysRoot: "/sys", DevRoot: "/dev",
 		Volumes: map[string][]storage.Volume{"data": {{Name: "database", Dir: "postgresql"}, {Name: "WAL archive", Dir: "wal-archive"},
-			{Name: "backups", Dir: "backups"}, {Name: "backup scratch", Dir: "backup-scratch"}}}}
+			{Name: "backups", Dir: "backups"}, {Name: "backup scratch", Dir: "backup-scratch"}, {Name: "documents", Dir: "documents"}}}}
 	st, err := openState(ctx, log, disks, *statePath)
 	if err != nil {
 		return err
@@ -77,6 +78,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 			d, err := db.Database(ctx)
 			return err == nil && d.State == "running" && (d.Role == "mirror" || d.Role == "production" && node.Role() == pair.Single)
 		}, 30)
+	files := fileShares(log, st, disks, node, host)
 	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
 		Keep: node.ServiceAddress, Resolver: &static.SystemResolver, Watcher: &link.Watcher{Log: log.With("part", "link")}}
 	keeper, err := certs.NewKeeper(st, host, localIPs(), time.Now)
@@ -103,7 +105,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	for _, p := range []supervise.Part{{Name: "storage", Run: disks.Run}, {Name: "disk health", Run: monitor.Run}, {Name: "database", Run: db.Run},
 		{Name: "network", Run: ports.Run}, {Name: "links", Run: ports.Watcher.Run}, {Name: "pair", Run: node.Run}, {Name: "backups", Run: backups.Run},
 		{Name: "notifications", Run: alerts.Run}, {Name: "firmware install", Run: installer.Run}, {Name: "firmware updates", Run: updater.Run},
-		{Name: "rolling updates", Run: updater.RunRollout},
+		{Name: "rolling updates", Run: updater.RunRollout}, {Name: "file shares", Run: files.Run},
 		{Name: "pair link", Run: (&pair.Link{Log: log.With("part", "pair link"), Node: node, Handler: linkHandler(updater, db, node), Cert: keeper.GetCertificate}).Run}} {
 		parts.Add(p.Name, p.Run)
 	}
@@ -129,7 +131,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	a.SetupCode() // prints the code when the unit is not set up yet
 
 	ui, err := webui.New(webui.Parts{Auth: a, System: &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: initCtl, Parts: parts.Status},
-		Storage: disks, Health: monitor, Database: db, Pair: node, Network: ports, Backups: backups, Notify: alerts, Certs: keeper, Firmware: updater}, log)
+		Storage: disks, Health: monitor, Database: db, Pair: node, Network: ports, Backups: backups, Notify: alerts, Certs: keeper, Firmware: updater, Shares: files}, log)
 	if err != nil {
 		return err
 	}
@@ -173,6 +175,23 @@ func serveUI(ctx context.Context, log *slog.Logger, ui *webui.Server, keeper *ce
 		return fmt.Errorf("stop web UI: %w", err)
 	}
 	return nil
+}
+
+// fileShares is the office's file server: the shares' folders are on the data array, and only a unit that
+// is alone or the active unit of its pair serves them.
+func fileShares(log *slog.Logger, st *state.Store, disks *storage.Manager, node *pair.Node, host string) *shares.Server {
+	return &shares.Server{Log: log.With("part", "file shares"), Store: st, Dir: "/data/documents", Smbd: "/usr/sbin/smbd",
+		Conf: "/etc/samba/smb.conf", RunDir: "/run/samba", PrivateDir: filepath.Join(storage.System.Mount(), "samba"),
+		Passwd: "/etc/passwd", Name: netbiosName(host),
+		Serve: func() (bool, string) {
+			if !disks.DataReady() {
+				return false, "The data array is not ready: the shares are served once it is."
+			}
+			if r := node.Role(); r != pair.Single && r != pair.Active {
+				return false, "This unit is not the active unit of the pair: the active unit serves the shares."
+			}
+			return true, ""
+		}}
 }
 
 // walArchive holds the server's finished WAL segments until the backups ship them.
@@ -270,4 +289,13 @@ func allPartitions() []string {
 		}
 	}
 	return out
+}
+
+// netbiosName is host as a NetBIOS name: upper case, at most 15 characters.
+func netbiosName(host string) string {
+	n := strings.ToUpper(host)
+	if len(n) > 15 {
+		n = n[:15]
+	}
+	return n
 }

@@ -1,0 +1,191 @@
+package qemutests
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// smb runs Samba's smbclient (a real SMB client, installed by `make deps`) against the unit's forwarded
+// port 445, as an office PC would, and returns what it printed.
+func (u *unit) smb(share, user, password string, args ...string) (string, error) {
+	host, port, _ := net.SplitHostPort(u.SMB)
+	argv := []string{"//" + host + "/" + share, "-p", port, "-m", "SMB3", "-t", "60"}
+	if user == "" {
+		argv = append(argv, "-N")
+	} else {
+		argv = append(argv, "-U", user+"%"+password)
+	}
+	out, err := exec.Command("smbclient", append(argv, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// The office's file shares, served by the unit's kernel SMB server to a real SMB client: an account with
+// write access stores a file and reads back the same bytes, a read-only account reads it and cannot write,
+// a wrong password and an anonymous client are refused, SMB1 and SMB 2 are refused and SMB 3 requires
+// signing; the shares, accounts and files outlive a reboot.
+func TestFileShares(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("smbclient"); err != nil {
+		t.Fatalf("smbclient is not installed (make deps installs it): %v", err)
+	}
+	disks := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "FS-A", SizeMiB: 1024}, Disk{ID: "b", Kind: Virtio, Serial: "FS-B", SizeMiB: 1024})
+	u := boot(t, Config{Disks: disks})
+	tok := u.setupAndLogin()
+	for _, c := range []struct{ method, path, body string }{
+		{"PUT", "/api/v1/file-accounts/marie", `{"password":"Marie's long password"}`},
+		{"PUT", "/api/v1/file-accounts/paul", `{"password":"Paul's long password"}`},
+		{"PUT", "/api/v1/shares/Clients", `{"read_write":["marie"],"read_only":["paul"],"comment":"client files"}`},
+	} {
+		if code, body := u.call(c.method, c.path, tok, c.body); code/100 != 2 {
+			t.Fatalf("%s %s = %d %s", c.method, c.path, code, body)
+		}
+	}
+	if code, body := u.call("PUT", "/api/v1/shares/bad%5Dname", tok, `{"read_write":["marie"]}`); code != 400 {
+		t.Errorf("a share name with ']' = %d %s, want 400", code, body)
+	}
+	waitServing := func() {
+		eventually(t, 3*time.Minute, "file shares serving", func() error {
+			if code, body := u.call("GET", "/api/v1/shares", tok, ""); code != 200 || !strings.Contains(body, `"state":"serving"`) {
+				return fmt.Errorf("%d %s", code, body)
+			}
+			return nil
+		})
+	}
+	waitServing()
+
+	dir := t.TempDir()
+	doc := make([]byte, 3<<20+12345)
+	rand.Read(doc)
+	want := sha256.Sum256(doc)
+	local := filepath.Join(dir, "contract.pdf")
+	if err := os.WriteFile(local, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	var err error
+	// The server may still be starting its listener right after it says it serves.
+	eventually(t, time.Minute, "marie stores a file", func() error {
+		out, err = u.smb("Clients", "marie", "Marie's long password", "-c", "put "+local+" contract.pdf")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	get := func(user, password string) [32]byte {
+		t.Helper()
+		back := filepath.Join(dir, "back-"+user)
+		os.Remove(back)
+		if out, err := u.smb("Clients", user, password, "-c", "get contract.pdf "+back); err != nil {
+			t.Fatalf("%s reads the file: %v %s", user, err, out)
+		}
+		b, err := os.ReadFile(back)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sha256.Sum256(b)
+	}
+	if got := get("marie", "Marie's long password"); got != want {
+		t.Errorf("marie read back other bytes than she wrote")
+	}
+	if got := get("paul", "Paul's long password"); got != want {
+		t.Errorf("paul read other bytes than marie wrote")
+	}
+	if out, err := u.smb("Clients", "paul", "Paul's long password", "-c", "put "+local+" paul.pdf"); err == nil || !strings.Contains(out, "NT_STATUS_ACCESS_DENIED") {
+		t.Errorf("a read-only account wrote a file: %v %s", err, out)
+	}
+	if out, err := u.smb("Clients", "marie", "a wrong password!", "-c", "ls"); err == nil || !strings.Contains(out, "NT_STATUS_LOGON_FAILURE") {
+		t.Errorf("a wrong password: %v %s", err, out)
+	}
+	if out, err := u.smb("Clients", "", "", "-c", "ls"); err == nil || strings.Contains(out, "contract.pdf") {
+		t.Errorf("an anonymous client listed the share: %v %s", err, out)
+	}
+	for _, proto := range []string{"NT1", "SMB2_10"} {
+		host, port, _ := net.SplitHostPort(u.SMB)
+		out, err := exec.Command("smbclient", "//"+host+"/Clients", "-p", port, "-U", "marie%Marie's long password", "-t", "30",
+			"--option=client min protocol="+proto, "--option=client max protocol="+proto, "-c", "ls").CombinedOutput()
+		if err == nil || strings.Contains(string(out), "contract.pdf") {
+			t.Errorf("a client limited to %s was served: %s", proto, out)
+		}
+	}
+	dialect, security, err := negotiate(u.SMB)
+	if err != nil {
+		t.Fatalf("SMB2 negotiate: %v", err)
+	}
+	if dialect < 0x0300 || security&0x02 == 0 {
+		t.Errorf("negotiated dialect %#04x, security mode %#x: want SMB 3 with signing required (0x02)", dialect, security)
+	}
+	t.Logf("negotiated SMB dialect %#04x, security mode %#x (signing required)", dialect, security)
+
+	// The shares, the accounts and the file outlive a reboot.
+	u.shutdown(tok, "reboot")
+	u = boot(t, Config{Disks: disks})
+	tok = u.login()
+	waitServing()
+	eventually(t, time.Minute, "the file after the reboot", func() error {
+		if out, err := u.smb("Clients", "marie", "Marie's long password", "-c", "ls"); err != nil || !strings.Contains(out, "contract.pdf") {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	if got := get("marie", "Marie's long password"); got != want {
+		t.Errorf("after the reboot the file has other bytes")
+	}
+}
+
+// negotiate sends an SMB2 NEGOTIATE offering dialects 2.0.2 to 3.0.2 and answers the server's choice and
+// its security mode (0x01 signing enabled, 0x02 signing required), as [MS-SMB2] 2.2.3 and 2.2.4 lay them out.
+func negotiate(addr string) (dialect, security uint16, err error) {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	var msg bytes.Buffer
+	hdr := make([]byte, 64)
+	copy(hdr, "\xfeSMB")
+	binary.LittleEndian.PutUint16(hdr[4:], 64) // StructureSize
+	binary.LittleEndian.PutUint16(hdr[14:], 1) // CreditRequest; Command 0 = NEGOTIATE
+	msg.Write(hdr)
+	dialects := []uint16{0x0202, 0x0210, 0x0300, 0x0302}
+	req := make([]byte, 36)
+	binary.LittleEndian.PutUint16(req[0:], 36)
+	binary.LittleEndian.PutUint16(req[2:], uint16(len(dialects)))
+	binary.LittleEndian.PutUint16(req[4:], 0x01) // SecurityMode: signing enabled (not required) on the client
+	rand.Read(req[12:28])                        // ClientGuid
+	msg.Write(req)
+	for _, d := range dialects {
+		binary.Write(&msg, binary.LittleEndian, d)
+	}
+	frame := make([]byte, 4, 4+msg.Len())
+	binary.BigEndian.PutUint32(frame, uint32(msg.Len())) // NetBIOS session message: type 0, 24-bit length
+	if _, err := c.Write(append(frame, msg.Bytes()...)); err != nil {
+		return 0, 0, err
+	}
+	if _, err := io.ReadFull(c, frame[:4]); err != nil {
+		return 0, 0, err
+	}
+	resp := make([]byte, binary.BigEndian.Uint32(frame[:4])&0xffffff)
+	if _, err := io.ReadFull(c, resp); err != nil {
+		return 0, 0, err
+	}
+	if len(resp) < 64+8 || string(resp[:4]) != "\xfeSMB" {
+		return 0, 0, fmt.Errorf("not an SMB2 answer: % x", resp[:min(len(resp), 16)])
+	}
+	if status := binary.LittleEndian.Uint32(resp[8:]); status != 0 {
+		return 0, 0, fmt.Errorf("NEGOTIATE answered status %#08x", status)
+	}
+	body := resp[64:]
+	return binary.LittleEndian.Uint16(body[4:]), binary.LittleEndian.Uint16(body[2:]), nil
+}
