@@ -74,7 +74,9 @@ func TestServerFollowsServeAndReloads(t *testing.T) {
 		t.Fatalf("a unit that must not serve started the server: %s", calls())
 	}
 	serve.Store(true)
-	wait("serving", func() bool { return s.Shares(ctx).State == appliance.SharesServing && strings.Contains(calls(), "start") })
+	wait("serving", func() bool {
+		return s.Shares(ctx).State == appliance.SharesServing && strings.Contains(calls(), "start")
+	})
 	if c := calls(); !strings.Contains(c, "--foreground --no-process-group --debug-stdout --configfile="+filepath.Join(dir, "etc", "smb.conf")) {
 		t.Errorf("started as %q", c)
 	}
@@ -112,7 +114,9 @@ func TestServerFollowsServeAndReloads(t *testing.T) {
 		t.Errorf("a deleted share's file: %q %v", b, err)
 	}
 	serve.Store(false)
-	wait("stop", func() bool { return strings.Contains(calls(), "term") && s.Shares(ctx).State == appliance.SharesStopped })
+	wait("stop", func() bool {
+		return strings.Contains(calls(), "term") && s.Shares(ctx).State == appliance.SharesStopped
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
