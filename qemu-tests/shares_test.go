@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -19,7 +20,11 @@ import (
 // smb runs Samba's smbclient (a real SMB client, installed by `make deps`) against the unit's forwarded
 // port 445, as an office PC would, and returns what it printed.
 func (u *unit) smb(share, user, password string, args ...string) (string, error) {
-	host, port, _ := net.SplitHostPort(u.SMB)
+	return smbAt(u.SMB, share, user, password, args...)
+}
+
+func smbAt(addr, share, user, password string, args ...string) (string, error) {
+	host, port, _ := net.SplitHostPort(addr)
 	argv := []string{"//" + host + "/" + share, "-p", port, "-m", "SMB3", "-t", "60"}
 	if user == "" {
 		argv = append(argv, "-N")
@@ -33,7 +38,7 @@ func (u *unit) smb(share, user, password string, args ...string) (string, error)
 // The office's file shares, served by the unit's kernel SMB server to a real SMB client: an account with
 // write access stores a file and reads back the same bytes, a read-only account reads it and cannot write,
 // a wrong password and an anonymous client are refused, SMB1 and SMB 2 are refused and SMB 3 requires
-// signing; the shares, accounts and files outlive a reboot.
+// signing, a share marked so requires encryption; the shares, accounts and files outlive a reboot.
 func TestFileShares(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("smbclient"); err != nil {
@@ -46,6 +51,7 @@ func TestFileShares(t *testing.T) {
 		{"PUT", "/api/v1/file-accounts/marie", `{"password":"Marie's long password"}`},
 		{"PUT", "/api/v1/file-accounts/paul", `{"password":"Paul's long password"}`},
 		{"PUT", "/api/v1/shares/Clients", `{"read_write":["marie"],"read_only":["paul"],"comment":"client files"}`},
+		{"PUT", "/api/v1/shares/Dossiers%20sensibles", `{"read_write":["marie"],"encrypt":true}`},
 	} {
 		if code, body := u.call(c.method, c.path, tok, c.body); code/100 != 2 {
 			t.Fatalf("%s %s = %d %s", c.method, c.path, code, body)
@@ -118,6 +124,23 @@ func TestFileShares(t *testing.T) {
 			t.Errorf("a client limited to %s was served: %s", proto, out)
 		}
 	}
+	// On the wire: a document written to an ordinary share passes in clear (signed, not encrypted), one
+	// written to the share that requires encryption never does (Samba's client encrypts when the share
+	// says so; the server refuses unencrypted requests to it).
+	marker := []byte("PRIVILEGED AND CONFIDENTIAL: Dupont v. Durand, settlement terms " + strings.Repeat("x", 200))
+	secret := filepath.Join(dir, "memo.txt")
+	if err := os.WriteFile(secret, marker, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for share, clear := range map[string]bool{"Clients": true, "Dossiers sensibles": false} {
+		addr, wire := recordingProxy(t, u.SMB)
+		if out, err := smbAt(addr, share, "marie", "Marie's long password", "-c", "put "+secret+" memo.txt"); err != nil {
+			t.Fatalf("put to %s: %v %s", share, err, out)
+		}
+		if got := bytes.Contains(wire(), marker); got != clear {
+			t.Errorf("share %q: the document in clear on the wire = %v, want %v", share, got, clear)
+		}
+	}
 	dialect, security, err := negotiate(u.SMB)
 	if err != nil {
 		t.Fatalf("SMB2 negotiate: %v", err)
@@ -142,6 +165,41 @@ func TestFileShares(t *testing.T) {
 		t.Errorf("after the reboot the file has other bytes")
 	}
 }
+
+// recordingProxy forwards TCP connections to target and records every byte both ways.
+func recordingProxy(t *testing.T, target string) (string, func() []byte) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	var seen bytes.Buffer
+	rec := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return seen.Write(p) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				s, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go io.Copy(io.MultiWriter(s, rec), c)
+				io.Copy(io.MultiWriter(c, rec), s)
+			}()
+		}
+	}()
+	return ln.Addr().String(), func() []byte { mu.Lock(); defer mu.Unlock(); return bytes.Clone(seen.Bytes()) }
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // negotiate sends an SMB2 NEGOTIATE offering dialects 2.0.2 to 3.0.2 and answers the server's choice and
 // its security mode (0x01 signing enabled, 0x02 signing required), as [MS-SMB2] 2.2.3 and 2.2.4 lay them out.

@@ -106,6 +106,21 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(`form[action="/users"] button`, chromedp.ByQuery),
 		chromedp.WaitVisible(`form[action="/users/clerk/delete"]`, chromedp.ByQuery))
 	b.Shot("07-users")
+	// A file account and a share for it, from the shares page.
+	b.Run("add a file account and a share", chromedp.Navigate(u+"/shares"),
+		chromedp.SendKeys(`form[action="/shares/accounts"] input[name=name]`, "marie", chromedp.ByQuery),
+		chromedp.SendKeys(`form[action="/shares/accounts"] input[name=password]`, "a long password", chromedp.ByQuery),
+		chromedp.SendKeys(`form[action="/shares/accounts"] input[name=confirm]`, "a long password", chromedp.ByQuery),
+		chromedp.Click(`form[action="/shares/accounts"] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`form[action="/shares/accounts/marie/delete"]`, chromedp.ByQuery),
+		chromedp.SendKeys(`form[action="/shares"] input[name=name]`, "Clients", chromedp.ByQuery),
+		chromedp.SetValue(`select[name="access.marie"]`, "write", chromedp.ByQuery),
+		chromedp.Click(`form[action="/shares"] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`form[action="/shares/Clients/delete"]`, chromedp.ByQuery))
+	b.Shot("07-shares")
+	if st := e.srv.shares.Shares(t.Context()); len(st.Shares) != 1 || len(st.Shares[0].ReadWrite) != 1 {
+		t.Errorf("the share made in the browser: %+v", st)
+	}
 	// Every other page an admin opens, each shown and checked (Shot checks accessibility).
 	for _, p := range []string{"/storage", "/disks/SN-A", "/pair", "/backups", "/alerts", "/audit"} {
 		b.Run("open "+p, chromedp.Navigate(u+p), chromedp.WaitVisible(`main h1`, chromedp.ByQuery))

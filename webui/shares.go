@@ -99,7 +99,7 @@ func (s *Server) renderShares(w http.ResponseWriter, r *http.Request, sess appli
 
 // formPutShare creates or changes a share: each account's access comes as access.NAME = none, read or write.
 func (s *Server) formPutShare(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	sh := appliance.FileShare{Name: r.PostFormValue("name"), Comment: r.PostFormValue("comment")}
+	sh := appliance.FileShare{Name: r.PostFormValue("name"), Comment: r.PostFormValue("comment"), Encrypt: r.PostFormValue("encrypt") == "yes"}
 	for _, a := range s.shares.Shares(r.Context()).Accounts {
 		switch r.PostFormValue("access." + a.Name) {
 		case "write":

@@ -30,7 +30,7 @@ func TestSharesAPI(t *testing.T) {
 		{"PUT", "/api/v1/shares/Clients", `{"read_write":["paul"]}`, 400, "no file account"},
 		{"PUT", "/api/v1/shares/Clients", `{"read_write":["marie"],"comment":"x\n[global]"}`, 400, "comment"},
 		{"PUT", "/api/v1/shares/Clients", `{"read_write":["marie"],"extra":1}`, 400, "unknown field"},
-		{"PUT", "/api/v1/shares/Dossiers%202026", `{"read_only":["MARIE"],"comment":"archives"}`, 200, `"read_only":["marie"]`},
+		{"PUT", "/api/v1/shares/Dossiers%202026", `{"read_only":["MARIE"],"comment":"archives","encrypt":true}`, 200, `"read_only":["marie"],"encrypt":true`},
 		{"DELETE", "/api/v1/shares/nope", ``, 404, ""},
 	} {
 		w := e.do(req{method: tc.method, path: tc.path, body: tc.body, hdr: bearer(tok)})
