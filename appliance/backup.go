@@ -26,6 +26,9 @@ type Backup struct {
 	Verified  *BackupVerification `json:"verified"`
 	Databases []string            `json:"databases"`
 	Files     int                 `json:"files,omitempty"` // a documents backup: how many documents
+	// TakenOn names the unit that took it when that is the other unit of the pair (its mirror takes the
+	// backups: a backup asked for on production is taken there).
+	TakenOn string `json:"taken_on,omitempty"`
 }
 
 // DocumentFile is one document in a documents backup (GET /api/v1/backups/{id}/documents).

@@ -294,6 +294,7 @@ func TestPairDatabase(t *testing.T) {
 	// lost, and the client meets dropped connections only, never an answer such as "read-only transaction"
 	// from a unit that holds the service address while it cannot write.
 	l.startLoad(t)
+	l.backupOnTheMirror(t, l.b, l.a)
 	from := len(l.pc.Console())
 	code, body := l.a.call("POST", "/api/v1/database/promote", l.a.tok, "")
 	if code != 200 {
@@ -363,4 +364,34 @@ func TestPairDatabase(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// backupOnTheMirror: "back up now" asked on production is taken by the mirror (over the pair link, while
+// the office's load runs): the answer names the mirror, and the mirror lists the backup.
+func (l *dbLab) backupOnTheMirror(t *testing.T, production, mirror *pairUnit) {
+	t.Helper()
+	if code, body := production.call("POST", "/api/v1/backups/identity", production.tok, ""); code != 201 {
+		t.Fatalf("recovery identity on production = %d %s", code, body)
+	}
+	timeout := production.http.Timeout
+	production.http.Timeout = 5 * time.Minute // the answer comes when the mirror has the backup
+	code, body := production.call("POST", "/api/v1/backups/run", production.tok, "")
+	production.http.Timeout = timeout
+	var b struct {
+		ID      string `json:"id"`
+		TakenOn string `json:"taken_on"`
+	}
+	if code != 201 || json.Unmarshal([]byte(body), &b) != nil || b.ID == "" || b.TakenOn == "" {
+		t.Fatalf("back up now on production = %d %s", code, body)
+	}
+	var st struct {
+		Backups []struct {
+			ID string `json:"id"`
+		} `json:"backups"`
+	}
+	mirror.get("/api/v1/backups", mirror.tok, &st)
+	if len(st.Backups) != 1 || st.Backups[0].ID != b.ID {
+		t.Errorf("the mirror lists %+v, want the backup %s taken on production's request", st.Backups, b.ID)
+	}
+	t.Logf("back up now on production: backup %s taken by the mirror %s", b.ID, b.TakenOn)
 }

@@ -301,7 +301,11 @@ func (s *Server) formRunBackup(w http.ResponseWriter, r *http.Request, sess appl
 	longRequest(w)
 	s.log.Info("backup requested", "kind", "dump", "user", sess.User, "remote", remote(r))
 	b, err := s.backups.RunBackup(r.Context(), "dump")
-	s.renderBackups(w, r, sess, backupsPage{}, err, "Backup "+b.ID+" taken.")
+	notice := "Backup taken."
+	if b.TakenOn != "" {
+		notice = "Backup taken by the mirror unit: it takes this pair's backups, and lists them on its backups page."
+	}
+	s.renderBackups(w, r, sess, backupsPage{}, err, notice)
 }
 
 func (s *Server) formVerifyBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {

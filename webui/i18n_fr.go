@@ -606,6 +606,8 @@ var fr = map[string]string{
 	"This unit is not the active unit of the pair: the active unit serves the shares.":                                                                                                                                                      "Cet appareil n'est pas l'appareil actif de la paire : c'est l'appareil actif qui sert les partages.",
 	"The file server could not start; the unit tries again. The service log has the details.":                                                                                                                                               "Le serveur de fichiers n'a pas pu démarrer ; l'appareil réessaie. Le journal du service donne les détails.",
 	"The file shares' settings cannot be read; the service log has the details.":                                                                                                                                                            "Les réglages des partages ne peuvent pas être lus ; le journal du service donne les détails.",
+	"Backup taken.": "Sauvegarde faite.",
+	"Backup taken by the mirror unit: it takes this pair's backups, and lists them on its backups page.": "Sauvegarde faite par l'appareil miroir : c'est lui qui fait les sauvegardes de la paire, et les liste sur sa page Sauvegardes.",
 	"Share saved.": "Partage enregistré.",
 	"The share is no longer offered; its folder and its files are kept.": "Le partage n'est plus proposé ; son dossier et ses fichiers sont gardés.",
 	"File account saved.": "Compte de fichiers enregistré.",

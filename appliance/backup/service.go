@@ -25,6 +25,9 @@ type Service struct {
 	*Engine
 	// ShouldRun says whether this unit takes the backups: the mirror, or a unit that is not paired.
 	ShouldRun func(ctx context.Context) bool
+	// Partner asks the other unit of the pair to take a backup now (over the pair link; it answers with
+	// LinkHandler): what "back up now" does on a unit that does not take the backups. Nil: not paired.
+	Partner func(ctx context.Context, kind string) (appliance.Backup, error)
 	Keep      int    // nightly dumps kept unless the admin chose otherwise (30)
 	DataRoot  string // document folders must be under it ("/data")
 
@@ -283,8 +286,21 @@ func (s *Service) setRunning(what string) {
 	s.Progress.start(0)
 }
 
-// RunBackup takes a backup now, copies it offsite and prunes.
+// RunBackup takes a backup now, copies it offsite and prunes; on the production unit of a pair the mirror
+// takes it, as it takes the scheduled ones (the same rule for the button and the schedule).
 func (s *Service) RunBackup(ctx context.Context, kind string) (appliance.Backup, error) {
+	if s.Partner != nil && s.ShouldRun != nil && !s.ShouldRun(ctx) {
+		b, err := s.Partner(ctx, kind)
+		if err != nil {
+			return b, fmt.Errorf("the other unit of the pair takes the backups: %w", err)
+		}
+		return b, nil
+	}
+	return s.runHere(ctx, kind)
+}
+
+// runHere takes a backup on this unit.
+func (s *Service) runHere(ctx context.Context, kind string) (appliance.Backup, error) {
 	s.jobs.Lock()
 	defer s.jobs.Unlock()
 	return s.runBackup(ctx, kind)

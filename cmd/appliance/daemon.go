@@ -78,6 +78,14 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 			d, err := db.Database(ctx)
 			return err == nil && d.State == "running" && (d.Role == "mirror" || d.Role == "production" && node.Role() == pair.Single)
 		}, 30)
+	// "Back up now" on the production unit of a pair: the mirror takes it, over the pair link.
+	toPartner := backup.LinkClient(node.Call)
+	backups.Partner = func(ctx context.Context, kind string) (appliance.Backup, error) {
+		if node.Role() == pair.Single {
+			return appliance.Backup{}, fmt.Errorf("%w: this unit's database is not running", appliance.ErrUnavailable)
+		}
+		return toPartner(ctx, kind)
+	}
 	files := fileShares(log, st, disks, node, host)
 	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
 		Keep: node.ServiceAddress, Resolver: &static.SystemResolver, Watcher: &link.Watcher{Log: log.With("part", "link")}}
@@ -106,7 +114,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		{Name: "network", Run: ports.Run}, {Name: "links", Run: ports.Watcher.Run}, {Name: "pair", Run: node.Run}, {Name: "backups", Run: backups.Run},
 		{Name: "notifications", Run: alerts.Run}, {Name: "firmware install", Run: installer.Run}, {Name: "firmware updates", Run: updater.Run},
 		{Name: "rolling updates", Run: updater.RunRollout}, {Name: "file shares", Run: files.Run},
-		{Name: "pair link", Run: (&pair.Link{Log: log.With("part", "pair link"), Node: node, Handler: linkHandler(updater, db, node), Cert: keeper.GetCertificate}).Run}} {
+		{Name: "pair link", Run: (&pair.Link{Log: log.With("part", "pair link"), Node: node, Handler: linkHandler(updater, db, node, backups.LinkHandler(host)), Cert: keeper.GetCertificate}).Run}} {
 		parts.Add(p.Name, p.Run)
 	}
 	partsDone := make(chan struct{})

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lawbox/appliance/appliance/backup"
+
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/certs"
 	"github.com/lawbox/appliance/appliance/control"
@@ -166,11 +168,12 @@ func releaseMirror(db *database.Manager, node *pair.Node) func(ctx context.Conte
 	}
 }
 
-// linkHandler serves the other unit's requests over the pair link: firmware (a rolling update) and the
-// release of the database's mirror before it restarts.
-func linkHandler(u *firmware.Updater, db *database.Manager, node *pair.Node) http.Handler {
+// linkHandler serves the other unit's requests over the pair link: firmware (a rolling update), the
+// release of the database's mirror before it restarts, and a backup taken now (by the mirror).
+func linkHandler(u *firmware.Updater, db *database.Manager, node *pair.Node, backups http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/link/v1/firmware", u.LinkHandler())
+	mux.Handle(backup.RunPath, backups)
 	mux.HandleFunc("POST "+releaseMirrorPath, func(w http.ResponseWriter, _ *http.Request) {
 		if node.Role() != pair.Active {
 			http.Error(w, "this unit is not production", http.StatusConflict)

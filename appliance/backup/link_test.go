@@ -1,0 +1,63 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/lawbox/appliance/appliance"
+)
+
+// "Back up now" on the production unit of a pair: the mirror (here a real PostgreSQL server and engine
+// behind the link handler) takes the backup and says so; what it refuses comes back with its kind; a
+// mirror that cannot be reached is "unavailable"; a unit that does not take backups never passes a link
+// request on.
+func TestBackupNowOnProductionRunsOnTheMirror(t *testing.T) {
+	srv := startServer(t)
+	srv.exec(t, "postgres", "CREATE DATABASE practice")
+	srv.exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY)", "INSERT INTO matters SELECT generate_series(1, 100)")
+	mirror := newService(t, srv)
+	ctx := context.Background()
+	if _, err := mirror.CreateIdentity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	link := httptest.NewServer(mirror.LinkHandler("unit-b"))
+	defer link.Close()
+	call := func(ctx context.Context, method, path string, body io.Reader, size int64) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, method, link.URL+path, body)
+		if err != nil {
+			return nil, err
+		}
+		return http.DefaultClient.Do(req)
+	}
+	production := &Service{Engine: &Engine{}, ShouldRun: func(context.Context) bool { return false }, Partner: LinkClient(call)}
+
+	b, err := production.RunBackup(ctx, KindDump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.TakenOn != "unit-b" || b.Kind != KindDump || !strings.Contains(strings.Join(b.Databases, ","), "practice") {
+		t.Errorf("backup taken through the link: %+v", b)
+	}
+	if st, err := mirror.Backups(ctx); err != nil || len(st.Backups) != 1 {
+		t.Errorf("the mirror's backups: %+v %v", st, err)
+	}
+	if _, err := production.RunBackup(ctx, "everything"); !errors.Is(err, appliance.ErrBadInput) || !strings.Contains(err.Error(), "other unit") {
+		t.Errorf("a kind the mirror refuses: %v", err)
+	}
+	mirror.ShouldRun = func(context.Context) bool { return false }
+	if _, err := production.RunBackup(ctx, KindDump); !errors.Is(err, appliance.ErrConflict) || !strings.Contains(err.Error(), "does not take the backups either") {
+		t.Errorf("a partner that does not take backups: %v", err)
+	}
+	if st, _ := mirror.Backups(ctx); len(st.Backups) != 1 {
+		t.Errorf("a unit that does not take backups took one: %+v", st.Backups)
+	}
+	link.Close()
+	if _, err := production.RunBackup(ctx, KindDump); !errors.Is(err, appliance.ErrUnavailable) {
+		t.Errorf("an unreachable mirror: %v", err)
+	}
+}
