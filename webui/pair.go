@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -32,19 +30,6 @@ type roleRequest struct {
 	Role  string `json:"role"`
 	Force bool   `json:"force"`
 }
-
-type portsRequest struct {
-	Ports []appliance.NetworkPort `json:"ports"`
-	// RevertAfterS, in a request: apply on probation, put back unless confirmed within so many seconds
-	// (POST /api/v1/network/confirm); 0: at once for good.
-	RevertAfterS int                     `json:"revert_after_s,omitempty"`
-	Nameservers  []string                `json:"nameservers,omitempty"` // in effect; ignored in a request
-	Links        []appliance.NetworkLink `json:"links,omitempty"`       // ignored in a request
-	Trial        *appliance.NetworkTrial `json:"trial,omitempty"`       // ignored in a request
-}
-
-// probation is how long a change made on the pair page may go unconfirmed before it is put back.
-const probation = 60 * time.Second
 
 func (s *Server) apiPair(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
 	writeJSON(w, http.StatusOK, s.pair.Pair())
@@ -139,41 +124,6 @@ func (s *Server) apiWitnessKey(w http.ResponseWriter, r *http.Request, _ applian
 	writeJSON(w, http.StatusOK, map[string]string{"key": k})
 }
 
-func (s *Server) apiNetwork(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
-	writeJSON(w, http.StatusOK, portsRequest{Ports: s.net.Ports(), Nameservers: s.net.Nameservers(), Links: s.net.Links(), Trial: s.net.Trial()})
-}
-
-func (s *Server) apiSetNetwork(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	var pr portsRequest
-	if err := decode(r, &pr); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.log.Warn("network configuration change", "ports", len(pr.Ports), "revert_after_s", pr.RevertAfterS, "user", sess.User, "remote", remote(r))
-	var err error
-	switch {
-	case pr.RevertAfterS < 0 || pr.RevertAfterS > 3600:
-		err = fmt.Errorf("%w: revert_after_s: 0 (at once) or 1 to 3600 seconds", appliance.ErrBadInput)
-	case pr.RevertAfterS > 0:
-		err = s.net.TryPorts(r.Context(), pr.Ports, time.Duration(pr.RevertAfterS)*time.Second, sess.User)
-	default:
-		err = s.net.SetPorts(r.Context(), pr.Ports)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.apiNetwork(w, r, sess)
-}
-
-func (s *Server) apiConfirmNetwork(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	if err := s.net.ConfirmPorts(r.Context(), sess.User); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
 func (s *Server) pagePair(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	s.renderPair(w, r, sess, "", nil)
 }
@@ -231,54 +181,6 @@ func (s *Server) formPairRole(w http.ResponseWriter, r *http.Request, sess appli
 		notice = "Asked for this unit to hand the service over. The roles below follow within a second."
 	}
 	s.renderPair(w, r, sess, "", err, notice)
-}
-
-func (s *Server) formNetwork(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	port := appliance.NetworkPort{Name: r.PostFormValue("name"), Gateway: r.PostFormValue("gateway")}
-	if a := r.PostFormValue("address"); a != "" {
-		port.Addresses = []string{a}
-	}
-	list := func(k string) []string {
-		return strings.FieldsFunc(r.PostFormValue(k), func(c rune) bool { return c == ',' || c == ' ' })
-	}
-	port.DNS, port.Members = list("dns"), list("members")
-	ports := []appliance.NetworkPort{}
-	for _, p := range s.net.Ports() {
-		if p.Name != port.Name {
-			ports = append(ports, p)
-		}
-	}
-	ports = append(ports, port)
-	s.log.Warn("network configuration change", "port", port.Name, "user", sess.User, "remote", remote(r))
-	err := s.net.TryPorts(r.Context(), ports, probation, sess.User)
-	s.renderPair(w, r, sess, "", err, "The new network configuration is applied. Open this page from its new address and confirm it within a minute, or the unit puts the previous configuration back by itself.")
-}
-
-// formDHCP puts a port back on DHCP, on probation as any change.
-func (s *Server) formDHCP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	name := r.PostFormValue("name")
-	ports := []appliance.NetworkPort{}
-	found := false
-	for _, p := range s.net.Ports() {
-		if p.Name == name {
-			found = true
-			continue
-		}
-		ports = append(ports, p)
-	}
-	var err error
-	if !found {
-		err = fmt.Errorf("%w: port %q has no fixed address", appliance.ErrBadInput, name)
-	} else {
-		s.log.Warn("network configuration change: DHCP again", "port", name, "user", sess.User, "remote", remote(r))
-		err = s.net.TryPorts(r.Context(), ports, probation, sess.User)
-	}
-	s.renderPair(w, r, sess, "", err, "The new network configuration is applied. Open this page from its new address and confirm it within a minute, or the unit puts the previous configuration back by itself.")
-}
-
-func (s *Server) formConfirmNetwork(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	err := s.net.ConfirmPorts(r.Context(), sess.User)
-	s.renderPair(w, r, sess, "", err, "The network configuration is kept.")
 }
 
 // ms formats a millisecond count for the page.
