@@ -72,7 +72,7 @@ func TestNetworkChangeReverts(t *testing.T) {
 	if back < 20*time.Second {
 		t.Errorf("back after %v, before the window ended", back)
 	}
-	if code, page := u.call("GET", "/pair", tok, ""); code != 200 || !strings.Contains(page, `id="network-reverted"`) {
+	if code, page := u.call("GET", "/network", tok, ""); code != 200 || !strings.Contains(page, `id="network-reverted"`) {
 		t.Errorf("the pair page does not say the change was put back: %d", code)
 	}
 

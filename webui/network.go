@@ -9,6 +9,42 @@ import (
 	"github.com/lawbox/appliance/appliance"
 )
 
+// networkRoutes: the ports' addresses and name servers.
+func (s *Server) networkRoutes() []Route {
+	return []Route{
+		{"GET /network", Viewer, s.pageNetwork},
+		{"POST /network", Admin, s.formNetwork},
+		{"POST /network/dhcp", Admin, s.formDHCP},
+		{"POST /network/confirm", Admin, s.formConfirmNetwork},
+		{"GET /api/v1/network", Viewer, s.apiNetwork},
+		{"PUT /api/v1/network", Admin, s.apiSetNetwork},
+		{"POST /api/v1/network/confirm", Admin, s.apiConfirmNetwork},
+	}
+}
+
+// networkPage is the network page's content.
+type networkPage struct {
+	Ports []appliance.NetworkPort
+	DNS   []string // the name servers in effect
+	Links []appliance.NetworkLink
+	// Trial is a network change on probation, or the last one put back
+	Trial *appliance.NetworkTrial
+}
+
+func (s *Server) pageNetwork(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.renderNetwork(w, r, sess, nil, "")
+}
+
+func (s *Server) renderNetwork(w http.ResponseWriter, r *http.Request, sess appliance.Session, actionErr error, notice string) {
+	d := pageData{Session: sess, Network: networkPage{Ports: s.net.Ports(), DNS: s.net.Nameservers(), Links: s.net.Links(), Trial: s.net.Trial()}}
+	if actionErr != nil {
+		_, d.Error = statusOf(actionErr)
+	} else {
+		d.Notice = notice
+	}
+	s.render(w, r, http.StatusOK, "network", d)
+}
+
 type portsRequest struct {
 	Ports []appliance.NetworkPort `json:"ports"`
 	// RevertAfterS, in a request: apply on probation, put back unless confirmed within so many seconds
@@ -19,7 +55,7 @@ type portsRequest struct {
 	Trial        *appliance.NetworkTrial `json:"trial,omitempty"`       // ignored in a request
 }
 
-// probation is how long a change made on the pair page may go unconfirmed before it is put back.
+// probation is how long a change made on the network page may go unconfirmed before it is put back.
 const probation = 60 * time.Second
 
 func (s *Server) apiNetwork(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
@@ -75,7 +111,7 @@ func (s *Server) formNetwork(w http.ResponseWriter, r *http.Request, sess applia
 	ports = append(ports, port)
 	s.log.Warn("network configuration change", "port", port.Name, "user", sess.User, "remote", remote(r))
 	err := s.net.TryPorts(r.Context(), ports, probation, sess.User)
-	s.renderPair(w, r, sess, "", err, "The new network configuration is applied. Open this page from its new address and confirm it within a minute, or the unit puts the previous configuration back by itself.")
+	s.renderNetwork(w, r, sess, err, "The new network configuration is applied. Open this page from its new address and confirm it within a minute, or the unit puts the previous configuration back by itself.")
 }
 
 // formDHCP puts a port back on DHCP, on probation as any change.
@@ -97,10 +133,10 @@ func (s *Server) formDHCP(w http.ResponseWriter, r *http.Request, sess appliance
 		s.log.Warn("network configuration change: DHCP again", "port", name, "user", sess.User, "remote", remote(r))
 		err = s.net.TryPorts(r.Context(), ports, probation, sess.User)
 	}
-	s.renderPair(w, r, sess, "", err, "The new network configuration is applied. Open this page from its new address and confirm it within a minute, or the unit puts the previous configuration back by itself.")
+	s.renderNetwork(w, r, sess, err, "The new network configuration is applied. Open this page from its new address and confirm it within a minute, or the unit puts the previous configuration back by itself.")
 }
 
 func (s *Server) formConfirmNetwork(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	err := s.net.ConfirmPorts(r.Context(), sess.User)
-	s.renderPair(w, r, sess, "", err, "The network configuration is kept.")
+	s.renderNetwork(w, r, sess, err, "The network configuration is kept.")
 }

@@ -19,6 +19,7 @@ type pageData struct {
 	Disk     diskPage
 	DB       databasePage
 	Pair     pairPage
+	Network  networkPage
 	Backups  backupsPage
 	Summary  summary
 	Path     string         // the page's path
@@ -40,7 +41,7 @@ type pageData struct {
 
 // navLink is each page's section in the navigation (marked aria-current there).
 var navLink = map[string]string{"status": "/", "storage": "/storage", "disk": "/storage", "database": "/database", "pair": "/pair",
-	"backups": "/backups", "documents": "/backups", "alerts": "/alerts", "shares": "/shares", "users": "/users", "audit": "/audit"}
+	"backups": "/backups", "documents": "/backups", "alerts": "/alerts", "shares": "/shares", "network": "/network", "users": "/users", "audit": "/audit"}
 
 // render executes a page into a buffer first, so a template error never sends half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page string, d pageData) {

@@ -11,14 +11,9 @@ import (
 type pairPage struct {
 	Status  appliance.PairStatus
 	Code    string // a freshly issued pairing code
-	Ports   []appliance.NetworkPort
-	DNS     []string // the name servers in effect
-	Links   []appliance.NetworkLink
 	Witness string // the witness key, for the admin
 	// Rollout is the last rolling update of the pair run from this unit
 	Rollout *appliance.FirmwareRollout
-	// NetworkTrial is a network change on probation, or the last one put back
-	NetworkTrial *appliance.NetworkTrial
 }
 
 type joinRequest struct {
@@ -129,8 +124,7 @@ func (s *Server) pagePair(w http.ResponseWriter, r *http.Request, sess appliance
 }
 
 func (s *Server) renderPair(w http.ResponseWriter, r *http.Request, sess appliance.Session, code string, actionErr error, notice ...string) {
-	d := pageData{Session: sess, Pair: pairPage{Status: s.pair.Pair(), Code: code, Ports: s.net.Ports(), DNS: s.net.Nameservers(), Links: s.net.Links(),
-		NetworkTrial: s.net.Trial()}}
+	d := pageData{Session: sess, Pair: pairPage{Status: s.pair.Pair(), Code: code}}
 	if d.Pair.Status.Paired && sess.Role == appliance.RoleAdmin {
 		d.Pair.Witness, _ = s.pair.WitnessKey()
 	}

@@ -40,9 +40,15 @@ func TestPairAPIAndPage(t *testing.T) {
 	}
 	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
 	body := e.do(req{method: "GET", path: "/pair", hdr: cookie}).Body.String()
-	for _, want := range []string{"unit-b", "192.0.2.11/24", `action="/pair/role"`, `action="/pair/unpair"`, "witness -key-file", "192.0.2.53"} {
+	for _, want := range []string{"unit-b", `action="/pair/role"`, `action="/pair/unpair"`, "witness -key-file", `href="/network"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("pair page lacks %q", want)
+		}
+	}
+	body = e.do(req{method: "GET", path: "/network", hdr: cookie}).Body.String()
+	for _, want := range []string{"192.0.2.11/24", "192.0.2.53", `action="/network"`, `action="/network/dhcp"`, `aria-current="page"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("network page lacks %q", want)
 		}
 	}
 	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
@@ -62,24 +68,24 @@ func TestPairAPIAndPage(t *testing.T) {
 		strings.Contains(body, "network port eth3") {
 		t.Errorf("the dashboard does not warn of eth2's link alone")
 	}
-	if body := e.do(req{method: "GET", path: "/pair", hdr: cookie}).Body.String(); strings.Count(body, "no link") != 2 || !strings.Contains(body, "connected") {
-		t.Errorf("pair page link states wrong")
+	if body := e.do(req{method: "GET", path: "/network", hdr: cookie}).Body.String(); strings.Count(body, "no link") != 2 || !strings.Contains(body, "connected") {
+		t.Errorf("network page link states wrong")
 	}
 	if w := e.do(req{method: "GET", path: "/api/v1/network", hdr: bearer}); !strings.Contains(w.Body.String(), `"name":"eth2","mac":"52:54:00:12:34:57","carrier":false,"seen":true`) {
 		t.Errorf("network API = %s", w.Body)
 	}
-	e.do(req{method: "POST", path: "/pair/network", hdr: form, body: "name=bond0&address=198.51.100.1%2F24&dns=192.0.2.54%2C+192.0.2.55&members=eth2+eth3"})
+	e.do(req{method: "POST", path: "/network", hdr: form, body: "name=bond0&address=198.51.100.1%2F24&dns=192.0.2.54%2C+192.0.2.55&members=eth2+eth3"})
 	if got := e.net.ports; len(got) != 2 || got[1].Name != "bond0" || !slices.Equal(got[1].DNS, []string{"192.0.2.54", "192.0.2.55"}) ||
 		!slices.Equal(got[1].Members, []string{"eth2", "eth3"}) {
 		t.Errorf("network form: ports %+v", got)
 	}
 	// The form's change is on probation: the page says until when and offers to keep it; another change
 	// waits; once kept, a port goes back to DHCP (on probation too).
-	body = e.do(req{method: "GET", path: "/pair", hdr: cookie}).Body.String()
-	if e.net.trial == nil || e.net.trial.By != "admin" || !strings.Contains(body, `id="network-trial"`) || !strings.Contains(body, `action="/pair/network/confirm"`) {
+	body = e.do(req{method: "GET", path: "/network", hdr: cookie}).Body.String()
+	if e.net.trial == nil || e.net.trial.By != "admin" || !strings.Contains(body, `id="network-trial"`) || !strings.Contains(body, `action="/network/confirm"`) {
 		t.Errorf("the change is not on probation: %+v", e.net.trial)
 	}
-	if w := e.do(req{method: "POST", path: "/pair/network/dhcp", hdr: form, body: "name=bond0"}); len(e.net.ports) != 2 || !strings.Contains(w.Body.String(), "on probation") {
+	if w := e.do(req{method: "POST", path: "/network/dhcp", hdr: form, body: "name=bond0"}); len(e.net.ports) != 2 || !strings.Contains(w.Body.String(), "on probation") {
 		t.Errorf("a second change while one is on probation: ports %+v", e.net.ports)
 	}
 	if w := e.do(req{method: "POST", path: "/api/v1/network/confirm", hdr: bearer}); w.Code != 204 || e.net.trial != nil {
@@ -88,11 +94,11 @@ func TestPairAPIAndPage(t *testing.T) {
 	if w := e.do(req{method: "POST", path: "/api/v1/network/confirm", hdr: bearer}); w.Code != 409 {
 		t.Errorf("confirm with nothing on probation = %d", w.Code)
 	}
-	if e.do(req{method: "POST", path: "/pair/network/dhcp", hdr: form, body: "name=bond0"}); len(e.net.ports) != 1 || e.net.ports[0].Name == "bond0" || e.net.trial == nil {
+	if e.do(req{method: "POST", path: "/network/dhcp", hdr: form, body: "name=bond0"}); len(e.net.ports) != 1 || e.net.ports[0].Name == "bond0" || e.net.trial == nil {
 		t.Errorf("DHCP again: ports %+v, trial %+v", e.net.ports, e.net.trial)
 	}
 	e.net.trial = &appliance.NetworkTrial{By: "admin", Until: time.Now(), Reverted: true, Why: "it was not confirmed in time"}
-	if body := e.do(req{method: "GET", path: "/pair", hdr: cookie}).Body.String(); !strings.Contains(body, `id="network-reverted"`) {
+	if body := e.do(req{method: "GET", path: "/network", hdr: cookie}).Body.String(); !strings.Contains(body, `id="network-reverted"`) {
 		t.Error("the page does not say the change was put back")
 	}
 	if w := e.do(req{method: "PUT", path: "/api/v1/network", hdr: bearer, body: `{"ports":[],"revert_after_s":-1}`}); w.Code != 400 {

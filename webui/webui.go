@@ -136,7 +136,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 			}
 			return "+" + sizeIn(l, d)
 		}
-		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "documents", "shares", "users", "audit", "alerts"} {
+		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "documents", "shares", "network", "users", "audit", "alerts"} {
 			t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/live.html", "templates/"+p+".html")
 			if err != nil {
 				return nil, fmt.Errorf("parse template %s: %w", p, err)
@@ -149,7 +149,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 
 // Routes is the route table.
 func (s *Server) Routes() []Route {
-	return slices.Concat(s.systemRoutes(), s.storageRoutes(), s.databaseRoutes(), s.backupRoutes(), s.shareRoutes(), s.pairRoutes(), s.accountRoutes(), s.alertRoutes())
+	return slices.Concat(s.systemRoutes(), s.storageRoutes(), s.databaseRoutes(), s.backupRoutes(), s.shareRoutes(), s.pairRoutes(), s.networkRoutes(), s.accountRoutes(), s.alertRoutes())
 }
 
 // systemRoutes: setup, login, the dashboard, power and firmware.
@@ -256,7 +256,7 @@ func (s *Server) backupRoutes() []Route {
 	}
 }
 
-// pairRoutes: the pair and the network.
+// pairRoutes: the pair.
 func (s *Server) pairRoutes() []Route {
 	return []Route{
 		{"GET /pair", Viewer, s.pagePair},
@@ -266,18 +266,12 @@ func (s *Server) pairRoutes() []Route {
 		{"POST /pair/role", Admin, s.formPairRole},
 		{"POST /pair/maintenance", Admin, s.formMaintenance},
 		{"POST /api/v1/pair/maintenance", Admin, s.apiMaintenance},
-		{"POST /pair/network", Admin, s.formNetwork},
-		{"POST /pair/network/dhcp", Admin, s.formDHCP},
-		{"POST /pair/network/confirm", Admin, s.formConfirmNetwork},
 		{"GET /api/v1/pair", Viewer, s.apiPair},
 		{"POST /api/v1/pair/invite", Admin, s.apiInvite},
 		{"POST /api/v1/pair/join", Admin, s.apiJoin},
 		{"DELETE /api/v1/pair", Admin, s.apiUnpair},
 		{"POST /api/v1/pair/role", Admin, s.apiPairRole},
 		{"GET /api/v1/pair/witness-key", Admin, s.apiWitnessKey},
-		{"GET /api/v1/network", Viewer, s.apiNetwork},
-		{"PUT /api/v1/network", Admin, s.apiSetNetwork},
-		{"POST /api/v1/network/confirm", Admin, s.apiConfirmNetwork},
 	}
 }
 
