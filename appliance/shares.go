@@ -29,6 +29,9 @@ type SharesStatus struct {
 	Accounts []FileAccount `json:"accounts"`
 	// Folder is where the shares' folders are on the data array.
 	Folder string `json:"folder"`
+	// Changeable: the shares are changed on this unit (alone, or the active unit of its pair); the
+	// standby takes the active unit's.
+	Changeable bool `json:"changeable"`
 }
 
 // File server states.

@@ -611,6 +611,7 @@ var fr = map[string]string{
 	"Network": "Réseau",
 	"The ports' addresses and name servers are on the Network page.": "Les adresses des ports et les serveurs de noms sont sur la page Réseau.",
 	"Each port takes its address by DHCP unless it has a fixed one here. A change is applied at once and put back by itself after a minute unless you confirm it from the unit's new address: a wrong address cannot take the unit off the office's network for good.": "Chaque port prend son adresse par DHCP, sauf s'il a ici une adresse fixe. Un changement s'applique aussitôt et est annulé de lui-même au bout d'une minute si vous ne le confirmez pas depuis la nouvelle adresse de l'appareil : une adresse erronée ne peut pas couper durablement l'appareil du réseau du cabinet.",
+	"This unit is the standby of its pair: the shares and file accounts are changed on the active unit, which hands them to this one.":                                                                                                                                 "Cet appareil est l'appareil de secours de sa paire : les partages et les comptes de fichiers se modifient sur l'appareil actif, qui les lui transmet.",
 	"Share saved.": "Partage enregistré.",
 	"The share is no longer offered; its folder and its files are kept.": "Le partage n'est plus proposé ; son dossier et ses fichiers sont gardés.",
 	"File account saved.": "Compte de fichiers enregistré.",

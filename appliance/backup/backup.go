@@ -218,11 +218,12 @@ const (
 	guideName  = "RESTORE.txt"         // how to restore, in plain text: the one object not encrypted
 )
 
-// exportConfig writes the unit's settings and accounts as stored, as JSON: password hashes and keys too,
-// so the object is encrypted like the rest. Sessions and the event history are left out.
+// exportConfig writes the unit's settings, accounts and file shares as stored, as JSON: password and NT
+// hashes and keys too, so the object is encrypted like the rest. Sessions and the event history are left
+// out.
 func (e *Engine) exportConfig(w io.Writer) error {
 	out := map[string]map[string]json.RawMessage{}
-	for _, b := range []string{state.BucketConfig, state.BucketAuth} {
+	for _, b := range []string{state.BucketConfig, state.BucketAuth, state.BucketShares} {
 		kv := map[string]json.RawMessage{}
 		err := e.Store.ForEach(b, func(k string, v []byte) error {
 			switch {

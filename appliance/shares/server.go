@@ -21,7 +21,7 @@ import (
 )
 
 const (
-	bucket = "shares"
+	bucket = state.BucketShares
 	key    = "config"
 )
 
@@ -48,21 +48,26 @@ type Server struct {
 	Every time.Duration
 	// OwnerIDs answers the uid and gid of Owner (default: from /etc/passwd).
 	OwnerIDs func() (uid, gid int, err error)
+	// Leads says whether the shares are changed on this unit (alone, or the active unit of its pair);
+	// nil: always. Send hands the settings to the other unit of the pair (nil: never paired).
+	Leads func() bool
+	Send  func(ctx context.Context, settings []byte) error
 
 	mu      sync.Mutex
 	cfg     config
 	loaded  bool
 	state   string
 	why     string
-	changed chan struct{}
+	changed chan struct{} // to Run: the settings changed
+	sendNow chan struct{} // to RunSync
 }
 
 func (s *Server) load() error {
+	if s.changed == nil {
+		s.changed, s.sendNow = make(chan struct{}, 1), make(chan struct{}, 1)
+	}
 	if s.loaded {
 		return nil
-	}
-	if s.changed == nil {
-		s.changed = make(chan struct{}, 1)
 	}
 	var c config
 	if err := s.Store.GetJSON(bucket, key, &c); err != nil && !errors.Is(err, state.ErrNotFound) {
@@ -74,6 +79,9 @@ func (s *Server) load() error {
 
 // change applies f to a copy of the configuration and stores it; the running server picks it up.
 func (s *Server) change(f func(*config) error) error {
+	if !s.leads() {
+		return errNotHere
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.load(); err != nil {
@@ -87,11 +95,18 @@ func (s *Server) change(f func(*config) error) error {
 		return fmt.Errorf("save the file shares' settings: %w", err)
 	}
 	s.cfg = c
-	select {
-	case s.changed <- struct{}{}:
-	default:
-	}
+	s.notify()
 	return nil
+}
+
+// notify tells Run and RunSync that the settings changed.
+func (s *Server) notify() {
+	for _, c := range []chan struct{}{s.changed, s.sendNow} {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func cloneShares(in []appliance.FileShare) []appliance.FileShare {
@@ -111,7 +126,8 @@ func (s *Server) Shares(context.Context) appliance.SharesStatus {
 	if err := s.load(); err != nil {
 		s.state, s.why = appliance.SharesFailed, "The file shares' settings cannot be read; the service log has the details."
 	}
-	st := appliance.SharesStatus{State: s.state, Why: s.why, Folder: s.Dir, Shares: cloneShares(s.cfg.Shares), Accounts: []appliance.FileAccount{}}
+	st := appliance.SharesStatus{State: s.state, Why: s.why, Folder: s.Dir, Shares: cloneShares(s.cfg.Shares), Accounts: []appliance.FileAccount{},
+		Changeable: s.leads()}
 	if st.State == "" {
 		st.State = appliance.SharesStopped
 	}

@@ -25,6 +25,7 @@ const (
 	BucketAuth     = "auth"
 	BucketSessions = "sessions"
 	BucketEvents   = "events"
+	BucketShares   = "shares" // the file shares and their accounts (NT hashes)
 )
 
 // ErrNotFound is returned for a key that is not there.

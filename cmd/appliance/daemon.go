@@ -114,7 +114,8 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		{Name: "network", Run: ports.Run}, {Name: "links", Run: ports.Watcher.Run}, {Name: "pair", Run: node.Run}, {Name: "backups", Run: backups.Run},
 		{Name: "notifications", Run: alerts.Run}, {Name: "firmware install", Run: installer.Run}, {Name: "firmware updates", Run: updater.Run},
 		{Name: "rolling updates", Run: updater.RunRollout}, {Name: "file shares", Run: files.Run},
-		{Name: "pair link", Run: (&pair.Link{Log: log.With("part", "pair link"), Node: node, Handler: linkHandler(updater, db, node, backups.LinkHandler(host)), Cert: keeper.GetCertificate}).Run}} {
+		{Name: "file shares to the partner", Run: files.RunSync},
+		{Name: "pair link", Run: (&pair.Link{Log: log.With("part", "pair link"), Node: node, Handler: linkHandler(updater, db, node, backups.LinkHandler(host), files.LinkHandler()), Cert: keeper.GetCertificate}).Run}} {
 		parts.Add(p.Name, p.Run)
 	}
 	partsDone := make(chan struct{})
@@ -188,6 +189,7 @@ func serveUI(ctx context.Context, log *slog.Logger, ui *webui.Server, keeper *ce
 // fileShares is the office's file server: the shares' folders are on the data array, and only a unit that
 // is alone or the active unit of its pair serves them.
 func fileShares(log *slog.Logger, st *state.Store, disks *storage.Manager, node *pair.Node, host string) *shares.Server {
+	toPartner := shares.LinkClient(node.Call)
 	return &shares.Server{Log: log.With("part", "file shares"), Store: st, Dir: "/data/documents", Smbd: "/usr/sbin/smbd",
 		Conf: "/etc/samba/smb.conf", RunDir: "/run/samba", PrivateDir: filepath.Join(storage.System.Mount(), "samba"),
 		Passwd: "/etc/passwd", Name: netbiosName(host),
@@ -199,6 +201,15 @@ func fileShares(log *slog.Logger, st *state.Store, disks *storage.Manager, node 
 				return false, "This unit is not the active unit of the pair: the active unit serves the shares."
 			}
 			return true, ""
+		},
+		// The shares are changed on the unit that serves them and handed to the other over the pair link,
+		// so that the unit taking over serves the same shares to the same accounts.
+		Leads: func() bool { r := node.Role(); return r == pair.Single || r == pair.Active },
+		Send: func(ctx context.Context, settings []byte) error {
+			if node.Role() == pair.Single {
+				return nil
+			}
+			return toPartner(ctx, settings)
 		}}
 }
 
