@@ -154,12 +154,48 @@ func TestPairFailover(t *testing.T) {
 	waitRoles(t, "after switchover back to A", 30*time.Second, l.a, l.b, "active", "standby")
 	l.expectAnswer(t, l.a, 90*time.Second)
 
+	// The file shares follow the pair: made on the active unit (A), handed to B, which refuses changes of
+	// its own while it is the standby; after the failover below, B serves them to the same accounts.
+	for _, c := range []struct{ path, body string }{
+		{"/api/v1/file-accounts/marie", `{"password":"Marie's long password"}`},
+		{"/api/v1/shares/Clients", `{"read_write":["marie"]}`},
+	} {
+		if code, body := l.a.call("PUT", c.path, l.a.tok, c.body); code/100 != 2 {
+			t.Fatalf("%s on A = %d %s", c.path, code, body)
+		}
+	}
+	eventually(t, time.Minute, "B has A's shares", func() error {
+		if code, body := l.b.call("GET", "/api/v1/shares", l.b.tok, ""); code != 200 || !strings.Contains(body, `"name":"Clients"`) ||
+			!strings.Contains(body, `"accounts":[{"name":"marie"}]`) || !strings.Contains(body, `"changeable":false`) {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	if code, body := l.b.call("PUT", "/api/v1/shares/Other", l.b.tok, `{"read_only":["marie"]}`); code != 409 {
+		t.Errorf("a share made on the standby = %d %s, want 409", code, body)
+	}
+	eventually(t, time.Minute, "A serves the share", func() error {
+		if out, err := smbAt(l.a.SMB, "Clients", "marie", "Marie's long password", "-c", "ls"); err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	if out, err := smbAt(l.b.SMB, "Clients", "marie", "Marie's long password", "-c", "ls"); err == nil {
+		t.Errorf("the standby serves the shares: %s", out)
+	}
+
 	// kill -9 of the active unit: the PC reaches B on the service address.
 	took := l.killAndMeasure(t, l.a, l.b)
 	t.Logf("failover: the client got its first answer from unit-b %v after kill -9 of unit-a", took)
 	if st := l.b.mustPair(); st.Role != "active" || !st.VIPHeld {
 		t.Fatalf("B after failover: %+v", st)
 	}
+	eventually(t, time.Minute, "B serves the share to the same account", func() error {
+		if out, err := smbAt(l.b.SMB, "Clients", "marie", "Marie's long password", "-c", "ls"); err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
 
 	// A comes back: standby, and it stays so.
 	l.a = l.restart(t, l.a, "unit-a", l.aDisk)
