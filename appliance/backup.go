@@ -31,6 +31,13 @@ type Backup struct {
 	TakenOn string `json:"taken_on,omitempty"`
 }
 
+// ConfigRestored says what a configuration restore brought back, and what it left as the unit had it.
+type ConfigRestored struct {
+	ID          string   `json:"id"`
+	Restored    []string `json:"restored"`
+	NotRestored []string `json:"not_restored"`
+}
+
 // DocumentFile is one document in a documents backup (GET /api/v1/backups/{id}/documents).
 type DocumentFile struct {
 	Path     string    `json:"path"`
@@ -143,6 +150,9 @@ type Backups interface {
 	DocumentFiles(ctx context.Context, id string) ([]DocumentFile, error)
 	OpenDocument(ctx context.Context, id, path string) (io.ReadCloser, DocumentFile, error)
 	RunBackup(ctx context.Context, kind string) (Backup, error)
+	// RestoreConfig brings a backup's settings (the file shares and their accounts) back onto this unit,
+	// in the disaster-recovery flow after the identity import.
+	RestoreConfig(ctx context.Context, id string) (ConfigRestored, error)
 	VerifyBackup(ctx context.Context, id string) (BackupVerification, error)
 	// RestoreBackup brings databases back from backup id into the production database; the replaced
 	// ones are kept under another name.

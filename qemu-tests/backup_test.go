@@ -102,6 +102,16 @@ func TestBackupToS3(t *testing.T) {
 	if code, body := u.call("PUT", "/api/v1/backups/targets", tok, fmt.Sprintf(target, "office-secret-key")); code != 204 {
 		t.Fatalf("target = %d %s", code, body)
 	}
+	// The office's file share (the folder the documents backup reads below) and its account: in the
+	// backup's configuration, restored onto the new unit.
+	for _, c := range []struct{ path, body string }{
+		{"/api/v1/file-accounts/marie", `{"password":"Marie's long password"}`},
+		{"/api/v1/shares/smith", `{"read_write":["marie"],"comment":"the Smith file"}`},
+	} {
+		if code, body := u.call("PUT", c.path, tok, c.body); code/100 != 2 {
+			t.Fatalf("%s = %d %s", c.path, code, body)
+		}
+	}
 	code, body = u.call("POST", "/api/v1/backups/run", tok, `{"kind":"dump"}`)
 	var b struct {
 		ID      string   `json:"id"`
@@ -283,6 +293,20 @@ func TestBackupToS3(t *testing.T) {
 		t.Fatalf("documents restore = %d %s", code, body)
 	}
 	n.checkData(map[string]string{"documents/smith/contract.pdf": contract})
+	// The settings: the share and its account (same password) come back, and the new unit serves the
+	// restored documents through it.
+	code, body = n.call("POST", "/api/v1/backups/"+b.ID+"/config/restore", ntok, "")
+	if code != 200 || !strings.Contains(body, "1 file shares and 1 file accounts") || !strings.Contains(body, `"not_restored":[`) {
+		t.Fatalf("configuration restore = %d %s", code, body)
+	}
+	t.Logf("configuration restore: %s", body)
+	eventually(t, time.Minute, "the new unit serves the restored share", func() error {
+		out, err := n.smb("smith", "marie", "Marie's long password", "-c", "ls")
+		if err != nil || !strings.Contains(out, "contract.pdf") {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
 	if code, body := n.call("POST", "/api/v1/backups/"+b.ID+"/restore", ntok, `{}`); code != 409 {
 		t.Errorf("a second restore over the restored database without replace = %d %s", code, body)
 	}

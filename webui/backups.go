@@ -409,3 +409,24 @@ func (s *Server) formBackupTarget(w http.ResponseWriter, r *http.Request, sess a
 	err := s.backups.SetTargets(r.Context(), []appliance.BackupTarget{t})
 	s.renderBackups(w, r, sess, backupsPage{}, err, "Offsite target saved: backups are copied there from now on.")
 }
+
+func (s *Server) apiRestoreConfig(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Warn("configuration restore requested", "id", r.PathValue("id"), "user", sess.User, "remote", remote(r))
+	res, err := s.backups.RestoreConfig(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) formRestoreConfig(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var err error
+	if r.PostFormValue("confirm") != "yes" {
+		err = fmt.Errorf("%w: tick the box to confirm that this unit's file shares are replaced", appliance.ErrBadInput)
+	} else {
+		s.log.Warn("configuration restore requested", "id", r.PathValue("id"), "user", sess.User, "remote", remote(r))
+		_, err = s.backups.RestoreConfig(r.Context(), r.PathValue("id"))
+	}
+	s.renderBackups(w, r, sess, backupsPage{}, err, "The file shares and file accounts are restored from the backup (their passwords too). Not restored: web accounts, the pair, the HTTPS certificate, network addresses, notification, storage and disk-health settings.")
+}

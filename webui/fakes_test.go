@@ -306,16 +306,17 @@ func (f *fakeNetwork) SetPorts(_ context.Context, p []appliance.NetworkPort) err
 
 // fakeBackups has one verified backup once set up.
 type fakeBackups struct {
-	identity  string
-	targets   []appliance.BackupTarget
-	runs      int
-	restores  []appliance.BackupRestore
-	moments   []time.Time
-	retention appliance.BackupRetention
-	folders   []string
-	running   string
-	progress  [2]int64
-	failAt    int // Export fails after writing this many bytes (0: never)
+	identity       string
+	targets        []appliance.BackupTarget
+	runs           int
+	restores       []appliance.BackupRestore
+	configRestores []string
+	moments        []time.Time
+	retention      appliance.BackupRetention
+	folders        []string
+	running        string
+	progress       [2]int64
+	failAt         int // Export fails after writing this many bytes (0: never)
 }
 
 func (f *fakeBackups) Backups(context.Context) (appliance.BackupStatus, error) {
@@ -443,6 +444,11 @@ func (f *fakeBackups) SetTargets(_ context.Context, ts []appliance.BackupTarget)
 func (f *fakeBackups) RunBackup(_ context.Context, kind string) (appliance.Backup, error) {
 	f.runs++
 	return appliance.Backup{ID: "20261123T101500Z-" + kind, Kind: kind}, nil
+}
+
+func (f *fakeBackups) RestoreConfig(_ context.Context, id string) (appliance.ConfigRestored, error) {
+	f.configRestores = append(f.configRestores, id)
+	return appliance.ConfigRestored{ID: id, Restored: []string{"1 file shares and 1 file accounts"}}, nil
 }
 
 func (f *fakeBackups) VerifyBackup(_ context.Context, id string) (appliance.BackupVerification, error) {

@@ -87,3 +87,21 @@ func TestSharesPage(t *testing.T) {
 		t.Errorf("page: %s", w.Body)
 	}
 }
+
+// A configuration restore: the API answers what was restored; the form needs its box ticked.
+func TestRestoreConfigRoutes(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	if w := e.do(req{method: "POST", path: "/api/v1/backups/20261204T101500Z-dump/config/restore", hdr: bearer(tok)}); w.Code != 200 ||
+		!strings.Contains(w.Body.String(), `"restored":["1 file shares and 1 file accounts"]`) {
+		t.Errorf("API = %d %s", w.Code, w.Body)
+	}
+	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	if w := e.do(req{method: "POST", path: "/backups/20261204T101500Z-dump/config/restore", hdr: form}); !strings.Contains(w.Body.String(), "tick the box") {
+		t.Errorf("form without the box: %s", w.Body)
+	}
+	e.do(req{method: "POST", path: "/backups/20261204T101500Z-dump/config/restore", hdr: form, body: "confirm=yes"})
+	if got := e.backups.configRestores; len(got) != 2 || got[1] != "20261204T101500Z-dump" {
+		t.Errorf("restores asked: %v", got)
+	}
+}

@@ -6,10 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/shares"
+	"github.com/lawbox/appliance/appliance/state"
 )
 
 // "Back up now" on the production unit of a pair: the mirror (here a real PostgreSQL server and engine
@@ -59,5 +62,53 @@ func TestBackupNowOnProductionRunsOnTheMirror(t *testing.T) {
 	link.Close()
 	if _, err := production.RunBackup(ctx, KindDump); !errors.Is(err, appliance.ErrUnavailable) {
 		t.Errorf("an unreachable mirror: %v", err)
+	}
+}
+
+// A new unit takes the file shares and accounts of a lost one from its backup (the NT hashes too, so the
+// same passwords work), and says what it did not restore; a documents backup has no configuration.
+func TestRestoreConfigOntoANewUnit(t *testing.T) {
+	srv := startServer(t)
+	old := newService(t, srv)
+	ctx := context.Background()
+	if _, err := old.CreateIdentity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	oldShares := &shares.Server{Log: old.Log, Store: old.Store}
+	if err := oldShares.PutAccount(ctx, "marie", "Marie's long password"); err != nil {
+		t.Fatal(err)
+	}
+	if err := oldShares.PutShare(ctx, appliance.FileShare{Name: "Clients", ReadWrite: []string{"marie"}, Encrypt: true}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := old.RunBackup(ctx, KindDump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The new unit: its own state store, the same backups (the recovery identity is the cluster's here,
+	// as after its import).
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e := *old.Engine
+	e.Store = st
+	fresh := NewService(&e, func(context.Context) bool { return true }, 30)
+	newShares := &shares.Server{Log: old.Log, Store: st}
+	fresh.ConfigParts = []ConfigPart{func(ctx context.Context, b Buckets) (string, error) { return newShares.RestoreConfig(ctx, b) }}
+	res, err := fresh.RestoreConfig(ctx, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Restored) != 1 || !strings.Contains(res.Restored[0], "1 file shares and 1 file accounts") || len(res.NotRestored) == 0 {
+		t.Errorf("restore said %+v", res)
+	}
+	got, want := newShares.Shares(ctx), oldShares.Shares(ctx)
+	if len(got.Shares) != 1 || got.Shares[0].Name != "Clients" || !got.Shares[0].Encrypt || len(got.Accounts) != 1 || got.Accounts[0] != want.Accounts[0] {
+		t.Errorf("restored shares %+v, want %+v", got, want)
+	}
+	if _, err := fresh.RestoreConfig(ctx, "20990101T000000Z-dump"); err == nil {
+		t.Error("a backup that does not exist restored")
 	}
 }

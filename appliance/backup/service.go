@@ -27,9 +27,11 @@ type Service struct {
 	ShouldRun func(ctx context.Context) bool
 	// Partner asks the other unit of the pair to take a backup now (over the pair link; it answers with
 	// LinkHandler): what "back up now" does on a unit that does not take the backups. Nil: not paired.
-	Partner  func(ctx context.Context, kind string) (appliance.Backup, error)
-	Keep     int    // nightly dumps kept unless the admin chose otherwise (30)
-	DataRoot string // document folders must be under it ("/data")
+	Partner func(ctx context.Context, kind string) (appliance.Backup, error)
+	// ConfigParts take their settings from a configuration restored from a backup (RestoreConfig).
+	ConfigParts []ConfigPart
+	Keep        int    // nightly dumps kept unless the admin chose otherwise (30)
+	DataRoot    string // document folders must be under it ("/data")
 
 	jobs     sync.Mutex // one backup job at a time: the schedule sees what a manual run just did
 	mu       sync.Mutex

@@ -98,6 +98,37 @@ func (s *Server) replace(c config) error {
 	return nil
 }
 
+// RestoreConfig takes the shares and their accounts from a configuration restored from a backup (the
+// state store's shares bucket as the backup holds it), replacing this unit's. Only where the shares are
+// changed: on a standby it is a conflict, as any change.
+func (s *Server) RestoreConfig(_ context.Context, buckets map[string]map[string]json.RawMessage) (string, error) {
+	raw, ok := buckets[bucket][key]
+	if !ok {
+		return "no file shares (the backup has none)", nil
+	}
+	if !s.leads() {
+		return "", errNotHere
+	}
+	var c config
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return "", fmt.Errorf("the backup's file shares: %w", err)
+	}
+	for _, sh := range c.Shares {
+		if err := checkShareName(sh.Name); err != nil {
+			return "", fmt.Errorf("the backup's file shares: %w", err)
+		}
+	}
+	for _, a := range c.Accounts {
+		if err := checkAccountName(a.Name); err != nil || len(a.NTHash) != 16 || a.UID < firstUID {
+			return "", fmt.Errorf("the backup's file account %q is not valid: %w", a.Name, appliance.ErrBadInput)
+		}
+	}
+	if err := s.replace(c); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d file shares and %d file accounts (with their passwords)", len(c.Shares), len(c.Accounts)), nil
+}
+
 // LinkClient is Send over call, the pair link's request function.
 func LinkClient(call func(ctx context.Context, method, path string, body io.Reader, size int64) (*http.Response, error)) func(context.Context, []byte) error {
 	return func(ctx context.Context, body []byte) error {

@@ -87,6 +87,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		return toPartner(ctx, kind)
 	}
 	files := fileShares(log, st, disks, node, host)
+	backups.ConfigParts = []backup.ConfigPart{func(ctx context.Context, b backup.Buckets) (string, error) { return files.RestoreConfig(ctx, b) }}
 	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
 		Keep: node.ServiceAddress, Resolver: &static.SystemResolver, Watcher: &link.Watcher{Log: log.With("part", "link")}}
 	keeper, err := certs.NewKeeper(st, host, localIPs(), time.Now)
