@@ -28,13 +28,9 @@ var notRestored = []string{
 
 // ReadConfig reads the configuration held by backup backupID on t.
 func (e *Engine) ReadConfig(ctx context.Context, t Target, backupID string) (Buckets, error) {
-	id, err := e.Identity()
+	m, id, err := e.manifest(ctx, t, backupID)
 	if err != nil {
 		return nil, err
-	}
-	m, err := readManifest(ctx, t, backupID+"/"+manifestName, id)
-	if err != nil {
-		return nil, fmt.Errorf("backup %s: %w", backupID, err)
 	}
 	for _, o := range m.Objects {
 		if o.Key != backupID+"/"+configName {

@@ -211,13 +211,9 @@ func (c *countReader) Read(b []byte) (int, error) {
 
 // documents reads documents backup backupID on t.
 func (e *Engine) documents(ctx context.Context, t Target, backupID string) (*Manifest, *age.X25519Identity, error) {
-	id, err := e.Identity()
+	m, id, err := e.manifest(ctx, t, backupID)
 	if err != nil {
 		return nil, nil, err
-	}
-	m, err := readManifest(ctx, t, backupID+"/"+manifestName, id)
-	if err != nil {
-		return nil, nil, fmt.Errorf("backup %s: %w", backupID, err)
 	}
 	if m.Kind != KindDocuments {
 		return nil, nil, fmt.Errorf("backup %s holds no documents: %w", backupID, appliance.ErrBadInput)

@@ -92,9 +92,9 @@ func TestRestoreConfigOntoANewUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	e := *old.Engine
-	e.Store = st
-	fresh := NewService(&e, func(context.Context) bool { return true }, 30)
+	e := newEngine(t, srv, old.Local)
+	e.Store, e.Log = st, old.Log
+	fresh := NewService(e, func(context.Context) bool { return true }, 30)
 	newShares := &shares.Server{Log: old.Log, Store: st}
 	fresh.ConfigParts = []ConfigPart{func(ctx context.Context, b Buckets) (string, error) { return newShares.RestoreConfig(ctx, b) }}
 	res, err := fresh.RestoreConfig(ctx, b.ID)

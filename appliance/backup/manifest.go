@@ -109,3 +109,16 @@ func readManifest(ctx context.Context, t Target, key string, id age.Identity) (*
 	}
 	return &m, nil
 }
+
+// manifest reads the manifest of backup backupID on t with the recovery identity, which it answers too.
+func (e *Engine) manifest(ctx context.Context, t Target, backupID string) (*Manifest, *age.X25519Identity, error) {
+	id, err := e.Identity()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := readManifest(ctx, t, backupID+"/"+manifestName, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("backup %s: %w", backupID, err)
+	}
+	return m, id, nil
+}

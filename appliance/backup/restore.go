@@ -35,13 +35,9 @@ func reservedName(name string) bool {
 func (e *Engine) Restore(ctx context.Context, t Target, backupID string, dbs []string, into string, replace bool) ([]appliance.RestoredDatabase, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	id, err := e.Identity()
+	m, id, err := e.manifest(ctx, t, backupID)
 	if err != nil {
 		return nil, err
-	}
-	m, err := readManifest(ctx, t, backupID+"/"+manifestName, id)
-	if err != nil {
-		return nil, fmt.Errorf("backup %s: %w", backupID, err)
 	}
 	if m.Kind == KindBase {
 		return nil, fmt.Errorf("backup %s is a base copy: restore it to a point in time: %w", backupID, appliance.ErrBadInput)
