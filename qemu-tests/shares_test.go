@@ -253,7 +253,7 @@ func negotiate(addr string) (dialect, security uint16, err error) {
 // the unit itself, in the same VM.
 func BenchmarkFileShares(b *testing.B) {
 	const mib = 64
-	u := boot(b, Config{Disks: []Disk{{ID: "a", Kind: Virtio, Serial: "FB-A", SizeMiB: 1024}, {ID: "b", Kind: Virtio, Serial: "FB-B", SizeMiB: 1024}}})
+	u := boot(b, Config{Disks: []Disk{{ID: "a", Kind: Virtio, Serial: "FB-A", SizeMiB: 2048}, {ID: "b", Kind: Virtio, Serial: "FB-B", SizeMiB: 2048}}})
 	tok := u.setupAndLogin()
 	for _, c := range []struct{ path, body string }{
 		{"/api/v1/file-accounts/bench", `{"password":"a long password"}`},

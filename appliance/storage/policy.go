@@ -12,7 +12,7 @@ import (
 // partition as the others; the data partition takes the rest of the disk.
 const (
 	mib            = 1 << 20
-	BootBytes      = 128 * mib // reserved for A/B firmware images
+	BootBytes      = 256 * mib // two firmware slots (A/B) and a quarter of one: a slot may take 2/5 of it
 	SystemBytes    = 256 * mib // bbolt state, configuration, logs
 	MinDiskBytes   = 1 << 30   // below this a disk is refused
 	Homehost       = "lawbox"  // stored in our superblocks' names: "lawbox:system", "lawbox:data"
