@@ -15,7 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lawbox/appliance/appliance"
-	"golang.org/x/crypto/md4" //lint:ignore SA1019 SMB's NTLM authentication is defined on MD4 (the NT hash); ksmbd keeps nothing else
+	"golang.org/x/crypto/md4" //lint:ignore SA1019 SMB's NTLM authentication is defined on MD4 (the NT hash); Samba keeps nothing else
 )
 
 // account is a file account as stored: the NT hash (MD4 of the UTF-16LE password) that SMB's
