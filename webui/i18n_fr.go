@@ -615,6 +615,7 @@ var fr = map[string]string{
 	"This unit's file shares and file accounts are replaced by the backup's": "Les partages et comptes de fichiers de cet appareil sont remplacés par ceux de la sauvegarde",
 	"Restore the settings": "Restaurer les réglages",
 	"The file shares and file accounts are restored from the backup (their passwords too). Not restored: web accounts, the pair, the HTTPS certificate, network addresses, notification, storage and disk-health settings.": "Les partages et comptes de fichiers sont restaurés depuis la sauvegarde (avec leurs mots de passe). Non restaurés : les comptes de l'interface web, la paire, le certificat HTTPS, les adresses réseau, les réglages de notification, de stockage et de santé des disques.",
+	"The file server stopped; the unit starts it again. The service log has the details.": "Le serveur de fichiers s'est arrêté ; l'appareil le redémarre. Le journal du service donne les détails.",
 	"Share saved.": "Partage enregistré.",
 	"The share is no longer offered; its folder and its files are kept.": "Le partage n'est plus proposé ; son dossier et ses fichiers sont gardés.",
 	"File account saved.": "Compte de fichiers enregistré.",

@@ -166,7 +166,11 @@ func (s *Server) set(st, why string) {
 	s.mu.Unlock()
 }
 
-// Run serves the shares while Serve allows it, until ctx ends.
+// maxRetryWait bounds the wait before a file server that failed is started again.
+const maxRetryWait = time.Minute
+
+// Run serves the shares while Serve allows it, until ctx ends. A server that fails to start, or stops by
+// itself, is started again after a wait that doubles each time (from Every to a minute).
 func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	err := s.load()
@@ -186,6 +190,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	var retry time.Time // a server that failed is not started again before this
+	wait := every       // and the wait doubles with each failure, up to maxRetryWait
 	for {
 		serve, why := s.Serve()
 		switch {
@@ -194,17 +200,28 @@ func (s *Server) Run(ctx context.Context) error {
 			s.stop(d)
 			d = nil
 		case serve && d != nil && d.exited():
-			s.Log.Error("the file server stopped by itself; starting it again", "err", d.err)
+			if time.Since(d.started) > maxRetryWait {
+				wait = every // it had been running: a first failure
+			}
+			s.Log.Error("the file server stopped by itself; starting it again", "err", d.err, "after", wait)
+			s.set(appliance.SharesFailed, "The file server stopped; the unit starts it again. The service log has the details.")
 			s.stop(d)
 			d = nil
+			retry, wait = time.Now().Add(wait), min(2*wait, maxRetryWait)
 		}
-		if !serve {
+		switch {
+		case !serve:
 			s.set(appliance.SharesStopped, why)
-		} else if err := s.apply(ctx, &d); err != nil {
-			s.Log.Error("file shares", "err", err)
-			s.set(appliance.SharesFailed, "The file server could not start; the unit tries again. The service log has the details.")
-		} else {
-			s.set(appliance.SharesServing, "")
+			retry, wait = time.Time{}, every
+		case time.Now().Before(retry):
+		default:
+			if err := s.apply(ctx, &d); err != nil {
+				s.Log.Error("file shares", "err", err, "again in", wait)
+				s.set(appliance.SharesFailed, "The file server could not start; the unit tries again. The service log has the details.")
+				retry, wait = time.Now().Add(wait), min(2*wait, maxRetryWait)
+			} else {
+				s.set(appliance.SharesServing, "")
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -319,6 +336,7 @@ func (s *Server) ownerIDs() (int, int, error) {
 
 // daemon is a running smbd and the configuration it was given.
 type daemon struct {
+	started time.Time
 	cmd     *exec.Cmd
 	done    chan struct{}
 	err     error
@@ -344,7 +362,7 @@ func (s *Server) start(ctx context.Context) (*daemon, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start smbd: %w", err)
 	}
-	d := &daemon{cmd: cmd, done: make(chan struct{})}
+	d := &daemon{cmd: cmd, done: make(chan struct{}), started: time.Now()}
 	go func() { d.err = cmd.Wait(); close(d.done) }()
 	return d, nil
 }

@@ -127,3 +127,37 @@ func TestServerFollowsServeAndReloads(t *testing.T) {
 		t.Errorf("settings read back: %+v", got)
 	}
 }
+
+// A server that stops as soon as it starts is started again after a wait that doubles, not every round.
+func TestServerBacksOff(t *testing.T) {
+	dir := t.TempDir()
+	smbd := filepath.Join(dir, "smbd")
+	if err := os.WriteFile(smbd, []byte("#!/bin/sh\necho start >> \"$(dirname \"$0\")/calls\"\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	passwd := filepath.Join(dir, "passwd")
+	if err := os.WriteFile(passwd, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Open(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := &Server{Log: slog.New(slog.DiscardHandler), Store: st, Dir: filepath.Join(dir, "documents"), RunDir: filepath.Join(dir, "run"),
+		PrivateDir: filepath.Join(dir, "private"), Conf: filepath.Join(dir, "smb.conf"), Passwd: passwd, Smbd: smbd, Every: 20 * time.Millisecond,
+		Serve: func() (bool, string) { return true, "" }, OwnerIDs: func() (int, int, error) { return os.Getuid(), os.Getgid(), nil }}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "calls"))
+	// 20, 40, 80, 160, 320, 640 ms: about 6 starts in 1.5 s; every 20 ms would be about 70.
+	if n := strings.Count(string(b), "start"); n < 3 || n > 9 {
+		t.Errorf("%d starts in 1.5 s", n)
+	}
+	if st := s.Shares(ctx); st.State != appliance.SharesFailed {
+		t.Errorf("state %+v", st)
+	}
+}
