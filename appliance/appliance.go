@@ -151,6 +151,7 @@ type Status struct {
 	Disks    []Disk    `json:"disks"`
 	Services []Service `json:"services,omitempty"`
 	Parts    []Service `json:"parts,omitempty"` // the daemon's parts (storage, database, pair, ...): running, or failed and restarting
+	TimeZone string    `json:"time_zone"`       // the office's, in which pages show times ("Europe/Paris"); the API's are UTC
 }
 
 // System reports on the unit and powers it off or reboots it.
@@ -158,6 +159,10 @@ type System interface {
 	Status(ctx context.Context) (Status, error)
 	// Shutdown asks PID 1 to stop every service and power off (reboot false) or reboot.
 	Shutdown(ctx context.Context, reboot bool) error
+	// TimeZone is the office's time zone, in which pages show times (UTC until one is set).
+	TimeZone() *time.Location
+	// SetTimeZone sets it by its IANA name ("Europe/Paris"); an unknown name is ErrBadInput.
+	SetTimeZone(name string) error
 }
 
 // ErrNotFound means the thing named in a request (a disk, an array) does not exist.

@@ -1,7 +1,9 @@
 package webui
 
 import (
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -10,6 +12,7 @@ type credentials struct {
 	Code     string `json:"code"` // the setup code; at login, the second factor's code
 	User     string `json:"user"`
 	Password string `json:"password"`
+	TimeZone string `json:"time_zone,omitempty"` // at setup: the office's ("Europe/Paris"); UTC without
 }
 
 func (s *Server) apiSetup(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
@@ -19,7 +22,41 @@ func (s *Server) apiSetup(w http.ResponseWriter, r *http.Request, _ appliance.Se
 		return
 	}
 	auditUser(r, "admin")
+	if err := s.setup(c); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// setup sets the admin password and, when given, the office's time zone (checked first: a wrong one
+// changes nothing).
+func (s *Server) setup(c credentials) error {
+	if c.TimeZone != "" {
+		if _, err := time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "Local" {
+			return fmt.Errorf("%w: time zone %q is not known: give one such as Europe/Paris", appliance.ErrBadInput, c.TimeZone)
+		}
+	}
 	if err := s.auth.Setup(c.Code, c.Password); err != nil {
+		return err
+	}
+	if c.TimeZone != "" {
+		return s.sys.SetTimeZone(c.TimeZone)
+	}
+	return nil
+}
+
+type timeZoneRequest struct {
+	TimeZone string `json:"time_zone"`
+}
+
+func (s *Server) apiSetTimeZone(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	var tz timeZoneRequest
+	if err := decode(r, &tz); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.sys.SetTimeZone(tz.TimeZone); err != nil {
 		s.fail(w, r, err)
 		return
 	}

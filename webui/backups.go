@@ -372,12 +372,13 @@ func (s *Server) formPointInTime(w http.ResponseWriter, r *http.Request, sess ap
 	longRequest(w)
 	req := restoreForm(r)
 	v := r.PostFormValue("at")
-	at, err := time.ParseInLocation("2006-01-02T15:04:05", v, time.UTC)
+	zone := s.sys.TimeZone() // the form's moment is the office's local time, as the page shows times
+	at, err := time.ParseInLocation("2006-01-02T15:04:05", v, zone)
 	if err != nil {
-		at, err = time.ParseInLocation("2006-01-02T15:04", v, time.UTC)
+		at, err = time.ParseInLocation("2006-01-02T15:04", v, zone)
 	}
 	if err != nil {
-		s.renderBackups(w, r, sess, backupsPage{}, fmt.Errorf("moment %q: date and time (UTC) needed: %w", v, appliance.ErrBadInput), "")
+		s.renderBackups(w, r, sess, backupsPage{}, fmt.Errorf("moment %q: a date and a time are needed: %w", v, appliance.ErrBadInput), "")
 		return
 	}
 	s.log.Warn("point-in-time restore requested", "at", at, "databases", req.Databases, "into", req.Into, "replace", req.Replace, "user", sess.User, "remote", remote(r))

@@ -123,7 +123,7 @@ func TestRestoreAndExport(t *testing.T) {
 	if !strings.Contains(w.Body.String(), "practice -&gt; practice_form") || len(e.backups.moments) != 2 || !e.backups.moments[1].Equal(at) {
 		t.Errorf("point-in-time form: moments %v: %s", e.backups.moments, w.Body)
 	}
-	if w := e.do(req{method: "POST", path: "/backups/point-in-time", hdr: form, body: "at=soon&database=practice"}); !strings.Contains(w.Body.String(), "date and time (UTC) needed") {
+	if w := e.do(req{method: "POST", path: "/backups/point-in-time", hdr: form, body: "at=soon&database=practice"}); !strings.Contains(w.Body.String(), "a date and a time are needed") {
 		t.Errorf("point-in-time form with a bad moment: %s", w.Body)
 	}
 

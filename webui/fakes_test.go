@@ -16,7 +16,26 @@ import (
 )
 
 // fakeSystem stands in for the unit's hardware; auth is the real one on a temporary store.
-type fakeSystem struct{ shutdowns []bool }
+type fakeSystem struct {
+	shutdowns []bool
+	zone      *time.Location
+}
+
+func (f *fakeSystem) TimeZone() *time.Location {
+	if f.zone == nil {
+		return time.UTC
+	}
+	return f.zone
+}
+
+func (f *fakeSystem) SetTimeZone(name string) error {
+	loc, err := time.LoadLocation(name)
+	if err != nil || name == "" {
+		return fmt.Errorf("%w: time zone %q", appliance.ErrBadInput, name)
+	}
+	f.zone = loc
+	return nil
+}
 
 func (f *fakeSystem) Status(context.Context) (appliance.Status, error) {
 	return appliance.Status{Version: "test", Hostname: "unit-a", UptimeS: 42,

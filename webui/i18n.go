@@ -94,3 +94,13 @@ func localPath(back string) string {
 	}
 	return u.Path
 }
+
+// zoneGuess is the time zone the setup page proposes for a language (the office changes it there).
+var zoneGuess = map[string]string{"fr": "Europe/Paris", "en": "UTC"}
+
+// officeZones are proposed in the time-zone fields (any IANA name is taken).
+var officeZones = []string{"Europe/Paris", "Europe/Brussels", "Europe/Luxembourg", "Europe/Monaco", "Europe/Zurich",
+	"Europe/London", "Europe/Dublin", "Europe/Berlin", "Europe/Madrid", "Europe/Rome", "Europe/Lisbon", "Europe/Amsterdam",
+	"America/Toronto", "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
+	"America/Martinique", "America/Guadeloupe", "America/Cayenne", "Indian/Reunion", "Indian/Mayotte", "Pacific/Noumea",
+	"Pacific/Tahiti", "Africa/Casablanca", "Africa/Dakar", "Africa/Abidjan", "UTC"}

@@ -110,7 +110,7 @@ func (s *Server) formSetup(w http.ResponseWriter, r *http.Request, _ appliance.S
 		return
 	}
 	auditUser(r, "admin")
-	if err := s.auth.Setup(r.PostForm.Get("code"), pw); err != nil {
+	if err := s.setup(credentials{Code: r.PostForm.Get("code"), Password: pw, TimeZone: r.PostForm.Get("time_zone")}); err != nil {
 		if errors.Is(err, appliance.ErrAlreadySetUp) {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return

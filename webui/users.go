@@ -406,3 +406,8 @@ func (s *Server) formResetCertificate(w http.ResponseWriter, r *http.Request, se
 	s.renderUsers(w, r, sess, "A new self-signed certificate is in use: browsers will warn once more; compare its fingerprint.",
 		s.certs.ResetCertificate(r.Context()))
 }
+
+func (s *Server) formTimeZone(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	err := s.sys.SetTimeZone(r.PostFormValue("time_zone"))
+	s.renderUsers(w, r, sess, "The time zone is saved: pages show times in it.", err)
+}

@@ -416,3 +416,38 @@ func TestServiceLogsAdminOnly(t *testing.T) {
 		}
 	}
 }
+
+// The office's time zone: chosen at setup (a wrong one sets nothing up), then pages show local times and a
+// point-in-time moment typed in the form is local time; the API stays UTC.
+func TestTimeZone(t *testing.T) {
+	e := newEnv(t)
+	if w := e.do(req{method: "GET", path: "/setup", hdr: map[string]string{"Accept-Language": "fr-FR"}}); !strings.Contains(w.Body.String(), `value="Europe/Paris"`) {
+		t.Errorf("a French browser is not proposed Europe/Paris: %s", w.Body)
+	}
+	code := e.auth.SetupCode()
+	if w := e.do(req{method: "POST", path: "/api/v1/setup", body: `{"code":"` + code + `","password":"` + pw + `","time_zone":"Mars/Olympus"}`}); w.Code != 400 || !e.auth.NeedsSetup() {
+		t.Fatalf("setup with a wrong zone = %d %s (set up: %v)", w.Code, w.Body, !e.auth.NeedsSetup())
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/setup", body: `{"code":"` + code + `","password":"` + pw + `","time_zone":"Europe/Paris"}`}); w.Code != 204 {
+		t.Fatalf("setup = %d %s", w.Code, w.Body)
+	}
+	if e.sys.TimeZone().String() != "Europe/Paris" {
+		t.Fatalf("zone %v", e.sys.TimeZone())
+	}
+	tok := e.login(t, "admin", pw)
+	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
+	entries, _ := e.auth.Audit(1, appliance.AuditLog)
+	local := entries[0].Time.In(e.sys.TimeZone()).Format("2006-01-02 15:04:05")
+	utc := entries[0].Time.UTC().Format("2006-01-02 15:04:05")
+	if body := e.do(req{method: "GET", path: "/audit", hdr: cookie}).Body.String(); !strings.Contains(body, local) || local == utc || strings.Contains(body, "<td>"+utc+"</td>") {
+		t.Errorf("the audit page does not show %s (Paris) for %s UTC", local, utc)
+	}
+	form := map[string]string{"Cookie": cookie["Cookie"], "Content-Type": "application/x-www-form-urlencoded"}
+	e.do(req{method: "POST", path: "/backups/point-in-time", hdr: form, body: "at=2026-12-04T10:30:00&database=practice&into=practice_then"})
+	if m := e.backups.moments; len(m) != 1 || !m[0].Equal(time.Date(2026, 12, 4, 9, 30, 0, 0, time.UTC)) {
+		t.Errorf("10:30 in Paris restored as %v, want 09:30 UTC", m)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/system/time-zone", hdr: bearer(tok), body: `{"time_zone":"America/Martinique"}`}); w.Code != 204 || e.sys.TimeZone().String() != "America/Martinique" {
+		t.Errorf("set zone = %d %s", w.Code, w.Body)
+	}
+}

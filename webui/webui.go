@@ -118,12 +118,17 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 			return ""
 		},
 		"now": func() time.Time { return time.Now().UTC() },
+		// local is a moment in the office's time zone: pages show local times, the API UTC
+		"local": func(t time.Time) time.Time { return t.In(s.sys.TimeZone()) },
+		"zone":  func() string { return s.sys.TimeZone().String() },
+		"zones": func() []string { return officeZones },
 	}
 	for _, l := range languages {
 		s.pages[l] = map[string]*template.Template{}
 		funcs["T"] = translator(l)
 		funcs["alert"] = alertText(l)
 		funcs["lang"] = func() string { return l }
+		funcs["zoneGuess"] = func() string { return zoneGuess[l] }
 		funcs["bytes"] = func(n int64) string { return sizeIn(l, n) }
 		funcs["duration"] = func(sec int64) string { return durationIn(l, sec) }
 		funcs["percent"] = func(p *float64) string { return decimal(l, *p*100) }
@@ -293,6 +298,8 @@ func (s *Server) accountRoutes() []Route {
 		{"DELETE /api/v1/users/{name}/totp", Viewer, s.apiDisableTOTP},
 		{"GET /audit", Admin, s.pageAudit},
 		{"POST /users/tls", Admin, s.formSetCertificate},
+		{"POST /users/timezone", Admin, s.formTimeZone},
+		{"PUT /api/v1/system/time-zone", Admin, s.apiSetTimeZone},
 		{"POST /users/tls/reset", Admin, s.formResetCertificate},
 		{"GET /api/v1/tls", Viewer, s.apiCertificate},
 		{"PUT /api/v1/tls", Admin, s.apiSetCertificate},

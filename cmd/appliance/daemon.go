@@ -140,7 +140,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	a.Announce = func(code string) { fmt.Printf("setup code: %s\n", code) }
 	a.SetupCode() // prints the code when the unit is not set up yet
 
-	ui, err := webui.New(webui.Parts{Auth: a, System: &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: initCtl, Parts: parts.Status},
+	ui, err := webui.New(webui.Parts{Auth: a, System: &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: initCtl, Parts: parts.Status, Store: st},
 		Storage: disks, Health: monitor, Database: db, Pair: node, Network: ports, Backups: backups, Notify: alerts, Certs: keeper, Firmware: updater, Shares: files}, log)
 	if err != nil {
 		return err
