@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/storage"
 )
 
 type storageStatus struct {
@@ -541,8 +542,8 @@ func corruptRootInode(t *testing.T, image string) {
 		}
 		return v
 	}
-	part := int64(1+128+256) << 20      // the data partition (storage.Layout)
-	if le(part+4096, 4) != 0xa92b4efc { // md superblock 1.2
+	part := int64(1<<20 + storage.BootBytes + storage.SystemBytes) // the data partition (storage.Layout)
+	if le(part+4096, 4) != 0xa92b4efc {                            // md superblock 1.2
 		t.Fatalf("no md superblock at the data partition of %s", image)
 	}
 	fs := part + int64(le(part+4096+128, 8))*512 // data_offset, in sectors
