@@ -17,10 +17,10 @@ type databasePage struct {
 }
 
 // lagSVG draws the mirror's lag in seconds over the last hour.
-func lagSVG(h []appliance.LagPoint) template.HTML {
+func lagSVG(h []appliance.LagPoint, zone *time.Location) template.HTML {
 	ts, vs := make([]time.Time, len(h)), make([]float64, len(h))
 	for i, p := range h {
-		ts[i], vs[i] = p.Time, p.Seconds
+		ts[i], vs[i] = p.Time.In(zone), p.Seconds
 	}
 	return lineSVG("mirror lag", "%.1f s", 0.5, ts, vs)
 }
@@ -90,7 +90,7 @@ func (s *Server) pageDatabase(w http.ResponseWriter, r *http.Request, sess appli
 
 func (s *Server) renderDatabase(w http.ResponseWriter, r *http.Request, sess appliance.Session, created *appliance.NewDatabase, actionErr error, notice ...string) {
 	st, err := s.db.Database(r.Context())
-	d := pageData{Session: sess, DB: databasePage{Status: st, Created: created, LagSVG: lagSVG(st.LagHistory)}}
+	d := pageData{Session: sess, DB: databasePage{Status: st, Created: created, LagSVG: lagSVG(st.LagHistory, s.sys.TimeZone())}}
 	if err == nil {
 		err = actionErr
 	}

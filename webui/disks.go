@@ -110,7 +110,7 @@ func (s *Server) renderDisk(w http.ResponseWriter, r *http.Request, sess applian
 		}
 	}
 	if h, err := s.health.History(r.Context(), serial); err == nil {
-		d.Disk.Graph = temperatureSVG(h)
+		d.Disk.Graph = temperatureSVG(h, s.sys.TimeZone())
 	}
 	s.render(w, r, http.StatusOK, "disk", d)
 }
@@ -132,13 +132,22 @@ func (s *Server) formAck(w http.ResponseWriter, r *http.Request, sess appliance.
 		s.health.Acknowledge(r.Context(), r.PathValue("serial"), r.PathValue("key")))
 }
 
-// temperatureSVG draws the temperature history.
-func temperatureSVG(h []appliance.HistoryPoint) template.HTML {
+// temperatureSVG draws the temperature history, its times in zone.
+func temperatureSVG(h []appliance.HistoryPoint, zone *time.Location) template.HTML {
 	ts, vs := make([]time.Time, len(h)), make([]float64, len(h))
 	for i, p := range h {
-		ts[i], vs[i] = p.Time, float64(p.TemperatureC)
+		ts[i], vs[i] = p.Time.In(zone), float64(p.TemperatureC)
 	}
 	return lineSVG("temperature history", "%.0f °C", 2, ts, vs)
+}
+
+// spaceSVG draws a filesystem's use over its daily history, in GB, its days in zone.
+func spaceSVG(h []appliance.SpacePoint, zone *time.Location) template.HTML {
+	ts, vs := make([]time.Time, len(h)), make([]float64, len(h))
+	for i, p := range h {
+		ts[i], vs[i] = p.Day.In(zone), float64(p.UsedBytes)/1e9
+	}
+	return lineSVG("space used over the last days", "%.1f GB", 0.1, ts, vs)
 }
 
 // lineSVG draws values over time as an inline SVG line (no script, no external asset), the value axis

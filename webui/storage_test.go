@@ -55,7 +55,9 @@ func TestStorageAPIAndPage(t *testing.T) {
 	for _, want := range []string{`<progress max="100" value="37.5">`, "holds an ext2/3/4 filesystem", `action="/storage/disks/SN-OLD/adopt"`, `http-equiv="refresh"`,
 		// the space: a bar, the figures, the trend and what takes the room
 		`<meter min="0" max="100" low="85" high="95" optimum="0" value="87.9"`, "87.0 GB used of 100.0 GB (87.9 %), 12.0 GB free. Change over the last 2 days: &#43;7.0 GB.",
-		`<th scope="row">backups</th><td>45.0 GB</td>`} {
+		`<th scope="row">backups</th><td>45.0 GB</td>`,
+		// and its graph over the days: from 80 to 87 GB, dated
+		`aria-label="space used over the last days"`, `>87.1 GB</text>`, `>79.9 GB</text>`, `>2026-11-05 00:00</text>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("storage page lacks %q", want)
 		}

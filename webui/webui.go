@@ -122,6 +122,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		"local": func(t time.Time) time.Time { return t.In(s.sys.TimeZone()) },
 		"zone":  func() string { return s.sys.TimeZone().String() },
 		"zones": func() []string { return officeZones },
+		"spaceGraph": func(h []appliance.SpacePoint) template.HTML { return spaceSVG(h, s.sys.TimeZone()) },
 	}
 	for _, l := range languages {
 		s.pages[l] = map[string]*template.Template{}
