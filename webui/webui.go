@@ -119,9 +119,9 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		},
 		"now": func() time.Time { return time.Now().UTC() },
 		// local is a moment in the office's time zone: pages show local times, the API UTC
-		"local": func(t time.Time) time.Time { return t.In(s.sys.TimeZone()) },
-		"zone":  func() string { return s.sys.TimeZone().String() },
-		"zones": func() []string { return officeZones },
+		"local":      func(t time.Time) time.Time { return t.In(s.sys.TimeZone()) },
+		"zone":       func() string { return s.sys.TimeZone().String() },
+		"zones":      func() []string { return officeZones },
 		"spaceGraph": func(h []appliance.SpacePoint) template.HTML { return spaceSVG(h, s.sys.TimeZone()) },
 	}
 	for _, l := range languages {
