@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -83,6 +84,14 @@ func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request, _ appliance.
 type diskPage struct {
 	Disk  appliance.DiskHealth
 	Graph template.HTML // SVG of the temperature history
+	// Counters: the history of each SMART counter that ever was not zero (reallocated sectors, media
+	// errors, ...), by its key
+	Counters []counterGraph
+}
+
+type counterGraph struct {
+	Key   string
+	Graph template.HTML
 }
 
 func (s *Server) pageDisk(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
@@ -111,6 +120,7 @@ func (s *Server) renderDisk(w http.ResponseWriter, r *http.Request, sess applian
 	}
 	if h, err := s.health.History(r.Context(), serial); err == nil {
 		d.Disk.Graph = temperatureSVG(h, s.sys.TimeZone())
+		d.Disk.Counters = counterSVGs(h, s.sys.TimeZone())
 	}
 	s.render(w, r, http.StatusOK, "disk", d)
 }
@@ -139,6 +149,33 @@ func temperatureSVG(h []appliance.HistoryPoint, zone *time.Location) template.HT
 		ts[i], vs[i] = p.Time.In(zone), float64(p.TemperatureC)
 	}
 	return lineSVG("temperature history", "%.0f °C", 2, ts, vs)
+}
+
+// counterSVGs draws the history of each counter that was not always zero: a counter that grows (pending
+// sectors, media errors) is what says a disk is going before its health does.
+func counterSVGs(h []appliance.HistoryPoint, zone *time.Location) []counterGraph {
+	keys := map[string]bool{}
+	for _, p := range h {
+		for k, v := range p.Counters {
+			if v != 0 {
+				keys[k] = true
+			}
+		}
+	}
+	var out []counterGraph
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		var ts []time.Time
+		var vs []float64
+		for _, p := range h {
+			if v, ok := p.Counters[k]; ok {
+				ts, vs = append(ts, p.Time.In(zone)), append(vs, float64(v))
+			}
+		}
+		if g := lineSVG("history of "+k, "%.0f", 1, ts, vs); g != "" {
+			out = append(out, counterGraph{Key: k, Graph: g})
+		}
+	}
+	return out
 }
 
 // spaceSVG draws a filesystem's use over its daily history, in GB, its days in zone.

@@ -149,7 +149,8 @@ func (f *fakeHealth) SetPollMinutes(_ context.Context, n int) error {
 
 func (f *fakeHealth) History(context.Context, string) ([]appliance.HistoryPoint, error) {
 	t0 := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
-	return []appliance.HistoryPoint{{Time: t0, TemperatureC: 38}, {Time: t0.Add(time.Hour), TemperatureC: 44}}, nil
+	return []appliance.HistoryPoint{{Time: t0, TemperatureC: 38, Counters: map[string]uint64{"nvme-media": 0, "nvme-warning": 0}},
+		{Time: t0.Add(time.Hour), TemperatureC: 44, Counters: map[string]uint64{"nvme-media": 3, "nvme-warning": 0}}}, nil
 }
 
 // fakeDB is a running server with one database.

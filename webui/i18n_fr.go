@@ -619,6 +619,7 @@ var fr = map[string]string{
 	"Time zone": "Fuseau horaire",
 	"The office's time zone (pages show times in it)": "Le fuseau horaire du cabinet (les pages y montrent les heures)",
 	"The time zone is saved: pages show times in it.": "Le fuseau horaire est enregistré : les pages y montrent les heures.",
+	"Counters that grow when a disk wears out":        "Compteurs qui augmentent quand un disque s'use",
 	"Share saved.": "Partage enregistré.",
 	"The share is no longer offered; its folder and its files are kept.": "Le partage n'est plus proposé ; son dossier et ses fichiers sont gardés.",
 	"File account saved.": "Compte de fichiers enregistré.",

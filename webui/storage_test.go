@@ -118,10 +118,14 @@ func TestDisksAPIAndPage(t *testing.T) {
 	}
 	cookie := map[string]string{"Cookie": CookieName + "=" + tok}
 	body := e.do(req{method: "GET", path: "/disks/SN-A", hdr: cookie}).Body.String()
-	for _, want := range []string{"<svg", "<polyline", "44 °C", "degraded reliability", `action="/disks/SN-A/alerts/nvme-warning-4/ack"`} {
+	for _, want := range []string{"<svg", "<polyline", "44 °C", "degraded reliability", `action="/disks/SN-A/alerts/nvme-warning-4/ack"`,
+		`<h3>nvme-media</h3><svg`, `aria-label="history of nvme-media"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("disk page lacks %q", want)
 		}
+	}
+	if strings.Contains(body, "<h3>nvme-warning</h3>") {
+		t.Error("a counter that was always zero is drawn")
 	}
 	if w := e.do(req{method: "GET", path: "/disks/NOPE", hdr: cookie}); w.Code != 404 {
 		t.Errorf("page of an unknown disk = %d", w.Code)
