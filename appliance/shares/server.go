@@ -294,23 +294,26 @@ func (s *Server) apply(ctx context.Context, d **daemon) error {
 	return nil
 }
 
-// folders creates each share's folder (owned by Owner, 0770) and leaves existing ones and their files alone.
+// folders makes each share's folder a folder of Owner's, 0770: created when missing; one that exists
+// (made by a documents restore, for instance) keeps its files and takes that owner, so the share's
+// accounts can add to it.
 func (s *Server) folders(names []string, uid, gid int) error {
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return fmt.Errorf("documents folder: %w", err)
 	}
 	for _, n := range names {
 		p := filepath.Join(s.Dir, n)
-		if err := os.Mkdir(p, 0o770); err != nil {
-			if errors.Is(err, os.ErrExist) {
-				continue
-			}
+		if err := os.Mkdir(p, 0o770); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("folder of share %q: %w", n, err)
+		}
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.IsDir() {
+			return fmt.Errorf("folder of share %q: %s is not a folder", n, p)
 		}
 		if err := os.Chmod(p, 0o770); err != nil { // not the umask's
 			return fmt.Errorf("folder of share %q: %w", n, err)
 		}
-		if err := os.Chown(p, uid, gid); err != nil {
+		if err := os.Lchown(p, uid, gid); err != nil {
 			return fmt.Errorf("folder of share %q: %w", n, err)
 		}
 	}
@@ -321,7 +324,6 @@ func (s *Server) ownerIDs() (int, int, error) {
 	if s.OwnerIDs != nil {
 		return s.OwnerIDs()
 	}
-
 	u, err := user.Lookup(Owner)
 	if err != nil {
 		return 0, 0, err

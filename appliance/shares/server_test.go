@@ -73,6 +73,14 @@ func TestServerFollowsServeAndReloads(t *testing.T) {
 	if calls() != "" {
 		t.Fatalf("a unit that must not serve started the server: %s", calls())
 	}
+	// A folder of that name exists already (a documents restore made it): kept, with its files, and made
+	// the share's.
+	if err := os.MkdirAll(filepath.Join(dir, "documents", "Clients"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "documents", "Clients", "restored.txt"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	serve.Store(true)
 	wait("serving", func() bool {
 		return s.Shares(ctx).State == appliance.SharesServing && strings.Contains(calls(), "start")
@@ -93,6 +101,9 @@ func TestServerFollowsServeAndReloads(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "documents", "Clients")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o770 {
 		t.Errorf("the share's folder: %v %v", fi, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "documents", "Clients", "restored.txt")); err != nil || string(b) != "old" {
+		t.Errorf("a file already in the folder: %q %v", b, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "documents", "Clients", "contract.txt"), []byte("kept"), 0o600); err != nil {
 		t.Fatal(err)
