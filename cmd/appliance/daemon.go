@@ -71,23 +71,8 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	node.OnRole = func(string) { db.Kick() }
 	node.Fit = db.Fit
 	node.Ready = db.Writable // the service address moves once the database takes writes
-	// Backups are taken by the mirror, or by a unit that is not paired.
-	backups := backup.NewService(&backup.Engine{Log: log.With("part", "backup"), BinDir: "/usr/lib/postgresql/15/bin", Socket: "/run/postgresql",
-		Port: 5432, Scratch: "/data/backup-scratch", WALDir: walArchive, Local: backup.Dir{Path: "/data/backups"}, Store: st, Firmware: version},
-		func(ctx context.Context) bool {
-			d, err := db.Database(ctx)
-			return err == nil && d.State == "running" && (d.Role == "mirror" || d.Role == "production" && node.Role() == pair.Single)
-		}, 30)
-	// "Back up now" on the production unit of a pair: the mirror takes it, over the pair link.
-	toPartner := backup.LinkClient(node.Call)
-	backups.Partner = func(ctx context.Context, kind string) (appliance.Backup, error) {
-		if node.Role() == pair.Single {
-			return appliance.Backup{}, fmt.Errorf("%w: this unit's database is not running", appliance.ErrUnavailable)
-		}
-		return toPartner(ctx, kind)
-	}
 	files := fileShares(log, st, disks, node, host)
-	backups.ConfigParts = []backup.ConfigPart{func(ctx context.Context, b backup.Buckets) (string, error) { return files.RestoreConfig(ctx, b) }}
+	backups := newBackups(log, st, db, node, files)
 	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
 		Keep: node.ServiceAddress, Resolver: &static.SystemResolver, Watcher: &link.Watcher{Log: log.With("part", "link")}}
 	keeper, err := certs.NewKeeper(st, host, localIPs(), time.Now)
@@ -185,6 +170,27 @@ func serveUI(ctx context.Context, log *slog.Logger, ui *webui.Server, keeper *ce
 		return fmt.Errorf("stop web UI: %w", err)
 	}
 	return nil
+}
+
+// newBackups is the backup service: backups are taken by the mirror, or by a unit that is not paired;
+// "back up now" on the production unit of a pair has the mirror take it, over the pair link; a
+// configuration restored from a backup gives the file shares theirs.
+func newBackups(log *slog.Logger, st *state.Store, db *database.Manager, node *pair.Node, files *shares.Server) *backup.Service {
+	backups := backup.NewService(&backup.Engine{Log: log.With("part", "backup"), BinDir: "/usr/lib/postgresql/15/bin", Socket: "/run/postgresql",
+		Port: 5432, Scratch: "/data/backup-scratch", WALDir: walArchive, Local: backup.Dir{Path: "/data/backups"}, Store: st, Firmware: version},
+		func(ctx context.Context) bool {
+			d, err := db.Database(ctx)
+			return err == nil && d.State == "running" && (d.Role == "mirror" || d.Role == "production" && node.Role() == pair.Single)
+		}, 30)
+	toPartner := backup.LinkClient(node.Call)
+	backups.Partner = func(ctx context.Context, kind string) (appliance.Backup, error) {
+		if node.Role() == pair.Single {
+			return appliance.Backup{}, fmt.Errorf("%w: this unit's database is not running", appliance.ErrUnavailable)
+		}
+		return toPartner(ctx, kind)
+	}
+	backups.ConfigParts = []backup.ConfigPart{func(ctx context.Context, b backup.Buckets) (string, error) { return files.RestoreConfig(ctx, b) }}
+	return backups
 }
 
 // fileShares is the office's file server: the shares' folders are on the data array, and only a unit that
