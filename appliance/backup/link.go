@@ -12,6 +12,19 @@ import (
 	"github.com/lawbox/appliance/appliance"
 )
 
+// RunBackup takes a backup now, copies it offsite and prunes; on the production unit of a pair the mirror
+// takes it, as it takes the scheduled ones (the same rule for the button and the schedule).
+func (s *Service) RunBackup(ctx context.Context, kind string) (appliance.Backup, error) {
+	if s.Partner != nil && s.ShouldRun != nil && !s.ShouldRun(ctx) {
+		b, err := s.Partner(ctx, kind)
+		if err != nil {
+			return b, fmt.Errorf("the other unit of the pair takes the backups: %w", err)
+		}
+		return b, nil
+	}
+	return s.runHere(ctx, kind)
+}
+
 // RunPath is the pair link's request for a backup taken now by the unit that takes the pair's backups.
 const RunPath = "/link/v1/backups/run"
 

@@ -288,19 +288,6 @@ func (s *Service) setRunning(what string) {
 	s.Progress.start(0)
 }
 
-// RunBackup takes a backup now, copies it offsite and prunes; on the production unit of a pair the mirror
-// takes it, as it takes the scheduled ones (the same rule for the button and the schedule).
-func (s *Service) RunBackup(ctx context.Context, kind string) (appliance.Backup, error) {
-	if s.Partner != nil && s.ShouldRun != nil && !s.ShouldRun(ctx) {
-		b, err := s.Partner(ctx, kind)
-		if err != nil {
-			return b, fmt.Errorf("the other unit of the pair takes the backups: %w", err)
-		}
-		return b, nil
-	}
-	return s.runHere(ctx, kind)
-}
-
 // runHere takes a backup on this unit.
 func (s *Service) runHere(ctx context.Context, kind string) (appliance.Backup, error) {
 	s.jobs.Lock()
