@@ -1,7 +1,7 @@
 # Thin wrappers; the work is in image/build.sh, the Go code and qemu-tests/.
 SHELL := /bin/bash
 GO ?= go
-APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio xz-utils zstd postgresql-15 fdisk e2fsprogs smartmontools socat curl ca-certificates age openssh-server chromium pgbackrest binutils mtools ovmf minisign samba smbclient
+APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio xz-utils zstd postgresql-15 fdisk e2fsprogs smartmontools socat curl ca-certificates age openssh-server chromium pgbackrest binutils mtools ovmf minisign samba smbclient lvm2
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 

@@ -15,6 +15,7 @@ die() { echo "image: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null || die "missing tool '$1' (run 'make deps' as root on Debian 12)"; }
 for t in apt-get dpkg-deb depmod xz zstd cpio objcopy objdump sfdisk mformat go; do need "$t"; done
 [ -x /usr/lib/postgresql/$PG_MAJOR/bin/postgres ] || die "PostgreSQL $PG_MAJOR server missing on the build host (apt-get install postgresql-$PG_MAJOR)"
+[ -x /sbin/lvm ] || die "LVM's lvm missing on the build host (apt-get install lvm2)"
 [ -x /usr/sbin/smbd ] || die "Samba's smbd missing on the build host (apt-get install samba)"
 
 # fetch DEB VERSION SHA256: download a pinned .deb into build/debs and check its digest.
@@ -73,6 +74,12 @@ if [ ! -f "$out/sdboot/usr/lib/systemd/boot/efi/systemd-bootx64.efi" ]; then
 fi
 efi=$out/sdboot/usr/lib/systemd/boot/efi
 
+# 2c. drbd-utils, pinned: the 8.4 drbdsetup (the kernel's module is DRBD 8.4) and drbdmeta.
+if [ ! -x "$out/drbd/sbin/drbdmeta" ]; then
+  deb=$(fetch drbd-utils "$DRBD_DEB_VERSION" "$DRBD_SHA256")
+  rm -rf "$out/drbd" && dpkg-deb -x "$deb" "$out/drbd"
+fi
+
 # 3. The Go init (one multi-call binary: PID 1 and the appliance daemons), and the same with the QEMU
 #    tests' serial-console agent (tag lawboxtest): production firmware never carries it.
 version=$(git describe --always --dirty 2>/dev/null || echo dev)
@@ -94,6 +101,9 @@ pglib=/usr/lib/postgresql/$PG_MAJOR/lib
 pgshare=/usr/share/postgresql/$PG_MAJOR
 files=(
   -files "$out/mdadm/sbin/mdadm:sbin/mdadm"
+  -files "/sbin/lvm:sbin/lvm" # the volumes on the data array (the libraries come with it)
+  -files "$out/drbd/lib/drbd/drbdsetup-84:sbin/drbdsetup" # the documents' replication
+  -files "$out/drbd/sbin/drbdmeta:sbin/drbdmeta"
   -files "/usr/sbin/smbd:usr/sbin/smbd" # the file shares, with the RPC helpers that list them and name accounts:
   -files "/usr/libexec/samba/samba-dcerpcd:usr/libexec/samba/samba-dcerpcd"
   -files "/usr/libexec/samba/rpcd_classic:usr/libexec/samba/rpcd_classic"
@@ -206,6 +216,7 @@ pgver=$(dpkg-query -W -f '${Version}' "postgresql-$PG_MAJOR")
 e2ver=$(dpkg-query -W -f '${Version}' e2fsprogs)
 smver=$(dpkg-query -W -f '${Version}' smartmontools)
 sambaver=$(dpkg-query -W -f '${Version}' samba)
+lvmver=$(dpkg-query -W -f '${Version}' lvm2)
 cat > "$out/image.json.tmp" <<JSON
 {
   "version": "$version",
@@ -227,6 +238,8 @@ cat > "$out/image.json.tmp" <<JSON
     "postgresql": "postgresql-$PG_MAJOR $pgver",
     "e2fsprogs": "e2fsprogs $e2ver",
     "samba": "samba $sambaver (smbd, the file shares)",
+    "lvm2": "lvm2 $lvmver (the volumes on the data array)",
+    "drbd-utils": "drbd-utils $DRBD_DEB_VERSION sha256:$DRBD_SHA256",
     "smartmontools": "smartmontools $smver (smartctl: the QEMU tests' outside oracle for SMART)",
     "systemd-boot": "systemd-boot-efi $SDBOOT_DEB_VERSION sha256:$SDBOOT_SHA256"
   }

@@ -549,6 +549,9 @@ func corruptRootInode(t *testing.T, image string) {
 		t.Fatalf("no md superblock at the data partition of %s", image)
 	}
 	fs := part + int64(le(part+4096+128, 8))*512 // data_offset, in sectors
+	if le(fs+512, 8) == 0x454e4f4c4542414c {     // "LABELONE": an LVM physical volume; the data volume is its first
+		fs += int64(le(fs+512+32+32+8, 8)) // the pv_header's first data area: where the extents start
+	}
 	sb := fs + 1024
 	if le(sb+56, 2) != 0xef53 {
 		t.Fatalf("no ext4 superblock at %d in %s", sb, image)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lawbox/appliance/hw/disk"
 	"github.com/lawbox/appliance/hw/gpt"
+	"github.com/lawbox/appliance/hw/lvm"
 	"github.com/lawbox/appliance/hw/raid"
 )
 
@@ -97,7 +98,13 @@ func (m *Manager) mountArray(ctx context.Context, a array) error {
 		return nil
 	}
 	if mountedAt(a.mount) == "" {
-		res, out, err := fsck(ctx, m.dev(a.md))
+		dev, err := m.filesystemDevice(ctx, a)
+		if err != nil {
+			m.fsProblem(a, fmt.Sprintf("could not be opened (%v): nothing was changed on it; a technician must check it", err))
+			m.event("critical", "the %s volumes could not be opened (%v); nothing was changed on them", a.name, err)
+			return err
+		}
+		res, out, err := fsck(ctx, dev)
 		if err != nil {
 			return err
 		}
@@ -106,10 +113,10 @@ func (m *Manager) mountArray(ctx context.Context, a array) error {
 			m.fsProblem(a, "is read-only: the filesystem check found errors it may not repair on its own")
 			m.event("critical", "the %s filesystem has errors the automatic check did not repair; it is mounted READ-ONLY until a technician checks it: %s", a.name, out)
 		}
-		if err := mount(m.dev(a.md), a.mount, ro); err != nil {
+		if err := mount(dev, a.mount, ro); err != nil {
 			// The kernel refused it (ext4 checks its metadata checksums as it mounts): try read-only, so
 			// the files can at least be copied off; change nothing either way.
-			if ro || mount(m.dev(a.md), a.mount, true) != nil {
+			if ro || mount(dev, a.mount, true) != nil {
 				m.fsProblem(a, fmt.Sprintf("could not be mounted (%v): nothing was changed on it; a technician must check it", err))
 				m.event("critical", "the %s filesystem could not be mounted (%v); nothing was changed on it", a.name, err)
 				return err
@@ -226,7 +233,15 @@ func (m *Manager) create(ctx context.Context, disks []disk.Disk) {
 			m.uuids[a.name] = sb.UUID
 			m.mu.Unlock()
 		}
-		if err := mkfs(ctx, md, a.name); err != nil {
+		fsDev := md
+		if a.name == Data.name && m.LVM != nil {
+			if err := m.makeVolumes(ctx, md); err != nil {
+				m.event("critical", "making the volumes on the %s array failed: %v", a.name, err)
+				return
+			}
+			fsDev = lvm.Path(VolumeGroup, DataVolume)
+		}
+		if err := mkfs(ctx, fsDev, a.name); err != nil {
 			m.event("critical", "making the %s filesystem failed: %v", a.name, err)
 			return
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/state"
 	"github.com/lawbox/appliance/hw/disk"
+	"github.com/lawbox/appliance/hw/lvm"
 	"github.com/lawbox/appliance/hw/raid"
 )
 
@@ -54,6 +55,7 @@ type config struct {
 type Manager struct {
 	Log          *slog.Logger
 	MD           *raid.MDADM
+	LVM          *lvm.LVM               // the volumes on the data array; nil: a new data array holds its filesystem directly
 	SysRoot      string                 // "/sys"
 	DevRoot      string                 // "/dev"
 	OnPersistent func(dir string) error // called when the system array is mounted after Prepare
@@ -81,6 +83,7 @@ type Manager struct {
 	lastState    map[string]string
 	diskNote     map[string]string // serial -> last state+reason, to record changes once
 	persisted    bool
+	grouped      bool // the data array holds the volume group (not a filesystem directly)
 	space        spaceState
 }
 
@@ -198,6 +201,12 @@ func (m *Manager) Shutdown(ctx context.Context) {
 		if mountedAt(a.mount) != "" {
 			if err := unmount(a.mount); err != nil {
 				m.Log.Error("unmount", "array", a.name, "err", err)
+				continue
+			}
+		}
+		if a.name == Data.name && m.groupedNow() {
+			if err := m.LVM.Deactivate(ctx, VolumeGroup); err != nil {
+				m.Log.Error("deactivate volumes", "err", err)
 				continue
 			}
 		}

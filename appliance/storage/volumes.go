@@ -1,0 +1,101 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/lawbox/appliance/hw/lvm"
+)
+
+// The data array holds one LVM volume group (docs/storage.md): the "data" volume with the filesystem on
+// /data (database, WAL archive, backups), the "documents" volume under the file shares, and space given
+// to neither, which growing one of them takes. A data array made before volumes existed holds its
+// filesystem directly and keeps it.
+const (
+	VolumeGroup     = "lawbox"
+	DataVolume      = "data"
+	DocumentsVolume = "documents"
+	dataShare       = 75 // percent of the group
+	documentsShare  = 15
+	extent          = 4 * mib // LVM's default extent: sizes are rounded down to it
+)
+
+// split is the first sizes of the data and documents volumes in a group of size bytes.
+func split(size int64) (data, documents int64) {
+	round := func(b int64) int64 { return b / extent * extent }
+	return round(size * dataShare / 100), round(size * documentsShare / 100)
+}
+
+// makeVolumes puts the volume group on the new data array and its two volumes in it.
+func (m *Manager) makeVolumes(ctx context.Context, md string) error {
+	if err := m.LVM.CreateGroup(ctx, VolumeGroup, md); err != nil {
+		return err
+	}
+	groups, err := m.LVM.Groups(ctx)
+	if err != nil {
+		return err
+	}
+	var size int64
+	for _, g := range groups {
+		if g.Name == VolumeGroup {
+			size = g.Size
+		}
+	}
+	data, docs := split(size)
+	if data == 0 || docs == 0 {
+		return fmt.Errorf("volume group %s: %d bytes is too small for its volumes", VolumeGroup, size)
+	}
+	if err := m.LVM.CreateVolume(ctx, VolumeGroup, DataVolume, data); err != nil {
+		return err
+	}
+	if err := m.LVM.CreateVolume(ctx, VolumeGroup, DocumentsVolume, docs); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.grouped = true
+	m.mu.Unlock()
+	return nil
+}
+
+// filesystemDevice is the device holding array a's filesystem: the data volume when the data array holds
+// the volume group (activated here), else the array itself.
+func (m *Manager) filesystemDevice(ctx context.Context, a array) (string, error) {
+	md := m.dev(a.md)
+	if a.name != Data.name || m.LVM == nil {
+		return md, nil
+	}
+	if !m.groupedNow() {
+		ok, err := lvm.Labelled(md)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return md, nil
+		}
+	}
+	if err := m.LVM.Activate(ctx, VolumeGroup); err != nil {
+		return "", err
+	}
+	m.mu.Lock()
+	m.grouped = true
+	m.mu.Unlock()
+	return lvm.Path(VolumeGroup, DataVolume), nil
+}
+
+func (m *Manager) groupedNow() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.grouped
+}
+
+// DocumentsVolume is the device of the documents volume, "" while there is none (the data array is not
+// assembled yet, or it was made before volumes existed).
+func (m *Manager) DocumentsDevice() string {
+	if !m.groupedNow() {
+		return ""
+	}
+	return lvm.Path(VolumeGroup, DocumentsVolume)
+}
+
+// MD is the array's md device name ("md1").
+func (a array) MD() string { return a.md }
