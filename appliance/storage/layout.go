@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/hw/disk"
+	"github.com/lawbox/appliance/hw/fs"
 	"github.com/lawbox/appliance/hw/gpt"
 	"github.com/lawbox/appliance/hw/lvm"
 	"github.com/lawbox/appliance/hw/raid"
@@ -97,26 +98,26 @@ func (m *Manager) mountArray(ctx context.Context, a array) error {
 	if _, err := raid.ReadArray(m.SysRoot, a.md); err != nil {
 		return nil
 	}
-	if mountedAt(a.mount) == "" {
+	if fs.MountedAt(a.mount) == "" {
 		dev, err := m.filesystemDevice(ctx, a)
 		if err != nil {
 			m.fsProblem(a, fmt.Sprintf("could not be opened (%v): nothing was changed on it; a technician must check it", err))
 			m.event("critical", "the %s volumes could not be opened (%v); nothing was changed on them", a.name, err)
 			return err
 		}
-		res, out, err := fsck(ctx, dev)
+		res, out, err := fs.Check(ctx, dev)
 		if err != nil {
 			return err
 		}
-		ro := res == checkReadOnly
+		ro := res == fs.CheckReadOnly
 		if ro {
 			m.fsProblem(a, "is read-only: the filesystem check found errors it may not repair on its own")
 			m.event("critical", "the %s filesystem has errors the automatic check did not repair; it is mounted READ-ONLY until a technician checks it: %s", a.name, out)
 		}
-		if err := mount(dev, a.mount, ro); err != nil {
+		if err := fs.Mount(dev, a.mount, ro); err != nil {
 			// The kernel refused it (ext4 checks its metadata checksums as it mounts): try read-only, so
 			// the files can at least be copied off; change nothing either way.
-			if ro || mount(dev, a.mount, true) != nil {
+			if ro || fs.Mount(dev, a.mount, true) != nil {
 				m.fsProblem(a, fmt.Sprintf("could not be mounted (%v): nothing was changed on it; a technician must check it", err))
 				m.event("critical", "the %s filesystem could not be mounted (%v); nothing was changed on it", a.name, err)
 				return err
@@ -241,7 +242,7 @@ func (m *Manager) create(ctx context.Context, disks []disk.Disk) {
 			}
 			fsDev = lvm.Path(VolumeGroup, DataVolume)
 		}
-		if err := mkfs(ctx, fsDev, a.name); err != nil {
+		if err := fs.Mkfs(ctx, fsDev, a.name); err != nil {
 			m.event("critical", "making the %s filesystem failed: %v", a.name, err)
 			return
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/state"
 	"github.com/lawbox/appliance/hw/disk"
+	"github.com/lawbox/appliance/hw/fs"
 	"github.com/lawbox/appliance/hw/lvm"
 	"github.com/lawbox/appliance/hw/raid"
 )
@@ -198,8 +199,8 @@ func (m *Manager) Shutdown(ctx context.Context) {
 	defer m.work.Unlock()
 	for i := len(arrays) - 1; i >= 0; i-- {
 		a := arrays[i]
-		if mountedAt(a.mount) != "" {
-			if err := unmount(a.mount); err != nil {
+		if fs.MountedAt(a.mount) != "" {
+			if err := fs.Unmount(a.mount); err != nil {
 				m.Log.Error("unmount", "array", a.name, "err", err)
 				continue
 			}
@@ -525,5 +526,5 @@ func (m *Manager) DataReady() bool {
 	m.mu.Lock()
 	ok := m.persisted && m.readOnly[Data.name] == ""
 	m.mu.Unlock()
-	return ok && mountedAt(Data.mount) != ""
+	return ok && fs.MountedAt(Data.mount) != ""
 }

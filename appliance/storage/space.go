@@ -2,7 +2,7 @@ package storage
 
 import (
 	"context"
-	"io/fs"
+	iofs "io/fs"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/state"
+	"github.com/lawbox/appliance/hw/fs"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,7 +87,7 @@ func addPoint(h []appliance.SpacePoint, now time.Time, used int64) []appliance.S
 // du is the bytes the files under dir take on disk (a missing dir takes none).
 func du(ctx context.Context, dir string) int64 {
 	var total int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(dir, func(_ string, d iofs.DirEntry, err error) error {
 		if err != nil || ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -117,7 +118,7 @@ func (m *Manager) measureSpace(ctx context.Context) {
 func (m *Manager) measureOnce(ctx context.Context) {
 	parts := map[string][]appliance.SpacePart{}
 	for _, a := range arrays {
-		if mountedAt(a.mount) == "" {
+		if fs.MountedAt(a.mount) == "" {
 			continue
 		}
 		for _, v := range m.Volumes[a.name] {
@@ -135,7 +136,7 @@ func (m *Manager) measureOnce(ctx context.Context) {
 		_ = m.store.GetJSON(state.BucketConfig, spaceKey, &m.space.history)
 	}
 	for _, a := range arrays {
-		if mountedAt(a.mount) == "" {
+		if fs.MountedAt(a.mount) == "" {
 			continue
 		}
 		if sp, err := statfs(a.mount); err == nil {
@@ -151,7 +152,7 @@ func (m *Manager) measureOnce(ctx context.Context) {
 func (m *Manager) spaceStatus() []appliance.Space {
 	out := []appliance.Space{}
 	for _, a := range arrays {
-		if mountedAt(a.mount) == "" {
+		if fs.MountedAt(a.mount) == "" {
 			continue
 		}
 		sp, err := statfs(a.mount)

@@ -1,4 +1,5 @@
-package storage
+// Package fs makes, checks and mounts the appliance's ext4 filesystems (moved from appliance/storage).
+package fs
 
 import (
 	"bufio"
@@ -16,8 +17,8 @@ import (
 // which is the filesystem-check policy below; ext4 can also shrink, and mke2fs/e2fsck are small.
 const fsType = "ext4"
 
-// mkfs makes an ext4 filesystem labelled label on dev.
-func mkfs(ctx context.Context, dev, label string) error {
+// Mkfs makes an ext4 filesystem labelled label on dev.
+func Mkfs(ctx context.Context, dev, label string) error {
 	out, err := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-L", label, "-m", "1", dev).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("mkfs.ext4 %s: %w: %s", dev, err, strings.TrimSpace(string(out)))
@@ -25,32 +26,32 @@ func mkfs(ctx context.Context, dev, label string) error {
 	return nil
 }
 
-// checkResult is what the boot-time check allows.
-type checkResult int
+// CheckResult is what the boot-time check allows.
+type CheckResult int
 
 const (
-	checkOK       checkResult = iota // clean, or only safe fixes were made
-	checkReadOnly                    // errors preen mode would not fix: mount read-only, tell the admin
+	CheckOK       CheckResult = iota // clean, or only safe fixes were made
+	CheckReadOnly                    // errors preen mode would not fix: mount read-only, tell the admin
 )
 
-// fsck runs e2fsck in preen mode: it repairs only what needs no decision and exits with 4 on anything else.
+// Check runs e2fsck in preen mode: it repairs only what needs no decision and exits with 4 on anything else.
 // It never answers yes to a question that could throw data away; that is left to a person.
-func fsck(ctx context.Context, dev string) (checkResult, string, error) {
+func Check(ctx context.Context, dev string) (CheckResult, string, error) {
 	out, err := exec.CommandContext(ctx, "e2fsck", "-p", dev).CombinedOutput()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		return checkOK, "", nil
+		return CheckOK, "", nil
 	case errors.As(err, &ee) && ee.ExitCode() < 4: // 1: errors corrected, 2: corrected, reboot advised
-		return checkOK, strings.TrimSpace(string(out)), nil
+		return CheckOK, strings.TrimSpace(string(out)), nil
 	case errors.As(err, &ee) && ee.ExitCode()&4 != 0:
-		return checkReadOnly, strings.TrimSpace(string(out)), nil
+		return CheckReadOnly, strings.TrimSpace(string(out)), nil
 	}
-	return checkReadOnly, "", fmt.Errorf("e2fsck %s: %w: %s", dev, err, strings.TrimSpace(string(out)))
+	return CheckReadOnly, "", fmt.Errorf("e2fsck %s: %w: %s", dev, err, strings.TrimSpace(string(out)))
 }
 
-// mount mounts dev at dir; errors=remount-ro makes the kernel stop writing on the first metadata error.
-func mount(dev, dir string, readOnly bool) error {
+// Mount mounts dev at dir; errors=remount-ro makes the kernel stop writing on the first metadata error.
+func Mount(dev, dir string, readOnly bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("mount %s: %w", dir, err)
 	}
@@ -64,8 +65,8 @@ func mount(dev, dir string, readOnly bool) error {
 	return nil
 }
 
-// mountedAt reports the device mounted at dir ("" if none), from /proc/self/mounts.
-func mountedAt(dir string) string {
+// MountedAt reports the device mounted at dir ("" if none), from /proc/self/mounts.
+func MountedAt(dir string) string {
 	f, err := os.Open("/proc/self/mounts")
 	if err != nil {
 		return ""
@@ -81,7 +82,7 @@ func mountedAt(dir string) string {
 	return dev
 }
 
-func unmount(dir string) error {
+func Unmount(dir string) error {
 	if err := unix.Unmount(dir, 0); err != nil {
 		return fmt.Errorf("unmount %s: %w", dir, err)
 	}
