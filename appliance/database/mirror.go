@@ -318,10 +318,19 @@ func (m *Manager) follow(ctx context.Context, u *upstream) error {
 		return waiting{fmt.Sprintf("waiting for the production database on the partner unit (%v)", err)}
 	}
 	if m.Fit() && m.hasFile("PG_VERSION") && m.systemID(ctx) == id {
+		// A dry run first: it changes nothing, so when the production unit goes away meanwhile (a switchover
+		// straight back to this unit), this unit keeps its data, and its fitness to serve, and tries again.
+		if err := m.rewind(ctx, u, true); err != nil {
+			if _, gone := m.upstreamSystem(ctx, u); gone != nil {
+				return waiting{fmt.Sprintf("waiting for the production database on the partner unit (%v)", gone)}
+			}
+			m.Log.Warn("rewind cannot work: copying the partner's database again", "err", err)
+			return m.clone(ctx, u)
+		}
 		if err := m.setFit(false); err != nil {
 			return err
 		}
-		err := m.rewind(ctx, u)
+		err := m.rewind(ctx, u, false)
 		if err == nil {
 			err = writeAtomic(filepath.Join(m.DataDir, "standby.signal"), nil, m.cred)
 		}
@@ -353,10 +362,14 @@ func (m *Manager) pgEnv(u *upstream) []string {
 }
 
 // rewind winds the local cluster back to where it left the upstream's history (nothing when it never left
-// it). pg_rewind recovers a cluster that was not shut down cleanly first.
-func (m *Manager) rewind(ctx context.Context, u *upstream) error {
+// it). pg_rewind recovers a cluster that was not shut down cleanly first. A dry run changes nothing.
+func (m *Manager) rewind(ctx context.Context, u *upstream, dry bool) error {
 	m.setState("rejoining: winding back to the production unit's history (pg_rewind)")
-	cmd := exec.CommandContext(ctx, filepath.Join(m.BinDir, "pg_rewind"), "--target-pgdata="+m.DataDir, "--source-server="+u.conninfo("postgres"))
+	args := []string{"--target-pgdata=" + m.DataDir, "--source-server=" + u.conninfo("postgres")}
+	if dry {
+		args = append(args, "--dry-run")
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(m.BinDir, "pg_rewind"), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.cred}
 	cmd.Env = m.pgEnv(u)
 	cmd.Dir = m.DataDir
@@ -364,7 +377,9 @@ func (m *Manager) rewind(ctx context.Context, u *upstream) error {
 	if err != nil {
 		return fmt.Errorf("pg_rewind: %w: %s", err, strings.TrimSpace(string(out)))
 	}
-	m.Log.Info("rewind done", "output", strings.TrimSpace(string(out)))
+	if !dry {
+		m.Log.Info("rewind done", "output", strings.TrimSpace(string(out)))
+	}
 	return nil
 }
 

@@ -42,7 +42,7 @@ type Inputs struct {
 	WinsTie     bool      // manual mode: of two claims at the same moment, this unit's stands
 	LeaseUntil  time.Time // end of the witness lease this unit holds, by its own (conservative) clock
 	PeerEpoch   uint64    // the witness epoch the peer announced (witness.go)
-	Unfit       bool      // this unit's data cannot serve (its database copy is incomplete): never ask
+	Unfit       bool      // this unit's data cannot serve (its database or documents copy is incomplete): never ask
 }
 
 // HearsPeer is what a unit puts in its heartbeats: whether it heard the peer recently enough to vouch.
@@ -219,6 +219,9 @@ func (m *Machine) Granted(epoch uint64, bumped bool) {
 // is alive, this unit claims the role and becomes active once the peer agreed (see Step).
 func (m *Machine) Activate(in Inputs, force bool) error {
 	peerAlive := !in.PeerSeen.IsZero() && in.Now.Sub(in.PeerSeen) < m.PeerTimeout
+	if in.Unfit && m.role != Active && peerAlive {
+		return ErrUnfit // the other unit holds the complete copy and is there to serve it
+	}
 	if m.Mode == Auto {
 		if m.role != Active {
 			m.claimSince, m.yieldSince = in.Now, time.Time{}

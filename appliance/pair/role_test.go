@@ -234,6 +234,14 @@ func TestManualMode(t *testing.T) {
 	if err := s.units[1].m.Activate(in, false); err != ErrPeerActive {
 		t.Errorf("activating B while A is active: %v", err)
 	}
+	// B's copy is still being made from A's: a switchover to it is refused, even forced, while A is there.
+	unfit := in
+	unfit.Unfit = true
+	for _, force := range []bool{false, true} {
+		if err := s.units[1].m.Activate(unfit, force); err != ErrUnfit {
+			t.Errorf("activating B with an incomplete copy (force %v): %v", force, err)
+		}
+	}
 	s.units[0].down = true
 	s.run(2 * time.Second)
 	s.want("A=down B=standby") // no automatic failover in manual mode
