@@ -18,11 +18,12 @@ type Snapshot struct {
 	Backups  *BackupStatus
 	Links    []NetworkLink
 	Firmware *FirmwareStatus
+	Shares   *SharesStatus
 	Errors   map[string]error // part -> why it could not be read
 }
 
 // TakeSnapshot reads the parts that are there (nil interfaces are skipped).
-func TakeSnapshot(ctx context.Context, st Storage, h Health, p Pair, db Database, b Backups, n Network, f Firmware) Snapshot {
+func TakeSnapshot(ctx context.Context, st Storage, h Health, p Pair, db Database, b Backups, n Network, f Firmware, sh Shares) Snapshot {
 	snap := Snapshot{Time: time.Now(), Errors: map[string]error{}}
 	if st != nil {
 		if v, err := st.Storage(ctx); err == nil {
@@ -68,6 +69,10 @@ func TakeSnapshot(ctx context.Context, st Storage, h Health, p Pair, db Database
 			snap.Errors["firmware"] = err
 		}
 	}
+	if sh != nil {
+		v := sh.Shares(ctx)
+		snap.Shares = &v
+	}
 	return snap
 }
 
@@ -101,7 +106,29 @@ func (s Snapshot) Alerts() []Alert {
 	if s.Firmware != nil {
 		alerts = append(alerts, FirmwareAlerts(*s.Firmware)...)
 	}
+	if s.Shares != nil && s.Shares.Replication != nil {
+		alerts = append(alerts, ReplicationAlerts(*s.Shares.Replication)...)
+	}
 	return alerts
+}
+
+// ReplicationAlerts say when the documents are not on both units of the pair, or not served here when
+// they should be.
+func ReplicationAlerts(r Replication) []Alert {
+	var out []Alert
+	if r.Problem != "" {
+		out = append(out, NewAlert("critical", "documents: %s", r.Problem))
+	}
+	if !r.Paired || r.State == "" {
+		return out
+	}
+	switch {
+	case r.Synced != nil && (r.Disk == "Inconsistent" || r.PeerDisk == "Inconsistent"):
+		out = append(out, NewAlert("warning", "documents: the copy on the other unit is being brought up to date (%s done): until it is, a failover cannot serve them", fmt.Sprintf("%.1f %%", *r.Synced)))
+	case r.Disk != "UpToDate" || r.PeerDisk != "UpToDate":
+		out = append(out, NewAlert("critical", "documents: they are not replicated to the other unit right now: a failover cannot serve them until both copies are in sync"))
+	}
+	return out
 }
 
 // FirmwareAlerts says when the last firmware update did not take (until an admin acknowledges it, or the

@@ -33,3 +33,30 @@ func TestBackupAlerts(t *testing.T) {
 		}
 	}
 }
+
+func TestReplicationAlerts(t *testing.T) {
+	pct := 42.0
+	for _, c := range []struct {
+		name  string
+		r     Replication
+		level string // "" for none
+		says  string
+	}{
+		{"alone", Replication{State: "running", Role: "Primary", Disk: "UpToDate", PeerDisk: "DUnknown"}, "", ""},
+		{"in sync", Replication{State: "running", Paired: true, Disk: "UpToDate", PeerDisk: "UpToDate", Connection: "Connected"}, "", ""},
+		{"partner away", Replication{State: "running", Paired: true, Disk: "UpToDate", PeerDisk: "DUnknown", Connection: "WFConnection"}, "critical", "not replicated"},
+		{"catching up", Replication{State: "running", Paired: true, Disk: "UpToDate", PeerDisk: "Inconsistent", Connection: "SyncSource", Synced: &pct}, "warning", "42.0 % done"},
+		{"problem", Replication{State: "running", Problem: "It could not be started."}, "critical", "It could not be started."},
+	} {
+		got := ReplicationAlerts(c.r)
+		if c.level == "" {
+			if len(got) != 0 {
+				t.Errorf("%s: %+v", c.name, got)
+			}
+			continue
+		}
+		if len(got) != 1 || got[0].Level != c.level || !strings.Contains(got[0].Message, c.says) {
+			t.Errorf("%s: %+v, want one %s alert saying %q", c.name, got, c.level, c.says)
+		}
+	}
+}

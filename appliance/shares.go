@@ -32,6 +32,23 @@ type SharesStatus struct {
 	// Changeable: the shares are changed on this unit (alone, or the active unit of its pair); the
 	// standby takes the active unit's.
 	Changeable bool `json:"changeable"`
+	// Replication is the documents volume's replication to the partner (nil: the unit has no documents
+	// volume, its data array was made before volumes existed, and the folders are on /data itself).
+	Replication *Replication `json:"replication,omitempty"`
+}
+
+// Replication is the documents volume, replicated by DRBD to the partner unit.
+type Replication struct {
+	State      string   `json:"state"`      // "running", or "" before the volume is started
+	Paired     bool     `json:"paired"`     // a partner to replicate with
+	Role       string   `json:"role"`       // DRBD's: "Primary" (this unit writes) or "Secondary"
+	Disk       string   `json:"disk"`       // this unit's copy: "UpToDate", "Inconsistent" (being synchronised), ...
+	PeerDisk   string   `json:"peer_disk"`  // the partner's copy ("DUnknown" while not connected)
+	Connection string   `json:"connection"` // "Connected", "SyncSource", "SyncTarget", "WFConnection", "StandAlone", ...
+	OutOfSync  int64    `json:"out_of_sync_bytes"`
+	Synced     *float64 `json:"synced_percent,omitempty"` // during a resynchronisation
+	Mounted    bool     `json:"mounted"`                  // the documents filesystem is mounted here (this unit serves them)
+	Problem    string   `json:"problem,omitempty"`        // what went wrong, in a sentence
 }
 
 // File server states.

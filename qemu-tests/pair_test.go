@@ -19,7 +19,10 @@ import (
 // cable. A role checker polls both units throughout and fails on two active units.
 func TestPairFailover(t *testing.T) {
 	t.Parallel()
-	l := newPairLab(t, 800) // a longer timeout than the default: other QEMU tests share the CPUs
+	// A longer timeout than the default (400 ms): other QEMU tests share the CPUs, and under TCG a unit taking
+	// over (its database promoted, its documents volume checked and mounted, Samba started) can be slow to
+	// renew its lease.
+	l := newPairLab(t, 1500)
 	chk := startChecker(t, l.a, l.b)
 	defer chk.finish()
 	l.pc.console("probe 192.0.2.100:443", regexp.MustCompile(`debug: probing`))
@@ -148,9 +151,25 @@ func TestPairFailover(t *testing.T) {
 	// The new active unit takes the address once its database takes writes, at most a minute after it became
 	// active (pair.readyWait): the answer may take that long.
 	l.expectAnswer(t, l.b, 90*time.Second)
-	if code, body := l.b.call("POST", "/api/v1/pair/role", l.b.tok, `{"role":"standby"}`); code != 202 {
-		t.Fatalf("switchover back = %d %s", code, body)
-	}
+	// B serves the documents from its own volume before it hands everything back.
+	eventually(t, time.Minute, "B holds its documents volume", func() error {
+		_, body := l.b.call("GET", "/api/v1/shares", l.b.tok, "")
+		if !strings.Contains(body, `"role":"Primary"`) || !strings.Contains(body, `"mounted":true`) {
+			return fmt.Errorf("B: %s", body)
+		}
+		return nil
+	})
+	// B hands back once A can take over at once (its database mirrors B's again): until then the hand-over
+	// is refused (409) rather than leaving nobody serving.
+	eventually(t, 3*time.Minute, "B hands the service back", func() error {
+		if code, body := l.b.call("POST", "/api/v1/pair/role", l.b.tok, `{"role":"standby"}`); code != 202 {
+			if code != 409 {
+				t.Fatalf("switchover back = %d %s", code, body)
+			}
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
 	waitRoles(t, "after switchover back to A", 30*time.Second, l.a, l.b, "active", "standby")
 	l.expectAnswer(t, l.a, 90*time.Second)
 

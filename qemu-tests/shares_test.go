@@ -69,6 +69,22 @@ func TestFileShares(t *testing.T) {
 		})
 	}
 	waitServing()
+	// The shares are on the documents volume, a DRBD device: primary on this unit alone, its copy complete,
+	// mounted where the shares' folders are.
+	if code, body := u.call("GET", "/api/v1/shares", tok, ""); code != 200 ||
+		!strings.Contains(body, `"replication":{"state":"running","paired":false,"role":"Primary","disk":"UpToDate"`) || !strings.Contains(body, `"mounted":true`) {
+		t.Errorf("the documents volume: %d %s", code, body)
+	}
+	if m := u.debug("volumes", `debug: vgs (\{.*\}) <nil>\s+debug: lvs (\{.*\}) <nil>`, 30*time.Second); len(m) < 3 || !strings.Contains(m[2], `"lv_name":"documents"`) {
+		t.Errorf("lvm's report: %q", m)
+	} else {
+		t.Logf("lvm's reports (hw/lvm/testdata):\n%s\n%s", m[1], m[2])
+	}
+	if m := u.debug("drbd", `(?s)debug: drbd\r?\n(.*?)\r?\ndebug: end`, 30*time.Second); len(m) < 2 || !strings.Contains(m[1], "cs:StandAlone ro:Primary/Unknown ds:UpToDate/DUnknown") {
+		t.Errorf("/proc/drbd: %q", m)
+	} else {
+		t.Logf("/proc/drbd (hw/drbd/testdata):\n%s", m[1])
+	}
 
 	dir := t.TempDir()
 	doc := make([]byte, 3<<20+12345)

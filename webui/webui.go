@@ -108,6 +108,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 	funcs := template.FuncMap{
 		"percentValue": func(p *float64) string { return fmt.Sprintf("%.1f", *p*100) }, // for attributes
 		"deref":        func(p *int64) int64 { return *p },
+		"derefFloat":   func(p *float64) float64 { return *p },
 		"derefF":       func(p *float64) float64 { return *p },
 		"ms":           ms,
 		// here marks the navigation's link to the section of the page shown

@@ -52,6 +52,8 @@ type Server struct {
 	// nil: always. Send hands the settings to the other unit of the pair (nil: never paired).
 	Leads func() bool
 	Send  func(ctx context.Context, settings []byte) error
+	// Replication is the documents volume's replication state (nil func or answer: none).
+	Replication func() *appliance.Replication
 
 	mu      sync.Mutex
 	cfg     config
@@ -128,6 +130,9 @@ func (s *Server) Shares(context.Context) appliance.SharesStatus {
 	}
 	st := appliance.SharesStatus{State: s.state, Why: s.why, Folder: s.Dir, Shares: cloneShares(s.cfg.Shares), Accounts: []appliance.FileAccount{},
 		Changeable: s.leads()}
+	if s.Replication != nil {
+		st.Replication = s.Replication()
+	}
 	if st.State == "" {
 		st.State = appliance.SharesStopped
 	}

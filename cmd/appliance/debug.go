@@ -50,6 +50,8 @@ func init() {
 //	sum FILE               print a file's SHA-256 (read past the page cache)
 //	rawwrite DISK MIB [AT] write MIB MiB at AT MiB of a disk with O_DIRECT, print the MB/s (destroys its data)
 //	mdstat                 print /proc/mdstat
+//	drbd                   print /proc/drbd
+//	volumes                print lvm's vgs and lvs reports (JSON, one line each)
 //	smartctl DISK          print how long smartctl -a took and its JSON on one line (the tests' outside oracle)
 //	poweroff | reboot
 //
@@ -103,6 +105,15 @@ func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, reques
 		case f[0] == "mdstat":
 			b, _ := os.ReadFile("/proc/mdstat")
 			fmt.Fprintf(out, "debug: mdstat\n%s\ndebug: end\n", b)
+		case f[0] == "drbd":
+			b, _ := os.ReadFile("/proc/drbd")
+			fmt.Fprintf(out, "debug: drbd\n%s\ndebug: end\n", b)
+		case f[0] == "volumes": // the volume group's reports, as the unit tests of hw/lvm read them
+			for _, cmd := range [][]string{{"vgs", "vg_name,vg_size,vg_free"}, {"lvs", "vg_name,lv_name,lv_size,lv_active"}} {
+				b, err := exec.Command("/sbin/lvm", cmd[0], "--config", `devices { filter=["a|^/dev/md1$|","r|.*|"] use_devicesfile=0 }`,
+					"--reportformat", "json", "--units", "b", "--nosuffix", "-o", cmd[1]).Output()
+				fmt.Fprintf(out, "debug: %s %s %v\n", cmd[0], strings.Join(strings.Fields(string(b)), " "), err)
+			}
 		case f[0] == "poweroff":
 			request(sysinit.PowerOff)
 		case f[0] == "reboot":

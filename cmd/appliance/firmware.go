@@ -23,6 +23,7 @@ import (
 	"github.com/lawbox/appliance/appliance/database"
 	"github.com/lawbox/appliance/appliance/firmware"
 	"github.com/lawbox/appliance/appliance/pair"
+	"github.com/lawbox/appliance/appliance/replica"
 	"github.com/lawbox/appliance/appliance/state"
 	"github.com/lawbox/appliance/appliance/storage"
 	"github.com/lawbox/appliance/hw/fat"
@@ -31,7 +32,7 @@ import (
 
 // firmwareParts are the installer (the running firmware onto every member's boot partition) and the
 // updater (signed bundles into the free slot, blessing a slot on trial once the unit is healthy).
-func firmwareParts(log *slog.Logger, st *state.Store, disks *storage.Manager, db *database.Manager, node *pair.Node,
+func firmwareParts(log *slog.Logger, st *state.Store, disks *storage.Manager, db *database.Manager, node *pair.Node, docs *replica.Replica,
 	keeper *certs.Keeper, listen string, init *control.Client) (*firmware.Installer, *firmware.Updater, error) {
 	log = log.With("part", "firmware")
 	if err := os.MkdirAll("/run/firmware", 0o700); err != nil {
@@ -45,7 +46,7 @@ func firmwareParts(log *slog.Logger, st *state.Store, disks *storage.Manager, db
 		Health:    healthChecks(disks, db, node, keeper, listen),
 		Restart:   func(ctx context.Context) error { return init.Shutdown(ctx, true) },
 		Blessed:   init.TrialPassed,
-		Pair:      node, Whole: pairWhole(db, node), RolloutDir: "/data/firmware", Release: releaseMirror(db, node)}
+		Pair:      node, Whole: pairWhole(db, node, docs), RolloutDir: "/data/firmware", Release: releaseMirror(db, node)}
 	if k, err := firmware.ParsePublicKey(updateKey); err != nil {
 		log.Error("this firmware carries no valid update key: update bundles will be refused", "err", err)
 	} else {
@@ -121,7 +122,7 @@ func healthChecks(disks *storage.Manager, db *database.Manager, node *pair.Node,
 
 // pairWhole says whether both units of the pair serve: the other unit heard, and the standby's database
 // mirroring the active one's (streaming, caught up when commits wait for the mirror).
-func pairWhole(db *database.Manager, node *pair.Node) func(ctx context.Context) error {
+func pairWhole(db *database.Manager, node *pair.Node, docs *replica.Replica) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		p := node.Pair()
 		if p.Peer == nil || !p.Peer.Reachable {
@@ -142,6 +143,9 @@ func pairWhole(db *database.Manager, node *pair.Node) func(ctx context.Context) 
 			}
 		default:
 			return fmt.Errorf("this unit is %s", p.Role)
+		}
+		if r := docs.Status(); r != nil && r.Paired && (r.Disk != "UpToDate" || r.PeerDisk != "UpToDate") {
+			return fmt.Errorf("the documents are not in sync between the units (this unit's copy %s, the other's %s)", r.Disk, r.PeerDisk)
 		}
 		return nil
 	}

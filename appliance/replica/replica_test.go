@@ -1,0 +1,115 @@
+package replica
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/lawbox/appliance/hw/drbd"
+)
+
+// fake records the tools' argv; the decisions are tested here, the tools on a real kernel in QEMU
+// (TestFileShares, TestPairFailover).
+type fake struct{ calls []string }
+
+func (f *fake) run(_ context.Context, argv ...string) ([]byte, error) {
+	f.calls = append(f.calls, strings.Join(argv, " "))
+	return nil, nil
+}
+
+func (f *fake) saw(sub string) int {
+	n := 0
+	for _, c := range f.calls {
+		if strings.Contains(c, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+func newReplica(t *testing.T, leads bool) (*Replica, *fake) {
+	f := &fake{}
+	key := []byte("0123456789abcdef0123456789abcdef")
+	r := &Replica{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Dir: t.TempDir(),
+		DRBD:   &drbd.DRBD{Setup: "drbdsetup", Meta: "drbdmeta", Resource: "documents", Run: f.run, Proc: t.TempDir() + "/none"},
+		Device: func() string { return "/dev/lawbox/documents" }, Leads: func() bool { return leads }, PartnerLeads: func() bool { return !leads },
+		Peers: func() []string { return []string{"127.0.0.1"} }, Secret: func() []byte { return key }}
+	return r, f
+}
+
+var peer = drbd.Peer{Local: "127.0.0.1:7789", Remote: "127.0.0.1:7789", Secret: "s"}
+
+func TestFirstConnectIsPlain(t *testing.T) {
+	r, f := newReplica(t, false)
+	r.connect(context.Background(), peer, config{})
+	if f.saw("connect documents") != 1 || f.saw("discard") != 0 || f.saw("create-md") != 0 {
+		t.Errorf("calls %q", f.calls)
+	}
+}
+
+func TestActiveNeverDropsItsCopy(t *testing.T) {
+	for _, c := range []config{{}, {Used: true}, {Pair: "x"}} {
+		r, f := newReplica(t, true)
+		c.Pair = strings.ReplaceAll(c.Pair, "x", r.pairID())
+		r.connecting = true // refused: the partner said no
+		for range 5 {
+			r.connect(context.Background(), peer, c)
+		}
+		if f.saw("discard") != 0 || f.saw("create-md") != 0 || f.saw("down") != 0 || f.saw("connect documents") != 5 {
+			t.Errorf("active unit, %+v: calls %q", c, f.calls)
+		}
+	}
+}
+
+func TestStandbyOfThePairDropsItsChangesSinceTheSplit(t *testing.T) {
+	r, f := newReplica(t, false)
+	c := config{Pair: r.pairID(), Used: true}
+	r.connecting = true
+	for range 5 {
+		r.connect(context.Background(), peer, c)
+	}
+	if f.saw("--discard-my-data") != 3 || f.saw("create-md") != 0 {
+		t.Errorf("calls %q: want 3 reconnections dropping this side's changes, then none", f.calls)
+	}
+	if r.Status().Problem == "" {
+		t.Error("no problem told after the copies could not be reconciled")
+	}
+}
+
+func TestStandbyNeverInThePair(t *testing.T) {
+	// It holds no file: its volume is made afresh and filled from the partner.
+	r, f := newReplica(t, false)
+	r.connecting = true
+	r.connect(context.Background(), peer, config{Pair: "another pair"})
+	if f.saw("down documents") != 1 || f.saw("create-md") != 1 || f.saw("discard") != 0 || r.connecting {
+		t.Errorf("calls %q", f.calls)
+	}
+	// Neither unit is active (manual mode, before an admin chose): nothing is replaced.
+	r, f = newReplica(t, false)
+	r.PartnerLeads = func() bool { return false }
+	r.connecting = true
+	r.connect(context.Background(), peer, config{})
+	if f.saw("create-md") != 0 || f.saw("down") != 0 {
+		t.Errorf("calls %q with no active partner", f.calls)
+	}
+	// It holds files: they are never dropped; the admin is told.
+	r, f = newReplica(t, false)
+	r.connecting = true
+	r.connect(context.Background(), peer, config{Used: true})
+	if len(f.calls) != 0 || !strings.Contains(r.Status().Problem, "Nothing was discarded") {
+		t.Errorf("calls %q, problem %q", f.calls, r.Status().Problem)
+	}
+}
+
+func TestUnpairedHasNoPairID(t *testing.T) {
+	r, _ := newReplica(t, true)
+	r.Secret = func() []byte { return nil }
+	if r.pairID() != "" {
+		t.Error("a pair id without a pair key")
+	}
+	if _, ok := r.peer(); ok {
+		t.Error("a peer without a pair key")
+	}
+}
