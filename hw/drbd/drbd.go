@@ -116,13 +116,18 @@ type Peer struct {
 // write is acknowledged when it is on both units' disks). After a split brain it never discards data by
 // itself: the connection stops and the caller decides.
 func (d *DRBD) Connect(ctx context.Context, p Peer) error {
-	if _, err := d.setup(ctx, "connect", d.Resource, "ipv4:"+p.Local, "ipv4:"+p.Remote, "--protocol", "C",
-		"--cram-hmac-alg", "sha256", "--shared-secret", p.Secret, "--after-sb-0pri", "disconnect",
-		"--after-sb-1pri", "disconnect", "--after-sb-2pri", "disconnect", "--rr-conflict", "disconnect",
-		"--ping-timeout", "10", "--connect-int", "3"); err != nil {
+	if _, err := d.setup(ctx, connectArgs(d.Resource, p)...); err != nil {
 		return fmt.Errorf("connect drbd %s to %s: %w", d.Resource, p.Remote, err)
 	}
 	return nil
+}
+
+// connectArgs is drbdsetup's connect command line, with extra options before the policies.
+func connectArgs(res string, p Peer, extra ...string) []string {
+	args := append([]string{"connect", res, "ipv4:" + p.Local, "ipv4:" + p.Remote, "--protocol", "C",
+		"--cram-hmac-alg", "sha256", "--shared-secret", p.Secret}, extra...)
+	return append(args, "--after-sb-0pri", "disconnect", "--after-sb-1pri", "disconnect", "--after-sb-2pri", "disconnect",
+		"--rr-conflict", "disconnect", "--ping-timeout", "10", "--connect-int", "3")
 }
 
 // Disconnect stops replicating with the peer.
@@ -158,10 +163,7 @@ func (d *DRBD) Secondary(ctx context.Context) error {
 // a resynchronisation from the peer. Only for the older side, decided by the caller.
 func (d *DRBD) DiscardMine(ctx context.Context, p Peer) error {
 	_ = d.Disconnect(ctx, p)
-	if _, err := d.setup(ctx, "connect", d.Resource, "ipv4:"+p.Local, "ipv4:"+p.Remote, "--protocol", "C",
-		"--cram-hmac-alg", "sha256", "--shared-secret", p.Secret, "--discard-my-data", "--after-sb-0pri", "disconnect",
-		"--after-sb-1pri", "disconnect", "--after-sb-2pri", "disconnect", "--rr-conflict", "disconnect",
-		"--ping-timeout", "10", "--connect-int", "3"); err != nil {
+	if _, err := d.setup(ctx, connectArgs(d.Resource, p, "--discard-my-data")...); err != nil {
 		return fmt.Errorf("reconnect drbd %s discarding this side: %w", d.Resource, err)
 	}
 	return nil
