@@ -267,8 +267,23 @@ func TestPairManualMode(t *testing.T) {
 			t.Fatalf("%s on %s = %d %s, want %d", body, u.Name(), code, got, want)
 		}
 	}
+	// Standing down waits (409) until the other unit could take over at once: its database streaming and
+	// caught up (B has just copied A's).
+	standDown := func(u *pairUnit) {
+		t.Helper()
+		eventually(t, 2*time.Minute, u.Name()+" stands down", func() error {
+			code, got := u.call("POST", "/api/v1/pair/role", u.tok, `{"role":"standby"}`)
+			if code != 202 && code != 409 {
+				t.Fatalf("stand down on %s = %d %s", u.Name(), code, got)
+			}
+			if code != 202 {
+				return fmt.Errorf("%d %s", code, got)
+			}
+			return nil
+		})
+	}
 	role(l.b, `{"role":"active"}`, 409) // A is active
-	role(l.a, `{"role":"standby"}`, 202)
+	standDown(l.a)
 	waitRoles(t, "A stood down", 10*time.Second, l.a, l.b, "standby", "standby")
 	// Two admins press "make active" on both units at once: one unit becomes active, the other is told no
 	// (the role checker fails the test if both ever answer as active).
@@ -283,7 +298,7 @@ func TestPairManualMode(t *testing.T) {
 		t.Fatalf("make active on both units at once = %d and %d, want 202 and 409", c1, c2)
 	}
 	if l.a.mustPair().Role == "active" {
-		role(l.a, `{"role":"standby"}`, 202)
+		standDown(l.a)
 		waitRoles(t, "A stood down again", 10*time.Second, l.a, l.b, "standby", "standby")
 		role(l.b, `{"role":"active"}`, 202)
 	}
