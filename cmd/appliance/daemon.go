@@ -262,6 +262,10 @@ type handOver struct {
 }
 
 func (h handOver) SetRole(ctx context.Context, role string, force bool) error {
+	if role == pair.Standby && !force && h.Role() == pair.Fenced {
+		// It serves nothing and takes the service back by itself once it hears the witness or its partner.
+		return fmt.Errorf("%w: this unit is fenced (it lost the witness and the other unit): there is nothing to hand over now", appliance.ErrConflict)
+	}
 	if role == pair.Standby && !force && h.Role() == pair.Active {
 		if err := h.whole(ctx); err != nil {
 			return fmt.Errorf("%w: the other unit cannot take over yet (%v); try again in a moment, or force it", appliance.ErrConflict, err)
