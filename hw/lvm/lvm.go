@@ -7,11 +7,13 @@
 package lvm
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 
@@ -43,12 +45,27 @@ func (l *LVM) run(ctx context.Context, cmd string, args ...string) ([]byte, erro
 		path = "lvm"
 	}
 	if run == nil {
-		run = raid.Exec
+		run = execStdout
 	}
 	if len(l.Devices) == 0 {
 		return nil, fmt.Errorf("lvm %s: no devices allowed", cmd)
 	}
 	return run(ctx, append([]string{path, cmd, "--config", l.config()}, args...)...)
+}
+
+// execStdout runs lvm and answers its standard output only (the reports are JSON there; warnings go to
+// standard error, such as the one about descriptors the caller left open, which the environment turns
+// off); standard error is in the error.
+func execStdout(ctx context.Context, argv ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "LVM_SUPPRESS_FD_WARNINGS=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return out, nil
 }
 
 // CreateGroup makes dev a physical volume and the volume group vg on it.
