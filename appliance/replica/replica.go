@@ -214,7 +214,7 @@ func (r *Replica) pass(ctx context.Context) {
 		r.connect(ctx, peer, c)
 	case !paired && st.Connection != "StandAlone":
 		r.disconnectAll(ctx)
-	case st.Connection == "Connected" || strings.HasPrefix(st.Connection, "Sync") || strings.HasPrefix(st.Connection, "PausedSync"):
+	case connected(st):
 		r.tries = 0
 		if id := r.pairID(); c.Pair != id { // DRBD accepted the partner: this copy is the pair's from now on
 			c.Pair = id
