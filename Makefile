@@ -31,7 +31,7 @@ unit: deps ## unit tests (real PostgreSQL and S3 servers on this machine where t
 	$(GO) test ./...
 
 qemu-test: image ## boot the real image in QEMU and run the scenario tests
-	QEMU_TESTS=1 $(GO) test -count=1 -timeout 50m -v -parallel 3 ./qemu-tests/ 2>&1 | tee build/qemu-test.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)'; exit $${PIPESTATUS[0]}
+	QEMU_TESTS=1 $(GO) test -count=1 -timeout 65m -v -parallel 3 ./qemu-tests/ 2>&1 | tee build/qemu-test.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test.go)'; exit $${PIPESTATUS[0]}
 
 test: unit qemu-test ## unit tests, then the QEMU suite
 
@@ -42,6 +42,9 @@ bench: image ## boot time and image size beside a bare Go init; firmware update 
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'FirmwareUpdate|PairRollingUpdate' -benchtime 1x -timeout 80m ./qemu-tests/
 	$(GO) test -count=1 -run '^$$' -bench Backup -benchtime 1x -timeout 20m ./appliance/backup/
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./appliance/health/
+
+soak: image ## the long QEMU scenarios make test leaves out: a pair's rolling update under a client load
+	QEMU_TESTS=1 QEMU_SOAK=1 $(GO) test -count=1 -timeout 60m -v -run 'TestPairRollingUpdate' ./qemu-tests/
 
 fuzz: ## fuzz the web UI's request parsers (JSON bodies and forms), 60 s each; the seed corpus runs in make unit
 	$(GO) test -run '^$$' -fuzz FuzzAPIBodies -fuzztime 60s ./webui/

@@ -52,7 +52,7 @@ func startS3(t *testing.T, bucket string) (addr, dir string) {
 // recovery identity is shown once, the dump lands on the unit's array and in the bucket, encrypted (no
 // client name readable there), and the unit verifies it by restoring it from the bucket.
 func TestBackupToS3(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	addr, dir := startS3(t, "office")
 	u := boot(t, Config{
 		Disks:    []Disk{{ID: "a", Kind: Virtio, Serial: "BK-A", SizeMiB: 1024}, {ID: "b", Kind: Virtio, Serial: "BK-B", SizeMiB: 1024}},

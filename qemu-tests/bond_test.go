@@ -11,7 +11,7 @@ import (
 // A unit with two LAN ports bonded (active-backup) on one switch and an office PC: the PC reaches the
 // unit through whichever port is left when one loses its link, and the unit reports the link lost.
 func TestBondedLAN(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	lan := NewHub(t.TempDir())
 	t.Cleanup(lan.Close)
 	us := bootAll(t, unitConfig("unit-a", keep(t, Disk{ID: "a1", Kind: Virtio, Serial: "UNIT-A-1", SizeMiB: 1200}), lan, lan),

@@ -11,7 +11,7 @@ import (
 // Boot with three disks of three kinds: the UI comes up over HTTPS with the console's certificate, first-boot
 // setup refuses bad input and then works once, and the status API lists the three disks by serial.
 func TestBootSetupLoginStatus(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	u := boot(t, Config{Disks: []Disk{
 		{ID: "d1", Kind: Virtio, Serial: "VIRTIO-A1", SizeMiB: 64},
 		{ID: "d2", Kind: NVMe, Serial: "NVME-B2", SizeMiB: 96},
@@ -59,7 +59,7 @@ func TestBootSetupLoginStatus(t *testing.T) {
 
 // A service that crashes is restarted with its state intact, and PID 1 stays up.
 func TestCrashedServiceRestarts(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	u := boot(t, Config{Disks: []Disk{{ID: "d1", Serial: "ONLY-ONE", SizeMiB: 32}}})
 	tok := u.setupAndLogin()
 
@@ -102,7 +102,7 @@ func TestCrashedServiceRestarts(t *testing.T) {
 // Power off and reboot from the API: services stop, then the kernel powers off or restarts (QEMU runs with
 // -no-reboot, so both end the process).
 func TestPowerOffAndReboot(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	for action, line := range map[string]string{"poweroff": "power off", "reboot": "reboot"} {
 		t.Run(action, func(t *testing.T) { powerAction(t, action, line) })
 	}
@@ -125,7 +125,7 @@ func powerAction(t *testing.T, action, line string) {
 // No disks at all: the unit still boots, and says so. It boots the production firmware, which has no
 // test agent: appliance.debug=1 on its command line is ignored and the console takes no command.
 func TestBootWithoutDisks(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	u := start(t, Config{Production: true})
 	if _, err := u.Expect(regexp.MustCompile(`appliance.debug=1 ignored: production firmware has no test agent`), 3*time.Minute); err != nil {
 		t.Fatalf("%v\n%s", err, tail(u.Console()))

@@ -14,7 +14,7 @@ import (
 // dashboard filled from the unit's own disks, arrays and database, kept live over its event stream (HTTP/2
 // over TLS from the daemon) while the data array's first resync runs to its end.
 func TestBrowserOnUnit(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	b := browsertest.New(t)
 	u := boot(t, Config{Disks: []Disk{
 		{ID: "d1", Kind: Virtio, Serial: "VIRTIO-A1", SizeMiB: 2048},

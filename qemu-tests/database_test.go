@@ -51,7 +51,7 @@ func (u *unit) exec(t testing.TB, connURL, sql string) {
 // wrong password is refused; a certificate made anew in the UI is the server's at the next connection; after
 // a power-off and a new boot every committed row is there.
 func TestDatabaseProduction(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	disks := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "PG-A", SizeMiB: 1024}, Disk{ID: "b", Kind: Virtio, Serial: "PG-B", SizeMiB: 1024})
 	u := boot(t, Config{Disks: disks})
 	tok := u.setupAndLogin()
@@ -149,7 +149,7 @@ func TestDatabaseProduction(t *testing.T) {
 // it copies it, streams new commits, refuses writes, and after the upstream dies a promotion makes it the
 // production server with every committed row.
 func TestDatabaseMirrorOfExternal(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	pg := startHostPG(t)
 	setup, cancelSetup := context.WithTimeout(context.Background(), time.Minute)
 	defer cancelSetup()

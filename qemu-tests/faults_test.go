@@ -12,7 +12,7 @@ import (
 // injected I/O error fails a direct read, a cut link takes the UI away and back, the NVMe SMART warning is
 // set, and the hub carries and drops the guest's frames.
 func TestFaultHelpers(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	hub := NewHub(t.TempDir())
 	t.Cleanup(hub.Close)
 	u := boot(t, Config{Hubs: []*Hub{hub}, Disks: []Disk{

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -30,7 +31,7 @@ import (
 // once the arrays exist the firmware is on both members' boot partitions. Powered off, the install disk
 // taken out, the unit boots from its own disks, with its settings; and from the second disk alone.
 func TestInstallAndBootFromDisks(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	u, tok, cfg := installedUnit(t)
 	if u.code != "" {
 		t.Fatal("booted from its disks, the unit asks for setup again")
@@ -196,31 +197,76 @@ func (l *dbLoad) check(t *testing.T, u *unit, connURL string) (acked, lost int) 
 	return len(l.acked), lost
 }
 
-// installedUnit boots the install disk with two blank disks under UEFI, waits for the firmware on both
-// members' boot partitions, powers off, and boots the unit from its disks, restarting by itself as a box
-// does (Config.Reboot). It returns the unit, an admin token and its configuration.
+// installedUnit boots a unit from a copy of two disks on which the install disk installed the firmware
+// (installedDisks), restarting by itself as a box does (Config.Reboot). It returns the unit, an admin
+// token and its configuration.
 func installedUnit(t testing.TB) (*unit, string, Config) {
-	im := image(t)
-	members := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "UP-A", SizeMiB: 1024}, Disk{ID: "b", Kind: Virtio, Serial: "UP-B", SizeMiB: 1024})
-	inst := filepath.Join(t.TempDir(), "installer.img")
-	if err := copyFile(filepath.Join(im.root, im.Installer), inst); err != nil {
-		t.Fatal(err)
-	}
-	u := boot(t, Config{UEFI: true, Disks: append(members, Disk{ID: "inst", Kind: Virtio, Serial: "INSTALL", Path: inst})})
-	tok := u.setupAndLogin()
-	u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
-	installed := regexp.MustCompile(`firmware installed: the unit boots from this disk.* partition=(\S+)`)
-	for range members {
-		m, err := u.Expect(installed, 3*time.Minute)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, tail(u.Console()))
+	base := installedDisks(t)
+	dir := t.TempDir()
+	var members []Disk
+	for _, d := range base {
+		d.Path = filepath.Join(dir, d.ID+".img")
+		if out, err := exec.Command("cp", "--sparse=always", "--reflink=auto", base[len(members)].Path, d.Path).CombinedOutput(); err != nil {
+			t.Fatalf("copy the installed disk %s: %v %s", d.ID, err, out)
 		}
-		t.Logf("firmware installed on %s", m[1])
+		members = append(members, d)
 	}
-	u.shutdown(tok, "poweroff")
 	cfg := Config{UEFI: true, Reboot: true, Disks: members}
-	u = boot(t, cfg)
+	u := boot(t, cfg)
 	return u, u.login(), cfg
+}
+
+// installed is the install the tests of installed units start from, made once by the first that needs it.
+var installed struct {
+	once  sync.Once
+	dir   string
+	disks []Disk
+}
+
+// installedDisks boots the install disk with two blank disks under UEFI, sets the unit up, waits for its
+// arrays and for the firmware on both members' boot partitions, and powers it off; it returns those two
+// disks, which the callers copy.
+func installedDisks(t testing.TB) []Disk {
+	installed.once.Do(func() {
+		im := image(t)
+		dir, err := os.MkdirTemp("", "lawbox-installed-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		installed.dir = dir
+		members := []Disk{
+			{ID: "a", Kind: Virtio, Serial: "UP-A", SizeMiB: 1024, Path: filepath.Join(dir, "a.img")},
+			{ID: "b", Kind: Virtio, Serial: "UP-B", SizeMiB: 1024, Path: filepath.Join(dir, "b.img")},
+		}
+		inst := filepath.Join(t.TempDir(), "installer.img")
+		if err := copyFile(filepath.Join(im.root, im.Installer), inst); err != nil {
+			t.Fatal(err)
+		}
+		u := boot(t, Config{UEFI: true, Disks: append(slices.Clone(members), Disk{ID: "inst", Kind: Virtio, Serial: "INSTALL", Path: inst})})
+		tok := u.setupAndLogin()
+		u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
+		re := regexp.MustCompile(`firmware installed: the unit boots from this disk.* partition=(\S+)`)
+		for range members {
+			m, err := u.Expect(re, 3*time.Minute)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, tail(u.Console()))
+			}
+			t.Logf("firmware installed on %s", m[1])
+		}
+		u.shutdown(tok, "poweroff")
+		installed.disks = members
+	})
+	if installed.disks == nil {
+		t.Fatal("the install the installed units start from failed (see the first test that made it)")
+	}
+	return installed.disks
+}
+
+// removeFixtures removes what the tests shared.
+func removeFixtures() {
+	if installed.dir != "" {
+		os.RemoveAll(installed.dir)
+	}
 }
 
 // blessed waits until the firmware running on u is blessed, and returns its status.
@@ -272,11 +318,10 @@ func (u *unit) rollsBack(tok string, bundle []byte, v, running string) string {
 
 // A unit installed on its disks takes signed updates under UEFI: every bad bundle is refused with the boot
 // partitions' bytes unchanged; a good one, under a client load, restarts into the new slot, which is blessed
-// once the unit is healthy (the previous slot kept, no acknowledged commit lost); a rollback by hand goes back;
-// a power cut while a slot is written leaves a unit that boots; a firmware that never becomes healthy is
-// left by the boot loader after its tries and the unit, back on its firmware by itself, says why.
+// once the unit is healthy (the previous slot kept, no acknowledged commit lost); a downgrade is not taken
+// unless asked for; a rollback by hand goes back.
 func TestFirmwareUpdate(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	im := image(t)
 	u, tok, cfg := installedUnit(t)
 	members := cfg.Disks
@@ -290,8 +335,8 @@ func TestFirmwareUpdate(t *testing.T) {
 		}
 		return b
 	}
-	next, unhealthy, own := read(im.TestBundles["next"]), read(im.TestBundles["unhealthy"]), read(im.Update)
-	vNext, vUnhealthy := im.Version+"-next", im.Version+"-unhealthy"
+	next, own := read(im.TestBundles["next"]), read(im.Update)
+	vNext := im.Version + "-next"
 
 	// Bad bundles: nothing written.
 	before := espSums(t, members)
@@ -359,6 +404,24 @@ func TestFirmwareUpdate(t *testing.T) {
 		t.Errorf("after the rollback: %s, %+v", slots(st), st.Update)
 	}
 
+}
+
+// A power cut while an update's slot is written leaves a unit that boots; a firmware that never becomes
+// healthy is left by the boot loader after its tries and the unit, back on its firmware by itself, says why.
+func TestFirmwareUpdateInterrupted(t *testing.T) {
+	parallel(t)
+	im := image(t)
+	u, tok, cfg := installedUnit(t)
+	next, err := os.ReadFile(filepath.Join(im.root, im.TestBundles["next"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unhealthy, err := os.ReadFile(filepath.Join(im.root, im.TestBundles["unhealthy"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vNext, vUnhealthy := im.Version+"-next", im.Version+"-unhealthy"
+
 	// Power cut while the slot is written: the unit boots (on either slot).
 	go u.upload(tok, next, "")
 	if _, err := u.Expect(regexp.MustCompile(`firmware update: writing the new slot`), 5*time.Minute); err != nil {
@@ -380,7 +443,7 @@ func TestFirmwareUpdate(t *testing.T) {
 	running := u.firmware(tok).Version
 
 	// A firmware that never becomes healthy: tried, left, and said.
-	start = time.Now()
+	start := time.Now()
 	tok = u.rollsBack(tok, unhealthy, vUnhealthy, running)
 	t.Logf("automatic rollback: upload to back on %s in %v", running, time.Since(start).Round(time.Second))
 	st = u.firmware(tok)

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -65,34 +64,8 @@ func bootAll(t testing.TB, cfgs ...Config) []*unit {
 	return us
 }
 
-// cpu shares the host's two cores between tests: an ordinary test holds it shared from its first VM to its
-// end; a pair lab holds it alone, since heartbeats and PostgreSQL streams starve when other
-// tests' VMs compete under TCG, and a starved unit fences itself.
-var (
-	cpu     sync.RWMutex
-	holders sync.Map // testing.TB -> struct{}: tests holding cpu
-)
-
-// holdCPU takes cpu for t until it ends: shared, or alone (exclusive: it waits until no other test runs
-// VMs and keeps them out). A test that holds it already (a reboot, a benchmark's next lab) goes on.
-func holdCPU(t testing.TB, exclusive bool) {
-	if _, held := holders.LoadOrStore(t, struct{}{}); held {
-		return
-	}
-	lock, unlock := cpu.RLock, cpu.RUnlock
-	if exclusive {
-		lock, unlock = cpu.Lock, cpu.Unlock
-	}
-	lock()
-	t.Cleanup(func() {
-		holders.Delete(t)
-		unlock()
-	})
-}
-
 func start(t testing.TB, cfg Config) *unit {
 	t.Helper()
-	holdCPU(t, false)
 	im := image(t)
 	cfg.Dir = t.TempDir()
 	cfg.Cmdline = append(cfg.Cmdline, "appliance.debug=1")

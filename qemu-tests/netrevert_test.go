@@ -16,7 +16,7 @@ import (
 // confirmed, the change is put back by itself when its window ends (the port back on DHCP), and the web UI
 // answers again, saying what happened. A change that leaves the unit reachable, confirmed, stays.
 func TestNetworkChangeReverts(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	u := boot(t, Config{})
 	tok := u.setupAndLogin()
 	// The management port is QEMU's first NIC (user networking, DHCP 198.18.0.15): its MAC is QEMU's default.

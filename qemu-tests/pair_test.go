@@ -18,7 +18,7 @@ import (
 // Two units and an office PC (witness and client) on one virtual LAN, the units also joined by a direct
 // cable. A role checker polls both units throughout and fails on two active units.
 func TestPairFailover(t *testing.T) {
-	t.Parallel()
+	alone(t)
 	// A longer timeout than the default (400 ms): other QEMU tests share the CPUs, and under TCG a unit taking
 	// over (its database promoted, its documents volume checked and mounted, Samba started) can be slow to
 	// renew its lease.
@@ -260,7 +260,7 @@ func TestPairFailover(t *testing.T) {
 // down first; when the active unit dies, the standby waits for an admin, who must confirm (the other unit
 // might still be serving); the dead unit comes back as standby. The role checker runs throughout.
 func TestPairManualMode(t *testing.T) {
-	t.Parallel()
+	alone(t)
 	l := newLab(t, labConfig{timeoutMS: 800, manual: true})
 	chk := startChecker(t, l.a, l.b)
 	defer chk.finish()

@@ -237,7 +237,7 @@ func (l *dbLab) failover(t testing.TB, production *pairUnit) time.Duration {
 // promotion from A's API (the planned switchover) makes A production again and B its mirror. Last, the unit
 // with the older copy, back alone, is refused the active role.
 func TestPairDatabase(t *testing.T) {
-	t.Parallel()
+	alone(t)
 	l := newDBLab(t, true)
 	chk := startChecker(t, l.a, l.b)
 	defer chk.finish()

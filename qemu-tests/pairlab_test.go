@@ -295,7 +295,9 @@ type labConfig struct {
 // newLab is newPairLab with the lab's configuration.
 func newLab(t testing.TB, lc labConfig) *pairLab {
 	timeoutMS, manual := lc.timeoutMS, lc.manual
-	holdCPU(t, true)
+	if tt, ok := t.(*testing.T); ok && !queued.runsAlone(tt) {
+		t.Fatal("a pair lab runs alone: its test starts with alone(t)")
+	}
 	l := &pairLab{lan: NewHub(t.TempDir()), cable: NewHub(t.TempDir())}
 	t.Cleanup(l.lan.Close)
 	t.Cleanup(l.cable.Close)

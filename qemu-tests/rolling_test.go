@@ -109,9 +109,11 @@ func rollingUpdate(t testing.TB, l *dbLab, bundle []byte, v string) rolling {
 // (synchronous mode). The bundle uploaded to the active unit goes to the standby over the pair link; the
 // standby updates first, comes back blessed and mirroring, takes over, then the other unit updates. Both
 // end on the new firmware, blessed; never both active; no acknowledged commit lost; the client meets
-// dropped connections only, each outage measured.
+// dropped connections only, each outage measured. A long soak (two installs, four firmware boots):
+// make soak; make bench measures the same run.
 func TestPairRollingUpdate(t *testing.T) {
-	t.Parallel()
+	soak(t)
+	alone(t)
 	im := image(t)
 	next, err := os.ReadFile(filepath.Join(im.root, im.TestBundles["next"]))
 	if err != nil {

@@ -40,7 +40,7 @@ func smbAt(addr, share, user, password string, args ...string) (string, error) {
 // a wrong password and an anonymous client are refused, SMB1 and SMB 2 are refused and SMB 3 requires
 // signing, a share marked so requires encryption; the shares, accounts and files outlive a reboot.
 func TestFileShares(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	if _, err := exec.LookPath("smbclient"); err != nil {
 		t.Fatalf("smbclient is not installed (make deps installs it): %v", err)
 	}

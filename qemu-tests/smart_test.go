@@ -74,7 +74,7 @@ func (u *unit) smartctl(dev string, v any) float64 {
 }
 
 func TestSMART(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	u := boot(t, Config{Disks: []Disk{
 		{ID: "s1", Kind: AHCI, Serial: "SATA-ONE", SizeMiB: 64},
 		{ID: "n1", Kind: NVMe, Serial: "NVME-ONE", SizeMiB: 64},
@@ -207,7 +207,7 @@ func regexpQuote(s string) *regexp.Regexp { return regexp.MustCompile(regexp.Quo
 // An NVMe member turns "replace" (critical warning) while a spare waits: the storage copies it onto the
 // spare before it fails (md's want_replacement), takes it out, and the data reads back intact.
 func TestProactiveReplace(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	u := boot(t, Config{Disks: []Disk{
 		{ID: "n1", Kind: NVMe, Serial: "WEARING", SizeMiB: 1024},
 		{ID: "v1", Kind: Virtio, Serial: "STEADY", SizeMiB: 1024},

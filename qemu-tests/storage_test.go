@@ -213,7 +213,7 @@ func (u *unit) scrubClean(tok string) {
 // written at the start reads back intact at every step, and the settings survive the reboot on the
 // degraded system array.
 func TestRAID1FailPullRebootReplace(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	ds := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "R1-A", SizeMiB: 1024}, Disk{ID: "b", Kind: Virtio, Serial: "R1-B", SizeMiB: 1024, Faulty: true})
 	a, b := ds[0], ds[1]
 	u := boot(t, Config{Disks: []Disk{a, b}})
@@ -266,7 +266,7 @@ func TestRAID1FailPullRebootReplace(t *testing.T) {
 // rebuild onto it by itself; QEMU is killed half-way through the rebuild and the rebuild finishes after
 // the restart, with the data intact.
 func TestRAID5RefuseAdoptSpareCrash(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	all := keep(t,
 		Disk{ID: "d0", Kind: Virtio, Serial: "R5-A", SizeMiB: 1024},
 		Disk{ID: "d1", Kind: Virtio, Serial: "R5-B", SizeMiB: 1024},
@@ -368,7 +368,7 @@ func TestRAID5RefuseAdoptSpareCrash(t *testing.T) {
 
 // RAID 5 on four disks: I/O errors on a member during writes, pull it, insert a blank disk, rebuild, scrub.
 func TestRAID5FourDisksFailReplace(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	var disks []Disk
 	for i, s := range []string{"Q-A", "Q-B", "Q-C", "Q-D"} {
 		disks = append(disks, Disk{ID: fmt.Sprintf("q%d", i), Kind: Virtio, Serial: s, SizeMiB: 1024, Faulty: s == "Q-C"})
@@ -398,7 +398,7 @@ func TestRAID5FourDisksFailReplace(t *testing.T) {
 // One NVMe disk: the arrays run as mirrors with their second half missing and say so; a second disk
 // completes them.
 func TestSingleDiskThenSecond(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	u := boot(t, Config{Disks: []Disk{{ID: "n1", Kind: NVMe, Serial: "ONLY-ONE", SizeMiB: 1024}}})
 	tok := u.setupAndLogin()
 	st := u.waitStates(tok, "system=degraded data=degraded", 3*time.Minute)
@@ -441,7 +441,7 @@ func dataSpace(t *testing.T, st storageStatus) appliance.Space {
 // not touched) until an admin adopts it; the settings made meanwhile live in RAM, move to the new system
 // array, and survive a reboot.
 func TestFirstBootWaitsForAdopt(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	ds := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "NEW-A", SizeMiB: 1024}, Disk{ID: "b", Kind: NVMe, Serial: "OLD-B", SizeMiB: 1024})
 	blank, old := ds[0], ds[1]
 	if err := os.WriteFile(old.Path, nil, 0o600); err != nil {
@@ -489,7 +489,7 @@ func TestFirstBootWaitsForAdopt(t *testing.T) {
 // A scrub interrupted by a restart is paused with its position saved and resumes after the boot, then
 // reports its result.
 func TestScrubResumesAfterReboot(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	disks := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "SC-A", SizeMiB: 2048}, Disk{ID: "b", Kind: Virtio, Serial: "SC-B", SizeMiB: 2048})
 	u := boot(t, Config{Disks: disks})
 	tok := u.setupAndLogin()
@@ -574,7 +574,7 @@ func corruptRootInode(t *testing.T, image string) {
 // A data filesystem with damage is never "repaired" by answering yes to everything: here the kernel refuses
 // the mount (a metadata checksum fails) and the unit says so, changes nothing, and keeps the database off it.
 func TestDamagedFilesystemIsLeftAlone(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	disks := keep(t, Disk{ID: "a", Kind: Virtio, Serial: "FS-A", SizeMiB: 1024}, Disk{ID: "b", Kind: Virtio, Serial: "FS-B", SizeMiB: 1024})
 	u := boot(t, Config{Disks: disks})
 	tok := u.setupAndLogin()
