@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"mime"
@@ -298,25 +299,27 @@ func (s *Server) formBackupIdentity(w http.ResponseWriter, r *http.Request, sess
 }
 
 func (s *Server) formRunBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	longRequest(w)
 	s.log.Info("backup requested", "kind", "dump", "user", sess.User, "remote", remote(r))
-	b, err := s.backups.RunBackup(r.Context(), "dump")
-	notice := "Backup taken."
-	if b.TakenOn != "" {
-		notice = "Backup taken by the mirror unit: it takes this pair's backups, and lists them on its backups page."
-	}
-	s.renderBackups(w, r, sess, backupsPage{}, err, notice)
+	s.formJob(w, r, sess, "backup", "", func(ctx context.Context) (string, error) {
+		b, err := s.backups.RunBackup(ctx, "dump")
+		if b.TakenOn != "" {
+			return "Backup taken by the mirror unit: it takes this pair's backups, and lists them on its backups page.", err
+		}
+		return "Backup taken.", err
+	})
 }
 
 func (s *Server) formVerifyBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	longRequest(w)
-	s.log.Info("backup verification requested", "id", r.PathValue("id"), "user", sess.User, "remote", remote(r))
-	v, err := s.backups.VerifyBackup(r.Context(), r.PathValue("id"))
-	msg := "Backup " + v.ID + " restored and checked: " + v.Detail
-	if err == nil && !v.OK {
-		msg = "Backup " + v.ID + " FAILED verification: " + v.Detail
-	}
-	s.renderBackups(w, r, sess, backupsPage{}, err, msg)
+	id := r.PathValue("id")
+	s.log.Info("backup verification requested", "id", id, "user", sess.User, "remote", remote(r))
+	s.formJob(w, r, sess, "verify", id, func(ctx context.Context) (string, error) {
+		v, err := s.backups.VerifyBackup(ctx, id)
+		s.log.Info("backup verification", "id", id, "ok", v.OK, "detail", v.Detail)
+		if err == nil && !v.OK {
+			err = failed("The backup did not restore as it should: the backups page says what differed.")
+		}
+		return "The backup restored and checked as it should.", err
+	})
 }
 
 func (s *Server) formImportIdentity(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
@@ -360,19 +363,19 @@ func restoredNotice(res appliance.BackupRestoreResult) string {
 // formRestoreBackup restores one database, or all of them ("" in the form), replacing existing ones only
 // when the box is ticked.
 func (s *Server) formRestoreBackup(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	longRequest(w)
-	req := restoreForm(r)
-	s.log.Warn("backup restore requested", "id", r.PathValue("id"), "databases", req.Databases, "into", req.Into, "replace", req.Replace, "user", sess.User, "remote", remote(r))
-	res, err := s.backups.RestoreBackup(r.Context(), r.PathValue("id"), req)
-	s.renderBackups(w, r, sess, backupsPage{}, err, restoredNotice(res))
+	req, id := restoreForm(r), r.PathValue("id")
+	s.log.Warn("backup restore requested", "id", id, "databases", req.Databases, "into", req.Into, "replace", req.Replace, "user", sess.User, "remote", remote(r))
+	s.formJob(w, r, sess, "restore", id, func(ctx context.Context) (string, error) {
+		res, err := s.backups.RestoreBackup(ctx, id, req)
+		return restoredNotice(res), err
+	})
 }
 
-// formPointInTime restores to a moment given in UTC, as the page shows times.
+// formPointInTime restores to a moment given in the office's local time, as the page shows times.
 func (s *Server) formPointInTime(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	longRequest(w)
 	req := restoreForm(r)
 	v := r.PostFormValue("at")
-	zone := s.sys.TimeZone() // the form's moment is the office's local time, as the page shows times
+	zone := s.sys.TimeZone()
 	at, err := time.ParseInLocation("2006-01-02T15:04:05", v, zone)
 	if err != nil {
 		at, err = time.ParseInLocation("2006-01-02T15:04", v, zone)
@@ -382,8 +385,10 @@ func (s *Server) formPointInTime(w http.ResponseWriter, r *http.Request, sess ap
 		return
 	}
 	s.log.Warn("point-in-time restore requested", "at", at, "databases", req.Databases, "into", req.Into, "replace", req.Replace, "user", sess.User, "remote", remote(r))
-	res, err := s.backups.RestorePointInTime(r.Context(), at, req)
-	s.renderBackups(w, r, sess, backupsPage{}, err, restoredNotice(res))
+	s.formJob(w, r, sess, "point-in-time", at.Format("2006-01-02 15:04:05"), func(ctx context.Context) (string, error) {
+		res, err := s.backups.RestorePointInTime(ctx, at, req)
+		return restoredNotice(res), err
+	})
 }
 
 // longRequest lets a handler that waits for a backup or a restore answer after the server's usual write
@@ -422,12 +427,14 @@ func (s *Server) apiRestoreConfig(w http.ResponseWriter, r *http.Request, sess a
 }
 
 func (s *Server) formRestoreConfig(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	var err error
 	if r.PostFormValue("confirm") != "yes" {
-		err = fmt.Errorf("%w: tick the box to confirm that this unit's file shares are replaced", appliance.ErrBadInput)
-	} else {
-		s.log.Warn("configuration restore requested", "id", r.PathValue("id"), "user", sess.User, "remote", remote(r))
-		_, err = s.backups.RestoreConfig(r.Context(), r.PathValue("id"))
+		s.renderBackups(w, r, sess, backupsPage{}, fmt.Errorf("%w: tick the box to confirm that this unit's file shares are replaced", appliance.ErrBadInput), "")
+		return
 	}
-	s.renderBackups(w, r, sess, backupsPage{}, err, "The file shares and file accounts are restored from the backup (their passwords too). Not restored: web accounts, the pair, the HTTPS certificate, network addresses, notification, storage and disk-health settings.")
+	id := r.PathValue("id")
+	s.log.Warn("configuration restore requested", "id", id, "user", sess.User, "remote", remote(r))
+	s.formJob(w, r, sess, "config-restore", id, func(ctx context.Context) (string, error) {
+		_, err := s.backups.RestoreConfig(ctx, id)
+		return "The file shares and file accounts are restored from the backup (their passwords too). Not restored: web accounts, the pair, the HTTPS certificate, network addresses, notification, storage and disk-health settings.", err
+	})
 }

@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -143,18 +144,16 @@ func (s *Server) apiPromote(w http.ResponseWriter, r *http.Request, sess applian
 }
 
 func (s *Server) formPromote(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	longRequest(w)
 	if r.PostFormValue("confirm") != "promote" {
 		s.renderDatabase(w, r, sess, nil, errBadRequest)
 		return
 	}
 	s.log.Warn("database promotion requested", "user", sess.User, "remote", remote(r))
-	p, err := s.db.Promote(r.Context())
-	if err == nil {
-		s.renderDatabase(w, r, sess, nil, nil, fmt.Sprintf("This unit is now the production database (promoted in %.1f s). Point the applications at it.", p.Seconds))
-		return
-	}
-	s.renderDatabase(w, r, sess, nil, err)
+	s.formJob(w, r, sess, "promote", "", func(ctx context.Context) (string, error) {
+		p, err := s.db.Promote(ctx)
+		s.log.Info("database promoted", "seconds", p.Seconds, "err", err)
+		return "This unit is now the production database. Point the applications at it.", err
+	})
 }
 
 func (s *Server) formSetUpstream(w http.ResponseWriter, r *http.Request, sess appliance.Session) {

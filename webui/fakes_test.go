@@ -337,6 +337,8 @@ type fakeBackups struct {
 	running        string
 	progress       [2]int64
 	failAt         int // Export fails after writing this many bytes (0: never)
+	gate           chan struct{} // RunBackup waits for it to close (nil: it does not wait)
+	badVerify      bool          // VerifyBackup finds a difference
 }
 
 func (f *fakeBackups) Backups(context.Context) (appliance.BackupStatus, error) {
@@ -462,6 +464,9 @@ func (f *fakeBackups) SetTargets(_ context.Context, ts []appliance.BackupTarget)
 }
 
 func (f *fakeBackups) RunBackup(_ context.Context, kind string) (appliance.Backup, error) {
+	if f.gate != nil {
+		<-f.gate
+	}
 	f.runs++
 	return appliance.Backup{ID: "20261123T101500Z-" + kind, Kind: kind}, nil
 }
@@ -475,7 +480,7 @@ func (f *fakeBackups) VerifyBackup(_ context.Context, id string) (appliance.Back
 	if id != "20261123T020000Z-dump" {
 		return appliance.BackupVerification{}, fmt.Errorf("backup %s: %w", id, appliance.ErrNotFound)
 	}
-	return appliance.BackupVerification{ID: id, OK: true, Detail: "restored"}, nil
+	return appliance.BackupVerification{ID: id, OK: !f.badVerify, Detail: "restored"}, nil
 }
 
 type fakeNotify struct {

@@ -58,6 +58,21 @@ func TestFrenchNotices(t *testing.T) {
 	inspectSource(t, func(n ast.Node) {
 		switch n := n.(type) {
 		case *ast.CallExpr:
+			if id, ok := n.Fun.(*ast.Ident); ok && id.Name == "failed" { // a job's failure, as the page says it
+				if text, ok := stringLit(n.Args[0]); ok {
+					notices = append(notices, text)
+				}
+			}
+			if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "formJob" { // a job's result: what its function returns
+				ast.Inspect(n.Args[len(n.Args)-1], func(n ast.Node) bool {
+					if ret, ok := n.(*ast.ReturnStmt); ok && len(ret.Results) > 0 {
+						if text, ok := stringLit(ret.Results[0]); ok {
+							notices = append(notices, text)
+						}
+					}
+					return true
+				})
+			}
 			if sel, ok := n.Fun.(*ast.SelectorExpr); ok && strings.HasPrefix(sel.Sel.Name, "render") && sel.Sel.Name != "render" {
 				for _, a := range n.Args { // a notice, wherever the function takes it
 					if text, ok := stringLit(a); ok {
@@ -73,6 +88,9 @@ func TestFrenchNotices(t *testing.T) {
 			}
 		}
 	}, ".")
+	for _, title := range jobTitles {
+		notices = append(notices, title)
+	}
 	if len(notices) < 10 {
 		t.Fatalf("only %d notices found: %q", len(notices), notices)
 	}

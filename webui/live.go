@@ -17,8 +17,8 @@ const (
 	liveKeepalive = 15 * time.Second
 )
 
-// apiEvents streams the dashboard to the status page (server-sent events): an "live" event carrying the
-// rendered dashboard section (JSON string of HTML, escaped by the templates) whenever it changes, and an
+// apiEvents streams the dashboard to the status page, or another page's live section (livePart)
+// (server-sent events): an "live" event carrying the rendered section (JSON string of HTML, escaped by the templates) whenever it changes, and an
 // "end" event when the session ends, after which the page reloads into the login form.
 func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
 	rc := http.NewResponseController(w)
@@ -38,7 +38,8 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ appliance.S
 			return
 		}
 		var buf bytes.Buffer
-		if err := s.pages[lang(r)]["status"].ExecuteTemplate(&buf, "live", s.dashboard(r.Context())); err != nil {
+		page, part, data := s.livePart(r)
+		if err := s.pages[lang(r)][page].ExecuteTemplate(&buf, part, data); err != nil {
 			s.log.Error("live dashboard", "err", err)
 			return
 		}
@@ -66,4 +67,20 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ appliance.S
 		case <-tick.C:
 		}
 	}
+}
+
+// livePart is the page, template and data of the section a stream sends: ?part=jobs the Jobs page's list,
+// ?part=storage the storage page's arrays (their rebuilds moving on), otherwise the dashboard.
+func (s *Server) livePart(r *http.Request) (page, part string, data any) {
+	switch r.URL.Query().Get("part") {
+	case "jobs":
+		return "jobs", "jobs-live", s.jobs.snapshot()
+	case "storage":
+		st, err := s.disks.Storage(r.Context())
+		if err != nil {
+			s.log.Warn("live storage", "err", err)
+		}
+		return "storage", "arrays", st.Arrays
+	}
+	return "status", "live", s.dashboard(r.Context())
 }

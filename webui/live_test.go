@@ -35,12 +35,13 @@ func readEvent(t *testing.T, r *bufio.Reader) (string, string) {
 	}
 }
 
-// openEvents opens the dashboard's event stream with tok, through a real HTTP server.
-func openEvents(t *testing.T, e *env, tok string) *bufio.Reader {
+// openEvents opens the dashboard's event stream with tok, through a real HTTP server (query: "" or
+// "?part=...").
+func openEvents(t *testing.T, e *env, tok string, query ...string) *bufio.Reader {
 	t.Helper()
 	srv := httptest.NewServer(e.h)
 	t.Cleanup(srv.Close)
-	rq, _ := http.NewRequest("GET", srv.URL+"/api/v1/events", nil)
+	rq, _ := http.NewRequest("GET", srv.URL+"/api/v1/events"+strings.Join(query, ""), nil)
 	rq.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := srv.Client().Do(rq)
 	if err != nil {
@@ -88,6 +89,32 @@ func TestLiveDashboard(t *testing.T) {
 	}
 	if name, _ := readEvent(t, r); name != "end" {
 		t.Errorf("after logout: event %q, want end", name)
+	}
+}
+
+// The storage page's arrays come by the same stream: a rebuild moves on in place, without reloading the
+// page (which once re-sent the form that had loaded it).
+func TestLiveStorage(t *testing.T) {
+	e := newEnv(t)
+	r := openEvents(t, e, e.setUpAndLogin(t), "?part=storage")
+	html := func() string {
+		name, data := readEvent(t, r)
+		var h string
+		if name != "live" || json.Unmarshal([]byte(data), &h) != nil {
+			t.Fatalf("event %q %q, want live with a JSON string", name, data)
+		}
+		return h
+	}
+	if h := html(); !strings.Contains(h, `<progress max="100" value="37.5">`) || strings.Contains(h, "summary") {
+		t.Errorf("first storage section:\n%s", h)
+	}
+	e.storage.change(func(st *appliance.StorageStatus) {
+		half := 0.5
+		st.Arrays = append([]appliance.Array(nil), st.Arrays...)
+		st.Arrays[0].RebuildProgress = &half
+	})
+	if h := html(); !strings.Contains(h, `<progress max="100" value="50.0">`) {
+		t.Errorf("after the rebuild moved on:\n%s", h)
 	}
 }
 

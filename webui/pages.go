@@ -37,14 +37,19 @@ type pageData struct {
 	// Shares: the file shares page; ShareHost: the address the office's PCs reach them at
 	Shares    appliance.SharesStatus
 	ShareHost string
+	Jobs      []Job
 }
 
 // navLink is each page's section in the navigation (marked aria-current there).
 var navLink = map[string]string{"status": "/", "storage": "/storage", "disk": "/storage", "database": "/database", "pair": "/pair",
-	"backups": "/backups", "documents": "/backups", "alerts": "/alerts", "shares": "/shares", "network": "/network", "users": "/users", "audit": "/audit"}
+	"backups": "/backups", "documents": "/backups", "alerts": "/alerts", "shares": "/shares", "network": "/network", "users": "/users", "audit": "/audit", "jobs": "/jobs"}
 
 // render executes a page into a buffer first, so a template error never sends half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page string, d pageData) {
+	if s.afterForm(w, r, page, d) {
+		return
+	}
+	s.withFlash(r, &d)
 	var buf bytes.Buffer
 	d.Path = "/"
 	if r.Method == http.MethodGet {

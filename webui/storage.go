@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/lawbox/appliance/appliance"
@@ -88,7 +89,9 @@ func (s *Server) formAdopt(w http.ResponseWriter, r *http.Request, sess applianc
 		return
 	}
 	s.log.Warn("disk adoption requested", "serial", serial, "user", sess.User, "remote", remote(r))
-	s.renderStorage(w, r, sess, "Disk "+serial+" is being erased and added.", s.disks.Adopt(r.Context(), serial))
+	s.formJob(w, r, sess, "adopt", serial, func(ctx context.Context) (string, error) {
+		return "The disk is erased and taken into the arrays: the storage page shows its copy.", s.disks.Adopt(ctx, serial)
+	})
 }
 
 func (s *Server) formPolicy(w http.ResponseWriter, r *http.Request, sess appliance.Session) {

@@ -22,7 +22,11 @@ type summary struct {
 	DB         *appliance.DatabaseStatus
 	Backups    *appliance.BackupStatus
 	LastBackup *appliance.Backup
+	Jobs       []Job // running, or ended within jobsShownFor
 }
+
+// jobsShownFor is how long the dashboard shows a job that ended.
+const jobsShownFor = 15 * time.Minute
 
 // freshFor is how long the dashboard and the status, once read, are served as they are: every open
 // dashboard's event stream and every page load would otherwise ask each part (the database over a
@@ -76,6 +80,11 @@ func (s *Server) dashboard(ctx context.Context) summary {
 		s.log.Warn("alert acknowledgements", "err", err)
 	}
 	sum.Alerts = appliance.MarkAlerts(sum.Alerts, acks, time.Now())
+	for _, j := range s.jobs.snapshot() {
+		if j.Running() || time.Since(j.Finished) < jobsShownFor {
+			sum.Jobs = append(sum.Jobs, j)
+		}
+	}
 	sum.grade()
 	return sum
 }

@@ -77,13 +77,22 @@ type Server struct {
 	sum  fresh[summary]
 	stat fresh[appliance.Status]
 
+	flash     flashes // the outcomes of forms, for the page after their redirect
+	jobs      jobs
+	jobCtx    context.Context // the jobs' context: Close cancels it
+	jobStop   context.CancelFunc
 	closing   chan struct{} // closed by Close: event streams end
 	closeOnce sync.Once
 }
 
 // Close ends the open event streams (the HTTP server's shutdown would wait for them forever).
 func (s *Server) Close() {
-	s.closeOnce.Do(func() { close(s.closing) })
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		if s.jobStop != nil {
+			s.jobStop()
+		}
+	})
 }
 
 // Parts are what the web UI shows and acts on.
@@ -105,6 +114,7 @@ type Parts struct {
 // New returns the web UI over the appliance's parts.
 func New(p Parts, log *slog.Logger) (*Server, error) {
 	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, notify: p.Notify, certs: p.Certs, fw: p.Firmware, shares: p.Shares, log: log, closing: make(chan struct{}), pages: map[string]map[string]*template.Template{}}
+	s.jobCtx, s.jobStop = context.WithCancel(context.Background())
 	funcs := template.FuncMap{
 		"percentValue": func(p *float64) string { return fmt.Sprintf("%.1f", *p*100) }, // for attributes
 		"deref":        func(p *int64) int64 { return *p },
@@ -121,6 +131,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		"now": func() time.Time { return time.Now().UTC() },
 		// local is a moment in the office's time zone: pages show local times, the API UTC
 		"local":      func(t time.Time) time.Time { return t.In(s.sys.TimeZone()) },
+		"jobTitle":   func(kind string) string { return jobTitles[kind] },
 		"zone":       func() string { return s.sys.TimeZone().String() },
 		"zones":      func() []string { return officeZones },
 		"spaceGraph": func(h []appliance.SpacePoint) template.HTML { return spaceSVG(h, s.sys.TimeZone()) },
@@ -133,6 +144,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		funcs["zoneGuess"] = func() string { return zoneGuess[l] }
 		funcs["bytes"] = func(n int64) string { return sizeIn(l, n) }
 		funcs["duration"] = func(sec int64) string { return durationIn(l, sec) }
+		funcs["since"] = func(t time.Time) string { return durationIn(l, int64(time.Since(t).Seconds())) }
 		funcs["percent"] = func(p *float64) string { return decimal(l, *p*100) }
 		funcs["pct"] = func(p float64) string { return decimal(l, p) }
 		// growth is how much a filesystem's use changed over its history, signed
@@ -143,7 +155,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 			}
 			return "+" + sizeIn(l, d)
 		}
-		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "documents", "shares", "network", "users", "audit", "alerts"} {
+		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "documents", "shares", "network", "users", "audit", "alerts", "jobs"} {
 			t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/live.html", "templates/"+p+".html")
 			if err != nil {
 				return nil, fmt.Errorf("parse template %s: %w", p, err)
@@ -170,6 +182,8 @@ func (s *Server) systemRoutes() []Route {
 		{"POST /logout", Viewer, s.formLogout},
 		{"POST /lang", Public, s.formLang},
 		{"POST /system/{action}", Admin, s.formPower},
+		{"GET /jobs", Viewer, s.pageJobs},
+		{"GET /api/v1/jobs", Viewer, s.apiJobs},
 		{"POST /api/v1/setup", Public, s.apiSetup},
 		{"POST /api/v1/login", Public, s.apiLogin},
 		{"POST /api/v1/logout", Viewer, s.apiLogout},

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,7 @@ func newEnv(t testing.TB) *env {
 type req struct {
 	method, path, body string
 	hdr                map[string]string
+	running            bool // a form that starts a job: answer while it runs (by default, once jobs ended)
 }
 
 func (e *env) do(r req) *httptest.ResponseRecorder {
@@ -91,7 +93,24 @@ func (e *env) do(r req) *httptest.ResponseRecorder {
 	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, hr)
+	if loc := w.Header().Get("Location"); r.method == "POST" && w.Code == http.StatusSeeOther && r.hdr["Cookie"] != "" && !strings.HasPrefix(r.path, "/api/") {
+		// a form's outcome is on the page its redirect loads, as in a browser
+		if !r.running {
+			e.jobsEnded()
+		}
+		return e.do(req{method: "GET", path: loc, hdr: map[string]string{"Cookie": r.hdr["Cookie"]}})
+	}
 	return w
+}
+
+// jobsEnded waits until no job runs.
+func (e *env) jobsEnded() {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if !slices.ContainsFunc(e.srv.jobs.snapshot(), Job.Running) {
+			return
+		}
+	}
+	panic("a job still runs after 10 s")
 }
 
 const pw = "a long enough password"

@@ -1,10 +1,11 @@
-// Live dashboard: the unit sends the dashboard section, rendered, whenever it changes (server-sent events).
+// Live sections: the unit sends the dashboard section (or the part data-part names), rendered, whenever it
+// changes (server-sent events).
 // Without JavaScript the page still shows everything as of its loading.
 (function () {
   "use strict";
   var live = document.getElementById("live");
   if (!live || !window.EventSource) return;
-  var es = new EventSource("/api/v1/events");
+  var es = new EventSource("/api/v1/events" + (live.dataset.part ? "?part=" + encodeURIComponent(live.dataset.part) : ""));
   es.addEventListener("live", function (e) {
     live.innerHTML = JSON.parse(e.data); // HTML rendered and escaped by the unit's templates
     live.classList.remove("stale");
