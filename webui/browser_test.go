@@ -79,7 +79,8 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("a disk was adopted without the erase confirmation: %v", e.storage.adopted)
 	}
 	b.Run("adopt", chromedp.Click(`form[action="/storage/disks/SN-OLD/adopt"] input[name=confirm]`, chromedp.ByQuery),
-		chromedp.Click(`form[action="/storage/disks/SN-OLD/adopt"] button`, chromedp.ByQuery), chromedp.WaitVisible(`p.notice`, chromedp.ByQuery))
+		chromedp.Click(`form[action="/storage/disks/SN-OLD/adopt"] button`, chromedp.ByQuery), chromedp.WaitVisible(`p.notice`, chromedp.ByQuery),
+		chromedp.Poll(`document.getElementById('live').innerText.includes('The disk is erased')`, nil, chromedp.WithPollingTimeout(30*time.Second)))
 	b.Shot("05-adopt")
 	if len(e.storage.adopted) != 1 || e.storage.adopted[0] != "SN-OLD" {
 		t.Errorf("adopted %v, want SN-OLD", e.storage.adopted)
@@ -92,8 +93,29 @@ func TestBrowser(t *testing.T) {
 		t.Error("promoted without the confirmation")
 	}
 	b.Run("promote", chromedp.Click(`form[action="/database/promote"] input[name=confirm]`, chromedp.ByQuery),
-		chromedp.Click(`form[action="/database/promote"] button`, chromedp.ByQuery), chromedp.WaitVisible(`p.notice`, chromedp.ByQuery))
+		chromedp.Click(`form[action="/database/promote"] button`, chromedp.ByQuery), chromedp.WaitVisible(`p.notice`, chromedp.ByQuery),
+		chromedp.Poll(`document.getElementById('live').innerText.includes('now the production database')`, nil, chromedp.WithPollingTimeout(30*time.Second)))
 	b.Shot("06-promoted")
+
+	// A backup asked from the page is a job: it goes on through a reload of the Jobs page, whose list then
+	// shows its result by itself.
+	e.backups.identity = "AGE-SECRET-KEY-1SHEET"
+	gate := make(chan struct{})
+	e.backups.gate = gate
+	b.Run("back up now", chromedp.Navigate(u+"/backups"), chromedp.Click(`form[action="/backups/run"] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#jobs`, chromedp.ByQuery), chromedp.Reload(), chromedp.WaitVisible(`#jobs`, chromedp.ByQuery))
+	var running string
+	b.Run("the job after a reload", chromedp.Text(`#jobs`, &running, chromedp.ByQuery))
+	if !strings.Contains(running, "Back up now") || !strings.Contains(running, "Running for") {
+		t.Errorf("the Jobs page after a reload: %q", running)
+	}
+	b.Shot("06b-job-running")
+	close(gate)
+	b.Run("the job's result", chromedp.Poll(`document.querySelector('#jobs p.notice') && document.querySelector('#jobs p.notice').innerText.includes('Backup taken.')`, nil, chromedp.WithPollingTimeout(30*time.Second)))
+	b.Shot("06c-job-done")
+	if e.backups.runs != 1 {
+		t.Errorf("%d backups taken, want 1 (a reload must not ask again)", e.backups.runs)
+	}
 	if e.db.promoted != 1 {
 		t.Errorf("promoted %d times, want 1", e.db.promoted)
 	}
@@ -122,7 +144,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the share made in the browser: %+v", st)
 	}
 	// Every other page an admin opens, each shown and checked (Shot checks accessibility).
-	for _, p := range []string{"/storage", "/disks/SN-A", "/pair", "/network", "/backups", "/alerts", "/audit"} {
+	for _, p := range []string{"/storage", "/disks/SN-A", "/pair", "/network", "/backups", "/alerts", "/audit", "/jobs"} {
 		b.Run("open "+p, chromedp.Navigate(u+p), chromedp.WaitVisible(`main h1`, chromedp.ByQuery))
 		b.Shot("07" + strings.ReplaceAll(p, "/", "-"))
 	}
