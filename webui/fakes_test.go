@@ -336,7 +336,7 @@ type fakeBackups struct {
 	folders        []string
 	running        string
 	progress       [2]int64
-	failAt         int // Export fails after writing this many bytes (0: never)
+	failAt         int           // Export fails after writing this many bytes (0: never)
 	gate           chan struct{} // RunBackup waits for it to close (nil: it does not wait)
 	badVerify      bool          // VerifyBackup finds a difference
 }
