@@ -3,7 +3,9 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -76,12 +78,18 @@ func TakeSnapshot(ctx context.Context, st Storage, h Health, p Pair, db Database
 	return snap
 }
 
-// Alerts are the problems an admin should look at, from every part: the dashboard shows them, the
-// notifications send them.
+// Alerts are the problems an admin should look at, from every part, the critical ones first: the
+// dashboard shows them, each linked to the page where it is dealt with; the notifications send them.
 func (s Snapshot) Alerts() []Alert {
 	var alerts []Alert
+	add := func(page string, as ...Alert) {
+		for _, a := range as {
+			a.Page = page
+			alerts = append(alerts, a)
+		}
+	}
 	if s.Storage != nil {
-		alerts = append(alerts, s.Storage.Alerts...)
+		add("/storage", s.Storage.Alerts...)
 	}
 	for _, d := range s.Disks {
 		for _, f := range d.SMART.Findings {
@@ -92,24 +100,32 @@ func (s Snapshot) Alerts() []Alert {
 			if f.Level == "replace" || f.Level == "failed" {
 				level = "critical"
 			}
-			alerts = append(alerts, NewAlert(level, "disk %s: %s", d.Serial, f.Message))
+			add("/disks/"+url.PathEscape(d.Serial), NewAlert(level, "disk %s: %s", d.Serial, f.Message))
 		}
 	}
-	alerts = append(alerts, PairAlerts(s.Pair)...)
+	add("/pair", PairAlerts(s.Pair)...)
 	if s.Database != nil {
-		alerts = append(alerts, DatabaseAlerts(*s.Database, s.Pair.Paired)...)
+		add("/database", DatabaseAlerts(*s.Database, s.Pair.Paired)...)
 	}
 	if s.Backups != nil {
-		alerts = append(alerts, BackupAlerts(*s.Backups, s.Time)...)
+		add("/backups", BackupAlerts(*s.Backups, s.Time)...)
 	}
-	alerts = append(alerts, NetworkAlerts(s.Links)...)
+	add("/network", NetworkAlerts(s.Links)...)
 	if s.Firmware != nil {
-		alerts = append(alerts, FirmwareAlerts(*s.Firmware)...)
+		add("/", FirmwareAlerts(*s.Firmware)...)
 	}
 	if s.Shares != nil && s.Shares.Replication != nil {
-		alerts = append(alerts, ReplicationAlerts(*s.Shares.Replication)...)
+		add("/shares", ReplicationAlerts(*s.Shares.Replication)...)
 	}
+	slices.SortStableFunc(alerts, func(a, b Alert) int { return severity(b.Level) - severity(a.Level) })
 	return alerts
+}
+
+func severity(level string) int {
+	if level == "critical" {
+		return 1
+	}
+	return 0
 }
 
 // ReplicationAlerts say when the documents are not on both units of the pair, or not served here when
@@ -238,6 +254,8 @@ type Alert struct {
 	// translate (empty: Message is shown as it is).
 	Text string   `json:"text,omitempty"`
 	Args []string `json:"args,omitempty"`
+	// Page is the web UI's page where the alert is dealt with ("/storage", "/disks/SN-1").
+	Page string `json:"page,omitempty"`
 }
 
 var verb = regexp.MustCompile(`%[-+# 0]*[0-9]*(\.[0-9]+)?[a-zA-Z]`)

@@ -144,7 +144,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the share made in the browser: %+v", st)
 	}
 	// Every other page an admin opens, each shown and checked (Shot checks accessibility).
-	for _, p := range []string{"/storage", "/disks/SN-A", "/pair", "/network", "/backups", "/alerts", "/audit", "/jobs"} {
+	for _, p := range []string{"/storage", "/disks/SN-A", "/pair", "/network", "/backups", "/alerts", "/audit", "/jobs", "/account"} {
 		b.Run("open "+p, chromedp.Navigate(u+p), chromedp.WaitVisible(`main h1`, chromedp.ByQuery))
 		b.Shot("07" + strings.ReplaceAll(p, "/", "-"))
 	}

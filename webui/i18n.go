@@ -35,6 +35,13 @@ func lang(r *http.Request) string {
 	return "en"
 }
 
+// en names, in English, the states the parts report as identifiers (md's "in_sync", storage's
+// "needs_adopt"): the pages show words, never identifiers.
+var en = map[string]string{
+	"needs_adopt": "waiting for an admin to take it in",
+	"in_sync":     "in sync",
+}
+
 // translator returns the T function of the templates for a language: T "text %s" args... looks the English
 // text up in the language's catalog and formats it. A text missing from the catalog stays English (a test
 // checks that every text of the templates is in the French catalog).

@@ -1,7 +1,7 @@
 package webui
 
 // catalogs holds the translations of the templates' English texts, by language. English needs none.
-var catalogs = map[string]map[string]string{"fr": fr}
+var catalogs = map[string]map[string]string{"fr": fr, "en": en}
 
 // fr is the French catalog. Keys are the English texts exactly as the templates pass them to T.
 var fr = map[string]string{
@@ -294,6 +294,10 @@ var fr = map[string]string{
 	"The file server could not start; the unit tries again. The service log has the details.":                                                                                                                                               "Le serveur de fichiers n'a pas pu démarrer ; l'appareil réessaie. Le journal du service donne les détails.",
 	"The file shares' settings cannot be read; the service log has the details.":                                                                                                                                                            "Les réglages des partages ne peuvent pas être lus ; le journal du service donne les détails.",
 	"Backup taken.": "Sauvegarde faite.",
+	// account page
+	"Technical details: disks and services":                       "Détails techniques : disques et services",
+	"Logged in as %s (%s).":                                       "Connecté en tant que %s (%s).",
+	"Logged out everywhere else: your other sessions have ended.": "Déconnecté partout ailleurs : vos autres sessions sont terminées.",
 	// jobs
 	"Jobs": "Tâches",
 	"Long actions (backups, verifications, restores, promotions, disks taken in) run on the unit as jobs: this page shows them as they go and how each ended. Leaving or reloading the page does not stop them.": "Les actions longues (sauvegardes, contrôles, restaurations, promotions, disques intégrés) s'exécutent sur l'appareil en tâches : cette page les montre pendant qu'elles avancent et comment chacune s'est terminée. Quitter ou recharger la page ne les arrête pas.",

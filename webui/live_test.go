@@ -69,7 +69,7 @@ func TestLiveDashboard(t *testing.T) {
 		return h
 	}
 	first := html()
-	for _, want := range []string{"summary-red", "37.5 %", "SN-OLD", "needs_adopt", "replace"} {
+	for _, want := range []string{"summary-red", "37.5 %", "SN-OLD", "waiting for an admin to take it in", "replace", `<a href="/storage">the data array is rebuilding</a>`} {
 		if !strings.Contains(first, want) {
 			t.Errorf("first dashboard lacks %q:\n%s", want, first)
 		}

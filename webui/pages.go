@@ -24,7 +24,7 @@ type pageData struct {
 	Summary  summary
 	Path     string         // the page's path
 	Nav      string         // the navigation's link to the page's section ("/storage")
-	Account  appliance.User // the logged-in user's account (dashboard)
+	Account  appliance.User // the logged-in user's account (account page)
 	Cert     *appliance.CertInfo
 	Firmware appliance.FirmwareStatus // dashboard
 	TOTP     totpSetup                // a second factor being set up
@@ -42,7 +42,7 @@ type pageData struct {
 
 // navLink is each page's section in the navigation (marked aria-current there).
 var navLink = map[string]string{"status": "/", "storage": "/storage", "disk": "/storage", "database": "/database", "pair": "/pair",
-	"backups": "/backups", "documents": "/backups", "alerts": "/alerts", "shares": "/shares", "network": "/network", "users": "/users", "audit": "/audit", "jobs": "/jobs"}
+	"backups": "/backups", "documents": "/backups", "alerts": "/alerts", "shares": "/shares", "network": "/network", "users": "/users", "audit": "/audit", "jobs": "/jobs", "account": "/account"}
 
 // render executes a page into a buffer first, so a template error never sends half a page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page string, d pageData) {
@@ -85,7 +85,7 @@ func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, sess appli
 
 func (s *Server) statusData(r *http.Request, sess appliance.Session, notice string, actionErr error) pageData {
 	st, err := s.status(r.Context(), sess)
-	d := pageData{Session: sess, Status: st, Summary: s.dashboard(r.Context()), Notice: notice, Account: s.account(sess.User), Firmware: s.firmwareOf(r)}
+	d := pageData{Session: sess, Status: st, Summary: s.dashboard(r.Context()), Notice: notice, Firmware: s.firmwareOf(r)}
 	if actionErr != nil {
 		err = actionErr
 	}

@@ -210,16 +210,17 @@ func (s *Server) formSetPassword(w http.ResponseWriter, r *http.Request, sess ap
 		err = s.setPassword(r, sess, name, newPassword{Password: pw, Current: r.PostFormValue("current")})
 	}
 	notice := "The password of " + name + " is changed; their other sessions have ended."
-	if sess.Role == appliance.RoleAdmin {
+	if sess.Role == appliance.RoleAdmin && name != sess.User {
 		s.renderUsers(w, r, sess, notice, err)
 		return
 	}
-	s.renderStatus(w, r, sess, notice, err)
+	s.renderAccount(w, r, sess, notice, err)
 }
 
 func (s *Server) formEndSessions(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	n, err := s.auth.EndSessions(sess.User, token(r))
-	s.renderStatus(w, r, sess, fmt.Sprintf("Logged out everywhere else (%d other sessions ended).", n), err)
+	s.log.Info("sessions ended", "user", sess.User, "count", n)
+	s.renderAccount(w, r, sess, "Logged out everywhere else: your other sessions have ended.", err)
 }
 
 func (s *Server) pageAudit(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
@@ -340,13 +341,13 @@ func (s *Server) formBeginTOTP(w http.ResponseWriter, r *http.Request, sess appl
 	if err == nil {
 		code, err = qrSVG(uri)
 	}
-	d := s.statusData(r, sess, "", err)
+	d := s.accountData(sess, "", err)
 	d.TOTP = totpSetup{Secret: secret, URI: uri, QR: code}
-	s.render(w, r, http.StatusOK, "status", d)
+	s.render(w, r, http.StatusOK, "account", d)
 }
 
 func (s *Server) formConfirmTOTP(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	s.renderStatus(w, r, sess, "Two-factor login is on: from now on, log in with a code from the app too.",
+	s.renderAccount(w, r, sess, "Two-factor login is on: from now on, log in with a code from the app too.",
 		s.auth.ConfirmTOTP(sess.User, r.PostFormValue("code")))
 }
 
@@ -355,7 +356,7 @@ func (s *Server) formDisableTOTP(w http.ResponseWriter, r *http.Request, sess ap
 	if err == nil {
 		err = s.auth.DisableTOTP(sess.User)
 	}
-	s.renderStatus(w, r, sess, "Two-factor login is off.", err)
+	s.renderAccount(w, r, sess, "Two-factor login is off.", err)
 }
 
 type certUpload struct {
@@ -410,4 +411,23 @@ func (s *Server) formResetCertificate(w http.ResponseWriter, r *http.Request, se
 func (s *Server) formTimeZone(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	err := s.sys.SetTimeZone(r.PostFormValue("time_zone"))
 	s.renderUsers(w, r, sess, "The time zone is saved: pages show times in it.", err)
+}
+
+func (s *Server) pageAccount(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.renderAccount(w, r, sess, "", nil)
+}
+
+// renderAccount shows the logged-in user's account page (password, sessions, second factor) with the
+// outcome of an action.
+func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, sess appliance.Session, notice string, actionErr error) {
+	s.render(w, r, http.StatusOK, "account", s.accountData(sess, notice, actionErr))
+}
+
+func (s *Server) accountData(sess appliance.Session, notice string, actionErr error) pageData {
+	d := pageData{Session: sess, Account: s.account(sess.User), Notice: notice}
+	if actionErr != nil {
+		_, d.Error = statusOf(actionErr)
+		d.Notice = ""
+	}
+	return d
 }

@@ -386,7 +386,8 @@ func TestCertificateUpload(t *testing.T) {
 }
 
 // Service logs carry what PostgreSQL logs (statements, passwords in ALTER ROLE), a failed part what a tool
-// said: admins see them, a viewer sees each service's and part's state only, on the page and in the API.
+// said: admins see them, a viewer sees each service's and part's state only in the API, and no service
+// table on the dashboard.
 func TestServiceLogsAdminOnly(t *testing.T) {
 	e := newEnv(t)
 	admin := e.setUpAndLogin(t)
@@ -404,7 +405,8 @@ func TestServiceLogsAdminOnly(t *testing.T) {
 				hdr = map[string]string{"Cookie": CookieName + "=" + c.tok}
 			}
 			w := e.do(req{method: "GET", path: path, hdr: hdr})
-			if w.Code != 200 || !strings.Contains(w.Body.String(), "daemon") {
+			// the dashboard shows a viewer no service table at all (technical details are an admin's)
+			if w.Code != 200 || (c.shown || path != "/") && !strings.Contains(w.Body.String(), "daemon") {
 				t.Fatalf("%s GET %s = %d", c.who, path, w.Code)
 			}
 			if got := strings.Contains(w.Body.String(), "client secret"); got != c.shown {
@@ -449,5 +451,33 @@ func TestTimeZone(t *testing.T) {
 	}
 	if w := e.do(req{method: "PUT", path: "/api/v1/system/time-zone", hdr: bearer(tok), body: `{"time_zone":"America/Martinique"}`}); w.Code != 204 || e.sys.TimeZone().String() != "America/Martinique" {
 		t.Errorf("set zone = %d %s", w.Code, w.Body)
+	}
+}
+
+// A user's own settings (password, sessions, second factor) are on the account page the header's name
+// links to; the dashboard is what the unit does: a viewer gets sentences and no technical tables.
+func TestAccountPageAndViewerDashboard(t *testing.T) {
+	e := newEnv(t)
+	admin := e.setUpAndLogin(t)
+	if w := e.do(req{method: "POST", path: "/api/v1/users", body: `{"name":"clerk","password":"` + pw + `","role":"viewer"}`, hdr: bearer(admin)}); w.Code != 201 {
+		t.Fatal(w.Code)
+	}
+	viewer := map[string]string{"Cookie": CookieName + "=" + e.login(t, "clerk", pw)}
+	body := e.do(req{method: "GET", path: "/account", hdr: viewer}).Body.String()
+	for _, want := range []string{`action="/users/clerk/password"`, `action="/sessions/end"`, `action="/account/totp"`, `<a href="/account" aria-current="page">clerk</a>`, "Logged in as clerk (viewer)."} {
+		if !strings.Contains(body, want) {
+			t.Errorf("account page lacks %q", want)
+		}
+	}
+	dash := e.do(req{method: "GET", path: "/", hdr: viewer}).Body.String()
+	if strings.Contains(dash, `action="/users/clerk/password"`) || strings.Contains(dash, "Technical details") || !strings.Contains(dash, `class="summary summary-`) {
+		t.Errorf("viewer's dashboard: account forms or technical tables shown, or no sentence:\n%s", dash)
+	}
+	if dash := e.do(req{method: "GET", path: "/", hdr: map[string]string{"Cookie": CookieName + "=" + admin}}).Body.String(); !strings.Contains(dash, `<details id="technical">`) {
+		t.Error("the admin's dashboard lacks the technical details")
+	}
+	form := map[string]string{"Cookie": viewer["Cookie"], "Content-Type": "application/x-www-form-urlencoded"}
+	if body := e.do(req{method: "POST", path: "/sessions/end", hdr: form}).Body.String(); !strings.Contains(body, "your other sessions have ended") || !strings.Contains(body, "<h1>Your account</h1>") {
+		t.Errorf("after ending the other sessions:\n%s", body)
 	}
 }

@@ -155,7 +155,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 			}
 			return "+" + sizeIn(l, d)
 		}
-		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "documents", "shares", "network", "users", "audit", "alerts", "jobs"} {
+		for _, p := range []string{"setup", "login", "status", "storage", "disk", "database", "pair", "backups", "documents", "shares", "network", "users", "audit", "alerts", "jobs", "account"} {
 			t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/live.html", "templates/"+p+".html")
 			if err != nil {
 				return nil, fmt.Errorf("parse template %s: %w", p, err)
@@ -183,6 +183,7 @@ func (s *Server) systemRoutes() []Route {
 		{"POST /lang", Public, s.formLang},
 		{"POST /system/{action}", Admin, s.formPower},
 		{"GET /jobs", Viewer, s.pageJobs},
+		{"GET /account", Viewer, s.pageAccount},
 		{"GET /api/v1/jobs", Viewer, s.apiJobs},
 		{"POST /api/v1/setup", Public, s.apiSetup},
 		{"POST /api/v1/login", Public, s.apiLogin},
