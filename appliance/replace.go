@@ -27,7 +27,7 @@ type DiskAdvice struct {
 func ReplacementAdvice(st StorageStatus, health map[string]string) []DiskAdvice {
 	var out []DiskAdvice
 	for _, d := range st.Disks {
-		a := DiskAdvice{Serial: d.Serial, Slot: d.Slot}
+		a := DiskAdvice{Serial: d.Serial, Slot: d.Where()}
 		h := health[d.Serial]
 		a.Replace = h == "replace" || h == "failed" || d.State == "faulty"
 		rebuilding := false

@@ -2,7 +2,9 @@ package appliance
 
 import (
 	"context"
+	"fmt"
 	"time"
+	"unicode"
 
 	"github.com/lawbox/appliance/hw/smart"
 )
@@ -77,6 +79,29 @@ type StoragePolicy struct {
 type StoragePolicyChange struct {
 	AutoAdd          *bool `json:"auto_add"`
 	ProactiveReplace *bool `json:"proactive_replace"`
+	// Bays names slots (hardware path -> the name printed on the box's bay); an empty name forgets one.
+	Bays map[string]string `json:"bays,omitempty"`
+}
+
+// Where names a disk's place in the box: the bay's name an admin gave its slot, or the slot.
+func (d StorageDisk) Where() string {
+	if d.Bay != "" {
+		return d.Bay
+	}
+	return d.Slot
+}
+
+// CheckBay says what is wrong with a bay's name: at most 40 printable characters.
+func CheckBay(name string) error {
+	if len(name) > 40 {
+		return fmt.Errorf("bay name %q: at most 40 characters: %w", name, ErrBadInput)
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("bay name %q: only printable characters: %w", name, ErrBadInput)
+		}
+	}
+	return nil
 }
 
 // Array is one md array.
@@ -103,10 +128,11 @@ type StorageDisk struct {
 	Serial    string `json:"serial"`
 	Model     string `json:"model"`
 	SizeBytes int64  `json:"size_bytes"`
-	Slot      string `json:"slot"`   // hardware path
-	Device    string `json:"device"` // kernel name
-	Role      string `json:"role"`   // "member", "spare", "unused"
-	State     string `json:"state"`  // "ok", "faulty", "rebuilding", "blank", "needs_adopt", "refused"
+	Slot      string `json:"slot"`          // hardware path
+	Bay       string `json:"bay,omitempty"` // the name an admin gave that slot ("Bay 2, left"), if any
+	Device    string `json:"device"`        // kernel name
+	Role      string `json:"role"`          // "member", "spare", "unused"
+	State     string `json:"state"`         // "ok", "faulty", "rebuilding", "blank", "needs_adopt", "refused"
 	Reason    string `json:"reason,omitempty"`
 	// BootPartition is a member's EFI system partition ("/dev/vda1"): the boot loader and firmware slots.
 	BootPartition string `json:"boot_partition,omitempty"`

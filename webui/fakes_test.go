@@ -96,6 +96,16 @@ func (f *fakeStorage) SetPolicy(_ context.Context, p appliance.StoragePolicyChan
 	if p.ProactiveReplace != nil {
 		f.st.ProactiveReplace = *p.ProactiveReplace
 	}
+	for slot, name := range p.Bays {
+		if err := appliance.CheckBay(name); err != nil {
+			return err
+		}
+		for i := range f.st.Disks {
+			if f.st.Disks[i].Slot == slot {
+				f.st.Disks[i].Bay = name
+			}
+		}
+	}
 	return nil
 }
 

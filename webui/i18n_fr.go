@@ -294,6 +294,10 @@ var fr = map[string]string{
 	"The file server could not start; the unit tries again. The service log has the details.":                                                                                                                                               "Le serveur de fichiers n'a pas pu démarrer ; l'appareil réessaie. Le journal du service donne les détails.",
 	"The file shares' settings cannot be read; the service log has the details.":                                                                                                                                                            "Les réglages des partages ne peuvent pas être lus ; le journal du service donne les détails.",
 	"Backup taken.": "Sauvegarde faite.",
+	// bays
+	"Bay name":      "Nom de l'emplacement",
+	"Save the name": "Enregistrer le nom",
+	"Bay name saved: the pages name the disk in that slot by it.": "Nom d'emplacement enregistré : les pages désignent par lui le disque qui s'y trouve.",
 	// account page
 	"Technical details: disks and services":                       "Détails techniques : disques et services",
 	"Logged in as %s (%s).":                                       "Connecté en tant que %s (%s).",

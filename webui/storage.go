@@ -3,6 +3,7 @@ package webui
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -92,6 +93,13 @@ func (s *Server) formAdopt(w http.ResponseWriter, r *http.Request, sess applianc
 	s.formJob(w, r, sess, "adopt", serial, func(ctx context.Context) (string, error) {
 		return "The disk is erased and taken into the arrays: the storage page shows its copy.", s.disks.Adopt(ctx, serial)
 	})
+}
+
+// formBay names the bay of a slot as the box's label says it ("Bay 2"); an empty name forgets it.
+func (s *Server) formBay(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	slot, name := r.PostFormValue("slot"), strings.TrimSpace(r.PostFormValue("name"))
+	s.log.Info("bay named", "slot", slot, "name", name, "user", sess.User, "remote", remote(r))
+	s.renderStorage(w, r, sess, "Bay name saved: the pages name the disk in that slot by it.", s.disks.SetPolicy(r.Context(), appliance.StoragePolicyChange{Bays: map[string]string{slot: name}}))
 }
 
 func (s *Server) formPolicy(w http.ResponseWriter, r *http.Request, sess appliance.Session) {

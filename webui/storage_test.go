@@ -160,3 +160,27 @@ func TestReplaceGuideFollowsArrays(t *testing.T) {
 		t.Errorf("after the rebuild, the guide says:\n%s", p[strings.Index(p, "<h2>Replacing"):])
 	}
 }
+
+// An admin names a slot's bay from the storage page; the pages then name the disk in it by that bay, the
+// replacement guide too; a bad name is refused.
+func TestBayNamesOnPages(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	e.storage.change(func(st *appliance.StorageStatus) {
+		st.Disks = append([]appliance.StorageDisk(nil), st.Disks...)
+		st.Disks[0].Slot, st.Disks[1].Slot = "pci-0000:00:02.1-virtio", "pci-0000:00:02.2-virtio"
+	})
+	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	body := e.do(req{method: "POST", path: "/storage/bays", hdr: form, body: "slot=pci-0000:00:02.2-virtio&name=Bay+2+(right)"}).Body.String()
+	for _, want := range []string{"Bay name saved", "<strong>Bay 2 (right)</strong><br><small>pci-0000:00:02.2-virtio", `name="name" value="Bay 2 (right)"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("storage page after naming a bay lacks %q", want)
+		}
+	}
+	if dash := e.do(req{method: "GET", path: "/", hdr: form}).Body.String(); !strings.Contains(dash, "<small>Bay 2 (right)</small>") {
+		t.Error("the dashboard does not name the disk by its bay")
+	}
+	if body := e.do(req{method: "POST", path: "/storage/bays", hdr: form, body: "slot=pci-0000:00:02.1-virtio&name=" + strings.Repeat("x", 41)}).Body.String(); !strings.Contains(body, "at most 40 characters") {
+		t.Error("a bay name of 41 characters was not refused")
+	}
+}

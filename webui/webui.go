@@ -207,6 +207,7 @@ func (s *Server) storageRoutes() []Route {
 		{"POST /storage/scrub", Admin, s.formScrub},
 		{"POST /storage/disks/{serial}/adopt", Admin, s.formAdopt},
 		{"POST /storage/policy", Admin, s.formPolicy},
+		{"POST /storage/bays", Admin, s.formBay},
 		{"GET /api/v1/storage", Viewer, s.apiStorage},
 		{"POST /api/v1/storage/scrub", Admin, s.apiScrub},
 		{"POST /api/v1/storage/disks/{serial}/adopt", Admin, s.apiAdopt},

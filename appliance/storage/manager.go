@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,10 +46,11 @@ const configKey = "storage"
 
 // config is what the storage keeps in the state store.
 type config struct {
-	AutoAdd     bool             `json:"auto_add"`
-	NoProactive bool             `json:"no_proactive_replace"` // do not copy a failing disk onto a spare
-	LastScrub   time.Time        `json:"last_scrub"`
-	ScrubResume map[string]int64 `json:"scrub_resume,omitempty"` // array -> sector to resume from
+	AutoAdd     bool              `json:"auto_add"`
+	NoProactive bool              `json:"no_proactive_replace"` // do not copy a failing disk onto a spare
+	LastScrub   time.Time         `json:"last_scrub"`
+	ScrubResume map[string]int64  `json:"scrub_resume,omitempty"` // array -> sector to resume from
+	Bays        map[string]string `json:"bays,omitempty"`         // slot -> the name an admin gave its bay
 }
 
 // Manager runs the storage. Prepare it before the state store opens (the store lives on the system
@@ -309,6 +311,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 	for n, d := range byName {
 		m.devSerial[n] = d.Serial
 	}
+	bays := maps.Clone(m.cfg.Bays)
 	m.mu.Unlock()
 	m.replaceFailing(running)
 
@@ -329,7 +332,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 		}
 	}
 	for _, d := range disks {
-		sd := appliance.StorageDisk{Serial: d.Serial, Model: d.Model, SizeBytes: d.SizeBytes, Slot: d.Path, Device: d.Name, Role: "unused"}
+		sd := appliance.StorageDisk{Serial: d.Serial, Model: d.Model, SizeBytes: d.SizeBytes, Slot: d.Path, Bay: bays[d.Path], Device: d.Name, Role: "unused"}
 		if inUse[d.Name] {
 			sd.Role, sd.State = "member", "ok"
 			sdisks = append(sdisks, sd)
@@ -432,7 +435,30 @@ func (m *Manager) Adopt(ctx context.Context, serial string) error {
 
 // SetPolicy changes what happens to new blank disks and to disks SMART says are failing.
 func (m *Manager) SetPolicy(ctx context.Context, p appliance.StoragePolicyChange) error {
+	for slot, name := range p.Bays {
+		if err := appliance.CheckBay(name); err != nil {
+			return err
+		}
+		if slot == "" {
+			return fmt.Errorf("a bay name without its slot: %w", appliance.ErrBadInput)
+		}
+	}
 	m.mu.Lock()
+	for slot, name := range p.Bays {
+		if m.cfg.Bays == nil {
+			m.cfg.Bays = map[string]string{}
+		}
+		if name = strings.TrimSpace(name); name == "" {
+			delete(m.cfg.Bays, slot)
+		} else {
+			m.cfg.Bays[slot] = name
+		}
+		for i, d := range m.status.Disks {
+			if d.Slot == slot {
+				m.status.Disks[i].Bay = m.cfg.Bays[slot]
+			}
+		}
+	}
 	if p.AutoAdd != nil {
 		m.cfg.AutoAdd = *p.AutoAdd
 		m.status.AutoAdd = *p.AutoAdd

@@ -1,6 +1,10 @@
 package storage
 
 import (
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,5 +130,36 @@ func TestScrubSchedule(t *testing.T) {
 	}
 	if got := NextScrub(d("2026-11-01 02:00"), d("2026-11-23 12:00")); !got.Equal(d("2026-12-06 01:00")) {
 		t.Errorf("next scrub %v", got)
+	}
+}
+
+// An admin names the bays as the box's labels say: the name follows the slot (whatever disk sits in it),
+// an empty name forgets it, and a name that is too long or not printable is refused with nothing changed.
+func TestBayNames(t *testing.T) {
+	m := &Manager{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+	m.status.Disks = []appliance.StorageDisk{{Serial: "SN-A", Slot: "pci-0000:00:1f.2-ata-1"}, {Serial: "SN-B", Slot: "pci-0000:00:1f.2-ata-2"}}
+	set := func(slot, name string) error {
+		return m.SetPolicy(t.Context(), appliance.StoragePolicyChange{Bays: map[string]string{slot: name}})
+	}
+	if err := set("pci-0000:00:1f.2-ata-2", " Bay 2 (right) "); err != nil {
+		t.Fatal(err)
+	}
+	st := m.status
+	if st.Disks[1].Bay != "Bay 2 (right)" || st.Disks[1].Where() != "Bay 2 (right)" || st.Disks[0].Where() != "pci-0000:00:1f.2-ata-1" || m.cfg.Bays["pci-0000:00:1f.2-ata-2"] != "Bay 2 (right)" {
+		t.Errorf("after naming: %+v, kept %v", st.Disks, m.cfg.Bays)
+	}
+	for _, bad := range []string{strings.Repeat("x", 41), "Bay\n2", "Bay\x002"} {
+		if err := set("pci-0000:00:1f.2-ata-1", bad); !errors.Is(err, appliance.ErrBadInput) {
+			t.Errorf("bay name %q: %v, want ErrBadInput", bad, err)
+		}
+	}
+	if err := set("", "Bay 9"); !errors.Is(err, appliance.ErrBadInput) {
+		t.Errorf("a name without a slot: %v", err)
+	}
+	if err := set("pci-0000:00:1f.2-ata-2", ""); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.status; st.Disks[1].Bay != "" || len(m.cfg.Bays) != 0 {
+		t.Errorf("after forgetting: %+v, kept %v", st.Disks, m.cfg.Bays)
 	}
 }
