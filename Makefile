@@ -1,7 +1,7 @@
 # Thin wrappers; the work is in image/build.sh, the Go code and qemu-tests/.
 SHELL := /bin/bash
 GO ?= go
-APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio xz-utils zstd postgresql-15 fdisk e2fsprogs smartmontools socat curl ca-certificates age openssh-server chromium pgbackrest binutils mtools ovmf minisign samba smbclient lvm2
+APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio xz-utils zstd postgresql-15 fdisk e2fsprogs smartmontools socat curl ca-certificates age openssh-server chromium pgbackrest binutils mtools ovmf minisign samba smbclient lvm2 chrony
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
@@ -17,6 +17,7 @@ deps: ## install the Debian packages the build and tests need (as root; skips wh
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || \
 	  { echo "deps: apt-get install $$missing failed" >&2; exit 1; }; \
 	  case " $$missing " in *" openssh-server "*) systemctl disable --now ssh >/dev/null 2>&1 || true;; esac; \
+	  case " $$missing " in *" chrony "*) systemctl disable --now chrony >/dev/null 2>&1; service chrony stop >/dev/null 2>&1; true;; esac; \
 	  case " $$missing " in *" samba "*) systemctl disable --now smbd nmbd samba-ad-dc >/dev/null 2>&1; service smbd stop >/dev/null 2>&1; service nmbd stop >/dev/null 2>&1; true;; esac; \
 	fi
 	@[ -x "$$($(GO) env GOPATH)/bin/versitygw" ] || { echo "installing versitygw (the S3 server of the backup tests)"; $(GO) install $(VERSITYGW); }

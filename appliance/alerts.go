@@ -21,11 +21,12 @@ type Snapshot struct {
 	Links    []NetworkLink
 	Firmware *FirmwareStatus
 	Shares   *SharesStatus
+	Clock    *ClockStatus
 	Errors   map[string]error // part -> why it could not be read
 }
 
 // TakeSnapshot reads the parts that are there (nil interfaces are skipped).
-func TakeSnapshot(ctx context.Context, st Storage, h Health, p Pair, db Database, b Backups, n Network, f Firmware, sh Shares) Snapshot {
+func TakeSnapshot(ctx context.Context, st Storage, h Health, p Pair, db Database, b Backups, n Network, f Firmware, sh Shares, c Clock) Snapshot {
 	snap := Snapshot{Time: time.Now(), Errors: map[string]error{}}
 	if st != nil {
 		if v, err := st.Storage(ctx); err == nil {
@@ -75,6 +76,10 @@ func TakeSnapshot(ctx context.Context, st Storage, h Health, p Pair, db Database
 		v := sh.Shares(ctx)
 		snap.Shares = &v
 	}
+	if c != nil {
+		v := c.Clock()
+		snap.Clock = &v
+	}
 	return snap
 }
 
@@ -116,6 +121,9 @@ func (s Snapshot) Alerts() []Alert {
 	}
 	if s.Shares != nil && s.Shares.Replication != nil {
 		add("/shares", ReplicationAlerts(*s.Shares.Replication)...)
+	}
+	if s.Clock != nil {
+		add("/network", ClockAlerts(*s.Clock, s.Time)...)
 	}
 	slices.SortStableFunc(alerts, func(a, b Alert) int { return severity(b.Level) - severity(a.Level) })
 	return alerts

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,29 @@ func TestReplicationAlerts(t *testing.T) {
 		}
 		if len(got) != 1 || got[0].Level != c.level || !strings.Contains(got[0].Message, c.says) {
 			t.Errorf("%s: %+v, want one %s alert saying %q", c.name, got, c.level, c.says)
+		}
+	}
+}
+
+func TestClockAlerts(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		st   ClockStatus
+		want []string
+	}{
+		{"checked a minute ago", ClockStatus{Servers: []string{"ntp"}, Checked: now.Add(-time.Minute), OffsetS: 0.01}, nil},
+		{"no server set", ClockStatus{}, []string{"warning: no time server is set: the clock is not checked"}},
+		{"never answered, started an hour ago", ClockStatus{Servers: []string{"ntp"}, Since: now.Add(-time.Hour)}, nil},
+		{"never answered in two days", ClockStatus{Servers: []string{"ntp"}, Since: now.Add(-48 * time.Hour)}, []string{"warning: no time server has answered for 48 h: the clock is not checked"}},
+		{"off after setting", ClockStatus{Servers: []string{"ntp"}, Checked: now, OffsetS: -12.3}, []string{"critical: the clock is off by -12.3 s and could not be set"}},
+	} {
+		var got []string
+		for _, a := range ClockAlerts(c.st, now) {
+			got = append(got, a.Level+": "+a.Message)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 	}
 }

@@ -604,3 +604,28 @@ func (f *fakeFirmware) Rollback(_ context.Context, user string) error {
 	f.rollbacks = append(f.rollbacks, user)
 	return nil
 }
+
+// fakeClock is a clock keeper checked a minute ago; it keeps the servers it is given (the real one's
+// checks of them are tested in appliance/clock).
+type fakeClock struct {
+	mu sync.Mutex
+	st appliance.ClockStatus
+}
+
+func (f *fakeClock) Clock() appliance.ClockStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st
+}
+
+func (f *fakeClock) SetTimeServers(servers []string) error {
+	for _, s := range servers {
+		if strings.ContainsAny(s, ";/") {
+			return fmt.Errorf("%w: time server %q: a host name or an address (and :port)", appliance.ErrBadInput, s)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st.Servers = servers
+	return nil
+}

@@ -294,6 +294,14 @@ var fr = map[string]string{
 	"The file server could not start; the unit tries again. The service log has the details.":                                                                                                                                               "Le serveur de fichiers n'a pas pu démarrer ; l'appareil réessaie. Le journal du service donne les détails.",
 	"The file shares' settings cannot be read; the service log has the details.":                                                                                                                                                            "Les réglages des partages ne peuvent pas être lus ; le journal du service donne les détails.",
 	"Backup taken.": "Sauvegarde faite.",
+	// time
+	"Time":                             "Heure",
+	"No time server has answered yet.": "Aucun serveur de temps n'a encore répondu.",
+	"Clock checked at %s against %s: off by %s s.": "Horloge vérifiée le %s auprès de %s : écart de %s s.",
+	"Set by the unit at %s.":                       "Remise à l'heure par l'appareil le %s.",
+	"The pair and every certificate check depend on the clock: the unit asks these time servers every 15 minutes and sets its clock when it is off by more than a second.": "La paire et chaque contrôle de certificat dépendent de l'horloge : l'appareil interroge ces serveurs de temps toutes les 15 minutes et remet son horloge à l'heure dès qu'elle s'écarte de plus d'une seconde.",
+	"Time servers (up to 4)": "Serveurs de temps (jusqu'à 4)",
+	"Time servers saved: the unit asks them now, then every 15 minutes.": "Serveurs de temps enregistrés : l'appareil les interroge maintenant, puis toutes les 15 minutes.",
 	// bays
 	"Bay name":      "Nom de l'emplacement",
 	"Save the name": "Enregistrer le nom",

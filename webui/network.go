@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -19,6 +20,9 @@ func (s *Server) networkRoutes() []Route {
 		{"GET /api/v1/network", Viewer, s.apiNetwork},
 		{"PUT /api/v1/network", Admin, s.apiSetNetwork},
 		{"POST /api/v1/network/confirm", Admin, s.apiConfirmNetwork},
+		{"POST /network/time-servers", Admin, s.formTimeServers},
+		{"GET /api/v1/system/clock", Viewer, s.apiClock},
+		{"PUT /api/v1/system/clock", Admin, s.apiSetClock},
 	}
 }
 
@@ -29,6 +33,7 @@ type networkPage struct {
 	Links []appliance.NetworkLink
 	// Trial is a network change on probation, or the last one put back
 	Trial *appliance.NetworkTrial
+	Clock *appliance.ClockStatus // nil: not kept
 }
 
 func (s *Server) pageNetwork(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
@@ -37,6 +42,10 @@ func (s *Server) pageNetwork(w http.ResponseWriter, r *http.Request, sess applia
 
 func (s *Server) renderNetwork(w http.ResponseWriter, r *http.Request, sess appliance.Session, actionErr error, notice string) {
 	d := pageData{Session: sess, Network: networkPage{Ports: s.net.Ports(), DNS: s.net.Nameservers(), Links: s.net.Links(), Trial: s.net.Trial()}}
+	if s.clock != nil {
+		c := s.clock.Clock()
+		d.Network.Clock = &c
+	}
 	if actionErr != nil {
 		_, d.Error = statusOf(actionErr)
 	} else {
@@ -139,4 +148,48 @@ func (s *Server) formDHCP(w http.ResponseWriter, r *http.Request, sess appliance
 func (s *Server) formConfirmNetwork(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
 	err := s.net.ConfirmPorts(r.Context(), sess.User)
 	s.renderNetwork(w, r, sess, err, "The network configuration is kept.")
+}
+
+// errNoClock: the web UI runs without a clock keeper (tests with fakes).
+var errNoClock = fmt.Errorf("the clock: %w", appliance.ErrUnavailable)
+
+type timeServers struct {
+	Servers []string `json:"servers"`
+}
+
+func (s *Server) apiClock(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	if s.clock == nil {
+		s.fail(w, r, errNoClock)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.clock.Clock())
+}
+
+func (s *Server) apiSetClock(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var ts timeServers
+	err := decode(r, &ts)
+	if err == nil && s.clock == nil {
+		err = errNoClock
+	}
+	if err == nil {
+		s.log.Info("time servers set", "servers", ts.Servers, "user", sess.User, "remote", remote(r))
+		err = s.clock.SetTimeServers(ts.Servers)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// formTimeServers sets the time servers from the network page's field (separated by spaces, commas or
+// lines).
+func (s *Server) formTimeServers(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	servers := strings.FieldsFunc(r.PostFormValue("servers"), func(c rune) bool { return c == ',' || unicode.IsSpace(c) })
+	err := errNoClock
+	if s.clock != nil {
+		s.log.Info("time servers set", "servers", servers, "user", sess.User, "remote", remote(r))
+		err = s.clock.SetTimeServers(servers)
+	}
+	s.renderNetwork(w, r, sess, err, "Time servers saved: the unit asks them now, then every 15 minutes.")
 }

@@ -144,3 +144,27 @@ func TestHandOverNeedsConfirmation(t *testing.T) {
 		t.Errorf("a confirmed hand-over: asked %v\n%s", e.pair.roles, w.Body)
 	}
 }
+
+// The network page shows how right the clock is and lets an admin set the time servers; so does the API.
+func TestClockOnNetworkPage(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	body := e.do(req{method: "GET", path: "/network", hdr: form}).Body.String()
+	if !strings.Contains(body, "against pool.ntp.org: off by 0.004 s.") || !strings.Contains(body, `name="servers" value="pool.ntp.org"`) {
+		t.Errorf("network page's clock section:\n%s", body)
+	}
+	if body := e.do(req{method: "POST", path: "/network/time-servers", hdr: form, body: "servers=ntp%2Fx"}).Body.String(); !strings.Contains(body, `class="error"`) {
+		t.Error("a bad time server was not refused on the page")
+	}
+	if body := e.do(req{method: "POST", path: "/network/time-servers", hdr: form, body: "servers=ntp1.office.example,+192.0.2.1"}).Body.String(); !strings.Contains(body, "Time servers saved") ||
+		strings.Join(e.clock.Clock().Servers, " ") != "ntp1.office.example 192.0.2.1" {
+		t.Errorf("time servers from the form: %v", e.clock.Clock().Servers)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/system/clock", body: `{"servers":["192.0.2.123"]}`, hdr: bearer(tok)}); w.Code != 204 || e.clock.Clock().Servers[0] != "192.0.2.123" {
+		t.Errorf("PUT clock = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/system/clock", hdr: bearer(tok)}); w.Code != 200 || !strings.Contains(w.Body.String(), `"offset_s":0.004`) {
+		t.Errorf("GET clock = %d %s", w.Code, w.Body)
+	}
+}

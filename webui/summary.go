@@ -111,7 +111,7 @@ func (s *Server) status(ctx context.Context, sess appliance.Session) (appliance.
 }
 
 func (s *Server) summarize(ctx context.Context) summary {
-	snap := appliance.TakeSnapshot(ctx, s.disks, s.health, s.pair, s.db, s.backups, s.net, s.fw, s.shares)
+	snap := appliance.TakeSnapshot(ctx, s.disks, s.health, s.pair, s.db, s.backups, s.net, s.fw, s.shares, s.clock)
 	sum := summary{Storage: snap.Storage, Disks: snap.Disks, Pair: snap.Pair, DB: snap.Database, Backups: snap.Backups, Alerts: snap.Alerts()}
 	if snap.Disks != nil {
 		sum.Health = map[string]string{}

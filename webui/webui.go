@@ -71,6 +71,7 @@ type Server struct {
 	certs   appliance.Certificates
 	fw      appliance.Firmware
 	shares  appliance.Shares
+	clock   appliance.Clock
 	log     *slog.Logger
 	pages   map[string]map[string]*template.Template // language -> page
 
@@ -109,11 +110,12 @@ type Parts struct {
 	Certs    appliance.Certificates
 	Firmware appliance.Firmware
 	Shares   appliance.Shares
+	Clock    appliance.Clock // nil: the clock is not kept (the tests' fakes)
 }
 
 // New returns the web UI over the appliance's parts.
 func New(p Parts, log *slog.Logger) (*Server, error) {
-	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, notify: p.Notify, certs: p.Certs, fw: p.Firmware, shares: p.Shares, log: log, closing: make(chan struct{}), pages: map[string]map[string]*template.Template{}}
+	s := &Server{auth: p.Auth, sys: p.System, disks: p.Storage, health: p.Health, db: p.Database, pair: p.Pair, net: p.Network, backups: p.Backups, notify: p.Notify, certs: p.Certs, fw: p.Firmware, shares: p.Shares, clock: p.Clock, log: log, closing: make(chan struct{}), pages: map[string]map[string]*template.Template{}}
 	s.jobCtx, s.jobStop = context.WithCancel(context.Background())
 	funcs := template.FuncMap{
 		"percentValue": func(p *float64) string { return fmt.Sprintf("%.1f", *p*100) }, // for attributes

@@ -34,6 +34,7 @@ type env struct {
 	notify  *fakeNotify
 	certs   *fakeCerts
 	fw      *fakeFirmware
+	clock   *fakeClock
 }
 
 func newEnv(t testing.TB) *env {
@@ -68,13 +69,14 @@ func newEnv(t testing.TB) *env {
 	nt := &fakeNotify{}
 	ct := &fakeCerts{info: appliance.CertInfo{Subject: "CN=unit-a", Issuer: "CN=unit-a", SelfSigned: true, Names: []string{"unit-a"}, Fingerprint: "AB:CD"}}
 	fw := &fakeFirmware{}
+	clk := &fakeClock{st: appliance.ClockStatus{Servers: []string{"pool.ntp.org"}, Checked: time.Now().Add(-time.Minute), Server: "pool.ntp.org", OffsetS: 0.004}}
 	// The file server's settings are the real ones (it serves nothing here: it is not run).
 	sh := &shares.Server{Log: log, Store: st, Dir: "/data/documents"}
-	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db, Pair: pr, Network: nw, Backups: bk, Notify: nt, Certs: ct, Firmware: fw, Shares: sh}, log)
+	srv, err := New(Parts{Auth: a, System: sys, Storage: sto, Health: hl, Database: db, Pair: pr, Network: nw, Backups: bk, Notify: nt, Certs: ct, Firmware: fw, Shares: sh, Clock: clk}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl, db: db, pair: pr, net: nw, backups: bk, notify: nt, certs: ct, fw: fw}
+	return &env{srv: srv, h: srv.Handler(), auth: a, sys: sys, storage: sto, health: hl, db: db, pair: pr, net: nw, backups: bk, notify: nt, certs: ct, fw: fw, clock: clk}
 }
 
 type req struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/lawbox/appliance/appliance/auth"
 	"github.com/lawbox/appliance/appliance/backup"
 	"github.com/lawbox/appliance/appliance/certs"
+	"github.com/lawbox/appliance/appliance/clock"
 	"github.com/lawbox/appliance/appliance/control"
 	"github.com/lawbox/appliance/appliance/database"
 	"github.com/lawbox/appliance/appliance/health"
@@ -92,9 +93,10 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	clk := &clock.Keeper{Log: log.With("part", "clock"), Store: st, Now: time.Now, Query: clock.Query, Set: setClock}
 	alerts := &notify.Notifier{Log: log.With("part", "notify"), Store: st, Hostname: host,
 		Alerts: func(ctx context.Context) []appliance.Alert {
-			return appliance.TakeSnapshot(ctx, disks, monitor, node, db, backups, ports, updater, files).Alerts()
+			return appliance.TakeSnapshot(ctx, disks, monitor, node, db, backups, ports, updater, files, clk).Alerts()
 		}}
 	// Long-running parts stop before the store closes and the arrays are unmounted.
 	// Each is supervised: one that fails is logged and started again with a backoff, and its state is on
@@ -105,7 +107,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		{Name: "network", Run: ports.Run}, {Name: "links", Run: ports.Watcher.Run}, {Name: "pair", Run: node.Run}, {Name: "backups", Run: backups.Run},
 		{Name: "notifications", Run: alerts.Run}, {Name: "firmware install", Run: installer.Run}, {Name: "firmware updates", Run: updater.Run},
 		{Name: "rolling updates", Run: updater.RunRollout}, {Name: "file shares", Run: files.Run}, {Name: "documents volume", Run: docs.Run},
-		{Name: "file shares to the partner", Run: files.RunSync},
+		{Name: "file shares to the partner", Run: files.RunSync}, {Name: "clock", Run: clk.Run},
 		{Name: "pair link", Run: (&pair.Link{Log: log.With("part", "pair link"), Node: node, Handler: linkHandler(updater, db, node, backups.LinkHandler(host), files.LinkHandler()), Cert: keeper.GetCertificate}).Run}} {
 		parts.Add(p.Name, p.Run)
 	}
@@ -131,7 +133,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	a.SetupCode() // prints the code when the unit is not set up yet
 
 	ui, err := webui.New(webui.Parts{Auth: a, System: &unit.Unit{Version: version, SysRoot: "/sys", ProcRoot: "/proc", Init: initCtl, Parts: parts.Status, Store: st},
-		Storage: disks, Health: monitor, Database: db, Pair: handOver{node, pairWhole(db, node, docs)}, Network: ports, Backups: backups, Notify: alerts, Certs: keeper, Firmware: updater, Shares: files}, log)
+		Storage: disks, Health: monitor, Database: db, Pair: handOver{node, pairWhole(db, node, docs)}, Network: ports, Backups: backups, Notify: alerts, Certs: keeper, Firmware: updater, Shares: files, Clock: clk}, log)
 	if err != nil {
 		return err
 	}
