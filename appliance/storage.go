@@ -165,6 +165,7 @@ type SMARTStatus struct {
 	Reason       string               `json:"reason,omitempty"` // why it is unsupported, or the last poll's error
 	Health       string               `json:"health"`           // "ok", "watch", "replace", "failed"; "" if unsupported
 	TemperatureC int                  `json:"temperature_c"`
+	HotC         int                  `json:"hot_c,omitempty"` // above it the disk runs hot (a finding)
 	PowerOnHours uint64               `json:"power_on_hours"`
 	Attributes   []smart.Attribute    `json:"attributes"`
 	NVMe         *smart.NVMeHealth    `json:"nvme,omitempty"`

@@ -87,6 +87,7 @@ type diskPage struct {
 	// Counters: the history of each SMART counter that ever was not zero (reallocated sectors, media
 	// errors, ...), by its key
 	Counters []counterGraph
+	Range    string // the graphs' range: "day", "week", or "" (everything kept)
 }
 
 type counterGraph struct {
@@ -119,7 +120,14 @@ func (s *Server) renderDisk(w http.ResponseWriter, r *http.Request, sess applian
 		}
 	}
 	if h, err := s.health.History(r.Context(), serial); err == nil {
-		d.Disk.Graph = temperatureSVG(h, s.sys.TimeZone())
+		d.Disk.Range = r.URL.Query().Get("range")
+		if span, ok := historyRanges[d.Disk.Range]; ok && span > 0 {
+			from := time.Now().Add(-span)
+			h = slices.DeleteFunc(slices.Clone(h), func(p appliance.HistoryPoint) bool { return p.Time.Before(from) })
+		} else if !ok {
+			d.Disk.Range = ""
+		}
+		d.Disk.Graph = temperatureSVG(h, s.sys.TimeZone(), d.Disk.Disk.SMART.HotC)
 		d.Disk.Counters = counterSVGs(h, s.sys.TimeZone())
 	}
 	s.render(w, r, http.StatusOK, "disk", d)
@@ -142,11 +150,19 @@ func (s *Server) formAck(w http.ResponseWriter, r *http.Request, sess appliance.
 		s.health.Acknowledge(r.Context(), r.PathValue("serial"), r.PathValue("key")))
 }
 
-// temperatureSVG draws the temperature history, its times in zone.
-func temperatureSVG(h []appliance.HistoryPoint, zone *time.Location) template.HTML {
+// historyRanges are the disk page's graph ranges (?range=): the last day, week, or everything kept
+// (every sample of 48 hours, one a day before).
+var historyRanges = map[string]time.Duration{"": 0, "day": 24 * time.Hour, "week": 7 * 24 * time.Hour}
+
+// temperatureSVG draws the temperature history, its times in zone, with the disk's limit (°C; 0: none)
+// as a dashed line.
+func temperatureSVG(h []appliance.HistoryPoint, zone *time.Location, limit int) template.HTML {
 	ts, vs := make([]time.Time, len(h)), make([]float64, len(h))
 	for i, p := range h {
 		ts[i], vs[i] = p.Time.In(zone), float64(p.TemperatureC)
+	}
+	if limit > 0 {
+		return lineSVG("temperature history", "%.0f °C", 2, ts, vs, float64(limit))
 	}
 	return lineSVG("temperature history", "%.0f °C", 2, ts, vs)
 }
@@ -188,8 +204,8 @@ func spaceSVG(h []appliance.SpacePoint, zone *time.Location) template.HTML {
 }
 
 // lineSVG draws values over time as an inline SVG line (no script, no external asset), the value axis
-// labelled with format and padded by margin.
-func lineSVG(label, format string, margin float64, ts []time.Time, vs []float64) template.HTML {
+// labelled with format and padded by margin; a limit, if given, is a dashed red line labelled with its value.
+func lineSVG(label, format string, margin float64, ts []time.Time, vs []float64, limit ...float64) template.HTML {
 	if len(ts) < 2 {
 		return ""
 	}
@@ -200,16 +216,25 @@ func lineSVG(label, format string, margin float64, ts []time.Time, vs []float64)
 	if lo < 0 && slices.Min(vs) >= 0 {
 		lo = 0
 	}
+	for _, l := range limit {
+		hi = max(hi, l+margin)
+	}
 	var pts strings.Builder
 	for i, v := range vs {
 		x := pad + (W-2*pad)*ts[i].Sub(t0).Seconds()/max(span, 1)
 		y := H - pad - (H-2*pad)*(v-lo)/max(hi-lo, 1e-9)
 		fmt.Fprintf(&pts, "%.1f,%.1f ", x, y)
 	}
+	var lines strings.Builder
+	for _, l := range limit {
+		y := H - pad - (H-2*pad)*(l-lo)/max(hi-lo, 1e-9)
+		fmt.Fprintf(&lines, `<line class="limit" x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#b71c1c" stroke-dasharray="6 4"/><text x="%.0f" y="%.1f" text-anchor="end" fill="#b71c1c">`+format+`</text>`,
+			pad, W-pad, y, y, W-pad, y-3, l)
+	}
 	svg := fmt.Sprintf(`<svg class="graph" viewBox="0 0 %.0f %.0f" role="img" aria-label="%s">`+
 		`<text x="2" y="14">`+format+`</text><text x="2" y="%.0f">`+format+`</text>`+
 		`<text x="%.0f" y="%.0f">%s</text><text x="%.0f" y="%.0f" text-anchor="end">%s</text>`+
-		`<polyline fill="none" stroke="#1565c0" stroke-width="2" points="%s"/></svg>`,
-		W, H, label, hi, H-pad+4, lo, pad, H-4, t0.Format("2006-01-02 15:04"), W-pad, H-4, t1.Format("2006-01-02 15:04"), pts.String())
+		`%s<polyline fill="none" stroke="#1565c0" stroke-width="2" points="%s"/></svg>`,
+		W, H, label, hi, H-pad+4, lo, pad, H-4, t0.Format("2006-01-02 15:04"), W-pad, H-4, t1.Format("2006-01-02 15:04"), lines.String(), pts.String())
 	return template.HTML(svg) // built only from numbers and fixed text
 }

@@ -294,6 +294,12 @@ var fr = map[string]string{
 	"The file server could not start; the unit tries again. The service log has the details.":                                                                                                                                               "Le serveur de fichiers n'a pas pu démarrer ; l'appareil réessaie. Le journal du service donne les détails.",
 	"The file shares' settings cannot be read; the service log has the details.":                                                                                                                                                            "Les réglages des partages ne peuvent pas être lus ; le journal du service donne les détails.",
 	"Backup taken.": "Sauvegarde faite.",
+	// disk graphs
+	"Show:":           "Afficher :",
+	"the last day":    "le dernier jour",
+	"the last week":   "la dernière semaine",
+	"everything kept": "tout l'historique",
+	"dashed: the limit above which the disk runs hot (%d °C)": "en pointillés : la limite au-delà de laquelle le disque chauffe (%d °C)",
 	// time
 	"Time":                             "Heure",
 	"No time server has answered yet.": "Aucun serveur de temps n'a encore répondu.",

@@ -184,3 +184,23 @@ func TestBayNamesOnPages(t *testing.T) {
 		t.Error("a bay name of 41 characters was not refused")
 	}
 }
+
+// The disk page's temperature graph shows the disk's limit as a dashed line, over the range chosen.
+func TestDiskGraphRangeAndLimit(t *testing.T) {
+	e := newEnv(t)
+	cookie := map[string]string{"Cookie": CookieName + "=" + e.setUpAndLogin(t)}
+	all := e.do(req{method: "GET", path: "/disks/SN-A", hdr: cookie}).Body.String()
+	for _, want := range []string{`<line class="limit"`, `>70 °C</text>`, `>72 °C</text>`, `>36 °C</text>`, `href="/disks/SN-A?range=day"`, `href="/disks/SN-A" aria-current="true"`, "(70 °C)"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("disk page lacks %q", want)
+		}
+	}
+	// The fake's history is from 2026-11-23: nothing of it in the last day.
+	day := e.do(req{method: "GET", path: "/disks/SN-A?range=day", hdr: cookie}).Body.String()
+	if !strings.Contains(day, `href="/disks/SN-A?range=day" aria-current="true"`) || strings.Contains(day, `temperature history`) || !strings.Contains(day, "Not enough history yet.") {
+		t.Errorf("the last day's graph of an old history:\n%s", day)
+	}
+	if odd := e.do(req{method: "GET", path: "/disks/SN-A?range=<x>", hdr: cookie}).Body.String(); !strings.Contains(odd, `temperature history`) {
+		t.Error("an unknown range does not show everything")
+	}
+}

@@ -134,6 +134,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		// local is a moment in the office's time zone: pages show local times, the API UTC
 		"local":      func(t time.Time) time.Time { return t.In(s.sys.TimeZone()) },
 		"jobTitle":   func(kind string) string { return jobTitles[kind] },
+		"ranges":     func() []string { return []string{"day", "week", ""} },
 		"zone":       func() string { return s.sys.TimeZone().String() },
 		"zones":      func() []string { return officeZones },
 		"spaceGraph": func(h []appliance.SpacePoint) template.HTML { return spaceSVG(h, s.sys.TimeZone()) },

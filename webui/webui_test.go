@@ -60,7 +60,7 @@ func newEnv(t testing.TB) *env {
 			History: []appliance.SpacePoint{{Day: time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC), UsedBytes: 80e9}, {Day: time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC), UsedBytes: 87e9}}}},
 	}}
 	hl := &fakeHealth{disks: []appliance.DiskHealth{{Serial: "SN-A", Model: "QEMU NVMe Ctrl", Device: "nvme0n1", SMART: appliance.SMARTStatus{
-		Supported: true, Health: "replace", TemperatureC: 44,
+		Supported: true, Health: "replace", TemperatureC: 44, HotC: 70,
 		Findings: []appliance.Finding{{Key: "nvme-warning-4", Level: "replace", Message: "NVMe critical warning: degraded reliability", Value: 5}}}}}}
 	db := &fakeDB{}
 	pr := &fakePair{st: appliance.PairStatus{Name: "unit-a", Role: "single", Rejected: map[string]int{}}}

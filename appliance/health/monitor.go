@@ -190,7 +190,7 @@ func (m *Monitor) poll(serial string) error {
 		}
 	}
 
-	st := appliance.SMARTStatus{Supported: r.Supported, Reason: r.Reason, Health: level, TemperatureC: r.TemperatureC,
+	st := appliance.SMARTStatus{Supported: r.Supported, Reason: r.Reason, Health: level, TemperatureC: r.TemperatureC, HotC: HotLimit(r),
 		PowerOnHours: r.PowerOnHours, Attributes: r.Attributes, NVMe: r.NVMe, Findings: findings, LastPoll: now,
 		PollMS: float64(wall.Microseconds()) / 1000}
 	if err != nil {

@@ -55,6 +55,14 @@ const (
 	hotNVMe = 70
 )
 
+// HotLimit is the temperature (°C) above which the disk of r runs hot.
+func HotLimit(r smart.Reading) int {
+	if r.NVMe != nil {
+		return hotNVMe
+	}
+	return hotATA
+}
+
 // Evaluate grades a reading. Each finding has a stable key (for acknowledgement) and the value it was
 // judged on; the level is the worst finding's, computed from this reading alone, so a disk whose warning
 // clears goes back to ok.
@@ -85,9 +93,8 @@ func Evaluate(r smart.Reading) (string, []appliance.Finding) {
 		}
 		add(fmt.Sprintf("ata-%d", a.ID), level, a.Raw, "%d %s (attribute %d)", a.Raw, rule.what, a.ID)
 	}
-	hot := hotATA
+	hot := HotLimit(r)
 	if n := r.NVMe; n != nil {
-		hot = hotNVMe
 		cw := n.CriticalWarning
 		for _, b := range []struct {
 			bit   uint8
