@@ -35,6 +35,17 @@ func readEvent(t *testing.T, r *bufio.Reader) (string, string) {
 	}
 }
 
+// readLive reads a "live" event and returns its section's HTML.
+func readLive(t *testing.T, r *bufio.Reader) string {
+	t.Helper()
+	name, data := readEvent(t, r)
+	var h string
+	if name != "live" || json.Unmarshal([]byte(data), &h) != nil {
+		t.Fatalf("event %q %q, want live with a JSON string", name, data)
+	}
+	return h
+}
+
 // openEvents opens the dashboard's event stream with tok, through a real HTTP server (query: "" or
 // "?part=...").
 func openEvents(t *testing.T, e *env, tok string, query ...string) *bufio.Reader {
@@ -60,14 +71,7 @@ func TestLiveDashboard(t *testing.T) {
 	e := newEnv(t)
 	tok := e.setUpAndLogin(t)
 	r := openEvents(t, e, tok)
-	html := func() string {
-		name, data := readEvent(t, r)
-		var h string
-		if name != "live" || json.Unmarshal([]byte(data), &h) != nil {
-			t.Fatalf("event %q %q, want live with a JSON string", name, data)
-		}
-		return h
-	}
+	html := func() string { return readLive(t, r) }
 	first := html()
 	for _, want := range []string{"summary-red", "37.5 %", "SN-OLD", "waiting for an admin to take it in", "replace", `<a href="/storage">the data array is rebuilding</a>`} {
 		if !strings.Contains(first, want) {
@@ -97,14 +101,7 @@ func TestLiveDashboard(t *testing.T) {
 func TestLiveStorage(t *testing.T) {
 	e := newEnv(t)
 	r := openEvents(t, e, e.setUpAndLogin(t), "?part=storage")
-	html := func() string {
-		name, data := readEvent(t, r)
-		var h string
-		if name != "live" || json.Unmarshal([]byte(data), &h) != nil {
-			t.Fatalf("event %q %q, want live with a JSON string", name, data)
-		}
-		return h
-	}
+	html := func() string { return readLive(t, r) }
 	if h := html(); !strings.Contains(h, `<progress max="100" value="37.5">`) || strings.Contains(h, "summary") {
 		t.Errorf("first storage section:\n%s", h)
 	}
