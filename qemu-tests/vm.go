@@ -232,24 +232,16 @@ func bootArgs(im Image, cfg Config, initrd string) ([]string, error) {
 // mgmtArgs is the management NIC: user networking on 198.18.0.0/24 with the guest's HTTPS, PostgreSQL and
 // SMB ports forwarded to free ports on 127.0.0.1 (vm.HTTPS, vm.Postgres, vm.SMB).
 func (vm *VM) mgmtArgs(cfg Config) ([]string, error) {
-	port := cfg.HostPort
-	if port == 0 {
-		var err error
-		if port, err = freeTCPPort(); err != nil {
-			return nil, err
-		}
-	}
-	vm.HTTPS = fmt.Sprintf("127.0.0.1:%d", port)
-	pg, err := freeTCPPort()
+	ports, err := freeTCPPorts(3)
 	if err != nil {
 		return nil, err
 	}
-	vm.Postgres = fmt.Sprintf("127.0.0.1:%d", pg)
-	smb, err := freeTCPPort()
-	if err != nil {
-		return nil, err
+	if cfg.HostPort != 0 {
+		ports[0] = cfg.HostPort
 	}
-	vm.SMB = fmt.Sprintf("127.0.0.1:%d", smb)
+	vm.HTTPS = fmt.Sprintf("127.0.0.1:%d", ports[0])
+	vm.Postgres = fmt.Sprintf("127.0.0.1:%d", ports[1])
+	vm.SMB = fmt.Sprintf("127.0.0.1:%d", ports[2])
 	netdev := fmt.Sprintf("user,id=mgmt,net=198.18.0.0/24,restrict=on,hostfwd=tcp:%s-:443,hostfwd=tcp:%s-:5432,hostfwd=tcp:%s-:445", vm.HTTPS, vm.Postgres, vm.SMB)
 	for _, g := range cfg.GuestFwd {
 		netdev += ",guestfwd=" + g
@@ -331,13 +323,20 @@ func nextMAC() string {
 	return fmt.Sprintf("52:54:00:01:%02x:%02x", macNext>>8, macNext&0xff)
 }
 
-func freeTCPPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// freeTCPPorts returns n distinct free ports on 127.0.0.1: each is held until all are picked (picked one
+// after another, closed at once, the kernel handed the same port out twice: the HTTPS and PostgreSQL
+// forwards of a VM then collided and QEMU refused to start).
+func freeTCPPorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
 }
 
 // Console returns everything the guest printed so far.
@@ -469,4 +468,13 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return os.WriteFile(dst, b, 0o644)
+}
+
+// freeTCPPort returns one free port on 127.0.0.1.
+func freeTCPPort() (int, error) {
+	p, err := freeTCPPorts(1)
+	if err != nil {
+		return 0, err
+	}
+	return p[0], nil
 }
