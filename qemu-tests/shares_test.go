@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -75,10 +76,13 @@ func TestFileShares(t *testing.T) {
 		!strings.Contains(body, `"replication":{"state":"running","paired":false,"role":"Primary","disk":"UpToDate"`) || !strings.Contains(body, `"mounted":true`) {
 		t.Errorf("the documents volume: %d %s", code, body)
 	}
-	if m := u.debug("volumes", `debug: vgs (\{.*\}) <nil>\s+debug: lvs (\{.*\}) <nil>`, 30*time.Second); len(m) < 3 || !strings.Contains(m[2], `"lv_name":"documents"`) {
-		t.Errorf("lvm's report: %q", m)
+	// Two lines, each matched alone: the daemon's log may come between them on the console.
+	vgs := u.debug("volumes", `debug: vgs (\{.*\}) <nil>`, 30*time.Second)
+	lvs, lvsErr := u.Expect(regexp.MustCompile(`debug: lvs (\{.*\}) <nil>`), 30*time.Second)
+	if lvsErr != nil || !strings.Contains(lvs[1], `"lv_name":"documents"`) {
+		t.Errorf("lvm's report: %q %v", lvs, lvsErr)
 	} else {
-		t.Logf("lvm's reports (hw/lvm/testdata):\n%s\n%s", m[1], m[2])
+		t.Logf("lvm's reports (hw/lvm/testdata):\n%s\n%s", vgs[1], lvs[1])
 	}
 	if m := u.debug("drbd", `(?s)debug: drbd\r?\n(.*?)\r?\ndebug: end`, 30*time.Second); len(m) < 2 || !strings.Contains(m[1], "cs:StandAlone ro:Primary/Unknown ds:UpToDate/DUnknown") {
 		t.Errorf("/proc/drbd: %q", m)
