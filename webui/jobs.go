@@ -67,10 +67,10 @@ func (js *jobs) snapshot() []Job {
 	return out
 }
 
-// startJob runs do in the background for sess as a job of that kind, and returns it. do says what
+// startJob runs do in the background for sess as a job of that kind. do says what
 // happened: a sentence for a success, an error otherwise (its detail goes to the log, the page says
 // what statusOf makes of it).
-func (s *Server) startJob(sess appliance.Session, kind, of string, do func(context.Context) (string, error)) Job {
+func (s *Server) startJob(sess appliance.Session, kind, of string, do func(context.Context) (string, error)) {
 	js := &s.jobs
 	js.mu.Lock()
 	js.next++
@@ -79,7 +79,6 @@ func (s *Server) startJob(sess appliance.Session, kind, of string, do func(conte
 	if len(js.list) > keptJobs {
 		js.list = js.list[:keptJobs]
 	}
-	started := *j
 	js.mu.Unlock()
 	s.log.Info("job started", "job", j.ID, "kind", kind, "of", of, "user", sess.User)
 	go func() {
@@ -99,7 +98,6 @@ func (s *Server) startJob(sess appliance.Session, kind, of string, do func(conte
 		j.State, j.Result = jobDone, result
 		s.log.Info("job done", "job", j.ID, "kind", kind, "of", of, "user", sess.User, "result", result)
 	}()
-	return started
 }
 
 // failed ends a job that ran but did not succeed (a verification that found a difference): its sentence

@@ -3,7 +3,6 @@ package webui
 import (
 	"context"
 	"net/http"
-	"strings"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -97,7 +96,7 @@ func (s *Server) formAdopt(w http.ResponseWriter, r *http.Request, sess applianc
 
 // formBay names the bay of a slot as the box's label says it ("Bay 2"); an empty name forgets it.
 func (s *Server) formBay(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	slot, name := r.PostFormValue("slot"), strings.TrimSpace(r.PostFormValue("name"))
+	slot, name := r.PostFormValue("slot"), r.PostFormValue("name") // the storage trims it
 	s.log.Info("bay named", "slot", slot, "name", name, "user", sess.User, "remote", remote(r))
 	s.renderStorage(w, r, sess, "Bay name saved: the pages name the disk in that slot by it.", s.disks.SetPolicy(r.Context(), appliance.StoragePolicyChange{Bays: map[string]string{slot: name}}))
 }

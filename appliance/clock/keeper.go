@@ -128,7 +128,10 @@ func (k *Keeper) Clock() appliance.ClockStatus {
 }
 
 // serverName is a host name or an address, with an optional port.
-var serverName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
+var (
+	serverName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
+	serverPort = regexp.MustCompile(`^[0-9]{1,5}$`)
+)
 
 // SetTimeServers sets the servers asked from the next check on.
 func (k *Keeper) SetTimeServers(servers []string) error {
@@ -142,7 +145,7 @@ func (k *Keeper) SetTimeServers(servers []string) error {
 		if err != nil {
 			host, port = s, ""
 		}
-		if !serverName.MatchString(host) && net.ParseIP(host) == nil || port != "" && !regexp.MustCompile(`^[0-9]{1,5}$`).MatchString(port) {
+		if !serverName.MatchString(host) && net.ParseIP(host) == nil || port != "" && !serverPort.MatchString(port) {
 			return fmt.Errorf("%w: time server %q: a host name or an address (and :port)", appliance.ErrBadInput, s)
 		}
 		clean = append(clean, s)
