@@ -2,10 +2,14 @@ package qemutests
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -205,6 +209,11 @@ func TestPairFailover(t *testing.T) {
 	if out, err := smbAt(l.b.SMB, "Clients", "marie", "Marie's long password", "-c", "ls"); err == nil {
 		t.Errorf("the standby serves the shares: %s", out)
 	}
+	// A document stored through the share on A once B's copy is complete: on both units' disks when the
+	// client is told it is stored (DRBD protocol C, Samba syncing every write).
+	docs := t.TempDir()
+	eventually(t, 3*time.Minute, "B's documents copy complete", documentsInSync(l.a))
+	stored := putDocument(t, l.a.SMB, docs, "before-failover.pdf")
 
 	// kill -9 of the active unit: the PC reaches B on the service address.
 	took := l.killAndMeasure(t, l.a, l.b)
@@ -212,11 +221,8 @@ func TestPairFailover(t *testing.T) {
 	if st := l.b.mustPair(); st.Role != "active" || !st.VIPHeld {
 		t.Fatalf("B after failover: %+v", st)
 	}
-	eventually(t, time.Minute, "B serves the share to the same account", func() error {
-		if out, err := smbAt(l.b.SMB, "Clients", "marie", "Marie's long password", "-c", "ls"); err != nil {
-			return fmt.Errorf("%v: %s", err, out)
-		}
-		return nil
+	eventually(t, time.Minute, "B serves the document stored on A to the same account", func() error {
+		return documentIs(l.b.SMB, docs, "before-failover.pdf", stored)
 	})
 
 	// A comes back: standby, and it stays so.
@@ -229,9 +235,15 @@ func TestPairFailover(t *testing.T) {
 	// The active unit (B) is cut off from A and the witness: B fences itself, A takes over. A must hold a
 	// complete copy of B's database first: a unit in the middle of its rejoin (pg_rewind) never asks.
 	l.a.waitDB(t, "A mirrors B", 5*time.Minute, mirrorsPartner)
+	// A resynchronised only what B wrote while it was away; a document stored on B is on A when it takes over.
+	eventually(t, 3*time.Minute, "A's documents copy complete again", documentsInSync(l.b))
+	storedOnB := putDocument(t, l.b.SMB, docs, "on-b.pdf")
 	l.lan.SetCut(l.b.HubPorts[0], true)
 	l.cable.SetCut(l.b.HubPorts[1], true)
 	waitRoles(t, "B isolated", 30*time.Second, l.a, l.b, "active", "fenced")
+	eventually(t, time.Minute, "A serves the document stored on B", func() error {
+		return documentIs(l.a.SMB, docs, "on-b.pdf", storedOnB)
+	})
 	l.lan.SetCut(l.b.HubPorts[0], false)
 	l.cable.SetCut(l.b.HubPorts[1], false)
 	waitRoles(t, "B back on the network", 30*time.Second, l.a, l.b, "active", "standby")
@@ -345,4 +357,50 @@ func TestPairManualMode(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	waitRoles(t, "after B returned", time.Second, l.a, l.b, "active", "standby")
 	l.b.waitDB(t, "B mirrors A", 5*time.Minute, mirrorsPartner)
+}
+
+// documentsInSync waits for u's documents volume to be connected to the partner's with both copies complete.
+func documentsInSync(u *pairUnit) func() error {
+	return func() error {
+		_, body := u.call("GET", "/api/v1/shares", u.tok, "")
+		for _, want := range []string{`"connection":"Connected"`, `"disk":"UpToDate"`, `"peer_disk":"UpToDate"`} {
+			if !strings.Contains(body, want) {
+				return fmt.Errorf("no %s: %s", want, body)
+			}
+		}
+		return nil
+	}
+}
+
+// putDocument stores 1 MiB of random bytes as name in the share Clients through addr, as marie, and returns
+// their SHA-256.
+func putDocument(t *testing.T, addr, dir, name string) [32]byte {
+	t.Helper()
+	doc := make([]byte, 1<<20)
+	rand.Read(doc)
+	local := filepath.Join(dir, name)
+	if err := os.WriteFile(local, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := smbAt(addr, "Clients", "marie", "Marie's long password", "-c", "put "+local+" "+name); err != nil {
+		t.Fatalf("store %s through %s: %v %s", name, addr, err, out)
+	}
+	return sha256.Sum256(doc)
+}
+
+// documentIs reads name from the share Clients through addr and compares its SHA-256 with want.
+func documentIs(addr, dir, name string, want [32]byte) error {
+	back := filepath.Join(dir, "back-"+name)
+	os.Remove(back)
+	if out, err := smbAt(addr, "Clients", "marie", "Marie's long password", "-c", "get "+name+" "+back); err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	b, err := os.ReadFile(back)
+	if err != nil {
+		return err
+	}
+	if sha256.Sum256(b) != want {
+		return fmt.Errorf("%s read through %s: %d bytes, not the bytes stored", name, addr, len(b))
+	}
+	return nil
 }

@@ -55,9 +55,11 @@ func docKey(id *age.X25519Identity, r io.Reader) (string, error) {
 	return docsPrefix + hex.EncodeToString(mac.Sum(nil)) + ".zst.age", nil
 }
 
-// BackupDocuments backs up every file under folders into a new documents backup on the unit's array. It
-// returns nil, and takes no backup, when nothing changed since the last one.
-func (e *Engine) BackupDocuments(ctx context.Context, folders []string) (*Manifest, error) {
+// BackupDocuments backs up every file under folders into a new documents backup on the unit's array,
+// reading each folder where view says it is now (the folder itself, or its place in a snapshot); the
+// backup names the files by their folders. It returns nil, and takes no backup, when nothing changed
+// since the last one, or when there is no file and never was.
+func (e *Engine) BackupDocuments(ctx context.Context, folders []string, view func(string) string) (*Manifest, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	id, err := e.Identity()
@@ -88,10 +90,16 @@ func (e *Engine) BackupDocuments(ctx context.Context, folders []string) (*Manife
 	m := &Manifest{ID: start.Format("20060102T150405Z") + "-" + KindDocuments, Kind: KindDocuments, Created: start, Firmware: e.Firmware, Files: []DocFile{}}
 	changed, used := prev == nil, map[string]bool{}
 	for _, folder := range folders {
-		err := filepath.WalkDir(folder, func(p string, d fs.DirEntry, err error) error {
+		from := view(folder)
+		err := filepath.WalkDir(from, func(read string, d fs.DirEntry, err error) error {
+			rel, _ := filepath.Rel(from, read)
+			p := filepath.Join(folder, rel)
 			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) && p != folder { // removed while we walk
+				if errors.Is(err, fs.ErrNotExist) && read != from { // removed while we walk
 					return nil
+				}
+				if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+					pe.Path = p // the folder's name, not the snapshot's
 				}
 				return err
 			}
@@ -109,7 +117,7 @@ func (e *Engine) BackupDocuments(ctx context.Context, folders []string) (*Manife
 				f.Object = old.Object
 			} else {
 				changed = true
-				o, err := e.storeDocument(ctx, id, p, known)
+				o, err := e.storeDocument(ctx, id, read, known)
 				if err != nil {
 					return fmt.Errorf("%s: %w", p, err)
 				}
@@ -126,7 +134,7 @@ func (e *Engine) BackupDocuments(ctx context.Context, folders []string) (*Manife
 			return nil, fmt.Errorf("documents: %w", err)
 		}
 	}
-	if !changed && len(m.Files) == len(prev.Files) {
+	if !changed && len(m.Files) == len(prev.Files) || prev == nil && len(m.Files) == 0 {
 		return nil, nil
 	}
 	guide, err := e.putGuide(ctx, m, id.Recipient().String())
@@ -330,7 +338,9 @@ func (s *Service) SetDocumentFolders(_ context.Context, folders []string) error 
 		if top, _, _ := strings.Cut(filepath.ToSlash(rel), "/"); slices.Contains(notDocuments, top) {
 			return fmt.Errorf("document folder %q is the appliance's own: %w", f, appliance.ErrBadInput)
 		}
-		if fi, err := os.Stat(f); err != nil || !fi.IsDir() {
+		if s.Documents != nil && within(s.Documents.Root(), f) {
+			// a share's folder: the shares' volume may be mounted on the partner only (this unit its mirror)
+		} else if fi, err := os.Stat(f); err != nil || !fi.IsDir() {
 			return fmt.Errorf("document folder %q does not exist: %w", f, appliance.ErrBadInput)
 		}
 		clean = append(clean, filepath.Clean(f))
@@ -338,12 +348,32 @@ func (s *Service) SetDocumentFolders(_ context.Context, folders []string) error 
 	return s.Store.PutJSON(state.BucketConfig, foldersKey, clean)
 }
 
+// DocumentsVolume is where the file shares keep their folders, as a documents backup reads it.
+type DocumentsVolume interface {
+	// Root is the folder the shares' folders are in ("/data/documents").
+	Root() string
+	// Open answers where the files under Root are read now (Root itself, or a snapshot of it), and what
+	// to call when done.
+	Open(ctx context.Context) (string, func(), error)
+}
+
+// documentFolders are the folders set, or the shares' volume when none is.
 func (s *Service) documentFolders() []string {
 	var fs []string
 	if err := s.Store.GetJSON(state.BucketConfig, foldersKey, &fs); err != nil && !errors.Is(err, state.ErrNotFound) {
 		s.Log.Error("document folders unreadable", "err", err)
 	}
+	if len(fs) == 0 && s.Documents != nil {
+		return []string{s.Documents.Root()}
+	}
 	return fs
+}
+
+// byDefault reports whether the documents backed up are the shares' volume because no folder is set.
+func (s *Service) byDefault() bool {
+	var fs []string
+	err := s.Store.GetJSON(state.BucketConfig, foldersKey, &fs)
+	return s.Documents != nil && (errors.Is(err, state.ErrNotFound) || err == nil && len(fs) == 0)
 }
 
 // DocumentFiles lists the documents of documents backup backupID.

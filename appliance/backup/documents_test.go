@@ -167,3 +167,65 @@ func TestDocumentsDropped(t *testing.T) {
 		t.Errorf("daily 5: dropped %v", drop)
 	}
 }
+
+// sharesVolume is the shares' volume as a pair's mirror offers it: its files read from a snapshot
+// mounted elsewhere.
+type sharesVolume struct {
+	root, snapshot string
+	err            error
+	opened, closed int
+}
+
+func (v *sharesVolume) Root() string { return v.root }
+
+func (v *sharesVolume) Open(context.Context) (string, func(), error) {
+	if v.err != nil {
+		return "", nil, v.err
+	}
+	v.opened++
+	return v.snapshot, func() { v.closed++ }, nil
+}
+
+// With no folder set, the documents backed up are the shares' volume, read where it says (a snapshot on
+// a mirror) and named by the shares' folders; a share's folder may be set though this unit does not
+// mount it; a volume that cannot be read fails the backup with its reason; nothing to back up, no backup.
+func TestDocumentsOfTheShares(t *testing.T) {
+	s := startServer(t)
+	svc := newService(t, s)
+	ctx := context.Background()
+	if _, err := svc.CreateIdentity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	svc.DataRoot = root
+	vol := &sharesVolume{root: filepath.Join(root, "documents"), snapshot: filepath.Join(t.TempDir(), "copy")}
+	svc.Documents = vol
+	if _, err := svc.RunBackup(ctx, KindDocuments); !errors.Is(err, appliance.ErrConflict) || vol.opened != vol.closed {
+		t.Errorf("a documents backup with no share ever used: %v (opened %d, released %d)", err, vol.opened, vol.closed)
+	}
+	os.MkdirAll(filepath.Join(vol.snapshot, "Clients"), 0o755)
+	if err := os.WriteFile(filepath.Join(vol.snapshot, "Clients", "brief.odt"), []byte("the brief as replicated"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	b, err := svc.RunBackup(ctx, KindDocuments)
+	if err != nil || b.Files != 1 || vol.opened != 2 || vol.closed != 2 {
+		t.Fatalf("documents backup of the shares: %+v %v (opened %d, released %d)", b, err, vol.opened, vol.closed)
+	}
+	files, err := svc.DocumentFiles(ctx, b.ID)
+	if want := filepath.Join(vol.root, "Clients", "brief.odt"); err != nil || len(files) != 1 || files[0].Path != want {
+		t.Errorf("files %+v %v, want %s", files, err, want)
+	}
+	if st, _ := svc.Backups(ctx); len(st.DocumentFolders) != 1 || st.DocumentFolders[0] != vol.root {
+		t.Errorf("document folders shown: %v", st.DocumentFolders)
+	}
+	if err := svc.SetDocumentFolders(ctx, []string{filepath.Join(vol.root, "Clients")}); err != nil {
+		t.Errorf("a share's folder, not mounted on this unit: %v", err)
+	}
+	vol.err = errors.New("documents: this unit's copy is not complete (inconsistent)")
+	if err := os.WriteFile(filepath.Join(vol.snapshot, "Clients", "new.odt"), []byte("new"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RunBackup(ctx, KindDocuments); err == nil || !strings.Contains(err.Error(), "not complete") {
+		t.Errorf("a backup of a copy that cannot be read: %v", err)
+	}
+}

@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -32,6 +36,8 @@ type Service struct {
 	ConfigParts []ConfigPart
 	Keep        int    // nightly dumps kept unless the admin chose otherwise (30)
 	DataRoot    string // document folders must be under it ("/data")
+	// Documents is the shares' volume: backed up when no document folder is set, and read where it says.
+	Documents DocumentsVolume
 
 	jobs     sync.Mutex // one backup job at a time: the schedule sees what a manual run just did
 	mu       sync.Mutex
@@ -309,7 +315,7 @@ func (s *Service) runBackup(ctx context.Context, kind string) (appliance.Backup,
 	if kind == KindDocuments {
 		m, err = s.backupDocuments(ctx)
 		if err == nil && m == nil {
-			return appliance.Backup{}, fmt.Errorf("no document changed since the last documents backup: %w", appliance.ErrConflict)
+			return appliance.Backup{}, fmt.Errorf("no document to back up, or none changed since the last documents backup: %w", appliance.ErrConflict)
 		}
 		if err == nil {
 			s.sync(ctx)
@@ -348,13 +354,38 @@ func (s *Service) runBackup(ctx context.Context, kind string) (appliance.Backup,
 	return s.describe(m, s.verified(), s.Local.Name()), nil
 }
 
-// backupDocuments backs up the document folders; nil when none is set or nothing changed.
+// backupDocuments backs up the document folders; nil when nothing changed. Folders on the documents
+// volume are read where it says (on a pair's mirror, a snapshot of its replicated copy).
 func (s *Service) backupDocuments(ctx context.Context) (*Manifest, error) {
 	folders := s.documentFolders()
 	if len(folders) == 0 {
 		return nil, fmt.Errorf("no document folder is set: %w", appliance.ErrBadInput)
 	}
-	return s.BackupDocuments(ctx, folders)
+	view := func(p string) string { return p }
+	if d := s.Documents; d != nil && slices.ContainsFunc(folders, func(f string) bool { return within(d.Root(), f) }) {
+		dir, release, err := d.Open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		view = func(p string) string {
+			if !within(d.Root(), p) {
+				return p
+			}
+			rel, _ := filepath.Rel(d.Root(), p)
+			return filepath.Join(dir, rel)
+		}
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) && s.byDefault() {
+			return nil, nil // no share ever held a file here
+		}
+	}
+	return s.BackupDocuments(ctx, folders, view)
+}
+
+// within reports whether path is root or under it.
+func within(root, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	return root != "" && err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // sync copies every local backup the targets lack, then prunes everywhere. A target that fails is

@@ -231,6 +231,11 @@ var global = [][2]string{
 	{"disable spoolss", "yes"},
 	{"unix password sync", "no"},
 	{"obey pam restrictions", "no"},
+	// A write is answered once it is on the disks (both units' disks: the documents volume replicates in
+	// protocol C), not when it reaches the page cache, and a client's flush is honoured: an acknowledged
+	// write survives the loss of the unit (Windows does not flush at close).
+	{"strict sync", "yes"},
+	{"sync always", "yes"},
 	{"log level", "1"},
 	// Unix ids of SIDs that are no account here (a Windows client's well-known groups)
 	{"idmap config * : backend", "tdb"},

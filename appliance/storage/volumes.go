@@ -99,3 +99,47 @@ func (m *Manager) DocumentsDevice() string {
 
 // MD is the array's md device name ("md1").
 func (a array) MD() string { return a.md }
+
+// documentsCopy is the snapshot of the documents volume that a documents backup reads on a unit that
+// does not serve the shares (a pair's standby).
+const documentsCopy = "documents-copy"
+
+// DocumentsSnapshot makes a snapshot of the documents volume as it is now and answers its device and
+// how to drop it. On a pair's standby the volume is DRBD's lower device, which DRBD goes on writing
+// while the snapshot lives: the snapshot is the replicated copy at one instant, as a power cut would have
+// left it. Its copy-on-write room is the group's free space, at most a quarter of the documents volume; a
+// snapshot left by a power cut is dropped first.
+func (m *Manager) DocumentsSnapshot(ctx context.Context) (string, func(context.Context) error, error) {
+	if m.DocumentsDevice() == "" {
+		return "", nil, fmt.Errorf("snapshot of the documents: there is no documents volume")
+	}
+	groups, err := m.LVM.Groups(ctx)
+	if err != nil {
+		return "", nil, fmt.Errorf("snapshot of the documents: %w", err)
+	}
+	var free, docs int64
+	for _, g := range groups {
+		if g.Name != VolumeGroup {
+			continue
+		}
+		free = g.Free
+		for _, v := range g.Volumes {
+			switch v.Name {
+			case documentsCopy:
+				if err := m.LVM.Remove(ctx, VolumeGroup, documentsCopy); err != nil {
+					return "", nil, fmt.Errorf("drop the old snapshot of the documents: %w", err)
+				}
+				free += v.Size
+			case DocumentsVolume:
+				docs = v.Size
+			}
+		}
+	}
+	if room := min(free, docs/4) / extent * extent; room == 0 {
+		return "", nil, fmt.Errorf("snapshot of the documents: no free space left in volume group %s", VolumeGroup)
+	} else if err := m.LVM.Snapshot(ctx, VolumeGroup, DocumentsVolume, documentsCopy, room); err != nil {
+		return "", nil, err
+	}
+	drop := func(ctx context.Context) error { return m.LVM.Remove(ctx, VolumeGroup, documentsCopy) }
+	return lvm.Path(VolumeGroup, documentsCopy), drop, nil
+}

@@ -78,7 +78,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	node.Fit = func() bool { return db.Fit() && docs.Fit() } // never active with an incomplete copy
 	node.Ready = db.Writable                                 // the service address moves once the database takes writes
 	files := fileShares(log, st, disks, node, docs, host)
-	backups := newBackups(log, st, db, node, files)
+	backups := newBackups(log, st, db, node, files, docs)
 	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
 		Keep: node.ServiceAddress, Resolver: &static.SystemResolver, Watcher: &link.Watcher{Log: log.With("part", "link")}}
 	keeper, err := certs.NewKeeper(st, host, localIPs(), time.Now)
@@ -181,8 +181,9 @@ func serveUI(ctx context.Context, log *slog.Logger, ui *webui.Server, keeper *ce
 
 // newBackups is the backup service: backups are taken by the mirror, or by a unit that is not paired;
 // "back up now" on the production unit of a pair has the mirror take it, over the pair link; a
-// configuration restored from a backup gives the file shares theirs.
-func newBackups(log *slog.Logger, st *state.Store, db *database.Manager, node *pair.Node, files *shares.Server) *backup.Service {
+// configuration restored from a backup gives the file shares theirs; the documents backed up are the
+// shares' volume, read on the mirror from a snapshot of its replicated copy.
+func newBackups(log *slog.Logger, st *state.Store, db *database.Manager, node *pair.Node, files *shares.Server, docs *replica.Replica) *backup.Service {
 	backups := backup.NewService(&backup.Engine{Log: log.With("part", "backup"), BinDir: "/usr/lib/postgresql/15/bin", Socket: "/run/postgresql",
 		Port: 5432, Scratch: "/data/backup-scratch", WALDir: walArchive, Local: backup.Dir{Path: "/data/backups"}, Store: st, Firmware: version},
 		func(ctx context.Context) bool {
@@ -197,6 +198,7 @@ func newBackups(log *slog.Logger, st *state.Store, db *database.Manager, node *p
 		return toPartner(ctx, kind)
 	}
 	backups.ConfigParts = []backup.ConfigPart{func(ctx context.Context, b backup.Buckets) (string, error) { return files.RestoreConfig(ctx, b) }}
+	backups.Documents = docs
 	return backups
 }
 
@@ -246,13 +248,9 @@ func documentsVolume(log *slog.Logger, st *state.Store, disks *storage.Manager, 
 			p := node.Pair()
 			return p.Peer != nil && p.Peer.Reachable && p.Peer.Role == pair.Active
 		},
-		Peers: func() []string {
-			if !replicateDocuments {
-				return nil
-			}
-			return replicationPaths(node.PeerAddrs(), node.ServiceAddress())
-		},
-		Secret: func() []byte { return node.Secret("documents replication") }}
+		Peers:    func() []string { return replicationPaths(node.PeerAddrs(), node.ServiceAddress()) },
+		Secret:   func() []byte { return node.Secret("documents replication") },
+		Snapshot: disks.DocumentsSnapshot}
 }
 
 // handOver is the pair as the web UI drives it: an active unit asked to hand the service over (not
@@ -275,12 +273,6 @@ func (h handOver) SetRole(ctx context.Context, role string, force bool) error {
 	}
 	return h.Node.SetRole(ctx, role, force)
 }
-
-// replicateDocuments turns on the documents' replication to the partner unit. It is built (appliance/replica,
-// hw/drbd) and off: in the QEMU pair lab, with it on, the unit taking over lost its witness lease again and
-// again (answers over 1.5 s late, never with it off), and a file stored on A was not yet proven on B after a
-// failover. docs/storage.md says what is left.
-const replicateDocuments = false
 
 // replicationPaths are the partner's addresses the documents may be replicated to, those outside the
 // office LAN (the service address's network: a direct cable between the units) first, so that a

@@ -89,6 +89,24 @@ func (l *LVM) CreateVolume(ctx context.Context, vg, name string, size int64) err
 	return nil
 }
 
+// Snapshot makes name, a copy-on-write snapshot of vg/origin as it is now, with size bytes (rounded up to
+// the group's extent) for the blocks the origin changes while the snapshot lives: once they are used up
+// the snapshot becomes unreadable, never the origin.
+func (l *LVM) Snapshot(ctx context.Context, vg, origin, name string, size int64) error {
+	if _, err := l.run(ctx, "lvcreate", "--yes", "--snapshot", "--name", name, "--size", strconv.FormatInt(size, 10)+"b", vg+"/"+origin); err != nil {
+		return fmt.Errorf("snapshot %s/%s: %w", vg, origin, err)
+	}
+	return nil
+}
+
+// Remove deletes the volume vg/name (closed), such as a snapshot whose reader is done.
+func (l *LVM) Remove(ctx context.Context, vg, name string) error {
+	if _, err := l.run(ctx, "lvremove", "--yes", vg+"/"+name); err != nil {
+		return fmt.Errorf("lvremove %s/%s: %w", vg, name, err)
+	}
+	return nil
+}
+
 // Activate makes every volume of vg available under /dev/vg/.
 func (l *LVM) Activate(ctx context.Context, vg string) error {
 	if _, err := l.run(ctx, "vgchange", "--activate", "y", vg); err != nil {

@@ -71,6 +71,19 @@ func TestOnlyAllowedDevices(t *testing.T) {
 	if got := strings.Join(argv[4:], " "); got != "--yes --zero y --wipesignatures y --name data --size 104857600b lawbox" {
 		t.Errorf("args %s", got)
 	}
+	calls = nil
+	if err := l.Snapshot(context.Background(), "lawbox", "documents", "documents-copy", 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Remove(context.Background(), "lawbox", "documents-copy"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(calls[0][4:], " "); calls[0][1] != "lvcreate" || got != "--yes --snapshot --name documents-copy --size 8388608b lawbox/documents" {
+		t.Errorf("snapshot: %q", calls[0])
+	}
+	if got := strings.Join(calls[1][4:], " "); calls[1][1] != "lvremove" || got != "--yes lawbox/documents-copy" {
+		t.Errorf("remove: %q", calls[1])
+	}
 	if err := (&LVM{}).Activate(context.Background(), "lawbox"); err == nil {
 		t.Error("an LVM allowed no device ran (it would scan every disk, md members included)")
 	}
