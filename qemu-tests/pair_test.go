@@ -1,14 +1,18 @@
 package qemutests
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -209,11 +213,14 @@ func TestPairFailover(t *testing.T) {
 	if out, err := smbAt(l.b.SMB, "Clients", "marie", "Marie's long password", "-c", "ls"); err == nil {
 		t.Errorf("the standby serves the shares: %s", out)
 	}
-	// A document stored through the share on A once B's copy is complete: on both units' disks when the
-	// client is told it is stored (DRBD protocol C, Samba syncing every write).
+	// The office PC copies documents to the share through the service address once B's copy is complete;
+	// A is killed in the middle of the copy. Every document whose copy the client was told is done (its
+	// close answered) is on both units' disks (DRBD protocol C, Samba syncing every write).
 	docs := t.TempDir()
 	eventually(t, 3*time.Minute, "B's documents copy complete", documentsInSync(l.a))
-	stored := putDocument(t, l.a.SMB, docs, "before-failover.pdf")
+	l.pc.console("relay 445 192.0.2.100:445", regexp.MustCompile(`debug: relay 445 \S+: <nil>`))
+	copying := startCopy(t, l.pc.SMB, docs, 24)
+	copying.waitFor(t, 4)
 
 	// kill -9 of the active unit: the PC reaches B on the service address.
 	took := l.killAndMeasure(t, l.a, l.b)
@@ -221,9 +228,16 @@ func TestPairFailover(t *testing.T) {
 	if st := l.b.mustPair(); st.Role != "active" || !st.VIPHeld {
 		t.Fatalf("B after failover: %+v", st)
 	}
-	eventually(t, time.Minute, "B serves the document stored on A to the same account", func() error {
-		return documentIs(l.b.SMB, docs, "before-failover.pdf", stored)
+	acked := copying.end(t)
+	eventually(t, 2*time.Minute, "B serves, through the service address, every document whose copy was acknowledged", func() error {
+		for name, sum := range acked {
+			if err := documentIs(l.pc.SMB, docs, name, sum); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+	t.Logf("copy killed: %d of 24 documents acknowledged before the kill, each read back from B with its SHA-256", len(acked))
 
 	// A comes back: standby, and it stays so.
 	l.a = l.restart(t, l.a, "unit-a", l.aDisk)
@@ -403,4 +417,89 @@ func documentIs(addr, dir, name string, want [32]byte) error {
 		return fmt.Errorf("%s read through %s: %d bytes, not the bytes stored", name, addr, len(b))
 	}
 	return nil
+}
+
+// docCopy is smbclient copying documents to the share Clients, one after another in one session.
+type docCopy struct {
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	sums  map[string][32]byte // every document's SHA-256
+	done  []string            // the documents whose close the server answered, in order
+	out   strings.Builder
+	ended chan error
+}
+
+// startCopy starts copying n documents of 256 KiB of random bytes through addr, as marie.
+func startCopy(t *testing.T, addr, dir string, n int) *docCopy {
+	t.Helper()
+	c := &docCopy{sums: map[string][32]byte{}, ended: make(chan error, 1)}
+	var puts []string
+	for i := range n {
+		name := fmt.Sprintf("copy%02d.pdf", i)
+		doc := make([]byte, 256<<10)
+		rand.Read(doc)
+		if err := os.WriteFile(filepath.Join(dir, name), doc, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.sums[name] = sha256.Sum256(doc)
+		puts = append(puts, "put "+filepath.Join(dir, name)+" "+name)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	c.cmd = exec.Command("smbclient", "//"+host+"/Clients", "-p", port, "-m", "SMB3", "-t", "60", "-U", "marie%Marie's long password",
+		"-c", strings.Join(puts, "; "))
+	r, w := io.Pipe()
+	c.cmd.Stdout, c.cmd.Stderr = w, w
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.ended <- c.cmd.Wait(); w.Close() }()
+	putting := regexp.MustCompile(`putting file \S+ as \\(copy\d\d\.pdf)`) // printed once the close is answered
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			c.mu.Lock()
+			c.out.WriteString(sc.Text() + "\n")
+			if m := putting.FindStringSubmatch(sc.Text()); m != nil {
+				c.done = append(c.done, m[1])
+			}
+			c.mu.Unlock()
+		}
+	}()
+	return c
+}
+
+// waitFor waits until n documents are stored.
+func (c *docCopy) waitFor(t *testing.T, n int) {
+	t.Helper()
+	eventually(t, 3*time.Minute, fmt.Sprintf("%d documents copied", n), func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if len(c.done) < n {
+			return fmt.Errorf("%d copied: %s", len(c.done), c.out.String())
+		}
+		return nil
+	})
+}
+
+// end waits for the copy to stop (the server it was talking to died) and answers the SHA-256 of each
+// document whose copy the client was told is done.
+func (c *docCopy) end(t *testing.T) map[string][32]byte {
+	t.Helper()
+	select {
+	case <-c.ended:
+	case <-time.After(3 * time.Minute):
+		c.cmd.Process.Kill()
+		<-c.ended
+	}
+	time.Sleep(100 * time.Millisecond) // the last lines read
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.done) == len(c.sums) {
+		t.Fatalf("the copy ended before the kill (it should be under way):\n%s", c.out.String())
+	}
+	acked := map[string][32]byte{}
+	for _, name := range c.done {
+		acked[name] = c.sums[name]
+	}
+	return acked
 }

@@ -2,6 +2,7 @@ package qemutests
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -394,4 +395,49 @@ func (l *dbLab) backupOnTheMirror(t *testing.T, production, mirror *pairUnit) {
 		t.Errorf("the mirror lists %+v, want the backup %s taken on production's request", st.Backups, b.ID)
 	}
 	t.Logf("back up now on production: backup %s taken by the mirror %s", b.ID, b.TakenOn)
+	documentsOnTheMirror(t, production, mirror)
+}
+
+// documentsOnTheMirror: a document stored through a share on production is in the documents backup the
+// mirror takes (no folder set: the shares) from a snapshot of its replicated copy, with the same bytes,
+// and the replication goes on.
+func documentsOnTheMirror(t *testing.T, production, mirror *pairUnit) {
+	for _, c := range []struct{ path, body string }{
+		{"/api/v1/file-accounts/marie", `{"password":"Marie's long password"}`},
+		{"/api/v1/shares/Clients", `{"read_write":["marie"]}`},
+	} {
+		if code, body := production.call("PUT", c.path, production.tok, c.body); code/100 != 2 {
+			t.Fatalf("%s on production = %d %s", c.path, code, body)
+		}
+	}
+	eventually(t, 3*time.Minute, "the mirror's documents copy complete", documentsInSync(production))
+	dir := t.TempDir()
+	var stored [32]byte
+	eventually(t, time.Minute, "a document stored on production", func() error {
+		if _, err := smbAt(production.SMB, "Clients", "marie", "Marie's long password", "-c", "ls"); err != nil {
+			return err // the server may still be reading its new share
+		}
+		stored = putDocument(t, production.SMB, dir, "brief.odt")
+		return nil
+	})
+	timeout := production.http.Timeout
+	production.http.Timeout = 5 * time.Minute
+	code, body := production.call("POST", "/api/v1/backups/run", production.tok, `{"kind":"documents"}`)
+	production.http.Timeout = timeout
+	var b struct {
+		ID      string `json:"id"`
+		TakenOn string `json:"taken_on"`
+		Files   int    `json:"files"`
+	}
+	if code != 201 || json.Unmarshal([]byte(body), &b) != nil || b.TakenOn != mirror.Name() || b.Files != 1 {
+		t.Fatalf("documents backup on production = %d %s, want one file taken on %s", code, body, mirror.Name())
+	}
+	code, doc := mirror.call("GET", "/api/v1/backups/"+b.ID+"/document?path="+url.QueryEscape("/data/documents/Clients/brief.odt"), mirror.tok, "")
+	if code != 200 || sha256.Sum256([]byte(doc)) != stored {
+		t.Errorf("the document from the mirror's backup = %d, %d bytes, not the bytes stored on production", code, len(doc))
+	}
+	if err := documentsInSync(production)(); err != nil {
+		t.Errorf("the replication after the backup: %v", err)
+	}
+	t.Logf("documents backup taken by the mirror %s from a snapshot of its copy: %s", b.TakenOn, b.ID)
 }

@@ -33,6 +33,8 @@ import (
 //	                       handshake 50 times a second would load the unit being measured.
 //	mark                   print the probe clock now (the tests send it right after a kill -9)
 //	reach IP:PORT          open one TCP connection (2 s at most) and print the error, <nil> when it worked
+//	relay PORT IP:PORT     accept TCP connections on PORT and carry each to IP:PORT: the host's SMB client
+//	                       reaches the service address through the PC as an office PC would
 //	pgload URL             commit one row after another through URL (see pgLoad)
 //	pgload stop            stop it and print the ids whose commits were acknowledged
 //	pgwait URL             wait for a 10-minute query through URL with TCP keep-alive off (a client that
@@ -81,6 +83,12 @@ func (d *netDebug) command(f []string, out io.Writer) bool {
 			c.Close()
 		}
 		fmt.Fprintf(out, "debug: reach %s: %v\n", f[1], err)
+	case f[0] == "relay" && len(f) == 3:
+		l, err := net.Listen("tcp", ":"+f[1])
+		if err == nil {
+			go relay(l, f[2])
+		}
+		fmt.Fprintf(out, "debug: relay %s %s: %v\n", f[1], f[2], err)
 	case f[0] == "pgload" && len(f) == 2 && f[1] == "stop":
 		d.mu.Lock()
 		l := d.load
@@ -122,6 +130,32 @@ func (d *netDebug) command(f []string, out io.Writer) bool {
 		return false
 	}
 	return true
+}
+
+// relay carries every connection accepted on l to target, both ways, until either side closes.
+func relay(l net.Listener, target string) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			t, err := net.DialTimeout("tcp", target, 5*time.Second)
+			if err != nil {
+				return
+			}
+			defer t.Close()
+			done := make(chan struct{}, 2)
+			for _, p := range [][2]net.Conn{{t, c}, {c, t}} {
+				go func() {
+					_, _ = io.Copy(p[0], p[1])
+					done <- struct{}{}
+				}()
+			}
+			<-done // one side ended: close both
+		}()
+	}
 }
 
 func (d *netDebug) elapsed() int64 {
