@@ -219,7 +219,7 @@ func TestPairFailover(t *testing.T) {
 	docs := t.TempDir()
 	eventually(t, 3*time.Minute, "B's documents copy complete", documentsInSync(l.a))
 	l.pc.console("relay 445 192.0.2.100:445", regexp.MustCompile(`debug: relay 445 \S+: <nil>`))
-	copying := startCopy(t, l.pc.SMB, docs, 24)
+	copying := startCopy(t, l.pc.SMB, docs, "copy", 24)
 	copying.waitFor(t, 4)
 
 	// kill -9 of the active unit: the PC reaches B on the service address.
@@ -252,12 +252,26 @@ func TestPairFailover(t *testing.T) {
 	// A resynchronised only what B wrote while it was away; a document stored on B is on A when it takes over.
 	eventually(t, 3*time.Minute, "A's documents copy complete again", documentsInSync(l.b))
 	storedOnB := putDocument(t, l.b.SMB, docs, "on-b.pdf")
+	// A client on B's side of the partition (the host, through B's own port) is copying documents when B is
+	// cut off: B stops serving, and no document it acknowledged is lost when A takes over.
+	isolated := startCopy(t, l.b.SMB, docs, "isolated", 60)
+	isolated.waitFor(t, 2)
 	l.lan.SetCut(l.b.HubPorts[0], true)
 	l.cable.SetCut(l.b.HubPorts[1], true)
 	waitRoles(t, "B isolated", 30*time.Second, l.a, l.b, "active", "fenced")
-	eventually(t, time.Minute, "A serves the document stored on B", func() error {
-		return documentIs(l.a.SMB, docs, "on-b.pdf", storedOnB)
+	ackedOnB := isolated.end(t)
+	eventually(t, time.Minute, "A serves the documents stored on B", func() error {
+		if err := documentIs(l.a.SMB, docs, "on-b.pdf", storedOnB); err != nil {
+			return err
+		}
+		for name, sum := range ackedOnB {
+			if err := documentIs(l.a.SMB, docs, name, sum); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+	t.Logf("B cut off during a copy: %d documents acknowledged by B, each on A", len(ackedOnB))
 	l.lan.SetCut(l.b.HubPorts[0], false)
 	l.cable.SetCut(l.b.HubPorts[1], false)
 	waitRoles(t, "B back on the network", 30*time.Second, l.a, l.b, "active", "standby")
@@ -429,13 +443,14 @@ type docCopy struct {
 	ended chan error
 }
 
-// startCopy starts copying n documents of 256 KiB of random bytes through addr, as marie.
-func startCopy(t *testing.T, addr, dir string, n int) *docCopy {
+// startCopy starts copying n documents of 256 KiB of random bytes through addr, as marie, named prefix00.pdf,
+// prefix01.pdf, ...
+func startCopy(t *testing.T, addr, dir, prefix string, n int) *docCopy {
 	t.Helper()
 	c := &docCopy{sums: map[string][32]byte{}, ended: make(chan error, 1)}
 	var puts []string
 	for i := range n {
-		name := fmt.Sprintf("copy%02d.pdf", i)
+		name := fmt.Sprintf("%s%02d.pdf", prefix, i)
 		doc := make([]byte, 256<<10)
 		rand.Read(doc)
 		if err := os.WriteFile(filepath.Join(dir, name), doc, 0o600); err != nil {
@@ -453,7 +468,7 @@ func startCopy(t *testing.T, addr, dir string, n int) *docCopy {
 		t.Fatal(err)
 	}
 	go func() { c.ended <- c.cmd.Wait(); w.Close() }()
-	putting := regexp.MustCompile(`putting file \S+ as \\(copy\d\d\.pdf)`) // printed once the close is answered
+	putting := regexp.MustCompile(`putting file \S+ as \\(` + prefix + `\d\d\.pdf)`) // printed once the close is answered
 	go func() {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {

@@ -201,8 +201,10 @@ func (s *Server) Run(ctx context.Context) error {
 		serve, why := s.Serve()
 		switch {
 		case !serve && d != nil:
+			// The unit may no longer serve (it stood down, or lost the pair's lease): killed at once, so that
+			// no write still in progress is answered from here.
 			s.Log.Info("file shares stop", "why", why)
-			s.stop(d)
+			s.kill(d)
 			d = nil
 		case serve && d != nil && d.exited():
 			if time.Since(d.started) > maxRetryWait {
@@ -386,6 +388,13 @@ func (s *Server) stop(d *daemon) {
 		<-d.done
 	}
 	_ = syscall.Kill(-pgid, syscall.SIGKILL) // what did not leave with its parent
+}
+
+// kill ends smbd and every process of its group at once: a process waiting for a write to reach the disks
+// dies when the write returns, before it can answer the client.
+func (s *Server) kill(d *daemon) {
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+	<-d.done
 }
 
 // logWriter passes a child's output to the log, a line at a time.
