@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -317,4 +318,77 @@ func BenchmarkFileShares(b *testing.B) {
 	b.ReportMetric(mbs(get), "MB/s-smb-read")
 	b.ReportMetric(mbs(fill), "MB/s-local-write")
 	b.ReportMetric(mbs(put)/mbs(fill), "ratio-smb-write-vs-local")
+}
+
+// BenchmarkReplicatedShares: an office PC writes through the service address (the PC relays SMB to it)
+// while the documents are replicated to the partner (every write on both units' disks before it is
+// answered), beside the same write once the partner is gone (on the active unit's disks only); then the
+// failover: kill -9 of the active unit to the client's first document stored on the other.
+func BenchmarkReplicatedShares(b *testing.B) {
+	const mib = 32
+	l := newPairLab(b, 1500)
+	for _, c := range []struct{ path, body string }{
+		{"/api/v1/file-accounts/marie", `{"password":"Marie's long password"}`},
+		{"/api/v1/shares/Clients", `{"read_write":["marie"]}`},
+	} {
+		if code, body := l.a.call("PUT", c.path, l.a.tok, c.body); code/100 != 2 {
+			b.Fatalf("%s = %d %s", c.path, code, body)
+		}
+	}
+	dir := b.TempDir()
+	local := filepath.Join(dir, "doc")
+	doc := make([]byte, mib<<20)
+	rand.Read(doc)
+	if err := os.WriteFile(local, doc, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	l.pc.console("relay 445 192.0.2.100:445", regexp.MustCompile(`debug: relay 445 \S+: <nil>`))
+	eventually(b, 5*time.Minute, "the documents in sync on both units", documentsInSync(l.a))
+	write := func(name string) float64 {
+		t0 := time.Now()
+		if out, err := smbAt(l.pc.SMB, "Clients", "marie", "Marie's long password", "-c", "put "+local+" "+name); err != nil {
+			b.Fatalf("put %s: %v %s", name, err, out)
+		}
+		return mib * (1 << 20) / 1e6 / time.Since(t0).Seconds()
+	}
+	var connected, alone float64
+	for i := 0; i < b.N; i++ {
+		connected += write(fmt.Sprintf("connected%d", i)) / float64(b.N)
+	}
+	if err := l.b.Kill9(); err != nil {
+		b.Fatal(err)
+	}
+	eventually(b, time.Minute, "A's documents without their partner", func() error {
+		if documentsInSync(l.a)() == nil {
+			return errors.New("still connected")
+		}
+		return nil
+	})
+	for i := 0; i < b.N; i++ {
+		alone += write(fmt.Sprintf("alone%d", i)) / float64(b.N)
+	}
+	b.Logf("SMB write through the service address: %.1f MB/s replicated (protocol C) beside %.1f MB/s with the partner gone (%.2fx)", connected, alone, connected/alone)
+	b.ReportMetric(connected, "MB/s-write-replicated")
+	b.ReportMetric(alone, "MB/s-write-partner-gone")
+	b.ReportMetric(connected/alone, "ratio")
+
+	l.b = l.restart(b, l.b, "unit-b", l.bDisk)
+	eventually(b, 10*time.Minute, "B's copy complete again", documentsInSync(l.a))
+	small := filepath.Join(dir, "small")
+	if err := os.WriteFile(small, doc[:64<<10], 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := l.a.Kill9(); err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	eventually(b, 3*time.Minute, "a document stored on B through the service address", func() error {
+		if out, err := smbAt(l.pc.SMB, "Clients", "marie", "Marie's long password", "-t", "5", "-c", "put "+small+" after-kill"); err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	took := time.Since(t0)
+	b.Logf("failover: kill -9 of the active unit to the client's first document stored on the other: %v", took.Round(10*time.Millisecond))
+	b.ReportMetric(took.Seconds(), "s/failover-first-write")
 }
