@@ -374,6 +374,7 @@ func BenchmarkReplicatedShares(b *testing.B) {
 
 	l.b = l.restart(b, l.b, "unit-b", l.bDisk)
 	eventually(b, 10*time.Minute, "B's copy complete again", documentsInSync(l.a))
+	l.b.waitDB(b, "B mirrors A", 5*time.Minute, mirrorsPartner) // a unit whose database is no copy never takes over
 	small := filepath.Join(dir, "small")
 	if err := os.WriteFile(small, doc[:64<<10], 0o600); err != nil {
 		b.Fatal(err)
