@@ -320,6 +320,40 @@ func (e *Engine) writeDocument(ctx context.Context, t Target, o Object, id age.I
 	return os.Chtimes(dest, f.ModTime, f.ModTime)
 }
 
+// backupDocuments backs up the document folders; nil when nothing changed. Folders on the documents
+// volume are read where it says (on a pair's mirror, a snapshot of its replicated copy).
+func (s *Service) backupDocuments(ctx context.Context) (*Manifest, error) {
+	folders := s.documentFolders()
+	if len(folders) == 0 {
+		return nil, fmt.Errorf("no document folder is set: %w", appliance.ErrBadInput)
+	}
+	view := func(p string) string { return p }
+	if d := s.Documents; d != nil && slices.ContainsFunc(folders, func(f string) bool { return within(d.Root(), f) }) {
+		dir, release, err := d.Open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		view = func(p string) string {
+			if !within(d.Root(), p) {
+				return p
+			}
+			rel, _ := filepath.Rel(d.Root(), p)
+			return filepath.Join(dir, rel)
+		}
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) && s.byDefault() {
+			return nil, nil // no share ever held a file here
+		}
+	}
+	return s.BackupDocuments(ctx, folders, view)
+}
+
+// within reports whether path is root or under it.
+func within(root, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	return root != "" && err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
 // notDocuments are the appliance's own folders on the data array.
 var notDocuments = []string{"postgresql", "backups", "backup-scratch", "wal-archive"}
 

@@ -5,12 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
-	"os"
-	"path/filepath"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -352,40 +348,6 @@ func (s *Service) runBackup(ctx context.Context, kind string) (appliance.Backup,
 	}
 	s.sync(ctx)
 	return s.describe(m, s.verified(), s.Local.Name()), nil
-}
-
-// backupDocuments backs up the document folders; nil when nothing changed. Folders on the documents
-// volume are read where it says (on a pair's mirror, a snapshot of its replicated copy).
-func (s *Service) backupDocuments(ctx context.Context) (*Manifest, error) {
-	folders := s.documentFolders()
-	if len(folders) == 0 {
-		return nil, fmt.Errorf("no document folder is set: %w", appliance.ErrBadInput)
-	}
-	view := func(p string) string { return p }
-	if d := s.Documents; d != nil && slices.ContainsFunc(folders, func(f string) bool { return within(d.Root(), f) }) {
-		dir, release, err := d.Open(ctx)
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		view = func(p string) string {
-			if !within(d.Root(), p) {
-				return p
-			}
-			rel, _ := filepath.Rel(d.Root(), p)
-			return filepath.Join(dir, rel)
-		}
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) && s.byDefault() {
-			return nil, nil // no share ever held a file here
-		}
-	}
-	return s.BackupDocuments(ctx, folders, view)
-}
-
-// within reports whether path is root or under it.
-func within(root, path string) bool {
-	rel, err := filepath.Rel(root, path)
-	return root != "" && err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // sync copies every local backup the targets lack, then prunes everywhere. A target that fails is

@@ -57,7 +57,7 @@ type Replica struct {
 	// Snapshot makes a snapshot of the documents volume (DRBD's lower device) and answers its device and
 	// how to drop it: what a documents backup reads on a unit that does not serve the shares.
 	Snapshot func(ctx context.Context) (string, func(context.Context) error, error)
-	Every        time.Duration   // between passes; 2 s when zero
+	Every    time.Duration // between passes; 2 s when zero
 
 	mu         sync.Mutex
 	cfg        config
