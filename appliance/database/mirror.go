@@ -318,6 +318,9 @@ func (m *Manager) follow(ctx context.Context, u *upstream) error {
 		return waiting{fmt.Sprintf("waiting for the production database on the partner unit (%v)", err)}
 	}
 	if m.Fit() && m.hasFile("PG_VERSION") && m.systemID(ctx) == id {
+		if err := m.settle(ctx); err != nil {
+			m.Log.Warn("this unit's copy stopped abruptly and could not be brought to a clean stop", "err", err)
+		}
 		// A dry run first: it changes nothing, so when the production unit goes away meanwhile (a switchover
 		// straight back to this unit), this unit keeps its data, and its fitness to serve, and tries again.
 		if err := m.rewind(ctx, u, true); err != nil {
@@ -344,16 +347,82 @@ func (m *Manager) follow(ctx context.Context, u *upstream) error {
 
 // systemID is the local cluster's system identifier ("" when unreadable).
 func (m *Manager) systemID(ctx context.Context) string {
+	return m.control(ctx, "Database system identifier")
+}
+
+// control is one line of pg_controldata's report on the local cluster ("" when unreadable).
+func (m *Manager) control(ctx context.Context, key string) string {
 	out, err := exec.CommandContext(ctx, filepath.Join(m.BinDir, "pg_controldata"), "-D", m.DataDir).Output()
 	if err != nil {
 		return ""
 	}
 	for _, line := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "Database system identifier" {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == key {
 			return strings.TrimSpace(v)
 		}
 	}
 	return ""
+}
+
+// settleWait bounds how long a mirror that stopped abruptly may take to replay its own WAL.
+const settleWait = 5 * time.Minute
+
+// settle brings a mirror that stopped abruptly (a power cut, a kill) to a clean stop, which pg_rewind
+// needs to judge it: pg_rewind's own recovery runs the server in single-user mode, which refuses a
+// standby, and every mirror that lost power was then copied again in full. The server starts as a
+// standby that follows nobody and lets nobody in, replays its own WAL until it is consistent (it then
+// answers on its socket) and stops: "shut down in recovery", no WAL of its own written. A cluster that
+// was stopped cleanly, or is no standby, is left alone.
+func (m *Manager) settle(ctx context.Context) error {
+	if !m.hasFile("standby.signal") || m.control(ctx, "Database cluster state") != "in archive recovery" {
+		return nil
+	}
+	m.setState("recovering this unit's copy after an abrupt stop")
+	cmd := exec.Command(filepath.Join(m.BinDir, "postgres"), "-D", m.DataDir, "-c", "primary_conninfo=", "-c", "primary_slot_name=",
+		"-c", "listen_addresses=", "-c", "hot_standby=on", "-c", "port="+strconv.Itoa(m.Port))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.cred, Setpgid: true}
+	cmd.Env = []string{"PATH=" + m.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start postgres to recover: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.NewTimer(settleWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("postgres recovering this unit's copy exited: %v: %s", err, lastLines(out.String(), 5))
+		case <-ctx.Done():
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			<-exited
+			return ctx.Err()
+		case <-deadline.C:
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			<-exited
+			return fmt.Errorf("this unit's copy did not become consistent within %v: %s", settleWait, lastLines(out.String(), 5))
+		case <-tick.C:
+		}
+		if c, err := m.connect(ctx, "postgres"); err == nil {
+			c.Close(ctx)
+			_ = cmd.Process.Signal(syscall.SIGINT) // fast shutdown: a restartpoint, no WAL written
+			if err := <-exited; err != nil {
+				return fmt.Errorf("stop postgres after its recovery: %v: %s", err, lastLines(out.String(), 5))
+			}
+			m.Log.Info("this unit's copy recovered after an abrupt stop", "state", m.control(ctx, "Database cluster state"))
+			return nil
+		}
+	}
+}
+
+// lastLines is the end of a program's output, for an error.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // pgEnv is the environment of the PostgreSQL client programs.
