@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -122,6 +123,20 @@ func TestPairFailover(t *testing.T) {
 		}
 		return fmt.Errorf("%+v", l.b.mustPair().Peer)
 	})
+	// A document stored on A while the cable (the documents' replication path) is cut: DRBD gives the
+	// partner up and A stores it alone. B's copy may now lack it: B refuses to take over (409) until its copy
+	// is connected and complete again (checked before the switchover below).
+	l.a.fill("documents/during-the-cut.pdf", 1, 3)
+	eventually(t, 30*time.Second, "B sees its documents' replication down", func() error {
+		if err := documentsInSync(l.b)(); err == nil {
+			return errors.New("still connected")
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second) // a pass of B's documents volume
+	if code, body := l.b.call("POST", "/api/v1/pair/role", l.b.tok, `{"role":"active"}`); code != 409 || !strings.Contains(body, "not complete") {
+		t.Fatalf("B asked to take over with a copy that lacks a document stored on A = %d %s, want 409", code, body)
+	}
 	l.cable.SetCut(l.a.HubPorts[1], false)
 
 	// The cable pulled out of A's port (the NIC loses its carrier): A says so at once and warns; no role
@@ -151,7 +166,10 @@ func TestPairFailover(t *testing.T) {
 		return nil
 	})
 
-	// Switchover from the standby's page, and back from the active one.
+	// Switchover from the standby's page, and back from the active one. The cable tests may have broken the
+	// documents' replication (it runs on the cable): B's copy counts as behind, and a switchover to it is
+	// refused, until it is connected and complete again.
+	eventually(t, 3*time.Minute, "B's documents copy complete after the cable tests", documentsInSync(l.a))
 	if code, body := l.b.call("POST", "/api/v1/pair/role", l.b.tok, `{"role":"active"}`); code != 202 {
 		t.Fatalf("switchover to B = %d %s", code, body)
 	}

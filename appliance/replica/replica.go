@@ -66,6 +66,7 @@ type Replica struct {
 	tries      int       // reconnections that dropped this side's changes, since the last connection
 	connecting bool      // a connection was asked for since the volume started
 	unfit      bool      // the last pass found this copy may not serve as the pair's
+	behind     bool      // this copy was not connected while the partner served: it may lack documents (judge)
 	path       int       // which of the partner's addresses the replication uses
 	current    drbd.Peer // the connection asked for
 	alone      time.Time // since when the partner has not been connected (zero while it is)
@@ -282,8 +283,16 @@ func (r *Replica) pass(ctx context.Context) {
 		r.follow(ctx, st)
 	}
 	st, _ = r.DRBD.State()
-	id := r.pairID()
-	unfit := id != "" && st.Disk != "UpToDate" // incomplete (synchronising) or outdated (the partner went on without it)
+	unfit, behind := judge(st, r.pairID() != "", r.PartnerLeads(), r.behind)
+	r.behind = behind
+	r.set(func(s *appliance.Replication) {
+		switch orphan := behind && !r.PartnerLeads(); {
+		case orphan && s.Problem == "":
+			s.Problem = behindProblem
+		case !orphan && s.Problem == behindProblem:
+			s.Problem = ""
+		}
+	})
 	r.set(func(s *appliance.Replication) {
 		s.State, s.Role, s.Disk, s.PeerDisk, s.Connection = "running", st.Role, st.Disk, st.PeerDisk, st.Connection
 		s.Paired, s.OutOfSync, s.Synced = paired, st.OutOfSync, st.Synced
@@ -294,8 +303,30 @@ func (r *Replica) pass(ctx context.Context) {
 	r.unfit = unfit
 	r.mu.Unlock()
 	if changed {
-		r.Log.Info("documents copy", "fit_to_serve", !unfit, "disk", st.Disk, "role", st.Role, "connection", st.Connection)
+		r.Log.Info("documents copy", "fit_to_serve", !unfit, "disk", st.Disk, "role", st.Role, "connection", st.Connection, "may_be_behind", behind)
 	}
+}
+
+// behindProblem is what the unit says when its partner went away while its copy may be behind.
+const behindProblem = "This unit's copy of the documents may lack some the other unit stored while the replication was down: it does not take over by itself. Bring the other unit back; forcing this unit to take over would lose those documents."
+
+// judge decides whether this unit's copy may serve as the pair's. Not while it is incomplete (being
+// synchronised) or outdated, nor while it may be behind: a secondary that was not connected while its
+// partner, active, was heard may lack documents the partner stored alone meanwhile (the replication link
+// broke, the heartbeats did not), and DRBD still calls such a copy UpToDate; it stays behind until it is
+// connected and complete again. A partner that dies takes the replication down with its heartbeats, so a
+// copy that was connected until then is not behind. An unpaired unit's copy is its own.
+func judge(st drbd.State, paired, partnerLeads, behind bool) (unfit, stillBehind bool) {
+	if !paired {
+		return false, false
+	}
+	switch {
+	case connected(st) && st.Disk == "UpToDate":
+		behind = false
+	case !connected(st) && st.Role != "Primary" && partnerLeads:
+		behind = true
+	}
+	return st.Disk != "UpToDate" || behind, behind
 }
 
 // connected reports whether DRBD talks to the partner (in sync or synchronising).

@@ -113,3 +113,33 @@ func TestUnpairedHasNoPairID(t *testing.T) {
 		t.Error("a peer without a pair key")
 	}
 }
+
+// A copy may serve as the pair's only when complete and, if it is the standby's, not behind: not connected
+// while the active partner was heard, it may lack what the partner stored alone, until it is connected and
+// complete again.
+func TestJudge(t *testing.T) {
+	up := drbd.State{Role: "Secondary", Disk: "UpToDate", Connection: "Connected"}
+	apart := drbd.State{Role: "Secondary", Disk: "UpToDate", Connection: "WFConnection"}
+	syncing := drbd.State{Role: "Secondary", Disk: "Inconsistent", Connection: "SyncTarget"}
+	primary := drbd.State{Role: "Primary", Disk: "UpToDate", Connection: "WFConnection"}
+	for _, c := range []struct {
+		name                       string
+		st                         drbd.State
+		paired, partnerLeads, was  bool
+		wantUnfit, wantStillBehind bool
+	}{
+		{"connected and complete", up, true, true, false, false, false},
+		{"connected again after being behind", up, true, true, true, false, false},
+		{"being synchronised", syncing, true, true, true, true, true},
+		{"the link broke, the active partner heard", apart, true, true, false, true, true},
+		{"the partner died with the link: not behind", apart, true, false, false, false, false},
+		{"behind, then the partner died: still behind", apart, true, false, true, true, true},
+		{"the primary is never behind", primary, true, true, false, false, false},
+		{"an unpaired unit's own copy", apart, false, true, true, false, false},
+	} {
+		unfit, behind := judge(c.st, c.paired, c.partnerLeads, c.was)
+		if unfit != c.wantUnfit || behind != c.wantStillBehind {
+			t.Errorf("%s: unfit %v, behind %v; want %v, %v", c.name, unfit, behind, c.wantUnfit, c.wantStillBehind)
+		}
+	}
+}
