@@ -283,10 +283,11 @@ func (r *Replica) pass(ctx context.Context) {
 		r.follow(ctx, st)
 	}
 	st, _ = r.DRBD.State()
-	unfit, behind := judge(st, r.pairID() != "", r.PartnerLeads(), r.behind)
+	partnerLeads := r.PartnerLeads() // asked outside r.mu: the pair asks Fit while holding its own lock
+	unfit, behind := judge(st, r.pairID() != "", partnerLeads, r.behind)
 	r.behind = behind
 	r.set(func(s *appliance.Replication) {
-		switch orphan := behind && !r.PartnerLeads(); {
+		switch orphan := behind && !partnerLeads; {
 		case orphan && s.Problem == "":
 			s.Problem = behindProblem
 		case !orphan && s.Problem == behindProblem:
