@@ -169,7 +169,8 @@ func TestPairFailover(t *testing.T) {
 	// Switchover from the standby's page, and back from the active one. The cable tests may have broken the
 	// documents' replication (it runs on the cable): B's copy counts as behind, and a switchover to it is
 	// refused, until it is connected and complete again.
-	eventually(t, 3*time.Minute, "B's documents copy complete after the cable tests", documentsInSync(l.a))
+	// B's own page, not A's: B judges its copy on its own passes, and its page shows it in sync once it does.
+	eventually(t, 3*time.Minute, "B's documents copy complete after the cable tests", documentsInSync(l.b))
 	if code, body := l.b.call("POST", "/api/v1/pair/role", l.b.tok, `{"role":"active"}`); code != 202 {
 		t.Fatalf("switchover to B = %d %s", code, body)
 	}

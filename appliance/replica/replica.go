@@ -294,15 +294,15 @@ func (r *Replica) pass(ctx context.Context) {
 			s.Problem = ""
 		}
 	})
+	r.mu.Lock() // before the status: a page that shows the copy in sync finds it fit to take over
+	changed := r.unfit != unfit
+	r.unfit = unfit
+	r.mu.Unlock()
 	r.set(func(s *appliance.Replication) {
 		s.State, s.Role, s.Disk, s.PeerDisk, s.Connection = "running", st.Role, st.Disk, st.PeerDisk, st.Connection
 		s.Paired, s.OutOfSync, s.Synced = paired, st.OutOfSync, st.Synced
 		s.Mounted = fs.MountedAt(r.Dir) == r.DRBD.Device()
 	})
-	r.mu.Lock()
-	changed := r.unfit != unfit
-	r.unfit = unfit
-	r.mu.Unlock()
 	if changed {
 		r.Log.Info("documents copy", "fit_to_serve", !unfit, "disk", st.Disk, "role", st.Role, "connection", st.Connection, "may_be_behind", behind)
 	}
