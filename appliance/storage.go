@@ -16,6 +16,7 @@ const (
 	ArrayRebuilding = "rebuilding"
 	ArrayResyncing  = "resyncing"
 	ArrayChecking   = "checking"
+	ArrayGrowing    = "growing" // md reshapes it onto a new disk
 	ArrayFailed     = "failed"
 
 	MemberInSync     = "in_sync"
@@ -36,6 +37,9 @@ type StorageStatus struct {
 	Alerts    []Alert   `json:"alerts"`
 	// Space is each array's filesystem: size, use and what takes the room.
 	Space []Space `json:"space"`
+	// GrowWaits says why the data array did not grow onto a new disk, which waits as a spare ("": it did,
+	// or there is none). POST /api/v1/storage/grow grows it all the same when the reason is an old backup.
+	GrowWaits string `json:"grow_waits,omitempty"`
 }
 
 // Space is one filesystem's size and use, as df reports them, and what takes its room.
@@ -73,12 +77,14 @@ const (
 type StoragePolicy struct {
 	AutoAdd          bool `json:"auto_add"`          // a new blank disk is used without asking
 	ProactiveReplace bool `json:"proactive_replace"` // a disk SMART says to replace is copied onto a spare first
+	KeepSpare        bool `json:"keep_spare"`        // a new disk waits as a hot spare rather than grow the arrays
 }
 
 // StoragePolicyChange sets the fields that are not nil.
 type StoragePolicyChange struct {
 	AutoAdd          *bool `json:"auto_add"`
 	ProactiveReplace *bool `json:"proactive_replace"`
+	KeepSpare        *bool `json:"keep_spare"`
 	// Bays names slots (hardware path -> the name printed on the box's bay); an empty name forgets one.
 	Bays map[string]string `json:"bays,omitempty"`
 }
@@ -147,6 +153,8 @@ type Storage interface {
 	Adopt(ctx context.Context, serial string) error
 	// SetPolicy changes the fields of p that are set.
 	SetPolicy(ctx context.Context, p StoragePolicyChange) error
+	// Grow grows the arrays onto their spare disks now; anyway overrides the refusal for an old backup.
+	Grow(ctx context.Context, anyway bool) error
 }
 
 // Finding is one thing SMART says about a disk. Key is stable across polls; Value is what it was judged on,

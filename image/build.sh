@@ -114,6 +114,7 @@ files=(
   -files "/bin/dash:bin/sh"
   -files "/sbin/mke2fs:sbin/mkfs.ext4"
   -files "/sbin/e2fsck:sbin/e2fsck"
+  -files "/sbin/resize2fs:sbin/resize2fs" # grows /data online after the array or its volume grew
   -files "/usr/sbin/smartctl:sbin/smartctl"
   -files "/usr/bin/mtools:bin/mtools" # with the code page its iconv needs for FAT names:
   -files "/usr/lib/x86_64-linux-gnu/gconv/IBM850.so:usr/lib/x86_64-linux-gnu/gconv/IBM850.so"

@@ -88,12 +88,27 @@ func (f *fakeStorage) Adopt(_ context.Context, serial string) error {
 	return fmt.Errorf("adopt %s: %w", serial, appliance.ErrNotFound)
 }
 
+// Grow grows when the only refusal is an old backup and anyway is set, as the storage does.
+func (f *fakeStorage) Grow(_ context.Context, anyway bool) error {
+	if f.st.GrowWaits == "" {
+		return fmt.Errorf("grow: no spare disk to grow onto: %w", appliance.ErrConflict)
+	}
+	if !anyway {
+		return fmt.Errorf("grow: %s: %w", f.st.GrowWaits, appliance.ErrConflict)
+	}
+	f.st.GrowWaits = ""
+	return nil
+}
+
 func (f *fakeStorage) SetPolicy(_ context.Context, p appliance.StoragePolicyChange) error {
 	if p.AutoAdd != nil {
 		f.st.AutoAdd = *p.AutoAdd
 	}
 	if p.ProactiveReplace != nil {
 		f.st.ProactiveReplace = *p.ProactiveReplace
+	}
+	if p.KeepSpare != nil {
+		f.st.KeepSpare = *p.KeepSpare
 	}
 	for slot, name := range p.Bays {
 		if err := appliance.CheckBay(name); err != nil {

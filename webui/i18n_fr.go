@@ -138,7 +138,11 @@ var fr = map[string]string{
 	"Next: %s.":                         "Prochaine : %s.",
 	"Scrub now":                         "Vérifier maintenant",
 	"Use new empty disks automatically": "Utiliser automatiquement les nouveaux disques vides",
-	"Copy a disk that SMART says is failing onto a spare disk before it fails": "Copier sur un disque de secours un disque que SMART annonce défaillant, avant qu'il ne lâche",
+	"Copy a disk that SMART says is failing onto a spare disk before it fails":     "Copier sur un disque de secours un disque que SMART annonce défaillant, avant qu'il ne lâche",
+	"Keep a new disk as a spare instead of growing the arrays onto it":             "Garder un nouveau disque en secours au lieu d'agrandir les grappes avec lui",
+	"A new disk waits as a spare: the data array did not grow onto it because %s.": "Un nouveau disque attend en secours : la grappe des données ne s'est pas agrandie avec lui, car %s.",
+	"Grow even though the last backup is more than a day old":                      "Agrandir même si la dernière sauvegarde date de plus d'un jour",
+	"Grow the storage now": "Agrandir le stockage maintenant",
 
 	// database page
 	"role:":                       "rôle :",

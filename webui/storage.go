@@ -41,8 +41,8 @@ func (s *Server) apiStoragePolicy(w http.ResponseWriter, r *http.Request, sess a
 		s.fail(w, r, err)
 		return
 	}
-	if p.AutoAdd == nil && p.ProactiveReplace == nil {
-		writeError(w, http.StatusBadRequest, "auto_add or proactive_replace (true or false) is required")
+	if p.AutoAdd == nil && p.ProactiveReplace == nil && p.KeepSpare == nil && p.Bays == nil {
+		writeError(w, http.StatusBadRequest, "auto_add, proactive_replace or keep_spare (true or false), or bays, is required")
 		return
 	}
 	s.log.Info("storage policy changed", "user", sess.User, "remote", remote(r))
@@ -51,6 +51,26 @@ func (s *Server) apiStoragePolicy(w http.ResponseWriter, r *http.Request, sess a
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// growRequest is POST /api/v1/storage/grow's body.
+type growRequest struct {
+	// WithoutRecentBackup grows although the last backup of the data is more than a day old.
+	WithoutRecentBackup bool `json:"without_recent_backup"`
+}
+
+func (s *Server) apiGrow(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var g growRequest
+	if err := decode(r, &g); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Warn("storage growth requested", "without_recent_backup", g.WithoutRecentBackup, "user", sess.User, "remote", remote(r))
+	if err := s.disks.Grow(r.Context(), g.WithoutRecentBackup); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
 }
 
 func (s *Server) pageStorage(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
@@ -102,7 +122,15 @@ func (s *Server) formBay(w http.ResponseWriter, r *http.Request, sess appliance.
 }
 
 func (s *Server) formPolicy(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
-	add, pro := r.PostFormValue("auto_add") == "on", r.PostFormValue("proactive_replace") == "on"
-	s.log.Info("storage policy changed", "auto_add", add, "proactive_replace", pro, "user", sess.User, "remote", remote(r))
-	s.renderStorage(w, r, sess, "Settings saved.", s.disks.SetPolicy(r.Context(), appliance.StoragePolicyChange{AutoAdd: &add, ProactiveReplace: &pro}))
+	add, pro, keep := r.PostFormValue("auto_add") == "on", r.PostFormValue("proactive_replace") == "on", r.PostFormValue("keep_spare") == "on"
+	s.log.Info("storage policy changed", "auto_add", add, "proactive_replace", pro, "keep_spare", keep, "user", sess.User, "remote", remote(r))
+	s.renderStorage(w, r, sess, "Settings saved.", s.disks.SetPolicy(r.Context(), appliance.StoragePolicyChange{AutoAdd: &add, ProactiveReplace: &pro, KeepSpare: &keep}))
+}
+
+// formGrow grows the arrays onto their spares; "anyway" also when the last backup is old.
+func (s *Server) formGrow(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	anyway := r.PostFormValue("without_recent_backup") == "on"
+	s.log.Warn("storage growth requested", "without_recent_backup", anyway, "user", sess.User, "remote", remote(r))
+	s.renderStorage(w, r, sess, "The data array is growing onto the new disk: the progress appears above. The office keeps working meanwhile.",
+		s.disks.Grow(r.Context(), anyway))
 }

@@ -204,3 +204,31 @@ func TestDiskGraphRangeAndLimit(t *testing.T) {
 		t.Error("an unknown range does not show everything")
 	}
 }
+
+// A new disk the data array did not grow onto: the page says why and offers to grow all the same; the
+// API refuses (409) until told to go without a recent backup.
+func TestGrowWaitsForAnAdmin(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	e.storage.st.GrowWaits = "the last backup of the data is more than a day old"
+	w := e.do(req{method: "GET", path: "/storage", hdr: map[string]string{"Cookie": CookieName + "=" + tok}})
+	for _, want := range []string{`id="grow-waits"`, "did not grow onto it because the last backup of the data is more than a day old.",
+		`action="/storage/grow"`, `name="without_recent_backup"`} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("storage page lacks %s", want)
+		}
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/storage/grow", hdr: bearer, body: `{}`}); w.Code != 409 || !strings.Contains(w.Body.String(), "more than a day old") {
+		t.Errorf("grow without the override = %d %s, want 409", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/storage/grow", hdr: bearer, body: `{"without_recent_backup":"yes"}`}); w.Code != 400 {
+		t.Errorf("grow with a malformed body = %d, want 400", w.Code)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/storage/grow", hdr: bearer, body: `{"without_recent_backup":true}`}); w.Code != 202 || e.storage.st.GrowWaits != "" {
+		t.Errorf("grow with the override = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "PUT", path: "/api/v1/storage/policy", hdr: bearer, body: `{"keep_spare":true}`}); w.Code != 204 || !e.storage.st.KeepSpare {
+		t.Errorf("keep spares = %d %+v", w.Code, e.storage.st.StoragePolicy)
+	}
+}

@@ -51,6 +51,8 @@ type config struct {
 	LastScrub   time.Time         `json:"last_scrub"`
 	ScrubResume map[string]int64  `json:"scrub_resume,omitempty"` // array -> sector to resume from
 	Bays        map[string]string `json:"bays,omitempty"`         // slot -> the name an admin gave its bay
+	KeepSpare   bool              `json:"keep_spare,omitempty"`   // new disks wait as spares: the arrays do not grow onto them
+	Growing     bool              `json:"growing,omitempty"`      // the data array is growing: its volume and filesystem follow
 }
 
 // Manager runs the storage. Prepare it before the state store opens (the store lives on the system
@@ -81,6 +83,9 @@ type Manager struct {
 	readOnly     map[string]string          // array -> why its filesystem is not writable ("is read-only: ...")
 	replacing    map[string]bool            // serials being copied onto a spare before they fail
 	health       func(serial string) string // a disk's SMART health ("ok", "watch", "replace", "failed")
+	lastBackup   func(context.Context) time.Time
+	growWait     string    // why the data array did not grow onto its spare
+	growTried    time.Time // when the pass last tried
 	status       appliance.StorageStatus
 	lastDisks    []appliance.StorageDisk // the last pass's classification, before roles from the arrays
 	lastState    map[string]string
@@ -354,6 +359,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 		for _, d := range blanks {
 			m.addDisk(ctx, d, running)
 		}
+		m.growPass(ctx)
 	}
 	m.refresh(sdisks)
 }
@@ -467,10 +473,15 @@ func (m *Manager) SetPolicy(ctx context.Context, p appliance.StoragePolicyChange
 		m.cfg.NoProactive = !*p.ProactiveReplace
 		m.status.ProactiveReplace = *p.ProactiveReplace
 	}
+	if p.KeepSpare != nil {
+		m.cfg.KeepSpare = *p.KeepSpare
+		m.status.KeepSpare = *p.KeepSpare
+	}
 	pol := m.status.StoragePolicy
 	m.mu.Unlock()
 	m.saveConfig()
-	m.event("info", "storage policy: use new blank disks automatically %v, copy failing disks onto a spare %v", pol.AutoAdd, pol.ProactiveReplace)
+	m.event("info", "storage policy: use new blank disks automatically %v, copy failing disks onto a spare %v, keep new disks as spares %v",
+		pol.AutoAdd, pol.ProactiveReplace, pol.KeepSpare)
 	return nil
 }
 

@@ -61,7 +61,9 @@ func ArrayState(a raid.Array) string {
 	switch a.SyncAction {
 	case "recover":
 		return appliance.ArrayRebuilding
-	case "resync", "reshape":
+	case "reshape":
+		return appliance.ArrayGrowing
+	case "resync":
 		return appliance.ArrayResyncing
 	case "check", "repair":
 		return appliance.ArrayChecking

@@ -18,7 +18,8 @@ func (m *Manager) refresh(sdisks []appliance.StorageDisk) {
 	m.lastDisks = slices.Clone(sdisks)
 	st := appliance.StorageStatus{Disks: sdisks, Persisted: m.persisted, LastScrub: m.cfg.LastScrub}
 	st.NextScrub = NextScrub(m.cfg.LastScrub, m.Now())
-	st.StoragePolicy = appliance.StoragePolicy{AutoAdd: m.cfg.AutoAdd, ProactiveReplace: !m.cfg.NoProactive}
+	st.StoragePolicy = appliance.StoragePolicy{AutoAdd: m.cfg.AutoAdd, ProactiveReplace: !m.cfg.NoProactive, KeepSpare: m.cfg.KeepSpare}
+	st.GrowWaits = m.growWait
 	roles := map[string]string{} // disk name -> role from the arrays
 	states := map[string]string{}
 	for _, a := range arrays {

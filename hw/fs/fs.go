@@ -26,6 +26,16 @@ func Mkfs(ctx context.Context, dev, label string) error {
 	return nil
 }
 
+// Grow makes the ext4 filesystem on dev as large as dev, mounted (the kernel grows it online): after
+// the volume or the array under it grew. Run again with nothing to do, it changes nothing.
+func Grow(ctx context.Context, dev string) error {
+	out, err := exec.CommandContext(ctx, "resize2fs", dev).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("resize2fs %s: %w: %s", dev, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
 // CheckResult is what the boot-time check allows.
 type CheckResult int
 

@@ -107,6 +107,22 @@ func (l *LVM) Remove(ctx context.Context, vg, name string) error {
 	return nil
 }
 
+// ResizePhysical makes the physical volume on dev as large as dev now is (after the array under it grew).
+func (l *LVM) ResizePhysical(ctx context.Context, dev string) error {
+	if _, err := l.run(ctx, "pvresize", dev); err != nil {
+		return fmt.Errorf("pvresize %s: %w", dev, err)
+	}
+	return nil
+}
+
+// Extend gives the volume vg/name more bytes (rounded up to the group's extent) from the group's free space.
+func (l *LVM) Extend(ctx context.Context, vg, name string, more int64) error {
+	if _, err := l.run(ctx, "lvextend", "--size", "+"+strconv.FormatInt(more, 10)+"b", vg+"/"+name); err != nil {
+		return fmt.Errorf("lvextend %s/%s: %w", vg, name, err)
+	}
+	return nil
+}
+
 // Activate makes every volume of vg available under /dev/vg/.
 func (l *LVM) Activate(ctx context.Context, vg string) error {
 	if _, err := l.run(ctx, "vgchange", "--activate", "y", vg); err != nil {

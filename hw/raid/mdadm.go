@@ -105,6 +105,28 @@ func (m *MDADM) ReAdd(ctx context.Context, md, dev string) error {
 	return nil
 }
 
+// Grow changes a running array's shape: its level (level > 0: a RAID 1 of two members becomes a RAID 5
+// of two, the same bytes) or its number of active members (devices > 0: spares become members). md then
+// reshapes (RAID 5) or rebuilds onto the new members (RAID 1) in the background, and records how far it is
+// in the superblocks, so a reshape cut by a power loss resumes when the array is next assembled. No
+// --backup-file: mdadm moves the data offset instead, which needs nothing outside the array.
+func (m *MDADM) Grow(ctx context.Context, md string, level, devices int) error {
+	args := []string{"--grow", md}
+	if level > 0 {
+		args = append(args, "--level="+strconv.Itoa(level))
+	}
+	if devices > 0 {
+		args = append(args, "--raid-devices="+strconv.Itoa(devices))
+	}
+	if len(args) == 2 {
+		return fmt.Errorf("grow %s: neither a level nor a number of members", md)
+	}
+	if _, err := m.run(ctx, args...); err != nil {
+		return fmt.Errorf("grow %s: %w", md, err)
+	}
+	return nil
+}
+
 // Superblock is what a member's md superblock says (mdadm --examine --export).
 type Superblock struct {
 	Level   string // "raid1", "raid5"

@@ -1,0 +1,237 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/hw/fs"
+	"github.com/lawbox/appliance/hw/lvm"
+	"github.com/lawbox/appliance/hw/raid"
+)
+
+// Growing (docs/storage.md). A blank disk added to healthy arrays first joins them as a spare (addDisk);
+// unless the policy keeps spares, the arrays then grow onto it: the system array (RAID 1 of every disk)
+// gains a mirror, the data array a member (a RAID 1 of two becomes a RAID 5 of two, the same bytes, then a
+// RAID 5 of three). md reshapes in the background and records how far it is in the superblocks, so a power
+// cut resumes the reshape at the next assembly. Once md is done, the volume group, the data volume and
+// the filesystem on /data take the new room (finishGrow), online, each step safe to repeat.
+
+// maxBackupAge is how old the last backup may be for the data array to grow without an admin's say-so.
+const maxBackupAge = 24 * time.Hour
+
+// retryGrow is how often a spare the data array did not grow onto is looked at again.
+const retryGrow = 10 * time.Minute
+
+// errOldBackup is the one refusal to grow an admin may override.
+var errOldBackup = errors.New("the last backup of the data is more than a day old")
+
+// growRefusal says why the data array may not grow onto its spares now (nil: it may). health is the
+// SMART verdict of each member's disk; lastBackup the newest backup (zero: none). errOldBackup is the only
+// refusal an admin may override; the others are never overridden: a reshape reads and rewrites every
+// stripe, which a degraded array, a failing disk or a running sync must not meet.
+func growRefusal(a raid.Array, health map[string]string, lastBackup, now time.Time) error {
+	switch {
+	case a.Degraded > 0:
+		return errors.New("the array is degraded: the missing disk is replaced first")
+	case a.SyncAction != "idle" && a.SyncAction != "":
+		return fmt.Errorf("the array is busy (%s): it grows once that is done", a.SyncAction)
+	case a.Level != "raid5" && !(a.Level == "raid1" && a.RaidDisks == 2):
+		return fmt.Errorf("a %s of %d disks cannot grow", a.Level, a.RaidDisks)
+	}
+	for _, mb := range a.Members {
+		if MemberState(mb) != appliance.MemberInSync {
+			continue
+		}
+		if h := health[mb.Dev]; h == "replace" || h == "failed" {
+			return fmt.Errorf("the disk of member %s should be replaced (SMART: %s): replace it before growing", mb.Dev, h)
+		}
+	}
+	if now.Sub(lastBackup) > maxBackupAge {
+		return errOldBackup
+	}
+	return nil
+}
+
+// spares are an array's spare members.
+func spares(a raid.Array) []string {
+	var out []string
+	for _, mb := range a.Members {
+		if MemberState(mb) == appliance.MemberSpare {
+			out = append(out, mb.Dev)
+		}
+	}
+	return out
+}
+
+// Grow grows the arrays onto their spares now: what an admin asks when the policy keeps spares, or when
+// the storage refused because the last backup is old (anyway: grow all the same; the caller audits it).
+func (m *Manager) Grow(ctx context.Context, anyway bool) error {
+	m.work.Lock()
+	defer m.work.Unlock()
+	return m.grow(ctx, anyway)
+}
+
+// grow starts growing the arrays onto their spares, or says why not. m.work is held.
+func (m *Manager) grow(ctx context.Context, anyway bool) error {
+	data, err := raid.ReadArray(m.SysRoot, Data.md)
+	if err != nil {
+		return fmt.Errorf("grow the data array: %w", err)
+	}
+	more := spares(data)
+	if len(more) == 0 {
+		return fmt.Errorf("grow the data array: no spare disk to grow onto: %w", appliance.ErrConflict)
+	}
+	health := map[string]string{}
+	m.mu.Lock()
+	h, last := m.health, m.lastBackup
+	m.mu.Unlock()
+	for _, mb := range data.Members {
+		if h != nil {
+			health[mb.Dev] = h(m.serialOf(mb.Dev))
+		}
+	}
+	var lastBackup time.Time
+	if last != nil {
+		lastBackup = last(ctx)
+	}
+	refusal := growRefusal(data, health, lastBackup, m.Now())
+	if refusal != nil && !(anyway && errors.Is(refusal, errOldBackup)) {
+		m.setGrowWait(refusal)
+		return fmt.Errorf("grow the data array: %w: %w", refusal, appliance.ErrConflict)
+	}
+	m.setGrowWait(nil)
+	m.mu.Lock()
+	m.cfg.Growing = true // finishGrow gives the room to the volume and the filesystem, after a restart too
+	m.mu.Unlock()
+	m.saveConfig()
+	if sys, err := raid.ReadArray(m.SysRoot, System.md); err == nil && sys.Degraded == 0 && len(spares(sys)) > 0 {
+		if err := m.MD.Grow(ctx, m.dev(System.md), 0, sys.RaidDisks+len(spares(sys))); err != nil {
+			m.event("warning", "the system array could not take the new disk as one more copy: %v", err)
+		}
+	}
+	if data.Level == "raid1" {
+		if err := m.MD.Grow(ctx, m.dev(Data.md), 5, 0); err != nil {
+			return fmt.Errorf("grow the data array: %w", err)
+		}
+	}
+	n := data.RaidDisks + len(more)
+	if err := m.MD.Grow(ctx, m.dev(Data.md), 0, n); err != nil {
+		return fmt.Errorf("grow the data array: %w", err)
+	}
+	var serials []string
+	for _, d := range more {
+		serials = append(serials, m.serialOf(d))
+	}
+	how := ""
+	if refusal != nil {
+		how = " (asked by an admin although " + refusal.Error() + ")"
+	}
+	m.event("info", "growing the data array onto disk %s: RAID 5 of %d disks%s; the office keeps working meanwhile",
+		strings.Join(serials, ", "), n, how)
+	return nil
+}
+
+// SetLastBackup connects the time of the newest backup of the data (zero: none), which growing checks.
+func (m *Manager) SetLastBackup(f func(context.Context) time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastBackup = f
+}
+
+// setGrowWait keeps why the arrays did not grow onto their spares, for the status, and says it once.
+func (m *Manager) setGrowWait(why error) {
+	text := ""
+	if why != nil {
+		text = why.Error()
+	}
+	m.mu.Lock()
+	changed := m.growWait != text
+	m.growWait = text
+	m.mu.Unlock()
+	if changed && text != "" {
+		m.event("warning", "the new disk waits as a spare; the data array did not grow: %s", text)
+	}
+}
+
+// growPass grows the arrays onto their spares when the policy says so, and finishes a grow md is done with.
+func (m *Manager) growPass(ctx context.Context) {
+	m.mu.Lock()
+	keep, growing, attached := m.cfg.KeepSpare, m.cfg.Growing, m.store != nil
+	// A refusal is looked at again every retryGrow (finding the last backup lists the targets' backups).
+	retry := m.growWait == "" || m.Now().Sub(m.growTried) >= retryGrow
+	m.mu.Unlock()
+	if !attached { // the policy is not read yet (first pass at boot)
+		return
+	}
+	if data, err := raid.ReadArray(m.SysRoot, Data.md); err == nil && !keep && !growing && retry && len(spares(data)) > 0 {
+		m.mu.Lock()
+		m.growTried = m.Now()
+		m.mu.Unlock()
+		if err := m.grow(ctx, false); err != nil && !errors.Is(err, appliance.ErrConflict) {
+			m.event("critical", "%v", err)
+		}
+	}
+	if growing {
+		m.finishGrow(ctx)
+	}
+}
+
+// finishGrow gives the room a finished reshape added to the data volume and the filesystem on /data:
+// the physical volume takes the whole array, the data volume all the group's free space but the tenth
+// kept for snapshots and growing the documents, and ext4 the whole volume, online. Each step changes
+// nothing when it is already done, so a power cut anywhere in it is mended by the next pass.
+func (m *Manager) finishGrow(ctx context.Context) {
+	data, err := raid.ReadArray(m.SysRoot, Data.md)
+	if err != nil || data.SyncAction != "idle" || data.Degraded > 0 || len(spares(data)) > 0 {
+		return // md is not done yet (or the array needs a disk first)
+	}
+	fsDev := m.dev(Data.md)
+	if m.groupedNow() {
+		if err := m.growVolume(ctx); err != nil {
+			m.event("critical", "the data array grew, but its volume could not take the room: %v", err)
+			return
+		}
+		fsDev = lvm.Path(VolumeGroup, DataVolume)
+	}
+	if err := fs.Grow(ctx, fsDev); err != nil {
+		m.event("critical", "the data array grew, but the filesystem on /data could not take the room: %v", err)
+		return
+	}
+	m.mu.Lock()
+	m.cfg.Growing = false
+	m.mu.Unlock()
+	m.saveConfig()
+	m.event("info", "the data array has grown: RAID 5 of %d disks, %s", data.RaidDisks, human(data.SizeBytes))
+}
+
+// growVolume makes the physical volume as large as the array and gives the data volume the group's free
+// space beyond a tenth of the group.
+func (m *Manager) growVolume(ctx context.Context) error {
+	if err := m.LVM.ResizePhysical(ctx, m.dev(Data.md)); err != nil {
+		return err
+	}
+	groups, err := m.LVM.Groups(ctx)
+	if err != nil {
+		return err
+	}
+	for _, g := range groups {
+		if g.Name != VolumeGroup {
+			continue
+		}
+		if more := volumeGrowth(g.Size, g.Free); more > 0 {
+			return m.LVM.Extend(ctx, VolumeGroup, DataVolume, more)
+		}
+	}
+	return nil
+}
+
+// volumeGrowth is how much the data volume takes of a group of size bytes with free bytes unallocated:
+// all but a tenth of the group, in whole extents.
+func volumeGrowth(size, free int64) int64 {
+	keep := size * (100 - dataShare - documentsShare) / 100
+	return max(0, (free-keep)/extent*extent)
+}
