@@ -36,9 +36,9 @@ qemu-test: image ## boot the real image in QEMU and run the scenario tests
 
 test: unit qemu-test ## unit tests, then the QEMU suite
 
-bench: image ## boot time and image size beside a bare Go init; firmware update (upload to blessed) beside a plain restart, automatic rollback, a pair's rolling update: longest client outage beside a plain switchover, commits lost; rebuild MB/s beside raw write MB/s; file shares: SMB write and read MB/s beside a local write, replicated SMB write beside the partner gone, failover to the first document stored; pull-to-degraded; SMART poll beside smartctl; failover beside its detection budget; database switchover, lag and loss beside their goals, commit latency sync beside async; backup MB/s beside pg_dump|zstd|age; history bytes; web UI p99 at 50 req/s beside a static file, page weight, daemon RSS
+bench: image ## boot time and image size beside a bare Go init; firmware update (upload to blessed) beside a plain restart, automatic rollback, a pair's rolling update: longest client outage beside a plain switchover, commits lost; rebuild MB/s beside raw write MB/s; reshape (growing onto a new disk) MB/s beside rebuild MB/s; file shares: SMB write and read MB/s beside a local write, replicated SMB write beside the partner gone, failover to the first document stored; pull-to-degraded; SMART poll beside smartctl; failover beside its detection budget; database switchover, lag and loss beside their goals, commit latency sync beside async; backup MB/s beside pg_dump|zstd|age; history bytes; web UI p99 at 50 req/s beside a static file, page weight, daemon RSS
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'Boot|Rebuild|SMARTPoll|FileShares' -benchtime 3x -timeout 20m ./qemu-tests/
-	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'UI' -benchtime 1x -timeout 20m ./qemu-tests/
+	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'UI|Grow' -benchtime 1x -timeout 20m ./qemu-tests/
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'Failover|ReplicatedShares' -benchtime 1x -timeout 60m ./qemu-tests/
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'FirmwareUpdate|PairRollingUpdate' -benchtime 1x -timeout 80m ./qemu-tests/
 	$(GO) test -count=1 -run '^$$' -bench Backup -benchtime 1x -timeout 20m ./appliance/backup/

@@ -121,18 +121,22 @@ func espSums(t testing.TB, disks []Disk) []string {
 // connecting again after each lost connection. acked are the rows whose commit was acknowledged.
 type dbLoad struct {
 	stop   chan struct{}
+	once   sync.Once
 	done   chan struct{}
 	mu     sync.Mutex
 	acked  []int
 	errors map[string]int
 }
 
-func startLoad(u *unit, connURL string) *dbLoad {
+func startLoad(u *unit, connURL string) *dbLoad { return startLoadFrom(u, connURL, 0) }
+
+// startLoadFrom is startLoad with the rows numbered from first (a second load into the same table).
+func startLoadFrom(u *unit, connURL string, first int) *dbLoad {
 	l := &dbLoad{stop: make(chan struct{}), done: make(chan struct{}), errors: map[string]int{}}
 	go func() {
 		defer close(l.done)
 		var c *pgx.Conn
-		for i := 0; ; {
+		for i := first; ; {
 			select {
 			case <-l.stop:
 				return
@@ -168,9 +172,10 @@ func startLoad(u *unit, connURL string) *dbLoad {
 	return l
 }
 
-// check stops the load and returns how many commits were acknowledged and how many of them u lacks.
+// check stops the load (if it still runs) and returns how many commits were acknowledged and how many
+// of them u lacks.
 func (l *dbLoad) check(t *testing.T, u *unit, connURL string) (acked, lost int) {
-	close(l.stop)
+	l.once.Do(func() { close(l.stop) })
 	<-l.done
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

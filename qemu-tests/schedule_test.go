@@ -23,6 +23,7 @@ var recorded = map[string]int{
 	"TestBackupToS3":                 280,
 	"TestSMART":                      270,
 	"TestInstallAndBootFromDisks":    250,
+	"TestStorageGrows":               250,
 	"TestRAID5FourDisksFailReplace":  180,
 	"TestDatabaseProduction":         160,
 	"TestDatabaseMirrorOfExternal":   150,

@@ -215,6 +215,7 @@ func TestProactiveReplace(t *testing.T) {
 	tok := u.setupAndLogin()
 	u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
 	sets := map[string]string{"docs": u.fill("docs", 48, 7)}
+	u.keepSpares(tok)
 	if err := u.InsertDisk(Disk{ID: "v2", Kind: Virtio, Serial: "SPARE", SizeMiB: 1024}); err != nil {
 		t.Fatal(err)
 	}

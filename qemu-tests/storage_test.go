@@ -37,6 +37,7 @@ type storageStatus struct {
 		Reason string `json:"reason"`
 	} `json:"disks"`
 	Persistent bool              `json:"persistent"`
+	GrowWaits  string            `json:"grow_waits"`
 	Space      []appliance.Space `json:"space"`
 	Alerts     []struct {
 		Level   string `json:"level"`
@@ -192,6 +193,14 @@ func (u *unit) failDuringWrites(tok, id, serial string, sets map[string]string) 
 	u.checkData(sets)
 }
 
+// keepSpares sets the policy that keeps a new disk as a hot spare (the arrays do not grow onto it).
+func (u *unit) keepSpares(tok string) {
+	u.t.Helper()
+	if code, body := u.call("PUT", "/api/v1/storage/policy", tok, `{"keep_spare":true}`); code != 204 {
+		u.t.Fatalf("keep spares = %d %s", code, body)
+	}
+}
+
 // scrubClean runs a scrub and checks that it finds no mismatch.
 func (u *unit) scrubClean(tok string) {
 	u.t.Helper()
@@ -292,6 +301,7 @@ func TestRAID5RefuseAdoptSpareCrash(t *testing.T) {
 		t.Fatalf("data array on 3 disks: %s", st.Arrays[1].Level)
 	}
 	sets := map[string]string{"set": u.fill("set", 96, 3)}
+	u.keepSpares(tok)
 
 	for _, d := range []Disk{small, old} {
 		if err := u.InsertDisk(d); err != nil {

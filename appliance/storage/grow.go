@@ -37,6 +37,8 @@ func growRefusal(a raid.Array, health map[string]string, lastBackup, now time.Ti
 	switch {
 	case a.Degraded > 0:
 		return errors.New("the array is degraded: the missing disk is replaced first")
+	case a.Reshaping:
+		return errors.New("the array is growing already")
 	case a.SyncAction != "idle" && a.SyncAction != "":
 		return fmt.Errorf("the array is busy (%s): it grows once that is done", a.SyncAction)
 	case a.Level != "raid5" && !(a.Level == "raid1" && a.RaidDisks == 2):
@@ -186,7 +188,7 @@ func (m *Manager) growPass(ctx context.Context) {
 // nothing when it is already done, so a power cut anywhere in it is mended by the next pass.
 func (m *Manager) finishGrow(ctx context.Context) {
 	data, err := raid.ReadArray(m.SysRoot, Data.md)
-	if err != nil || data.SyncAction != "idle" || data.Degraded > 0 || len(spares(data)) > 0 {
+	if err != nil || data.SyncAction != "idle" || data.Reshaping || data.Degraded > 0 {
 		return // md is not done yet (or the array needs a disk first)
 	}
 	fsDev := m.dev(Data.md)

@@ -27,6 +27,7 @@ func TestGrowRefusal(t *testing.T) {
 		{"a healthy RAID 5", r5, map[string]string{"vda3": "watch"}, fresh, ""},
 		{"degraded", raid.Array{Level: "raid5", RaidDisks: 3, Degraded: 1, SyncAction: "idle"}, nil, fresh, "degraded"},
 		{"rebuilding", raid.Array{Level: "raid1", RaidDisks: 2, SyncAction: "recover"}, nil, fresh, "busy (recover)"},
+		{"reshaping", raid.Array{Level: "raid5", RaidDisks: 4, Reshaping: true, SyncAction: "frozen"}, nil, fresh, "growing already"},
 		{"a mirror of three", raid.Array{Level: "raid1", RaidDisks: 3, SyncAction: "idle"}, nil, fresh, "cannot grow"},
 		{"a member SMART says to replace", r5, map[string]string{"vdb3": "replace"}, fresh, "should be replaced"},
 		{"a spare SMART says to replace is not a member", mirror, map[string]string{"vdc3": "replace"}, fresh, ""},

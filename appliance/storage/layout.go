@@ -79,6 +79,9 @@ func (m *Manager) assemble(ctx context.Context) error {
 			continue
 		}
 		ra, _ := raid.ReadArray(m.SysRoot, a.md)
+		if ra.Reshaping {
+			m.event("warning", "the %s array was growing when the unit stopped: md goes on from where it was", a.name)
+		}
 		if ra.Degraded > 0 {
 			m.event("critical", "the %s array started DEGRADED: %d of %d disks missing; replace the missing disk", a.name, ra.Degraded, ra.RaidDisks)
 		} else {

@@ -137,6 +137,11 @@ func TestReadArrayRebuilding(t *testing.T) {
 	if d, tot := ParseSyncCompleted("none"); d != 0 || tot != 0 {
 		t.Error("none")
 	}
+	// Reshaping from three members to four, as md says it.
+	writeTree(t, root, map[string]string{"block/md1/md/raid_disks": "4 (3)", "block/md1/md/sync_action": "reshape", "block/md1/md/reshape_position": "1536"})
+	if a, err := ReadArray(root, "md1"); err != nil || a.RaidDisks != 4 || a.SyncAction != "reshape" || !a.Reshaping {
+		t.Errorf("reshaping: %+v %v", a, err)
+	}
 }
 
 func TestFailRemoveWritesState(t *testing.T) {

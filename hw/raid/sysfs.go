@@ -17,7 +17,8 @@ type Array struct {
 	Level       string // "raid1", "raid5"; "" while inactive
 	ArrayState  string // clean, active, active-idle, readonly, inactive, ...
 	SyncAction  string // idle, resync, recover, check, repair, frozen, reshape
-	RaidDisks   int
+	RaidDisks   int  // active members; while reshaping, the number it is reshaping to
+	Reshaping   bool // md's reshape_position is set: a reshape is under way (running, or about to resume)
 	Degraded    int   // missing members
 	MismatchCnt int64 // sectors found inconsistent by the last check
 	SyncDone    int64 // sectors done of the running sync action; 0 when idle
@@ -59,8 +60,11 @@ func ReadArray(sysRoot, name string) (Array, error) {
 		ArrayState: attr(dir, "array_state"),
 		SyncAction: attr(dir, "sync_action"),
 	}
-	a.RaidDisks, _ = strconv.Atoi(attr(dir, "raid_disks"))
+	// While md reshapes it says "4 (3)": the members the array is becoming (and had).
+	a.RaidDisks, _ = strconv.Atoi(strings.Fields(attr(dir, "raid_disks") + " ")[0])
 	a.Degraded, _ = strconv.Atoi(attr(dir, "degraded"))
+	pos := attr(dir, "reshape_position")
+	a.Reshaping = pos != "" && pos != "none"
 	a.MismatchCnt, _ = strconv.ParseInt(attr(dir, "mismatch_cnt"), 10, 64)
 	a.SyncDone, a.SyncTotal = ParseSyncCompleted(attr(dir, "sync_completed"))
 	a.SyncSpeedKB, _ = strconv.ParseInt(attr(dir, "sync_speed"), 10, 64)
