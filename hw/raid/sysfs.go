@@ -17,11 +17,11 @@ type Array struct {
 	Level       string // "raid1", "raid5"; "" while inactive
 	ArrayState  string // clean, active, active-idle, readonly, inactive, ...
 	SyncAction  string // idle, resync, recover, check, repair, frozen, reshape
-	RaidDisks   int  // active members; while reshaping, the number it is reshaping to
-	Reshaping   bool // md's reshape_position is set: a reshape is under way (running, or about to resume)
-	Degraded    int   // missing members
-	MismatchCnt int64 // sectors found inconsistent by the last check
-	SyncDone    int64 // sectors done of the running sync action; 0 when idle
+	RaidDisks   int    // active members; while reshaping, the number it is reshaping to
+	Reshaping   bool   // md's reshape_position is set: a reshape is under way (running, or about to resume)
+	Degraded    int    // missing members
+	MismatchCnt int64  // sectors found inconsistent by the last check
+	SyncDone    int64  // sectors done of the running sync action; 0 when idle
 	SyncTotal   int64
 	SyncSpeedKB int64 // KiB/s of the running sync action
 	SizeBytes   int64
