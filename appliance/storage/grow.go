@@ -120,6 +120,9 @@ func (m *Manager) grow(ctx context.Context, anyway bool) error {
 			return fmt.Errorf("grow the data array: %w", err)
 		}
 	}
+	if err := raid.SetStripeCache(m.SysRoot, Data.md, stripeCache); err != nil {
+		m.Log.Warn("stripe cache", "err", err)
+	}
 	n := data.RaidDisks + len(more)
 	if err := m.MD.Grow(ctx, m.dev(Data.md), 0, n); err != nil {
 		return fmt.Errorf("grow the data array: %w", err)
@@ -159,8 +162,17 @@ func (m *Manager) setGrowWait(why error) {
 	}
 }
 
+// stripeCache is the data array's stripe cache as a RAID 5 (pages of 4 KiB per member: 8 MiB a member).
+// md's default, 256, makes a reshape crawl: bench figures in docs/storage.md.
+const stripeCache = 2048
+
 // growPass grows the arrays onto their spares when the policy says so, and finishes a grow md is done with.
 func (m *Manager) growPass(ctx context.Context) {
+	if n := raid.StripeCache(m.SysRoot, Data.md); n > 0 && n != stripeCache {
+		if err := raid.SetStripeCache(m.SysRoot, Data.md, stripeCache); err != nil {
+			m.Log.Warn("stripe cache", "err", err)
+		}
+	}
 	m.mu.Lock()
 	keep, growing, attached := m.cfg.KeepSpare, m.cfg.Growing, m.store != nil
 	// A refusal is looked at again every retryGrow (finding the last backup lists the targets' backups).

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance/supervise"
+	"github.com/lawbox/appliance/hw/raid"
 	"github.com/lawbox/appliance/hw/sysinit"
 	"golang.org/x/sys/unix"
 )
@@ -50,6 +52,7 @@ func init() {
 //	sum FILE               print a file's SHA-256 (read past the page cache)
 //	rawwrite DISK MIB [AT] write MIB MiB at AT MiB of a disk with O_DIRECT, print the MB/s (destroys its data)
 //	mdstat                 print /proc/mdstat
+//	mdpolicy MD bitmap|ppl set a RAID 5's consistency policy
 //	drbd                   print /proc/drbd
 //	volumes                print lvm's vgs and lvs reports (JSON, one line each)
 //	smartctl DISK          print how long smartctl -a took and its JSON on one line (the tests' outside oracle)
@@ -105,6 +108,9 @@ func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, reques
 		case f[0] == "mdstat":
 			b, _ := os.ReadFile("/proc/mdstat")
 			fmt.Fprintf(out, "debug: mdstat\n%s\ndebug: end\n", b)
+		case f[0] == "mdpolicy" && len(f) == 3: // the bench's A/B of a RAID 5's consistency policies
+			md := &raid.MDADM{Path: "/sbin/mdadm"}
+			fmt.Fprintf(out, "debug: mdpolicy %s %s: %v\n", f[1], f[2], md.SetConsistency(context.Background(), "/dev/"+f[1], f[2]))
 		case f[0] == "drbd":
 			b, _ := os.ReadFile("/proc/drbd")
 			fmt.Fprintf(out, "debug: drbd\n%s\ndebug: end\n", b)

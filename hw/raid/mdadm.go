@@ -127,6 +127,33 @@ func (m *MDADM) Grow(ctx context.Context, md string, level, devices int) error {
 	return nil
 }
 
+// Consistency policies of a RAID 5 (md's consistency_policy): how it stays consistent across a power cut.
+const (
+	Bitmap = "bitmap" // a write-intent bitmap: a resync of what was being written, a re-added member gets only what changed
+	PPL    = "ppl"    // a partial parity log: the stripes being written are made consistent again, degraded too; no bitmap
+)
+
+// SetConsistency moves a running RAID 5 from one consistency policy to the other. md allows one at a time,
+// so the bitmap is removed before the log is turned on (and the log turned off before the bitmap is
+// added): between the two calls the array has neither, for the time of one mdadm call.
+func (m *MDADM) SetConsistency(ctx context.Context, md, policy string) error {
+	var steps [][]string
+	switch policy {
+	case PPL:
+		steps = [][]string{{"--bitmap=none"}, {"--consistency-policy=ppl"}}
+	case Bitmap:
+		steps = [][]string{{"--consistency-policy=resync"}, {"--bitmap=internal"}}
+	default:
+		return fmt.Errorf("consistency policy of %s: %q is neither %s nor %s", md, policy, Bitmap, PPL)
+	}
+	for _, s := range steps {
+		if _, err := m.run(ctx, append([]string{"--grow", md}, s...)...); err != nil {
+			return fmt.Errorf("consistency policy %s of %s: %w", policy, md, err)
+		}
+	}
+	return nil
+}
+
 // Superblock is what a member's md superblock says (mdadm --examine --export).
 type Superblock struct {
 	Level   string // "raid1", "raid5"

@@ -17,6 +17,7 @@ type Array struct {
 	Level       string // "raid1", "raid5"; "" while inactive
 	ArrayState  string // clean, active, active-idle, readonly, inactive, ...
 	SyncAction  string // idle, resync, recover, check, repair, frozen, reshape
+	Consistency string // md's consistency_policy: bitmap, ppl, resync (neither), none (RAID 0)
 	RaidDisks   int    // active members; while reshaping, the number it is reshaping to
 	Reshaping   bool   // md's reshape_position is set: a reshape is under way (running, or about to resume)
 	Degraded    int    // missing members
@@ -55,10 +56,11 @@ func ReadArray(sysRoot, name string) (Array, error) {
 		return Array{}, fmt.Errorf("read %s: %w", name, ErrNoArray)
 	}
 	a := Array{
-		Name:       name,
-		Level:      attr(dir, "level"),
-		ArrayState: attr(dir, "array_state"),
-		SyncAction: attr(dir, "sync_action"),
+		Name:        name,
+		Level:       attr(dir, "level"),
+		ArrayState:  attr(dir, "array_state"),
+		SyncAction:  attr(dir, "sync_action"),
+		Consistency: attr(dir, "consistency_policy"),
 	}
 	// While md reshapes it says "4 (3)": the members the array is becoming (and had).
 	a.RaidDisks, _ = strconv.Atoi(strings.Fields(attr(dir, "raid_disks") + " ")[0])
@@ -107,6 +109,18 @@ func ParseSyncCompleted(s string) (done, total int64) {
 // SetSyncAction writes md's sync_action: "check" starts a scrub, "idle" stops one.
 func SetSyncAction(sysRoot, name, action string) error {
 	return write(sysRoot, name, "sync_action", action)
+}
+
+// StripeCache is a RAID 5's stripe cache (md's stripe_cache_size: pages of 4 KiB per member), 0 for
+// another level.
+func StripeCache(sysRoot, name string) int {
+	n, _ := strconv.Atoi(attr(filepath.Join(sysRoot, "block", name, "md"), "stripe_cache_size"))
+	return n
+}
+
+// SetStripeCache sets a RAID 5's stripe cache (pages per member).
+func SetStripeCache(sysRoot, name string, pages int) error {
+	return write(sysRoot, name, "stripe_cache_size", strconv.Itoa(pages))
 }
 
 // SetSyncMin sets where the next sync action starts (in sectors): a check resumes from there.
