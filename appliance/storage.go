@@ -112,10 +112,13 @@ func CheckBay(name string) error {
 
 // Array is one md array.
 type Array struct {
-	Name            string   `json:"name"`  // "system" or "data"
-	Level           string   `json:"level"` // "raid1", "raid5"
-	State           string   `json:"state"` // ArrayClean, ...
-	SizeBytes       int64    `json:"size_bytes"`
+	Name      string `json:"name"`  // "system" or "data"
+	Level     string `json:"level"` // "raid1", "raid5"
+	State     string `json:"state"` // ArrayClean, ...
+	SizeBytes int64  `json:"size_bytes"`
+	// Consistency is how a RAID 5 survives a power cut: "bitmap" (complete) or "ppl" (degraded: its
+	// partial parity log closes the write hole); "" for RAID 1.
+	Consistency     string   `json:"consistency,omitempty"`
 	RebuildProgress *float64 `json:"rebuild_progress"` // 0..1 while rebuilding, resyncing or checking
 	ETASeconds      *int64   `json:"eta_s,omitempty"`
 	MismatchSectors int64    `json:"mismatch_sectors"` // found by the last scrub

@@ -23,6 +23,7 @@ type storageStatus struct {
 		Level           string   `json:"level"`
 		State           string   `json:"state"`
 		SizeBytes       int64    `json:"size_bytes"`
+		Consistency     string   `json:"consistency"`
 		RebuildProgress *float64 `json:"rebuild_progress"`
 		MismatchSectors int64    `json:"mismatch_sectors"`
 		Members         []struct {

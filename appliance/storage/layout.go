@@ -79,6 +79,12 @@ func (m *Manager) assemble(ctx context.Context) error {
 			continue
 		}
 		ra, _ := raid.ReadArray(m.SysRoot, a.md)
+		if ra.Consistency == raid.PPL && dirtyDegradedWithPPL(a.md) {
+			m.event("warning", "the %s array lost power while it ran without one of its disks. Its partial parity log made the stripes "+
+				"being written at that moment consistent again before it started, so nothing in it was left wrong; writes that were not "+
+				"acknowledged may be missing, as after any power cut. Its filesystem is checked before it is mounted, and the database "+
+				"replays its log and checks every page it reads against its checksum. Replace the missing disk.", a.name)
+		}
 		if ra.Reshaping {
 			m.event("warning", "the %s array was growing when the unit stopped: md goes on from where it was", a.name)
 		}
@@ -228,7 +234,14 @@ func (m *Manager) create(ctx context.Context, disks []disk.Disk) {
 			devs = append(devs, raid.Missing)
 		}
 		md := m.dev(a.md)
-		if err := m.MD.Create(ctx, md, raid.CreateOptions{Level: level, Name: a.name, Homehost: Homehost, Devices: devs}); err != nil {
+		opt := raid.CreateOptions{Level: level, Name: a.name, Homehost: Homehost, Devices: devs}
+		if a.name == Data.name {
+			opt.DataOffset = dataOffset
+		}
+		if level == 5 { // made with the log, so its metadata keeps room for it: keepConsistent moves it to the bitmap
+			opt.Consistency = raid.PPL
+		}
+		if err := m.MD.Create(ctx, md, opt); err != nil {
 			m.event("critical", "creating the %s array failed: %v", a.name, err)
 			return
 		}

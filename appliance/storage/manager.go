@@ -86,6 +86,7 @@ type Manager struct {
 	lastBackup   func(context.Context) time.Time
 	growWait     string    // why the data array did not grow onto its spare
 	growTried    time.Time // when the pass last tried
+	noPPL        bool      // the data array has no room for a partial parity log (keepConsistent)
 	status       appliance.StorageStatus
 	lastDisks    []appliance.StorageDisk // the last pass's classification, before roles from the arrays
 	lastState    map[string]string
@@ -360,6 +361,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 			m.addDisk(ctx, d, running)
 		}
 		m.growPass(ctx)
+		m.keepConsistent(ctx)
 	}
 	m.refresh(sdisks)
 }

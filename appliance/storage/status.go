@@ -28,6 +28,9 @@ func (m *Manager) refresh(sdisks []appliance.StorageDisk) {
 			continue
 		}
 		out := appliance.Array{Name: a.name, Level: ra.Level, State: ArrayState(ra), SizeBytes: ra.SizeBytes, MismatchSectors: ra.MismatchCnt}
+		if ra.Level == "raid5" {
+			out.Consistency = ra.Consistency
+		}
 		out.RebuildProgress, out.ETASeconds = Progress(ra)
 		if m.members[a.name] == nil {
 			m.members[a.name] = map[string]bool{}

@@ -52,7 +52,8 @@ func init() {
 //	sum FILE               print a file's SHA-256 (read past the page cache)
 //	rawwrite DISK MIB [AT] write MIB MiB at AT MiB of a disk with O_DIRECT, print the MB/s (destroys its data)
 //	mdstat                 print /proc/mdstat
-//	mdpolicy MD bitmap|ppl set a RAID 5's consistency policy
+//	mdwrite bitmap|ppl MIB DISK...  make a scratch RAID 5 (md9) of whole disks with that consistency
+//	                       policy, write MIB MiB to it with O_DIRECT, print the MB/s, stop it
 //	drbd                   print /proc/drbd
 //	volumes                print lvm's vgs and lvs reports (JSON, one line each)
 //	smartctl DISK          print how long smartctl -a took and its JSON on one line (the tests' outside oracle)
@@ -108,9 +109,10 @@ func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, reques
 		case f[0] == "mdstat":
 			b, _ := os.ReadFile("/proc/mdstat")
 			fmt.Fprintf(out, "debug: mdstat\n%s\ndebug: end\n", b)
-		case f[0] == "mdpolicy" && len(f) == 3: // the bench's A/B of a RAID 5's consistency policies
-			md := &raid.MDADM{Path: "/sbin/mdadm"}
-			fmt.Fprintf(out, "debug: mdpolicy %s %s: %v\n", f[1], f[2], md.SetConsistency(context.Background(), "/dev/"+f[1], f[2]))
+		case f[0] == "mdwrite" && len(f) >= 5: // the bench's A/B of a RAID 5's consistency policies
+			mib, _ := strconv.Atoi(f[2])
+			mbs, err := mdWrite(f[1], mib, f[3:])
+			fmt.Fprintf(out, "debug: mdwrite %s: %.1f MB/s %v\n", f[1], mbs, err)
 		case f[0] == "drbd":
 			b, _ := os.ReadFile("/proc/drbd")
 			fmt.Fprintf(out, "debug: drbd\n%s\ndebug: end\n", b)
@@ -225,4 +227,23 @@ func rawWrite(path string, mib, at int) (float64, error) {
 		return 0, err
 	}
 	return float64(mib) * (1 << 20) / 1e6 / time.Since(start).Seconds(), nil
+}
+
+// mdWrite makes md9, a RAID 5 of disks (whole, scratch) with the consistency policy (raid.Bitmap or
+// raid.PPL), writes mib MiB to it and stops it.
+func mdWrite(policy string, mib int, disks []string) (float64, error) {
+	var devs []string
+	for _, d := range disks {
+		devs = append(devs, "/dev/"+filepath.Base(d))
+	}
+	md := &raid.MDADM{Path: "/sbin/mdadm"}
+	opt := raid.CreateOptions{Level: 5, Name: "scratch", Devices: devs, Consistency: policy, AssumeClean: true}
+	if err := md.Create(context.Background(), "/dev/md9", opt); err != nil {
+		return 0, err
+	}
+	mbs, err := rawWrite("/dev/md9", mib, 0)
+	if err := md.Stop(context.Background(), "/dev/md9"); err != nil {
+		return 0, err
+	}
+	return mbs, err
 }

@@ -53,6 +53,13 @@ type CreateOptions struct {
 	Name     string   // array name stored in the superblock, e.g. "data"
 	Homehost string   // stored with the name ("homehost:name"); identifies arrays this firmware made
 	Devices  []string // member devices in slot order; Missing leaves a slot empty
+	// Consistency is Bitmap (when empty) or PPL, a RAID 5's partial parity log.
+	Consistency string
+	// DataOffset is where the data starts on each member ("8M"); empty: mdadm's choice, which leaves small
+	// members no room for a partial parity log.
+	DataOffset string
+	// AssumeClean skips the initial sync: only for scratch arrays whose content does not matter (benches).
+	AssumeClean bool
 }
 
 // Create makes an array with metadata 1.2 and an internal write-intent bitmap and starts it. It never
@@ -62,7 +69,22 @@ func (m *MDADM) Create(ctx context.Context, md string, o CreateOptions) error {
 		return fmt.Errorf("create %s: level %d is not supported", md, o.Level)
 	}
 	args := []string{"--create", md, "--run", "--metadata=1.2", "--level=" + strconv.Itoa(o.Level),
-		"--raid-devices=" + strconv.Itoa(len(o.Devices)), "--bitmap=internal", "--name=" + o.Name}
+		"--raid-devices=" + strconv.Itoa(len(o.Devices))}
+	switch o.Consistency {
+	case "", Bitmap:
+		args = append(args, "--bitmap=internal")
+	case PPL:
+		args = append(args, "--consistency-policy=ppl")
+	default:
+		return fmt.Errorf("create %s: consistency policy %q", md, o.Consistency)
+	}
+	args = append(args, "--name="+o.Name)
+	if o.DataOffset != "" {
+		args = append(args, "--data-offset="+o.DataOffset)
+	}
+	if o.AssumeClean {
+		args = append(args, "--assume-clean")
+	}
 	if o.Homehost != "" {
 		args = append(args, "--homehost="+o.Homehost)
 	}
@@ -133,21 +155,32 @@ const (
 	PPL    = "ppl"    // a partial parity log: the stripes being written are made consistent again, degraded too; no bitmap
 )
 
-// SetConsistency moves a running RAID 5 from one consistency policy to the other. md allows one at a time,
-// so the bitmap is removed before the log is turned on (and the log turned off before the bitmap is
-// added): between the two calls the array has neither, for the time of one mdadm call.
-func (m *MDADM) SetConsistency(ctx context.Context, md, policy string) error {
+// SetConsistency moves a running RAID 5 from its consistency policy (from: Array.Consistency) to policy.
+// md allows one at a time, so the bitmap is removed before the log is turned on (and the log turned off
+// before the bitmap is added): between the two calls the array has neither, for the time of one mdadm call.
+func (m *MDADM) SetConsistency(ctx context.Context, md, from, policy string) error {
 	var steps [][]string
-	switch policy {
-	case PPL:
+	switch {
+	case policy != PPL && policy != Bitmap:
+		return fmt.Errorf("consistency policy of %s: %q is neither %s nor %s", md, policy, Bitmap, PPL)
+	case from == policy:
+		return nil
+	case policy == PPL && from == Bitmap:
 		steps = [][]string{{"--bitmap=none"}, {"--consistency-policy=ppl"}}
-	case Bitmap:
+	case policy == PPL:
+		steps = [][]string{{"--consistency-policy=ppl"}}
+	case from == PPL:
 		steps = [][]string{{"--consistency-policy=resync"}, {"--bitmap=internal"}}
 	default:
-		return fmt.Errorf("consistency policy of %s: %q is neither %s nor %s", md, policy, Bitmap, PPL)
+		steps = [][]string{{"--bitmap=internal"}}
 	}
-	for _, s := range steps {
+	for i, s := range steps {
 		if _, err := m.run(ctx, append([]string{"--grow", md}, s...)...); err != nil {
+			if i == 1 && policy == PPL { // no room for the log: the bitmap back, rather than neither
+				if _, err2 := m.run(ctx, "--grow", md, "--bitmap=internal"); err2 != nil {
+					err = errors.Join(err, err2)
+				}
+			}
 			return fmt.Errorf("consistency policy %s of %s: %w", policy, md, err)
 		}
 	}

@@ -41,6 +41,14 @@ func TestCreateArgv(t *testing.T) {
 	if err := m.Create(context.Background(), "/dev/md1", CreateOptions{Level: 0}); err == nil {
 		t.Error("RAID 0 accepted")
 	}
+	f.calls = nil
+	if err := m.Create(context.Background(), "/dev/md9", CreateOptions{Level: 5, Name: "scratch", Consistency: PPL, DataOffset: "8M", AssumeClean: true,
+		Devices: []string{"/dev/vdx", "/dev/vdy", "/dev/vdz"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(f.calls[0], " "), "/sbin/mdadm --create /dev/md9 --run --metadata=1.2 --level=5 --raid-devices=3 --consistency-policy=ppl --name=scratch --data-offset=8M --assume-clean /dev/vdx /dev/vdy /dev/vdz"; got != want {
+		t.Errorf("argv\n got %s\nwant %s", got, want)
+	}
 }
 
 func TestErrorsNameTheArray(t *testing.T) {
@@ -155,5 +163,55 @@ func TestFailRemoveWritesState(t *testing.T) {
 	}
 	if err := FailRemove(root, "md1", "vdz3"); err != nil {
 		t.Errorf("a member already gone: %v", err)
+	}
+}
+
+func TestSetConsistencySteps(t *testing.T) {
+	for _, c := range []struct{ from, to, want string }{
+		{Bitmap, PPL, "--grow /dev/md1 --bitmap=none|--grow /dev/md1 --consistency-policy=ppl"},
+		{"resync", PPL, "--grow /dev/md1 --consistency-policy=ppl"},
+		{PPL, Bitmap, "--grow /dev/md1 --consistency-policy=resync|--grow /dev/md1 --bitmap=internal"},
+		{"resync", Bitmap, "--grow /dev/md1 --bitmap=internal"},
+		{PPL, PPL, ""},
+	} {
+		f := &fakeRun{}
+		m := &MDADM{Path: "mdadm", Run: f.run}
+		if err := m.SetConsistency(context.Background(), "/dev/md1", c.from, c.to); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, call := range f.calls {
+			got = append(got, strings.Join(call[1:], " "))
+		}
+		if strings.Join(got, "|") != c.want {
+			t.Errorf("%s -> %s: %q, want %q", c.from, c.to, strings.Join(got, "|"), c.want)
+		}
+	}
+	// No room for the log: the bitmap comes back.
+	f := &fakeRun{}
+	fails := func(_ context.Context, argv ...string) ([]byte, error) {
+		f.calls = append(f.calls, argv)
+		if strings.HasSuffix(argv[len(argv)-1], "=ppl") {
+			return nil, errors.New("exit status 254: mdadm: Not enough space to add ppl")
+		}
+		return nil, nil
+	}
+	if err := (&MDADM{Path: "mdadm", Run: fails}).SetConsistency(context.Background(), "/dev/md1", Bitmap, PPL); err == nil ||
+		len(f.calls) != 3 || strings.Join(f.calls[2], " ") != "mdadm --grow /dev/md1 --bitmap=internal" {
+		t.Errorf("no room for the log: %v, calls %q", err, f.calls)
+	}
+	if err := (&MDADM{Run: (&fakeRun{}).run}).SetConsistency(context.Background(), "/dev/md1", Bitmap, "journal"); err == nil {
+		t.Error("a journal accepted")
+	}
+}
+
+func TestKmsgRecord(t *testing.T) {
+	rec := []byte("2,512,3140227,-;md/raid:md1: starting dirty degraded array with PPL.\n SUBSYSTEM=block\n")
+	if !recordHas(rec, "md/raid:md1: starting dirty degraded array with PPL") || recordHas(rec, "md/raid:md0: starting dirty") ||
+		recordHas(rec, "SUBSYSTEM=block") || recordHas([]byte("no prefix"), "no") {
+		t.Error("kmsg records misread")
+	}
+	if _, err := KernelSaid(filepath.Join(t.TempDir(), "none"), "x"); err == nil {
+		t.Error("a missing kernel log read")
 	}
 }
