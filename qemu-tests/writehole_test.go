@@ -94,9 +94,12 @@ func BenchmarkRAID5Consistency(b *testing.B) {
 	u = boot(b, Config{Disks: disks[:2]})
 	tok = u.login()
 	u.waitStates(tok, "system=degraded data=degraded", time.Minute)
-	if _, err := u.Expect(regexpQuote("it now logs each write's parity first (PPL)"), time.Minute); err != nil {
-		b.Fatal(err)
-	}
+	eventually(b, time.Minute, "the degraded array on its log", func() error {
+		if a := u.storage(tok).Arrays[1]; a.Consistency != "ppl" {
+			return fmt.Errorf("data %s", a.Consistency)
+		}
+		return nil
+	})
 	cut(Config{Disks: disks[:2]})
 	startPPL := clean("degraded, PPL: after a power cut while writing", "system=degraded data=degraded")
 	u.shutdown(tok, "poweroff")
@@ -125,10 +128,16 @@ func TestRAID5PowerCutWhileDegraded(t *testing.T) {
 		Disk{ID: "h3", Kind: Virtio, Serial: "HOLE-NEW", SizeMiB: 1024})
 	u := boot(t, Config{Disks: disks[:3]})
 	tok := u.setupAndLogin()
-	st := u.waitStates(tok, "system=clean data=clean", 4*time.Minute)
-	if a := st.Arrays[1]; a.Level != "raid5" || a.Consistency != "bitmap" {
-		t.Fatalf("data array on three disks: %s, %s", a.Level, a.Consistency)
-	}
+	u.waitStates(tok, "system=clean data=clean", 4*time.Minute)
+	// Made with the log (room for it), the array is on its bitmap once synced.
+	var st storageStatus
+	eventually(t, time.Minute, "the data array a RAID 5 on its bitmap", func() error {
+		st = u.storage(tok)
+		if a := st.Arrays[1]; a.Level != "raid5" || a.Consistency != "bitmap" {
+			return fmt.Errorf("data array on three disks: %s, %s", a.Level, a.Consistency)
+		}
+		return nil
+	})
 	sets := map[string]string{"before": u.fill("before", 48, 21)}
 	u.waitDatabase(tok)
 	code, body := u.call("POST", "/api/v1/database/databases", tok, `{"name":"practice","owner":"practice_app"}`)

@@ -4,21 +4,22 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"syscall"
 )
 
 // KernelSaid reports whether the kernel's log since boot (kmsg: "/dev/kmsg") holds a message containing
 // text: what md says only there, such as "starting dirty degraded array with PPL".
 func KernelSaid(kmsg, text string) (bool, error) {
-	f, err := os.OpenFile(kmsg, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	// A raw descriptor, not an os.File: Go would park a read of a non-blocking character device in its
+	// poller until the kernel logs more, instead of returning EAGAIN at the end of the log.
+	fd, err := syscall.Open(kmsg, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return false, fmt.Errorf("kernel log: %w", err)
+		return false, fmt.Errorf("kernel log %s: %w", kmsg, err)
 	}
-	defer f.Close()
+	defer syscall.Close(fd)
 	buf := make([]byte, 8192) // one record per read
 	for {
-		n, err := f.Read(buf)
+		n, err := syscall.Read(fd, buf)
 		switch {
 		case errors.Is(err, syscall.EAGAIN): // read to the end
 			return false, nil
@@ -26,6 +27,8 @@ func KernelSaid(kmsg, text string) (bool, error) {
 			continue
 		case err != nil:
 			return false, fmt.Errorf("kernel log: %w", err)
+		case n <= 0:
+			return false, nil
 		}
 		if recordHas(buf[:n], text) {
 			return true, nil

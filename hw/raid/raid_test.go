@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 type fakeRun struct {
@@ -213,5 +215,29 @@ func TestKmsgRecord(t *testing.T) {
 	}
 	if _, err := KernelSaid(filepath.Join(t.TempDir(), "none"), "x"); err == nil {
 		t.Error("a missing kernel log read")
+	}
+}
+
+// Read to its end, the kernel's log answers (a read parked until the kernel logs more hung a unit's
+// boot once).
+func TestKernelSaidReturnsAtTheEnd(t *testing.T) {
+	if _, err := os.Stat("/dev/kmsg"); err != nil {
+		t.Skip("no /dev/kmsg here")
+	}
+	done := make(chan error, 1)
+	go func() {
+		said, err := KernelSaid("/dev/kmsg", "a line no kernel ever logged: 7f3c9a")
+		if said {
+			err = errors.New("found a line nobody logged")
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.EACCES) {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("reading the kernel's log did not return at its end")
 	}
 }
