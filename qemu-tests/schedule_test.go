@@ -24,6 +24,7 @@ var recorded = map[string]int{
 	"TestSMART":                      270,
 	"TestInstallAndBootFromDisks":    250,
 	"TestStorageGrows":               250,
+	"TestRAID5PowerCutWhileDegraded": 170,
 	"TestRAID5FourDisksFailReplace":  180,
 	"TestDatabaseProduction":         160,
 	"TestDatabaseMirrorOfExternal":   150,
