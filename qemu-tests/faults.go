@@ -33,6 +33,9 @@ func (vm *VM) InsertDisk(d Disk) error {
 		driver = "nvme"
 	}
 	args := map[string]any{"driver": driver, "drive": d.ID, "id": d.ID, "serial": d.Serial, "bus": fmt.Sprintf("rp%d", vm.freePort)}
+	if d.Faulty && driver == "virtio-blk-pci" {
+		args["write-zeroes"] = false // as diskArgs: only InjectIOError moves blkdebug
+	}
 	if _, err := vm.QMP.Execute("device_add", args); err != nil {
 		return fmt.Errorf("insert disk %s: %w", d.ID, err)
 	}

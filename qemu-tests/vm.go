@@ -259,6 +259,9 @@ func (vm *VM) diskArgs(d Disk, ahci *int) ([]string, error) {
 	switch d.Kind {
 	case Virtio, "":
 		dev = fmt.Sprintf("virtio-blk-pci,drive=%s,id=%s,serial=%s,bus=rp%d", d.ID, d.ID, d.Serial, vm.freePort)
+		if d.Faulty { // the guest's own write-zeroes (mdadm zeroes a new array's parity log) must not trip blkdebug
+			dev += ",write-zeroes=off"
+		}
 		vm.freePort++
 	case NVMe:
 		dev = fmt.Sprintf("nvme,drive=%s,id=%s,serial=%s,bus=rp%d", d.ID, d.ID, d.Serial, vm.freePort)
@@ -295,7 +298,8 @@ func (vm *VM) createDisk(d *Disk) error {
 
 // blockdev is the QMP/-blockdev node of a disk: raw over file, with blkdebug between them when Faulty.
 // blkdebug starts in state 1; a write-zeroes request (InjectIOError) moves it to state 2, where every
-// read, write and flush fails with EIO.
+// read, write and flush fails with EIO. The guest sees no write-zeroes on a Faulty virtio disk
+// (diskArgs), so only InjectIOError's request moves it.
 func blockdev(d Disk) map[string]any {
 	file := map[string]any{"driver": "file", "filename": d.Path, "node-name": d.ID + "-file"}
 	if d.Faulty {
