@@ -117,6 +117,20 @@ func espSums(t testing.TB, disks []Disk) []string {
 	return out
 }
 
+// loadedDatabase waits for the database, creates the office database "practice" with a table "load" for
+// startLoad, and returns its connection string.
+func (u *unit) loadedDatabase(tok string) newDatabase {
+	u.t.Helper()
+	u.waitDatabase(tok)
+	code, body := u.call("POST", "/api/v1/database/databases", tok, `{"name":"practice","owner":"practice_app"}`)
+	var nd newDatabase
+	if code != 201 || json.Unmarshal([]byte(body), &nd) != nil {
+		u.t.Fatalf("create database = %d %s", code, body)
+	}
+	u.exec(u.t, nd.URL, "CREATE TABLE load (id int PRIMARY KEY)")
+	return nd
+}
+
 // dbLoad commits rows one after another from the host through the unit's forwarded PostgreSQL port,
 // connecting again after each lost connection. acked are the rows whose commit was acknowledged.
 type dbLoad struct {
@@ -372,13 +386,7 @@ func TestFirmwareUpdate(t *testing.T) {
 	}
 
 	// A good one under a client load.
-	u.waitDatabase(tok)
-	code, body := u.call("POST", "/api/v1/database/databases", tok, `{"name":"practice","owner":"practice_app"}`)
-	var nd newDatabase
-	if code != 201 || json.Unmarshal([]byte(body), &nd) != nil {
-		t.Fatalf("create database = %d %s", code, body)
-	}
-	u.exec(t, nd.URL, "CREATE TABLE load (id int PRIMARY KEY)")
+	nd := u.loadedDatabase(tok)
 	load := startLoad(u, nd.URL)
 	start := time.Now()
 	tok = u.update(tok, next, vNext)

@@ -1,7 +1,6 @@
 package qemutests
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -25,13 +24,7 @@ func TestStorageGrows(t *testing.T) {
 	st := u.waitStates(tok, "system=clean data=clean", 3*time.Minute)
 	mirror := dataSpace(t, st).SizeBytes
 	sets := map[string]string{"before": u.fill("before", 48, 11)}
-	u.waitDatabase(tok)
-	code, body := u.call("POST", "/api/v1/database/databases", tok, `{"name":"practice","owner":"practice_app"}`)
-	var nd newDatabase
-	if code != 201 || json.Unmarshal([]byte(body), &nd) != nil {
-		t.Fatalf("create database = %d %s", code, body)
-	}
-	u.exec(t, nd.URL, "CREATE TABLE load (id int PRIMARY KEY)")
+	nd := u.loadedDatabase(tok)
 	load := startLoad(u, nd.URL)
 
 	// A third disk: no backup was ever taken, so it waits as a spare and the page says why.

@@ -2,7 +2,6 @@ package qemutests
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -139,13 +138,7 @@ func TestRAID5PowerCutWhileDegraded(t *testing.T) {
 		return nil
 	})
 	sets := map[string]string{"before": u.fill("before", 48, 21)}
-	u.waitDatabase(tok)
-	code, body := u.call("POST", "/api/v1/database/databases", tok, `{"name":"practice","owner":"practice_app"}`)
-	var nd newDatabase
-	if code != 201 || json.Unmarshal([]byte(body), &nd) != nil {
-		t.Fatalf("create database = %d %s", code, body)
-	}
-	u.exec(t, nd.URL, "CREATE TABLE load (id int PRIMARY KEY)")
+	nd := u.loadedDatabase(tok)
 	load := startLoad(u, nd.URL)
 
 	if err := u.PullDisk("h2"); err != nil {
