@@ -46,17 +46,27 @@ func (m *Manager) keepConsistent(ctx context.Context) {
 		return
 	}
 	if err := m.MD.SetConsistency(ctx, m.dev(Data.md), a.Consistency, want); err != nil {
+		m.Log.Error("consistency policy", "want", want, "err", err) // md's words stay in the log
 		if want == raid.PPL { // said once a boot: an array made before the log, on small disks, has no room for it
 			m.mu.Lock()
 			m.noPPL = true
 			m.mu.Unlock()
-			m.event("critical", "the data array runs without one of its disks and could not turn on its partial parity log (%v): "+
-				"until the disk is replaced, a power cut while it writes could leave wrong data in it. Replace the disk soon", err)
+			m.event("critical", "the data array runs without one of its disks and could not turn on its partial parity log "+
+				"(its metadata has no room for it): until the disk is replaced, a power cut while it writes could leave wrong data in it. Replace the disk soon")
 			return
 		}
-		m.event("critical", "the data array could not get its write-intent bitmap back: %v", err)
+		m.mu.Lock()
+		again := m.noBitmap
+		m.noBitmap = true
+		m.mu.Unlock()
+		if !again { // said once a boot; tried again every pass
+			m.event("critical", "the data array could not get its write-intent bitmap back (the unit's log says why): a power cut will be followed by a full resync")
+		}
 		return
 	}
+	m.mu.Lock()
+	m.noBitmap = false
+	m.mu.Unlock()
 	if want == raid.PPL {
 		m.event("info", "the data array runs without one of its disks: it now logs each write's parity first (PPL), so a power cut cannot leave wrong data in it; the write-intent bitmap comes back once it is complete again")
 	} else {

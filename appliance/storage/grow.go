@@ -115,16 +115,14 @@ func (m *Manager) grow(ctx context.Context, anyway bool) error {
 			m.event("warning", "the system array could not take the new disk as one more copy: %v", err)
 		}
 	}
-	if data.Level == "raid1" {
-		if err := m.MD.Grow(ctx, m.dev(Data.md), 5, 0); err != nil {
-			return fmt.Errorf("grow the data array: %w", err)
-		}
-	}
-	if err := raid.SetStripeCache(m.SysRoot, Data.md, stripeCache); err != nil {
-		m.Log.Warn("stripe cache", "err", err)
-	}
 	n := data.RaidDisks + len(more)
-	if err := m.MD.Grow(ctx, m.dev(Data.md), 0, n); err != nil {
+	if err := m.reshape(ctx, data.Level, n); err != nil {
+		m.mu.Lock()
+		m.cfg.Growing = false
+		m.mu.Unlock()
+		m.saveConfig()
+		m.Log.Error("grow the data array", "err", err) // md's words stay in the log; the page says what to do
+		m.setGrowWait(errors.New("md refused to reshape it (the unit's log has its words); it tries again every 10 minutes"))
 		return fmt.Errorf("grow the data array: %w", err)
 	}
 	var serials []string
@@ -138,6 +136,19 @@ func (m *Manager) grow(ctx context.Context, anyway bool) error {
 	m.event("info", "growing the data array onto disk %s: RAID 5 of %d disks%s; the office keeps working meanwhile",
 		strings.Join(serials, ", "), n, how)
 	return nil
+}
+
+// reshape asks md to make the data array, now a level, a RAID 5 of n members.
+func (m *Manager) reshape(ctx context.Context, level string, n int) error {
+	if level == "raid1" {
+		if err := m.MD.Grow(ctx, m.dev(Data.md), 5, 0); err != nil {
+			return err
+		}
+	}
+	if err := raid.SetStripeCache(m.SysRoot, Data.md, stripeCache); err != nil {
+		m.Log.Warn("stripe cache", "err", err)
+	}
+	return m.MD.Grow(ctx, m.dev(Data.md), 0, n)
 }
 
 // SetLastBackup connects the time of the newest backup of the data (zero: none), which growing checks.
@@ -185,9 +196,8 @@ func (m *Manager) growPass(ctx context.Context) {
 		m.mu.Lock()
 		m.growTried = m.Now()
 		m.mu.Unlock()
-		if err := m.grow(ctx, false); err != nil && !errors.Is(err, appliance.ErrConflict) {
-			m.event("critical", "%v", err)
-		}
+		_ = m.grow(ctx, false) // a refusal or a failure is said once (setGrowWait) and tried again later
+
 	}
 	if growing {
 		m.finishGrow(ctx)
