@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 
+	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/hw/raid"
 )
 
@@ -32,7 +33,7 @@ func consistencyFor(a raid.Array) string {
 // be switched during a sync action).
 func (m *Manager) keepConsistent(ctx context.Context) {
 	a, err := raid.ReadArray(m.SysRoot, Data.md)
-	if err != nil || a.Level != "raid5" || a.Reshaping || a.SyncAction != "idle" || ArrayState(a) == "failed" {
+	if err != nil || a.Level != "raid5" || a.Reshaping || a.SyncAction != "idle" || ArrayState(a) == appliance.ArrayFailed {
 		return
 	}
 	want := consistencyFor(a)
