@@ -4,13 +4,18 @@ package webui
 // roles and kinds, their alerts and events (moved unchanged out of fr, which merges it).
 var frParts = map[string]string{
 	// values shown as they come from the parts (states, roles, kinds)
-	"admin":                                  "administrateur",
-	"viewer":                                 "lecteur",
-	"clean":                                  "sain",
-	"degraded":                               "dégradé",
-	"rebuilding":                             "en reconstruction",
-	"resyncing":                              "en resynchronisation",
-	"growing":                                "en agrandissement",
+	"admin":      "administrateur",
+	"viewer":     "lecteur",
+	"clean":      "sain",
+	"degraded":   "dégradé",
+	"rebuilding": "en reconstruction",
+	"resyncing":  "en resynchronisation",
+	"growing":    "en agrandissement",
+	// Why the data array did not grow (storage.growRefusal), in the storage page's sentence.
+	"the last backup of the data is more than a day old":                                       "la dernière sauvegarde des données date de plus d'un jour",
+	"the array is degraded: the missing disk is replaced first":                                "la grappe est dégradée : le disque manquant est remplacé d'abord",
+	"the array is growing already":                                                             "la grappe s'agrandit déjà",
+	"md refused to reshape it (the unit's log has its words); it tries again every 10 minutes": "md a refusé de la remodeler (le journal de l'appareil dit pourquoi) ; il réessaie toutes les 10 minutes",
 	"write-intent bitmap":                    "bitmap d'intention d'écriture",
 	"partial parity log (a disk is missing)": "journal de parité partielle (un disque manque)",
 	"checking":                               "en vérification",

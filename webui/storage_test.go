@@ -219,6 +219,10 @@ func TestGrowWaitsForAnAdmin(t *testing.T) {
 			t.Errorf("storage page lacks %s", want)
 		}
 	}
+	fr := e.do(req{method: "GET", path: "/storage", hdr: map[string]string{"Cookie": CookieName + "=" + tok, "Accept-Language": "fr"}})
+	if !strings.Contains(fr.Body.String(), "car la dernière sauvegarde des données date de plus d&#39;un jour.") {
+		t.Error("the French page does not say why in French")
+	}
 	if w := e.do(req{method: "POST", path: "/api/v1/storage/grow", hdr: bearer, body: `{}`}); w.Code != 409 || !strings.Contains(w.Body.String(), "more than a day old") {
 		t.Errorf("grow without the override = %d %s, want 409", w.Code, w.Body)
 	}
