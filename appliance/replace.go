@@ -74,11 +74,13 @@ func needed(ar Array, serial string) (bool, bool) {
 	if mine == nil || mine.State != MemberInSync {
 		return false, false // not in it, or holds no complete copy
 	}
-	rebuilding = rebuilding || ar.State == ArrayRebuilding
+	// A reshape (growing onto a new disk) rewrites every stripe: a member pulled meanwhile leaves it degraded
+	// halfway, so it counts as a rebuild that ends it.
+	rebuilding = rebuilding || ar.State == ArrayRebuilding || ar.State == ArrayGrowing
 	switch ar.Level {
 	case "raid1":
 		return others == 0, rebuilding
 	default: // raid5 (and anything with one parity): it survives the loss of one member, if none is missing yet
-		return ar.State == ArrayDegraded || ar.State == ArrayRebuilding || ar.State == ArrayFailed || rebuilding, rebuilding
+		return ar.State == ArrayDegraded || ar.State == ArrayFailed || rebuilding, rebuilding
 	}
 }

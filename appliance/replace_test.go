@@ -36,6 +36,8 @@ func TestReplacementAdvice(t *testing.T) {
 			map[string]string{"C": "replace"}, map[string]string{"A": "-", "B": "-", "C": PullNow}, nil},
 		{"RAID 5 rebuilding D, C failing: after", StorageStatus{Disks: disks("A", "B", "C", "D"), Arrays: []Array{raid("raid5", ArrayRebuilding, Member{"A", "", in}, Member{"B", "", in}, Member{"C", "", in}, Member{"D", "", reb})}},
 			map[string]string{"C": "replace"}, map[string]string{"A": "-", "B": "-", "C": PullAfter, "D": "-"}, []string{"A", "B", "C"}},
+		{"RAID 5 growing onto D, C failing: after", StorageStatus{Disks: disks("A", "B", "C", "D"), Arrays: []Array{raid("raid5", ArrayGrowing, Member{"A", "", in}, Member{"B", "", in}, Member{"C", "", in}, Member{"D", "", in})}},
+			map[string]string{"C": "replace"}, map[string]string{"A": "-", "B": "-", "C": PullAfter, "D": "-"}, []string{"A", "B", "C", "D"}},
 		{"RAID 5 degraded, no rebuild, B failing: never", StorageStatus{Disks: disks("A", "B"), Arrays: []Array{raid("raid5", ArrayDegraded, Member{"A", "", in}, Member{"B", "", in})}},
 			map[string]string{"B": "replace"}, map[string]string{"A": "-", "B": PullNever}, []string{"A", "B"}},
 	} {
