@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lawbox/appliance/hw/disk"
@@ -178,8 +179,17 @@ func (m *Manager) partition(d disk.Disk) error {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		if err := disk.Wipe(p); err != nil {
-			return err
+		// Just after the kernel re-read the table a new partition can be busy for a moment (seen under load:
+		// EBUSY on the exclusive open): wait for it rather than leave a half-prepared disk for an admin.
+		for {
+			err := disk.Wipe(p)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+				return err
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	return nil
