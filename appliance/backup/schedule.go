@@ -17,6 +17,20 @@ type last struct {
 	Base    time.Time `json:"base"` // the last base copy
 }
 
+// Newest is when the newest backup of any kind was taken, here or at a target (taken by either unit of
+// a pair), zero when there is none or they cannot be listed.
+func (s *Service) Newest(ctx context.Context) time.Time {
+	var newest time.Time
+	if st, err := s.Backups(ctx); err == nil {
+		for _, b := range st.Backups {
+			if b.Created.After(newest) {
+				newest = b.Created
+			}
+		}
+	}
+	return newest
+}
+
 // due says which backup the schedule wants at now, after l: the nightly dump once a day after 02:00 UTC,
 // a base copy a week after the last one, an increment 15 minutes after the last backup when the WAL
 // position (asked only then) moved since; "" for none.

@@ -79,17 +79,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	node.Ready = db.Writable                                 // the service address moves once the database takes writes
 	files := fileShares(log, st, disks, node, docs, host)
 	backups := newBackups(log, st, db, node, files, docs)
-	disks.SetLastBackup(func(ctx context.Context) time.Time { // growing the data array wants a backup of the last day
-		var last time.Time
-		if bs, err := backups.Backups(ctx); err == nil {
-			for _, b := range bs.Backups {
-				if b.Created.After(last) {
-					last = b.Created
-				}
-			}
-		}
-		return last
-	})
+	disks.SetLastBackup(backups.Newest) // growing the data array wants a backup of the last day
 	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
 		Keep: node.ServiceAddress, Resolver: &static.SystemResolver, Watcher: &link.Watcher{Log: log.With("part", "link")}}
 	keeper, err := certs.NewKeeper(st, host, localIPs(), time.Now)
