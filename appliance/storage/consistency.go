@@ -48,7 +48,8 @@ func (m *Manager) keepConsistent(ctx context.Context) {
 	}
 	if err := m.MD.SetConsistency(ctx, m.dev(Data.md), a.Consistency, want); err != nil {
 		m.Log.Error("consistency policy", "want", want, "err", err) // md's words stay in the log
-		if want == raid.PPL { // said once a boot: an array made before the log, on small disks, has no room for it
+		// Said once a boot: an array made before the log, on small disks, has no room for it.
+		if want == raid.PPL {
 			m.mu.Lock()
 			m.noPPL = true
 			m.mu.Unlock()
