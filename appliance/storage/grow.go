@@ -197,7 +197,6 @@ func (m *Manager) growPass(ctx context.Context) {
 		m.growTried = m.Now()
 		m.mu.Unlock()
 		_ = m.grow(ctx, false) // a refusal or a failure is said once (setGrowWait) and tried again later
-
 	}
 	if growing {
 		m.finishGrow(ctx)
@@ -213,21 +212,27 @@ func (m *Manager) finishGrow(ctx context.Context) {
 	if err != nil || data.SyncAction != "idle" || data.Reshaping || data.Degraded > 0 {
 		return // md is not done yet (or the array needs a disk first)
 	}
-	fsDev := m.dev(Data.md)
+	fsDev := m.dev(Data.md) // err is nil here
 	if m.groupedNow() {
-		if err := m.growVolume(ctx); err != nil {
-			m.event("critical", "the data array grew, but its volume could not take the room: %v", err)
-			return
-		}
-		fsDev = lvm.Path(VolumeGroup, DataVolume)
+		fsDev, err = lvm.Path(VolumeGroup, DataVolume), m.growVolume(ctx)
 	}
-	if err := fs.Grow(ctx, fsDev); err != nil {
-		m.event("critical", "the data array grew, but the filesystem on /data could not take the room: %v", err)
-		return
+	if err == nil {
+		err = fs.Grow(ctx, fsDev)
 	}
 	m.mu.Lock()
-	m.cfg.Growing = false
+	said := m.growStuck
+	m.growStuck = err != nil
+	if err == nil {
+		m.cfg.Growing = false
+	}
 	m.mu.Unlock()
+	if err != nil { // tried again every pass, said once; the tools' words stay in the log
+		m.Log.Error("give the grown array's room to /data", "err", err)
+		if !said {
+			m.event("critical", "the data array grew, but /data could not take the room yet (the unit's log says why); it keeps trying")
+		}
+		return
+	}
 	m.saveConfig()
 	m.event("info", "the data array has grown: RAID 5 of %d disks, %s", data.RaidDisks, human(data.SizeBytes))
 }

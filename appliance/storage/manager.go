@@ -88,6 +88,7 @@ type Manager struct {
 	growTried    time.Time // when the pass last tried
 	noPPL        bool      // the data array has no room for a partial parity log (keepConsistent)
 	noBitmap     bool      // its bitmap could not be put back (said once)
+	growStuck    bool      // finishGrow failed (said once)
 	status       appliance.StorageStatus
 	lastDisks    []appliance.StorageDisk // the last pass's classification, before roles from the arrays
 	lastState    map[string]string
