@@ -1,7 +1,7 @@
 # Thin wrappers; the work is in image/build.sh, the Go code and qemu-tests/.
 SHELL := /bin/bash
 GO ?= go
-APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio xz-utils zstd postgresql-15 fdisk e2fsprogs smartmontools socat curl ca-certificates age openssh-server chromium pgbackrest binutils mtools ovmf minisign samba smbclient lvm2 chrony
+APT_PACKAGES := qemu-system-x86 qemu-utils kmod cpio xz-utils zstd postgresql-15 fdisk e2fsprogs smartmontools socat curl ca-certificates age openssh-server chromium pgbackrest binutils mtools ovmf minisign samba smbclient lvm2 chrony cryptsetup-bin swtpm swtpm-tools
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSITYGW := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
@@ -36,9 +36,9 @@ qemu-test: image ## boot the real image in QEMU and run the scenario tests
 
 test: unit qemu-test ## unit tests, then the QEMU suite
 
-bench: image ## boot time and image size beside a bare Go init; firmware update (upload to blessed) beside a plain restart, automatic rollback, a pair's rolling update: longest client outage beside a plain switchover, commits lost; rebuild MB/s beside raw write MB/s; reshape (growing onto a new disk) MB/s beside rebuild MB/s; RAID 5 write MB/s with the partial parity log beside the bitmap, and the time to clean after a power cut and to take a member back; file shares: SMB write and read MB/s beside a local write, replicated SMB write beside the partner gone, failover to the first document stored; pull-to-degraded; SMART poll beside smartctl; failover beside its detection budget; database switchover, lag and loss beside their goals, commit latency sync beside async; backup MB/s beside pg_dump|zstd|age; history bytes; web UI p99 at 50 req/s beside a static file, page weight, daemon RSS
+bench: image ## boot time and image size beside a bare Go init; firmware update (upload to blessed) beside a plain restart, automatic rollback, a pair's rolling update: longest client outage beside a plain switchover, commits lost; rebuild MB/s beside raw write MB/s; reshape (growing onto a new disk) MB/s beside rebuild MB/s; RAID 5 write MB/s with the partial parity log beside the bitmap, and the time to clean after a power cut and to take a member back; encrypted write MB/s beside plain; file shares: SMB write and read MB/s beside a local write, replicated SMB write beside the partner gone, failover to the first document stored; pull-to-degraded; SMART poll beside smartctl; failover beside its detection budget; database switchover, lag and loss beside their goals, commit latency sync beside async; backup MB/s beside pg_dump|zstd|age; history bytes; web UI p99 at 50 req/s beside a static file, page weight, daemon RSS
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'Boot|Rebuild|SMARTPoll|FileShares' -benchtime 3x -timeout 20m ./qemu-tests/
-	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'UI|Grow|RAID5Consistency' -benchtime 1x -timeout 30m ./qemu-tests/
+	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'UI|Grow|RAID5Consistency|Encryption' -benchtime 1x -timeout 30m ./qemu-tests/
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'Failover|ReplicatedShares' -benchtime 1x -timeout 60m ./qemu-tests/
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'FirmwareUpdate|PairRollingUpdate' -benchtime 1x -timeout 80m ./qemu-tests/
 	$(GO) test -count=1 -run '^$$' -bench Backup -benchtime 1x -timeout 20m ./appliance/backup/

@@ -16,6 +16,7 @@ need() { command -v "$1" >/dev/null || die "missing tool '$1' (run 'make deps' a
 for t in apt-get dpkg-deb depmod xz zstd cpio objcopy objdump sfdisk mformat go; do need "$t"; done
 [ -x /usr/lib/postgresql/$PG_MAJOR/bin/postgres ] || die "PostgreSQL $PG_MAJOR server missing on the build host (apt-get install postgresql-$PG_MAJOR)"
 [ -x /sbin/lvm ] || die "LVM's lvm missing on the build host (apt-get install lvm2)"
+[ -x /usr/sbin/cryptsetup ] || die "cryptsetup missing on the build host (apt-get install cryptsetup-bin)"
 [ -x /usr/sbin/smbd ] || die "Samba's smbd missing on the build host (apt-get install samba)"
 
 # fetch DEB VERSION SHA256: download a pinned .deb into build/debs and check its digest.
@@ -102,6 +103,7 @@ pgshare=/usr/share/postgresql/$PG_MAJOR
 files=(
   -files "$out/mdadm/sbin/mdadm:sbin/mdadm"
   -files "/sbin/lvm:sbin/lvm" # the volumes on the data array (the libraries come with it)
+  -files "/usr/sbin/cryptsetup:sbin/cryptsetup" # the data array's encryption (LUKS2)
   -files "$out/drbd/lib/drbd/drbdsetup-84:sbin/drbdsetup" # the documents' replication
   -files "$out/drbd/sbin/drbdmeta:sbin/drbdmeta"
   -files "/usr/sbin/smbd:usr/sbin/smbd" # the file shares, with the RPC helpers that list them and name accounts:
@@ -218,6 +220,7 @@ e2ver=$(dpkg-query -W -f '${Version}' e2fsprogs)
 smver=$(dpkg-query -W -f '${Version}' smartmontools)
 sambaver=$(dpkg-query -W -f '${Version}' samba)
 lvmver=$(dpkg-query -W -f '${Version}' lvm2)
+csver=$(dpkg-query -W -f '${Version}' cryptsetup-bin)
 cat > "$out/image.json.tmp" <<JSON
 {
   "version": "$version",
@@ -240,6 +243,7 @@ cat > "$out/image.json.tmp" <<JSON
     "e2fsprogs": "e2fsprogs $e2ver",
     "samba": "samba $sambaver (smbd, the file shares)",
     "lvm2": "lvm2 $lvmver (the volumes on the data array)",
+    "cryptsetup": "cryptsetup-bin $csver (the data array's encryption)",
     "drbd-utils": "drbd-utils $DRBD_DEB_VERSION sha256:$DRBD_SHA256",
     "smartmontools": "smartmontools $smver (smartctl: the QEMU tests' outside oracle for SMART)",
     "systemd-boot": "systemd-boot-efi $SDBOOT_DEB_VERSION sha256:$SDBOOT_SHA256"
