@@ -40,6 +40,20 @@ type StorageStatus struct {
 	// GrowWaits says why the data array did not grow onto a new disk, which waits as a spare ("": it did,
 	// or there is none). POST /api/v1/storage/grow grows it all the same when the reason is an old backup.
 	GrowWaits string `json:"grow_waits,omitempty"`
+	// Encryption is the data array's.
+	Encryption Encryption `json:"encryption"`
+}
+
+// Encryption is the state of the data array's encryption at rest (LUKS2).
+type Encryption struct {
+	// State: "none" (an array made before encryption), "locked" (encrypted, and its key not had: nothing is
+	// served until an admin types the recovery key), "open".
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"` // why it is locked
+	// KeyHolder keeps the unit key that opens it at boot: "tpm" (sealed to this box's TPM), "none" (kept
+	// on the disks in the clear: a disk taken out is not protected).
+	KeyHolder   string `json:"key_holder,omitempty"`
+	RecoveryKey bool   `json:"recovery_key"` // a recovery key (the recovery sheet) opens it too
 }
 
 // Space is one filesystem's size and use, as df reports them, and what takes its room.
@@ -158,6 +172,10 @@ type Storage interface {
 	SetPolicy(ctx context.Context, p StoragePolicyChange) error
 	// Grow grows the arrays onto their spare disks now; anyway overrides the refusal for an old backup.
 	Grow(ctx context.Context, anyway bool) error
+	// Unlock opens the locked data array with the recovery key typed from the recovery sheet.
+	Unlock(ctx context.Context, recoveryKey string) error
+	// NewRecoveryKey makes a new recovery key for the encrypted data array and answers it, once.
+	NewRecoveryKey(ctx context.Context) (string, error)
 }
 
 // Finding is one thing SMART says about a disk. Key is stable across polls; Value is what it was judged on,

@@ -240,7 +240,12 @@ func (m *Manager) finishGrow(ctx context.Context) {
 // growVolume makes the physical volume as large as the array and gives the data volume the group's free
 // space beyond a tenth of the group.
 func (m *Manager) growVolume(ctx context.Context) error {
-	if err := m.LVM.ResizePhysical(ctx, m.dev(Data.md)); err != nil {
+	if key := m.cryptKey(); key != nil {
+		if err := m.Crypt.Resize(ctx, CryptName, key); err != nil {
+			return err
+		}
+	}
+	if err := m.LVM.ResizePhysical(ctx, m.pv()); err != nil {
 		return err
 	}
 	groups, err := m.LVM.Groups(ctx)

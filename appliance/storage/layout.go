@@ -110,6 +110,11 @@ func (m *Manager) mountArray(ctx context.Context, a array) error {
 	}
 	if fs.MountedAt(a.mount) == "" {
 		dev, err := m.filesystemDevice(ctx, a)
+		if errors.Is(err, ErrLocked) {
+			m.event("critical", "the data is LOCKED: the data array is encrypted and %s. Nothing was changed on the disks. "+
+				"An admin can unlock it with the recovery key on the storage page", m.lockedReason())
+			return nil
+		}
 		if err != nil {
 			m.fsProblem(a, fmt.Sprintf("could not be opened (%v): nothing was changed on it; a technician must check it", err))
 			m.event("critical", "the %s volumes could not be opened (%v); nothing was changed on them", a.name, err)
@@ -261,8 +266,14 @@ func (m *Manager) create(ctx context.Context, disks []disk.Disk) {
 			m.mu.Unlock()
 		}
 		fsDev := md
+		if a.name == Data.name && m.Crypt != nil {
+			if err := m.encrypt(ctx, md); err != nil {
+				m.event("critical", "encrypting the %s array failed: %v", a.name, err)
+				return
+			}
+		}
 		if a.name == Data.name && m.LVM != nil {
-			if err := m.makeVolumes(ctx, md); err != nil {
+			if err := m.makeVolumes(ctx, m.pv()); err != nil {
 				m.event("critical", "making the volumes on the %s array failed: %v", a.name, err)
 				return
 			}

@@ -23,6 +23,7 @@ import (
 	"github.com/lawbox/appliance/appliance/state"
 	"github.com/lawbox/appliance/hw/disk"
 	"github.com/lawbox/appliance/hw/fs"
+	"github.com/lawbox/appliance/hw/luks"
 	"github.com/lawbox/appliance/hw/lvm"
 	"github.com/lawbox/appliance/hw/raid"
 )
@@ -61,6 +62,8 @@ type Manager struct {
 	Log          *slog.Logger
 	MD           *raid.MDADM
 	LVM          *lvm.LVM               // the volumes on the data array; nil: a new data array holds its filesystem directly
+	Crypt        *luks.Cryptsetup       // the data array's encryption; nil: a new data array is not encrypted
+	TPM          Sealer                 // the box's TPM, which keeps the unit key (nil: none)
 	SysRoot      string                 // "/sys"
 	DevRoot      string                 // "/dev"
 	OnPersistent func(dir string) error // called when the system array is mounted after Prepare
@@ -95,6 +98,7 @@ type Manager struct {
 	diskNote     map[string]string // serial -> last state+reason, to record changes once
 	persisted    bool
 	grouped      bool // the data array holds the volume group (not a filesystem directly)
+	crypt        cryptState
 	space        spaceState
 }
 
@@ -218,6 +222,12 @@ func (m *Manager) Shutdown(ctx context.Context) {
 		if a.name == Data.name && m.groupedNow() {
 			if err := m.LVM.Deactivate(ctx, VolumeGroup); err != nil {
 				m.Log.Error("deactivate volumes", "err", err)
+				continue
+			}
+		}
+		if a.name == Data.name && m.cryptKey() != nil {
+			if err := m.Crypt.Close(ctx, CryptName); err != nil {
+				m.Log.Error("close the encrypted data array", "err", err)
 				continue
 			}
 		}
@@ -362,6 +372,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 		for _, d := range blanks {
 			m.addDisk(ctx, d, running)
 		}
+		m.retryUnlock(ctx)
 		m.growPass(ctx)
 		m.keepConsistent(ctx)
 	}

@@ -95,6 +95,8 @@ func (m *Manager) refresh(sdisks []appliance.StorageDisk) {
 			st.Alerts = append(st.Alerts, appliance.NewAlert("warning", "disk %s is not used: %s", sd.Serial, sd.Reason))
 		}
 	}
+	st.Encryption = m.crypt.status()
+	st.Alerts = append(st.Alerts, encryptionAlerts(st.Encryption)...)
 	st.Space = m.spaceStatus()
 	for _, sp := range st.Space {
 		st.Alerts = append(st.Alerts, spaceAlerts(sp)...)

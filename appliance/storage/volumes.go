@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/lawbox/appliance/hw/luks"
 	"github.com/lawbox/appliance/hw/lvm"
 )
 
@@ -64,13 +65,22 @@ func (m *Manager) filesystemDevice(ctx context.Context, a array) (string, error)
 	if a.name != Data.name || m.LVM == nil {
 		return md, nil
 	}
+	if m.Crypt != nil {
+		if enc, err := luks.Is(md); err != nil {
+			return "", err
+		} else if enc {
+			if err := m.unlock(ctx); err != nil {
+				return "", err
+			}
+		}
+	}
 	if !m.groupedNow() {
-		ok, err := lvm.Labelled(md)
+		ok, err := lvm.Labelled(m.pv())
 		if err != nil {
 			return "", err
 		}
 		if !ok {
-			return md, nil
+			return m.pv(), nil
 		}
 	}
 	if err := m.LVM.Activate(ctx, VolumeGroup); err != nil {

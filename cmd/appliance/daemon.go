@@ -34,8 +34,10 @@ import (
 	"github.com/lawbox/appliance/appliance/unit"
 	"github.com/lawbox/appliance/hw/disk"
 	"github.com/lawbox/appliance/hw/drbd"
+	"github.com/lawbox/appliance/hw/luks"
 	"github.com/lawbox/appliance/hw/lvm"
 	"github.com/lawbox/appliance/hw/raid"
+	"github.com/lawbox/appliance/hw/tpm"
 	"github.com/lawbox/appliance/netcfg/link"
 	"github.com/lawbox/appliance/netcfg/static"
 	"github.com/lawbox/appliance/netcfg/vip"
@@ -52,7 +54,8 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	// Storage first: the state store lives on the system array when there is one.
 	disks := &storage.Manager{Log: log.With("part", "storage"), MD: &raid.MDADM{Path: "/sbin/mdadm"},
-		LVM: &lvm.LVM{Path: "/sbin/lvm", Devices: []string{"/dev/" + storage.Data.MD()}}, SysRoot: "/sys", DevRoot: "/dev",
+		LVM:   &lvm.LVM{Path: "/sbin/lvm", Devices: []string{"/dev/" + storage.Data.MD(), "/dev/mapper/" + storage.CryptName}},
+		Crypt: &luks.Cryptsetup{Path: "/sbin/cryptsetup"}, TPM: &tpm.TPM{}, SysRoot: "/sys", DevRoot: "/dev",
 		Volumes: map[string][]storage.Volume{"data": {{Name: "database", Dir: "postgresql"}, {Name: "WAL archive", Dir: "wal-archive"},
 			{Name: "backups", Dir: "backups"}, {Name: "backup scratch", Dir: "backup-scratch"}, {Name: "documents", Dir: "documents"}}}}
 	st, err := openState(ctx, log, disks, *statePath)
