@@ -88,6 +88,26 @@ func (f *fakeStorage) Adopt(_ context.Context, serial string) error {
 	return fmt.Errorf("adopt %s: %w", serial, appliance.ErrNotFound)
 }
 
+// Unlock takes "GOOD-KEY" as the recovery key, as the storage takes its own.
+func (f *fakeStorage) Unlock(_ context.Context, key string) error {
+	if f.st.Encryption.State != "locked" {
+		return fmt.Errorf("unlock: %w", appliance.ErrConflict)
+	}
+	if key != "GOOD-KEY" {
+		return fmt.Errorf("unlock: %w", appliance.ErrBadInput)
+	}
+	f.st.Encryption.State = "open"
+	return nil
+}
+
+func (f *fakeStorage) NewRecoveryKey(context.Context) (string, error) {
+	if f.st.Encryption.State != "open" {
+		return "", fmt.Errorf("recovery key: %w", appliance.ErrConflict)
+	}
+	f.st.Encryption.RecoveryKey = true
+	return "ABCD-EFGH", nil
+}
+
 // Grow grows when the only refusal is an old backup and anyway is set, as the storage does.
 func (f *fakeStorage) Grow(_ context.Context, anyway bool) error {
 	if f.st.GrowWaits == "" {

@@ -9,28 +9,30 @@ import (
 )
 
 type pageData struct {
-	Error    string
-	Notice   string
-	Session  appliance.Session
-	Status   appliance.Status
-	Storage  appliance.StorageStatus
-	Health   map[string]string      // disk serial -> SMART health, for the storage page
-	Advice   []appliance.DiskAdvice // which disk to pull and which to keep, for the storage page
-	Disk     diskPage
-	DB       databasePage
-	Pair     pairPage
-	Network  networkPage
-	Backups  backupsPage
-	Summary  summary
-	Path     string         // the page's path
-	Nav      string         // the navigation's link to the page's section ("/storage")
-	Account  appliance.User // the logged-in user's account (account page)
-	Cert     *appliance.CertInfo
-	Firmware appliance.FirmwareStatus // dashboard
-	TOTP     totpSetup                // a second factor being set up
-	Alerts   alertsPage
-	Users    []appliance.User
-	Audit    []appliance.AuditEntry
+	Error   string
+	Notice  string
+	Session appliance.Session
+	Status  appliance.Status
+	Storage appliance.StorageStatus
+	Health  map[string]string      // disk serial -> SMART health, for the storage page
+	Advice  []appliance.DiskAdvice // which disk to pull and which to keep, for the storage page
+	// RecoveryKey is a recovery key just made, shown once on the storage page
+	RecoveryKey string
+	Disk        diskPage
+	DB          databasePage
+	Pair        pairPage
+	Network     networkPage
+	Backups     backupsPage
+	Summary     summary
+	Path        string         // the page's path
+	Nav         string         // the navigation's link to the page's section ("/storage")
+	Account     appliance.User // the logged-in user's account (account page)
+	Cert        *appliance.CertInfo
+	Firmware    appliance.FirmwareStatus // dashboard
+	TOTP        totpSetup                // a second factor being set up
+	Alerts      alertsPage
+	Users       []appliance.User
+	Audit       []appliance.AuditEntry
 	// AuditLog: which log the page shows; AuditCheck: the chain's check
 	AuditLog   string
 	AuditCheck appliance.AuditCheck

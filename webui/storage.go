@@ -79,8 +79,13 @@ func (s *Server) pageStorage(w http.ResponseWriter, r *http.Request, sess applia
 
 // renderStorage shows the storage page with a notice or the error of an action.
 func (s *Server) renderStorage(w http.ResponseWriter, r *http.Request, sess appliance.Session, notice string, actionErr error) {
+	s.renderStorageKey(w, r, sess, notice, "", actionErr)
+}
+
+// renderStorageKey is renderStorage, showing a new recovery key once.
+func (s *Server) renderStorageKey(w http.ResponseWriter, r *http.Request, sess appliance.Session, notice, recoveryKey string, actionErr error) {
 	st, err := s.disks.Storage(r.Context())
-	d := pageData{Session: sess, Storage: st, Notice: notice, Health: map[string]string{}}
+	d := pageData{Session: sess, Storage: st, Notice: notice, RecoveryKey: recoveryKey, Health: map[string]string{}}
 	if hs, err := s.health.Disks(r.Context()); err == nil {
 		for _, h := range hs {
 			d.Health[h.Serial] = h.SMART.Health
@@ -133,4 +138,48 @@ func (s *Server) formGrow(w http.ResponseWriter, r *http.Request, sess appliance
 	s.log.Warn("storage growth requested", "without_recent_backup", anyway, "user", sess.User, "remote", remote(r))
 	s.renderStorage(w, r, sess, "The data array is growing onto the new disk: the progress appears above. The office keeps working meanwhile.",
 		s.disks.Grow(r.Context(), anyway))
+}
+
+// unlockRequest is POST /api/v1/storage/unlock's body.
+type unlockRequest struct {
+	RecoveryKey string `json:"recovery_key"` // as on the recovery sheet; case, spaces and dashes do not matter
+}
+
+func (s *Server) apiUnlock(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var u unlockRequest
+	if err := decode(r, &u); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Warn("data unlock with the recovery key requested", "user", sess.User, "remote", remote(r))
+	if err := s.disks.Unlock(r.Context(), u.RecoveryKey); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) apiRecoveryKey(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Warn("new recovery key requested", "user", sess.User, "remote", remote(r))
+	key, err := s.disks.NewRecoveryKey(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, map[string]string{"recovery_key": key})
+}
+
+func (s *Server) formUnlock(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Warn("data unlock with the recovery key requested", "user", sess.User, "remote", remote(r))
+	s.renderStorage(w, r, sess, "The data is unlocked: the database and the file shares start in a moment.",
+		s.disks.Unlock(r.Context(), r.PostFormValue("recovery_key")))
+}
+
+// formRecoveryKey shows a new recovery key once, in the page it answers (never in an address or a log).
+func (s *Server) formRecoveryKey(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	s.log.Warn("new recovery key requested", "user", sess.User, "remote", remote(r))
+	key, err := s.disks.NewRecoveryKey(r.Context())
+	w.Header().Set("Cache-Control", "no-store")
+	s.renderStorageKey(w, r, sess, "", key, err)
 }
