@@ -37,9 +37,10 @@ type storageStatus struct {
 		State  string `json:"state"`
 		Reason string `json:"reason"`
 	} `json:"disks"`
-	Persistent bool              `json:"persistent"`
-	GrowWaits  string            `json:"grow_waits"`
-	Space      []appliance.Space `json:"space"`
+	Persistent bool                 `json:"persistent"`
+	GrowWaits  string               `json:"grow_waits"`
+	Space      []appliance.Space    `json:"space"`
+	Encryption appliance.Encryption `json:"encryption"`
 	Alerts     []struct {
 		Level   string `json:"level"`
 		Message string `json:"message"`

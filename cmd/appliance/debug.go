@@ -58,6 +58,7 @@ func init() {
 //	volumes                print lvm's vgs and lvs reports (JSON, one line each)
 //	smartctl DISK          print how long smartctl -a took and its JSON on one line (the tests' outside oracle)
 //	poweroff | reboot
+//	text, cryptwrite       see cryptDebug
 //
 // and the network commands of netDebug.
 func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, request func(sysinit.Action)) {
@@ -65,7 +66,7 @@ func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, reques
 	var nd netDebug
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) == 0 || nd.command(f, out) {
+		if len(f) == 0 || nd.command(f, out) || cryptDebug(f, out) {
 			continue
 		}
 		switch {

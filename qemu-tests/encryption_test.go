@@ -1,0 +1,170 @@
+package qemutests
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The data array is encrypted at rest (LUKS2). A known plaintext written through the database and into a
+// file on /data is on none of the disk images, while one written to the system array (not encrypted) is
+// found by the same search. The unit has no TPM, so the storage says its key is kept on the disks (a disk
+// taken out is not protected yet) and asks for a recovery sheet; the sheet's key opens the array; a
+// restart unlocks it by itself and every row is there. (The locked unit and the TPM's key are not proven
+// in QEMU yet: a TPM given to the VM did not reach the kernel; hw/tpm is tested on swtpm on the host.)
+func TestEncryptedAtRest(t *testing.T) {
+	parallel(t)
+	disks := keep(t,
+		Disk{ID: "e0", Kind: Virtio, Serial: "ENC-A", SizeMiB: 1024},
+		Disk{ID: "e1", Kind: Virtio, Serial: "ENC-B", SizeMiB: 1024})
+	u := boot(t, Config{Disks: disks})
+	tok := u.setupAndLogin()
+	u.waitStates(tok, "system=clean data=clean", 4*time.Minute)
+	st := u.storage(tok)
+	if e := st.Encryption; e.State != "open" || e.KeyHolder != "none" || e.RecoveryKey {
+		t.Fatalf("a new unit without a TPM: encryption %+v, want open, its key on the disks, no recovery sheet yet", e)
+	}
+	var said []string
+	for _, a := range st.Alerts {
+		said = append(said, a.Message)
+	}
+	if all := strings.Join(said, "\n"); !strings.Contains(all, "a disk taken out of the unit is not protected") || !strings.Contains(all, "no recovery sheet") {
+		t.Errorf("the alerts do not say the key is on the disks and no recovery sheet exists:\n%s", all)
+	}
+	code, body := u.call("POST", "/api/v1/storage/recovery-key", tok, "")
+	var sheet struct {
+		RecoveryKey string `json:"recovery_key"`
+	}
+	if code != 201 || json.Unmarshal([]byte(body), &sheet) != nil || len(sheet.RecoveryKey) != 39 {
+		t.Fatalf("recovery key = %d %s", code, body)
+	}
+	if e := u.storage(tok).Encryption; !e.RecoveryKey {
+		t.Errorf("after the recovery sheet: %+v", e)
+	}
+	if code, body := u.call("POST", "/api/v1/storage/unlock", tok, `{"recovery_key":"`+sheet.RecoveryKey+`"}`); code != 409 {
+		t.Errorf("unlocking an open array = %d %s, want 409", code, body)
+	}
+
+	secret, control := marker("LAWBOX-SECRET-"), marker("LAWBOX-CONTROL-")
+	nd := u.loadedDatabase(tok)
+	u.exec(t, nd.URL, "CREATE TABLE notes (t text); INSERT INTO notes SELECT '"+secret+"' FROM generate_series(1, 2000)")
+	u.debug("text /data/secret.txt "+secret+" 2000", `debug: text /data/secret.txt: <nil>`, time.Minute)
+	u.debug("text /var/lib/appliance/control.txt "+control+" 2000", `debug: text /var/lib/appliance/control.txt: <nil>`, time.Minute)
+	u.shutdown(tok, "poweroff") // PostgreSQL's shutdown checkpoint writes the table out
+	found := map[string]int{}
+	for _, d := range disks {
+		for _, m := range []string{secret, control} {
+			n, err := imageHolds(d.Path, []byte(m))
+			if err != nil {
+				t.Fatal(err)
+			}
+			found[m] += n
+		}
+	}
+	if found[control] == 0 {
+		t.Fatalf("the search found nothing, not even the marker on the (unencrypted) system array: it cannot prove anything")
+	}
+	if found[secret] != 0 {
+		t.Fatalf("the plaintext written through the database and a file is on the disks %d times", found[secret])
+	}
+	t.Logf("on the disk images: the system array's marker %d times, the data's none", found[control])
+
+	u = boot(t, Config{Disks: disks})
+	tok = u.login()
+	u.waitDatabase(tok)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := u.connect(ctx, nd.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var n int
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM notes WHERE t = $1", secret).Scan(&n); err != nil || n != 2000 {
+		t.Fatalf("after a restart: %d rows (%v), want 2000", n, err)
+	}
+	if e := u.storage(tok).Encryption; e.State != "open" || !e.RecoveryKey {
+		t.Fatalf("after a restart: %+v", e)
+	}
+}
+
+// marker is a known plaintext no disk holds by chance.
+func marker(prefix string) string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return prefix + strings.ToUpper(hex.EncodeToString(b))
+}
+
+// imageHolds counts the times m is in the disk image at path (read whole, in chunks overlapping by len(m)).
+func imageHolds(path string, m []byte) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	buf := make([]byte, 8<<20)
+	n, carry := 0, 0
+	for {
+		r, err := io.ReadFull(f, buf[carry:])
+		chunk := buf[:carry+r]
+		n += bytes.Count(chunk, m)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		carry = copy(buf, chunk[len(chunk)-len(m)+1:])
+	}
+}
+
+// BenchmarkEncryption measures what the encryption of the data array costs a write, in one VM on one
+// scratch disk: MB/s written with O_DIRECT through a LUKS2 device made as the data array's (AES-XTS, 4 KiB
+// sectors), beside the same disk written raw. Alternated, twice each.
+func BenchmarkEncryption(b *testing.B) {
+	scratch := Disk{ID: "s0", Kind: Virtio, Serial: "ENC-S0", SizeMiB: 1024, Path: filepath.Join(b.TempDir(), "s0.img")}
+	if err := os.WriteFile(scratch.Path, []byte{1}, 0o600); err != nil { // holds data: the unit leaves it alone
+		b.Fatal(err)
+	}
+	if err := os.Truncate(scratch.Path, 1<<30); err != nil {
+		b.Fatal(err)
+	}
+	u := boot(b, Config{Disks: keep(b, Disk{ID: "e0", Kind: Virtio, Serial: "ENC-A", SizeMiB: 1024}, Disk{ID: "e1", Kind: Virtio, Serial: "ENC-B", SizeMiB: 1024})})
+	tok := u.setupAndLogin()
+	u.waitStates(tok, "system=clean data=clean", 4*time.Minute)
+	if err := u.InsertDisk(scratch); err != nil {
+		b.Fatal(err)
+	}
+	var name string
+	eventually(b, time.Minute, "the scratch disk seen", func() error {
+		for _, d := range u.status(tok).Disks {
+			if d.Serial == scratch.Serial {
+				name = d.Name
+				return nil
+			}
+		}
+		return fmt.Errorf("no disk %s", scratch.Serial)
+	})
+	var raw, enc float64
+	for range 2 * b.N {
+		m := u.debug("rawwrite "+name+" 256", `debug: rawwrite \S+: ([0-9.]+) MB/s <nil>`, 5*time.Minute)
+		v, _ := strconv.ParseFloat(m[1], 64)
+		raw += v / float64(2*b.N)
+		m = u.debug("cryptwrite 256 "+name, `debug: cryptwrite: ([0-9.]+) MB/s <nil>`, 5*time.Minute)
+		v, _ = strconv.ParseFloat(m[1], 64)
+		enc += v / float64(2*b.N)
+	}
+	b.ReportMetric(raw, "MB/s-write-plain")
+	b.ReportMetric(enc, "MB/s-write-encrypted")
+	b.ReportMetric(enc/raw, "ratio-write")
+}
