@@ -50,10 +50,13 @@ type Encryption struct {
 	// served until an admin types the recovery key), "open".
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"` // why it is locked
-	// KeyHolder keeps the unit key that opens it at boot: "tpm" (sealed to this box's TPM), "none" (kept
-	// on the disks in the clear: a disk taken out is not protected).
-	KeyHolder   string `json:"key_holder,omitempty"`
-	RecoveryKey bool   `json:"recovery_key"` // a recovery key (the recovery sheet) opens it too
+	// KeyHolders keep the unit key that opens it at boot: "tpm" (sealed to this box's TPM), "partner" and
+	// "witness" (each keeps a secret the key is wrapped with); any one of them opens it.
+	KeyHolders []string `json:"key_holders"`
+	// KeyOnDisks: the unit key is also on the disks in the clear (nothing keeps it, or no recovery sheet
+	// was made yet): a disk taken out is not protected.
+	KeyOnDisks  bool `json:"key_on_disks"`
+	RecoveryKey bool `json:"recovery_key"` // a recovery key (the recovery sheet) opens it too
 }
 
 // Space is one filesystem's size and use, as df reports them, and what takes its room.
@@ -159,6 +162,13 @@ type StorageDisk struct {
 	Reason    string `json:"reason,omitempty"`
 	// BootPartition is a member's EFI system partition ("/dev/vda1"): the boot loader and firmware slots.
 	BootPartition string `json:"boot_partition,omitempty"`
+}
+
+// KeyHolder keeps a secret for this unit's disks elsewhere (the partner unit, the witness): the key that
+// opens the encrypted data array at boot is wrapped with it.
+type KeyHolder struct {
+	Name  string // "partner", "witness"
+	Share func(ctx context.Context) ([]byte, error)
 }
 
 // Storage is the RAID storage.

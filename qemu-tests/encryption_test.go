@@ -31,7 +31,7 @@ func TestEncryptedAtRest(t *testing.T) {
 	tok := u.setupAndLogin()
 	u.waitStates(tok, "system=clean data=clean", 4*time.Minute)
 	st := u.storage(tok)
-	if e := st.Encryption; e.State != "open" || e.KeyHolder != "none" || e.RecoveryKey {
+	if e := st.Encryption; e.State != "open" || len(e.KeyHolders) != 0 || !e.KeyOnDisks || e.RecoveryKey {
 		t.Fatalf("a new unit without a TPM: encryption %+v, want open, its key on the disks, no recovery sheet yet", e)
 	}
 	var said []string

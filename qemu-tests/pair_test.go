@@ -318,11 +318,24 @@ func TestPairFailover(t *testing.T) {
 // Manual mode (no witness): nothing changes role by itself. A switchover needs the active unit to stand
 // down first; when the active unit dies, the standby waits for an admin, who must confirm (the other unit
 // might still be serving); the dead unit comes back as standby. The role checker runs throughout.
+//
+// The encryption at rest follows the pair: once B's recovery sheet is made, the key of B's data array is
+// kept only by its partner (no longer on B's disks). B restarted alone (its LAN and cable cut) stays
+// locked and says why; reconnected, it unlocks by itself with A's secret and mirrors A again.
 func TestPairManualMode(t *testing.T) {
 	alone(t)
 	l := newLab(t, labConfig{timeoutMS: 800, manual: true})
 	chk := startChecker(t, l.a, l.b)
 	defer chk.finish()
+	if code, body := l.b.call("POST", "/api/v1/storage/recovery-key", l.b.tok, ""); code != 201 {
+		t.Fatalf("B's recovery sheet = %d %s", code, body)
+	}
+	eventually(t, time.Minute, "B's key kept by its partner only", func() error {
+		if e := l.b.storage(l.b.tok).Encryption; e.State != "open" || strings.Join(e.KeyHolders, ",") != "partner" || e.KeyOnDisks {
+			return fmt.Errorf("B's encryption %+v", e)
+		}
+		return nil
+	})
 	role := func(u *pairUnit, body string, want int) {
 		t.Helper()
 		if code, got := u.call("POST", "/api/v1/pair/role", u.tok, body); code != want {
@@ -397,8 +410,32 @@ func TestPairManualMode(t *testing.T) {
 	})
 	l.a.waitDB(t, "A's database serves", 2*time.Minute, func(s dbStatus) bool { return s.Role == "production" && s.State == "running" })
 
-	// B comes back: standby, and its database mirrors A.
-	l.b = l.restart(t, l.b, "unit-b", l.bDisk)
+	// B comes back alone (cut from A): its data stays locked, and says why.
+	cfg := unitConfig("unit-b", l.bDisk, l.lan, l.cable)
+	cfg.MACs = l.b.MACs
+	u := start(t, cfg)
+	l.lan.SetCut(u.HubPorts[0], true)
+	l.cable.SetCut(u.HubPorts[1], true)
+	u.ready()
+	l.b = newPairUnit(u, u.login())
+	eventually(t, time.Minute, "B locked while alone", func() error {
+		if e := l.b.storage(l.b.tok).Encryption; e.State != "locked" || !strings.Contains(e.Reason, "neither the partner unit nor the witness gave its key") {
+			return fmt.Errorf("B's encryption %+v", e)
+		}
+		return nil
+	})
+	if code, body := l.b.call("GET", "/api/v1/database", l.b.tok, ""); strings.Contains(body, `"state":"running"`) {
+		t.Fatalf("B's database runs on locked data: %d %s", code, body)
+	}
+	// Reconnected: it unlocks by itself with A's secret, standby, and its database mirrors A.
+	l.lan.SetCut(u.HubPorts[0], false)
+	l.cable.SetCut(u.HubPorts[1], false)
+	eventually(t, time.Minute, "B unlocked by its partner", func() error {
+		if e := l.b.storage(l.b.tok).Encryption; e.State != "open" {
+			return fmt.Errorf("B's encryption %+v", e)
+		}
+		return nil
+	})
 	chk.set(1, l.b)
 	l.b.waitPeer(t, "B back and paired")
 	time.Sleep(3 * time.Second)

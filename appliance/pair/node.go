@@ -43,6 +43,8 @@ type Config struct {
 	HeartbeatMS int      `json:"heartbeat_ms"`
 	TimeoutMS   int      `json:"timeout_ms"`
 	Epoch       uint64   `json:"epoch"` // the witness epoch of this unit's data (witness.go)
+	// PeerShare is the secret this unit keeps for the other unit's disks (keyshare.go).
+	PeerShare []byte `json:"peer_share,omitempty"`
 }
 
 func (c *Config) heartbeat() time.Duration { return time.Duration(c.HeartbeatMS) * time.Millisecond }

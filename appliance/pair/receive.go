@@ -93,6 +93,10 @@ func (n *Node) handle(b []byte, from net.Addr) {
 		n.reject("bad_tag")
 		return
 	}
+	if key == "pair" && m.Kind == "keyshare" && m.From == c.Peer {
+		n.answerShare(m, from)
+		return
+	}
 	if (key == "pair" && (m.Kind != "heartbeat" || m.From != c.Peer)) || (key == "witness" && (m.Kind != "grant" || m.From != wire.WitnessName)) {
 		n.reject("unknown_sender")
 		return

@@ -1,12 +1,17 @@
 package storage
 
 import (
+	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,9 +24,10 @@ import (
 // The data array is encrypted (docs/storage.md): LUKS2 on md1, the volume group on the plaintext mapping.
 // The volume key opens with the unit key (a keyslot named by the header's token), and with the recovery
 // key (keyslot recoverySlot) once an admin has made the recovery sheet. The unit key is random and kept
-// nowhere in the clear when a holder keeps it: today the box's TPM, which seals it (hw/tpm); the pair's
-// partner and witness are the next holders (not built). A unit with no holder keeps the unit key in the
-// token in the clear and says so: a disk taken out of it is then not protected.
+// nowhere in the clear when a holder keeps it: the box's TPM, which seals it (hw/tpm), and the pair's
+// partner unit and witness, each of which keeps a secret the unit key is wrapped with (any one of them
+// opens it). A unit with no holder, or no recovery sheet yet, keeps the unit key in the token in the
+// clear and says so: a disk taken out of it is then not protected.
 const (
 	CryptName    = "data-crypt" // /dev/mapper/data-crypt (not "lawbox-data": LVM's name for the data volume)
 	tokenID      = 0
@@ -42,8 +48,10 @@ type keyToken struct {
 	Type     string      `json:"type"`     // tokenType
 	Keyslots []string    `json:"keyslots"` // the unit key's slot
 	TPM      *tpm.Sealed `json:"tpm,omitempty"`
-	Clear    []byte      `json:"clear,omitempty"` // the unit key itself, while nothing holds it
-	Recovery bool        `json:"recovery,omitempty"`
+	// Wrapped is the unit key sealed (AES-GCM) with each network holder's secret, by holder name.
+	Wrapped  map[string][]byte `json:"wrapped,omitempty"`
+	Clear    []byte            `json:"clear,omitempty"` // the unit key itself, while nothing holds it or there is no recovery sheet
+	Recovery bool              `json:"recovery,omitempty"`
 }
 
 func (t keyToken) slot() (int, error) {
@@ -60,7 +68,13 @@ type cryptState struct {
 	key       []byte // the unit key, while the array is open
 	token     keyToken
 	triedAt   time.Time
+	keptAt    time.Time // keepHeld's last look at the holders
+	holders   string    // their names then
 }
+
+// notKnownYet is why the data array is locked while the pair, which knows the holders, is not running yet
+// (the first pass at boot): not said as an event, since the next pass usually unlocks it.
+const notKnownYet = "the units that keep its key (the partner unit, the witness) are not known to this unit"
 
 // ErrLocked: the data array is encrypted and no holder of its key answered.
 var ErrLocked = errors.New("the data array is locked")
@@ -102,7 +116,8 @@ func (m *Manager) encrypt(ctx context.Context, md string) error {
 	return nil
 }
 
-// protect puts the unit key in tok: sealed to the TPM when there is one, else in the clear.
+// protect puts the unit key in tok: sealed to the TPM when there is one, and in the clear unless the TPM
+// keeps it and a recovery sheet exists (keepHeld drops the clear copy once one of them does).
 func (m *Manager) protect(tok *keyToken, key []byte) error {
 	tok.TPM, tok.Clear = nil, nil
 	if m.TPM != nil && m.TPM.Present() {
@@ -111,9 +126,10 @@ func (m *Manager) protect(tok *keyToken, key []byte) error {
 			return fmt.Errorf("seal the unit key to the TPM: %w", err)
 		}
 		tok.TPM = &s
-		return nil
 	}
-	tok.Clear = key
+	if tok.TPM == nil || !tok.Recovery {
+		tok.Clear = key
+	}
 	return nil
 }
 
@@ -147,6 +163,9 @@ func (m *Manager) unlock(ctx context.Context) error {
 	case tok.Clear != nil:
 		key = tok.Clear
 	}
+	if key == nil && len(tok.Wrapped) > 0 {
+		key, why = m.fromHolders(ctx, tok)
+	}
 	if key != nil && !mapped {
 		if err := m.Crypt.Open(ctx, md, CryptName, key); err != nil {
 			return err
@@ -163,6 +182,12 @@ func (m *Manager) unlock(ctx context.Context) error {
 	return nil
 }
 
+// saidLocked tells the console and the event log that the data is locked, and why.
+func (m *Manager) saidLocked(why string) {
+	m.event("critical", "the data is LOCKED: the data array is encrypted and %s. Nothing was changed on the disks. "+
+		"An admin can unlock it with the recovery key on the storage page", why)
+}
+
 func (m *Manager) lockedReason() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -175,21 +200,189 @@ func (m *Manager) cryptKey() []byte {
 	return m.crypt.key
 }
 
-// retryUnlock tries the holders again every 30 s while the data array is locked, and mounts it once open.
+// fromHolders asks the network holders that wrapped the unit key for their secrets until one opens it.
+func (m *Manager) fromHolders(ctx context.Context, tok keyToken) ([]byte, string) {
+	m.mu.Lock()
+	holdersOf := m.holders
+	m.mu.Unlock()
+	var holders []appliance.KeyHolder
+	if holdersOf != nil {
+		holders = holdersOf()
+	}
+	var names []string
+	for _, h := range holders {
+		w, ok := tok.Wrapped[h.Name]
+		if !ok {
+			continue
+		}
+		names = append(names, h.Name)
+		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		share, err := h.Share(actx)
+		cancel()
+		if err != nil {
+			m.Log.Warn("a key holder did not answer", "holder", h.Name, "err", err)
+			continue
+		}
+		key, err := unwrap(share, w)
+		if err != nil {
+			m.Log.Error("a key holder's secret does not open the unit key", "holder", h.Name, "err", err)
+			continue
+		}
+		return key, ""
+	}
+	if len(names) == 0 {
+		return nil, notKnownYet
+	}
+	return nil, "neither the partner unit nor the witness gave its key (they are not reachable from here)"
+}
+
+func wrap(share, key []byte) ([]byte, error) {
+	aead, err := holderAEAD(share)
+	if err != nil {
+		return nil, err
+	}
+	iv := make([]byte, aead.NonceSize())
+	rand.Read(iv)
+	return aead.Seal(iv, iv, key, []byte("lawbox unit key")), nil
+}
+
+func unwrap(share, wrapped []byte) ([]byte, error) {
+	aead, err := holderAEAD(share)
+	if err != nil {
+		return nil, err
+	}
+	if len(wrapped) < aead.NonceSize() {
+		return nil, errors.New("wrapped key too short")
+	}
+	return aead.Open(nil, wrapped[:aead.NonceSize()], wrapped[aead.NonceSize():], []byte("lawbox unit key"))
+}
+
+func holderAEAD(share []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(share)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+// keepHeld has the network holders keep the unit key while the array is open: a holder that does not
+// keep it yet (the unit was just paired, or the witness was set) or whose secret changed wraps it again,
+// and a holder gone (unpaired) is dropped. The key leaves the token's clear copy once something keeps it
+// and a recovery sheet exists (losing every holder must not lose the data), and comes back there when
+// nothing keeps it any more. It looks every 10 minutes, and at once when the holders change.
+func (m *Manager) keepHeld(ctx context.Context) {
+	m.mu.Lock()
+	holdersOf := m.holders
+	m.mu.Unlock()
+	var holders []appliance.KeyHolder
+	if holdersOf != nil {
+		holders = holdersOf()
+	}
+	var names []string
+	for _, h := range holders {
+		names = append(names, h.Name)
+	}
+	m.mu.Lock()
+	c := m.crypt
+	due := c.key != nil && (strings.Join(names, ",") != c.holders || m.Now().Sub(c.keptAt) >= 10*time.Minute)
+	m.mu.Unlock()
+	if !due {
+		return
+	}
+	tok := c.token
+	tok.Wrapped = maps.Clone(tok.Wrapped)
+	if tok.Wrapped == nil {
+		tok.Wrapped = map[string][]byte{}
+	}
+	changed := false
+	present := map[string]bool{}
+	for _, h := range holders {
+		present[h.Name] = true
+		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		share, err := h.Share(actx)
+		cancel()
+		if err != nil {
+			m.Log.Warn("a key holder did not answer", "holder", h.Name, "err", err)
+			continue
+		}
+		if k, err := unwrap(share, tok.Wrapped[h.Name]); err == nil && bytes.Equal(k, c.key) {
+			continue
+		}
+		w, err := wrap(share, c.key)
+		if err != nil {
+			m.Log.Error("wrap the unit key", "holder", h.Name, "err", err)
+			continue
+		}
+		tok.Wrapped[h.Name], changed = w, true
+	}
+	for name := range tok.Wrapped {
+		if !present[name] {
+			delete(tok.Wrapped, name)
+			changed = true
+		}
+	}
+	held := len(tok.Wrapped) > 0 || tok.TPM != nil
+	dropped, back := false, false
+	switch {
+	case tok.Clear != nil && held && tok.Recovery:
+		tok.Clear, changed, dropped = nil, true, true
+	case tok.Clear == nil && !held:
+		tok.Clear, changed, back = c.key, true, true
+	}
+	if changed {
+		if err := m.Crypt.SetToken(ctx, m.dev(Data.md), tokenID, tok); err != nil {
+			m.Log.Error("save who keeps the unit key", "err", err)
+			return
+		}
+	}
+	m.mu.Lock()
+	if changed {
+		m.crypt.token = tok
+	}
+	m.crypt.keptAt, m.crypt.holders = m.Now(), strings.Join(names, ",")
+	m.mu.Unlock()
+	if dropped {
+		m.event("info", "the key of the encrypted data is now kept only by %s: a disk taken out of the unit reveals nothing", strings.Join(heldBy(tok), ", "))
+	}
+	if back {
+		m.event("warning", "nothing keeps the key of the encrypted data any more (the unit left its pair): it is kept on the disks again, so a disk taken out is not protected")
+	}
+}
+
+// heldBy names what keeps the unit key: "tpm", then the network holders.
+func heldBy(tok keyToken) []string {
+	var out []string
+	if tok.TPM != nil {
+		out = append(out, "tpm")
+	}
+	return append(out, slices.Sorted(maps.Keys(tok.Wrapped))...)
+}
+
+// SetHolders tells the storage who keeps secrets for this unit's disks (the pair, once it runs).
+func (m *Manager) SetHolders(f func() []appliance.KeyHolder) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.holders = f
+}
+
+// retryUnlock tries the holders again every 5 s while the data array is locked, and mounts it once open.
 func (m *Manager) retryUnlock(ctx context.Context) {
 	m.mu.Lock()
-	retry := m.crypt.locked != "" && m.Now().Sub(m.crypt.triedAt) >= 30*time.Second
+	retry := m.crypt.locked != "" && m.Now().Sub(m.crypt.triedAt) >= 5*time.Second
 	m.mu.Unlock()
 	if !retry {
 		return
 	}
+	before := m.lockedReason()
 	if err := m.unlock(ctx); err != nil {
 		if !errors.Is(err, ErrLocked) {
 			m.Log.Error("unlock the data array", "err", err)
+		} else if now := m.lockedReason(); before == notKnownYet && now != notKnownYet {
+			m.saidLocked(now)
 		}
 		return
 	}
-	m.event("info", "the data array was unlocked by its key holder")
+	m.event("info", "the data array was unlocked: its key holder answered")
 	if err := m.mountArray(ctx, Data); err != nil {
 		m.Log.Error("mount the data array", "err", err)
 	}
@@ -263,6 +456,9 @@ func (m *Manager) rekey(ctx context.Context, old keyToken, proof []byte) ([]byte
 		return nil, err
 	}
 	tok := keyToken{Type: tokenType, Keyslots: []string{strconv.Itoa(free)}, Recovery: old.Recovery}
+	m.mu.Lock()
+	m.crypt.keptAt, m.crypt.holders = time.Time{}, "-" // the network holders wrap the new key at the next pass
+	m.mu.Unlock()
 	if err := m.protect(&tok, key); err != nil {
 		return nil, err
 	}
@@ -321,6 +517,7 @@ func (m *Manager) NewRecoveryKey(ctx context.Context) (string, error) {
 		}
 		m.mu.Lock()
 		m.crypt.token = tok
+		m.crypt.keptAt = time.Time{} // the clear copy of the unit key may go now (keepHeld)
 		m.mu.Unlock()
 	}
 	m.event("info", "a new recovery key was made for the data array; the one before no longer opens it")
@@ -342,12 +539,7 @@ func (c cryptState) status() appliance.Encryption {
 	default:
 		e.State = "open"
 	}
-	switch {
-	case c.token.TPM != nil:
-		e.KeyHolder = "tpm"
-	default:
-		e.KeyHolder = "none"
-	}
+	e.KeyHolders, e.KeyOnDisks = heldBy(c.token), c.token.Clear != nil
 	return e
 }
 
@@ -359,8 +551,12 @@ func encryptionAlerts(e appliance.Encryption) []appliance.Alert {
 		a := appliance.NewAlert("critical", "the data is locked: the data array is encrypted and %s; unlock it with the recovery key", e.Reason)
 		a.Page = "/storage"
 		out = append(out, a)
-	case e.State == "open" && e.KeyHolder == "none":
-		out = append(out, appliance.NewAlert("warning", "the data array is encrypted, but its key is kept on the disks themselves: a disk taken out of the unit is not protected (this box has no TPM to keep it)"))
+	case e.State == "open" && e.KeyOnDisks && len(e.KeyHolders) == 0:
+		out = append(out, appliance.NewAlert("warning", "the data array is encrypted, but its key is kept on the disks themselves: a disk taken out of the unit is not protected (no TPM, partner unit or witness keeps it)"))
+	case e.State == "open" && e.KeyOnDisks:
+		a := appliance.NewAlert("warning", "the data array's key is also kept on the disks until a recovery sheet is made: make the recovery sheet on the storage page (a disk taken out is not protected meanwhile)")
+		a.Page = "/storage"
+		return append(out, a)
 	}
 	if e.State == "open" && !e.RecoveryKey {
 		a := appliance.NewAlert("warning", "no recovery sheet has been made for the encrypted data: make one on the storage page and keep it somewhere safe")

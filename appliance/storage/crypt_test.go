@@ -17,25 +17,28 @@ func TestRecoveryKeyAsTyped(t *testing.T) {
 
 func TestEncryptionStatusAndAlerts(t *testing.T) {
 	sealed := &tpm.Sealed{Public: []byte{1}, Private: []byte{2}}
+	k := []byte("k")
+	wrapped := map[string][]byte{"witness": {1}, "partner": {2}}
 	for _, c := range []struct {
-		name   string
-		c      cryptState
-		state  string
-		holder string
-		alerts []string
+		name    string
+		c       cryptState
+		state   string
+		holders string
+		alerts  []string
 	}{
 		{"not encrypted", cryptState{}, "none", "", nil},
-		{"sealed, no sheet", cryptState{encrypted: true, key: []byte("k"), token: keyToken{TPM: sealed}}, "open", "tpm",
-			[]string{"no recovery sheet"}},
-		{"sealed, with sheet", cryptState{encrypted: true, key: []byte("k"), token: keyToken{TPM: sealed, Recovery: true}}, "open", "tpm", nil},
-		{"key on the disks", cryptState{encrypted: true, key: []byte("k"), token: keyToken{Clear: []byte("k"), Recovery: true}}, "open", "none",
-			[]string{"a disk taken out of the unit is not protected"}},
-		{"locked", cryptState{encrypted: true, locked: "nothing holds its key", token: keyToken{TPM: sealed}}, "locked", "tpm",
+		{"nothing keeps it", cryptState{encrypted: true, key: k, token: keyToken{Clear: k, Recovery: true}}, "open", "",
+			[]string{"a disk taken out of the unit is not protected (no TPM, partner unit or witness keeps it)"}},
+		{"sealed, no sheet yet", cryptState{encrypted: true, key: k, token: keyToken{TPM: sealed, Clear: k}}, "open", "tpm",
+			[]string{"also kept on the disks until a recovery sheet is made"}},
+		{"sealed, with sheet", cryptState{encrypted: true, key: k, token: keyToken{TPM: sealed, Recovery: true}}, "open", "tpm", nil},
+		{"the pair keeps it", cryptState{encrypted: true, key: k, token: keyToken{Wrapped: wrapped, Recovery: true}}, "open", "partner,witness", nil},
+		{"locked", cryptState{encrypted: true, locked: "nothing holds its key", token: keyToken{Wrapped: wrapped}}, "locked", "partner,witness",
 			[]string{"the data is locked: the data array is encrypted and nothing holds its key"}},
 	} {
 		e := c.c.status()
-		if e.State != c.state || e.KeyHolder != c.holder {
-			t.Errorf("%s: %+v, want %s held by %q", c.name, e, c.state, c.holder)
+		if e.State != c.state || strings.Join(e.KeyHolders, ",") != c.holders || e.KeyOnDisks != (c.c.token.Clear != nil) {
+			t.Errorf("%s: %+v, want %s kept by %q", c.name, e, c.state, c.holders)
 		}
 		got := encryptionAlerts(e)
 		if len(got) != len(c.alerts) {
@@ -50,6 +53,25 @@ func TestEncryptionStatusAndAlerts(t *testing.T) {
 				t.Errorf("%s: %+v", c.name, a)
 			}
 		}
+	}
+}
+
+// A holder's secret opens the unit key it wrapped, and no other secret does.
+func TestWrapUnitKey(t *testing.T) {
+	share, other, key := make([]byte, 32), make([]byte, 32), []byte("the unit key of the data array..")
+	other[0] = 1
+	w, err := wrap(share, key)
+	if err != nil || strings.Contains(string(w), string(key)) {
+		t.Fatalf("wrap: %v", err)
+	}
+	if got, err := unwrap(share, w); err != nil || string(got) != string(key) {
+		t.Fatalf("unwrap = %q, %v", got, err)
+	}
+	if _, err := unwrap(other, w); err == nil {
+		t.Fatal("another secret opened it")
+	}
+	if _, err := unwrap(share, nil); err == nil {
+		t.Fatal("nothing wrapped opened")
 	}
 }
 

@@ -111,8 +111,9 @@ func (m *Manager) mountArray(ctx context.Context, a array) error {
 	if fs.MountedAt(a.mount) == "" {
 		dev, err := m.filesystemDevice(ctx, a)
 		if errors.Is(err, ErrLocked) {
-			m.event("critical", "the data is LOCKED: the data array is encrypted and %s. Nothing was changed on the disks. "+
-				"An admin can unlock it with the recovery key on the storage page", m.lockedReason())
+			if why := m.lockedReason(); why != notKnownYet {
+				m.saidLocked(why)
+			}
 			return nil
 		}
 		if err != nil {

@@ -99,6 +99,7 @@ type Manager struct {
 	persisted    bool
 	grouped      bool // the data array holds the volume group (not a filesystem directly)
 	crypt        cryptState
+	holders      func() []appliance.KeyHolder // who keeps secrets for this unit's disks (SetHolders)
 	space        spaceState
 }
 
@@ -373,6 +374,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 			m.addDisk(ctx, d, running)
 		}
 		m.retryUnlock(ctx)
+		m.keepHeld(ctx)
 		m.growPass(ctx)
 		m.keepConsistent(ctx)
 	}

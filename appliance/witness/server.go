@@ -3,6 +3,7 @@ package witness
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ type WitnessServer struct {
 	mu     sync.Mutex
 	w      Witness
 	seen   map[string]uint64 // the replay windows last saved
+	shares map[string][]byte // unit -> the secret kept for its disks
 	replay wire.Replay
 	seq    wire.Sequence
 }
@@ -50,16 +52,46 @@ func (s *WitnessServer) Load() error {
 	if err != nil {
 		return fmt.Errorf("witness state %s: %w", s.StateFile, err)
 	}
-	s.w.State, s.seen = f.WitnessState, f.Seen
+	s.w.State, s.seen, s.shares = f.WitnessState, f.Seen, f.Shares
 	s.replay.Load(f.Seen)
 	return nil
 }
 
-// witnessFile is the state file: the witness's state, and the newest message number seen from each unit
-// (Replay's windows), so a request recorded before a restart of the witness is still refused after it.
+// witnessFile is the state file: the witness's state, the newest message number seen from each unit
+// (Replay's windows), so a request recorded before a restart of the witness is still refused after it,
+// and the secret it keeps for each unit's disks (its key share).
 type witnessFile struct {
 	WitnessState
-	Seen map[string]uint64 `json:"seen,omitempty"`
+	Seen   map[string]uint64 `json:"seen,omitempty"`
+	Shares map[string][]byte `json:"shares,omitempty"`
+}
+
+// share answers a unit's keyshare request with the secret the witness keeps for its disks, made (and
+// saved) at the first request: the unit wraps its unit key with it (wire.AskShare).
+func (s *WitnessServer) share(m wire.Message) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	secret := s.shares[m.From]
+	if secret == nil {
+		secret = make([]byte, wire.ShareSize)
+		rand.Read(secret)
+		if s.shares == nil {
+			s.shares = map[string][]byte{}
+		}
+		s.shares[m.From] = secret
+		if err := s.save(); err != nil {
+			s.Log.Error("key share not given: cannot save the witness state", "err", err)
+			delete(s.shares, m.From)
+			return nil
+		}
+		s.Log.Info("keeping a key share for a unit's disks", "unit", m.From)
+	}
+	out, err := wire.ShareAnswer(s.Key, s.Name, m, secret)
+	if err != nil {
+		s.Log.Warn("dropped a key share request", "err", err)
+		return nil
+	}
+	return out
 }
 
 // save writes the state file durably (temp, fsync, rename): a witness that forgot the epoch after a power
@@ -71,7 +103,7 @@ func (s *WitnessServer) save() error {
 	if w := s.replay.Windows(); w != nil {
 		s.seen = w
 	}
-	b, err := json.Marshal(witnessFile{s.w.State, s.seen})
+	b, err := json.Marshal(witnessFile{s.w.State, s.seen, s.shares})
 	if err != nil {
 		return err
 	}
@@ -81,6 +113,9 @@ func (s *WitnessServer) save() error {
 // Handle answers one datagram; nil means drop it (forged, replayed, malformed).
 func (s *WitnessServer) Handle(b []byte) []byte {
 	m, err := wire.Open(s.Key, b)
+	if err == nil && m.Kind == "keyshare" {
+		return s.share(m)
+	}
 	if err == nil {
 		err = s.replay.Check("witness/"+m.From, m.Seq)
 	}

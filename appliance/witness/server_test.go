@@ -105,3 +105,44 @@ func TestWitnessRemembersAcrossRestart(t *testing.T) {
 		t.Fatalf("a damaged state file: %v", err)
 	}
 }
+
+// The witness keeps one secret per unit, the same across its restarts, and gives it only over its key.
+func TestWitnessKeepsKeySharesAcrossRestarts(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "witness.state")
+	serve := func() (string, context.CancelFunc) {
+		conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &WitnessServer{Key: key, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now, Name: wire.WitnessName, StateFile: state}
+		if err := s.Load(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go s.Serve(ctx, conn)
+		return conn.LocalAddr().String(), cancel
+	}
+	ask := func(addr, unit string) []byte {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		b, err := wire.AskShare(ctx, key, unit, wire.WitnessName, addr)
+		if err != nil || len(b) != wire.ShareSize {
+			t.Fatalf("%s: share %x, %v", unit, b, err)
+		}
+		return b
+	}
+	addr, stop := serve()
+	a, b := ask(addr, "unit-a"), ask(addr, "unit-b")
+	if string(a) == string(b) {
+		t.Fatal("two units got the same share")
+	}
+	if again := ask(addr, "unit-a"); string(again) != string(a) {
+		t.Fatal("a unit's share changed between two requests")
+	}
+	stop()
+	addr, stop = serve()
+	defer stop()
+	if again := ask(addr, "unit-a"); string(again) != string(a) {
+		t.Fatal("a unit's share did not survive a restart of the witness: the unit could not unlock")
+	}
+}

@@ -74,6 +74,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	if err := node.Load(); err != nil {
 		log.Error("pair", "err", err)
 	}
+	disks.SetHolders(node.KeyHolders) // the partner and the witness keep secrets for the data array's key
 	// The database follows the pair: active = production, standby = mirror of the partner, fenced = read-only.
 	db.Pair = node
 	node.OnRole = func(string) { db.Kick() }

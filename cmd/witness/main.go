@@ -6,7 +6,9 @@
 //
 // The key file holds the pair key shown on the pair page (hex). Every message is authenticated with it and
 // replays are dropped. The state file (by default the key file's name + ".state") remembers which unit
-// was active last, so that a unit with older data is never made active after a restart of the witness.
+// was active last, so that a unit with older data is never made active after a restart of the witness,
+// and the secret the witness keeps for each unit's encrypted disks (a unit asks for it at boot to unlock
+// them): losing the file means the units unlock with their partner or the recovery sheet.
 package main
 
 import (

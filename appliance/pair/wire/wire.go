@@ -50,6 +50,9 @@ type Message struct {
 	// and the hash of the last entry of the receiver's log the sender keeps a copy of
 	Audit    []chain.Entry `json:"audit,omitempty"`
 	AuditAck string        `json:"audit_ack,omitempty"`
+	// keyshare (share.go): the asker's random challenge, and the holder's answer sealed to it
+	Nonce []byte `json:"nonce,omitempty"`
+	Share []byte `json:"share,omitempty"`
 }
 
 // The pair protocol: what the heartbeats mean and how the units act on them. A firmware that changes it
