@@ -1,17 +1,12 @@
 package storage
 
 import (
-	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -136,7 +131,7 @@ func (m *Manager) protect(tok *keyToken, key []byte) error {
 // unlock opens the encrypted data array with the unit key from its holder, if it is not open already.
 // ErrLocked when no holder gives it (the reason is kept for the status).
 func (m *Manager) unlock(ctx context.Context) error {
-	md := m.dev(Data.md)
+	md, start := m.dev(Data.md), time.Now()
 	_, err := os.Stat("/dev/mapper/" + CryptName)
 	mapped := err == nil // open already: this process restarted, or an admin opened it by hand
 	if mapped && m.cryptKey() != nil {
@@ -170,6 +165,7 @@ func (m *Manager) unlock(ctx context.Context) error {
 		if err := m.Crypt.Open(ctx, md, CryptName, key); err != nil {
 			return err
 		}
+		m.Log.Info("data array unlocked", "took", time.Since(start).Round(time.Millisecond))
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -198,171 +194,6 @@ func (m *Manager) cryptKey() []byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.crypt.key
-}
-
-// fromHolders asks the network holders that wrapped the unit key for their secrets until one opens it.
-func (m *Manager) fromHolders(ctx context.Context, tok keyToken) ([]byte, string) {
-	m.mu.Lock()
-	holdersOf := m.holders
-	m.mu.Unlock()
-	var holders []appliance.KeyHolder
-	if holdersOf != nil {
-		holders = holdersOf()
-	}
-	var names []string
-	for _, h := range holders {
-		w, ok := tok.Wrapped[h.Name]
-		if !ok {
-			continue
-		}
-		names = append(names, h.Name)
-		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		share, err := h.Share(actx)
-		cancel()
-		if err != nil {
-			m.Log.Warn("a key holder did not answer", "holder", h.Name, "err", err)
-			continue
-		}
-		key, err := unwrap(share, w)
-		if err != nil {
-			m.Log.Error("a key holder's secret does not open the unit key", "holder", h.Name, "err", err)
-			continue
-		}
-		return key, ""
-	}
-	if len(names) == 0 {
-		return nil, notKnownYet
-	}
-	return nil, "neither the partner unit nor the witness gave its key (they are not reachable from here)"
-}
-
-func wrap(share, key []byte) ([]byte, error) {
-	aead, err := holderAEAD(share)
-	if err != nil {
-		return nil, err
-	}
-	iv := make([]byte, aead.NonceSize())
-	rand.Read(iv)
-	return aead.Seal(iv, iv, key, []byte("lawbox unit key")), nil
-}
-
-func unwrap(share, wrapped []byte) ([]byte, error) {
-	aead, err := holderAEAD(share)
-	if err != nil {
-		return nil, err
-	}
-	if len(wrapped) < aead.NonceSize() {
-		return nil, errors.New("wrapped key too short")
-	}
-	return aead.Open(nil, wrapped[:aead.NonceSize()], wrapped[aead.NonceSize():], []byte("lawbox unit key"))
-}
-
-func holderAEAD(share []byte) (cipher.AEAD, error) {
-	b, err := aes.NewCipher(share)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(b)
-}
-
-// keepHeld has the network holders keep the unit key while the array is open: a holder that does not
-// keep it yet (the unit was just paired, or the witness was set) or whose secret changed wraps it again,
-// and a holder gone (unpaired) is dropped. The key leaves the token's clear copy once something keeps it
-// and a recovery sheet exists (losing every holder must not lose the data), and comes back there when
-// nothing keeps it any more. It looks every 10 minutes, and at once when the holders change.
-func (m *Manager) keepHeld(ctx context.Context) {
-	m.mu.Lock()
-	holdersOf := m.holders
-	m.mu.Unlock()
-	var holders []appliance.KeyHolder
-	if holdersOf != nil {
-		holders = holdersOf()
-	}
-	var names []string
-	for _, h := range holders {
-		names = append(names, h.Name)
-	}
-	m.mu.Lock()
-	c := m.crypt
-	due := c.key != nil && (strings.Join(names, ",") != c.holders || m.Now().Sub(c.keptAt) >= 10*time.Minute)
-	m.mu.Unlock()
-	if !due {
-		return
-	}
-	tok := c.token
-	tok.Wrapped = maps.Clone(tok.Wrapped)
-	if tok.Wrapped == nil {
-		tok.Wrapped = map[string][]byte{}
-	}
-	changed := false
-	present := map[string]bool{}
-	for _, h := range holders {
-		present[h.Name] = true
-		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		share, err := h.Share(actx)
-		cancel()
-		if err != nil {
-			m.Log.Warn("a key holder did not answer", "holder", h.Name, "err", err)
-			continue
-		}
-		if k, err := unwrap(share, tok.Wrapped[h.Name]); err == nil && bytes.Equal(k, c.key) {
-			continue
-		}
-		w, err := wrap(share, c.key)
-		if err != nil {
-			m.Log.Error("wrap the unit key", "holder", h.Name, "err", err)
-			continue
-		}
-		tok.Wrapped[h.Name], changed = w, true
-	}
-	for name := range tok.Wrapped {
-		if !present[name] {
-			delete(tok.Wrapped, name)
-			changed = true
-		}
-	}
-	held := len(tok.Wrapped) > 0 || tok.TPM != nil
-	dropped, back := false, false
-	switch {
-	case tok.Clear != nil && held && tok.Recovery:
-		tok.Clear, changed, dropped = nil, true, true
-	case tok.Clear == nil && !held:
-		tok.Clear, changed, back = c.key, true, true
-	}
-	if changed {
-		if err := m.Crypt.SetToken(ctx, m.dev(Data.md), tokenID, tok); err != nil {
-			m.Log.Error("save who keeps the unit key", "err", err)
-			return
-		}
-	}
-	m.mu.Lock()
-	if changed {
-		m.crypt.token = tok
-	}
-	m.crypt.keptAt, m.crypt.holders = m.Now(), strings.Join(names, ",")
-	m.mu.Unlock()
-	if dropped {
-		m.event("info", "the key of the encrypted data is now kept only by %s: a disk taken out of the unit reveals nothing", strings.Join(heldBy(tok), ", "))
-	}
-	if back {
-		m.event("warning", "nothing keeps the key of the encrypted data any more (the unit left its pair): it is kept on the disks again, so a disk taken out is not protected")
-	}
-}
-
-// heldBy names what keeps the unit key: "tpm", then the network holders.
-func heldBy(tok keyToken) []string {
-	var out []string
-	if tok.TPM != nil {
-		out = append(out, "tpm")
-	}
-	return append(out, slices.Sorted(maps.Keys(tok.Wrapped))...)
-}
-
-// SetHolders tells the storage who keeps secrets for this unit's disks (the pair, once it runs).
-func (m *Manager) SetHolders(f func() []appliance.KeyHolder) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.holders = f
 }
 
 // retryUnlock tries the holders again every 5 s while the data array is locked, and mounts it once open.
