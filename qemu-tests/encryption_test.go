@@ -21,14 +21,16 @@ import (
 // file on /data is on none of the disk images, while one written to the system array (not encrypted) is
 // found by the same search. The unit has no TPM, so the storage says its key is kept on the disks (a disk
 // taken out is not protected yet) and asks for a recovery sheet; the sheet's key opens the array; a
-// restart unlocks it by itself and every row is there. (The locked unit and the TPM's key are not proven
-// in QEMU yet: a TPM given to the VM did not reach the kernel; hw/tpm is tested on swtpm on the host.)
+// restart unlocks it by itself and every row is there. A disk replaced afterwards joins encrypted: the
+// rebuild copies ciphertext onto it. (The locked unit is proven in TestPairManualMode; the TPM is not
+// proven in QEMU yet: a TPM given to the VM did not reach the kernel; hw/tpm is tested on swtpm.)
 func TestEncryptedAtRest(t *testing.T) {
 	parallel(t)
 	disks := keep(t,
 		Disk{ID: "e0", Kind: Virtio, Serial: "ENC-A", SizeMiB: 1024},
-		Disk{ID: "e1", Kind: Virtio, Serial: "ENC-B", SizeMiB: 1024})
-	u := boot(t, Config{Disks: disks})
+		Disk{ID: "e1", Kind: Virtio, Serial: "ENC-B", SizeMiB: 1024},
+		Disk{ID: "e2", Kind: Virtio, Serial: "ENC-NEW", SizeMiB: 1024})
+	u := boot(t, Config{Disks: disks[:2]})
 	tok := u.setupAndLogin()
 	u.waitStates(tok, "system=clean data=clean", 4*time.Minute)
 	st := u.storage(tok)
@@ -63,7 +65,7 @@ func TestEncryptedAtRest(t *testing.T) {
 	u.debug("text /var/lib/appliance/control.txt "+control+" 2000", `debug: text /var/lib/appliance/control.txt: <nil>`, time.Minute)
 	u.shutdown(tok, "poweroff") // PostgreSQL's shutdown checkpoint writes the table out
 	found := map[string]int{}
-	for _, d := range disks {
+	for _, d := range disks[:2] {
 		for _, m := range []string{secret, control} {
 			n, err := imageHolds(d.Path, []byte(m))
 			if err != nil {
@@ -80,7 +82,7 @@ func TestEncryptedAtRest(t *testing.T) {
 	}
 	t.Logf("on the disk images: the system array's marker %d times, the data's none", found[control])
 
-	u = boot(t, Config{Disks: disks})
+	u = boot(t, Config{Disks: disks[:2]})
 	tok = u.login()
 	u.waitDatabase(tok)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -96,6 +98,26 @@ func TestEncryptedAtRest(t *testing.T) {
 	}
 	if e := u.storage(tok).Encryption; e.State != "open" || !e.RecoveryKey {
 		t.Fatalf("after a restart: %+v", e)
+	}
+	c.Close(ctx)
+
+	if err := u.PullDisk("e1"); err != nil {
+		t.Fatal(err)
+	}
+	u.waitStates(tok, "system=degraded data=degraded", time.Minute)
+	if err := u.InsertDisk(disks[2]); err != nil {
+		t.Fatal(err)
+	}
+	u.waitRebuild(tok, 6*time.Minute)
+	u.shutdown(tok, "poweroff")
+	for m, want := range map[string]bool{secret: false, control: true} {
+		n, err := imageHolds(disks[2].Path, []byte(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (n > 0) != want {
+			t.Errorf("the replaced disk holds %s %d times (the system array's marker is expected, the data's not)", m, n)
+		}
 	}
 }
 

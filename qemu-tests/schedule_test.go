@@ -25,7 +25,7 @@ var recorded = map[string]int{
 	"TestInstallAndBootFromDisks":    250,
 	"TestStorageGrows":               250,
 	"TestRAID5PowerCutWhileDegraded": 170,
-	"TestEncryptedAtRest":            90,
+	"TestEncryptedAtRest":            150,
 	"TestRAID5FourDisksFailReplace":  180,
 	"TestDatabaseProduction":         160,
 	"TestDatabaseMirrorOfExternal":   150,
