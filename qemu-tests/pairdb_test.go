@@ -420,8 +420,10 @@ func documentsOnTheMirror(t *testing.T, production, mirror *pairUnit) {
 		stored = putDocument(t, production.SMB, dir, "brief.odt")
 		return nil
 	})
+	// The mirror takes one backup at a time, and its scheduled base copy may be under way: a copy taken on
+	// a mirror ends when production ends its WAL segment (archive_timeout, 5 minutes at most).
 	timeout := production.http.Timeout
-	production.http.Timeout = 5 * time.Minute
+	production.http.Timeout = 10 * time.Minute
 	code, body := production.call("POST", "/api/v1/backups/run", production.tok, `{"kind":"documents"}`)
 	production.http.Timeout = timeout
 	var b struct {

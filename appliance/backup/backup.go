@@ -98,7 +98,8 @@ type Engine struct {
 	Firmware string
 	Now      func() time.Time
 
-	mu sync.Mutex
+	mu     sync.Mutex
+	shipMu sync.Mutex // one ShipWAL at a time: two would write the same segment's file at once
 }
 
 func (e *Engine) now() time.Time {

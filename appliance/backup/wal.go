@@ -88,6 +88,8 @@ func (e *Engine) ShipWAL(ctx context.Context) (int, error) {
 	if e.WALDir == "" {
 		return 0, nil
 	}
+	e.shipMu.Lock() // the schedule's tick and the end of a backup both ship
+	defer e.shipMu.Unlock()
 	id, err := e.Identity()
 	if err != nil {
 		return 0, err
