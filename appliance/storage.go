@@ -53,6 +53,9 @@ type Encryption struct {
 	// KeyHolders keep the unit key that opens it at boot: "tpm" (sealed to this box's TPM), "partner" and
 	// "witness" (each keeps a secret the key is wrapped with); any one of them opens it.
 	KeyHolders []string `json:"key_holders"`
+	// KeysNeeded is how many of them must give their part: 1, or 2 when the box has a TPM and a network
+	// holder (a unit taken away from the office, TPM and all, stays locked).
+	KeysNeeded int `json:"keys_needed,omitempty"`
 	// KeyOnDisks: the unit key is also on the disks in the clear (nothing keeps it, or no recovery sheet
 	// was made yet): a disk taken out is not protected.
 	KeyOnDisks  bool `json:"key_on_disks"`

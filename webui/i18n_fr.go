@@ -152,6 +152,7 @@ var fr = map[string]string{
 	"this box's TPM":      "la puce TPM de ce boîtier",
 	"the partner unit":    "l'unité partenaire",
 	"the witness":         "le témoin",
+	"Two of them must answer to unlock it: this box's TPM alone does not.":                    "Il en faut deux pour la déverrouiller : la puce TPM de ce boîtier seule ne suffit pas.",
 	"It is also kept on the disks themselves: a disk taken out of the unit is not protected.": "Elle est aussi gardée sur les disques eux-mêmes : un disque sorti de l'unité n'est pas protégé.",
 	"A disk taken out of the unit reveals nothing.":                                           "Un disque sorti de l'unité ne révèle rien.",
 	"A recovery sheet was made.":                                                              "Une feuille de secours a été faite.",

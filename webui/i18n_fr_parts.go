@@ -12,8 +12,9 @@ var frParts = map[string]string{
 	"resyncing":  "en resynchronisation",
 	"growing":    "en agrandissement",
 	// Why the data array did not grow (storage.growRefusal), in the storage page's sentence.
-	"the units that keep its key (the partner unit, the witness) are not known to this unit":   "les unités qui gardent sa clé (l'unité partenaire, le témoin) ne sont pas connues de cette unité",
-	"neither the partner unit nor the witness gave its key (they are not reachable from here)": "ni l'unité partenaire ni le témoin n'ont donné sa clé (ils ne sont pas joignables d'ici)",
+	"the units that keep its key (the partner unit, the witness) are not known to this unit":                                    "les unités qui gardent sa clé (l'unité partenaire, le témoin) ne sont pas connues de cette unité",
+	"neither the partner unit nor the witness gave its key (they are not reachable from here)":                                  "ni l'unité partenaire ni le témoin n'ont donné sa clé (ils ne sont pas joignables d'ici)",
+	"this box's TPM alone does not open it: the partner unit or the witness must answer too (they are not reachable from here)": "la puce TPM de ce boîtier seule ne l'ouvre pas : l'unité partenaire ou le témoin doit répondre aussi (ils ne sont pas joignables d'ici)",
 	"nothing holds its key":                            "rien ne détient sa clé",
 	"its key is sealed to a TPM and this box has none": "sa clé est scellée dans une puce TPM et ce boîtier n'en a pas",
 	"this box's TPM does not open its key (the disks come from another box, or the TPM was reset)": "la puce TPM de ce boîtier n'ouvre pas sa clé (les disques viennent d'un autre boîtier, ou la puce a été réinitialisée)",

@@ -40,9 +40,13 @@ type Sealer interface {
 
 // keyToken is the LUKS2 token of the data array: which keyslot the unit key opens and who holds that key.
 type keyToken struct {
-	Type     string      `json:"type"`     // tokenType
-	Keyslots []string    `json:"keyslots"` // the unit key's slot
-	TPM      *tpm.Sealed `json:"tpm,omitempty"`
+	Type     string   `json:"type"`     // tokenType
+	Keyslots []string `json:"keyslots"` // the unit key's slot
+	// Need is how many of the forms below must be opened (0 or 1: each holds the whole key; 2: each holds
+	// a share, X giving each holder's share's x).
+	Need int            `json:"need,omitempty"`
+	X    map[string]int `json:"x,omitempty"`
+	TPM  *tpm.Sealed    `json:"tpm,omitempty"`
 	// Wrapped is the unit key sealed (AES-GCM) with each network holder's secret, by holder name.
 	Wrapped  map[string][]byte `json:"wrapped,omitempty"`
 	Clear    []byte            `json:"clear,omitempty"` // the unit key itself, while nothing holds it or there is no recovery sheet
@@ -145,22 +149,7 @@ func (m *Manager) unlock(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read the key token of %s: %w", md, err)
 	}
-	var key []byte
-	why := "nothing holds its key"
-	switch {
-	case tok.TPM != nil && (m.TPM == nil || !m.TPM.Present()):
-		why = "its key is sealed to a TPM and this box has none"
-	case tok.TPM != nil:
-		if key, err = m.TPM.Unseal(*tok.TPM); err != nil {
-			m.Log.Error("unseal the unit key", "err", err)
-			why = "this box's TPM does not open its key (the disks come from another box, or the TPM was reset)"
-		}
-	case tok.Clear != nil:
-		key = tok.Clear
-	}
-	if key == nil && len(tok.Wrapped) > 0 {
-		key, why = m.fromHolders(ctx, tok)
-	}
+	key, why := m.keyFrom(ctx, tok)
 	if key != nil && !mapped {
 		if err := m.Crypt.Open(ctx, md, CryptName, key); err != nil {
 			return err
@@ -371,6 +360,9 @@ func (c cryptState) status() appliance.Encryption {
 		e.State = "open"
 	}
 	e.KeyHolders, e.KeyOnDisks = heldBy(c.token), c.token.Clear != nil
+	if len(e.KeyHolders) > 0 {
+		e.KeysNeeded = max(c.token.Need, 1)
+	}
 	return e
 }
 
