@@ -22,8 +22,8 @@ import (
 // found by the same search. The unit has no TPM, so the storage says its key is kept on the disks (a disk
 // taken out is not protected yet) and asks for a recovery sheet; the sheet's key opens the array; a
 // restart unlocks it by itself and every row is there. A disk replaced afterwards joins encrypted: the
-// rebuild copies ciphertext onto it. (The locked unit is proven in TestPairManualMode; the TPM is not
-// proven in QEMU yet: a TPM given to the VM did not reach the kernel; hw/tpm is tested on swtpm.)
+// rebuild copies ciphertext onto it. (A locked unit: TestTPMKeepsTheKey, and TestPairManualMode for a
+// unit whose partner keeps its key.)
 func TestEncryptedAtRest(t *testing.T) {
 	parallel(t)
 	disks := keep(t,
@@ -118,6 +118,106 @@ func TestEncryptedAtRest(t *testing.T) {
 		if (n > 0) != want {
 			t.Errorf("the replaced disk holds %s %d times (the system array's marker is expected, the data's not)", m, n)
 		}
+	}
+}
+
+// The box's TPM keeps the key of its data array (swtpm, as QEMU's chip): once the recovery sheet is made
+// the key is no longer on the disks, and the unit unlocks by itself at every start in its box. Its disks
+// in another box (another TPM) stay locked, say so and serve nothing, until an admin types the recovery
+// sheet's key, which also seals a new key to the new box's TPM: the next start there unlocks by itself.
+func TestTPMKeepsTheKey(t *testing.T) {
+	parallel(t)
+	disks := keep(t,
+		Disk{ID: "t0", Kind: Virtio, Serial: "TPM-A", SizeMiB: 1024},
+		Disk{ID: "t1", Kind: Virtio, Serial: "TPM-B", SizeMiB: 1024})
+	box, other := filepath.Join(t.TempDir(), "tpm"), filepath.Join(t.TempDir(), "tpm-other")
+	u := boot(t, Config{Disks: disks, TPM: box})
+	tok := u.setupAndLogin()
+	u.waitStates(tok, "system=clean data=clean", 4*time.Minute)
+	if e := u.storage(tok).Encryption; e.State != "open" || strings.Join(e.KeyHolders, ",") != "tpm" || !e.KeyOnDisks {
+		t.Fatalf("a new unit with a TPM: %+v, want its key sealed to the TPM and on the disks until a recovery sheet exists", e)
+	}
+	code, body := u.call("POST", "/api/v1/storage/recovery-key", tok, "")
+	var sheet struct {
+		RecoveryKey string `json:"recovery_key"`
+	}
+	if code != 201 || json.Unmarshal([]byte(body), &sheet) != nil {
+		t.Fatalf("recovery key = %d %s", code, body)
+	}
+	eventually(t, time.Minute, "the key kept by the TPM alone", func() error {
+		if e := u.storage(tok).Encryption; e.KeyOnDisks || strings.Join(e.KeyHolders, ",") != "tpm" {
+			return fmt.Errorf("%+v", e)
+		}
+		return nil
+	})
+	nd := u.loadedDatabase(tok)
+	u.exec(t, nd.URL, "INSERT INTO load SELECT generate_series(1, 500)")
+	rows := func(u *unit) int {
+		u.t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		c, err := u.connect(ctx, nd.URL)
+		if err != nil {
+			u.t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		var n int
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM load").Scan(&n); err != nil {
+			u.t.Fatal(err)
+		}
+		return n
+	}
+	u.shutdown(tok, "poweroff")
+
+	// Its own box: unlocked by the TPM, nobody typing anything.
+	u = boot(t, Config{Disks: disks, TPM: box})
+	tok = u.login()
+	u.waitDatabase(tok)
+	if n := rows(u); n != 500 {
+		t.Fatalf("after a restart in its box: %d rows, want 500", n)
+	}
+	u.shutdown(tok, "poweroff")
+
+	// Another box: locked, and says so; no data served, nothing formatted.
+	u = boot(t, Config{Disks: disks, TPM: other})
+	tok = u.login()
+	eventually(t, time.Minute, "the data locked", func() error {
+		if e := u.storage(tok).Encryption; e.State != "locked" || !strings.Contains(e.Reason, "TPM does not open its key") {
+			return fmt.Errorf("encryption %+v", e)
+		}
+		return nil
+	})
+	if !strings.Contains(u.Console(), "the data is LOCKED") {
+		t.Errorf("the console does not say the data is locked:\n%s", tail(u.Console()))
+	}
+	if code, body := u.call("GET", "/api/v1/database", tok, ""); strings.Contains(body, `"state":"running"`) {
+		t.Fatalf("the database runs on a locked unit: %d %s", code, body)
+	}
+	if st := u.storage(tok); st.arrayStates() != "system=clean data=clean" {
+		t.Fatalf("arrays %s", st.arrayStates())
+	}
+	if code, body := u.call("POST", "/api/v1/storage/unlock", tok, `{"recovery_key":"AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH"}`); code != 400 {
+		t.Fatalf("a wrong recovery key = %d %s, want 400", code, body)
+	}
+	typed := strings.ToLower(strings.ReplaceAll(sheet.RecoveryKey, "-", " ")) // as read over the phone
+	if code, body := u.call("POST", "/api/v1/storage/unlock", tok, `{"recovery_key":"`+typed+`"}`); code != 204 {
+		t.Fatalf("the recovery key = %d %s", code, body)
+	}
+	u.waitDatabase(tok)
+	if n := rows(u); n != 500 {
+		t.Fatalf("unlocked with the recovery key: %d rows, want 500", n)
+	}
+	if e := u.storage(tok).Encryption; e.State != "open" || strings.Join(e.KeyHolders, ",") != "tpm" || e.KeyOnDisks || !e.RecoveryKey {
+		t.Fatalf("after the recovery: %+v, want a new key sealed to this box's TPM, not on the disks, the sheet still valid", e)
+	}
+	u.shutdown(tok, "poweroff")
+
+	// The new box keeps the new key: it unlocks by itself from now on.
+	u = boot(t, Config{Disks: disks, TPM: other})
+	tok = u.login()
+	u.waitDatabase(tok)
+	if n := rows(u); n != 500 {
+		t.Fatalf("after a restart in the new box: %d rows, want 500", n)
 	}
 }
 

@@ -26,6 +26,7 @@ var recorded = map[string]int{
 	"TestStorageGrows":               250,
 	"TestRAID5PowerCutWhileDegraded": 170,
 	"TestEncryptedAtRest":            150,
+	"TestTPMKeepsTheKey":             150,
 	"TestRAID5FourDisksFailReplace":  180,
 	"TestDatabaseProduction":         160,
 	"TestDatabaseMirrorOfExternal":   150,

@@ -25,7 +25,8 @@ import (
 type Image struct {
 	Version   string `json:"version"`
 	Kernel    string `json:"kernel"`
-	Initramfs string `json:"initramfs"` // production firmware
+	BzImage   string `json:"kernel_bzimage"` // the same kernel with its EFI stub, which OVMF starts
+	Initramfs string `json:"initramfs"`      // production firmware
 	// InitramfsTest is the same firmware with the serial-console test agent (appliance.debug=1): what
 	// the tests boot unless Config.Production.
 	InitramfsTest string `json:"initramfs_test"`
@@ -97,7 +98,11 @@ type Config struct {
 	UEFI bool
 	// Reboot lets a reboot of the guest restart it in the same QEMU, as a real box does; otherwise QEMU
 	// ends at the guest's reboot (-no-reboot).
-	Reboot   bool
+	Reboot bool
+	// TPM gives the VM a TPM 2.0 (swtpm) whose state lives in this directory: the same directory is the
+	// same chip across boots, another one another box's. "": no TPM.
+	TPM      string
+	TPMModel string   // QEMU's device: "tpm-crb" when empty
 	HostPort int      // host port forwarded to the guest's 443 on 127.0.0.1; 0 picks a free one
 	GuestFwd []string // user-networking guestfwd rules, e.g. "tcp:198.18.0.100:5432-cmd:socat - TCP:127.0.0.1:PORT"
 }
@@ -117,6 +122,7 @@ type VM struct {
 	exited   chan struct{}
 	exitErr  error
 	freePort int // next free root port for hot-plugged disks
+	swtpm    *exec.Cmd
 
 	mu  sync.Mutex // guards pos
 	pos int        // console offset consumed by Expect
@@ -163,6 +169,13 @@ func Start(im Image, cfg Config) (*VM, error) {
 	ahci := 0
 	for _, d := range cfg.Disks {
 		a, err := vm.diskArgs(d, &ahci)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, a...)
+	}
+	if cfg.TPM != "" {
+		a, err := vm.tpmArgs(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -225,8 +238,20 @@ func bootArgs(im Image, cfg Config, initrd string) ([]string, error) {
 		}
 		return []string{"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + ovmfCode, "-drive", "if=pflash,format=raw,unit=1,file=" + vars}, nil
 	}
-	return []string{"-kernel", filepath.Join(im.root, im.Kernel), "-initrd", filepath.Join(im.root, initrd),
-		"-append", strings.Join(append([]string{im.Cmdline}, cfg.Cmdline...), " ")}, nil
+	direct := []string{"-kernel", filepath.Join(im.root, im.Kernel), "-initrd", filepath.Join(im.root, initrd),
+		"-append", strings.Join(append([]string{im.Cmdline}, cfg.Cmdline...), " ")}
+	if cfg.TPM != "" {
+		// SeaBIOS's direct boot places the initramfs where QEMU's ACPI tables and the TPM's event log end
+		// up (the kernel then finds garbage for tables: no ACPI, no TPM, PCIe ports dead): a box with a
+		// TPM boots UEFI anyway, and OVMF loads the kernel and initramfs where nothing else is.
+		vars := filepath.Join(cfg.Dir, "OVMF_VARS.fd")
+		if err := copyFile(ovmfVars, vars); err != nil {
+			return nil, fmt.Errorf("UEFI variables (apt-get install ovmf): %w", err)
+		}
+		direct[1] = filepath.Join(im.root, im.BzImage)
+		return append([]string{"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + ovmfCode, "-drive", "if=pflash,format=raw,unit=1,file=" + vars}, direct...), nil
+	}
+	return direct, nil
 }
 
 // mgmtArgs is the management NIC: user networking on 198.18.0.0/24 with the guest's HTTPS, PostgreSQL and
@@ -432,6 +457,34 @@ func (vm *VM) Close() {
 	if vm.cmd != nil && vm.cmd.Process != nil && !vm.Exited() {
 		_ = vm.Kill9()
 	}
+	if vm.swtpm != nil {
+		_ = vm.swtpm.Process.Kill()
+		_ = vm.swtpm.Wait()
+	}
+}
+
+// tpmArgs starts a software TPM 2.0 (swtpm, make deps installs it) with its state in cfg.TPM and answers
+// the arguments that give it to the VM, as a box's chip.
+func (vm *VM) tpmArgs(cfg Config) ([]string, error) {
+	if err := os.MkdirAll(cfg.TPM, 0o700); err != nil {
+		return nil, err
+	}
+	sock := filepath.Join(cfg.Dir, "swtpm.sock")
+	os.Remove(sock)
+	vm.swtpm = exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+cfg.TPM, "--ctrl", "type=unixio,path="+sock)
+	if err := vm.swtpm.Start(); err != nil {
+		vm.swtpm = nil
+		return nil, fmt.Errorf("start swtpm (apt-get install swtpm): %w", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("swtpm did not open %s", sock)
+		}
+	}
+	return []string{"-chardev", "socket,id=chrtpm,path=" + sock, "-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-crb,tpmdev=tpm0"}, nil
 }
 
 // HTTPClient returns a client for the guest's web UI that accepts only the certificate whose SHA-256
