@@ -87,7 +87,8 @@ func (s *Server) withFlash(r *http.Request, d *pageData) {
 }
 
 // showsOnce says whether the page shows a secret only this answer carries (a second factor being set up,
-// a pairing code, the backups' recovery identity): those answers are the page itself, never stored.
+// a pairing code, the backups' recovery identity, the data array's recovery key): those answers are the
+// page itself, never stored.
 func (d pageData) showsOnce() bool {
-	return d.TOTP.Secret != "" || d.Pair.Code != "" || d.Backups.Identity != ""
+	return d.TOTP.Secret != "" || d.Pair.Code != "" || d.Backups.Identity != "" || d.RecoveryKey != ""
 }

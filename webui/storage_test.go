@@ -236,3 +236,48 @@ func TestGrowWaitsForAnAdmin(t *testing.T) {
 		t.Errorf("keep spares = %d %+v", w.Code, e.storage.st.StoragePolicy)
 	}
 }
+
+// The encryption on the storage page: the recovery sheet is shown once, in the answer to the form itself
+// (never kept for a later page); a locked unit offers the unlock form, which says a wrong key plainly.
+func TestRecoverySheetAndUnlock(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	e.storage.st.Encryption = appliance.Encryption{State: "open", KeyHolders: []string{"tpm", "partner", "witness"}, KeysNeeded: 2, KeyOnDisks: true}
+	page := e.do(req{method: "GET", path: "/storage", hdr: form}).Body.String()
+	for _, want := range []string{"this box&#39;s TPM, the partner unit, the witness.", "Two of them must answer", "a disk taken out of the unit is not protected",
+		`action="/storage/recovery-key"`, "Make the recovery sheet"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("storage page lacks %q", want)
+		}
+	}
+	w := e.do(req{method: "POST", path: "/storage/recovery-key", hdr: form})
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `id="recovery-sheet"`) || !strings.Contains(w.Body.String(), "ABCD-EFGH") || w.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("recovery sheet = %d %q:\n%s", w.Code, w.Header().Get("Cache-Control"), w.Body)
+	}
+	if again := e.do(req{method: "GET", path: "/storage", hdr: form}).Body.String(); strings.Contains(again, "ABCD-EFGH") {
+		t.Error("the recovery key is shown again on the next page")
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/storage/unlock", hdr: bearer, body: `{"recovery_key":"GOOD-KEY"}`}); w.Code != 409 {
+		t.Errorf("unlock while open = %d, want 409", w.Code)
+	}
+	e.storage.st.Encryption = appliance.Encryption{State: "locked", Reason: "neither the partner unit nor the witness gave its key (they are not reachable from here)"}
+	page = e.do(req{method: "GET", path: "/storage", hdr: form}).Body.String()
+	if !strings.Contains(page, `action="/storage/unlock"`) || !strings.Contains(page, "The data is locked") {
+		t.Errorf("a locked unit's storage page:\n%s", page)
+	}
+	fr := e.do(req{method: "GET", path: "/storage", hdr: map[string]string{"Cookie": form["Cookie"], "Accept-Language": "fr"}}).Body.String()
+	if !strings.Contains(fr, "ni l&#39;unité partenaire ni le témoin n&#39;ont donné sa clé") {
+		t.Error("the French page does not say why in French")
+	}
+	if body := e.do(req{method: "POST", path: "/storage/unlock", hdr: form, body: "recovery_key=WRONG"}).Body.String(); !strings.Contains(body, "bad request") || e.storage.st.Encryption.State != "locked" {
+		t.Errorf("a wrong key: %s", body)
+	}
+	if body := e.do(req{method: "POST", path: "/storage/unlock", hdr: form, body: "recovery_key=GOOD-KEY"}).Body.String(); !strings.Contains(body, "The data is unlocked") || e.storage.st.Encryption.State != "open" {
+		t.Errorf("the right key: %s", body)
+	}
+	if w := e.do(req{method: "POST", path: "/api/v1/storage/recovery-key", hdr: bearer}); w.Code != 201 || !strings.Contains(w.Body.String(), `"recovery_key":"ABCD-EFGH"`) {
+		t.Errorf("API recovery key = %d %s", w.Code, w.Body)
+	}
+}
