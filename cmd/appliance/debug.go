@@ -119,7 +119,7 @@ func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, reques
 			fmt.Fprintf(out, "debug: drbd\n%s\ndebug: end\n", b)
 		case f[0] == "volumes": // the volume group's reports, as the unit tests of hw/lvm read them
 			for _, cmd := range [][]string{{"vgs", "vg_name,vg_size,vg_free"}, {"lvs", "vg_name,lv_name,lv_size,lv_active"}} {
-				b, err := exec.Command("/sbin/lvm", cmd[0], "--config", `devices { filter=["a|^/dev/md1$|","r|.*|"] use_devicesfile=0 }`,
+				b, err := exec.Command("/sbin/lvm", cmd[0], "--config", `devices { filter=["a|^/dev/md1$|","a|^/dev/mapper/data-crypt$|","r|.*|"] use_devicesfile=0 }`,
 					"--reportformat", "json", "--units", "b", "--nosuffix", "-o", cmd[1]).Output()
 				fmt.Fprintf(out, "debug: %s %s %v\n", cmd[0], strings.Join(strings.Fields(string(b)), " "), err)
 			}
