@@ -58,7 +58,7 @@ func init() {
 //	volumes                print lvm's vgs and lvs reports (JSON, one line each)
 //	smartctl DISK          print how long smartctl -a took and its JSON on one line (the tests' outside oracle)
 //	poweroff | reboot
-//	text, cryptwrite       see cryptDebug
+//	text, cryptwrite, corruptroot  see cryptDebug
 //
 // and the network commands of netDebug.
 func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, request func(sysinit.Action)) {
