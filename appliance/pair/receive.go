@@ -103,31 +103,7 @@ func (n *Node) handle(b []byte, from net.Addr) {
 	}
 	now := n.Now()
 	if key == "witness" {
-		// A grant counts only as the first answer to a request sent and not yet answered: one replayed,
-		// or made up by whoever holds the witness key, answers nothing.
-		if _, ok := n.witness.asked[m.Echo]; !ok {
-			n.reject("replay")
-			return
-		}
-		delete(n.witness.asked, m.Echo)
-		n.witness.seen, n.witness.holder = now, m.Holder
-		sent, ok := n.witness.pending[m.Echo]
-		bumped := n.witness.bumps[m.Echo]
-		delete(n.witness.pending, m.Echo)
-		delete(n.witness.bumps, m.Echo)
-		if ok && m.Granted && m.Holder == c.Name {
-			if until := sent.Add(c.lease()); until.After(n.witness.leaseUntil) {
-				n.witness.leaseUntil = until
-			}
-			n.m.Granted(m.Epoch, bumped)
-		}
-		if ok && m.Stale != n.witness.stale {
-			n.witness.stale = m.Stale
-			if m.Stale {
-				n.event("critical", "the witness refuses to make this unit active: the other unit was active after this unit's last copy "+
-					"of the data. This unit waits for it; if it is lost for good, an admin can force this unit active (what the other unit saved since would be lost).")
-			}
-		}
+		n.handleGrant(c, m, now)
 		return
 	}
 	if !wire.Compatible(m.Proto) {
@@ -158,5 +134,34 @@ func (n *Node) handle(b []byte, from net.Addr) {
 	if addrs := n.foreign(m.Addrs); len(addrs) > 0 && !slices.Equal(addrs, c.PeerAddrs) {
 		c.PeerAddrs = addrs // the peer's addresses changed (DHCP, a new cable): follow them
 		n.save()
+	}
+}
+
+// handleGrant takes the witness's answer to a lease request. n.mu is held.
+func (n *Node) handleGrant(c *Config, m wire.Message, now time.Time) {
+	// A grant counts only as the first answer to a request sent and not yet answered: one replayed,
+	// or made up by whoever holds the witness key, answers nothing.
+	if _, ok := n.witness.asked[m.Echo]; !ok {
+		n.reject("replay")
+		return
+	}
+	delete(n.witness.asked, m.Echo)
+	n.witness.seen, n.witness.holder = now, m.Holder
+	sent, ok := n.witness.pending[m.Echo]
+	bumped := n.witness.bumps[m.Echo]
+	delete(n.witness.pending, m.Echo)
+	delete(n.witness.bumps, m.Echo)
+	if ok && m.Granted && m.Holder == c.Name {
+		if until := sent.Add(c.lease()); until.After(n.witness.leaseUntil) {
+			n.witness.leaseUntil = until
+		}
+		n.m.Granted(m.Epoch, bumped)
+	}
+	if ok && m.Stale != n.witness.stale {
+		n.witness.stale = m.Stale
+		if m.Stale {
+			n.event("critical", "the witness refuses to make this unit active: the other unit was active after this unit's last copy "+
+				"of the data. This unit waits for it; if it is lost for good, an admin can force this unit active (what the other unit saved since would be lost).")
+		}
 	}
 }

@@ -104,6 +104,11 @@ func (m *Manager) refresh(sdisks []appliance.StorageDisk) {
 	if len(st.Arrays) == 0 {
 		st.Alerts = append(st.Alerts, appliance.NewAlert("critical", "no storage is set up: settings are kept in memory only until disks are set up"))
 	}
+	m.status = emptyNotNull(st)
+}
+
+// emptyNotNull gives the status empty lists where it has none: the API shows [] rather than null.
+func emptyNotNull(st appliance.StorageStatus) appliance.StorageStatus {
 	if st.Alerts == nil {
 		st.Alerts = []appliance.Alert{}
 	}
@@ -113,7 +118,7 @@ func (m *Manager) refresh(sdisks []appliance.StorageDisk) {
 	if st.Disks == nil {
 		st.Disks = []appliance.StorageDisk{}
 	}
-	m.status = st
+	return st
 }
 
 func alertsFor(a appliance.Array, ra raid.Array, readOnly string) []appliance.Alert {
