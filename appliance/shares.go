@@ -48,6 +48,7 @@ type Replication struct {
 	OutOfSync  int64    `json:"out_of_sync_bytes"`
 	Synced     *float64 `json:"synced_percent,omitempty"` // during a resynchronisation
 	Mounted    bool     `json:"mounted"`                  // the documents filesystem is mounted here (this unit serves them)
+	Encrypted  bool     `json:"encrypted"`                // the replication runs inside the pair's encrypted link (else on the LAN in clear)
 	Problem    string   `json:"problem,omitempty"`        // what went wrong, in a sentence
 }
 

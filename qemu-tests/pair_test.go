@@ -111,6 +111,10 @@ func TestPairFailover(t *testing.T) {
 		t.Errorf("B no longer hears A after the forged grant: %+v", p)
 	}
 
+	// The documents cross the LAN and the cable only inside the pair's encrypted link.
+	eventually(t, 3*time.Minute, "B's documents copy complete", documentsInSync(l.b))
+	l.documentsStayEncryptedOnTheWire(t, l.a, l.b)
+
 	// Only the direct cable is cut: heartbeats go on over the LAN, nobody changes role.
 	l.cable.SetCut(l.a.HubPorts[1], true)
 	time.Sleep(5 * time.Second)

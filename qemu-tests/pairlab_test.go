@@ -442,3 +442,56 @@ func (l *pairLab) restart(t testing.TB, old *pairUnit, name string, disks []Disk
 	u := boot(t, cfg)
 	return newPairUnit(u, u.login())
 }
+
+// udpFrame reports an IPv4/UDP frame's ports and payload length.
+func udpFrame(frame []byte) (src, dst, payload int, ok bool) {
+	if len(frame) < 14+20+8 || binary.BigEndian.Uint16(frame[12:14]) != 0x0800 || frame[14+9] != 17 {
+		return 0, 0, 0, false
+	}
+	udp := 14 + int(frame[14]&0x0f)*4
+	if len(frame) < udp+8 {
+		return 0, 0, 0, false
+	}
+	return int(binary.BigEndian.Uint16(frame[udp:])), int(binary.BigEndian.Uint16(frame[udp+2:])), len(frame) - udp - 8, true
+}
+
+// documentsStayEncryptedOnTheWire writes a known plaintext into the active unit's documents and, once the
+// partner's copy is complete again, checks every frame both hubs carried meanwhile: the plaintext is in
+// none, and the pair link (WireGuard, UDP 51820) carried at least its size. Both units' pages say the
+// replication is encrypted.
+func (l *pairLab) documentsStayEncryptedOnTheWire(t *testing.T, active, standby *pairUnit) {
+	t.Helper()
+	const word, count = "LAWBOX-CLIENT-FILE-PLAINTEXT-4711", 20000 // 680 KB
+	var mu sync.Mutex
+	seen, tunneled := 0, 0
+	tap := func(_ int, frame []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		if bytes.Contains(frame, []byte(word)) {
+			seen++
+		}
+		if src, dst, n, ok := udpFrame(frame); ok && (src == 51820 || dst == 51820) {
+			tunneled += n
+		}
+	}
+	l.lan.SetTap(tap)
+	l.cable.SetTap(tap)
+	defer l.lan.SetTap(nil)
+	defer l.cable.SetTap(nil)
+	active.debug(fmt.Sprintf("text /data/documents/tunnel-proof.txt %s %d", word, count), `debug: text \S+: <nil>`, time.Minute)
+	eventually(t, 3*time.Minute, "the standby's documents copy complete after the plaintext", documentsInSync(standby))
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("documents written: %d bytes; the pair link carried %d bytes; frames with the plaintext: %d", len(word+"\n")*count, tunneled, seen)
+	if seen > 0 {
+		t.Errorf("the documents' plaintext crossed the wire in %d frames", seen)
+	}
+	if size := len(word+"\n") * count; tunneled < size {
+		t.Errorf("the pair link carried %d bytes, less than the %d bytes written: the replication does not go through it", tunneled, size)
+	}
+	for _, u := range []*pairUnit{active, standby} {
+		if _, body := u.call("GET", "/api/v1/shares", u.tok, ""); !strings.Contains(body, `"encrypted":true`) {
+			t.Errorf("%s does not say its replication is encrypted: %s", u.Name(), body)
+		}
+	}
+}

@@ -135,6 +135,21 @@ func (n *Node) PeerAddrs() []string {
 	return slices.Clone(n.cfg.PeerAddrs)
 }
 
+// Names are this unit's and its partner's names in the pair (both "" when unpaired).
+func (n *Node) Names() (self, peer string) {
+	_, self, peer, _ = n.pairKey()
+	return self, peer
+}
+
+// PeerTunnels reports whether the partner runs the pair link (netcfg/tunnel), as its last heartbeat said;
+// a partner not heard since this unit started is taken to (the firmware of both units is the same but for
+// the time of an update).
+func (n *Node) PeerTunnels() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.peer.seen.IsZero() || wire.Tunnels(n.peer.proto)
+}
+
 // Role is the current role (single when unpaired).
 func (n *Node) Role() string {
 	n.mu.Lock()

@@ -128,6 +128,7 @@ type peerState struct {
 	conns                  []vip.Conn // its clients' connections to the service address, while it holds it
 	auditAck               string     // the last entry of this unit's audit log the peer keeps
 	firmware               string     // the firmware version it runs
+	proto                  int        // the pair protocol it speaks
 }
 
 type witnessState struct {

@@ -205,7 +205,7 @@ func TestNodesPairAndFailOver(t *testing.T) {
 	st = b.Pair()
 	said := false
 	for _, e := range st.Events {
-		said = said || strings.Contains(e.Message, "runs firmware fw-next, which speaks pair protocol 2")
+		said = said || strings.Contains(e.Message, fmt.Sprintf("runs firmware fw-next, which speaks pair protocol %d", wire.Proto+1))
 	}
 	if st.Rejected["incompatible"] < 1 || !said {
 		t.Errorf("an incompatible heartbeat: rejected %v, events %v", st.Rejected, st.Events)

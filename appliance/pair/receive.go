@@ -116,7 +116,7 @@ func (n *Node) handle(b []byte, from net.Addr) {
 		n.reject("replay")
 		return
 	}
-	n.peer.seen, n.peer.role, n.peer.firmware = now, m.Role, m.Firmware
+	n.peer.seen, n.peer.role, n.peer.firmware, n.peer.proto = now, m.Role, m.Firmware, m.Proto
 	n.peer.hearsUs, n.peer.yields, n.peer.claim, n.peer.epoch = m.HearsPeer, m.Yield, m.Claim, m.Epoch
 	n.peer.claimID, n.peer.ack, n.peer.conns = m.ClaimID, m.Ack, m.Conns
 	n.peer.auditAck = m.AuditAck

@@ -54,6 +54,8 @@ type Replica struct {
 	PartnerLeads func() bool
 	Peers        func() []string // the partner's addresses, the preferred path first (none when unpaired)
 	Secret       func() []byte   // the pair's key for the replication (nil when unpaired)
+	// Link carries the replication inside the pair's encrypted link (netcfg/tunnel); nil: on the LAN.
+	Link Link
 	// Snapshot makes a snapshot of the documents volume (DRBD's lower device) and answers its device and
 	// how to drop it: what a documents backup reads on a unit that does not serve the shares.
 	Snapshot func(ctx context.Context) (string, func(context.Context) error, error)
@@ -70,6 +72,14 @@ type Replica struct {
 	path       int       // which of the partner's addresses the replication uses
 	current    drbd.Peer // the connection asked for
 	alone      time.Time // since when the partner has not been connected (zero while it is)
+}
+
+// Link is the pair's encrypted link as the replication uses it.
+type Link interface {
+	// Via makes the link reach the partner at addr (the path in use) and answers the inner addresses DRBD
+	// connects between; inside false: the replication goes on the LAN (the partner does not run the link).
+	Via(addr string) (local, remote string, inside bool, err error)
+	Close() error
 }
 
 // Run keeps the volume in the role the unit has until ctx ends, then stops it.
@@ -209,6 +219,23 @@ func (r *Replica) peer() (drbd.Peer, bool) {
 		return drbd.Peer{}, false
 	}
 	addr := addrs[r.path%len(addrs)]
+	secret := hex.EncodeToString(key[:24])
+	if r.Link != nil {
+		local, remote, inside, err := r.Link.Via(addr)
+		if err != nil {
+			r.problem(linkProblem, err)
+			return drbd.Peer{}, true
+		}
+		r.set(func(s *appliance.Replication) {
+			s.Encrypted = inside
+			if s.Problem == linkProblem {
+				s.Problem = ""
+			}
+		})
+		if inside {
+			return drbd.Peer{Local: net.JoinHostPort(local, strconv.Itoa(Port)), Remote: net.JoinHostPort(remote, strconv.Itoa(Port)), Secret: secret}, true
+		}
+	}
 	remote := net.JoinHostPort(addr, strconv.Itoa(Port))
 	// The route to the partner names the local address DRBD binds (no packet is sent).
 	c, err := net.Dial("udp", remote)
@@ -217,8 +244,11 @@ func (r *Replica) peer() (drbd.Peer, bool) {
 	}
 	local := c.LocalAddr().(*net.UDPAddr).IP.String()
 	_ = c.Close()
-	return drbd.Peer{Local: net.JoinHostPort(local, strconv.Itoa(Port)), Remote: remote, Secret: hex.EncodeToString(key[:24])}, true
+	return drbd.Peer{Local: net.JoinHostPort(local, strconv.Itoa(Port)), Remote: remote, Secret: secret}, true
 }
+
+// linkProblem is what the unit says when the pair link cannot be made (the kernel refused the interface).
+const linkProblem = "The encrypted link to the other unit could not be set up: the documents are not replicated until it is."
 
 // pairID names the pair (it changes when the units are paired again); "" when unpaired.
 func (r *Replica) pairID() string {
@@ -265,7 +295,18 @@ func (r *Replica) pass(ctx context.Context) {
 	}
 	peer, paired := r.peer()
 	r.choosePath(ctx, st, paired)
+	if paired && !connected(st) && st.Connection != "StandAlone" && r.current.Remote != "" && peer.Remote != r.current.Remote {
+		// The replication moves into the pair link (the partner now runs it) or out of it (the partner
+		// went back to a firmware without it): DRBD names a connection by its addresses.
+		r.Log.Info("the documents' replication changes its addresses", "was", r.current.Remote, "now", peer.Remote)
+		if err := r.DRBD.Disconnect(ctx, r.current); err != nil {
+			r.Log.Error("leave the replication's old addresses", "err", err)
+		}
+		r.connecting, r.current = false, drbd.Peer{}
+		st, _ = r.DRBD.State()
+	}
 	switch {
+	case paired && peer.Remote == "": // the link is not up: the next pass tries again
 	case paired && st.Connection == "StandAlone":
 		r.connect(ctx, peer, c)
 	case !paired && st.Connection != "StandAlone":
@@ -374,6 +415,11 @@ func (r *Replica) disconnectAll(ctx context.Context) {
 	}
 	if err := r.DRBD.Down(ctx); err != nil {
 		r.Log.Error("drop the old partner's replication", "err", err)
+	}
+	if r.Link != nil {
+		if err := r.Link.Close(); err != nil {
+			r.Log.Error("remove the pair link", "err", err)
+		}
 	}
 	r.connecting = false
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -141,5 +143,77 @@ func TestJudge(t *testing.T) {
 		if unfit != c.wantUnfit || behind != c.wantStillBehind {
 			t.Errorf("%s: unfit %v, behind %v; want %v, %v", c.name, unfit, behind, c.wantUnfit, c.wantStillBehind)
 		}
+	}
+}
+
+// fakeLink stands for the pair link: inside tells whether the partner runs it.
+type fakeLink struct {
+	inside bool
+	via    []string
+	closed int
+}
+
+func (l *fakeLink) Via(addr string) (string, string, bool, error) {
+	l.via = append(l.via, addr)
+	return "198.19.255.1", "198.19.255.2", l.inside, nil
+}
+
+func (l *fakeLink) Close() error { l.closed++; return nil }
+
+// The replication connects between the link's inner addresses when the partner runs the link, on the LAN
+// when it does not; when that changes while not connected (the partner restarted on another firmware), the
+// old connection is dropped and the new one made; unpaired, the link is removed.
+func TestReplicationInsideThePairLink(t *testing.T) {
+	r, f := newReplica(t, false)
+	link := &fakeLink{inside: true}
+	r.Link = link
+	proc := filepath.Join(t.TempDir(), "drbd")
+	r.DRBD.Proc = proc
+	state := func(cs string) {
+		if err := os.WriteFile(proc, []byte(" 0: cs:"+cs+" ro:Secondary/Unknown ds:UpToDate/DUnknown C r-----\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state("StandAlone")
+	r.pass(context.Background())
+	if f.saw("connect documents ipv4:198.19.255.1:7789 ipv4:198.19.255.2:7789") != 1 || len(link.via) == 0 || link.via[0] != "127.0.0.1" {
+		t.Fatalf("inside the link: calls %q, link asked for %q", f.calls, link.via)
+	}
+	if !r.Status().Encrypted {
+		t.Error("status: replication not said to be encrypted")
+	}
+
+	// The partner comes back on a firmware without the link: connecting inside it never meets it.
+	link.inside = false
+	state("WFConnection")
+	f.calls = nil
+	r.pass(context.Background())
+	if f.saw("disconnect ipv4:198.19.255.1:7789 ipv4:198.19.255.2:7789") != 1 {
+		t.Fatalf("moving out of the link: calls %q", f.calls)
+	}
+	state("StandAlone")
+	f.calls = nil
+	r.pass(context.Background())
+	if f.saw("connect documents ipv4:127.0.0.1:7789 ipv4:127.0.0.1:7789") != 1 || f.saw("discard") != 0 || f.saw("create-md") != 0 {
+		t.Fatalf("on the LAN: calls %q", f.calls)
+	}
+	if r.Status().Encrypted {
+		t.Error("status: replication on the LAN said to be encrypted")
+	}
+
+	// Connected, a change of the partner's view does not break the connection.
+	link.inside = true
+	state("Connected")
+	f.calls = nil
+	r.pass(context.Background())
+	if f.saw("disconnect") != 0 {
+		t.Errorf("connected: calls %q", f.calls)
+	}
+
+	// Unpaired: the replication stops and the link goes.
+	r.Peers = func() []string { return nil }
+	r.pass(context.Background())
+	if link.closed != 1 || f.saw("down documents") != 1 {
+		t.Errorf("unpaired: link closed %d times, calls %q", link.closed, f.calls)
 	}
 }

@@ -40,6 +40,7 @@ import (
 	"github.com/lawbox/appliance/hw/tpm"
 	"github.com/lawbox/appliance/netcfg/link"
 	"github.com/lawbox/appliance/netcfg/static"
+	"github.com/lawbox/appliance/netcfg/tunnel"
 	"github.com/lawbox/appliance/netcfg/vip"
 	"github.com/lawbox/appliance/webui"
 )
@@ -255,8 +256,37 @@ func documentsVolume(log *slog.Logger, st *state.Store, disks *storage.Manager, 
 		},
 		Peers:    func() []string { return replicationPaths(node.PeerAddrs(), node.ServiceAddress()) },
 		Secret:   func() []byte { return node.Secret("documents replication") },
+		Link:     &pairLink{node: node},
 		Snapshot: disks.DocumentsSnapshot}
 }
+
+// pairLink is the pair's encrypted link (netcfg/tunnel) as the documents' replication uses it: made when
+// the partner runs it too, its keys derived from the pair's.
+type pairLink struct {
+	node *pair.Node
+	link tunnel.Link
+}
+
+func (l *pairLink) Via(addr string) (local, remote string, inside bool, err error) {
+	if !l.node.PeerTunnels() {
+		return "", "", false, l.link.Close()
+	}
+	self, peer := l.node.Names()
+	k, err := tunnel.Derive(l.node.Secret, self, peer)
+	if err != nil {
+		return "", "", false, err
+	}
+	to, err := netip.ParseAddr(addr)
+	if err != nil {
+		return "", "", false, fmt.Errorf("pair link: the other unit's address %q: %w", addr, err)
+	}
+	if err := l.link.Set(k, to); err != nil {
+		return "", "", false, err
+	}
+	return k.Local.String(), k.Remote.String(), true, nil
+}
+
+func (l *pairLink) Close() error { return l.link.Close() }
 
 // handOver is the pair as the web UI drives it: an active unit asked to hand the service over (not
 // forced) does so only when the other unit can take it at once: its database mirrors this one's and its
@@ -362,13 +392,14 @@ func webURL(host, listen string) string {
 	return "https://" + net.JoinHostPort(host, p) + "/"
 }
 
-// localAddrs lists the unit's global unicast addresses (IPv4 and IPv6).
+// localAddrs lists the unit's global unicast addresses (IPv4 and IPv6) on the office's networks: not the
+// pair link's, which runs over them.
 func localAddrs() []netip.Addr {
 	addrs, _ := net.InterfaceAddrs()
 	var out []netip.Addr
 	for _, a := range addrs {
 		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
-			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && !tunnel.Inside(ip.Unmap()) {
 				out = append(out, ip.Unmap())
 			}
 		}

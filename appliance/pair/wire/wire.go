@@ -59,10 +59,16 @@ type Message struct {
 // raises Proto; each unit takes heartbeats from MinProto to Proto, so the two units of a pair updated one
 // after the other (version N beside N+1) keep talking, and refuses others with a clear event, never by
 // misreading them.
+//
+// Protocol 2: the unit runs the pair link (netcfg/tunnel), and its documents' replication goes inside it;
+// beside a unit that speaks 1 it replicates as protocol 1 did, on the LAN, until both speak 2.
 const (
-	Proto    = 1
+	Proto    = 2
 	MinProto = 1
 )
+
+// Tunnels reports whether a unit that speaks proto runs the pair link.
+func Tunnels(proto int) bool { return proto >= 2 }
 
 // Compatible says whether a heartbeat of protocol proto can be taken.
 func Compatible(proto int) bool {
