@@ -112,7 +112,7 @@ type Promotion struct {
 
 // DatabasePolicy is how commits wait for the mirror (PUT /api/v1/database/policy, production only).
 type DatabasePolicy struct {
-	Sync bool `json:"sync"` // a commit returns once the mirror has applied it (remote_apply)
+	Sync bool `json:"sync"` // a commit returns once the mirror has it on its disk (synchronous_commit = on)
 	// With Sync, how long commits wait for a missing mirror before production carries on alone (an alert
 	// says so); 0: they wait however long it takes.
 	DegradeAfterS int `json:"degrade_after_s"`

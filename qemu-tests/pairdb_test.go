@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 type dbStatus struct {
@@ -245,11 +247,18 @@ func TestPairDatabase(t *testing.T) {
 
 	l.startLoad(t)
 	l.waitCommits(t, 200)
+	// A backup's dump on the mirror is not cancelled by production's vacuum, and does not hold up the
+	// promotion below.
+	rctx, reader, endReader := l.readerOnTheMirror(t, l.a, l.b)
+	defer endReader()
 	// A client waiting for an answer (a long query, TCP keep-alive off) sends nothing that could tell it A
 	// died: B, taking over, tickles the connections A listed in its heartbeats, and the client sees a reset.
 	l.pc.console("pgwait "+l.serviceURL(), regexp.MustCompile(`debug: pgwait waiting`))
 	time.Sleep(1500 * time.Millisecond) // in A's list (every second) and its heartbeats
 	outage := l.failover(t, l.a)
+	if _, err := reader.Exec(rctx, "SELECT 1"); err == nil {
+		t.Error("the reader on the mirror is still connected after its promotion")
+	}
 	acked, lost := l.stopLoad(t, l.b)
 	t.Logf("failover under load (synchronous): client outage %v, %d commits acknowledged, %d lost", outage, acked, lost)
 	eventually(t, time.Minute, "the waiting client learns that A died", func() error {
@@ -442,4 +451,78 @@ func documentsOnTheMirror(t *testing.T, production, mirror *pairUnit) {
 		t.Errorf("the replication after the backup: %v", err)
 	}
 	t.Logf("documents backup taken by the mirror %s from a snapshot of its copy: %s", b.TakenOn, b.ID)
+}
+
+// readerOnTheMirror holds a table on the mirror as a backup's dump does (a read-only repeatable-read
+// transaction that read it) while production deletes half of it and vacuums it, which truncates the
+// table's empty end: a lock the reader conflicts with, replayed on the mirror. PostgreSQL's default
+// cancels such a reader after 30 s ("User was holding a relation lock for too long"): here it reads on
+// 40 s later, and the office's load, in synchronous mode, commits meanwhile. It returns the reader, still
+// in its transaction, with its end: the failover that follows must not wait for it.
+func (l *dbLab) readerOnTheMirror(t *testing.T, production, mirror *pairUnit) (context.Context, pgx.Tx, func()) {
+	t.Helper()
+	production.exec(t, l.conn, "CREATE TABLE old_files AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 20000) g")
+	production.exec(t, l.conn, "DELETE FROM old_files WHERE id > 10000")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	count := func(q interface {
+		QueryRow(context.Context, string, ...any) pgx.Row
+	}) (int, error) {
+		var n int
+		err := q.QueryRow(ctx, "SELECT count(*) FROM old_files").Scan(&n)
+		return n, err
+	}
+	c, err := mirror.connect(ctx, l.conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the delete replayed on the mirror", func() error {
+		if n, err := count(c); err != nil || n != 10000 {
+			return fmt.Errorf("%d rows, %v", n, err)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second) // the mirror's feedback (every second) moves past the delete
+	tx, err := c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := count(tx); err != nil || n != 10000 {
+		t.Fatalf("the reader on the mirror: %d rows, %v", n, err)
+	}
+	p, err := production.connect(ctx, l.conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	size := func() (n int64) {
+		if err := p.QueryRow(ctx, "SELECT pg_relation_size('old_files')").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := size()
+	// The precondition of the proof: the vacuum truncated the table (else nothing conflicted).
+	eventually(t, time.Minute, "production's vacuum truncates the table", func() error {
+		if _, err := p.Exec(ctx, "VACUUM old_files"); err != nil {
+			return err
+		}
+		if after := size(); after >= before {
+			return fmt.Errorf("%d bytes before, %d after", before, after)
+		}
+		return nil
+	})
+	time.Sleep(40 * time.Second)
+	if n, err := count(tx); err != nil || n != 10000 {
+		t.Fatalf("the reader on the mirror 40 s after production's vacuum: %d rows, %v (cancelled by the replay?)", n, err)
+	}
+	if s := production.waitDB(t, "production synchronous", 5*time.Second, func(s dbStatus) bool { return true }); s.Sync != "sync" {
+		t.Errorf("production's replication while the mirror's replay waits for the reader: %q, want sync", s.Sync)
+	}
+	l.waitCommits(t, 0)
+	var lag int64
+	if s := mirror.waitDB(t, "mirror", 5*time.Second, func(dbStatus) bool { return true }); s.LagBytes != nil {
+		lag = *s.LagBytes
+	}
+	t.Logf("a reader on the mirror outlived production's vacuum truncating its table by 40 s; the mirror's replay waits for it, %d bytes behind", lag)
+	return ctx, tx, func() { cancel(); c.Close(context.Background()) }
 }

@@ -282,6 +282,15 @@ func (m *Manager) promote(ctx context.Context) error {
 		m.Log.Info("the old production's stream ended", "waited", time.Since(waitStart))
 	}
 	if recovery {
+		// The replay may be waiting for a query here (a backup's dump holds locks and the replay never
+		// cancels it: replicationConf); the promotion must not.
+		var ended int
+		if err := c.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()").Scan(&ended); err != nil {
+			return fmt.Errorf("promote: end the mirror's queries: %w", err)
+		}
+		if ended > 0 {
+			m.Log.Warn("promotion: the mirror's connections were ended (a backup on it fails)", "connections", ended)
+		}
 		var ok bool
 		if err := c.QueryRow(ctx, "SELECT pg_promote(true, 60)").Scan(&ok); err != nil || !ok {
 			return fmt.Errorf("promote: not finished within 60 s (%v)", err)
@@ -555,9 +564,15 @@ func replicationConf(u *upstream, limits map[string]string) string {
 	var b strings.Builder
 	// wal_retrieve_retry_interval: how soon a mirror retries its upstream, and notices a promotion request
 	// while it waits for WAL.
-	// hot_standby_feedback: the backups are dumped on the mirror, and a long dump must not be cancelled by
-	// the upstream vacuuming rows it still reads.
-	b.WriteString("# Written by the appliance.\nhot_standby = on\nhot_standby_feedback = on\nrecovery_target_timeline = 'latest'\nwal_retrieve_retry_interval = '250ms'\n")
+	// The backups are dumped on the mirror, and a long dump must not be cancelled by what production does
+	// meanwhile: hot_standby_feedback keeps production from vacuuming away rows the dump still reads, and
+	// the max_standby delays at -1 make the replay wait for the dump rather than cancel it when production
+	// takes a lock the dump conflicts with (a vacuum truncating a table's empty end takes one; with the
+	// default 30 s the dump was cancelled, "User was holding a relation lock for too long"). The commits
+	// wait only for the mirror's disk, never for its replay (writeSyncConf), and a promotion ends the
+	// mirror's queries first (promote).
+	b.WriteString("# Written by the appliance.\nhot_standby = on\nhot_standby_feedback = on\nmax_standby_streaming_delay = -1\nmax_standby_archive_delay = -1\n" +
+		"recovery_target_timeline = 'latest'\nwal_retrieve_retry_interval = '250ms'\n")
 	if u != nil {
 		fmt.Fprintf(&b, "primary_conninfo = '%s password=%s'\nprimary_slot_name = '%s'\n", u.conninfo("postgres"), u.Password, u.Slot)
 	}

@@ -262,7 +262,7 @@ func (m *Manager) SetPolicy(ctx context.Context, p appliance.DatabasePolicy) err
 type syncState struct {
 	policy appliance.DatabasePolicy
 	on     bool // synchronous_standby_names is set
-	// behindFrom is production's WAL position once sync took effect; until the mirror has replayed up to
+	// behindFrom is production's WAL position once sync took effect; until the mirror has flushed up to
 	// it, commits acknowledged before (asynchronously, while it was away) may still be lost: the status
 	// says "catching up", not "sync". 0 once covered; MaxUint64 until the position is read.
 	behindFrom uint64
@@ -294,15 +294,16 @@ func (m *Manager) maintain(ctx context.Context) error {
 	var addr, state string
 	var behind int64
 	var lagSecs *float64
-	var current, replayed uint64
+	var current, flushed uint64
 	var silent float64 // seconds since the mirror last reported
 	if err := c.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").Scan(&current); err != nil {
 		return err
 	}
-	err = c.QueryRow(ctx, `SELECT coalesce(host(client_addr), 'local'), state, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint,
-		extract(epoch FROM replay_lag)::float8, coalesce(pg_wal_lsn_diff(replay_lsn, '0/0'), 0)::bigint,
+	// What counts is what the mirror has on its disk (flush_lsn): its replay may wait for a backup's dump.
+	err = c.QueryRow(ctx, `SELECT coalesce(host(client_addr), 'local'), state, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn), 0)::bigint,
+		extract(epoch FROM flush_lag)::float8, coalesce(pg_wal_lsn_diff(flush_lsn, '0/0'), 0)::bigint,
 		coalesce(extract(epoch FROM now() - reply_time), 1e9)::float8
-		FROM pg_stat_replication WHERE application_name = $1 ORDER BY backend_start DESC LIMIT 1`, replicaSlot).Scan(&addr, &state, &behind, &lagSecs, &replayed, &silent)
+		FROM pg_stat_replication WHERE application_name = $1 ORDER BY backend_start DESC LIMIT 1`, replicaSlot).Scan(&addr, &state, &behind, &lagSecs, &flushed, &silent)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return err
 	}
@@ -336,7 +337,7 @@ func (m *Manager) maintain(ctx context.Context) error {
 		s.behindFrom = math.MaxUint64 // the position is read at the next round, after the reload
 	case s.behindFrom == math.MaxUint64:
 		s.behindFrom = current // at least every commit acknowledged before sync took effect
-	case s.behindFrom != 0 && replayed >= s.behindFrom:
+	case s.behindFrom != 0 && flushed >= s.behindFrom:
 		s.behindFrom = 0
 	}
 	m.sync = s
@@ -376,7 +377,10 @@ func (m *Manager) ReleaseMirror() {
 func (m *Manager) writeSyncConf(on bool) error {
 	conf := "# Written by the appliance: asynchronous.\n"
 	if on {
-		conf = fmt.Sprintf("# Written by the appliance: synchronous.\nsynchronous_standby_names = '%s'\nsynchronous_commit = remote_apply\n", replicaSlot)
+		// on (the mirror has the commit on its disk), not remote_apply: a promotion replays every WAL record
+		// on the mirror's disk, so nothing acknowledged is lost, and a commit never waits for the mirror's
+		// replay, which a backup's dump on the mirror may hold up (replicationConf).
+		conf = fmt.Sprintf("# Written by the appliance: synchronous.\nsynchronous_standby_names = '%s'\nsynchronous_commit = on\n", replicaSlot)
 	}
 	return writeAtomic(filepath.Join(m.DataDir, "conf.d", "sync.conf"), []byte(conf), m.cred)
 }
