@@ -70,4 +70,7 @@ type Shares interface {
 	PutAccount(ctx context.Context, name, password string) error
 	// DeleteAccount removes an account, also from every share's lists.
 	DeleteAccount(ctx context.Context, name string) error
+	// GrowDocuments gives the documents volume add bytes more from the data array's free space, online (in
+	// a pair on both units).
+	GrowDocuments(ctx context.Context, add int64) error
 }

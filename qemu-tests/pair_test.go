@@ -30,8 +30,9 @@ func TestPairFailover(t *testing.T) {
 	alone(t)
 	// A longer timeout than the default (400 ms): other QEMU tests share the CPUs, and under TCG a unit taking
 	// over (its database promoted, its documents volume checked and mounted, Samba started) can be slow to
-	// renew its lease.
-	l := newPairLab(t, 1500)
+	// renew its lease; and the documents' replication is encrypted by the emulated CPUs (the pair link),
+	// which left the witness on the office PC's VM answering late enough to fence the active unit.
+	l := newPairLab(t, 2500)
 	chk := startChecker(t, l.a, l.b)
 	defer chk.finish()
 	l.pc.console("probe 192.0.2.100:443", regexp.MustCompile(`debug: probing`))
@@ -115,6 +116,21 @@ func TestPairFailover(t *testing.T) {
 	eventually(t, 3*time.Minute, "B's documents copy complete", documentsInSync(l.b))
 	l.documentsStayEncryptedOnTheWire(t, l.a, l.b)
 
+	// The documents grow on both units, asked on the active one (the standby refuses): B's volume first,
+	// then A's, then DRBD and the filesystem, online; B's copy stays complete.
+	docsBefore := documentsSize(t, l.a.unit, l.a.tok)
+	if code, body := l.b.call("POST", "/api/v1/shares/grow", l.b.tok, fmt.Sprintf(`{"add_bytes":%d}`, 32<<20)); code != 409 {
+		t.Errorf("grow the documents on the standby = %d %s, want 409", code, body)
+	}
+	if code, body := l.a.call("POST", "/api/v1/shares/grow", l.a.tok, fmt.Sprintf(`{"add_bytes":%d}`, 32<<20)); code != 204 {
+		t.Fatalf("grow the documents on A = %d %s", code, body)
+	}
+	docsGrown := documentsSize(t, l.a.unit, l.a.tok)
+	if docsGrown < docsBefore+30<<20 {
+		t.Errorf("the documents' filesystem on A: %d bytes before growing by 32 MiB, %d after", docsBefore, docsGrown)
+	}
+	eventually(t, 3*time.Minute, "B's documents copy complete after growing", documentsInSync(l.b))
+
 	// Only the direct cable is cut: heartbeats go on over the LAN, nobody changes role.
 	l.cable.SetCut(l.a.HubPorts[1], true)
 	time.Sleep(5 * time.Second)
@@ -179,6 +195,9 @@ func TestPairFailover(t *testing.T) {
 		t.Fatalf("switchover to B = %d %s", code, body)
 	}
 	waitRoles(t, "after switchover to B", 30*time.Second, l.a, l.b, "standby", "active")
+	if got := documentsSize(t, l.b.unit, l.b.tok); got != docsGrown {
+		t.Errorf("the documents' filesystem on B after the switchover: %d bytes, %d on A before", got, docsGrown)
+	}
 	// The new active unit takes the address once its database takes writes, at most a minute after it became
 	// active (pair.readyWait): the answer may take that long.
 	l.expectAnswer(t, l.b, 90*time.Second)

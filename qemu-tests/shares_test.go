@@ -171,6 +171,23 @@ func TestFileShares(t *testing.T) {
 	}
 	t.Logf("negotiated SMB dialect %#04x, security mode %#x (signing required)", dialect, security)
 
+	// The documents grow online from the data array's free space; too much is refused with the reason.
+	before := documentsSize(t, u, tok)
+	if code, body := u.call("POST", "/api/v1/shares/grow", tok, `{"add_bytes":0}`); code != 400 {
+		t.Errorf("grow by 0 = %d %s, want 400", code, body)
+	}
+	if code, body := u.call("POST", "/api/v1/shares/grow", tok, `{"add_bytes":100000000000}`); code != 409 || !strings.Contains(body, "at most") {
+		t.Errorf("grow by 100 GB = %d %s, want 409 saying how much it can", code, body)
+	}
+	if code, body := u.call("POST", "/api/v1/shares/grow", tok, fmt.Sprintf(`{"add_bytes":%d}`, 16<<20)); code != 204 {
+		t.Fatalf("grow the documents by 16 MiB = %d %s", code, body)
+	}
+	grown := documentsSize(t, u, tok)
+	if grown < before+14<<20 {
+		t.Errorf("the documents' filesystem: %d bytes before growing by 16 MiB, %d after", before, grown)
+	}
+	t.Logf("the documents' filesystem grew online from %d to %d bytes", before, grown)
+
 	// The shares, the accounts and the file outlive a reboot.
 	u.shutdown(tok, "reboot")
 	u = boot(t, Config{Disks: disks})
@@ -185,6 +202,25 @@ func TestFileShares(t *testing.T) {
 	if got := get("marie", "Marie's long password"); got != want {
 		t.Errorf("after the reboot the file has other bytes")
 	}
+	if after := documentsSize(t, u, tok); after != grown {
+		t.Errorf("the documents' filesystem: %d bytes after the reboot, %d before", after, grown)
+	}
+}
+
+// documentsSize is the size of the documents' filesystem the unit reports (it serves them).
+func documentsSize(t testing.TB, u *unit, tok string) int64 {
+	t.Helper()
+	var size int64
+	eventually(t, time.Minute, "the documents' filesystem in the storage status", func() error {
+		for _, sp := range u.storage(tok).Space {
+			if sp.Name == "documents" {
+				size = sp.SizeBytes
+				return nil
+			}
+		}
+		return errors.New("not listed")
+	})
+	return size
 }
 
 // recordingProxy forwards TCP connections to target and records every byte both ways.

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
+	"strings"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -22,7 +24,35 @@ func (s *Server) shareRoutes() []Route {
 		{"DELETE /api/v1/shares/{name}", Admin, s.apiDeleteShare},
 		{"PUT /api/v1/file-accounts/{name}", Admin, s.apiPutFileAccount},
 		{"DELETE /api/v1/file-accounts/{name}", Admin, s.apiDeleteFileAccount},
+		{"POST /shares/grow", Admin, s.formGrowDocuments},
+		{"POST /api/v1/shares/grow", Admin, s.apiGrowDocuments},
 	}
+}
+
+func (s *Server) apiGrowDocuments(w http.ResponseWriter, r *http.Request, _ appliance.Session) {
+	var p struct {
+		Add int64 `json:"add_bytes"`
+	}
+	if err := decode(r, &p); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.shares.GrowDocuments(r.Context(), p.Add); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// formGrowDocuments gives the documents the GB typed (decimal, as the sizes shown) more room.
+func (s *Server) formGrowDocuments(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	gb, err := strconv.ParseFloat(strings.ReplaceAll(r.PostFormValue("gb"), ",", "."), 64)
+	if err != nil || gb <= 0 || gb > 1e6 {
+		err = fmt.Errorf("%w: type how many GB to add, such as 50", appliance.ErrBadInput)
+	} else {
+		err = s.shares.GrowDocuments(r.Context(), int64(gb*1e9))
+	}
+	s.renderShares(w, r, sess, "The documents have more room.", err)
 }
 
 func (s *Server) apiShares(w http.ResponseWriter, r *http.Request, _ appliance.Session) {

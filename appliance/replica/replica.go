@@ -15,8 +15,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -59,8 +61,13 @@ type Replica struct {
 	// Snapshot makes a snapshot of the documents volume (DRBD's lower device) and answers its device and
 	// how to drop it: what a documents backup reads on a unit that does not serve the shares.
 	Snapshot func(ctx context.Context) (string, func(context.Context) error, error)
-	Every    time.Duration // between passes; 2 s when zero
+	// Extend makes the documents volume (DRBD's lower device) that many bytes and answers its size (0:
+	// just its size); Call sends a request to the partner over the pair link. Both are for Grow.
+	Extend func(ctx context.Context, size int64) (int64, error)
+	Call   func(ctx context.Context, method, path string, body io.Reader, size int64) (*http.Response, error)
+	Every  time.Duration // between passes; 2 s when zero
 
+	growMu     sync.Mutex // one Grow at a time
 	mu         sync.Mutex
 	cfg        config
 	loaded     bool

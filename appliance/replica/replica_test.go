@@ -2,13 +2,17 @@ package replica
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/hw/drbd"
 )
 
@@ -174,8 +178,13 @@ func TestReplicationInsideThePairLink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	state("StandAlone")
-	r.pass(context.Background())
+	// passAs runs a pass of the replica with DRBD in connection state cs.
+	passAs := func(cs string) {
+		state(cs)
+		f.calls = nil
+		r.pass(context.Background())
+	}
+	passAs("StandAlone")
 	if f.saw("connect documents ipv4:198.19.255.1:7789 ipv4:198.19.255.2:7789") != 1 || len(link.via) == 0 || link.via[0] != "127.0.0.1" {
 		t.Fatalf("inside the link: calls %q, link asked for %q", f.calls, link.via)
 	}
@@ -185,15 +194,11 @@ func TestReplicationInsideThePairLink(t *testing.T) {
 
 	// The partner comes back on a firmware without the link: connecting inside it never meets it.
 	link.inside = false
-	state("WFConnection")
-	f.calls = nil
-	r.pass(context.Background())
+	passAs("WFConnection")
 	if f.saw("disconnect ipv4:198.19.255.1:7789 ipv4:198.19.255.2:7789") != 1 {
 		t.Fatalf("moving out of the link: calls %q", f.calls)
 	}
-	state("StandAlone")
-	f.calls = nil
-	r.pass(context.Background())
+	passAs("StandAlone")
 	if f.saw("connect documents ipv4:127.0.0.1:7789 ipv4:127.0.0.1:7789") != 1 || f.saw("discard") != 0 || f.saw("create-md") != 0 {
 		t.Fatalf("on the LAN: calls %q", f.calls)
 	}
@@ -203,9 +208,7 @@ func TestReplicationInsideThePairLink(t *testing.T) {
 
 	// Connected, a change of the partner's view does not break the connection.
 	link.inside = true
-	state("Connected")
-	f.calls = nil
-	r.pass(context.Background())
+	passAs("Connected")
 	if f.saw("disconnect") != 0 {
 		t.Errorf("connected: calls %q", f.calls)
 	}
@@ -215,5 +218,56 @@ func TestReplicationInsideThePairLink(t *testing.T) {
 	r.pass(context.Background())
 	if link.closed != 1 || f.saw("down documents") != 1 {
 		t.Errorf("unpaired: link closed %d times, calls %q", link.closed, f.calls)
+	}
+}
+
+// Growing the documents: only on the unit that serves them; in a pair only while the partner's copy is
+// connected and complete, the partner's volume first (to the same size), and nothing here when it refuses.
+func TestGrowPartnerFirst(t *testing.T) {
+	r, f := newReplica(t, true)
+	proc := filepath.Join(t.TempDir(), "drbd")
+	r.DRBD.Proc = proc
+	state := func(cs, ds string) {
+		if err := os.WriteFile(proc, []byte(" 0: cs:"+cs+" ro:Primary/Secondary ds:"+ds+" C r-----\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var steps []string
+	size := int64(1 << 30)
+	r.Extend = func(_ context.Context, to int64) (int64, error) {
+		if to > size {
+			steps = append(steps, fmt.Sprintf("extend %d", to))
+			size = to
+		}
+		return size, nil
+	}
+	partnerAnswer := http.StatusNoContent
+	r.Call = func(_ context.Context, method, path string, body io.Reader, _ int64) (*http.Response, error) {
+		b, _ := io.ReadAll(body)
+		steps = append(steps, fmt.Sprintf("partner %s %s %s", method, path, b))
+		return &http.Response{StatusCode: partnerAnswer, Body: io.NopCloser(strings.NewReader("no room"))}, nil
+	}
+	r.set(func(s *appliance.Replication) { s.Mounted = true })
+
+	state("WFConnection", "UpToDate/DUnknown")
+	if err := r.Grow(context.Background(), 64<<20); !errors.Is(err, appliance.ErrConflict) || len(steps) != 0 {
+		t.Fatalf("partner not connected: %v, steps %q", err, steps)
+	}
+	state("Connected", "UpToDate/UpToDate")
+	partnerAnswer = http.StatusConflict
+	if err := r.Grow(context.Background(), 64<<20); !errors.Is(err, appliance.ErrConflict) || !strings.Contains(err.Error(), "no room") ||
+		len(steps) != 1 || f.saw("resize") != 0 {
+		t.Fatalf("partner refuses: %v, steps %q, calls %q", err, steps, f.calls)
+	}
+	steps, partnerAnswer = nil, http.StatusNoContent
+	err := r.Grow(context.Background(), 64<<20) // fs.Grow fails on this host (no DRBD device): the steps before it are done
+	want := []string{`partner POST /link/v1/documents/grow {"size_bytes":1140850688}`, "extend 1140850688"}
+	if fmt.Sprint(steps) != fmt.Sprint(want) || f.saw("drbdsetup resize 0 --assume-clean") != 1 || err == nil {
+		t.Fatalf("grow: %v, steps %q, calls %q; want steps %q", err, steps, f.calls, want)
+	}
+
+	r.Leads = func() bool { return false }
+	if err := r.Grow(context.Background(), 64<<20); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("on the standby: %v", err)
 	}
 }

@@ -52,8 +52,10 @@ type Server struct {
 	// nil: always. Send hands the settings to the other unit of the pair (nil: never paired).
 	Leads func() bool
 	Send  func(ctx context.Context, settings []byte) error
-	// Replication is the documents volume's replication state (nil func or answer: none).
+	// Replication is the documents volume's replication state (nil func or answer: none); Grow gives the
+	// documents volume more room (nil: it cannot grow).
 	Replication func() *appliance.Replication
+	Grow        func(ctx context.Context, add int64) error
 
 	mu      sync.Mutex
 	cfg     config
@@ -159,6 +161,14 @@ func (s *Server) DeleteShare(_ context.Context, name string) error {
 
 func (s *Server) PutAccount(_ context.Context, name, password string) error {
 	return s.change(func(c *config) error { return c.putAccount(name, password, time.Now()) })
+}
+
+// GrowDocuments implements appliance.Shares.
+func (s *Server) GrowDocuments(ctx context.Context, add int64) error {
+	if s.Grow == nil {
+		return fmt.Errorf("%w: the documents are not on a volume of their own on this unit", appliance.ErrConflict)
+	}
+	return s.Grow(ctx, add)
 }
 
 func (s *Server) DeleteAccount(_ context.Context, name string) error {
@@ -283,7 +293,12 @@ func (s *Server) apply(ctx context.Context, d **daemon) error {
 		}
 	}
 	if *d != nil {
-		// smbd reads smb.conf again on SIGHUP and smbpasswd at every sign-in; sessions stay up.
+		// smbd reads smb.conf again on SIGHUP and smbpasswd at every sign-in; sessions stay up. A server
+		// just started may not handle SIGHUP yet, and would die of it: it is told at a later pass (the
+		// files are written; it reads them if it starts meanwhile).
+		if !catches((*d).cmd.Process.Pid, syscall.SIGHUP) {
+			return nil
+		}
 		if err := (*d).cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			return fmt.Errorf("reload the file server: %w", err)
 		}
@@ -403,4 +418,19 @@ type logWriter struct{ log *slog.Logger }
 func (w logWriter) Write(p []byte) (int, error) {
 	w.log.Info("smbd", "out", strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// catches reports whether process pid handles sig (its SigCgt mask in /proc); true when that cannot be read.
+func catches(pid int, sig syscall.Signal) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if mask, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(mask), 16, 64)
+			return err != nil || m&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	return true
 }

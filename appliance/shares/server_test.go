@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -185,5 +186,32 @@ func TestServerBacksOff(t *testing.T) {
 	}
 	if !sawFailed {
 		t.Error("the state never said the server stopped")
+	}
+}
+
+// A process that has not installed a SIGHUP handler (smbd just started) would die of one: it is not sent.
+func TestCatches(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	if catches(cmd.Process.Pid, syscall.SIGHUP) {
+		t.Error("sleep said to handle SIGHUP")
+	}
+	trap := exec.Command("sh", "-c", "trap 'echo hup' HUP; echo ready; while :; do sleep 0.05; done")
+	out, err := trap.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := trap.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer trap.Process.Kill()
+	if _, err := out.Read(make([]byte, 6)); err != nil {
+		t.Fatal(err)
+	}
+	if !catches(trap.Process.Pid, syscall.SIGHUP) {
+		t.Error("a shell with a HUP trap said not to handle SIGHUP")
 	}
 }

@@ -165,5 +165,13 @@ func (m *Manager) spaceStatus() []appliance.Space {
 		}
 		out = append(out, sp)
 	}
+	// The documents' own filesystem (on DRBD) where this unit serves them: it fills on its own, and grows
+	// from the data array's free space (the Shares page).
+	if docs := filepath.Join(Data.mount, "documents"); fs.MountedAt(docs) != "" && fs.MountedAt(docs) != fs.MountedAt(Data.mount) {
+		if sp, err := statfs(docs); err == nil {
+			sp.Name, sp.History = "documents", []appliance.SpacePoint{}
+			out = append(out, sp)
+		}
+	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/hw/luks"
 	"github.com/lawbox/appliance/hw/lvm"
 )
@@ -152,4 +153,46 @@ func (m *Manager) DocumentsSnapshot(ctx context.Context) (string, func(context.C
 	}
 	drop := func(ctx context.Context) error { return m.LVM.Remove(ctx, VolumeGroup, documentsCopy) }
 	return lvm.Path(VolumeGroup, documentsCopy), drop, nil
+}
+
+// ExtendDocuments makes the documents volume size bytes (rounded up to LVM's extent) from the group's free
+// space, and answers its size; a volume as large already is left as it is. It keeps free room for the
+// snapshot a documents backup takes (a quarter of the volume) and refuses beyond that.
+func (m *Manager) ExtendDocuments(ctx context.Context, size int64) (int64, error) {
+	if m.DocumentsDevice() == "" {
+		return 0, fmt.Errorf("%w: there is no documents volume on this unit", appliance.ErrConflict)
+	}
+	groups, err := m.LVM.Groups(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("grow the documents volume: %w", err)
+	}
+	size = (size + extent - 1) / extent * extent
+	for _, g := range groups {
+		if g.Name != VolumeGroup {
+			continue
+		}
+		for _, v := range g.Volumes {
+			if v.Name != DocumentsVolume {
+				continue
+			}
+			if v.Size >= size {
+				return v.Size, nil
+			}
+			if keep := size / 4; g.Free-(size-v.Size) < keep {
+				return v.Size, fmt.Errorf("%w: the documents can grow by %s at most (the data array keeps %s free for the documents backup's snapshot); add a disk to grow the array first",
+					appliance.ErrConflict, human(max(0, (g.Free-keep)/extent*extent)), human(keep))
+			}
+			if err := m.LVM.Extend(ctx, VolumeGroup, DocumentsVolume, size-v.Size); err != nil {
+				return v.Size, fmt.Errorf("grow the documents volume: %w", err)
+			}
+			m.event("info", "the documents volume grew from %s to %s", human(v.Size), human(size))
+			return size, nil
+		}
+	}
+	return 0, fmt.Errorf("grow the documents volume: no volume %s in the group %s", DocumentsVolume, VolumeGroup)
+}
+
+// DocumentsSize is the documents volume's size in bytes.
+func (m *Manager) DocumentsSize(ctx context.Context) (int64, error) {
+	return m.ExtendDocuments(ctx, 0)
 }

@@ -114,7 +114,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		{Name: "notifications", Run: alerts.Run}, {Name: "firmware install", Run: installer.Run}, {Name: "firmware updates", Run: updater.Run},
 		{Name: "rolling updates", Run: updater.RunRollout}, {Name: "file shares", Run: files.Run}, {Name: "documents volume", Run: docs.Run},
 		{Name: "file shares to the partner", Run: files.RunSync}, {Name: "clock", Run: clk.Run},
-		{Name: "pair link", Run: (&pair.Link{Log: log.With("part", "pair link"), Node: node, Handler: linkHandler(updater, db, node, backups.LinkHandler(host), files.LinkHandler()), Cert: keeper.GetCertificate}).Run}} {
+		{Name: "pair link", Run: (&pair.Link{Log: log.With("part", "pair link"), Node: node, Handler: linkHandler(updater, db, node, docs, backups.LinkHandler(host), files.LinkHandler()), Cert: keeper.GetCertificate}).Run}} {
 		parts.Add(p.Name, p.Run)
 	}
 	partsDone := make(chan struct{})
@@ -214,7 +214,7 @@ func fileShares(log *slog.Logger, st *state.Store, disks *storage.Manager, node 
 	toPartner := shares.LinkClient(node.Call)
 	return &shares.Server{Log: log.With("part", "file shares"), Store: st, Dir: "/data/documents", Smbd: "/usr/sbin/smbd",
 		Conf: "/etc/samba/smb.conf", RunDir: "/run/samba", PrivateDir: filepath.Join(storage.System.Mount(), "samba"),
-		Passwd: "/etc/passwd", Name: netbiosName(host), Replication: docs.Status,
+		Passwd: "/etc/passwd", Name: netbiosName(host), Replication: docs.Status, Grow: docs.Grow,
 		Serve: func() (bool, string) {
 			if !disks.DataReady() {
 				return false, "The data array is not ready: the shares are served once it is."
@@ -257,7 +257,7 @@ func documentsVolume(log *slog.Logger, st *state.Store, disks *storage.Manager, 
 		Peers:    func() []string { return replicationPaths(node.PeerAddrs(), node.ServiceAddress()) },
 		Secret:   func() []byte { return node.Secret("documents replication") },
 		Link:     &pairLink{node: node},
-		Snapshot: disks.DocumentsSnapshot}
+		Snapshot: disks.DocumentsSnapshot, Extend: disks.ExtendDocuments, Call: node.Call}
 }
 
 // pairLink is the pair's encrypted link (netcfg/tunnel) as the documents' replication uses it: made when

@@ -106,6 +106,22 @@ func (d *DRBD) Up(ctx context.Context, lower string) error {
 	return nil
 }
 
+// Resize makes the device as large as the smaller of the two units' lower devices (run on the primary,
+// connected: DRBD asks the peer's size), after both grew; the new area is not synchronised (clean):
+// neither unit holds data there yet, and the filesystem grown into it writes all it reads there through
+// DRBD. Without a peer (connected false: an unpaired unit) it takes the whole lower device: DRBD would
+// otherwise keep the size last agreed with a peer, and it takes --assume-clean only from a connected one.
+func (d *DRBD) Resize(ctx context.Context, connected bool) error {
+	args := []string{"resize", d.minor(), "--assume-peer-has-space"}
+	if connected {
+		args = []string{"resize", d.minor(), "--assume-clean"}
+	}
+	if _, err := d.setup(ctx, args...); err != nil {
+		return fmt.Errorf("resize drbd %s: %w", d.Resource, err)
+	}
+	return nil
+}
+
 // Peer is whom to replicate with.
 type Peer struct {
 	Local, Remote string // "198.51.100.10:7789"

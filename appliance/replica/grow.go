@@ -1,0 +1,102 @@
+package replica
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/hw/fs"
+)
+
+// GrowPath is the pair link's request that grows the partner's documents volume.
+const GrowPath = "/link/v1/documents/grow"
+
+// Grow gives the documents add bytes more, online, on the unit that serves them: in a pair the partner's
+// volume grows first (DRBD's size is the smaller of the two units' volumes), then this unit's, then DRBD,
+// then the filesystem. Each step leaves what is done as it is, so asking again after a failure (a power
+// cut, the partner gone meanwhile) finishes the job.
+func (r *Replica) Grow(ctx context.Context, add int64) error {
+	if add <= 0 {
+		return fmt.Errorf("%w: give the size to add, in bytes", appliance.ErrBadInput)
+	}
+	if r.Extend == nil {
+		return fmt.Errorf("%w: the documents volume cannot grow on this unit", appliance.ErrConflict)
+	}
+	r.growMu.Lock()
+	defer r.growMu.Unlock()
+	if !r.Leads() || !r.Ready() {
+		return fmt.Errorf("%w: the documents grow on the unit that serves them", appliance.ErrConflict)
+	}
+	size, err := r.Extend(ctx, 0)
+	if err != nil {
+		return err
+	}
+	target := size + add
+	paired := len(r.Peers()) > 0 && len(r.Secret()) >= 24
+	if paired {
+		st, err := r.DRBD.State()
+		if err != nil || !connected(st) || st.Disk != "UpToDate" || st.PeerDisk != "UpToDate" {
+			return fmt.Errorf("%w: the other unit's copy of the documents must be connected and complete: both units' volumes grow together", appliance.ErrConflict)
+		}
+		if err := r.growPartner(ctx, target); err != nil {
+			return err
+		}
+	}
+	if _, err := r.Extend(ctx, target); err != nil {
+		return err
+	}
+	if err := r.DRBD.Resize(ctx, paired); err != nil {
+		return err
+	}
+	if err := fs.Grow(ctx, r.DRBD.Device()); err != nil {
+		return fmt.Errorf("grow the documents' filesystem: %w", err)
+	}
+	r.Log.Info("the documents grew", "volume_bytes", target)
+	return nil
+}
+
+// growPartner asks the partner to make its documents volume size bytes.
+func (r *Replica) growPartner(ctx context.Context, size int64) error {
+	if r.Call == nil {
+		return fmt.Errorf("%w: the other unit cannot be asked to grow its volume", appliance.ErrConflict)
+	}
+	body := fmt.Sprintf(`{"size_bytes":%d}`, size)
+	resp, err := r.Call(ctx, http.MethodPost, GrowPath, strings.NewReader(body), int64(len(body)))
+	if err != nil {
+		return fmt.Errorf("%w: the other unit did not answer: %v", appliance.ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("%w: the other unit could not grow its documents volume: %s", appliance.ErrConflict, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+// LinkHandler answers the partner's request to grow this unit's documents volume (only a unit that does
+// not serve the documents takes it: the one that does grows its own last).
+func (r *Replica) LinkHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var p struct {
+			Size int64 `json:"size_bytes"`
+		}
+		if err := json.NewDecoder(io.LimitReader(req.Body, 1024)).Decode(&p); err != nil || p.Size <= 0 {
+			http.Error(w, "a size in bytes", http.StatusBadRequest)
+			return
+		}
+		if r.Extend == nil || r.Leads() {
+			http.Error(w, "this unit serves the documents", http.StatusConflict)
+			return
+		}
+		if _, err := r.Extend(req.Context(), p.Size); err != nil {
+			r.Log.Error("grow the documents volume for the partner", "err", err)
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
