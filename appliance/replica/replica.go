@@ -302,7 +302,7 @@ func (r *Replica) pass(ctx context.Context) {
 	}
 	peer, paired := r.peer()
 	r.choosePath(ctx, st, paired)
-	if paired && !connected(st) && st.Connection != "StandAlone" && r.current.Remote != "" && peer.Remote != r.current.Remote {
+	if paired && !connected(st) && st.Connection != "StandAlone" && r.current.Remote != "" && peer.Remote != "" && peer.Remote != r.current.Remote {
 		// The replication moves into the pair link (the partner now runs it) or out of it (the partner
 		// went back to a firmware without it): DRBD names a connection by its addresses.
 		r.Log.Info("the documents' replication changes its addresses", "was", r.current.Remote, "now", peer.Remote)

@@ -171,19 +171,3 @@ func (l *Link) Close() error {
 	l.mu.Unlock()
 	return nil
 }
-
-// Peer reports the link's view of the partner: when the last handshake happened and the bytes carried
-// each way (zero values without a link).
-func (l *Link) Peer() (handshake time.Time, sent, received int64, err error) {
-	c, err := wgctrl.New()
-	if err != nil {
-		return time.Time{}, 0, 0, err
-	}
-	defer c.Close()
-	d, err := c.Device(l.name())
-	if err != nil || len(d.Peers) == 0 {
-		return time.Time{}, 0, 0, err
-	}
-	p := d.Peers[0]
-	return p.LastHandshakeTime, p.TransmitBytes, p.ReceiveBytes, nil
-}
