@@ -191,8 +191,3 @@ func (m *Manager) ExtendDocuments(ctx context.Context, size int64) (int64, error
 	}
 	return 0, fmt.Errorf("grow the documents volume: no volume %s in the group %s", DocumentsVolume, VolumeGroup)
 }
-
-// DocumentsSize is the documents volume's size in bytes.
-func (m *Manager) DocumentsSize(ctx context.Context) (int64, error) {
-	return m.ExtendDocuments(ctx, 0)
-}
