@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -280,9 +281,7 @@ func TestDatabaseMirrorOfExternal(t *testing.T) {
 		}
 	}()
 	time.Sleep(5 * time.Second)
-	if err := pg.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	pg.pg.Stop(syscall.SIGKILL, time.Minute) // the upstream dies: no shutdown checkpoint
 	<-loading
 	app.Close(ctx)
 	pg.Stop()

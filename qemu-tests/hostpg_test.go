@@ -13,8 +13,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/lawbox/appliance/appliance/pgsql"
 )
 
 // hostPG is a throwaway PostgreSQL 15 cluster on 127.0.0.1, run as the host's postgres user: the "office's
@@ -31,21 +30,18 @@ type hostPG struct {
 	Port        int
 	Password    string // of its postgres superuser
 	Fingerprint string // SHA-256 of its self-signed TLS certificate, AB:CD:...
-	cmd         *exec.Cmd
-	done        chan struct{}
+	pg          *pgsql.Process
 }
 
 const pgBin = "/usr/lib/postgresql/15/bin"
 
 func startHostPG(t *testing.T) *hostPG {
 	t.Helper()
-	pu, err := user.Lookup("postgres")
+	cred, err := pgsql.PostgresUser()
 	if err != nil {
 		t.Fatalf("host postgres user: %v", err)
 	}
-	uid, _ := strconv.Atoi(pu.Uid)
-	gid, _ := strconv.Atoi(pu.Gid)
-	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	uid, gid := int(cred.Uid), int(cred.Gid)
 	dir, err := os.MkdirTemp("", "hostpg")
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +50,7 @@ func startHostPG(t *testing.T) *hostPG {
 	if err := os.Chown(dir, uid, gid); err != nil {
 		t.Fatal(err)
 	}
-	pg := &hostPG{Password: "upstream-superuser-pw", done: make(chan struct{})}
+	pg := &hostPG{Password: "upstream-superuser-pw"}
 	if pg.Port, err = freeTCPPort(); err != nil {
 		t.Fatal(err)
 	}
@@ -63,35 +59,29 @@ func startHostPG(t *testing.T) *hostPG {
 		t.Fatal(err)
 	}
 	os.Chown(pwfile, uid, gid)
-	data := filepath.Join(dir, "data")
-	run := func(name string, args ...string) *exec.Cmd {
-		c := exec.Command(filepath.Join(pgBin, name), args...)
-		c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		c.Env = []string{"PATH=/usr/bin:/bin", "LANG=C"}
-		return c
-	}
-	if out, err := run("initdb", "-D", data, "-U", "postgres", "--pwfile", pwfile, "--auth-local=trust",
-		"--auth-host=scram-sha-256", "--locale=C", "-E", "UTF8").CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
-	if pg.Fingerprint, err = selfSignedFiles(filepath.Join(data, "server.crt"), filepath.Join(data, "server.key"), uid, gid); err != nil {
+	cl := &pgsql.Cluster{BinDir: pgBin, DataDir: filepath.Join(dir, "data"), Cred: cred}
+	if err := cl.InitDB(context.Background(), "--pwfile", pwfile, "--auth-local=trust", "--auth-host=scram-sha-256"); err != nil {
 		t.Fatal(err)
 	}
-	pg.cmd = run("postgres", "-D", data, "-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(pg.Port), "-c", "ssl=on",
+	if pg.Fingerprint, err = selfSignedFiles(filepath.Join(cl.DataDir, "server.crt"), filepath.Join(cl.DataDir, "server.key"), uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	pg.pg, err = cl.Start(nil, "-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(pg.Port), "-c", "ssl=on",
 		"-c", "unix_socket_directories="+dir, "-c", "wal_level=replica", "-c", "max_wal_senders=5")
-	pg.cmd.Stdout, pg.cmd.Stderr = nil, nil
-	if err := pg.cmd.Start(); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { pg.cmd.Wait(); close(pg.done) }()
 	t.Cleanup(pg.Stop)
-	eventually(t, 30*time.Second, "host PostgreSQL up", func() error {
-		c, err := pg.Connect(context.Background(), "postgres")
+	err = pg.pg.Ready(context.Background(), func(ctx context.Context) error {
+		c, err := pg.Connect(ctx, "postgres")
 		if err != nil {
 			return err
 		}
-		return c.Close(context.Background())
-	})
+		return c.Close(ctx)
+	}, 100*time.Millisecond, 30*time.Second)
+	if err != nil {
+		t.Fatalf("host PostgreSQL up: %v", err)
+	}
 	return pg
 }
 
@@ -101,20 +91,7 @@ func (pg *hostPG) Connect(ctx context.Context, db string) (*pgx.Conn, error) {
 }
 
 // Stop shuts the server down (fast) and waits for it.
-func (pg *hostPG) Stop() {
-	select {
-	case <-pg.done:
-		return
-	default:
-	}
-	_ = pg.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-pg.done:
-	case <-time.After(30 * time.Second):
-		_ = pg.cmd.Process.Kill()
-		<-pg.done
-	}
-}
+func (pg *hostPG) Stop() { pg.pg.Stop(syscall.SIGINT, 30*time.Second) }
 
 // selfSignedFiles writes a new self-signed certificate and its key for PostgreSQL (owned by uid:gid) and
 // returns the certificate's SHA-256 fingerprint.

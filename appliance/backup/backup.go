@@ -178,7 +178,7 @@ func (e *Engine) Backup(ctx context.Context, kind string) (*Manifest, error) {
 // dumps stores the roles, the unit's settings and a dump of every database in dbs in backup m.
 func (e *Engine) dumps(ctx context.Context, to age.Recipient, m *Manifest, dbs []string) error {
 	obj, err := e.dumpTo(ctx, to, m.ID+"/globals.sql.zst.age", nil,
-		"pg_dumpall", "--globals-only", "-h", e.Socket, "-p", fmt.Sprint(e.Port), "-U", "postgres")
+		"pg_dumpall", append([]string{"--globals-only"}, pgsql.ClientArgs(e.Socket, e.Port)...)...)
 	if err != nil {
 		return fmt.Errorf("backup: roles: %w", err)
 	}
@@ -312,8 +312,8 @@ func (e *Engine) dumpDatabase(ctx context.Context, to age.Recipient, id, db stri
 	}
 	dumped := make(chan result, 1)
 	go func() {
-		obj, err := e.dumpTo(ctx, to, d.Object, nil, "pg_dump", "--format=custom", "--compress=0", "--snapshot="+snap,
-			"-h", e.Socket, "-p", fmt.Sprint(e.Port), "-U", "postgres", "-d", db)
+		obj, err := e.dumpTo(ctx, to, d.Object, nil, "pg_dump", append(pgsql.ClientArgs(e.Socket, e.Port),
+			"--format=custom", "--compress=0", "--snapshot="+snap, "-d", db)...)
 		dumped <- result{obj, err}
 	}()
 	cerr := tableSums(ctx, tx, &d)
@@ -404,7 +404,7 @@ func sumTable(ctx context.Context, q querier, table, alias string) (int64, strin
 // not nil, sees the output too.
 func (e *Engine) dumpTo(ctx context.Context, to age.Recipient, key string, tee io.Writer, prog string, args ...string) (Object, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, prog), args...)
-	cmd.Env = []string{"PATH=" + e.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
+	cmd.Env = pgsql.Env(e.BinDir)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()

@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/pgsql"
 )
 
 const pgBin = "/usr/lib/postgresql/15/bin"
@@ -39,54 +38,48 @@ func startServer(t testing.TB) *hostServer {
 	if _, err := os.Stat(filepath.Join(pgBin, "postgres")); err != nil {
 		t.Skip("PostgreSQL 15 is not installed")
 	}
-	pu, err := user.Lookup("postgres")
+	cred, err := pgsql.PostgresUser()
 	if err != nil {
 		t.Skip(err)
 	}
-	uid, _ := strconv.Atoi(pu.Uid)
-	gid, _ := strconv.Atoi(pu.Gid)
 	dir, err := os.MkdirTemp("", "backuptest")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
-	os.Chown(dir, uid, gid)
-	run := func(name string, args ...string) *exec.Cmd {
-		c := exec.Command(filepath.Join(pgBin, name), args...)
-		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-		c.Env = []string{"PATH=/bin:/usr/bin", "LANG=C"}
-		return c
-	}
-	if out, err := run("initdb", "-D", dir+"/data", "-U", "postgres", "--auth=trust", "--locale=C", "-E", "UTF8", "--wal-segsize=1").CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v %s", err, out)
+	os.Chown(dir, int(cred.Uid), int(cred.Gid))
+	cl := &pgsql.Cluster{BinDir: pgBin, DataDir: dir + "/data", Cred: cred}
+	if err := cl.InitDB(context.Background(), "--auth=trust", "--wal-segsize=1"); err != nil {
+		t.Fatal(err)
 	}
 	s := &hostServer{dir: dir, port: 5488}
 	// WAL is archived as on the unit (basic_archive into a directory).
 	os.Mkdir(s.walDir(), 0o700)
-	os.Chown(s.walDir(), uid, gid)
-	cmd := run("postgres", "-D", dir+"/data", "-k", dir, "-p", strconv.Itoa(s.port), "-c", "listen_addresses=",
+	os.Chown(s.walDir(), int(cred.Uid), int(cred.Gid))
+	pg, err := cl.Start(nil, "-k", dir, "-p", strconv.Itoa(s.port), "-c", "listen_addresses=",
 		"-c", "archive_mode=on", "-c", "archive_library=basic_archive", "-c", "basic_archive.archive_directory="+s.walDir())
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() })
-	for i := 0; ; i++ {
+	t.Cleanup(func() { pg.Stop(syscall.SIGINT, time.Minute) })
+	err = pg.Ready(context.Background(), func(ctx context.Context) error {
 		c, err := s.connect("postgres")
 		if err == nil {
-			c.Close(context.Background())
-			return s
+			c.Close(ctx)
 		}
-		if i > 100 {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return err
+	}, 100*time.Millisecond, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return s
 }
 
 func (s *hostServer) walDir() string { return filepath.Join(s.dir, "wal-archive") }
 
 func (s *hostServer) connect(db string) (*pgx.Conn, error) {
+	// An office client's session (not the unit's pinned one): the tests create tables as the office would.
 	return pgx.Connect(context.Background(), fmt.Sprintf("host=%s port=%d user=postgres dbname=%s", s.dir, s.port, db))
 }
 

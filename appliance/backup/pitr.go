@@ -6,13 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/pgsql"
 )
 
 // RestoreTo brings the databases dbs (every one when empty) back as they were at the moment at, from the
@@ -104,7 +104,7 @@ func (e *Engine) restoreFrom(ctx context.Context, c *pgx.Conn, sc *scratch, db, 
 		return appliance.RestoredDatabase{}, err
 	}
 	src := func() (io.ReadCloser, error) {
-		cmd := e.command(ctx, sc, "pg_dump", "--format=custom", "--compress=0", "--snapshot="+snap, "-h", sc.dir, "-p", strconv.Itoa(sc.port), "-U", "postgres", "-d", db)
+		cmd := sc.Command(ctx, "pg_dump", append(pgsql.ClientArgs(sc.dir, sc.port), "--format=custom", "--compress=0", "--snapshot="+snap, "-d", db)...)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.StdoutPipe()
@@ -203,15 +203,15 @@ func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.
 	if err != nil {
 		return fail(err)
 	}
-	err = untar(r, sc.data, int(sc.cred.Uid), int(sc.cred.Gid))
+	err = untar(r, sc.DataDir, int(sc.Cred.Uid), int(sc.Cred.Gid))
 	r.Close()
 	if err != nil {
 		return fail(fmt.Errorf("base copy %s: %w", base.ID, err))
 	}
 	for _, f := range []string{"postmaster.pid", "recovery.signal", "standby.signal", "backup_manifest"} {
-		os.Remove(filepath.Join(sc.data, f))
+		os.Remove(filepath.Join(sc.DataDir, f))
 	}
-	wal := filepath.Join(sc.data, "pg_wal")
+	wal := filepath.Join(sc.DataDir, "pg_wal")
 	if err := os.MkdirAll(wal, 0o700); err != nil {
 		return fail(err)
 	}
@@ -235,9 +235,9 @@ func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.
 		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 			return fail(err)
 		}
-		os.Chown(p, int(sc.cred.Uid), int(sc.cred.Gid))
+		os.Chown(p, int(sc.Cred.Uid), int(sc.Cred.Gid))
 	}
-	if err := e.start(ctx, sc, "-c", "config_file="+filepath.Join(sc.dir, "recover.conf")); err != nil {
+	if err := sc.start("-c", "config_file="+filepath.Join(sc.dir, "recover.conf")); err != nil {
 		return fail(err)
 	}
 	if err := sc.ready(ctx); err != nil {
@@ -266,7 +266,7 @@ func fetchWAL(ctx context.Context, t Target, id *age.X25519Identity, start, wal 
 		if err := fetch(ctx, t, k, name, id, filepath.Join(wal, name)); err != nil {
 			return 0, fmt.Errorf("WAL %s: %w", name, err)
 		}
-		if err := os.Chown(filepath.Join(wal, name), int(sc.cred.Uid), int(sc.cred.Gid)); err != nil {
+		if err := os.Chown(filepath.Join(wal, name), int(sc.Cred.Uid), int(sc.Cred.Gid)); err != nil {
 			return 0, err
 		}
 		segments++

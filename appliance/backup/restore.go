@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/pgsql"
 )
 
 // databaseName is what a restored database may be called: the names the appliance creates, but for the
@@ -167,7 +167,7 @@ func (e *Engine) restoreOne(ctx context.Context, c *pgx.Conn, d DumpedDB, name s
 			e.Log.Error("restore: the unfinished copy could not be removed", "database", tmp, "err", err)
 		}
 	}
-	if err := e.pgRestore(ctx, src, d.Name, owner, "-h", e.Socket, "-p", strconv.Itoa(e.Port), "-d", tmp); err != nil {
+	if err := e.pgRestore(ctx, src, d.Name, owner, append(pgsql.ClientArgs(e.Socket, e.Port), "-d", tmp)...); err != nil {
 		drop()
 		return r, err
 	}
@@ -243,8 +243,8 @@ func (e *Engine) Export(ctx context.Context, db string, w io.Writer) error {
 	if n == 0 || db == "postgres" {
 		return fmt.Errorf("database %q: %w", db, appliance.ErrNotFound)
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, "pg_dump"), "--format=custom", "-h", e.Socket, "-p", strconv.Itoa(e.Port), "-U", "postgres", "-d", db)
-	cmd.Env = []string{"PATH=" + e.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
+	cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, "pg_dump"), append(pgsql.ClientArgs(e.Socket, e.Port), "--format=custom", "-d", db)...)
+	cmd.Env = pgsql.Env(e.BinDir)
 	var stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = w, &stderr
 	if err := cmd.Run(); err != nil {

@@ -2,11 +2,11 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -85,7 +85,7 @@ func (e *Engine) verify(ctx context.Context, t Target, backupID string) error {
 		if err != nil {
 			return err
 		}
-		if err := e.pgRestore(ctx, objectSource(ctx, t, o, id), d.Name, owner, "-h", sc.dir, "-p", strconv.Itoa(sc.port), "-d", d.Name); err != nil {
+		if err := e.pgRestore(ctx, objectSource(ctx, t, o, id), d.Name, owner, append(pgsql.ClientArgs(sc.dir, sc.port), "-d", d.Name)...); err != nil {
 			return err
 		}
 		dc, err := sc.connect(ctx, d.Name)
@@ -152,8 +152,8 @@ func (e *Engine) pgRestore(ctx context.Context, src source, name, owner string, 
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, "pg_restore"), append([]string{"--exit-on-error", "-U", "postgres", "--role=" + owner, "--no-owner"}, args...)...)
-	cmd.Env = []string{"PATH=" + e.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
+	cmd := exec.CommandContext(ctx, filepath.Join(e.BinDir, "pg_restore"), append([]string{"--exit-on-error", "--role=" + owner, "--no-owner"}, args...)...)
+	cmd.Env = pgsql.Env(e.BinDir)
 	in := &firstErr{r: r}
 	cmd.Stdin = in
 	out, err := cmd.CombinedOutput()
@@ -172,23 +172,19 @@ func (e *Engine) pgRestore(ctx context.Context, src source, name, owner string, 
 // scratch is a throwaway PostgreSQL cluster for verification and point-in-time restores: its own directory
 // on the array, reachable only on its socket, no fsync.
 type scratch struct {
+	pgsql.Cluster
 	dir  string
-	data string
 	port int
-	cred *syscall.Credential
-	cmd  *exec.Cmd
-	done chan error
-	log  *tailWriter // the server's last words, for errors
+	pg   *pgsql.Process // nil until started
+	log  *tailWriter    // the server's last words, for errors
 }
 
 // newScratch makes an empty scratch directory owned by postgres.
 func (e *Engine) newScratch(prefix string) (*scratch, error) {
-	pu, err := user.Lookup("postgres")
+	cred, err := pgsql.PostgresUser()
 	if err != nil {
 		return nil, err
 	}
-	uid, _ := strconv.Atoi(pu.Uid)
-	gid, _ := strconv.Atoi(pu.Gid)
 	if err := os.MkdirAll(e.Scratch, 0o755); err != nil {
 		return nil, err
 	}
@@ -196,20 +192,12 @@ func (e *Engine) newScratch(prefix string) (*scratch, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := &scratch{dir: dir, data: filepath.Join(dir, "data"), port: 5499, done: make(chan error, 1), log: &tailWriter{},
-		cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	if err := os.Chown(dir, uid, gid); err != nil {
+	sc := &scratch{Cluster: pgsql.Cluster{BinDir: e.BinDir, DataDir: filepath.Join(dir, "data"), Cred: cred}, dir: dir, port: 5499, log: &tailWriter{}}
+	if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	return sc, nil
-}
-
-func (e *Engine) command(ctx context.Context, sc *scratch, name string, args ...string) *exec.Cmd {
-	c := exec.CommandContext(ctx, filepath.Join(e.BinDir, name), args...)
-	c.SysProcAttr = &syscall.SysProcAttr{Credential: sc.cred, Setpgid: true}
-	c.Env = []string{"PATH=" + e.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
-	return c
 }
 
 // startScratch starts an empty cluster.
@@ -218,11 +206,11 @@ func (e *Engine) startScratch(ctx context.Context) (*scratch, error) {
 	if err != nil {
 		return nil, err
 	}
-	if out, err := e.command(ctx, sc, "initdb", "-D", sc.data, "-U", "postgres", "--auth=trust", "--locale=C", "-E", "UTF8").CombinedOutput(); err != nil {
+	if err := sc.InitDB(ctx, "--auth=trust"); err != nil {
 		os.RemoveAll(sc.dir)
-		return nil, fmt.Errorf("initdb: %w: %s", err, out)
+		return nil, err
 	}
-	if err := e.start(ctx, sc, "-c", "listen_addresses=", "-k", sc.dir, "-p", strconv.Itoa(sc.port),
+	if err := sc.start("-c", "listen_addresses=", "-k", sc.dir, "-p", strconv.Itoa(sc.port),
 		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"); err != nil {
 		return nil, err
 	}
@@ -230,37 +218,33 @@ func (e *Engine) startScratch(ctx context.Context) (*scratch, error) {
 }
 
 // start runs postgres on sc's data directory with args.
-func (e *Engine) start(ctx context.Context, sc *scratch, args ...string) error {
-	sc.cmd = e.command(ctx, sc, "postgres", append([]string{"-D", sc.data}, args...)...)
-	sc.cmd.Stdout, sc.cmd.Stderr = sc.log, sc.log
-	if err := sc.cmd.Start(); err != nil {
+func (sc *scratch) start(args ...string) error {
+	pg, err := sc.Start(sc.log, args...)
+	if err != nil {
 		os.RemoveAll(sc.dir)
 		return err
 	}
-	go func() { sc.done <- sc.cmd.Wait() }()
+	sc.pg = pg
 	return nil
 }
 
 // ready waits until the scratch server takes connections; it is stopped when it never does.
 func (sc *scratch) ready(ctx context.Context) error {
-	for i := 0; ; i++ {
+	err := sc.pg.Ready(ctx, func(ctx context.Context) error {
 		c, err := sc.connect(ctx, "postgres")
 		if err == nil {
 			c.Close(ctx)
-			return nil
 		}
-		if i == 600 {
-			sc.stop()
-			return fmt.Errorf("not ready: %w", err)
+		return err
+	}, 100*time.Millisecond, time.Minute)
+	if err != nil {
+		sc.stop()
+		if errors.Is(err, pgsql.ErrExited) {
+			return fmt.Errorf("%w: %s", err, sc.log.last())
 		}
-		select {
-		case err := <-sc.done:
-			sc.done <- err
-			sc.stop()
-			return fmt.Errorf("postgres exited (%v): %s", err, sc.log.last())
-		case <-time.After(100 * time.Millisecond):
-		}
+		return err
 	}
+	return nil
 }
 
 // tailWriter keeps the last 4 KiB written to it.
@@ -300,16 +284,8 @@ func (sc *scratch) connect(ctx context.Context, db string) (*pgx.Conn, error) {
 
 // stop shuts the scratch server down at once (nothing in it is worth keeping) and removes it.
 func (sc *scratch) stop() {
-	if sc.cmd == nil || sc.cmd.Process == nil {
-		os.RemoveAll(sc.dir)
-		return
-	}
-	_ = sc.cmd.Process.Signal(syscall.SIGQUIT)
-	select {
-	case <-sc.done:
-	case <-time.After(20 * time.Second):
-		_ = sc.cmd.Process.Kill()
-		<-sc.done
+	if sc.pg != nil {
+		sc.pg.Stop(syscall.SIGQUIT, 20*time.Second)
 	}
 	os.RemoveAll(sc.dir)
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/lawbox/appliance/appliance/pgsql"
 )
 
 // Point-in-time restores: the server archives every finished WAL segment into WALDir (PostgreSQL's
@@ -64,8 +65,8 @@ func (e *Engine) base(ctx context.Context, to age.Recipient, m *Manifest) error 
 		label <- found
 		io.Copy(io.Discard, pr) // the rest of the copy
 	}()
-	obj, err := e.dumpTo(ctx, to, m.ID+"/base.tar.zst.age", pw, "pg_basebackup", "-D", "-", "-F", "t", "-X", "none",
-		"--no-manifest", "--checkpoint=fast", "-h", e.Socket, "-p", strconv.Itoa(e.Port), "-U", "postgres")
+	obj, err := e.dumpTo(ctx, to, m.ID+"/base.tar.zst.age", pw, "pg_basebackup", append(pgsql.ClientArgs(e.Socket, e.Port),
+		"-D", "-", "-F", "t", "-X", "none", "--no-manifest", "--checkpoint=fast")...)
 	pw.Close()
 	text := <-label
 	if err != nil {

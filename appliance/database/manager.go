@@ -9,10 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -108,14 +105,12 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 	}
 	m.loadLag(time.Now())
-	pg, err := user.Lookup("postgres")
+	cred, err := pgsql.PostgresUser()
 	if err != nil {
 		m.setState("failed: no postgres user")
 		return fmt.Errorf("database: %w", err)
 	}
-	uid, _ := strconv.Atoi(pg.Uid)
-	gid, _ := strconv.Atoi(pg.Gid)
-	m.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	m.cred = cred
 	backoff := time.Second
 	for {
 		start := time.Now()
@@ -160,38 +155,23 @@ func (m *Manager) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(m.BinDir, "postgres"), "-D", m.DataDir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.cred, Setpgid: true}
-	cmd.Env = []string{"PATH=" + m.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
-	out, err := cmd.StderrPipe()
+	out, logs := io.Pipe()
+	m.setState("starting")
+	pg, err := m.cluster().Start(logs)
 	if err != nil {
 		return err
-	}
-	cmd.Stdout = cmd.Stderr
-	m.setState("starting")
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start postgres: %w", err)
 	}
 	m.mu.Lock()
 	m.cur, m.sync = cur, syncState{}
 	m.mu.Unlock()
 	m.Log.Info("postgres started", "mode", cur.Kind)
 	go m.logLines(out)
-	// exited is closed (never sent on) so that every waiter sees the exit: a value taken by waitReady
-	// once left stop() waiting forever for a server that had already gone.
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	go m.waitReady(ctx, exited)
+	exited := pg.Exited()
+	go func() { <-exited; logs.Close() }()
+	go m.waitReady(ctx, pg)
 	stop := func() {
 		m.setState("stopping")
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		pg.Stop(syscall.SIGINT, 20*time.Second)
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -199,7 +179,7 @@ func (m *Manager) runOnce(ctx context.Context) error {
 	for {
 		select {
 		case <-exited:
-			return fmt.Errorf("postgres: %w", waitErr)
+			return fmt.Errorf("postgres: %w", pg.Err())
 		case <-ctx.Done():
 			stop()
 			return ctx.Err()
@@ -247,28 +227,24 @@ func (m *Manager) logLines(r io.Reader) {
 }
 
 // waitReady marks the server running once it answers a query.
-func (m *Manager) waitReady(ctx context.Context, exited <-chan struct{}) {
-	for range 300 {
+func (m *Manager) waitReady(ctx context.Context, pg *pgsql.Process) {
+	var v string
+	err := pg.Ready(ctx, func(ctx context.Context) error {
 		c, err := m.connect(ctx, "postgres")
-		if err == nil {
-			var v string
-			_ = c.QueryRow(ctx, "SHOW server_version").Scan(&v)
-			c.Close(ctx)
-			m.mu.Lock()
-			m.version = v
-			m.mu.Unlock()
-			m.setState("running")
-			m.Kick()
-			return
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-exited:
-			return
-		case <-time.After(200 * time.Millisecond):
-		}
+		defer c.Close(ctx)
+		return c.QueryRow(ctx, "SHOW server_version").Scan(&v)
+	}, 200*time.Millisecond, time.Minute)
+	if err != nil {
+		return // the server exited (runOnce says why), the unit stops, or it never answered (its log says why)
 	}
+	m.mu.Lock()
+	m.version = v
+	m.mu.Unlock()
+	m.setState("running")
+	m.Kick()
 }
 
 // prepare readies the data directory for want and returns the mode the server starts in: a copy that was a
@@ -343,7 +319,7 @@ func (m *Manager) writeSettings(ctx context.Context, start mode, cred *syscall.C
 			return err
 		}
 	}
-	out, err := exec.CommandContext(ctx, filepath.Join(m.BinDir, "pg_controldata"), "-D", m.DataDir).Output()
+	out, err := m.cluster().Command(ctx, "pg_controldata", "-D", m.DataDir).Output()
 	if err != nil {
 		return fmt.Errorf("pg_controldata: %w", err)
 	}
@@ -399,28 +375,16 @@ func (m *Manager) writeSettings(ctx context.Context, start mode, cred *syscall.C
 // (up to 16 MB: 2-3 s of a switchover on a small unit) and the archive stores it.
 func (m *Manager) initdb(ctx context.Context) error {
 	m.setState("initialising")
-	tmp := m.DataDir + ".init"
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("remove unfinished initdb: %w", err)
-	}
-	if err := os.Remove(m.DataDir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("data directory %s is not empty and holds no cluster: %w", m.DataDir, err)
-	}
-	cmd := exec.CommandContext(ctx, filepath.Join(m.BinDir, "initdb"), "-D", tmp, "-U", "postgres",
-		"--auth-local=peer", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C", "--data-checksums", "--wal-segsize=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.cred}
-	cmd.Env = []string{"PATH=" + m.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("initdb: %w: %s", err, out)
-	}
-	if err := os.Rename(tmp, m.DataDir); err != nil {
-		return fmt.Errorf("move the new cluster into place: %w", err)
-	}
-	if err := durable.SyncDir(filepath.Dir(m.DataDir)); err != nil {
+	if err := m.cluster().InitDB(ctx, "--auth-local=peer", "--auth-host=scram-sha-256", "--data-checksums", "--wal-segsize=1"); err != nil {
 		return err
 	}
 	m.Log.Info("database cluster initialised", "dir", m.DataDir)
 	return nil
+}
+
+// cluster is the unit's PostgreSQL cluster, run as the postgres user.
+func (m *Manager) cluster() *pgsql.Cluster {
+	return &pgsql.Cluster{BinDir: m.BinDir, DataDir: m.DataDir, Cred: m.cred}
 }
 
 // slotKeep is max_slot_wal_keep_size: a fifth of the data file system (at most 20 GB), so a mirror that

@@ -361,7 +361,7 @@ func (m *Manager) systemID(ctx context.Context) string {
 
 // control is one line of pg_controldata's report on the local cluster ("" when unreadable).
 func (m *Manager) control(ctx context.Context, key string) string {
-	out, err := exec.CommandContext(ctx, filepath.Join(m.BinDir, "pg_controldata"), "-D", m.DataDir).Output()
+	out, err := m.cluster().Command(ctx, "pg_controldata", "-D", m.DataDir).Output()
 	if err != nil {
 		return ""
 	}
@@ -387,45 +387,32 @@ func (m *Manager) settle(ctx context.Context) error {
 		return nil
 	}
 	m.setState("recovering this unit's copy after an abrupt stop")
-	cmd := exec.Command(filepath.Join(m.BinDir, "postgres"), "-D", m.DataDir, "-c", "primary_conninfo=", "-c", "primary_slot_name=",
-		"-c", "listen_addresses=", "-c", "hot_standby=on", "-c", "port="+strconv.Itoa(m.Port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.cred, Setpgid: true}
-	cmd.Env = []string{"PATH=" + m.BinDir + ":/bin", "TZ=UTC", "LANG=C"}
 	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start postgres to recover: %w", err)
+	pg, err := m.cluster().Start(out, "-c", "primary_conninfo=", "-c", "primary_slot_name=",
+		"-c", "listen_addresses=", "-c", "hot_standby=on", "-c", "port="+strconv.Itoa(m.Port))
+	if err != nil {
+		return fmt.Errorf("recover this unit's copy: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.NewTimer(settleWait)
-	defer deadline.Stop()
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("postgres recovering this unit's copy exited: %v: %s", err, lastLines(out.String(), 5))
-		case <-ctx.Done():
-			_ = cmd.Process.Signal(syscall.SIGINT)
-			<-exited
-			return ctx.Err()
-		case <-deadline.C:
-			_ = cmd.Process.Signal(syscall.SIGINT)
-			<-exited
-			return fmt.Errorf("this unit's copy did not become consistent within %v: %s", settleWait, lastLines(out.String(), 5))
-		case <-tick.C:
-		}
-		if c, err := m.connect(ctx, "postgres"); err == nil {
+	err = pg.Ready(ctx, func(ctx context.Context) error {
+		c, err := m.connect(ctx, "postgres")
+		if err == nil {
 			c.Close(ctx)
-			_ = cmd.Process.Signal(syscall.SIGINT) // fast shutdown: a restartpoint, no WAL written
-			if err := <-exited; err != nil {
-				return fmt.Errorf("stop postgres after its recovery: %v: %s", err, lastLines(out.String(), 5))
-			}
-			m.Log.Info("this unit's copy recovered after an abrupt stop", "state", m.control(ctx, "Database cluster state"))
-			return nil
 		}
+		return err
+	}, 500*time.Millisecond, settleWait)
+	pg.Stop(syscall.SIGINT, 2*time.Minute) // fast shutdown: a restartpoint, no WAL written
+	switch {
+	case errors.Is(err, pgsql.ErrExited):
+		return fmt.Errorf("postgres recovering this unit's copy exited: %w: %s", err, lastLines(out.String(), 5))
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return fmt.Errorf("this unit's copy did not become consistent within %v: %s", settleWait, lastLines(out.String(), 5))
+	case pg.Err() != nil:
+		return fmt.Errorf("stop postgres after its recovery: %v: %s", pg.Err(), lastLines(out.String(), 5))
 	}
+	m.Log.Info("this unit's copy recovered after an abrupt stop", "state", m.control(ctx, "Database cluster state"))
+	return nil
 }
 
 // lastLines is the end of a program's output, for an error.
@@ -436,7 +423,7 @@ func lastLines(s string, n int) string {
 
 // pgEnv is the environment of the PostgreSQL client programs.
 func (m *Manager) pgEnv(u *upstream) []string {
-	return []string{"PATH=" + m.BinDir + ":/bin", "TZ=UTC", "LANG=C", "PGPASSWORD=" + u.Password, "PGCONNECT_TIMEOUT=10"}
+	return append(pgsql.Env(m.BinDir), "PGPASSWORD="+u.Password, "PGCONNECT_TIMEOUT=10")
 }
 
 // rewind winds the local cluster back to where it left the upstream's history (nothing when it never left
@@ -447,8 +434,7 @@ func (m *Manager) rewind(ctx context.Context, u *upstream, dry bool) error {
 	if dry {
 		args = append(args, "--dry-run")
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(m.BinDir, "pg_rewind"), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.cred}
+	cmd := m.cluster().Command(ctx, "pg_rewind", args...)
 	cmd.Env = m.pgEnv(u)
 	cmd.Dir = m.DataDir
 	out, err := cmd.CombinedOutput()
@@ -486,8 +472,7 @@ func (m *Manager) clone(ctx context.Context, u *upstream) error {
 		if createSlot {
 			args = append(args, "-C")
 		}
-		cmd := exec.CommandContext(ctx, filepath.Join(m.BinDir, "pg_basebackup"), args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: m.cred}
+		cmd := m.cluster().Command(ctx, "pg_basebackup", args...)
 		cmd.Env = m.pgEnv(u)
 		r, err := cmd.StderrPipe()
 		if err != nil {

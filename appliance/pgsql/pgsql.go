@@ -1,5 +1,6 @@
-// Package pgsql opens the unit's own sessions on its PostgreSQL servers (production, mirror and the backup's
-// scratch servers): superuser over a root-only unix socket, with a pinned session. It does not run servers.
+// Package pgsql is the unit's one way to PostgreSQL: it runs clusters (initdb, start, readiness, stop: the
+// database's production or mirror, the backups' scratch servers and the tests' servers; server.go) and
+// opens the unit's own sessions on them: superuser over a root-only unix socket, with a pinned session.
 //
 // A superuser session in a database that the office owns must not run the owner's code. The owner can set
 // search_path for the database (ALTER DATABASE ... SET search_path = public, pg_catalog) and put a function
@@ -13,6 +14,7 @@ package pgsql
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -50,6 +52,13 @@ func Local(ctx context.Context, socket string, port int, db string) (*pgx.Conn, 
 	}
 	Pin(&cfg.Config)
 	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// ClientArgs are the options of PostgreSQL's client programs (pg_dump, pg_restore, pg_basebackup) for the
+// superuser session Local opens: the unix socket in directory socket, port port. Those programs pin their
+// own search_path.
+func ClientArgs(socket string, port int) []string {
+	return []string{"-h", socket, "-p", strconv.Itoa(port), "-U", "postgres"}
 }
 
 // connValue quotes s as a value of a libpq connection string.
