@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/pgsql"
 	"github.com/lawbox/appliance/appliance/state"
 )
@@ -89,10 +90,10 @@ type Engine struct {
 	BinDir   string // PostgreSQL's programs
 	Socket   string // the local server's socket directory
 	Port     int
-	Scratch  string    // where verification restores (on the array, not in RAM)
-	WALDir   string    // where the server archives WAL segments (basic_archive); "" for none
-	Progress *Progress // the running copy or restore, when not nil
-	Local    Target    // the unit's own array
+	Scratch  string           // where verification restores (on the array, not in RAM)
+	WALDir   string           // where the server archives WAL segments (basic_archive); "" for none
+	Progress *target.Progress // the running copy or restore, when not nil
+	Local    target.Target    // the unit's own array
 	Identity func() (*age.X25519Identity, error)
 	Store    *state.Store
 	Firmware string

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/pgsql"
 )
 
@@ -97,7 +98,7 @@ func (s *hostServer) exec(t testing.TB, db string, qs ...string) {
 	}
 }
 
-func newEngine(t testing.TB, s *hostServer, local Target) *Engine {
+func newEngine(t testing.TB, s *hostServer, local target.Target) *Engine {
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +118,7 @@ func TestBackupAndVerify(t *testing.T) {
 		"CREATE TABLE matters (id int PRIMARY KEY, client text NOT NULL)",
 		"INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 5000) g",
 		"CREATE TABLE notes (id int, body text)")
-	local := Dir{Path: t.TempDir()}
+	local := target.Dir{Path: t.TempDir()}
 	e := newEngine(t, s, local)
 	ctx := context.Background()
 	m, err := e.Backup(ctx, KindDump)
@@ -188,7 +189,7 @@ func TestBackupAndVerify(t *testing.T) {
 func TestPrune(t *testing.T) {
 	s := startServer(t)
 	s.exec(t, "postgres", "CREATE DATABASE practice")
-	local := Dir{Path: t.TempDir()}
+	local := target.Dir{Path: t.TempDir()}
 	e := newEngine(t, s, local)
 	clock := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
 	e.Now = func() time.Time { return clock }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/lawbox/appliance/appliance/backup/target"
 )
 
 // BenchmarkBackup dumps a generated database (about 150 MB) with the Engine and, in the same run, with the
@@ -26,7 +28,7 @@ func BenchmarkBackup(b *testing.B) {
 	var size int64
 	c.QueryRow(context.Background(), "SELECT pg_database_size('practice')").Scan(&size)
 	c.Close(context.Background())
-	local := Dir{Path: b.TempDir()}
+	local := target.Dir{Path: b.TempDir()}
 	e := newEngine(b, s, local)
 	id, _ := e.Identity()
 	ctx := context.Background()

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/target"
 )
 
 // Buckets is a configuration as a backup holds it: each state store bucket's keys and their JSON values.
@@ -27,7 +28,7 @@ var notRestored = []string{
 }
 
 // ReadConfig reads the configuration held by backup backupID on t.
-func (e *Engine) ReadConfig(ctx context.Context, t Target, backupID string) (Buckets, error) {
+func (e *Engine) ReadConfig(ctx context.Context, t target.Target, backupID string) (Buckets, error) {
 	m, id, err := e.manifest(ctx, t, backupID)
 	if err != nil {
 		return nil, err

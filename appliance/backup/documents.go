@@ -19,6 +19,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/durable"
 	"github.com/lawbox/appliance/appliance/state"
 )
@@ -176,7 +177,7 @@ func (e *Engine) storeDocument(ctx context.Context, id *age.X25519Identity, p st
 
 // verifyDocuments reads back every content of documents backup m: it decrypts, its MAC is its name, its
 // length the size of the files that have it.
-func (e *Engine) verifyDocuments(ctx context.Context, t Target, m *Manifest) error {
+func (e *Engine) verifyDocuments(ctx context.Context, t target.Target, m *Manifest) error {
 	id, err := e.Identity()
 	if err != nil {
 		return err
@@ -218,7 +219,7 @@ func (c *countReader) Read(b []byte) (int, error) {
 }
 
 // documents reads documents backup backupID on t.
-func (e *Engine) documents(ctx context.Context, t Target, backupID string) (*Manifest, *age.X25519Identity, error) {
+func (e *Engine) documents(ctx context.Context, t target.Target, backupID string) (*Manifest, *age.X25519Identity, error) {
 	m, id, err := e.manifest(ctx, t, backupID)
 	if err != nil {
 		return nil, nil, err
@@ -230,7 +231,7 @@ func (e *Engine) documents(ctx context.Context, t Target, backupID string) (*Man
 }
 
 // OpenDocument returns the content of the document at path in documents backup backupID on t.
-func (e *Engine) OpenDocument(ctx context.Context, t Target, backupID, path string) (io.ReadCloser, DocFile, error) {
+func (e *Engine) OpenDocument(ctx context.Context, t target.Target, backupID, path string) (io.ReadCloser, DocFile, error) {
 	m, id, err := e.documents(ctx, t, backupID)
 	if err != nil {
 		return nil, DocFile{}, err
@@ -256,7 +257,7 @@ func objectOf(m *Manifest, f DocFile) Object {
 // RestoreDocuments writes the documents paths (every one when empty) of documents backup backupID on t
 // back where they were. A file that is there with the same content is left alone; one that differs is
 // kept, and the backup's version written beside it as NAME.restored-DATE. Nothing is overwritten.
-func (e *Engine) RestoreDocuments(ctx context.Context, t Target, backupID string, paths []string) (appliance.DocumentsRestored, error) {
+func (e *Engine) RestoreDocuments(ctx context.Context, t target.Target, backupID string, paths []string) (appliance.DocumentsRestored, error) {
 	var res appliance.DocumentsRestored
 	m, id, err := e.documents(ctx, t, backupID)
 	if err != nil {
@@ -302,7 +303,7 @@ func (e *Engine) RestoreDocuments(ctx context.Context, t Target, backupID string
 	return res, nil
 }
 
-func (e *Engine) writeDocument(ctx context.Context, t Target, o Object, id age.Identity, f DocFile, dest string) error {
+func (e *Engine) writeDocument(ctx context.Context, t target.Target, o Object, id age.Identity, f DocFile, dest string) error {
 	r, err := open(ctx, t, o, id)
 	if err != nil {
 		return err

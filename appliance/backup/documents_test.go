@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/target"
 )
 
 // Documents backed up with a real cluster holding the identity: folders outside the data array or the
@@ -70,7 +71,7 @@ func TestDocuments(t *testing.T) {
 		t.Errorf("stored contents %v: want 2 (two files share one)", got)
 	}
 	for _, k := range stored() {
-		b, _ := os.ReadFile(filepath.Join(svc.Local.(Dir).Path, k))
+		b, _ := os.ReadFile(filepath.Join(svc.Local.(target.Dir).Path, k))
 		if bytes.Contains(b, []byte("Smith")) {
 			t.Errorf("%s is readable", k)
 		}
@@ -127,7 +128,7 @@ func TestDocuments(t *testing.T) {
 	if v, err := svc.VerifyBackup(ctx, first.ID); err != nil || !v.OK {
 		t.Errorf("verify documents: %+v %v", v, err)
 	}
-	obj := filepath.Join(svc.Local.(Dir).Path, stored()[0])
+	obj := filepath.Join(svc.Local.(target.Dir).Path, stored()[0])
 	b, _ := os.ReadFile(obj)
 	b[len(b)/2] ^= 1
 	os.WriteFile(obj, b, 0o600)

@@ -12,11 +12,12 @@ import (
 	"strings"
 
 	"filippo.io/age"
+	"github.com/lawbox/appliance/appliance/backup/target"
 )
 
 const manifestName = "manifest.age"
 
-func (e *Engine) putManifest(ctx context.Context, t Target, id *age.X25519Identity, m *Manifest) error {
+func (e *Engine) putManifest(ctx context.Context, t target.Target, id *age.X25519Identity, m *Manifest) error {
 	if err := m.sign(id); err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func (m *Manifest) sign(id *age.X25519Identity) (err error) {
 
 // Manifests reads every finished backup's manifest on t, oldest first. Unreadable ones are reported in
 // errs, not skipped silently.
-func Manifests(ctx context.Context, t Target, id age.Identity) (ms []*Manifest, errs []error, err error) {
+func Manifests(ctx context.Context, t target.Target, id age.Identity) (ms []*Manifest, errs []error, err error) {
 	keys, err := t.List(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -86,7 +87,7 @@ func Manifests(ctx context.Context, t Target, id age.Identity) (ms []*Manifest, 
 	return ms, errs, nil
 }
 
-func readManifest(ctx context.Context, t Target, key string, id age.Identity) (*Manifest, error) {
+func readManifest(ctx context.Context, t target.Target, key string, id age.Identity) (*Manifest, error) {
 	r, err := t.Get(ctx, key)
 	if err != nil {
 		return nil, err
@@ -111,7 +112,7 @@ func readManifest(ctx context.Context, t Target, key string, id age.Identity) (*
 }
 
 // manifest reads the manifest of backup backupID on t with the recovery identity, which it answers too.
-func (e *Engine) manifest(ctx context.Context, t Target, backupID string) (*Manifest, *age.X25519Identity, error) {
+func (e *Engine) manifest(ctx context.Context, t target.Target, backupID string) (*Manifest, *age.X25519Identity, error) {
 	id, err := e.Identity()
 	if err != nil {
 		return nil, nil, err

@@ -12,13 +12,14 @@ import (
 	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/pgsql"
 )
 
 // RestoreTo brings the databases dbs (every one when empty) back as they were at the moment at, from the
 // newest base copy on t before at and the WAL after it, into the local production server; into, replace:
 // as for Restore.
-func (e *Engine) RestoreTo(ctx context.Context, t Target, at time.Time, dbs []string, into string, replace bool) ([]appliance.RestoredDatabase, error) {
+func (e *Engine) RestoreTo(ctx context.Context, t target.Target, at time.Time, dbs []string, into string, replace bool) ([]appliance.RestoredDatabase, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	id, err := e.Identity()
@@ -114,7 +115,7 @@ func (e *Engine) restoreFrom(ctx context.Context, c *pgx.Conn, sc *scratch, db, 
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}
-		return readCloser{Reader: out, close: func() error {
+		return target.ReadCloser{Reader: out, OnClose: func() error {
 			if err := cmd.Wait(); err != nil {
 				return fmt.Errorf("pg_dump %s: %w: %s", db, err, strings.TrimSpace(stderr.String()))
 			}
@@ -125,7 +126,7 @@ func (e *Engine) restoreFrom(ctx context.Context, c *pgx.Conn, sc *scratch, db, 
 }
 
 // baseBefore is the newest base copy on t taken before at.
-func baseBefore(ctx context.Context, t Target, id age.Identity, at time.Time) (*Manifest, error) {
+func baseBefore(ctx context.Context, t target.Target, id age.Identity, at time.Time) (*Manifest, error) {
 	ms, _, err := Manifests(ctx, t, id)
 	if err != nil {
 		return nil, err
@@ -173,7 +174,7 @@ func (m *Manifest) complete() time.Time {
 // recover brings the base copy of backup base on t, and the WAL after it, back up in a scratch server
 // recovered up to at (or, when at is zero, only to the end of the copy, which proves the copy sound). It
 // fails, saying how far the WAL reaches, when at is past the last archived WAL.
-func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.Time) (*scratch, error) {
+func (e *Engine) recover(ctx context.Context, t target.Target, base *Manifest, at time.Time) (*scratch, error) {
 	id, err := e.Identity()
 	if err != nil {
 		return nil, err
@@ -219,16 +220,16 @@ func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.
 	if err != nil {
 		return fail(err)
 	}
-	target := "recovery_target = 'immediate'"
+	stopAt := "recovery_target = 'immediate'"
 	if !at.IsZero() {
-		target = fmt.Sprintf("recovery_target_time = '%s'", at.UTC().Format("2006-01-02 15:04:05.999999+00"))
+		stopAt = fmt.Sprintf("recovery_target_time = '%s'", at.UTC().Format("2006-01-02 15:04:05.999999+00"))
 	}
 	conf := strings.Join([]string{
 		"listen_addresses = ''", fmt.Sprintf("port = %d", sc.port), fmt.Sprintf("unix_socket_directories = '%s'", sc.dir),
 		fmt.Sprintf("hba_file = '%s/hba.conf'", sc.dir), fmt.Sprintf("ident_file = '%s/ident.conf'", sc.dir),
 		"fsync = off", "hot_standby = on", "max_connections = 100", "max_wal_senders = 10", "shared_buffers = '32MB'",
 		"archive_mode = off", "ssl = off", "logging_collector = off",
-		target, "recovery_target_action = 'promote'", "recovery_target_timeline = 'latest'", ""}, "\n")
+		stopAt, "recovery_target_action = 'promote'", "recovery_target_timeline = 'latest'", ""}, "\n")
 	files := map[string]string{"recover.conf": conf, "hba.conf": "local all all trust\n", "ident.conf": "", "data/standby.signal": ""}
 	for name, text := range files {
 		p := filepath.Join(sc.dir, name)
@@ -251,7 +252,7 @@ func (e *Engine) recover(ctx context.Context, t Target, base *Manifest, at time.
 
 // fetchWAL copies every archived WAL segment from start on (and every timeline history) from t into wal,
 // owned by the scratch server's user; it returns how many.
-func fetchWAL(ctx context.Context, t Target, id *age.X25519Identity, start, wal string, sc *scratch) (int, error) {
+func fetchWAL(ctx context.Context, t target.Target, id *age.X25519Identity, start, wal string, sc *scratch) (int, error) {
 	keys, err := t.List(ctx)
 	if err != nil {
 		return 0, err

@@ -13,6 +13,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/target"
 )
 
 // archiveNow ends the current WAL segment and waits until the server archived it.
@@ -52,7 +53,7 @@ func TestPointInTimeRestore(t *testing.T) {
 	s.exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
 	s.exec(t, "practice", "SET ROLE practice_app", "CREATE TABLE matters (id int PRIMARY KEY, client text)",
 		"INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 1000) g")
-	local := Dir{Path: t.TempDir()}
+	local := target.Dir{Path: t.TempDir()}
 	e := newEngine(t, s, local)
 	ctx := context.Background()
 	base, err := e.Backup(ctx, KindBase)
@@ -236,7 +237,7 @@ func TestWALIsAuthenticated(t *testing.T) {
 	ctx := context.Background()
 	id, _ := age.GenerateX25519Identity()
 	other, _ := age.GenerateX25519Identity()
-	dir := Dir{Path: t.TempDir()}
+	dir := target.Dir{Path: t.TempDir()}
 	const a, b = "000000010000000000000003", "000000010000000000000004"
 	segment := bytes.Repeat([]byte("committed work "), 1000)
 	put := func(name string, plain []byte) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/pgsql"
 )
 
@@ -32,7 +33,7 @@ func reservedName(name string) bool {
 // name, so a failed restore leaves the server as it was. A database that exists is replaced only with
 // replace, and then renamed and kept, never dropped. Roles missing on the server are created from the
 // backup; existing ones are left as they are.
-func (e *Engine) Restore(ctx context.Context, t Target, backupID string, dbs []string, into string, replace bool) ([]appliance.RestoredDatabase, error) {
+func (e *Engine) Restore(ctx context.Context, t target.Target, backupID string, dbs []string, into string, replace bool) ([]appliance.RestoredDatabase, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m, id, err := e.manifest(ctx, t, backupID)
@@ -82,8 +83,8 @@ func (e *Engine) Restore(ctx context.Context, t Target, backupID string, dbs []s
 		if !ok {
 			return out, fmt.Errorf("database %s: object %s missing from the manifest", d.Name, d.Object)
 		}
-		e.Progress.start(o.Size)
-		r, err := e.restoreOne(ctx, c, d, names[i], objectSource(ctx, countedTarget{t, e.Progress}, o, id))
+		e.Progress.Start(o.Size)
+		r, err := e.restoreOne(ctx, c, d, names[i], objectSource(ctx, target.Counted{Target: t, Progress: e.Progress}, o, id))
 		if err != nil {
 			return out, err
 		}

@@ -14,6 +14,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/state"
 )
 
@@ -40,7 +41,7 @@ func TestRestore(t *testing.T) {
 	s.exec(t, "practice", "SET ROLE practice_app",
 		"CREATE TABLE matters (id int PRIMARY KEY, client text NOT NULL)",
 		"INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 3000) g")
-	local := Dir{Path: t.TempDir()}
+	local := target.Dir{Path: t.TempDir()}
 	e := newEngine(t, s, local)
 	ctx := context.Background()
 	m, err := e.Backup(ctx, KindDump)
@@ -236,7 +237,7 @@ func newService(t *testing.T, s *hostServer) *Service {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := newEngine(t, s, Dir{Path: t.TempDir()})
+	e := newEngine(t, s, target.Dir{Path: t.TempDir()})
 	e.Store, e.Log = st, slog.New(slog.NewTextHandler(io.Discard, nil))
 	return NewService(e, func(context.Context) bool { return true }, 30)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/pgsql"
 )
 
@@ -68,7 +69,7 @@ func (e *Engine) putRoles(ctx context.Context, c *pgx.Conn, to age.Recipient, m 
 }
 
 // restoreRoles brings the roles of backup backupID (its objects objs on t) onto c.
-func restoreRoles(ctx context.Context, c *pgx.Conn, t Target, objs map[string]Object, backupID string, id age.Identity) error {
+func restoreRoles(ctx context.Context, c *pgx.Conn, t target.Target, objs map[string]Object, backupID string, id age.Identity) error {
 	o, ok := objs[backupID+"/"+rolesName]
 	if !ok {
 		return fmt.Errorf("backup %s has no list of roles (an older firmware took it): create its roles by hand from globals.sql (RESTORE.txt)", backupID)

@@ -11,11 +11,12 @@ import (
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
+	"github.com/lawbox/appliance/appliance/backup/target"
 )
 
 // seal compresses src with zstd, encrypts it for to and stores it under key in t. Compression and
 // encryption run in goroutines of their own, beside the program that produces src.
-func seal(ctx context.Context, t Target, key string, src io.Reader, to age.Recipient) (Object, error) {
+func seal(ctx context.Context, t target.Target, key string, src io.Reader, to age.Recipient) (Object, error) {
 	pr, pw := io.Pipe() // encrypted bytes, to the target
 	zr, zw := io.Pipe() // compressed bytes, to the encryption
 	h := sha256.New()
@@ -61,7 +62,7 @@ func (c *countWriter) Write(b []byte) (int, error) { *c += countWriter(len(b)); 
 
 // open returns the decrypted, decompressed content of a stored object, checking its SHA-256 as it is read:
 // the returned reader fails at the end when the stored bytes are not the ones written.
-func open(ctx context.Context, t Target, o Object, id age.Identity) (io.ReadCloser, error) {
+func open(ctx context.Context, t target.Target, o Object, id age.Identity) (io.ReadCloser, error) {
 	r, err := t.Get(ctx, o.Key)
 	if err != nil {
 		return nil, err
@@ -78,7 +79,7 @@ func open(ctx context.Context, t Target, o Object, id age.Identity) (io.ReadClos
 		r.Close()
 		return nil, err
 	}
-	return readCloser{Reader: zr.IOReadCloser(), close: func() error { zr.Close(); return r.Close() }}, nil
+	return target.ReadCloser{Reader: zr.IOReadCloser(), OnClose: func() error { zr.Close(); return r.Close() }}, nil
 }
 
 // decryptErr says what a failed decryption means to an admin.
@@ -103,13 +104,6 @@ func (d damaged) Read(b []byte) (int, error) {
 	}
 	return n, err
 }
-
-type readCloser struct {
-	io.Reader
-	close func() error
-}
-
-func (r readCloser) Close() error { return r.close() }
 
 // hashCheck fails at EOF when the bytes read do not have the expected SHA-256.
 type hashCheck struct {

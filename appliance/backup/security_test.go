@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lawbox/appliance/appliance/backup/target"
 )
 
 // The owner of an office database sets traps for the superuser sessions the unit opens in that database:
@@ -22,7 +24,7 @@ func TestOwnerCannotRunCodeAsSuperuser(t *testing.T) {
 		"CREATE TABLE matters (id int PRIMARY KEY, client text NOT NULL)",
 		"INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 200) g")
 	s.exec(t, "practice", append([]string{"SET ROLE practice_app"}, ownerTraps(t, "testdata/owner_traps.sql")...)...)
-	local := Dir{Path: t.TempDir()}
+	local := target.Dir{Path: t.TempDir()}
 	e := newEngine(t, s, local)
 	ctx := context.Background()
 	m, err := e.Backup(ctx, KindDump)
@@ -75,7 +77,7 @@ func TestVerifyComparesValues(t *testing.T) {
 		// json has no hash function: this table is summed by its rows' text
 		"CREATE TABLE notes (id int, body json)",
 		`INSERT INTO notes SELECT g, json_build_object('note', g) FROM generate_series(1, 50) g`)
-	e := newEngine(t, s, Dir{Path: t.TempDir()})
+	e := newEngine(t, s, target.Dir{Path: t.TempDir()})
 	ctx := context.Background()
 	m, err := e.Backup(ctx, KindDump)
 	if err != nil {

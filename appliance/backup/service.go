@@ -15,6 +15,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/state"
 )
 
@@ -47,7 +48,7 @@ type Service struct {
 func NewService(e *Engine, shouldRun func(context.Context) bool, keep int) *Service {
 	s := &Service{Engine: e, ShouldRun: shouldRun, Keep: keep, DataRoot: "/data"}
 	if e.Progress == nil {
-		e.Progress = &Progress{}
+		e.Progress = &target.Progress{}
 	}
 	e.Identity = s.loadIdentity
 	return s
@@ -246,19 +247,19 @@ func checkTarget(t appliance.BackupTarget) error {
 	return nil
 }
 
-func toTarget(t appliance.BackupTarget) Target {
-	var out Target = &S3{Endpoint: t.Endpoint, Bucket: t.Bucket, Prefix: t.Prefix, AccessKey: t.AccessKey, SecretKey: t.SecretKey, Insecure: t.Insecure, Region: t.Region}
+func toTarget(t appliance.BackupTarget) target.Target {
+	var out target.Target = &target.S3{Endpoint: t.Endpoint, Bucket: t.Bucket, Prefix: t.Prefix, AccessKey: t.AccessKey, SecretKey: t.SecretKey, Insecure: t.Insecure, Region: t.Region}
 	if t.Kind == "sftp" {
-		out = &SFTP{Addr: t.Endpoint, User: t.User, Password: t.Password, Key: t.PrivateKey, HostKey: t.HostKey, Dir: t.Path}
+		out = &target.SFTP{Addr: t.Endpoint, User: t.User, Password: t.Password, Key: t.PrivateKey, HostKey: t.HostKey, Dir: t.Path}
 	}
 	if t.LimitKBps > 0 {
-		out = limitedTarget{Target: out, rate: int64(t.LimitKBps) * 1000}
+		out = target.Limited{Target: out, Rate: int64(t.LimitKBps) * 1000}
 	}
 	return out
 }
 
 // offsite reads the configured targets from the cluster.
-func (s *Service) offsite(ctx context.Context) ([]Target, error) {
+func (s *Service) offsite(ctx context.Context) ([]target.Target, error) {
 	c, err := s.connect(ctx, "postgres")
 	if err != nil {
 		return nil, err
@@ -268,7 +269,7 @@ func (s *Service) offsite(ctx context.Context) ([]Target, error) {
 	if err := c.QueryRow(ctx, "SELECT targets FROM lawbox.backup WHERE id = 1").Scan(&ts); err != nil {
 		return nil, nil
 	}
-	out := make([]Target, len(ts))
+	out := make([]target.Target, len(ts))
 	for i, t := range ts {
 		out[i] = toTarget(t)
 	}
@@ -287,7 +288,7 @@ func (s *Service) setRunning(what string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.running = what
-	s.Progress.start(0)
+	s.Progress.Start(0)
 }
 
 // runHere takes a backup on this unit.
@@ -414,10 +415,10 @@ func (s *Service) sync(ctx context.Context) {
 
 // locate finds backup backupID: on the unit's array or on the first offsite target that has it, the array
 // first when localFirst.
-func (s *Service) locate(ctx context.Context, id age.Identity, backupID string, localFirst bool) (Target, error) {
+func (s *Service) locate(ctx context.Context, id age.Identity, backupID string, localFirst bool) (target.Target, error) {
 	targets, _ := s.offsite(ctx)
 	if localFirst {
-		targets = append([]Target{s.Local}, targets...)
+		targets = append([]target.Target{s.Local}, targets...)
 	} else {
 		targets = append(targets, s.Local)
 	}
@@ -495,7 +496,7 @@ func (s *Service) RestorePointInTime(ctx context.Context, at time.Time, req appl
 	// The unit's array first; a place whose WAL ends too early (an array that stopped taking the backups when
 	// its unit became production) gives way to the next.
 	err = nil
-	for _, t := range append([]Target{s.Local}, targets...) {
+	for _, t := range append([]target.Target{s.Local}, targets...) {
 		if _, berr := baseBefore(ctx, t, id, at); berr != nil {
 			err = berr
 			continue

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/state"
 )
 
@@ -277,5 +278,13 @@ func TestScheduleWaitsForRunningBackup(t *testing.T) {
 	}
 	if kind == KindDump {
 		t.Errorf("the schedule took a second dump right after the one asked for by hand (%v)", err)
+	}
+}
+
+// An offsite target with a limit uploads through the limiter.
+func TestTargetWithLimit(t *testing.T) {
+	lt := toTarget(appliance.BackupTarget{Kind: "sftp", LimitKBps: 100_000})
+	if l, ok := lt.(target.Limited); !ok || l.Rate != 100_000_000 {
+		t.Fatalf("a target with a limit of 100000 kB/s is %#v", lt)
 	}
 }

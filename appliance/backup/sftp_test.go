@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/lawbox/appliance/appliance/backup/target"
+
 	"github.com/lawbox/appliance/appliance"
 )
 
@@ -114,21 +116,21 @@ func TestSFTPTarget(t *testing.T) {
 	s := startServer(t)
 	s.exec(t, "postgres", "CREATE DATABASE practice")
 	s.exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY)", "INSERT INTO matters SELECT generate_series(1, 1000)")
-	e := newEngine(t, s, Dir{Path: t.TempDir()})
+	e := newEngine(t, s, target.Dir{Path: t.TempDir()})
 	ctx := context.Background()
 	m, err := e.Backup(ctx, KindDump)
 	if err != nil {
 		t.Fatal(err)
 	}
 	remote := t.TempDir()
-	target := &SFTP{Addr: srv.addr, User: "root", Key: srv.clientKey, HostKey: srv.hostKey, Dir: remote + "/office"}
-	if err := e.Copy(ctx, m, target); err != nil {
+	remoteTarget := &target.SFTP{Addr: srv.addr, User: "root", Key: srv.clientKey, HostKey: srv.hostKey, Dir: remote + "/office"}
+	if err := e.Copy(ctx, m, remoteTarget); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(remote, "office", m.ID, "manifest.age")); err != nil {
 		t.Fatalf("not on the server: %v", err)
 	}
-	ms, _, err := Manifests(ctx, target, must(e.Identity()))
+	ms, _, err := Manifests(ctx, remoteTarget, must(e.Identity()))
 	if err != nil || len(ms) != 1 || ms[0].ID != m.ID {
 		t.Fatalf("listed %v (%v)", ms, err)
 	}
@@ -143,9 +145,9 @@ func TestSFTPTarget(t *testing.T) {
 	os.Remove(filepath.Join(remote, "office", m.ID, manifestName))
 	os.Remove(remoteDump)
 	os.WriteFile(remoteDump+".partial", whole[:len(whole)/2], 0o600)
-	counted := &countingDir{Dir: e.Local.(Dir)}
-	e.Local, e.Progress = counted, &Progress{}
-	if err := e.Copy(ctx, m, target); err != nil {
+	counted := &countingDir{Dir: e.Local.(target.Dir)}
+	e.Local, e.Progress = counted, &target.Progress{}
+	if err := e.Copy(ctx, m, remoteTarget); err != nil {
 		t.Fatal(err)
 	}
 	e.Local = counted.Dir
@@ -156,20 +158,20 @@ func TestSFTPTarget(t *testing.T) {
 		t.Errorf("resumed copy: read %d bytes of the array for %d missing; the dump is whole: %v", counted.read, len(whole)-len(whole)/2, bytes.Equal(got, whole))
 	}
 
-	if v, err := e.Verify(ctx, target, m.ID); err != nil || !v.OK {
+	if v, err := e.Verify(ctx, remoteTarget, m.ID); err != nil || !v.OK {
 		t.Fatalf("verify from SFTP: %+v %v", v, err)
 	}
-	if _, err := e.Prune(ctx, target, appliance.BackupRetention{}, nil); err != nil {
+	if _, err := e.Prune(ctx, remoteTarget, appliance.BackupRetention{}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if keys, _ := target.List(ctx); len(keys) != 0 {
+	if keys, _ := remoteTarget.List(ctx); len(keys) != 0 {
 		t.Errorf("left after pruning everything: %v", keys)
 	}
 
-	wrong := *target
+	wrong := *remoteTarget
 	wrong.HostKey = "SHA256:" + strings.Repeat("A", 43)
 	wrong.Dir = remote + "/other"
-	if err := e.Copy(ctx, m, &wrong); !errors.Is(err, ErrHostKey) || !strings.Contains(err.Error(), srv.hostKey) {
+	if err := e.Copy(ctx, m, &wrong); !errors.Is(err, target.ErrHostKey) || !strings.Contains(err.Error(), srv.hostKey) {
 		t.Errorf("a server with another host key: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(remote, "other")); !os.IsNotExist(err) {
@@ -179,7 +181,7 @@ func TestSFTPTarget(t *testing.T) {
 
 // countingDir counts the bytes read from the objects it serves.
 type countingDir struct {
-	Dir
+	target.Dir
 	read int64
 }
 

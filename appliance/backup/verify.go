@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/pgsql"
 )
 
@@ -26,7 +27,7 @@ type Verification = appliance.BackupVerification
 
 // Verify downloads backup id from t, checks every object's SHA-256, decrypts it, restores it into a scratch
 // PostgreSQL and compares every table's row count with the count taken in the dump's snapshot.
-func (e *Engine) Verify(ctx context.Context, t Target, id string) (Verification, error) {
+func (e *Engine) Verify(ctx context.Context, t target.Target, id string) (Verification, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	start := time.Now()
@@ -44,7 +45,7 @@ func (e *Engine) Verify(ctx context.Context, t Target, id string) (Verification,
 	return v, err
 }
 
-func (e *Engine) verify(ctx context.Context, t Target, backupID string) error {
+func (e *Engine) verify(ctx context.Context, t target.Target, backupID string) error {
 	id, err := e.Identity()
 	if err != nil {
 		return err
@@ -105,12 +106,12 @@ func (e *Engine) verify(ctx context.Context, t Target, backupID string) error {
 type source func() (io.ReadCloser, error)
 
 // objectSource is the dump in object o on t.
-func objectSource(ctx context.Context, t Target, o Object, id age.Identity) source {
+func objectSource(ctx context.Context, t target.Target, o Object, id age.Identity) source {
 	return func() (io.ReadCloser, error) { return open(ctx, t, o, id) }
 }
 
 // verifyBase recovers base copy m to its end in a scratch server and reads every database in it.
-func (e *Engine) verifyBase(ctx context.Context, t Target, m *Manifest) error {
+func (e *Engine) verifyBase(ctx context.Context, t target.Target, m *Manifest) error {
 	sc, err := e.recover(ctx, t, m, time.Time{})
 	if err != nil {
 		return err
@@ -314,7 +315,7 @@ func checkRows(ctx context.Context, c *pgx.Conn, d DumpedDB) error {
 
 // Copy copies backup m from the unit's array to t, the manifest last (so t never lists an unfinished
 // backup). Objects already there whole are not sent again, so a copy cut short resumes.
-func (e *Engine) Copy(ctx context.Context, m *Manifest, t Target) error {
+func (e *Engine) Copy(ctx context.Context, m *Manifest, t target.Target) error {
 	id, err := e.Identity()
 	if err != nil {
 		return err
@@ -328,13 +329,13 @@ func (e *Engine) Copy(ctx context.Context, m *Manifest, t Target) error {
 		send = append(send, o)
 		total += o.Size
 	}
-	e.Progress.start(total)
+	e.Progress.Start(total)
 	for _, o := range send {
 		r, err := e.Local.Get(ctx, o.Key)
 		if err != nil {
 			return err
 		}
-		err = t.Put(ctx, o.Key, e.Progress.reader(r), o.Size)
+		err = t.Put(ctx, o.Key, e.Progress.Reader(r), o.Size)
 		r.Close()
 		if err != nil {
 			return err
@@ -349,7 +350,7 @@ const keepBases = 2
 // Prune deletes from t the dumps retention does not keep, the increments older than 48 hours, the base
 // copies beyond the newest keepBases and the WAL older than the oldest base copy left, never the newest
 // verified backup (verified: the IDs known to have restored).
-func (e *Engine) Prune(ctx context.Context, t Target, r appliance.BackupRetention, verified map[string]bool) ([]string, error) {
+func (e *Engine) Prune(ctx context.Context, t target.Target, r appliance.BackupRetention, verified map[string]bool) ([]string, error) {
 	id, err := e.Identity()
 	if err != nil {
 		return nil, err

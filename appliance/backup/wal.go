@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/pgsql"
 )
 
@@ -116,7 +117,7 @@ func (e *Engine) ShipWAL(ctx context.Context) (int, error) {
 }
 
 // CopyWAL copies to t the WAL files on the unit's array that t lacks.
-func (e *Engine) CopyWAL(ctx context.Context, t Target) error {
+func (e *Engine) CopyWAL(ctx context.Context, t target.Target) error {
 	mine, err := e.Local.List(ctx)
 	if err != nil {
 		return err
@@ -197,7 +198,7 @@ func segmentOf(lsn string) (string, error) {
 }
 
 // pruneWAL deletes from t the WAL segments older than the oldest base copy there: nothing can use them.
-func (e *Engine) pruneWAL(ctx context.Context, t Target, ms []*Manifest) (int, error) {
+func (e *Engine) pruneWAL(ctx context.Context, t target.Target, ms []*Manifest) (int, error) {
 	oldest := ""
 	for _, m := range ms {
 		if m.Kind == KindBase {
@@ -250,7 +251,7 @@ func sealWAL(id *age.X25519Identity, name string, data []byte) []byte {
 
 // fetch decrypts WAL object key, segment name, into path, checking its MAC; a segment that fails is
 // removed and refused.
-func fetch(ctx context.Context, t Target, key, name string, id *age.X25519Identity, path string) error {
+func fetch(ctx context.Context, t target.Target, key, name string, id *age.X25519Identity, path string) error {
 	r, err := open(ctx, t, Object{Key: key}, id)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package backup
+package target
 
 import (
 	"context"
@@ -9,7 +9,8 @@ import (
 // Progress is how far the running copy or restore has come, in stored bytes, for the page's progress bar.
 type Progress struct{ done, total atomic.Int64 }
 
-func (p *Progress) start(total int64) {
+// Start begins a job of total bytes.
+func (p *Progress) Start(total int64) {
 	if p != nil {
 		p.done.Store(0)
 		p.total.Store(total)
@@ -24,8 +25,8 @@ func (p *Progress) Get() (done, total int64) {
 	return p.done.Load(), p.total.Load()
 }
 
-// reader counts what is read through it; it keeps r's Seek (a resumable upload).
-func (p *Progress) reader(r io.Reader) io.Reader {
+// Reader counts what is read through it; it keeps r's Seek (a resumable upload).
+func (p *Progress) Reader(r io.Reader) io.Reader {
 	if p == nil {
 		return r
 	}
@@ -60,16 +61,16 @@ func (s progressSeeker) Seek(off int64, whence int) (int64, error) {
 	return n, err
 }
 
-// countedTarget counts what is downloaded from it.
-type countedTarget struct {
+// Counted counts in Progress what is downloaded from it.
+type Counted struct {
 	Target
-	p *Progress
+	Progress *Progress
 }
 
-func (c countedTarget) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+func (c Counted) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	r, err := c.Target.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	return readCloser{Reader: c.p.reader(r), close: r.Close}, nil
+	return ReadCloser{Reader: c.Progress.Reader(r), OnClose: r.Close}, nil
 }

@@ -1,4 +1,4 @@
-package backup
+package target
 
 import (
 	"context"
@@ -6,14 +6,14 @@ import (
 	"time"
 )
 
-// limitedTarget caps the rate of its uploads (bytes per second).
-type limitedTarget struct {
+// Limited caps the rate of its uploads (Rate bytes per second).
+type Limited struct {
 	Target
-	rate int64
+	Rate int64
 }
 
-func (l limitedTarget) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	lr := &limited{r: r, rate: l.rate, now: time.Now, sleep: time.Sleep}
+func (l Limited) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	lr := &limited{r: r, rate: l.Rate, now: time.Now, sleep: time.Sleep}
 	if s, ok := r.(io.Seeker); ok { // keep an upload resumable
 		return l.Target.Put(ctx, key, seekLimited{lr, s}, size)
 	}

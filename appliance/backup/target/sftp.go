@@ -1,4 +1,4 @@
-package backup
+package target
 
 import (
 	"context"
@@ -162,7 +162,7 @@ func (s *SFTP) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		done()
 		return nil, fmt.Errorf("download %s from %s: %w", key, s.Name(), err)
 	}
-	return readCloser{Reader: f, close: func() error { err := f.Close(); done(); return err }}, nil
+	return ReadCloser{Reader: f, OnClose: func() error { err := f.Close(); done(); return err }}, nil
 }
 
 func (s *SFTP) List(ctx context.Context) ([]string, error) {

@@ -1,4 +1,4 @@
-package backup
+package target
 
 import (
 	"bytes"
@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/lawbox/appliance/appliance"
 )
 
 // The limiter holds a read of 1 MB at 200 KB/s to 5 seconds (on a fake clock), reads in slices of a tenth
@@ -38,11 +36,7 @@ func TestLimited(t *testing.T) {
 // A limited target stores what it is given, and keeps a resumable upload resumable.
 func TestLimitedTarget(t *testing.T) {
 	d := Dir{Path: t.TempDir()}
-	lt := toTarget(appliance.BackupTarget{Kind: "sftp", LimitKBps: 100_000})
-	if _, ok := lt.(limitedTarget); !ok {
-		t.Fatalf("a target with a limit is %T", lt)
-	}
-	l := limitedTarget{Target: d, rate: 100_000_000}
+	l := Limited{Target: d, Rate: 100_000_000}
 	if err := l.Put(context.Background(), "a/b", bytes.NewReader([]byte("matters")), 7); err != nil {
 		t.Fatal(err)
 	}

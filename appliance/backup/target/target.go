@@ -1,4 +1,7 @@
-package backup
+// Package target is where backups are kept: the unit's own array (Dir), S3 and SFTP servers, an upload rate
+// limit (Limited) and the progress of a copy or restore (Progress, Counted). Everything it stores is already
+// sealed by the engine (package backup); keys stay inside the target.
+package target
 
 import (
 	"context"
@@ -214,3 +217,11 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// ReadCloser is a Reader whose Close runs OnClose.
+type ReadCloser struct {
+	io.Reader
+	OnClose func() error
+}
+
+func (r ReadCloser) Close() error { return r.OnClose() }
