@@ -4,107 +4,28 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"filippo.io/age"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/backup/target"
-	"github.com/lawbox/appliance/appliance/pgsql"
+	"github.com/lawbox/appliance/appliance/pgsql/pgtest"
 )
 
-const pgBin = "/usr/lib/postgresql/15/bin"
-
-// hostServer is a PostgreSQL 15 cluster on this machine, reachable on its socket only (trust).
-type hostServer struct {
-	dir  string
-	port int
-}
-
-func startServer(t testing.TB) *hostServer {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("runs PostgreSQL as the postgres user: needs root")
-	}
-	if _, err := os.Stat(filepath.Join(pgBin, "postgres")); err != nil {
-		t.Skip("PostgreSQL 15 is not installed")
-	}
-	cred, err := pgsql.PostgresUser()
-	if err != nil {
-		t.Skip(err)
-	}
-	dir, err := os.MkdirTemp("", "backuptest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	os.Chown(dir, int(cred.Uid), int(cred.Gid))
-	cl := &pgsql.Cluster{BinDir: pgBin, DataDir: dir + "/data", Cred: cred}
-	if err := cl.InitDB(context.Background(), "--auth=trust", "--wal-segsize=1"); err != nil {
-		t.Fatal(err)
-	}
-	s := &hostServer{dir: dir, port: 5488}
-	// WAL is archived as on the unit (basic_archive into a directory).
-	os.Mkdir(s.walDir(), 0o700)
-	os.Chown(s.walDir(), int(cred.Uid), int(cred.Gid))
-	pg, err := cl.Start(nil, "-k", dir, "-p", strconv.Itoa(s.port), "-c", "listen_addresses=",
-		"-c", "archive_mode=on", "-c", "archive_library=basic_archive", "-c", "basic_archive.archive_directory="+s.walDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pg.Stop(syscall.SIGINT, time.Minute) })
-	err = pg.Ready(context.Background(), func(ctx context.Context) error {
-		c, err := s.connect("postgres")
-		if err == nil {
-			c.Close(ctx)
-		}
-		return err
-	}, 100*time.Millisecond, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func (s *hostServer) walDir() string { return filepath.Join(s.dir, "wal-archive") }
-
-func (s *hostServer) connect(db string) (*pgx.Conn, error) {
-	// An office client's session (not the unit's pinned one): the tests create tables as the office would.
-	return pgx.Connect(context.Background(), fmt.Sprintf("host=%s port=%d user=postgres dbname=%s", s.dir, s.port, db))
-}
-
-func (s *hostServer) exec(t testing.TB, db string, qs ...string) {
-	t.Helper()
-	c, err := s.connect(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(context.Background())
-	for _, q := range qs {
-		if _, err := c.Exec(context.Background(), q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-}
-
-func newEngine(t testing.TB, s *hostServer, local target.Target) *Engine {
+func newEngine(t testing.TB, s *pgtest.Server, local target.Target) *Engine {
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Engine{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), BinDir: pgBin, Socket: s.dir, Port: s.port, WALDir: s.walDir(),
-		Scratch: filepath.Join(s.dir, "scratch"), Local: local, Firmware: "test",
+	return &Engine{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), BinDir: pgtest.BinDir, Socket: s.Dir, Port: s.Port, WALDir: s.WALDir(),
+		Scratch: filepath.Join(s.Dir, "scratch"), Local: local, Firmware: "test",
 		Identity: func() (*age.X25519Identity, error) { return id, nil }}
 }
 
@@ -112,9 +33,9 @@ func newEngine(t testing.TB, s *hostServer, local target.Target) *Engine {
 // verified by a restore with the dump's row counts; a damaged, truncated or foreign backup fails
 // verification with what is wrong.
 func TestBackupAndVerify(t *testing.T) {
-	s := startServer(t)
-	s.exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
-	s.exec(t, "practice", "SET ROLE practice_app",
+	s := pgtest.Start(t)
+	s.Exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
+	s.Exec(t, "practice", "SET ROLE practice_app",
 		"CREATE TABLE matters (id int PRIMARY KEY, client text NOT NULL)",
 		"INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 5000) g",
 		"CREATE TABLE notes (id int, body text)")
@@ -187,8 +108,8 @@ func TestBackupAndVerify(t *testing.T) {
 
 // Retention keeps the newest dumps and never the last verified one, whatever its age.
 func TestPrune(t *testing.T) {
-	s := startServer(t)
-	s.exec(t, "postgres", "CREATE DATABASE practice")
+	s := pgtest.Start(t)
+	s.Exec(t, "postgres", "CREATE DATABASE practice")
 	local := target.Dir{Path: t.TempDir()}
 	e := newEngine(t, s, local)
 	clock := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance/backup/target"
+	"github.com/lawbox/appliance/appliance/pgsql/pgtest"
 )
 
 // BenchmarkBackup dumps a generated database (about 150 MB) with the Engine and, in the same run, with the
@@ -17,11 +18,11 @@ import (
 // piped together. It reports both throughputs (database bytes per second), their ratio (goal >= 0.8) and the
 // time to verify the backup by a full restore.
 func BenchmarkBackup(b *testing.B) {
-	s := startServer(b)
-	s.exec(b, "postgres", "CREATE DATABASE practice")
-	s.exec(b, "practice", "CREATE TABLE matters (id int PRIMARY KEY, client text, notes text)",
+	s := pgtest.Start(b)
+	s.Exec(b, "postgres", "CREATE DATABASE practice")
+	s.Exec(b, "practice", "CREATE TABLE matters (id int PRIMARY KEY, client text, notes text)",
 		"INSERT INTO matters SELECT g, 'client ' || g, repeat(md5(g::text), 8) FROM generate_series(1, 400000) g", "VACUUM ANALYZE matters")
-	c, err := s.connect("practice")
+	c, err := s.Connect("practice")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func BenchmarkBackup(b *testing.B) {
 			b.Fatal(rs, err)
 		}
 		restore := time.Since(start)
-		s.exec(b, "postgres", "DROP DATABASE practice_restored")
+		s.Exec(b, "postgres", "DROP DATABASE practice_restored")
 		mbs := func(d time.Duration) float64 { return float64(size) / d.Seconds() / 1e6 }
 		b.ReportMetric(mbs(engine), "MB/s-engine")
 		b.ReportMetric(mbs(raw), "MB/s-raw-pipeline")
@@ -77,14 +78,14 @@ func BenchmarkBackup(b *testing.B) {
 }
 
 // rawPipeline runs pg_dump | zstd -3 | age into a file and returns how long it took.
-func rawPipeline(b *testing.B, s *hostServer, recipient string) time.Duration {
+func rawPipeline(b *testing.B, s *pgtest.Server, recipient string) time.Duration {
 	start := time.Now()
 	out, err := os.Create(filepath.Join(b.TempDir(), "raw.age"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer out.Close()
-	dump := exec.Command(filepath.Join(pgBin, "pg_dump"), "--format=custom", "--compress=0", "-h", s.dir, "-p", strconv.Itoa(s.port), "-U", "postgres", "-d", "practice")
+	dump := exec.Command(filepath.Join(pgtest.BinDir, "pg_dump"), "--format=custom", "--compress=0", "-h", s.Dir, "-p", strconv.Itoa(s.Port), "-U", "postgres", "-d", "practice")
 	zstd := exec.Command("zstd", "-q", "-3", "-c")
 	enc := exec.Command("age", "-r", recipient)
 	zstd.Stdin, _ = dump.StdoutPipe()
@@ -105,17 +106,17 @@ func rawPipeline(b *testing.B, s *hostServer, recipient string) time.Duration {
 
 // pgBackRest takes a full backup of s with Debian's pgBackRest (zstd 3, an encrypted repository, a fast
 // checkpoint) and returns how long the backup took (not the stanza's creation).
-func pgBackRest(b *testing.B, s *hostServer) time.Duration {
+func pgBackRest(b *testing.B, s *pgtest.Server) time.Duration {
 	bin, err := exec.LookPath("pgbackrest")
 	if err != nil {
 		b.Skip("pgbackrest is not installed (make deps installs it)")
 	}
-	dir := filepath.Join(s.dir, "pgbackrest")
+	dir := filepath.Join(s.Dir, "pgbackrest")
 	conf := filepath.Join(dir, "pgbackrest.conf")
 	os.MkdirAll(filepath.Join(dir, "repo"), 0o700)
 	text := "[global]\nrepo1-path=" + dir + "/repo\nrepo1-cipher-type=aes-256-cbc\nrepo1-cipher-pass=bench-only-passphrase\n" +
 		"compress-type=zst\ncompress-level=3\nstart-fast=y\narchive-check=n\nlog-path=" + dir + "\nlock-path=" + dir + "\nlog-level-console=warn\n" +
-		"[practice]\npg1-path=" + s.dir + "/data\npg1-socket-path=" + s.dir + "\npg1-port=" + strconv.Itoa(s.port) + "\n"
+		"[practice]\npg1-path=" + s.Dir + "/data\npg1-socket-path=" + s.Dir + "\npg1-port=" + strconv.Itoa(s.Port) + "\n"
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		b.Fatal(err)
 	}

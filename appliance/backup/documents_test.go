@@ -14,6 +14,7 @@ import (
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/backup/target"
+	"github.com/lawbox/appliance/appliance/pgsql/pgtest"
 )
 
 // Documents backed up with a real cluster holding the identity: folders outside the data array or the
@@ -22,7 +23,7 @@ import (
 // writes back what is missing, leaves what is identical and puts the old version beside a file that
 // changed; verification reads every content back and finds a damaged one.
 func TestDocuments(t *testing.T) {
-	s := startServer(t)
+	s := pgtest.Start(t)
 	svc := newService(t, s)
 	ctx := context.Background()
 	if _, err := svc.CreateIdentity(ctx); err != nil {
@@ -191,7 +192,7 @@ func (v *sharesVolume) Open(context.Context) (string, func(), error) {
 // a mirror) and named by the shares' folders; a share's folder may be set though this unit does not
 // mount it; a volume that cannot be read fails the backup with its reason; nothing to back up, no backup.
 func TestDocumentsOfTheShares(t *testing.T) {
-	s := startServer(t)
+	s := pgtest.Start(t)
 	svc := newService(t, s)
 	ctx := context.Background()
 	if _, err := svc.CreateIdentity(ctx); err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/pgsql/pgtest"
 	"github.com/lawbox/appliance/appliance/shares"
 	"github.com/lawbox/appliance/appliance/state"
 )
@@ -20,9 +21,9 @@ import (
 // mirror that cannot be reached is "unavailable"; a unit that does not take backups never passes a link
 // request on.
 func TestBackupNowOnProductionRunsOnTheMirror(t *testing.T) {
-	srv := startServer(t)
-	srv.exec(t, "postgres", "CREATE DATABASE practice")
-	srv.exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY)", "INSERT INTO matters SELECT generate_series(1, 100)")
+	srv := pgtest.Start(t)
+	srv.Exec(t, "postgres", "CREATE DATABASE practice")
+	srv.Exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY)", "INSERT INTO matters SELECT generate_series(1, 100)")
 	mirror := newService(t, srv)
 	ctx := context.Background()
 	if _, err := mirror.CreateIdentity(ctx); err != nil {
@@ -68,7 +69,7 @@ func TestBackupNowOnProductionRunsOnTheMirror(t *testing.T) {
 // A new unit takes the file shares and accounts of a lost one from its backup (the NT hashes too, so the
 // same passwords work), and says what it did not restore; a documents backup has no configuration.
 func TestRestoreConfigOntoANewUnit(t *testing.T) {
-	srv := startServer(t)
+	srv := pgtest.Start(t)
 	old := newService(t, srv)
 	ctx := context.Background()
 	if _, err := old.CreateIdentity(ctx); err != nil {

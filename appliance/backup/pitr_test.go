@@ -14,34 +14,8 @@ import (
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/backup/target"
+	"github.com/lawbox/appliance/appliance/pgsql/pgtest"
 )
-
-// archiveNow ends the current WAL segment and waits until the server archived it.
-func (s *hostServer) archiveNow(t *testing.T) {
-	t.Helper()
-	c, err := s.connect("postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(context.Background())
-	var seg string
-	if err := c.QueryRow(context.Background(), "SELECT pg_walfile_name(pg_switch_wal())").Scan(&seg); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		var last string
-		if err := c.QueryRow(context.Background(), "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver").Scan(&last); err != nil {
-			t.Fatal(err)
-		}
-		if last >= seg {
-			return
-		}
-		if i == 100 {
-			t.Fatalf("segment %s not archived (last %q)", seg, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // A mistake undone with a point-in-time restore: a base copy, more work, then every matter deleted; the
 // WAL is shipped sealed; the database as it was one second before the mistake comes back under a new name
@@ -49,9 +23,9 @@ func (s *hostServer) archiveNow(t *testing.T) {
 // copy, is refused with what the backups reach; a dump is not a base copy; the base copy verifies; WAL
 // older than the oldest base copy is pruned.
 func TestPointInTimeRestore(t *testing.T) {
-	s := startServer(t)
-	s.exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
-	s.exec(t, "practice", "SET ROLE practice_app", "CREATE TABLE matters (id int PRIMARY KEY, client text)",
+	s := pgtest.Start(t)
+	s.Exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
+	s.Exec(t, "practice", "SET ROLE practice_app", "CREATE TABLE matters (id int PRIMARY KEY, client text)",
 		"INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 1000) g")
 	local := target.Dir{Path: t.TempDir()}
 	e := newEngine(t, s, local)
@@ -63,11 +37,11 @@ func TestPointInTimeRestore(t *testing.T) {
 	if base.Timeline != 1 || base.LSN == "" || len(base.Databases) != 1 {
 		t.Fatalf("base manifest: %+v", base)
 	}
-	s.exec(t, "practice", "INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1001, 1500) g")
+	s.Exec(t, "practice", "INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1001, 1500) g")
 	before := time.Now()
 	time.Sleep(1200 * time.Millisecond)
-	s.exec(t, "practice", "DELETE FROM matters")
-	s.archiveNow(t)
+	s.Exec(t, "practice", "DELETE FROM matters")
+	s.ArchiveNow(t)
 	n, err := e.ShipWAL(ctx)
 	if err != nil || n == 0 {
 		t.Fatalf("shipped %d WAL files: %v", n, err)
@@ -80,10 +54,10 @@ func TestPointInTimeRestore(t *testing.T) {
 	if err != nil || len(rs) != 1 || rs[0].Rows != 1500 {
 		t.Fatalf("point-in-time restore: %+v %v", rs, err)
 	}
-	if n := s.count(t, "practice_before_mistake", "SELECT count(*) FROM matters"); n != 1500 {
+	if n := s.Count(t, "practice_before_mistake", "SELECT count(*) FROM matters"); n != 1500 {
 		t.Errorf("the database before the mistake has %d matters", n)
 	}
-	if n := s.count(t, "practice", "SELECT count(*) FROM matters"); n != 0 {
+	if n := s.Count(t, "practice", "SELECT count(*) FROM matters"); n != 0 {
 		t.Errorf("the current database changed: %d matters", n)
 	}
 	if _, err := e.RestoreTo(ctx, local, time.Now().Add(time.Hour), []string{"practice"}, "practice_future", false); !errors.Is(err, appliance.ErrConflict) || !strings.Contains(err.Error(), "reach") {
@@ -104,13 +78,13 @@ func TestPointInTimeRestore(t *testing.T) {
 	if _, err := e.Restore(ctx, local, base.ID, nil, "x", false); !errors.Is(err, appliance.ErrBadInput) {
 		t.Errorf("restore a base copy as a dump: %v", err)
 	}
-	s.archiveNow(t)
+	s.ArchiveNow(t)
 	time.Sleep(time.Second)
 	second, err := e.Backup(ctx, KindBase)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.archiveNow(t)
+	s.ArchiveNow(t)
 	if _, err := e.ShipWAL(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -130,9 +104,9 @@ func TestPointInTimeRestore(t *testing.T) {
 // A unit whose array stopped taking the backups (it became production) has a base copy but WAL that ends
 // early: the point-in-time restore goes on with the target, whose WAL reaches the moment.
 func TestPointInTimeFallsBackToTarget(t *testing.T) {
-	s := startServer(t)
-	s.exec(t, "postgres", "CREATE DATABASE practice")
-	s.exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY)", "INSERT INTO matters SELECT generate_series(1, 100)")
+	s := pgtest.Start(t)
+	s.Exec(t, "postgres", "CREATE DATABASE practice")
+	s.Exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY)", "INSERT INTO matters SELECT generate_series(1, 100)")
 	svc := newService(t, s)
 	ctx := context.Background()
 	if _, err := svc.CreateIdentity(ctx); err != nil {
@@ -148,14 +122,14 @@ func TestPointInTimeFallsBackToTarget(t *testing.T) {
 	}
 	// The array stops here; the target goes on receiving WAL.
 	local, _ := svc.Local.List(ctx)
-	s.exec(t, "practice", "INSERT INTO matters SELECT generate_series(101, 200)")
+	s.Exec(t, "practice", "INSERT INTO matters SELECT generate_series(101, 200)")
 	var before time.Time
-	c, _ := s.connect("practice")
+	c, _ := s.Connect("practice")
 	c.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&before)
 	c.Close(ctx)
 	time.Sleep(1200 * time.Millisecond)
-	s.exec(t, "practice", "DELETE FROM matters")
-	s.archiveNow(t)
+	s.Exec(t, "practice", "DELETE FROM matters")
+	s.ArchiveNow(t)
 	if _, err := svc.ShipWAL(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -15,30 +15,17 @@ import (
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/backup/target"
+	"github.com/lawbox/appliance/appliance/pgsql/pgtest"
 	"github.com/lawbox/appliance/appliance/state"
 )
-
-func (s *hostServer) count(t *testing.T, db, q string) int64 {
-	t.Helper()
-	c, err := s.connect(db)
-	if err != nil {
-		t.Fatalf("%s: %v", db, err)
-	}
-	defer c.Close(context.Background())
-	var n int64
-	if err := c.QueryRow(context.Background(), q).Scan(&n); err != nil {
-		t.Fatalf("%s: %s: %v", db, q, err)
-	}
-	return n
-}
 
 // Restores into a real server: under a new name beside the current database; in place only when asked,
 // the current database kept under another name and its open sessions ended; existing roles left as they
 // are; a damaged backup restores nothing and leaves no half-restored database; a mirror refuses.
 func TestRestore(t *testing.T) {
-	s := startServer(t)
-	s.exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
-	s.exec(t, "practice", "SET ROLE practice_app",
+	s := pgtest.Start(t)
+	s.Exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
+	s.Exec(t, "practice", "SET ROLE practice_app",
 		"CREATE TABLE matters (id int PRIMARY KEY, client text NOT NULL)",
 		"INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 3000) g")
 	local := target.Dir{Path: t.TempDir()}
@@ -52,9 +39,9 @@ func TestRestore(t *testing.T) {
 		t.Errorf("the manifest's owner: %q", m.Databases[0].Owner)
 	}
 	// After the backup: a mistake deletes most matters; the role's password changes.
-	s.exec(t, "practice", "DELETE FROM matters WHERE id > 10")
-	s.exec(t, "postgres", "ALTER ROLE practice_app PASSWORD 'changed since'")
-	pwBefore := s.count(t, "postgres", "SELECT length(rolpassword) + ascii(substr(rolpassword, 30)) FROM pg_authid WHERE rolname = 'practice_app'")
+	s.Exec(t, "practice", "DELETE FROM matters WHERE id > 10")
+	s.Exec(t, "postgres", "ALTER ROLE practice_app PASSWORD 'changed since'")
+	pwBefore := s.Count(t, "postgres", "SELECT length(rolpassword) + ascii(substr(rolpassword, 30)) FROM pg_authid WHERE rolname = 'practice_app'")
 
 	if _, err := e.Restore(ctx, local, m.ID, []string{"practice"}, "", false); !errors.Is(err, appliance.ErrConflict) {
 		t.Fatalf("restore over the current database without replace: %v", err)
@@ -71,21 +58,21 @@ func TestRestore(t *testing.T) {
 	if err != nil || len(rs) != 1 || rs[0].Into != "practice_copy" || rs[0].Rows != 3000 || rs[0].KeptAs != "" {
 		t.Fatalf("restore under a new name: %+v %v", rs, err)
 	}
-	if n := s.count(t, "practice_copy", "SELECT count(*) FROM matters"); n != 3000 {
+	if n := s.Count(t, "practice_copy", "SELECT count(*) FROM matters"); n != 3000 {
 		t.Errorf("practice_copy has %d matters", n)
 	}
-	if n := s.count(t, "practice", "SELECT count(*) FROM matters"); n != 10 {
+	if n := s.Count(t, "practice", "SELECT count(*) FROM matters"); n != 10 {
 		t.Errorf("the current practice changed: %d matters", n)
 	}
-	if n := s.count(t, "postgres", "SELECT count(*) FROM pg_database WHERE datname = 'practice_copy' AND pg_get_userbyid(datdba) = 'practice_app'"); n != 1 {
+	if n := s.Count(t, "postgres", "SELECT count(*) FROM pg_database WHERE datname = 'practice_copy' AND pg_get_userbyid(datdba) = 'practice_app'"); n != 1 {
 		t.Error("practice_copy is not owned by practice_app")
 	}
-	if n := s.count(t, "postgres", "SELECT length(rolpassword) + ascii(substr(rolpassword, 30)) FROM pg_authid WHERE rolname = 'practice_app'"); n != pwBefore {
+	if n := s.Count(t, "postgres", "SELECT length(rolpassword) + ascii(substr(rolpassword, 30)) FROM pg_authid WHERE rolname = 'practice_app'"); n != pwBefore {
 		t.Error("the restore changed an existing role's password")
 	}
 
 	// In place, with the office's application connected: its session ends, the old database is kept.
-	app, err := s.connect("practice")
+	app, err := s.Connect("practice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +81,10 @@ func TestRestore(t *testing.T) {
 	if err != nil || len(rs) != 1 || !strings.HasPrefix(rs[0].KeptAs, "practice_before_") {
 		t.Fatalf("restore in place: %+v %v", rs, err)
 	}
-	if n := s.count(t, "practice", "SELECT count(*) FROM matters"); n != 3000 {
+	if n := s.Count(t, "practice", "SELECT count(*) FROM matters"); n != 3000 {
 		t.Errorf("practice has %d matters after the restore", n)
 	}
-	if n := s.count(t, rs[0].KeptAs, "SELECT count(*) FROM matters"); n != 10 {
+	if n := s.Count(t, rs[0].KeptAs, "SELECT count(*) FROM matters"); n != 10 {
 		t.Errorf("the kept database has %d matters", n)
 	}
 	if err := app.Ping(ctx); err == nil {
@@ -105,7 +92,7 @@ func TestRestore(t *testing.T) {
 	}
 
 	// A damaged dump: nothing restored, nothing left behind, the current database as it was.
-	s.exec(t, "practice", "DELETE FROM matters WHERE id > 20")
+	s.Exec(t, "practice", "DELETE FROM matters WHERE id > 20")
 	dump := filepath.Join(local.Path, m.Databases[0].Object)
 	orig, _ := os.ReadFile(dump)
 	os.WriteFile(dump, orig[:len(orig)*2/3], 0o600)
@@ -113,10 +100,10 @@ func TestRestore(t *testing.T) {
 		t.Errorf("restore of a truncated dump: %v", err)
 	}
 	os.WriteFile(dump, orig, 0o600)
-	if n := s.count(t, "postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'lawbox_restore_%'"); n != 0 {
+	if n := s.Count(t, "postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'lawbox_restore_%'"); n != 0 {
 		t.Error("a failed restore left its unfinished copy")
 	}
-	if n := s.count(t, "practice", "SELECT count(*) FROM matters"); n != 20 {
+	if n := s.Count(t, "practice", "SELECT count(*) FROM matters"); n != 20 {
 		t.Errorf("a failed restore changed practice: %d matters", n)
 	}
 
@@ -134,10 +121,10 @@ func TestRestore(t *testing.T) {
 // the sheet and the offsite target, lists the backups that are only there, and restores every database,
 // roles included.
 func TestDisasterRecovery(t *testing.T) {
-	old := startServer(t)
-	old.exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app", "CREATE DATABASE billing")
-	old.exec(t, "practice", "SET ROLE practice_app", "CREATE TABLE matters (id int PRIMARY KEY, client text)", "INSERT INTO matters SELECT g, md5(g::text) FROM generate_series(1, 4000) g")
-	old.exec(t, "billing", "CREATE TABLE invoices (id int)", "INSERT INTO invoices SELECT generate_series(1, 77)")
+	old := pgtest.Start(t)
+	old.Exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app", "CREATE DATABASE billing")
+	old.Exec(t, "practice", "SET ROLE practice_app", "CREATE TABLE matters (id int PRIMARY KEY, client text)", "INSERT INTO matters SELECT g, md5(g::text) FROM generate_series(1, 4000) g")
+	old.Exec(t, "billing", "CREATE TABLE invoices (id int)", "INSERT INTO invoices SELECT generate_series(1, 77)")
 	gw := startS3(t, t.TempDir())
 	os.Mkdir(filepath.Join(gw.dir, "office"), 0o755)
 	ctx := context.Background()
@@ -167,7 +154,7 @@ func TestDisasterRecovery(t *testing.T) {
 		t.Errorf("the settings are missing or readable in the bucket (%v)", err)
 	}
 
-	blank := startServer(t)
+	blank := pgtest.Start(t)
 	svc := newService(t, blank)
 	if err := svc.ImportIdentity(ctx, "AGE-SECRET-KEY-1NOTAKEY"); !errors.Is(err, appliance.ErrBadInput) {
 		t.Errorf("a mistyped identity: %v", err)
@@ -196,10 +183,10 @@ func TestDisasterRecovery(t *testing.T) {
 		t.Fatalf("restore: %+v %v", res, err)
 	}
 	t.Logf("restored %d databases from %s in %.1f s", len(res.Databases), res.Target, res.Seconds)
-	if n := blank.count(t, "practice", "SELECT count(*) FROM matters"); n != 4000 {
+	if n := blank.Count(t, "practice", "SELECT count(*) FROM matters"); n != 4000 {
 		t.Errorf("practice: %d matters", n)
 	}
-	if n := blank.count(t, "billing", "SELECT count(*) FROM invoices"); n != 77 {
+	if n := blank.Count(t, "billing", "SELECT count(*) FROM invoices"); n != 77 {
 		t.Errorf("billing: %d invoices", n)
 	}
 	var settings struct {
@@ -226,12 +213,12 @@ func TestDisasterRecovery(t *testing.T) {
 	if !strings.Contains(string(settings.Buckets[state.BucketConfig]["network"]), "192.0.2.10/24") {
 		t.Errorf("the backup's settings: %v", settings.Buckets)
 	}
-	if n := blank.count(t, "postgres", "SELECT count(*) FROM pg_authid WHERE rolname = 'practice_app' AND rolcanlogin AND rolpassword LIKE 'SCRAM-SHA-256$%'"); n != 1 {
+	if n := blank.Count(t, "postgres", "SELECT count(*) FROM pg_authid WHERE rolname = 'practice_app' AND rolcanlogin AND rolpassword LIKE 'SCRAM-SHA-256$%'"); n != 1 {
 		t.Error("the application's role did not come back with its password")
 	}
 }
 
-func newService(t *testing.T, s *hostServer) *Service {
+func newService(t *testing.T, s *pgtest.Server) *Service {
 	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)

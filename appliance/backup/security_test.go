@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lawbox/appliance/appliance/backup/target"
+	"github.com/lawbox/appliance/appliance/pgsql/pgtest"
 )
 
 // The owner of an office database sets traps for the superuser sessions the unit opens in that database:
@@ -18,12 +19,12 @@ import (
 // statement of its own in a script run line by line. Backup, verification and restore must run none of
 // the owner's code as superuser and must never make the owner a superuser.
 func TestOwnerCannotRunCodeAsSuperuser(t *testing.T) {
-	s := startServer(t)
-	s.exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
-	s.exec(t, "practice", "SET ROLE practice_app",
+	s := pgtest.Start(t)
+	s.Exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
+	s.Exec(t, "practice", "SET ROLE practice_app",
 		"CREATE TABLE matters (id int PRIMARY KEY, client text NOT NULL)",
 		"INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(1, 200) g")
-	s.exec(t, "practice", append([]string{"SET ROLE practice_app"}, ownerTraps(t, "testdata/owner_traps.sql")...)...)
+	s.Exec(t, "practice", append([]string{"SET ROLE practice_app"}, ownerTraps(t, "testdata/owner_traps.sql")...)...)
 	local := target.Dir{Path: t.TempDir()}
 	e := newEngine(t, s, local)
 	ctx := context.Background()
@@ -36,17 +37,17 @@ func TestOwnerCannotRunCodeAsSuperuser(t *testing.T) {
 	}
 	// A restore onto a server that lacks the role (as after a disaster): the role comes back, not as a
 	// superuser, and the index's function ran as the owner.
-	s.exec(t, "postgres", "DROP DATABASE practice", "DROP ROLE practice_app")
+	s.Exec(t, "postgres", "DROP DATABASE practice", "DROP ROLE practice_app")
 	if _, err := e.Restore(ctx, local, m.ID, nil, "", false); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
-	if n := s.count(t, "postgres", "SELECT count(*) FROM pg_roles WHERE rolname = 'practice_app' AND NOT rolsuper AND rolcanlogin"); n != 1 {
+	if n := s.Count(t, "postgres", "SELECT count(*) FROM pg_roles WHERE rolname = 'practice_app' AND NOT rolsuper AND rolcanlogin"); n != 1 {
 		t.Error("the restored practice_app is missing, cannot log in, or is a superuser")
 	}
-	if n := s.count(t, "practice", "SELECT count(*) FROM pg_catalog.pg_indexes WHERE indexname = 'matters_trap'"); n != 1 {
+	if n := s.Count(t, "practice", "SELECT count(*) FROM pg_catalog.pg_indexes WHERE indexname = 'matters_trap'"); n != 1 {
 		t.Error("the index on the owner's function was not restored")
 	}
-	if n := s.count(t, "practice", "SELECT count(*) FROM public.matters"); n != 200 {
+	if n := s.Count(t, "practice", "SELECT count(*) FROM public.matters"); n != 200 {
 		t.Errorf("restored %d matters, want 200", n)
 	}
 }
@@ -69,9 +70,9 @@ func ownerTraps(t testing.TB, file string) []string {
 
 // A restored table whose values differ from the dump's, with the same number of rows, fails verification.
 func TestVerifyComparesValues(t *testing.T) {
-	s := startServer(t)
-	s.exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
-	s.exec(t, "practice", "SET ROLE practice_app",
+	s := pgtest.Start(t)
+	s.Exec(t, "postgres", "CREATE ROLE practice_app LOGIN PASSWORD 'pw'", "CREATE DATABASE practice OWNER practice_app")
+	s.Exec(t, "practice", "SET ROLE practice_app",
 		"CREATE TABLE matters (id int PRIMARY KEY, client text NOT NULL, r text)",
 		"INSERT INTO matters SELECT g, 'client ' || g, 'x' FROM generate_series(1, 100) g",
 		// json has no hash function: this table is summed by its rows' text
@@ -84,7 +85,7 @@ func TestVerifyComparesValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := m.Databases[0]
-	c, err := s.connect("practice")
+	c, err := s.Connect("practice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,12 +97,12 @@ func TestVerifyComparesValues(t *testing.T) {
 		t.Errorf("sums %v: want matters hashed by row, notes (json) by text", d.Sums)
 	}
 	for _, q := range []string{"UPDATE matters SET client = 'client 1000' WHERE id = 7", `UPDATE notes SET body = '{"note": 1000}' WHERE id = 7`} {
-		s.exec(t, "practice", q)
+		s.Exec(t, "practice", q)
 		err = checkRows(ctx, c, d)
 		if err == nil || !strings.Contains(err.Error(), "other values") {
 			t.Errorf("checkRows after %s = %v, want a checksum mismatch", q, err)
 		}
-		s.exec(t, "practice", strings.NewReplacer("1000", "7").Replace(q))
+		s.Exec(t, "practice", strings.NewReplacer("1000", "7").Replace(q))
 	}
 }
 

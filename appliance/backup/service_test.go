@@ -14,6 +14,7 @@ import (
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/backup/target"
+	"github.com/lawbox/appliance/appliance/pgsql/pgtest"
 	"github.com/lawbox/appliance/appliance/state"
 )
 
@@ -86,9 +87,9 @@ func (g *versitygw) target(bucket string) appliance.BackupTarget {
 // for a while (the backup is kept locally, the failure reported, the copy made once it is back); a
 // damaged object at the target found by verification; a full target reported.
 func TestServiceWithS3(t *testing.T) {
-	s := startServer(t)
-	s.exec(t, "postgres", "CREATE DATABASE practice")
-	s.exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY, client text)", "INSERT INTO matters SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
+	s := pgtest.Start(t)
+	s.Exec(t, "postgres", "CREATE DATABASE practice")
+	s.Exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY, client text)", "INSERT INTO matters SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
 	svc := newService(t, s)
 	ctx := context.Background()
 
@@ -245,9 +246,9 @@ func TestSchedule(t *testing.T) {
 // The schedule does not decide while a backup the admin asked for is running: it waits and then sees it (a
 // base copy requested by hand on a fresh unit was once followed by a second, scheduled one).
 func TestScheduleWaitsForRunningBackup(t *testing.T) {
-	s := startServer(t)
-	s.exec(t, "postgres", "CREATE DATABASE practice")
-	s.exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY, client text)", "INSERT INTO matters SELECT g, md5(g::text) FROM generate_series(1, 200000) g")
+	s := pgtest.Start(t)
+	s.Exec(t, "postgres", "CREATE DATABASE practice")
+	s.Exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY, client text)", "INSERT INTO matters SELECT g, md5(g::text) FROM generate_series(1, 200000) g")
 	svc := newService(t, s)
 	ctx := context.Background()
 	if _, err := svc.CreateIdentity(ctx); err != nil {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/lawbox/appliance/appliance/backup/target"
+	"github.com/lawbox/appliance/appliance/pgsql/pgtest"
 
 	"github.com/lawbox/appliance/appliance"
 )
@@ -113,9 +114,9 @@ ForceCommand internal-sftp
 // key than the pinned one is refused and nothing is sent to it.
 func TestSFTPTarget(t *testing.T) {
 	srv := startSSH(t)
-	s := startServer(t)
-	s.exec(t, "postgres", "CREATE DATABASE practice")
-	s.exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY)", "INSERT INTO matters SELECT generate_series(1, 1000)")
+	s := pgtest.Start(t)
+	s.Exec(t, "postgres", "CREATE DATABASE practice")
+	s.Exec(t, "practice", "CREATE TABLE matters (id int PRIMARY KEY)", "INSERT INTO matters SELECT generate_series(1, 1000)")
 	e := newEngine(t, s, target.Dir{Path: t.TempDir()})
 	ctx := context.Background()
 	m, err := e.Backup(ctx, KindDump)
