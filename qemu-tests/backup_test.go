@@ -76,7 +76,7 @@ func TestBackupToS3(t *testing.T) {
 	// catalog one in front of the catalog, an index whose function refuses to run as a superuser, and a
 	// role setting whose newline would be a statement of its own in a script run line by line. Backup,
 	// verification and the disaster recovery below go through all of them.
-	traps, err := os.ReadFile("../appliance/backup/testdata/owner_traps.sql")
+	traps, err := os.ReadFile("../appliance/backup/engine/testdata/owner_traps.sql")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,20 +2,14 @@ package backup
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 
 	"github.com/lawbox/appliance/appliance"
-	"github.com/lawbox/appliance/appliance/backup/target"
+	"github.com/lawbox/appliance/appliance/backup/engine"
 )
-
-// Buckets is a configuration as a backup holds it: each state store bucket's keys and their JSON values.
-type Buckets map[string]map[string]json.RawMessage
 
 // ConfigPart takes what is its own from a configuration restored from a backup and says what it took, in
 // a few words ("2 file shares and 3 file accounts").
-type ConfigPart func(ctx context.Context, b Buckets) (string, error)
+type ConfigPart func(ctx context.Context, b engine.Buckets) (string, error)
 
 // notRestored is what a configuration restore leaves as the new unit has it, and why.
 var notRestored = []string{
@@ -25,35 +19,6 @@ var notRestored = []string{
 	"network addresses",
 	"notification settings",
 	"storage and disk-health settings",
-}
-
-// ReadConfig reads the configuration held by backup backupID on t.
-func (e *Engine) ReadConfig(ctx context.Context, t target.Target, backupID string) (Buckets, error) {
-	m, id, err := e.manifest(ctx, t, backupID)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range m.Objects {
-		if o.Key != backupID+"/"+configName {
-			continue
-		}
-		r, err := open(ctx, t, o, id)
-		if err != nil {
-			return nil, err
-		}
-		defer r.Close()
-		var doc struct { // as exportConfig writes it
-			Buckets Buckets `json:"buckets"`
-		}
-		if err := json.NewDecoder(io.LimitReader(r, 64<<20)).Decode(&doc); err != nil {
-			return nil, fmt.Errorf("backup %s: its configuration: %w", backupID, err)
-		}
-		if _, err := io.Copy(io.Discard, r); err != nil { // the end of the stream checks its SHA-256
-			return nil, fmt.Errorf("backup %s: its configuration: %w", backupID, err)
-		}
-		return doc.Buckets, nil
-	}
-	return nil, fmt.Errorf("backup %s holds no configuration (a documents backup, or taken without one): %w", backupID, appliance.ErrBadInput)
 }
 
 // RestoreConfig brings the settings of backup backupID back onto this unit: each of ConfigParts takes its
@@ -67,7 +32,7 @@ func (s *Service) RestoreConfig(ctx context.Context, backupID string) (appliance
 	if err != nil {
 		return appliance.ConfigRestored{}, err
 	}
-	b, err := s.ReadConfig(ctx, t, backupID)
+	b, err := s.Engine.ReadConfig(ctx, t, backupID)
 	if err != nil {
 		return appliance.ConfigRestored{}, err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/engine"
 	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/pgsql/pgtest"
 )
@@ -48,21 +49,21 @@ func TestDocuments(t *testing.T) {
 			t.Errorf("document folders %v: %v", bad, err)
 		}
 	}
-	if _, err := svc.RunBackup(ctx, KindDocuments); !errors.Is(err, appliance.ErrBadInput) {
+	if _, err := svc.RunBackup(ctx, engine.KindDocuments); !errors.Is(err, appliance.ErrBadInput) {
 		t.Errorf("a documents backup without folders: %v", err)
 	}
 	if err := svc.SetDocumentFolders(ctx, []string{docs}); err != nil {
 		t.Fatal(err)
 	}
-	first, err := svc.RunBackup(ctx, KindDocuments)
+	first, err := svc.RunBackup(ctx, engine.KindDocuments)
 	if err != nil || first.Files != 3 {
 		t.Fatalf("documents backup: %+v %v", first, err)
 	}
 	stored := func() []string {
-		keys, _ := svc.Local.List(ctx)
+		keys, _ := svc.Engine.Local.List(ctx)
 		var out []string
 		for _, k := range keys {
-			if strings.HasPrefix(k, docsPrefix) {
+			if strings.HasPrefix(k, engine.DocsPrefix) {
 				out = append(out, k)
 			}
 		}
@@ -72,12 +73,12 @@ func TestDocuments(t *testing.T) {
 		t.Errorf("stored contents %v: want 2 (two files share one)", got)
 	}
 	for _, k := range stored() {
-		b, _ := os.ReadFile(filepath.Join(svc.Local.(target.Dir).Path, k))
+		b, _ := os.ReadFile(filepath.Join(svc.Engine.Local.(target.Dir).Path, k))
 		if bytes.Contains(b, []byte("Smith")) {
 			t.Errorf("%s is readable", k)
 		}
 	}
-	if _, err := svc.RunBackup(ctx, KindDocuments); !errors.Is(err, appliance.ErrConflict) {
+	if _, err := svc.RunBackup(ctx, engine.KindDocuments); !errors.Is(err, appliance.ErrConflict) {
 		t.Errorf("a documents backup with nothing changed: %v", err)
 	}
 
@@ -87,7 +88,7 @@ func TestDocuments(t *testing.T) {
 	later := time.Now().Add(time.Minute)
 	os.Chtimes(contract, later, later)
 	time.Sleep(time.Second) // a new backup id
-	second, err := svc.RunBackup(ctx, KindDocuments)
+	second, err := svc.RunBackup(ctx, engine.KindDocuments)
 	if err != nil || second.Files != 3 {
 		t.Fatalf("second documents backup: %+v %v", second, err)
 	}
@@ -129,7 +130,7 @@ func TestDocuments(t *testing.T) {
 	if v, err := svc.VerifyBackup(ctx, first.ID); err != nil || !v.OK {
 		t.Errorf("verify documents: %+v %v", v, err)
 	}
-	obj := filepath.Join(svc.Local.(target.Dir).Path, stored()[0])
+	obj := filepath.Join(svc.Engine.Local.(target.Dir).Path, stored()[0])
 	b, _ := os.ReadFile(obj)
 	b[len(b)/2] ^= 1
 	os.WriteFile(obj, b, 0o600)
@@ -143,30 +144,47 @@ func TestDocuments(t *testing.T) {
 	}
 }
 
-// Documents backups are kept 48 hours, then the last of each day the retention keeps.
-func TestDocumentsDropped(t *testing.T) {
-	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	var docs []*Manifest
-	for h := 24 * 5; h >= 0; h -= 6 {
-		c := now.Add(-time.Duration(h) * time.Hour)
-		docs = append(docs, &Manifest{ID: c.Format("0102T15"), Created: c})
+// With no folder set, the documents backed up are the shares' volume, read where it says (a snapshot on
+// a mirror) and named by the shares' folders; a share's folder may be set though this unit does not
+// mount it; a volume that cannot be read fails the backup with its reason; nothing to back up, no backup.
+func TestDocumentsOfTheShares(t *testing.T) {
+	s := pgtest.Start(t)
+	svc := newService(t, s)
+	ctx := context.Background()
+	if _, err := svc.CreateIdentity(ctx); err != nil {
+		t.Fatal(err)
 	}
-	drop := documentsDropped(docs, appliance.BackupRetention{Daily: 3}, now)
-	var kept []string
-	for _, m := range docs {
-		if !drop[m.ID] {
-			kept = append(kept, m.ID)
-		}
+	root := t.TempDir()
+	svc.DataRoot = root
+	vol := &sharesVolume{root: filepath.Join(root, "documents"), snapshot: filepath.Join(t.TempDir(), "copy")}
+	svc.Documents = vol
+	if _, err := svc.RunBackup(ctx, engine.KindDocuments); !errors.Is(err, appliance.ErrConflict) || vol.opened != vol.closed {
+		t.Errorf("a documents backup with no share ever used: %v (opened %d, released %d)", err, vol.opened, vol.closed)
 	}
-	// Within 48 h: from 11-22T12 on; the last of each of the 3 newest days (11-22, 23, 24) is within.
-	want := "1122T12 1122T18 1123T00 1123T06 1123T12 1123T18 1124T00 1124T06 1124T12"
-	if strings.Join(kept, " ") != want {
-		t.Errorf("kept %s, want %s", strings.Join(kept, " "), want)
+	os.MkdirAll(filepath.Join(vol.snapshot, "Clients"), 0o755)
+	if err := os.WriteFile(filepath.Join(vol.snapshot, "Clients", "brief.odt"), []byte("the brief as replicated"), 0o640); err != nil {
+		t.Fatal(err)
 	}
-	// Five days: the last of 11-20 and of 11-21 are kept beyond the 48 hours too.
-	drop = documentsDropped(docs, appliance.BackupRetention{Daily: 5}, now)
-	if len(drop) != 10 || drop["1120T18"] || drop["1121T18"] || !drop["1121T12"] {
-		t.Errorf("daily 5: dropped %v", drop)
+	b, err := svc.RunBackup(ctx, engine.KindDocuments)
+	if err != nil || b.Files != 1 || vol.opened != 2 || vol.closed != 2 {
+		t.Fatalf("documents backup of the shares: %+v %v (opened %d, released %d)", b, err, vol.opened, vol.closed)
+	}
+	files, err := svc.DocumentFiles(ctx, b.ID)
+	if want := filepath.Join(vol.root, "Clients", "brief.odt"); err != nil || len(files) != 1 || files[0].Path != want {
+		t.Errorf("files %+v %v, want %s", files, err, want)
+	}
+	if st, _ := svc.Backups(ctx); len(st.DocumentFolders) != 1 || st.DocumentFolders[0] != vol.root {
+		t.Errorf("document folders shown: %v", st.DocumentFolders)
+	}
+	if err := svc.SetDocumentFolders(ctx, []string{filepath.Join(vol.root, "Clients")}); err != nil {
+		t.Errorf("a share's folder, not mounted on this unit: %v", err)
+	}
+	vol.err = errors.New("documents: this unit's copy is not complete (inconsistent)")
+	if err := os.WriteFile(filepath.Join(vol.snapshot, "Clients", "new.odt"), []byte("new"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RunBackup(ctx, engine.KindDocuments); err == nil || !strings.Contains(err.Error(), "not complete") {
+		t.Errorf("a backup of a copy that cannot be read: %v", err)
 	}
 }
 
@@ -186,48 +204,4 @@ func (v *sharesVolume) Open(context.Context) (string, func(), error) {
 	}
 	v.opened++
 	return v.snapshot, func() { v.closed++ }, nil
-}
-
-// With no folder set, the documents backed up are the shares' volume, read where it says (a snapshot on
-// a mirror) and named by the shares' folders; a share's folder may be set though this unit does not
-// mount it; a volume that cannot be read fails the backup with its reason; nothing to back up, no backup.
-func TestDocumentsOfTheShares(t *testing.T) {
-	s := pgtest.Start(t)
-	svc := newService(t, s)
-	ctx := context.Background()
-	if _, err := svc.CreateIdentity(ctx); err != nil {
-		t.Fatal(err)
-	}
-	root := t.TempDir()
-	svc.DataRoot = root
-	vol := &sharesVolume{root: filepath.Join(root, "documents"), snapshot: filepath.Join(t.TempDir(), "copy")}
-	svc.Documents = vol
-	if _, err := svc.RunBackup(ctx, KindDocuments); !errors.Is(err, appliance.ErrConflict) || vol.opened != vol.closed {
-		t.Errorf("a documents backup with no share ever used: %v (opened %d, released %d)", err, vol.opened, vol.closed)
-	}
-	os.MkdirAll(filepath.Join(vol.snapshot, "Clients"), 0o755)
-	if err := os.WriteFile(filepath.Join(vol.snapshot, "Clients", "brief.odt"), []byte("the brief as replicated"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	b, err := svc.RunBackup(ctx, KindDocuments)
-	if err != nil || b.Files != 1 || vol.opened != 2 || vol.closed != 2 {
-		t.Fatalf("documents backup of the shares: %+v %v (opened %d, released %d)", b, err, vol.opened, vol.closed)
-	}
-	files, err := svc.DocumentFiles(ctx, b.ID)
-	if want := filepath.Join(vol.root, "Clients", "brief.odt"); err != nil || len(files) != 1 || files[0].Path != want {
-		t.Errorf("files %+v %v, want %s", files, err, want)
-	}
-	if st, _ := svc.Backups(ctx); len(st.DocumentFolders) != 1 || st.DocumentFolders[0] != vol.root {
-		t.Errorf("document folders shown: %v", st.DocumentFolders)
-	}
-	if err := svc.SetDocumentFolders(ctx, []string{filepath.Join(vol.root, "Clients")}); err != nil {
-		t.Errorf("a share's folder, not mounted on this unit: %v", err)
-	}
-	vol.err = errors.New("documents: this unit's copy is not complete (inconsistent)")
-	if err := os.WriteFile(filepath.Join(vol.snapshot, "Clients", "new.odt"), []byte("new"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.RunBackup(ctx, KindDocuments); err == nil || !strings.Contains(err.Error(), "not complete") {
-		t.Errorf("a backup of a copy that cannot be read: %v", err)
-	}
 }

@@ -55,7 +55,7 @@ func (s *Service) LinkHandler(name string) http.Handler {
 			http.Error(w, err.Error(), http.StatusConflict)
 			return
 		case err != nil:
-			s.Log.Error("backup asked for by the other unit", "err", err)
+			s.Engine.Log.Error("backup asked for by the other unit", "err", err)
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/engine"
 	"github.com/lawbox/appliance/appliance/pgsql/pgtest"
 	"github.com/lawbox/appliance/appliance/shares"
 	"github.com/lawbox/appliance/appliance/state"
@@ -38,13 +39,13 @@ func TestBackupNowOnProductionRunsOnTheMirror(t *testing.T) {
 		}
 		return http.DefaultClient.Do(req)
 	}
-	production := &Service{Engine: &Engine{}, ShouldRun: func(context.Context) bool { return false }, Partner: LinkClient(call)}
+	production := &Service{Engine: &engine.Engine{}, ShouldRun: func(context.Context) bool { return false }, Partner: LinkClient(call)}
 
-	b, err := production.RunBackup(ctx, KindDump)
+	b, err := production.RunBackup(ctx, engine.KindDump)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.TakenOn != "unit-b" || b.Kind != KindDump || !strings.Contains(strings.Join(b.Databases, ","), "practice") {
+	if b.TakenOn != "unit-b" || b.Kind != engine.KindDump || !strings.Contains(strings.Join(b.Databases, ","), "practice") {
 		t.Errorf("backup taken through the link: %+v", b)
 	}
 	if st, err := mirror.Backups(ctx); err != nil || len(st.Backups) != 1 {
@@ -54,14 +55,14 @@ func TestBackupNowOnProductionRunsOnTheMirror(t *testing.T) {
 		t.Errorf("a kind the mirror refuses: %v", err)
 	}
 	mirror.ShouldRun = func(context.Context) bool { return false }
-	if _, err := production.RunBackup(ctx, KindDump); !errors.Is(err, appliance.ErrConflict) || !strings.Contains(err.Error(), "does not take the backups either") {
+	if _, err := production.RunBackup(ctx, engine.KindDump); !errors.Is(err, appliance.ErrConflict) || !strings.Contains(err.Error(), "does not take the backups either") {
 		t.Errorf("a partner that does not take backups: %v", err)
 	}
 	if st, _ := mirror.Backups(ctx); len(st.Backups) != 1 {
 		t.Errorf("a unit that does not take backups took one: %+v", st.Backups)
 	}
 	link.Close()
-	if _, err := production.RunBackup(ctx, KindDump); !errors.Is(err, appliance.ErrUnavailable) {
+	if _, err := production.RunBackup(ctx, engine.KindDump); !errors.Is(err, appliance.ErrUnavailable) {
 		t.Errorf("an unreachable mirror: %v", err)
 	}
 }
@@ -75,14 +76,14 @@ func TestRestoreConfigOntoANewUnit(t *testing.T) {
 	if _, err := old.CreateIdentity(ctx); err != nil {
 		t.Fatal(err)
 	}
-	oldShares := &shares.Server{Log: old.Log, Store: old.Store}
+	oldShares := &shares.Server{Log: old.Engine.Log, Store: old.Engine.Store}
 	if err := oldShares.PutAccount(ctx, "marie", "Marie's long password"); err != nil {
 		t.Fatal(err)
 	}
 	if err := oldShares.PutShare(ctx, appliance.FileShare{Name: "Clients", ReadWrite: []string{"marie"}, Encrypt: true}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := old.RunBackup(ctx, KindDump)
+	b, err := old.RunBackup(ctx, engine.KindDump)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +94,11 @@ func TestRestoreConfigOntoANewUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	e := newEngine(t, srv, old.Local)
-	e.Store, e.Log = st, old.Log
+	e := newEngine(t, srv, old.Engine.Local)
+	e.Store, e.Log = st, old.Engine.Log
 	fresh := NewService(e, func(context.Context) bool { return true }, 30)
-	newShares := &shares.Server{Log: old.Log, Store: st}
-	fresh.ConfigParts = []ConfigPart{func(ctx context.Context, b Buckets) (string, error) { return newShares.RestoreConfig(ctx, b) }}
+	newShares := &shares.Server{Log: old.Engine.Log, Store: st}
+	fresh.ConfigParts = []ConfigPart{func(ctx context.Context, b engine.Buckets) (string, error) { return newShares.RestoreConfig(ctx, b) }}
 	res, err := fresh.RestoreConfig(ctx, b.ID)
 	if err != nil {
 		t.Fatal(err)

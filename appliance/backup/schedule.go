@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/engine"
 	"github.com/lawbox/appliance/appliance/state"
 )
 
@@ -37,12 +38,12 @@ func (s *Service) Newest(ctx context.Context) time.Time {
 func (l last) due(now time.Time, position func() (string, error)) string {
 	switch {
 	case now.Hour() >= 2 && now.Format("2006-01-02") != l.Dump.UTC().Format("2006-01-02"):
-		return KindDump
+		return engine.KindDump
 	case now.Sub(l.Base) >= 7*24*time.Hour:
-		return KindBase
+		return engine.KindBase
 	case now.Sub(l.Created) >= 15*time.Minute:
 		if lsn, err := position(); err == nil && lsn != l.LSN {
-			return KindIncrement
+			return engine.KindIncrement
 		}
 	}
 	return ""
@@ -64,17 +65,17 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		_, idErr := s.loadIdentity()
 		if idErr != nil || !s.ShouldRun(ctx) {
-			if err := s.DropWAL(); err != nil {
-				s.Log.Warn("drop archived WAL", "err", err)
+			if err := s.Engine.DropWAL(); err != nil {
+				s.Engine.Log.Warn("drop archived WAL", "err", err)
 			}
 			continue
 		}
-		if _, err := s.ShipWAL(ctx); err != nil {
-			s.Log.Warn("ship WAL", "err", err)
+		if _, err := s.Engine.ShipWAL(ctx); err != nil {
+			s.Engine.Log.Warn("ship WAL", "err", err)
 		}
-		now := s.now().UTC()
+		now := s.Engine.Clock().UTC()
 		if b, kind, err := s.runDue(ctx, now); kind != "" {
-			if err == nil && kind != KindIncrement {
+			if err == nil && kind != engine.KindIncrement {
 				_, _ = s.VerifyBackup(ctx, b.ID)
 			}
 			lastSync = time.Now()
@@ -85,7 +86,7 @@ func (s *Service) Run(ctx context.Context) error {
 				s.mu.Lock()
 				s.lastErr = err.Error()
 				s.mu.Unlock()
-				s.Log.Warn("documents backup", "err", err)
+				s.Engine.Log.Warn("documents backup", "err", err)
 			} else if m != nil {
 				lastSync = time.Time{} // copy it offsite now
 			}
@@ -102,8 +103,8 @@ func (s *Service) runDue(ctx context.Context, now time.Time) (appliance.Backup, 
 	s.jobs.Lock()
 	defer s.jobs.Unlock()
 	var l last
-	_ = s.Store.GetJSON(state.BucketConfig, lastKey, &l)
-	kind := l.due(now, func() (string, error) { return s.Position(ctx) })
+	_ = s.Engine.Store.GetJSON(state.BucketConfig, lastKey, &l)
+	kind := l.due(now, func() (string, error) { return s.Engine.Position(ctx) })
 	if kind == "" {
 		return appliance.Backup{}, "", nil
 	}

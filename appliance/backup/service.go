@@ -1,3 +1,7 @@
+// Package backup is the unit's backup service: the schedule (nightly dumps, 15-minute backups when
+// something changed, WAL shipping, documents), which unit of a pair takes them, the recovery identity and
+// the offsite targets kept in the cluster, and the API's backups, verification and restores. The backups
+// themselves are made and read by package engine and kept by package target.
 package backup
 
 import (
@@ -5,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"regexp"
 	"sort"
@@ -15,6 +20,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/engine"
 	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/state"
 )
@@ -23,7 +29,7 @@ import (
 // the database cluster (database postgres, schema lawbox), so the mirror, which takes the backups, has them
 // by replication and keeps them across a switchover: one recovery sheet for the pair.
 type Service struct {
-	*Engine
+	Engine *engine.Engine
 	// ShouldRun says whether this unit takes the backups: the mirror, or a unit that is not paired.
 	ShouldRun func(ctx context.Context) bool
 	// Partner asks the other unit of the pair to take a backup now (over the pair link; it answers with
@@ -45,7 +51,7 @@ type Service struct {
 }
 
 // NewService wires the engine to the recovery identity kept in the cluster.
-func NewService(e *Engine, shouldRun func(context.Context) bool, keep int) *Service {
+func NewService(e *engine.Engine, shouldRun func(context.Context) bool, keep int) *Service {
 	s := &Service{Engine: e, ShouldRun: shouldRun, Keep: keep, DataRoot: "/data"}
 	if e.Progress == nil {
 		e.Progress = &target.Progress{}
@@ -55,6 +61,11 @@ func NewService(e *Engine, shouldRun func(context.Context) bool, keep int) *Serv
 }
 
 var _ appliance.Backups = (*Service)(nil)
+
+// Export writes a current dump of database db (pg_dump custom format) to w.
+func (s *Service) Export(ctx context.Context, db string, w io.Writer) error {
+	return s.Engine.Export(ctx, db, w)
+}
 
 const schema = `CREATE SCHEMA IF NOT EXISTS lawbox;
 CREATE TABLE IF NOT EXISTS lawbox.backup (id int PRIMARY KEY CHECK (id = 1), identity text NOT NULL, targets jsonb NOT NULL DEFAULT '[]');
@@ -76,7 +87,7 @@ func (s *Service) loadIdentity() (*age.X25519Identity, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := s.connect(ctx, "postgres")
+	c, err := s.Engine.Connect(ctx, "postgres")
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +115,7 @@ func (s *Service) CreateIdentity(ctx context.Context) (string, error) {
 	if err := s.storeIdentity(ctx, id); err != nil {
 		return "", err
 	}
-	s.Log.Warn("backup recovery identity created", "recipient", id.Recipient().String())
+	s.Engine.Log.Warn("backup recovery identity created", "recipient", id.Recipient().String())
 	return id.String(), nil
 }
 
@@ -121,13 +132,13 @@ func (s *Service) ImportIdentity(ctx context.Context, text string) error {
 		}
 		return err
 	}
-	s.Log.Warn("backup recovery identity imported", "recipient", id.Recipient().String())
+	s.Engine.Log.Warn("backup recovery identity imported", "recipient", id.Recipient().String())
 	return nil
 }
 
 // storeIdentity keeps id in the production cluster, unless an identity is there already.
 func (s *Service) storeIdentity(ctx context.Context, id *age.X25519Identity) error {
-	c, err := s.connect(ctx, "postgres")
+	c, err := s.Engine.Connect(ctx, "postgres")
 	if err != nil {
 		return fmt.Errorf("recovery identity: %w", err)
 	}
@@ -163,7 +174,7 @@ func (s *Service) SetTargets(ctx context.Context, ts []appliance.BackupTarget) e
 	if err != nil {
 		return err
 	}
-	c, err := s.connect(ctx, "postgres")
+	c, err := s.Engine.Connect(ctx, "postgres")
 	if err != nil {
 		return err
 	}
@@ -186,7 +197,7 @@ func (s *Service) SetRetention(ctx context.Context, r appliance.BackupRetention)
 	if r.Daily < 1 || r.Daily > 365 || r.Weekly < 0 || r.Weekly > 104 || r.Monthly < 0 || r.Monthly > 120 {
 		return fmt.Errorf("retention: 1-365 nightly dumps, 0-104 weekly, 0-120 monthly: %w", appliance.ErrBadInput)
 	}
-	c, err := s.connect(ctx, "postgres")
+	c, err := s.Engine.Connect(ctx, "postgres")
 	if err != nil {
 		return err
 	}
@@ -208,7 +219,7 @@ func (s *Service) SetRetention(ctx context.Context, r appliance.BackupRetention)
 // retention is the admin's choice, or the last Keep nightly dumps.
 func (s *Service) retention(ctx context.Context) appliance.BackupRetention {
 	r := appliance.BackupRetention{Daily: s.Keep}
-	c, err := s.connect(ctx, "postgres")
+	c, err := s.Engine.Connect(ctx, "postgres")
 	if err != nil {
 		return r
 	}
@@ -260,7 +271,7 @@ func toTarget(t appliance.BackupTarget) target.Target {
 
 // offsite reads the configured targets from the cluster.
 func (s *Service) offsite(ctx context.Context) ([]target.Target, error) {
-	c, err := s.connect(ctx, "postgres")
+	c, err := s.Engine.Connect(ctx, "postgres")
 	if err != nil {
 		return nil, err
 	}
@@ -276,10 +287,10 @@ func (s *Service) offsite(ctx context.Context) ([]target.Target, error) {
 	return out, nil
 }
 
-func (s *Service) verified() map[string]Verification {
-	v := map[string]Verification{}
-	if err := s.Store.GetJSON(state.BucketConfig, verifiedKey, &v); err != nil && !errors.Is(err, state.ErrNotFound) {
-		s.Log.Error("backup verifications unreadable", "err", err)
+func (s *Service) verified() map[string]engine.Verification {
+	v := map[string]engine.Verification{}
+	if err := s.Engine.Store.GetJSON(state.BucketConfig, verifiedKey, &v); err != nil && !errors.Is(err, state.ErrNotFound) {
+		s.Engine.Log.Error("backup verifications unreadable", "err", err)
 	}
 	return v
 }
@@ -288,7 +299,7 @@ func (s *Service) setRunning(what string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.running = what
-	s.Progress.Start(0)
+	s.Engine.Progress.Start(0)
 }
 
 // runHere takes a backup on this unit.
@@ -299,7 +310,7 @@ func (s *Service) runHere(ctx context.Context, kind string) (appliance.Backup, e
 }
 
 func (s *Service) runBackup(ctx context.Context, kind string) (appliance.Backup, error) {
-	if kind != KindDump && kind != KindIncrement && kind != KindBase && kind != KindDocuments {
+	if kind != engine.KindDump && kind != engine.KindIncrement && kind != engine.KindBase && kind != engine.KindDocuments {
 		return appliance.Backup{}, fmt.Errorf("kind %q: dump, increment, base or documents: %w", kind, appliance.ErrBadInput)
 	}
 	if _, err := s.loadIdentity(); err != nil {
@@ -307,19 +318,19 @@ func (s *Service) runBackup(ctx context.Context, kind string) (appliance.Backup,
 	}
 	s.setRunning("taking a " + kind)
 	defer s.setRunning("")
-	var m *Manifest
+	var m *engine.Manifest
 	var err error
-	if kind == KindDocuments {
+	if kind == engine.KindDocuments {
 		m, err = s.backupDocuments(ctx)
 		if err == nil && m == nil {
 			return appliance.Backup{}, fmt.Errorf("no document to back up, or none changed since the last documents backup: %w", appliance.ErrConflict)
 		}
 		if err == nil {
 			s.sync(ctx)
-			return s.describe(m, s.verified(), s.Local.Name()), nil
+			return s.describe(m, s.verified(), s.Engine.Local.Name()), nil
 		}
 	} else {
-		m, err = s.Backup(ctx, kind)
+		m, err = s.Engine.Backup(ctx, kind)
 	}
 	s.mu.Lock()
 	s.lastErr = ""
@@ -331,24 +342,24 @@ func (s *Service) runBackup(ctx context.Context, kind string) (appliance.Backup,
 		return appliance.Backup{}, err
 	}
 	var l last
-	_ = s.Store.GetJSON(state.BucketConfig, lastKey, &l)
+	_ = s.Engine.Store.GetJSON(state.BucketConfig, lastKey, &l)
 	switch kind {
-	case KindDump:
+	case engine.KindDump:
 		l.Dump = m.Created
-	case KindBase:
+	case engine.KindBase:
 		l.Base = m.Created
 	}
-	if kind != KindBase { // a base copy is not a dump: the 15-minute increments go on
+	if kind != engine.KindBase { // a base copy is not a dump: the 15-minute increments go on
 		l.ID, l.LSN, l.Created = m.ID, m.LSN, m.Created
 	}
-	if err := s.Store.PutJSON(state.BucketConfig, lastKey, l); err != nil {
+	if err := s.Engine.Store.PutJSON(state.BucketConfig, lastKey, l); err != nil {
 		return appliance.Backup{}, err
 	}
-	if _, err := s.ShipWAL(ctx); err != nil { // the WAL the copy needs, before it is verified or copied
-		s.Log.Warn("ship WAL", "err", err)
+	if _, err := s.Engine.ShipWAL(ctx); err != nil { // the WAL the copy needs, before it is verified or copied
+		s.Engine.Log.Warn("ship WAL", "err", err)
 	}
 	s.sync(ctx)
-	return s.describe(m, s.verified(), s.Local.Name()), nil
+	return s.describe(m, s.verified(), s.Engine.Local.Name()), nil
 }
 
 // sync copies every local backup the targets lack, then prunes everywhere. A target that fails is
@@ -358,7 +369,7 @@ func (s *Service) sync(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	local, _, err := Manifests(ctx, s.Local, id)
+	local, _, err := engine.Manifests(ctx, s.Engine.Local, id)
 	if err != nil {
 		return
 	}
@@ -372,7 +383,7 @@ func (s *Service) sync(ctx context.Context) {
 	for _, t := range targets {
 		errs[t.Name()] = ""
 		have := map[string]bool{}
-		remote, _, err := Manifests(ctx, t, id)
+		remote, _, err := engine.Manifests(ctx, t, id)
 		if err != nil {
 			errs[t.Name()] = err.Error()
 			continue
@@ -385,27 +396,27 @@ func (s *Service) sync(ctx context.Context) {
 				continue
 			}
 			s.setRunning("copying " + m.ID + " to " + t.Name())
-			if err := s.Copy(ctx, m, t); err != nil {
+			if err := s.Engine.Copy(ctx, m, t); err != nil {
 				errs[t.Name()] = err.Error()
-				s.Log.Warn("offsite copy failed; retried later", "target", t.Name(), "id", m.ID, "err", err)
+				s.Engine.Log.Warn("offsite copy failed; retried later", "target", t.Name(), "id", m.ID, "err", err)
 				break
 			}
 		}
 		if errs[t.Name()] == "" {
 			s.setRunning("copying WAL to " + t.Name())
-			if err := s.CopyWAL(ctx, t); err != nil {
+			if err := s.Engine.CopyWAL(ctx, t); err != nil {
 				errs[t.Name()] = err.Error()
-				s.Log.Warn("offsite WAL copy failed; retried later", "target", t.Name(), "err", err)
+				s.Engine.Log.Warn("offsite WAL copy failed; retried later", "target", t.Name(), "err", err)
 			}
 		}
 		if errs[t.Name()] == "" {
-			if _, err := s.Prune(ctx, t, keep, verified); err != nil {
+			if _, err := s.Engine.Prune(ctx, t, keep, verified); err != nil {
 				errs[t.Name()] = err.Error()
 			}
 		}
 	}
-	if _, err := s.Prune(ctx, s.Local, keep, verified); err != nil {
-		s.Log.Warn("prune local backups", "err", err)
+	if _, err := s.Engine.Prune(ctx, s.Engine.Local, keep, verified); err != nil {
+		s.Engine.Log.Warn("prune local backups", "err", err)
 	}
 	s.mu.Lock()
 	s.targets = errs
@@ -418,12 +429,12 @@ func (s *Service) sync(ctx context.Context) {
 func (s *Service) locate(ctx context.Context, id age.Identity, backupID string, localFirst bool) (target.Target, error) {
 	targets, _ := s.offsite(ctx)
 	if localFirst {
-		targets = append([]target.Target{s.Local}, targets...)
+		targets = append([]target.Target{s.Engine.Local}, targets...)
 	} else {
-		targets = append(targets, s.Local)
+		targets = append(targets, s.Engine.Local)
 	}
 	for _, t := range targets {
-		if _, err := readManifest(ctx, t, backupID+"/"+manifestName, id); err == nil {
+		if _, err := engine.ReadManifest(ctx, t, backupID+"/"+engine.ManifestName, id); err == nil {
 			return t, nil
 		}
 	}
@@ -442,10 +453,10 @@ func (s *Service) VerifyBackup(ctx context.Context, backupID string) (appliance.
 	}
 	s.setRunning("verifying " + backupID)
 	defer s.setRunning("")
-	v, _ := s.Verify(ctx, t, backupID) // a failed restore is a result (v.OK false, v.Detail), not an error
+	v, _ := s.Engine.Verify(ctx, t, backupID) // a failed restore is a result (v.OK false, v.Detail), not an error
 	all := s.verified()
 	all[backupID] = v
-	if err := s.Store.PutJSON(state.BucketConfig, verifiedKey, all); err != nil {
+	if err := s.Engine.Store.PutJSON(state.BucketConfig, verifiedKey, all); err != nil {
 		return appliance.BackupVerification{}, err
 	}
 	return v, nil
@@ -467,12 +478,12 @@ func (s *Service) RestoreBackup(ctx context.Context, backupID string, req applia
 	s.setRunning("restoring " + backupID)
 	defer s.setRunning("")
 	start := time.Now()
-	if strings.HasSuffix(backupID, "-"+KindDocuments) {
+	if strings.HasSuffix(backupID, "-"+engine.KindDocuments) {
 		var d appliance.DocumentsRestored
-		d, err = s.RestoreDocuments(ctx, t, backupID, req.Paths)
+		d, err = s.Engine.RestoreDocuments(ctx, t, backupID, req.Paths)
 		res.Documents = &d
 	} else {
-		res.Databases, err = s.Restore(ctx, t, backupID, req.Databases, req.Into, req.Replace)
+		res.Databases, err = s.Engine.Restore(ctx, t, backupID, req.Databases, req.Into, req.Replace)
 	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, err
@@ -486,7 +497,7 @@ func (s *Service) RestorePointInTime(ctx context.Context, at time.Time, req appl
 	if err != nil {
 		return res, err
 	}
-	if at.IsZero() || at.After(s.now()) {
+	if at.IsZero() || at.After(s.Engine.Clock()) {
 		return res, fmt.Errorf("the moment %s is not in the past: %w", at.UTC().Format(time.RFC3339), appliance.ErrBadInput)
 	}
 	targets, _ := s.offsite(ctx)
@@ -496,14 +507,14 @@ func (s *Service) RestorePointInTime(ctx context.Context, at time.Time, req appl
 	// The unit's array first; a place whose WAL ends too early (an array that stopped taking the backups when
 	// its unit became production) gives way to the next.
 	err = nil
-	for _, t := range append([]target.Target{s.Local}, targets...) {
-		if _, berr := baseBefore(ctx, t, id, at); berr != nil {
+	for _, t := range append([]target.Target{s.Engine.Local}, targets...) {
+		if _, berr := engine.BaseBefore(ctx, t, id, at); berr != nil {
 			err = berr
 			continue
 		}
 		res.Target = t.Name()
-		res.Databases, err = s.RestoreTo(ctx, t, at, req.Databases, req.Into, req.Replace)
-		if !errors.Is(err, errWALEnds) {
+		res.Databases, err = s.Engine.RestoreTo(ctx, t, at, req.Databases, req.Into, req.Replace)
+		if !errors.Is(err, engine.ErrWALEnds) {
 			break
 		}
 	}
@@ -511,7 +522,7 @@ func (s *Service) RestorePointInTime(ctx context.Context, at time.Time, req appl
 	return res, err
 }
 
-func (s *Service) describe(m *Manifest, verified map[string]Verification, where ...string) appliance.Backup {
+func (s *Service) describe(m *engine.Manifest, verified map[string]engine.Verification, where ...string) appliance.Backup {
 	b := appliance.Backup{ID: m.ID, Kind: m.Kind, Created: m.Created, SizeBytes: m.SizeBytes(), Targets: where, Databases: []string{}}
 	if v, ok := verified[m.ID]; ok {
 		b.Verified = &v
@@ -529,7 +540,7 @@ func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
 	s.mu.Lock()
 	st.Running, st.LastError = s.running, s.lastErr
 	if s.running != "" {
-		st.ProgressDone, st.ProgressTotal = s.Progress.Get()
+		st.ProgressDone, st.ProgressTotal = s.Engine.Progress.Get()
 	}
 	for name, e := range s.targets {
 		st.Targets = append(st.Targets, appliance.BackupTargetStatus{Name: name, OK: e == "", Error: e})
@@ -543,14 +554,14 @@ func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
 	st.Recipient = id.Recipient().String()
 	st.Retention = s.retention(ctx)
 	st.DocumentFolders = s.documentFolders()
-	local, _, err := Manifests(ctx, s.Local, id)
+	local, _, err := engine.Manifests(ctx, s.Engine.Local, id)
 	if err != nil {
 		return st, err
 	}
 	verified := s.verified()
-	var ms []*Manifest
+	var ms []*engine.Manifest
 	where := map[string]*appliance.Backup{}
-	add := func(m *Manifest, t string) {
+	add := func(m *engine.Manifest, t string) {
 		if b, ok := where[m.ID]; ok {
 			b.Targets = append(b.Targets, t)
 			return
@@ -560,11 +571,11 @@ func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
 		ms = append(ms, m)
 	}
 	for _, m := range local {
-		add(m, s.Local.Name())
+		add(m, s.Engine.Local.Name())
 	}
 	targets, _ := s.offsite(ctx)
 	for _, t := range targets {
-		rs, _, err := Manifests(ctx, t, id)
+		rs, _, err := engine.Manifests(ctx, t, id)
 		if err != nil {
 			continue
 		}
@@ -579,8 +590,8 @@ func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
 		if b.Verified != nil && b.Verified.OK {
 			st.LastVerified = b.Verified
 		}
-		if m.Kind == KindBase && (st.PointInTimeSince == nil || m.complete().Before(*st.PointInTimeSince)) {
-			since := m.complete()
+		if m.Kind == engine.KindBase && (st.PointInTimeSince == nil || m.Complete().Before(*st.PointInTimeSince)) {
+			since := m.Complete()
 			st.PointInTimeSince = &since
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/backup/engine"
 	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/pgsql/pgtest"
 	"github.com/lawbox/appliance/appliance/state"
@@ -96,7 +97,7 @@ func TestServiceWithS3(t *testing.T) {
 	if b, _ := svc.Backups(ctx); b.SetUp {
 		t.Fatal("set up before any identity")
 	}
-	if _, err := svc.RunBackup(ctx, KindDump); !errors.Is(err, appliance.ErrConflict) {
+	if _, err := svc.RunBackup(ctx, engine.KindDump); !errors.Is(err, appliance.ErrConflict) {
 		t.Errorf("backup without an identity: %v", err)
 	}
 	if err := svc.SetRetention(ctx, appliance.BackupRetention{Daily: 14}); !errors.Is(err, appliance.ErrConflict) {
@@ -133,7 +134,7 @@ func TestServiceWithS3(t *testing.T) {
 	if err := svc.SetTargets(ctx, []appliance.BackupTarget{gw.target("office")}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := svc.RunBackup(ctx, KindDump)
+	b, err := svc.RunBackup(ctx, engine.KindDump)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestServiceWithS3(t *testing.T) {
 	// The target is down: the backup is taken and kept locally, the failure reported; copied once back.
 	gw.stop()
 	time.Sleep(time.Second) // a second later: a new backup id
-	inc, err := svc.RunBackup(ctx, KindIncrement)
+	inc, err := svc.RunBackup(ctx, engine.KindIncrement)
 	if err != nil {
 		t.Fatalf("a backup with the target down: %v", err)
 	}
@@ -225,12 +226,12 @@ func TestSchedule(t *testing.T) {
 		want string
 	}{
 		{"before 02:00, dumped yesterday", last{Dump: day.Add(-22 * time.Hour), Base: day, Created: day.Add(-22 * time.Hour), LSN: "0/3000000"}, day.Add(time.Hour), "0/3000000", ""},
-		{"after 02:00, dumped yesterday", last{Dump: day.Add(-22 * time.Hour), Base: day, Created: day}, day.Add(2*time.Hour + time.Minute), "", KindDump},
-		{"a week after the base copy", fresh, day.Add(6 * 24 * time.Hour).Add(2*time.Hour + time.Minute), "", KindDump},
-		{"base copy due", last{Dump: day.Add(2 * time.Hour), Base: day.Add(-7 * 24 * time.Hour), Created: day.Add(2 * time.Hour)}, day.Add(3 * time.Hour), "", KindBase},
+		{"after 02:00, dumped yesterday", last{Dump: day.Add(-22 * time.Hour), Base: day, Created: day}, day.Add(2*time.Hour + time.Minute), "", engine.KindDump},
+		{"a week after the base copy", fresh, day.Add(6 * 24 * time.Hour).Add(2*time.Hour + time.Minute), "", engine.KindDump},
+		{"base copy due", last{Dump: day.Add(2 * time.Hour), Base: day.Add(-7 * 24 * time.Hour), Created: day.Add(2 * time.Hour)}, day.Add(3 * time.Hour), "", engine.KindBase},
 		{"10 minutes after, changed", fresh, fresh.Created.Add(10 * time.Minute), "0/4000000", ""},
 		{"15 minutes after, unchanged", fresh, fresh.Created.Add(15 * time.Minute), "0/3000000", ""},
-		{"15 minutes after, changed", fresh, fresh.Created.Add(15 * time.Minute), "0/4000000", KindIncrement},
+		{"15 minutes after, changed", fresh, fresh.Created.Add(15 * time.Minute), "0/4000000", engine.KindIncrement},
 	} {
 		asked := false
 		got := c.l.due(c.now, func() (string, error) { asked = true; return c.lsn, nil })
@@ -256,12 +257,12 @@ func TestScheduleWaitsForRunningBackup(t *testing.T) {
 	}
 	// Dumped yesterday, a base copy today: at 03:00 today the nightly dump is due.
 	now := time.Now().UTC().Truncate(24 * time.Hour).Add(3 * time.Hour)
-	if err := svc.Store.PutJSON(state.BucketConfig, lastKey, last{Dump: now.Add(-24 * time.Hour), Base: now}); err != nil {
+	if err := svc.Engine.Store.PutJSON(state.BucketConfig, lastKey, last{Dump: now.Add(-24 * time.Hour), Base: now}); err != nil {
 		t.Fatal(err)
 	}
 	manual := make(chan error, 1)
 	go func() {
-		_, err := svc.RunBackup(ctx, KindDump)
+		_, err := svc.RunBackup(ctx, engine.KindDump)
 		manual <- err
 	}()
 	for i := 0; ; i++ {
@@ -277,7 +278,7 @@ func TestScheduleWaitsForRunningBackup(t *testing.T) {
 	if err := <-manual; err != nil {
 		t.Fatalf("manual dump: %v", err)
 	}
-	if kind == KindDump {
+	if kind == engine.KindDump {
 		t.Errorf("the schedule took a second dump right after the one asked for by hand (%v)", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/auth"
 	"github.com/lawbox/appliance/appliance/backup"
+	"github.com/lawbox/appliance/appliance/backup/engine"
 	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/certs"
 	"github.com/lawbox/appliance/appliance/clock"
@@ -191,7 +192,7 @@ func serveUI(ctx context.Context, log *slog.Logger, ui *webui.Server, keeper *ce
 // configuration restored from a backup gives the file shares theirs; the documents backed up are the
 // shares' volume, read on the mirror from a snapshot of its replicated copy.
 func newBackups(log *slog.Logger, st *state.Store, db *database.Manager, node *pair.Node, files *shares.Server, docs *replica.Replica) *backup.Service {
-	backups := backup.NewService(&backup.Engine{Log: log.With("part", "backup"), BinDir: "/usr/lib/postgresql/15/bin", Socket: "/run/postgresql",
+	backups := backup.NewService(&engine.Engine{Log: log.With("part", "backup"), BinDir: "/usr/lib/postgresql/15/bin", Socket: "/run/postgresql",
 		Port: 5432, Scratch: "/data/backup-scratch", WALDir: walArchive, Local: target.Dir{Path: "/data/backups"}, Store: st, Firmware: version},
 		func(ctx context.Context) bool {
 			d, err := db.Database(ctx)
@@ -204,7 +205,7 @@ func newBackups(log *slog.Logger, st *state.Store, db *database.Manager, node *p
 		}
 		return toPartner(ctx, kind)
 	}
-	backups.ConfigParts = []backup.ConfigPart{func(ctx context.Context, b backup.Buckets) (string, error) { return files.RestoreConfig(ctx, b) }}
+	backups.ConfigParts = []backup.ConfigPart{func(ctx context.Context, b engine.Buckets) (string, error) { return files.RestoreConfig(ctx, b) }}
 	backups.Documents = docs
 	return backups
 }

@@ -1,4 +1,4 @@
-package backup
+package engine
 
 import (
 	"archive/tar"
@@ -31,10 +31,11 @@ import (
 // cluster to any moment in between, in a scratch server; the chosen databases are then dumped from it and
 // restored into production like a dump.
 
-const walPrefix = "wal/"
+// WALPrefix is where the sealed WAL files are kept on a target.
+const WALPrefix = "wal/"
 
-// errWALEnds: the archived WAL does not reach the moment asked for.
-var errWALEnds = errors.New("the archived WAL ends before")
+// ErrWALEnds: the archived WAL does not reach the moment asked for.
+var ErrWALEnds = errors.New("the archived WAL ends before")
 
 // walName matches what the archiver writes: segments, timeline histories and backup history files.
 var walName = regexp.MustCompile(`^([0-9A-F]{24}(\.[0-9A-F]{8}\.backup)?|[0-9A-F]{8}\.history)$`)
@@ -104,7 +105,7 @@ func (e *Engine) ShipWAL(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		_, err = seal(ctx, e.Local, walPrefix+name+".zst.age", bytes.NewReader(sealWAL(id, name, data)), id.Recipient())
+		_, err = seal(ctx, e.Local, WALPrefix+name+".zst.age", bytes.NewReader(sealWAL(id, name, data)), id.Recipient())
 		if err != nil {
 			return n, fmt.Errorf("ship WAL %s: %w", name, err)
 		}
@@ -131,7 +132,7 @@ func (e *Engine) CopyWAL(ctx context.Context, t target.Target) error {
 		have[k] = true
 	}
 	for _, k := range mine {
-		if !strings.HasPrefix(k, walPrefix) || have[k] {
+		if !strings.HasPrefix(k, WALPrefix) || have[k] {
 			continue
 		}
 		r, err := e.Local.Get(ctx, k)
@@ -216,7 +217,7 @@ func (e *Engine) pruneWAL(ctx context.Context, t target.Target, ms []*Manifest) 
 	}
 	n := 0
 	for _, k := range keys {
-		name, ok := strings.CutPrefix(k, walPrefix)
+		name, ok := strings.CutPrefix(k, WALPrefix)
 		name = strings.TrimSuffix(name, ".zst.age")
 		if !ok || len(name) < 24 || strings.HasSuffix(name, ".history") || name[8:24] >= oldest {
 			continue
@@ -252,7 +253,7 @@ func sealWAL(id *age.X25519Identity, name string, data []byte) []byte {
 // fetch decrypts WAL object key, segment name, into path, checking its MAC; a segment that fails is
 // removed and refused.
 func fetch(ctx context.Context, t target.Target, key, name string, id *age.X25519Identity, path string) error {
-	r, err := open(ctx, t, Object{Key: key}, id)
+	r, err := Open(ctx, t, Object{Key: key}, id)
 	if err != nil {
 		return err
 	}

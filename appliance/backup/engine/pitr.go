@@ -1,4 +1,4 @@
-package backup
+package engine
 
 import (
 	"context"
@@ -26,7 +26,7 @@ func (e *Engine) RestoreTo(ctx context.Context, t target.Target, at time.Time, d
 	if err != nil {
 		return nil, err
 	}
-	base, err := baseBefore(ctx, t, id, at)
+	base, err := BaseBefore(ctx, t, id, at)
 	if err != nil {
 		return nil, err
 	}
@@ -125,8 +125,8 @@ func (e *Engine) restoreFrom(ctx context.Context, c *pgx.Conn, sc *scratch, db, 
 	return e.restoreOne(ctx, c, d, name, src)
 }
 
-// baseBefore is the newest base copy on t taken before at.
-func baseBefore(ctx context.Context, t target.Target, id age.Identity, at time.Time) (*Manifest, error) {
+// BaseBefore is the newest base copy on t taken before at.
+func BaseBefore(ctx context.Context, t target.Target, id age.Identity, at time.Time) (*Manifest, error) {
 	ms, _, err := Manifests(ctx, t, id)
 	if err != nil {
 		return nil, err
@@ -146,10 +146,10 @@ func pickBase(ms []*Manifest, at time.Time) (*Manifest, error) {
 		if m.Kind != KindBase {
 			continue
 		}
-		if first == nil || m.complete().Before(first.complete()) {
+		if first == nil || m.Complete().Before(first.Complete()) {
 			first = m
 		}
-		if !m.complete().After(at) && (base == nil || m.complete().After(base.complete())) {
+		if !m.Complete().After(at) && (base == nil || m.Complete().After(base.Complete())) {
 			base = m
 		}
 	}
@@ -159,12 +159,12 @@ func pickBase(ms []*Manifest, at time.Time) (*Manifest, error) {
 	case first == nil:
 		return nil, fmt.Errorf("no base copy yet (one is taken every week): no point-in-time restore: %w", appliance.ErrNotFound)
 	default:
-		return nil, fmt.Errorf("the oldest base copy was complete at %s, after %s: %w", first.complete().UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339), appliance.ErrNotFound)
+		return nil, fmt.Errorf("the oldest base copy was complete at %s, after %s: %w", first.Complete().UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339), appliance.ErrNotFound)
 	}
 }
 
-// complete is when base copy m was complete: the earliest moment it can be recovered to.
-func (m *Manifest) complete() time.Time {
+// Complete is when base copy m was complete: the earliest moment it can be recovered to.
+func (m *Manifest) Complete() time.Time {
 	if m.Ended.IsZero() {
 		return m.Created
 	}
@@ -200,7 +200,7 @@ func (e *Engine) recover(ctx context.Context, t target.Target, base *Manifest, a
 		sc.stop()
 		return nil, err
 	}
-	r, err := open(ctx, t, copyObj, id)
+	r, err := Open(ctx, t, copyObj, id)
 	if err != nil {
 		return fail(err)
 	}
@@ -259,7 +259,7 @@ func fetchWAL(ctx context.Context, t target.Target, id *age.X25519Identity, star
 	}
 	segments := 0
 	for _, k := range keys {
-		name, ok := strings.CutPrefix(k, walPrefix)
+		name, ok := strings.CutPrefix(k, WALPrefix)
 		name = strings.TrimSuffix(name, ".zst.age")
 		if !ok || !walName.MatchString(name) || strings.HasSuffix(name, ".backup") || !strings.HasSuffix(name, ".history") && name[8:] < start {
 			continue
@@ -302,7 +302,7 @@ func replayed(ctx context.Context, sc *scratch, base *Manifest, at time.Time) er
 			if reached != nil {
 				upTo = reached.UTC().Format(time.RFC3339)
 			}
-			return fmt.Errorf("%w %s: these backups reach %s: %w", errWALEnds, at.UTC().Format(time.RFC3339), upTo, appliance.ErrConflict)
+			return fmt.Errorf("%w %s: these backups reach %s: %w", ErrWALEnds, at.UTC().Format(time.RFC3339), upTo, appliance.ErrConflict)
 		}
 		select {
 		case <-ctx.Done():

@@ -1,4 +1,4 @@
-package backup
+package engine
 
 import (
 	"context"
@@ -15,7 +15,8 @@ import (
 	"github.com/lawbox/appliance/appliance/backup/target"
 )
 
-const manifestName = "manifest.age"
+// ManifestName is the name of a backup's manifest in its folder; a backup without one is unfinished.
+const ManifestName = "manifest.age"
 
 func (e *Engine) putManifest(ctx context.Context, t target.Target, id *age.X25519Identity, m *Manifest) error {
 	if err := m.sign(id); err != nil {
@@ -36,7 +37,7 @@ func (e *Engine) putManifest(ctx context.Context, t target.Target, id *age.X2551
 		}
 		pw.CloseWithError(err)
 	}()
-	if err := t.Put(ctx, m.ID+"/"+manifestName, pr, -1); err != nil {
+	if err := t.Put(ctx, m.ID+"/"+ManifestName, pr, -1); err != nil {
 		pr.CloseWithError(err)
 		return fmt.Errorf("backup %s: manifest: %w", m.ID, err)
 	}
@@ -73,10 +74,10 @@ func Manifests(ctx context.Context, t target.Target, id age.Identity) (ms []*Man
 		return nil, nil, err
 	}
 	for _, k := range keys {
-		if !strings.HasSuffix(k, "/"+manifestName) {
+		if !strings.HasSuffix(k, "/"+ManifestName) {
 			continue
 		}
-		m, err := readManifest(ctx, t, k, id)
+		m, err := ReadManifest(ctx, t, k, id)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -87,7 +88,7 @@ func Manifests(ctx context.Context, t target.Target, id age.Identity) (ms []*Man
 	return ms, errs, nil
 }
 
-func readManifest(ctx context.Context, t target.Target, key string, id age.Identity) (*Manifest, error) {
+func ReadManifest(ctx context.Context, t target.Target, key string, id age.Identity) (*Manifest, error) {
 	r, err := t.Get(ctx, key)
 	if err != nil {
 		return nil, err
@@ -117,7 +118,7 @@ func (e *Engine) manifest(ctx context.Context, t target.Target, backupID string)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := readManifest(ctx, t, backupID+"/"+manifestName, id)
+	m, err := ReadManifest(ctx, t, backupID+"/"+ManifestName, id)
 	if err != nil {
 		return nil, nil, fmt.Errorf("backup %s: %w", backupID, err)
 	}

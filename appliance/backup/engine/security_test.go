@@ -1,4 +1,4 @@
-package backup
+package engine
 
 import (
 	"archive/tar"

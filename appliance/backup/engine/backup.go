@@ -1,9 +1,10 @@
-// Package backup takes the office's database backups on the mirror (or on a single unit): a logical dump of
-// every database (pg_dump custom format) and of the roles, compressed with zstd and encrypted with age for
-// the unit's recovery identity before anything is written, kept on the unit's own array and copied to the
-// offsite targets; verified by restoring it into a scratch PostgreSQL and comparing row counts with the
-// ones taken in the dump's own snapshot.
-package backup
+// Package engine makes and reads the office's backups: a logical dump of every database (pg_dump custom
+// format) and of the roles, base copies and the WAL archive for a point in time, the documents; each
+// compressed with zstd and encrypted with age for the unit's recovery identity before anything is written,
+// under a signed manifest; verified by restoring into a scratch PostgreSQL and comparing every table's rows
+// with the ones taken in the dump's own snapshot; copied to targets (package target) and pruned there.
+// When and where, and the API, are the service's (package backup).
+package engine
 
 import (
 	"context"
@@ -103,22 +104,23 @@ type Engine struct {
 	shipMu sync.Mutex // one ShipWAL at a time: two would write the same segment's file at once
 }
 
-func (e *Engine) now() time.Time {
+// Clock is the engine's time: Now, else the system's.
+func (e *Engine) Clock() time.Time {
 	if e.Now != nil {
 		return e.Now()
 	}
 	return time.Now()
 }
 
-// connect opens a pinned superuser session over the local socket.
-func (e *Engine) connect(ctx context.Context, db string) (*pgx.Conn, error) {
+// Connect opens a pinned superuser session over the local socket.
+func (e *Engine) Connect(ctx context.Context, db string) (*pgx.Conn, error) {
 	return pgsql.Local(ctx, e.Socket, e.Port, db)
 }
 
 // Position is the WAL position the local server has (replayed, on a mirror): a backup is due only when it
 // moved since the last one.
 func (e *Engine) Position(ctx context.Context) (string, error) {
-	c, err := e.connect(ctx, "postgres")
+	c, err := e.Connect(ctx, "postgres")
 	if err != nil {
 		return "", err
 	}
@@ -136,9 +138,9 @@ func (e *Engine) Backup(ctx context.Context, kind string) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backup: recovery identity: %w", err)
 	}
-	start := e.now().UTC()
+	start := e.Clock().UTC()
 	m := &Manifest{ID: start.Format("20060102T150405Z") + "-" + kind, Kind: kind, Created: start, Firmware: e.Firmware}
-	c, err := e.connect(ctx, "postgres")
+	c, err := e.Connect(ctx, "postgres")
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
@@ -184,7 +186,7 @@ func (e *Engine) dumps(ctx context.Context, to age.Recipient, m *Manifest, dbs [
 		return fmt.Errorf("backup: roles: %w", err)
 	}
 	m.Objects = append(m.Objects, obj)
-	c, err := e.connect(ctx, "postgres")
+	c, err := e.Connect(ctx, "postgres")
 	if err != nil {
 		return fmt.Errorf("backup: roles: %w", err)
 	}
@@ -291,7 +293,7 @@ header that proves the unit wrote it (the line "lawbox wal 1" and a MAC):
 // dumpDatabase dumps db in an exported snapshot, with every table's row count in that same snapshot.
 func (e *Engine) dumpDatabase(ctx context.Context, to age.Recipient, id, db string) (DumpedDB, Object, error) {
 	d := DumpedDB{Name: db, Object: id + "/" + db + ".dump.zst.age", Rows: map[string]int64{}}
-	c, err := e.connect(ctx, db)
+	c, err := e.Connect(ctx, db)
 	if err != nil {
 		return d, Object{}, err
 	}

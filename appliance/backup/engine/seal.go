@@ -1,4 +1,4 @@
-package backup
+package engine
 
 import (
 	"context"
@@ -60,9 +60,9 @@ type countWriter int64
 
 func (c *countWriter) Write(b []byte) (int, error) { *c += countWriter(len(b)); return len(b), nil }
 
-// open returns the decrypted, decompressed content of a stored object, checking its SHA-256 as it is read:
+// Open returns the decrypted, decompressed content of a stored object, checking its SHA-256 as it is read:
 // the returned reader fails at the end when the stored bytes are not the ones written.
-func open(ctx context.Context, t target.Target, o Object, id age.Identity) (io.ReadCloser, error) {
+func Open(ctx context.Context, t target.Target, o Object, id age.Identity) (io.ReadCloser, error) {
 	r, err := t.Get(ctx, o.Key)
 	if err != nil {
 		return nil, err

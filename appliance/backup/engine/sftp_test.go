@@ -1,4 +1,4 @@
-package backup
+package engine
 
 import (
 	"bytes"
@@ -143,7 +143,7 @@ func TestSFTPTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(filepath.Join(remote, "office", m.ID, manifestName))
+	os.Remove(filepath.Join(remote, "office", m.ID, ManifestName))
 	os.Remove(remoteDump)
 	os.WriteFile(remoteDump+".partial", whole[:len(whole)/2], 0o600)
 	counted := &countingDir{Dir: e.Local.(target.Dir)}

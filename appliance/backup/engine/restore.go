@@ -1,4 +1,4 @@
-package backup
+package engine
 
 import (
 	"context"
@@ -96,7 +96,7 @@ func (e *Engine) Restore(ctx context.Context, t target.Target, backupID string, 
 
 // production connects to the local server, which must be the production one.
 func (e *Engine) production(ctx context.Context) (*pgx.Conn, error) {
-	c, err := e.connect(ctx, "postgres")
+	c, err := e.Connect(ctx, "postgres")
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
@@ -155,7 +155,7 @@ func databaseExists(ctx context.Context, c *pgx.Conn, name string) (bool, error)
 // database of that name aside first.
 func (e *Engine) restoreOne(ctx context.Context, c *pgx.Conn, d DumpedDB, name string, src source) (appliance.RestoredDatabase, error) {
 	r := appliance.RestoredDatabase{Database: d.Name, Into: name, Tables: len(d.Rows)}
-	stamp := e.now().UTC().Format("20060102_150405")
+	stamp := e.Clock().UTC().Format("20060102_150405")
 	tmp := "lawbox_restore_" + stamp
 	owner, err := createFor(ctx, c, d, tmp)
 	if err != nil {
@@ -172,7 +172,7 @@ func (e *Engine) restoreOne(ctx context.Context, c *pgx.Conn, d DumpedDB, name s
 		drop()
 		return r, err
 	}
-	tc, err := e.connect(ctx, tmp)
+	tc, err := e.Connect(ctx, tmp)
 	if err == nil {
 		err = checkRows(ctx, tc, d)
 		tc.Close(ctx)
@@ -231,7 +231,7 @@ func (e *Engine) renameAside(ctx context.Context, c *pgx.Conn, name, kept string
 // Export writes a current dump of database db (pg_dump custom format) to w. Nothing is written when db is
 // not there.
 func (e *Engine) Export(ctx context.Context, db string, w io.Writer) error {
-	c, err := e.connect(ctx, "postgres")
+	c, err := e.Connect(ctx, "postgres")
 	if err != nil {
 		return fmt.Errorf("export %s: %w", db, err)
 	}

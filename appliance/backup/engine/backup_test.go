@@ -1,4 +1,4 @@
-package backup
+package engine
 
 import (
 	"bytes"
@@ -100,7 +100,7 @@ func TestBackupAndVerify(t *testing.T) {
 	w, _ := age.Encrypt(&buf, must(e.Identity()).Recipient())
 	json.NewEncoder(w).Encode(forged)
 	w.Close()
-	os.WriteFile(filepath.Join(local.Path, m.ID, manifestName), buf.Bytes(), 0o600)
+	os.WriteFile(filepath.Join(local.Path, m.ID, ManifestName), buf.Bytes(), 0o600)
 	if _, err := e.Verify(ctx, local, m.ID); err == nil || !strings.Contains(err.Error(), "forged or altered") {
 		t.Errorf("a forged manifest: %v", err)
 	}

@@ -1,4 +1,4 @@
-package backup
+package engine
 
 import (
 	"bytes"
@@ -74,7 +74,7 @@ func restoreRoles(ctx context.Context, c *pgx.Conn, t target.Target, objs map[st
 	if !ok {
 		return fmt.Errorf("backup %s has no list of roles (an older firmware took it): create its roles by hand from globals.sql (RESTORE.txt)", backupID)
 	}
-	r, err := open(ctx, t, o, id)
+	r, err := Open(ctx, t, o, id)
 	if err != nil {
 		return err
 	}
