@@ -57,12 +57,13 @@ func startHostUnitOn(t *testing.T, name string, port, peerPort int, role, tmpfs 
 	if _, err := certs.LoadOrCreate(st, name, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	p := &fakePair{role: role}
+	p := &fakePair{}
+	p.set(role)
 	u := &hostUnit{pair: p, done: make(chan error, 1), Manager: &Manager{
 		Log:    slog.New(slog.NewTextHandler(&testWriter{t: t, name: name}, nil)),
 		BinDir: "/usr/lib/postgresql/15/bin", DataDir: filepath.Join(dir, "15", "main"), Socket: filepath.Join(dir, "run"),
 		Port: port, PeerPort: peerPort, Ready: func() bool { return true }, Host: func() string { return "127.0.0.1" },
-		TLS: func() ([]byte, []byte, error) { return certs.PEM(st) }, Store: st, Pair: p,
+		TLS: func() ([]byte, []byte, error) { return certs.PEM(st) }, Store: st, Pair: p, Roles: &p.roles,
 	}}
 	u.run(t)
 	return u

@@ -33,9 +33,10 @@ type Manager struct {
 	PeerPort int         // the partner unit's port; 0: Port
 	Ready    func() bool // storage is mounted and persistent
 	TLS      func() (cert, key []byte, err error)
-	Host     func() string // the address clients use, for connection strings
-	Store    *state.Store  // the role (production or mirror) and the upstream, when unpaired
-	Pair     Pair          // nil: never paired; otherwise the pair's role decides the server's
+	Host     func() string                       // the address clients use, for connection strings
+	Store    *state.Store                        // the role (production or mirror) and the upstream, when unpaired
+	Pair     Pair                                // nil: never paired; otherwise the pair's role decides the server's
+	Roles    *appliance.Feed[appliance.PairRole] // the pair's role, as the pair publishes it
 
 	restart chan struct{}
 	cred    *syscall.Credential // the postgres user
@@ -97,6 +98,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.restart = make(chan struct{}, 1)
 	}
 	m.mu.Unlock()
+	if m.Roles != nil {
+		go m.followRoles(ctx)
+	}
 	for !m.Ready() {
 		select {
 		case <-ctx.Done():

@@ -24,7 +24,6 @@ import (
 
 // Pair is the unit's pair as the database sees it (appliance/pair.Node).
 type Pair interface {
-	Role() string // single, active, standby or fenced
 	PeerAddrs() []string
 	Secret(label string) []byte
 	SetRole(ctx context.Context, role string, force bool) error
@@ -55,20 +54,41 @@ const (
 )
 
 // paired is whether the pair decides the role.
-func (m *Manager) paired() bool { return m.Pair != nil && m.Pair.Role() != "single" }
+func (m *Manager) paired() bool { return m.Pair != nil && m.role().Paired() }
+
+// role is the pair's role as last published ("" when the unit follows no pair).
+func (m *Manager) role() appliance.PairRole {
+	if m.Roles == nil {
+		return ""
+	}
+	return m.Roles.Get()
+}
+
+// followRoles wakes the server's loop at every change of the pair's role until ctx ends.
+func (m *Manager) followRoles(ctx context.Context) {
+	for {
+		_, changed := m.Roles.Watch()
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			m.Kick()
+		}
+	}
+}
 
 // desired is the mode the server should run in now.
 func (m *Manager) desired() mode {
 	if m.Pair != nil {
-		switch m.Pair.Role() {
-		case "active":
+		switch m.role() {
+		case appliance.PairActive:
 			return mode{Kind: production}
-		case "standby":
+		case appliance.PairStandby:
 			if up := m.partner(); up != nil {
 				return mode{Kind: mirror, Up: up}
 			}
 			return mode{Kind: readOnly}
-		case "fenced":
+		case appliance.PairFenced:
 			return mode{Kind: readOnly}
 		}
 	}

@@ -26,21 +26,18 @@ import (
 
 // fakePair is the pair as the test decides it.
 type fakePair struct {
+	roles    appliance.Feed[appliance.PairRole] // what the pair publishes
 	mu       sync.Mutex
 	role     string
 	alone    bool   // the peer cannot be reached
 	onActive func() // SetRole("active") hands over from the peer (a switchover)
 }
 
-func (p *fakePair) Role() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.role
-}
 func (p *fakePair) set(r string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.role = r
+	p.roles.Set(appliance.PairRole(r))
 }
 func (p *fakePair) PeerAddrs() []string { return []string{"127.0.0.1"} }
 func (p *fakePair) Secret(label string) []byte {
@@ -64,7 +61,7 @@ func (p *fakePair) SetRole(_ context.Context, role string, _ bool) error {
 
 func TestDesiredFollowsThePair(t *testing.T) {
 	p := &fakePair{}
-	m := &Manager{Pair: p, Port: 5432, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	m := &Manager{Pair: p, Roles: &p.roles, Port: 5432, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for role, want := range map[string]string{"active": production, "standby": mirror, "fenced": readOnly, "single": production} {
 		p.set(role)
 		if got := m.desired(); got.Kind != want {
@@ -227,8 +224,9 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 	// Forced split brain: a is made production too and takes a write b never sees; then a stands down and
 	// rejoins: its own write is wound back, it follows b again.
 	a.pair.mu.Lock()
-	a.pair.role, a.pair.alone = "active", true
+	a.pair.alone = true
 	a.pair.mu.Unlock()
+	a.pair.set("active")
 	a.Kick()
 	a.waitStatus(t, "a production on its own", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
 	ca, err := pgx.Connect(ctx, at(nd.URL, portA))
@@ -243,8 +241,9 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.pair.mu.Lock()
-	a.pair.role, a.pair.alone = "standby", false
+	a.pair.alone = false
 	a.pair.mu.Unlock()
+	a.pair.set("standby")
 	a.Kick()
 	a.waitStatus(t, "a rejoined", func(s appliance.DatabaseStatus) bool {
 		return s.Role == mirror && s.State == "running" && s.Upstream != ""
@@ -264,7 +263,7 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 	if _, err := a.Promote(ctx); !errors.Is(err, appliance.ErrConflict) || !strings.Contains(err.Error(), "not streaming") {
 		t.Errorf("promote a mirror that does not stream: %v", err)
 	}
-	if r := a.pair.Role(); r != "standby" {
+	if r := a.pair.roles.Get(); r != appliance.PairStandby {
 		t.Errorf("the refused promotion changed the pair role to %s", r)
 	}
 	b.run(t)

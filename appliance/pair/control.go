@@ -32,9 +32,6 @@ func (n *Node) Unpair(context.Context) error {
 	n.setConfig(nil)
 	n.invite = nil
 	n.event("warning", "unpaired from "+peer)
-	if n.OnRole != nil {
-		go n.OnRole(Single)
-	}
 	return nil
 }
 

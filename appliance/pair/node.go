@@ -71,7 +71,7 @@ type Node struct {
 	Name   string                 // this unit's name (its hostname)
 	Addrs  func() []netip.Addr    // this unit's addresses, told to the peer
 	NewVIP func(netip.Prefix) VIP // the service address's holder
-	OnRole func(role string)      // called on every role change (the database follows)
+	Roles  *appliance.Feed[appliance.PairRole] // where this unit's role is published (the database, documents, shares and backups follow it); nil: nowhere
 	Fit    func() bool            // whether this unit's data may serve (nil: always)
 	// Ready is whether the service behind the address takes writes (nil: always). A unit that becomes
 	// active takes the address once it is, or after readyWait: a client meets a refused connection
@@ -163,6 +163,11 @@ func (n *Node) Load() error {
 	if n.Now == nil {
 		n.Now = time.Now
 	}
+	defer func() { // the parts learn the role even when there is no pair, or its settings cannot be read
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.publish()
+	}()
 	if err := n.loadSequence(); err != nil {
 		return err
 	}
@@ -187,11 +192,24 @@ func (n *Node) Load() error {
 	return nil
 }
 
+// publish tells the parts that follow the pair this unit's role now (Roles). n.mu is held.
+func (n *Node) publish() {
+	if n.Roles == nil {
+		return
+	}
+	role := Single
+	if n.cfg != nil {
+		role = n.m.Role()
+	}
+	n.Roles.Set(appliance.PairRole(role))
+}
+
 // setConfig starts the role machine afresh (standby: a unit that starts never assumes it is active).
 func (n *Node) setConfig(c *Config) {
 	n.cfg = c
 	n.m, n.vip = nil, nil
 	n.peer, n.witness = peerState{}, witnessState{}
+	defer n.publish()
 	if c == nil {
 		return
 	}
@@ -263,6 +281,7 @@ func (n *Node) tick() {
 	was := n.lastRole
 	role, wantLease := n.m.Step(n.inputs(now))
 	n.lastRole = role
+	n.publish()
 	if role != was {
 		n.roleChanged(was, role)
 		if role == Active {
@@ -467,9 +486,6 @@ func (n *Node) roleChanged(was, role string) {
 		msg += ": this unit now serves the service address"
 	}
 	n.event(level, msg)
-	if n.OnRole != nil {
-		go n.OnRole(role)
-	}
 }
 
 func (n *Node) event(level, msg string) {

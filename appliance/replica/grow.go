@@ -28,7 +28,7 @@ func (r *Replica) Grow(ctx context.Context, add int64) error {
 	}
 	r.growMu.Lock()
 	defer r.growMu.Unlock()
-	if !r.Leads() || !r.Ready() {
+	if !r.leads() || !r.Ready() {
 		return fmt.Errorf("%w: the documents grow on the unit that serves them", appliance.ErrConflict)
 	}
 	size, err := r.Extend(ctx, 0)
@@ -88,7 +88,7 @@ func (r *Replica) LinkHandler() http.Handler {
 			http.Error(w, "a size in bytes", http.StatusBadRequest)
 			return
 		}
-		if r.Extend == nil || r.Leads() {
+		if r.Extend == nil || r.leads() {
 			http.Error(w, "this unit serves the documents", http.StatusConflict)
 			return
 		}

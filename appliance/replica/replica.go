@@ -50,7 +50,7 @@ type Replica struct {
 	DRBD   *drbd.DRBD
 	Dir    string        // "/data/documents": where the volume is mounted while this unit leads
 	Device func() string // the documents volume ("" while there is none)
-	Leads  func() bool   // alone, or the active unit of the pair
+	Roles  *appliance.Feed[appliance.PairRole] // the pair's role: the volume leads alone or as the active unit
 	// PartnerLeads: the partner is heard and is the pair's active unit (only then is a standby's copy that
 	// the partner never had replaced by the partner's).
 	PartnerLeads func() bool
@@ -103,15 +103,20 @@ func (r *Replica) Run(ctx context.Context) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		_, roleChanged := r.Roles.Watch()
 		r.pass(ctx)
 		select {
 		case <-ctx.Done():
 			r.stop()
 			return nil
 		case <-t.C:
+		case <-roleChanged: // a takeover promotes the volume at once, not at the next pass
 		}
 	}
 }
+
+// leads reports whether this unit's volume leads: the unit serves alone or as the pair's active unit.
+func (r *Replica) leads() bool { return r.Roles.Get().Serves() }
 
 // Ready reports whether the volume is mounted writable here: what serving the shares waits for. On a
 // unit whose data array has no documents volume (made before volumes existed) the folder is on /data
@@ -325,7 +330,7 @@ func (r *Replica) pass(ctx context.Context) {
 			r.save(c)
 		}
 	}
-	if r.Leads() {
+	if r.leads() {
 		r.lead(ctx, st, paired, &c)
 	} else {
 		r.follow(ctx, st)
@@ -397,7 +402,7 @@ func (r *Replica) choosePath(ctx context.Context, st drbd.State, paired bool) {
 		return
 	}
 	wait := switchPath
-	if !r.Leads() {
+	if !r.leads() {
 		wait = 5 * switchPath / 2 // another period than the partner's, so that two units switching meet
 	}
 	if time.Since(r.alone) < wait || len(r.Peers()) < 2 || r.current.Remote == "" {
@@ -439,7 +444,7 @@ func (r *Replica) connect(ctx context.Context, peer drbd.Peer, c config) {
 	refused := r.connecting // it was connecting (or connected) and is alone again: the partner refused it
 	r.connecting = true
 	r.current = peer
-	if !refused || r.Leads() {
+	if !refused || r.leads() {
 		if err := r.DRBD.Connect(ctx, peer); err != nil {
 			r.Log.Error("connect the documents replication", "err", err)
 		}

@@ -40,8 +40,12 @@ func newReplica(t *testing.T, leads bool) (*Replica, *fake) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	r := &Replica{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Dir: t.TempDir(),
 		DRBD:   &drbd.DRBD{Setup: "drbdsetup", Meta: "drbdmeta", Resource: "documents", Run: f.run, Proc: t.TempDir() + "/none"},
-		Device: func() string { return "/dev/lawbox/documents" }, Leads: func() bool { return leads }, PartnerLeads: func() bool { return !leads },
+		Device: func() string { return "/dev/lawbox/documents" }, Roles: &appliance.Feed[appliance.PairRole]{}, PartnerLeads: func() bool { return !leads },
 		Peers: func() []string { return []string{"127.0.0.1"} }, Secret: func() []byte { return key }}
+	r.Roles.Set(appliance.PairStandby)
+	if leads {
+		r.Roles.Set(appliance.PairActive)
+	}
 	return r, f
 }
 
@@ -266,7 +270,7 @@ func TestGrowPartnerFirst(t *testing.T) {
 		t.Fatalf("grow: %v, steps %q, calls %q; want steps %q", err, steps, f.calls, want)
 	}
 
-	r.Leads = func() bool { return false }
+	r.Roles.Set(appliance.PairStandby)
 	if err := r.Grow(context.Background(), 64<<20); !errors.Is(err, appliance.ErrConflict) {
 		t.Errorf("on the standby: %v", err)
 	}

@@ -22,7 +22,7 @@ const resendEvery = 5 * time.Minute
 
 // leads says whether the settings are changed here: on a unit alone or the active unit of its pair, not
 // on the standby, which takes the active unit's.
-func (s *Server) leads() bool { return s.Leads == nil || s.Leads() }
+func (s *Server) leads() bool { return s.Roles == nil || s.Roles.Get().Serves() }
 
 // RunSync hands the settings to the other unit whenever they change here (and every resendEvery), while
 // this unit leads. Send failing (the other unit away) is retried; it is not an error of the part.

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,9 +28,9 @@ func newTestServer(t *testing.T) *Server {
 // changes of its own; a unit that leads never takes the other's.
 func TestSettingsFollowThePair(t *testing.T) {
 	a, b := newTestServer(t), newTestServer(t)
-	var aLeads, bLeads atomic.Bool
-	aLeads.Store(true)
-	a.Leads, b.Leads = aLeads.Load, bLeads.Load
+	a.Roles, b.Roles = &appliance.Feed[appliance.PairRole]{}, &appliance.Feed[appliance.PairRole]{}
+	a.Roles.Set(appliance.PairActive)
+	b.Roles.Set(appliance.PairStandby)
 	link := httptest.NewServer(b.LinkHandler())
 	defer link.Close()
 	a.Send = LinkClient(func(ctx context.Context, method, path string, body io.Reader, size int64) (*http.Response, error) {
@@ -68,7 +67,7 @@ func TestSettingsFollowThePair(t *testing.T) {
 		t.Errorf("a change on the standby: %v", err)
 	}
 	// After a failover B leads: it keeps its settings and refuses A's (A, back, must take B's instead).
-	bLeads.Store(true)
+	b.Roles.Set(appliance.PairActive)
 	if err := a.Send(ctx, []byte(`{"shares":[],"accounts":[]}`)); err == nil {
 		t.Error("a unit that leads took the other's settings")
 	}

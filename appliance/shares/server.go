@@ -48,9 +48,10 @@ type Server struct {
 	Every time.Duration
 	// OwnerIDs answers the uid and gid of Owner (default: from /etc/passwd).
 	OwnerIDs func() (uid, gid int, err error)
-	// Leads says whether the shares are changed on this unit (alone, or the active unit of its pair);
-	// nil: always. Send hands the settings to the other unit of the pair (nil: never paired).
-	Leads func() bool
+	// Roles is the pair's role: the shares are changed on the unit that serves (alone, or the active
+	// unit of its pair; nil: always), and a change of role is acted on at once. Send hands the settings
+	// to the other unit of the pair (nil: never paired).
+	Roles *appliance.Feed[appliance.PairRole]
 	Send  func(ctx context.Context, settings []byte) error
 	// Replication is the documents volume's replication state (nil func or answer: none); Grow gives the
 	// documents volume more room (nil: it cannot grow).
@@ -208,6 +209,10 @@ func (s *Server) Run(ctx context.Context) error {
 	var retry time.Time // a server that failed is not started again before this
 	wait := every       // and the wait doubles with each failure, up to maxRetryWait
 	for {
+		var roleChanged <-chan struct{}
+		if s.Roles != nil {
+			_, roleChanged = s.Roles.Watch()
+		}
 		serve, why := s.Serve()
 		switch {
 		case !serve && d != nil:
@@ -245,6 +250,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		case <-s.changed:
+		case <-roleChanged: // a unit that stands down stops serving at once; one that takes over starts
 		}
 	}
 }

@@ -71,7 +71,8 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	host, _ := os.Hostname()
 	a := auth.New(st, log, time.Now)
 	// Each unit of a pair keeps a copy of the other's audit log, sent with the heartbeats.
-	node := &pair.Node{Log: log.With("part", "pair"), Store: st, Name: host, Version: version, Addrs: localAddrs,
+	// The pair publishes this unit's role; the database, the documents, the shares and the backups follow it.
+	node := &pair.Node{Log: log.With("part", "pair"), Store: st, Name: host, Version: version, Addrs: localAddrs, Roles: &appliance.Feed[appliance.PairRole]{},
 		NewVIP:     func(p netip.Prefix) pair.VIP { return &vip.Address{Prefix: p, ProcSys: "/proc/sys"} },
 		AuditSince: a.AuditSince, AuditKeep: a.KeepPartnerAudit}
 	if err := node.Load(); err != nil {
@@ -79,8 +80,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	disks.SetHolders(node.KeyHolders) // the partner and the witness keep secrets for the data array's key
 	// The database follows the pair: active = production, standby = mirror of the partner, fenced = read-only.
-	db.Pair = node
-	node.OnRole = func(string) { db.Kick() }
+	db.Pair, db.Roles = node, node.Roles
 	docs := documentsVolume(log, st, disks, node)
 	node.Fit = func() bool { return db.Fit() && docs.Fit() } // never active with an incomplete copy
 	node.Ready = db.Writable                                 // the service address moves once the database takes writes
@@ -196,11 +196,11 @@ func newBackups(log *slog.Logger, st *state.Store, db *database.Manager, node *p
 		Port: 5432, Scratch: "/data/backup-scratch", WALDir: walArchive, Local: target.Dir{Path: "/data/backups"}, Store: st, Firmware: version},
 		func(ctx context.Context) bool {
 			d, err := db.Database(ctx)
-			return err == nil && d.State == "running" && (d.Role == "mirror" || d.Role == "production" && node.Role() == pair.Single)
+			return err == nil && d.State == "running" && (d.Role == "mirror" || d.Role == "production" && node.Roles.Get() == appliance.PairSingle)
 		}, 30)
 	toPartner := backup.LinkClient(node.Call)
 	backups.Partner = func(ctx context.Context, kind string) (appliance.Backup, error) {
-		if node.Role() == pair.Single {
+		if node.Roles.Get() == appliance.PairSingle {
 			return appliance.Backup{}, fmt.Errorf("%w: this unit's database is not running", appliance.ErrUnavailable)
 		}
 		return toPartner(ctx, kind)
@@ -224,16 +224,16 @@ func fileShares(log *slog.Logger, st *state.Store, disks *storage.Manager, node 
 			if !docs.Ready() {
 				return false, "The documents volume is not mounted on this unit: the shares are served once it is."
 			}
-			if r := node.Role(); r != pair.Single && r != pair.Active {
+			if !node.Roles.Get().Serves() {
 				return false, "This unit is not the active unit of the pair: the active unit serves the shares."
 			}
 			return true, ""
 		},
 		// The shares are changed on the unit that serves them and handed to the other over the pair link,
 		// so that the unit taking over serves the same shares to the same accounts.
-		Leads: func() bool { r := node.Role(); return r == pair.Single || r == pair.Active },
+		Roles: node.Roles,
 		Send: func(ctx context.Context, settings []byte) error {
-			if node.Role() == pair.Single {
+			if node.Roles.Get() == appliance.PairSingle {
 				return nil
 			}
 			return toPartner(ctx, settings)
@@ -251,7 +251,7 @@ func documentsVolume(log *slog.Logger, st *state.Store, disks *storage.Manager, 
 			}
 			return disks.DocumentsDevice()
 		},
-		Leads: func() bool { r := node.Role(); return r == pair.Single || r == pair.Active },
+		Roles: node.Roles,
 		PartnerLeads: func() bool {
 			p := node.Pair()
 			return p.Peer != nil && p.Peer.Reachable && p.Peer.Role == pair.Active

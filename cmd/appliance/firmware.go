@@ -100,9 +100,9 @@ func healthChecks(disks *storage.Manager, db *database.Manager, node *pair.Node,
 				return err
 			}
 			want := "production"
-			if r := node.Role(); r == pair.Standby {
+			if r := node.Roles.Get(); r == appliance.PairStandby {
 				want = "mirror"
-			} else if r == pair.Fenced {
+			} else if r == appliance.PairFenced {
 				want = d.Role // read-only until the lease comes back: any role, running
 			}
 			if d.State != "running" || d.Role != want {
@@ -157,7 +157,7 @@ const releaseMirrorPath = "/link/v1/database/release-mirror"
 // releaseMirror tells production (this unit, or the other over the link) that its mirror restarts now.
 func releaseMirror(db *database.Manager, node *pair.Node) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
-		if node.Role() == pair.Active {
+		if node.Roles.Get() == appliance.PairActive {
 			db.ReleaseMirror()
 			return nil
 		}
@@ -183,7 +183,7 @@ func linkHandler(u *firmware.Updater, db *database.Manager, node *pair.Node, doc
 	mux.Handle(shares.LinkPath, files)
 	mux.Handle("POST "+replica.GrowPath, docs.LinkHandler())
 	mux.HandleFunc("POST "+releaseMirrorPath, func(w http.ResponseWriter, _ *http.Request) {
-		if node.Role() != pair.Active {
+		if node.Roles.Get() != appliance.PairActive {
 			http.Error(w, "this unit is not production", http.StatusConflict)
 			return
 		}
