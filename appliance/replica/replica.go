@@ -48,8 +48,8 @@ type Replica struct {
 	Log    *slog.Logger
 	Store  *state.Store
 	DRBD   *drbd.DRBD
-	Dir    string        // "/data/documents": where the volume is mounted while this unit leads
-	Device func() string // the documents volume ("" while there is none)
+	Dir    string                              // "/data/documents": where the volume is mounted while this unit leads
+	Device func() string                       // the documents volume ("" while there is none)
 	Roles  *appliance.Feed[appliance.PairRole] // the pair's role: the volume leads alone or as the active unit
 	// PartnerLeads: the partner is heard and is the pair's active unit (only then is a standby's copy that
 	// the partner never had replaced by the partner's).
@@ -79,6 +79,8 @@ type Replica struct {
 	path       int       // which of the partner's addresses the replication uses
 	current    drbd.Peer // the connection asked for
 	alone      time.Time // since when the partner has not been connected (zero while it is)
+	sizeAsked  time.Time // when the partner was last asked to make its volume as large as this unit's
+	sizeFailed bool      // and could not
 }
 
 // Link is the pair's encrypted link as the replication uses it.
@@ -332,6 +334,7 @@ func (r *Replica) pass(ctx context.Context) {
 	}
 	if r.leads() {
 		r.lead(ctx, st, paired, &c)
+		r.matchPartnerSize(ctx, paired && !connected(st))
 	} else {
 		r.follow(ctx, st)
 	}
@@ -359,6 +362,47 @@ func (r *Replica) pass(ctx context.Context) {
 	if changed {
 		r.Log.Info("documents copy", "fit_to_serve", !unfit, "disk", st.Disk, "role", st.Role, "connection", st.Connection, "may_be_behind", behind)
 	}
+}
+
+// sizeEvery is how often the unit that serves the documents, while its partner's copy is not connected,
+// makes sure the partner's volume is as large as its own: DRBD refuses a partner whose disk is smaller
+// ("peer's disk size is too small"), which is what a unit meets when it grew its documents alone and is
+// paired then, or when its partner comes back with a smaller volume.
+const sizeEvery = 5 * time.Minute
+
+// sizeProblem is what the unit says when the partner's volume cannot grow to its size.
+const sizeProblem = "The other unit's documents volume is smaller than this unit's and cannot grow to match it: the copies connect once it can (add room on the other unit)."
+
+// matchPartnerSize asks the partner, over the pair link, to make its documents volume at least this
+// unit's size (a volume never shrinks), every sizeEvery while not connected (disconnected: false).
+func (r *Replica) matchPartnerSize(ctx context.Context, disconnected bool) {
+	switch {
+	case !disconnected:
+		r.sizeAsked, r.sizeFailed = time.Time{}, false
+	case r.Extend == nil || r.Call == nil:
+		return
+	case time.Since(r.sizeAsked) >= sizeEvery:
+		r.sizeAsked = time.Now()
+		size, err := r.Extend(ctx, 0)
+		if err != nil {
+			r.Log.Warn("the documents volume's size", "err", err)
+			return
+		}
+		err = r.growPartner(ctx, size)
+		r.sizeFailed = err != nil && !errors.Is(err, appliance.ErrUnavailable) // not there yet: asked again later
+		if r.sizeFailed {
+			r.Log.Error("the partner's documents volume cannot grow to this unit's size", "size_bytes", size, "err", err)
+		}
+	}
+	failed := r.sizeFailed
+	r.set(func(s *appliance.Replication) {
+		switch {
+		case failed:
+			s.Problem = sizeProblem
+		case s.Problem == sizeProblem:
+			s.Problem = ""
+		}
+	})
 }
 
 // behindProblem is what the unit says when its partner went away while its copy may be behind.

@@ -275,3 +275,42 @@ func TestGrowPartnerFirst(t *testing.T) {
 		t.Errorf("on the standby: %v", err)
 	}
 }
+
+// While the partner's copy is not connected, the unit that serves the documents has the partner's volume
+// made as large as its own (DRBD refuses a smaller partner): asked once every sizeEvery, not again while
+// connected; a partner that cannot grow is said on the page, one that does not answer yet is asked later.
+func TestPartnerVolumeMatchesOurs(t *testing.T) {
+	r, _ := newReplica(t, true)
+	r.Extend = func(_ context.Context, to int64) (int64, error) { return 5 << 30, nil }
+	var asked []string
+	answer, reachable := http.StatusNoContent, true
+	r.Call = func(_ context.Context, method, path string, body io.Reader, _ int64) (*http.Response, error) {
+		if !reachable {
+			return nil, errors.New("dial tcp 198.19.255.2:443: connect: no route to host")
+		}
+		b, _ := io.ReadAll(body)
+		asked = append(asked, fmt.Sprintf("%s %s %s", method, path, b))
+		return &http.Response{StatusCode: answer, Body: io.NopCloser(strings.NewReader("the documents can grow by 0 B at most"))}, nil
+	}
+	ctx := context.Background()
+	r.matchPartnerSize(ctx, true)
+	r.matchPartnerSize(ctx, true)
+	if want := []string{`POST /link/v1/documents/grow {"size_bytes":5368709120}`}; fmt.Sprint(asked) != fmt.Sprint(want) {
+		t.Fatalf("asked %q, want %q once", asked, want)
+	}
+	if p := r.Status().Problem; p != "" {
+		t.Errorf("a partner that grew: problem %q", p)
+	}
+	r.matchPartnerSize(ctx, false) // connected: nothing asked, and asked again at the next disconnection
+	answer = http.StatusConflict
+	r.matchPartnerSize(ctx, true)
+	if len(asked) != 2 || r.Status().Problem != sizeProblem {
+		t.Errorf("a partner without room: asked %d times, problem %q", len(asked), r.Status().Problem)
+	}
+	r.matchPartnerSize(ctx, false)
+	reachable = false
+	r.matchPartnerSize(ctx, true)
+	if p := r.Status().Problem; p == sizeProblem || r.sizeFailed {
+		t.Errorf("a partner that does not answer yet is no size problem: %q", p)
+	}
+}
