@@ -41,7 +41,7 @@ bench: image ## boot time and image size beside a bare Go init; firmware update 
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'UI|Grow|RAID5Consistency|Encryption' -benchtime 1x -timeout 30m ./qemu-tests/
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'Failover|ReplicatedShares' -benchtime 1x -timeout 60m ./qemu-tests/
 	QEMU_TESTS=1 $(GO) test -count=1 -run '^$$' -bench 'FirmwareUpdate|PairRollingUpdate' -benchtime 1x -timeout 80m ./qemu-tests/
-	$(GO) test -count=1 -run '^$$' -bench Backup -benchtime 1x -timeout 20m ./appliance/backup/
+	$(GO) test -count=1 -run '^$$' -bench Backup -benchtime 1x -timeout 20m ./appliance/backup/engine/
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./appliance/health/
 
 soak: image ## the long QEMU scenarios make test leaves out: a pair's rolling update under a client load
