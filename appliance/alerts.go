@@ -236,8 +236,8 @@ func BackupAlerts(b BackupStatus, now time.Time) []Alert {
 		return []Alert{NewAlert("warning", "backups are not set up: nothing is kept away from this office")}
 	}
 	var out []Alert
-	if b.LastError != "" {
-		out = append(out, NewAlert("warning", "the last backup failed (tried again at the next one): %s", b.LastError))
+	if b.LastProblem != "" {
+		out = append(out, NewAlert("warning", "the last backup failed: %s", b.LastProblem))
 	}
 	for _, t := range b.Targets {
 		if !t.OK {

@@ -18,7 +18,8 @@ func TestBackupAlerts(t *testing.T) {
 	}{
 		{BackupStatus{}, []string{"not set up"}},
 		{BackupStatus{SetUp: true, LastVerified: fresh}, nil},
-		{BackupStatus{SetUp: true, LastVerified: fresh, LastError: "documents: open /data/documents/x: permission denied"}, []string{"last backup failed (tried again at the next one): documents: open"}},
+		{BackupStatus{SetUp: true, LastVerified: fresh, LastError: "documents: open /data/documents/x: permission denied",
+			LastProblem: "The backup could not be taken; it is tried again at the next one. The unit's log says why."}, []string{"last backup failed: The backup could not be taken"}},
 		{BackupStatus{SetUp: true, LastVerified: fresh, Targets: []BackupTargetStatus{{Name: "s3://x/y/", Error: "disk full"}}}, []string{"copying backups to s3://x/y/ fails"}},
 		{BackupStatus{SetUp: true, LastVerified: &BackupVerification{OK: true, Time: now.Add(-72 * time.Hour)}}, []string{"no backup has been restored"}},
 	} {

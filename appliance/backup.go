@@ -112,9 +112,10 @@ type BackupRetention struct {
 
 // BackupTargetStatus is how the last copy to a target went.
 type BackupTargetStatus struct {
-	Name  string `json:"name"`
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
+	Name    string `json:"name"`
+	OK      bool   `json:"ok"`
+	Problem string `json:"problem,omitempty"` // what the failure means and what to do, a sentence
+	Error   string `json:"error,omitempty"`   // the server's or the network's own words
 }
 
 // BackupStatus is GET /api/v1/backups.
@@ -125,7 +126,8 @@ type BackupStatus struct {
 	// ProgressDone of ProgressTotal stored bytes of the running copy or restore (0 of 0: not measured).
 	ProgressDone  int64               `json:"progress_done,omitempty"`
 	ProgressTotal int64               `json:"progress_total,omitempty"`
-	LastError     string              `json:"last_error,omitempty"`
+	LastError     string              `json:"last_error,omitempty"`   // what the last failed backup's tools said
+	LastProblem   string              `json:"last_problem,omitempty"` // the same in a sentence: what to do
 	LastVerified  *BackupVerification `json:"last_verified"`
 	// PointInTimeSince is the oldest base copy: a restore to any moment since is possible.
 	PointInTimeSince *time.Time           `json:"point_in_time_since,omitempty"`

@@ -7,8 +7,11 @@ import (
 
 // DatabaseStatus is the PostgreSQL server (GET /api/v1/database).
 type DatabaseStatus struct {
-	Role     string `json:"role"`  // "production", "mirror" or "none"
-	State    string `json:"state"` // "waiting for storage", "initialising", "starting", "running", ...
+	Role  string `json:"role"`  // "production", "mirror" or "none"
+	State string `json:"state"` // "waiting for storage", "initialising", "starting", "running", ...
+	// Detail is what PostgreSQL or its tools said when the server last failed (for the admin; the page
+	// shows State, a sentence).
+	Detail   string `json:"detail,omitempty"`
 	Version  string `json:"version,omitempty"`
 	Upstream string `json:"upstream,omitempty"`
 	// Sync: "sync", "async", "degraded" (sync chosen, mirror missing: commits do not wait) or "catching up"

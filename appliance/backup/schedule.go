@@ -84,7 +84,7 @@ func (s *Service) Run(ctx context.Context) error {
 			lastDocs = now
 			if m, err := s.backupDocuments(ctx); err != nil {
 				s.mu.Lock()
-				s.lastErr = err.Error()
+				s.lastErr = err
 				s.mu.Unlock()
 				s.Engine.Log.Warn("documents backup", "err", err)
 			} else if m != nil {

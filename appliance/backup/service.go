@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"filippo.io/age"
@@ -45,8 +46,8 @@ type Service struct {
 	jobs     sync.Mutex // one backup job at a time: the schedule sees what a manual run just did
 	mu       sync.Mutex
 	running  string
-	lastErr  string
-	targets  map[string]string // target name -> last error ("" when fine)
+	lastErr  error            // the last backup's failure (nil when it succeeded)
+	targets  map[string]error // target name -> last error (nil when fine)
 	identity *age.X25519Identity
 }
 
@@ -61,6 +62,17 @@ func NewService(e *engine.Engine, shouldRun func(context.Context) bool, keep int
 }
 
 var _ appliance.Backups = (*Service)(nil)
+
+// problem says in a sentence what a failed backup means and what to do (its error is the detail).
+func problem(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return "The unit's backup volume is full: delete old backups (keep fewer), or grow the data array."
+	case errors.Is(err, appliance.ErrUnavailable):
+		return "The database was not running; the backup is tried again at the next one."
+	}
+	return "The backup could not be taken; it is tried again at the next one. The unit's log says why."
+}
 
 // Export writes a current dump of database db (pg_dump custom format) to w.
 func (s *Service) Export(ctx context.Context, db string, w io.Writer) error {
@@ -167,7 +179,8 @@ func (s *Service) SetTargets(ctx context.Context, ts []appliance.BackupTarget) e
 			return fmt.Errorf("target %d: %v: %w", i+1, err, appliance.ErrBadInput)
 		}
 		if _, err := toTarget(t).List(ctx); err != nil {
-			return fmt.Errorf("target %d (%s): %v: %w", i+1, t.Endpoint, err, appliance.ErrBadInput)
+			s.Engine.Log.Warn("a new backup target does not answer as it should", "target", t.Endpoint, "err", err)
+			return fmt.Errorf("target %d (%s): %s %w", i+1, t.Endpoint, target.Problem(err), appliance.ErrBadInput)
 		}
 	}
 	b, err := json.Marshal(ts)
@@ -333,10 +346,7 @@ func (s *Service) runBackup(ctx context.Context, kind string) (appliance.Backup,
 		m, err = s.Engine.Backup(ctx, kind)
 	}
 	s.mu.Lock()
-	s.lastErr = ""
-	if err != nil {
-		s.lastErr = err.Error()
-	}
+	s.lastErr = err
 	s.mu.Unlock()
 	if err != nil {
 		return appliance.Backup{}, err
@@ -379,13 +389,13 @@ func (s *Service) sync(ctx context.Context) {
 	}
 	targets, _ := s.offsite(ctx)
 	keep := s.retention(ctx)
-	errs := map[string]string{}
+	errs := map[string]error{}
 	for _, t := range targets {
-		errs[t.Name()] = ""
+		errs[t.Name()] = nil
 		have := map[string]bool{}
 		remote, _, err := engine.Manifests(ctx, t, id)
 		if err != nil {
-			errs[t.Name()] = err.Error()
+			errs[t.Name()] = err
 			continue
 		}
 		for _, m := range remote {
@@ -397,21 +407,21 @@ func (s *Service) sync(ctx context.Context) {
 			}
 			s.setRunning("copying " + m.ID + " to " + t.Name())
 			if err := s.Engine.Copy(ctx, m, t); err != nil {
-				errs[t.Name()] = err.Error()
+				errs[t.Name()] = err
 				s.Engine.Log.Warn("offsite copy failed; retried later", "target", t.Name(), "id", m.ID, "err", err)
 				break
 			}
 		}
-		if errs[t.Name()] == "" {
+		if errs[t.Name()] == nil {
 			s.setRunning("copying WAL to " + t.Name())
 			if err := s.Engine.CopyWAL(ctx, t); err != nil {
-				errs[t.Name()] = err.Error()
+				errs[t.Name()] = err
 				s.Engine.Log.Warn("offsite WAL copy failed; retried later", "target", t.Name(), "err", err)
 			}
 		}
-		if errs[t.Name()] == "" {
+		if errs[t.Name()] == nil {
 			if _, err := s.Engine.Prune(ctx, t, keep, verified); err != nil {
-				errs[t.Name()] = err.Error()
+				errs[t.Name()] = err
 			}
 		}
 	}
@@ -538,12 +548,19 @@ func (s *Service) describe(m *engine.Manifest, verified map[string]engine.Verifi
 func (s *Service) Backups(ctx context.Context) (appliance.BackupStatus, error) {
 	st := appliance.BackupStatus{Backups: []appliance.Backup{}}
 	s.mu.Lock()
-	st.Running, st.LastError = s.running, s.lastErr
+	st.Running = s.running
+	if s.lastErr != nil {
+		st.LastError, st.LastProblem = s.lastErr.Error(), problem(s.lastErr)
+	}
 	if s.running != "" {
 		st.ProgressDone, st.ProgressTotal = s.Engine.Progress.Get()
 	}
 	for name, e := range s.targets {
-		st.Targets = append(st.Targets, appliance.BackupTargetStatus{Name: name, OK: e == "", Error: e})
+		ts := appliance.BackupTargetStatus{Name: name, OK: e == nil}
+		if e != nil {
+			ts.Error, ts.Problem = e.Error(), target.Problem(e)
+		}
+		st.Targets = append(st.Targets, ts)
 	}
 	s.mu.Unlock()
 	id, err := s.loadIdentity()

@@ -128,7 +128,7 @@ func TestServiceWithS3(t *testing.T) {
 	os.Mkdir(filepath.Join(gw.dir, "office"), 0o755) // the bucket
 	bad := gw.target("office")
 	bad.SecretKey = "wrong"
-	if err := svc.SetTargets(ctx, []appliance.BackupTarget{bad}); !errors.Is(err, appliance.ErrBadInput) {
+	if err := svc.SetTargets(ctx, []appliance.BackupTarget{bad}); !errors.Is(err, appliance.ErrBadInput) || !strings.Contains(err.Error(), "refuses the unit's credentials") {
 		t.Errorf("a wrong secret key: %v", err)
 	}
 	if err := svc.SetTargets(ctx, []appliance.BackupTarget{gw.target("office")}); err != nil {
@@ -168,7 +168,7 @@ func TestServiceWithS3(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a backup with the target down: %v", err)
 	}
-	if st, _ := svc.Backups(ctx); len(st.Targets) != 1 || st.Targets[0].OK || st.Targets[0].Error == "" {
+	if st, _ := svc.Backups(ctx); len(st.Targets) != 1 || st.Targets[0].OK || st.Targets[0].Error == "" || !strings.Contains(st.Targets[0].Problem, "cannot be reached") {
 		t.Errorf("target status with the target down: %+v", st.Targets)
 	}
 	gw.start(t)
@@ -211,6 +211,9 @@ func TestServiceWithS3(t *testing.T) {
 		t.Fatalf("a full target reported as %+v", st2.Targets)
 	}
 	t.Logf("full target: %s", st2.Targets[0].Error)
+	if !strings.Contains(st2.Targets[0].Problem, "full") {
+		t.Errorf("a full target is said to be %q", st2.Targets[0].Problem)
+	}
 }
 
 // The schedule: the nightly dump once a day after 02:00 UTC, a base copy weekly, an increment 15 minutes

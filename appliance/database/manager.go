@@ -52,7 +52,11 @@ type Manager struct {
 	streamWait      time.Duration    // how long a switchover waits for the mirror to stream; 0: 30 s
 	plain           []string         // the databases open without TLS in the pg_hba.conf written last (nil: none yet)
 	asideSizes      map[string]int64 // set-aside cluster -> bytes, counted once
+	detail          string           // what the server's last failure said
 }
+
+// stateFailed is the state of a server that failed and is started again; the status's Detail says why.
+const stateFailed = "failed; starting it again (the unit's log says why)"
 
 func (m *Manager) setState(s string) {
 	m.mu.Lock()
@@ -111,7 +115,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.loadLag(time.Now())
 	cred, err := pgsql.PostgresUser()
 	if err != nil {
-		m.setState("failed: no postgres user")
+		m.setState("failed: the firmware has no postgres user")
 		return fmt.Errorf("database: %w", err)
 	}
 	m.cred = cred
@@ -131,7 +135,10 @@ func (m *Manager) Run(ctx context.Context) error {
 		if errors.As(err, &w) {
 			m.setState(w.why)
 		} else {
-			m.setState(fmt.Sprintf("failed: %v; restarting", err))
+			m.setState(stateFailed)
+			m.mu.Lock()
+			m.detail = err.Error()
+			m.mu.Unlock()
 			m.Log.Error("postgres exited", "err", err)
 			if time.Since(start) > time.Minute {
 				backoff = time.Second

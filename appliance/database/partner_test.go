@@ -395,7 +395,7 @@ func TestExternalUpstreamBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.waitStatus(t, "the copy fails for lack of space", func(s appliance.DatabaseStatus) bool {
-		return strings.Contains(s.State, "No space left on device")
+		return s.State == stateFailed && strings.Contains(s.Detail, "No space left on device") // the page's sentence, the tool's words apart
 	})
 	if _, err := os.Stat(filepath.Join(b.DataDir, "PG_VERSION")); err != nil {
 		t.Errorf("the unit's own cluster is gone: %v", err)

@@ -98,7 +98,7 @@ func slots(ctx context.Context, c *pgx.Conn) ([]appliance.ReplicationSlot, error
 func (m *Manager) Database(ctx context.Context) (appliance.DatabaseStatus, error) {
 	m.mu.Lock()
 	cur, sy := m.cur, m.sync
-	st := appliance.DatabaseStatus{Role: cur.Kind, State: m.state, Version: m.version, Databases: []appliance.DatabaseInfo{},
+	st := appliance.DatabaseStatus{Role: cur.Kind, State: m.state, Detail: m.detail, Version: m.version, Databases: []appliance.DatabaseInfo{},
 		LastPromotionS: m.lastPromotion, Policy: DefaultPolicy, LagHistory: slices.Clone(m.lagHistory)}
 	m.mu.Unlock()
 	aside, err := m.setAside()

@@ -271,7 +271,8 @@ func (u *Updater) updatePartner(ctx context.Context, ro appliance.FirmwareRollou
 			if s.Started.IsZero() {
 				s.Started = time.Now().UTC()
 			}
-			return "sending the new firmware to " + s.Unit + ": " + err.Error(), limit(s, updateLimit, s.Unit+" could not be sent the new firmware")
+			u.Boot.Log.Warn("firmware: send the bundle to the partner; tried again", "unit", s.Unit, "err", err)
+			return "sending the new firmware to " + s.Unit + " did not work yet; the unit tries again (its log says why)", limit(s, updateLimit, s.Unit+" could not be sent the new firmware")
 		}
 		s.State, s.Started = stepRunning, time.Now().UTC()
 		u.release(ctx)

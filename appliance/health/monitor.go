@@ -194,7 +194,8 @@ func (m *Monitor) poll(serial string) error {
 		PowerOnHours: r.PowerOnHours, Attributes: r.Attributes, NVMe: r.NVMe, Findings: findings, LastPoll: now,
 		PollMS: float64(wall.Microseconds()) / 1000}
 	if err != nil {
-		st.Reason = err.Error()
+		m.Log.Warn("read SMART", "disk", serial, "err", err)
+		st.Reason = "it could not be read from this disk (the unit's log says why)"
 	}
 	if st.Attributes == nil {
 		st.Attributes = []smart.Attribute{}

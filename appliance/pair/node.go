@@ -68,11 +68,11 @@ type VIP interface {
 type Node struct {
 	Log    *slog.Logger
 	Store  *state.Store
-	Name   string                 // this unit's name (its hostname)
-	Addrs  func() []netip.Addr    // this unit's addresses, told to the peer
-	NewVIP func(netip.Prefix) VIP // the service address's holder
+	Name   string                              // this unit's name (its hostname)
+	Addrs  func() []netip.Addr                 // this unit's addresses, told to the peer
+	NewVIP func(netip.Prefix) VIP              // the service address's holder
 	Roles  *appliance.Feed[appliance.PairRole] // where this unit's role is published (the database, documents, shares and backups follow it); nil: nowhere
-	Fit    func() bool            // whether this unit's data may serve (nil: always)
+	Fit    func() bool                         // whether this unit's data may serve (nil: always)
 	// Ready is whether the service behind the address takes writes (nil: always). A unit that becomes
 	// active takes the address once it is, or after readyWait: a client meets a refused connection
 	// rather than an answer such as "read-only transaction" from a server still being promoted.

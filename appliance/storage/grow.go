@@ -112,7 +112,8 @@ func (m *Manager) grow(ctx context.Context, anyway bool) error {
 	m.saveConfig()
 	if sys, err := raid.ReadArray(m.SysRoot, System.md); err == nil && sys.Degraded == 0 && len(spares(sys)) > 0 {
 		if err := m.MD.Grow(ctx, m.dev(System.md), 0, sys.RaidDisks+len(spares(sys))); err != nil {
-			m.event("warning", "the system array could not take the new disk as one more copy: %v", err)
+			m.Log.Warn("system array: one more copy", "err", err)
+			m.record("warning", "The system array could not take the new disk as one more copy (the unit's log says why); the data array grows all the same.")
 		}
 	}
 	n := data.RaidDisks + len(more)

@@ -42,29 +42,7 @@ func (m *Manager) assemble(ctx context.Context) error {
 	sbs := m.superblocks(ctx, disks)
 	var errs []error
 	for _, a := range arrays {
-		type cand struct {
-			parts  []string
-			events uint64
-		}
-		cands := map[string]*cand{}
-		for p, sb := range sbs {
-			if sb.Name != Homehost+":"+a.name {
-				continue
-			}
-			c := cands[sb.UUID]
-			if c == nil {
-				c = &cand{}
-				cands[sb.UUID] = c
-			}
-			c.parts = append(c.parts, m.dev(p))
-			c.events = max(c.events, sb.Events)
-		}
-		best := ""
-		for u, c := range cands {
-			if b := cands[best]; best == "" || len(c.parts) > len(b.parts) || (len(c.parts) == len(b.parts) && c.events > b.events) {
-				best = u
-			}
-		}
+		best, parts := chooseAssembly(sbs, a)
 		if best == "" {
 			continue
 		}
@@ -74,8 +52,10 @@ func (m *Manager) assemble(ctx context.Context) error {
 		if _, err := raid.ReadArray(m.SysRoot, a.md); err == nil {
 			continue // already running (the daemon restarted)
 		}
-		sort.Strings(cands[best].parts)
-		if err := m.assembleArray(ctx, a, best, cands[best].parts); err != nil {
+		for i, p := range parts {
+			parts[i] = m.dev(p)
+		}
+		if err := m.assembleArray(ctx, a, best, parts); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -101,6 +81,40 @@ func (m *Manager) assemble(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// chooseAssembly picks which of the arrays named a on the disks (superblocks by partition) to start: when
+// disks carry more than one (disks moved from another unit), the one with the most members present, then
+// the most recent (events). It answers its UUID and its partitions, sorted; "" when there is none.
+func chooseAssembly(sbs map[string]raid.Superblock, a array) (string, []string) {
+	type cand struct {
+		parts  []string
+		events uint64
+	}
+	cands := map[string]*cand{}
+	for p, sb := range sbs {
+		if sb.Name != Homehost+":"+a.name {
+			continue
+		}
+		c := cands[sb.UUID]
+		if c == nil {
+			c = &cand{}
+			cands[sb.UUID] = c
+		}
+		c.parts = append(c.parts, p)
+		c.events = max(c.events, sb.Events)
+	}
+	best := ""
+	for u, c := range cands {
+		if b := cands[best]; best == "" || len(c.parts) > len(b.parts) || (len(c.parts) == len(b.parts) && (c.events > b.events || c.events == b.events && u < best)) {
+			best = u
+		}
+	}
+	if best == "" {
+		return "", nil
+	}
+	sort.Strings(cands[best].parts)
+	return best, cands[best].parts
 }
 
 // mountArray checks and mounts an array's filesystem unless it is mounted already.
@@ -228,11 +242,11 @@ func (m *Manager) create(ctx context.Context, disks []disk.Disk) {
 	m.mu.Unlock()
 	for _, d := range disks {
 		if err := disk.Wipe(m.dev(d.Name)); err != nil {
-			m.event("critical", "preparing disk %s failed: %v", d.Serial, err)
+			m.stepFailed(err, "Disk %s could not be prepared for the new arrays.", d.Serial)
 			return
 		}
 		if err := m.partition(d); err != nil {
-			m.event("critical", "partitioning disk %s failed: %v", d.Serial, err)
+			m.stepFailed(err, "Disk %s could not be partitioned for the new arrays.", d.Serial)
 			return
 		}
 		serials = append(serials, d.Serial)
@@ -258,7 +272,7 @@ func (m *Manager) create(ctx context.Context, disks []disk.Disk) {
 			opt.Consistency = raid.PPL
 		}
 		if err := m.MD.Create(ctx, md, opt); err != nil {
-			m.event("critical", "creating the %s array failed: %v", a.name, err)
+			m.stepFailed(err, "The %s array could not be created.", a.name)
 			return
 		}
 		if sb, err := m.MD.Examine(ctx, devs[0]); err == nil {
@@ -269,23 +283,23 @@ func (m *Manager) create(ctx context.Context, disks []disk.Disk) {
 		fsDev := md
 		if a.name == Data.name && m.Crypt != nil {
 			if err := m.encrypt(ctx, md); err != nil {
-				m.event("critical", "encrypting the %s array failed: %v", a.name, err)
+				m.stepFailed(err, "The %s array could not be encrypted.", a.name)
 				return
 			}
 		}
 		if a.name == Data.name && m.LVM != nil {
 			if err := m.makeVolumes(ctx, m.pv()); err != nil {
-				m.event("critical", "making the volumes on the %s array failed: %v", a.name, err)
+				m.stepFailed(err, "The volumes on the %s array could not be made.", a.name)
 				return
 			}
 			fsDev = lvm.Path(VolumeGroup, DataVolume)
 		}
 		if err := fs.Mkfs(ctx, fsDev, a.name); err != nil {
-			m.event("critical", "making the %s filesystem failed: %v", a.name, err)
+			m.stepFailed(err, "The %s array's filesystem could not be made.", a.name)
 			return
 		}
 		if err := m.mountArray(ctx, a); err != nil {
-			m.event("critical", "mounting the %s array failed: %v", a.name, err)
+			m.stepFailed(err, "The %s array could not be mounted.", a.name)
 			return
 		}
 		m.event("info", "created the %s array: RAID %d on %d disks (%s)", a.name, level, len(disks), strings.Join(serials, ", "))
@@ -302,7 +316,7 @@ func (m *Manager) create(ctx context.Context, disks []disk.Disk) {
 	}
 	if m.OnPersistent != nil {
 		if err := m.OnPersistent(System.mount); err != nil {
-			m.event("critical", "moving the settings to the system array failed: %v", err)
+			m.stepFailed(err, "The settings could not be moved onto the system array: they stay in memory until the next restart.")
 		}
 	}
 }
@@ -311,11 +325,11 @@ func (m *Manager) create(ctx context.Context, disks []disk.Disk) {
 // waits as a hot spare.
 func (m *Manager) addDisk(ctx context.Context, d disk.Disk, running map[string]raid.Array) {
 	if err := disk.Wipe(m.dev(d.Name)); err != nil {
-		m.event("critical", "preparing new disk %s failed: %v", d.Serial, err)
+		m.stepFailed(err, "New disk %s could not be prepared; the unit tries again at its next check.", d.Serial)
 		return
 	}
 	if err := m.partition(d); err != nil {
-		m.event("critical", "partitioning new disk %s failed: %v", d.Serial, err)
+		m.stepFailed(err, "New disk %s could not be partitioned; the unit tries again at its next check.", d.Serial)
 		return
 	}
 	for _, a := range arrays {
@@ -323,7 +337,7 @@ func (m *Manager) addDisk(ctx context.Context, d disk.Disk, running map[string]r
 			continue
 		}
 		if err := m.MD.Add(ctx, m.dev(a.md), m.dev(disk.PartitionName(d.Name, a.part))); err != nil {
-			m.event("critical", "adding disk %s to the %s array failed: %v", d.Serial, a.name, err)
+			m.stepFailed(err, "Disk %s could not be added to the %s array; the unit tries again at its next check.", d.Serial, a.name)
 			return
 		}
 	}
@@ -340,7 +354,7 @@ func (m *Manager) addDisk(ctx context.Context, d disk.Disk, running map[string]r
 // and the admin is told plainly.
 func (m *Manager) assembleArray(ctx context.Context, a array, uuid string, parts []string) error {
 	err := m.MD.Assemble(ctx, m.dev(a.md), uuid, parts)
-	if err == nil || !strings.Contains(err.Error(), "not clean") {
+	if !errors.Is(err, raid.ErrNotClean) {
 		return err
 	}
 	_ = m.MD.Stop(ctx, m.dev(a.md)) // the refused array stays half-assembled (inactive)

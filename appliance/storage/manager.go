@@ -132,7 +132,7 @@ func (m *Manager) Prepare(ctx context.Context) (bool, error) {
 		m.Log.Warn("md speed limits", "err", err)
 	}
 	if err := m.assemble(ctx); err != nil {
-		m.event("critical", "assembling the arrays failed: %v", err)
+		m.stepFailed(err, "The arrays could not all be started: the unit serves what it could start; check the disks on the storage page.")
 	}
 	m.reconcile(ctx)
 	m.mu.Lock()
@@ -253,6 +253,11 @@ func (m *Manager) event(level, format string, args ...any) {
 	default:
 		m.Log.Info(msg)
 	}
+	m.record(level, msg)
+}
+
+// record adds msg to the state store's history (kept until the store is attached).
+func (m *Manager) record(level, msg string) {
 	e := state.Event{Time: m.Now(), Source: "storage", Level: level, Message: msg}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -263,6 +268,14 @@ func (m *Manager) event(level, format string, args ...any) {
 	if err := m.store.AddEvent(e); err != nil {
 		m.Log.Error("record event", "err", err)
 	}
+}
+
+// stepFailed records a step that failed: in the history, the sentence (what failed, in words an office can
+// act on, and that the log says why); in the log, the tool's own words too.
+func (m *Manager) stepFailed(err error, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	m.Log.Error(msg, "err", err)
+	m.record("critical", msg+" The unit's log says why.")
 }
 
 func (m *Manager) saveConfig() {
@@ -281,98 +294,51 @@ func (m *Manager) saveConfig() {
 // uses blank disks, refuses what does not fit, creates the arrays at first boot. Then it refreshes the
 // status.
 func (m *Manager) reconcile(ctx context.Context) {
-	disks, err := disk.List(m.SysRoot)
+	o, err := m.observe(ctx)
 	if err != nil {
 		m.Log.Error("list disks", "err", err)
 		return
 	}
-	byName := map[string]disk.Disk{}
-	for _, d := range disks {
-		byName[d.Name] = d
-	}
-	running := map[string]raid.Array{}
-	for _, a := range arrays {
-		if ra, err := raid.ReadArray(m.SysRoot, a.md); err == nil {
-			running[a.name] = ra
-		}
-	}
-
-	// Pulled disks: md does not notice until its next I/O, so fail and remove their members now.
-	inUse := map[string]bool{}
-	for _, a := range arrays {
-		ra, ok := running[a.name]
-		if !ok {
-			continue
-		}
-		detached := false
-		for _, mb := range ra.Members {
-			dn := disk.DiskOf(m.SysRoot, mb.Dev)
-			if dn != "" {
-				inUse[dn] = true
-				continue
-			}
-			detached = true
-			m.mu.Lock()
-			serial := m.memberSerial[mb.Dev]
-			m.mu.Unlock()
-			if err := raid.FailRemove(m.SysRoot, a.md, mb.Dev); err != nil {
-				m.event("critical", "could not remove pulled disk %s (%s) from the %s array: %v", serial, mb.Dev, a.name, err)
-			} else {
-				m.event("warning", "disk %s (%s) was pulled; removed it from the %s array", serial, mb.Dev, a.name)
-			}
-		}
-		if detached {
-			running[a.name], _ = raid.ReadArray(m.SysRoot, a.md)
-		}
-	}
-
 	m.mu.Lock()
-	for n, d := range byName {
-		m.devSerial[n] = d.Serial
+	for _, d := range o.Disks {
+		m.devSerial[d.Name] = d.Serial
 	}
-	bays := maps.Clone(m.cfg.Bays)
+	k := known{Adopted: maps.Clone(m.adopt), Failed: maps.Clone(m.failed), AutoAdd: m.cfg.AutoAdd, UUIDs: maps.Clone(m.uuids),
+		Bays: maps.Clone(m.cfg.Bays), MemberSerial: maps.Clone(m.memberSerial)}
 	m.mu.Unlock()
-	m.replaceFailing(running)
+	steps, sdisks := plan(o, k)
 
-	var unused []disk.Disk
-	for _, d := range disks {
-		if !inUse[d.Name] {
-			unused = append(unused, d)
-		}
-	}
-	sbs := m.superblocks(ctx, unused)
-	var sdisks []appliance.StorageDisk
-	var blanks []disk.Disk
-	undecided := 0
-	minMember := int64(0)
-	for dn := range inUse {
-		if d, ok := byName[dn]; ok && (minMember == 0 || d.SizeBytes < minMember) {
-			minMember = d.SizeBytes
-		}
-	}
-	for _, d := range disks {
-		sd := appliance.StorageDisk{Serial: d.Serial, Model: d.Model, SizeBytes: d.SizeBytes, Slot: d.Path, Bay: bays[d.Path], Device: d.Name, Role: "unused"}
-		if inUse[d.Name] {
-			sd.Role, sd.State = "member", "ok"
-			sdisks = append(sdisks, sd)
+	// Pulled disks first: md does not notice until its next I/O, so their members are failed and removed now.
+	running := o.Running
+	pulled := false
+	for _, s := range steps {
+		if s.Kind != stepFailRemove {
 			continue
 		}
-		sd.State, sd.Reason = m.classify(ctx, d, sbs, len(running) > 0, minMember)
-		switch sd.State {
-		case "blank":
-			blanks = append(blanks, d)
-		case "needs_adopt":
-			undecided++
+		pulled = true
+		if err := raid.FailRemove(m.SysRoot, s.Array.md, s.Dev); err != nil {
+			m.stepFailed(err, "Disk %s was pulled but could not be taken out of the %s array; the unit tries again.", s.Serial, s.Array.name)
+		} else {
+			m.event("warning", "disk %s (%s) was pulled; removed it from the %s array", s.Serial, s.Dev, s.Array.name)
 		}
-		sdisks = append(sdisks, sd)
 	}
-
-	if len(running) == 0 && len(blanks) > 0 && undecided == 0 {
-		m.create(ctx, blanks)
-	} else if len(running) > 0 {
-		for _, d := range blanks {
-			m.addDisk(ctx, d, running)
+	if pulled {
+		running = m.runningArrays()
+	}
+	m.replaceFailing(running)
+	for _, s := range steps {
+		switch s.Kind {
+		case stepReAdd:
+			if err := m.readd(ctx, s.Array, s.Dev); err != nil {
+				m.stepFailed(err, "Disk %s came back but could not rejoin the %s array; the unit tries again at its next check.", s.Serial, s.Array.name)
+			}
+		case stepCreate:
+			m.create(ctx, s.Disks)
+		case stepAdd:
+			m.addDisk(ctx, s.Disks[0], running)
 		}
+	}
+	if len(running) > 0 {
 		m.retryUnlock(ctx)
 		m.keepHeld(ctx)
 		m.growPass(ctx)
@@ -381,52 +347,48 @@ func (m *Manager) reconcile(ctx context.Context) {
 	m.refresh(sdisks)
 }
 
-// classify says what to do with a disk that is in no running array: "blank" (use it), "needs_adopt",
-// "refused", "returning" (taken back), "faulty"; and why.
-func (m *Manager) classify(ctx context.Context, d disk.Disk, sbs map[string]raid.Superblock, setUp bool, minMember int64) (string, string) {
-	m.mu.Lock()
-	adopted, failed, autoAdd := m.adopt[d.Serial], m.failed[d.Serial], m.cfg.AutoAdd
-	uuids := maps.Clone(m.uuids)
-	m.mu.Unlock()
-	if d.Transport == "usb" {
-		return "refused", "USB disks are never used for storage"
-	}
-	if failed {
-		return "faulty", "this disk failed in the array; replace it"
-	}
-	if d.SizeBytes < MinDiskBytes {
-		return "refused", fmt.Sprintf("too small: %s, at least %s is needed", human(d.SizeBytes), human(MinDiskBytes))
-	}
-	if setUp && minMember > 0 && d.SizeBytes < minMember {
-		return "refused", fmt.Sprintf("too small: %s, the smallest member disk is %s", human(d.SizeBytes), human(minMember))
-	}
-	// A member of our arrays that came back (re-inserted, or left out at assembly): take it back.
-	returning := false
+// runningArrays reads the state of the arrays that run.
+func (m *Manager) runningArrays() map[string]raid.Array {
+	running := map[string]raid.Array{}
 	for _, a := range arrays {
-		p := disk.PartitionName(d.Name, a.part)
-		if sb, ok := sbs[p]; ok && sb.UUID == uuids[a.name] && setUp {
-			returning = true
-			if err := m.readd(ctx, a, p); err != nil {
-				m.event("warning", "could not take back disk %s into the %s array: %v", d.Serial, a.name, err)
-			}
+		if ra, err := raid.ReadArray(m.SysRoot, a.md); err == nil {
+			running[a.name] = ra
 		}
 	}
-	if returning {
-		return "returning", "taken back into the arrays"
+	return running
+}
+
+// observe reads what plan decides on: the disks, the running arrays and their members' disks, and, on
+// the disks in no running array, this firmware's superblocks and what else they hold.
+func (m *Manager) observe(ctx context.Context) (observed, error) {
+	disks, err := disk.List(m.SysRoot)
+	if err != nil {
+		return observed{}, err
 	}
-	if !adopted {
+	o := observed{Disks: disks, Running: m.runningArrays(), MemberDisk: map[string]string{}, Content: map[string]string{}, Unreadable: map[string]bool{}}
+	inUse := map[string]bool{}
+	for _, ra := range o.Running {
+		for _, mb := range ra.Members {
+			dn := disk.DiskOf(m.SysRoot, mb.Dev)
+			o.MemberDisk[mb.Dev] = dn
+			inUse[dn] = true
+		}
+	}
+	var unused []disk.Disk
+	for _, d := range disks {
+		if inUse[d.Name] {
+			continue
+		}
+		unused = append(unused, d)
 		content, err := disk.Probe(m.dev(d.Name))
 		if err != nil {
-			return "refused", fmt.Sprintf("cannot be read: %v", err)
+			m.Log.Warn("probe disk", "disk", d.Serial, "err", err)
+			o.Unreadable[d.Name] = true
 		}
-		if content != "" {
-			return "needs_adopt", fmt.Sprintf("holds %s; adopt it to erase it and use it", content)
-		}
-		if setUp && !autoAdd {
-			return "needs_adopt", "blank; automatic use of new disks is off: adopt it to use it"
-		}
+		o.Content[d.Name] = content
 	}
-	return "blank", ""
+	o.Superblocks = m.superblocks(ctx, unused)
+	return o, nil
 }
 
 // Adopt confirms that a disk holding data (or a blank disk while automatic use is off) may be erased and
@@ -545,7 +507,7 @@ func (m *Manager) replaceFailing(running map[string]raid.Array) {
 				continue
 			}
 			if err := raid.SetMemberState(m.SysRoot, a.md, mb.Dev, "want_replacement"); err != nil {
-				m.event("critical", "could not start copying failing disk %s onto the spare: %v", serial, err)
+				m.stepFailed(err, "Failing disk %s could not start being copied onto the spare; the unit tries again.", serial)
 				continue
 			}
 			m.mu.Lock()

@@ -97,11 +97,19 @@ func (m *MDADM) Create(ctx context.Context, md string, o CreateOptions) error {
 // Assemble starts the array uuid from the given members, degraded if some are missing (--run).
 func (m *MDADM) Assemble(ctx context.Context, md, uuid string, members []string) error {
 	args := append([]string{"--assemble", md, "--run", "--uuid=" + uuid}, members...)
-	if _, err := m.run(ctx, args...); err != nil {
+	if out, err := m.run(ctx, args...); err != nil {
+		if bytes.Contains(out, []byte("while not clean")) {
+			err = fmt.Errorf("%w: %w", ErrNotClean, err)
+		}
 		return fmt.Errorf("assemble %s: %w", md, err)
 	}
 	return nil
 }
+
+// ErrNotClean is Assemble's refusal of an array that is degraded and was not stopped cleanly (a power cut
+// during writes or a rebuild): mdadm says "not enough to start the array while not clean". Starting it
+// anyway risks what was being written (RAID 5's write hole).
+var ErrNotClean = errors.New("degraded and not stopped cleanly")
 
 // Stop stops an array.
 func (m *MDADM) Stop(ctx context.Context, md string) error {

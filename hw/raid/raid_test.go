@@ -60,6 +60,15 @@ func TestErrorsNameTheArray(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "add /dev/vdz3 to /dev/md1") {
 		t.Errorf("error %v", err)
 	}
+	// mdadm 4.2's refusal of a RAID 5 that lost power while degraded (Assemble.c), and another failure.
+	f.out = []byte("mdadm: /dev/md1 assembled from 2 drives - not enough to start the array while not clean - consider --force.\n")
+	if err := m.Assemble(context.Background(), "/dev/md1", "u", []string{"/dev/vda3", "/dev/vdb3"}); !errors.Is(err, ErrNotClean) || !strings.Contains(err.Error(), "assemble /dev/md1") {
+		t.Errorf("assemble a dirty degraded array: %v", err)
+	}
+	f.out = []byte("mdadm: no devices found for /dev/md1\n")
+	if err := m.Assemble(context.Background(), "/dev/md1", "u", nil); err == nil || errors.Is(err, ErrNotClean) {
+		t.Errorf("assemble with no devices: %v", err)
+	}
 	f.out = []byte("mdadm: No md superblock detected on /dev/vda1.\n")
 	if _, err := m.Examine(context.Background(), "/dev/vda1"); !errors.Is(err, ErrNoSuperblock) {
 		t.Errorf("examine a blank partition: %v", err)

@@ -65,6 +65,10 @@ func (s *SFTP) session(ctx context.Context) (*sftp.Client, func(), error) {
 	c, chans, reqs, err := ssh.NewClientConn(conn, s.Addr, cfg)
 	if err != nil {
 		conn.Close()
+		var ne net.Error
+		if !errors.Is(err, ErrHostKey) && !errors.As(err, &ne) && !errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: %w", ErrRefused, err) // it answered, and did not let the unit in
+		}
 		return nil, nil, fmt.Errorf("%s: %w", s.Name(), err)
 	}
 	sc := ssh.NewClient(c, chans, reqs)
