@@ -190,7 +190,8 @@ type NotifyStatus struct {
 	Settings    NotifySettings `json:"settings"`
 	PasswordSet bool           `json:"password_set"`
 	LastSent    *time.Time     `json:"last_sent,omitempty"`
-	LastError   string         `json:"last_error,omitempty"`
+	LastError   string         `json:"last_error,omitempty"`   // the mail server's or the network's words
+	LastProblem string         `json:"last_problem,omitempty"` // the same in a sentence: what to do
 }
 
 // Notifications send the alerts by email and to a syslog server.

@@ -215,8 +215,8 @@ func TestAlertsAndNotifications(t *testing.T) {
 		!strings.Contains(w.Body.String(), `"password_set":true`) {
 		t.Errorf("get = %d %s", w.Code, w.Body)
 	}
-	e.notify.testErr = fmt.Errorf("%w: mail server mail.example.com:587 does not offer STARTTLS", appliance.ErrUnavailable)
-	if w := e.do(req{method: "POST", path: "/api/v1/notifications/test", hdr: bearer(tok)}); w.Code != 503 || !strings.Contains(w.Body.String(), "STARTTLS") {
+	e.notify.testErr = fmt.Errorf("%w: The mail server offers no working encryption: nothing was sent.", appliance.ErrUnavailable)
+	if w := e.do(req{method: "POST", path: "/api/v1/notifications/test", hdr: bearer(tok)}); w.Code != 503 || !strings.Contains(w.Body.String(), "no working encryption") {
 		t.Errorf("failing test = %d %s", w.Code, w.Body)
 	}
 	w := e.do(req{method: "GET", path: "/alerts", hdr: map[string]string{"Cookie": CookieName + "=" + tok}})

@@ -41,7 +41,7 @@ type Notifier struct {
 	mailed   map[string]appliance.Alert // by key: the alerts the last email told about
 	logged   map[string]appliance.Alert // the same for syslog
 	lastSent time.Time
-	lastErr  string
+	lastErr  error           // the last email's failure (nil once one went out)
 	absent   map[string]bool // acknowledged alerts missing at the last round
 }
 
@@ -133,11 +133,11 @@ func (n *Notifier) Round(ctx context.Context) {
 	}
 	subject, body := message(n.Hostname, added, cleared, cur)
 	if err := n.mail(ctx, cfg, subject, body); err != nil {
-		n.lastErr = err.Error()
+		n.lastErr = err
 		n.Log.Warn("alert email not sent; retried at the next round", "err", err)
 		return
 	}
-	n.mailed, n.lastSent, n.lastErr = now, time.Now(), ""
+	n.mailed, n.lastSent, n.lastErr = now, time.Now(), nil
 	n.Log.Info("alert email sent", "to", cfg.To, "new", len(added), "cleared", len(cleared))
 }
 
@@ -177,6 +177,38 @@ func message(host string, added, cleared, cur []appliance.Alert) (string, string
 	return subject, b.String()
 }
 
+// What a failed email is, for the page's sentence (mailProblem); the error keeps the server's words.
+var (
+	errUnreachable = errors.New("does not answer")
+	errTLS         = errors.New("no encryption")
+	errLogin       = errors.New("login refused")
+	errAddress     = errors.New("address refused")
+)
+
+// said is an error whose message is a sentence for the page; the error it wraps has the details.
+type said struct {
+	sentence string
+	err      error
+}
+
+func (e said) Error() string { return e.sentence }
+func (e said) Unwrap() error { return e.err }
+
+// mailProblem says in a sentence what a failed email means and what to do.
+func mailProblem(err error) string {
+	switch {
+	case errors.Is(err, errUnreachable):
+		return "The mail server cannot be reached: check its address and port."
+	case errors.Is(err, errTLS):
+		return "The mail server offers no working encryption: nothing was sent. Check the server, or allow a plain server on the office network."
+	case errors.Is(err, errLogin):
+		return "The mail server refuses the user name or the password."
+	case errors.Is(err, errAddress):
+		return "The mail server refuses the sender or a recipient address: check them."
+	}
+	return "The mail server refused the message; the unit's log says why."
+}
+
 // mail sends one message. The password never travels without TLS.
 func (n *Notifier) mail(ctx context.Context, cfg appliance.NotifySettings, subject, body string) error {
 	host, _, err := net.SplitHostPort(cfg.SMTP)
@@ -188,14 +220,14 @@ func (n *Notifier) mail(ctx context.Context, cfg appliance.NotifySettings, subje
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", cfg.SMTP)
 	if err != nil {
-		return fmt.Errorf("mail server %s: %w", cfg.SMTP, err)
+		return fmt.Errorf("mail server %s: %w: %w", cfg.SMTP, errUnreachable, err)
 	}
 	dl, _ := ctx.Deadline()
 	conn.SetDeadline(dl)
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
 		conn.Close()
-		return fmt.Errorf("mail server %s: %w", cfg.SMTP, err)
+		return fmt.Errorf("mail server %s: %w: %w", cfg.SMTP, errUnreachable, err)
 	}
 	defer c.Close()
 	if err := c.Hello(n.Hostname); err != nil {
@@ -208,22 +240,22 @@ func (n *Notifier) mail(ctx context.Context, cfg appliance.NotifySettings, subje
 		}
 		tc.ServerName = host
 		if err := c.StartTLS(tc); err != nil {
-			return fmt.Errorf("mail server %s: STARTTLS: %w", cfg.SMTP, err)
+			return fmt.Errorf("mail server %s: STARTTLS: %w: %w", cfg.SMTP, errTLS, err)
 		}
 	} else if !cfg.PlainSMTP || cfg.User != "" {
-		return fmt.Errorf("mail server %s does not offer STARTTLS: nothing was sent in clear (allow a plain server only on the office network, without a password)", cfg.SMTP)
+		return fmt.Errorf("mail server %s does not offer STARTTLS: nothing was sent in clear (allow a plain server only on the office network, without a password): %w", cfg.SMTP, errTLS)
 	}
 	if cfg.User != "" {
 		if err := c.Auth(smtp.PlainAuth("", cfg.User, cfg.Password, host)); err != nil {
-			return fmt.Errorf("mail server %s: login as %s: %w", cfg.SMTP, cfg.User, err)
+			return fmt.Errorf("mail server %s: login as %s: %w: %w", cfg.SMTP, cfg.User, errLogin, err)
 		}
 	}
 	if err := c.Mail(cfg.From); err != nil {
-		return fmt.Errorf("mail server %s: sender %s: %w", cfg.SMTP, cfg.From, err)
+		return fmt.Errorf("mail server %s: sender %s: %w: %w", cfg.SMTP, cfg.From, errAddress, err)
 	}
 	for _, to := range cfg.To {
 		if err := c.Rcpt(to); err != nil {
-			return fmt.Errorf("mail server %s: recipient %s: %w", cfg.SMTP, to, err)
+			return fmt.Errorf("mail server %s: recipient %s: %w: %w", cfg.SMTP, to, errAddress, err)
 		}
 	}
 	w, err := c.Data()
@@ -310,7 +342,9 @@ func (n *Notifier) Notifications(context.Context) (appliance.NotifyStatus, error
 		t := n.lastSent
 		st.LastSent = &t
 	}
-	st.LastError = n.lastErr
+	if n.lastErr != nil {
+		st.LastError, st.LastProblem = n.lastErr.Error(), mailProblem(n.lastErr)
+	}
 	return st, nil
 }
 
@@ -393,7 +427,8 @@ func (n *Notifier) TestNotification(ctx context.Context) error {
 	if cfg.SMTP != "" {
 		if err := n.mail(ctx, cfg, fmt.Sprintf("[%s] test message", n.Hostname),
 			"This is a test message from the appliance "+n.Hostname+". Alerts will arrive like this.\r\n"); err != nil {
-			errs = append(errs, err)
+			n.Log.Warn("test email not sent", "err", err)
+			errs = append(errs, said{mailProblem(err), err}) // the page shows the sentence; the log has the rest
 		}
 	}
 	if cfg.Syslog != "" {
@@ -402,7 +437,7 @@ func (n *Notifier) TestNotification(ctx context.Context) error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %v", appliance.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", appliance.ErrUnavailable, err)
 	}
 	return nil
 }

@@ -293,6 +293,24 @@ func TestAcknowledgedAlerts(t *testing.T) {
 	}
 }
 
+// A wrong password on a server with STARTTLS: refused, and said as such on the page.
+func TestMailLoginRefused(t *testing.T) {
+	ms := startMailServer(t, false)
+	n := newNotifier(t, ms, &alerts{})
+	ctx := context.Background()
+	set := appliance.NotifySettings{SMTP: ms.addr, From: "box@office.example", To: []string{"it@office.example"}, User: "alerts", Password: "not the password"}
+	if err := n.SetNotifications(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	err := n.TestNotification(ctx)
+	if !errors.Is(err, errLogin) || !errors.Is(err, appliance.ErrUnavailable) || !strings.Contains(err.Error(), "refuses the user name or the password") {
+		t.Errorf("a wrong password: %v", err)
+	}
+	if len(ms.messages()) != 0 {
+		t.Error("a message went out without a login")
+	}
+}
+
 // A server without STARTTLS gets nothing when a password is set (refused at once by the settings, and at
 // sending); allowed as plain without a password, it gets the mail. An unreachable server is retried.
 func TestMailServerProblems(t *testing.T) {
@@ -308,8 +326,8 @@ func TestMailServerProblems(t *testing.T) {
 	if err := n.SetNotifications(ctx, set); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.TestNotification(ctx); err == nil || !strings.Contains(err.Error(), "does not offer STARTTLS") {
-		t.Errorf("test to a server without STARTTLS: %v", err)
+	if err := n.TestNotification(ctx); !errors.Is(err, errTLS) || !strings.Contains(err.Error(), "no working encryption") || strings.Contains(err.Error(), "127.0.0.1") {
+		t.Errorf("test to a server without STARTTLS: %v", err) // the sentence, not the server's words
 	}
 	if len(plain.messages()) != 0 || len(plain.auths) != 0 {
 		t.Fatal("something was sent in clear")
@@ -332,7 +350,7 @@ func TestMailServerProblems(t *testing.T) {
 	}
 	al.set(appliance.NewAlert("critical", "the data array is DEGRADED"))
 	n.Round(ctx)
-	if st, _ := n.Notifications(ctx); !strings.Contains(st.LastError, dead) {
+	if st, _ := n.Notifications(ctx); !strings.Contains(st.LastError, dead) || !strings.Contains(st.LastProblem, "cannot be reached") {
 		t.Errorf("after a failed send: %+v", st)
 	}
 	set.SMTP = plain.addr
