@@ -3,10 +3,12 @@ package replica
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/hw/fs"
@@ -98,5 +100,46 @@ func (r *Replica) LinkHandler() http.Handler {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// sizeEvery is how often the unit that serves the documents, while its partner's copy is not connected,
+// makes sure the partner's volume is as large as its own: DRBD refuses a partner whose disk is smaller
+// ("peer's disk size is too small"), which is what a unit meets when it grew its documents alone and is
+// paired then, or when its partner comes back with a smaller volume.
+const sizeEvery = 5 * time.Minute
+
+// sizeProblem is what the unit says when the partner's volume cannot grow to its size.
+const sizeProblem = "The other unit's documents volume is smaller than this unit's and cannot grow to match it: the copies connect once it can (add room on the other unit)."
+
+// matchPartnerSize asks the partner, over the pair link, to make its documents volume at least this
+// unit's size (a volume never shrinks), every sizeEvery while not connected (disconnected: false).
+func (r *Replica) matchPartnerSize(ctx context.Context, disconnected bool) {
+	switch {
+	case !disconnected:
+		r.sizeAsked, r.sizeFailed = time.Time{}, false
+	case r.Extend == nil || r.Call == nil:
+		return
+	case time.Since(r.sizeAsked) >= sizeEvery:
+		r.sizeAsked = time.Now()
+		size, err := r.Extend(ctx, 0)
+		if err != nil {
+			r.Log.Warn("the documents volume's size", "err", err)
+			return
+		}
+		err = r.growPartner(ctx, size)
+		r.sizeFailed = err != nil && !errors.Is(err, appliance.ErrUnavailable) // not there yet: asked again later
+		if r.sizeFailed {
+			r.Log.Error("the partner's documents volume cannot grow to this unit's size", "size_bytes", size, "err", err)
+		}
+	}
+	failed := r.sizeFailed
+	r.set(func(s *appliance.Replication) {
+		switch {
+		case failed:
+			s.Problem = sizeProblem
+		case s.Problem == sizeProblem:
+			s.Problem = ""
+		}
 	})
 }

@@ -132,58 +132,6 @@ func (r *Replica) Ready() bool {
 	return r.status.Mounted
 }
 
-// Root is the folder the shares' folders are in.
-func (r *Replica) Root() string { return r.Dir }
-
-// copyDir is where a documents backup reads a snapshot of this unit's copy.
-const copyDir = "/run/documents-copy"
-
-// Open answers where a reader (a documents backup) finds the documents now, and what to call when it is
-// done. Where this unit serves the shares it is the folder they are served from. On a pair's standby it
-// is a snapshot of this unit's replicated copy, mounted read-only: the files as the active unit had
-// written them at one instant (each write acknowledged to a client is in it), read without pausing the
-// replication; refused while this unit's copy is incomplete (being synchronised) or does not follow the
-// active unit's (disconnected: it may be behind).
-func (r *Replica) Open(ctx context.Context) (string, func(), error) {
-	if r.Device() == "" || fs.MountedAt(r.Dir) == r.DRBD.Device() {
-		return r.Dir, func() {}, nil
-	}
-	r.mu.Lock()
-	st := r.status
-	r.mu.Unlock()
-	if st.Disk != "UpToDate" {
-		return "", nil, fmt.Errorf("documents: this unit's copy is not complete (%s): the backup waits until it is", strings.ToLower(st.Disk))
-	}
-	if st.Paired && st.Connection != "Connected" {
-		return "", nil, fmt.Errorf("documents: this unit's copy does not follow the active unit's now (%s): the backup waits until it does", strings.ToLower(st.Connection))
-	}
-	dev, drop, err := r.Snapshot(ctx)
-	if err != nil {
-		return "", nil, fmt.Errorf("documents: %w", err)
-	}
-	release := func() {
-		if err := fs.Unmount(copyDir); err != nil && fs.MountedAt(copyDir) != "" {
-			r.Log.Error("unmount the documents snapshot", "err", err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := drop(ctx); err != nil {
-			r.Log.Error("drop the documents snapshot", "err", err)
-		}
-	}
-	if err := os.MkdirAll(copyDir, 0o700); err != nil {
-		release()
-		return "", nil, fmt.Errorf("documents: %w", err)
-	}
-	// Read-only for its readers; the kernel still replays the journal into the snapshot (the copy as a
-	// power cut would have left it), which writes only to the snapshot's own room.
-	if err := fs.Mount(dev, copyDir, true); err != nil {
-		release()
-		return "", nil, fmt.Errorf("documents: mount the snapshot of this unit's copy: %w", err)
-	}
-	return copyDir, release, nil
-}
-
 // Status is the replication's state for the pair and storage pages.
 func (r *Replica) Status() *appliance.Replication {
 	if r.Device() == "" {
@@ -362,47 +310,6 @@ func (r *Replica) pass(ctx context.Context) {
 	if changed {
 		r.Log.Info("documents copy", "fit_to_serve", !unfit, "disk", st.Disk, "role", st.Role, "connection", st.Connection, "may_be_behind", behind)
 	}
-}
-
-// sizeEvery is how often the unit that serves the documents, while its partner's copy is not connected,
-// makes sure the partner's volume is as large as its own: DRBD refuses a partner whose disk is smaller
-// ("peer's disk size is too small"), which is what a unit meets when it grew its documents alone and is
-// paired then, or when its partner comes back with a smaller volume.
-const sizeEvery = 5 * time.Minute
-
-// sizeProblem is what the unit says when the partner's volume cannot grow to its size.
-const sizeProblem = "The other unit's documents volume is smaller than this unit's and cannot grow to match it: the copies connect once it can (add room on the other unit)."
-
-// matchPartnerSize asks the partner, over the pair link, to make its documents volume at least this
-// unit's size (a volume never shrinks), every sizeEvery while not connected (disconnected: false).
-func (r *Replica) matchPartnerSize(ctx context.Context, disconnected bool) {
-	switch {
-	case !disconnected:
-		r.sizeAsked, r.sizeFailed = time.Time{}, false
-	case r.Extend == nil || r.Call == nil:
-		return
-	case time.Since(r.sizeAsked) >= sizeEvery:
-		r.sizeAsked = time.Now()
-		size, err := r.Extend(ctx, 0)
-		if err != nil {
-			r.Log.Warn("the documents volume's size", "err", err)
-			return
-		}
-		err = r.growPartner(ctx, size)
-		r.sizeFailed = err != nil && !errors.Is(err, appliance.ErrUnavailable) // not there yet: asked again later
-		if r.sizeFailed {
-			r.Log.Error("the partner's documents volume cannot grow to this unit's size", "size_bytes", size, "err", err)
-		}
-	}
-	failed := r.sizeFailed
-	r.set(func(s *appliance.Replication) {
-		switch {
-		case failed:
-			s.Problem = sizeProblem
-		case s.Problem == sizeProblem:
-			s.Problem = ""
-		}
-	})
 }
 
 // behindProblem is what the unit says when its partner went away while its copy may be behind.
