@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"net/netip"
 	"slices"
 	"time"
 
@@ -23,7 +22,6 @@ func (n *Node) Unpair(context.Context) error {
 		return fmt.Errorf("%w: not paired", appliance.ErrConflict)
 	}
 	peer := n.cfg.Peer
-	n.releaseVIP()
 	n.write(func() { // after any queued save of the old configuration
 		if err := n.Store.Delete(state.BucketConfig, configKey); err != nil {
 			n.Log.Error("forget pair", "err", err)
@@ -175,7 +173,7 @@ func (n *Node) Pair() appliance.PairStatus {
 	}
 	now := n.Now()
 	// Paired, the unit is known by the name it paired under, whatever its host name became since.
-	st.Name, st.Paired, st.Role, st.Mode, st.VIP, st.VIPHeld, st.Maintenance = c.Name, true, n.m.Role(), c.Mode, c.VIP, n.vipHeld, n.maintenance
+	st.Name, st.Paired, st.Role, st.Mode, st.VIP, st.VIPHeld, st.Maintenance = c.Name, true, n.m.Role(), c.Mode, c.VIP, n.vipHeld(), n.maintenance
 	st.HeartbeatMS, st.TimeoutMS = c.HeartbeatMS, c.TimeoutMS
 	alive := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < c.timeout() }
 	p := &appliance.PairPeer{Name: c.Peer, Reachable: alive(n.peer.seen), LastSeen: n.peer.seen, Role: n.peer.role, Firmware: n.peer.firmware}
@@ -195,19 +193,4 @@ func (n *Node) Pair() appliance.PairStatus {
 			LastSeen: n.witness.seen, Holder: n.witness.holder, LeaseUntil: n.witness.leaseUntil, Stale: n.witness.stale}
 	}
 	return st
-}
-
-// ServiceAddress is the service address this unit may hold (none when unpaired): the network part must not
-// remove it.
-func (n *Node) ServiceAddress() []netip.Prefix {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cfg == nil {
-		return nil
-	}
-	p, err := netip.ParsePrefix(n.cfg.VIP)
-	if err != nil {
-		return nil
-	}
-	return []netip.Prefix{p}
 }

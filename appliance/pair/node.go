@@ -15,7 +15,7 @@ import (
 	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/pair/wire"
 	"github.com/lawbox/appliance/appliance/state"
-	"github.com/lawbox/appliance/netcfg/vip"
+	"github.com/lawbox/appliance/netcfg/vipconn"
 )
 
 // Port is the UDP port of pair traffic (heartbeats, pairing); the witness answers on WitnessPort.
@@ -54,25 +54,24 @@ func (c *Config) timeout() time.Duration   { return time.Duration(c.TimeoutMS) *
 // standby may take over soon after 2×Timeout of silence.
 func (c *Config) lease() time.Duration { return max(2*c.timeout(), 500*time.Millisecond) }
 
-// VIP is the service address (netcfg/vip).
-type VIP interface {
-	Hold() error
-	Announce() error
-	Drop() error
-	Conns() ([]vip.Conn, error) // the clients' connections to it here
-	Tickle(c []vip.Conn) error  // make those clients of the previous holder see their connection is gone
+// Address is the part that holds the service address (appliance/network.ServiceAddress): the pair says
+// whether this unit holds it; the netlink and ARP work is the holder's, never under the pair's lock.
+type Address interface {
+	Want(appliance.AddressRequest)
+	Held() bool
+	Conns() []vipconn.Conn // this unit's clients' connections to it, while held
 }
 
 // Node runs this unit's side of the pair: heartbeats on every path, the witness lease, the role machine and
 // the service address. It implements appliance.Pair.
 type Node struct {
-	Log    *slog.Logger
-	Store  *state.Store
-	Name   string                              // this unit's name (its hostname)
-	Addrs  func() []netip.Addr                 // this unit's addresses, told to the peer
-	NewVIP func(netip.Prefix) VIP              // the service address's holder
-	Roles  *appliance.Feed[appliance.PairRole] // where this unit's role is published (the database, documents, shares and backups follow it); nil: nowhere
-	Fit    func() bool                         // whether this unit's data may serve (nil: always)
+	Log     *slog.Logger
+	Store   *state.Store
+	Name    string                              // this unit's name (its hostname)
+	Addrs   func() []netip.Addr                 // this unit's addresses, told to the peer
+	Address Address                             // the service address's holder; nil: none
+	Roles   *appliance.Feed[appliance.PairRole] // where this unit's role is published (the database, documents, shares and backups follow it); nil: nowhere
+	Fit     func() bool                         // whether this unit's data may serve (nil: always)
 	// Ready is whether the service behind the address takes writes (nil: always). A unit that becomes
 	// active takes the address once it is, or after readyWait: a client meets a refused connection
 	// rather than an answer such as "read-only transaction" from a server still being promoted.
@@ -92,12 +91,8 @@ type Node struct {
 	mu       sync.Mutex // guards everything below
 	cfg      *Config
 	m        *Machine
-	vip      VIP
-	vipHeld  bool
-	activeAt time.Time  // when this unit last became active
-	announce []int      // ticks after taking over at which to announce the address again
-	conns    []vip.Conn // this unit's clients' connections to the service address, told to the peer
-	tickle   []vip.Conn // the previous holder's, to tickle at each announcement
+	vip      netip.Prefix // the service address (none: not paired)
+	activeAt time.Time    // when this unit last became active
 	ticks    int
 	peer     peerState
 	witness  witnessState
@@ -125,10 +120,10 @@ type peerState struct {
 	hearsUs, yields, claim bool
 	epoch, claimID, ack    uint64
 	paths                  map[string]time.Time
-	conns                  []vip.Conn // its clients' connections to the service address, while it holds it
-	auditAck               string     // the last entry of this unit's audit log the peer keeps
-	firmware               string     // the firmware version it runs
-	proto                  int        // the pair protocol it speaks
+	conns                  []vipconn.Conn // its clients' connections to the service address, while it holds it
+	auditAck               string         // the last entry of this unit's audit log the peer keeps
+	firmware               string         // the firmware version it runs
+	proto                  int            // the pair protocol it speaks
 }
 
 type witnessState struct {
@@ -207,22 +202,38 @@ func (n *Node) publish() {
 // setConfig starts the role machine afresh (standby: a unit that starts never assumes it is active).
 func (n *Node) setConfig(c *Config) {
 	n.cfg = c
-	n.m, n.vip = nil, nil
+	n.m, n.vip = nil, netip.Prefix{}
 	n.peer, n.witness = peerState{}, witnessState{}
 	defer n.publish()
+	defer n.holdVIP(false) // a unit that starts or unpairs holds nothing
 	if c == nil {
 		return
 	}
 	n.m = NewMachine(c.Mode, c.timeout(), c.Preferred)
 	n.m.Epoch = c.Epoch
 	n.lastRole = n.m.Role()
-	if p, err := netip.ParsePrefix(c.VIP); err == nil && n.NewVIP != nil {
-		n.vip = n.NewVIP(p)
+	if p, err := netip.ParsePrefix(c.VIP); err == nil {
+		n.vip = p
 	}
 }
 
+// holdVIP asks the holder to hold the service address or not. n.mu is held.
+func (n *Node) holdVIP(hold bool) {
+	if n.Address == nil {
+		return
+	}
+	req := appliance.AddressRequest{Prefix: n.vip, Hold: hold && n.vip.IsValid()}
+	if req.Hold {
+		req.Tickle = n.peer.conns
+	}
+	n.Address.Want(req)
+}
+
+// vipHeld reports whether this unit holds the service address.
+func (n *Node) vipHeld() bool { return n.Address != nil && n.Address.Held() }
+
 // Run sends heartbeats, listens, and steps the role until ctx ends. The service address is dropped at
-// start (a restarted unit holds nothing) and at the end.
+// the end (and is not held at start: setConfig).
 func (n *Node) Run(ctx context.Context) error {
 	listen := n.Listen
 	if listen == nil {
@@ -241,18 +252,13 @@ func (n *Node) Run(ctx context.Context) error {
 			w()
 		}
 	}()
-	if n.vip != nil {
-		if err := n.vip.Drop(); err != nil {
-			n.Log.Warn("drop service address at start", "err", err)
-		}
-	}
 	n.mu.Unlock()
 	go n.receive(conn)
 	defer func() {
 		conn.Close()
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		n.releaseVIP()
+		n.holdVIP(false)
 		close(n.writes)
 		n.writes = nil
 	}()
@@ -298,33 +304,13 @@ func (n *Node) tick() {
 		n.event("warning", "maintenance mode ended: the other unit answers again, or this unit changed role")
 	}
 	serve := role == Active || n.maintenance
-	if serve && !n.vipHeld && !n.maintenance && n.Ready != nil && !n.Ready() && now.Sub(n.activeAt) < readyWait {
+	if serve && !n.vipHeld() && !n.maintenance && n.Ready != nil && !n.Ready() && now.Sub(n.activeAt) < readyWait {
 		serve = false // not yet: the service behind the address cannot take writes
 	}
-	switch {
-	case serve && !n.vipHeld && n.vip != nil:
-		if err := n.vip.Hold(); err != nil {
-			n.Log.Error("take the service address", "err", err)
-			n.event("critical", "could not take the service address: the unit's network refused it; it tries again at every heartbeat (the log says why)")
-		} else {
-			n.vipHeld, n.announce = true, []int{n.ticks + 2, n.ticks + 5, n.ticks + 10, n.ticks + 20}
-			// The previous holder's clients: had it died, those waiting for an answer would wait for their
-			// keep-alive. Tickled now and with every announcement (a client may still send to the old holder's
-			// hardware address for a moment).
-			n.tickle = n.peer.conns
-			n.tickleClients()
-		}
-	case serve && len(n.announce) > 0 && n.ticks >= n.announce[0]:
-		n.announce = n.announce[1:]
-		if err := n.vip.Announce(); err != nil {
-			n.Log.Warn("announce service address", "err", err)
-		}
-		n.tickleClients()
-	case !serve:
-		n.releaseVIP()
-	}
-	if n.vipHeld && n.ticks%10 == 0 {
-		n.conns, _ = n.vip.Conns() // best effort: without the kernel's tcp_diag the other unit cannot tickle
+	n.holdVIP(serve)
+	var conns []vipconn.Conn
+	if serve && n.Address != nil {
+		conns = n.Address.Conns()
 	}
 	c := n.cfg
 	if n.m.Epoch != c.Epoch {
@@ -332,7 +318,7 @@ func (n *Node) tick() {
 		n.save()
 	}
 	hb := wire.Message{Kind: "heartbeat", Proto: wire.Proto, Firmware: n.Version, From: c.Name, Time: now, Role: role, HearsPeer: n.m.HearsPeer(now, n.peer.seen),
-		Yield: n.m.Yielding(), Claim: n.m.Claiming(), ClaimID: n.m.ClaimID(), Ack: n.m.Ack(n.inputs(now)), Addrs: n.ownAddrs(), Epoch: c.Epoch, Conns: n.conns,
+		Yield: n.m.Yielding(), Claim: n.m.Claiming(), ClaimID: n.m.ClaimID(), Ack: n.m.Ack(n.inputs(now)), Addrs: n.ownAddrs(), Epoch: c.Epoch, Conns: conns,
 		AuditAck: n.auditHead}
 	if n.AuditSince != nil && !peerGone {
 		if items, err := n.AuditSince(n.peer.auditAck, auditPerHeartbeat); err == nil {
@@ -448,32 +434,6 @@ func (n *Node) inputs(now time.Time) Inputs {
 // service address all the same (the database's own state then says what is wrong).
 const readyWait = time.Minute
 
-func (n *Node) releaseVIP() {
-	if !n.vipHeld || n.vip == nil {
-		return
-	}
-	if err := n.vip.Drop(); err != nil {
-		n.Log.Error("drop the service address", "err", err)
-		n.event("critical", "could not drop the service address: it tries again at every heartbeat; restart this unit if this stays (the log says why)")
-		return
-	}
-	n.vipHeld, n.announce, n.conns, n.tickle = false, nil, nil, nil
-}
-
-// tickleClients tickles the previous holder's clients (vip.Address.Tickle); after the last announcement,
-// they are forgotten.
-func (n *Node) tickleClients() {
-	if len(n.tickle) == 0 {
-		return
-	}
-	if err := n.vip.Tickle(n.tickle); err != nil {
-		n.Log.Warn("tickle the previous holder's clients", "err", err)
-	}
-	if len(n.announce) == 0 {
-		n.tickle = nil
-	}
-}
-
 func (n *Node) roleChanged(was, role string) {
 	level := "info"
 	msg := fmt.Sprintf("role %s -> %s", was, role)
@@ -485,6 +445,13 @@ func (n *Node) roleChanged(was, role string) {
 	case role == Active:
 		msg += ": this unit now serves the service address"
 	}
+	n.event(level, msg)
+}
+
+// Event records a pair event from another part (the service address's holder).
+func (n *Node) Event(level, msg string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	n.event(level, msg)
 }
 

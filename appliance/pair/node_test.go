@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/network"
 	"github.com/lawbox/appliance/appliance/pair/wire"
 	"github.com/lawbox/appliance/appliance/state"
 	"github.com/lawbox/appliance/appliance/witness"
@@ -72,11 +73,14 @@ func startNode(t *testing.T, name, ip string, port int, st *state.Store, opts ..
 		}
 		t.Cleanup(func() { st.Close() })
 	}
-	tn := &testNode{vip: &fakeVIP{}, done: make(chan error, 1)}
-	tn.Node = &Node{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: st, Name: name, UDPPort: port, Version: "fw-" + name,
-		Addrs:  func() []netip.Addr { return []netip.Addr{netip.MustParseAddr(ip)} },
-		NewVIP: func(netip.Prefix) VIP { return tn.vip },
-		Listen: func() (net.PacketConn, error) { return net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port))) }}
+	tn := &testNode{vip: &fakeVIP{}, done: make(chan error, 2)}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	holder := &network.ServiceAddress{Log: log, New: func(netip.Prefix) network.Holder { return tn.vip }}
+	tn.Node = &Node{Log: log, Store: st, Name: name, UDPPort: port, Version: "fw-" + name,
+		Addrs:   func() []netip.Addr { return []netip.Addr{netip.MustParseAddr(ip)} },
+		Address: holder,
+		Listen:  func() (net.PacketConn, error) { return net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port))) }}
+	holder.Event = tn.Event
 	for _, o := range opts {
 		o(tn.Node)
 	}
@@ -86,6 +90,7 @@ func startNode(t *testing.T, name, ip string, port int, st *state.Store, opts ..
 	var ctx context.Context
 	ctx, tn.cancel = context.WithCancel(context.Background())
 	go func() { tn.done <- tn.Run(ctx) }()
+	go func() { tn.done <- holder.Run(ctx) }()
 	t.Cleanup(tn.stop)
 	return tn
 }
@@ -93,6 +98,7 @@ func startNode(t *testing.T, name, ip string, port int, st *state.Store, opts ..
 func (tn *testNode) stop() {
 	if tn.cancel != nil {
 		tn.cancel()
+		<-tn.done
 		<-tn.done
 		tn.cancel = nil
 	}
@@ -254,9 +260,12 @@ func TestNodesPairAndFailOver(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("failover in %v", time.Since(start))
-	if a.vip.Held() || !b.vip.Held() {
-		t.Errorf("service address after failover: a=%v b=%v", a.vip.Held(), b.vip.Held())
-	}
+	eventually(t, time.Second, "the service address on B after failover", func() error {
+		if a.vip.Held() || !b.vip.Held() {
+			return fmt.Errorf("held: a=%v b=%v", a.vip.Held(), b.vip.Held())
+		}
+		return nil
+	})
 	// Once with the address and at each of the 4 announcements.
 	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
 		got := b.vip.Tickled()
@@ -323,9 +332,12 @@ func TestMaintenanceMode(t *testing.T) {
 	if err := b.SetMaintenance(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	if st := b.Pair(); !b.vip.Held() || st.Role != Standby || !st.Maintenance {
-		t.Fatalf("maintenance: %+v, address held %v", st, b.vip.Held())
-	}
+	eventually(t, time.Second, "maintenance: B holds the address, standby", func() error {
+		if st := b.Pair(); !b.vip.Held() || st.Role != Standby || !st.Maintenance {
+			return fmt.Errorf("%+v, address held %v", st, b.vip.Held())
+		}
+		return nil
+	})
 	startNode(t, "unit-a", "127.0.0.1", port, a.Store)
 	deadline = time.Now().Add(10 * time.Second)
 	for (b.vip.Held() || b.Pair().Maintenance) && time.Now().Before(deadline) {

@@ -72,23 +72,26 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	a := auth.New(st, log, time.Now)
 	// Each unit of a pair keeps a copy of the other's audit log, sent with the heartbeats.
 	// The pair publishes this unit's role; the database, the documents, the shares and the backups follow it.
+	// The pair asks for the service address; the network part holds it.
+	vipHolder := &network.ServiceAddress{Log: log.With("part", "service address"),
+		New: func(p netip.Prefix) network.Holder { return &vip.Address{Prefix: p, ProcSys: "/proc/sys"} }}
 	node := &pair.Node{Log: log.With("part", "pair"), Store: st, Name: host, Version: version, Addrs: localAddrs, Roles: &appliance.Feed[appliance.PairRole]{},
-		NewVIP:     func(p netip.Prefix) pair.VIP { return &vip.Address{Prefix: p, ProcSys: "/proc/sys"} },
-		AuditSince: a.AuditSince, AuditKeep: a.KeepPartnerAudit}
+		Address: vipHolder, AuditSince: a.AuditSince, AuditKeep: a.KeepPartnerAudit}
+	vipHolder.Event = node.Event
 	if err := node.Load(); err != nil {
 		log.Error("pair", "err", err)
 	}
 	disks.SetHolders(node.KeyHolders) // the partner and the witness keep secrets for the data array's key
 	// The database follows the pair: active = production, standby = mirror of the partner, fenced = read-only.
 	db.Pair, db.Roles = node, node.Roles
-	docs := documentsVolume(log, st, disks, node)
+	docs := documentsVolume(log, st, disks, node, vipHolder.Keep)
 	node.Fit = func() bool { return db.Fit() && docs.Fit() } // never active with an incomplete copy
 	node.Ready = db.Writable                                 // the service address moves once the database takes writes
 	files := fileShares(log, st, disks, node, docs, host)
 	backups := newBackups(log, st, db, node, files, docs)
 	disks.SetLastBackup(backups.Newest) // growing the data array wants a backup of the last day
 	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
-		Keep: node.ServiceAddress, Resolver: &static.SystemResolver, Watcher: &link.Watcher{Log: log.With("part", "link")}}
+		Keep: vipHolder.Keep, Resolver: &static.SystemResolver, Watcher: &link.Watcher{Log: log.With("part", "link")}}
 	keeper, err := certs.NewKeeper(st, host, localIPs(), time.Now)
 	if err != nil {
 		return err
@@ -112,7 +115,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	sctx, stopParts := context.WithCancel(context.Background())
 	parts := &supervise.Parts{Log: log}
 	for _, p := range []supervise.Part{{Name: "storage", Run: disks.Run}, {Name: "disk health", Run: monitor.Run}, {Name: "database", Run: db.Run},
-		{Name: "network", Run: ports.Run}, {Name: "links", Run: ports.Watcher.Run}, {Name: "pair", Run: node.Run}, {Name: "backups", Run: backups.Run},
+		{Name: "network", Run: ports.Run}, {Name: "links", Run: ports.Watcher.Run}, {Name: "pair", Run: node.Run}, {Name: "service address", Run: vipHolder.Run}, {Name: "backups", Run: backups.Run},
 		{Name: "notifications", Run: alerts.Run}, {Name: "firmware install", Run: installer.Run}, {Name: "firmware updates", Run: updater.Run},
 		{Name: "rolling updates", Run: updater.RunRollout}, {Name: "file shares", Run: files.Run}, {Name: "documents volume", Run: docs.Run},
 		{Name: "file shares to the partner", Run: files.RunSync}, {Name: "clock", Run: clk.Run},
@@ -242,7 +245,7 @@ func fileShares(log *slog.Logger, st *state.Store, disks *storage.Manager, node 
 
 // documentsVolume is the shares' volume, replicated to the partner by DRBD: primary and mounted on the
 // unit that serves the shares, secondary on the other.
-func documentsVolume(log *slog.Logger, st *state.Store, disks *storage.Manager, node *pair.Node) *replica.Replica {
+func documentsVolume(log *slog.Logger, st *state.Store, disks *storage.Manager, node *pair.Node, vip func() []netip.Prefix) *replica.Replica {
 	return &replica.Replica{Log: log.With("part", "documents volume"), Store: st, Dir: "/data/documents",
 		DRBD: &drbd.DRBD{Setup: "/sbin/drbdsetup", Meta: "/sbin/drbdmeta", Resource: "documents", Minor: 0},
 		Device: func() string {
@@ -256,7 +259,7 @@ func documentsVolume(log *slog.Logger, st *state.Store, disks *storage.Manager, 
 			p := node.Pair()
 			return p.Peer != nil && p.Peer.Reachable && p.Peer.Role == pair.Active
 		},
-		Peers:    func() []string { return replicationPaths(node.PeerAddrs(), node.ServiceAddress()) },
+		Peers:    func() []string { return replicationPaths(node.PeerAddrs(), vip()) },
 		Secret:   func() []byte { return node.Secret("documents replication") },
 		Link:     &pairLink{node: node},
 		Snapshot: disks.DocumentsSnapshot, Extend: disks.ExtendDocuments, Call: node.Call}
