@@ -70,17 +70,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	db := newDatabase(log, st, disks)
 	host, _ := os.Hostname()
 	a := auth.New(st, log, time.Now)
-	// Each unit of a pair keeps a copy of the other's audit log, sent with the heartbeats.
-	// The pair publishes this unit's role; the database, the documents, the shares and the backups follow it.
-	// The pair asks for the service address; the network part holds it.
-	vipHolder := &network.ServiceAddress{Log: log.With("part", "service address"),
-		New: func(p netip.Prefix) network.Holder { return &vip.Address{Prefix: p, ProcSys: "/proc/sys"} }}
-	node := &pair.Node{Log: log.With("part", "pair"), Store: st, Name: host, Version: version, Addrs: localAddrs, Roles: &appliance.Feed[appliance.PairRole]{},
-		Address: vipHolder, AuditSince: a.AuditSince, AuditKeep: a.KeepPartnerAudit}
-	vipHolder.Event = node.Event
-	if err := node.Load(); err != nil {
-		log.Error("pair", "err", err)
-	}
+	node, vipHolder := pairNode(log, st, host, a)
 	disks.SetHolders(node.KeyHolders) // the partner and the witness keep secrets for the data array's key
 	// The database follows the pair: active = production, standby = mirror of the partner, fenced = read-only.
 	db.Pair, db.Roles = node, node.Roles
@@ -152,6 +142,21 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 }
 
 // serveUI serves the web UI on listen until ctx ends.
+// pairNode is this unit's side of the pair, loaded. Each unit of a pair keeps a copy of the other's audit
+// log, sent with the heartbeats. The pair publishes this unit's role (the database, the documents, the
+// shares and the backups follow it) and asks for the service address, which the network part holds.
+func pairNode(log *slog.Logger, st *state.Store, host string, a *auth.Auth) (*pair.Node, *network.ServiceAddress) {
+	vipHolder := &network.ServiceAddress{Log: log.With("part", "service address"),
+		New: func(p netip.Prefix) network.Holder { return &vip.Address{Prefix: p, ProcSys: "/proc/sys"} }}
+	node := &pair.Node{Log: log.With("part", "pair"), Store: st, Name: host, Version: version, Addrs: localAddrs, Roles: &appliance.Feed[appliance.PairRole]{},
+		Address: vipHolder, AuditSince: a.AuditSince, AuditKeep: a.KeepPartnerAudit}
+	vipHolder.Event = node.Event
+	if err := node.Load(); err != nil {
+		log.Error("pair", "err", err)
+	}
+	return node, vipHolder
+}
+
 func serveUI(ctx context.Context, log *slog.Logger, ui *webui.Server, keeper *certs.Keeper, host, listen string) error {
 	srv := &http.Server{
 		Handler:           ui.Handler(),
