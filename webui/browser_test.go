@@ -24,28 +24,7 @@ func TestBrowser(t *testing.T) {
 	b := browsertest.New(t)
 	u := srv.URL
 
-	b.Run("first visit", chromedp.Navigate(u+"/"), chromedp.WaitVisible(`input[name=code]`, chromedp.ByQuery))
-	b.Shot("01-setup")
-	b.Run("setup with a short password",
-		chromedp.SendKeys(`input[name=code]`, e.auth.SetupCode(), chromedp.ByQuery),
-		chromedp.SetValue(`input[name=password]`, "short", chromedp.ByQuery), // the browser's minlength would stop a typed one
-		chromedp.SetValue(`input[name=confirm]`, "short", chromedp.ByQuery),
-		chromedp.Evaluate(`document.querySelector('form').noValidate = true`, nil),
-		chromedp.Click(`main button`, chromedp.ByQuery),
-		chromedp.WaitVisible(`p.error`, chromedp.ByQuery))
-	if msg := b.Text(`p.error`); !strings.Contains(msg, "at least 12") {
-		t.Errorf("short password: %q", msg)
-	}
-	b.Run("setup",
-		chromedp.SendKeys(`input[name=code]`, e.auth.SetupCode(), chromedp.ByQuery),
-		chromedp.SendKeys(`input[name=password]`, pw, chromedp.ByQuery),
-		chromedp.SendKeys(`input[name=confirm]`, pw, chromedp.ByQuery),
-		chromedp.Click(`main button`, chromedp.ByQuery),
-		chromedp.WaitVisible(`p.notice`, chromedp.ByQuery))
-	b.Shot("02-setup-done")
-	if e.auth.NeedsSetup() {
-		t.Fatal("setup through the browser did not set the password")
-	}
+	setUpInBrowser(t, b, e, u)
 
 	b.Login(u, "admin", pw)
 	dash := b.Live()
@@ -72,50 +51,9 @@ func TestBrowser(t *testing.T) {
 	b.Shot("04b-francais")
 	b.Run("english", chromedp.Click(`form.lang button[value=en]`, chromedp.ByQuery), chromedp.WaitVisible(`html[lang=en] #live`, chromedp.ByQuery))
 
-	// Replace a disk: the adopt button needs the erase box ticked.
-	b.Run("storage page", chromedp.Navigate(u+"/storage"), chromedp.WaitVisible(`form[action="/storage/disks/SN-OLD/adopt"]`, chromedp.ByQuery))
-	b.Run("adopt without the tick", chromedp.Click(`form[action="/storage/disks/SN-OLD/adopt"] button`, chromedp.ByQuery), chromedp.Sleep(500*time.Millisecond))
-	if len(e.storage.adopted) != 0 {
-		t.Errorf("a disk was adopted without the erase confirmation: %v", e.storage.adopted)
-	}
-	b.Run("adopt", chromedp.Click(`form[action="/storage/disks/SN-OLD/adopt"] input[name=confirm]`, chromedp.ByQuery),
-		chromedp.Click(`form[action="/storage/disks/SN-OLD/adopt"] button`, chromedp.ByQuery), chromedp.WaitVisible(`p.notice`, chromedp.ByQuery),
-		chromedp.Poll(`document.getElementById('live').innerText.includes('The disk is erased')`, nil, chromedp.WithPollingTimeout(30*time.Second)))
-	b.Shot("05-adopt")
-	if len(e.storage.adopted) != 1 || e.storage.adopted[0] != "SN-OLD" {
-		t.Errorf("adopted %v, want SN-OLD", e.storage.adopted)
-	}
+	confirmationsInBrowser(t, b, e, u)
 
-	// Promote: the same, with its warning.
-	b.Run("database page", chromedp.Navigate(u+"/database"), chromedp.WaitVisible(`form[action="/database/promote"]`, chromedp.ByQuery))
-	b.Run("promote without the tick", chromedp.Click(`form[action="/database/promote"] button`, chromedp.ByQuery), chromedp.Sleep(500*time.Millisecond))
-	if e.db.promoted != 0 {
-		t.Error("promoted without the confirmation")
-	}
-	b.Run("promote", chromedp.Click(`form[action="/database/promote"] input[name=confirm]`, chromedp.ByQuery),
-		chromedp.Click(`form[action="/database/promote"] button`, chromedp.ByQuery), chromedp.WaitVisible(`p.notice`, chromedp.ByQuery),
-		chromedp.Poll(`document.getElementById('live').innerText.includes('now the production database')`, nil, chromedp.WithPollingTimeout(30*time.Second)))
-	b.Shot("06-promoted")
-
-	// A backup asked from the page is a job: it goes on through a reload of the Jobs page, whose list then
-	// shows its result by itself.
-	e.backups.identity = "AGE-SECRET-KEY-1SHEET"
-	gate := make(chan struct{})
-	e.backups.gate = gate
-	b.Run("back up now", chromedp.Navigate(u+"/backups"), chromedp.Click(`form[action="/backups/run"] button`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#jobs`, chromedp.ByQuery), chromedp.Reload(), chromedp.WaitVisible(`#jobs`, chromedp.ByQuery))
-	var running string
-	b.Run("the job after a reload", chromedp.Text(`#jobs`, &running, chromedp.ByQuery))
-	if !strings.Contains(running, "Back up now") || !strings.Contains(running, "Running for") {
-		t.Errorf("the Jobs page after a reload: %q", running)
-	}
-	b.Shot("06b-job-running")
-	close(gate)
-	b.Run("the job's result", chromedp.Poll(`document.querySelector('#jobs p.notice') && document.querySelector('#jobs p.notice').innerText.includes('Backup taken.')`, nil, chromedp.WithPollingTimeout(30*time.Second)))
-	b.Shot("06c-job-done")
-	if e.backups.runs != 1 {
-		t.Errorf("%d backups taken, want 1 (a reload must not ask again)", e.backups.runs)
-	}
+	backupJobInBrowser(t, b, e, u)
 	if e.db.promoted != 1 {
 		t.Errorf("promoted %d times, want 1", e.db.promoted)
 	}
@@ -128,21 +66,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(`form[action="/users"] button`, chromedp.ByQuery),
 		chromedp.WaitVisible(`form[action="/users/clerk/delete"]`, chromedp.ByQuery))
 	b.Shot("07-users")
-	// A file account and a share for it, from the shares page.
-	b.Run("add a file account and a share", chromedp.Navigate(u+"/shares"),
-		chromedp.SendKeys(`form[action="/shares/accounts"] input[name=name]`, "marie", chromedp.ByQuery),
-		chromedp.SendKeys(`form[action="/shares/accounts"] input[name=password]`, "a long password", chromedp.ByQuery),
-		chromedp.SendKeys(`form[action="/shares/accounts"] input[name=confirm]`, "a long password", chromedp.ByQuery),
-		chromedp.Click(`form[action="/shares/accounts"] button`, chromedp.ByQuery),
-		chromedp.WaitVisible(`form[action="/shares/accounts/marie/delete"]`, chromedp.ByQuery),
-		chromedp.SendKeys(`form[action="/shares"] input[name=name]`, "Clients", chromedp.ByQuery),
-		chromedp.SetValue(`select[name="access.marie"]`, "write", chromedp.ByQuery),
-		chromedp.Click(`form[action="/shares"] button`, chromedp.ByQuery),
-		chromedp.WaitVisible(`form[action="/shares/Clients/delete"]`, chromedp.ByQuery))
-	b.Shot("07-shares")
-	if st := e.srv.shares.Shares(t.Context()); len(st.Shares) != 1 || len(st.Shares[0].ReadWrite) != 1 {
-		t.Errorf("the share made in the browser: %+v", st)
-	}
+	sharesInBrowser(t, b, e, u)
 	// Every other page an admin opens, each shown and checked (Shot checks accessibility).
 	for _, p := range []string{"/storage", "/disks/SN-A", "/pair", "/network", "/backups", "/alerts", "/audit", "/jobs", "/account"} {
 		b.Run("open "+p, chromedp.Navigate(u+p), chromedp.WaitVisible(`main h1`, chromedp.ByQuery))
@@ -186,4 +110,98 @@ func TestChromiumStarts(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "Chromium") {
 		t.Fatalf("chromium --version: %v %s", err, out)
 	}
+}
+
+// sharesInBrowser adds a file account and a share for it, from the shares page.
+func sharesInBrowser(t *testing.T, b *browsertest.Browser, e *env, u string) {
+	b.Run("add a file account and a share", chromedp.Navigate(u+"/shares"),
+		chromedp.SendKeys(`form[action="/shares/accounts"] input[name=name]`, "marie", chromedp.ByQuery),
+		chromedp.SendKeys(`form[action="/shares/accounts"] input[name=password]`, "a long password", chromedp.ByQuery),
+		chromedp.SendKeys(`form[action="/shares/accounts"] input[name=confirm]`, "a long password", chromedp.ByQuery),
+		chromedp.Click(`form[action="/shares/accounts"] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`form[action="/shares/accounts/marie/delete"]`, chromedp.ByQuery),
+		chromedp.SendKeys(`form[action="/shares"] input[name=name]`, "Clients", chromedp.ByQuery),
+		chromedp.SetValue(`select[name="access.marie"]`, "write", chromedp.ByQuery),
+		chromedp.Click(`form[action="/shares"] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`form[action="/shares/Clients/delete"]`, chromedp.ByQuery))
+	b.Shot("07-shares")
+	if st := e.srv.shares.Shares(t.Context()); len(st.Shares) != 1 || len(st.Shares[0].ReadWrite) != 1 {
+		t.Errorf("the share made in the browser: %+v", st)
+	}
+}
+
+// backupJobInBrowser: a backup asked from the page is a job: it goes on through a reload of the Jobs page,
+// whose list then shows its result by itself; a reload does not ask again.
+func backupJobInBrowser(t *testing.T, b *browsertest.Browser, e *env, u string) {
+	e.backups.identity = "AGE-SECRET-KEY-1SHEET"
+	gate := make(chan struct{})
+	e.backups.gate = gate
+	b.Run("back up now", chromedp.Navigate(u+"/backups"), chromedp.Click(`form[action="/backups/run"] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#jobs`, chromedp.ByQuery), chromedp.Reload(), chromedp.WaitVisible(`#jobs`, chromedp.ByQuery))
+	var running string
+	b.Run("the job after a reload", chromedp.Text(`#jobs`, &running, chromedp.ByQuery))
+	if !strings.Contains(running, "Back up now") || !strings.Contains(running, "Running for") {
+		t.Errorf("the Jobs page after a reload: %q", running)
+	}
+	b.Shot("06b-job-running")
+	close(gate)
+	b.Run("the job's result", chromedp.Poll(`document.querySelector('#jobs p.notice') && document.querySelector('#jobs p.notice').innerText.includes('Backup taken.')`, nil, chromedp.WithPollingTimeout(30*time.Second)))
+	b.Shot("06c-job-done")
+	if e.backups.runs != 1 {
+		t.Errorf("%d backups taken, want 1 (a reload must not ask again)", e.backups.runs)
+	}
+}
+
+// setUpInBrowser: the first visit's setup page refuses a short password, then sets the admin's.
+func setUpInBrowser(t *testing.T, b *browsertest.Browser, e *env, u string) {
+	b.Run("first visit", chromedp.Navigate(u+"/"), chromedp.WaitVisible(`input[name=code]`, chromedp.ByQuery))
+	b.Shot("01-setup")
+	b.Run("setup with a short password",
+		chromedp.SendKeys(`input[name=code]`, e.auth.SetupCode(), chromedp.ByQuery),
+		chromedp.SetValue(`input[name=password]`, "short", chromedp.ByQuery), // the browser's minlength would stop a typed one
+		chromedp.SetValue(`input[name=confirm]`, "short", chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelector('form').noValidate = true`, nil),
+		chromedp.Click(`main button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`p.error`, chromedp.ByQuery))
+	if msg := b.Text(`p.error`); !strings.Contains(msg, "at least 12") {
+		t.Errorf("short password: %q", msg)
+	}
+	b.Run("setup",
+		chromedp.SendKeys(`input[name=code]`, e.auth.SetupCode(), chromedp.ByQuery),
+		chromedp.SendKeys(`input[name=password]`, pw, chromedp.ByQuery),
+		chromedp.SendKeys(`input[name=confirm]`, pw, chromedp.ByQuery),
+		chromedp.Click(`main button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`p.notice`, chromedp.ByQuery))
+	b.Shot("02-setup-done")
+	if e.auth.NeedsSetup() {
+		t.Fatal("setup through the browser did not set the password")
+	}
+}
+
+// confirmationsInBrowser: adopting a replacement disk needs the erase box ticked; promoting, the same with its
+// warning.
+func confirmationsInBrowser(t *testing.T, b *browsertest.Browser, e *env, u string) {
+	b.Run("storage page", chromedp.Navigate(u+"/storage"), chromedp.WaitVisible(`form[action="/storage/disks/SN-OLD/adopt"]`, chromedp.ByQuery))
+	b.Run("adopt without the tick", chromedp.Click(`form[action="/storage/disks/SN-OLD/adopt"] button`, chromedp.ByQuery), chromedp.Sleep(500*time.Millisecond))
+	if len(e.storage.adopted) != 0 {
+		t.Errorf("a disk was adopted without the erase confirmation: %v", e.storage.adopted)
+	}
+	b.Run("adopt", chromedp.Click(`form[action="/storage/disks/SN-OLD/adopt"] input[name=confirm]`, chromedp.ByQuery),
+		chromedp.Click(`form[action="/storage/disks/SN-OLD/adopt"] button`, chromedp.ByQuery), chromedp.WaitVisible(`p.notice`, chromedp.ByQuery),
+		chromedp.Poll(`document.getElementById('live').innerText.includes('The disk is erased')`, nil, chromedp.WithPollingTimeout(30*time.Second)))
+	b.Shot("05-adopt")
+	if len(e.storage.adopted) != 1 || e.storage.adopted[0] != "SN-OLD" {
+		t.Errorf("adopted %v, want SN-OLD", e.storage.adopted)
+	}
+
+	// Promote: the same, with its warning.
+	b.Run("database page", chromedp.Navigate(u+"/database"), chromedp.WaitVisible(`form[action="/database/promote"]`, chromedp.ByQuery))
+	b.Run("promote without the tick", chromedp.Click(`form[action="/database/promote"] button`, chromedp.ByQuery), chromedp.Sleep(500*time.Millisecond))
+	if e.db.promoted != 0 {
+		t.Error("promoted without the confirmation")
+	}
+	b.Run("promote", chromedp.Click(`form[action="/database/promote"] input[name=confirm]`, chromedp.ByQuery),
+		chromedp.Click(`form[action="/database/promote"] button`, chromedp.ByQuery), chromedp.WaitVisible(`p.notice`, chromedp.ByQuery),
+		chromedp.Poll(`document.getElementById('live').innerText.includes('now the production database')`, nil, chromedp.WithPollingTimeout(30*time.Second)))
+	b.Shot("06-promoted")
 }

@@ -131,61 +131,7 @@ func TestUsersAndAudit(t *testing.T) {
 	if w := e.do(req{method: "GET", path: "/api/v1/status", hdr: bearer(viewer)}); w.Code != 401 {
 		t.Errorf("a removed user's session still works: %d", w.Code)
 	}
-
-	// The audit log holds all of it, newest first; reads by viewers are not in it.
-	var log []appliance.AuditEntry
-	if w := e.do(req{method: "GET", path: "/api/v1/audit?n=100", hdr: bearer(admin)}); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &log) != nil {
-		t.Fatalf("audit = %d %s", w.Code, w.Body)
-	}
-	var lines []string
-	for _, a := range log {
-		lines = append(lines, a.User+" "+a.Action+" "+a.Path+" "+strconv.Itoa(a.Status))
-	}
-	got := strings.Join(lines, "\n")
-	for _, want := range []string{
-		"admin DELETE /api/v1/users/{name} /api/v1/users/clerk 204",
-		"clerk PUT /api/v1/users/{name}/password /api/v1/users/admin/password 403",
-		"admin POST /api/v1/users /api/v1/users 409",
-		"admin POST /api/v1/setup /api/v1/setup 204",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("audit log lacks %q:\n%s", want, got)
-		}
-	}
-	if strings.Contains(got, "GET /api/v1/status") {
-		t.Errorf("viewer reads are in the audit log:\n%s", got)
-	}
-	// The failed login is in the noise log, apart; the audit log's chain verifies.
-	var noise []appliance.AuditEntry
-	if w := e.do(req{method: "GET", path: "/api/v1/audit?n=100&log=noise", hdr: bearer(admin)}); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &noise) != nil ||
-		len(noise) == 0 || noise[0].User != "clerk" || noise[0].Status != 401 || strings.Contains(got, " 401") {
-		t.Errorf("noise log = %d %s; audit log:\n%s", w.Code, w.Body, got)
-	}
-	if w := e.do(req{method: "GET", path: "/api/v1/audit?log=partner", hdr: bearer(admin)}); w.Code != 200 || strings.TrimSpace(w.Body.String()) != "[]" {
-		t.Errorf("the partner's log on an unpaired unit = %d %s", w.Code, w.Body)
-	}
-	if w := e.do(req{method: "GET", path: "/api/v1/audit?log=other", hdr: bearer(admin)}); w.Code != 400 {
-		t.Errorf("an unknown log = %d %s", w.Code, w.Body)
-	}
-	var check appliance.AuditCheck
-	if w := e.do(req{method: "GET", path: "/api/v1/audit/verify", hdr: bearer(admin)}); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &check) != nil || !check.OK || check.Entries < len(log) {
-		t.Errorf("verify = %d %s", w.Code, w.Body)
-	}
-	if log[0].Action != "DELETE /api/v1/users/{name}" || log[0].Remote == "" || log[0].Time.IsZero() {
-		t.Errorf("newest entry %+v, want the deletion with time and remote", log[0])
-	}
-	if w := e.do(req{method: "GET", path: "/api/v1/audit?n=0", hdr: bearer(admin)}); w.Code != 400 {
-		t.Errorf("audit n=0 = %d", w.Code)
-	}
-	w := e.do(req{method: "GET", path: "/api/v1/audit?format=csv", hdr: bearer(admin)})
-	rows, err := csv.NewReader(w.Body).ReadAll()
-	if w.Code != 200 || err != nil || len(rows) < len(log) || rows[0][0] != "time" || !strings.Contains(w.Header().Get("Content-Disposition"), "audit.csv") {
-		t.Errorf("csv export = %d, %d rows, %v", w.Code, len(rows), err)
-	}
-	// Admin-only reads are audited too: the reads above are now in it, and the page shows them.
-	if w := e.do(req{method: "GET", path: "/audit", hdr: map[string]string{"Cookie": CookieName + "=" + admin}}); w.Code != 200 || !strings.Contains(w.Body.String(), "/api/v1/users/clerk") || !strings.Contains(w.Body.String(), "GET /api/v1/audit") {
-		t.Errorf("audit page = %d", w.Code)
-	}
+	auditHoldsIt(t, e, admin)
 }
 
 func TestCSVSafe(t *testing.T) {
@@ -479,5 +425,63 @@ func TestAccountPageAndViewerDashboard(t *testing.T) {
 	form := map[string]string{"Cookie": viewer["Cookie"], "Content-Type": "application/x-www-form-urlencoded"}
 	if body := e.do(req{method: "POST", path: "/sessions/end", hdr: form}).Body.String(); !strings.Contains(body, "your other sessions have ended") || !strings.Contains(body, "<h1>Your account</h1>") {
 		t.Errorf("after ending the other sessions:\n%s", body)
+	}
+}
+
+// auditHoldsIt: the audit log holds all of it, newest first; reads by viewers are not in it; the failed login is
+// in the noise log, apart; the chain verifies; CSV export; admin-only reads are audited too.
+func auditHoldsIt(t *testing.T, e *env, admin string) {
+	var log []appliance.AuditEntry
+	if w := e.do(req{method: "GET", path: "/api/v1/audit?n=100", hdr: bearer(admin)}); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &log) != nil {
+		t.Fatalf("audit = %d %s", w.Code, w.Body)
+	}
+	var lines []string
+	for _, a := range log {
+		lines = append(lines, a.User+" "+a.Action+" "+a.Path+" "+strconv.Itoa(a.Status))
+	}
+	got := strings.Join(lines, "\n")
+	for _, want := range []string{
+		"admin DELETE /api/v1/users/{name} /api/v1/users/clerk 204",
+		"clerk PUT /api/v1/users/{name}/password /api/v1/users/admin/password 403",
+		"admin POST /api/v1/users /api/v1/users 409",
+		"admin POST /api/v1/setup /api/v1/setup 204",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("audit log lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "GET /api/v1/status") {
+		t.Errorf("viewer reads are in the audit log:\n%s", got)
+	}
+	// The failed login is in the noise log, apart; the audit log's chain verifies.
+	var noise []appliance.AuditEntry
+	if w := e.do(req{method: "GET", path: "/api/v1/audit?n=100&log=noise", hdr: bearer(admin)}); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &noise) != nil ||
+		len(noise) == 0 || noise[0].User != "clerk" || noise[0].Status != 401 || strings.Contains(got, " 401") {
+		t.Errorf("noise log = %d %s; audit log:\n%s", w.Code, w.Body, got)
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/audit?log=partner", hdr: bearer(admin)}); w.Code != 200 || strings.TrimSpace(w.Body.String()) != "[]" {
+		t.Errorf("the partner's log on an unpaired unit = %d %s", w.Code, w.Body)
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/audit?log=other", hdr: bearer(admin)}); w.Code != 400 {
+		t.Errorf("an unknown log = %d %s", w.Code, w.Body)
+	}
+	var check appliance.AuditCheck
+	if w := e.do(req{method: "GET", path: "/api/v1/audit/verify", hdr: bearer(admin)}); w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &check) != nil || !check.OK || check.Entries < len(log) {
+		t.Errorf("verify = %d %s", w.Code, w.Body)
+	}
+	if log[0].Action != "DELETE /api/v1/users/{name}" || log[0].Remote == "" || log[0].Time.IsZero() {
+		t.Errorf("newest entry %+v, want the deletion with time and remote", log[0])
+	}
+	if w := e.do(req{method: "GET", path: "/api/v1/audit?n=0", hdr: bearer(admin)}); w.Code != 400 {
+		t.Errorf("audit n=0 = %d", w.Code)
+	}
+	w := e.do(req{method: "GET", path: "/api/v1/audit?format=csv", hdr: bearer(admin)})
+	rows, err := csv.NewReader(w.Body).ReadAll()
+	if w.Code != 200 || err != nil || len(rows) < len(log) || rows[0][0] != "time" || !strings.Contains(w.Header().Get("Content-Disposition"), "audit.csv") {
+		t.Errorf("csv export = %d, %d rows, %v", w.Code, len(rows), err)
+	}
+	// Admin-only reads are audited too: the reads above are now in it, and the page shows them.
+	if w := e.do(req{method: "GET", path: "/audit", hdr: map[string]string{"Cookie": CookieName + "=" + admin}}); w.Code != 200 || !strings.Contains(w.Body.String(), "/api/v1/users/clerk") || !strings.Contains(w.Body.String(), "GET /api/v1/audit") {
+		t.Errorf("audit page = %d", w.Code)
 	}
 }

@@ -112,33 +112,9 @@ func TestDocuments(t *testing.T) {
 		t.Errorf("a document not in the backup: %v", err)
 	}
 
-	os.Remove(filepath.Join(docs, "letter.txt"))
-	res, err := svc.RestoreBackup(ctx, first.ID, appliance.BackupRestore{})
-	if err != nil || res.Documents == nil || res.Documents.Restored != 2 || res.Documents.Unchanged != 1 || len(res.Documents.Beside) != 1 {
-		t.Fatalf("documents restore: %+v %v", res.Documents, err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(docs, "letter.txt")); !bytes.Equal(b, files["letter.txt"]) {
-		t.Error("the deleted letter did not come back")
-	}
-	if b, _ := os.ReadFile(res.Documents.Beside[0]); !bytes.Equal(b, pdf) || !strings.HasPrefix(res.Documents.Beside[0], contract+".restored-") {
-		t.Errorf("the old contract beside the new one: %s", res.Documents.Beside[0])
-	}
-	if b, _ := os.ReadFile(contract); !bytes.HasSuffix(b, []byte("signed")) {
-		t.Error("the restore overwrote the current contract")
-	}
+	restoreDocuments(t, ctx, svc, first.ID, docs, files["letter.txt"], pdf)
 
-	if v, err := svc.VerifyBackup(ctx, first.ID); err != nil || !v.OK {
-		t.Errorf("verify documents: %+v %v", v, err)
-	}
-	obj := filepath.Join(svc.Engine.Local.(target.Dir).Path, stored()[0])
-	b, _ := os.ReadFile(obj)
-	b[len(b)/2] ^= 1
-	os.WriteFile(obj, b, 0o600)
-	v1, _ := svc.VerifyBackup(ctx, first.ID)
-	v2, _ := svc.VerifyBackup(ctx, second.ID)
-	if v1.OK && v2.OK {
-		t.Error("a damaged content verified")
-	}
+	damagedContentFails(t, ctx, svc, first.ID, second.ID, stored()[0])
 	if st, _ := svc.Backups(ctx); len(st.DocumentFolders) != 1 || st.DocumentFolders[0] != docs {
 		t.Errorf("document folders in the status: %v", st.DocumentFolders)
 	}
@@ -204,4 +180,40 @@ func (v *sharesVolume) Open(context.Context) (string, func(), error) {
 	}
 	v.opened++
 	return v.snapshot, func() { v.closed++ }, nil
+}
+
+// damagedContentFails: verification reads every content back; one content damaged fails the backups that hold it.
+func damagedContentFails(t *testing.T, ctx context.Context, svc *Service, first, second, content string) {
+	if v, err := svc.VerifyBackup(ctx, first); err != nil || !v.OK {
+		t.Errorf("verify documents: %+v %v", v, err)
+	}
+	obj := filepath.Join(svc.Engine.Local.(target.Dir).Path, content)
+	b, _ := os.ReadFile(obj)
+	b[len(b)/2] ^= 1
+	os.WriteFile(obj, b, 0o600)
+	v1, _ := svc.VerifyBackup(ctx, first)
+	v2, _ := svc.VerifyBackup(ctx, second)
+	if v1.OK && v2.OK {
+		t.Error("a damaged content verified")
+	}
+}
+
+// restoreDocuments: a restore writes back what is missing (the deleted letter), leaves what is identical and
+// puts the old version beside a file that changed (the contract).
+func restoreDocuments(t *testing.T, ctx context.Context, svc *Service, id, docs string, letter, pdf []byte) {
+	contract := filepath.Join(docs, "smith", "contract.pdf")
+	os.Remove(filepath.Join(docs, "letter.txt"))
+	res, err := svc.RestoreBackup(ctx, id, appliance.BackupRestore{})
+	if err != nil || res.Documents == nil || res.Documents.Restored != 2 || res.Documents.Unchanged != 1 || len(res.Documents.Beside) != 1 {
+		t.Fatalf("documents restore: %+v %v", res.Documents, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(docs, "letter.txt")); !bytes.Equal(b, letter) {
+		t.Error("the deleted letter did not come back")
+	}
+	if b, _ := os.ReadFile(res.Documents.Beside[0]); !bytes.Equal(b, pdf) || !strings.HasPrefix(res.Documents.Beside[0], contract+".restored-") {
+		t.Errorf("the old contract beside the new one: %s", res.Documents.Beside[0])
+	}
+	if b, _ := os.ReadFile(contract); !bytes.HasSuffix(b, []byte("signed")) {
+		t.Error("the restore overwrote the current contract")
+	}
 }

@@ -94,36 +94,7 @@ func TestServiceWithS3(t *testing.T) {
 	svc := newService(t, s)
 	ctx := context.Background()
 
-	if b, _ := svc.Backups(ctx); b.SetUp {
-		t.Fatal("set up before any identity")
-	}
-	if _, err := svc.RunBackup(ctx, engine.KindDump); !errors.Is(err, appliance.ErrConflict) {
-		t.Errorf("backup without an identity: %v", err)
-	}
-	if err := svc.SetRetention(ctx, appliance.BackupRetention{Daily: 14}); !errors.Is(err, appliance.ErrConflict) {
-		t.Errorf("retention before set-up: %v", err)
-	}
-	ident, err := svc.CreateIdentity(ctx)
-	if err != nil || !strings.HasPrefix(ident, "AGE-SECRET-KEY-") {
-		t.Fatalf("identity %q %v", ident, err)
-	}
-	if _, err := svc.CreateIdentity(ctx); !errors.Is(err, appliance.ErrConflict) {
-		t.Errorf("second identity: %v", err)
-	}
-
-	if st, _ := svc.Backups(ctx); st.Retention != (appliance.BackupRetention{Daily: 30}) {
-		t.Errorf("default retention: %+v", st.Retention)
-	}
-	if err := svc.SetRetention(ctx, appliance.BackupRetention{Daily: 14, Weekly: 200}); !errors.Is(err, appliance.ErrBadInput) {
-		t.Errorf("200 weekly dumps: %v", err)
-	}
-	if err := svc.SetRetention(ctx, appliance.BackupRetention{Daily: 14, Weekly: 8, Monthly: 12}); err != nil {
-		t.Fatal(err)
-	}
-	if st, _ := svc.Backups(ctx); st.Retention != (appliance.BackupRetention{Daily: 14, Weekly: 8, Monthly: 12}) {
-		t.Errorf("retention kept in the cluster: %+v", st.Retention)
-	}
-
+	identityAndRetention(t, ctx, svc)
 	gw := startS3(t, t.TempDir())
 	os.Mkdir(filepath.Join(gw.dir, "office"), 0o755) // the bucket
 	bad := gw.target("office")
@@ -194,26 +165,7 @@ func TestServiceWithS3(t *testing.T) {
 		t.Errorf("verify a damaged object: %+v", v)
 	}
 
-	// A full target (a 64 KiB file system behind the S3 server).
-	full := t.TempDir()
-	if err := syscall.Mount("tmpfs", full, "tmpfs", 0, "size=64k"); err != nil {
-		t.Skipf("tmpfs: %v", err)
-	}
-	defer syscall.Unmount(full, syscall.MNT_DETACH)
-	os.Mkdir(filepath.Join(full, "small"), 0o755)
-	gw2 := startS3(t, full)
-	if err := svc.SetTargets(ctx, []appliance.BackupTarget{gw2.target("small")}); err != nil {
-		t.Fatal(err)
-	}
-	svc.sync(ctx)
-	st2, _ := svc.Backups(ctx)
-	if len(st2.Targets) != 1 || st2.Targets[0].OK {
-		t.Fatalf("a full target reported as %+v", st2.Targets)
-	}
-	t.Logf("full target: %s", st2.Targets[0].Error)
-	if !strings.Contains(st2.Targets[0].Problem, "full") {
-		t.Errorf("a full target is said to be %q", st2.Targets[0].Problem)
-	}
+	fullTargetSaid(t, ctx, svc)
 }
 
 // The schedule: the nightly dump once a day after 02:00 UTC, a base copy weekly, an increment 15 minutes
@@ -291,5 +243,62 @@ func TestTargetWithLimit(t *testing.T) {
 	lt := toTarget(appliance.BackupTarget{Kind: "sftp", LimitKBps: 100_000})
 	if l, ok := lt.(target.Limited); !ok || l.Rate != 100_000_000 {
 		t.Fatalf("a target with a limit of 100000 kB/s is %#v", lt)
+	}
+}
+
+// fullTargetSaid: a full target (a 64 KiB file system behind the S3 server) is reported as full.
+func fullTargetSaid(t *testing.T, ctx context.Context, svc *Service) {
+	full := t.TempDir()
+	if err := syscall.Mount("tmpfs", full, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("tmpfs: %v", err)
+	}
+	defer syscall.Unmount(full, syscall.MNT_DETACH)
+	os.Mkdir(filepath.Join(full, "small"), 0o755)
+	gw2 := startS3(t, full)
+	if err := svc.SetTargets(ctx, []appliance.BackupTarget{gw2.target("small")}); err != nil {
+		t.Fatal(err)
+	}
+	svc.sync(ctx)
+	st2, _ := svc.Backups(ctx)
+	if len(st2.Targets) != 1 || st2.Targets[0].OK {
+		t.Fatalf("a full target reported as %+v", st2.Targets)
+	}
+	t.Logf("full target: %s", st2.Targets[0].Error)
+	if !strings.Contains(st2.Targets[0].Problem, "full") {
+		t.Errorf("a full target is said to be %q", st2.Targets[0].Problem)
+	}
+}
+
+// identityAndRetention: nothing before the recovery identity exists; the identity is made once; retention is
+// checked and kept in the cluster.
+func identityAndRetention(t *testing.T, ctx context.Context, svc *Service) {
+	if b, _ := svc.Backups(ctx); b.SetUp {
+		t.Fatal("set up before any identity")
+	}
+	if _, err := svc.RunBackup(ctx, engine.KindDump); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("backup without an identity: %v", err)
+	}
+	if err := svc.SetRetention(ctx, appliance.BackupRetention{Daily: 14}); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("retention before set-up: %v", err)
+	}
+	ident, err := svc.CreateIdentity(ctx)
+	if err != nil || !strings.HasPrefix(ident, "AGE-SECRET-KEY-") {
+		t.Fatalf("identity %q %v", ident, err)
+	}
+	if _, err := svc.CreateIdentity(ctx); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("second identity: %v", err)
+	}
+
+	if st, _ := svc.Backups(ctx); st.Retention != (appliance.BackupRetention{Daily: 30}) {
+		t.Errorf("default retention: %+v", st.Retention)
+	}
+	if err := svc.SetRetention(ctx, appliance.BackupRetention{Daily: 14, Weekly: 200}); !errors.Is(err, appliance.ErrBadInput) {
+		t.Errorf("200 weekly dumps: %v", err)
+	}
+	if err := svc.SetRetention(ctx, appliance.BackupRetention{Daily: 14, Weekly: 8, Monthly: 12}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := svc.Backups(ctx); st.Retention != (appliance.BackupRetention{Daily: 14, Weekly: 8, Monthly: 12}) {
+		t.Errorf("retention kept in the cluster: %+v", st.Retention)
 	}
 }

@@ -135,63 +135,7 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 		return s.Policy.Sync && s.Sync == "sync" && strings.HasPrefix(s.Mirror, "streaming from")
 	})
 
-	// Synchronous mode: once on, a commit that returned is already applied on the mirror.
-	if err := a.SetPolicy(ctx, appliance.DatabasePolicy{Sync: true, DegradeAfterS: 2}); err != nil {
-		t.Fatal(err)
-	}
-	st = a.waitStatus(t, "sync on", func(s appliance.DatabaseStatus) bool {
-		return s.Sync == "sync" && strings.HasPrefix(s.Mirror, "streaming from")
-	})
-	if len(st.Slots) != 1 || st.Slots[0].Name != replicaSlot || !st.Slots[0].Active || st.Slots[0].WALStatus != "reserved" || st.Slots[0].SafeBytes == nil {
-		t.Errorf("production's slots: %+v", st.Slots)
-	}
-	for i := 101; i <= 110; i++ {
-		if _, err := c.Exec(ctx, "INSERT INTO matters VALUES ($1)", i); err != nil {
-			t.Fatal(err)
-		}
-		if n, err := count(ctx, at(nd.URL, portB)); err != nil || n != i {
-			t.Fatalf("after commit %d the mirror has %d rows (%v)", i, n, err)
-		}
-	}
-	b.waitStatus(t, "the mirror reports the policy", func(s appliance.DatabaseStatus) bool { return s.Sync == "sync" })
-
-	// The mirror goes away: commits wait at most the degrade timeout, then go on; the status says so.
-	b.halt()
-	start := time.Now()
-	if _, err := c.Exec(ctx, "INSERT INTO matters VALUES (111)"); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("commit with the mirror gone returned after %v (degrade after 2 s)", time.Since(start))
-	if d := time.Since(start); d > 30*time.Second {
-		t.Errorf("a commit waited %v for a missing mirror with degrade_after_s 2", d)
-	}
-	a.waitStatus(t, "degraded", func(s appliance.DatabaseStatus) bool { return s.Sync == "degraded" })
-	b.run(t)
-	a.waitStatus(t, "sync again once the mirror is back", func(s appliance.DatabaseStatus) bool { return s.Sync == "sync" })
-
-	// A mirror that restarts on purpose (a firmware update) is released first: no commit waits for it, even
-	// with a long degrade timeout; once it is back and caught up, commits wait for it again.
-	if err := a.SetPolicy(ctx, appliance.DatabasePolicy{Sync: true, DegradeAfterS: 600}); err != nil {
-		t.Fatal(err)
-	}
-	a.ReleaseMirror()
-	a.waitStatus(t, "released", func(s appliance.DatabaseStatus) bool { return s.Sync == "degraded" })
-	b.halt()
-	start = time.Now()
-	if _, err := c.Exec(ctx, "INSERT INTO matters VALUES (1112)"); err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("a commit waited %v for a mirror released before its restart", d)
-	}
-	b.run(t)
-	a.waitStatus(t, "sync again once the released mirror is back", func(s appliance.DatabaseStatus) bool { return s.Sync == "sync" })
-	if _, err := c.Exec(ctx, "DELETE FROM matters WHERE id = 1112"); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.SetPolicy(ctx, appliance.DatabasePolicy{Sync: true, DegradeAfterS: 2}); err != nil {
-		t.Fatal(err)
-	}
+	synchronousCommits(t, ctx, a, b, c, nd.URL, portB)
 	c.Close(ctx)
 
 	// Switchover: b becomes production, a follows it.
@@ -221,74 +165,10 @@ func TestPartnerMirrorOnHost(t *testing.T) {
 		return nil
 	})
 
-	// Forced split brain: a is made production too and takes a write b never sees; then a stands down and
-	// rejoins: its own write is wound back, it follows b again.
-	a.pair.mu.Lock()
-	a.pair.alone = true
-	a.pair.mu.Unlock()
-	a.pair.set("active")
-	a.Kick()
-	a.waitStatus(t, "a production on its own", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
-	ca, err := pgx.Connect(ctx, at(nd.URL, portA))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ca.Exec(ctx, "INSERT INTO matters SELECT generate_series(1000, 1999)"); err != nil {
-		t.Fatal(err)
-	}
-	ca.Close(ctx)
-	if _, err := cb.Exec(ctx, "INSERT INTO matters VALUES (113)"); err != nil {
-		t.Fatal(err)
-	}
-	a.pair.mu.Lock()
-	a.pair.alone = false
-	a.pair.mu.Unlock()
-	a.pair.set("standby")
-	a.Kick()
-	a.waitStatus(t, "a rejoined", func(s appliance.DatabaseStatus) bool {
-		return s.Role == mirror && s.State == "running" && s.Upstream != ""
-	})
-	waitFor(t, time.Minute, "a has b's history", func() error {
-		if n, err := count(ctx, at(nd.URL, portA)); err != nil || n != 113 {
-			return fmt.Errorf("%d rows (%v)", n, err)
-		}
-		return nil
-	})
-
-	// A planned switchover to a mirror that does not stream (its production restarting) is refused: it
-	// would be promoted without what production committed meanwhile. Once it streams, it goes ahead and
-	// nothing committed on b is missing on a.
-	a.streamWait = 3 * time.Second
-	b.halt()
-	if _, err := a.Promote(ctx); !errors.Is(err, appliance.ErrConflict) || !strings.Contains(err.Error(), "not streaming") {
-		t.Errorf("promote a mirror that does not stream: %v", err)
-	}
-	if r := a.pair.roles.Get(); r != appliance.PairStandby {
-		t.Errorf("the refused promotion changed the pair role to %s", r)
-	}
-	b.run(t)
-	b.waitStatus(t, "b production again", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
-	cb, err = pgx.Connect(ctx, at(nd.URL, portB))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cb.Close(ctx)
-	if _, err := cb.Exec(ctx, "INSERT INTO matters SELECT generate_series(2000, 2999)"); err != nil {
-		t.Fatal(err)
-	}
-	a.streamWait = time.Minute
-	a.pair.mu.Lock()
-	a.pair.onActive = func() { b.pair.set("standby"); b.Kick() }
-	a.pair.mu.Unlock()
-	if _, err := a.Promote(ctx); err != nil {
-		t.Fatalf("promote a streaming mirror: %v", err)
-	}
-	if n, err := count(ctx, at(nd.URL, portA)); err != nil || n != 1113 {
-		t.Errorf("after the switchover a has %d rows (%v), want 1113", n, err)
-	}
+	splitBrainRewound(t, ctx, a, cb, nd.URL, portA)
+	promoteOnlyStreaming(t, ctx, a, b, nd.URL, portA, portB)
 }
 
-// fakeServer answers every connection as a PostgreSQL server of the given version that accepts anyone.
 // confirmed sets upstream u as an admin does: the first try names the certificate's fingerprint, which the
 // admin confirms.
 func confirmed(t *testing.T, u *hostUnit, up appliance.Upstream) error {
@@ -302,6 +182,7 @@ func confirmed(t *testing.T, u *hostUnit, up appliance.Upstream) error {
 	return u.SetUpstream(context.Background(), up)
 }
 
+// fakeServer answers every connection as a PostgreSQL server of the given version that accepts anyone.
 func fakeServer(t *testing.T, version string) int {
 	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
@@ -484,5 +365,136 @@ func TestUnfitClusterNeverStarts(t *testing.T) {
 	}
 	if err := u.StartAfresh(context.Background()); !errors.Is(err, appliance.ErrConflict) {
 		t.Errorf("start afresh with a sound cluster: %v", err)
+	}
+}
+
+// promoteOnlyStreaming: a planned switchover to a mirror that does not stream (its production restarting) is
+// refused: it would be promoted without what production committed meanwhile. Once it streams, it goes ahead
+// and nothing committed on b is missing on a.
+func promoteOnlyStreaming(t *testing.T, ctx context.Context, a, b *hostUnit, url string, portA, portB int) {
+	a.streamWait = 3 * time.Second
+	b.halt()
+	if _, err := a.Promote(ctx); !errors.Is(err, appliance.ErrConflict) || !strings.Contains(err.Error(), "not streaming") {
+		t.Errorf("promote a mirror that does not stream: %v", err)
+	}
+	if r := a.pair.roles.Get(); r != appliance.PairStandby {
+		t.Errorf("the refused promotion changed the pair role to %s", r)
+	}
+	b.run(t)
+	b.waitStatus(t, "b production again", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
+	cb, err := pgx.Connect(ctx, at(url, portB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close(ctx)
+	if _, err := cb.Exec(ctx, "INSERT INTO matters SELECT generate_series(2000, 2999)"); err != nil {
+		t.Fatal(err)
+	}
+	a.streamWait = time.Minute
+	a.pair.mu.Lock()
+	a.pair.onActive = func() { b.pair.set("standby"); b.Kick() }
+	a.pair.mu.Unlock()
+	if _, err := a.Promote(ctx); err != nil {
+		t.Fatalf("promote a streaming mirror: %v", err)
+	}
+	if n, err := count(ctx, at(url, portA)); err != nil || n != 1113 {
+		t.Errorf("after the switchover a has %d rows (%v), want 1113", n, err)
+	}
+}
+
+// splitBrainRewound: a is made production too and takes a write b never sees (a forced split brain); then a
+// stands down and rejoins: its own write is wound back, it follows b again.
+func splitBrainRewound(t *testing.T, ctx context.Context, a *hostUnit, cb *pgx.Conn, url string, portA int) {
+	a.pair.mu.Lock()
+	a.pair.alone = true
+	a.pair.mu.Unlock()
+	a.pair.set("active")
+	a.Kick()
+	a.waitStatus(t, "a production on its own", func(s appliance.DatabaseStatus) bool { return s.Role == production && s.State == "running" })
+	ca, err := pgx.Connect(ctx, at(url, portA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.Exec(ctx, "INSERT INTO matters SELECT generate_series(1000, 1999)"); err != nil {
+		t.Fatal(err)
+	}
+	ca.Close(ctx)
+	if _, err := cb.Exec(ctx, "INSERT INTO matters VALUES (113)"); err != nil {
+		t.Fatal(err)
+	}
+	a.pair.mu.Lock()
+	a.pair.alone = false
+	a.pair.mu.Unlock()
+	a.pair.set("standby")
+	a.Kick()
+	a.waitStatus(t, "a rejoined", func(s appliance.DatabaseStatus) bool {
+		return s.Role == mirror && s.State == "running" && s.Upstream != ""
+	})
+	waitFor(t, time.Minute, "a has b's history", func() error {
+		if n, err := count(ctx, at(url, portA)); err != nil || n != 113 {
+			return fmt.Errorf("%d rows (%v)", n, err)
+		}
+		return nil
+	})
+}
+
+// synchronousCommits: once on, a commit that returned is already applied on the mirror; when the mirror goes
+// away, commits wait at most the degrade timeout; a mirror released before a planned restart makes nobody wait.
+func synchronousCommits(t *testing.T, ctx context.Context, a, b *hostUnit, c *pgx.Conn, url string, portB int) {
+	if err := a.SetPolicy(ctx, appliance.DatabasePolicy{Sync: true, DegradeAfterS: 2}); err != nil {
+		t.Fatal(err)
+	}
+	st := a.waitStatus(t, "sync on", func(s appliance.DatabaseStatus) bool {
+		return s.Sync == "sync" && strings.HasPrefix(s.Mirror, "streaming from")
+	})
+	if len(st.Slots) != 1 || st.Slots[0].Name != replicaSlot || !st.Slots[0].Active || st.Slots[0].WALStatus != "reserved" || st.Slots[0].SafeBytes == nil {
+		t.Errorf("production's slots: %+v", st.Slots)
+	}
+	for i := 101; i <= 110; i++ {
+		if _, err := c.Exec(ctx, "INSERT INTO matters VALUES ($1)", i); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := count(ctx, at(url, portB)); err != nil || n != i {
+			t.Fatalf("after commit %d the mirror has %d rows (%v)", i, n, err)
+		}
+	}
+	b.waitStatus(t, "the mirror reports the policy", func(s appliance.DatabaseStatus) bool { return s.Sync == "sync" })
+
+	// The mirror goes away: commits wait at most the degrade timeout, then go on; the status says so.
+	b.halt()
+	start := time.Now()
+	if _, err := c.Exec(ctx, "INSERT INTO matters VALUES (111)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("commit with the mirror gone returned after %v (degrade after 2 s)", time.Since(start))
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("a commit waited %v for a missing mirror with degrade_after_s 2", d)
+	}
+	a.waitStatus(t, "degraded", func(s appliance.DatabaseStatus) bool { return s.Sync == "degraded" })
+	b.run(t)
+	a.waitStatus(t, "sync again once the mirror is back", func(s appliance.DatabaseStatus) bool { return s.Sync == "sync" })
+
+	// A mirror that restarts on purpose (a firmware update) is released first: no commit waits for it, even
+	// with a long degrade timeout; once it is back and caught up, commits wait for it again.
+	if err := a.SetPolicy(ctx, appliance.DatabasePolicy{Sync: true, DegradeAfterS: 600}); err != nil {
+		t.Fatal(err)
+	}
+	a.ReleaseMirror()
+	a.waitStatus(t, "released", func(s appliance.DatabaseStatus) bool { return s.Sync == "degraded" })
+	b.halt()
+	start = time.Now()
+	if _, err := c.Exec(ctx, "INSERT INTO matters VALUES (1112)"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a commit waited %v for a mirror released before its restart", d)
+	}
+	b.run(t)
+	a.waitStatus(t, "sync again once the released mirror is back", func(s appliance.DatabaseStatus) bool { return s.Sync == "sync" })
+	if _, err := c.Exec(ctx, "DELETE FROM matters WHERE id = 1112"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetPolicy(ctx, appliance.DatabasePolicy{Sync: true, DegradeAfterS: 2}); err != nil {
+		t.Fatal(err)
 	}
 }

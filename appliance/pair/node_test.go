@@ -161,85 +161,21 @@ func TestNodesPairAndFailOver(t *testing.T) {
 	go ws.Serve(wctx, wconn)
 
 	waitRoles(t, "after pairing", a, b, Active, Standby)
-	if !a.vip.Held() || b.vip.Held() {
-		t.Fatalf("service address held: a=%v b=%v", a.vip.Held(), b.vip.Held())
-	}
+	eventually(t, time.Second, "the service address on A", func() error {
+		if !a.vip.Held() || b.vip.Held() {
+			return fmt.Errorf("held: a=%v b=%v", a.vip.Held(), b.vip.Held())
+		}
+		return nil
+	})
 	time.Sleep(time.Second) // a standby pings the witness every 5 heartbeats
 	st := b.Pair()
 	if !st.Paired || st.Peer == nil || st.Peer.Name != "unit-a" || !st.Peer.Reachable || st.Witness == nil || !st.Witness.Reachable {
 		t.Fatalf("B's status = %+v peer %+v witness %+v", st, st.Peer, st.Witness)
 	}
 
-	// A's audit entries reach B's copy with the heartbeats, a few at a time, and the copy verifies.
-	for i := range 20 {
-		if _, err := a.Store.AppendChained("audit", time.Now(), map[string]int{"entry": i}, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_, headA, _ := a.Store.VerifyChain("audit")
-	eventually(t, 10*time.Second, "A's audit log copied to B", func() error {
-		n, head, err := b.Store.VerifyChain("copy")
-		if err != nil || n != 20 || head != headA {
-			return fmt.Errorf("B's copy: %d entries, head %.12s (A's %.12s), %v", n, head, headA, err)
-		}
-		return nil
-	})
-
-	// A forged heartbeat (wrong key) claiming A stood down, and a replayed genuine one, change nothing.
-	conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.2:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	forged, _ := wire.Seal([]byte("not the pair key, not at all....."), wire.Message{Kind: "heartbeat", From: "unit-a", Seq: 1 << 62, Time: time.Now(), Role: Standby, Yield: true})
-	old, _ := wire.Seal(a.cfg.Key, wire.Message{Kind: "heartbeat", From: "unit-a", Seq: 1, Time: time.Now(), Role: Standby, Yield: true})
-	conn.Write(forged)
-	conn.Write(old)
-	time.Sleep(300 * time.Millisecond)
-	st = b.Pair()
-	if st.Rejected["bad_tag"] < 1 || st.Rejected["replay"] < 1 {
-		t.Errorf("rejected = %v, want a bad_tag and a replay", st.Rejected)
-	}
-	waitRoles(t, "after forged heartbeats", a, b, Active, Standby)
-	if p := b.Pair().Peer; p == nil || p.Firmware != "fw-unit-a" {
-		t.Errorf("B does not know A's firmware: %+v", p)
-	}
-
-	// A genuine heartbeat of a protocol this firmware does not speak is refused and said, never acted on.
-	future, _ := wire.Seal(a.cfg.Key, wire.Message{Kind: "heartbeat", Proto: wire.Proto + 1, Firmware: "fw-next", From: "unit-a", Seq: 1 << 62, Time: time.Now(), Role: Standby, Yield: true})
-	conn.Write(future)
-	time.Sleep(300 * time.Millisecond)
-	st = b.Pair()
-	said := false
-	for _, e := range st.Events {
-		said = said || strings.Contains(e.Message, fmt.Sprintf("runs firmware fw-next, which speaks pair protocol %d", wire.Proto+1))
-	}
-	if st.Rejected["incompatible"] < 1 || !said {
-		t.Errorf("an incompatible heartbeat: rejected %v, events %v", st.Rejected, st.Events)
-	}
-	waitRoles(t, "after an incompatible heartbeat", a, b, Active, Standby)
-
-	// Switchover asked from the standby, and back from the active one. B's database is still being promoted
-	// when B becomes active: B takes the service address only once it takes writes.
-	bReady.Store(false)
-	if err := b.SetRole(context.Background(), Active, false); err != nil {
-		t.Fatal(err)
-	}
-	waitRoles(t, "switchover to B", a, b, Standby, Active)
-	time.Sleep(500 * time.Millisecond)
-	if b.vip.Held() || a.vip.Held() {
-		t.Errorf("the service address is held (A %v, B %v) while B cannot take writes yet", a.vip.Held(), b.vip.Held())
-	}
-	bReady.Store(true)
-	eventually(t, 2*time.Second, "B takes the service address once its database takes writes", func() error {
-		if !b.vip.Held() {
-			return errors.New("not held")
-		}
-		return nil
-	})
-	if err := b.SetRole(context.Background(), Standby, false); err != nil {
-		t.Fatal(err)
-	}
-	waitRoles(t, "switchover back to A", a, b, Active, Standby)
+	auditCopied(t, a, b)
+	refuseForgedHeartbeats(t, a, b, port)
+	switchOverWhenWritable(t, a, b, &bReady)
 
 	// A has a client; B learns of its connection from A's heartbeats (listed every second).
 	client := vip.Conn{Port: 5432, Client: netip.MustParseAddrPort("192.0.2.30:40000")}
@@ -277,13 +213,7 @@ func TestNodesPairAndFailOver(t *testing.T) {
 		}
 	}
 
-	// A comes back (same stored config): standby, and it does not take the address back.
-	a2 := startNode(t, "unit-a", "127.0.0.1", port, a.Store)
-	time.Sleep(2 * time.Second)
-	waitRoles(t, "A back", a2, b, Standby, Active)
-	if st := a2.Pair(); st.Peer == nil || !st.Peer.Reachable || a2.vip.Held() {
-		t.Errorf("returning A: %+v peer %+v, service address held %v", st, st.Peer, a2.vip.Held())
-	}
+	returnsAsStandby(t, a, b, port)
 }
 
 func freeUDPPort(t *testing.T) int {
@@ -428,5 +358,96 @@ func TestJoinWithoutRoute(t *testing.T) {
 	err := n.Join(context.Background(), "198.51.100.7", "ABCD-EFGH-IJKL")
 	if !errors.Is(err, appliance.ErrUnavailable) || !strings.Contains(err.Error(), "cannot send to 198.51.100.7") || !strings.Contains(err.Error(), "network is unreachable") {
 		t.Errorf("Join without a route = %v", err)
+	}
+}
+
+// switchOverWhenWritable asks for a switchover from the standby, and back from the active one. B's database
+// is still being promoted when B becomes active: B takes the service address only once it takes writes.
+func switchOverWhenWritable(t *testing.T, a, b *testNode, bReady *atomic.Bool) {
+	// Switchover asked from the standby, and back from the active one. B's database is still being promoted
+	// when B becomes active: B takes the service address only once it takes writes.
+	bReady.Store(false)
+	if err := b.SetRole(context.Background(), Active, false); err != nil {
+		t.Fatal(err)
+	}
+	waitRoles(t, "switchover to B", a, b, Standby, Active)
+	time.Sleep(500 * time.Millisecond)
+	if b.vip.Held() || a.vip.Held() {
+		t.Errorf("the service address is held (A %v, B %v) while B cannot take writes yet", a.vip.Held(), b.vip.Held())
+	}
+	bReady.Store(true)
+	eventually(t, 2*time.Second, "B takes the service address once its database takes writes", func() error {
+		if !b.vip.Held() {
+			return errors.New("not held")
+		}
+		return nil
+	})
+	if err := b.SetRole(context.Background(), Standby, false); err != nil {
+		t.Fatal(err)
+	}
+	waitRoles(t, "switchover back to A", a, b, Active, Standby)
+}
+
+// refuseForgedHeartbeats: a forged heartbeat (wrong key) claiming A stood down, and a replayed genuine one,
+// change nothing; a genuine heartbeat of a protocol this firmware does not speak is refused and said, never
+// acted on.
+func refuseForgedHeartbeats(t *testing.T, a, b *testNode, port int) {
+	conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.2:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := wire.Seal([]byte("not the pair key, not at all....."), wire.Message{Kind: "heartbeat", From: "unit-a", Seq: 1 << 62, Time: time.Now(), Role: Standby, Yield: true})
+	old, _ := wire.Seal(a.cfg.Key, wire.Message{Kind: "heartbeat", From: "unit-a", Seq: 1, Time: time.Now(), Role: Standby, Yield: true})
+	conn.Write(forged)
+	conn.Write(old)
+	time.Sleep(300 * time.Millisecond)
+	st := b.Pair()
+	if st.Rejected["bad_tag"] < 1 || st.Rejected["replay"] < 1 {
+		t.Errorf("rejected = %v, want a bad_tag and a replay", st.Rejected)
+	}
+	waitRoles(t, "after forged heartbeats", a, b, Active, Standby)
+	if p := b.Pair().Peer; p == nil || p.Firmware != "fw-unit-a" {
+		t.Errorf("B does not know A's firmware: %+v", p)
+	}
+
+	// A genuine heartbeat of a protocol this firmware does not speak is refused and said, never acted on.
+	future, _ := wire.Seal(a.cfg.Key, wire.Message{Kind: "heartbeat", Proto: wire.Proto + 1, Firmware: "fw-next", From: "unit-a", Seq: 1 << 62, Time: time.Now(), Role: Standby, Yield: true})
+	conn.Write(future)
+	time.Sleep(300 * time.Millisecond)
+	st = b.Pair()
+	said := false
+	for _, e := range st.Events {
+		said = said || strings.Contains(e.Message, fmt.Sprintf("runs firmware fw-next, which speaks pair protocol %d", wire.Proto+1))
+	}
+	if st.Rejected["incompatible"] < 1 || !said {
+		t.Errorf("an incompatible heartbeat: rejected %v, events %v", st.Rejected, st.Events)
+	}
+	waitRoles(t, "after an incompatible heartbeat", a, b, Active, Standby)
+}
+
+// auditCopied: A's audit entries reach B's copy with the heartbeats, a few at a time, and the copy verifies.
+func auditCopied(t *testing.T, a, b *testNode) {
+	for i := range 20 {
+		if _, err := a.Store.AppendChained("audit", time.Now(), map[string]int{"entry": i}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, headA, _ := a.Store.VerifyChain("audit")
+	eventually(t, 10*time.Second, "A's audit log copied to B", func() error {
+		n, head, err := b.Store.VerifyChain("copy")
+		if err != nil || n != 20 || head != headA {
+			return fmt.Errorf("B's copy: %d entries, head %.12s (A's %.12s), %v", n, head, headA, err)
+		}
+		return nil
+	})
+}
+
+// returnsAsStandby: A comes back (same stored config): standby, and it does not take the address back.
+func returnsAsStandby(t *testing.T, a, b *testNode, port int) {
+	a2 := startNode(t, "unit-a", "127.0.0.1", port, a.Store)
+	time.Sleep(2 * time.Second)
+	waitRoles(t, "A back", a2, b, Standby, Active)
+	if st := a2.Pair(); st.Peer == nil || !st.Peer.Reachable || a2.vip.Held() {
+		t.Errorf("returning A: %+v peer %+v, service address held %v", st, st.Peer, a2.vip.Held())
 	}
 }

@@ -29,14 +29,7 @@ while :; do sleep 0.05; done
 
 func TestServerFollowsServeAndReloads(t *testing.T) {
 	dir := t.TempDir()
-	smbd := filepath.Join(dir, "smbd")
-	if err := os.WriteFile(smbd, []byte(standIn), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	passwd := filepath.Join(dir, "passwd")
-	if err := os.WriteFile(passwd, []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	smbd, passwd := standIns(t, dir)
 	st, err := state.Open(filepath.Join(dir, "state.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -88,26 +81,7 @@ func TestServerFollowsServeAndReloads(t *testing.T) {
 	wait("serving", func() bool {
 		return s.Shares(ctx).State == appliance.SharesServing && strings.Contains(calls(), "start")
 	})
-	if c := calls(); !strings.Contains(c, "--foreground --no-process-group --debug-stdout --configfile="+filepath.Join(dir, "etc", "smb.conf")) {
-		t.Errorf("started as %q", c)
-	}
-	conf, _ := os.ReadFile(filepath.Join(dir, "etc", "smb.conf"))
-	if !strings.Contains(string(conf), "[Clients]") {
-		t.Errorf("smb.conf:\n%s", conf)
-	}
-	// Samba finds the account in the Unix accounts, and its hash in smbpasswd (readable by root only).
-	if b, _ := os.ReadFile(passwd); string(b) != "root:x:0:0:root:/root:/bin/sh\nmarie:x:20000:"+strconv.Itoa(os.Getgid())+":file account:/nonexistent:/bin/false\n" {
-		t.Errorf("passwd:\n%s", b)
-	}
-	if fi, err := os.Stat(filepath.Join(dir, "run", "smbpasswd")); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("smbpasswd: %v %v", fi, err)
-	}
-	if fi, err := os.Stat(filepath.Join(dir, "documents", "Clients")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o770 {
-		t.Errorf("the share's folder: %v %v", fi, err)
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, "documents", "Clients", "restored.txt")); err != nil || string(b) != "old" {
-		t.Errorf("a file already in the folder: %q %v", b, err)
-	}
+	checkServed(t, dir, passwd, calls())
 	if err := os.WriteFile(filepath.Join(dir, "documents", "Clients", "contract.txt"), []byte("kept"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -214,4 +188,42 @@ func TestCatches(t *testing.T) {
 	if !catches(trap.Process.Pid, syscall.SIGHUP) {
 		t.Error("a shell with a HUP trap said not to handle SIGHUP")
 	}
+}
+
+// checkServed: started in the foreground with its configuration; the share in smb.conf; Samba finds the
+// account in the Unix accounts and its hash in smbpasswd (readable by root only); the share's folder made,
+// with the files already in it kept.
+func checkServed(t *testing.T, dir, passwd, calls string) {
+	if !strings.Contains(calls, "--foreground --no-process-group --debug-stdout --configfile="+filepath.Join(dir, "etc", "smb.conf")) {
+		t.Errorf("started as %q", calls)
+	}
+	conf, _ := os.ReadFile(filepath.Join(dir, "etc", "smb.conf"))
+	if !strings.Contains(string(conf), "[Clients]") {
+		t.Errorf("smb.conf:\n%s", conf)
+	}
+	if b, _ := os.ReadFile(passwd); string(b) != "root:x:0:0:root:/root:/bin/sh\nmarie:x:20000:"+strconv.Itoa(os.Getgid())+":file account:/nonexistent:/bin/false\n" {
+		t.Errorf("passwd:\n%s", b)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "run", "smbpasswd")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("smbpasswd: %v %v", fi, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "documents", "Clients")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o770 {
+		t.Errorf("the share's folder: %v %v", fi, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "documents", "Clients", "restored.txt")); err != nil || string(b) != "old" {
+		t.Errorf("a file already in the folder: %q %v", b, err)
+	}
+}
+
+// standIns writes the stand-in smbd (standIn) and a passwd file with root alone.
+func standIns(t *testing.T, dir string) (smbd, passwd string) {
+	smbd = filepath.Join(dir, "smbd")
+	if err := os.WriteFile(smbd, []byte(standIn), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	passwd = filepath.Join(dir, "passwd")
+	if err := os.WriteFile(passwd, []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return smbd, passwd
 }
