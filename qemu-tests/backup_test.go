@@ -138,69 +138,20 @@ func TestBackupToS3(t *testing.T) {
 	if code, body := u.call("GET", "/api/v1/database/databases/practice/export", tok, ""); code != 200 || !strings.HasPrefix(body, "PGDMP") {
 		t.Errorf("export = %d (%d bytes)", code, len(body))
 	}
+	pointInTime(t, u, tok, nd.URL, dir)
+	docsID, contract := documentsBackedUpOnce(t, u, tok, dir)
 
-	// A mistake undone to the second: a base copy, new matters, every matter deleted a moment later. A
-	// second base copy ends the WAL segment (the unit's own 5-minute timeout would too) and ships it. The
-	// database as it was before the mistake comes back under a new name; the current one is untouched.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if code, body := u.call("POST", "/api/v1/backups/run", tok, `{"kind":"base"}`); code != 201 {
-		t.Fatalf("base copy = %d %s", code, body)
-	}
-	app, err := u.connect(ctx, nd.URL)
-	if err != nil {
+	// Both units are lost.
+	if err := u.Kill9(); err != nil {
 		t.Fatal(err)
 	}
-	var before time.Time
-	if _, err := app.Exec(ctx, "INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(3001, 3500) g"); err != nil {
-		t.Fatal(err)
-	}
-	if err := app.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&before); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1500 * time.Millisecond)
-	if _, err := app.Exec(ctx, "DELETE FROM matters"); err != nil {
-		t.Fatal(err)
-	}
-	app.Close(ctx)
-	time.Sleep(time.Second) // a new backup id
-	if code, body := u.call("POST", "/api/v1/backups/run", tok, `{"kind":"base"}`); code != 201 {
-		t.Fatalf("second base copy = %d %s", code, body)
-	}
-	if code, body := u.call("POST", "/api/v1/backups/point-in-time", tok, `{"at":"`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`","databases":["practice"],"into":"practice_future"}`); code != 400 {
-		t.Errorf("a moment in the future = %d %s", code, body)
-	}
-	code, body = u.call("POST", "/api/v1/backups/point-in-time", tok, `{"at":"`+before.UTC().Format(time.RFC3339Nano)+`","databases":["practice"],"into":"practice_then"}`)
-	if code != 200 || !strings.Contains(body, `"rows":3500`) {
-		t.Fatalf("point-in-time restore = %d %s", code, body)
-	}
-	t.Logf("point-in-time restore: %s", body)
-	if code, body := u.call("GET", "/api/v1/backups", tok, ""); code != 200 || !strings.Contains(body, `"point_in_time_since":"`) || !strings.Contains(body, `"kind":"base"`) {
-		t.Errorf("backups after two base copies = %d %s", code, body)
-	}
-	pu, err := url.Parse(nd.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pu.Path = "/practice_then"
-	then := pu.String()
-	for url, want := range map[string]int{then: 3500, nd.URL: 0} {
-		c, err := u.connect(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n int
-		err = c.QueryRow(ctx, "SELECT count(*) FROM matters").Scan(&n)
-		c.Close(ctx)
-		if err != nil || n != want {
-			t.Errorf("%s has %d matters (%v), want %d", url, n, err, want)
-		}
-	}
-	if keys, err := filepath.Glob(filepath.Join(dir, "office", "wal", "*.zst.age")); err != nil || len(keys) == 0 {
-		t.Errorf("no WAL in the bucket (%v)", err)
-	}
-	// Documents: a folder on the array, backed up once; no change, no new backup.
-	contract := u.fill("documents/smith/contract.pdf", 2, 7)
+	restoredOnANewUnit(t, addr, sheet.Identity, target, b.ID, docsID, contract, nd.URL)
+}
+
+// documentsBackedUpOnce: a folder on the array, backed up once; no change, no new backup; the content in the
+// bucket.
+func documentsBackedUpOnce(t *testing.T, u *unit, tok, dir string) (id, contract string) {
+	contract = u.fill("documents/smith/contract.pdf", 2, 7)
 	if code, body := u.call("PUT", "/api/v1/backups/documents", tok, `{"folders":["/data/postgresql"]}`); code != 400 {
 		t.Errorf("the database's own folder as documents = %d %s", code, body)
 	}
@@ -213,7 +164,7 @@ func TestBackupToS3(t *testing.T) {
 		Files int    `json:"files"`
 	}
 	var docs backupInfo
-	code, body = u.call("POST", "/api/v1/backups/run", tok, `{"kind":"documents"}`)
+	code, body := u.call("POST", "/api/v1/backups/run", tok, `{"kind":"documents"}`)
 	if code == 409 { // the unit's own schedule took it first
 		var st struct{ Backups []backupInfo }
 		u.get("/api/v1/backups", tok, &st)
@@ -237,16 +188,79 @@ func TestBackupToS3(t *testing.T) {
 		}
 		return nil
 	})
+	return docs.ID, contract
+}
 
-	// Both units are lost. A new unit, set up from scratch, gets the recovery sheet's identity and the
-	// target, finds the backup there and restores it: the office's application connects with its old
-	// credentials and finds every matter.
-	if err := u.Kill9(); err != nil {
+// pointInTime: a mistake undone to the second: a base copy, new matters, every matter deleted a moment later.
+// A second base copy ends the WAL segment (the unit's own 5-minute timeout would too) and ships it. The
+// database as it was before the mistake comes back under a new name; the current one is untouched.
+func pointInTime(t *testing.T, u *unit, tok, dbURL, dir string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if code, body := u.call("POST", "/api/v1/backups/run", tok, `{"kind":"base"}`); code != 201 {
+		t.Fatalf("base copy = %d %s", code, body)
+	}
+	app, err := u.connect(ctx, dbURL)
+	if err != nil {
 		t.Fatal(err)
 	}
+	var before time.Time
+	if _, err := app.Exec(ctx, "INSERT INTO matters SELECT g, 'client ' || g FROM generate_series(3001, 3500) g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := app.Exec(ctx, "DELETE FROM matters"); err != nil {
+		t.Fatal(err)
+	}
+	app.Close(ctx)
+	time.Sleep(time.Second) // a new backup id
+	if code, body := u.call("POST", "/api/v1/backups/run", tok, `{"kind":"base"}`); code != 201 {
+		t.Fatalf("second base copy = %d %s", code, body)
+	}
+	if code, body := u.call("POST", "/api/v1/backups/point-in-time", tok, `{"at":"`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`","databases":["practice"],"into":"practice_future"}`); code != 400 {
+		t.Errorf("a moment in the future = %d %s", code, body)
+	}
+	code, body := u.call("POST", "/api/v1/backups/point-in-time", tok, `{"at":"`+before.UTC().Format(time.RFC3339Nano)+`","databases":["practice"],"into":"practice_then"}`)
+	if code != 200 || !strings.Contains(body, `"rows":3500`) {
+		t.Fatalf("point-in-time restore = %d %s", code, body)
+	}
+	t.Logf("point-in-time restore: %s", body)
+	if code, body := u.call("GET", "/api/v1/backups", tok, ""); code != 200 || !strings.Contains(body, `"point_in_time_since":"`) || !strings.Contains(body, `"kind":"base"`) {
+		t.Errorf("backups after two base copies = %d %s", code, body)
+	}
+	pu, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pu.Path = "/practice_then"
+	then := pu.String()
+	for url, want := range map[string]int{then: 3500, dbURL: 0} {
+		c, err := u.connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		err = c.QueryRow(ctx, "SELECT count(*) FROM matters").Scan(&n)
+		c.Close(ctx)
+		if err != nil || n != want {
+			t.Errorf("%s has %d matters (%v), want %d", url, n, err, want)
+		}
+	}
+	if keys, err := filepath.Glob(filepath.Join(dir, "office", "wal", "*.zst.age")); err != nil || len(keys) == 0 {
+		t.Errorf("no WAL in the bucket (%v)", err)
+	}
+}
+
+// restoredOnANewUnit: a new unit, set up from scratch, gets the recovery sheet's identity and the target, finds
+// the backup there and restores it: the office's application connects with its old credentials and finds
+// every matter; the documents and the settings (the share and its account) come back, and it serves them.
+func restoredOnANewUnit(t *testing.T, s3addr, identity, target, dumpID, docsID, contract, appURL string) {
 	n := boot(t, Config{
 		Disks:    []Disk{{ID: "a", Kind: Virtio, Serial: "DR-A", SizeMiB: 1024}, {ID: "b", Kind: Virtio, Serial: "DR-B", SizeMiB: 1024}},
-		GuestFwd: []string{"tcp:198.18.0.101:80-cmd:socat - TCP:" + addr},
+		GuestFwd: []string{"tcp:198.18.0.101:80-cmd:socat - TCP:" + s3addr},
 	})
 	n.http.Timeout = 3 * time.Minute
 	ntok := n.setupAndLogin()
@@ -259,23 +273,23 @@ func TestBackupToS3(t *testing.T) {
 	if code, body := n.call("POST", "/api/v1/backups/identity/import", ntok, `{"identity":"AGE-SECRET-KEY-1WRONG"}`); code != 400 {
 		t.Errorf("a mistyped identity = %d %s", code, body)
 	}
-	if code, body := n.call("POST", "/api/v1/backups/identity/import", ntok, fmt.Sprintf(`{"identity":%q}`, sheet.Identity)); code != 204 {
+	if code, body := n.call("POST", "/api/v1/backups/identity/import", ntok, fmt.Sprintf(`{"identity":%q}`, identity)); code != 204 {
 		t.Fatalf("import = %d %s", code, body)
 	}
 	if code, body := n.call("PUT", "/api/v1/backups/targets", ntok, fmt.Sprintf(target, "office-secret-key")); code != 204 {
 		t.Fatalf("target on the new unit = %d %s", code, body)
 	}
-	if code, body := n.call("GET", "/api/v1/backups", ntok, ""); code != 200 || !strings.Contains(body, `"id":"`+b.ID+`"`) || !strings.Contains(body, `"databases":["practice"]`) {
+	if code, body := n.call("GET", "/api/v1/backups", ntok, ""); code != 200 || !strings.Contains(body, `"id":"`+dumpID+`"`) || !strings.Contains(body, `"databases":["practice"]`) {
 		t.Fatalf("the new unit's backups = %d %s", code, body)
 	}
-	code, body = n.call("POST", "/api/v1/backups/"+b.ID+"/restore", ntok, `{}`)
+	code, body := n.call("POST", "/api/v1/backups/"+dumpID+"/restore", ntok, `{}`)
 	if code != 200 || !strings.Contains(body, `"into":"practice"`) {
 		t.Fatalf("restore = %d %s", code, body)
 	}
 	t.Logf("disaster recovery: %s", body)
-	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Minute) // the new unit's own deadline, after its boot
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // the new unit's own deadline, after its boot
 	defer cancel()
-	c, err := n.connect(ctx, nd.URL)
+	c, err := n.connect(ctx, appURL)
 	if err != nil {
 		t.Fatalf("the application's credentials on the new unit: %v", err)
 	}
@@ -288,14 +302,14 @@ func TestBackupToS3(t *testing.T) {
 	if err := c.QueryRow(ctx, "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user").Scan(&super); err != nil || super {
 		t.Errorf("the restored owner is a superuser: %v (%v)", super, err)
 	}
-	code, body = n.call("POST", "/api/v1/backups/"+docs.ID+"/restore", ntok, `{}`)
+	code, body = n.call("POST", "/api/v1/backups/"+docsID+"/restore", ntok, `{}`)
 	if code != 200 || !strings.Contains(body, `"restored":1`) {
 		t.Fatalf("documents restore = %d %s", code, body)
 	}
 	n.checkData(map[string]string{"documents/smith/contract.pdf": contract})
 	// The settings: the share and its account (same password) come back, and the new unit serves the
 	// restored documents through it.
-	code, body = n.call("POST", "/api/v1/backups/"+b.ID+"/config/restore", ntok, "")
+	code, body = n.call("POST", "/api/v1/backups/"+dumpID+"/config/restore", ntok, "")
 	if code != 200 || !strings.Contains(body, "1 file shares and 1 file accounts") || !strings.Contains(body, `"not_restored":[`) {
 		t.Fatalf("configuration restore = %d %s", code, body)
 	}
@@ -307,7 +321,7 @@ func TestBackupToS3(t *testing.T) {
 		}
 		return nil
 	})
-	if code, body := n.call("POST", "/api/v1/backups/"+b.ID+"/restore", ntok, `{}`); code != 409 {
+	if code, body := n.call("POST", "/api/v1/backups/"+dumpID+"/restore", ntok, `{}`); code != 409 {
 		t.Errorf("a second restore over the restored database without replace = %d %s", code, body)
 	}
 }

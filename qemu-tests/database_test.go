@@ -152,31 +152,8 @@ func TestDatabaseProduction(t *testing.T) {
 func TestDatabaseMirrorOfExternal(t *testing.T) {
 	parallel(t)
 	pg := startHostPG(t)
-	setup, cancelSetup := context.WithTimeout(context.Background(), time.Minute)
-	defer cancelSetup()
-	up, err := pg.Connect(setup, "postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
-		"CREATE ROLE repl REPLICATION LOGIN PASSWORD 'replication-pw'",
-		"CREATE DATABASE practice",
-		// A hostile server's settings travel in the copy (postgresql.auto.conf): a mirror would run them.
-		"ALTER SYSTEM SET restore_command = 'echo owned > owned-by-upstream; false'",
-	} {
-		if _, err := up.Exec(setup, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	up.Close(setup)
-	app, err := pg.Connect(setup, "practice")
-	if err != nil {
-		t.Fatal(err)
-	}
+	app := externalPractice(t, pg)
 	defer app.Close(context.Background())
-	if _, err := app.Exec(setup, "CREATE TABLE matters (id int PRIMARY KEY); INSERT INTO matters SELECT generate_series(1, 100)"); err != nil {
-		t.Fatal(err)
-	}
 
 	u := boot(t, Config{
 		Disks:    []Disk{{ID: "a", Kind: Virtio, Serial: "MR-A", SizeMiB: 1024}, {ID: "b", Kind: Virtio, Serial: "MR-B", SizeMiB: 1024}},
@@ -214,23 +191,7 @@ func TestDatabaseMirrorOfExternal(t *testing.T) {
 	if got := u.debug("sum /data/postgresql/15/main/owned-by-upstream", `debug: sum \S+: (\S*) (.*)`, time.Minute); !strings.Contains(got[2], "no such file") {
 		t.Errorf("the upstream's restore_command ran on the unit: %q", got)
 	}
-	// The unit's own (empty) cluster was moved aside, not deleted: listed, and deleted on request.
-	var st struct {
-		SetAside []struct {
-			Name      string `json:"name"`
-			SizeBytes int64  `json:"size_bytes"`
-		} `json:"set_aside"`
-	}
-	if _, body := dbStatus(); json.Unmarshal([]byte(body), &st) != nil || len(st.SetAside) != 1 || st.SetAside[0].SizeBytes < 1<<20 {
-		t.Errorf("set aside: %s", body)
-	} else {
-		if code, body := u.call("DELETE", "/api/v1/database/set-aside/"+st.SetAside[0].Name, tok, ""); code != 204 {
-			t.Errorf("delete the set-aside cluster = %d %s", code, body)
-		}
-		if _, body := dbStatus(); !strings.Contains(body, `"set_aside":[]`) {
-			t.Errorf("after the delete: %s", body)
-		}
-	}
+	setAsideListedAndDeleted(t, u, tok, dbStatus)
 	if _, err := app.Exec(ctx, "INSERT INTO matters SELECT generate_series(101, 150)"); err != nil {
 		t.Fatal(err)
 	}
@@ -263,9 +224,27 @@ func TestDatabaseMirrorOfExternal(t *testing.T) {
 		t.Errorf("create a database on the mirror = %d %s", code, body)
 	}
 
-	// Under load: a client commits one row at a time on the office's server, which is killed (kill -9)
-	// in the middle of it. Replication is asynchronous, so the newest acknowledged rows may be lost; what
-	// the mirror has must be exactly the first k of them, in order, with no row that was not acknowledged.
+	promotedUnderLoad(t, ctx, u, tok, pg, app, mirrorURL)
+	c, err := pgx.Connect(ctx, mirrorURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "INSERT INTO matters VALUES (151)"); err != nil {
+		t.Errorf("write after the promotion: %v", err)
+	}
+	if n, err := count(); err != nil || n != 151 {
+		t.Errorf("%d rows after the promotion (%v), want 151", n, err)
+	}
+	if _, body := dbStatus(); !strings.Contains(body, `"role":"production"`) {
+		t.Errorf("after the promotion: %s", body)
+	}
+}
+
+// promotedUnderLoad: a client commits one row at a time on the office's server, which is killed (kill -9) in
+// the middle of it. Replication is asynchronous, so the newest acknowledged rows may be lost; what the mirror
+// has must be exactly the first k of them, in order, with no row that was not acknowledged.
+func promotedUnderLoad(t *testing.T, ctx context.Context, u *unit, tok string, pg *hostPG, app *pgx.Conn, mirrorURL string) {
 	if _, err := app.Exec(ctx, "CREATE TABLE load (id int PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
 	}
@@ -304,18 +283,56 @@ func TestDatabaseMirrorOfExternal(t *testing.T) {
 		t.Errorf("the promoted mirror has %d load rows up to id %d, %d acknowledged: not the first k in order", have, last, acked.Load())
 	}
 	t.Logf("asynchronous mirror of an external server under load, kill -9 of the server: %d commits acknowledged, %d survived, %d lost", acked.Load(), have, acked.Load()-have)
-	c, err := pgx.Connect(ctx, mirrorURL)
+}
+
+// setAsideListedAndDeleted: the unit's own (empty) cluster was moved aside, not deleted: listed, and deleted on
+// request.
+func setAsideListedAndDeleted(t *testing.T, u *unit, tok string, dbStatus func() (string, string)) {
+	var st struct {
+		SetAside []struct {
+			Name      string `json:"name"`
+			SizeBytes int64  `json:"size_bytes"`
+		} `json:"set_aside"`
+	}
+	if _, body := dbStatus(); json.Unmarshal([]byte(body), &st) != nil || len(st.SetAside) != 1 || st.SetAside[0].SizeBytes < 1<<20 {
+		t.Errorf("set aside: %s", body)
+	} else {
+		if code, body := u.call("DELETE", "/api/v1/database/set-aside/"+st.SetAside[0].Name, tok, ""); code != 204 {
+			t.Errorf("delete the set-aside cluster = %d %s", code, body)
+		}
+		if _, body := dbStatus(); !strings.Contains(body, `"set_aside":[]`) {
+			t.Errorf("after the delete: %s", body)
+		}
+	}
+}
+
+// externalPractice readies the office's server: a replication role, the practice database with 100 matters,
+// and a hostile setting that travels in a copy (postgresql.auto.conf): a mirror would run it. It answers the
+// application's connection.
+func externalPractice(t *testing.T, pg *hostPG) *pgx.Conn {
+	setup, cancelSetup := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelSetup()
+	up, err := pg.Connect(setup, "postgres")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, "INSERT INTO matters VALUES (151)"); err != nil {
-		t.Errorf("write after the promotion: %v", err)
+	for _, q := range []string{
+		"CREATE ROLE repl REPLICATION LOGIN PASSWORD 'replication-pw'",
+		"CREATE DATABASE practice",
+		// A hostile server's settings travel in the copy (postgresql.auto.conf): a mirror would run them.
+		"ALTER SYSTEM SET restore_command = 'echo owned > owned-by-upstream; false'",
+	} {
+		if _, err := up.Exec(setup, q); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if n, err := count(); err != nil || n != 151 {
-		t.Errorf("%d rows after the promotion (%v), want 151", n, err)
+	up.Close(setup)
+	app, err := pg.Connect(setup, "practice")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, body := dbStatus(); !strings.Contains(body, `"role":"production"`) {
-		t.Errorf("after the promotion: %s", body)
+	if _, err := app.Exec(setup, "CREATE TABLE matters (id int PRIMARY KEY); INSERT INTO matters SELECT generate_series(1, 100)"); err != nil {
+		t.Fatal(err)
 	}
+	return app
 }

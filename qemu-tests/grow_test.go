@@ -27,22 +27,7 @@ func TestStorageGrows(t *testing.T) {
 	nd := u.loadedDatabase(tok)
 	load := startLoad(u, nd.URL)
 
-	// A third disk: no backup was ever taken, so it waits as a spare and the page says why.
-	if err := u.InsertDisk(all[2]); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, time.Minute, "GROW-C a spare, the growth waiting", func() error {
-		if st = u.storage(tok); st.member("data", "GROW-C") != "spare" || !strings.Contains(st.GrowWaits, "more than a day old") {
-			return fmt.Errorf("GROW-C %s, grow_waits %q", st.member("data", "GROW-C"), st.GrowWaits)
-		}
-		return nil
-	})
-	if code, body := u.call("POST", "/api/v1/storage/grow", tok, `{}`); code != 409 || !strings.Contains(body, "more than a day old") {
-		t.Fatalf("grow without a recent backup = %d %s, want 409", code, body)
-	}
-	if code, body := u.call("POST", "/api/v1/storage/grow", tok, `{"without_recent_backup":true}`); code != 202 {
-		t.Fatalf("grow anyway = %d %s", code, body)
-	}
+	waitsForABackup(t, u, tok, all[2])
 	sets["during"] = u.fill("during", 24, 12)
 	var cutAt float64
 	eventually(t, 3*time.Minute, "the data array reshaping onto GROW-C", func() error {
@@ -192,4 +177,24 @@ func (u *unit) syncRate(b *testing.B, tok, state string, member int64) float64 {
 	rate := (1 - p0) * float64(member) / 1e6 / time.Since(t0).Seconds()
 	b.Logf("%s: %.1f MB/s of each member (from %.0f %%)", state, rate, p0*100)
 	return rate
+}
+
+// waitsForABackup: a third disk: no backup was ever taken, so it waits as a spare and the page says why; the
+// admin grows the array anyway.
+func waitsForABackup(t *testing.T, u *unit, tok string, d Disk) {
+	if err := u.InsertDisk(d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "GROW-C a spare, the growth waiting", func() error {
+		if st := u.storage(tok); st.member("data", "GROW-C") != "spare" || !strings.Contains(st.GrowWaits, "more than a day old") {
+			return fmt.Errorf("GROW-C %s, grow_waits %q", st.member("data", "GROW-C"), st.GrowWaits)
+		}
+		return nil
+	})
+	if code, body := u.call("POST", "/api/v1/storage/grow", tok, `{}`); code != 409 || !strings.Contains(body, "more than a day old") {
+		t.Fatalf("grow without a recent backup = %d %s, want 409", code, body)
+	}
+	if code, body := u.call("POST", "/api/v1/storage/grow", tok, `{"without_recent_backup":true}`); code != 202 {
+		t.Fatalf("grow anyway = %d %s", code, body)
+	}
 }

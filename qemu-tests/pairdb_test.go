@@ -285,49 +285,8 @@ func TestPairDatabase(t *testing.T) {
 		t.Errorf("B does not report its promotion: %+v", st)
 	}
 
-	// A returns: standby, and its database rewinds and mirrors B.
-	l.a = l.restart(t, l.a, "unit-a", l.aDisk)
-	chk.set(0, l.a)
-	l.a.waitDB(t, "A mirrors B", 5*time.Minute, mirrorsPartner)
-	want := l.rows(t, l.b)
-	eventually(t, time.Minute, "A has B's rows", func() error {
-		if got := l.rows(t, l.a); len(got) != len(want) {
-			return fmt.Errorf("%d rows on A, %d on B", len(got), len(want))
-		}
-		return nil
-	})
-	if code, body := l.a.call("POST", "/api/v1/database/databases", l.a.tok, `{"name":"other","owner":"other_app"}`); code != 409 {
-		t.Errorf("create a database on the mirror = %d %s", code, body)
-	}
-
-	// Planned switchover from A's database page, under the office's load: A production, B mirror, nothing
-	// lost, and the client meets dropped connections only, never an answer such as "read-only transaction"
-	// from a unit that holds the service address while it cannot write.
-	l.startLoad(t)
-	l.backupOnTheMirror(t, l.b, l.a)
-	from := len(l.pc.Console())
-	code, body := l.a.call("POST", "/api/v1/database/promote", l.a.tok, "")
-	if code != 200 {
-		t.Fatalf("promote A = %d %s", code, body)
-	}
-	t.Logf("switchover to A: %s", body)
-	waitRoles(t, "after the promotion of A", 30*time.Second, l.a, l.b, "active", "standby")
-	l.waitCommits(t, 0)
-	l.b.waitDB(t, "B mirrors A", 5*time.Minute, mirrorsPartner)
-	acked, lost = l.stopLoad(t, l.a)
-	t.Logf("switchover under load: %d commits acknowledged, %d lost", acked, lost)
-	if lost != 0 {
-		t.Errorf("%d acknowledged commits lost in the switchover", lost)
-	}
-	for _, m := range reLoadSQLError.FindAllStringSubmatch(l.pc.Console()[from:], -1) {
-		if class := m[1][:2]; class != "57" && class != "08" { // shutting down, starting up, connection lost
-			t.Errorf("the client got an SQL error through the service address during the switchover: %s %s", m[1], m[2])
-		}
-	}
-	want = l.rows(t, l.b)
-	if got := l.rows(t, l.a); len(got) != len(want) {
-		t.Errorf("%d rows on A after the switchover, %d on B", len(got), len(want))
-	}
+	l.returnsAndRewinds(t, chk)
+	want := l.switchOverUnderLoad(t)
 
 	// The older copy never serves. B (the mirror) dies; A goes on alone and writes; A dies; B comes back
 	// alone: it must not become production with a copy that lacks A's last rows (A's return would then
@@ -525,4 +484,53 @@ func (l *dbLab) readerOnTheMirror(t *testing.T, production, mirror *pairUnit) (c
 	}
 	t.Logf("a reader on the mirror outlived production's vacuum truncating its table by 40 s; the mirror's replay waits for it, %d bytes behind", lag)
 	return ctx, tx, func() { cancel(); c.Close(context.Background()) }
+}
+
+// switchOverUnderLoad: a planned switchover from A's database page, under the office's load: A production, B
+// mirror, nothing lost, and the client meets dropped connections only, never an answer such as "read-only
+// transaction" from a unit that holds the service address while it cannot write. It answers B's rows.
+func (l *dbLab) switchOverUnderLoad(t *testing.T) map[int64]bool {
+	l.startLoad(t)
+	l.backupOnTheMirror(t, l.b, l.a)
+	from := len(l.pc.Console())
+	code, body := l.a.call("POST", "/api/v1/database/promote", l.a.tok, "")
+	if code != 200 {
+		t.Fatalf("promote A = %d %s", code, body)
+	}
+	t.Logf("switchover to A: %s", body)
+	waitRoles(t, "after the promotion of A", 30*time.Second, l.a, l.b, "active", "standby")
+	l.waitCommits(t, 0)
+	l.b.waitDB(t, "B mirrors A", 5*time.Minute, mirrorsPartner)
+	acked, lost := l.stopLoad(t, l.a)
+	t.Logf("switchover under load: %d commits acknowledged, %d lost", acked, lost)
+	if lost != 0 {
+		t.Errorf("%d acknowledged commits lost in the switchover", lost)
+	}
+	for _, m := range reLoadSQLError.FindAllStringSubmatch(l.pc.Console()[from:], -1) {
+		if class := m[1][:2]; class != "57" && class != "08" { // shutting down, starting up, connection lost
+			t.Errorf("the client got an SQL error through the service address during the switchover: %s %s", m[1], m[2])
+		}
+	}
+	want := l.rows(t, l.b)
+	if got := l.rows(t, l.a); len(got) != len(want) {
+		t.Errorf("%d rows on A after the switchover, %d on B", len(got), len(want))
+	}
+	return want
+}
+
+// returnsAndRewinds: A returns: standby, and its database rewinds and mirrors B.
+func (l *dbLab) returnsAndRewinds(t *testing.T, chk *overlapChecker) {
+	l.a = l.restart(t, l.a, "unit-a", l.aDisk)
+	chk.set(0, l.a)
+	l.a.waitDB(t, "A mirrors B", 5*time.Minute, mirrorsPartner)
+	want := l.rows(t, l.b)
+	eventually(t, time.Minute, "A has B's rows", func() error {
+		if got := l.rows(t, l.a); len(got) != len(want) {
+			return fmt.Errorf("%d rows on A, %d on B", len(got), len(want))
+		}
+		return nil
+	})
+	if code, body := l.a.call("POST", "/api/v1/database/databases", l.a.tok, `{"name":"other","owner":"other_app"}`); code != 409 {
+		t.Errorf("create a database on the mirror = %d %s", code, body)
+	}
 }

@@ -325,22 +325,7 @@ func newLab(t testing.TB, lc labConfig) *pairLab {
 		l.pc = newPairUnit(us[2], "")
 		l.pc.console("addr "+l.pc.MACs[0]+" 192.0.2.30/24", reAddrOK)
 	}
-	// Ports are named by MAC address: the kernel does not number virtio NICs in the same order every boot.
-	// A names the office's name server on its LAN port; B keeps its DHCP lease's (none: QEMU's restricted
-	// user network gives no name server).
-	for i, u := range []*pairUnit{l.a, l.b} {
-		dns := map[int]string{0: `,"dns":["192.0.2.53"]`}[i]
-		body := fmt.Sprintf(`{"ports":[{"name":%q,"addresses":["192.0.2.%d/24"]%s},{"name":%q,"addresses":["198.51.100.%d/24"]}]}`,
-			u.MACs[0], 11+i, dns, u.MACs[1], 1+i)
-		if code, body := u.call("PUT", "/api/v1/network", u.tok, body); code != 200 {
-			t.Fatalf("network on %s = %d %s", u.Name(), code, body)
-		}
-		var net struct{ Nameservers []string }
-		u.get("/api/v1/network", u.tok, &net)
-		if want := map[int][]string{0: {"192.0.2.53"}}[i]; !slices.Equal(net.Nameservers, want) {
-			t.Errorf("name servers in effect on %s: %v, want %v", u.Name(), net.Nameservers, want)
-		}
-	}
+	l.staticPorts(t)
 
 	if code, body := l.a.call("POST", "/api/v1/pair/invite", l.a.tok, `{"vip":"192.0.2.100/24","mode":"auto"}`); code != 400 {
 		t.Errorf("automatic mode without a witness = %d %s", code, body)
@@ -492,6 +477,25 @@ func (l *pairLab) documentsStayEncryptedOnTheWire(t *testing.T, active, standby 
 	for _, u := range []*pairUnit{active, standby} {
 		if _, body := u.call("GET", "/api/v1/shares", u.tok, ""); !strings.Contains(body, `"encrypted":true`) {
 			t.Errorf("%s does not say its replication is encrypted: %s", u.Name(), body)
+		}
+	}
+}
+
+// staticPorts gives each unit its fixed addresses. Ports are named by MAC address: the kernel does not number
+// virtio NICs in the same order every boot. A names the office's name server on its LAN port; B keeps its DHCP
+// lease's (none: QEMU's restricted user network gives no name server).
+func (l *pairLab) staticPorts(t testing.TB) {
+	for i, u := range []*pairUnit{l.a, l.b} {
+		dns := map[int]string{0: `,"dns":["192.0.2.53"]`}[i]
+		body := fmt.Sprintf(`{"ports":[{"name":%q,"addresses":["192.0.2.%d/24"]%s},{"name":%q,"addresses":["198.51.100.%d/24"]}]}`,
+			u.MACs[0], 11+i, dns, u.MACs[1], 1+i)
+		if code, body := u.call("PUT", "/api/v1/network", u.tok, body); code != 200 {
+			t.Fatalf("network on %s = %d %s", u.Name(), code, body)
+		}
+		var net struct{ Nameservers []string }
+		u.get("/api/v1/network", u.tok, &net)
+		if want := map[int][]string{0: {"192.0.2.53"}}[i]; !slices.Equal(net.Nameservers, want) {
+			t.Errorf("name servers in effect on %s: %v, want %v", u.Name(), net.Nameservers, want)
 		}
 	}
 }

@@ -77,19 +77,7 @@ func TestFileShares(t *testing.T) {
 		!strings.Contains(body, `"replication":{"state":"running","paired":false,"role":"Primary","disk":"UpToDate"`) || !strings.Contains(body, `"mounted":true`) {
 		t.Errorf("the documents volume: %d %s", code, body)
 	}
-	// Two lines, each matched alone: the daemon's log may come between them on the console.
-	vgs := u.debug("volumes", `debug: vgs (\{.*\}) <nil>`, 30*time.Second)
-	lvs, lvsErr := u.Expect(regexp.MustCompile(`debug: lvs (\{.*\}) <nil>`), 30*time.Second)
-	if lvsErr != nil || !strings.Contains(lvs[1], `"lv_name":"documents"`) {
-		t.Errorf("lvm's report: %q %v", lvs, lvsErr)
-	} else {
-		t.Logf("lvm's reports (hw/lvm/testdata):\n%s\n%s", vgs[1], lvs[1])
-	}
-	if m := u.debug("drbd", `(?s)debug: drbd\r?\n(.*?)\r?\ndebug: end`, 30*time.Second); len(m) < 2 || !strings.Contains(m[1], "cs:StandAlone ro:Primary/Unknown ds:UpToDate/DUnknown") {
-		t.Errorf("/proc/drbd: %q", m)
-	} else {
-		t.Logf("/proc/drbd (hw/drbd/testdata):\n%s", m[1])
-	}
+	volumeReports(t, u)
 
 	dir := t.TempDir()
 	doc := make([]byte, 3<<20+12345)
@@ -128,65 +116,10 @@ func TestFileShares(t *testing.T) {
 	if got := get("paul", "Paul's long password"); got != want {
 		t.Errorf("paul read other bytes than marie wrote")
 	}
-	if out, err := u.smb("Clients", "paul", "Paul's long password", "-c", "put "+local+" paul.pdf"); err == nil || !strings.Contains(out, "NT_STATUS_ACCESS_DENIED") {
-		t.Errorf("a read-only account wrote a file: %v %s", err, out)
-	}
-	if out, err := u.smb("Clients", "marie", "a wrong password!", "-c", "ls"); err == nil || !strings.Contains(out, "NT_STATUS_LOGON_FAILURE") {
-		t.Errorf("a wrong password: %v %s", err, out)
-	}
-	if out, err := u.smb("Clients", "", "", "-c", "ls"); err == nil || strings.Contains(out, "contract.pdf") {
-		t.Errorf("an anonymous client listed the share: %v %s", err, out)
-	}
-	for _, proto := range []string{"NT1", "SMB2_10"} {
-		host, port, _ := net.SplitHostPort(u.SMB)
-		out, err := exec.Command("smbclient", "//"+host+"/Clients", "-p", port, "-U", "marie%Marie's long password", "-t", "30",
-			"--option=client min protocol="+proto, "--option=client max protocol="+proto, "-c", "ls").CombinedOutput()
-		if err == nil || strings.Contains(string(out), "contract.pdf") {
-			t.Errorf("a client limited to %s was served: %s", proto, out)
-		}
-	}
-	// On the wire: a document written to an ordinary share passes in clear (signed, not encrypted), one
-	// written to the share that requires encryption never does (Samba's client encrypts when the share
-	// says so; the server refuses unencrypted requests to it).
-	marker := []byte("PRIVILEGED AND CONFIDENTIAL: Dupont v. Durand, settlement terms " + strings.Repeat("x", 200))
-	secret := filepath.Join(dir, "memo.txt")
-	if err := os.WriteFile(secret, marker, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for share, clear := range map[string]bool{"Clients": true, "Dossiers sensibles": false} {
-		addr, wire := recordingProxy(t, u.SMB)
-		if out, err := smbAt(addr, share, "marie", "Marie's long password", "-c", "put "+secret+" memo.txt"); err != nil {
-			t.Fatalf("put to %s: %v %s", share, err, out)
-		}
-		if got := bytes.Contains(wire(), marker); got != clear {
-			t.Errorf("share %q: the document in clear on the wire = %v, want %v", share, got, clear)
-		}
-	}
-	dialect, security, err := negotiate(u.SMB)
-	if err != nil {
-		t.Fatalf("SMB2 negotiate: %v", err)
-	}
-	if dialect < 0x0300 || security&0x02 == 0 {
-		t.Errorf("negotiated dialect %#04x, security mode %#x: want SMB 3 with signing required (0x02)", dialect, security)
-	}
-	t.Logf("negotiated SMB dialect %#04x, security mode %#x (signing required)", dialect, security)
+	refusedClients(t, u, local)
+	encryptedOnTheWire(t, u, dir)
 
-	// The documents grow online from the data array's free space; too much is refused with the reason.
-	before := documentsSize(t, u, tok)
-	if code, body := u.call("POST", "/api/v1/shares/grow", tok, `{"add_bytes":0}`); code != 400 {
-		t.Errorf("grow by 0 = %d %s, want 400", code, body)
-	}
-	if code, body := u.call("POST", "/api/v1/shares/grow", tok, `{"add_bytes":100000000000}`); code != 409 || !strings.Contains(body, "at most") {
-		t.Errorf("grow by 100 GB = %d %s, want 409 saying how much it can", code, body)
-	}
-	if code, body := u.call("POST", "/api/v1/shares/grow", tok, fmt.Sprintf(`{"add_bytes":%d}`, 16<<20)); code != 204 {
-		t.Fatalf("grow the documents by 16 MiB = %d %s", code, body)
-	}
-	grown := documentsSize(t, u, tok)
-	if grown < before+14<<20 {
-		t.Errorf("the documents' filesystem: %d bytes before growing by 16 MiB, %d after", before, grown)
-	}
-	t.Logf("the documents' filesystem grew online from %d to %d bytes", before, grown)
+	grown := documentsGrowOnline(t, u, tok)
 
 	// The shares, the accounts and the file outlive a reboot.
 	u.shutdown(tok, "reboot")
@@ -428,4 +361,92 @@ func BenchmarkReplicatedShares(b *testing.B) {
 	took := time.Since(t0)
 	b.Logf("failover: kill -9 of the active unit to the client's first document stored on the other: %v", took.Round(10*time.Millisecond))
 	b.ReportMetric(took.Seconds(), "s/failover-first-write")
+}
+
+// documentsGrowOnline: the documents grow online from the data array's free space; too much is refused with the
+// reason.
+func documentsGrowOnline(t *testing.T, u *unit, tok string) (grown int64) {
+	before := documentsSize(t, u, tok)
+	if code, body := u.call("POST", "/api/v1/shares/grow", tok, `{"add_bytes":0}`); code != 400 {
+		t.Errorf("grow by 0 = %d %s, want 400", code, body)
+	}
+	if code, body := u.call("POST", "/api/v1/shares/grow", tok, `{"add_bytes":100000000000}`); code != 409 || !strings.Contains(body, "at most") {
+		t.Errorf("grow by 100 GB = %d %s, want 409 saying how much it can", code, body)
+	}
+	if code, body := u.call("POST", "/api/v1/shares/grow", tok, fmt.Sprintf(`{"add_bytes":%d}`, 16<<20)); code != 204 {
+		t.Fatalf("grow the documents by 16 MiB = %d %s", code, body)
+	}
+	grown = documentsSize(t, u, tok)
+	if grown < before+14<<20 {
+		t.Errorf("the documents' filesystem: %d bytes before growing by 16 MiB, %d after", before, grown)
+	}
+	t.Logf("the documents' filesystem grew online from %d to %d bytes", before, grown)
+	return grown
+}
+
+// encryptedOnTheWire: a document written to an ordinary share passes in clear (signed, not encrypted), one
+// written to the share that requires encryption never does (Samba's client encrypts when the share says so;
+// the server refuses unencrypted requests to it); the server negotiates SMB 3 with signing required.
+func encryptedOnTheWire(t *testing.T, u *unit, dir string) {
+	marker := []byte("PRIVILEGED AND CONFIDENTIAL: Dupont v. Durand, settlement terms " + strings.Repeat("x", 200))
+	secret := filepath.Join(dir, "memo.txt")
+	if err := os.WriteFile(secret, marker, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for share, clear := range map[string]bool{"Clients": true, "Dossiers sensibles": false} {
+		addr, wire := recordingProxy(t, u.SMB)
+		if out, err := smbAt(addr, share, "marie", "Marie's long password", "-c", "put "+secret+" memo.txt"); err != nil {
+			t.Fatalf("put to %s: %v %s", share, err, out)
+		}
+		if got := bytes.Contains(wire(), marker); got != clear {
+			t.Errorf("share %q: the document in clear on the wire = %v, want %v", share, got, clear)
+		}
+	}
+	dialect, security, err := negotiate(u.SMB)
+	if err != nil {
+		t.Fatalf("SMB2 negotiate: %v", err)
+	}
+	if dialect < 0x0300 || security&0x02 == 0 {
+		t.Errorf("negotiated dialect %#04x, security mode %#x: want SMB 3 with signing required (0x02)", dialect, security)
+	}
+	t.Logf("negotiated SMB dialect %#04x, security mode %#x (signing required)", dialect, security)
+}
+
+// refusedClients: a read-only account cannot write, a wrong password and an anonymous client are refused, and
+// so are clients limited to SMB 1 or SMB 2.1.
+func refusedClients(t *testing.T, u *unit, local string) {
+	if out, err := u.smb("Clients", "paul", "Paul's long password", "-c", "put "+local+" paul.pdf"); err == nil || !strings.Contains(out, "NT_STATUS_ACCESS_DENIED") {
+		t.Errorf("a read-only account wrote a file: %v %s", err, out)
+	}
+	if out, err := u.smb("Clients", "marie", "a wrong password!", "-c", "ls"); err == nil || !strings.Contains(out, "NT_STATUS_LOGON_FAILURE") {
+		t.Errorf("a wrong password: %v %s", err, out)
+	}
+	if out, err := u.smb("Clients", "", "", "-c", "ls"); err == nil || strings.Contains(out, "contract.pdf") {
+		t.Errorf("an anonymous client listed the share: %v %s", err, out)
+	}
+	for _, proto := range []string{"NT1", "SMB2_10"} {
+		host, port, _ := net.SplitHostPort(u.SMB)
+		out, err := exec.Command("smbclient", "//"+host+"/Clients", "-p", port, "-U", "marie%Marie's long password", "-t", "30",
+			"--option=client min protocol="+proto, "--option=client max protocol="+proto, "-c", "ls").CombinedOutput()
+		if err == nil || strings.Contains(string(out), "contract.pdf") {
+			t.Errorf("a client limited to %s was served: %s", proto, out)
+		}
+	}
+}
+
+// volumeReports logs lvm's and DRBD's reports (kept in hw/lvm/testdata and hw/drbd/testdata) and checks them.
+// Two lines, each matched alone: the daemon's log may come between them on the console.
+func volumeReports(t *testing.T, u *unit) {
+	vgs := u.debug("volumes", `debug: vgs (\{.*\}) <nil>`, 30*time.Second)
+	lvs, lvsErr := u.Expect(regexp.MustCompile(`debug: lvs (\{.*\}) <nil>`), 30*time.Second)
+	if lvsErr != nil || !strings.Contains(lvs[1], `"lv_name":"documents"`) {
+		t.Errorf("lvm's report: %q %v", lvs, lvsErr)
+	} else {
+		t.Logf("lvm's reports (hw/lvm/testdata):\n%s\n%s", vgs[1], lvs[1])
+	}
+	if m := u.debug("drbd", `(?s)debug: drbd\r?\n(.*?)\r?\ndebug: end`, 30*time.Second); len(m) < 2 || !strings.Contains(m[1], "cs:StandAlone ro:Primary/Unknown ds:UpToDate/DUnknown") {
+		t.Errorf("/proc/drbd: %q", m)
+	} else {
+		t.Logf("/proc/drbd (hw/drbd/testdata):\n%s", m[1])
+	}
 }

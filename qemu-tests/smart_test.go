@@ -95,63 +95,9 @@ func TestSMART(t *testing.T) {
 		t.Errorf("virtio disk: %+v", v)
 	}
 
-	// ATA: every attribute as smartctl reads it.
-	sata := ds["SATA-ONE"]
-	var ata struct {
-		SerialNumber string `json:"serial_number"`
-		Temperature  struct{ Current int }
-		PowerOnTime  struct{ Hours uint64 } `json:"power_on_time"`
-		SmartStatus  struct{ Passed bool }  `json:"smart_status"`
-		Attrs        struct {
-			Table []struct {
-				ID     int `json:"id"`
-				Value  int `json:"value"`
-				Worst  int `json:"worst"`
-				Thresh int `json:"thresh"`
-				Raw    struct{ Value uint64 }
-			}
-		} `json:"ata_smart_attributes"`
-	}
-	u.smartctl(sata.Device, &ata)
-	if !sata.SMART.Supported || sata.SMART.Health != "ok" || !ata.SmartStatus.Passed || ata.SerialNumber != "SATA-ONE" {
-		t.Errorf("SATA disk: %+v; smartctl passed=%v serial=%q", sata.SMART, ata.SmartStatus.Passed, ata.SerialNumber)
-	}
-	if sata.SMART.TemperatureC != ata.Temperature.Current || sata.SMART.PowerOnHours != ata.PowerOnTime.Hours {
-		t.Errorf("SATA temperature %d / hours %d, smartctl %d / %d", sata.SMART.TemperatureC, sata.SMART.PowerOnHours, ata.Temperature.Current, ata.PowerOnTime.Hours)
-	}
-	ours := map[int]string{}
-	for _, a := range sata.SMART.Attributes {
-		ours[a.ID] = fmt.Sprint(a.Value, a.Worst, a.Threshold, a.Raw)
-	}
-	if len(ata.Attrs.Table) == 0 || len(ours) != len(ata.Attrs.Table) {
-		t.Errorf("attributes: ours %v, smartctl %+v", ours, ata.Attrs.Table)
-	}
-	for _, a := range ata.Attrs.Table {
-		if want := fmt.Sprint(a.Value, a.Worst, a.Thresh, a.Raw.Value); ours[a.ID] != want {
-			t.Errorf("attribute %d: ours %q, smartctl %q", a.ID, ours[a.ID], want)
-		}
-	}
+	ataAsSmartctlReadsIt(t, u, ds["SATA-ONE"])
 
-	// NVMe: the health log as smartctl reads it.
-	nv := ds["NVME-ONE"]
-	var nvme struct {
-		Log struct {
-			CriticalWarning int    `json:"critical_warning"`
-			Temperature     int    `json:"temperature"`
-			AvailableSpare  int    `json:"available_spare"`
-			SpareThreshold  int    `json:"available_spare_threshold"`
-			PercentageUsed  int    `json:"percentage_used"`
-			MediaErrors     uint64 `json:"media_errors"`
-			PowerOnHours    uint64 `json:"power_on_hours"`
-		} `json:"nvme_smart_health_information_log"`
-	}
-	u.smartctl(nv.Device, &nvme)
-	l, n := nvme.Log, nv.SMART.NVMe
-	if !nv.SMART.Supported || nv.SMART.Health != "ok" || n == nil || n.CriticalWarning != l.CriticalWarning || nv.SMART.TemperatureC != l.Temperature ||
-		n.AvailableSpare != l.AvailableSpare || n.SpareThreshold != l.SpareThreshold || n.PercentUsed != l.PercentageUsed ||
-		n.MediaErrors != l.MediaErrors || nv.SMART.PowerOnHours != l.PowerOnHours {
-		t.Errorf("NVMe: ours %+v %+v, smartctl %+v", nv.SMART, n, l)
-	}
+	nvmeAsSmartctlReadsIt(t, u, ds["NVME-ONE"])
 
 	// A critical warning: health leaves ok at the next refresh, an alert shows, acknowledging it sticks.
 	if err := u.SetNVMeCriticalWarning("n1", 5); err != nil {
@@ -160,7 +106,7 @@ func TestSMART(t *testing.T) {
 	if code, body := u.call("POST", "/api/v1/disks/NVME-ONE/smart/refresh", tok, ""); code != 204 {
 		t.Fatalf("refresh = %d %s", code, body)
 	}
-	nv = u.disks(tok)["NVME-ONE"]
+	nv := u.disks(tok)["NVME-ONE"]
 	if nv.SMART.Health != "replace" || len(nv.SMART.Findings) != 2 || nv.SMART.Findings[0].Acknowledged {
 		t.Fatalf("after the warning: %+v", nv.SMART)
 	}
@@ -244,4 +190,64 @@ func TestProactiveReplace(t *testing.T) {
 		return nil
 	})
 	u.checkData(sets)
+}
+
+// nvmeAsSmartctlReadsIt: NVMe: the health log as smartctl reads it.
+func nvmeAsSmartctlReadsIt(t *testing.T, u *unit, nv diskHealth) {
+	var nvme struct {
+		Log struct {
+			CriticalWarning int    `json:"critical_warning"`
+			Temperature     int    `json:"temperature"`
+			AvailableSpare  int    `json:"available_spare"`
+			SpareThreshold  int    `json:"available_spare_threshold"`
+			PercentageUsed  int    `json:"percentage_used"`
+			MediaErrors     uint64 `json:"media_errors"`
+			PowerOnHours    uint64 `json:"power_on_hours"`
+		} `json:"nvme_smart_health_information_log"`
+	}
+	u.smartctl(nv.Device, &nvme)
+	l, n := nvme.Log, nv.SMART.NVMe
+	if !nv.SMART.Supported || nv.SMART.Health != "ok" || n == nil || n.CriticalWarning != l.CriticalWarning || nv.SMART.TemperatureC != l.Temperature ||
+		n.AvailableSpare != l.AvailableSpare || n.SpareThreshold != l.SpareThreshold || n.PercentUsed != l.PercentageUsed ||
+		n.MediaErrors != l.MediaErrors || nv.SMART.PowerOnHours != l.PowerOnHours {
+		t.Errorf("NVMe: ours %+v %+v, smartctl %+v", nv.SMART, n, l)
+	}
+}
+
+// ataAsSmartctlReadsIt: ATA: every attribute as smartctl reads it.
+func ataAsSmartctlReadsIt(t *testing.T, u *unit, sata diskHealth) {
+	var ata struct {
+		SerialNumber string `json:"serial_number"`
+		Temperature  struct{ Current int }
+		PowerOnTime  struct{ Hours uint64 } `json:"power_on_time"`
+		SmartStatus  struct{ Passed bool }  `json:"smart_status"`
+		Attrs        struct {
+			Table []struct {
+				ID     int `json:"id"`
+				Value  int `json:"value"`
+				Worst  int `json:"worst"`
+				Thresh int `json:"thresh"`
+				Raw    struct{ Value uint64 }
+			}
+		} `json:"ata_smart_attributes"`
+	}
+	u.smartctl(sata.Device, &ata)
+	if !sata.SMART.Supported || sata.SMART.Health != "ok" || !ata.SmartStatus.Passed || ata.SerialNumber != "SATA-ONE" {
+		t.Errorf("SATA disk: %+v; smartctl passed=%v serial=%q", sata.SMART, ata.SmartStatus.Passed, ata.SerialNumber)
+	}
+	if sata.SMART.TemperatureC != ata.Temperature.Current || sata.SMART.PowerOnHours != ata.PowerOnTime.Hours {
+		t.Errorf("SATA temperature %d / hours %d, smartctl %d / %d", sata.SMART.TemperatureC, sata.SMART.PowerOnHours, ata.Temperature.Current, ata.PowerOnTime.Hours)
+	}
+	ours := map[int]string{}
+	for _, a := range sata.SMART.Attributes {
+		ours[a.ID] = fmt.Sprint(a.Value, a.Worst, a.Threshold, a.Raw)
+	}
+	if len(ata.Attrs.Table) == 0 || len(ours) != len(ata.Attrs.Table) {
+		t.Errorf("attributes: ours %v, smartctl %+v", ours, ata.Attrs.Table)
+	}
+	for _, a := range ata.Attrs.Table {
+		if want := fmt.Sprint(a.Value, a.Worst, a.Thresh, a.Raw.Value); ours[a.ID] != want {
+			t.Errorf("attribute %d: ours %q, smartctl %q", a.ID, ours[a.ID], want)
+		}
+	}
 }

@@ -296,16 +296,7 @@ func TestRAID5RefuseAdoptSpareCrash(t *testing.T) {
 		Disk{ID: "small", Kind: Virtio, Serial: "SMALL", SizeMiB: 512},
 		Disk{ID: "old", Kind: Virtio, Serial: "OLD-FS", SizeMiB: 1024})
 	disks, small, old := all[:3], all[3], all[4]
-	if err := os.WriteFile(old.Path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(old.Path, 1<<30); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", "oldclient", old.Path).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4 on the host: %v %s", err, out)
-	}
-	oldSum := fileSum(t, old.Path)
+	oldSum := foreignDisk(t, old.Path)
 
 	u := boot(t, Config{Disks: disks})
 	tok := u.setupAndLogin()
@@ -574,4 +565,19 @@ func TestDamagedFilesystemIsLeftAlone(t *testing.T) {
 	if code, body := u.call("GET", "/api/v1/database", tok, ""); code != 200 || !strings.Contains(body, "waiting for storage") {
 		t.Errorf("the database started on a damaged filesystem: %d %s", code, body)
 	}
+}
+
+// foreignDisk makes a disk image of 1 GiB holding another system's filesystem (ext4, labelled oldclient) and
+// answers its checksum.
+func foreignDisk(t *testing.T, path string) (sum string) {
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", "oldclient", path).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4 on the host: %v %s", err, out)
+	}
+	return fileSum(t, path)
 }
