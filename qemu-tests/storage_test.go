@@ -257,6 +257,7 @@ func TestRAID1FailPullRebootReplace(t *testing.T) {
 		}
 		return nil
 	})
+	u.capture("raid1-pulled")
 
 	// Reboot while degraded: QEMU runs with -no-reboot, so the reboot ends it; boot again with disk A only.
 	u.shutdown(tok, "reboot")
@@ -321,6 +322,7 @@ func TestRAID5RefuseAdoptSpareCrash(t *testing.T) {
 		}
 		return nil
 	})
+	u.capture("raid5-odd-disks")
 	time.Sleep(6 * time.Second) // a few more passes of the storage loop
 	zero := make([]byte, 512<<20)
 	if b, err := os.ReadFile(small.Path); err != nil || !bytes.Equal(b, zero) {
@@ -478,6 +480,7 @@ func TestFirstBootWaitsForAdopt(t *testing.T) {
 		}
 		return nil
 	})
+	u.capture("first-boot-foreign")
 	time.Sleep(6 * time.Second)
 	if st = u.storage(tok); len(st.Arrays) != 0 || fileSum(t, old.Path) != oldSum {
 		t.Fatalf("something was created or written before the adopt: %+v", st)

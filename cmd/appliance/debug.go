@@ -57,6 +57,7 @@ func init() {
 //	drbd                   print /proc/drbd
 //	volumes                print lvm's vgs and lvs reports (JSON, one line each)
 //	smartctl DISK          print how long smartctl -a took and its JSON on one line (the tests' outside oracle)
+//	capture                print what the storage planner reads, as a tar.gz (see captureStorage)
 //	poweroff | reboot
 //	text, cryptwrite, corruptroot  see cryptDebug
 //
@@ -122,6 +123,10 @@ func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, reques
 				b, err := exec.Command("/sbin/lvm", cmd[0], "--config", `devices { filter=["a|^/dev/md1$|","a|^/dev/mapper/data-crypt$|","r|.*|"] use_devicesfile=0 }`,
 					"--reportformat", "json", "--units", "b", "--nosuffix", "-o", cmd[1]).Output()
 				fmt.Fprintf(out, "debug: %s %s %v\n", cmd[0], strings.Join(strings.Fields(string(b)), " "), err)
+			}
+		case f[0] == "capture":
+			if err := captureStorage(out); err != nil {
+				fmt.Fprintf(out, "debug: capture: %v\n", err)
 			}
 		case f[0] == "poweroff":
 			request(sysinit.PowerOff)
