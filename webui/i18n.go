@@ -44,11 +44,16 @@ var en = map[string]string{
 
 // translator returns the T function of the templates for a language: T "text %s" args... looks the English
 // text up in the language's catalog and formats it. A text missing from the catalog stays English (a test
-// checks that every text of the templates is in the French catalog).
+// checks that every text of the templates is in the French catalog), unless it is an error of the unit's
+// parts (errorText).
 func translator(lang string) func(string, ...any) string {
 	return func(text string, args ...any) string {
-		if t, ok := catalogs[lang][text]; ok {
+		t, ok := catalogs[lang][text]
+		switch {
+		case ok:
 			text = t
+		case len(args) == 0:
+			return errorText(lang, text) // a part's sentence, such as a job's failure
 		}
 		if len(args) == 0 {
 			return text

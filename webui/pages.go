@@ -52,6 +52,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page s
 		return
 	}
 	s.withFlash(r, &d)
+	d.Error = translator(lang(r))(d.Error) // the page's own words from the catalog, the parts' errors by errorText
 	var buf bytes.Buffer
 	d.Path = "/"
 	if r.Method == http.MethodGet {
