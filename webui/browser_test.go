@@ -90,6 +90,16 @@ func TestBrowser(t *testing.T) {
 	if !fits {
 		t.Error("the dashboard is wider than a phone screen")
 	}
+	// Its table cells, stacked, each say what they are; the header row is not shown.
+	var labelled struct {
+		Before string
+		Head   string
+	}
+	b.Run("phone: labelled cells", chromedp.Evaluate(`({before: getComputedStyle(document.querySelector('#live td[data-label]'), '::before').content,
+		head: getComputedStyle(document.querySelector('#live th[data-head]')).display})`, &labelled))
+	if !strings.HasPrefix(labelled.Before, `"`) || labelled.Head != "none" {
+		t.Errorf("a stacked cell on a phone: label %q, header row display %q", labelled.Before, labelled.Head)
+	}
 
 	// The admin's audit log has it all.
 	entries, _ := e.auth.Audit(100, appliance.AuditLog)

@@ -59,7 +59,7 @@ func TestJobs(t *testing.T) {
 	e.backups.identity = "AGE-SECRET-KEY-1SHEET"
 	e.backups.gate = make(chan struct{})
 	body := e.do(req{method: "POST", path: "/backups/run", hdr: form, running: true}).Body.String()
-	for _, want := range []string{"Started. It runs on the unit", "<td>Back up now</td><td>admin</td>", "Running for", `data-part="jobs"`} {
+	for _, want := range []string{"Started. It runs on the unit", `<td data-label="Job">Back up now</td><td data-label="Asked by">admin</td>`, "Running for", `data-part="jobs"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("jobs page after the form lacks %q:\n%s", want, body)
 		}

@@ -43,13 +43,14 @@ func (s *Server) apiEvents(w http.ResponseWriter, r *http.Request, _ appliance.S
 			s.log.Error("live dashboard", "err", err)
 			return
 		}
+		shown := labelCells(buf.Bytes())
 		switch {
-		case !bytes.Equal(buf.Bytes(), last):
-			data, _ := json.Marshal(buf.String())
+		case !bytes.Equal(shown, last):
+			data, _ := json.Marshal(string(shown))
 			if _, err := fmt.Fprintf(w, "event: live\ndata: %s\n\n", data); err != nil {
 				return
 			}
-			last, lastWrite = buf.Bytes(), time.Now()
+			last, lastWrite = shown, time.Now()
 		case time.Since(lastWrite) >= liveKeepalive:
 			if _, err := fmt.Fprint(w, ": keepalive\n\n"); err != nil {
 				return

@@ -65,7 +65,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page s
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	_, _ = buf.WriteTo(w)
+	_, _ = w.Write(labelCells(buf.Bytes()))
 }
 
 func (s *Server) pageIndex(w http.ResponseWriter, r *http.Request, _ appliance.Session) {

@@ -387,7 +387,7 @@ func TestTimeZone(t *testing.T) {
 	entries, _ := e.auth.Audit(1, appliance.AuditLog)
 	local := entries[0].Time.In(e.sys.TimeZone()).Format("2006-01-02 15:04:05")
 	utc := entries[0].Time.UTC().Format("2006-01-02 15:04:05")
-	if body := e.do(req{method: "GET", path: "/audit", hdr: cookie}).Body.String(); !strings.Contains(body, local) || local == utc || strings.Contains(body, "<td>"+utc+"</td>") {
+	if body := e.do(req{method: "GET", path: "/audit", hdr: cookie}).Body.String(); !strings.Contains(body, local) || local == utc || strings.Contains(body, ">"+utc+"</td>") {
 		t.Errorf("the audit page does not show %s (Paris) for %s UTC", local, utc)
 	}
 	form := map[string]string{"Cookie": cookie["Cookie"], "Content-Type": "application/x-www-form-urlencoded"}
