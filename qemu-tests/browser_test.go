@@ -1,6 +1,7 @@
 package qemutests
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -37,4 +38,61 @@ func TestBrowserOnUnit(t *testing.T) {
 	var proto string
 	b.Run("protocol", chromedp.Evaluate(`performance.getEntriesByType('navigation')[0].nextHopProtocol`, &proto))
 	t.Logf("dashboard over %s", proto)
+	replaceGuide(t, b, u, base)
+}
+
+// replaceGuide: SMART says to replace NVME-B2, then the other member is pulled. The storage page, reloaded
+// in the browser, never says to pull NVME-B2 while it holds the only complete copy: alone, it says to insert
+// a new disk first; feeding the rebuild onto that disk, to wait for its end; once the rebuild has ended, to
+// replace it.
+func replaceGuide(t *testing.T, b *browsertest.Browser, u *unit, base string) {
+	tok := u.login()
+	if err := u.SetNVMeCriticalWarning("d2", 5); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := u.call("POST", "/api/v1/disks/NVME-B2/smart/refresh", tok, ""); code != 204 {
+		t.Fatalf("refresh NVME-B2's SMART = %d %s", code, body)
+	}
+	guide := func(what string) string {
+		var text string
+		b.Run(what, chromedp.Navigate(base+"/storage"), chromedp.WaitVisible(`#pull-NVME-B2`, chromedp.ByQuery),
+			chromedp.Text(`#pull-NVME-B2`, &text, chromedp.ByQuery))
+		return text
+	}
+	if g := guide("NVME-B2 to replace, the other disk sound"); !strings.Contains(g, "pull it out now") {
+		t.Errorf("NVME-B2 to replace beside a sound member: the page says %q", g)
+	}
+	if err := u.PullDisk("d1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the page keeps NVME-B2, the last complete copy", func() error {
+		if g := guide("NVME-B2 the last copy"); !strings.Contains(g, "do NOT pull it: it holds the last complete copy") {
+			return fmt.Errorf("the page says %q", g)
+		}
+		return nil
+	})
+	b.Shot("storage-last-copy")
+	if err := u.InsertDisk(Disk{ID: "d3", Kind: Virtio, Serial: "VIRTIO-C3", SizeMiB: 2048}); err != nil {
+		t.Fatal(err)
+	}
+	waited := false
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(time.Second) {
+		g := guide("NVME-B2 during the rebuild")
+		if strings.Contains(g, "while the rebuild runs it is the only complete copy") && !waited {
+			waited = true
+			b.Shot("storage-rebuilding")
+		}
+		if strings.Contains(g, "pull it out now") {
+			if st := u.storage(tok); st.arrayStates() != "system=clean data=clean" {
+				t.Fatalf("the page says to pull NVME-B2 while the arrays are %s", st.arrayStates())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the rebuild the page says %q", g)
+		}
+	}
+	if !waited {
+		t.Error("the page never said to wait for the rebuild onto the new disk")
+	}
 }
