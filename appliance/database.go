@@ -24,7 +24,10 @@ type DatabaseStatus struct {
 	LagBytes       *int64   `json:"lag_bytes"`
 	LagSeconds     *float64 `json:"lag_seconds"`
 	// LagHistory is the mirror's lag every 10 s for the last hour (since the unit started), oldest first.
-	LagHistory  []LagPoint     `json:"lag_history"`
+	LagHistory []LagPoint `json:"lag_history"`
+	// LagDay is the highest lag of every 5 minutes of the last day, oldest first, each stamped with the
+	// start of its 5 minutes.
+	LagDay      []LagPoint     `json:"lag_day"`
 	Connections int            `json:"connections"`
 	Databases   []DatabaseInfo `json:"databases"`
 	// Slots are production's replication slots: the WAL each keeps on this unit for its mirror.

@@ -38,7 +38,24 @@ func TestBrowserOnUnit(t *testing.T) {
 	var proto string
 	b.Run("protocol", chromedp.Evaluate(`performance.getEntriesByType('navigation')[0].nextHopProtocol`, &proto))
 	t.Logf("dashboard over %s", proto)
+	backupJob(t, b, u, base)
 	replaceGuide(t, b, u, base)
+}
+
+// backupJob: "Back up now" pressed on the backups page is a job: the Jobs page, reloaded while it runs,
+// still lists it, and then shows its result by itself.
+func backupJob(t *testing.T, b *browsertest.Browser, u *unit, base string) {
+	if code, body := u.call("POST", "/api/v1/backups/identity", u.login(), ""); code != 201 {
+		t.Fatalf("set backups up = %d %s", code, body)
+	}
+	b.Run("back up now", chromedp.Navigate(base+"/backups"), chromedp.Click(`form[action="/backups/run"] button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#jobs`, chromedp.ByQuery), chromedp.Reload(), chromedp.WaitVisible(`#jobs`, chromedp.ByQuery))
+	if jobs := b.Text(`#jobs`); !strings.Contains(jobs, "Back up now") {
+		t.Errorf("the Jobs page after a reload: %q", jobs)
+	}
+	b.Run("the backup's result", chromedp.Poll(`document.querySelector('#jobs p.notice') && document.querySelector('#jobs p.notice').innerText.includes('Backup taken.')`,
+		nil, chromedp.WithPollingTimeout(3*time.Minute)))
+	b.Shot("jobs-backup-taken")
 }
 
 // replaceGuide: SMART says to replace NVME-B2, then the other member is pulled. The storage page, reloaded

@@ -15,9 +15,11 @@ type databasePage struct {
 	Status  appliance.DatabaseStatus
 	Created *appliance.NewDatabase
 	LagSVG  template.HTML
+	// LagDaySVG: the highest lag of every 5 minutes of the day
+	LagDaySVG template.HTML
 }
 
-// lagSVG draws the mirror's lag in seconds over the last hour.
+// lagSVG draws the mirror's lag in seconds (the last hour's samples, or the day's 5-minute highs).
 func lagSVG(h []appliance.LagPoint, zone *time.Location) template.HTML {
 	ts, vs := make([]time.Time, len(h)), make([]float64, len(h))
 	for i, p := range h {
@@ -91,7 +93,8 @@ func (s *Server) pageDatabase(w http.ResponseWriter, r *http.Request, sess appli
 
 func (s *Server) renderDatabase(w http.ResponseWriter, r *http.Request, sess appliance.Session, created *appliance.NewDatabase, actionErr error, notice ...string) {
 	st, err := s.db.Database(r.Context())
-	d := pageData{Session: sess, DB: databasePage{Status: st, Created: created, LagSVG: lagSVG(st.LagHistory, s.sys.TimeZone())}}
+	d := pageData{Session: sess, DB: databasePage{Status: st, Created: created, LagSVG: lagSVG(st.LagHistory, s.sys.TimeZone()),
+		LagDaySVG: lagSVG(st.LagDay, s.sys.TimeZone())}}
 	if err == nil {
 		err = actionErr
 	}

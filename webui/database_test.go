@@ -49,8 +49,11 @@ func TestDatabaseAPI(t *testing.T) {
 	if w := e.do(req{method: "POST", path: "/database/upstream", hdr: form2, body: "host=192.0.2.20&port=5432&user=repl&password=pw&confirm=erase"}); e.db.upstream != "192.0.2.20" || !strings.Contains(w.Body.String(), "now copies") {
 		t.Errorf("upstream form: %q", e.db.upstream)
 	}
-	if !strings.Contains(body, "Mirror lag") || !strings.Contains(body, "<polyline") || !strings.Contains(body, "2.0 s") {
+	if !strings.Contains(body, "Mirror lag, last hour") || !strings.Contains(body, "<polyline") || !strings.Contains(body, "2.0 s") {
 		t.Error("database page lacks the lag graph")
+	}
+	if !strings.Contains(body, "Mirror lag, last day") || strings.Count(body, "<polyline") != 2 || !strings.Contains(body, "13.0 s") {
+		t.Error("database page lacks the day's lag graph (the 5-minute highs)")
 	}
 	if !strings.Contains(body, "lawbox_mirror") || !strings.Contains(body, "50.3 MB") {
 		t.Error("database page lacks the WAL kept for the mirror")

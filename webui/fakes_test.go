@@ -227,6 +227,7 @@ func (f *fakeDB) Database(context.Context) (appliance.DatabaseStatus, error) {
 	lag := int64(4096)
 	return appliance.DatabaseStatus{Role: role, State: "running", Version: "15.14", Mirror: "streaming from 192.0.2.12", LagBytes: &lag,
 		LagHistory: []appliance.LagPoint{{Time: t0, Seconds: 0.2}, {Time: t0.Add(10 * time.Second), Seconds: 1.5}},
+		LagDay:     []appliance.LagPoint{{Time: t0.Add(-10 * time.Minute), Seconds: 12.5}, {Time: t0.Add(-5 * time.Minute), Seconds: 0.4}},
 		Databases:  []appliance.DatabaseInfo{{Name: "practice", Owner: "practice_app", SizeBytes: 8 << 20}},
 		Slots:      []appliance.ReplicationSlot{{Name: "lawbox_mirror", Active: true, RetainedBytes: 48 << 20, WALStatus: "reserved"}},
 		SetAside:   slices.Clone(f.aside), Stranded: f.stranded}, nil

@@ -49,6 +49,7 @@ type Manager struct {
 	replicaPassword string
 	lastPromotion   float64 // seconds the last promotion took
 	lagHistory      []appliance.LagPoint
+	lagDay          []appliance.LagPoint
 	streamWait      time.Duration    // how long a switchover waits for the mirror to stream; 0: 30 s
 	plain           []string         // the databases open without TLS in the pg_hba.conf written last (nil: none yet)
 	asideSizes      map[string]int64 // set-aside cluster -> bytes, counted once

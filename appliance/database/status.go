@@ -14,10 +14,12 @@ import (
 	"github.com/lawbox/appliance/appliance"
 )
 
-// Lag history: a sample every lagEvery, an hour kept.
+// Lag history: a sample every lagEvery, an hour kept; and for the day, the highest of every lagDayEvery.
 const (
-	lagEvery = 10 * time.Second
-	lagKeep  = 360
+	lagEvery    = 10 * time.Second
+	lagKeep     = 360
+	lagDayEvery = 5 * time.Minute
+	lagDayKeep  = 288
 )
 
 // recordLag samples the mirror's lag: the production's view of its mirror, or the mirror's own.
@@ -33,8 +35,12 @@ func (m *Manager) recordLag(ctx context.Context) {
 	m.addLag(p)
 }
 
-// bucketLag keeps the lag samples in the state store, so that a restart does not empty the graph.
-const bucketLag = "db-lag"
+// The lag samples are kept in the state store, so that a restart does not empty the graphs: every sample
+// of the hour, and each 5 minutes of the day once they are over.
+const (
+	bucketLag    = "db-lag"
+	bucketLagDay = "db-lag-day"
+)
 
 func (m *Manager) addLag(p appliance.LagPoint) {
 	m.mu.Lock()
@@ -42,38 +48,75 @@ func (m *Manager) addLag(p appliance.LagPoint) {
 	if len(m.lagHistory) > lagKeep {
 		m.lagHistory = slices.Delete(m.lagHistory, 0, len(m.lagHistory)-lagKeep)
 	}
+	done := m.addLagDay(p)
 	m.mu.Unlock()
-	if m.Store != nil {
-		if err := m.Store.Append(bucketLag, p.Time, p, lagKeep); err != nil {
+	if m.Store == nil {
+		return
+	}
+	if err := m.Store.Append(bucketLag, p.Time, p, lagKeep); err != nil {
+		m.Log.Warn("save the mirror's lag", "err", err)
+	}
+	if done != nil {
+		if err := m.Store.Append(bucketLagDay, done.Time, *done, lagDayKeep); err != nil {
 			m.Log.Warn("save the mirror's lag", "err", err)
 		}
 	}
 }
 
-// loadLag reads back the samples of the hour before now that an earlier run saved.
+// addLagDay folds a sample into the day's series, the highest lag of each lagDayEvery (stamped with its
+// start), and returns the period it closed, if it did. m.mu is held.
+func (m *Manager) addLagDay(p appliance.LagPoint) *appliance.LagPoint {
+	start := p.Time.Truncate(lagDayEvery)
+	n := len(m.lagDay)
+	if n > 0 && m.lagDay[n-1].Time.Equal(start) {
+		last := &m.lagDay[n-1]
+		last.Seconds, last.Bytes = max(last.Seconds, p.Seconds), max(last.Bytes, p.Bytes)
+		return nil
+	}
+	var done *appliance.LagPoint
+	if n > 0 {
+		d := m.lagDay[n-1]
+		done = &d
+	}
+	m.lagDay = append(m.lagDay, appliance.LagPoint{Time: start, Seconds: p.Seconds, Bytes: p.Bytes})
+	if len(m.lagDay) > lagDayKeep {
+		m.lagDay = slices.Delete(m.lagDay, 0, len(m.lagDay)-lagDayKeep)
+	}
+	return done
+}
+
+// loadLag reads back the samples of the hour, and the periods of the day, before now that an earlier run
+// saved.
 func (m *Manager) loadLag(now time.Time) {
+	hour := m.readLag(bucketLag, now, lagEvery*lagKeep, lagKeep)
+	day := m.readLag(bucketLagDay, now, lagDayEvery*lagDayKeep, lagDayKeep)
+	m.mu.Lock()
+	m.lagHistory, m.lagDay = hour, day
+	m.mu.Unlock()
+}
+
+// readLag reads the newest samples of a bucket, at most keep and none older than within, oldest first.
+func (m *Manager) readLag(bucket string, now time.Time, within time.Duration, keep int) []appliance.LagPoint {
 	if m.Store == nil {
-		return
+		return nil
 	}
 	var pts []appliance.LagPoint
-	err := m.Store.Last(bucketLag, func(v []byte) (bool, error) {
+	err := m.Store.Last(bucket, func(v []byte) (bool, error) {
 		var p appliance.LagPoint
 		if err := json.Unmarshal(v, &p); err != nil {
 			return false, fmt.Errorf("lag sample: %w", err)
 		}
-		if now.Sub(p.Time) > lagEvery*lagKeep {
+		if now.Sub(p.Time) > within {
 			return false, nil
 		}
 		pts = append(pts, p)
-		return len(pts) < lagKeep, nil
+		return len(pts) < keep, nil
 	})
 	if err != nil {
 		m.Log.Warn("read the saved lag samples", "err", err)
 	}
 	slices.Reverse(pts)
-	m.mu.Lock()
-	m.lagHistory = pts
-	m.mu.Unlock()
+	return pts
 }
 
 // slots lists the replication slots and the WAL each retains.
@@ -99,7 +142,7 @@ func (m *Manager) Database(ctx context.Context) (appliance.DatabaseStatus, error
 	m.mu.Lock()
 	cur, sy := m.cur, m.sync
 	st := appliance.DatabaseStatus{Role: cur.Kind, State: m.state, Detail: m.detail, Version: m.version, Databases: []appliance.DatabaseInfo{},
-		LastPromotionS: m.lastPromotion, Policy: DefaultPolicy, LagHistory: slices.Clone(m.lagHistory)}
+		LastPromotionS: m.lastPromotion, Policy: DefaultPolicy, LagHistory: slices.Clone(m.lagHistory), LagDay: slices.Clone(m.lagDay)}
 	m.mu.Unlock()
 	aside, err := m.setAside()
 	if err != nil {
