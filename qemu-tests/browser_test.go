@@ -45,7 +45,9 @@ func TestBrowserOnUnit(t *testing.T) {
 // backupJob: "Back up now" pressed on the backups page is a job: the Jobs page, reloaded while it runs,
 // still lists it, and then shows its result by itself.
 func backupJob(t *testing.T, b *browsertest.Browser, u *unit, base string) {
-	if code, body := u.call("POST", "/api/v1/backups/identity", u.login(), ""); code != 201 {
+	tok := u.login()
+	u.waitDatabase(tok)
+	if code, body := u.call("POST", "/api/v1/backups/identity", tok, ""); code != 201 {
 		t.Fatalf("set backups up = %d %s", code, body)
 	}
 	b.Run("back up now", chromedp.Navigate(base+"/backups"), chromedp.Click(`form[action="/backups/run"] button`, chromedp.ByQuery),

@@ -53,6 +53,7 @@ var errorsFR = map[string]string{
 	"database name %q: lower-case letters, digits and _, at most 63, not the server's own: %w":                    "nom de base %s : lettres minuscules, chiffres et _, 63 au plus, pas une base du serveur lui-même : %s",
 	"database %s exists: restore under another name, or confirm replacing it (it is kept under another name): %w": "la base %s existe : restaurez sous un autre nom, ou confirmez son remplacement (elle est gardée sous un autre nom) : %s",
 	"database %q: %w": "base %s : %s",
+	"the unit's database server does not answer yet: try again in a minute: %w (%w)":        "le serveur de bases de l'unité ne répond pas encore : réessayez dans une minute : %s (%s)",
 	"backups are not set up yet (no recovery identity): %w":                                 "les sauvegardes ne sont pas encore configurées (pas d'identité de récupération) : %s",
 	"recovery identity: not one (it starts AGE-SECRET-KEY-1, as on the recovery sheet): %w": "identité de récupération : ce n'en est pas une (elle commence par AGE-SECRET-KEY-1, comme sur la fiche de récupération) : %s",
 	"set backups up on the production unit (the mirror receives it): %w":                    "configurez les sauvegardes sur l'unité de production (le miroir le reçoit) : %s",

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/appliance/backup/target"
 	"github.com/lawbox/appliance/appliance/pgsql"
 	"github.com/lawbox/appliance/appliance/state"
@@ -114,7 +115,12 @@ func (e *Engine) Clock() time.Time {
 
 // Connect opens a pinned superuser session over the local socket.
 func (e *Engine) Connect(ctx context.Context, db string) (*pgx.Conn, error) {
-	return pgsql.Local(ctx, e.Socket, e.Port, db)
+	c, err := pgsql.Local(ctx, e.Socket, e.Port, db)
+	if err != nil {
+		// The server starts with the unit, restarts, or is being promoted: an admin tries again.
+		return nil, fmt.Errorf("the unit's database server does not answer yet: try again in a minute: %w (%w)", appliance.ErrUnavailable, err)
+	}
+	return c, nil
 }
 
 // Position is the WAL position the local server has (replayed, on a mirror): a backup is due only when it

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -178,5 +179,14 @@ func TestRetained(t *testing.T) {
 	}
 	if n := len(retained(dumps, appliance.BackupRetention{Daily: 30})); n != 30 {
 		t.Errorf("30 nightly dumps: kept %d", n)
+	}
+}
+
+// A database server that does not answer (starting with the unit, being promoted) is the unit's state for
+// a moment, not an internal error: the admin is told to try again.
+func TestConnectToAServerNotRunning(t *testing.T) {
+	e := &Engine{Socket: t.TempDir(), Port: 5432}
+	if _, err := e.Connect(context.Background(), "postgres"); !errors.Is(err, appliance.ErrUnavailable) || !strings.Contains(err.Error(), "try again in a minute") {
+		t.Errorf("connect without a server: %v", err)
 	}
 }
