@@ -48,6 +48,9 @@ var en = map[string]string{
 // parts (errorText).
 func translator(lang string) func(string, ...any) string {
 	return func(text string, args ...any) string {
+		if counted, ok := pluralForm(lang, text, args); ok {
+			return counted
+		}
 		t, ok := catalogs[lang][text]
 		switch {
 		case ok:
