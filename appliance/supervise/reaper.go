@@ -1,13 +1,17 @@
 package supervise
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -88,4 +92,61 @@ func describe(ws syscall.WaitStatus) string {
 		return fmt.Sprintf("exit status %d", ws.ExitStatus())
 	}
 	return fmt.Sprintf("status %#x", uint32(ws))
+}
+
+// Output runs argv to its end under the reaper and returns its standard output (its errors go to
+// /dev/null), as os/exec's Cmd.Output does: in PID 1, where the reaper collects every child, the one safe
+// way to run a command (os/exec would wait for its child too, and lose the race for its exit status). It
+// fails when the command cannot start, exits other than 0, or ctx ends first (the command is killed).
+func (r *Reaper) Output(ctx context.Context, argv ...string) ([]byte, error) {
+	return r.output(ctx, false, argv)
+}
+
+// CombinedOutput is Output with the command's errors in what it returns (raid.Runner's contract).
+func (r *Reaper) CombinedOutput(ctx context.Context, argv ...string) ([]byte, error) {
+	return r.output(ctx, true, argv)
+}
+
+func (r *Reaper) output(ctx context.Context, combined bool, argv []string) ([]byte, error) {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer null.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer pr.Close()
+	stderr := null
+	if combined {
+		stderr = pw
+	}
+	pid, exited, err := r.Start(argv, &os.ProcAttr{Files: []*os.File{null, pw, stderr}})
+	pw.Close()
+	if err != nil {
+		return nil, err
+	}
+	read := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(pr)
+		read <- b
+	}()
+	var ws syscall.WaitStatus
+	select {
+	case ws = <-exited:
+	case <-ctx.Done():
+		_ = unix.Kill(pid, unix.SIGKILL)
+		<-exited
+		return nil, fmt.Errorf("%s: %w", strings.Join(argv, " "), ctx.Err())
+	}
+	var out []byte
+	select {
+	case out = <-read:
+	case <-time.After(time.Second): // a grandchild keeps the pipe open: what came is enough
+	}
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		return out, fmt.Errorf("%s: %s: %s", strings.Join(argv, " "), describe(ws), bytes.TrimSpace(out))
+	}
+	return out, nil
 }

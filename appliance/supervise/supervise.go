@@ -75,6 +75,17 @@ func New(log *slog.Logger, reaper *Reaper, console io.Writer, services []Service
 	return s
 }
 
+// Output runs a command to its end under the supervisor's reaper and returns its standard output
+// (Reaper.Output).
+func (s *Supervisor) Output(ctx context.Context, argv ...string) ([]byte, error) {
+	return s.reaper.Output(ctx, argv...)
+}
+
+// CombinedOutput is Output with the command's errors in what it returns (Reaper.CombinedOutput).
+func (s *Supervisor) CombinedOutput(ctx context.Context, argv ...string) ([]byte, error) {
+	return s.reaper.CombinedOutput(ctx, argv...)
+}
+
 // Run runs every service until ctx is done, then stops them all and returns.
 func (s *Supervisor) Run(ctx context.Context) error {
 	var wg sync.WaitGroup

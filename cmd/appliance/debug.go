@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -43,7 +42,9 @@ func init() {
 
 // debugConsole reads commands from the serial console when the kernel command line has appliance.debug=1
 // and the firmware is a test build (tag lawboxtest). It is how the QEMU tests inject a service crash and
-// write test data; it has no authentication, so it never ships.
+// write test data; it has no authentication, so it never ships. It runs in PID 1: its commands run under
+// the reaper (sup.Output, sup.CombinedOutput), never os/exec, which would race the reaper for their exit
+// status.
 //
 //	services               list services (with pid and resident memory)
 //	signal NAME SIGNAL     send a signal (e.g. SEGV, KILL) to a service
@@ -106,26 +107,26 @@ func debugConsole(in io.Reader, out io.Writer, sup *supervise.Supervisor, reques
 			fmt.Fprintf(out, "debug: rawwrite %s: %.1f MB/s %v\n", f[1], mbs, err)
 		case f[0] == "smartctl" && len(f) == 2:
 			start := time.Now()
-			js, _ := exec.Command("/sbin/smartctl", "--json=c", "-a", "/dev/"+filepath.Base(f[1])).Output() // exit bits carry health
+			js, _ := sup.Output(context.Background(), "/sbin/smartctl", "--json=c", "-a", "/dev/"+filepath.Base(f[1])) // exit bits carry health
 			fmt.Fprintf(out, "debug: smartctl %s %.1fms %s\n", f[1], float64(time.Since(start).Microseconds())/1000, bytes.TrimSpace(js))
 		case f[0] == "mdstat":
 			b, _ := os.ReadFile("/proc/mdstat")
 			fmt.Fprintf(out, "debug: mdstat\n%s\ndebug: end\n", b)
 		case f[0] == "mdwrite" && len(f) >= 5: // the bench's A/B of a RAID 5's consistency policies
 			mib, _ := strconv.Atoi(f[2])
-			mbs, err := mdWrite(f[1], mib, f[3:])
+			mbs, err := mdWrite(sup.CombinedOutput, f[1], mib, f[3:])
 			fmt.Fprintf(out, "debug: mdwrite %s: %.1f MB/s %v\n", f[1], mbs, err)
 		case f[0] == "drbd":
 			b, _ := os.ReadFile("/proc/drbd")
 			fmt.Fprintf(out, "debug: drbd\n%s\ndebug: end\n", b)
 		case f[0] == "volumes": // the volume group's reports, as the unit tests of hw/lvm read them
 			for _, cmd := range [][]string{{"vgs", "vg_name,vg_size,vg_free"}, {"lvs", "vg_name,lv_name,lv_size,lv_active"}} {
-				b, err := exec.Command("/sbin/lvm", cmd[0], "--config", `devices { filter=["a|^/dev/md1$|","a|^/dev/mapper/data-crypt$|","r|.*|"] use_devicesfile=0 }`,
-					"--reportformat", "json", "--units", "b", "--nosuffix", "-o", cmd[1]).Output()
+				b, err := sup.Output(context.Background(), "/sbin/lvm", cmd[0], "--config", `devices { filter=["a|^/dev/md1$|","a|^/dev/mapper/data-crypt$|","r|.*|"] use_devicesfile=0 }`,
+					"--reportformat", "json", "--units", "b", "--nosuffix", "-o", cmd[1])
 				fmt.Fprintf(out, "debug: %s %s %v\n", cmd[0], strings.Join(strings.Fields(string(b)), " "), err)
 			}
 		case f[0] == "capture":
-			if err := captureStorage(out); err != nil {
+			if err := captureStorage(out, sup.CombinedOutput); err != nil {
 				fmt.Fprintf(out, "debug: capture: %v\n", err)
 			}
 		case f[0] == "poweroff":
@@ -237,12 +238,12 @@ func rawWrite(path string, mib, at int) (float64, error) {
 
 // mdWrite makes md9, a RAID 5 of disks (whole, scratch) with the consistency policy (raid.Bitmap or
 // raid.PPL), writes mib MiB to it and stops it.
-func mdWrite(policy string, mib int, disks []string) (float64, error) {
+func mdWrite(run raid.Runner, policy string, mib int, disks []string) (float64, error) {
 	var devs []string
 	for _, d := range disks {
 		devs = append(devs, "/dev/"+filepath.Base(d))
 	}
-	md := &raid.MDADM{Path: "/sbin/mdadm"}
+	md := &raid.MDADM{Path: "/sbin/mdadm", Run: run}
 	opt := raid.CreateOptions{Level: 5, Name: "scratch", Devices: devs, Consistency: policy, AssumeClean: true}
 	if err := md.Create(context.Background(), "/dev/md9", opt); err != nil {
 		return 0, err

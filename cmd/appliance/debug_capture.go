@@ -11,10 +11,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/lawbox/appliance/hw/raid"
 )
 
 // captureStorage writes, as a base64 tar.gz between "debug: capture" and "debug: end", what the storage
@@ -28,11 +29,11 @@ import (
 //	sys/class/block/PART        the partitions' symlinks
 //	dev/DISK                    the disk's first and last MiB (what disk.Probe reads), 2 MiB
 //	examine/PART, detail/MD     mdadm --examine --export and --detail --export
-func captureStorage(out io.Writer) error {
+func captureStorage(out io.Writer, run raid.Runner) error {
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
-	c := capture{tw: tw}
+	c := capture{tw: tw, run: run}
 	ents, err := os.ReadDir("/sys/block")
 	if err != nil {
 		return err
@@ -56,7 +57,10 @@ func captureStorage(out io.Writer) error {
 	return nil
 }
 
-type capture struct{ tw *tar.Writer }
+type capture struct {
+	tw  *tar.Writer
+	run raid.Runner // commands run under PID 1's reaper
+}
 
 func (c capture) file(name string, b []byte) error {
 	if err := c.tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: time.Unix(0, 0)}); err != nil {
@@ -161,7 +165,7 @@ func (c capture) array(name, real string) error {
 func (c capture) mdadm(name string, args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, _ := exec.CommandContext(ctx, "/sbin/mdadm", args...).CombinedOutput()
+	out, _ := c.run(ctx, append([]string{"/sbin/mdadm"}, args...)...)
 	return c.file(name, out)
 }
 
