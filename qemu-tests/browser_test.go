@@ -73,10 +73,8 @@ func replaceGuide(t *testing.T, b *browsertest.Browser, u *unit, base string) {
 		t.Fatalf("refresh NVME-B2's SMART = %d %s", code, body)
 	}
 	guide := func(what string) string {
-		var text string
-		b.Run(what, chromedp.Navigate(base+"/storage"), chromedp.WaitVisible(`#pull-NVME-B2`, chromedp.ByQuery),
-			chromedp.Text(`#pull-NVME-B2`, &text, chromedp.ByQuery))
-		return text
+		b.Run(what, chromedp.Navigate(base+"/storage"))
+		return b.Text(`#pull-NVME-B2`)
 	}
 	if g := guide("NVME-B2 to replace, the other disk sound"); !strings.Contains(g, "pull it out now") {
 		t.Errorf("NVME-B2 to replace beside a sound member: the page says %q", g)

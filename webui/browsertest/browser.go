@@ -4,6 +4,7 @@ package browsertest
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -94,10 +95,16 @@ func (b *Browser) Shot(name string) {
 }
 
 // Text is the visible text of the first element matching sel.
+//
+// The element is found and read in one evaluation, once it exists: a live section's update replaces its nodes,
+// so a node found by one call may be gone by the next ("No node with given id found").
 func (b *Browser) Text(sel string) string {
-	var s string
-	b.Run("read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery))
-	return s
+	b.t.Helper()
+	q, _ := json.Marshal(sel)
+	var s struct{ Text string }
+	b.Run("read "+sel, chromedp.Poll(`(function(){var e=document.querySelector(`+string(q)+`); return e && {Text: e.innerText}})()`,
+		&s, chromedp.WithPollingTimeout(30*time.Second)))
+	return s.Text
 }
 
 // Setup fills the first-boot form at base (the UI's https://host:port) and waits for the login page.
