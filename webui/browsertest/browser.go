@@ -74,6 +74,13 @@ func (b *Browser) Run(what string, actions ...chromedp.Action) {
 	}
 }
 
+// Try runs actions for at most timeout and returns their error: for a page that may not answer yet.
+func (b *Browser) Try(timeout time.Duration, actions ...chromedp.Action) error {
+	ctx, cancel := context.WithTimeout(b.ctx, timeout)
+	defer cancel()
+	return chromedp.Run(ctx, actions...)
+}
+
 // Shot saves a full-page screenshot as name.png (quality 100 is PNG; less would be JPEG), and checks the
 // page's accessibility (Accessible).
 func (b *Browser) Shot(name string) {
