@@ -1,7 +1,6 @@
 package webui
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -35,33 +34,17 @@ func lang(r *http.Request) string {
 	return "en"
 }
 
-// en names, in English, the states the parts report as identifiers (md's "in_sync", storage's
-// "needs_adopt"): the pages show words, never identifiers.
-var en = map[string]string{
-	"needs_adopt": "waiting for an admin to take it in",
-	"in_sync":     "in sync",
-}
-
 // translator returns the T function of the templates for a language: T "text %s" args... looks the English
-// text up in the language's catalog and formats it. A text missing from the catalog stays English (a test
-// checks that every text of the templates is in the French catalog), unless it is an error of the unit's
-// parts (errorText).
+// text up in the language's catalog (locales/<lang>.json) and formats it the language's way. A text missing
+// from the catalog stays English (a test checks that every text of the templates is in the French catalog),
+// unless it is an error of the unit's parts (errorText).
 func translator(lang string) func(string, ...any) string {
+	loc := locales[lang]
 	return func(text string, args ...any) string {
-		if counted, ok := pluralForm(lang, text, args); ok {
-			return counted
-		}
-		t, ok := catalogs[lang][text]
-		switch {
-		case ok:
-			text = t
-		case len(args) == 0:
+		if _, ok := loc.texts[text]; !ok && len(args) == 0 {
 			return errorText(lang, text) // a part's sentence, such as a job's failure
 		}
-		if len(args) == 0 {
-			return text
-		}
-		return fmt.Sprintf(text, args...)
+		return loc.printer.Sprintf(text, args...)
 	}
 }
 
@@ -69,19 +52,19 @@ func translator(lang string) func(string, ...any) string {
 // its values (a value that is itself in the catalog, such as a state, translated too). An alert without a
 // pattern, or whose pattern the catalog lacks, stays as the part wrote it.
 func alertText(lang string) func(appliance.Alert) string {
+	loc := locales[lang]
 	return func(a appliance.Alert) string {
-		t, ok := catalogs[lang][a.Text]
-		if !ok || a.Text == "" || strings.Count(a.Text, "%s") != len(a.Args) {
+		if _, ok := loc.texts[a.Text]; !ok || a.Text == "" || strings.Count(a.Text, "%s") != len(a.Args) {
 			return a.Message
 		}
 		args := make([]any, len(a.Args))
 		for i, v := range a.Args {
 			args[i] = v
-			if tv, ok := catalogs[lang][v]; ok {
-				args[i] = tv
+			if _, ok := loc.texts[v]; ok {
+				args[i] = loc.printer.Sprintf(v)
 			}
 		}
-		return fmt.Sprintf(t, args...)
+		return loc.printer.Sprintf(a.Text, args...)
 	}
 }
 

@@ -18,6 +18,9 @@ import (
 
 // Every text the templates translate has its French, and so do the values the parts report that the
 // templates pass through T (states, roles, kinds, the dashboard's sentences).
+// fr is the French catalog's texts, by their English id ("" for a counted one).
+var fr = locales["fr"].texts
+
 func TestFrenchCatalogComplete(t *testing.T) {
 	literal := regexp.MustCompile(`\{\{T "((?:[^"\\]|\\.)*)"`)
 	files, _ := fs.Glob(templateFS, "templates/*.html")
@@ -209,14 +212,15 @@ func TestLanguageChoice(t *testing.T) {
 	}
 }
 
-// The database page in French with a lagging mirror: numbers, not pointers, in the translated sentences.
+// The database page in French with a lagging mirror: numbers, not pointers, in the translated sentences, written
+// the French way (a no-break space between thousands).
 func TestFrenchDatabasePage(t *testing.T) {
 	e := newEnv(t)
 	tok := e.setUpAndLogin(t)
 	e.db.role = "mirror"
 	w := e.do(req{method: "GET", path: "/database", hdr: map[string]string{"Cookie": CookieName + "=" + tok + "; " + LangCookie + "=fr"}})
 	b := w.Body.String()
-	if w.Code != 200 || !strings.Contains(b, "Promouvoir ce miroir") || !strings.Contains(b, "4096 octets de retard") || strings.Contains(b, "0xc") {
+	if w.Code != 200 || !strings.Contains(b, "Promouvoir ce miroir") || !strings.Contains(b, "4\u00a0096 octets de retard") || strings.Contains(b, "0xc") {
 		t.Errorf("French database page = %d:\n%s", w.Code, b)
 	}
 }
