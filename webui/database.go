@@ -20,12 +20,12 @@ type databasePage struct {
 }
 
 // lagSVG draws the mirror's lag in seconds (the last hour's samples, or the day's 5-minute highs).
-func lagSVG(h []appliance.LagPoint, zone *time.Location) template.HTML {
+func lagSVG(T translate, h []appliance.LagPoint, zone *time.Location) template.HTML {
 	ts, vs := make([]time.Time, len(h)), make([]float64, len(h))
 	for i, p := range h {
 		ts[i], vs[i] = p.Time.In(zone), p.Seconds
 	}
-	return lineSVG("mirror lag", "%.1f s", 0.5, ts, vs)
+	return lineSVG(T, T("mirror lag"), "%.1f s", 0.5, ts, vs)
 }
 
 type newDatabase struct {
@@ -93,8 +93,8 @@ func (s *Server) pageDatabase(w http.ResponseWriter, r *http.Request, sess appli
 
 func (s *Server) renderDatabase(w http.ResponseWriter, r *http.Request, sess appliance.Session, created *appliance.NewDatabase, actionErr error, notice ...string) {
 	st, err := s.db.Database(r.Context())
-	d := pageData{Session: sess, DB: databasePage{Status: st, Created: created, LagSVG: lagSVG(st.LagHistory, s.sys.TimeZone()),
-		LagDaySVG: lagSVG(st.LagDay, s.sys.TimeZone())}}
+	d := pageData{Session: sess, DB: databasePage{Status: st, Created: created, LagSVG: lagSVG(translator(lang(r)), st.LagHistory, s.sys.TimeZone()),
+		LagDaySVG: lagSVG(translator(lang(r)), st.LagDay, s.sys.TimeZone())}}
 	if err == nil {
 		err = actionErr
 	}

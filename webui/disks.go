@@ -3,6 +3,7 @@ package webui
 import (
 	"errors"
 	"fmt"
+	"html"
 	"html/template"
 	"maps"
 	"net/http"
@@ -127,8 +128,8 @@ func (s *Server) renderDisk(w http.ResponseWriter, r *http.Request, sess applian
 		} else if !ok {
 			d.Disk.Range = ""
 		}
-		d.Disk.Graph = temperatureSVG(h, s.sys.TimeZone(), d.Disk.Disk.SMART.HotC)
-		d.Disk.Counters = counterSVGs(h, s.sys.TimeZone())
+		d.Disk.Graph = temperatureSVG(translator(lang(r)), h, s.sys.TimeZone(), d.Disk.Disk.SMART.HotC)
+		d.Disk.Counters = counterSVGs(translator(lang(r)), h, s.sys.TimeZone())
 	}
 	s.render(w, r, http.StatusOK, "disk", d)
 }
@@ -156,20 +157,20 @@ var historyRanges = map[string]time.Duration{"": 0, "day": 24 * time.Hour, "week
 
 // temperatureSVG draws the temperature history, its times in zone, with the disk's limit (°C; 0: none)
 // as a dashed line.
-func temperatureSVG(h []appliance.HistoryPoint, zone *time.Location, limit int) template.HTML {
+func temperatureSVG(T translate, h []appliance.HistoryPoint, zone *time.Location, limit int) template.HTML {
 	ts, vs := make([]time.Time, len(h)), make([]float64, len(h))
 	for i, p := range h {
 		ts[i], vs[i] = p.Time.In(zone), float64(p.TemperatureC)
 	}
 	if limit > 0 {
-		return lineSVG("temperature history", "%.0f °C", 2, ts, vs, float64(limit))
+		return lineSVG(T, T("temperature history"), "%.0f °C", 2, ts, vs, float64(limit))
 	}
-	return lineSVG("temperature history", "%.0f °C", 2, ts, vs)
+	return lineSVG(T, T("temperature history"), "%.0f °C", 2, ts, vs)
 }
 
 // counterSVGs draws the history of each counter that was not always zero: a counter that grows (pending
 // sectors, media errors) is what says a disk is going before its health does.
-func counterSVGs(h []appliance.HistoryPoint, zone *time.Location) []counterGraph {
+func counterSVGs(T translate, h []appliance.HistoryPoint, zone *time.Location) []counterGraph {
 	keys := map[string]bool{}
 	for _, p := range h {
 		for k, v := range p.Counters {
@@ -187,7 +188,7 @@ func counterSVGs(h []appliance.HistoryPoint, zone *time.Location) []counterGraph
 				ts, vs = append(ts, p.Time.In(zone)), append(vs, float64(v))
 			}
 		}
-		if g := lineSVG("history of "+k, "%.0f", 1, ts, vs); g != "" {
+		if g := lineSVG(T, T("history of %s", k), "%.0f", 1, ts, vs); g != "" {
 			out = append(out, counterGraph{Key: k, Graph: g})
 		}
 	}
@@ -195,17 +196,18 @@ func counterSVGs(h []appliance.HistoryPoint, zone *time.Location) []counterGraph
 }
 
 // spaceSVG draws a filesystem's use over its daily history, in GB, its days in zone.
-func spaceSVG(h []appliance.SpacePoint, zone *time.Location) template.HTML {
+func spaceSVG(T translate, h []appliance.SpacePoint, zone *time.Location) template.HTML {
 	ts, vs := make([]time.Time, len(h)), make([]float64, len(h))
 	for i, p := range h {
 		ts[i], vs[i] = p.Day.In(zone), float64(p.UsedBytes)/1e9
 	}
-	return lineSVG("space used over the last days", "%.1f GB", 0.1, ts, vs)
+	return lineSVG(T, T("space used over the last days"), "%.1f GB", 0.1, ts, vs)
 }
 
 // lineSVG draws values over time as an inline SVG line (no script, no external asset), the value axis
-// labelled with format and padded by margin; a limit, if given, is a dashed red line labelled with its value.
-func lineSVG(label, format string, margin float64, ts []time.Time, vs []float64, limit ...float64) template.HTML {
+// labelled with format (written the language's way by T) and padded by margin; a limit, if given, is a dashed
+// red line labelled with its value. label is the graph's name for a screen reader, in the page's language.
+func lineSVG(T translate, label, format string, margin float64, ts []time.Time, vs []float64, limit ...float64) template.HTML {
 	if len(ts) < 2 {
 		return ""
 	}
@@ -228,13 +230,13 @@ func lineSVG(label, format string, margin float64, ts []time.Time, vs []float64,
 	var lines strings.Builder
 	for _, l := range limit {
 		y := H - pad - (H-2*pad)*(l-lo)/max(hi-lo, 1e-9)
-		fmt.Fprintf(&lines, `<line class="limit" x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#b71c1c" stroke-dasharray="6 4"/><text x="%.0f" y="%.1f" text-anchor="end" fill="#b71c1c">`+format+`</text>`,
-			pad, W-pad, y, y, W-pad, y-3, l)
+		fmt.Fprintf(&lines, `<line class="limit" x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#b71c1c" stroke-dasharray="6 4"/><text x="%.0f" y="%.1f" text-anchor="end" fill="#b71c1c">%s</text>`,
+			pad, W-pad, y, y, W-pad, y-3, html.EscapeString(T(format, l)))
 	}
 	svg := fmt.Sprintf(`<svg class="graph" viewBox="0 0 %.0f %.0f" role="img" aria-label="%s">`+
-		`<text x="2" y="14">`+format+`</text><text x="2" y="%.0f">`+format+`</text>`+
+		`<text x="2" y="14">%s</text><text x="2" y="%.0f">%s</text>`+
 		`<text x="%.0f" y="%.0f">%s</text><text x="%.0f" y="%.0f" text-anchor="end">%s</text>`+
 		`%s<polyline fill="none" stroke="#1565c0" stroke-width="2" points="%s"/></svg>`,
-		W, H, label, hi, H-pad+4, lo, pad, H-4, t0.Format("2006-01-02 15:04"), W-pad, H-4, t1.Format("2006-01-02 15:04"), lines.String(), pts.String())
-	return template.HTML(svg) // built only from numbers and fixed text
+		W, H, html.EscapeString(label), html.EscapeString(T(format, hi)), H-pad+4, html.EscapeString(T(format, lo)), pad, H-4, t0.Format("2006-01-02 15:04"), W-pad, H-4, t1.Format("2006-01-02 15:04"), lines.String(), pts.String())
+	return template.HTML(svg) // numbers and fixed text, the texts escaped
 }

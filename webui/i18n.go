@@ -34,11 +34,14 @@ func lang(r *http.Request) string {
 	return "en"
 }
 
+// translate is a language's T: a text of the catalog, formatted with its values.
+type translate = func(string, ...any) string
+
 // translator returns the T function of the templates for a language: T "text %s" args... looks the English
 // text up in the language's catalog (locales/<lang>.json) and formats it the language's way. A text missing
 // from the catalog stays English (a test checks that every text of the templates is in the French catalog),
 // unless it is an error of the unit's parts (errorText).
-func translator(lang string) func(string, ...any) string {
+func translator(lang string) translate {
 	loc := locales[lang]
 	return func(text string, args ...any) string {
 		if _, ok := loc.texts[text]; !ok && len(args) == 0 {

@@ -213,14 +213,16 @@ func TestLanguageChoice(t *testing.T) {
 }
 
 // The database page in French with a lagging mirror: numbers, not pointers, in the translated sentences, written
-// the French way (a no-break space between thousands).
+// the French way (a no-break space between thousands, a decimal comma in the graph's axis, which a screen reader
+// names in French).
 func TestFrenchDatabasePage(t *testing.T) {
 	e := newEnv(t)
 	tok := e.setUpAndLogin(t)
 	e.db.role = "mirror"
 	w := e.do(req{method: "GET", path: "/database", hdr: map[string]string{"Cookie": CookieName + "=" + tok + "; " + LangCookie + "=fr"}})
 	b := w.Body.String()
-	if w.Code != 200 || !strings.Contains(b, "Promouvoir ce miroir") || !strings.Contains(b, "4\u00a0096 octets de retard") || strings.Contains(b, "0xc") {
+	if w.Code != 200 || !strings.Contains(b, "Promouvoir ce miroir") || !strings.Contains(b, "4\u00a0096 octets de retard") || strings.Contains(b, "0xc") ||
+		!strings.Contains(b, `aria-label="retard du miroir"`) || !strings.Contains(b, `>2,0 s</text>`) {
 		t.Errorf("French database page = %d:\n%s", w.Code, b)
 	}
 }

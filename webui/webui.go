@@ -132,12 +132,11 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		},
 		"now": func() time.Time { return time.Now().UTC() },
 		// local is a moment in the office's time zone: pages show local times, the API UTC
-		"local":      func(t time.Time) time.Time { return t.In(s.sys.TimeZone()) },
-		"jobTitle":   func(kind string) string { return jobTitles[kind] },
-		"ranges":     func() []string { return []string{"day", "week", ""} },
-		"zone":       func() string { return s.sys.TimeZone().String() },
-		"zones":      func() []string { return officeZones },
-		"spaceGraph": func(h []appliance.SpacePoint) template.HTML { return spaceSVG(h, s.sys.TimeZone()) },
+		"local":    func(t time.Time) time.Time { return t.In(s.sys.TimeZone()) },
+		"jobTitle": func(kind string) string { return jobTitles[kind] },
+		"ranges":   func() []string { return []string{"day", "week", ""} },
+		"zone":     func() string { return s.sys.TimeZone().String() },
+		"zones":    func() []string { return officeZones },
 	}
 	for _, l := range languages {
 		s.pages[l] = map[string]*template.Template{}
@@ -148,6 +147,7 @@ func New(p Parts, log *slog.Logger) (*Server, error) {
 		funcs["bytes"] = func(n int64) string { return sizeIn(l, n) }
 		funcs["duration"] = func(sec int64) string { return durationIn(l, sec) }
 		funcs["since"] = func(t time.Time) string { return durationIn(l, int64(time.Since(t).Seconds())) }
+		funcs["spaceGraph"] = func(h []appliance.SpacePoint) template.HTML { return spaceSVG(translator(l), h, s.sys.TimeZone()) }
 		funcs["percent"] = func(p *float64) string { return decimal(l, *p*100) }
 		funcs["pct"] = func(p float64) string { return decimal(l, p) }
 		// growth is how much a filesystem's use changed over its history, signed
