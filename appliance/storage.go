@@ -163,6 +163,8 @@ type StorageDisk struct {
 	Role      string `json:"role"`          // "member", "spare", "unused"
 	State     string `json:"state"`         // "ok", "faulty", "rebuilding", "blank", "needs_adopt", "refused"
 	Reason    string `json:"reason,omitempty"`
+	// Locate is the light that shows where the disk sits: "" when the hardware has none for it, "off", "on".
+	Locate string `json:"locate,omitempty"`
 	// BootPartition is a member's EFI system partition ("/dev/vda1"): the boot loader and firmware slots.
 	BootPartition string `json:"boot_partition,omitempty"`
 }
@@ -189,6 +191,8 @@ type Storage interface {
 	Unlock(ctx context.Context, recoveryKey string) error
 	// NewRecoveryKey makes a new recovery key for the encrypted data array and answers it, once.
 	NewRecoveryKey(ctx context.Context) (string, error)
+	// Locate turns the light that shows where a disk sits on or off (ErrConflict where it has none).
+	Locate(ctx context.Context, serial string, on bool) error
 }
 
 // Finding is one thing SMART says about a disk. Key is stable across polls; Value is what it was judged on,

@@ -100,6 +100,23 @@ func (f *fakeStorage) Unlock(_ context.Context, key string) error {
 	return nil
 }
 
+// Locate turns the light of a disk that has one on or off.
+func (f *fakeStorage) Locate(_ context.Context, serial string, on bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, d := range f.st.Disks {
+		if d.Serial != serial {
+			continue
+		}
+		if d.Locate == "" {
+			return fmt.Errorf("locate disk %s: the box has no light for its slot: %w", serial, appliance.ErrConflict)
+		}
+		f.st.Disks[i].Locate = map[bool]string{true: "on", false: "off"}[on]
+		return nil
+	}
+	return fmt.Errorf("locate disk %s: %w", serial, appliance.ErrNotFound)
+}
+
 func (f *fakeStorage) NewRecoveryKey(context.Context) (string, error) {
 	if f.st.Encryption.State != "open" {
 		return "", fmt.Errorf("recovery key: %w", appliance.ErrConflict)

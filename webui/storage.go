@@ -2,6 +2,7 @@ package webui
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/lawbox/appliance/appliance"
@@ -33,6 +34,28 @@ func (s *Server) apiAdopt(w http.ResponseWriter, r *http.Request, sess appliance
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// locateRequest is POST /api/v1/storage/disks/{serial}/locate's body.
+type locateRequest struct {
+	On *bool `json:"on"` // the light that shows where the disk sits: on (blinking where it can) or off
+}
+
+func (s *Server) apiLocate(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	var lr locateRequest
+	err := decode(r, &lr)
+	if err == nil && lr.On == nil {
+		err = fmt.Errorf("%w: on (true or false) is required", appliance.ErrBadInput)
+	}
+	if err == nil {
+		s.log.Info("locate light", "serial", r.PathValue("serial"), "on", *lr.On, "user", sess.User, "remote", remote(r))
+		err = s.disks.Locate(r.Context(), r.PathValue("serial"), *lr.On)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) apiStoragePolicy(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
@@ -124,6 +147,17 @@ func (s *Server) formBay(w http.ResponseWriter, r *http.Request, sess appliance.
 	slot, name := r.PostFormValue("slot"), r.PostFormValue("name") // the storage trims it
 	s.log.Info("bay named", "slot", slot, "name", name, "user", sess.User, "remote", remote(r))
 	s.renderStorage(w, r, sess, "Bay name saved: the pages name the disk in that slot by it.", s.disks.SetPolicy(r.Context(), appliance.StoragePolicyChange{Bays: map[string]string{slot: name}}))
+}
+
+// formLocate turns a disk's locate light on or off from the storage page.
+func (s *Server) formLocate(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
+	serial, on := r.PathValue("serial"), r.PostFormValue("on") == "yes"
+	s.log.Info("locate light", "serial", serial, "on", on, "user", sess.User, "remote", remote(r))
+	notice := "The light of the disk's slot blinks: the disk is the one beside it."
+	if !on {
+		notice = "The light of the disk's slot is off."
+	}
+	s.renderStorage(w, r, sess, notice, s.disks.Locate(r.Context(), serial, on))
 }
 
 func (s *Server) formPolicy(w http.ResponseWriter, r *http.Request, sess appliance.Session) {

@@ -185,6 +185,49 @@ func TestBayNamesOnPages(t *testing.T) {
 	}
 }
 
+// A disk whose slot has a light gets a Locate button: pressed, the light blinks and the page says so, with a
+// button to stop it; a disk without a light has no button, and the API refuses it (409) or a body without
+// "on" (400).
+func TestLocateLight(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	e.storage.change(func(st *appliance.StorageStatus) {
+		st.Disks = append([]appliance.StorageDisk(nil), st.Disks...)
+		st.Disks[0].Locate = "off"
+	})
+	form := map[string]string{"Cookie": CookieName + "=" + tok, "Content-Type": "application/x-www-form-urlencoded"}
+	page := e.do(req{method: "GET", path: "/storage", hdr: form}).Body.String()
+	if !strings.Contains(page, `action="/storage/disks/SN-A/locate"`) || strings.Contains(page, `action="/storage/disks/SN-B/locate"`) {
+		t.Errorf("the Locate buttons: SN-A has a light, SN-B none")
+	}
+	body := e.do(req{method: "POST", path: "/storage/disks/SN-A/locate", hdr: form, body: "on=yes"}).Body.String()
+	for _, want := range []string{"The light of the disk&#39;s slot blinks", `id="locating-SN-A"`, `<input type="hidden" name="on" value="no"><button>Stop the light</button>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page after Locate lacks %q", want)
+		}
+	}
+	if st, _ := e.storage.Storage(t.Context()); st.Disks[0].Locate != "on" {
+		t.Errorf("the light after Locate: %q", st.Disks[0].Locate)
+	}
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	for _, tc := range []struct {
+		path, body string
+		code       int
+	}{
+		{"/api/v1/storage/disks/SN-A/locate", `{"on":false}`, 204},
+		{"/api/v1/storage/disks/SN-A/locate", `{}`, 400},
+		{"/api/v1/storage/disks/SN-B/locate", `{"on":true}`, 409},
+		{"/api/v1/storage/disks/NOPE/locate", `{"on":true}`, 404},
+	} {
+		if w := e.do(req{method: "POST", path: tc.path, hdr: bearer, body: tc.body}); w.Code != tc.code {
+			t.Errorf("POST %s %s = %d %s, want %d", tc.path, tc.body, w.Code, w.Body, tc.code)
+		}
+	}
+	if st, _ := e.storage.Storage(t.Context()); st.Disks[0].Locate != "off" {
+		t.Errorf("the light after the API turned it off: %q", st.Disks[0].Locate)
+	}
+}
+
 // The disk page's temperature graph shows the disk's limit as a dashed line, over the range chosen.
 func TestDiskGraphRangeAndLimit(t *testing.T) {
 	e := newEnv(t)

@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -83,6 +85,12 @@ func (m *Manager) refresh(sdisks []appliance.StorageDisk) {
 				sd.Role = "spare"
 			case appliance.MemberFaulty, appliance.MemberRebuilding:
 				sd.State = r
+			}
+		}
+		if l, err := disk.FindLocator(m.SysRoot, sd.Device); err == nil {
+			sd.Locate = "off"
+			if on, _ := l.On(); on {
+				sd.Locate = "on"
 			}
 		}
 		if note := sd.State + sd.Reason; m.diskNote[sd.Serial] != note {
@@ -181,4 +189,38 @@ func (m *Manager) Storage(context.Context) (appliance.StorageStatus, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.status, nil
+}
+
+// Locate turns the light that shows where disk serial sits on or off.
+func (m *Manager) Locate(_ context.Context, serial string, on bool) error {
+	m.mu.Lock()
+	dev := ""
+	for _, d := range m.status.Disks {
+		if d.Serial == serial {
+			dev = d.Device
+		}
+	}
+	m.mu.Unlock()
+	if dev == "" {
+		return fmt.Errorf("locate disk %s: %w", serial, appliance.ErrNotFound)
+	}
+	l, err := disk.FindLocator(m.SysRoot, dev)
+	if errors.Is(err, disk.ErrNoLocator) {
+		return fmt.Errorf("locate disk %s: the box has no light for its slot: %w", serial, appliance.ErrConflict)
+	}
+	if err == nil {
+		err = l.Set(on)
+	}
+	if err != nil {
+		return fmt.Errorf("locate disk %s: %w", serial, err)
+	}
+	m.Log.Info("locate light", "disk", serial, "on", on, "light", l.File)
+	m.mu.Lock()
+	for i, d := range m.status.Disks {
+		if d.Serial == serial {
+			m.status.Disks[i].Locate = map[bool]string{true: "on", false: "off"}[on]
+		}
+	}
+	m.mu.Unlock()
+	return nil
 }
