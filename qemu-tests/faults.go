@@ -3,6 +3,8 @@ package qemutests
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -86,4 +88,68 @@ func (vm *VM) NVMeCriticalWarning(id string) (uint8, error) {
 		return 0, fmt.Errorf("decode critical warning %s: %w", out, err)
 	}
 	return v, nil
+}
+
+// SlotAttention reads, from QEMU's side, the attention indicator of the PCIe slot (root port) disk id sits
+// in: "on", "blink", "off" or "reserved", the Attention Indicator Control bits of the port's Slot Control
+// register, read from the PCI Express configuration space (ECAM) as the guest's writes left it.
+func (vm *VM) SlotAttention(id string) (string, error) {
+	hmp := func(cmd string) (string, error) {
+		out, err := vm.QMP.Execute("human-monitor-command", map[string]any{"command-line": cmd})
+		var s string
+		if err == nil {
+			err = json.Unmarshal(out, &s)
+		}
+		return s, err
+	}
+	var bus string
+	out, err := vm.QMP.Execute("qom-get", map[string]any{"path": "/machine/peripheral/" + id, "property": "parent_bus"})
+	if err == nil {
+		err = json.Unmarshal(out, &bus)
+	}
+	if err != nil {
+		return "", fmt.Errorf("slot of disk %s: %w", id, err)
+	}
+	port := filepath.Base(filepath.Dir(bus)) // "/machine/peripheral/rp1/rp1.0"
+	pci, err := hmp("info pci")
+	if err != nil {
+		return "", fmt.Errorf("slot of disk %s: info pci: %w", id, err)
+	}
+	var b, d, f uint64 = 0, 0, 0
+	found := false
+	for _, dev := range strings.Split(pci, "  Bus ")[1:] {
+		if strings.Contains(dev, fmt.Sprintf("id %q", port)) {
+			_, err = fmt.Sscanf(strings.TrimSpace(dev), "%d, device %d, function %d:", &b, &d, &f)
+			found = err == nil
+		}
+	}
+	if !found {
+		return "", fmt.Errorf("slot of disk %s: root port %q not in info pci (%v)", id, port, err)
+	}
+	var mcfg uint64
+	out, err = vm.QMP.Execute("qom-get", map[string]any{"path": "/machine/q35", "property": "MCFG"})
+	if err == nil {
+		err = json.Unmarshal(out, &mcfg)
+	}
+	if err != nil {
+		return "", fmt.Errorf("the PCI Express configuration space's base: %w", err)
+	}
+	read32 := func(off uint64) (uint32, error) {
+		s, err := hmp(fmt.Sprintf("xp /1wx %#x", mcfg+b<<20+d<<15+f<<12+off))
+		var v uint64
+		if err == nil { // "00000000b0008034: 0x00000054"
+			v, err = strconv.ParseUint(strings.TrimSpace(s[strings.Index(s, ":")+1:]), 0, 32)
+		}
+		return uint32(v), err
+	}
+	next, err := read32(0x34) // the capabilities list
+	for ptr := next & 0xfc; err == nil && ptr != 0; ptr = next >> 8 & 0xfc {
+		if next, err = read32(uint64(ptr)); err == nil && next&0xff == 0x10 { // PCI Express
+			var ctl uint32
+			if ctl, err = read32(uint64(ptr) + 0x18); err == nil {
+				return [4]string{"reserved", "on", "blink", "off"}[ctl>>6&3], nil
+			}
+		}
+	}
+	return "", fmt.Errorf("slot control of %s (disk %s): %v", port, id, err)
 }

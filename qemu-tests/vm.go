@@ -105,6 +105,10 @@ type Config struct {
 	TPMModel string   // QEMU's device: "tpm-crb" when empty
 	HostPort int      // host port forwarded to the guest's 443 on 127.0.0.1; 0 picks a free one
 	GuestFwd []string // user-networking guestfwd rules, e.g. "tcp:198.18.0.100:5432-cmd:socat - TCP:127.0.0.1:PORT"
+	// NativeHotplug has the guest drive the PCIe root ports' hot-plug itself (pciehp: slots with an attention
+	// indicator, as an NVMe drive bay has) rather than through ACPI, q35's default, with which a pulled disk
+	// goes at once.
+	NativeHotplug bool
 }
 
 // VM is a running QEMU.
@@ -157,6 +161,9 @@ func Start(im Image, cfg Config) (*VM, error) {
 	}
 	if !cfg.Reboot {
 		args = append(args, "-no-reboot")
+	}
+	if cfg.NativeHotplug {
+		args = append(args, "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off")
 	}
 	boot, err := bootArgs(im, cfg, initrd)
 	if err != nil {
