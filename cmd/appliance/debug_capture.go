@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lawbox/appliance/hw/disk"
 	"github.com/lawbox/appliance/hw/raid"
 )
 
@@ -136,11 +137,16 @@ func (c capture) block(name string) error {
 			return err
 		}
 	}
-	ends, err := diskEnds("/dev/" + name)
+	// What disk.Probe reads, as a file Probe reads the same from: its first and last MiB side by side, or
+	// the whole disk when it is smaller than a MiB.
+	head, tail, err := disk.Ends("/dev/" + name)
 	if err != nil {
-		return err
+		return fmt.Errorf("capture %s: %w", name, err)
 	}
-	return c.file("dev/"+name, ends)
+	if len(head) == 1<<20 {
+		head = append(head, tail...)
+	}
+	return c.file("dev/"+name, head)
 }
 
 // array captures an md array's md/ directory and mdadm's --detail.
@@ -167,29 +173,4 @@ func (c capture) mdadm(name string, args ...string) error {
 	defer cancel()
 	out, _ := c.run(ctx, append([]string{"/sbin/mdadm"}, args...)...)
 	return c.file(name, out)
-}
-
-// diskEnds reads a disk's first and last MiB (all of it when smaller than 2 MiB).
-func diskEnds(dev string) ([]byte, error) {
-	f, err := os.Open(dev)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return nil, err
-	}
-	const span = 1 << 20
-	if size <= 2*span {
-		b := make([]byte, size)
-		_, err := f.ReadAt(b, 0)
-		return b, err
-	}
-	b := make([]byte, 2*span)
-	if _, err := f.ReadAt(b[:span], 0); err != nil {
-		return nil, err
-	}
-	_, err = f.ReadAt(b[span:], size-span)
-	return b, err
 }

@@ -1,17 +1,19 @@
 package disk
 
 import (
+	"io"
 	"syscall"
 
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // probeSpan is how much of each end of a disk Probe reads. Every partition table, md superblock (0.90 and
@@ -22,24 +24,34 @@ const probeSpan = 1 << 20
 // what it found, e.g. "a GPT partition table". Anything it cannot name is "unrecognised data", never
 // blank: only zeros are blank.
 func Probe(dev string) (string, error) {
-	f, err := os.Open(dev)
+	head, tail, err := Ends(dev)
 	if err != nil {
 		return "", fmt.Errorf("probe %s: %w", dev, err)
 	}
-	defer f.Close()
-	size, err := f.Seek(0, 2)
-	if err != nil {
-		return "", fmt.Errorf("probe %s: size: %w", dev, err)
-	}
-	head := make([]byte, min(probeSpan, size))
-	if _, err := f.ReadAt(head, 0); err != nil {
-		return "", fmt.Errorf("probe %s: read start: %w", dev, err)
-	}
-	tail := make([]byte, min(probeSpan, size))
-	if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil {
-		return "", fmt.Errorf("probe %s: read end: %w", dev, err)
-	}
 	return Identify(head, tail), nil
+}
+
+// Ends reads what Probe judges a disk by: its first and its last MiB (the whole disk in each when it is
+// smaller).
+func Ends(dev string) (head, tail []byte, err error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("size: %w", err)
+	}
+	head = make([]byte, min(probeSpan, size))
+	if _, err := f.ReadAt(head, 0); err != nil {
+		return nil, nil, fmt.Errorf("read start: %w", err)
+	}
+	tail = make([]byte, min(probeSpan, size))
+	if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil {
+		return nil, nil, fmt.Errorf("read end: %w", err)
+	}
+	return head, tail, nil
 }
 
 // Identify names the content of a disk from its first and last bytes (see Probe).
