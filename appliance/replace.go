@@ -20,6 +20,7 @@ type DiskAdvice struct {
 	// not it is to be replaced.
 	Keep   bool
 	Arrays []string // the arrays that need it, when Keep
+	Locate string   // the disk's locate light: "" none, "off", "on" (StorageDisk.Locate)
 }
 
 // ReplacementAdvice says, for every disk of st, whether it is to be replaced and whether it may be pulled
@@ -27,7 +28,7 @@ type DiskAdvice struct {
 func ReplacementAdvice(st StorageStatus, health map[string]string) []DiskAdvice {
 	var out []DiskAdvice
 	for _, d := range st.Disks {
-		a := DiskAdvice{Serial: d.Serial, Slot: d.Where()}
+		a := DiskAdvice{Serial: d.Serial, Slot: d.Where(), Locate: d.Locate}
 		h := health[d.Serial]
 		a.Replace = h == "replace" || h == "failed" || d.State == "faulty"
 		rebuilding := false

@@ -200,6 +200,18 @@ func TestLocateLight(t *testing.T) {
 	if !strings.Contains(page, `action="/storage/disks/SN-A/locate"`) || strings.Contains(page, `action="/storage/disks/SN-B/locate"`) {
 		t.Errorf("the Locate buttons: SN-A has a light, SN-B none")
 	}
+	// SN-A to replace (SMART), SN-B in sync beside it: the guide says to pull SN-A and offers its light there.
+	e.storage.change(func(st *appliance.StorageStatus) {
+		st.Arrays = append([]appliance.Array(nil), st.Arrays...)
+		st.Arrays[0].State, st.Arrays[0].RebuildProgress = "clean", nil
+		st.Arrays[0].Members = []appliance.Member{{Serial: "SN-A", State: "in_sync"}, {Serial: "SN-B", State: "in_sync"}}
+		st.Disks[1].State = "ok"
+	})
+	page = e.do(req{method: "GET", path: "/storage", hdr: form}).Body.String()
+	guide := page[strings.Index(page, `id="pull-SN-A"`):]
+	if guide = guide[:strings.Index(guide, "</p>")]; !strings.Contains(guide, `action="/storage/disks/SN-A/locate"`) {
+		t.Errorf("the guide to pull SN-A has no Locate button: %s", guide)
+	}
 	body := e.do(req{method: "POST", path: "/storage/disks/SN-A/locate", hdr: form, body: "on=yes"}).Body.String()
 	for _, want := range []string{"The light of the disk&#39;s slot blinks", `id="locating-SN-A"`, `<input type="hidden" name="on" value="no"><button>Stop the light</button>`} {
 		if !strings.Contains(body, want) {
