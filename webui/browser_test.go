@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"os/exec"
 	"strings"
@@ -67,11 +68,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(`form[action="/users/clerk/delete"]`, chromedp.ByQuery))
 	b.Shot("07-users")
 	sharesInBrowser(t, b, e, u)
-	// Every other page an admin opens, each shown and checked (Shot checks accessibility).
-	for _, p := range []string{"/storage", "/disks/SN-A", "/pair", "/network", "/backups", "/alerts", "/audit", "/jobs", "/account"} {
-		b.Run("open "+p, chromedp.Navigate(u+p), chromedp.WaitVisible(`main h1`, chromedp.ByQuery))
-		b.Shot("07" + strings.ReplaceAll(p, "/", "-"))
-	}
+	everyPage(t, b, u)
 	b.Run("log out", chromedp.Click(`header form button`, chromedp.ByQuery), chromedp.WaitVisible(`input[name=user]`, chromedp.ByQuery))
 	b.Login(u, "clerk", pw)
 	var forms int
@@ -112,6 +109,33 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("audit log lacks %q", want)
 		}
 	}
+}
+
+// everyPage opens every page an admin opens, in English and in French, on a desktop and on a phone: each is
+// shown (build/screenshots/), checked for accessibility (Shot), and on a phone fits the screen's width.
+func everyPage(t *testing.T, b *browsertest.Browser, u string) {
+	pages := []string{"/", "/storage", "/disks/SN-A", "/database", "/shares", "/pair", "/network", "/backups", "/alerts", "/audit", "/jobs", "/users", "/account"}
+	for _, lang := range []string{"fr", "en"} {
+		b.Run("in "+lang, chromedp.Navigate(u+"/account"), chromedp.Click(`form.lang button[value=`+lang+`]`, chromedp.ByQuery),
+			chromedp.WaitVisible(`html[lang=`+lang+`] main h1`, chromedp.ByQuery))
+		for _, phone := range []bool{false, true} {
+			device, view := "desktop", chromedp.EmulateViewport(1280, 1000)
+			if phone {
+				device, view = "phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2))
+			}
+			b.Run(device, view)
+			for _, p := range pages {
+				var fits bool
+				b.Run("open "+p, chromedp.Navigate(u+p), chromedp.WaitVisible(`main h1`, chromedp.ByQuery),
+					chromedp.Evaluate(`document.documentElement.scrollWidth <= window.innerWidth`, &fits))
+				b.Shot(fmt.Sprintf("07-%s-%s%s", lang, device, strings.TrimSuffix(strings.ReplaceAll(p, "/", "-"), "-")))
+				if phone && !fits {
+					t.Errorf("%s in %s is wider than a phone's screen", p, lang)
+				}
+			}
+		}
+	}
+	b.Run("desktop again", chromedp.EmulateViewport(1280, 1000))
 }
 
 // Chromium can be started at all: a clear message rather than a browser test's timeout.

@@ -54,7 +54,7 @@ func newEnv(t testing.TB) *env {
 			Members: []appliance.Member{{Serial: "SN-A", State: "in_sync"}, {Serial: "SN-B", State: "rebuilding"}}}},
 		Disks: []appliance.StorageDisk{{Serial: "SN-A", Role: "member", State: "ok"}, {Serial: "SN-B", Role: "member", State: "rebuilding"},
 			{Serial: "SN-OLD", Role: "unused", State: "needs_adopt", Reason: "holds an ext2/3/4 filesystem"}},
-		Alerts: []appliance.Alert{appliance.NewAlert("warning", "the data array is rebuilding")},
+		Alerts: []appliance.Alert{appliance.NewAlert("warning", "the %s array is rebuilding", "data")},
 		Space: []appliance.Space{{Name: "data", SizeBytes: 100e9, UsedBytes: 87e9, FreeBytes: 12e9, Percent: 87.9,
 			Parts:   []appliance.SpacePart{{Name: "database", UsedBytes: 40e9}, {Name: "backups", UsedBytes: 45e9}},
 			History: []appliance.SpacePoint{{Day: time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC), UsedBytes: 80e9}, {Day: time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC), UsedBytes: 87e9}}}},
