@@ -120,7 +120,7 @@ func (s *Server) formNetwork(w http.ResponseWriter, r *http.Request, sess applia
 	ports = append(ports, port)
 	s.log.Warn("network configuration change", "port", port.Name, "user", sess.User, "remote", remote(r))
 	err := s.net.TryPorts(r.Context(), ports, probation, sess.User)
-	s.renderNetwork(w, r, sess, err, "The new network configuration is applied. Open this page from its new address and confirm it within a minute, or the unit puts the previous configuration back by itself.")
+	s.renderNetwork(w, r, sess, err, "") // the page's probation notice says what to do; a notice kept for the next page would outlive a revert
 }
 
 // formDHCP puts a port back on DHCP, on probation as any change.
@@ -142,7 +142,7 @@ func (s *Server) formDHCP(w http.ResponseWriter, r *http.Request, sess appliance
 		s.log.Warn("network configuration change: DHCP again", "port", name, "user", sess.User, "remote", remote(r))
 		err = s.net.TryPorts(r.Context(), ports, probation, sess.User)
 	}
-	s.renderNetwork(w, r, sess, err, "The new network configuration is applied. Open this page from its new address and confirm it within a minute, or the unit puts the previous configuration back by itself.")
+	s.renderNetwork(w, r, sess, err, "") // the page's probation notice says what to do; a notice kept for the next page would outlive a revert
 }
 
 func (s *Server) formConfirmNetwork(w http.ResponseWriter, r *http.Request, sess appliance.Session) {
