@@ -44,8 +44,12 @@ type translate = func(string, ...any) string
 func translator(lang string) translate {
 	loc := locales[lang]
 	return func(text string, args ...any) string {
-		if _, ok := loc.texts[text]; !ok && len(args) == 0 {
+		t, ok := loc.texts[text]
+		switch {
+		case !ok && len(args) == 0:
 			return errorText(lang, text) // a part's sentence, such as a job's failure
+		case len(args) == 0 && t != "":
+			return t // no values: a '%' in it is a percent sign
 		}
 		return loc.printer.Sprintf(text, args...)
 	}
@@ -63,8 +67,8 @@ func alertText(lang string) func(appliance.Alert) string {
 		args := make([]any, len(a.Args))
 		for i, v := range a.Args {
 			args[i] = v
-			if _, ok := loc.texts[v]; ok {
-				args[i] = loc.printer.Sprintf(v)
+			if tv := loc.texts[v]; tv != "" {
+				args[i] = tv
 			}
 		}
 		return loc.printer.Sprintf(a.Text, args...)
