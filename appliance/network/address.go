@@ -175,8 +175,8 @@ func (s *ServiceAddress) pass(st *holding, now time.Time) time.Duration {
 		for _, d := range announceAfter {
 			st.due = append(st.due, now.Add(d))
 		}
+		s.set(true, nil) // held from the moment the kernel answers for it, before the tickles (slow under TCG)
 		s.tickleClients(st)
-		s.set(true, nil)
 	case !want.Hold && (st.held || st.dirty):
 		if err := st.h.Drop(); err != nil {
 			s.event("critical", "could not drop the service address: it tries again at every heartbeat; restart this unit if this stays (the log says why)", err)
