@@ -448,12 +448,24 @@ func (vm *VM) Exited() bool {
 	}
 }
 
-// Kill9 kills QEMU with SIGKILL: the unit loses power.
+// Kill9 kills QEMU with SIGKILL: the unit loses power, its TPM (swtpm, whose state is kept) with it, so the
+// same box can be started again.
 func (vm *VM) Kill9() error {
 	if err := vm.cmd.Process.Kill(); err != nil && !vm.Exited() {
 		return err
 	}
-	return vm.Wait(10 * time.Second)
+	err := vm.Wait(10 * time.Second)
+	vm.stopTPM()
+	return err
+}
+
+// stopTPM stops the VM's software TPM, if it has one.
+func (vm *VM) stopTPM() {
+	if vm.swtpm != nil {
+		_ = vm.swtpm.Process.Kill()
+		_ = vm.swtpm.Wait()
+		vm.swtpm = nil
+	}
 }
 
 // Close stops QEMU and releases its resources. It is safe to call twice.
@@ -464,10 +476,7 @@ func (vm *VM) Close() {
 	if vm.cmd != nil && vm.cmd.Process != nil && !vm.Exited() {
 		_ = vm.Kill9()
 	}
-	if vm.swtpm != nil {
-		_ = vm.swtpm.Process.Kill()
-		_ = vm.swtpm.Wait()
-	}
+	vm.stopTPM()
 }
 
 // tpmArgs starts a software TPM 2.0 (swtpm, make deps installs it) with its state in cfg.TPM and answers
