@@ -25,7 +25,7 @@ func TestPairFailover(t *testing.T) {
 	// over (its database promoted, its documents volume checked and mounted, Samba started) can be slow to
 	// renew its lease; and the documents' replication is encrypted by the emulated CPUs (the pair link),
 	// which left the witness on the office PC's VM answering late enough to fence the active unit.
-	l := newPairLab(t, 2500)
+	l := newLab(t, labConfig{timeoutMS: 2500, bTPM: true}) // B's TPM: witnessKeepsTheKey
 	chk := startChecker(t, l.a, l.b)
 	defer chk.finish()
 	l.pc.console("probe 192.0.2.100:443", regexp.MustCompile(`debug: probing`))
@@ -106,20 +106,25 @@ func TestPairFailover(t *testing.T) {
 	waitRoles(t, "B back on the network", 30*time.Second, l.a, l.b, "active", "standby")
 
 	l.nobodyActiveWithoutWitness(t)
+	l.witnessKeepsTheKey(t, chk)
 }
 
-// Manual mode (no witness): nothing changes role by itself. A switchover needs the active unit to stand
-// down first; when the active unit dies, the standby waits for an admin, who must confirm (the other unit
-// might still be serving); the dead unit comes back as standby. The role checker runs throughout.
+// Manual mode (no witness), A's documents grown before the pairing: B's volume grows to match, and the copies
+// connect. Nothing changes role by itself. A switchover needs the active unit to stand down first; when the active
+// unit dies, the standby waits for an admin, who must confirm (the other unit might still be serving); the dead unit
+// comes back as standby. The role checker runs throughout.
 //
 // The encryption at rest follows the pair: once B's recovery sheet is made, the key of B's data array is
 // kept only by its partner (no longer on B's disks). B restarted alone (its LAN and cable cut) stays
 // locked and says why; reconnected, it unlocks by itself with A's secret and mirrors A again.
 func TestPairManualMode(t *testing.T) {
 	alone(t)
-	l := newLab(t, labConfig{timeoutMS: 800, manual: true})
+	l := newLab(t, labConfig{timeoutMS: 800, manual: true, aGrown: true})
 	chk := startChecker(t, l.a, l.b)
 	defer chk.finish()
+	// A's documents grew while it was alone: B's volume, smaller, is grown to match over the pair link (DRBD
+	// refuses a smaller partner), and the copies connect.
+	eventually(t, 3*time.Minute, "B's documents copy complete, its volume grown to A's", documentsInSync(l.b))
 	if code, body := l.b.call("POST", "/api/v1/storage/recovery-key", l.b.tok, ""); code != 201 {
 		t.Fatalf("B's recovery sheet = %d %s", code, body)
 	}

@@ -260,6 +260,7 @@ type pairLab struct {
 	pc         *pairUnit
 	aDisk      []Disk
 	bDisk      []Disk
+	bTPM       string // B's TPM (its swtpm state), or ""
 }
 
 // close stops the lab's VMs and hubs (a benchmark runs several labs one after the other).
@@ -290,6 +291,9 @@ func newPairLab(t testing.TB, timeoutMS int) *pairLab {
 type labConfig struct {
 	timeoutMS         int
 	manual, installed bool
+	bTPM              bool // B has a TPM 2.0 (the same chip across its restarts)
+	// aGrown: A's documents volume grows by 32 MiB before the pairing, so B's is smaller when they pair
+	aGrown bool
 }
 
 // newLab is newPairLab with the lab's configuration.
@@ -304,6 +308,10 @@ func newLab(t testing.TB, lc labConfig) *pairLab {
 	l.aDisk = keep(t, Disk{ID: "a1", Kind: Virtio, Serial: "UNIT-A-1", SizeMiB: 1200})
 	l.bDisk = keep(t, Disk{ID: "b1", Kind: Virtio, Serial: "UNIT-B-1", SizeMiB: 1200})
 	cfgs := []Config{unitConfig("unit-a", l.aDisk, l.lan, l.cable), unitConfig("unit-b", l.bDisk, l.lan, l.cable)}
+	if lc.bTPM {
+		l.bTPM = t.TempDir()
+		cfgs[1].TPM = l.bTPM
+	}
 	if lc.installed {
 		im := image(t)
 		for i := range cfgs {
@@ -326,6 +334,14 @@ func newLab(t testing.TB, lc labConfig) *pairLab {
 		l.pc.console("addr "+l.pc.MACs[0]+" 192.0.2.30/24", reAddrOK)
 	}
 	l.staticPorts(t)
+	if lc.aGrown {
+		eventually(t, 2*time.Minute, "A's documents grown alone", func() error {
+			if code, body := l.a.call("POST", "/api/v1/shares/grow", l.a.tok, fmt.Sprintf(`{"add_bytes":%d}`, 32<<20)); code != 204 {
+				return fmt.Errorf("%d %s", code, body)
+			}
+			return nil
+		})
+	}
 
 	if code, body := l.a.call("POST", "/api/v1/pair/invite", l.a.tok, `{"vip":"192.0.2.100/24","mode":"auto"}`); code != 400 {
 		t.Errorf("automatic mode without a witness = %d %s", code, body)
@@ -424,6 +440,9 @@ func (l *pairLab) restart(t testing.TB, old *pairUnit, name string, disks []Disk
 	t.Helper()
 	cfg := unitConfig(name, disks, l.lan, l.cable)
 	cfg.MACs = old.MACs
+	if old == l.b {
+		cfg.TPM = l.bTPM
+	}
 	u := boot(t, cfg)
 	return newPairUnit(u, u.login())
 }

@@ -271,22 +271,7 @@ func (l *pairLab) nobodyActiveWithoutWitness(t *testing.T) {
 // returnsLockedWhileAlone: B comes back alone (cut from A): its data stays locked, and says why; reconnected, it
 // unlocks by itself with A's secret, standby, and its database mirrors A.
 func (l *pairLab) returnsLockedWhileAlone(t *testing.T, chk *overlapChecker) {
-	cfg := unitConfig("unit-b", l.bDisk, l.lan, l.cable)
-	cfg.MACs = l.b.MACs
-	u := start(t, cfg)
-	l.lan.SetCut(u.HubPorts[0], true)
-	l.cable.SetCut(u.HubPorts[1], true)
-	u.ready()
-	l.b = newPairUnit(u, u.login())
-	eventually(t, time.Minute, "B locked while alone", func() error {
-		if e := l.b.storage(l.b.tok).Encryption; e.State != "locked" || !strings.Contains(e.Reason, "neither the partner unit nor the witness gave its key") {
-			return fmt.Errorf("B's encryption %+v", e)
-		}
-		return nil
-	})
-	if code, body := l.b.call("GET", "/api/v1/database", l.b.tok, ""); strings.Contains(body, `"state":"running"`) {
-		t.Fatalf("B's database runs on locked data: %d %s", code, body)
-	}
+	u := l.restartBAlone(t)
 	// Reconnected: it unlocks by itself with A's secret, standby, and its database mirrors A.
 	l.lan.SetCut(u.HubPorts[0], false)
 	l.cable.SetCut(u.HubPorts[1], false)
@@ -301,4 +286,75 @@ func (l *pairLab) returnsLockedWhileAlone(t *testing.T, chk *overlapChecker) {
 	time.Sleep(3 * time.Second)
 	waitRoles(t, "after B returned", time.Second, l.a, l.b, "active", "standby")
 	l.b.waitDB(t, "B mirrors A", 5*time.Minute, mirrorsPartner)
+}
+
+// restartBAlone starts B again with its LAN and cable cut: its data stays locked, says why (its TPM, if it
+// has one, alone does not open it), and its database does not run. It answers B's VM, whose ports are then
+// still cut.
+func (l *pairLab) restartBAlone(t *testing.T) *unit {
+	cfg := unitConfig("unit-b", l.bDisk, l.lan, l.cable)
+	cfg.MACs, cfg.TPM = l.b.MACs, l.bTPM
+	why := "neither the partner unit nor the witness gave its key"
+	if l.bTPM != "" {
+		why = "this box's TPM alone does not open it"
+	}
+	u := start(t, cfg)
+	l.lan.SetCut(u.HubPorts[0], true)
+	l.cable.SetCut(u.HubPorts[1], true)
+	u.ready()
+	l.b = newPairUnit(u, u.login())
+	eventually(t, time.Minute, "B locked while alone", func() error {
+		if e := l.b.storage(l.b.tok).Encryption; e.State != "locked" || !strings.Contains(e.Reason, why) {
+			return fmt.Errorf("B's encryption %+v", e)
+		}
+		return nil
+	})
+	if code, body := l.b.call("GET", "/api/v1/database", l.b.tok, ""); strings.Contains(body, `"state":"running"`) {
+		t.Fatalf("B's database runs on locked data: %d %s", code, body)
+	}
+	return u
+}
+
+// witnessKeepsTheKey: once B's recovery sheet is made, B's key is kept by its TPM, its partner and the
+// witness, two of which must answer, and no longer on B's disks. With A cut off, B is restarted: alone, its
+// TPM alone does not open it (a unit stolen with its disks stays locked); its LAN back (the witness
+// reachable, A still cut off), it unlocks by itself with the witness's share and its TPM's, takes over and
+// serves. A, reconnected, is standby.
+func (l *pairLab) witnessKeepsTheKey(t *testing.T, chk *overlapChecker) {
+	if code, body := l.b.call("POST", "/api/v1/storage/recovery-key", l.b.tok, ""); code != 201 {
+		t.Fatalf("B's recovery sheet = %d %s", code, body)
+	}
+	eventually(t, time.Minute, "B's key kept by its TPM, its partner and the witness, two needed", func() error {
+		if e := l.b.storage(l.b.tok).Encryption; e.State != "open" || strings.Join(e.KeyHolders, ",") != "tpm,partner,witness" || e.KeysNeeded != 2 || e.KeyOnDisks {
+			return fmt.Errorf("B's encryption %+v", e)
+		}
+		return nil
+	})
+	l.lan.SetCut(l.a.HubPorts[0], true)
+	l.cable.SetCut(l.a.HubPorts[1], true)
+	if err := l.b.Kill9(); err != nil {
+		t.Fatal(err)
+	}
+	u := l.restartBAlone(t)
+	back := time.Now()
+	l.lan.SetCut(u.HubPorts[0], false)
+	eventually(t, time.Minute, "B unlocked by its TPM and the witness", func() error {
+		if e := l.b.storage(l.b.tok).Encryption; e.State != "open" {
+			return fmt.Errorf("B's encryption %+v", e)
+		}
+		return nil
+	})
+	t.Logf("B, alone with its TPM, locked; unlocked by its TPM and the witness %v after its LAN came back", time.Since(back).Round(100*time.Millisecond))
+	chk.set(1, l.b)
+	eventually(t, time.Minute, "B active, A cut off and not active", func() error {
+		if sa, sb := l.a.mustPair(), l.b.mustPair(); sa.Role == "active" || sb.Role != "active" {
+			return fmt.Errorf("A=%s B=%s", sa.Role, sb.Role)
+		}
+		return nil
+	})
+	l.b.waitDB(t, "B's database serves", 3*time.Minute, func(s dbStatus) bool { return s.Role == "production" && s.State == "running" })
+	l.lan.SetCut(l.a.HubPorts[0], false)
+	l.cable.SetCut(l.a.HubPorts[1], false)
+	l.cable.SetCut(u.HubPorts[1], false)
+	waitRoles(t, "A back as standby", time.Minute, l.a, l.b, "standby", "active")
 }
