@@ -224,6 +224,8 @@ type fakeDB struct {
 	aside    []appliance.SetAside
 	stranded bool
 	plain    bool
+	// lagSeconds: how far the mirror's replay is behind, if known
+	lagSeconds *float64
 }
 
 func (f *fakeDB) StartAfresh(context.Context) error {
@@ -247,7 +249,7 @@ func (f *fakeDB) Database(context.Context) (appliance.DatabaseStatus, error) {
 		LagDay:     []appliance.LagPoint{{Time: t0.Add(-10 * time.Minute), Seconds: 12.5}, {Time: t0.Add(-5 * time.Minute), Seconds: 0.4}},
 		Databases:  []appliance.DatabaseInfo{{Name: "practice", Owner: "practice_app", SizeBytes: 8 << 20}},
 		Slots:      []appliance.ReplicationSlot{{Name: "lawbox_mirror", Active: true, RetainedBytes: 48 << 20, WALStatus: "reserved"}},
-		SetAside:   slices.Clone(f.aside), Stranded: f.stranded}, nil
+		SetAside:   slices.Clone(f.aside), Stranded: f.stranded, LagSeconds: f.lagSeconds}, nil
 }
 
 func (f *fakeDB) CreateDatabase(_ context.Context, name, owner string) (appliance.NewDatabase, error) {

@@ -219,10 +219,18 @@ func TestFrenchDatabasePage(t *testing.T) {
 	e := newEnv(t)
 	tok := e.setUpAndLogin(t)
 	e.db.role = "mirror"
+	lag := 2.25
+	e.db.lagSeconds = &lag
 	w := e.do(req{method: "GET", path: "/database", hdr: map[string]string{"Cookie": CookieName + "=" + tok + "; " + LangCookie + "=fr"}})
 	b := w.Body.String()
 	if w.Code != 200 || !strings.Contains(b, "Promouvoir ce miroir") || !strings.Contains(b, "4\u00a0096 octets de retard") || strings.Contains(b, "0xc") ||
-		!strings.Contains(b, `aria-label="retard du miroir"`) || !strings.Contains(b, `>2,0 s</text>`) {
+		!strings.Contains(b, `aria-label="retard du miroir"`) || !strings.Contains(b, `>2,0 s</text>`) ||
+		!strings.Contains(b, "de retard, 2,2 s.") || strings.Contains(b, "%!") || strings.Contains(b, "()") {
 		t.Errorf("French database page = %d:\n%s", w.Code, b)
+	}
+	// The dashboard's database section says the lag in seconds the French way too.
+	dash := e.do(req{method: "GET", path: "/", hdr: map[string]string{"Cookie": CookieName + "=" + tok + "; " + LangCookie + "=fr"}}).Body.String()
+	if !strings.Contains(dash, "Retard du miroir : 2,2 s") {
+		t.Errorf("French dashboard: no lag in seconds written the French way")
 	}
 }
