@@ -44,8 +44,8 @@ bench: image ## boot time and image size beside a bare Go init; firmware update 
 	$(GO) test -count=1 -run '^$$' -bench Backup -benchtime 1x -timeout 20m ./appliance/backup/engine/
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./appliance/health/
 
-soak: image ## the long QEMU scenarios make test leaves out: a pair's rolling update under a client load
-	QEMU_TESTS=1 QEMU_SOAK=1 $(GO) test -count=1 -timeout 60m -v -run 'TestPairRollingUpdate' ./qemu-tests/
+soak: image ## the long QEMU scenarios make test leaves out: a pair's rolling update under a client load, a firmware update interrupted
+	QEMU_TESTS=1 QEMU_SOAK=1 $(GO) test -count=1 -timeout 80m -v -parallel 2 -run 'TestPairRollingUpdate|TestFirmwareUpdateInterrupted' ./qemu-tests/
 
 fuzz: ## fuzz the web UI's request parsers (JSON bodies and forms), 60 s each; the seed corpus runs in make unit
 	$(GO) test -run '^$$' -fuzz FuzzAPIBodies -fuzztime 60s ./webui/

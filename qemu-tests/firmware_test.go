@@ -422,6 +422,7 @@ func TestFirmwareUpdate(t *testing.T) {
 // A power cut while an update's slot is written leaves a unit that boots; a firmware that never becomes
 // healthy is left by the boot loader after its tries and the unit, back on its firmware by itself, says why.
 func TestFirmwareUpdateInterrupted(t *testing.T) {
+	soak(t) // 10 minutes of VM time: three boots of the unhealthy firmware under TCG
 	parallel(t)
 	im := image(t)
 	u, tok, cfg := installedUnit(t)

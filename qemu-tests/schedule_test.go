@@ -18,7 +18,6 @@ import (
 // TCG machine; a test not listed is short).
 var recorded = map[string]int{
 	"TestFirmwareUpdate":             700,
-	"TestFirmwareUpdateInterrupted":  600,
 	"TestFileShares":                 290,
 	"TestBackupToS3":                 280,
 	"TestSMART":                      270,
