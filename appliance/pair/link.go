@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -117,7 +118,8 @@ func (l *Link) guard(h http.Handler) http.Handler {
 }
 
 // Call sends a request to the partner over the link, trying each of its addresses in turn until one
-// connects. The answer's proof is checked before it is returned; the caller closes its body. body is sent
+// connects, those its heartbeats arrive on first (a cut path only costs a connection timeout when no
+// other is heard). The answer's proof is checked before it is returned; the caller closes its body. body is sent
 // once: an address that fails after it was sent is not tried again with another.
 func (n *Node) Call(ctx context.Context, method, path string, body io.Reader, size int64) (*http.Response, error) {
 	key, name, _, ok := n.pairKey()
@@ -129,7 +131,7 @@ func (n *Node) Call(ctx context.Context, method, path string, body io.Reader, si
 		port = n.LinkPort
 	}
 	var errs []error
-	for _, a := range n.PeerAddrs() {
+	for _, a := range n.linkAddrs() {
 		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: linkTLS()}
 		d.Config.InsecureSkipVerify = true // the proofs authenticate the session, not the certificate
 		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(a, strconv.Itoa(port)))
@@ -140,6 +142,29 @@ func (n *Node) Call(ctx context.Context, method, path string, body io.Reader, si
 		return n.exchange(ctx, c.(*tls.Conn), key, name, method, "https://"+net.JoinHostPort(a, strconv.Itoa(port))+path, body, size)
 	}
 	return nil, fmt.Errorf("reach the other unit: %w", errors.Join(errs...))
+}
+
+// linkAddrs are the partner's addresses, those heard within the heartbeat timeout first, each group in
+// the partner's order.
+func (n *Node) linkAddrs() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return nil
+	}
+	now, timeout := n.Now(), n.cfg.timeout()
+	heard := func(a string) bool { t := n.peer.paths[a]; return !t.IsZero() && now.Sub(t) < timeout }
+	addrs := slices.Clone(n.cfg.PeerAddrs)
+	slices.SortStableFunc(addrs, func(a, b string) int {
+		switch ha, hb := heard(a), heard(b); {
+		case ha && !hb:
+			return -1
+		case hb && !ha:
+			return 1
+		}
+		return 0
+	})
+	return addrs
 }
 
 // exchange sends one request on c and reads its answer; c closes with the answer's body.
