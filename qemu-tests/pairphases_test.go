@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -107,12 +106,16 @@ func (l *pairLab) cableCutAndPulled(t *testing.T) {
 		return fmt.Errorf("%+v", l.b.mustPair().Peer)
 	})
 	// A document stored on A while the cable (the documents' replication path) is cut: DRBD gives the
-	// partner up and A stores it alone. B's copy may now lack it: B refuses to take over (409) until its copy
-	// is connected and complete again (checked before the switchover below).
+	// partner up and holds A's writes until A's fence-peer helper had B mark its copy outdated, over the
+	// pair link on the LAN; then A stores it alone. B's copy, outdated in its DRBD metadata (a restart of B
+	// keeps it so), refuses to take over (409) until it is connected and complete again (checked before the
+	// switchover below).
+	start := time.Now()
 	l.a.fill("documents/during-the-cut.pdf", 1, 3)
-	eventually(t, 30*time.Second, "B sees its documents' replication down", func() error {
-		if err := documentsInSync(l.b)(); err == nil {
-			return errors.New("still connected")
+	t.Logf("a document stored on A with the replication path cut, in %v", time.Since(start).Round(100*time.Millisecond))
+	eventually(t, 10*time.Second, "B's copy marked outdated", func() error {
+		if _, body := l.b.call("GET", "/api/v1/shares", l.b.tok, ""); !strings.Contains(body, `"disk":"Outdated"`) {
+			return fmt.Errorf("A stored a document alone while B's copy is not marked outdated: B says %s", body)
 		}
 		return nil
 	})

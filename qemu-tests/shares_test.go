@@ -444,7 +444,9 @@ func volumeReports(t *testing.T, u *unit) {
 	} else {
 		t.Logf("lvm's reports (hw/lvm/testdata):\n%s\n%s", vgs[1], lvs[1])
 	}
-	if m := u.debug("drbd", `(?s)debug: drbd\r?\n(.*?)\r?\ndebug: end`, 30*time.Second); len(m) < 2 || !strings.Contains(m[1], "cs:StandAlone ro:Primary/Unknown ds:UpToDate/DUnknown") {
+	// The peer's disk Outdated: made primary without a partner, the fence-peer helper answered that there
+	// is none (unpaired), which DRBD records so.
+	if m := u.debug("drbd", `(?s)debug: drbd\r?\n(.*?)\r?\ndebug: end`, 30*time.Second); len(m) < 2 || !strings.Contains(m[1], "cs:StandAlone ro:Primary/Unknown ds:UpToDate/Outdated") {
 		t.Errorf("/proc/drbd: %q", m)
 	} else {
 		t.Logf("/proc/drbd (hw/drbd/testdata):\n%s", m[1])

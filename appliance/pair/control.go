@@ -155,6 +155,18 @@ func (n *Node) Role() string {
 	return n.m.Role()
 }
 
+// Alone reports whether this unit may write its data without its partner: it is unpaired, or active and
+// its partner cannot come back and serve an older copy (Machine.Alone). The documents' fencing asks it
+// when the partner cannot be told to mark its copy outdated.
+func (n *Node) Alone() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg == nil {
+		return true
+	}
+	return n.m.Alone(n.inputs(n.Now()))
+}
+
 // Pair implements appliance.Pair.
 func (n *Node) Pair() appliance.PairStatus {
 	events, _ := n.Store.Events("pair", 50)

@@ -207,6 +207,20 @@ func (m *Machine) Bump(in Inputs) bool {
 	return m.role == Active && !m.bumped && (in.PeerSeen.IsZero() || in.Now.Sub(in.PeerSeen) >= 2*m.PeerTimeout)
 }
 
+// Alone reports whether this active unit may write without its peer: the peer cannot come back and serve
+// a copy older than this unit's. With a witness, once the witness raised the epoch for this unit after the
+// peer went away (the peer's lease requests are refused from then on); in manual mode, once the peer is
+// not heard (only an admin makes it active then, warned that this unit may still be serving).
+func (m *Machine) Alone(in Inputs) bool {
+	if m.role != Active {
+		return false
+	}
+	if m.Mode == Manual {
+		return in.PeerSeen.IsZero() || in.Now.Sub(in.PeerSeen) >= m.PeerTimeout
+	}
+	return m.bumped
+}
+
 // Granted records the witness's grant: its epoch, and that a bump asked for is done.
 func (m *Machine) Granted(epoch uint64, bumped bool) {
 	m.Epoch = max(m.Epoch, epoch)

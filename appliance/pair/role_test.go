@@ -468,3 +468,53 @@ func TestLeftStandbyIsStale(t *testing.T) {
 		t.Fatalf("after the link came back: A %d, B %d", a, b)
 	}
 }
+
+// The documents' fencing lets the active unit write without its peer only once the peer cannot come back
+// and serve an older copy: the witness raised the epoch for it. A unit cut off from the witness too never is.
+func TestAloneOnceTheWitnessRaisedTheEpoch(t *testing.T) {
+	s := newSim(t, Auto)
+	s.run(time.Second)
+	a, b := s.units[0], s.units[1]
+	if a.m.Alone(a.inputs(s.now)) || b.m.Alone(b.inputs(s.now)) {
+		t.Fatal("alone while both units hear each other")
+	}
+	s.lan, s.cable = false, false // the units lose each other; both reach the witness
+	s.run(timeout / 2)
+	if a.m.Alone(a.inputs(s.now)) {
+		t.Error("A alone before the witness raised the epoch")
+	}
+	s.run(5 * time.Second)
+	s.want("A=active B=standby")
+	if !a.m.Alone(a.inputs(s.now)) || b.m.Alone(b.inputs(s.now)) {
+		t.Errorf("after the witness raised A's epoch: A alone %v, B alone %v; want A only",
+			a.m.Alone(a.inputs(s.now)), b.m.Alone(b.inputs(s.now)))
+	}
+
+	s = newSim(t, Auto)
+	s.run(time.Second)
+	a = s.units[0]
+	s.lan, s.cable, s.witness[0] = false, false, false // A alone on its side
+	for range 50 {
+		s.run(100 * time.Millisecond)
+		if a.m.Alone(a.inputs(s.now)) {
+			t.Fatalf("A, cut off from its peer and the witness, alone at %s (%s)", s.now.Format("15:04:05.000"), s.roles())
+		}
+	}
+	s.want("A=fenced B=active")
+}
+
+func TestAloneInManualModeOnceThePeerIsNotHeard(t *testing.T) {
+	m := NewMachine(Manual, timeout, true)
+	m.role = Active
+	now := time.Now()
+	if m.Alone(Inputs{Now: now, PeerSeen: now.Add(-timeout / 2)}) {
+		t.Error("alone while the peer is heard")
+	}
+	if !m.Alone(Inputs{Now: now, PeerSeen: now.Add(-timeout)}) {
+		t.Error("not alone with the peer unheard for the timeout")
+	}
+	m.role = Standby
+	if m.Alone(Inputs{Now: now}) {
+		t.Error("a standby alone")
+	}
+}

@@ -66,8 +66,17 @@ type Replica struct {
 	Extend func(ctx context.Context, size int64) (int64, error)
 	Call   func(ctx context.Context, method, path string, body io.Reader, size int64) (*http.Response, error)
 	Every  time.Duration // between passes; 2 s when zero
+	// Fencing (fence.go): Helper is the program DRBD runs for its events, this firmware ("": no fencing);
+	// Alone reports that this unit may write without its partner (pair.Node.Alone); Quiet, that nothing
+	// serving the volume can answer a client any more (the file server was killed).
+	Helper string
+	Alone  func() bool
+	Quiet  func() bool
 
-	growMu     sync.Mutex // one Grow at a time
+	growMu       sync.Mutex      // one Grow at a time
+	outdates     chan chan error // the partner's requests to mark this copy outdated, carried out by Run
+	outdatesOnce sync.Once
+
 	mu         sync.Mutex
 	cfg        config
 	loaded     bool
@@ -102,6 +111,18 @@ func (r *Replica) Run(ctx context.Context) error {
 			return fmt.Errorf("documents volume: %w", err)
 		}
 	}
+	if r.Helper != "" {
+		if err := drbd.SetHelper(drbd.HelperParam, r.Helper); err != nil {
+			r.Log.Error("documents fencing is off: the volume is replicated without it", "err", err)
+		} else {
+			r.DRBD.Fencing = true
+			go func() {
+				if err := r.serveFence(ctx, FenceSocket); err != nil {
+					r.Log.Error("documents fencing", "err", err)
+				}
+			}()
+		}
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -113,6 +134,8 @@ func (r *Replica) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		case <-roleChanged: // a takeover promotes the volume at once, not at the next pass
+		case done := <-r.requests():
+			done <- r.outdate(ctx)
 		}
 	}
 }

@@ -63,6 +63,7 @@ type Server struct {
 	loaded  bool
 	state   string
 	why     string
+	live    int           // smbd processes started and not yet sent SIGKILL (Serving)
 	changed chan struct{} // to Run: the settings changed
 	sendNow chan struct{} // to RunSync
 }
@@ -392,6 +393,7 @@ func (s *Server) start(ctx context.Context) (*daemon, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start smbd: %w", err)
 	}
+	s.alive(1)
 	d := &daemon{cmd: cmd, done: make(chan struct{}), started: time.Now()}
 	go func() { d.err = cmd.Wait(); close(d.done) }()
 	return d, nil
@@ -409,13 +411,29 @@ func (s *Server) stop(d *daemon) {
 		<-d.done
 	}
 	_ = syscall.Kill(-pgid, syscall.SIGKILL) // what did not leave with its parent
+	s.alive(-1)
 }
 
 // kill ends smbd and every process of its group at once: a process waiting for a write to reach the disks
 // dies when the write returns, before it can answer the client.
 func (s *Server) kill(d *daemon) {
 	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+	s.alive(-1)
 	<-d.done
+}
+
+func (s *Server) alive(n int) {
+	s.mu.Lock()
+	s.live += n
+	s.mu.Unlock()
+}
+
+// Serving reports whether a file server this unit started may still answer a client: it was started and
+// not yet sent SIGKILL. Writes the documents' fencing holds may complete once it may not (unanswered).
+func (s *Server) Serving() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live > 0
 }
 
 // logWriter passes a child's output to the log, a line at a time.

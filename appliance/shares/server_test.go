@@ -82,6 +82,9 @@ func TestServerFollowsServeAndReloads(t *testing.T) {
 		return s.Shares(ctx).State == appliance.SharesServing && strings.Contains(calls(), "start")
 	})
 	checkServed(t, dir, passwd, calls())
+	if !s.Serving() {
+		t.Error("serving, and Serving says no")
+	}
 	if err := os.WriteFile(filepath.Join(dir, "documents", "Clients", "contract.txt"), []byte("kept"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +113,9 @@ func TestServerFollowsServeAndReloads(t *testing.T) {
 	})
 	if strings.Contains(calls(), "term") {
 		t.Errorf("the server was asked to stop, not killed: %s", calls())
+	}
+	if s.Serving() {
+		t.Error("killed, and Serving says yes: the documents' fencing would wait for ever")
 	}
 	cancel()
 	if err := <-done; err != nil {

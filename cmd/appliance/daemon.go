@@ -78,6 +78,7 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 	node.Fit = func() bool { return db.Fit() && docs.Fit() } // never active with an incomplete copy
 	node.Ready = db.Writable                                 // the service address moves once the database takes writes
 	files := fileShares(log, st, disks, node, docs, host)
+	docs.Quiet = func() bool { return !files.Serving() } // held writes complete once no client can be answered
 	backups := newBackups(log, st, db, node, files, docs)
 	disks.SetLastBackup(backups.Newest) // growing the data array wants a backup of the last day
 	ports := &network.Manager{Log: log.With("part", "network"), Store: st, Marker: static.MarkerFile, Apply: network.ApplyKernel,
@@ -267,7 +268,8 @@ func documentsVolume(log *slog.Logger, st *state.Store, disks *storage.Manager, 
 		Peers:    func() []string { return replicationPaths(node.PeerAddrs(), vip()) },
 		Secret:   func() []byte { return node.Secret("documents replication") },
 		Link:     &pairLink{node: node},
-		Snapshot: disks.DocumentsSnapshot, Extend: disks.ExtendDocuments, Call: node.Call}
+		Snapshot: disks.DocumentsSnapshot, Extend: disks.ExtendDocuments, Call: node.Call,
+		Helper: drbdHelperPath(), Alone: node.Alone}
 }
 
 // pairLink is the pair's encrypted link (netcfg/tunnel) as the documents' replication uses it: made when

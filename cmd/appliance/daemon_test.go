@@ -3,6 +3,7 @@ package main
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -15,6 +16,23 @@ func TestReplicationPaths(t *testing.T) {
 	} {
 		if got := replicationPaths(c.peer, lan); !slices.Equal(got, c.want) {
 			t.Errorf("%v: %q, want %q", c.peer, got, c.want)
+		}
+	}
+}
+
+// The DRBD module runs the firmware as "PROGRAM EVENT minor-N" or "PROGRAM fence-peer RESOURCE" (DRBD 8.4,
+// no DRBD_* variable but the peer's address); the services PID 1 starts are never taken for one.
+func TestDRBDEvent(t *testing.T) {
+	for args, want := range map[string]bool{
+		"/bin/appliance fence-peer documents":         true,
+		"/bin/appliance before-resync-target minor-0": true,
+		"/bin/appliance split-brain minor-0":          true,
+		"/bin/appliance daemon -listen :443":          false,
+		"/bin/appliance netd":                         false,
+		"/bin/appliance daemon minor-0 extra":         false,
+	} {
+		if got := drbdEvent(strings.Fields(args)); got != want {
+			t.Errorf("%q: %v, want %v", args, got, want)
 		}
 	}
 }

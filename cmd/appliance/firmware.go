@@ -174,14 +174,15 @@ func releaseMirror(db *database.Manager, node *pair.Node) func(ctx context.Conte
 }
 
 // linkHandler serves the other unit's requests over the pair link: firmware (a rolling update), the
-// release of the database's mirror before it restarts, a backup taken now (by the mirror) and the file
-// shares' settings (from the active unit).
+// release of the database's mirror before it restarts, a backup taken now (by the mirror), the file
+// shares' settings (from the active unit) and the documents volume's size and fencing.
 func linkHandler(u *firmware.Updater, db *database.Manager, node *pair.Node, docs *replica.Replica, backups, files http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/link/v1/firmware", u.LinkHandler())
 	mux.Handle(backup.RunPath, backups)
 	mux.Handle(shares.LinkPath, files)
 	mux.Handle("POST "+replica.GrowPath, docs.LinkHandler())
+	mux.Handle("POST "+replica.OutdatePath, docs.OutdateHandler())
 	mux.HandleFunc("POST "+releaseMirrorPath, func(w http.ResponseWriter, _ *http.Request) {
 		if node.Roles.Get() != appliance.PairActive {
 			http.Error(w, "this unit is not production", http.StatusConflict)

@@ -26,6 +26,9 @@ func main() {
 	if os.Getpid() == 1 {
 		runInit() // never returns
 	}
+	if drbdEvent(os.Args) { // run by the DRBD module for one of its events
+		os.Exit(drbdHelper(os.Args[1]))
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: appliance daemon|netd [flags]   (as PID 1: boots the unit)")
 		os.Exit(2)

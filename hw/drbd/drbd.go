@@ -25,6 +25,9 @@ type DRBD struct {
 	Resource string      // "documents"
 	Minor    int         // /dev/drbd<Minor>
 	Proc     string      // "/proc/drbd" when empty
+	// Fencing: when the primary loses its peer, its writes wait while the fence-peer helper (SetHelper)
+	// makes sure the peer's copy can no longer be taken for the newest (DRBD's resource-and-stonith).
+	Fencing bool
 }
 
 func (d *DRBD) run(ctx context.Context, tool string, args ...string) ([]byte, error) {
@@ -99,9 +102,44 @@ func (d *DRBD) Up(ctx context.Context, lower string) error {
 		return fmt.Errorf("drbd %s: replay the activity log of %s: %w", d.Resource, lower, err)
 	}
 	// A fixed resynchronisation rate: DRBD 8.4's default controller starts at 250 KiB/s.
-	if _, err := d.setup(ctx, "attach", d.minor(), lower, lower, "internal", "--on-io-error", "detach",
-		"--c-plan-ahead", "0", "--resync-rate", ResyncRate); err != nil {
+	args := []string{"attach", d.minor(), lower, lower, "internal", "--on-io-error", "detach",
+		"--c-plan-ahead", "0", "--resync-rate", ResyncRate}
+	if d.Fencing {
+		args = append(args, "--fencing", "resource-and-stonith")
+	}
+	if _, err := d.setup(ctx, args...); err != nil {
 		return fmt.Errorf("attach %s to drbd %d: %w", lower, d.Minor, err)
+	}
+	return nil
+}
+
+// HelperParam is where the DRBD module reads the program it runs for its events (fence-peer among them).
+const HelperParam = "/sys/module/drbd/parameters/usermode_helper"
+
+// SetHelper makes path the program the module runs for its events: "path EVENT minor-N", or "path
+// fence-peer RESOURCE" (DRBD 8.4), the peer's address in its environment. For fence-peer its exit status is
+// the answer (FenceOutdated, FencePeerDown), any other leaves the primary's writes suspended; for
+// before-resync-target and before-resync-source anything but 0 drops the connection.
+func SetHelper(param, path string) error {
+	if err := os.WriteFile(param, []byte(path), 0o644); err != nil {
+		return fmt.Errorf("drbd helper %s: %w", path, err)
+	}
+	return nil
+}
+
+// The fence-peer helper's answers (DRBD 8.4's exit codes): the peer's copy is Outdated now (it was told
+// over another path), or the peer is unreachable and its copy is taken as outdated (DRBD records it so
+// on this side only when this side's copy is UpToDate).
+const (
+	FenceOutdated = 4
+	FencePeerDown = 5
+)
+
+// Outdate marks this side's copy outdated (in its metadata: it survives a restart), so that it is never
+// made primary before it has been synchronised from the peer. Only on a secondary that is not connected.
+func (d *DRBD) Outdate(ctx context.Context) error {
+	if _, err := d.setup(ctx, "outdate", d.minor()); err != nil {
+		return fmt.Errorf("drbd %s outdate: %w", d.Resource, err)
 	}
 	return nil
 }

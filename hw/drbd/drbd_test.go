@@ -19,7 +19,7 @@ func TestParseProc(t *testing.T) {
 		oos                              int64
 		synced                           float64 // -1: none
 	}{
-		{"testdata/primary-alone", "StandAlone", "Primary", "Unknown", "UpToDate", "DUnknown", 77784 << 10, -1},
+		{"testdata/primary-alone", "StandAlone", "Primary", "Unknown", "UpToDate", "Outdated", 73688 << 10, -1},
 		{"testdata/syncsource", "SyncSource", "Primary", "Secondary", "UpToDate", "Inconsistent", 51200 << 10, 16.7},
 		{"testdata/connected", "Connected", "Secondary", "Secondary", "UpToDate", "UpToDate", 0, -1},
 	} {
