@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/lawbox/appliance/appliance"
+	"github.com/lawbox/appliance/appliance/shares"
 )
 
 // The shares API: odd names and unknown accounts are a clear 400 and change nothing; a share and its
@@ -103,5 +104,27 @@ func TestRestoreConfigRoutes(t *testing.T) {
 	e.do(req{method: "POST", path: "/backups/20261204T101500Z-dump/config/restore", hdr: form, body: "confirm=yes"})
 	if got := e.backups.configRestores; len(got) != 2 || got[1] != "20261204T101500Z-dump" {
 		t.Errorf("restores asked: %v", got)
+	}
+}
+
+// A copy DRBD marked outdated (the fencing: the active unit stored documents alone) is said so on both
+// units' pages, in the page's language.
+func TestSharesPageOutdatedCopy(t *testing.T) {
+	e := newEnv(t)
+	tok := e.setUpAndLogin(t)
+	sh := e.srv.shares.(*shares.Server)
+	for _, c := range []struct{ disk, peer, en, fr string }{
+		{"Outdated", "DUnknown", "This unit&#39;s copy lacks documents the other unit stored", "La copie de cet appareil n&#39;a pas les documents"},
+		{"UpToDate", "Outdated", "The other unit&#39;s copy lacks documents this unit stored", "La copie de l&#39;autre appareil n&#39;a pas les documents"},
+	} {
+		sh.Replication = func() *appliance.Replication {
+			return &appliance.Replication{State: "running", Paired: true, Disk: c.disk, PeerDisk: c.peer, Connection: "WFConnection"}
+		}
+		for lang, want := range map[string]string{"en": c.en, "fr": c.fr} {
+			w := e.do(req{method: "GET", path: "/shares", hdr: map[string]string{"Cookie": CookieName + "=" + tok + "; " + LangCookie + "=" + lang}})
+			if !strings.Contains(w.Body.String(), want) {
+				t.Errorf("%s/%s, %s: no %q in %s", c.disk, c.peer, lang, want, w.Body)
+			}
+		}
 	}
 }
