@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lawbox/appliance/appliance"
 	"github.com/lawbox/appliance/hw/drbd"
 )
 
@@ -137,14 +136,12 @@ func (r *Replica) outdatePartner(ctx context.Context) error {
 	if r.Call == nil {
 		return errors.New("no pair link")
 	}
-	resp, err := r.Call(ctx, http.MethodPost, OutdatePath, nil, 0)
+	code, msg, err := r.post(ctx, OutdatePath, "")
 	if err != nil {
 		return fmt.Errorf("the other unit did not answer: %w", err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return fmt.Errorf("the other unit did not mark its copy outdated: %d %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+	if code != http.StatusNoContent {
+		return fmt.Errorf("the other unit did not mark its copy outdated: %d %s", code, msg)
 	}
 	return nil
 }
@@ -178,10 +175,11 @@ func (r *Replica) requests() chan chan error {
 }
 
 // outdate marks this unit's copy outdated: the partner writes alone. DRBD outdates only a copy that is
-// not connected: a connection this side still sees is dropped first (the next pass connects again).
+// not connected: a connection this side still sees is dropped first (the next pass connects again). Its
+// refusals go to the partner's log, not to an admin.
 func (r *Replica) outdate(ctx context.Context) error {
 	if r.leads() {
-		return fmt.Errorf("%w: this unit serves the documents", appliance.ErrConflict)
+		return errors.New("this unit serves the documents")
 	}
 	st, err := r.DRBD.State()
 	if err != nil {
@@ -193,9 +191,9 @@ func (r *Replica) outdate(ctx context.Context) error {
 	case r.load().Pair != r.pairID():
 		return nil // a copy made before the pairing is never made primary while paired (lead): left as it is
 	case st.Role == "Primary":
-		return fmt.Errorf("%w: this unit's documents volume is still primary", appliance.ErrConflict)
+		return errors.New("this unit's documents volume is still primary")
 	case strings.HasPrefix(st.Connection, "SyncSource") || st.Connection == "PausedSyncS":
-		return fmt.Errorf("%w: the other unit's copy is being synchronised from this one", appliance.ErrConflict)
+		return errors.New("the other unit's copy is being synchronised from this one")
 	}
 	if connected(st) || st.Connection == "WFReportParams" {
 		p := r.current

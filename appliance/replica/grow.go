@@ -66,17 +66,25 @@ func (r *Replica) growPartner(ctx context.Context, size int64) error {
 	if r.Call == nil {
 		return fmt.Errorf("%w: the other unit cannot be asked to grow its volume", appliance.ErrConflict)
 	}
-	body := fmt.Sprintf(`{"size_bytes":%d}`, size)
-	resp, err := r.Call(ctx, http.MethodPost, GrowPath, strings.NewReader(body), int64(len(body)))
+	code, msg, err := r.post(ctx, GrowPath, fmt.Sprintf(`{"size_bytes":%d}`, size))
 	if err != nil {
 		return fmt.Errorf("%w: the other unit did not answer: %v", appliance.ErrUnavailable, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return fmt.Errorf("%w: the other unit could not grow its documents volume: %s", appliance.ErrConflict, strings.TrimSpace(string(msg)))
+	if code != http.StatusNoContent {
+		return fmt.Errorf("%w: the other unit could not grow its documents volume: %s", appliance.ErrConflict, msg)
 	}
 	return nil
+}
+
+// post sends body to the partner over the pair link (r.Call) and answers its status and first KiB.
+func (r *Replica) post(ctx context.Context, path, body string) (int, string, error) {
+	resp, err := r.Call(ctx, http.MethodPost, path, strings.NewReader(body), int64(len(body)))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	return resp.StatusCode, strings.TrimSpace(string(msg)), nil
 }
 
 // LinkHandler answers the partner's request to grow this unit's documents volume (only a unit that does
