@@ -116,9 +116,12 @@ func (r *Replica) Run(ctx context.Context) error {
 			r.Log.Error("documents fencing is off: the volume is replicated without it", "err", err)
 		} else {
 			r.DRBD.Fencing = true
-			go func() {
-				if err := r.serveFence(ctx, FenceSocket); err != nil {
-					r.Log.Error("documents fencing", "err", err)
+			go func() { // a helper not answered keeps the writes held: the socket is made again if it fails
+				for ctx.Err() == nil {
+					if err := r.serveFence(ctx, FenceSocket); err != nil {
+						r.Log.Error("documents fencing; listening again", "err", err)
+						time.Sleep(time.Second)
+					}
 				}
 			}()
 		}
