@@ -215,12 +215,5 @@ func (m *Manager) Locate(_ context.Context, serial string, on bool) error {
 		return fmt.Errorf("locate disk %s: %w", serial, err)
 	}
 	m.Log.Info("locate light", "disk", serial, "on", on, "light", l.File)
-	m.mu.Lock()
-	for i, d := range m.status.Disks {
-		if d.Serial == serial {
-			m.status.Disks[i].Locate = map[bool]string{true: "on", false: "off"}[on]
-		}
-	}
-	m.mu.Unlock()
-	return nil
+	return nil // the status reads the light back from sysfs (Storage refreshes it)
 }
