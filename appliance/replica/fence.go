@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lawbox/appliance/hw/drbd"
@@ -32,7 +33,7 @@ const FenceSocket = "/run/drbd/fence.sock"
 // OutdatePath is the pair link's request that marks the partner's copy of the documents outdated.
 const OutdatePath = "/link/v1/documents/outdate"
 
-// fenceEvery is how often a held fence tries again.
+// fenceEvery is how often a held fence asks the partner again.
 const fenceEvery = time.Second
 
 // serveFence answers the fence-peer helper on path until ctx ends: one line, DRBD's exit code for it.
@@ -83,13 +84,39 @@ func AskFence(sock, resource string) (int, error) {
 }
 
 // fence waits until this unit's writes may go on without the partner and answers DRBD's exit code (0:
-// ctx ended first; the helper asks again).
+// ctx ended first; the helper asks again). The partner is asked (each try up to 3 s: a dead one answers
+// nothing) while the rest is looked at every fencePoll, so a takeover after the partner died goes on as
+// soon as the witness raised this unit's epoch.
 func (r *Replica) fence(ctx context.Context) int {
 	start := time.Now()
 	r.Log.Warn("the documents' replication is down: writes wait until the other unit's copy cannot be taken for the newest")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	partner := errors.New("the other unit has not answered yet") // its answer to "mark your copy outdated"
+	go func() {
+		for ctx.Err() == nil && r.leads() {
+			call, stop := context.WithTimeout(ctx, 3*time.Second)
+			err := r.outdatePartner(call)
+			stop()
+			mu.Lock()
+			partner = err
+			mu.Unlock()
+			if err == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(fenceEvery):
+			}
+		}
+	}()
 	var last string
 	for {
-		code, why := r.fenceStep(ctx)
+		mu.Lock()
+		asked := partner
+		mu.Unlock()
+		code, why := r.fenceStep(asked)
 		if code != 0 {
 			r.Log.Info("the documents' writes go on", "why", why, "held", time.Since(start).Round(time.Millisecond))
 			return code
@@ -101,13 +128,17 @@ func (r *Replica) fence(ctx context.Context) int {
 		select {
 		case <-ctx.Done():
 			return 0
-		case <-time.After(fenceEvery):
+		case <-time.After(fencePoll):
 		}
 	}
 }
 
-// fenceStep is one try: DRBD's exit code, or 0 and why the writes wait.
-func (r *Replica) fenceStep(ctx context.Context) (int, string) {
+// fencePoll is how often a held fence looks again at the pair and the file server.
+const fencePoll = 200 * time.Millisecond
+
+// fenceStep decides: DRBD's exit code, or 0 and why the writes wait. partner is the partner's last answer
+// to the request to mark its copy outdated (nil: it did).
+func (r *Replica) fenceStep(partner error) (int, string) {
 	if r.pairID() == "" {
 		return drbd.FencePeerDown, "unpaired: no other copy"
 	}
@@ -119,16 +150,13 @@ func (r *Replica) fenceStep(ctx context.Context) (int, string) {
 		}
 		return drbd.FencePeerDown, "this unit stood down; the writes it held were never answered"
 	}
+	if partner == nil {
+		return drbd.FenceOutdated, "the other unit marked its copy outdated"
+	}
 	if r.Alone != nil && r.Alone() { // a takeover after the partner died: nobody to ask
 		return drbd.FencePeerDown, "the other unit cannot serve its copy any more (the witness raised this unit's epoch)"
 	}
-	call, cancel := context.WithTimeout(ctx, 3*time.Second)
-	err := r.outdatePartner(call)
-	cancel()
-	if err == nil {
-		return drbd.FenceOutdated, "the other unit marked its copy outdated"
-	}
-	return 0, err.Error()
+	return 0, partner.Error()
 }
 
 // outdatePartner asks the partner, over the pair link, to mark its copy outdated.
@@ -196,18 +224,27 @@ func (r *Replica) outdate(ctx context.Context) error {
 		return errors.New("the other unit's copy is being synchronised from this one")
 	}
 	if connected(st) || st.Connection == "WFReportParams" {
-		p := r.current
-		if p.Remote == "" {
-			p, _ = r.peer()
-		}
-		if err := r.DRBD.Disconnect(ctx, p); err != nil {
+		if err := r.dropConnection(ctx); err != nil {
 			return err
 		}
-		r.connecting, r.current = false, drbd.Peer{}
 	}
 	if err := r.DRBD.Outdate(ctx); err != nil {
 		return err
 	}
 	r.Log.Warn("the other unit writes the documents alone: this unit's copy is marked outdated until it is synchronised again")
+	return nil
+}
+
+// dropConnection drops the connection to the partner that DRBD still sees; the next pass connects again,
+// plainly (not as after a refusal).
+func (r *Replica) dropConnection(ctx context.Context) error {
+	p := r.current
+	if p.Remote == "" {
+		p, _ = r.peer()
+	}
+	if err := r.DRBD.Disconnect(ctx, p); err != nil {
+		return err
+	}
+	r.connecting, r.current = false, drbd.Peer{}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,52 +21,86 @@ import (
 // its copy outdated, or once the partner cannot come back and serve it; a unit that stood down lets its
 // held writes complete only once its file server can answer nobody.
 func TestFenceStep(t *testing.T) {
-	ctx := context.Background()
 	r, _ := newReplica(t, true)
-	var asked []string
-	answer := http.StatusNoContent
-	var callErr error
-	r.Call = func(_ context.Context, method, path string, _ io.Reader, _ int64) (*http.Response, error) {
-		asked = append(asked, method+" "+path)
-		if callErr != nil {
-			return nil, callErr
-		}
-		return &http.Response{StatusCode: answer, Body: io.NopCloser(strings.NewReader("this unit serves the documents"))}, nil
-	}
 	alone, quiet := false, false
 	r.Alone = func() bool { return alone }
 	r.Quiet = func() bool { return quiet }
+	unreachable := errors.New("the other unit did not answer: no route to host")
 
-	if code, why := r.fenceStep(ctx); code != drbd.FenceOutdated || len(asked) != 1 || asked[0] != "POST "+OutdatePath {
-		t.Errorf("the partner answers: %d (%s), asked %q; want %d", code, why, asked, drbd.FenceOutdated)
+	if code, why := r.fenceStep(nil); code != drbd.FenceOutdated {
+		t.Errorf("the partner marked its copy outdated: %d (%s), want %d", code, why, drbd.FenceOutdated)
 	}
-	callErr = errors.New("no route to host")
-	if code, why := r.fenceStep(ctx); code != 0 || !strings.Contains(why, "no route to host") {
+	if code, why := r.fenceStep(unreachable); code != 0 || !strings.Contains(why, "no route to host") {
 		t.Errorf("the partner unreachable, the witness has not raised the epoch: %d (%s), want 0: the writes wait", code, why)
 	}
-	callErr, answer = nil, http.StatusConflict
-	if code, why := r.fenceStep(ctx); code != 0 || !strings.Contains(why, "this unit serves") {
-		t.Errorf("the partner refuses (it serves too): %d (%s), want 0", code, why)
-	}
-	callErr, alone, asked = errors.New("timeout"), true, nil
-	if code, _ := r.fenceStep(ctx); code != drbd.FencePeerDown || len(asked) != 0 {
-		t.Errorf("this unit alone (the partner died): %d, asked %q; want %d at once", code, asked, drbd.FencePeerDown)
+	alone = true
+	if code, _ := r.fenceStep(unreachable); code != drbd.FencePeerDown {
+		t.Errorf("this unit alone (the partner died): %d, want %d", code, drbd.FencePeerDown)
 	}
 
 	r.Roles.Set(appliance.PairFenced) // cut off from both, it stood down
-	asked = nil
-	if code, _ := r.fenceStep(ctx); code != 0 || len(asked) != 0 {
-		t.Errorf("stood down, file server not killed yet: %d, asked %q; want 0, nobody asked", code, asked)
+	if code, _ := r.fenceStep(unreachable); code != 0 {
+		t.Errorf("stood down, file server not killed yet: %d, want 0", code)
 	}
 	quiet = true
-	if code, _ := r.fenceStep(ctx); code != drbd.FencePeerDown {
+	if code, _ := r.fenceStep(unreachable); code != drbd.FencePeerDown {
 		t.Errorf("stood down, file server killed: %d, want %d", code, drbd.FencePeerDown)
 	}
 
 	u, _ := newReplica(t, true)
 	u.Secret = func() []byte { return nil }
-	if code, _ := u.fenceStep(ctx); code != drbd.FencePeerDown {
+	if code, _ := u.fenceStep(unreachable); code != drbd.FencePeerDown {
 		t.Errorf("unpaired: %d, want %d", code, drbd.FencePeerDown)
+	}
+}
+
+// The partner is asked over the pair link while the rest is looked at: a partner that refuses (it serves
+// too) or does not answer holds the writes; this unit becoming alone meanwhile ends the wait without the
+// partner's answer; a partner that marks its copy outdated ends it too.
+func TestFenceAsksThePartner(t *testing.T) {
+	r, _ := newReplica(t, true)
+	var mu sync.Mutex
+	var asked []string
+	answer, alone := http.StatusConflict, false
+	r.Call = func(_ context.Context, method, path string, _ io.Reader, _ int64) (*http.Response, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, method+" "+path)
+		return &http.Response{StatusCode: answer, Body: io.NopCloser(strings.NewReader("this unit serves the documents"))}, nil
+	}
+	r.Alone = func() bool { mu.Lock(); defer mu.Unlock(); return alone }
+	set := func(f func()) { mu.Lock(); f(); mu.Unlock() }
+
+	for _, c := range []struct {
+		name   string
+		change func()
+		want   int
+	}{
+		{"the partner marks its copy outdated", func() { answer = http.StatusNoContent }, drbd.FenceOutdated},
+		{"the witness raised this unit's epoch", func() { alone = true }, drbd.FencePeerDown},
+	} {
+		set(func() { answer, alone, asked = http.StatusConflict, false, nil })
+		got := make(chan int, 1)
+		go func() { got <- r.fence(context.Background()) }()
+		select {
+		case code := <-got:
+			t.Fatalf("%s: answered %d while the partner refuses", c.name, code)
+		case <-time.After(1500 * time.Millisecond):
+		}
+		set(c.change)
+		select {
+		case code := <-got:
+			if code != c.want {
+				t.Errorf("%s: %d, want %d", c.name, code, c.want)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%s: still held", c.name)
+		}
+		set(func() {
+			if len(asked) < 2 || asked[0] != "POST "+OutdatePath {
+				t.Errorf("%s: asked %q, want the partner asked again while it refused", c.name, asked)
+			}
+		})
 	}
 }
 
@@ -180,5 +215,35 @@ func TestFenceSocket(t *testing.T) {
 	}
 	if err := <-served; err != nil {
 		t.Error(err)
+	}
+}
+
+// A takeover after the partner died: DRBD still sees the partner primary until its next ping. While this
+// unit is not alone (a switchover: the partner releases it) it waits; alone, it drops the connection and
+// promotes at once.
+func TestPromoteDropsADeadPartner(t *testing.T) {
+	r, f := newReplica(t, true)
+	refuse := 0
+	r.DRBD.Run = func(ctx context.Context, argv ...string) ([]byte, error) {
+		f.run(ctx, argv...)
+		if argv[1] == "primary" && refuse > 0 {
+			refuse--
+			return nil, errors.New("State change failed: (-1) Multiple primaries not allowed by config")
+		}
+		return nil, nil
+	}
+	alone := false
+	r.Alone = func() bool { return alone }
+	r.current = peer
+	st := drbd.State{Connection: "Connected", Role: "Secondary", PeerRole: "Primary", Disk: "UpToDate", PeerDisk: "UpToDate"}
+
+	refuse = 1
+	if err := r.promote(context.Background(), st, false); !errors.Is(err, errPartnerPrimary) || f.saw("disconnect") != 0 {
+		t.Errorf("a switchover, the partner not released yet: %v, calls %q; want errPartnerPrimary and no disconnect", err, f.calls)
+	}
+	refuse, alone, f.calls = 1, true, nil
+	if err := r.promote(context.Background(), st, false); err != nil ||
+		strings.Join(f.calls, ",") != "drbdsetup primary 0,drbdsetup disconnect ipv4:127.0.0.1:7789 ipv4:127.0.0.1:7789,drbdsetup primary 0" {
+		t.Errorf("the partner dead, this unit alone: %v, calls %q", err, f.calls)
 	}
 }

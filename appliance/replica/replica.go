@@ -468,8 +468,8 @@ func (r *Replica) lead(ctx context.Context, st drbd.State, paired bool, c *confi
 			return
 		}
 		force := !c.Made && !paired && st.Disk == "Inconsistent" // a new volume on a unit alone: its first copy
-		if err := r.DRBD.Primary(ctx, force); err != nil {
-			if st.PeerRole == "Primary" { // the unit handing over has not released it yet: next pass
+		if err := r.promote(ctx, st, force); err != nil {
+			if errors.Is(err, errPartnerPrimary) { // the unit handing over has not released it yet: next pass
 				r.Log.Info("waiting for the partner to release the documents volume", "err", err)
 				return
 			}
@@ -504,6 +504,28 @@ func (r *Replica) lead(ctx context.Context, st drbd.State, paired bool, c *confi
 		r.save(*c)
 	}
 	r.set(func(s *appliance.Replication) { s.Problem = "" })
+}
+
+// errPartnerPrimary: DRBD still sees the partner primary.
+var errPartnerPrimary = errors.New("the partner's copy is still primary")
+
+// promote makes the volume primary. DRBD refuses while it still sees the partner primary: in a switchover
+// the partner releases it within a pass; after the partner died, DRBD notices only at its next ping (up to
+// 11 s), so once this unit is alone (the witness raised its epoch: the partner cannot be writing) the
+// connection is dropped and the copy made primary at once.
+func (r *Replica) promote(ctx context.Context, st drbd.State, force bool) error {
+	err := r.DRBD.Primary(ctx, force)
+	if err == nil || st.PeerRole != "Primary" {
+		return err
+	}
+	if r.Alone == nil || !r.Alone() {
+		return fmt.Errorf("%w: %v", errPartnerPrimary, err)
+	}
+	r.Log.Warn("the other unit is gone and DRBD still sees it: its connection is dropped to take over", "err", err)
+	if err := r.dropConnection(ctx); err != nil {
+		return err
+	}
+	return r.DRBD.Primary(ctx, force)
 }
 
 // follow unmounts the volume and makes it secondary; the SMB server stops first (it follows the role
