@@ -156,8 +156,9 @@ func (n *Node) Role() string {
 }
 
 // Alone reports whether this unit may write its data without its partner: it is unpaired, or active and
-// its partner cannot come back and serve an older copy (Machine.Alone). The documents' fencing asks it
-// when the partner cannot be told to mark its copy outdated.
+// its partner cannot come back and serve an older copy (Machine.Alone). The documents volume asks it: its
+// fence when the partner cannot be told to mark its copy outdated, its takeover when DRBD still sees the
+// partner.
 func (n *Node) Alone() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -89,7 +89,6 @@ func AskFence(sock, resource string) (int, error) {
 // soon as the witness raised this unit's epoch.
 func (r *Replica) fence(ctx context.Context) int {
 	start := time.Now()
-	r.Log.Warn("the documents' replication is down: writes wait until the other unit's copy cannot be taken for the newest")
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex
@@ -121,8 +120,8 @@ func (r *Replica) fence(ctx context.Context) int {
 			r.Log.Info("the documents' writes go on", "why", why, "held", time.Since(start).Round(time.Millisecond))
 			return code
 		}
-		if why != last {
-			r.Log.Warn("the documents' writes still wait", "why", why)
+		if why != last { // said once the writes really wait: a unit alone or unpaired is answered at once
+			r.Log.Warn("the documents' replication is down: writes wait until the other unit's copy cannot be taken for the newest", "why", why)
 			last = why
 		}
 		select {

@@ -29,12 +29,12 @@ func drbdEvent(args []string) bool {
 // daemon, which answers once the partner's copy can no longer be taken for the newest, and exits with
 // that answer; until then the module holds the documents' writes, and a daemon that does not answer
 // (restarting) is asked again every second. Every other event needs nothing from the firmware.
-func drbdHelper(event string) int {
-	if event != "fence-peer" {
+func drbdHelper(args []string) int {
+	if args[1] != "fence-peer" {
 		return 0
 	}
 	for {
-		code, err := replica.AskFence(replica.FenceSocket, os.Args[2])
+		code, err := replica.AskFence(replica.FenceSocket, args[2])
 		if err == nil {
 			return code
 		}

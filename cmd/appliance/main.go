@@ -27,7 +27,7 @@ func main() {
 		runInit() // never returns
 	}
 	if drbdEvent(os.Args) { // run by the DRBD module for one of its events
-		os.Exit(drbdHelper(os.Args[1]))
+		os.Exit(drbdHelper(os.Args))
 	}
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: appliance daemon|netd [flags]   (as PID 1: boots the unit)")
