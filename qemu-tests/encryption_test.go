@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -15,11 +16,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
+
+	"golang.org/x/crypto/md4" //lint:ignore SA1019 the NT hash SMB keeps is MD4
 )
 
 // The data array is encrypted at rest (LUKS2). A known plaintext written through the database and into a
-// file on /data is on none of the disk images, while one written to the system array (not encrypted) is
-// found by the same search. The unit has no TPM, so the storage says its key is kept on the disks (a disk
+// file on /data is on none of the disk images, nor is a file account's NT hash (the state store on the
+// system array keeps it sealed with a key on the data array), while a marker written to the system array
+// (not encrypted) is found by the same search. The unit has no TPM, so the storage says its key is kept on the disks (a disk
 // taken out is not protected yet) and asks for a recovery sheet; the sheet's key opens the array; a
 // restart unlocks it by itself and every row is there. A disk replaced afterwards joins encrypted: the
 // rebuild copies ciphertext onto it. (A locked unit: TestTPMKeepsTheKey, and TestPairManualMode for a
@@ -63,24 +68,45 @@ func TestEncryptedAtRest(t *testing.T) {
 	u.exec(t, nd.URL, "CREATE TABLE notes (t text); INSERT INTO notes SELECT '"+secret+"' FROM generate_series(1, 2000)")
 	u.debug("text /data/secret.txt "+secret+" 2000", `debug: text /data/secret.txt: <nil>`, time.Minute)
 	u.debug("text /var/lib/appliance/control.txt "+control+" 2000", `debug: text /var/lib/appliance/control.txt: <nil>`, time.Minute)
+	// A file account: its NT hash opens SMB as the password would. The state store on the system array keeps
+	// it sealed with a key on the data array.
+	password := marker("file password ")
+	if code, body := u.call("PUT", "/api/v1/file-accounts/marie", tok, `{"password":"`+password+`"}`); code/100 != 2 {
+		t.Fatalf("file account = %d %s", code, body)
+	}
+	hash := ntHash(password)
+	hashForms := map[string][]byte{"raw": hash, "base64 (JSON)": []byte(base64.StdEncoding.EncodeToString(hash)),
+		"hex": []byte(hex.EncodeToString(hash)), "HEX (smbpasswd)": []byte(strings.ToUpper(hex.EncodeToString(hash)))}
 	u.shutdown(tok, "poweroff") // PostgreSQL's shutdown checkpoint writes the table out
 	found := map[string]int{}
 	for _, d := range disks[:2] {
-		for _, m := range []string{secret, control} {
-			n, err := imageHolds(d.Path, []byte(m))
+		for name, m := range map[string][]byte{secret: []byte(secret), control: []byte(control), "sealed": []byte("lawbox-sealed-1\x00")} {
+			n, err := imageHolds(d.Path, m)
 			if err != nil {
 				t.Fatal(err)
 			}
-			found[m] += n
+			found[name] += n
+		}
+		for form, m := range hashForms {
+			n, err := imageHolds(d.Path, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != 0 {
+				t.Errorf("the file account's NT hash (%s) is on %s %d times", form, d.ID, n)
+			}
 		}
 	}
 	if found[control] == 0 {
 		t.Fatalf("the search found nothing, not even the marker on the (unencrypted) system array: it cannot prove anything")
 	}
+	if found["sealed"] == 0 {
+		t.Fatalf("no sealed value on the system array: the file account was not stored there sealed")
+	}
 	if found[secret] != 0 {
 		t.Fatalf("the plaintext written through the database and a file is on the disks %d times", found[secret])
 	}
-	t.Logf("on the disk images: the system array's marker %d times, the data's none", found[control])
+	t.Logf("on the disk images: the system array's marker %d times, sealed values %d times, the data's marker and the NT hash none", found[control], found["sealed"])
 
 	u = boot(t, Config{Disks: disks[:2]})
 	tok = u.login()
@@ -98,6 +124,9 @@ func TestEncryptedAtRest(t *testing.T) {
 	}
 	if e := u.storage(tok).Encryption; e.State != "open" || !e.RecoveryKey {
 		t.Fatalf("after a restart: %+v", e)
+	}
+	if code, body := u.call("GET", "/api/v1/shares", tok, ""); code != 200 || !strings.Contains(body, `"name":"marie"`) || strings.Contains(body, "encrypted on it") {
+		t.Errorf("the file account after a restart (unsealed with the data array's key) = %d %s", code, body)
 	}
 	c.Close(ctx)
 
@@ -312,4 +341,15 @@ func BenchmarkEncryption(b *testing.B) {
 	b.ReportMetric(raw, "MB/s-write-plain")
 	b.ReportMetric(enc, "MB/s-write-encrypted")
 	b.ReportMetric(enc/raw, "ratio-write")
+}
+
+// ntHash is the NT hash SMB keeps of a password: MD4 of its UTF-16LE form.
+func ntHash(password string) []byte {
+	var b []byte
+	for _, c := range utf16.Encode([]rune(password)) {
+		b = append(b, byte(c), byte(c>>8))
+	}
+	h := md4.New()
+	h.Write(b)
+	return h.Sum(nil)
 }

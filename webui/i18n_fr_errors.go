@@ -190,6 +190,7 @@ var errorsFR = map[string]string{
 	"file account %q: %w":                           "compte de fichiers %s : %s",
 	"the backup's file account %q is not valid: %w": "le compte de fichiers %s de la sauvegarde n'est pas valable : %s",
 	"%w: this unit is the standby of its pair: change the shares on the active unit, which hands them to this one": "%s : cette unité est l'unité en attente de sa paire : changez les partages sur l'unité active, qui les transmet à celle-ci",
+	"%w: the file accounts are kept encrypted on the data array, which is not unlocked yet: unlock it on the storage page first": "%s : les comptes de fichiers sont gardés chiffrés sur la grappe de données, qui n'est pas encore déverrouillée : déverrouillez-la d'abord sur la page Stockage",
 	"share %q: %w": "partage %s : %s",
 	"%w: the documents are not on a volume of their own on this unit": "%s : les documents ne sont pas sur un volume à part sur cette unité",
 

@@ -147,3 +147,5 @@ func LinkClient(call func(ctx context.Context, method, path string, body io.Read
 
 // errNotHere is a change asked of the standby.
 var errNotHere = fmt.Errorf("%w: this unit is the standby of its pair: change the shares on the active unit, which hands them to this one", appliance.ErrConflict)
+
+var errSealed = fmt.Errorf("%w: the file accounts are kept encrypted on the data array, which is not unlocked yet: unlock it on the storage page first", appliance.ErrConflict)

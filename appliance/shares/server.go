@@ -90,7 +90,9 @@ func (s *Server) change(f func(*config) error) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.load(); err != nil {
+	if err := s.load(); errors.Is(err, state.ErrSealed) {
+		return errSealed
+	} else if err != nil {
 		return err
 	}
 	c := config{Shares: cloneShares(s.cfg.Shares), Accounts: append([]account(nil), s.cfg.Accounts...)}
@@ -129,7 +131,10 @@ func cloneShares(in []appliance.FileShare) []appliance.FileShare {
 func (s *Server) Shares(context.Context) appliance.SharesStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.load(); err != nil {
+	switch err := s.load(); {
+	case errors.Is(err, state.ErrSealed):
+		s.state, s.why = appliance.SharesStopped, sealedWhy
+	case err != nil:
 		s.state, s.why = appliance.SharesFailed, "The file shares' settings cannot be read; the service log has the details."
 	}
 	st := appliance.SharesStatus{State: s.state, Why: s.why, Folder: s.Dir, Shares: cloneShares(s.cfg.Shares), Accounts: []appliance.FileAccount{},
@@ -183,21 +188,41 @@ func (s *Server) set(st, why string) {
 	s.mu.Unlock()
 }
 
+// sealedWhy is why the shares wait while the settings are sealed (state.SealBuckets).
+const sealedWhy = "The file shares wait for the data array to be unlocked: their accounts are kept encrypted on it."
+
+// waitSettings reads the settings, waiting while they are sealed (the data array not open yet).
+func (s *Server) waitSettings(ctx context.Context, every time.Duration) error {
+	for {
+		s.mu.Lock()
+		err := s.load()
+		if errors.Is(err, state.ErrSealed) {
+			s.state, s.why = appliance.SharesStopped, sealedWhy
+		}
+		s.mu.Unlock()
+		if !errors.Is(err, state.ErrSealed) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
+}
+
 // maxRetryWait bounds the wait before a file server that failed is started again.
 const maxRetryWait = time.Minute
 
 // Run serves the shares while Serve allows it, until ctx ends. A server that fails to start, or stops by
 // itself, is started again after a wait that doubles each time (from Every to a minute).
 func (s *Server) Run(ctx context.Context) error {
-	s.mu.Lock()
-	err := s.load()
-	s.mu.Unlock()
-	if err != nil {
-		return err
-	}
 	every := s.Every
 	if every == 0 {
 		every = 2 * time.Second
+	}
+	if err := s.waitSettings(ctx, every); err != nil {
+		return err
 	}
 	var d *daemon
 	defer func() {

@@ -2,6 +2,7 @@ package shares
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -232,4 +233,63 @@ func standIns(t *testing.T, dir string) (smbd, passwd string) {
 		t.Fatal(err)
 	}
 	return smbd, passwd
+}
+
+// The accounts are sealed in the state store (state.SealBuckets) until the data array is open: the server
+// waits, says why, refuses changes, and starts once the key is given.
+func TestServerWaitsForSealedAccounts(t *testing.T) {
+	dir := t.TempDir()
+	smbd, passwd := standIns(t, dir)
+	path := filepath.Join(dir, "state.db")
+	key := make([]byte, state.SealKeySize)
+	st, err := state.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SealBuckets(state.BucketShares)
+	if err := st.Unseal(key); err != nil {
+		t.Fatal(err)
+	}
+	first := &Server{Store: st}
+	if err := first.PutAccount(t.Context(), "marie", "a long password"); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	st, err = state.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.SealBuckets(state.BucketShares)
+	s := &Server{Log: slog.New(slog.DiscardHandler), Store: st, Dir: filepath.Join(dir, "documents"), RunDir: filepath.Join(dir, "run"),
+		PrivateDir: filepath.Join(dir, "private"), Conf: filepath.Join(dir, "etc", "smb.conf"), Passwd: passwd,
+		Smbd: smbd, Name: "UNIT", Every: 20 * time.Millisecond, Serve: func() (bool, string) { return true, "" },
+		OwnerIDs: func() (int, int, error) { return os.Getuid(), os.Getgid(), nil }}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	calls := func() string { b, _ := os.ReadFile(filepath.Join(dir, "calls")); return string(b) }
+	time.Sleep(200 * time.Millisecond)
+	if got := s.Shares(ctx); got.State != appliance.SharesStopped || got.Why != sealedWhy || calls() != "" {
+		t.Fatalf("sealed: %+v, calls %q", got, calls())
+	}
+	if err := s.PutAccount(ctx, "paul", "another long password"); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("a change while sealed = %v, want a conflict", err)
+	}
+	if err := st.Unseal(key); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(10 * time.Second); s.Shares(ctx).State != appliance.SharesServing; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("not serving once unsealed: %+v, calls %q", s.Shares(ctx), calls())
+		}
+	}
+	if b, err := os.ReadFile(passwd); err != nil || !strings.Contains(string(b), "marie:") {
+		t.Errorf("the accounts given to Samba once unsealed: %q %v", b, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

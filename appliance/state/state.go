@@ -4,6 +4,7 @@
 package state
 
 import (
+	"crypto/cipher"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -48,8 +49,10 @@ var migrations = []func(tx *bolt.Tx) error{
 
 // Store is the open database.
 type Store struct {
-	mu sync.RWMutex // guards db, which Relocate swaps
-	db *bolt.DB
+	mu     sync.RWMutex // guards db, which Relocate swaps, and the sealing
+	db     *bolt.DB
+	sealed map[string]bool // buckets whose values are encrypted (seal.go)
+	aead   cipher.AEAD     // their key; nil until Unseal
 }
 
 func (s *Store) handle() *bolt.DB {
@@ -136,8 +139,9 @@ func (s *Store) Get(bucket, key string) ([]byte, error) {
 		if v == nil {
 			return fmt.Errorf("get %s/%s: %w", bucket, key, ErrNotFound)
 		}
+		v, err := s.open(bucket, key, v)
 		out = append([]byte(nil), v...)
-		return nil
+		return err
 	})
 	return out, err
 }
@@ -148,6 +152,10 @@ func (s *Store) Put(bucket, key string, value []byte) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
 		if err != nil {
 			return fmt.Errorf("put %s/%s: %w", bucket, key, err)
+		}
+		value, err := s.seal(bucket, key, value)
+		if err != nil {
+			return err
 		}
 		if err := b.Put([]byte(key), value); err != nil {
 			return fmt.Errorf("put %s/%s: %w", bucket, key, err)
@@ -173,7 +181,13 @@ func (s *Store) ForEach(bucket string, f func(k string, v []byte) error) error {
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(k, v []byte) error { return f(string(k), v) })
+		return b.ForEach(func(k, v []byte) error {
+			v, err := s.open(bucket, string(k), v)
+			if err != nil {
+				return err
+			}
+			return f(string(k), v)
+		})
 	})
 }
 

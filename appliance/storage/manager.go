@@ -101,6 +101,8 @@ type Manager struct {
 	crypt        cryptState
 	holders      func() []appliance.KeyHolder // who keeps secrets for this unit's disks (SetHolders)
 	space        spaceState
+	unsealed     bool // the state store has its sealed buckets' key (unsealState)
+	sealFailed   bool // it could not be given (said once)
 }
 
 func (m *Manager) init() {
@@ -140,8 +142,14 @@ func (m *Manager) Prepare(ctx context.Context) (bool, error) {
 	return m.persisted, nil
 }
 
-// Attach gives the manager the state store: its settings and where events go.
+// Attach gives the manager the state store: its settings, where events go, and (once the data array is
+// mounted) its sealed buckets' key.
 func (m *Manager) Attach(st *state.Store) {
+	m.attach(st)
+	m.unsealState()
+}
+
+func (m *Manager) attach(st *state.Store) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.store = st
@@ -344,6 +352,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 		m.growPass(ctx)
 		m.keepConsistent(ctx)
 	}
+	m.unsealState()
 	m.refresh(sdisks)
 }
 
