@@ -22,8 +22,11 @@ import (
 )
 
 const (
-	configKey  = "notify"
-	bucketAcks = "alert-acks" // alert key -> appliance.AlertAck
+	configKey = "notify"
+	// passwordKey is the mail server's password in the sealed secrets: a disk taken out does not give the
+	// office's mailbox away.
+	passwordKey = "notify.smtp-password"
+	bucketAcks  = "alert-acks" // alert key -> appliance.AlertAck
 )
 
 // Notifier watches the alerts and sends what changed. It implements appliance.Notifications.
@@ -182,6 +185,7 @@ var (
 	errUnreachable = errors.New("does not answer")
 	errTLS         = errors.New("no encryption")
 	errLogin       = errors.New("login refused")
+	errLocked      = errors.New("the mail password is kept encrypted on the data array, which is not unlocked")
 	errAddress     = errors.New("address refused")
 )
 
@@ -203,6 +207,8 @@ func mailProblem(err error) string {
 		return "The mail server offers no working encryption: nothing was sent. Check the server, or allow a plain server on the office network."
 	case errors.Is(err, errLogin):
 		return "The mail server refuses the user name or the password."
+	case errors.Is(err, errLocked):
+		return "The mail password is kept encrypted on the data array, which is locked: no email goes out until it is unlocked (storage page)."
 	case errors.Is(err, errAddress):
 		return "The mail server refuses the sender or a recipient address: check them."
 	}
@@ -246,7 +252,11 @@ func (n *Notifier) mail(ctx context.Context, cfg appliance.NotifySettings, subje
 		return fmt.Errorf("mail server %s does not offer STARTTLS: nothing was sent in clear (allow a plain server only on the office network, without a password): %w", cfg.SMTP, errTLS)
 	}
 	if cfg.User != "" {
-		if err := c.Auth(smtp.PlainAuth("", cfg.User, cfg.Password, host)); err != nil {
+		pw, err := n.password()
+		if err != nil {
+			return fmt.Errorf("mail server %s: login as %s: %w", cfg.SMTP, cfg.User, err)
+		}
+		if err := c.Auth(smtp.PlainAuth("", cfg.User, pw, host)); err != nil {
 			return fmt.Errorf("mail server %s: login as %s: %w: %w", cfg.SMTP, cfg.User, errLogin, err)
 		}
 	}
@@ -316,12 +326,39 @@ func (n *Notifier) ShipAudit(e appliance.AuditEntry, hash string) {
 	}()
 }
 
+// settings are the notification settings; the mail password is not among them (password).
 func (n *Notifier) settings() (appliance.NotifySettings, error) {
 	var cfg appliance.NotifySettings
 	if err := n.Store.GetJSON(state.BucketConfig, configKey, &cfg); err != nil && !errors.Is(err, state.ErrNotFound) {
 		return cfg, fmt.Errorf("notification settings: %w", err)
 	}
+	if cfg.Password != "" { // kept with the settings by an older firmware: moved to the sealed secrets
+		if err := n.Store.Put(state.BucketSecrets, passwordKey, []byte(cfg.Password)); err == nil {
+			cfg.Password = ""
+			if err := n.Store.PutJSON(state.BucketConfig, configKey, cfg); err != nil {
+				n.Log.Error("notification settings: the mail password stays with the settings", "err", err)
+			}
+		}
+		cfg.Password = ""
+	}
 	return cfg, nil
+}
+
+// password is the mail server's password: sealed with the data array (state.BucketSecrets), or, from an
+// older firmware, still with the settings until it can be moved.
+func (n *Notifier) password() (string, error) {
+	var cfg appliance.NotifySettings
+	if err := n.Store.GetJSON(state.BucketConfig, configKey, &cfg); err == nil && cfg.Password != "" {
+		return cfg.Password, nil
+	}
+	pw, err := n.Store.Get(state.BucketSecrets, passwordKey)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		return "", nil
+	case errors.Is(err, state.ErrSealed):
+		return "", errLocked
+	}
+	return string(pw), err
 }
 
 // Notifications returns the settings without the password, and how sending went.
@@ -330,8 +367,8 @@ func (n *Notifier) Notifications(context.Context) (appliance.NotifyStatus, error
 	if err != nil {
 		return appliance.NotifyStatus{}, err
 	}
-	st := appliance.NotifyStatus{PasswordSet: cfg.Password != ""}
-	cfg.Password = ""
+	_, err = n.Store.Get(state.BucketSecrets, passwordKey)
+	st := appliance.NotifyStatus{PasswordSet: err == nil || errors.Is(err, state.ErrSealed)}
 	if cfg.To == nil {
 		cfg.To = []string{}
 	}
@@ -348,18 +385,30 @@ func (n *Notifier) Notifications(context.Context) (appliance.NotifyStatus, error
 	return st, nil
 }
 
+// errSealed refuses a new mail password while the data array, which keeps it, is locked.
+var errSealed = fmt.Errorf("%w: the mail password is kept encrypted on the data array, which is not unlocked yet: unlock it on the storage page first", appliance.ErrConflict)
+
 // SetNotifications checks and stores the settings; an empty password keeps the stored one.
 func (n *Notifier) SetNotifications(_ context.Context, s appliance.NotifySettings) error {
 	if err := Validate(&s); err != nil {
 		return err
 	}
-	if s.Password == "" && s.User != "" {
-		old, err := n.settings()
-		if err != nil {
-			return err
-		}
-		s.Password = old.Password
+	if _, err := n.settings(); err != nil { // an older firmware's clear password moved first
+		return err
 	}
+	switch {
+	case s.User == "":
+		if err := n.Store.Delete(state.BucketSecrets, passwordKey); err != nil {
+			return fmt.Errorf("save notification settings: %w", err)
+		}
+	case s.Password != "":
+		if err := n.Store.Put(state.BucketSecrets, passwordKey, []byte(s.Password)); errors.Is(err, state.ErrSealed) {
+			return errSealed
+		} else if err != nil {
+			return fmt.Errorf("save notification settings: %w", err)
+		}
+	}
+	s.Password = "" // an empty one keeps the stored one
 	if err := n.Store.PutJSON(state.BucketConfig, configKey, s); err != nil {
 		return fmt.Errorf("save notification settings: %w", err)
 	}

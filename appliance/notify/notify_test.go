@@ -396,3 +396,70 @@ func TestAuditShippedToSyslog(t *testing.T) {
 		t.Errorf("syslog got %q, want one audit line with its hash", lines)
 	}
 }
+
+// The mail password is sealed with the data array (state.BucketSecrets): one an older firmware kept with
+// the settings still logs in while sealed and moves into the secrets once they open; a new one is refused
+// while sealed; a unit whose secrets are sealed mails nothing that needs a login, says why, and still logs
+// to syslog.
+func TestMailPasswordSealed(t *testing.T) {
+	ms := startMailServer(t, false)
+	sl, logged := syslogServer(t)
+	al := &alerts{}
+	n := newNotifier(t, ms, al)
+	ctx := context.Background()
+	old := appliance.NotifySettings{SMTP: ms.addr, From: "box@office.example", To: []string{"it@office.example"}, User: "alerts", Password: "mail password", Syslog: sl}
+	if err := n.Store.PutJSON(state.BucketConfig, configKey, old); err != nil {
+		t.Fatal(err)
+	}
+	n.Store.SealBuckets(state.BucketSecrets)
+	if err := n.TestNotification(ctx); err != nil || len(ms.auths) != 1 {
+		t.Fatalf("the older firmware's password while sealed: %v, logins %v", err, ms.auths)
+	}
+	set := old
+	set.Password = "a new password"
+	if err := n.SetNotifications(ctx, set); !errors.Is(err, appliance.ErrConflict) {
+		t.Errorf("a new password while sealed = %v, want a conflict", err)
+	}
+	key := make([]byte, state.SealKeySize)
+	if err := n.Store.Unseal(key); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := n.Notifications(ctx); err != nil || !st.PasswordSet || st.Settings.Password != "" {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	var kept appliance.NotifySettings
+	if err := n.Store.GetJSON(state.BucketConfig, configKey, &kept); err != nil || kept.Password != "" || kept.User != "alerts" {
+		t.Errorf("the settings after the move: %+v %v", kept, err)
+	}
+	if err := n.TestNotification(ctx); err != nil || len(ms.auths) != 2 {
+		t.Fatalf("the moved password: %v, logins %v", err, ms.auths)
+	}
+	// The same store opened again: sealed until the key is given.
+	path := n.Store.Path()
+	n.Store.Close()
+	st, err := state.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	st.SealBuckets(state.BucketSecrets)
+	n.Store = st
+	if s, err := n.Notifications(ctx); err != nil || !s.PasswordSet {
+		t.Errorf("sealed: status %+v %v (a password is set, only unreadable)", s, err)
+	}
+	al.set(appliance.NewAlert("critical", "the data array is LOCKED"))
+	n.Round(ctx)
+	s, _ := n.Notifications(ctx)
+	if len(ms.messages()) != 2 || !errors.Is(n.lastErr, errLocked) || !strings.Contains(s.LastProblem, "locked") {
+		t.Errorf("sealed: %d messages, status %+v", len(ms.messages()), s)
+	}
+	if !strings.Contains(strings.Join(logged(), "\n"), "the data array is LOCKED") {
+		t.Error("sealed: the alert did not reach syslog")
+	}
+	if err := st.Unseal(key); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.TestNotification(ctx); err != nil || len(ms.auths) != 3 {
+		t.Fatalf("unsealed again: %v, logins %v", err, ms.auths)
+	}
+}

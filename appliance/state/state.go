@@ -26,7 +26,8 @@ const (
 	BucketAuth     = "auth"
 	BucketSessions = "sessions"
 	BucketEvents   = "events"
-	BucketShares   = "shares" // the file shares and their accounts (NT hashes)
+	BucketShares   = "shares"  // the file shares and their accounts (NT hashes)
+	BucketSecrets  = "secrets" // passwords only a unit whose data array is open needs (sealed: seal.go)
 )
 
 // ErrNotFound is returned for a key that is not there.

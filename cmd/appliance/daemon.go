@@ -383,9 +383,9 @@ func openState(ctx context.Context, log *slog.Logger, disks *storage.Manager, pa
 		return nil, err
 	}
 	fmt.Printf("state store: %s\n", path)
-	// The file accounts' NT hashes open SMB as the passwords would: kept encrypted with a key on the data
-	// array, readable once it is open (storage.StateKeyFile).
-	st.SealBuckets(state.BucketShares)
+	// The file accounts' NT hashes open SMB as the passwords would, the mail password the office's mailbox:
+	// kept encrypted with a key on the data array, readable once it is open (storage.StateKeyFile).
+	st.SealBuckets(state.BucketShares, state.BucketSecrets)
 	disks.Attach(st)
 	disks.OnPersistent = func(dir string) error {
 		path := filepath.Join(dir, "state.db")

@@ -233,7 +233,7 @@ const (
 // out.
 func (e *Engine) exportConfig(w io.Writer) error {
 	out := map[string]map[string]json.RawMessage{}
-	for _, b := range []string{state.BucketConfig, state.BucketAuth, state.BucketShares} {
+	for _, b := range []string{state.BucketConfig, state.BucketAuth, state.BucketShares, state.BucketSecrets} {
 		kv := map[string]json.RawMessage{}
 		err := e.Store.ForEach(b, func(k string, v []byte) error {
 			switch {
