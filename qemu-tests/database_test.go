@@ -155,12 +155,13 @@ func TestDatabaseMirrorOfExternal(t *testing.T) {
 	app := externalPractice(t, pg)
 	defer app.Close(context.Background())
 
-	u := boot(t, Config{
-		Disks:    []Disk{{ID: "a", Kind: Virtio, Serial: "MR-A", SizeMiB: 1024}, {ID: "b", Kind: Virtio, Serial: "MR-B", SizeMiB: 1024}},
+	cfg := Config{
+		Disks:    keep(t, Disk{ID: "a", Kind: Virtio, Serial: "MR-A", SizeMiB: 1024}, Disk{ID: "b", Kind: Virtio, Serial: "MR-B", SizeMiB: 1024}),
 		GuestFwd: []string{fmt.Sprintf("tcp:198.18.0.100:5432-cmd:socat - TCP:127.0.0.1:%d", pg.Port)}, // a process per connection
-	})
+	}
+	u := boot(t, cfg)
 	// The clock of the rest starts once the unit is up (a boot on a loaded machine can take minutes).
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 11*time.Minute)
 	defer cancel()
 	tok := u.setupAndLogin()
 	dbStatus := func() (string, string) {
@@ -223,6 +224,24 @@ func TestDatabaseMirrorOfExternal(t *testing.T) {
 	if code, body := u.call("POST", "/api/v1/database/databases", tok, `{"name":"other","owner":"other_app"}`); code != 409 {
 		t.Errorf("create a database on the mirror = %d %s", code, body)
 	}
+	// Restarted, the unit reads the upstream's password (sealed on the system array with a key on the data
+	// array) once its data array is open, and follows the upstream again.
+	u.shutdown(tok, "poweroff")
+	u = boot(t, cfg)
+	tok = u.login()
+	mirrorURL = fmt.Sprintf("postgres://postgres:%s@%s/practice?sslmode=require", pg.Password, u.Postgres)
+	if _, err := app.Exec(ctx, "CREATE TABLE after_restart AS SELECT 1 AS one"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Minute, "the mirror following the upstream again after its restart", func() error {
+		c, err := pgx.Connect(ctx, mirrorURL)
+		if err != nil {
+			return err
+		}
+		defer c.Close(ctx)
+		var n int
+		return c.QueryRow(ctx, "SELECT one FROM after_restart").Scan(&n)
+	})
 
 	promotedUnderLoad(t, ctx, u, tok, pg, app, mirrorURL)
 	c, err := pgx.Connect(ctx, mirrorURL)

@@ -307,6 +307,14 @@ func TestRecoverySheetAndUnlock(t *testing.T) {
 			t.Errorf("storage page lacks %q", want)
 		}
 	}
+	if strings.Contains(page, "Only this box&#39;s TPM keeps it") {
+		t.Error("a key two holders must give is said to be the TPM's alone")
+	}
+	e.storage.st.Encryption = appliance.Encryption{State: "open", KeyHolders: []string{"tpm"}, KeysNeeded: 1}
+	if page := e.do(req{method: "GET", path: "/storage", hdr: form}).Body.String(); !strings.Contains(page, "Only this box&#39;s TPM keeps it: the unit taken away whole unlocks") ||
+		!strings.Contains(page, "A disk taken out of the unit reveals nothing.") {
+		t.Errorf("a lone unit whose TPM alone keeps the key:\n%s", page)
+	}
 	w := e.do(req{method: "POST", path: "/storage/recovery-key", hdr: form})
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `id="recovery-sheet"`) || !strings.Contains(w.Body.String(), "ABCD-EFGH") || w.Header().Get("Cache-Control") != "no-store" {
 		t.Fatalf("recovery sheet = %d %q:\n%s", w.Code, w.Header().Get("Cache-Control"), w.Body)

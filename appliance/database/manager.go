@@ -263,6 +263,9 @@ func (m *Manager) waitReady(ctx context.Context, pg *pgsql.Process) {
 // standby starts read-only and is promoted once it runs (a new timeline, so its history can never be
 // mistaken for the old production's).
 func (m *Manager) prepare(ctx context.Context, want mode) (mode, error) {
+	if want.Up != nil && want.Up.sealed {
+		return want, waiting{"waiting for the data array's key: the upstream server's password is kept encrypted on it"}
+	}
 	cred := m.cred
 	for _, d := range []string{filepath.Dir(filepath.Dir(m.DataDir)), filepath.Dir(m.DataDir), m.Socket} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

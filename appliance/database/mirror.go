@@ -79,7 +79,12 @@ type upstream struct {
 	// CAFile holds the certificate chain an external upstream presented when the admin confirmed its
 	// fingerprint: the only root its TLS connections trust.
 	CAFile string `json:"ca_file,omitempty"`
+	sealed bool   // an external upstream's password is sealed (the data array's key not given yet)
 }
+
+// upstreamPasswordKey is an external upstream's password in the sealed secrets (state.BucketSecrets), not
+// with the role: a disk taken out does not give the office's server away.
+const upstreamPasswordKey = "database.upstream-password"
 
 func (m *Manager) roleConfig() roleConfig {
 	var c roleConfig
@@ -91,7 +96,36 @@ func (m *Manager) roleConfig() roleConfig {
 	if c.Role == "" {
 		c.Role = "production"
 	}
+	if up := c.Upstream; up != nil && !up.Partner {
+		if up.Password != "" { // kept with the role by an older firmware: moved to the sealed secrets
+			if err := m.saveRole(c); err != nil {
+				m.Log.Warn("the upstream's password stays with the database settings", "err", err)
+			}
+			return c
+		}
+		pw, err := m.Store.Get(state.BucketSecrets, upstreamPasswordKey)
+		switch {
+		case errors.Is(err, state.ErrSealed):
+			up.sealed = true
+		case err != nil:
+			m.Log.Error("the upstream's password is unreadable", "err", err)
+		}
+		up.Password = string(pw)
+	}
 	return c
+}
+
+// saveRole stores c, an external upstream's password among the sealed secrets.
+func (m *Manager) saveRole(c roleConfig) error {
+	if up := c.Upstream; up != nil && !up.Partner {
+		if err := m.Store.Put(state.BucketSecrets, upstreamPasswordKey, []byte(up.Password)); err != nil {
+			return fmt.Errorf("save the upstream's password: %w", err)
+		}
+		kept := *up
+		kept.Password = ""
+		c.Upstream = &kept
+	}
+	return m.Store.PutJSON(state.BucketConfig, configKey, c)
 }
 
 var hostRE = regexp.MustCompile(`^[A-Za-z0-9.:_-]{1,253}$`)
@@ -129,7 +163,7 @@ func (m *Manager) SetUpstream(ctx context.Context, u appliance.Upstream) error {
 		return fmt.Errorf("upstream %s: %v: %w", net.JoinHostPort(u.Host, strconv.Itoa(u.Port)), err, appliance.ErrUnavailable)
 	}
 	c := roleConfig{Role: "mirror", Since: time.Now(), Upstream: up}
-	if err := m.Store.PutJSON(state.BucketConfig, configKey, c); err != nil {
+	if err := m.saveRole(c); err != nil {
 		return err
 	}
 	m.Log.Warn("database becomes a mirror", "upstream", net.JoinHostPort(u.Host, fmt.Sprint(u.Port)), "slot", slot)
@@ -178,7 +212,7 @@ func (m *Manager) Promote(ctx context.Context) (appliance.Promotion, error) {
 			return appliance.Promotion{}, err
 		}
 		c.Role, c.Since = production, time.Now()
-		if err := m.Store.PutJSON(state.BucketConfig, configKey, c); err != nil {
+		if err := m.saveRole(c); err != nil {
 			return appliance.Promotion{}, err
 		}
 		m.Kick()
