@@ -52,7 +52,7 @@ if [ ! -f "$stamp" ] || [ image/modules.txt -nt "$stamp" ]; then
   stage=$kdir/modules/lib/modules/$KERNEL_RELEASE
   mkdir -p "$stage"
   cp "$mroot"/modules.builtin "$mroot"/modules.builtin.modinfo "$mroot"/modules.order "$stage"/
-  grep -v '^#' image/modules.txt | while read -r m; do
+  grep -v '^#' image/modules.txt | while read -r m _; do # the name; its parameters are for the loader
     [ -n "$m" ] || continue
     line=$(grep -E "/${m//[-_]/[-_]}\.ko(\.xz)?:" "$mroot/modules.dep") || die "module $m not in $KERNEL_PKG"
     for rel in ${line/:/}; do mkdir -p "$stage/$(dirname "$rel")"; cp -n "$mroot/$rel" "$stage/$rel"; done

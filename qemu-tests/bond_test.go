@@ -18,6 +18,10 @@ func TestBondedLAN(t *testing.T) {
 		unitConfig("office-pc", nil, lan))
 	u, pc := newPairUnit(us[0], us[0].setupAndLogin()), newPairUnit(us[1], "")
 	pc.console("addr "+pc.MACs[0]+" 192.0.2.30/24", reAddrOK)
+	// No bond before one is asked for (the bonding module's default made an unused bond0 with no link).
+	if code, got := u.call("GET", "/api/v1/network", u.tok, ""); code != 200 || !strings.Contains(got, `"carrier":true`) || strings.Contains(got, `"bond0"`) {
+		t.Errorf("the network before any bond = %d %s", code, got)
+	}
 	body := fmt.Sprintf(`{"ports":[{"name":"bond0","members":[%q,%q],"addresses":["192.0.2.11/24"]}]}`, u.MACs[0], u.MACs[1])
 	if code, got := u.call("PUT", "/api/v1/network", u.tok, fmt.Sprintf(`{"ports":[{"name":"bond0","members":[%q],"addresses":["192.0.2.11/24"]}]}`, u.MACs[0])); code != 400 {
 		t.Errorf("a bond of one port = %d %s", code, got)

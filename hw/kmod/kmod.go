@@ -14,7 +14,8 @@ import (
 	"github.com/u-root/u-root/pkg/kmodule"
 )
 
-// ParseList reads a module list: one name a line, '#' starts a comment, blank lines are ignored.
+// ParseList reads a module list: one module a line, its name and then its parameters if it needs any
+// ("bonding max_bonds=0"); '#' starts a comment, blank lines are ignored.
 func ParseList(r io.Reader) ([]string, error) {
 	var names []string
 	s := bufio.NewScanner(r)
@@ -30,7 +31,7 @@ func ParseList(r io.Reader) ([]string, error) {
 	return names, nil
 }
 
-// Load loads names from root/lib/modules/release, each after its dependencies. The first name is loaded
+// Load loads names (as ParseList gives them) from root/lib/modules/release, each after its dependencies. The first name is loaded
 // alone, first (the list puts soft dependencies such as crc32c_generic there, which module loaders ignore);
 // the rest load concurrently, so drivers that wait on their hardware overlap. A module that is built in or
 // already loaded is not an error. Every failure is reported; loading goes on past one.
@@ -44,8 +45,9 @@ func Load(root, release string, names []string) error {
 	}
 	errs := make([]error, len(names))
 	probe := func(i int) {
-		if err := p.Probe(names[i], ""); err != nil && !errors.Is(err, os.ErrExist) {
-			errs[i] = fmt.Errorf("load module %s: %w", names[i], err)
+		name, params, _ := strings.Cut(names[i], " ")
+		if err := p.Probe(name, strings.TrimSpace(params)); err != nil && !errors.Is(err, os.ErrExist) {
+			errs[i] = fmt.Errorf("load module %s: %w", name, err)
 		}
 	}
 	probe(0)
