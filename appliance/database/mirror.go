@@ -97,9 +97,11 @@ func (m *Manager) roleConfig() roleConfig {
 		c.Role = "production"
 	}
 	if up := c.Upstream; up != nil && !up.Partner {
-		if up.Password != "" { // kept with the role by an older firmware: moved to the sealed secrets
-			if err := m.saveRole(c); err != nil {
-				m.Log.Warn("the upstream's password stays with the database settings", "err", err)
+		if up.Password != "" { // kept with the role (an older firmware, or one on trial)
+			if m.Store.Sealing() {
+				if err := m.saveRole(c); err != nil {
+					m.Log.Warn("the upstream's password stays with the database settings", "err", err)
+				}
 			}
 			return c
 		}
@@ -115,17 +117,37 @@ func (m *Manager) roleConfig() roleConfig {
 	return c
 }
 
-// saveRole stores c, an external upstream's password among the sealed secrets.
+// saveRole stores c: an external upstream's password among the sealed secrets once the store seals them,
+// else with the role, where a firmware this one may go back to reads it.
 func (m *Manager) saveRole(c roleConfig) error {
 	if up := c.Upstream; up != nil && !up.Partner {
-		if err := m.Store.Put(state.BucketSecrets, upstreamPasswordKey, []byte(up.Password)); err != nil {
+		var err error
+		if m.Store.Sealing() {
+			kept := *up
+			kept.Password = ""
+			c.Upstream = &kept
+			err = m.Store.Put(state.BucketSecrets, upstreamPasswordKey, []byte(up.Password))
+		} else {
+			err = m.Store.Delete(state.BucketSecrets, upstreamPasswordKey)
+		}
+		if err != nil {
 			return fmt.Errorf("save the upstream's password: %w", err)
 		}
-		kept := *up
-		kept.Password = ""
-		c.Upstream = &kept
 	}
 	return m.Store.PutJSON(state.BucketConfig, configKey, c)
+}
+
+// ForOlderFirmware puts an external upstream's password back with the role once the store no longer
+// seals (its Clear): before the unit goes back to a firmware that does not read the sealed secrets.
+func (m *Manager) ForOlderFirmware() error {
+	c := m.roleConfig()
+	if c.Upstream == nil || c.Upstream.Partner {
+		return nil
+	}
+	if c.Upstream.sealed {
+		return fmt.Errorf("the upstream's password: %w", state.ErrSealed)
+	}
+	return m.saveRole(c)
 }
 
 var hostRE = regexp.MustCompile(`^[A-Za-z0-9.:_-]{1,253}$`)

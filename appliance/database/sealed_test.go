@@ -24,6 +24,9 @@ func TestUpstreamPasswordSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.SealBuckets(state.BucketSecrets)
+	if err := st.Seal(); err != nil {
+		t.Fatal(err)
+	}
 	m := &Manager{Log: slog.New(slog.DiscardHandler), Store: st}
 	if c := m.roleConfig(); c.Upstream == nil || c.Upstream.Password != "server password" || c.Upstream.sealed {
 		t.Fatalf("the older firmware's password while sealed: %+v", c.Upstream)
@@ -47,6 +50,9 @@ func TestUpstreamPasswordSealed(t *testing.T) {
 	}
 	defer st.Close()
 	st.SealBuckets(state.BucketSecrets)
+	if err := st.Seal(); err != nil {
+		t.Fatal(err)
+	}
 	m.Store = st
 	want := m.desired()
 	if want.Kind != mirror || want.Up == nil || !want.Up.sealed || want.Up.Password != "" {
@@ -61,5 +67,16 @@ func TestUpstreamPasswordSealed(t *testing.T) {
 	}
 	if up := m.desired().Up; up == nil || up.sealed || up.Password != "server password" || m.desired().same(want) {
 		t.Errorf("unsealed: %+v", up)
+	}
+	// Going back to a firmware that does not read the secrets: the password is with the role again.
+	if err := errors.Join(st.Clear(), m.ForOlderFirmware()); err != nil {
+		t.Fatal(err)
+	}
+	var kept roleConfig
+	if err := st.GetJSON(state.BucketConfig, configKey, &kept); err != nil || kept.Upstream == nil || kept.Upstream.Password != "server password" {
+		t.Errorf("for an older firmware: %+v %v", kept.Upstream, err)
+	}
+	if _, err := st.Get(state.BucketSecrets, upstreamPasswordKey); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("the secret is still kept: %v", err)
 	}
 }

@@ -42,7 +42,13 @@ type Updater struct {
 	Health    []HealthCheck                   // what "healthy" means
 	Restart   func(ctx context.Context) error // asks PID 1 to reboot
 	Blessed   func(ctx context.Context) error // tells PID 1 the trial is over
-	Every     time.Duration                   // between health checks on trial; 0: 5 s
+	// Kept is told once the running firmware is kept (no trial, or blessed): a firmware the unit could still
+	// go back to by itself no longer needs to read what it writes from then on (state.Store.Seal). GoingBack
+	// is told before the unit restarts into an older firmware (a rollback, a downgrade), which may not read
+	// it. nil: nothing to tell.
+	Kept      func() error
+	GoingBack func() error
+	Every     time.Duration // between health checks on trial; 0: 5 s
 	// A unit of a pair updates with its partner, one after the other (rollout.go): Pair is the pair (nil:
 	// always alone), Whole says whether both units serve (the partner heard, the database mirrored), and
 	// RolloutDir keeps the bundle on the data disks until both units run it.
@@ -270,6 +276,9 @@ func (u *Updater) apply(ctx context.Context, r io.Reader, size int64, allowDowng
 	if err := u.save(run); err != nil {
 		return run, err
 	}
+	if m.Build < u.Build {
+		u.goingBack()
+	}
 	u.restartSoon()
 	return run, nil
 }
@@ -436,6 +445,7 @@ func (u *Updater) Rollback(ctx context.Context, user string) (err error) {
 		return err
 	}
 	u.Boot.Log.Warn("firmware rollback: restarting into the previous slot", "version", previous, "from", u.Boot.Version, "by", user)
+	u.goingBack()
 	u.restartSoon()
 	return nil
 }
@@ -451,6 +461,7 @@ func (u *Updater) Run(ctx context.Context) error {
 	_ = u.Store.GetJSON(bucket, runKey, &run)
 	if count == "" {
 		u.cameBack(ctx, run)
+		u.kept()
 		<-ctx.Done()
 		return nil
 	}
@@ -494,8 +505,28 @@ func (u *Updater) Run(ctx context.Context) error {
 	if err := u.Blessed(ctx); err != nil {
 		u.Boot.Log.Error("firmware: could not tell PID 1 the trial is over", "err", err)
 	}
+	u.kept()
 	<-ctx.Done()
 	return nil
+}
+
+func (u *Updater) kept() {
+	if u.Kept == nil {
+		return
+	}
+	if err := u.Kept(); err != nil {
+		u.Boot.Log.Error("firmware kept: the settings kept for it alone are not sealed yet", "err", err)
+	}
+}
+
+// goingBack tells GoingBack: a failure is logged, not a reason to stay on a firmware the admin leaves.
+func (u *Updater) goingBack() {
+	if u.GoingBack == nil {
+		return
+	}
+	if err := u.GoingBack(); err != nil {
+		u.Boot.Log.Error("firmware: the sealed settings could not all be written for the older firmware; it may not read them", "err", err)
+	}
 }
 
 func (u *Updater) healthy(ctx context.Context) error {

@@ -71,7 +71,9 @@ type updateRig struct {
 	key      SecretKey
 	restarts atomic.Int32
 	blessed  int
-	count    string // LoaderBootCountPath
+	kept     atomic.Int32 // Kept told
+	back     atomic.Int32 // GoingBack told
+	count    string       // LoaderBootCountPath
 	tmp      string
 	unwell   atomic.Value // string: what the health check says ("": healthy)
 }
@@ -105,7 +107,8 @@ func (r *updateRig) updater(version string, build int) *Updater {
 			return nil
 		}}},
 		Restart: func(context.Context) error { r.restarts.Add(1); return nil },
-		Blessed: func(context.Context) error { r.blessed++; return nil }}
+		Blessed: func(context.Context) error { r.blessed++; return nil },
+		Kept:    func() error { r.kept.Add(1); return nil }, GoingBack: func() error { r.back.Add(1); return nil }}
 }
 
 func (r *updateRig) bundle(t *testing.T, version string, build int) []byte {
@@ -127,8 +130,8 @@ func TestUpdateWritesTheFreeSlot(t *testing.T) {
 	ctx := context.Background()
 	b := r.bundle(t, "v3", 30)
 	run, err := r.u.Update(ctx, bytes.NewReader(b), int64(len(b)), false, "admin")
-	if err != nil || run.State != appliance.FirmwareRestarting || run.From != "v2" {
-		t.Fatalf("Update = %+v, %v", run, err)
+	if err != nil || run.State != appliance.FirmwareRestarting || run.From != "v2" || r.back.Load() != 0 {
+		t.Fatalf("Update = %+v, %v (GoingBack told %d times)", run, err, r.back.Load())
 	}
 	for p, files := range r.fat.parts {
 		want := map[string]string{"/EFI/Linux/lawbox-v2.efi": "image v2", "/EFI/Linux/lawbox-v3+3.efi": "image v3"}
@@ -178,8 +181,8 @@ func TestUpdateRefusesBadBundles(t *testing.T) {
 	}
 	// The downgrade, asked for: taken, and the record says who allowed it.
 	run, err := r.u.Update(ctx, bytes.NewReader(r.bundle(t, "v0", 10)), 0, true, "admin")
-	if err != nil || !strings.Contains(run.Reason, "downgrade from build 20 allowed by admin") {
-		t.Errorf("an allowed downgrade: %+v, %v", run, err)
+	if err != nil || !strings.Contains(run.Reason, "downgrade from build 20 allowed by admin") || r.back.Load() != 1 {
+		t.Errorf("an allowed downgrade: %+v, %v (GoingBack told %d times)", run, err, r.back.Load())
 	}
 }
 
@@ -214,6 +217,9 @@ func TestTrialBlessesWhenHealthy(t *testing.T) {
 	if run := r.record(t); run.State != appliance.FirmwareTrying || run.Reason != "not healthy yet: the database: not running" {
 		t.Errorf("unhealthy on trial: %+v", run)
 	}
+	if r.kept.Load() != 0 {
+		t.Error("a firmware on trial said to be kept")
+	}
 	r.unwell.Store("")
 	for r.record(t).State != appliance.FirmwareBlessed {
 	}
@@ -224,8 +230,8 @@ func TestTrialBlessesWhenHealthy(t *testing.T) {
 			t.Errorf("%s after blessing: %v", p, files)
 		}
 	}
-	if r.blessed != 1 {
-		t.Errorf("PID 1 told %d times", r.blessed)
+	if r.blessed != 1 || r.kept.Load() != 1 {
+		t.Errorf("PID 1 told %d times, Kept %d times", r.blessed, r.kept.Load())
 	}
 }
 
@@ -252,6 +258,9 @@ func TestCameBack(t *testing.T) {
 	if run := r.record(t); run.State != appliance.FirmwareInterrupted {
 		t.Errorf("a write cut short: %+v", run)
 	}
+	if r.kept.Load() != 2 {
+		t.Errorf("a boot without a trial: Kept told %d times in 2 boots", r.kept.Load())
+	}
 }
 
 // A rollback marks the running slot failed everywhere and restarts; without a previous blessed slot it is
@@ -269,11 +278,14 @@ func TestRollback(t *testing.T) {
 	if run := r.record(t); run.Version != "v1" || run.State != appliance.FirmwareManualRollback {
 		t.Errorf("record: %+v", run)
 	}
+	if r.back.Load() != 1 {
+		t.Errorf("GoingBack told %d times", r.back.Load())
+	}
 	r = newRig(t)
 	for _, files := range r.fat.parts {
 		delete(files, "/EFI/Linux/lawbox-v1.efi")
 	}
-	if err := r.u.Rollback(context.Background(), "admin"); !errors.Is(err, appliance.ErrConflict) {
-		t.Errorf("rollback without a previous slot: %v", err)
+	if err := r.u.Rollback(context.Background(), "admin"); !errors.Is(err, appliance.ErrConflict) || r.back.Load() != 0 {
+		t.Errorf("rollback without a previous slot: %v (GoingBack told %d times)", err, r.back.Load())
 	}
 }

@@ -332,20 +332,17 @@ func (n *Notifier) settings() (appliance.NotifySettings, error) {
 	if err := n.Store.GetJSON(state.BucketConfig, configKey, &cfg); err != nil && !errors.Is(err, state.ErrNotFound) {
 		return cfg, fmt.Errorf("notification settings: %w", err)
 	}
-	if cfg.Password != "" { // kept with the settings by an older firmware: moved to the sealed secrets
-		if err := n.Store.Put(state.BucketSecrets, passwordKey, []byte(cfg.Password)); err == nil {
-			cfg.Password = ""
-			if err := n.Store.PutJSON(state.BucketConfig, configKey, cfg); err != nil {
-				n.Log.Error("notification settings: the mail password stays with the settings", "err", err)
-			}
+	if cfg.Password != "" && n.Store.Sealing() { // kept with the settings (an older firmware, or one on trial)
+		if err := n.keepPassword(cfg, cfg.Password); err != nil {
+			n.Log.Error("notification settings: the mail password stays with the settings", "err", err)
 		}
-		cfg.Password = ""
 	}
+	cfg.Password = ""
 	return cfg, nil
 }
 
-// password is the mail server's password: sealed with the data array (state.BucketSecrets), or, from an
-// older firmware, still with the settings until it can be moved.
+// password is the mail server's password: among the sealed secrets (state.BucketSecrets), or with the
+// settings where an older firmware or one on trial keeps it.
 func (n *Notifier) password() (string, error) {
 	var cfg appliance.NotifySettings
 	if err := n.Store.GetJSON(state.BucketConfig, configKey, &cfg); err == nil && cfg.Password != "" {
@@ -361,14 +358,56 @@ func (n *Notifier) password() (string, error) {
 	return string(pw), err
 }
 
+// keepPassword stores cfg and the mail password pw: among the sealed secrets once the store seals them,
+// else with the settings, where a firmware this one may go back to reads it.
+func (n *Notifier) keepPassword(cfg appliance.NotifySettings, pw string) error {
+	cfg.Password = ""
+	var err error
+	switch {
+	case !n.Store.Sealing():
+		cfg.Password = pw
+		err = n.Store.Delete(state.BucketSecrets, passwordKey)
+	case pw == "":
+		err = n.Store.Delete(state.BucketSecrets, passwordKey)
+	default:
+		err = n.Store.Put(state.BucketSecrets, passwordKey, []byte(pw))
+	}
+	if errors.Is(err, state.ErrSealed) {
+		return errSealed
+	}
+	if err == nil {
+		err = n.Store.PutJSON(state.BucketConfig, configKey, cfg)
+	}
+	if err != nil {
+		return fmt.Errorf("save notification settings: %w", err)
+	}
+	return nil
+}
+
+// ForOlderFirmware puts the mail password back with the settings once the store no longer seals (its
+// Clear): before the unit goes back to a firmware that does not read the sealed secrets.
+func (n *Notifier) ForOlderFirmware() error {
+	pw, err := n.password()
+	if err != nil {
+		return err
+	}
+	var cfg appliance.NotifySettings
+	if err := n.Store.GetJSON(state.BucketConfig, configKey, &cfg); errors.Is(err, state.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("notification settings: %w", err)
+	}
+	return n.keepPassword(cfg, pw)
+}
+
 // Notifications returns the settings without the password, and how sending went.
 func (n *Notifier) Notifications(context.Context) (appliance.NotifyStatus, error) {
 	cfg, err := n.settings()
 	if err != nil {
 		return appliance.NotifyStatus{}, err
 	}
-	_, err = n.Store.Get(state.BucketSecrets, passwordKey)
-	st := appliance.NotifyStatus{PasswordSet: err == nil || errors.Is(err, state.ErrSealed)}
+	pw, err := n.password()
+	st := appliance.NotifyStatus{PasswordSet: pw != "" || errors.Is(err, errLocked)}
 	if cfg.To == nil {
 		cfg.To = []string{}
 	}
@@ -393,24 +432,19 @@ func (n *Notifier) SetNotifications(_ context.Context, s appliance.NotifySetting
 	if err := Validate(&s); err != nil {
 		return err
 	}
-	if _, err := n.settings(); err != nil { // an older firmware's clear password moved first
-		return err
-	}
-	switch {
-	case s.User == "":
-		if err := n.Store.Delete(state.BucketSecrets, passwordKey); err != nil {
-			return fmt.Errorf("save notification settings: %w", err)
-		}
-	case s.Password != "":
-		if err := n.Store.Put(state.BucketSecrets, passwordKey, []byte(s.Password)); errors.Is(err, state.ErrSealed) {
+	pw := s.Password
+	if s.User == "" {
+		pw = ""
+	} else if pw == "" { // an empty one keeps the stored one
+		var err error
+		if pw, err = n.password(); errors.Is(err, errLocked) {
 			return errSealed
 		} else if err != nil {
-			return fmt.Errorf("save notification settings: %w", err)
+			return err
 		}
 	}
-	s.Password = "" // an empty one keeps the stored one
-	if err := n.Store.PutJSON(state.BucketConfig, configKey, s); err != nil {
-		return fmt.Errorf("save notification settings: %w", err)
+	if err := n.keepPassword(s, pw); err != nil {
+		return err
 	}
 	n.Log.Info("notification settings changed", "smtp", s.SMTP, "to", s.To, "syslog", s.Syslog)
 	return nil

@@ -412,6 +412,9 @@ func TestMailPasswordSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.Store.SealBuckets(state.BucketSecrets)
+	if err := n.Store.Seal(); err != nil {
+		t.Fatal(err)
+	}
 	if err := n.TestNotification(ctx); err != nil || len(ms.auths) != 1 {
 		t.Fatalf("the older firmware's password while sealed: %v, logins %v", err, ms.auths)
 	}
@@ -443,6 +446,9 @@ func TestMailPasswordSealed(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	st.SealBuckets(state.BucketSecrets)
+	if err := st.Seal(); err != nil {
+		t.Fatal(err)
+	}
 	n.Store = st
 	if s, err := n.Notifications(ctx); err != nil || !s.PasswordSet {
 		t.Errorf("sealed: status %+v %v (a password is set, only unreadable)", s, err)
@@ -461,5 +467,25 @@ func TestMailPasswordSealed(t *testing.T) {
 	}
 	if err := n.TestNotification(ctx); err != nil || len(ms.auths) != 3 {
 		t.Fatalf("unsealed again: %v, logins %v", err, ms.auths)
+	}
+	// Going back to a firmware that does not read the secrets: the password is with the settings again, and
+	// a new one (written while not sealing, as on trial) stays there.
+	if err := errors.Join(st.Clear(), n.ForOlderFirmware()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.GetJSON(state.BucketConfig, configKey, &kept); err != nil || kept.Password != "mail password" {
+		t.Errorf("for an older firmware: %+v %v", kept, err)
+	}
+	if _, err := st.Get(state.BucketSecrets, passwordKey); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("the secret is still kept: %v", err)
+	}
+	if err := n.SetNotifications(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.GetJSON(state.BucketConfig, configKey, &kept); err != nil || kept.Password != "mail password" {
+		t.Errorf("set while not sealing: %+v %v", kept, err)
+	}
+	if s, err := n.Notifications(ctx); err != nil || !s.PasswordSet || s.Settings.Password != "" {
+		t.Errorf("not sealing: status %+v %v", s, err)
 	}
 }

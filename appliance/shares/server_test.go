@@ -247,7 +247,7 @@ func TestServerWaitsForSealedAccounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.SealBuckets(state.BucketShares)
-	if err := st.Unseal(key); err != nil {
+	if err := errors.Join(st.Seal(), st.Unseal(key)); err != nil {
 		t.Fatal(err)
 	}
 	first := &Server{Store: st}
@@ -262,6 +262,9 @@ func TestServerWaitsForSealedAccounts(t *testing.T) {
 	}
 	defer st.Close()
 	st.SealBuckets(state.BucketShares)
+	if err := st.Seal(); err != nil {
+		t.Fatal(err)
+	}
 	s := &Server{Log: slog.New(slog.DiscardHandler), Store: st, Dir: filepath.Join(dir, "documents"), RunDir: filepath.Join(dir, "run"),
 		PrivateDir: filepath.Join(dir, "private"), Conf: filepath.Join(dir, "etc", "smb.conf"), Passwd: passwd,
 		Smbd: smbd, Name: "UNIT", Every: 20 * time.Millisecond, Serve: func() (bool, string) { return true, "" },

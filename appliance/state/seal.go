@@ -16,7 +16,8 @@ import (
 // each value encrypted (AES-256-GCM, bound to its bucket and key) with a key kept on the data array. A disk
 // taken out holds those values only as ciphertext, exactly as protected as the data.
 
-// ErrSealed means a sealed value was asked for (or written) before the data array's key was given.
+// ErrSealed means a sealed value was asked for (or one written, once sealing) before the data array's key
+// was given.
 var ErrSealed = errors.New("sealed until the data array is open")
 
 // sealedMagic starts every sealed value; a value without it was written before its bucket was sealed.
@@ -25,9 +26,8 @@ var sealedMagic = []byte("lawbox-sealed-1\x00")
 // SealKeySize is the size of the key Unseal takes.
 const SealKeySize = 32
 
-// SealBuckets makes buckets sealed: from now on their values are written encrypted, and those already
-// encrypted are unreadable (ErrSealed) until Unseal. Values still in the clear stay readable and are
-// encrypted by Unseal.
+// SealBuckets names the sealed buckets. Their values are written in the clear until Seal, and read as they
+// are stored: a sealed value needs the key (Unseal), a clear one does not.
 func (s *Store) SealBuckets(buckets ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -39,8 +39,29 @@ func (s *Store) SealBuckets(buckets ...string) {
 	}
 }
 
-// Unseal gives the key of the sealed buckets and encrypts the values they still hold in the clear. A value
-// sealed with another key is left as it is (reading it fails).
+// Seal says the running firmware is kept (not on trial: a firmware it could go back to by itself would not
+// read sealed values): from now on the sealed buckets' values are written encrypted (ErrSealed until the
+// key is given), and those still in the clear are encrypted as soon as the key is there.
+func (s *Store) Seal() error {
+	s.mu.Lock()
+	s.sealing = true
+	ready := s.aead != nil
+	s.mu.Unlock()
+	if !ready {
+		return nil
+	}
+	return s.sealClear()
+}
+
+// Sealing reports whether new values of the sealed buckets are written encrypted (Seal).
+func (s *Store) Sealing() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.sealing
+}
+
+// Unseal gives the key of the sealed buckets, and encrypts the values they still hold in the clear once
+// Seal was called. A value sealed with another key is left as it is (reading it fails).
 func (s *Store) Unseal(key []byte) error {
 	if len(key) != SealKeySize {
 		return fmt.Errorf("unseal the state: the key is %d bytes, want %d", len(key), SealKeySize)
@@ -55,29 +76,62 @@ func (s *Store) Unseal(key []byte) error {
 	}
 	s.mu.Lock()
 	s.aead = aead
+	sealing := s.sealing
 	s.mu.Unlock()
+	if !sealing {
+		return nil
+	}
+	return s.sealClear()
+}
+
+// Clear writes every sealed value back in the clear and stops sealing: before the unit restarts into a
+// firmware that may not read them (going back to the previous one). It needs the key.
+func (s *Store) Clear() error {
+	s.mu.Lock()
+	s.sealing = false
+	s.mu.Unlock()
+	return s.rewrite(func(bucket, k string, v []byte) ([]byte, error) {
+		if !bytes.HasPrefix(v, sealedMagic) {
+			return nil, nil
+		}
+		return s.open(bucket, k, v)
+	})
+}
+
+// sealClear encrypts the values the sealed buckets still hold in the clear.
+func (s *Store) sealClear() error {
+	return s.rewrite(func(bucket, k string, v []byte) ([]byte, error) {
+		if bytes.HasPrefix(v, sealedMagic) {
+			return nil, nil
+		}
+		return s.seal(bucket, k, v)
+	})
+}
+
+// rewrite replaces, in one transaction, each value of the sealed buckets for which f gives a new one.
+func (s *Store) rewrite(f func(bucket, k string, v []byte) ([]byte, error)) error {
 	return s.update(func(tx *bolt.Tx) error {
 		for name := range s.sealed {
 			b := tx.Bucket([]byte(name))
 			if b == nil {
 				continue
 			}
-			clear := map[string][]byte{}
+			next := map[string][]byte{}
 			if err := b.ForEach(func(k, v []byte) error {
-				if v != nil && !bytes.HasPrefix(v, sealedMagic) {
-					clear[string(k)] = append([]byte(nil), v...)
+				if v == nil {
+					return nil
 				}
-				return nil
+				nv, err := f(name, string(k), v)
+				if nv != nil {
+					next[string(k)] = nv
+				}
+				return err
 			}); err != nil {
 				return err
 			}
-			for k, v := range clear {
-				sealed, err := s.seal(name, k, v)
-				if err != nil {
-					return err
-				}
-				if err := b.Put([]byte(k), sealed); err != nil {
-					return fmt.Errorf("seal %s/%s: %w", name, k, err)
+			for k, v := range next {
+				if err := b.Put([]byte(k), v); err != nil {
+					return fmt.Errorf("rewrite %s/%s: %w", name, k, err)
 				}
 			}
 		}
@@ -87,7 +141,7 @@ func (s *Store) Unseal(key []byte) error {
 
 // seal is value as stored at bucket/key: encrypted if the bucket is sealed. s.mu is held (read).
 func (s *Store) seal(bucket, key string, value []byte) ([]byte, error) {
-	if !s.sealed[bucket] {
+	if !s.sealed[bucket] || !s.sealing {
 		return value, nil
 	}
 	if s.aead == nil {

@@ -21,12 +21,31 @@ func TestSealedBuckets(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.SealBuckets(BucketShares)
+	key := bytes.Repeat([]byte{7}, SealKeySize)
+	// A firmware on trial (no Seal yet) writes in the clear, key or not: the one it goes back to reads them.
+	if err := s.Unseal(key); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(BucketShares, "trial", []byte("written on trial")); err != nil {
+		t.Fatal(err)
+	}
+	if raw := rawValue(t, s, BucketShares, "trial"); string(raw) != "written on trial" {
+		t.Errorf("a value written before Seal is stored %q", raw)
+	}
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	s.SealBuckets(BucketShares)
+	if err := s.Seal(); err != nil {
+		t.Fatal(err)
+	}
 	var got map[string]string
 	if err := s.GetJSON(BucketShares, "config", &got); err != nil || got["nt_hash"] != "SECRET-HASH" {
 		t.Fatalf("a value still in the clear before Unseal: %v %v", got, err)
 	}
 	if err := s.Put(BucketShares, "other", []byte("x")); !errors.Is(err, ErrSealed) {
-		t.Errorf("a write to a sealed bucket before Unseal = %v, want ErrSealed", err)
+		t.Errorf("a write to a sealed bucket once sealing, before Unseal = %v, want ErrSealed", err)
 	}
 	if err := s.Put(BucketConfig, "hostname", []byte(`"front-desk"`)); err != nil {
 		t.Errorf("the other buckets are not sealed: %v", err)
@@ -34,9 +53,11 @@ func TestSealedBuckets(t *testing.T) {
 	if err := s.Unseal([]byte("short")); err == nil {
 		t.Error("a short key was taken")
 	}
-	key := bytes.Repeat([]byte{7}, SealKeySize)
 	if err := s.Unseal(key); err != nil {
 		t.Fatal(err)
+	}
+	if raw := rawValue(t, s, BucketShares, "trial"); !bytes.HasPrefix(raw, sealedMagic) {
+		t.Errorf("a clear value once sealing and unsealed is stored %q", raw)
 	}
 	if err := s.GetJSON(BucketShares, "config", &got); err != nil || got["nt_hash"] != "SECRET-HASH" {
 		t.Fatalf("after Unseal: %v %v", got, err)
@@ -51,7 +72,7 @@ func TestSealedBuckets(t *testing.T) {
 			t.Errorf("ForEach gave %s sealed", k)
 		}
 		return nil
-	}); err != nil || n != 2 {
+	}); err != nil || n != 3 {
 		t.Errorf("ForEach: %d values, %v", n, err)
 	}
 	s.Close()
@@ -59,7 +80,7 @@ func TestSealedBuckets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"SECRET-HASH", "second-secret"} {
+	for _, secret := range []string{"SECRET-HASH", "second-secret", "written on trial"} {
 		if bytes.Contains(raw, []byte(secret)) {
 			t.Errorf("the database file holds %q in the clear", secret)
 		}
@@ -75,6 +96,12 @@ func TestSealedBuckets(t *testing.T) {
 	}
 	defer s.Close()
 	s.SealBuckets(BucketShares)
+	if err := s.Clear(); !errors.Is(err, ErrSealed) {
+		t.Errorf("Clear without the key = %v, want ErrSealed", err)
+	}
+	if err := s.Seal(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.Get(BucketShares, "config"); !errors.Is(err, ErrSealed) {
 		t.Errorf("a sealed value before Unseal = %v, want ErrSealed", err)
 	}
@@ -106,4 +133,50 @@ func TestSealedBuckets(t *testing.T) {
 	if _, err := s.Get(BucketShares, "config"); err == nil {
 		t.Error("a sealed value opened under another key's name")
 	}
+}
+
+// Going back to a firmware that may not read sealed values: Clear writes them back in the clear.
+func TestClearForAnOlderFirmware(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SealBuckets(BucketShares)
+	if err := errors.Join(s.Seal(), s.Unseal(bytes.Repeat([]byte{9}, SealKeySize)), s.Put(BucketShares, "config", []byte(`{"a":1}`))); err != nil {
+		t.Fatal(err)
+	}
+	if raw := rawValue(t, s, BucketShares, "config"); !bytes.HasPrefix(raw, sealedMagic) {
+		t.Fatalf("sealing: stored %q", raw)
+	}
+	if err := s.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(BucketShares, "after", []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// As a firmware that knows nothing of sealing opens it.
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for k, want := range map[string]string{"config": `{"a":1}`, "after": "new"} {
+		if v, err := s.Get(BucketShares, k); err != nil || string(v) != want {
+			t.Errorf("%s after Clear: %q %v", k, v, err)
+		}
+	}
+}
+
+// rawValue is the value at bucket/key as stored.
+func rawValue(t *testing.T, s *Store, bucket, key string) []byte {
+	t.Helper()
+	var out []byte
+	if err := s.view(func(tx *bolt.Tx) error {
+		out = append([]byte(nil), tx.Bucket([]byte(bucket)).Get([]byte(key))...)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

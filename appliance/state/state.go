@@ -50,10 +50,11 @@ var migrations = []func(tx *bolt.Tx) error{
 
 // Store is the open database.
 type Store struct {
-	mu     sync.RWMutex // guards db, which Relocate swaps, and the sealing
-	db     *bolt.DB
-	sealed map[string]bool // buckets whose values are encrypted (seal.go)
-	aead   cipher.AEAD     // their key; nil until Unseal
+	mu      sync.RWMutex // guards db, which Relocate swaps, and the sealing
+	db      *bolt.DB
+	sealed  map[string]bool // buckets whose values are encrypted (seal.go)
+	aead    cipher.AEAD     // their key; nil until Unseal
+	sealing bool            // their new values are written encrypted (Seal)
 }
 
 func (s *Store) handle() *bolt.DB {

@@ -100,6 +100,10 @@ func runDaemon(ctx context.Context, log *slog.Logger, args []string) error {
 		Alerts: func(ctx context.Context) []appliance.Alert {
 			return appliance.TakeSnapshot(ctx, disks, monitor, node, db, backups, ports, updater, files, clk).Alerts()
 		}}
+	// What is sealed on the system array is written sealed once this firmware is kept, and in the clear again
+	// before the unit goes back to an older one, which may not read it.
+	updater.Kept = st.Seal
+	updater.GoingBack = func() error { return errors.Join(st.Clear(), alerts.ForOlderFirmware(), db.ForOlderFirmware()) }
 	// Long-running parts stop before the store closes and the arrays are unmounted.
 	// Each is supervised: one that fails is logged and started again with a backoff, and its state is on
 	// the status page.
@@ -384,7 +388,8 @@ func openState(ctx context.Context, log *slog.Logger, disks *storage.Manager, pa
 	}
 	fmt.Printf("state store: %s\n", path)
 	// The file accounts' NT hashes open SMB as the passwords would, the mail password the office's mailbox:
-	// kept encrypted with a key on the data array, readable once it is open (storage.StateKeyFile).
+	// kept encrypted with a key on the data array (storage.StateKeyFile) once this firmware is kept (below),
+	// readable once the data array is open.
 	st.SealBuckets(state.BucketShares, state.BucketSecrets)
 	disks.Attach(st)
 	disks.OnPersistent = func(dir string) error {
