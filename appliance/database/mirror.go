@@ -99,7 +99,7 @@ func (m *Manager) roleConfig() roleConfig {
 	if up := c.Upstream; up != nil && !up.Partner {
 		if up.Password != "" { // kept with the role (an older firmware, or one on trial)
 			if m.Store.Sealing() {
-				if err := m.saveRole(c); err != nil {
+				if err := m.saveRole(c); err != nil && !errors.Is(err, state.ErrSealed) { // sealed: moved once unlocked
 					m.Log.Warn("the upstream's password stays with the database settings", "err", err)
 				}
 			}

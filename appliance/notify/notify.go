@@ -333,7 +333,7 @@ func (n *Notifier) settings() (appliance.NotifySettings, error) {
 		return cfg, fmt.Errorf("notification settings: %w", err)
 	}
 	if cfg.Password != "" && n.Store.Sealing() { // kept with the settings (an older firmware, or one on trial)
-		if err := n.keepPassword(cfg, cfg.Password); err != nil {
+		if err := n.keepPassword(cfg, cfg.Password); err != nil && !errors.Is(err, errSealed) { // sealed: moved once unlocked
 			n.Log.Error("notification settings: the mail password stays with the settings", "err", err)
 		}
 	}
