@@ -105,14 +105,14 @@ func (m *Manager) roleConfig() roleConfig {
 			}
 			return c
 		}
-		pw, err := m.Store.Get(state.BucketSecrets, upstreamPasswordKey)
+		pw, err := m.Store.Secret(upstreamPasswordKey)
 		switch {
 		case errors.Is(err, state.ErrSealed):
 			up.sealed = true
 		case err != nil:
 			m.Log.Error("the upstream's password is unreadable", "err", err)
 		}
-		up.Password = string(pw)
+		up.Password = pw
 	}
 	return c
 }
@@ -121,17 +121,14 @@ func (m *Manager) roleConfig() roleConfig {
 // else with the role, where a firmware this one may go back to reads it.
 func (m *Manager) saveRole(c roleConfig) error {
 	if up := c.Upstream; up != nil && !up.Partner {
-		var err error
-		if m.Store.Sealing() {
+		sealed, err := m.Store.KeepSecret(upstreamPasswordKey, up.Password)
+		if err != nil {
+			return fmt.Errorf("save the upstream's password: %w", err)
+		}
+		if sealed {
 			kept := *up
 			kept.Password = ""
 			c.Upstream = &kept
-			err = m.Store.Put(state.BucketSecrets, upstreamPasswordKey, []byte(up.Password))
-		} else {
-			err = m.Store.Delete(state.BucketSecrets, upstreamPasswordKey)
-		}
-		if err != nil {
-			return fmt.Errorf("save the upstream's password: %w", err)
 		}
 	}
 	return m.Store.PutJSON(state.BucketConfig, configKey, c)

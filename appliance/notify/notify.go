@@ -348,32 +348,23 @@ func (n *Notifier) password() (string, error) {
 	if err := n.Store.GetJSON(state.BucketConfig, configKey, &cfg); err == nil && cfg.Password != "" {
 		return cfg.Password, nil
 	}
-	pw, err := n.Store.Get(state.BucketSecrets, passwordKey)
-	switch {
-	case errors.Is(err, state.ErrNotFound):
-		return "", nil
-	case errors.Is(err, state.ErrSealed):
+	pw, err := n.Store.Secret(passwordKey)
+	if errors.Is(err, state.ErrSealed) {
 		return "", errLocked
 	}
-	return string(pw), err
+	return pw, err
 }
 
 // keepPassword stores cfg and the mail password pw: among the sealed secrets once the store seals them,
 // else with the settings, where a firmware this one may go back to reads it.
 func (n *Notifier) keepPassword(cfg appliance.NotifySettings, pw string) error {
-	cfg.Password = ""
-	var err error
-	switch {
-	case !n.Store.Sealing():
-		cfg.Password = pw
-		err = n.Store.Delete(state.BucketSecrets, passwordKey)
-	case pw == "":
-		err = n.Store.Delete(state.BucketSecrets, passwordKey)
-	default:
-		err = n.Store.Put(state.BucketSecrets, passwordKey, []byte(pw))
-	}
+	sealed, err := n.Store.KeepSecret(passwordKey, pw)
 	if errors.Is(err, state.ErrSealed) {
 		return errSealed
+	}
+	cfg.Password = pw
+	if sealed {
+		cfg.Password = ""
 	}
 	if err == nil {
 		err = n.Store.PutJSON(state.BucketConfig, configKey, cfg)

@@ -139,6 +139,29 @@ func (s *Store) rewrite(f func(bucket, k string, v []byte) ([]byte, error)) erro
 	})
 }
 
+// KeepSecret keeps value (a password) under name among the sealed secrets (BucketSecrets) once the store
+// seals, and reports that it did; before that it removes any kept there, and the caller keeps value with its
+// settings, where a firmware the unit may go back to reads it. An empty value is removed.
+func (s *Store) KeepSecret(name, value string) (bool, error) {
+	switch {
+	case !s.Sealing():
+		return false, s.Delete(BucketSecrets, name)
+	case value == "":
+		return true, s.Delete(BucketSecrets, name)
+	}
+	return true, s.Put(BucketSecrets, name, []byte(value))
+}
+
+// Secret is the value kept under name among the sealed secrets: "" when there is none, ErrSealed while it
+// is sealed and the key not given.
+func (s *Store) Secret(name string) (string, error) {
+	v, err := s.Get(BucketSecrets, name)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return string(v), err
+}
+
 // seal is value as stored at bucket/key: encrypted if the bucket is sealed. s.mu is held (read).
 func (s *Store) seal(bucket, key string, value []byte) ([]byte, error) {
 	if !s.sealed[bucket] || !s.sealing {

@@ -180,3 +180,37 @@ func rawValue(t *testing.T, s *Store, bucket, key string) []byte {
 	}
 	return out
 }
+
+// KeepSecret keeps a password among the sealed secrets only once sealing; before, the caller keeps it.
+func TestKeepSecret(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SealBuckets(BucketSecrets)
+	if kept, err := s.KeepSecret("mail", "pw"); kept || err != nil {
+		t.Errorf("before sealing: kept %v, %v; want the caller to keep it", kept, err)
+	}
+	if err := s.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	if kept, err := s.KeepSecret("mail", "pw"); !kept || !errors.Is(err, ErrSealed) {
+		t.Errorf("sealing without the key: kept %v, %v; want ErrSealed", kept, err)
+	}
+	if err := s.Unseal(bytes.Repeat([]byte{3}, SealKeySize)); err != nil {
+		t.Fatal(err)
+	}
+	if kept, err := s.KeepSecret("mail", "pw"); !kept || err != nil {
+		t.Fatalf("sealing: kept %v, %v", kept, err)
+	}
+	if v, err := s.Secret("mail"); v != "pw" || err != nil {
+		t.Errorf("Secret = %q, %v", v, err)
+	}
+	if kept, err := s.KeepSecret("mail", ""); !kept || err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Secret("mail"); v != "" || err != nil {
+		t.Errorf("an emptied secret = %q, %v", v, err)
+	}
+}
