@@ -37,7 +37,7 @@ func (m *Manager) unsealState() {
 	m.unsealed, m.sealFailed = err == nil, err != nil
 	m.mu.Unlock()
 	if err != nil && !said {
-		m.stepFailed(err, "The file accounts cannot be read: their key, kept on the data array, could not be read or made. The file shares wait until it can.")
+		m.stepFailed(err, "The settings sealed with the data array (the file accounts, the mail and upstream servers' passwords) cannot be read: their key, kept on the data array, could not be read or made. The file shares wait until it can.")
 	}
 }
 
